@@ -1,0 +1,230 @@
+/*
+ * lrvm.h -- Lightweight Recoverable Virtual Memory, the full interface.
+ *
+ * A store is a directory. Each segment is a file DIR/NAME.seg mapped into
+ * the address space; a program changes it with ordinary loads and stores
+ * inside transactions, and a committed transaction survives a crash: its
+ * redo records reach the shared log DIR/lrvm.log before lrvm_commit
+ * returns, recovery replays the log at the next lrvm_open, and truncation
+ * folds the log back into the segment files.
+ *
+ * Design claims
+ *   - The mapping is MAP_PRIVATE: the kernel never writes an uncommitted
+ *     byte back into a segment file. The log is redo-only.
+ *   - A committed transaction is all or nothing after a crash; committed
+ *     transactions are recovered in commit order, so a crash leaves a
+ *     prefix of the committed history.
+ *   - Every call returns 0 or a negative LRVM_E* code; no call exits the
+ *     process or prints unless tracing is on.
+ *   - All calls on one store are thread-safe.
+ *
+ * Tracking modes
+ *   LRVM_TRACK_EXPLICIT: exactly the ranges declared with lrvm_set_range
+ *   are saved and logged (classic RVM). Stores outside declared ranges are
+ *   not persisted and not undone by lrvm_abort.
+ *   LRVM_TRACK_AUTO: the default in the API, see the caveat below.
+ *
+ * Caveats
+ *   C1 Automatic capture is not in this release: a store opened with
+ *      LRVM_TRACK_AUTO behaves as LRVM_TRACK_EXPLICIT until the page
+ *      tracker lands. Declare every range you change.
+ *   C2 fork(): the child shares the lock on the store's directory and a
+ *      copy of the mappings; it must not call lrvm on the parent's store.
+ *      Open stores in the child, after fork, if it needs one.
+ *   C3 Network file systems: the lock (flock) and fdatasync must be
+ *      honoured by the file system; NFS may do neither reliably.
+ *   C4 An I/O error during a commit fails that commit and leaves the store
+ *      usable when lrvm could invalidate the failed record. When it could
+ *      not (the invalidating write or sync failed too), the store refuses
+ *      further commits with LRVM_EIO until it is closed and opened again,
+ *      and the failed transaction's outcome is unknown until recovery.
+ *   C5 Segment files must not be changed by anything but lrvm while the log
+ *      holds records for them.
+ */
+#ifndef LRVM_H
+#define LRVM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lrvm      lrvm_t;
+typedef struct lrvm_tx   lrvm_tx_t;
+typedef struct lrvm_heap lrvm_heap_t;
+
+enum { LRVM_TRACK_AUTO = 0, LRVM_TRACK_EXPLICIT = 1 };
+
+/* Flags of lrvm_commit. */
+enum { LRVM_NO_FLUSH = 1 };
+
+/*
+ * Error codes. Every failing call returns one of these (negative);
+ * lrvm_strerror gives its message.
+ */
+#define LRVM_ERRNO_MAP(X)                                                     \
+    X(EINVAL,   -1,  "invalid argument")                                      \
+    X(EEXIST,   -2,  "already mapped or already in a transaction")            \
+    X(ENOENT,   -3,  "no such segment or transaction")                        \
+    X(EBUSY,    -4,  "store open in another process, or segment in use")      \
+    X(EIO,      -5,  "input/output error")                                    \
+    X(ENOSPC,   -6,  "no space left on device")                               \
+    X(ENOMEM,   -7,  "out of memory")                                         \
+    X(ECORRUPT, -8,  "log or heap fails its checks")                          \
+    X(EVERSION, -9,  "file of another format version")                        \
+    X(EADDR,    -10, "fixed address is taken")                                \
+    X(EMODE,    -11, "not possible in this tracking mode")                    \
+    X(ENOTDIR,  -12, "store path is not a directory")                         \
+    X(EACCES,   -13, "permission denied")                                     \
+    X(EFAILED,  -14, "store refuses commits after an unrecoverable I/O error") \
+    X(ENOTSUP,  -15, "not supported in this release")
+
+enum lrvm_errno {
+#define LRVM__ERRNO_ENUM(name, value, text) LRVM_##name = value,
+    LRVM_ERRNO_MAP(LRVM__ERRNO_ENUM)
+#undef LRVM__ERRNO_ENUM
+};
+
+typedef struct lrvm_options {
+    int    tracking;           /* LRVM_TRACK_AUTO (default) or LRVM_TRACK_EXPLICIT */
+    size_t truncate_threshold; /* log size that triggers truncation; 0: 32 MiB.
+                                  Values under 1 MiB are raised to 1 MiB. */
+    size_t log_buffer_size;    /* bytes of committed records buffered in memory
+                                  before a write; 0: 1 MiB. A transaction
+                                  larger than this is written in parts.
+                                  At least 4 KiB. */
+} lrvm_options_t;
+
+/*
+ * lrvm_open -- open (or create) the store in directory DIR.
+ * Creates DIR (mode 0700) if it is missing, takes DIR/lrvm.lock, and runs
+ * recovery: every complete record of the log is applied to the segment
+ * files and the log is emptied.
+ * opts may be NULL (every default).
+ * Errors: LRVM_EINVAL (dir NULL or empty, bad option), LRVM_ENOTDIR,
+ * LRVM_EACCES, LRVM_EBUSY (open in another process or already open in this
+ * one), LRVM_ECORRUPT (a complete log record fails its checks, e.g. it
+ * names a missing segment or a range outside one; nothing is applied),
+ * LRVM_EVERSION, LRVM_EIO, LRVM_ENOSPC, LRVM_ENOMEM.
+ */
+int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out);
+
+/*
+ * lrvm_close -- abort the open transactions, make every committed
+ * transaction durable, unmap every segment and release the store.
+ * The store is released even when the final flush fails; the error is
+ * returned (LRVM_EIO, LRVM_ENOSPC) and no-flush commits may then be lost.
+ */
+int lrvm_close(lrvm_t *rvm);
+
+/*
+ * lrvm_map -- map segment NAME, creating it with SIZE zero bytes if it
+ * does not exist, extending it with zeros if it is shorter than SIZE.
+ * An existing longer segment is mapped whole, at its own size.
+ * Names: 1 to 200 bytes, no '/', no "..".
+ * Errors: LRVM_EINVAL (name, size 0), LRVM_EEXIST (already mapped),
+ * LRVM_EIO, LRVM_ENOSPC, LRVM_ENOMEM.
+ */
+int lrvm_map(lrvm_t *rvm, const char *name, size_t size, void **base);
+
+/*
+ * lrvm_unmap -- unmap the segment at BASE. Uncommitted stores to it are
+ * dropped. Errors: LRVM_ENOENT (not a segment base), LRVM_EBUSY (in an
+ * open transaction).
+ */
+int lrvm_unmap(lrvm_t *rvm, void *base);
+
+/*
+ * lrvm_destroy -- remove segment NAME and its committed data for good.
+ * Errors: LRVM_EINVAL (name), LRVM_EBUSY (mapped), LRVM_ENOENT, LRVM_EIO.
+ */
+int lrvm_destroy(lrvm_t *rvm, const char *name);
+
+/*
+ * lrvm_begin -- start a transaction over NSEGS mapped segments, named by
+ * their bases. A segment belongs to at most one open transaction.
+ * Errors: LRVM_EINVAL (nsegs < 1, a base listed twice), LRVM_ENOENT (not a
+ * mapped segment base), LRVM_EEXIST (a segment is in another transaction).
+ */
+int lrvm_begin(lrvm_t *rvm, int nsegs, void *const *bases, lrvm_tx_t **tx);
+
+/*
+ * lrvm_set_range -- declare that [addr, addr+len) is about to change: its
+ * before-image is saved and, at commit, its bytes are logged. Ranges may
+ * repeat and overlap. len 0 does nothing.
+ * Errors: LRVM_EINVAL (range not inside one segment of the transaction),
+ * LRVM_ENOENT (transaction finished), LRVM_ENOMEM.
+ */
+int lrvm_set_range(lrvm_tx_t *tx, void *addr, size_t len);
+
+/*
+ * lrvm_commit -- commit TX. flags 0: durable when the call returns.
+ * LRVM_NO_FLUSH: durable at the next lrvm_flush, flushing commit, close,
+ * or when the log buffer fills; commit order is kept either way.
+ * On success TX is freed. On failure TX stays open: commit may be retried,
+ * or the transaction aborted.
+ * Errors: LRVM_EINVAL (flags), LRVM_ENOENT (finished transaction),
+ * LRVM_EIO, LRVM_ENOSPC (the log write failed; see caveat C4),
+ * LRVM_EFAILED, LRVM_ENOMEM.
+ */
+int lrvm_commit(lrvm_tx_t *tx, int flags);
+
+/*
+ * lrvm_abort -- restore every declared range to its before-image and free
+ * TX. Errors: LRVM_ENOENT (finished transaction).
+ */
+int lrvm_abort(lrvm_tx_t *tx);
+
+/* lrvm_sync -- commit the ambient epoch. Needs automatic capture (C1):
+ * returns LRVM_EMODE in explicit mode. */
+int lrvm_sync(lrvm_t *rvm);
+
+/* lrvm_flush -- make every no-flush commit durable.
+ * Errors: LRVM_EIO, LRVM_ENOSPC, LRVM_EFAILED. */
+int lrvm_flush(lrvm_t *rvm);
+
+/*
+ * lrvm_truncate -- apply the log to the segment files, sync them, and
+ * start a new, empty log generation.
+ * Errors: LRVM_EIO, LRVM_ENOSPC, LRVM_ECORRUPT.
+ */
+int lrvm_truncate(lrvm_t *rvm);
+
+/* The persistent heap is not in this release: lrvm_heap_open and
+ * lrvm_heap_set_root return LRVM_ENOTSUP, the others NULL or nothing. */
+int   lrvm_heap_open(lrvm_t *rvm, const char *name, size_t size, lrvm_heap_t **heap);
+void *lrvm_heap_base(lrvm_heap_t *heap);
+void *lrvm_malloc(lrvm_heap_t *heap, size_t size);
+void *lrvm_calloc(lrvm_heap_t *heap, size_t n, size_t size);
+void *lrvm_realloc(lrvm_heap_t *heap, void *p, size_t size);
+void  lrvm_free(lrvm_heap_t *heap, void *p);
+void *lrvm_heap_root(lrvm_heap_t *heap);
+int   lrvm_heap_set_root(lrvm_heap_t *heap, void *p);
+
+typedef struct lrvm_stats {
+    uint64_t commits, aborts, syncs; /* transactions committed / aborted, ambient epochs synced */
+    uint64_t faults;                 /* pages captured by a write fault */
+    uint64_t pages_captured;         /* pages captured by any means */
+    uint64_t bytes_logged;           /* bytes of records written to the log, headers included */
+    uint64_t log_records, fsyncs, truncations;
+    uint64_t log_size;               /* end of the log in use: just past the header and the
+                                        last record; the header alone after truncation */
+} lrvm_stats_t;
+
+/* lrvm_stats -- copy the store's counters. Errors: LRVM_EINVAL. */
+int lrvm_stats(lrvm_t *rvm, lrvm_stats_t *out);
+
+/* lrvm_strerror -- the message of an LRVM_E* code ("unknown error" else). */
+const char *lrvm_strerror(int err);
+
+/* lrvm_last_error -- the code behind the last failed rvm_* call in this
+ * thread, 0 if none failed yet. */
+int lrvm_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LRVM_H */

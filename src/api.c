@@ -1,0 +1,239 @@
+/*
+ * api.c -- the store: open, close, map, unmap, destroy, flush, truncate,
+ * stats, error messages.
+ *
+ * Owns: struct lrvm, its lock and its directory (the lock file, the
+ * directory descriptor); argument checking of the lrvm_* calls that are
+ * not about one transaction.
+ * Never: exits the process, or returns with lrvm.mu held.
+ *
+ * Invariants
+ *   I1 While a struct lrvm exists, its process holds the flock on
+ *      DIR/lrvm.lock, so no other process (or other lrvm_open in this
+ *      one) writes the same store.
+ *   I2 lrvm_open returns a store only after recovery succeeded: every
+ *      complete log record is in the segment files and the log is empty.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_TRUNCATE_THRESHOLD ((size_t)32 << 20)
+#define MIN_TRUNCATE_THRESHOLD     ((size_t)1 << 20)
+#define DEFAULT_LOG_BUFFER         ((size_t)1 << 20)
+#define MIN_LOG_BUFFER             ((size_t)4096)
+#define MAX_LOG_BUFFER             ((size_t)1 << 30)
+
+const char *lrvm_strerror(int err)
+{
+    switch (err) {
+    case 0:
+        return "success";
+#define LRVM__ERRNO_CASE(name, value, text) case LRVM_##name: return text;
+    LRVM_ERRNO_MAP(LRVM__ERRNO_CASE)
+#undef LRVM__ERRNO_CASE
+    default:
+        return "unknown error";
+    }
+}
+
+static void store_free(lrvm_t *s)
+{
+    while (s->nsegs > 0)
+        lrvm__seg_unmap(s, s->segs[s->nsegs - 1]);
+    free(s->segs);
+    lrvm__log_close(s);
+    if (s->lockfd >= 0)
+        lrvm__io_close(s->lockfd);
+    if (s->dirfd >= 0)
+        lrvm__io_close(s->dirfd);
+    pthread_mutex_destroy(&s->mu);
+    free(s->dir);
+    free(s);
+}
+
+int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
+{
+    lrvm_options_t o = { 0 };
+    int rc;
+
+    if (dir == NULL || dir[0] == '\0' || out == NULL)
+        return LRVM_EINVAL;
+    if (opts != NULL)
+        o = *opts;
+    if (o.tracking != LRVM_TRACK_AUTO && o.tracking != LRVM_TRACK_EXPLICIT)
+        return LRVM_EINVAL;
+    if (o.log_buffer_size != 0 &&
+        (o.log_buffer_size < MIN_LOG_BUFFER || o.log_buffer_size > MAX_LOG_BUFFER))
+        return LRVM_EINVAL;
+
+    lrvm_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return LRVM_ENOMEM;
+    pthread_mutex_init(&s->mu, NULL);
+    s->dirfd = s->lockfd = -1;
+    s->log.lg_fd = -1;
+    s->tracking = o.tracking;
+    s->truncate_threshold = o.truncate_threshold ? o.truncate_threshold : DEFAULT_TRUNCATE_THRESHOLD;
+    if (s->truncate_threshold < MIN_TRUNCATE_THRESHOLD)
+        s->truncate_threshold = MIN_TRUNCATE_THRESHOLD;
+    if ((s->dir = strdup(dir)) == NULL) {
+        rc = LRVM_ENOMEM;
+        goto fail;
+    }
+
+    rc = lrvm__io_mkdir(dir, 0700);
+    if (rc < 0 && rc != -EEXIST) {
+        rc = lrvm__errno_to_code(-rc);
+        goto fail;
+    }
+    s->dirfd = lrvm__io_open(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0);
+    if (s->dirfd < 0) {
+        rc = lrvm__errno_to_code(-s->dirfd);
+        goto fail;
+    }
+    s->lockfd = lrvm__io_open(s->dirfd, "lrvm.lock", O_RDWR | O_CREAT, 0600);
+    if (s->lockfd < 0) {
+        rc = lrvm__errno_to_code(-s->lockfd);
+        goto fail;
+    }
+    if ((rc = lrvm__io_flock(s->lockfd)) < 0) {             /* keeps I1 */
+        rc = lrvm__errno_to_code(-rc);
+        goto fail;
+    }
+    if ((rc = lrvm__log_open(s, o.log_buffer_size ? o.log_buffer_size : DEFAULT_LOG_BUFFER)) < 0)
+        goto fail;
+    if ((rc = lrvm__recover(s)) < 0)                        /* keeps I2 */
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    store_free(s);
+    return rc;
+}
+
+int lrvm_close(lrvm_t *s)
+{
+    if (s == NULL)
+        return LRVM_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    lrvm__tx_abort_all(s);
+    int rc = lrvm__log_flush(s);
+    pthread_mutex_unlock(&s->mu);
+    store_free(s);
+    return rc;
+}
+
+int lrvm__truncate_locked(lrvm_t *s)
+{
+    return lrvm__recover(s);
+}
+
+int lrvm_map(lrvm_t *s, const char *name, size_t size, void **base)
+{
+    struct lrvm__seg *seg;
+    int rc;
+
+    if (s == NULL || base == NULL || !lrvm__seg_name_ok(name) || size == 0)
+        return LRVM_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    if (lrvm__seg_by_name(s, name) != NULL) {
+        rc = LRVM_EEXIST;
+        goto out;
+    }
+    /* Keeps segment.c I4: a segment mapped again after an unmap must show
+     * the commits that are still only in the log. */
+    if (lrvm__log_size(s) > LRVM__LOG_HEADER_SIZE &&
+        (rc = lrvm__truncate_locked(s)) < 0)
+        goto out;
+    if ((rc = lrvm__seg_map(s, name, size, &seg)) == 0)
+        *base = seg->sg_base;
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int lrvm_unmap(lrvm_t *s, void *base)
+{
+    if (s == NULL)
+        return LRVM_EINVAL;
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    struct lrvm__seg *seg = lrvm__seg_by_base(s, base);
+    if (seg == NULL)
+        rc = LRVM_ENOENT;
+    else if (seg->sg_tx != NULL)
+        rc = LRVM_EBUSY;
+    else
+        lrvm__seg_unmap(s, seg);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int lrvm_destroy(lrvm_t *s, const char *name)
+{
+    if (s == NULL || !lrvm__seg_name_ok(name))
+        return LRVM_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    int rc = lrvm__seg_destroy(s, name);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int lrvm_sync(lrvm_t *s)
+{
+    if (s == NULL)
+        return LRVM_EINVAL;
+    /* The ambient epoch needs automatic capture (lrvm.h, caveat C1). */
+    return s->tracking == LRVM_TRACK_EXPLICIT ? LRVM_EMODE : LRVM_ENOTSUP;
+}
+
+int lrvm_flush(lrvm_t *s)
+{
+    if (s == NULL)
+        return LRVM_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    int rc = lrvm__log_flush(s);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int lrvm_truncate(lrvm_t *s)
+{
+    if (s == NULL)
+        return LRVM_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    int rc = lrvm__truncate_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int lrvm_stats(lrvm_t *s, lrvm_stats_t *out)
+{
+    if (s == NULL || out == NULL)
+        return LRVM_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    out->log_size = lrvm__log_size(s);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* The persistent heap is not in this release (lrvm.h). */
+int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **heap)
+{
+    (void)s, (void)name, (void)size, (void)heap;
+    return LRVM_ENOTSUP;
+}
+void *lrvm_heap_base(lrvm_heap_t *heap) { (void)heap; return NULL; }
+void *lrvm_malloc(lrvm_heap_t *heap, size_t size) { (void)heap, (void)size; return NULL; }
+void *lrvm_calloc(lrvm_heap_t *heap, size_t n, size_t size) { (void)heap, (void)n, (void)size; return NULL; }
+void *lrvm_realloc(lrvm_heap_t *heap, void *p, size_t size) { (void)heap, (void)p, (void)size; return NULL; }
+void  lrvm_free(lrvm_heap_t *heap, void *p) { (void)heap, (void)p; }
+void *lrvm_heap_root(lrvm_heap_t *heap) { (void)heap; return NULL; }
+int   lrvm_heap_set_root(lrvm_heap_t *heap, void *p) { (void)heap, (void)p; return LRVM_ENOTSUP; }

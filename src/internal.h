@@ -1,0 +1,277 @@
+/*
+ * internal.h -- what the parts of liblrvm share with each other.
+ *
+ * Naming: lrvm_* is public, rvm_* the classic layer, lrvm__* internal
+ * across files (declared here), everything else is static. No symbol that
+ * starts with lrvm__ leaves the shared library (see -export-symbols-regex
+ * in Makefile.am); the tests link the convenience library and may call
+ * them.
+ *
+ * Locking: every field of struct lrvm and of the objects it owns is
+ * guarded by lrvm.mu unless its comment says otherwise. The transaction
+ * registry (tx.c) has its own lock, always taken after lrvm.mu.
+ */
+#ifndef LRVM_INTERNAL_H
+#define LRVM_INTERNAL_H
+
+#include "lrvm.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define LRVM__NAME_MAX 200
+
+#ifdef LRVM_DEBUG
+#include <assert.h>
+#define LRVM__ASSERT(x) assert(x)
+#else
+#define LRVM__ASSERT(x) ((void)0)
+#endif
+
+/* ---------------------------------------------------------------- io.c */
+
+/* Every system call that touches a file. Return: >= 0 on success (a file
+ * descriptor, a byte count, or 0), -errno on failure; errno is set too. */
+int     lrvm__io_open(int dirfd, const char *path, int flags, mode_t mode);
+int     lrvm__io_close(int fd);
+ssize_t lrvm__io_pread(int fd, void *buf, size_t n, uint64_t off);
+int     lrvm__io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
+int     lrvm__io_pwrite_zeros(int fd, uint64_t off, uint64_t n);
+int     lrvm__io_fdatasync(int fd);
+int     lrvm__io_fsync(int fd);
+int     lrvm__io_ftruncate(int fd, uint64_t len);
+int     lrvm__io_fstat_size(int fd, uint64_t *size);
+int     lrvm__io_unlink(int dirfd, const char *path);
+int     lrvm__io_mkdir(const char *path, mode_t mode);
+int     lrvm__io_flock(int fd);
+
+/* Kinds of call, for fault injection. */
+enum {
+    LRVM__IO_OPEN  = 1 << 0,
+    LRVM__IO_READ  = 1 << 1,
+    LRVM__IO_WRITE = 1 << 2,
+    LRVM__IO_SYNC  = 1 << 3,   /* fsync and fdatasync */
+    LRVM__IO_TRUNC = 1 << 4,   /* ftruncate */
+    LRVM__IO_UNLINK = 1 << 5,
+    LRVM__IO_ALL   = 0x3f
+};
+/* How an injected fault behaves. */
+enum {
+    LRVM__IO_ONCE   = 0,       /* the Nth call fails, later ones succeed */
+    LRVM__IO_ALWAYS = 1,       /* the Nth call and every later one fail */
+    LRVM__IO_TORN   = 2,       /* flag: a failing write lands its first half */
+    LRVM__IO_KILL   = 4        /* flag: instead of failing, the process dies of
+                                  SIGKILL at that call (after the torn half) */
+};
+/* Make the NTH (1-based) call of KINDS from now on fail with ERR; nth 0
+ * only counts the calls. Process-wide; for tests. */
+void     lrvm__io_inject(unsigned kinds, unsigned long nth, int err, int mode);
+/* Calls of the armed kinds made since the last lrvm__io_inject. */
+unsigned long lrvm__io_calls(void);
+
+/* errno value -> LRVM_E* code. */
+int lrvm__errno_to_code(int err);
+
+/* ---------------------------------------------------------- segment.c */
+
+struct lrvm__seg {
+    char            sg_name[LRVM__NAME_MAX + 1];
+    int             sg_fd;      /* DIR/NAME.seg, read-write */
+    unsigned char  *sg_base;    /* mapping, MAP_PRIVATE */
+    size_t          sg_size;    /* bytes of the segment (== file size) */
+    size_t          sg_maplen;  /* sg_size rounded up to pages */
+    lrvm_tx_t      *sg_tx;      /* open transaction that holds it, or NULL */
+};
+
+int  lrvm__seg_name_ok(const char *name);
+int  lrvm__seg_map(lrvm_t *s, const char *name, size_t size, struct lrvm__seg **out);
+void lrvm__seg_unmap(lrvm_t *s, struct lrvm__seg *seg);
+int  lrvm__seg_destroy(lrvm_t *s, const char *name);
+struct lrvm__seg *lrvm__seg_by_base(lrvm_t *s, const void *base);
+struct lrvm__seg *lrvm__seg_by_name(lrvm_t *s, const char *name);
+/* The segment whose mapping holds [addr, addr+len), or NULL. */
+struct lrvm__seg *lrvm__seg_by_addr(lrvm_t *s, const void *addr, size_t len);
+
+/* -------------------------------------------------------------- log.c */
+
+#define LRVM__LOG_NAME        "lrvm.log"
+#define LRVM__LOG_HEADER_SIZE 4096u
+#define LRVM__REC_HEADER_SIZE 32u
+#define LRVM__REC_COMMIT      1u     /* flag: last part of its transaction */
+
+/* A decoded log header slot. */
+struct lrvm__log_header {
+    uint32_t lh_version;
+    uint64_t lh_generation;
+    uint64_t lh_first_txno;   /* number of the first transaction of the generation */
+};
+
+/* A decoded record header. */
+struct lrvm__rec_header {
+    uint32_t rh_crc;
+    uint32_t rh_payload_len;
+    uint16_t rh_part;
+    uint16_t rh_flags;
+    uint64_t rh_generation;
+    uint64_t rh_txno;
+};
+
+struct lrvm__log {
+    int             lg_fd;
+    int             lg_slot;        /* header slot that holds lg_generation */
+    uint64_t        lg_generation;
+    uint64_t        lg_first_txno;
+    uint64_t        lg_next_txno;   /* number the next commit gets */
+    uint64_t        lg_durable;     /* records before this offset are synced */
+    uint64_t        lg_written;     /* records before this offset are written;
+                                       the buffer goes here */
+    uint64_t        lg_file_size;   /* preallocated size of lrvm.log */
+    unsigned char  *lg_buf;         /* committed records not yet written */
+    size_t          lg_buf_used;
+    size_t          lg_buf_cap;
+    int             lg_failed;      /* sticky: an invalidation failed (C4) */
+};
+
+uint32_t lrvm__crc32c(uint32_t crc, const void *buf, size_t n);
+uint32_t lrvm__crc32c_sw(uint32_t crc, const void *buf, size_t n);   /* portable path */
+size_t   lrvm__varint_put(unsigned char *p, uint64_t v);
+/* Decode a varint from [*p, end); 0 on success, -1 when malformed. */
+int      lrvm__varint_get(const unsigned char **p, const unsigned char *end, uint64_t *v);
+
+/* Open or create DIR/lrvm.log with a write buffer of BUF_CAP bytes. */
+int  lrvm__log_open(lrvm_t *s, size_t buf_cap);
+void lrvm__log_close(lrvm_t *s);
+int  lrvm__log_commit(lrvm_t *s, lrvm_tx_t *tx, int flags);
+int  lrvm__log_flush(lrvm_t *s);
+/* Start a new, empty generation (after the records were applied). */
+int  lrvm__log_new_generation(lrvm_t *s);
+/* Bytes of the log in use: header, written records and the buffer. */
+uint64_t lrvm__log_size(const lrvm_t *s);
+
+int  lrvm__log_header_decode(const unsigned char *slot, struct lrvm__log_header *h);
+void lrvm__log_header_encode(unsigned char *slot, const struct lrvm__log_header *h);
+void lrvm__rec_header_decode(const unsigned char *p, struct lrvm__rec_header *h);
+/* 0 when the header's magic is right. */
+int  lrvm__rec_magic_ok(const unsigned char *p);
+uint32_t lrvm__rec_crc(const unsigned char *rec, size_t payload_len);
+
+/* Payload entries. */
+enum { LRVM__ENT_DEFINE = 1, LRVM__ENT_RANGE = 2 };
+#define LRVM__REC_MAX_SEGS 64
+
+/* Decode a record payload; call RANGE (may be NULL) for each redo range.
+ * LRVM_ECORRUPT when the payload is malformed, else RANGE's first error. */
+int lrvm__payload_walk(const unsigned char *p, size_t len,
+                       int (*range)(void *arg, const char *name, uint64_t off,
+                                    const unsigned char *data, uint64_t n),
+                       void *arg);
+
+/* The record encoder a transaction's redo is fed through. */
+struct lrvm__enc {
+    lrvm_t              *en_store;
+    uint64_t             en_txno;
+    unsigned             en_part;
+    int                  en_open;       /* a part's header is reserved in the buffer */
+    size_t               en_rec_start;  /* buffer offset of the open part */
+    int                  en_spilled;    /* some part of this tx left the buffer */
+    uint64_t             en_tx_start;   /* file offset of this tx's first part */
+    size_t               en_mark;       /* buffer bytes that precede this tx */
+    struct lrvm__seg   **en_defined;    /* segments defined in the open part */
+    size_t               en_ndefined, en_defined_cap;
+    uint64_t             en_bytes;      /* record bytes produced */
+    uint64_t             en_records;
+};
+int lrvm__enc_range(struct lrvm__enc *e, struct lrvm__seg *seg, size_t off,
+                    const void *src, size_t len);
+
+/* ---------------------------------------------------------- recover.c */
+
+/* Apply every complete record of the log to the segment files, sync them,
+ * start a new generation. Used by open (recovery) and truncation. */
+int lrvm__recover(lrvm_t *s);
+
+/* Callbacks of a log scan, for recovery and for lrvmutl. */
+struct lrvm__scan_cb {
+    void *arg;
+    /* A record passed its checks; called in log order. */
+    int (*record)(void *arg, uint64_t off, const struct lrvm__rec_header *h,
+                  const unsigned char *payload);
+};
+struct lrvm__scan_result {
+    uint64_t sr_end;          /* end of the last complete transaction */
+    uint64_t sr_scan_end;     /* where the scan stopped */
+    uint64_t sr_txs;          /* complete transactions */
+    uint64_t sr_records;
+    const char *sr_stop;      /* why the scan stopped */
+};
+/* Walk the log of FD whose header is H, up to the first invalid record.
+ * CB (may be NULL) sees every valid record, also those of an incomplete
+ * last transaction. */
+int lrvm__log_scan(int fd, const struct lrvm__log_header *h,
+                   const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res);
+/* Read both header slots of FD and pick the current one. */
+int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot);
+
+/* ------------------------------------------------------------ track.c */
+
+/* What a transaction saved: in explicit mode, declared ranges with their
+ * before-images. The automatic tracker will add captured pages here. */
+struct lrvm__range {
+    struct lrvm__seg *rg_seg;
+    size_t            rg_off;
+    size_t            rg_len;
+    unsigned char    *rg_before;
+};
+
+int  lrvm__track_set_range(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len);
+/* Feed the transaction's redo ranges, merged and in order, to E. */
+int  lrvm__track_redo(lrvm_tx_t *tx, struct lrvm__enc *e);
+/* Put back every before-image. */
+void lrvm__track_restore(lrvm_tx_t *tx);
+/* Release what the transaction saved. */
+void lrvm__track_release(lrvm_tx_t *tx);
+
+/* --------------------------------------------------------------- tx.c */
+
+struct lrvm_tx {
+    lrvm_t              *tx_store;
+    struct lrvm_tx      *tx_next, *tx_prev;   /* store's open transactions */
+    int                  tx_nsegs;
+    struct lrvm__seg   **tx_segs;
+    struct lrvm__range  *tx_ranges;
+    size_t               tx_nranges, tx_cap;
+};
+
+/* Abort every open transaction of S (close). */
+void lrvm__tx_abort_all(lrvm_t *s);
+/* lrvm_set_range, and when BASE is not NULL the range must also lie in
+ * the segment mapped at BASE (the classic rvm_about_to_modify). */
+int  lrvm__set_range_in(lrvm_tx_t *tx, const void *base, void *addr, size_t len);
+
+/* -------------------------------------------------------------- api.c */
+
+struct lrvm {
+    pthread_mutex_t      mu;
+    char                *dir;
+    int                  dirfd;
+    int                  lockfd;
+    int                  tracking;
+    size_t               truncate_threshold;
+    struct lrvm__log     log;
+    struct lrvm__seg   **segs;
+    size_t               nsegs, segs_cap;
+    lrvm_tx_t           *txs;              /* open transactions */
+    lrvm_stats_t         stats;
+};
+
+/* Truncate: flush, apply the log, new generation. Caller holds s->mu. */
+int lrvm__truncate_locked(lrvm_t *s);
+
+/* --------------------------------------------------------- compat.c */
+
+extern _Atomic int lrvm__verbose;
+void lrvm__trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif /* LRVM_INTERNAL_H */

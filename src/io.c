@@ -1,0 +1,225 @@
+/*
+ * io.c -- every system call that touches a file, behind one interface.
+ *
+ * Owns: the file system calls of the store (open, read, write, sync,
+ * truncate, unlink, mkdir, lock) and the fault injector the tests use to
+ * make the Nth call of chosen kinds fail.
+ * Never: retries a failed sync (after a failed fsync the page cache may
+ * have dropped the data; the caller must rewrite it), or hides a short
+ * write (pwrite_all loops until done or a real error).
+ *
+ * Invariants
+ *   I1 Every function returns a negative errno on failure and leaves errno
+ *      set to the same value.
+ *   I2 Files are created with mode 0600, directories with 0700.
+ *   I3 With no fault armed, the injector costs one relaxed load per call.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The fault injector: process-wide, for tests. */
+static _Atomic int            fi_armed;
+static _Atomic unsigned       fi_kinds;
+static _Atomic unsigned long  fi_nth;
+static _Atomic unsigned long  fi_count;
+static _Atomic int            fi_err;
+static _Atomic int            fi_mode;
+
+void lrvm__io_inject(unsigned kinds, unsigned long nth, int err, int mode)
+{
+    atomic_store(&fi_armed, 0);
+    atomic_store(&fi_kinds, kinds);
+    atomic_store(&fi_nth, nth);
+    atomic_store(&fi_count, 0);
+    atomic_store(&fi_err, err);
+    atomic_store(&fi_mode, mode);
+    atomic_store(&fi_armed, 1);   /* count calls even when nth is 0 */
+}
+
+unsigned long lrvm__io_calls(void)
+{
+    return atomic_load(&fi_count);
+}
+
+/* 0 to go ahead, else the errno the call must fail with (keeps I3). */
+static int fault(unsigned kind)
+{
+    if (!atomic_load_explicit(&fi_armed, memory_order_relaxed))
+        return 0;
+    if (!(atomic_load(&fi_kinds) & kind))
+        return 0;
+    unsigned long n = atomic_fetch_add(&fi_count, 1) + 1;
+    unsigned long nth = atomic_load(&fi_nth);
+    if (nth == 0 || n < nth)
+        return 0;
+    if (n > nth && !(atomic_load(&fi_mode) & LRVM__IO_ALWAYS))
+        return 0;
+    if ((atomic_load(&fi_mode) & (LRVM__IO_KILL | LRVM__IO_TORN)) == LRVM__IO_KILL)
+        raise(SIGKILL);
+    return atomic_load(&fi_err);
+}
+
+static int fail(int err)
+{
+    errno = err;
+    return -err;
+}
+
+int lrvm__errno_to_code(int err)
+{
+    switch (err) {
+    case ENOSPC: case EDQUOT: case EFBIG: return LRVM_ENOSPC;
+    case ENOMEM:                          return LRVM_ENOMEM;
+    case EACCES: case EPERM: case EROFS:  return LRVM_EACCES;
+    case ENOTDIR:                         return LRVM_ENOTDIR;
+    case ENOENT:                          return LRVM_ENOENT;
+    case EWOULDBLOCK:                     return LRVM_EBUSY;
+    case EINVAL: case ENAMETOOLONG:       return LRVM_EINVAL;
+    default:                              return LRVM_EIO;
+    }
+}
+
+int lrvm__io_open(int dirfd, const char *path, int flags, mode_t mode)
+{
+    int err = fault(LRVM__IO_OPEN);
+    if (err)
+        return fail(err);
+    int fd;
+    do
+        fd = openat(dirfd, path, flags | O_CLOEXEC, mode);
+    while (fd < 0 && errno == EINTR);
+    return fd < 0 ? fail(errno) : fd;
+}
+
+int lrvm__io_close(int fd)
+{
+    /* close is not retried on EINTR: on Linux the descriptor is gone. */
+    return close(fd) < 0 ? fail(errno) : 0;
+}
+
+ssize_t lrvm__io_pread(int fd, void *buf, size_t n, uint64_t off)
+{
+    int err = fault(LRVM__IO_READ);
+    if (err)
+        return fail(err);
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, (char *)buf + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return fail(errno);
+        }
+        if (r == 0)
+            break;                  /* end of file: a short read is an answer */
+        done += (size_t)r;
+    }
+    return (ssize_t)done;
+}
+
+int lrvm__io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+    int err = fault(LRVM__IO_WRITE);
+    if (err) {
+        if (atomic_load(&fi_mode) & LRVM__IO_TORN)
+            (void)!pwrite(fd, buf, n / 2, (off_t)off);
+        if (atomic_load(&fi_mode) & LRVM__IO_KILL)
+            raise(SIGKILL);
+        return fail(err);
+    }
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = pwrite(fd, (const char *)buf + done, n - done, (off_t)(off + done));
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return fail(errno);
+        }
+        if (w == 0)
+            return fail(ENOSPC);
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+int lrvm__io_pwrite_zeros(int fd, uint64_t off, uint64_t n)
+{
+    static const unsigned char zeros[65536];
+    while (n > 0) {
+        size_t chunk = n < sizeof zeros ? (size_t)n : sizeof zeros;
+        int rc = lrvm__io_pwrite_all(fd, zeros, chunk, off);
+        if (rc < 0)
+            return rc;
+        off += chunk;
+        n -= chunk;
+    }
+    return 0;
+}
+
+int lrvm__io_fdatasync(int fd)
+{
+    int err = fault(LRVM__IO_SYNC);
+    if (err)
+        return fail(err);
+    return fdatasync(fd) < 0 ? fail(errno) : 0;
+}
+
+int lrvm__io_fsync(int fd)
+{
+    int err = fault(LRVM__IO_SYNC);
+    if (err)
+        return fail(err);
+    return fsync(fd) < 0 ? fail(errno) : 0;
+}
+
+int lrvm__io_ftruncate(int fd, uint64_t len)
+{
+    int err = fault(LRVM__IO_TRUNC);
+    if (err)
+        return fail(err);
+    int rc;
+    do
+        rc = ftruncate(fd, (off_t)len);
+    while (rc < 0 && errno == EINTR);
+    return rc < 0 ? fail(errno) : 0;
+}
+
+int lrvm__io_fstat_size(int fd, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return fail(errno);
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int lrvm__io_unlink(int dirfd, const char *path)
+{
+    int err = fault(LRVM__IO_UNLINK);
+    if (err)
+        return fail(err);
+    return unlinkat(dirfd, path, 0) < 0 ? fail(errno) : 0;
+}
+
+int lrvm__io_mkdir(const char *path, mode_t mode)
+{
+    return mkdir(path, mode) < 0 ? fail(errno) : 0;
+}
+
+int lrvm__io_flock(int fd)
+{
+    int rc;
+    do
+        rc = flock(fd, LOCK_EX | LOCK_NB);
+    while (rc < 0 && errno == EINTR);
+    return rc < 0 ? fail(errno) : 0;
+}

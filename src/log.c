@@ -1,0 +1,716 @@
+/*
+ * log.c -- the shared redo log DIR/lrvm.log: its format, the record
+ * encoder, the write buffer, commit and flush, and the scan.
+ *
+ * Owns: every byte of lrvm.log. Never: applies records to segment files
+ * (recover.c does), or reports a commit durable before its fdatasync
+ * returned.
+ *
+ * File layout (all integers little-endian)
+ *
+ *   offset  size  what
+ *   0       512   header slot 0
+ *   512     512   header slot 1
+ *   1024    3072  zero
+ *   4096    ...   records, each 8-byte aligned, then zeros or stale bytes
+ *
+ * Header slot
+ *   0   8  magic "LRVMLOG\0"
+ *   8   4  format version (1)
+ *   12  4  zero
+ *   16  8  generation
+ *   24  8  number of the first transaction of this generation
+ *   32  4  CRC32C of bytes 0..31
+ * The slot with a valid CRC and the highest generation is current. A new
+ * generation is written to the other slot, so a torn header write leaves
+ * the previous generation current.
+ *
+ * Record
+ *   0   4  magic "LRVR"
+ *   4   4  CRC32C of bytes 8 .. 32+payload_len
+ *   8   4  payload_len
+ *   12  2  part number within the transaction (0, 1, ...)
+ *   14  2  flags: 1 = COMMIT, the transaction's last part
+ *   16  8  generation
+ *   24  8  transaction number
+ *   32  .  payload, then zero padding to a multiple of 8
+ *
+ * Payload: a sequence of entries, each a type byte then varints (LEB128):
+ *   DEFINE (1)  namelen, name bytes     -- gives the next segment id, from 0
+ *   RANGE  (2)  id, offset, length, bytes -- redo: write bytes at offset
+ * Every record defines the segments it names, so each record decodes on
+ * its own. At most LRVM__REC_MAX_SEGS definitions a record.
+ *
+ * A record at offset P is valid when (V1) its 32 header bytes lie inside
+ * the file, (V2) its magic is right, (V3) its generation is the header's,
+ * (V4) its padded length lies inside the file, (V5) its CRC matches, and
+ * (V6) it continues the sequence: the first record has the header's first
+ * transaction number and part 0; after a COMMIT record comes number+1 part
+ * 0; after any other record the same number and the next part. The scan
+ * stops at the first invalid record. A transaction counts only when its
+ * COMMIT part is valid.
+ *
+ * Commit (flushing), in order:
+ *   encode the records into the buffer (spilling parts with pwrite when
+ *     the buffer is full, after first syncing the records of earlier
+ *     no-flush commits that precede them);
+ *   pwrite the buffer at the end of the log; fdatasync;
+ *   only then is the commit reported.
+ * A failed commit overwrites every byte its records may have reached with
+ * zeros and syncs, so no crash can make it look committed (C4 in lrvm.h).
+ *
+ * Invariants
+ *   I1 Records in [header, lg_durable) are synced; the buffer holds only
+ *      whole records of committed transactions (and, during a commit, the
+ *      committing one's parts) and is written at lg_written.
+ *   I2 lg_written == lg_durable except while a multi-part commit spills.
+ *   I3 The bytes after the last valid record are zero, stale (another
+ *      generation), or out of sequence (V6) -- never a valid record.
+ *   I4 The log file is preallocated with written zeros ahead of its end,
+ *      so the fdatasync of a commit is that of an in-place overwrite.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOG_MAGIC        "LRVMLOG"          /* 8 bytes with its NUL */
+#define LOG_VERSION      1u
+#define LOG_SLOT_SIZE    512u
+#define REC_MAGIC        0x5256524cu        /* "LRVR" little-endian */
+#define REC_MAX_PAYLOAD  (1u << 30)
+#define LOG_GROW_CHUNK   (1u << 20)
+#define LOG_NEW_NAME     "lrvm.log.new"
+
+/* ------------------------------------------------------------ codecs */
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+size_t lrvm__varint_put(unsigned char *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (unsigned char)v;
+    return n;
+}
+
+int lrvm__varint_get(const unsigned char **pp, const unsigned char *end, uint64_t *v)
+{
+    const unsigned char *p = *pp;
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (p >= end)
+            return -1;
+        unsigned char b = *p++;
+        if (shift == 63 && b > 1)
+            return -1;                      /* over 64 bits */
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *pp = p;
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+void lrvm__log_header_encode(unsigned char *slot, const struct lrvm__log_header *h)
+{
+    memset(slot, 0, LOG_SLOT_SIZE);
+    memcpy(slot, LOG_MAGIC, 8);
+    put32(slot + 8, h->lh_version);
+    put64(slot + 16, h->lh_generation);
+    put64(slot + 24, h->lh_first_txno);
+    put32(slot + 32, lrvm__crc32c(0, slot, 32));
+}
+
+int lrvm__log_header_decode(const unsigned char *slot, struct lrvm__log_header *h)
+{
+    if (memcmp(slot, LOG_MAGIC, 8) != 0)
+        return LRVM_ECORRUPT;
+    h->lh_version = get32(slot + 8);
+    if (h->lh_version != LOG_VERSION)
+        return LRVM_EVERSION;
+    if (get32(slot + 32) != lrvm__crc32c(0, slot, 32))
+        return LRVM_ECORRUPT;
+    h->lh_generation = get64(slot + 16);
+    h->lh_first_txno = get64(slot + 24);
+    return 0;
+}
+
+int lrvm__rec_magic_ok(const unsigned char *p)
+{
+    return get32(p) == REC_MAGIC;
+}
+
+void lrvm__rec_header_decode(const unsigned char *p, struct lrvm__rec_header *h)
+{
+    h->rh_crc = get32(p + 4);
+    h->rh_payload_len = get32(p + 8);
+    h->rh_part = (uint16_t)(p[12] | p[13] << 8);
+    h->rh_flags = (uint16_t)(p[14] | p[15] << 8);
+    h->rh_generation = get64(p + 16);
+    h->rh_txno = get64(p + 24);
+}
+
+uint32_t lrvm__rec_crc(const unsigned char *rec, size_t payload_len)
+{
+    return lrvm__crc32c(0, rec + 8, LRVM__REC_HEADER_SIZE - 8 + payload_len);
+}
+
+static size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+int lrvm__payload_walk(const unsigned char *p, size_t len,
+                       int (*range)(void *arg, const char *name, uint64_t off,
+                                    const unsigned char *data, uint64_t n),
+                       void *arg)
+{
+    const unsigned char *end = p + len;
+    char names[LRVM__REC_MAX_SEGS][LRVM__NAME_MAX + 1];
+    unsigned ndefined = 0;
+
+    while (p < end) {
+        unsigned char type = *p++;
+        uint64_t a, off, n;
+        if (type == LRVM__ENT_DEFINE) {
+            if (lrvm__varint_get(&p, end, &n) < 0 || n == 0 ||
+                n > LRVM__NAME_MAX || n > (uint64_t)(end - p) ||
+                ndefined == LRVM__REC_MAX_SEGS)
+                return LRVM_ECORRUPT;
+            memcpy(names[ndefined], p, n);
+            names[ndefined][n] = '\0';
+            if (strlen(names[ndefined]) != n || !lrvm__seg_name_ok(names[ndefined]))
+                return LRVM_ECORRUPT;
+            ndefined++;
+            p += n;
+        } else if (type == LRVM__ENT_RANGE) {
+            if (lrvm__varint_get(&p, end, &a) < 0 || a >= ndefined ||
+                lrvm__varint_get(&p, end, &off) < 0 ||
+                lrvm__varint_get(&p, end, &n) < 0 || n == 0 ||
+                n > (uint64_t)(end - p) || off > UINT64_MAX - n)
+                return LRVM_ECORRUPT;
+            if (range != NULL) {
+                int rc = range(arg, names[a], off, p, n);
+                if (rc < 0)
+                    return rc;
+            }
+            p += n;
+        } else {
+            return LRVM_ECORRUPT;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ the file */
+
+static int fail_code(int neg_errno)
+{
+    return lrvm__errno_to_code(-neg_errno);
+}
+
+static int write_slot(int fd, int slot, const struct lrvm__log_header *h)
+{
+    unsigned char buf[LOG_SLOT_SIZE];
+    lrvm__log_header_encode(buf, h);
+    return lrvm__io_pwrite_all(fd, buf, sizeof buf, (uint64_t)slot * LOG_SLOT_SIZE);
+}
+
+int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot)
+{
+    unsigned char buf[2 * LOG_SLOT_SIZE];
+    ssize_t r = lrvm__io_pread(fd, buf, sizeof buf, 0);
+    if (r < 0)
+        return fail_code((int)r);
+    if ((size_t)r < sizeof buf)
+        return LRVM_ECORRUPT;
+    struct lrvm__log_header s[2];
+    int rc0 = lrvm__log_header_decode(buf, &s[0]);
+    int rc1 = lrvm__log_header_decode(buf + LOG_SLOT_SIZE, &s[1]);
+    if (rc0 == LRVM_EVERSION || rc1 == LRVM_EVERSION)
+        return LRVM_EVERSION;
+    if (rc0 < 0 && rc1 < 0)
+        return LRVM_ECORRUPT;
+    int pick = rc0 < 0 ? 1 : rc1 < 0 ? 0 : s[1].lh_generation > s[0].lh_generation;
+    *h = s[pick];
+    *slot = pick;
+    return 0;
+}
+
+/* A new log is built aside and renamed into place, so lrvm.log is either
+ * absent or has a valid header. */
+static int create_log(lrvm_t *s)
+{
+    struct lrvm__log_header h = { LOG_VERSION, 1, 1 };
+    int rc, fd = lrvm__io_open(s->dirfd, LOG_NEW_NAME, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return fail_code(fd);
+    if ((rc = lrvm__io_pwrite_zeros(fd, 0, LRVM__LOG_HEADER_SIZE + LOG_GROW_CHUNK)) < 0 ||
+        (rc = write_slot(fd, 0, &h)) < 0 ||
+        (rc = lrvm__io_fdatasync(fd)) < 0)
+        goto fail;
+    if (renameat(s->dirfd, LOG_NEW_NAME, s->dirfd, LRVM__LOG_NAME) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if ((rc = lrvm__io_fsync(s->dirfd)) < 0)
+        goto fail;
+    s->stats.fsyncs += 2;
+    return fd;
+fail:
+    lrvm__io_close(fd);
+    lrvm__io_unlink(s->dirfd, LOG_NEW_NAME);
+    return fail_code(rc);
+}
+
+int lrvm__log_open(lrvm_t *s, size_t buf_cap)
+{
+    struct lrvm__log *lg = &s->log;
+    struct lrvm__log_header h;
+    int rc;
+
+    memset(lg, 0, sizeof *lg);
+    lg->lg_fd = -1;
+    lg->lg_buf_cap = buf_cap & ~(size_t)7;
+    lg->lg_buf = malloc(lg->lg_buf_cap);
+    if (lg->lg_buf == NULL)
+        return LRVM_ENOMEM;
+
+    int fd = lrvm__io_open(s->dirfd, LRVM__LOG_NAME, O_RDWR, 0);
+    if (fd == -ENOENT) {
+        (void)lrvm__io_unlink(s->dirfd, LOG_NEW_NAME);   /* left by a crash */
+        fd = create_log(s);
+        if (fd < 0)
+            return fd;                      /* already an LRVM code */
+    } else if (fd < 0) {
+        return fail_code(fd);
+    }
+    lg->lg_fd = fd;
+    if ((rc = lrvm__log_read_header(fd, &h, &lg->lg_slot)) < 0)
+        return rc;
+    if ((rc = lrvm__io_fstat_size(fd, &lg->lg_file_size)) < 0)
+        return fail_code(rc);
+    lg->lg_generation = h.lh_generation;
+    lg->lg_first_txno = h.lh_first_txno;
+    lg->lg_next_txno = h.lh_first_txno;
+    lg->lg_durable = lg->lg_written = LRVM__LOG_HEADER_SIZE;
+    return 0;
+}
+
+void lrvm__log_close(lrvm_t *s)
+{
+    if (s->log.lg_fd >= 0)
+        lrvm__io_close(s->log.lg_fd);
+    s->log.lg_fd = -1;
+    free(s->log.lg_buf);
+    s->log.lg_buf = NULL;
+}
+
+uint64_t lrvm__log_size(const lrvm_t *s)
+{
+    return s->log.lg_written + s->log.lg_buf_used;
+}
+
+int lrvm__log_new_generation(lrvm_t *s)
+{
+    struct lrvm__log *lg = &s->log;
+    struct lrvm__log_header h = { LOG_VERSION, lg->lg_generation + 1, lg->lg_next_txno };
+    int slot = !lg->lg_slot, rc;
+
+    LRVM__ASSERT(lg->lg_buf_used == 0);
+    if ((rc = write_slot(lg->lg_fd, slot, &h)) < 0 ||
+        (rc = lrvm__io_fdatasync(lg->lg_fd)) < 0)
+        return fail_code(rc);
+    s->stats.fsyncs++;
+    lg->lg_slot = slot;
+    lg->lg_generation = h.lh_generation;
+    lg->lg_first_txno = h.lh_first_txno;
+    lg->lg_durable = lg->lg_written = LRVM__LOG_HEADER_SIZE;
+    return 0;
+}
+
+/* Keeps I4: grow the file with written zeros so END fits. */
+static int reserve(lrvm_t *s, uint64_t end)
+{
+    struct lrvm__log *lg = &s->log;
+    if (end <= lg->lg_file_size)
+        return 0;
+    uint64_t grow = lg->lg_file_size / 4;
+    if (grow < LOG_GROW_CHUNK)
+        grow = LOG_GROW_CHUNK;
+    uint64_t size = (end + grow + LOG_GROW_CHUNK - 1) & ~(uint64_t)(LOG_GROW_CHUNK - 1);
+    int rc = lrvm__io_pwrite_zeros(lg->lg_fd, lg->lg_file_size, size - lg->lg_file_size);
+    if (rc == 0)
+        rc = lrvm__io_fdatasync(lg->lg_fd);
+    if (rc < 0)
+        return rc;
+    s->stats.fsyncs++;
+    lg->lg_file_size = size;
+    return 0;
+}
+
+/* Write the first N buffered bytes at lg_written and sync them; on success
+ * they leave the buffer. On failure nothing changes (the bytes stay
+ * buffered, to be written again: a failed fsync may have dropped them). */
+static int flush_prefix(lrvm_t *s, size_t n)
+{
+    struct lrvm__log *lg = &s->log;
+    int rc;
+    if (n == 0)
+        return 0;
+    if ((rc = reserve(s, lg->lg_written + n)) < 0 ||
+        (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, n, lg->lg_written)) < 0 ||
+        (rc = lrvm__io_fdatasync(lg->lg_fd)) < 0)
+        return fail_code(rc);
+    s->stats.fsyncs++;
+    lg->lg_written += n;
+    lg->lg_durable = lg->lg_written;
+    memmove(lg->lg_buf, lg->lg_buf + n, lg->lg_buf_used - n);
+    lg->lg_buf_used -= n;
+    return 0;
+}
+
+int lrvm__log_flush(lrvm_t *s)
+{
+    if (s->log.lg_failed)
+        return LRVM_EFAILED;
+    return flush_prefix(s, s->log.lg_buf_used);
+}
+
+/* ------------------------------------------------------------ encoder */
+
+/* Room a part keeps free for its padding. */
+#define PAD_RESERVE 7u
+
+static void part_open(struct lrvm__enc *e)
+{
+    struct lrvm__log *lg = &e->en_store->log;
+    e->en_rec_start = lg->lg_buf_used;
+    lg->lg_buf_used += LRVM__REC_HEADER_SIZE;
+    e->en_ndefined = 0;
+    e->en_open = 1;
+}
+
+static void part_close(struct lrvm__enc *e, int final)
+{
+    struct lrvm__log *lg = &e->en_store->log;
+    unsigned char *rec = lg->lg_buf + e->en_rec_start;
+    size_t payload = lg->lg_buf_used - e->en_rec_start - LRVM__REC_HEADER_SIZE;
+    size_t total = align8(LRVM__REC_HEADER_SIZE + payload);
+
+    memset(rec + LRVM__REC_HEADER_SIZE + payload, 0, total - LRVM__REC_HEADER_SIZE - payload);
+    put32(rec, REC_MAGIC);
+    put32(rec + 8, (uint32_t)payload);
+    rec[12] = (unsigned char)e->en_part;
+    rec[13] = (unsigned char)(e->en_part >> 8);
+    rec[14] = final ? LRVM__REC_COMMIT : 0;
+    rec[15] = 0;
+    put64(rec + 16, lg->lg_generation);
+    put64(rec + 24, e->en_txno);
+    put32(rec + 4, lrvm__rec_crc(rec, payload));
+    lg->lg_buf_used = e->en_rec_start + total;
+    e->en_bytes += total;
+    e->en_records++;
+    e->en_part++;
+    e->en_open = 0;
+}
+
+/* The buffer is full: close the open part and write it out. Records of
+ * earlier no-flush commits ahead of it are synced first (keeps I1, I2). */
+static int spill(struct lrvm__enc *e)
+{
+    lrvm_t *s = e->en_store;
+    struct lrvm__log *lg = &s->log;
+    int rc;
+
+    if (e->en_part == 0xffff)
+        return LRVM_ENOMEM;                 /* over 65535 parts: too large */
+    part_close(e, 0);
+    if (!e->en_spilled && e->en_mark > 0) {
+        if ((rc = flush_prefix(s, e->en_mark)) < 0)
+            return rc;
+        e->en_mark = 0;
+        e->en_tx_start = lg->lg_written;
+    }
+    e->en_spilled = 1;
+    if ((rc = reserve(s, lg->lg_written + lg->lg_buf_used)) < 0 ||
+        (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, lg->lg_buf_used, lg->lg_written)) < 0)
+        return fail_code(rc);
+    lg->lg_written += lg->lg_buf_used;
+    lg->lg_buf_used = 0;
+    return 0;
+}
+
+static int defined_id(struct lrvm__enc *e, const struct lrvm__seg *seg)
+{
+    for (size_t i = 0; i < e->en_ndefined; i++)
+        if (e->en_defined[i] == seg)
+            return (int)i;
+    return -1;
+}
+
+int lrvm__enc_range(struct lrvm__enc *e, struct lrvm__seg *seg, size_t off,
+                    const void *src, size_t len)
+{
+    struct lrvm__log *lg = &e->en_store->log;
+    const unsigned char *from = src;
+    int rc;
+
+    while (len > 0) {
+        if (!e->en_open)
+            part_open(e);
+        int id = defined_id(e, seg);
+        size_t namelen = strlen(seg->sg_name);
+        size_t need_def = id < 0 ? 1 + varint_len(namelen) + namelen : 0;
+        size_t need_hdr = 1 + varint_len(e->en_ndefined) + varint_len(off) + 10;
+        size_t room = lg->lg_buf_cap - PAD_RESERVE - lg->lg_buf_used;
+        if ((id < 0 && e->en_ndefined == LRVM__REC_MAX_SEGS) ||
+            room < need_def + need_hdr + 1 ||
+            lg->lg_buf_used - e->en_rec_start >= REC_MAX_PAYLOAD) {
+            if ((rc = spill(e)) < 0)
+                return rc;
+            continue;
+        }
+        unsigned char *p = lg->lg_buf + lg->lg_buf_used;
+        if (id < 0) {
+            if (e->en_ndefined == e->en_defined_cap) {
+                size_t cap = e->en_defined_cap ? e->en_defined_cap * 2 : 4;
+                struct lrvm__seg **d = realloc(e->en_defined, cap * sizeof *d);
+                if (d == NULL)
+                    return LRVM_ENOMEM;
+                e->en_defined = d;
+                e->en_defined_cap = cap;
+            }
+            id = (int)e->en_ndefined;
+            e->en_defined[e->en_ndefined++] = seg;
+            *p++ = LRVM__ENT_DEFINE;
+            p += lrvm__varint_put(p, namelen);
+            memcpy(p, seg->sg_name, namelen);
+            p += namelen;
+        }
+        size_t chunk = room - need_def - need_hdr;
+        if (chunk > len)
+            chunk = len;
+        *p++ = LRVM__ENT_RANGE;
+        p += lrvm__varint_put(p, (uint64_t)id);
+        p += lrvm__varint_put(p, off);
+        p += lrvm__varint_put(p, chunk);
+        memcpy(p, from, chunk);
+        p += chunk;
+        lg->lg_buf_used = (size_t)(p - lg->lg_buf);
+        from += chunk;
+        off += chunk;
+        len -= chunk;
+    }
+    return 0;
+}
+
+/* A commit failed after its records may have reached the file: put the
+ * earlier no-flush records back on disk, zero every byte this transaction
+ * may have written, sync. If that fails too, the store is failed (C4). */
+static void invalidate(struct lrvm__enc *e)
+{
+    lrvm_t *s = e->en_store;
+    struct lrvm__log *lg = &s->log;
+    uint64_t end = lg->lg_written + lg->lg_buf_used;
+    size_t keep = e->en_tx_start > lg->lg_written ? (size_t)(e->en_tx_start - lg->lg_written) : 0;
+    int rc;
+
+    lg->lg_buf_used = keep;
+    if (lg->lg_written > e->en_tx_start)
+        lg->lg_written = e->en_tx_start;   /* spilled parts: pending were synced (I2) */
+    if ((rc = reserve(s, end)) < 0 ||
+        (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, keep, lg->lg_written)) < 0 ||
+        (rc = lrvm__io_pwrite_zeros(lg->lg_fd, e->en_tx_start, end - e->en_tx_start)) < 0 ||
+        (rc = lrvm__io_fdatasync(lg->lg_fd)) < 0) {
+        lg->lg_failed = 1;
+        return;
+    }
+    s->stats.fsyncs++;
+    lg->lg_written = e->en_tx_start;
+    lg->lg_durable = lg->lg_written;
+    lg->lg_buf_used = 0;
+}
+
+int lrvm__log_commit(lrvm_t *s, lrvm_tx_t *tx, int flags)
+{
+    struct lrvm__log *lg = &s->log;
+    struct lrvm__enc e;
+    int rc;
+
+    if (lg->lg_failed)
+        return LRVM_EFAILED;
+    memset(&e, 0, sizeof e);
+    e.en_store = s;
+    e.en_txno = lg->lg_next_txno;
+    e.en_mark = lg->lg_buf_used;
+    e.en_tx_start = lg->lg_written + lg->lg_buf_used;
+
+    rc = lrvm__track_redo(tx, &e);
+    if (rc == 0 && e.en_open)
+        part_close(&e, 1);
+    if (rc == 0 && e.en_records == 0)
+        goto out;                           /* nothing changed: nothing logged */
+    if (rc == 0 && (!(flags & LRVM_NO_FLUSH) || e.en_spilled))
+        rc = flush_prefix(s, lg->lg_buf_used);
+    if (rc < 0) {
+        invalidate(&e);
+        goto out;
+    }
+    lg->lg_next_txno++;
+    s->stats.bytes_logged += e.en_bytes;
+    s->stats.log_records += e.en_records;
+out:
+    free(e.en_defined);
+    return rc;
+}
+
+/* --------------------------------------------------------------- scan */
+
+#define WINDOW (4u << 20)
+
+struct reader {
+    int             fd;
+    uint64_t        fsize;
+    unsigned char  *buf;
+    size_t          cap;
+    uint64_t        boff;
+    size_t          blen;
+};
+
+/* Point *P at N bytes of the file at OFF. Returns 1 when they lie past the
+ * end of the file, 0 when *P is set, <0 on an error. */
+static int rd_get(struct reader *r, uint64_t off, size_t n, const unsigned char **p)
+{
+    if (off > r->fsize || n > r->fsize - off)
+        return 1;
+    if (off >= r->boff && off - r->boff + n <= r->blen) {
+        *p = r->buf + (off - r->boff);
+        return 0;
+    }
+    size_t want = n > WINDOW ? n : WINDOW;
+    if (want > r->cap) {
+        unsigned char *b = realloc(r->buf, want);
+        if (b == NULL)
+            return LRVM_ENOMEM;
+        r->buf = b;
+        r->cap = want;
+    }
+    if (want > r->fsize - off)
+        want = (size_t)(r->fsize - off);
+    ssize_t got = lrvm__io_pread(r->fd, r->buf, want, off);
+    if (got < 0)
+        return fail_code((int)got);
+    r->boff = off;
+    r->blen = (size_t)got;
+    if ((size_t)got < n)
+        return 1;
+    *p = r->buf;
+    return 0;
+}
+
+int lrvm__log_scan(int fd, const struct lrvm__log_header *h,
+                   const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res)
+{
+    struct reader r = { .fd = fd };
+    uint64_t pos = LRVM__LOG_HEADER_SIZE, expect = h->lh_first_txno;
+    unsigned next_part = 0;
+    int in_tx = 0, rc;
+
+    memset(res, 0, sizeof *res);
+    res->sr_end = pos;
+    if ((rc = lrvm__io_fstat_size(fd, &r.fsize)) < 0)
+        return fail_code(rc);
+    for (;;) {
+        const unsigned char *p;
+        struct lrvm__rec_header rh;
+        if ((rc = rd_get(&r, pos, LRVM__REC_HEADER_SIZE, &p)) != 0) {   /* V1 */
+            res->sr_stop = "end of file";
+            break;
+        }
+        if (!lrvm__rec_magic_ok(p)) {                                   /* V2 */
+            res->sr_stop = "no record";
+            break;
+        }
+        lrvm__rec_header_decode(p, &rh);
+        if (rh.rh_generation != h->lh_generation) {                     /* V3 */
+            res->sr_stop = "record of another generation";
+            break;
+        }
+        size_t total = align8(LRVM__REC_HEADER_SIZE + (size_t)rh.rh_payload_len);
+        if (rh.rh_payload_len > REC_MAX_PAYLOAD ||
+            (rc = rd_get(&r, pos, total, &p)) != 0) {                   /* V4 */
+            res->sr_stop = "record past the end of the file";
+            break;
+        }
+        if (rh.rh_crc != lrvm__rec_crc(p, rh.rh_payload_len)) {         /* V5 */
+            res->sr_stop = "checksum mismatch";
+            break;
+        }
+        if (in_tx ? rh.rh_txno != expect || rh.rh_part != next_part     /* V6 */
+                  : rh.rh_txno != expect || rh.rh_part != 0) {
+            res->sr_stop = "record out of sequence";
+            break;
+        }
+        if (cb != NULL && cb->record != NULL &&
+            (rc = cb->record(cb->arg, pos, &rh, p + LRVM__REC_HEADER_SIZE)) < 0)
+            goto out;
+        pos += total;
+        res->sr_records++;
+        if (rh.rh_flags & LRVM__REC_COMMIT) {
+            in_tx = 0;
+            expect++;
+            res->sr_txs++;
+            res->sr_end = pos;
+        } else {
+            in_tx = 1;
+            next_part = rh.rh_part + 1u;
+        }
+    }
+    rc = rc < 0 ? rc : 0;
+out:
+    res->sr_scan_end = pos;
+    free(r.buf);
+    return rc;
+}

@@ -1,0 +1,209 @@
+/*
+ * segment.c -- naming, creating, extending, destroying and mapping the
+ * DIR/NAME.seg files.
+ *
+ * Owns: the store's table of mapped segments and the mappings themselves.
+ * Never: maps a segment MAP_SHARED or writes a .seg file through its
+ * mapping; only truncation (recover.c) writes .seg files, with pwrite.
+ *
+ * Invariants
+ *   I1 A mapped segment's file is exactly sg_size bytes long, and that size
+ *      is durable before the mapping is handed out, so no committed record
+ *      can point past the end of a file after a crash.
+ *   I2 A new segment file's directory entry is durable before its mapping
+ *      is handed out.
+ *   I3 A name appears at most once in the table.
+ *   I4 When a segment is mapped, the log holds no record for it that its
+ *      file lacks (lrvm_map truncates first), so the mapping shows every
+ *      committed byte.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+int lrvm__seg_name_ok(const char *name)
+{
+    if (name == NULL || name[0] == '\0')
+        return 0;
+    size_t n = strnlen(name, LRVM__NAME_MAX + 1);
+    if (n > LRVM__NAME_MAX)
+        return 0;
+    if (strchr(name, '/') != NULL || strstr(name, "..") != NULL)
+        return 0;
+    if (strcmp(name, ".") == 0)
+        return 0;
+    return 1;
+}
+
+static void seg_path(char *path, const char *name)
+{
+    /* name is at most LRVM__NAME_MAX bytes (checked by the callers) */
+    size_t n = strlen(name);
+    memcpy(path, name, n);
+    memcpy(path + n, ".seg", 5);
+}
+
+static size_t page_round(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (n + page - 1) & ~(page - 1);
+}
+
+static int table_add(lrvm_t *s, struct lrvm__seg *seg)
+{
+    if (s->nsegs == s->segs_cap) {
+        size_t cap = s->segs_cap ? s->segs_cap * 2 : 8;
+        struct lrvm__seg **t = realloc(s->segs, cap * sizeof *t);
+        if (t == NULL)
+            return LRVM_ENOMEM;
+        s->segs = t;
+        s->segs_cap = cap;
+    }
+    s->segs[s->nsegs++] = seg;
+    return 0;
+}
+
+static void table_remove(lrvm_t *s, struct lrvm__seg *seg)
+{
+    for (size_t i = 0; i < s->nsegs; i++) {
+        if (s->segs[i] == seg) {
+            s->segs[i] = s->segs[--s->nsegs];
+            return;
+        }
+    }
+}
+
+int lrvm__seg_map(lrvm_t *s, const char *name, size_t size, struct lrvm__seg **out)
+{
+    char path[LRVM__NAME_MAX + 8];
+    int created = 0, rc;
+    uint64_t cur;
+
+    if (lrvm__seg_by_name(s, name) != NULL)
+        return LRVM_EEXIST;                 /* keeps I3 */
+    seg_path(path, name);
+
+    int fd = lrvm__io_open(s->dirfd, path, O_RDWR, 0);
+    if (fd == -ENOENT) {
+        fd = lrvm__io_open(s->dirfd, path, O_RDWR | O_CREAT | O_EXCL, 0600);
+        created = 1;
+    }
+    if (fd < 0)
+        return lrvm__errno_to_code(-fd);
+
+    if ((rc = lrvm__io_fstat_size(fd, &cur)) < 0)
+        goto fail_errno;
+    if (cur < size) {
+        /* Extension (keeps I1): the new size must be durable before a
+         * record can name a byte of it. */
+        if ((rc = lrvm__io_ftruncate(fd, size)) < 0 ||
+            (rc = lrvm__io_fsync(fd)) < 0)
+            goto fail_errno;
+        s->stats.fsyncs++;
+        cur = size;
+    }
+    if (created) {                          /* keeps I2 */
+        if ((rc = lrvm__io_fsync(s->dirfd)) < 0)
+            goto fail_errno;
+        s->stats.fsyncs++;
+    }
+    if (cur > SIZE_MAX / 2) {
+        rc = -EFBIG;
+        goto fail_errno;
+    }
+
+    struct lrvm__seg *seg = calloc(1, sizeof *seg);
+    if (seg == NULL) {
+        rc = -ENOMEM;
+        goto fail_errno;
+    }
+    memcpy(seg->sg_name, name, strlen(name) + 1);
+    seg->sg_fd = fd;
+    seg->sg_size = (size_t)cur;
+    seg->sg_maplen = page_round(seg->sg_size);
+    void *base = mmap(NULL, seg->sg_maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (base == MAP_FAILED) {
+        rc = -errno;
+        free(seg);
+        goto fail_errno;
+    }
+    seg->sg_base = base;
+    if ((rc = table_add(s, seg)) < 0) {
+        munmap(base, seg->sg_maplen);
+        free(seg);
+        lrvm__io_close(fd);
+        return rc;
+    }
+    *out = seg;
+    return 0;
+
+fail_errno:
+    lrvm__io_close(fd);
+    if (created)
+        lrvm__io_unlink(s->dirfd, path);
+    return lrvm__errno_to_code(-rc);
+}
+
+void lrvm__seg_unmap(lrvm_t *s, struct lrvm__seg *seg)
+{
+    table_remove(s, seg);
+    munmap(seg->sg_base, seg->sg_maplen);
+    lrvm__io_close(seg->sg_fd);
+    free(seg);
+}
+
+int lrvm__seg_destroy(lrvm_t *s, const char *name)
+{
+    char path[LRVM__NAME_MAX + 8];
+    int rc;
+
+    if (lrvm__seg_by_name(s, name) != NULL)
+        return LRVM_EBUSY;
+    /* The log may still hold records for NAME; replaying them into a new
+     * segment of the same name after a crash would resurrect the data.
+     * Fold the log into the files first, then remove the file. */
+    if (lrvm__log_size(s) > LRVM__LOG_HEADER_SIZE &&
+        (rc = lrvm__truncate_locked(s)) < 0)
+        return rc;
+    seg_path(path, name);
+    if ((rc = lrvm__io_unlink(s->dirfd, path)) < 0)
+        return lrvm__errno_to_code(-rc);
+    if ((rc = lrvm__io_fsync(s->dirfd)) < 0)
+        return lrvm__errno_to_code(-rc);
+    s->stats.fsyncs++;
+    return 0;
+}
+
+struct lrvm__seg *lrvm__seg_by_base(lrvm_t *s, const void *base)
+{
+    for (size_t i = 0; i < s->nsegs; i++)
+        if (s->segs[i]->sg_base == base)
+            return s->segs[i];
+    return NULL;
+}
+
+struct lrvm__seg *lrvm__seg_by_name(lrvm_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->nsegs; i++)
+        if (strcmp(s->segs[i]->sg_name, name) == 0)
+            return s->segs[i];
+    return NULL;
+}
+
+struct lrvm__seg *lrvm__seg_by_addr(lrvm_t *s, const void *addr, size_t len)
+{
+    uintptr_t a = (uintptr_t)addr;
+    for (size_t i = 0; i < s->nsegs; i++) {
+        uintptr_t b = (uintptr_t)s->segs[i]->sg_base;
+        size_t size = s->segs[i]->sg_size;
+        if (a >= b && a - b < size && len <= size - (a - b))
+            return s->segs[i];
+    }
+    return NULL;
+}

@@ -1,0 +1,30 @@
+/*
+ * testutil.h -- helpers shared by the Check suites: scratch directories,
+ * file peeking and poking, and child processes.
+ */
+#ifndef LRVM_TESTUTIL_H
+#define LRVM_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A new empty directory under $TMPDIR (or /tmp); free() the result. */
+char *tu_tmpdir(void);
+/* Remove DIR and everything in it. */
+void tu_rmrf(const char *dir);
+/* DIR/NAME in a static buffer (one of 4, rotating). */
+const char *tu_path(const char *dir, const char *name);
+/* Size of a file, or -1. */
+int64_t tu_file_size(const char *path);
+/* pread/pwrite the whole range; 0 on success, -1 on failure. */
+int tu_read(const char *path, void *buf, size_t n, uint64_t off);
+int tu_write(const char *path, const void *buf, size_t n, uint64_t off);
+/* Permission bits of a file, or -1. */
+int tu_mode(const char *path);
+/* Run FN(ARG) in a child process; return its wait status. */
+int tu_in_child(void (*fn)(void *arg), void *arg);
+/* xorshift64 */
+uint64_t tu_rand(uint64_t *state);
+
+#endif
