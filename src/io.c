@@ -63,8 +63,9 @@ static int fault(unsigned kind)
         return 0;
     if (n > nth && !(atomic_load(&fi_mode) & LRVM__IO_ALWAYS))
         return 0;
-    if ((atomic_load(&fi_mode) & (LRVM__IO_KILL | LRVM__IO_TORN)) == LRVM__IO_KILL)
-        raise(SIGKILL);
+    int mode = atomic_load(&fi_mode);
+    if ((mode & LRVM__IO_KILL) && !(kind == LRVM__IO_WRITE && (mode & LRVM__IO_TORN)))
+        raise(SIGKILL);                 /* a torn write dies after its half */
     return atomic_load(&fi_err);
 }
 
