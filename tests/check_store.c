@@ -1,7 +1,461 @@
-#include "testutil.h"
+/*
+ * check_store.c -- the store through the lrvm_* interface: commit, abort,
+ * several segments, no-flush and flush, truncation, extension, remapping,
+ * multi-part records, statistics and threads. "Crash" here means a child
+ * process that commits and dies of SIGKILL without closing the store.
+ */
+#define _GNU_SOURCE
 #include "lrvm.h"
+#include "testutil.h"
+
 #include <check.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
-START_TEST(t_dummy) { ck_assert_int_eq(0,0); }
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char *dir;
+
+static void setup(void)
+{
+    dir = tu_tmpdir();
+}
+
+static void teardown(void)
+{
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static lrvm_t *open_store(size_t buf, size_t threshold)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .log_buffer_size = buf,
+                         .truncate_threshold = threshold };
+    lrvm_t *s;
+    int rc = lrvm_open(dir, &o, &s);
+    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
+    return s;
+}
+
+static void *map(lrvm_t *s, const char *name, size_t size)
+{
+    void *base;
+    int rc = lrvm_map(s, name, size, &base);
+    ck_assert_msg(rc == 0, "lrvm_map %s: %s", name, lrvm_strerror(rc));
+    return base;
+}
+
+/* One transaction that writes LEN bytes of SRC at BASE+OFF. */
+static void put(lrvm_t *s, char *base, size_t off, const void *src, size_t len, int flags)
+{
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&base, &tx), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, base + off, len), 0);
+    memcpy(base + off, src, len);
+    ck_assert_int_eq(lrvm_commit(tx, flags), 0);
+}
+
+static void die(void)
+{
+    kill(getpid(), SIGKILL);
+}
+
+static void child_commit_and_die(void *arg)
+{
+    (void)arg;
+    lrvm_t *s = open_store(0, 0);
+    char *a = map(s, "a", 4096);
+    put(s, a, 100, "committed", 10, 0);
+    die();
+}
+
+START_TEST(test_store_commit_survives_crash)
+{
+    int st = tu_in_child(child_commit_and_die, NULL);
+    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    /* The record is only in the log: the segment file still has zeros. */
+    char file[10];
+    ck_assert_int_eq(tu_read(tu_path(dir, "a.seg"), file, 10, 100), 0);
+    ck_assert_mem_eq(file, "\0\0\0\0\0\0\0\0\0\0", 10);
+
+    lrvm_t *s = open_store(0, 0);
+    char *a = map(s, "a", 4096);
+    ck_assert_str_eq(a + 100, "committed");
+    ck_assert_int_eq(lrvm_close(s), 0);
+    /* Recovery folded the log into the file. */
+    ck_assert_int_eq(tu_read(tu_path(dir, "a.seg"), file, 10, 100), 0);
+    ck_assert_str_eq(file, "committed");
+}
 END_TEST
-int main(void){Suite*s=suite_create("x");TCase*tc=tcase_create("x");tcase_add_test(tc,t_dummy);suite_add_tcase(s,tc);SRunner*r=srunner_create(s);srunner_run_all(r,CK_NORMAL);int f=srunner_ntests_failed(r);srunner_free(r);return f?1:0;}
+
+START_TEST(test_store_abort_restores)
+{
+    lrvm_t *s = open_store(0, 0);
+    char *a = map(s, "a", 4096);
+    put(s, a, 0, "first", 6, 0);
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, a, 6), 0);
+    memcpy(a, "XXXXX", 6);
+    /* A second, overlapping declaration after the change must not win:
+     * abort restores the oldest before-image. */
+    ck_assert_int_eq(lrvm_set_range(tx, a + 2, 10), 0);
+    memcpy(a + 2, "YYYYYYYYY", 10);
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_str_eq(a, "first");
+    ck_assert_int_eq(a[6], 0);
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    ck_assert_uint_eq(st.aborts, 1);
+    ck_assert_uint_eq(st.commits, 1);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_store(0, 0);
+    a = map(s, "a", 4096);
+    ck_assert_str_eq(a, "first");
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+START_TEST(test_store_two_segments_one_tx)
+{
+    lrvm_t *s = open_store(0, 0);
+    char *bases[2] = { map(s, "one", 4096), map(s, "two", 8192) };
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 2, (void *const *)bases, &tx), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, bases[0] + 1, 3), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, bases[1] + 8000, 3), 0);
+    memcpy(bases[0] + 1, "uno", 3);
+    memcpy(bases[1] + 8000, "dos", 3);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    /* Both segments are free again. */
+    ck_assert_int_eq(lrvm_begin(s, 2, (void *const *)bases, &tx), 0);
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_store(0, 0);
+    char *one = map(s, "one", 4096), *two = map(s, "two", 8192);
+    ck_assert_mem_eq(one + 1, "uno", 3);
+    ck_assert_mem_eq(two + 8000, "dos", 3);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+START_TEST(test_store_truncate_empties_log)
+{
+    lrvm_t *s = open_store(0, 0);
+    char *a = map(s, "a", 65536);
+    for (int i = 0; i < 50; i++)
+        put(s, a, (size_t)i * 1000, "0123456789", 10, 0);
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    ck_assert_uint_gt(st.log_size, 4096);
+    ck_assert_uint_eq(st.log_records, 50);
+    ck_assert_uint_eq(st.truncations, 0);
+
+    ck_assert_int_eq(lrvm_truncate(s), 0);
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    ck_assert_uint_eq(st.log_size, 4096);               /* the header alone */
+    ck_assert_uint_eq(st.truncations, 1);
+    for (int i = 0; i < 50; i++) {
+        char buf[10];
+        ck_assert_int_eq(tu_read(tu_path(dir, "a.seg"), buf, 10, (uint64_t)i * 1000), 0);
+        ck_assert_mem_eq(buf, "0123456789", 10);
+    }
+    /* The store goes on after truncation. */
+    put(s, a, 5, "after", 5, 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_store(0, 0);
+    a = map(s, "a", 65536);
+    ck_assert_mem_eq(a + 5, "after", 5);
+    ck_assert_mem_eq(a + 49000, "0123456789", 10);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+START_TEST(test_store_auto_truncation)
+{
+    lrvm_t *s = open_store(0, 1 << 20);
+    char *a = map(s, "a", 1 << 20);
+    static char chunk[16384];
+    for (int i = 0; i < 200; i++) {
+        memset(chunk, 'a' + i % 26, sizeof chunk);
+        put(s, a, (size_t)(i % 64) * sizeof chunk, chunk, sizeof chunk, 0);
+    }
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    ck_assert_uint_ge(st.truncations, 2);
+    ck_assert_uint_lt(st.log_size, 1 << 20);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_store(0, 0);
+    a = map(s, "a", 1 << 20);
+    for (int i = 136; i < 200; i++)
+        ck_assert_int_eq(a[(size_t)(i % 64) * sizeof chunk], 'a' + i % 26);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+START_TEST(test_store_extension)
+{
+    lrvm_t *s = open_store(0, 0);
+    char *a = map(s, "grow", 100);
+    put(s, a, 90, "tail", 5, 0);
+    ck_assert_int_eq(tu_file_size(tu_path(dir, "grow.seg")), 100);
+    ck_assert_int_eq(lrvm_unmap(s, a), 0);
+    a = map(s, "grow", 10000);
+    ck_assert_int_eq(tu_file_size(tu_path(dir, "grow.seg")), 10000);
+    ck_assert_mem_eq(a + 90, "tail", 5);
+    for (int i = 100; i < 10000; i++)
+        ck_assert_int_eq(a[i], 0);
+    put(s, a, 9990, "end", 4, 0);
+    ck_assert_int_eq(lrvm_unmap(s, a), 0);
+    /* A smaller size maps the whole segment. */
+    a = map(s, "grow", 10);
+    ck_assert_mem_eq(a + 9990, "end", 4);
+    ck_assert_int_eq(tu_file_size(tu_path(dir, "grow.seg")), 10000);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+START_TEST(test_store_remap_shows_log_only_commits)
+{
+    lrvm_t *s = open_store(0, 0);
+    char *a = map(s, "a", 4096);
+    put(s, a, 0, "in the log", 11, 0);
+    ck_assert_int_eq(lrvm_unmap(s, a), 0);
+    a = map(s, "a", 4096);
+    ck_assert_str_eq(a, "in the log");
+    /* Also for a no-flush commit that sits in the buffer. */
+    put(s, a, 20, "buffered", 9, LRVM_NO_FLUSH);
+    ck_assert_int_eq(lrvm_unmap(s, a), 0);
+    a = map(s, "a", 4096);
+    ck_assert_str_eq(a + 20, "buffered");
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+static void child_noflush(void *arg)
+{
+    (void)arg;
+    lrvm_t *s = open_store(0, 0);
+    char *a = map(s, "a", 4096);
+    put(s, a, 0, "A", 1, LRVM_NO_FLUSH);
+    put(s, a, 1, "B", 1, LRVM_NO_FLUSH);
+    ck_assert_int_eq(lrvm_flush(s), 0);
+    put(s, a, 2, "C", 1, LRVM_NO_FLUSH);
+    put(s, a, 3, "D", 1, 0);                    /* flushes C too, in order */
+    put(s, a, 4, "E", 1, LRVM_NO_FLUSH);        /* may be lost */
+    die();
+}
+
+START_TEST(test_store_noflush_then_flush)
+{
+    int st = tu_in_child(child_noflush, NULL);
+    ck_assert(WIFSIGNALED(st));
+    lrvm_t *s = open_store(0, 0);
+    char *a = map(s, "a", 4096);
+    ck_assert_mem_eq(a, "ABCD", 4);
+    ck_assert(a[4] == 0 || a[4] == 'E');
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+START_TEST(test_store_close_flushes_noflush)
+{
+    lrvm_t *s = open_store(0, 0);
+    char *a = map(s, "a", 4096);
+    put(s, a, 0, "kept", 5, LRVM_NO_FLUSH);
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    ck_assert_uint_gt(st.log_size, 4096);       /* buffered records count */
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_store(0, 0);
+    a = map(s, "a", 4096);
+    ck_assert_str_eq(a, "kept");
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+static void child_multipart(void *arg)
+{
+    (void)arg;
+    lrvm_t *s = open_store(4096, 0);
+    char *a = map(s, "big", 1 << 16);
+    put(s, a, 0, "small first", 12, LRVM_NO_FLUSH);
+    static char img[1 << 16];
+    for (size_t i = 0; i < sizeof img; i++)
+        img[i] = (char)(i * 7 + 3);
+    put(s, a, 0, img, sizeof img, LRVM_NO_FLUSH);   /* parts: durable anyway */
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    if (st.log_records < 17)                        /* 64 KiB in 4 KiB parts */
+        _exit(3);
+    die();
+}
+
+START_TEST(test_store_multipart_transaction)
+{
+    int st = tu_in_child(child_multipart, NULL);
+    ck_assert_msg(WIFSIGNALED(st), "child status %d", st);
+    lrvm_t *s = open_store(0, 0);
+    char *a = map(s, "big", 1 << 16);
+    for (size_t i = 0; i < (1 << 16); i++)
+        ck_assert_int_eq(a[i], (char)(i * 7 + 3));
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+START_TEST(test_store_small_tx_log_bytes)
+{
+    lrvm_t *s = open_store(0, 0);
+    char *a = map(s, "bench", 1 << 20);
+    lrvm_stats_t st0, st1;
+    ck_assert_int_eq(lrvm_stats(s, &st0), 0);
+    uint64_t seed = 42;
+    for (int t = 0; t < 100; t++) {
+        lrvm_tx_t *tx;
+        ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
+        for (int w = 0; w < 4; w++) {
+            size_t off = (size_t)(tu_rand(&seed) % ((1 << 20) / 8)) * 8;
+            ck_assert_int_eq(lrvm_set_range(tx, a + off, 8), 0);
+            memcpy(a + off, &seed, 8);
+        }
+        ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
+    }
+    ck_assert_int_eq(lrvm_stats(s, &st1), 0);
+    /* Four 8-byte words a transaction: at most 128 log bytes each. */
+    ck_assert_uint_le((st1.bytes_logged - st0.bytes_logged) / 100, 128);
+    ck_assert_uint_eq(st1.log_records - st0.log_records, 100);
+    /* A transaction with no declared range logs nothing. */
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_stats(s, &st0), 0);
+    ck_assert_uint_eq(st0.bytes_logged, st1.bytes_logged);
+    ck_assert_uint_eq(st0.commits, st1.commits + 1);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+START_TEST(test_store_destroy_removes_data)
+{
+    lrvm_t *s = open_store(0, 0);
+    char *a = map(s, "gone", 4096);
+    put(s, a, 0, "secret", 7, 0);
+    ck_assert_int_eq(lrvm_unmap(s, a), 0);
+    ck_assert_int_eq(lrvm_destroy(s, "gone"), 0);
+    ck_assert_int_eq(tu_file_size(tu_path(dir, "gone.seg")), -1);
+    a = map(s, "gone", 4096);
+    ck_assert_int_eq(a[0], 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_store(0, 0);
+    a = map(s, "gone", 4096);
+    ck_assert_int_eq(a[0], 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+START_TEST(test_store_close_aborts_open_tx)
+{
+    lrvm_t *s = open_store(0, 0);
+    char *a = map(s, "a", 4096);
+    put(s, a, 0, "old", 4, 0);
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, a, 4), 0);
+    memcpy(a, "new", 4);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_store(0, 0);
+    a = map(s, "a", 4096);
+    ck_assert_str_eq(a, "old");
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+struct worker {
+    lrvm_t *s;
+    int     id;
+};
+
+static void *worker_run(void *arg)
+{
+    struct worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof name, "t%d", w->id);
+    uint64_t *seg;
+    if (lrvm_map(w->s, name, 8 * 64, (void **)&seg) != 0)
+        return (void *)1;
+    for (uint64_t i = 1; i <= 300; i++) {
+        lrvm_tx_t *tx;
+        if (lrvm_begin(w->s, 1, (void *const *)&seg, &tx) != 0 ||
+            lrvm_set_range(tx, &seg[0], 8) != 0 ||
+            lrvm_set_range(tx, &seg[i % 63 + 1], 8) != 0)
+            return (void *)2;
+        seg[0] = i;
+        seg[i % 63 + 1] = i;
+        if (lrvm_commit(tx, i % 3 ? LRVM_NO_FLUSH : 0) != 0)
+            return (void *)3;
+    }
+    return NULL;
+}
+
+START_TEST(test_store_threads)
+{
+    lrvm_t *s = open_store(0, 0);
+    pthread_t th[4];
+    struct worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct worker){ s, i };
+        ck_assert_int_eq(pthread_create(&th[i], NULL, worker_run, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *ret;
+        pthread_join(th[i], &ret);
+        ck_assert_ptr_null(ret);
+    }
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    ck_assert_uint_eq(st.commits, 1200);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_store(0, 0);
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        uint64_t *seg = map(s, name, 8 * 64);
+        ck_assert_uint_eq(seg[0], 300);
+        for (uint64_t k = 238; k <= 300; k++)
+            ck_assert_uint_eq(seg[k % 63 + 1], k);
+    }
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("store");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_store_commit_survives_crash);
+    tcase_add_test(tc, test_store_abort_restores);
+    tcase_add_test(tc, test_store_two_segments_one_tx);
+    tcase_add_test(tc, test_store_truncate_empties_log);
+    tcase_add_test(tc, test_store_auto_truncation);
+    tcase_add_test(tc, test_store_extension);
+    tcase_add_test(tc, test_store_remap_shows_log_only_commits);
+    tcase_add_test(tc, test_store_noflush_then_flush);
+    tcase_add_test(tc, test_store_close_flushes_noflush);
+    tcase_add_test(tc, test_store_multipart_transaction);
+    tcase_add_test(tc, test_store_small_tx_log_bytes);
+    tcase_add_test(tc, test_store_destroy_removes_data);
+    tcase_add_test(tc, test_store_close_aborts_open_tx);
+    tcase_add_test(tc, test_store_threads);
+    suite_add_tcase(s, tc);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
