@@ -44,6 +44,7 @@ int     lrvm__io_fsync(int fd);
 int     lrvm__io_ftruncate(int fd, uint64_t len);
 int     lrvm__io_fstat_size(int fd, uint64_t *size);
 int     lrvm__io_unlink(int dirfd, const char *path);
+int     lrvm__io_rename(int dirfd, const char *from, const char *to);
 int     lrvm__io_mkdir(const char *path, mode_t mode);
 int     lrvm__io_flock(int fd);
 
@@ -55,7 +56,8 @@ enum {
     LRVM__IO_SYNC  = 1 << 3,   /* fsync and fdatasync */
     LRVM__IO_TRUNC = 1 << 4,   /* ftruncate */
     LRVM__IO_UNLINK = 1 << 5,
-    LRVM__IO_ALL   = 0x3f
+    LRVM__IO_RENAME = 1 << 6,
+    LRVM__IO_ALL   = 0x7f
 };
 /* How an injected fault behaves. */
 enum {

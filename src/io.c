@@ -2,7 +2,7 @@
  * io.c -- every system call that touches a file, behind one interface.
  *
  * Owns: the file system calls of the store (open, read, write, sync,
- * truncate, unlink, mkdir, lock) and the fault injector the tests use to
+ * truncate, unlink, rename, mkdir, lock) and the fault injector the tests use to
  * make the Nth call of chosen kinds fail.
  * Never: retries a failed sync (after a failed fsync the page cache may
  * have dropped the data; the caller must rewrite it), or hides a short
@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/file.h>
@@ -209,6 +210,14 @@ int lrvm__io_unlink(int dirfd, const char *path)
     if (err)
         return fail(err);
     return unlinkat(dirfd, path, 0) < 0 ? fail(errno) : 0;
+}
+
+int lrvm__io_rename(int dirfd, const char *from, const char *to)
+{
+    int err = fault(LRVM__IO_RENAME);
+    if (err)
+        return fail(err);
+    return renameat(dirfd, from, dirfd, to) < 0 ? fail(errno) : 0;
 }
 
 int lrvm__io_mkdir(const char *path, mode_t mode)

@@ -290,11 +290,8 @@ static int create_log(lrvm_t *s)
         (rc = write_slot(fd, 0, &h)) < 0 ||
         (rc = lrvm__io_fdatasync(fd)) < 0)
         goto fail;
-    if (renameat(s->dirfd, LOG_NEW_NAME, s->dirfd, LRVM__LOG_NAME) < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    if ((rc = lrvm__io_fsync(s->dirfd)) < 0)
+    if ((rc = lrvm__io_rename(s->dirfd, LOG_NEW_NAME, LRVM__LOG_NAME)) < 0 ||
+        (rc = lrvm__io_fsync(s->dirfd)) < 0)
         goto fail;
     s->stats.fsyncs += 2;
     return fd;
