@@ -189,8 +189,18 @@ int lrvm_sync(lrvm_t *s)
 {
     if (s == NULL)
         return LRVM_EINVAL;
-    /* The ambient epoch needs automatic capture (lrvm.h, caveat C1). */
-    return s->tracking == LRVM_TRACK_EXPLICIT ? LRVM_EMODE : LRVM_ENOTSUP;
+    if (s->tracking != LRVM_TRACK_AUTO)
+        return LRVM_EMODE;                  /* no ambient epoch without capture */
+    pthread_mutex_lock(&s->mu);
+    int rc = lrvm__log_commit(s, lrvm__track_redo_ambient, s, 0);
+    if (rc == 0) {
+        lrvm__track_synced(s);
+        s->stats.syncs++;
+        if (lrvm__log_size(s) >= s->truncate_threshold)
+            (void)lrvm__truncate_locked(s);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
 }
 
 int lrvm_flush(lrvm_t *s)
@@ -220,6 +230,8 @@ int lrvm_stats(lrvm_t *s, lrvm_stats_t *out)
     pthread_mutex_lock(&s->mu);
     *out = s->stats;
     out->log_size = lrvm__log_size(s);
+    out->faults = atomic_load(&s->faults);
+    out->pages_captured = atomic_load(&s->captured);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }

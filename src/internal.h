@@ -17,11 +17,14 @@
 #include "lrvm.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
 #define LRVM__NAME_MAX 200
+
+struct lrvm__enc;
 
 #ifdef LRVM_DEBUG
 #include <assert.h>
@@ -78,14 +81,37 @@ int lrvm__errno_to_code(int err);
 
 /* ---------------------------------------------------------- segment.c */
 
+/* A run of ambient changes set aside when a transaction took the segment
+ * (track.c): replayed by the next lrvm_sync. */
+struct lrvm__stash_run {
+    size_t          sr_off;
+    size_t          sr_len;
+    unsigned char  *sr_data;
+};
+
 struct lrvm__seg {
     char            sg_name[LRVM__NAME_MAX + 1];
+    lrvm_t         *sg_store;
     int             sg_fd;      /* DIR/NAME.seg, read-write */
     unsigned char  *sg_base;    /* mapping, MAP_PRIVATE */
     size_t          sg_size;    /* bytes of the segment (== file size) */
     size_t          sg_maplen;  /* sg_size rounded up to pages */
     lrvm_tx_t      *sg_tx;      /* open transaction that holds it, or NULL */
+
+    /* Automatic capture (track.c); unused in explicit mode. The fault
+     * handler reads and writes only the fields marked (H), lock-free. */
+    size_t                  sg_npages;
+    _Atomic unsigned char  *sg_state;    /* (H) LRVM__PG_* per page */
+    unsigned char          *sg_shadow;   /* (H) before-images, page i at i*page */
+    uint32_t               *sg_dirty;    /* (H) captured pages, in capture order */
+    _Atomic size_t          sg_ndirty;   /* (H) entries of sg_dirty */
+    _Atomic long            sg_unprotected; /* (H) mprotect(RW) calls since re-protect */
+    struct lrvm__stash_run *sg_stash;    /* ambient runs set aside by begin */
+    size_t                  sg_nstash, sg_stash_cap;
 };
+
+/* Page states of automatic capture. */
+enum { LRVM__PG_CLEAN = 0, LRVM__PG_CAPTURING = 1, LRVM__PG_DIRTY = 2 };
 
 int  lrvm__seg_name_ok(const char *name);
 int  lrvm__seg_map(lrvm_t *s, const char *name, size_t size, struct lrvm__seg **out);
@@ -145,7 +171,9 @@ int      lrvm__varint_get(const unsigned char **p, const unsigned char *end, uin
 /* Open or create DIR/lrvm.log with a write buffer of BUF_CAP bytes. */
 int  lrvm__log_open(lrvm_t *s, size_t buf_cap);
 void lrvm__log_close(lrvm_t *s);
-int  lrvm__log_commit(lrvm_t *s, lrvm_tx_t *tx, int flags);
+/* Commit the redo that REDO(ARG, enc) produces as one transaction. */
+int  lrvm__log_commit(lrvm_t *s, int (*redo)(void *arg, struct lrvm__enc *e),
+                      void *arg, int flags);
 int  lrvm__log_flush(lrvm_t *s);
 /* Start a new, empty generation (after the records were applied). */
 int  lrvm__log_new_generation(lrvm_t *s);
@@ -218,8 +246,8 @@ int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot);
 
 /* ------------------------------------------------------------ track.c */
 
-/* What a transaction saved: in explicit mode, declared ranges with their
- * before-images. The automatic tracker will add captured pages here. */
+/* What a transaction saved in explicit mode: declared ranges with their
+ * before-images. (Auto mode keeps pages in the segments instead.) */
 struct lrvm__range {
     struct lrvm__seg *rg_seg;
     size_t            rg_off;
@@ -227,13 +255,30 @@ struct lrvm__range {
     unsigned char    *rg_before;
 };
 
+/* A source of redo for lrvm__log_commit. */
+typedef int lrvm__redo_fn(void *arg, struct lrvm__enc *e);
+
+/* Segment life (auto mode: page table, before-image shadow, fault area). */
+int  lrvm__track_attach(lrvm_t *s, struct lrvm__seg *seg);
+void lrvm__track_detach(lrvm_t *s, struct lrvm__seg *seg);
+/* TX has just taken its segments: set their ambient changes aside. */
+int  lrvm__track_begin(lrvm_tx_t *tx);
 int  lrvm__track_set_range(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len);
-/* Feed the transaction's redo ranges, merged and in order, to E. */
-int  lrvm__track_redo(lrvm_tx_t *tx, struct lrvm__enc *e);
-/* Put back every before-image. */
-void lrvm__track_restore(lrvm_tx_t *tx);
-/* Release what the transaction saved. */
-void lrvm__track_release(lrvm_tx_t *tx);
+/* Feed the transaction's redo ranges to E (an lrvm__redo_fn on a tx). */
+int  lrvm__track_redo_tx(void *tx, struct lrvm__enc *e);
+/* The transaction committed: forget its before-images, protect again. */
+void lrvm__track_committed(lrvm_tx_t *tx);
+/* The transaction aborts: put back every before-image, protect again. */
+void lrvm__track_aborted(lrvm_tx_t *tx);
+/* The ambient epoch of store S as redo (an lrvm__redo_fn on a store). */
+int  lrvm__track_redo_ambient(void *s, struct lrvm__enc *e);
+/* The ambient epoch was committed. */
+void lrvm__track_synced(lrvm_t *s);
+/* Capture the pages of [addr, addr+len) that lie in a tracked segment,
+ * before the kernel writes there (the read() wrappers). */
+void lrvm__track_prepare_kernel_write(void *addr, size_t len);
+/* Non-zero while some tracked segment is mapped: the wrappers' one branch. */
+extern _Atomic int lrvm__tracked_areas;
 
 /* --------------------------------------------------------------- tx.c */
 
@@ -266,6 +311,8 @@ struct lrvm {
     size_t               nsegs, segs_cap;
     lrvm_tx_t           *txs;              /* open transactions */
     lrvm_stats_t         stats;
+    _Atomic uint64_t     faults;           /* (H) pages captured by the fault handler */
+    _Atomic uint64_t     captured;         /* (H) pages captured by any means */
 };
 
 /* Truncate: flush, apply the log, new generation. Caller holds s->mu. */

@@ -570,7 +570,8 @@ static void invalidate(struct lrvm__enc *e)
     lg->lg_buf_used = 0;
 }
 
-int lrvm__log_commit(lrvm_t *s, lrvm_tx_t *tx, int flags)
+int lrvm__log_commit(lrvm_t *s, int (*redo)(void *arg, struct lrvm__enc *e),
+                     void *arg, int flags)
 {
     struct lrvm__log *lg = &s->log;
     struct lrvm__enc e;
@@ -584,7 +585,7 @@ int lrvm__log_commit(lrvm_t *s, lrvm_tx_t *tx, int flags)
     e.en_mark = lg->lg_buf_used;
     e.en_tx_start = lg->lg_written + lg->lg_buf_used;
 
-    rc = lrvm__track_redo(tx, &e);
+    rc = redo(arg, &e);
     if (rc == 0 && e.en_open)
         part_close(&e, 1);
     if (rc == 0 && e.en_records == 0)

@@ -134,7 +134,8 @@ int lrvm__seg_map(lrvm_t *s, const char *name, size_t size, struct lrvm__seg **o
         goto fail_errno;
     }
     seg->sg_base = base;
-    if ((rc = table_add(s, seg)) < 0) {
+    if ((rc = lrvm__track_attach(s, seg)) < 0 || (rc = table_add(s, seg)) < 0) {
+        lrvm__track_detach(s, seg);
         munmap(base, seg->sg_maplen);
         free(seg);
         lrvm__io_close(fd);
@@ -153,6 +154,7 @@ fail_errno:
 void lrvm__seg_unmap(lrvm_t *s, struct lrvm__seg *seg)
 {
     table_remove(s, seg);
+    lrvm__track_detach(s, seg);
     munmap(seg->sg_base, seg->sg_maplen);
     lrvm__io_close(seg->sg_fd);
     free(seg);

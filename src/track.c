@@ -1,29 +1,449 @@
 /*
- * track.c -- what a transaction saves before a change and logs at commit.
+ * track.c -- write capture: what a transaction (or the ambient epoch)
+ * saves before a change and logs at commit.
  *
- * Owns: the before-images of a transaction and the list of its redo
- * ranges. This release has the explicit tracker only: exactly the ranges
- * declared with lrvm_set_range are saved, restored by abort and logged by
- * commit. The automatic tracker (write-protected pages and a SIGSEGV
- * handler) plugs in here behind the same four calls: set_range, redo,
- * restore, release.
- * Never: logs a byte outside a declared range, or frees a before-image
- * while its transaction is open.
+ * Owns: the before-images, the page-state tables, the SIGSEGV handler and
+ * its table of tracked areas, the ambient runs set aside by lrvm_begin.
+ * Never: allocates, locks or prints inside the fault handler (it runs
+ * async-signal-safe: atomics, memcpy, mprotect, write(2) only); handles a
+ * fault that is not a store to a tracked page (those must crash exactly as
+ * without lrvm); makes a page writable before its before-image is copied.
+ *
+ * Explicit mode: exactly the ranges declared with lrvm_set_range are
+ * saved, logged and restored (tx_ranges).
+ *
+ * Auto mode: segments are mapped PROT_READ. The first store to a page
+ * faults; the handler moves the page CLEAN -> CAPTURING with a
+ * compare-and-swap (a thread that loses just retries its store), copies
+ * the page into the segment's shadow (an anonymous mapping of the same
+ * size, reserved at map time, so the handler never allocates), appends the
+ * page to the segment's dirty list, makes it writable and marks it DIRTY.
+ * The dirty pages of a segment belong to the transaction that holds the
+ * segment, else to the store's ambient epoch.
+ *
+ *        store faults              commit / abort / sync / begin(ambient)
+ *   CLEAN -------------> CAPTURING ---> DIRTY -----------------------------> CLEAN
+ *   (PROT_READ)          (copying)      (PROT_READ|PROT_WRITE)  re-protect, then state
+ *
+ * Commit compares each dirty page with its before-image and logs only the
+ * changed byte runs (runs closer than MERGE_GAP bytes are merged).
  *
  * Invariants
- *   I1 tx_ranges holds every declared range in declaration order, each
- *      with the bytes it held when it was first declared; restoring them
- *      newest first therefore leaves the oldest before-image of every byte.
- *   I2 Redo ranges are emitted sorted by segment and offset, overlapping
- *      and touching ranges merged, so every declared byte is logged once.
+ *   I1 A page is writable only in state DIRTY, and then its before-image is
+ *      in the shadow and its number in sg_dirty exactly once.
+ *   I2 A DIRTY page is made read-only again before it becomes CLEAN, so no
+ *      store to a CLEAN page goes uncaptured.
+ *   I3 The handler reads only areas[] entries published with a release
+ *      store, and a segment leaves areas[] (lrvm__track_detach) only after
+ *      every handler that could have seen it has returned (inflight == 0).
+ *   I4 Ambient runs set aside for a segment (sg_stash) hold, at every
+ *      moment, bytes that are committed or belong to the ambient epoch,
+ *      never bytes of an open transaction: they are refreshed from memory
+ *      when the transaction that holds the segment commits.
+ *   I5 Explicit mode: tx_ranges holds every declared range in declaration
+ *      order with the bytes it held when first declared; restoring newest
+ *      first leaves the oldest before-image of every byte.
  */
+#define _GNU_SOURCE
 #include "internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sigsegv.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MAX_AREAS   1024
+#define BLOCK_PAGES 64           /* capture unit when mappings run short */
+#define MERGE_GAP   8            /* equal bytes that still join two changed runs */
+#define RETRY_LIMIT 10000000L    /* consecutive faults on one DIRTY page */
+
+/* ------------------------------------------------- the tracked areas */
+
+struct area {
+    _Atomic uintptr_t           start, end;
+    _Atomic(struct lrvm__seg *) seg;
+};
+
+static struct area      areas[MAX_AREAS];
+static _Atomic int      areas_used;          /* high-water mark of areas[] */
+static _Atomic long     inflight;            /* handlers and wrappers inside */
+static pthread_mutex_t  areas_mu = PTHREAD_MUTEX_INITIALIZER;
+_Atomic int             lrvm__tracked_areas;
+
+static size_t           page_size;
+static long             map_budget;          /* unprotected runs before blocks */
+static _Atomic long     unprotected_runs;    /* mprotect(RW) calls not yet undone */
+static int              handler_ok;
+static pthread_once_t   init_once = PTHREAD_ONCE_INIT;
+
+/* Per-thread guard against looping on a fault that is not ours. */
+static __thread const void *last_dirty_fault __attribute__((tls_model("initial-exec")));
+static __thread long        dirty_retries __attribute__((tls_model("initial-exec")));
+
+static struct lrvm__seg *area_find(const void *addr)
+{
+    uintptr_t a = (uintptr_t)addr;
+    int n = atomic_load(&areas_used);
+    for (int i = 0; i < n; i++) {
+        struct lrvm__seg *seg = atomic_load(&areas[i].seg);
+        if (seg != NULL && a >= atomic_load(&areas[i].start) && a < atomic_load(&areas[i].end))
+            return seg;
+    }
+    return NULL;
+}
+
+static void say(const char *msg)
+{
+    (void)!write(2, msg, strlen(msg));
+}
+
+/* ------------------------------------------------- capture */
+
+/* Make pages [first, first+n) of SEG writable; the handler path. */
+static int unprotect(struct lrvm__seg *seg, size_t first, size_t n)
+{
+    if (mprotect(seg->sg_base + first * page_size, n * page_size, PROT_READ | PROT_WRITE) != 0)
+        return -1;
+    atomic_fetch_add(&unprotected_runs, 1);
+    atomic_fetch_add(&seg->sg_unprotected, 1);
+    return 0;
+}
+
+/* Take page P of SEG from CLEAN to CAPTURING and save it; 1 if this call
+ * won the page. */
+static int claim(struct lrvm__seg *seg, size_t p)
+{
+    unsigned char clean = LRVM__PG_CLEAN;
+    if (!atomic_compare_exchange_strong(&seg->sg_state[p], &clean, LRVM__PG_CAPTURING))
+        return 0;
+    memcpy(seg->sg_shadow + p * page_size, seg->sg_base + p * page_size, page_size);
+    seg->sg_dirty[atomic_fetch_add(&seg->sg_ndirty, 1)] = (uint32_t)p;
+    atomic_fetch_add(&seg->sg_store->captured, 1);
+    return 1;
+}
+
+/* Capture page P of SEG (or its whole block when mappings run short).
+ * Returns 1 when the store that faulted may be retried, 0 when the fault
+ * is not ours. Async-signal-safe. */
+static int capture(struct lrvm__seg *seg, size_t p, int from_fault)
+{
+    unsigned char st = atomic_load(&seg->sg_state[p]);
+    if (st == LRVM__PG_DIRTY) {
+        /* Either another thread finished the capture after our fault, or
+         * the page is writable and the fault is a real error. */
+        if (from_fault) {
+            const void *a = seg->sg_base + p * page_size;
+            if (a == last_dirty_fault && ++dirty_retries > RETRY_LIMIT)
+                return 0;
+            if (a != last_dirty_fault)
+                dirty_retries = 0;
+            last_dirty_fault = a;
+            sched_yield();
+        }
+        return 1;
+    }
+    last_dirty_fault = NULL;
+    if (st == LRVM__PG_CAPTURING || !claim(seg, p)) {
+        sched_yield();                       /* lost the race: retry the store */
+        return 1;
+    }
+    if (from_fault)
+        atomic_fetch_add(&seg->sg_store->faults, 1);
+
+    size_t first = p, n = 1;
+    if (atomic_load(&unprotected_runs) > map_budget) {
+        /* Widen to the aligned block: claim its CLEAN pages too, then make
+         * writable each run of pages that are ours or already DIRTY. */
+        size_t b0 = p - p % BLOCK_PAGES, b1 = b0 + BLOCK_PAGES;
+        if (b1 > seg->sg_npages)
+            b1 = seg->sg_npages;
+        unsigned char mine[BLOCK_PAGES] = { 0 };
+        mine[p - b0] = 1;
+        for (size_t q = b0; q < b1; q++)
+            if (q != p && claim(seg, q))
+                mine[q - b0] = 1;
+        size_t run = b0;
+        for (size_t q = b0; q <= b1; q++) {
+            int ok = q < b1 && (mine[q - b0] || atomic_load(&seg->sg_state[q]) == LRVM__PG_DIRTY);
+            if (ok)
+                continue;
+            if (q > run && unprotect(seg, run, q - run) != 0)
+                goto fail;
+            run = q + 1;
+        }
+        for (size_t q = b0; q < b1; q++)
+            if (mine[q - b0])
+                atomic_store(&seg->sg_state[q], LRVM__PG_DIRTY);      /* keeps I1 */
+        return 1;
+    }
+    if (unprotect(seg, first, n) != 0)
+        goto fail;
+    atomic_store(&seg->sg_state[p], LRVM__PG_DIRTY);                   /* keeps I1 */
+    return 1;
+fail:
+    say("lrvm: mprotect failed while capturing a page (too many mappings? "
+        "raise vm.max_map_count); the store cannot go on\n");
+    return 0;
+}
+
+static int on_fault(void *addr, int serious)
+{
+    (void)serious;
+    atomic_fetch_add(&inflight, 1);
+    int handled = 0;
+    struct lrvm__seg *seg = area_find(addr);
+    if (seg != NULL) {
+        size_t p = (size_t)((unsigned char *)addr - seg->sg_base) / page_size;
+        if (p < seg->sg_npages)
+            handled = capture(seg, p, 1);
+    }
+    atomic_fetch_sub(&inflight, 1);
+    return handled;
+}
+
+void lrvm__track_prepare_kernel_write(void *addr, size_t len)
+{
+    if (len == 0)
+        return;
+    atomic_fetch_add(&inflight, 1);
+    uintptr_t a = (uintptr_t)addr & ~(uintptr_t)(page_size - 1);
+    uintptr_t end = (uintptr_t)addr + len;
+    for (; a < end; a += page_size) {
+        struct lrvm__seg *seg = area_find((void *)a);
+        if (seg == NULL)
+            continue;
+        size_t p = (size_t)((unsigned char *)a - seg->sg_base) / page_size;
+        while (p < seg->sg_npages && atomic_load(&seg->sg_state[p]) != LRVM__PG_DIRTY)
+            if (!capture(seg, p, 0))
+                break;
+    }
+    atomic_fetch_sub(&inflight, 1);
+}
+
+static void track_init(void)
+{
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    long max_maps = 65530;
+    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[32] = { 0 };
+        if (read(fd, buf, sizeof buf - 1) > 0 && atol(buf) > 0)
+            max_maps = atol(buf);
+        close(fd);
+    }
+    /* An isolated writable page costs two mappings; leave the program
+     * two thirds of its budget. */
+    map_budget = max_maps / 6;
+    handler_ok = sigsegv_install_handler(on_fault) == 0;
+}
+
+/* ------------------------------------------------- segment life */
+
+int lrvm__track_attach(lrvm_t *s, struct lrvm__seg *seg)
+{
+    seg->sg_store = s;
+    if (s->tracking != LRVM_TRACK_AUTO)
+        return 0;
+    pthread_once(&init_once, track_init);
+    if (!handler_ok)
+        return LRVM_EMODE;
+    seg->sg_npages = seg->sg_maplen / page_size;
+    if (seg->sg_npages > UINT32_MAX)
+        return LRVM_EINVAL;
+    seg->sg_state = calloc(seg->sg_npages, 1);
+    seg->sg_dirty = malloc(seg->sg_npages * sizeof *seg->sg_dirty);
+    seg->sg_shadow = mmap(NULL, seg->sg_maplen, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (seg->sg_shadow == MAP_FAILED)
+        seg->sg_shadow = NULL;
+    int rc = LRVM_ENOMEM;
+    if (seg->sg_state == NULL || seg->sg_dirty == NULL || seg->sg_shadow == NULL)
+        goto fail;
+    if (mprotect(seg->sg_base, seg->sg_maplen, PROT_READ) != 0)
+        goto fail;
+    pthread_mutex_lock(&areas_mu);
+    int slot = -1, used = atomic_load(&areas_used);
+    for (int i = 0; i < used && slot < 0; i++)
+        if (atomic_load(&areas[i].seg) == NULL)
+            slot = i;
+    if (slot < 0 && used < MAX_AREAS)
+        slot = used;
+    if (slot >= 0) {
+        atomic_store(&areas[slot].start, (uintptr_t)seg->sg_base);
+        atomic_store(&areas[slot].end, (uintptr_t)seg->sg_base + seg->sg_maplen);
+        atomic_store(&areas[slot].seg, seg);                           /* keeps I3 */
+        if (slot == used)
+            atomic_store(&areas_used, used + 1);
+        atomic_fetch_add(&lrvm__tracked_areas, 1);
+    }
+    pthread_mutex_unlock(&areas_mu);
+    if (slot < 0)
+        goto fail;
+    return 0;
+fail:
+    lrvm__track_detach(s, seg);
+    return rc;
+}
+
+static void stash_clear(struct lrvm__seg *seg)
+{
+    for (size_t i = 0; i < seg->sg_nstash; i++)
+        free(seg->sg_stash[i].sr_data);
+    seg->sg_nstash = 0;
+}
+
+void lrvm__track_detach(lrvm_t *s, struct lrvm__seg *seg)
+{
+    (void)s;
+    pthread_mutex_lock(&areas_mu);
+    int used = atomic_load(&areas_used);
+    for (int i = 0; i < used; i++) {
+        if (atomic_load(&areas[i].seg) == seg) {
+            atomic_store(&areas[i].seg, NULL);
+            atomic_fetch_sub(&lrvm__tracked_areas, 1);
+        }
+    }
+    pthread_mutex_unlock(&areas_mu);
+    while (atomic_load(&inflight) != 0)                                /* keeps I3 */
+        sched_yield();
+    if (seg->sg_shadow != NULL)
+        munmap(seg->sg_shadow, seg->sg_maplen);
+    free(seg->sg_state);
+    free(seg->sg_dirty);
+    stash_clear(seg);
+    free(seg->sg_stash);
+    seg->sg_shadow = NULL;
+    seg->sg_state = NULL;
+    seg->sg_dirty = NULL;
+    seg->sg_stash = NULL;
+}
+
+/* ------------------------------------------------- diff and re-protect */
+
+/* Feed the changed runs of dirty page P of SEG to FN. */
+static int diff_page(struct lrvm__seg *seg, size_t p,
+                     int (*fn)(void *arg, struct lrvm__seg *seg, size_t off, size_t len),
+                     void *arg)
+{
+    const unsigned char *now = seg->sg_base + p * page_size;
+    const unsigned char *was = seg->sg_shadow + p * page_size;
+    size_t len = seg->sg_size - p * page_size;
+    if (len > page_size)
+        len = page_size;
+    size_t i = 0;
+    while (i < len) {
+        if (i + 64 <= len && memcmp(now + i, was + i, 64) == 0) {
+            i += 64;
+            continue;
+        }
+        if (now[i] == was[i]) {
+            i++;
+            continue;
+        }
+        size_t start = i, last = i;
+        for (size_t j = i + 1; j < len && j - last <= MERGE_GAP; j++)
+            if (now[j] != was[j])
+                last = j;
+        int rc = fn(arg, seg, p * page_size + start, last + 1 - start);
+        if (rc < 0)
+            return rc;
+        i = last + 1;
+    }
+    return 0;
+}
+
+static int emit_live(void *arg, struct lrvm__seg *seg, size_t off, size_t len)
+{
+    return lrvm__enc_range(arg, seg, off, seg->sg_base + off, len);
+}
+
+static int emit_dirty_pages(struct lrvm__seg *seg, struct lrvm__enc *e)
+{
+    size_t n = atomic_load(&seg->sg_ndirty);
+    for (size_t i = 0; i < n; i++) {
+        int rc = diff_page(seg, seg->sg_dirty[i], emit_live, e);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Make every dirty page of SEG read-only again, then CLEAN (keeps I2). */
+static void protect_dirty(struct lrvm__seg *seg)
+{
+    size_t n = atomic_load(&seg->sg_ndirty);
+    if (n == 0)
+        return;
+    size_t lo = SIZE_MAX, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t p = seg->sg_dirty[i];
+        lo = p < lo ? p : lo;
+        hi = p > hi ? p : hi;
+    }
+    /* One call over the span: the pages in between are read-only already,
+     * and the kernel merges the span back into one mapping. */
+    if (mprotect(seg->sg_base + lo * page_size, (hi + 1 - lo) * page_size, PROT_READ) != 0)
+        say("lrvm: mprotect failed while protecting committed pages\n");
+    atomic_fetch_sub(&unprotected_runs, atomic_exchange(&seg->sg_unprotected, 0));
+    for (size_t i = 0; i < n; i++)
+        atomic_store(&seg->sg_state[seg->sg_dirty[i]], LRVM__PG_CLEAN);
+    atomic_store(&seg->sg_ndirty, 0);
+}
+
+/* ------------------------------------------------- ambient set-aside */
+
+static int stash_add(void *arg, struct lrvm__seg *seg, size_t off, size_t len)
+{
+    (void)arg;
+    if (seg->sg_nstash == seg->sg_stash_cap) {
+        size_t cap = seg->sg_stash_cap ? seg->sg_stash_cap * 2 : 16;
+        struct lrvm__stash_run *r = realloc(seg->sg_stash, cap * sizeof *r);
+        if (r == NULL)
+            return LRVM_ENOMEM;
+        seg->sg_stash = r;
+        seg->sg_stash_cap = cap;
+    }
+    unsigned char *data = malloc(len);
+    if (data == NULL)
+        return LRVM_ENOMEM;
+    memcpy(data, seg->sg_base + off, len);
+    seg->sg_stash[seg->sg_nstash++] = (struct lrvm__stash_run){ off, len, data };
+    return 0;
+}
+
+int lrvm__track_begin(lrvm_tx_t *tx)
+{
+    if (tx->tx_store->tracking != LRVM_TRACK_AUTO)
+        return 0;
+    for (int i = 0; i < tx->tx_nsegs; i++) {
+        struct lrvm__seg *seg = tx->tx_segs[i];
+        size_t n = atomic_load(&seg->sg_ndirty);
+        for (size_t k = 0; k < n; k++) {
+            int rc = diff_page(seg, seg->sg_dirty[k], stash_add, NULL);
+            if (rc < 0)
+                return rc;
+        }
+        protect_dirty(seg);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------- transactions */
 
 int lrvm__track_set_range(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len)
 {
+    if (tx->tx_store->tracking == LRVM_TRACK_AUTO) {
+        size_t first = off / page_size, last = (off + len - 1) / page_size;
+        for (size_t p = first; p <= last; p++)
+            while (atomic_load(&seg->sg_state[p]) != LRVM__PG_DIRTY)
+                if (!capture(seg, p, 0))
+                    return LRVM_ENOMEM;
+        return 0;
+    }
     if (tx->tx_nranges > 0) {
         /* A loop that declares the same range again needs no new copy. */
         struct lrvm__range *last = &tx->tx_ranges[tx->tx_nranges - 1];
@@ -57,18 +477,17 @@ static int range_cmp(const void *a, const void *b)
     return 0;
 }
 
-int lrvm__track_redo(lrvm_tx_t *tx, struct lrvm__enc *e)
+/* Explicit mode: declared ranges, sorted and merged, once each. */
+static int redo_declared(lrvm_tx_t *tx, struct lrvm__enc *e)
 {
     size_t n = tx->tx_nranges;
     if (n == 0)
         return 0;
-    /* Sort a copy: the declaration order is needed by restore (I1). */
     struct lrvm__range *sorted = malloc(n * sizeof *sorted);
     if (sorted == NULL)
         return LRVM_ENOMEM;
-    memcpy(sorted, tx->tx_ranges, n * sizeof *sorted);
+    memcpy(sorted, tx->tx_ranges, n * sizeof *sorted);       /* keeps I5 */
     qsort(sorted, n, sizeof *sorted, range_cmp);
-
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0;) {
         struct lrvm__seg *seg = sorted[i].rg_seg;
@@ -78,25 +497,99 @@ int lrvm__track_redo(lrvm_tx_t *tx, struct lrvm__enc *e)
             if (e2 > end)
                 end = e2;
         }
-        rc = lrvm__enc_range(e, seg, start, seg->sg_base + start, end - start);   /* I2 */
+        rc = lrvm__enc_range(e, seg, start, seg->sg_base + start, end - start);
     }
     free(sorted);
     return rc;
 }
 
-void lrvm__track_restore(lrvm_tx_t *tx)
+int lrvm__track_redo_tx(void *arg, struct lrvm__enc *e)
 {
-    for (size_t i = tx->tx_nranges; i-- > 0;) {                 /* I1 */
-        struct lrvm__range *r = &tx->tx_ranges[i];
-        memcpy(r->rg_seg->sg_base + r->rg_off, r->rg_before, r->rg_len);
+    lrvm_tx_t *tx = arg;
+    if (tx->tx_store->tracking != LRVM_TRACK_AUTO)
+        return redo_declared(tx, e);
+    for (int i = 0; i < tx->tx_nsegs; i++) {
+        int rc = emit_dirty_pages(tx->tx_segs[i], e);
+        if (rc < 0)
+            return rc;
     }
+    return 0;
 }
 
-void lrvm__track_release(lrvm_tx_t *tx)
+static void release_declared(lrvm_tx_t *tx)
 {
     for (size_t i = 0; i < tx->tx_nranges; i++)
         free(tx->tx_ranges[i].rg_before);
     free(tx->tx_ranges);
     tx->tx_ranges = NULL;
     tx->tx_nranges = tx->tx_cap = 0;
+}
+
+void lrvm__track_committed(lrvm_tx_t *tx)
+{
+    if (tx->tx_store->tracking != LRVM_TRACK_AUTO) {
+        release_declared(tx);
+        return;
+    }
+    for (int i = 0; i < tx->tx_nsegs; i++) {
+        struct lrvm__seg *seg = tx->tx_segs[i];
+        for (size_t k = 0; k < seg->sg_nstash; k++) {               /* keeps I4 */
+            struct lrvm__stash_run *r = &seg->sg_stash[k];
+            memcpy(r->sr_data, seg->sg_base + r->sr_off, r->sr_len);
+        }
+        protect_dirty(seg);
+    }
+}
+
+void lrvm__track_aborted(lrvm_tx_t *tx)
+{
+    if (tx->tx_store->tracking != LRVM_TRACK_AUTO) {
+        for (size_t i = tx->tx_nranges; i-- > 0;) {                 /* keeps I5 */
+            struct lrvm__range *r = &tx->tx_ranges[i];
+            memcpy(r->rg_seg->sg_base + r->rg_off, r->rg_before, r->rg_len);
+        }
+        release_declared(tx);
+        return;
+    }
+    for (int i = 0; i < tx->tx_nsegs; i++) {
+        struct lrvm__seg *seg = tx->tx_segs[i];
+        size_t n = atomic_load(&seg->sg_ndirty);
+        for (size_t k = 0; k < n; k++) {
+            size_t p = seg->sg_dirty[k];
+            memcpy(seg->sg_base + p * page_size, seg->sg_shadow + p * page_size, page_size);
+        }
+        protect_dirty(seg);
+    }
+}
+
+/* ------------------------------------------------- the ambient epoch */
+
+int lrvm__track_redo_ambient(void *arg, struct lrvm__enc *e)
+{
+    lrvm_t *s = arg;
+    for (size_t i = 0; i < s->nsegs; i++) {
+        struct lrvm__seg *seg = s->segs[i];
+        for (size_t k = 0; k < seg->sg_nstash; k++) {
+            struct lrvm__stash_run *r = &seg->sg_stash[k];
+            int rc = lrvm__enc_range(e, seg, r->sr_off, r->sr_data, r->sr_len);
+            if (rc < 0)
+                return rc;
+        }
+        if (seg->sg_tx == NULL) {
+            int rc = emit_dirty_pages(seg, e);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+void lrvm__track_synced(lrvm_t *s)
+{
+    for (size_t i = 0; i < s->nsegs; i++) {
+        struct lrvm__seg *seg = s->segs[i];
+        stash_clear(seg);
+        if (seg->sg_tx == NULL)
+            protect_dirty(seg);
+    }
 }

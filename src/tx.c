@@ -110,7 +110,6 @@ static void tx_free(lrvm_tx_t *tx)
     if (tx->tx_next)
         tx->tx_next->tx_prev = tx->tx_prev;
     reg_remove(tx);                                 /* keeps I2 */
-    lrvm__track_release(tx);
     free(tx->tx_segs);
     free(tx);
 }
@@ -155,6 +154,11 @@ int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
     if (s->txs)
         s->txs->tx_prev = tx;
     s->txs = tx;
+    if ((rc = lrvm__track_begin(tx)) < 0) {
+        tx_free(tx);
+        pthread_mutex_unlock(&s->mu);
+        return rc;
+    }
     pthread_mutex_unlock(&s->mu);
     *out = tx;
     return 0;
@@ -191,9 +195,10 @@ int lrvm_commit(lrvm_tx_t *tx, int flags)
     int rc = tx_enter(tx, &s);
     if (rc < 0)
         return rc;
-    rc = lrvm__log_commit(s, tx, flags);
+    rc = lrvm__log_commit(s, lrvm__track_redo_tx, tx, flags);
     if (rc == 0) {
         s->stats.commits++;
+        lrvm__track_committed(tx);
         tx_free(tx);
         /* A failed truncation loses nothing: the log keeps the records and
          * the next commit tries again. */
@@ -210,7 +215,7 @@ int lrvm_abort(lrvm_tx_t *tx)
     int rc = tx_enter(tx, &s);
     if (rc < 0)
         return rc;
-    lrvm__track_restore(tx);
+    lrvm__track_aborted(tx);
     s->stats.aborts++;
     tx_free(tx);
     pthread_mutex_unlock(&s->mu);
@@ -220,7 +225,7 @@ int lrvm_abort(lrvm_tx_t *tx)
 void lrvm__tx_abort_all(lrvm_t *s)
 {
     while (s->txs != NULL) {
-        lrvm__track_restore(s->txs);
+        lrvm__track_aborted(s->txs);
         s->stats.aborts++;
         tx_free(s->txs);
     }

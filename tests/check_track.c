@@ -1,0 +1,637 @@
+/*
+ * check_track.c -- automatic write capture: faults, the byte diff, abort,
+ * foreign faults that must still kill, threads, kernel writes through the
+ * read() family, set_range without faults, the ambient epoch and lrvm_sync,
+ * and a transaction of 200,000 scattered pages under the default
+ * vm.max_map_count. Crashes are children that die of SIGKILL.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "rvm.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PAGE 4096
+
+static char *dir;
+
+static void setup(void)
+{
+    dir = tu_tmpdir();
+    unsetenv("LRVM_TRACKING");
+}
+
+static void teardown(void)
+{
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static lrvm_t *open_auto(void)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_AUTO, .truncate_threshold = (size_t)1 << 34 };
+    lrvm_t *s;
+    int rc = lrvm_open(dir, &o, &s);
+    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
+    return s;
+}
+
+static char *map(lrvm_t *s, const char *name, size_t size)
+{
+    void *base;
+    int rc = lrvm_map(s, name, size, &base);
+    ck_assert_msg(rc == 0, "lrvm_map %s: %s", name, lrvm_strerror(rc));
+    return base;
+}
+
+static lrvm_tx_t *begin1(lrvm_t *s, char *base)
+{
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&base, &tx), 0);
+    return tx;
+}
+
+static lrvm_stats_t stats(lrvm_t *s)
+{
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    return st;
+}
+
+static void die(void)
+{
+    kill(getpid(), SIGKILL);
+}
+
+static void expect_killed(void (*fn)(void *), void *arg)
+{
+    int st = tu_in_child(fn, arg);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %#x", st);
+}
+
+/* ---------------------------------------------------------------- */
+
+static void classic_no_declarations(void *arg)
+{
+    (void)arg;
+    rvm_t rvm = rvm_init(dir);
+    char *seg = rvm_map(rvm, "legacy", 3 * PAGE);
+    trans_t t = rvm_begin_trans(rvm, 1, (void **)&seg);
+    strcpy(seg + 10, "no about_to_modify");
+    strcpy(seg + 2 * PAGE + 5, "second page");
+    rvm_commit_trans(t);
+    t = rvm_begin_trans(rvm, 1, (void **)&seg);
+    strcpy(seg + 10, "uncommitted");
+    die();
+}
+
+START_TEST(test_track_classic_program_without_declarations)
+{
+    expect_killed(classic_no_declarations, NULL);
+    rvm_t rvm = rvm_init(dir);
+    char *seg = rvm_map(rvm, "legacy", 3 * PAGE);
+    ck_assert_str_eq(seg + 10, "no about_to_modify");
+    ck_assert_str_eq(seg + 2 * PAGE + 5, "second page");
+    ck_assert_int_eq(lrvm_close(rvm), 0);
+}
+END_TEST
+
+static void explicit_env_child(void *arg)
+{
+    (void)arg;
+    setenv("LRVM_TRACKING", "explicit", 1);
+    rvm_t rvm = rvm_init(dir);
+    char *seg = rvm_map(rvm, "legacy", PAGE);
+    trans_t t = rvm_begin_trans(rvm, 1, (void **)&seg);
+    rvm_about_to_modify(t, seg, 0, 8);
+    strcpy(seg, "decl");
+    strcpy(seg + 100, "undeclared");        /* no fault in explicit mode */
+    rvm_commit_trans(t);
+    die();
+}
+
+START_TEST(test_track_env_explicit_switches_classic)
+{
+    expect_killed(explicit_env_child, NULL);
+    rvm_t rvm = rvm_init(dir);
+    char *seg = rvm_map(rvm, "legacy", PAGE);
+    ck_assert_str_eq(seg, "decl");
+    ck_assert_int_eq(seg[100], 0);
+    lrvm_stats_t st = stats(rvm);
+    ck_assert_uint_eq(st.faults, 0);
+    ck_assert_int_eq(lrvm_close(rvm), 0);
+}
+END_TEST
+
+START_TEST(test_track_abort_and_empty_tx)
+{
+    lrvm_t *s = open_auto();
+    char *a = map(s, "a", 8 * PAGE);
+    lrvm_tx_t *tx = begin1(s, a);
+    memcpy(a + 3 * PAGE, "kept", 5);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    lrvm_stats_t st0 = stats(s);
+
+    tx = begin1(s, a);
+    memset(a, 'x', 8 * PAGE);
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_str_eq(a + 3 * PAGE, "kept");
+    for (size_t i = 0; i < 8 * PAGE; i++)
+        if (i < 3 * PAGE || i >= 3 * PAGE + 5)
+            ck_assert_int_eq(a[i], 0);
+
+    /* No store, or stores that put back the same bytes: nothing logged. */
+    tx = begin1(s, a);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    tx = begin1(s, a);
+    a[3 * PAGE] = 'k';
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    lrvm_stats_t st1 = stats(s);
+    ck_assert_uint_eq(st1.bytes_logged, st0.bytes_logged);
+    ck_assert_uint_eq(st1.log_records, st0.log_records);
+    ck_assert_uint_eq(st1.faults, st0.faults + 8 + 1);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+START_TEST(test_track_byte_diff_logs_little)
+{
+    lrvm_t *s = open_auto();
+    char *a = map(s, "a", 1000 * PAGE);
+    lrvm_stats_t st0 = stats(s);
+    lrvm_tx_t *tx = begin1(s, a);
+    for (int p = 0; p < 1000; p++)
+        memcpy(a + (size_t)p * PAGE + (size_t)(p * 8) % PAGE, "8bytes!", 8);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    lrvm_stats_t st1 = stats(s);
+    ck_assert_uint_eq(st1.faults - st0.faults, 1000);
+    ck_assert_uint_eq(st1.pages_captured - st0.pages_captured, 1000);
+    uint64_t logged = st1.bytes_logged - st0.bytes_logged;
+    ck_assert_msg(logged < 1000 * 24, "logged %llu bytes for 8 bytes on 1000 pages",
+                  (unsigned long long)logged);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_auto();
+    a = map(s, "a", 1000 * PAGE);
+    for (int p = 0; p < 1000; p++)
+        ck_assert_mem_eq(a + (size_t)p * PAGE + (size_t)(p * 8) % PAGE, "8bytes!", 8);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+START_TEST(test_track_set_range_captures_without_fault)
+{
+    lrvm_t *s = open_auto();
+    char *a = map(s, "a", 16 * PAGE);
+    lrvm_stats_t st0 = stats(s);
+    lrvm_tx_t *tx = begin1(s, a);
+    ck_assert_int_eq(lrvm_set_range(tx, a + PAGE - 4, 3 * PAGE), 0);   /* pages 0..3 */
+    ck_assert_int_eq(lrvm_set_range(tx, a + PAGE, 8), 0);              /* again */
+    memset(a + PAGE - 4, 'z', 3 * PAGE);
+    lrvm_stats_t st1 = stats(s);
+    ck_assert_uint_eq(st1.faults, st0.faults);
+    ck_assert_uint_eq(st1.pages_captured - st0.pages_captured, 4);
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_int_eq(a[PAGE], 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* ------------------------------------------------ foreign faults */
+
+static void write_readonly_page(void *arg)
+{
+    (void)arg;
+    lrvm_t *s = open_auto();
+    map(s, "a", PAGE);
+    char *ro = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ro[0] = 1;
+    _exit(0);
+}
+
+static void write_null(void *arg)
+{
+    (void)arg;
+    lrvm_t *s = open_auto();
+    map(s, "a", PAGE);
+    *(volatile char *)arg = 1;                  /* arg is NULL */
+    _exit(0);
+}
+
+static void write_prot_none_in_segment_gap(void *arg)
+{
+    (void)arg;
+    lrvm_t *s = open_auto();
+    char *a = map(s, "a", 4 * PAGE);
+    char *none = mmap(a + 16 * PAGE, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (none == MAP_FAILED)
+        _exit(3);
+    none[0] = 1;
+    _exit(0);
+}
+
+START_TEST(test_track_foreign_faults_still_kill)
+{
+    void (*cases[])(void *) = { write_readonly_page, write_null, write_prot_none_in_segment_gap };
+    for (int i = 0; i < 3; i++) {
+        int st = tu_in_child(cases[i], NULL);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "case %d: status %#x", i, st);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------ threads */
+
+struct race {
+    char              *page;
+    pthread_barrier_t *bar;
+    int                id;
+};
+
+static void *race_store(void *arg)
+{
+    struct race *r = arg;
+    pthread_barrier_wait(r->bar);
+    r->page[r->id * 8] = (char)(r->id + 1);
+    return NULL;
+}
+
+START_TEST(test_track_threads_race_one_page)
+{
+    lrvm_t *s = open_auto();
+    char *a = map(s, "a", 64 * PAGE);
+    for (int round = 0; round < 64; round++) {
+        lrvm_stats_t st0 = stats(s);
+        lrvm_tx_t *tx = begin1(s, a);
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, 4);
+        pthread_t th[4];
+        struct race r[4];
+        for (int i = 0; i < 4; i++) {
+            r[i] = (struct race){ a + (size_t)round * PAGE, &bar, i };
+            pthread_create(&th[i], NULL, race_store, &r[i]);
+        }
+        for (int i = 0; i < 4; i++)
+            pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&bar);
+        ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+        lrvm_stats_t st1 = stats(s);
+        ck_assert_uint_eq(st1.pages_captured - st0.pages_captured, 1);   /* once */
+        for (int i = 0; i < 4; i++)
+            ck_assert_int_eq(a[(size_t)round * PAGE + (size_t)i * 8], i + 1);
+    }
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_auto();
+    a = map(s, "a", 64 * PAGE);
+    for (int round = 0; round < 64; round++)
+        for (int i = 0; i < 4; i++)
+            ck_assert_int_eq(a[(size_t)round * PAGE + (size_t)i * 8], i + 1);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+struct filler {
+    char *bases[2];
+    int   id;
+};
+
+static void *fill_pages(void *arg)
+{
+    struct filler *f = arg;
+    for (int seg = 0; seg < 2; seg++)
+        for (int p = f->id; p < 256; p += 4)
+            for (int k = 0; k < 16; k++)
+                f->bases[seg][(size_t)p * PAGE + (size_t)k * 256] = (char)(p + k + seg);
+    return NULL;
+}
+
+START_TEST(test_track_threads_fill_one_tx)
+{
+    lrvm_t *s = open_auto();
+    char *bases[2] = { map(s, "x", 256 * PAGE), map(s, "y", 256 * PAGE) };
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 2, (void *const *)bases, &tx), 0);
+    pthread_t th[4];
+    struct filler f[4];
+    for (int i = 0; i < 4; i++) {
+        f[i] = (struct filler){ { bases[0], bases[1] }, i };
+        ck_assert_int_eq(pthread_create(&th[i], NULL, fill_pages, &f[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_uint_eq(stats(s).pages_captured, 512);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_auto();
+    bases[0] = map(s, "x", 256 * PAGE);
+    bases[1] = map(s, "y", 256 * PAGE);
+    for (int seg = 0; seg < 2; seg++)
+        for (int p = 0; p < 256; p++)
+            for (int k = 0; k < 16; k++)
+                ck_assert_int_eq(bases[seg][(size_t)p * PAGE + (size_t)k * 256], (char)(p + k + seg));
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* ------------------------------------------------ kernel writes */
+
+static int data_file(const char *text)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/input.txt", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    return fd;
+}
+
+static void kernel_writes_child(void *arg)
+{
+    (void)arg;
+    lrvm_t *s = open_auto();
+    char *a = map(s, "k", 8 * PAGE);
+    int fd = data_file("0123456789abcdefghij");
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+
+    /* Inside a transaction: read, pread, readv, recv into clean pages. */
+    lrvm_tx_t *tx = begin1(s, a);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+    ck_assert_int_eq(read(fd, a + 10, 5), 5);                       /* 01234 */
+    ck_assert_int_eq(pread(fd, a + PAGE - 2, 4, 10), 4);            /* abcd across pages */
+    struct iovec iov[2] = { { a + 3 * PAGE, 2 }, { a + 4 * PAGE, 3 } };
+    ck_assert_int_eq(lseek(fd, 5, SEEK_SET), 5);
+    ck_assert_int_eq(readv(fd, iov, 2), 5);                         /* 56 / 789 */
+    ck_assert_int_eq(write(sv[1], "sock", 4), 4);
+    ck_assert_int_eq(recv(sv[0], a + 5 * PAGE, 4, 0), 4);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+
+    /* In the ambient epoch: pread, then lrvm_sync. */
+    ck_assert_int_eq(pread(fd, a + 6 * PAGE, 3, 17), 3);            /* hij */
+    ck_assert_int_eq(lrvm_sync(s), 0);
+    /* Ambient, never synced: lost at the crash. */
+    ck_assert_int_eq(pread(fd, a + 7 * PAGE, 3, 0), 3);
+    die();
+}
+
+START_TEST(test_track_kernel_writes_then_crash)
+{
+    expect_killed(kernel_writes_child, NULL);
+    lrvm_t *s = open_auto();
+    char *a = map(s, "k", 8 * PAGE);
+    ck_assert_mem_eq(a + 10, "01234", 5);
+    ck_assert_mem_eq(a + PAGE - 2, "abcd", 4);
+    ck_assert_mem_eq(a + 3 * PAGE, "56", 2);
+    ck_assert_mem_eq(a + 4 * PAGE, "789", 3);
+    ck_assert_mem_eq(a + 5 * PAGE, "sock", 4);
+    ck_assert_mem_eq(a + 6 * PAGE, "hij", 3);
+    ck_assert_int_eq(a[7 * PAGE], 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* ------------------------------------------------ the ambient epoch */
+
+static void ambient_child(void *arg)
+{
+    (void)arg;
+    lrvm_t *s = open_auto();
+    uint64_t *a = (uint64_t *)map(s, "amb", 64 * PAGE);
+    uint64_t seed = 99;
+    for (uint64_t epoch = 1; epoch <= 20; epoch++) {
+        /* Each epoch writes its number into 50 random words and word 0. */
+        for (int k = 0; k < 50; k++)
+            a[1 + tu_rand(&seed) % (64 * PAGE / 8 - 1)] = epoch;
+        a[0] = epoch;
+        if (epoch < 20)
+            ck_assert_int_eq(lrvm_sync(s), 0);
+    }
+    die();                                          /* epoch 20 never synced */
+}
+
+START_TEST(test_track_ambient_crash_shows_last_sync)
+{
+    expect_killed(ambient_child, NULL);
+    uint64_t expect[64 * PAGE / 8] = { 0 };
+    uint64_t seed = 99;
+    for (uint64_t epoch = 1; epoch <= 19; epoch++) {
+        for (int k = 0; k < 50; k++)
+            expect[1 + tu_rand(&seed) % (64 * PAGE / 8 - 1)] = epoch;
+        expect[0] = epoch;
+    }
+    lrvm_t *s = open_auto();
+    uint64_t *a = (uint64_t *)map(s, "amb", 64 * PAGE);
+    for (size_t i = 0; i < 64 * PAGE / 8; i++)
+        ck_assert_msg(a[i] == expect[i], "word %zu: %llu, want %llu", i,
+                      (unsigned long long)a[i], (unsigned long long)expect[i]);
+    ck_assert_uint_eq(stats(s).syncs, 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+static void interleave_child(void *arg)
+{
+    int crash_point = *(int *)arg;
+    lrvm_t *s = open_auto();
+    char *a = map(s, "mix", 4 * PAGE);
+    strcpy(a, "ambient-1");                         /* ambient, page 0 */
+    strcpy(a + PAGE, "ambient-2");                  /* ambient, page 1 */
+    lrvm_tx_t *tx = begin1(s, a);                   /* sets them aside */
+    strcpy(a + 10, "tx-aborted");                   /* same page as ambient-1 */
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_str_eq(a, "ambient-1");               /* survives the abort */
+    ck_assert_int_eq(a[10], 0);
+    if (crash_point == 0)
+        die();                                      /* nothing durable yet */
+    tx = begin1(s, a);
+    strcpy(a + PAGE, "tx-commit");                  /* over ambient-2 */
+    strcpy(a + 2 * PAGE, "tx-only");
+    /* A sync while the transaction holds the segment: ambient changes made
+     * before it began, never its own bytes. */
+    if (crash_point == 3)
+        ck_assert_int_eq(lrvm_sync(s), 0);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    if (crash_point == 1)
+        die();                                      /* tx durable, ambient not */
+    strcpy(a + 3 * PAGE, "ambient-3");
+    ck_assert_int_eq(lrvm_sync(s), 0);
+    die();
+}
+
+START_TEST(test_track_ambient_and_transactions_interleave)
+{
+    for (int point = 0; point < 4; point++) {
+        tu_rmrf(dir);
+        ck_assert_int_eq(mkdir(dir, 0700), 0);
+        int p = point;
+        expect_killed(interleave_child, &p);
+        lrvm_t *s = open_auto();
+        char *a = map(s, "mix", 4 * PAGE);
+        switch (point) {
+        case 0:
+            ck_assert_int_eq(a[0], 0);
+            ck_assert_int_eq(a[PAGE], 0);
+            break;
+        case 1:
+            ck_assert_int_eq(a[0], 0);
+            ck_assert_str_eq(a + PAGE, "tx-commit");
+            ck_assert_str_eq(a + 2 * PAGE, "tx-only");
+            break;
+        default:
+            ck_assert_str_eq(a, "ambient-1");
+            ck_assert_int_eq(a[10], 0);
+            ck_assert_str_eq(a + PAGE, "tx-commit");      /* not ambient-2 */
+            ck_assert_str_eq(a + 2 * PAGE, "tx-only");
+            ck_assert_str_eq(a + 3 * PAGE, "ambient-3");
+            break;
+        }
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
+static void sync_during_tx_child(void *arg)
+{
+    (void)arg;
+    lrvm_t *s = open_auto();
+    char *a = map(s, "held", 2 * PAGE);
+    strcpy(a, "before-tx");
+    lrvm_tx_t *tx = begin1(s, a);                   /* left open */
+    (void)tx;
+    strcpy(a + 100, "uncommitted");
+    ck_assert_int_eq(lrvm_sync(s), 0);
+    die();
+}
+
+START_TEST(test_track_sync_during_tx_excludes_tx_bytes)
+{
+    expect_killed(sync_during_tx_child, NULL);
+    lrvm_t *s = open_auto();
+    char *a = map(s, "held", 2 * PAGE);
+    ck_assert_str_eq(a, "before-tx");
+    ck_assert_int_eq(a[100], 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* ------------------------------------------------ scale */
+
+START_TEST(test_track_200k_scattered_pages)
+{
+    /* 200,000 pages spread over a 1 GiB segment in one transaction: past
+     * the ~32,000 isolated writable pages that vm.max_map_count (65,530 by
+     * default) allows, so capture must widen to blocks. */
+    lrvm_t *s = open_auto();
+    size_t npages = ((size_t)1 << 30) / PAGE;
+    char *a = map(s, "huge", npages * PAGE);
+    lrvm_tx_t *tx = begin1(s, a);
+    uint64_t seed = 42;
+    size_t n = 0;
+    for (size_t p = 0; p < npages && n < 200000; p++) {
+        if (tu_rand(&seed) % 100 < 77) {
+            a[p * PAGE + (size_t)(p % 4000)] = (char)(p | 1);
+            n++;
+        }
+    }
+    ck_assert_uint_eq(n, 200000);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_uint_ge(stats(s).pages_captured, 200000);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_auto();
+    a = map(s, "huge", npages * PAGE);
+    seed = 42;
+    n = 0;
+    for (size_t p = 0; p < npages && n < 200000; p++) {
+        if (tu_rand(&seed) % 100 < 77) {
+            ck_assert_int_eq(a[p * PAGE + (size_t)(p % 4000)], (char)(p | 1));
+            n++;
+        }
+    }
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* ------------------------------------------------ map/unmap vs faults */
+
+struct churn {
+    lrvm_t       *s;
+    char         *stable;
+    _Atomic int   stop;
+};
+
+static void *churn_maps(void *arg)
+{
+    struct churn *c = arg;
+    for (int i = 0; i < 200; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "churn%d", i % 7);
+        void *b;
+        if (lrvm_map(c->s, name, 4 * PAGE, &b) == 0) {
+            ((char *)b)[i % (4 * PAGE)] = 1;        /* ambient, dropped at unmap */
+            lrvm_unmap(c->s, b);
+        }
+    }
+    atomic_store(&c->stop, 1);
+    return NULL;
+}
+
+START_TEST(test_track_map_unmap_while_faulting)
+{
+    lrvm_t *s = open_auto();
+    struct churn c = { s, map(s, "stable", 256 * PAGE), 0 };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, churn_maps, &c), 0);
+    uint64_t rounds = 0;
+    while (!atomic_load(&c.stop)) {
+        lrvm_tx_t *tx = begin1(s, c.stable);
+        for (int p = 0; p < 256; p++)
+            c.stable[(size_t)p * PAGE + rounds % PAGE] = (char)rounds;
+        ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
+        rounds++;
+    }
+    pthread_join(th, NULL);
+    ck_assert_uint_gt(rounds, 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("track");
+    TCase *tc = tcase_create("track");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_track_classic_program_without_declarations);
+    tcase_add_test(tc, test_track_env_explicit_switches_classic);
+    tcase_add_test(tc, test_track_abort_and_empty_tx);
+    tcase_add_test(tc, test_track_byte_diff_logs_little);
+    tcase_add_test(tc, test_track_set_range_captures_without_fault);
+    tcase_add_test(tc, test_track_foreign_faults_still_kill);
+    tcase_add_test(tc, test_track_threads_race_one_page);
+    tcase_add_test(tc, test_track_threads_fill_one_tx);
+    tcase_add_test(tc, test_track_kernel_writes_then_crash);
+    tcase_add_test(tc, test_track_ambient_crash_shows_last_sync);
+    tcase_add_test(tc, test_track_ambient_and_transactions_interleave);
+    tcase_add_test(tc, test_track_sync_during_tx_excludes_tx_bytes);
+    tcase_add_test(tc, test_track_map_unmap_while_faulting);
+    tcase_add_test(tc, test_track_200k_scattered_pages);
+    suite_add_tcase(s, tc);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
