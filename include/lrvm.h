@@ -19,15 +19,21 @@
  *   - All calls on one store are thread-safe.
  *
  * Tracking modes
+ *   LRVM_TRACK_AUTO (the default): segments are mapped read-only; the
+ *   first store to a page faults, and lrvm saves the page and makes it
+ *   writable. Commit logs only the bytes that changed. No declaration is
+ *   needed; lrvm_set_range only captures pages early (no fault).
+ *   Stores outside every transaction belong to the store's ambient epoch,
+ *   committed atomically by lrvm_sync (failure-atomic msync).
  *   LRVM_TRACK_EXPLICIT: exactly the ranges declared with lrvm_set_range
  *   are saved and logged (classic RVM). Stores outside declared ranges are
- *   not persisted and not undone by lrvm_abort.
- *   LRVM_TRACK_AUTO: the default in the API, see the caveat below.
+ *   not persisted and not undone by lrvm_abort; lrvm_sync is LRVM_EMODE.
  *
  * Caveats
- *   C1 Automatic capture is not in this release: a store opened with
- *      LRVM_TRACK_AUTO behaves as LRVM_TRACK_EXPLICIT until the page
- *      tracker lands. Declare every range you change.
+ *   C1 Auto mode owns SIGSEGV: it installs a handler through GNU
+ *      libsigsegv, which replaces any SIGSEGV handler the program set.
+ *      Faults that are not first stores to a tracked page are declined and
+ *      kill the program as they would without lrvm.
  *   C2 fork(): the child shares the lock on the store's directory and a
  *      copy of the mappings; it must not call lrvm on the parent's store.
  *      Open stores in the child, after fork, if it needs one.
@@ -40,6 +46,23 @@
  *      and the failed transaction's outcome is unknown until recovery.
  *   C5 Segment files must not be changed by anything but lrvm while the log
  *      holds records for them.
+ *   C6 Kernel writes into a segment (auto mode): a system call that writes
+ *      into a write-protected page fails with EFAULT instead of faulting.
+ *      liblrvm wraps read, pread, readv, preadv, recv, recvfrom and recvmsg
+ *      so their buffers are captured first; calls made inside libc (fread)
+ *      and every other system call that writes into memory (getdents,
+ *      stat into a segment, io_uring...) need lrvm_set_range on the buffer
+ *      first, or a buffer outside the segment.
+ *   C7 A store into a segment belongs to the transaction that holds the
+ *      segment, whichever thread makes it; outside transactions to the
+ *      ambient epoch. lrvm_begin sets the segment's ambient changes aside
+ *      (they survive its abort and are committed by the next lrvm_sync).
+ *   C8 Memory: auto mode reserves, per segment, address space for one
+ *      before-image of every page (MAP_NORESERVE); a transaction that
+ *      changes N pages uses N pages of it. When vm.max_map_count runs short
+ *      (over a sixth of it used by isolated writable pages) capture widens
+ *      to aligned blocks of 64 pages. If mprotect still fails, the handler
+ *      prints a diagnostic and declines, and the process dies of SIGSEGV.
  */
 #ifndef LRVM_H
 #define LRVM_H
@@ -125,7 +148,8 @@ int lrvm_close(lrvm_t *rvm);
  * An existing longer segment is mapped whole, at its own size.
  * Names: 1 to 200 bytes, no '/', no "..".
  * Errors: LRVM_EINVAL (name, size 0), LRVM_EEXIST (already mapped),
- * LRVM_EIO, LRVM_ENOSPC, LRVM_ENOMEM.
+ * LRVM_EIO, LRVM_ENOSPC, LRVM_ENOMEM, LRVM_EMODE (auto mode and SIGSEGV
+ * cannot be caught here).
  */
 int lrvm_map(lrvm_t *rvm, const char *name, size_t size, void **base);
 
@@ -152,8 +176,9 @@ int lrvm_begin(lrvm_t *rvm, int nsegs, void *const *bases, lrvm_tx_t **tx);
 
 /*
  * lrvm_set_range -- declare that [addr, addr+len) is about to change: its
- * before-image is saved and, at commit, its bytes are logged. Ranges may
- * repeat and overlap. len 0 does nothing.
+ * before-image is saved and, at commit, its bytes are logged (explicit
+ * mode), or its pages are captured now, without faults (auto mode).
+ * Ranges may repeat and overlap. len 0 does nothing.
  * Errors: LRVM_EINVAL (range not inside one segment of the transaction),
  * LRVM_ENOENT (transaction finished), LRVM_ENOMEM.
  */
@@ -172,13 +197,16 @@ int lrvm_set_range(lrvm_tx_t *tx, void *addr, size_t len);
 int lrvm_commit(lrvm_tx_t *tx, int flags);
 
 /*
- * lrvm_abort -- restore every declared range to its before-image and free
- * TX. Errors: LRVM_ENOENT (finished transaction).
+ * lrvm_abort -- restore every declared range (explicit) or captured page
+ * (auto) to its before-image and free TX. Errors: LRVM_ENOENT (finished transaction).
  */
 int lrvm_abort(lrvm_tx_t *tx);
 
-/* lrvm_sync -- commit the ambient epoch. Needs automatic capture (C1):
- * returns LRVM_EMODE in explicit mode. */
+/* lrvm_sync -- commit the ambient epoch: every store made outside a
+ * transaction since the last sync, atomically and durably. While a
+ * transaction holds a segment, only the ambient changes made to it before
+ * the transaction began are included (C7).
+ * Errors: LRVM_EMODE (explicit mode), LRVM_EIO, LRVM_ENOSPC, LRVM_EFAILED. */
 int lrvm_sync(lrvm_t *rvm);
 
 /* lrvm_flush -- make every no-flush commit durable.
