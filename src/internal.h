@@ -279,6 +279,7 @@ void lrvm__track_synced(lrvm_t *s);
 void lrvm__track_prepare_kernel_write(void *addr, size_t len);
 /* Non-zero while some tracked segment is mapped: the wrappers' one branch. */
 extern _Atomic int lrvm__tracked_areas;
+extern const int lrvm__wrappers;      /* wrap.c is linked */
 
 /* --------------------------------------------------------------- tx.c */
 

@@ -238,7 +238,7 @@ static void track_init(void)
     /* An isolated writable page costs two mappings; leave the program
      * two thirds of its budget. */
     map_budget = max_maps / 6;
-    handler_ok = sigsegv_install_handler(on_fault) == 0;
+    handler_ok = sigsegv_install_handler(on_fault) == 0 && lrvm__wrappers;
 }
 
 /* ------------------------------------------------- segment life */

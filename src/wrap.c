@@ -25,6 +25,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* Referenced from track.c, so that a static link that takes the tracker
+ * takes the wrappers too, even when another library (a sanitizer runtime)
+ * defines read first on the link line. */
+const int lrvm__wrappers = 1;
+
 static inline int tracked(void)
 {
     return __builtin_expect(atomic_load_explicit(&lrvm__tracked_areas, memory_order_relaxed) != 0, 0);
