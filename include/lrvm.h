@@ -42,8 +42,10 @@
  *   C4 An I/O error during a commit fails that commit and leaves the store
  *      usable when lrvm could invalidate the failed record. When it could
  *      not (the invalidating write or sync failed too), the store refuses
- *      further commits with LRVM_EIO until it is closed and opened again,
- *      and the failed transaction's outcome is unknown until recovery.
+ *      further commits, flushes and truncations with LRVM_EFAILED until it
+ *      is closed and opened again, and the failed transaction's outcome is
+ *      unknown until recovery. The same holds when a truncation cannot
+ *      undo a half-written log header.
  *   C5 Segment files must not be changed by anything but lrvm while the log
  *      holds records for them.
  *   C6 Kernel writes into a segment (auto mode): a system call that writes
@@ -138,7 +140,8 @@ int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out);
  * lrvm_close -- abort the open transactions, make every committed
  * transaction durable, unmap every segment and release the store.
  * The store is released even when the final flush fails; the error is
- * returned (LRVM_EIO, LRVM_ENOSPC) and no-flush commits may then be lost.
+ * returned (LRVM_EIO, LRVM_ENOSPC, LRVM_EFAILED) and no-flush commits may
+ * then be lost.
  */
 int lrvm_close(lrvm_t *rvm);
 
@@ -189,7 +192,9 @@ int lrvm_set_range(lrvm_tx_t *tx, void *addr, size_t len);
  * LRVM_NO_FLUSH: durable at the next lrvm_flush, flushing commit, close,
  * or when the log buffer fills; commit order is kept either way.
  * On success TX is freed. On failure TX stays open: commit may be retried,
- * or the transaction aborted.
+ * or the transaction aborted. A freed handle passed again gets
+ * LRVM_ENOENT, unless a later lrvm_begin happened to reuse its memory:
+ * do not keep handles past commit or abort.
  * Errors: LRVM_EINVAL (flags), LRVM_ENOENT (finished transaction),
  * LRVM_EIO, LRVM_ENOSPC (the log write failed; see caveat C4),
  * LRVM_EFAILED, LRVM_ENOMEM.

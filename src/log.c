@@ -357,8 +357,17 @@ int lrvm__log_new_generation(lrvm_t *s)
 
     LRVM__ASSERT(lg->lg_buf_used == 0);
     if ((rc = write_slot(lg->lg_fd, slot, &h)) < 0 ||
-        (rc = lrvm__io_fdatasync(lg->lg_fd)) < 0)
+        (rc = lrvm__io_fdatasync(lg->lg_fd)) < 0) {
+        /* The new slot may have reached the disk, whole or torn; the store
+         * goes on in the old generation, so the new slot must not win at
+         * the next open. Wipe it; if even that fails, stop (C4). */
+        static const unsigned char zeros[LOG_SLOT_SIZE];
+        if (lrvm__io_pwrite_all(lg->lg_fd, zeros, sizeof zeros,
+                                (uint64_t)slot * LOG_SLOT_SIZE) < 0 ||
+            lrvm__io_fdatasync(lg->lg_fd) < 0)
+            lg->lg_failed = 1;
         return fail_code(rc);
+    }
     s->stats.fsyncs++;
     lg->lg_slot = slot;
     lg->lg_generation = h.lh_generation;

@@ -100,14 +100,16 @@ int lrvm__seg_map(lrvm_t *s, const char *name, size_t size, struct lrvm__seg **o
     if ((rc = lrvm__io_fstat_size(fd, &cur)) < 0)
         goto fail_errno;
     if (cur < size) {
-        /* Extension (keeps I1): the new size must be durable before a
-         * record can name a byte of it. */
-        if ((rc = lrvm__io_ftruncate(fd, size)) < 0 ||
-            (rc = lrvm__io_fsync(fd)) < 0)
+        if ((rc = lrvm__io_ftruncate(fd, size)) < 0)
             goto fail_errno;
-        s->stats.fsyncs++;
         cur = size;
     }
+    /* Keeps I1: the size must be durable before a record can name a byte
+     * of it. Synced on every map, not only after an extension, because an
+     * extension whose sync failed is still visible to the next map. */
+    if ((rc = lrvm__io_fsync(fd)) < 0)
+        goto fail_errno;
+    s->stats.fsyncs++;
     if (created) {                          /* keeps I2 */
         if ((rc = lrvm__io_fsync(s->dirfd)) < 0)
             goto fail_errno;

@@ -1,7 +1,635 @@
-#include "testutil.h"
+/*
+ * check_io.c -- I/O failures, made with the io fault injector
+ * (lrvm__io_inject): EIO or ENOSPC on the Nth io call of a commit, of a
+ * truncation and of lrvm_map. A failed commit returns the matching code
+ * and leaves its transaction open (retry or abort), earlier commits stay
+ * intact, the store stays usable, and nothing of the failed transaction is
+ * found after a crash. "Crash" means a child process that dies of SIGKILL
+ * without closing the store; it reports what it saw through a pipe.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
 #include "lrvm.h"
+#include "testutil.h"
+
 #include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
-START_TEST(t_dummy) { ck_assert_int_eq(0,0); }
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char *dir;
+static char cdir[4096];     /* the directory of the current case */
+
+/* Every test's directory lies in one base directory made by the runner
+ * process (unchecked fixture), which removes it at the end even when a
+ * failing test could not run its own teardown. */
+static char *base_dir;
+static char *saved_tmpdir;
+
+static void base_setup(void)
+{
+    const char *t = getenv("TMPDIR");
+    saved_tmpdir = t != NULL ? strdup(t) : NULL;
+    base_dir = tu_tmpdir();
+    setenv("TMPDIR", base_dir, 1);
+}
+
+static void base_teardown(void)
+{
+    if (saved_tmpdir != NULL)
+        setenv("TMPDIR", saved_tmpdir, 1);
+    else
+        unsetenv("TMPDIR");
+    free(saved_tmpdir);
+    tu_rmrf(base_dir);
+    free(base_dir);
+}
+
+static void setup(void)
+{
+    dir = tu_tmpdir();
+    snprintf(cdir, sizeof cdir, "%s/case", dir);
+}
+
+static void teardown(void)
+{
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static const int errs[2] = { EIO, ENOSPC };
+static const int modes[2] = { LRVM__IO_ONCE, LRVM__IO_ONCE | LRVM__IO_TORN };
+
+static int code_of(int err)
+{
+    return err == EIO ? LRVM_EIO : LRVM_ENOSPC;
+}
+
+static const char *err_name(int err)
+{
+    return err == EIO ? "EIO" : "ENOSPC";
+}
+
+static const char *mode_name(int mode)
+{
+    switch (mode) {
+    case LRVM__IO_ONCE:                      return "ONCE";
+    case LRVM__IO_ONCE | LRVM__IO_TORN:      return "ONCE|TORN";
+    case LRVM__IO_ALWAYS:                    return "ALWAYS";
+    case LRVM__IO_ALWAYS | LRVM__IO_TORN:    return "ALWAYS|TORN";
+    default:                                 return "?";
+    }
+}
+
+static void disarm(void)
+{
+    lrvm__io_inject(0, 0, 0, 0);
+}
+
+/* Index of the first byte of P[0..N) that is not C, or -1. */
+static long first_diff(const char *p, int c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] != (unsigned char)c)
+            return (long)i;
+    return -1;
+}
+
+/* ------------------------------------------------------------ children */
+
+/* A child reports ints through this pipe; a failed CHILD_CHECK reports
+ * -1000 - line and ends the child. */
+static int report_fd = -1;
+
+static void report(int v)
+{
+    if (write(report_fd, &v, sizeof v) != (ssize_t)sizeof v)
+        _exit(3);
+}
+
+#define CHILD_CHECK(cond)                                                     \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            report(-1000 - __LINE__);                                         \
+            _exit(2);                                                         \
+        }                                                                     \
+    } while (0)
+
+static void die(void)
+{
+    kill(getpid(), SIGKILL);
+    _exit(4);                       /* not reached */
+}
+
+/* Run FN(ARG) in a child; collect up to MAX reported ints in VALS, their
+ * number in *NVALS; return the child's wait status. */
+static int run_child(void (*fn)(const void *), const void *arg, int *vals, int max, int *nvals)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        abort();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        abort();
+    if (pid == 0) {
+        close(p[0]);
+        report_fd = p[1];
+        fn(arg);
+        _exit(0);
+    }
+    close(p[1]);
+    int n = 0, v;
+    while (read(p[0], &v, sizeof v) == (ssize_t)sizeof v)
+        if (n < max)
+            vals[n++] = v;
+    close(p[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        ;
+    *nvals = n;
+    return st;
+}
+
+/* The line of a failed CHILD_CHECK among VALS, or 0. */
+static int child_failed_line(const int *vals, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (vals[i] <= -1000)
+            return -1000 - vals[i];
+    return 0;
+}
+
+/* ------------------------------------------------------------ scenarios */
+
+/*
+ * A scenario: a fresh store in cdir with log buffer BUF, segment "a" of
+ * SEGSIZE bytes whose first LEN bytes hold the baseline (a flushed commit
+ * of BASE), segment "b" of 4096 bytes with NOFLUSH no-flush commits after
+ * the baseline (10 bytes of 'x', 'y', 'z' at 0, 100, 200). The transaction
+ * under test writes NEW over a[0..LEN).
+ */
+#define BASE  'b'
+#define NEW   'n'
+#define THIRD 't'
+
+struct scn {
+    size_t buf, segsize, len;
+    int    noflush;
+};
+
+static const struct scn small = { 0, 4096, 64, 0 };
+static const struct scn large = { 4096, 65536, 65536, 0 };
+static const struct scn pending = { 0, 4096, 64, 3 };
+
+static int store_open(size_t buf, lrvm_t **s)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .log_buffer_size = buf };
+    return lrvm_open(cdir, &o, s);
+}
+
+/* Begin a transaction over BASEP that writes C over [off, off+len). */
+static int begin_fill(lrvm_t *s, char *basep, size_t off, int c, size_t len, lrvm_tx_t **tx)
+{
+    int rc = lrvm_begin(s, 1, (void *const *)&basep, tx);
+    if (rc < 0)
+        return rc;
+    if ((rc = lrvm_set_range(*tx, basep + off, len)) < 0) {
+        lrvm_abort(*tx);
+        return rc;
+    }
+    memset(basep + off, c, len);
+    return 0;
+}
+
+/* A whole transaction; the commit's code. */
+static int put(lrvm_t *s, char *basep, size_t off, int c, size_t len, int flags)
+{
+    lrvm_tx_t *tx;
+    int rc = begin_fill(s, basep, off, c, len, &tx);
+    if (rc < 0)
+        return rc;
+    if ((rc = lrvm_commit(tx, flags)) < 0)
+        lrvm_abort(tx);
+    return rc;
+}
+
+static const int nf_val[3] = { 'x', 'y', 'z' };
+
+/* Build scenario SC in a fresh cdir; 0 or the first failing call's code. */
+static int prepare(const struct scn *sc, lrvm_t **s, char **a, char **b)
+{
+    int rc;
+    tu_rmrf(cdir);
+    if ((rc = store_open(sc->buf, s)) < 0)
+        return rc;
+    if ((rc = lrvm_map(*s, "a", sc->segsize, (void **)a)) < 0 ||
+        (rc = lrvm_map(*s, "b", 4096, (void **)b)) < 0 ||
+        (rc = put(*s, *a, 0, BASE, sc->len, 0)) < 0)
+        return rc;
+    for (int i = 0; i < sc->noflush; i++)
+        if ((rc = put(*s, *b, (size_t)i * 100, nf_val[i], 10, LRVM_NO_FLUSH)) < 0)
+            return rc;
+    return 0;
+}
+
+/* The io calls of the commit under test in scenario SC. */
+static unsigned long measure_commit(const struct scn *sc)
+{
+    lrvm_t *s;
+    char *a, *b;
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(prepare(sc, &s, &a, &b), 0);
+    ck_assert_int_eq(begin_fill(s, a, 0, NEW, sc->len, &tx), 0);
+    lrvm__io_inject(LRVM__IO_ALL, 0, 0, 0);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    unsigned long n = lrvm__io_calls();
+    disarm();
+    ck_assert_int_eq(lrvm_close(s), 0);
+    /* At least a write and a sync, or the commit cannot be durable. */
+    ck_assert_uint_ge(n, 2);
+    return n;
+}
+
+/* Reopen cdir and check what scenario SC must show after the failed
+ * transaction: a[0..len) is C, b holds the no-flush commits. */
+static void check_store(const struct scn *sc, int c, const char *what)
+{
+    lrvm_t *s;
+    char *a, *b;
+    int rc = store_open(sc->buf, &s);
+    ck_assert_msg(rc == 0, "%s: reopen: %s", what, lrvm_strerror(rc));
+    ck_assert_int_eq(lrvm_map(s, "a", sc->segsize, (void **)&a), 0);
+    ck_assert_int_eq(lrvm_map(s, "b", 4096, (void **)&b), 0);
+    long d = first_diff(a, c, sc->len);
+    ck_assert_msg(d < 0, "%s: a[%ld] is '%c', expected '%c'", what, d, d < 0 ? 0 : a[d], c);
+    for (int i = 0; i < sc->noflush; i++) {
+        d = first_diff(b + i * 100, nf_val[i], 10);
+        ck_assert_msg(d < 0, "%s: no-flush commit %d lost", what, i + 1);
+    }
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+
+/* ---------------------------------------------------- failing commits */
+
+/*
+ * N (measured, 2 here: the log write and its fdatasync) x {EIO, ENOSPC} x
+ * {ONCE, ONCE|TORN} x {retry, abort}: 8N cases, each on a fresh store.
+ */
+START_TEST(test_io_commit_fails_nth_call)
+{
+    unsigned long ncalls = measure_commit(&small);
+    for (unsigned long n = 1; n <= ncalls; n++)
+    for (int e = 0; e < 2; e++)
+    for (int m = 0; m < 2; m++)
+    for (int retry = 0; retry < 2; retry++) {
+        char what[128];
+        snprintf(what, sizeof what, "n=%lu err=%s mode=%s %s", n, err_name(errs[e]),
+                 mode_name(modes[m]), retry ? "retry" : "abort");
+        lrvm_t *s;
+        char *a, *b;
+        lrvm_tx_t *tx;
+        ck_assert_int_eq(prepare(&small, &s, &a, &b), 0);
+        ck_assert_int_eq(begin_fill(s, a, 0, NEW, small.len, &tx), 0);
+        lrvm__io_inject(LRVM__IO_ALL, n, errs[e], modes[m]);
+        int rc = lrvm_commit(tx, 0);
+        disarm();
+        ck_assert_msg(rc == code_of(errs[e]), "%s: commit returned %d (%s)", what, rc,
+                      lrvm_strerror(rc));
+        if (retry) {
+            rc = lrvm_commit(tx, 0);
+            ck_assert_msg(rc == 0, "%s: the retried commit returned %s", what, lrvm_strerror(rc));
+            ck_assert_msg(first_diff(a, NEW, small.len) < 0, "%s: memory lost the new value", what);
+            ck_assert_int_eq(lrvm_close(s), 0);
+            check_store(&small, NEW, what);
+        } else {
+            rc = lrvm_abort(tx);
+            ck_assert_msg(rc == 0, "%s: abort after the failed commit: %s", what, lrvm_strerror(rc));
+            ck_assert_msg(first_diff(a, BASE, small.len) < 0,
+                          "%s: abort did not restore the baseline", what);
+            rc = put(s, a, 0, THIRD, small.len, 0);
+            ck_assert_msg(rc == 0, "%s: the next commit returned %s", what, lrvm_strerror(rc));
+            ck_assert_int_eq(lrvm_close(s), 0);
+            check_store(&small, THIRD, what);
+        }
+    }
+}
 END_TEST
-int main(void){Suite*s=suite_create("x");TCase*tc=tcase_create("x");tcase_add_test(tc,t_dummy);suite_add_tcase(s,tc);SRunner*r=srunner_create(s);srunner_run_all(r,CK_NORMAL);int f=srunner_ntests_failed(r);srunner_free(r);return f?1:0;}
+
+struct crash_case {
+    const struct scn *sc;
+    unsigned long     n;
+    int               err, mode, abort;
+};
+
+/* Scenario, failing commit, optionally abort, then SIGKILL. Reports the
+ * commit's code, and with abort: abort's code and whether memory shows
+ * the baseline again (1). */
+static void child_fail_commit(const void *arg)
+{
+    const struct crash_case *c = arg;
+    lrvm_t *s;
+    char *a, *b;
+    lrvm_tx_t *tx;
+    CHILD_CHECK(prepare(c->sc, &s, &a, &b) == 0);
+    CHILD_CHECK(begin_fill(s, a, 0, NEW, c->sc->len, &tx) == 0);
+    lrvm__io_inject(LRVM__IO_ALL, c->n, c->err, c->mode);
+    report(lrvm_commit(tx, 0));
+    if (c->abort) {
+        report(lrvm_abort(tx));
+        report(first_diff(a, BASE, c->sc->len) < 0);
+    }
+    die();
+}
+
+/* Run the failing commit of scenario SC in a child that crashes after it,
+ * for every n up to the measured number of calls, both errors, both
+ * modes, and the given abort choices; then reopen: the baseline, never
+ * the failed value. */
+static void crash_cases(const struct scn *sc, int abort_from, int abort_to)
+{
+    unsigned long ncalls = measure_commit(sc);
+    for (unsigned long n = 1; n <= ncalls; n++)
+    for (int e = 0; e < 2; e++)
+    for (int m = 0; m < 2; m++)
+    for (int ab = abort_from; ab <= abort_to; ab++) {
+        char what[128];
+        snprintf(what, sizeof what, "n=%lu/%lu err=%s mode=%s %s", n, ncalls, err_name(errs[e]),
+                 mode_name(modes[m]), ab ? "abort+crash" : "crash");
+        struct crash_case c = { sc, n, errs[e], modes[m], ab };
+        int vals[3], nv;
+        int st = run_child(child_fail_commit, &c, vals, 3, &nv);
+        int line = child_failed_line(vals, nv);
+        ck_assert_msg(line == 0, "%s: child check at line %d failed", what, line);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                      "%s: child did not die of SIGKILL (status %#x)", what, st);
+        ck_assert_msg(nv == (ab ? 3 : 1), "%s: child reported %d values", what, nv);
+        ck_assert_msg(vals[0] == code_of(errs[e]), "%s: commit returned %d (%s)", what,
+                      vals[0], lrvm_strerror(vals[0]));
+        if (ab) {
+            ck_assert_msg(vals[1] == 0, "%s: abort returned %s", what, lrvm_strerror(vals[1]));
+            ck_assert_msg(vals[2] == 1, "%s: abort did not restore the baseline", what);
+        }
+        check_store(sc, BASE, what);
+    }
+}
+
+/* N (measured, 2) x {EIO, ENOSPC} x {ONCE, ONCE|TORN} x {abort, no abort}
+ * before the crash: 8N cases. */
+START_TEST(test_io_commit_fails_nth_call_then_crash)
+{
+    crash_cases(&small, 0, 1);
+}
+END_TEST
+
+/* A 64 KiB transaction through a 4 KiB log buffer, written in parts: N
+ * (measured, 18 here: 16 spilled parts, the last write and the sync) x
+ * {EIO, ENOSPC} x {ONCE, ONCE|TORN}: 4N cases; after the crash the
+ * segment is entirely the baseline. */
+START_TEST(test_io_large_tx_fails_nth_call_then_crash)
+{
+    crash_cases(&large, 0, 0);
+}
+END_TEST
+
+/* Three no-flush commits, then a flushing commit that fails on its Nth
+ * call: N (measured, 2 here: one write of all four, one sync) x {EIO,
+ * ENOSPC} x {ONCE, ONCE|TORN}: 4N cases; after the crash the three are
+ * there, the failed one is not. */
+START_TEST(test_io_noflush_then_failed_commit_crash)
+{
+    crash_cases(&pending, 0, 0);
+}
+END_TEST
+
+/*
+ * Every call fails from the Nth on (the invalidation of the failed record
+ * fails too, caveat C4): N (measured, 2) x {EIO, ENOSPC} x {ALWAYS,
+ * ALWAYS|TORN}: 4N cases. The commit fails with the matching code, a
+ * retry fails, lrvm_close returns and releases the store; after disarm
+ * and reopen the earlier flushed commits are intact and the failed
+ * transaction is all or nothing (its outcome is unknown by C4).
+ */
+START_TEST(test_io_always_failing_commit)
+{
+    static const int always[2] = { LRVM__IO_ALWAYS, LRVM__IO_ALWAYS | LRVM__IO_TORN };
+    unsigned long ncalls = measure_commit(&small);
+    for (unsigned long n = 1; n <= ncalls; n++)
+    for (int e = 0; e < 2; e++)
+    for (int m = 0; m < 2; m++) {
+        char what[128];
+        snprintf(what, sizeof what, "n=%lu err=%s mode=%s", n, err_name(errs[e]),
+                 mode_name(always[m]));
+        lrvm_t *s;
+        char *a, *b;
+        lrvm_tx_t *tx;
+        ck_assert_int_eq(prepare(&small, &s, &a, &b), 0);
+        ck_assert_int_eq(put(s, b, 0, 'e', 10, 0), 0);     /* an earlier commit */
+        ck_assert_int_eq(begin_fill(s, a, 0, NEW, small.len, &tx), 0);
+        lrvm__io_inject(LRVM__IO_ALL, n, errs[e], always[m]);
+        int rc = lrvm_commit(tx, 0);
+        ck_assert_msg(rc == code_of(errs[e]), "%s: commit returned %d (%s)", what, rc,
+                      lrvm_strerror(rc));
+        rc = lrvm_commit(tx, 0);
+        ck_assert_msg(rc < 0, "%s: a retry succeeded while every call fails", what);
+        (void)lrvm_close(s);          /* its code may be any of the I/O errors */
+        disarm();
+
+        rc = store_open(0, &s);
+        ck_assert_msg(rc == 0, "%s: reopen: %s", what, lrvm_strerror(rc));
+        ck_assert_int_eq(lrvm_map(s, "a", small.segsize, (void **)&a), 0);
+        ck_assert_int_eq(lrvm_map(s, "b", 4096, (void **)&b), 0);
+        ck_assert_msg(first_diff(b, 'e', 10) < 0, "%s: the earlier commit is lost", what);
+        ck_assert_msg(first_diff(a, BASE, small.len) < 0 || first_diff(a, NEW, small.len) < 0,
+                      "%s: the failed transaction is partly applied", what);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
+/* ---------------------------------------------------------- truncation */
+
+/* Three commits (two flushed, one no-flush) waiting in the log. */
+static int prepare_truncate(lrvm_t **s, char **a)
+{
+    int rc;
+    tu_rmrf(cdir);
+    if ((rc = store_open(0, s)) < 0 ||
+        (rc = lrvm_map(*s, "a", 4096, (void **)a)) < 0 ||
+        (rc = put(*s, *a, 0, '1', 16, 0)) < 0 ||
+        (rc = put(*s, *a, 100, '2', 16, 0)) < 0 ||
+        (rc = put(*s, *a, 200, '3', 16, LRVM_NO_FLUSH)) < 0)
+        return rc;
+    return 0;
+}
+
+struct trunc_case {
+    unsigned long n;
+    int           err, mode, crash;
+};
+
+/* Failing truncation, disarm, one more commit, then close or crash.
+ * Reports the truncation's code, the next commit's code and, without
+ * crash, close's code. */
+static void child_fail_truncate(const void *arg)
+{
+    const struct trunc_case *c = arg;
+    lrvm_t *s;
+    char *a;
+    CHILD_CHECK(prepare_truncate(&s, &a) == 0);
+    lrvm__io_inject(LRVM__IO_ALL, c->n, c->err, c->mode);
+    report(lrvm_truncate(s));
+    disarm();
+    report(put(s, a, 300, '4', 16, 0));
+    if (c->crash)
+        die();
+    report(lrvm_close(s));
+}
+
+/* N (measured, 11 here: the flush's write and sync, two scans' reads,
+ * opening the segment, three range writes and its sync, the new header
+ * and its sync) x {EIO, ENOSPC} x {ONCE, ONCE|TORN} x {close, crash}: 8N
+ * cases. After the failed truncation one more commit is made; all four
+ * commits are there after reopen. */
+START_TEST(test_io_truncate_fails_nth_call)
+{
+    lrvm_t *s;
+    char *a;
+    ck_assert_int_eq(prepare_truncate(&s, &a), 0);
+    lrvm__io_inject(LRVM__IO_ALL, 0, 0, 0);
+    ck_assert_int_eq(lrvm_truncate(s), 0);
+    unsigned long ncalls = lrvm__io_calls();
+    disarm();
+    ck_assert_int_eq(lrvm_close(s), 0);
+    ck_assert_uint_ge(ncalls, 4);
+
+    for (unsigned long n = 1; n <= ncalls; n++)
+    for (int e = 0; e < 2; e++)
+    for (int m = 0; m < 2; m++)
+    for (int crash = 0; crash < 2; crash++) {
+        char what[128];
+        snprintf(what, sizeof what, "n=%lu/%lu err=%s mode=%s %s", n, ncalls,
+                 err_name(errs[e]), mode_name(modes[m]), crash ? "crash" : "close");
+        struct trunc_case c = { n, errs[e], modes[m], crash };
+        int vals[3], nv;
+        int st = run_child(child_fail_truncate, &c, vals, 3, &nv);
+        int line = child_failed_line(vals, nv);
+        ck_assert_msg(line == 0, "%s: child check at line %d failed", what, line);
+        ck_assert_msg(nv == (crash ? 2 : 3), "%s: child reported %d values (status %#x)",
+                      what, nv, st);
+        if (crash)
+            ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "%s: status %#x", what, st);
+        else
+            ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %#x", what, st);
+        ck_assert_msg(vals[0] == code_of(errs[e]), "%s: truncate returned %d (%s)", what,
+                      vals[0], lrvm_strerror(vals[0]));
+        ck_assert_msg(vals[1] == 0, "%s: the commit after it returned %s", what,
+                      lrvm_strerror(vals[1]));
+        if (!crash)
+            ck_assert_msg(vals[2] == 0, "%s: close returned %s", what, lrvm_strerror(vals[2]));
+
+        int rc = store_open(0, &s);
+        ck_assert_msg(rc == 0, "%s: reopen: %s", what, lrvm_strerror(rc));
+        ck_assert_int_eq(lrvm_map(s, "a", 4096, (void **)&a), 0);
+        static const int vals_at[4] = { '1', '2', '3', '4' };
+        for (int i = 0; i < 4; i++)
+            ck_assert_msg(first_diff(a + i * 100, vals_at[i], 16) < 0,
+                          "%s: commit %d ('%c' at %d) lost after reopen", what, i + 1,
+                          vals_at[i], i * 100);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
+/* ---------------------------------------------------------------- map */
+
+/* Segment "seg" missing (create) or 4096 bytes with 'o' in its first 16
+ * (extend to 8192); the log is empty, so lrvm_map does no truncation. */
+static void prepare_map(int extend, lrvm_t **s)
+{
+    char *p;
+    tu_rmrf(cdir);
+    ck_assert_int_eq(store_open(0, s), 0);
+    if (extend) {
+        ck_assert_int_eq(lrvm_map(*s, "seg", 4096, (void **)&p), 0);
+        ck_assert_int_eq(put(*s, p, 0, 'o', 16, 0), 0);
+        ck_assert_int_eq(lrvm_truncate(*s), 0);
+        ck_assert_int_eq(lrvm_unmap(*s, p), 0);
+    }
+}
+
+/* {create, extend} x N (measured per variant, 5 and 3 here: the opens,
+ * the ftruncate, its fsync and, on create, the directory's fsync) x {EIO,
+ * ENOSPC}: 2N cases each. The failed map returns the matching code,
+ * a second try maps the segment whole, and a commit through it is there
+ * after reopen, next to the old data. */
+START_TEST(test_io_map_fails_nth_call)
+{
+    for (int extend = 0; extend < 2; extend++) {
+        lrvm_t *s;
+        char *p;
+        prepare_map(extend, &s);
+        lrvm__io_inject(LRVM__IO_ALL, 0, 0, 0);
+        ck_assert_int_eq(lrvm_map(s, "seg", 8192, (void **)&p), 0);
+        unsigned long ncalls = lrvm__io_calls();
+        disarm();
+        ck_assert_int_eq(lrvm_close(s), 0);
+        ck_assert_uint_ge(ncalls, 3);
+
+        for (unsigned long n = 1; n <= ncalls; n++)
+        for (int e = 0; e < 2; e++) {
+            char what[128];
+            snprintf(what, sizeof what, "%s n=%lu/%lu err=%s mode=ONCE",
+                     extend ? "extend" : "create", n, ncalls, err_name(errs[e]));
+            prepare_map(extend, &s);
+            lrvm__io_inject(LRVM__IO_ALL, n, errs[e], LRVM__IO_ONCE);
+            int rc = lrvm_map(s, "seg", 8192, (void **)&p);
+            disarm();
+            ck_assert_msg(rc == code_of(errs[e]), "%s: map returned %d (%s)", what, rc,
+                          lrvm_strerror(rc));
+            rc = lrvm_map(s, "seg", 8192, (void **)&p);
+            ck_assert_msg(rc == 0, "%s: second map returned %s", what, lrvm_strerror(rc));
+            if (extend)
+                ck_assert_msg(first_diff(p, 'o', 16) < 0, "%s: old data lost", what);
+            rc = put(s, p, 8000, 'm', 16, 0);
+            ck_assert_msg(rc == 0, "%s: commit at 8000 returned %s", what, lrvm_strerror(rc));
+            ck_assert_int_eq(lrvm_close(s), 0);
+
+            ck_assert_int_eq(store_open(0, &s), 0);
+            ck_assert_int_eq(lrvm_map(s, "seg", 1, (void **)&p), 0);
+            ck_assert_msg(tu_file_size(tu_path(cdir, "seg.seg")) == 8192,
+                          "%s: seg.seg is not 8192 bytes", what);
+            ck_assert_msg(first_diff(p + 8000, 'm', 16) < 0, "%s: commit at 8000 lost", what);
+            if (extend)
+                ck_assert_msg(first_diff(p, 'o', 16) < 0, "%s: old data lost after reopen", what);
+            ck_assert_int_eq(lrvm_close(s), 0);
+        }
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *su = suite_create("io");
+    TCase *tc = tcase_create("io");
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_io_commit_fails_nth_call);
+    tcase_add_test(tc, test_io_commit_fails_nth_call_then_crash);
+    tcase_add_test(tc, test_io_large_tx_fails_nth_call_then_crash);
+    tcase_add_test(tc, test_io_noflush_then_failed_commit_crash);
+    tcase_add_test(tc, test_io_always_failing_commit);
+    tcase_add_test(tc, test_io_truncate_fails_nth_call);
+    tcase_add_test(tc, test_io_map_fails_nth_call);
+    suite_add_tcase(su, tc);
+    SRunner *r = srunner_create(su);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed != 0;
+}
