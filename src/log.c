@@ -21,9 +21,10 @@
  *   16  8  generation
  *   24  8  number of the first transaction of this generation
  *   32  4  CRC32C of bytes 0..31
- * The slot with a valid CRC and the highest generation is current. A new
- * generation is written to the other slot, so a torn header write leaves
- * the previous generation current.
+ * Of the slots with the magic and a valid CRC, the one with the higher
+ * generation is current; it must be of version 1, or lrvm_open refuses
+ * the log with LRVM_EVERSION. A new generation is written to the other
+ * slot, so a torn header write leaves the previous generation current.
  *
  * Record
  *   0   4  magic "LRVR"
@@ -164,16 +165,13 @@ void lrvm__log_header_encode(unsigned char *slot, const struct lrvm__log_header 
 
 int lrvm__log_header_decode(const unsigned char *slot, struct lrvm__log_header *h)
 {
-    if (memcmp(slot, LOG_MAGIC, 8) != 0)
+    /* The CRC first: a damaged version field is damage, not a format. */
+    if (memcmp(slot, LOG_MAGIC, 8) != 0 || get32(slot + 32) != lrvm__crc32c(0, slot, 32))
         return LRVM_ECORRUPT;
     h->lh_version = get32(slot + 8);
-    if (h->lh_version != LOG_VERSION)
-        return LRVM_EVERSION;
-    if (get32(slot + 32) != lrvm__crc32c(0, slot, 32))
-        return LRVM_ECORRUPT;
     h->lh_generation = get64(slot + 16);
     h->lh_first_txno = get64(slot + 24);
-    return 0;
+    return h->lh_version == LOG_VERSION ? 0 : LRVM_EVERSION;
 }
 
 int lrvm__rec_magic_ok(const unsigned char *p)
@@ -265,14 +263,17 @@ int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot)
         return fail_code((int)r);
     if ((size_t)r < sizeof buf)
         return LRVM_ECORRUPT;
+    /* The current slot is the intact one (magic and CRC) with the higher
+     * generation; it must be of our version. */
     struct lrvm__log_header s[2];
-    int rc0 = lrvm__log_header_decode(buf, &s[0]);
-    int rc1 = lrvm__log_header_decode(buf + LOG_SLOT_SIZE, &s[1]);
-    if (rc0 == LRVM_EVERSION || rc1 == LRVM_EVERSION)
-        return LRVM_EVERSION;
-    if (rc0 < 0 && rc1 < 0)
+    int rc[2] = { lrvm__log_header_decode(buf, &s[0]),
+                  lrvm__log_header_decode(buf + LOG_SLOT_SIZE, &s[1]) };
+    int ok0 = rc[0] != LRVM_ECORRUPT, ok1 = rc[1] != LRVM_ECORRUPT;
+    if (!ok0 && !ok1)
         return LRVM_ECORRUPT;
-    int pick = rc0 < 0 ? 1 : rc1 < 0 ? 0 : s[1].lh_generation > s[0].lh_generation;
+    int pick = !ok0 ? 1 : !ok1 ? 0 : s[1].lh_generation > s[0].lh_generation;
+    if (rc[pick] < 0)
+        return rc[pick];
     *h = s[pick];
     *slot = pick;
     return 0;

@@ -1,7 +1,789 @@
-#include "testutil.h"
+/*
+ * check_crash.c -- crash consistency of the whole store: a commit loop
+ * killed at random moments and at every chosen write or sync call, and
+ * recovery itself killed part way.
+ *
+ * Crash model: a child process opens the store and commits a
+ * deterministic history of transactions (transaction i sets the counter
+ * at offset 0 of segment "a" to i and writes bytes derived from i at
+ * offsets derived from i in segments "a" and "b"). It dies of SIGKILL,
+ * sent by the parent after a random delay or raised by the io fault
+ * injector (LRVM__IO_KILL, optionally after writing half of the call:
+ * LRVM__IO_TORN). The page cache outlives the process, so this is a
+ * process crash, not a power cut: what is checked is the order and the
+ * content of lrvm's writes. After each death the parent opens the store
+ * (running recovery) and checks the prefix property: the segments hold
+ * exactly transactions 1..c of the history, replayed in memory from
+ * zeros, and c is at least every transaction whose flushing commit had
+ * returned in the child (acknowledged on a pipe).
+ *
+ * Random choices derive from LRVM_TEST_SEED (a fixed default when unset);
+ * every failure message names the seed so a run can be replayed.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
 #include "lrvm.h"
+#include "testutil.h"
+
 #include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
-START_TEST(t_dummy) { ck_assert_int_eq(0,0); }
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define A_SIZE ((size_t)256 << 10)
+#define B_SIZE ((size_t)16 << 10)
+#define BIG_THRESHOLD ((size_t)1 << 30)
+
+/* Exit codes of a child whose lrvm call failed (the parent expects death
+ * by SIGKILL, so any of these fails the test and names the step). */
+enum {
+    CHILD_OPEN = 20, CHILD_MAP, CHILD_BEGIN, CHILD_RANGE, CHILD_COMMIT,
+    CHILD_TRUNCATE, CHILD_FLUSH, CHILD_PIPE, CHILD_STATS, CHILD_RAN_OUT
+};
+
+/* ------------------------------------------------------------ seeds */
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t base_seed(void)
+{
+    const char *s = getenv("LRVM_TEST_SEED");
+    if (s != NULL && s[0] != '\0')
+        return strtoull(s, NULL, 0);
+    return 20240611;
+}
+
+/* ------------------------------------------------------- the history */
+
+/* How big transaction i is: NWRITES ranges of MINLEN..MAXLEN bytes. */
+struct shape {
+    unsigned nwrites;
+    size_t   minlen, maxlen;
+};
+
+static const struct shape SMALL = { 8, 1, 64 };         /* ~250 bytes */
+static const struct shape LARGE = { 5, 3072, 5120 };    /* ~20 KiB */
+static const struct shape XL    = { 6, 4096, 8192 };    /* ~36 KiB */
+
+/* Called before every write of a transaction; nonzero stops it. */
+typedef int (*declare_fn)(void *ctx, void *p, size_t len);
+
+/* Transaction I of the history, applied to the images A and B. */
+static int tx_apply(uint64_t i, const struct shape *sh, unsigned char *a,
+                    unsigned char *b, declare_fn declare, void *ctx)
+{
+    int rc;
+    if (declare != NULL && (rc = declare(ctx, a, 8)) != 0)
+        return rc;
+    memcpy(a, &i, 8);
+    for (unsigned k = 0; k < sh->nwrites; k++) {
+        uint64_t r = mix64(i * 0x100000001b3ull + k);
+        int inb = r % 3 == 0;
+        unsigned char *base = inb ? b : a;
+        size_t size = inb ? B_SIZE : A_SIZE, lo = inb ? 0 : 8;
+        size_t len = sh->minlen + (size_t)((r >> 8) % (sh->maxlen - sh->minlen + 1));
+        if (len > size - lo)
+            len = size - lo;
+        size_t off = lo + (size_t)((r >> 24) % (size - lo - len + 1));
+        if (declare != NULL && (rc = declare(ctx, base + off, len)) != 0)
+            return rc;
+        uint64_t v = mix64(r ^ i);
+        for (size_t j = 0; j < len; j++)
+            base[off + j] = (unsigned char)((v >> ((j & 7) * 8)) + (j >> 3));
+    }
+    return 0;
+}
+
+/* The injected-kill script's transactions have mixed sizes. */
+static const struct shape *det_shape(uint64_t i)
+{
+    return i == 5 || i == 8 ? &LARGE : &SMALL;
+}
+
+/* The expected images after transactions 1..n. */
+struct model {
+    unsigned char      *a, *b;
+    uint64_t            n;
+    const struct shape *fixed;      /* NULL: det_shape */
+};
+
+static void model_init(struct model *m, const struct shape *fixed)
+{
+    m->a = calloc(1, A_SIZE);
+    m->b = calloc(1, B_SIZE);
+    ck_assert(m->a != NULL && m->b != NULL);
+    m->n = 0;
+    m->fixed = fixed;
+}
+
+static void model_free(struct model *m)
+{
+    free(m->a);
+    free(m->b);
+}
+
+static void model_advance(struct model *m, uint64_t c)
+{
+    if (c < m->n) {
+        memset(m->a, 0, A_SIZE);
+        memset(m->b, 0, B_SIZE);
+        m->n = 0;
+    }
+    while (m->n < c) {
+        m->n++;
+        tx_apply(m->n, m->fixed ? m->fixed : det_shape(m->n), m->a, m->b, NULL, NULL);
+    }
+}
+
+static size_t first_diff(const unsigned char *x, const unsigned char *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != y[i])
+            return i;
+    return SIZE_MAX;
+}
+
+/*
+ * Open DIR (recovery), check the prefix property against M with LOWER as
+ * the least acceptable transaction count; return the count found. WHAT
+ * says which run this is, seed included.
+ */
+static uint64_t verify_store(const char *dir, struct model *m, uint64_t lower, const char *what)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = BIG_THRESHOLD };
+    lrvm_t *s;
+    void *a, *b;
+    int rc = lrvm_open(dir, &o, &s);
+    ck_assert_msg(rc == 0, "%s: lrvm_open after the crash: %s", what, lrvm_strerror(rc));
+    rc = lrvm_map(s, "a", A_SIZE, &a);
+    ck_assert_msg(rc == 0, "%s: lrvm_map a: %s", what, lrvm_strerror(rc));
+    rc = lrvm_map(s, "b", B_SIZE, &b);
+    ck_assert_msg(rc == 0, "%s: lrvm_map b: %s", what, lrvm_strerror(rc));
+
+    uint64_t c;
+    memcpy(&c, a, 8);
+    ck_assert_msg(c >= lower, "%s: the store holds %" PRIu64 " transactions, but %" PRIu64
+                  " were committed with a returned flushing commit", what, c, lower);
+    model_advance(m, c);
+    size_t d = first_diff(a, m->a, A_SIZE);
+    ck_assert_msg(d == SIZE_MAX, "%s: segment a byte %zu is 0x%02x, transactions 1..%" PRIu64
+                  " give 0x%02x (not a prefix of the history)", what, d,
+                  d == SIZE_MAX ? 0 : ((unsigned char *)a)[d], c, d == SIZE_MAX ? 0 : m->a[d]);
+    d = first_diff(b, m->b, B_SIZE);
+    ck_assert_msg(d == SIZE_MAX, "%s: segment b byte %zu is 0x%02x, transactions 1..%" PRIu64
+                  " give 0x%02x (not a prefix of the history)", what, d,
+                  d == SIZE_MAX ? 0 : ((unsigned char *)b)[d], c, d == SIZE_MAX ? 0 : m->b[d]);
+    rc = lrvm_close(s);
+    ck_assert_msg(rc == 0, "%s: lrvm_close: %s", what, lrvm_strerror(rc));
+    return c;
+}
+
+/* ------------------------------------------------------------ child */
+
+/* What a child reports on its pipe: a transaction whose flushing commit
+ * returned, and the truncations done so far. */
+struct ack {
+    uint64_t txno;
+    uint64_t extra;
+};
+
+static void send_ack(int fd, uint64_t txno, uint64_t extra)
+{
+    struct ack a = { txno, extra };
+    if (write(fd, &a, sizeof a) != (ssize_t)sizeof a)
+        _exit(CHILD_PIPE);
+}
+
+/* Read one ack; 0 at end of file. */
+static int read_ack(int fd, struct ack *a)
+{
+    size_t got = 0;
+    while (got < sizeof *a) {
+        ssize_t r = read(fd, (char *)a + got, sizeof *a - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return 0;
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+static int declare_range(void *ctx, void *p, size_t len)
+{
+    return lrvm_set_range(ctx, p, len) == 0 ? 0 : CHILD_RANGE;
+}
+
+struct child_store {
+    lrvm_t        *s;
+    unsigned char *a, *b;
+};
+
+static void child_open(const char *dir, size_t buf, size_t threshold, struct child_store *cs)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .log_buffer_size = buf,
+                         .truncate_threshold = threshold };
+    void *a, *b;
+    if (lrvm_open(dir, &o, &cs->s) != 0)
+        _exit(CHILD_OPEN);
+    if (lrvm_map(cs->s, "a", A_SIZE, &a) != 0 || lrvm_map(cs->s, "b", B_SIZE, &b) != 0)
+        _exit(CHILD_MAP);
+    cs->a = a;
+    cs->b = b;
+}
+
+/* Run transaction I of the history on the store and commit it. */
+static void child_tx(struct child_store *cs, uint64_t i, const struct shape *sh, int flags)
+{
+    void *bases[2] = { cs->a, cs->b };
+    lrvm_tx_t *tx;
+    int rc;
+    if (lrvm_begin(cs->s, 2, bases, &tx) != 0)
+        _exit(CHILD_BEGIN);
+    if ((rc = tx_apply(i, sh, cs->a, cs->b, declare_range, tx)) != 0)
+        _exit(rc);
+    if (lrvm_commit(tx, flags) != 0)
+        _exit(CHILD_COMMIT);
+}
+
+static uint64_t child_truncations(struct child_store *cs)
+{
+    lrvm_stats_t st;
+    if (lrvm_stats(cs->s, &st) != 0)
+        _exit(CHILD_STATS);
+    return st.truncations;
+}
+
+/* ------------------------------------------------------ random kills */
+
+struct variant {
+    const char         *name;
+    size_t              log_buffer;      /* 0: default */
+    size_t              threshold;       /* 0: default */
+    unsigned            flush_every;     /* commit i flushes when i % flush_every == 0 */
+    unsigned            truncate_every;  /* lrvm_truncate after these; 0: never */
+    const struct shape *sh;
+    int                 expect_truncations;
+};
+
+/* Commit the history from the store's counter on, forever; ack every
+ * flushing commit. The first message (txno = the counter found) says the
+ * store is open. */
+static void random_child(const char *dir, const struct variant *v, int fd)
+{
+    struct child_store cs;
+    alarm(60);                      /* never outlive a test that timed out */
+    child_open(dir, v->log_buffer, v->threshold, &cs);
+    uint64_t c0;
+    memcpy(&c0, cs.a, 8);
+    uint64_t t0 = child_truncations(&cs);
+    send_ack(fd, c0, 0);
+    for (uint64_t i = c0 + 1; i < c0 + 1000000; i++) {
+        int flush = i % v->flush_every == 0;
+        child_tx(&cs, i, v->sh, flush ? 0 : LRVM_NO_FLUSH);
+        if (flush)
+            send_ack(fd, i, child_truncations(&cs) - t0);
+        if (v->truncate_every != 0 && i % v->truncate_every == 0 && lrvm_truncate(cs.s) != 0)
+            _exit(CHILD_TRUNCATE);
+    }
+    _exit(CHILD_RAN_OUT);
+}
+
+static void sleep_us(unsigned us)
+{
+    struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000 };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static void random_kills(const struct variant *v, unsigned vindex, int kills)
+{
+    uint64_t seed = base_seed();
+    uint64_t rng = mix64(seed ^ (0x1000u + vindex)) | 1;
+    char *dir = tu_tmpdir();
+    struct model m;
+    uint64_t durable = 0, truncations = 0, acked_kills = 0;
+    char what[256];
+
+    model_init(&m, v->sh);
+    for (int it = 0; it < kills; it++) {
+        unsigned delay = (unsigned)(tu_rand(&rng) % 40001);
+        int after_ready = it & 1;   /* else the delay runs from fork: kills land in open too */
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            close(p[0]);
+            random_child(dir, v, p[1]);
+        }
+        close(p[1]);
+
+        struct ack ak;
+        uint64_t acked = 0, truncs = 0;
+        if (after_ready && read_ack(p[0], &ak))
+            acked = ak.txno;
+        sleep_us(delay);
+        kill(pid, SIGKILL);
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        while (read_ack(p[0], &ak)) {
+            if (ak.txno > acked)
+                acked = ak.txno;
+            truncs = ak.extra;
+        }
+        close(p[0]);
+
+        snprintf(what, sizeof what, "variant %s, LRVM_TEST_SEED=%" PRIu64 ", kill %d after %u us%s",
+                 v->name, seed, it, delay, after_ready ? " from open" : " from fork");
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                      "%s: the child did not die of the kill (status 0x%x; exit code %d)",
+                      what, st, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        if (acked > durable)
+            acked_kills++;
+        durable = verify_store(dir, &m, acked > durable ? acked : durable, what);
+        truncations += truncs;
+    }
+    ck_assert_msg(acked_kills > 0 && durable > 0,
+                  "variant %s, LRVM_TEST_SEED=%" PRIu64 ": no kill landed after a commit",
+                  v->name, seed);
+    if (v->expect_truncations)
+        ck_assert_msg(truncations > 0, "variant %s, LRVM_TEST_SEED=%" PRIu64
+                      ": no truncation happened before a kill", v->name, seed);
+    model_free(&m);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+#define KILLS 40
+
+static const struct variant variants[] = {
+    { "flush",    0,    0,                   1, 0,  &SMALL, 0 },
+    { "noflush",  0,    0,                   7, 0,  &SMALL, 0 },
+    { "smallbuf", 4096, 0,                   1, 0,  &LARGE, 0 },
+    { "threshold", 0,   (size_t)1 << 20,     1, 0,  &XL,    1 },
+    { "truncate", 0,    0,                   1, 10, &SMALL, 1 },
+};
+
+START_TEST(test_crash_random_flushing_commits)
+{
+    random_kills(&variants[0], 0, KILLS);
+}
 END_TEST
-int main(void){Suite*s=suite_create("x");TCase*tc=tcase_create("x");tcase_add_test(tc,t_dummy);suite_add_tcase(s,tc);SRunner*r=srunner_create(s);srunner_run_all(r,CK_NORMAL);int f=srunner_ntests_failed(r);srunner_free(r);return f?1:0;}
+
+START_TEST(test_crash_random_noflush_commits)
+{
+    random_kills(&variants[1], 1, KILLS);
+}
+END_TEST
+
+START_TEST(test_crash_random_multipart_small_buffer)
+{
+    random_kills(&variants[2], 2, KILLS);
+}
+END_TEST
+
+START_TEST(test_crash_random_tiny_truncate_threshold)
+{
+    random_kills(&variants[3], 3, KILLS);
+}
+END_TEST
+
+START_TEST(test_crash_random_explicit_truncate)
+{
+    random_kills(&variants[4], 4, KILLS);
+}
+END_TEST
+
+/* ---------------------------------------------------- injected kills */
+
+/*
+ * The script: transactions 1 and 2 before the injector is armed, then
+ *   3 small, 4 small no-flush, 5 large (spills its parts after syncing 4),
+ *   6 small no-flush, 7 small, lrvm_truncate, 8 large, 9 small.
+ * Log buffer 4096 bytes; no automatic truncation.
+ */
+#define DET_PRE  2
+#define DET_LAST 9
+
+static int det_flags(uint64_t i)
+{
+    return i == 4 || i == 6 ? LRVM_NO_FLUSH : 0;
+}
+
+/* Run the script with the NTH write or sync call armed in MODE (nth 0:
+ * count them, and send the count as a final ack with txno 0). */
+static void det_child(const char *dir, unsigned long nth, int mode, int fd)
+{
+    struct child_store cs;
+    alarm(60);
+    child_open(dir, 4096, BIG_THRESHOLD, &cs);
+    for (uint64_t i = 1; i <= DET_PRE; i++) {
+        child_tx(&cs, i, det_shape(i), 0);
+        send_ack(fd, i, 0);
+    }
+    lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_SYNC, nth, EIO, mode);
+    for (uint64_t i = DET_PRE + 1; i <= DET_LAST; i++) {
+        child_tx(&cs, i, det_shape(i), det_flags(i));
+        if (det_flags(i) == 0)
+            send_ack(fd, i, 0);
+        if (i == 7 && lrvm_truncate(cs.s) != 0)
+            _exit(CHILD_TRUNCATE);
+    }
+    unsigned long calls = lrvm__io_calls();
+    if (nth == 0)
+        send_ack(fd, 0, calls);
+    _exit(0);
+}
+
+/* Fork det_child; return its wait status, the highest acked txno and the
+ * last extra value. */
+static int det_run(const char *dir, unsigned long nth, int mode, uint64_t *acked, uint64_t *extra)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(p[0]);
+        det_child(dir, nth, mode, p[1]);
+    }
+    close(p[1]);
+    struct ack ak;
+    *acked = *extra = 0;
+    while (read_ack(p[0], &ak)) {
+        if (ak.txno > *acked)
+            *acked = ak.txno;
+        *extra = ak.extra;
+    }
+    close(p[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return st;
+}
+
+static void injected_kills(int mode, const char *mode_name)
+{
+    struct model m;
+    uint64_t acked, calls;
+    char what[256];
+    model_init(&m, NULL);
+
+    /* Dry run: count the write and sync calls of the script. */
+    char *dir = tu_tmpdir();
+    int st = det_run(dir, 0, 0, &acked, &calls);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dry run: status 0x%x", st);
+    ck_assert_uint_eq(acked, DET_LAST);
+    uint64_t c = verify_store(dir, &m, DET_LAST, "dry run");
+    ck_assert_uint_eq(c, DET_LAST);
+    tu_rmrf(dir);
+    free(dir);
+    /* Commits 3..9 each write and sync at least once; truncation more. */
+    ck_assert_uint_ge(calls, 20);
+
+    for (unsigned long n = 1; n <= calls; n++) {
+        dir = tu_tmpdir();
+        uint64_t extra;
+        st = det_run(dir, n, mode, &acked, &extra);
+        snprintf(what, sizeof what, "%s at write/sync call %lu of %" PRIu64, mode_name, n, calls);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                      "%s: the child did not die there (status 0x%x, exit code %d)",
+                      what, st, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        ck_assert_msg(acked >= DET_PRE, "%s: the unarmed commits were not acked", what);
+        c = verify_store(dir, &m, acked, what);
+        ck_assert_msg(c <= DET_LAST, "%s: %" PRIu64 " transactions", what, c);
+        tu_rmrf(dir);
+        free(dir);
+    }
+    model_free(&m);
+}
+
+START_TEST(test_crash_inject_kill_each_write_sync)
+{
+    injected_kills(LRVM__IO_KILL, "kill");
+}
+END_TEST
+
+START_TEST(test_crash_inject_torn_kill_each_write_sync)
+{
+    injected_kills(LRVM__IO_KILL | LRVM__IO_TORN, "torn write and kill");
+}
+END_TEST
+
+/* A new store: the injector armed before lrvm_open, on every kind of
+ * call (opens, reads, writes, syncs, ftruncate, unlink, rename), so the
+ * kill lands while the log and the segment files are being created. */
+static void create_child(const char *dir, unsigned long nth, int fd)
+{
+    struct child_store cs;
+    alarm(60);
+    lrvm__io_inject(LRVM__IO_ALL, nth, EIO, nth == 0 ? 0 : LRVM__IO_KILL);
+    child_open(dir, 0, BIG_THRESHOLD, &cs);
+    for (uint64_t i = 1; i <= 2; i++) {
+        child_tx(&cs, i, &SMALL, 0);
+        send_ack(fd, i, 0);
+    }
+    unsigned long calls = lrvm__io_calls();
+    if (nth == 0)
+        send_ack(fd, 0, calls);
+    _exit(0);
+}
+
+START_TEST(test_crash_inject_kill_store_creation)
+{
+    struct model m;
+    model_init(&m, &SMALL);
+    unsigned long calls = 0;
+    for (unsigned long n = 0; n == 0 || n <= calls; n++) {
+        char *dir = tu_tmpdir();
+        char *store;
+        ck_assert_int_ge(asprintf(&store, "%s/store", dir), 0);
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            close(p[0]);
+            create_child(store, n, p[1]);
+        }
+        close(p[1]);
+        struct ack ak;
+        uint64_t acked = 0;
+        while (read_ack(p[0], &ak)) {
+            if (ak.txno > acked)
+                acked = ak.txno;
+            if (n == 0)
+                calls = (unsigned long)ak.extra;
+        }
+        close(p[0]);
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        char what[128];
+        snprintf(what, sizeof what, "store creation killed at call %lu of %lu", n, calls);
+        if (n == 0) {
+            ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dry run: status 0x%x", st);
+            ck_assert_uint_eq(acked, 2);
+            /* open + mkdir log + segments + two commits: dozens of calls */
+            ck_assert_uint_ge(calls, 10);
+        } else {
+            ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                          "%s: status 0x%x (exit code %d)", what, st,
+                          WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        }
+        uint64_t c = verify_store(store, &m, acked, what);
+        ck_assert_msg(c <= 2, "%s: %" PRIu64 " transactions", what, c);
+        free(store);
+        tu_rmrf(dir);
+        free(dir);
+    }
+    model_free(&m);
+}
+END_TEST
+
+/* ---------------------------------------------- crash during recovery */
+
+#define REC_TXS 2000u
+
+static uint64_t log_txs(const char *dir)
+{
+    int fd = open(tu_path(dir, LRVM__LOG_NAME), O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    struct lrvm__log_header h;
+    struct lrvm__scan_result res;
+    int slot;
+    ck_assert_int_eq(lrvm__log_read_header(fd, &h, &slot), 0);
+    ck_assert_int_eq(lrvm__log_scan(fd, &h, NULL, &res), 0);
+    close(fd);
+    return res.sr_txs;
+}
+
+static void copy_dir(const char *src, const char *dst)
+{
+    DIR *d = opendir(src);
+    ck_assert(d != NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char from[4096], to[4096];
+        snprintf(from, sizeof from, "%s/%s", src, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", dst, e->d_name);
+        int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ck_assert(in >= 0 && out >= 0);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof buf)) > 0)
+            ck_assert_int_eq(write(out, buf, (size_t)n), n);
+        ck_assert_int_eq(n, 0);
+        close(in);
+        close(out);
+    }
+    closedir(d);
+}
+
+static void build_child(void *arg)
+{
+    struct child_store cs;
+    alarm(60);
+    child_open(arg, 0, BIG_THRESHOLD, &cs);
+    for (uint64_t i = 1; i <= REC_TXS; i++)
+        child_tx(&cs, i, &SMALL, i % 50 == 0 ? 0 : LRVM_NO_FLUSH);
+    if (lrvm_flush(cs.s) != 0)
+        _exit(CHILD_FLUSH);
+    kill(getpid(), SIGKILL);
+}
+
+struct recover_arg {
+    const char   *dir;
+    unsigned long nth;
+    int           mode;
+    int           fd;
+};
+
+static void recover_child(void *arg)
+{
+    struct recover_arg *ra = arg;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = BIG_THRESHOLD };
+    lrvm_t *s;
+    alarm(60);
+    lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_SYNC, ra->nth, EIO, ra->mode);
+    if (lrvm_open(ra->dir, &o, &s) != 0)
+        _exit(CHILD_OPEN);
+    if (ra->fd >= 0)
+        send_ack(ra->fd, 0, lrvm__io_calls());
+    _exit(0);
+}
+
+static int cmp_ulong(const void *x, const void *y)
+{
+    unsigned long a = *(const unsigned long *)x, b = *(const unsigned long *)y;
+    return a < b ? -1 : a > b;
+}
+
+START_TEST(test_crash_during_recovery)
+{
+    char *dir = tu_tmpdir();
+    struct model m;
+    model_init(&m, &SMALL);
+
+    int st = tu_in_child(build_child, dir);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "build: status 0x%x", st);
+    ck_assert_uint_eq(log_txs(dir), REC_TXS);
+
+    /* Dry run on a copy: the write and sync calls of a whole recovery. */
+    char *copy = tu_tmpdir();
+    copy_dir(dir, copy);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    struct recover_arg ra = { copy, 0, 0, p[1] };
+    st = tu_in_child(recover_child, &ra);
+    close(p[1]);
+    struct ack ak;
+    ck_assert(read_ack(p[0], &ak));
+    close(p[0]);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dry run: status 0x%x", st);
+    unsigned long total = (unsigned long)ak.extra;
+    ck_assert_uint_eq(log_txs(copy), 0);
+    tu_rmrf(copy);
+    free(copy);
+    /* At least one write a transaction, then the syncs and the header. */
+    ck_assert_uint_gt(total, REC_TXS + 3);
+
+    /* The first calls, the last ones (segment syncs, the new header, its
+     * sync), and some picked at random between. */
+    unsigned long ns[64];
+    size_t nn = 0;
+    for (unsigned long n = 1; n <= 8; n++)
+        ns[nn++] = n;
+    uint64_t seed = base_seed(), rng = mix64(seed ^ 0x2000u) | 1;
+    for (unsigned long k = 1; k < 16; k++)
+        ns[nn++] = 1 + (unsigned long)(tu_rand(&rng) % total);
+    for (unsigned long n = total - 8; n <= total; n++)
+        ns[nn++] = n;
+    qsort(ns, nn, sizeof ns[0], cmp_ulong);
+
+    unsigned long prev = 0;
+    for (size_t i = 0; i < nn; i++) {
+        if (ns[i] == prev)
+            continue;
+        prev = ns[i];
+        int mode = i & 1 ? LRVM__IO_KILL | LRVM__IO_TORN : LRVM__IO_KILL;
+        uint64_t before = log_txs(dir);
+        struct recover_arg rk = { dir, ns[i], mode, -1 };
+        st = tu_in_child(recover_child, &rk);
+        if (before == REC_TXS) {
+            ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                          "recovery armed at call %lu of %lu (%s, LRVM_TEST_SEED=%" PRIu64
+                          "): status 0x%x", ns[i], total,
+                          mode & LRVM__IO_TORN ? "torn" : "kill", seed, st);
+        } else {
+            /* Only a death after the new header was written can have
+             * finished recovery. */
+            ck_assert_msg(before == 0 && ns[i] >= total - 1,
+                          "log holds %" PRIu64 " transactions before the open armed at call %lu"
+                          " of %lu (LRVM_TEST_SEED=%" PRIu64 ")", before, ns[i], total, seed);
+            ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+        }
+    }
+    char what[128];
+    snprintf(what, sizeof what, "after the killed recoveries (LRVM_TEST_SEED=%" PRIu64 ")", seed);
+    uint64_t c = verify_store(dir, &m, REC_TXS, what);
+    ck_assert_uint_eq(c, REC_TXS);
+    model_free(&m);
+    tu_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("crash");
+
+    TCase *tc = tcase_create("random_kills");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_crash_random_flushing_commits);
+    tcase_add_test(tc, test_crash_random_noflush_commits);
+    tcase_add_test(tc, test_crash_random_multipart_small_buffer);
+    tcase_add_test(tc, test_crash_random_tiny_truncate_threshold);
+    tcase_add_test(tc, test_crash_random_explicit_truncate);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("injected_kills");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_crash_inject_kill_each_write_sync);
+    tcase_add_test(tc, test_crash_inject_torn_kill_each_write_sync);
+    tcase_add_test(tc, test_crash_inject_kill_store_creation);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("recovery_kills");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_crash_during_recovery);
+    suite_add_tcase(s, tc);
+
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed == 0 ? 0 : 1;
+}
