@@ -150,6 +150,10 @@ static void model_advance(struct model *m, uint64_t c)
     }
 }
 
+/* The tracking mode of every store a test opens; each test runs in its
+ * own process, so the auto-mode tests just set it first. */
+static int tracking = LRVM_TRACK_EXPLICIT;
+
 static size_t first_diff(const unsigned char *x, const unsigned char *y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -165,7 +169,7 @@ static size_t first_diff(const unsigned char *x, const unsigned char *y, size_t 
  */
 static uint64_t verify_store(const char *dir, struct model *m, uint64_t lower, const char *what)
 {
-    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = BIG_THRESHOLD };
+    lrvm_options_t o = { .tracking = tracking, .truncate_threshold = BIG_THRESHOLD };
     lrvm_t *s;
     void *a, *b;
     int rc = lrvm_open(dir, &o, &s);
@@ -224,8 +228,12 @@ static int read_ack(int fd, struct ack *a)
     return 1;
 }
 
+/* Explicit mode declares every range; auto mode declares none, so every
+ * change reaches the log through a page fault. */
 static int declare_range(void *ctx, void *p, size_t len)
 {
+    if (tracking == LRVM_TRACK_AUTO)
+        return 0;
     return lrvm_set_range(ctx, p, len) == 0 ? 0 : CHILD_RANGE;
 }
 
@@ -236,7 +244,7 @@ struct child_store {
 
 static void child_open(const char *dir, size_t buf, size_t threshold, struct child_store *cs)
 {
-    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .log_buffer_size = buf,
+    lrvm_options_t o = { .tracking = tracking, .log_buffer_size = buf,
                          .truncate_threshold = threshold };
     void *a, *b;
     if (lrvm_open(dir, &o, &cs->s) != 0)
@@ -523,6 +531,42 @@ START_TEST(test_crash_inject_kill_each_write_sync)
 }
 END_TEST
 
+/* The same histories with automatic capture: no range is declared. */
+START_TEST(test_crash_auto_random_flushing_commits)
+{
+    tracking = LRVM_TRACK_AUTO;
+    random_kills(&variants[0], 0, KILLS);
+}
+END_TEST
+
+START_TEST(test_crash_auto_random_noflush_commits)
+{
+    tracking = LRVM_TRACK_AUTO;
+    random_kills(&variants[1], 1, KILLS);
+}
+END_TEST
+
+START_TEST(test_crash_auto_random_multipart_small_buffer)
+{
+    tracking = LRVM_TRACK_AUTO;
+    random_kills(&variants[2], 2, KILLS);
+}
+END_TEST
+
+START_TEST(test_crash_auto_random_tiny_truncate_threshold)
+{
+    tracking = LRVM_TRACK_AUTO;
+    random_kills(&variants[3], 3, KILLS);
+}
+END_TEST
+
+START_TEST(test_crash_auto_inject_torn_kill_each_write_sync)
+{
+    tracking = LRVM_TRACK_AUTO;
+    injected_kills(LRVM__IO_KILL | LRVM__IO_TORN, "auto: torn write and kill");
+}
+END_TEST
+
 START_TEST(test_crash_inject_torn_kill_each_write_sync)
 {
     injected_kills(LRVM__IO_KILL | LRVM__IO_TORN, "torn write and kill");
@@ -767,11 +811,16 @@ int main(void)
     tcase_add_test(tc, test_crash_random_multipart_small_buffer);
     tcase_add_test(tc, test_crash_random_tiny_truncate_threshold);
     tcase_add_test(tc, test_crash_random_explicit_truncate);
+    tcase_add_test(tc, test_crash_auto_random_flushing_commits);
+    tcase_add_test(tc, test_crash_auto_random_noflush_commits);
+    tcase_add_test(tc, test_crash_auto_random_multipart_small_buffer);
+    tcase_add_test(tc, test_crash_auto_random_tiny_truncate_threshold);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("injected_kills");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_crash_inject_kill_each_write_sync);
+    tcase_add_test(tc, test_crash_auto_inject_torn_kill_each_write_sync);
     tcase_add_test(tc, test_crash_inject_torn_kill_each_write_sync);
     tcase_add_test(tc, test_crash_inject_kill_store_creation);
     suite_add_tcase(s, tc);

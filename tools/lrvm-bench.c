@@ -1,0 +1,1242 @@
+/*
+ * lrvm-bench -- what lrvm's transactions cost, next to what the machine
+ * allows without lrvm.
+ *
+ * Workloads, each in auto and explicit tracking mode, with flushing and
+ * with LRVM_NO_FLUSH commits, on a 64 MiB segment. Before timing, every
+ * page of the segment is written once in transactions, so the pages are
+ * private copies (the steady state of a long-running program):
+ *   small-tx   4 random 8-byte words changed per transaction
+ *   pages-P    8 bytes changed on each of P distinct random pages, P = 1, 16, 256
+ *   seq-64     64 contiguous pages rewritten whole per transaction, moving on
+ *   recovery   lrvm_open of a store whose log holds 256 MiB of records
+ * Floors, measured in the same run without lrvm:
+ *   fault      write faults on a PROT_READ MAP_PRIVATE file mapping whose
+ *              SIGSEGV handler only mprotects the page writable; after each
+ *              batch of P pages one mprotect(PROT_READ) over the batch's
+ *              span, as lrvm's commit does. Pages "copied" (written before)
+ *              and "fresh" (first write since mapping: copy on write).
+ *   write      128-byte in-place pwrite + fdatasync in a preallocated file
+ *   read       sequential read() of the recovery log in 1 MiB chunks
+ * ns per page is the whole time of a run (stores, faults, commits, the
+ * final flush) over the pages captured (auto, from lrvm_stats) or
+ * touched (explicit); it is given for no-flush runs only.
+ *
+ * Every measurement runs in its own forked process, which sends its
+ * numbers back through a pipe: libsigsegv allows one SIGSEGV handler per
+ * process, the floors install theirs with sigaction, and runs must not
+ * disturb each other. Each is repeated R times (--runs) and reported as
+ * median and min-max. Time: CLOCK_MONOTONIC. Random: xorshift64, seed 42.
+ *
+ *   usage: lrvm-bench [--runs N] [--quick] [--dir DIR] [--csv] [--plot FILE.png]
+ */
+#define _GNU_SOURCE
+#include "lrvm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEG_SIZE      ((size_t)64 << 20)
+#define SEG_NAME      "bench"
+#define SEED          42u
+#define MAX_RUNS      100
+#define TX_WORDS      4                     /* words a small-tx changes */
+#define SEQ_PAGES     64                    /* pages a seq-64 rewrites */
+#define WARM_BATCH    256                   /* pages per warm-up transaction */
+#define REC_TX_BYTES  ((size_t)64 << 10)    /* transaction size of the recovery log */
+#define WFLOOR_SIZE   ((size_t)16 << 20)    /* preallocated file of the write floor */
+#define WFLOOR_OP     128                   /* bytes per write-floor overwrite */
+#define CHUNK         ((size_t)1 << 20)     /* read() size of the read floor */
+#define ALL_BYTES     0x0101010101010101ull /* xor with a value that has this set
+                                               changes all 8 bytes of a word */
+#define PATH_LEN      4200
+
+/* ------------------------------------------------------------ settings */
+
+static struct {
+    int         runs;          /* repetitions of every measurement */
+    int         rec_runs;      /* repetitions of recovery (and read floor) */
+    size_t      rec_bytes;     /* log size recovery replays */
+    double      cap;           /* seconds at most per timed loop */
+    long        tx_div;        /* divides the transaction counts (--quick) */
+    uint64_t    copied_pages;  /* fault floor, copied: pages per run at most */
+    int         fresh_passes;  /* fault floor, fresh: passes over the mapping */
+    int         quick, csv;
+    const char *plot, *dir;
+} cfg;
+
+static size_t page_size, seg_pages;
+static char   root[PATH_LEN];               /* made by this run, removed at exit */
+static int    root_made;
+
+/* ------------------------------------------------------------ helpers */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t xorshift64(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    int rc = (flag == FTW_DP) ? rmdir(path) : unlink(path);
+    if (rc != 0 && errno != ENOENT)
+        fprintf(stderr, "lrvm-bench: cannot remove %s: %s\n", path, strerror(errno));
+    return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Parent: report, remove what this run made, exit 1. */
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("lrvm-bench: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (root_made)
+        rm_rf(root);
+    exit(1);
+}
+
+/* Child: report and leave at once (no atexit, no stdio flush). */
+static void child_fail(const char *fmt, ...)
+{
+    char buf[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "lrvm-bench: %s\n", buf);
+    _exit(3);
+}
+
+static void check_lrvm(int rc, const char *call)
+{
+    if (rc < 0)
+        child_fail("%s failed: %s (%d)", call, lrvm_strerror(rc), rc);
+}
+
+#define CHECK(call) check_lrvm((call), #call)
+
+static void path_join(char *out, const char *dir, const char *name)
+{
+    if ((size_t)snprintf(out, PATH_LEN, "%s/%s", dir, name) >= PATH_LEN)
+        die("path too long: %s/%s", dir, name);
+}
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            child_fail("write: %s", strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/*
+ * Run fn(arg, out) in a forked child; the child sends *out (size bytes)
+ * back through a pipe and exits. Any failure of the child ends the bench.
+ */
+static void run_child(const char *what, void (*fn)(void *, void *), void *arg,
+                      void *out, size_t size)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        die("pipe: %s", strerror(errno));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(fds[0]);
+        memset(out, 0, size);
+        fn(arg, out);
+        write_all(fds[1], out, size);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fds[0], (char *)out + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fds[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            die("waitpid: %s", strerror(errno));
+    if (WIFSIGNALED(st))
+        die("%s: child killed by signal %d (%s)", what, WTERMSIG(st), strsignal(WTERMSIG(st)));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        die("%s: child failed (exit status %d)", what, WEXITSTATUS(st));
+    if (got != size)
+        die("%s: child sent %zu of %zu bytes of results", what, got, size);
+}
+
+/* ------------------------------------------------------------ statistics */
+
+struct summary {
+    double med, min, max;
+    int    n;
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static struct summary summarize(const double *v, int n)
+{
+    struct summary s = { NAN, NAN, NAN, n };
+    if (n <= 0)
+        return s;
+    double tmp[MAX_RUNS];
+    memcpy(tmp, v, (size_t)n * sizeof *v);
+    qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
+    s.min = tmp[0];
+    s.max = tmp[n - 1];
+    s.med = (n % 2) ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+    return s;
+}
+
+/* ------------------------------------------------------------ what is measured */
+
+enum { W_SMALL, W_PAGES, W_SEQ };
+
+struct workload {
+    const char *name;
+    int         kind;
+    int         pages;   /* pages per transaction (small-tx: words) */
+    long        max_tx;  /* transactions per run at most (full run) */
+    int         floor;   /* the fault floor with the same batch */
+};
+
+struct floor_spec {
+    const char *name;
+    int         pages;       /* pages per batch */
+    int         contiguous;  /* batch is a run of pages moving through the file */
+};
+
+static const struct floor_spec floors[] = {
+    { "random P=1",      1,   0 },
+    { "random P=4",      4,   0 },
+    { "random P=16",     16,  0 },
+    { "random P=256",    256, 0 },
+    { "contiguous P=64", 64,  1 },
+};
+#define NFLOORS ((int)(sizeof floors / sizeof floors[0]))
+
+static const struct workload workloads[] = {
+    { "small-tx",  W_SMALL, TX_WORDS,  200000, 1 },
+    { "pages-1",   W_PAGES, 1,         200000, 0 },
+    { "pages-16",  W_PAGES, 16,        40000,  2 },
+    { "pages-256", W_PAGES, 256,       4000,   3 },
+    { "seq-64",    W_SEQ,   SEQ_PAGES, 4000,   4 },
+};
+#define NWORK ((int)(sizeof workloads / sizeof workloads[0]))
+
+static const char *mode_name(int mode)
+{
+    return mode == LRVM_TRACK_AUTO ? "auto" : "explicit";
+}
+
+static const char *flush_name(int flush)
+{
+    return flush ? "flush" : "no-flush";
+}
+
+/* ------------------------------------------------------------ lrvm workloads */
+
+struct wl_arg {
+    const struct workload *w;
+    int                    mode, flush;
+    char                   dir[PATH_LEN];
+};
+
+struct wl_result {
+    uint64_t tx;          /* transactions committed in the timed loop */
+    uint64_t pages;       /* captured (auto) or touched (explicit) */
+    uint64_t bytes;       /* bytes_logged delta */
+    uint64_t faults, fsyncs, truncations;
+    double   secs;
+};
+
+static void child_workload(void *argp, void *outp)
+{
+    const struct wl_arg *a = argp;
+    const struct workload *w = a->w;
+    struct wl_result *r = outp;
+    int explicit = a->mode == LRVM_TRACK_EXPLICIT;
+    int cflags = a->flush ? 0 : LRVM_NO_FLUSH;
+    lrvm_options_t o = { .tracking = a->mode };
+    lrvm_t *rvm;
+    lrvm_tx_t *tx;
+    void *base;
+
+    CHECK(lrvm_open(a->dir, &o, &rvm));
+    CHECK(lrvm_map(rvm, SEG_NAME, SEG_SIZE, &base));
+    uint64_t *words = base;
+    size_t wpp = page_size / 8, nwords = SEG_SIZE / 8;
+
+    /* Warm-up, untimed: change a word of every page, so every page is a
+     * private copy (and, in auto mode, has a before-image slot in use). */
+    for (size_t p = 0; p < seg_pages; p += WARM_BATCH) {
+        CHECK(lrvm_begin(rvm, 1, &base, &tx));
+        for (size_t q = p; q < p + WARM_BATCH && q < seg_pages; q++) {
+            uint64_t *wp = words + q * wpp;
+            if (explicit)
+                CHECK(lrvm_set_range(tx, wp, 8));
+            *wp ^= ALL_BYTES;
+        }
+        CHECK(lrvm_commit(tx, LRVM_NO_FLUSH));
+    }
+    CHECK(lrvm_flush(rvm));
+
+    uint32_t *stamp = calloc(seg_pages, sizeof *stamp);
+    if (stamp == NULL)
+        child_fail("out of memory");
+    long max_tx = w->max_tx / cfg.tx_div;
+    uint64_t seed = SEED, touched = 0;
+    size_t seq_next = 0;
+    lrvm_stats_t s0, s1;
+    CHECK(lrvm_stats(rvm, &s0));
+
+    double t0 = now(), deadline = t0 + cfg.cap;
+    long n = 0;
+    while (n < max_tx) {
+        CHECK(lrvm_begin(rvm, 1, &base, &tx));
+        switch (w->kind) {
+        case W_SMALL: {
+            size_t pg[TX_WORDS];
+            for (int i = 0; i < TX_WORDS; i++) {
+                uint64_t *wp = words + xorshift64(&seed) % nwords;
+                if (explicit)
+                    CHECK(lrvm_set_range(tx, wp, 8));
+                *wp ^= xorshift64(&seed) | ALL_BYTES;
+                pg[i] = (size_t)(wp - words) / wpp;
+                int seen = 0;
+                for (int j = 0; j < i; j++)
+                    seen |= pg[j] == pg[i];
+                touched += !seen;
+            }
+            break;
+        }
+        case W_PAGES:
+            for (int i = 0; i < w->pages; i++) {
+                uint64_t rnd;
+                size_t p;
+                do {
+                    rnd = xorshift64(&seed);
+                    p = rnd % seg_pages;
+                } while (stamp[p] == (uint32_t)n + 1);
+                stamp[p] = (uint32_t)n + 1;
+                uint64_t *wp = words + p * wpp + (rnd >> 32) % wpp;
+                if (explicit)
+                    CHECK(lrvm_set_range(tx, wp, 8));
+                *wp ^= xorshift64(&seed) | ALL_BYTES;
+            }
+            touched += (uint64_t)w->pages;
+            break;
+        case W_SEQ: {
+            uint64_t *wp = words + seq_next * wpp;
+            uint64_t v = xorshift64(&seed) | ALL_BYTES;
+            size_t len = (size_t)SEQ_PAGES * page_size;
+            if (explicit)
+                CHECK(lrvm_set_range(tx, wp, len));
+            for (size_t i = 0; i < len / 8; i++)
+                wp[i] ^= v;
+            seq_next = (seq_next + SEQ_PAGES) % seg_pages;
+            touched += SEQ_PAGES;
+            break;
+        }
+        }
+        CHECK(lrvm_commit(tx, cflags));
+        n++;
+        if (now() >= deadline)
+            break;
+    }
+    if (!a->flush)
+        CHECK(lrvm_flush(rvm));       /* the no-flush commits become durable */
+    r->secs = now() - t0;
+    CHECK(lrvm_stats(rvm, &s1));
+
+    r->tx = (uint64_t)n;
+    r->pages = explicit ? touched : s1.pages_captured - s0.pages_captured;
+    r->bytes = s1.bytes_logged - s0.bytes_logged;
+    r->faults = s1.faults - s0.faults;
+    r->fsyncs = s1.fsyncs - s0.fsyncs;
+    r->truncations = s1.truncations - s0.truncations;
+    free(stamp);
+    CHECK(lrvm_close(rvm));
+}
+
+/* ------------------------------------------------------------ fault floor */
+
+struct floor_arg {
+    int  spec;
+    int  fresh;
+    char path[PATH_LEN];
+};
+
+struct floor_result {
+    uint64_t pages;
+    double   secs;
+};
+
+static char  *volatile fl_base;
+static size_t fl_len;
+
+/* Make the faulting page writable, nothing else. */
+static void floor_handler(int sig, siginfo_t *si, void *ctx)
+{
+    (void)ctx;
+    uintptr_t a = (uintptr_t)si->si_addr, b = (uintptr_t)fl_base;
+    if (b != 0 && a >= b && a < b + fl_len &&
+        mprotect((void *)(a & ~(uintptr_t)(page_size - 1)), page_size,
+                 PROT_READ | PROT_WRITE) == 0)
+        return;
+    signal(sig, SIG_DFL);   /* not ours: the store faults again and kills us */
+}
+
+static char *map_file(int fd)
+{
+    void *m = mmap(NULL, SEG_SIZE, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED)
+        child_fail("mmap: %s", strerror(errno));
+    return m;
+}
+
+static void shuffle(uint32_t *v, size_t n, uint64_t *seed)
+{
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = xorshift64(seed) % (i + 1);
+        uint32_t t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+}
+
+static void child_fault_floor(void *argp, void *outp)
+{
+    const struct floor_arg *a = argp;
+    const struct floor_spec *f = &floors[a->spec];
+    struct floor_result *r = outp;
+    size_t batch = (size_t)f->pages;
+
+    int fd = open(a->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || ftruncate(fd, (off_t)SEG_SIZE) != 0)
+        child_fail("%s: %s", a->path, strerror(errno));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = floor_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, &sa, NULL) != 0)
+        child_fail("sigaction: %s", strerror(errno));
+
+    /* Bring the file's pages into the page cache, so that the fresh
+     * faults below copy a cached page, as the segment's would. */
+    char *m = map_file(fd);
+    volatile char sink = 0;
+    for (size_t p = 0; p < seg_pages; p++)
+        sink ^= m[p * page_size];
+    (void)sink;
+    munmap(m, SEG_SIZE);
+
+    fl_len = SEG_SIZE;
+    fl_base = map_file(fd);
+    if (!a->fresh) {
+        /* Warm-up: write every page once (private copies), re-protect. */
+        if (mprotect(fl_base, SEG_SIZE, PROT_READ | PROT_WRITE) != 0)
+            child_fail("mprotect: %s", strerror(errno));
+        for (size_t p = 0; p < seg_pages; p++)
+            *(volatile uint64_t *)(fl_base + p * page_size) ^= ALL_BYTES;
+        if (mprotect(fl_base, SEG_SIZE, PROT_READ) != 0)
+            child_fail("mprotect: %s", strerror(errno));
+    }
+
+    uint32_t *order = malloc(seg_pages * sizeof *order);
+    uint32_t *stamp = calloc(seg_pages, sizeof *stamp);
+    if (order == NULL || stamp == NULL)
+        child_fail("out of memory");
+    uint64_t seed = SEED;
+    for (size_t i = 0; i < seg_pages; i++)
+        order[i] = (uint32_t)i;
+    if (a->fresh && !f->contiguous)
+        shuffle(order, seg_pages, &seed);
+
+    uint64_t target = a->fresh ? (uint64_t)cfg.fresh_passes * seg_pages : cfg.copied_pages;
+    uint64_t pages = 0, nbatch = 0;
+    size_t pos = 0;          /* next page of order[] (fresh, contiguous) */
+    double spent = 0, t0 = now();
+    while (pages < target && spent + (now() - t0) < cfg.cap) {
+        if (pos == seg_pages) {
+            pos = 0;
+            if (a->fresh) {
+                /* Every page was written: map the file anew, untimed. */
+                spent += now() - t0;
+                char *old = fl_base;
+                fl_base = NULL;
+                munmap(old, SEG_SIZE);
+                fl_base = map_file(fd);
+                if (!f->contiguous)
+                    shuffle(order, seg_pages, &seed);
+                t0 = now();
+            }
+        }
+        size_t lo = SIZE_MAX, hi = 0;
+        nbatch++;
+        for (size_t i = 0; i < batch; i++) {
+            size_t p;
+            if (a->fresh || f->contiguous) {
+                p = order[pos++];
+            } else {
+                uint64_t rnd;
+                do {
+                    rnd = xorshift64(&seed);
+                    p = rnd % seg_pages;
+                } while (stamp[p] == (uint32_t)nbatch);
+                stamp[p] = (uint32_t)nbatch;
+            }
+            *(volatile uint64_t *)(fl_base + p * page_size) ^= ALL_BYTES;
+            lo = p < lo ? p : lo;
+            hi = p > hi ? p : hi;
+        }
+        if (mprotect(fl_base + lo * page_size, (hi + 1 - lo) * page_size, PROT_READ) != 0)
+            child_fail("mprotect: %s", strerror(errno));
+        pages += batch;
+    }
+    r->secs = spent + (now() - t0);
+    r->pages = pages;
+    free(order);
+    free(stamp);
+    close(fd);
+}
+
+/* ------------------------------------------------------------ write floor */
+
+struct wfloor_result {
+    uint64_t ops;
+    double   secs;
+};
+
+static void child_write_floor(void *argp, void *outp)
+{
+    const char *path = argp;
+    struct wfloor_result *r = outp;
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        child_fail("%s: %s", path, strerror(errno));
+    char *zeros = calloc(1, CHUNK);
+    if (zeros == NULL)
+        child_fail("out of memory");
+    for (size_t off = 0; off < WFLOOR_SIZE; off += CHUNK)
+        if (pwrite(fd, zeros, CHUNK, (off_t)off) != (ssize_t)CHUNK)
+            child_fail("preallocating %s: %s", path, strerror(errno));
+    if (fdatasync(fd) != 0)
+        child_fail("fdatasync: %s", strerror(errno));
+
+    unsigned char buf[WFLOOR_OP];
+    uint64_t ops = 0;
+    size_t off = 0;
+    double t0 = now(), deadline = t0 + cfg.cap;
+    for (;;) {
+        memset(buf, (int)(ops % 255) + 1, sizeof buf);
+        memcpy(buf, &ops, sizeof ops);
+        if (pwrite(fd, buf, sizeof buf, (off_t)off) != (ssize_t)sizeof buf)
+            child_fail("pwrite: %s", strerror(errno));
+        if (fdatasync(fd) != 0)
+            child_fail("fdatasync: %s", strerror(errno));
+        ops++;
+        off = (off + WFLOOR_OP) % WFLOOR_SIZE;
+        if (now() >= deadline)
+            break;
+    }
+    r->secs = now() - t0;
+    r->ops = ops;
+    free(zeros);
+    close(fd);
+}
+
+/* ------------------------------------------------------------ recovery and read floor */
+
+struct rec_arg {
+    char   dir[PATH_LEN];
+    size_t bytes;
+};
+
+struct mklog_result {
+    uint64_t log_size, commits, records;
+    double   secs;
+};
+
+/* Fill the log with ~64 KiB transactions until it holds a->bytes, make
+ * them durable, and leave without lrvm_close (run_child _exits). */
+static void child_make_log(void *argp, void *outp)
+{
+    const struct rec_arg *a = argp;
+    struct mklog_result *r = outp;
+    size_t threshold = (size_t)1 << 30;
+    if (threshold < 2 * a->bytes)
+        threshold = 2 * a->bytes;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = threshold };
+    lrvm_t *rvm;
+    lrvm_tx_t *tx;
+    void *base;
+    lrvm_stats_t st;
+    CHECK(lrvm_open(a->dir, &o, &rvm));
+    CHECK(lrvm_map(rvm, SEG_NAME, SEG_SIZE, &base));
+    uint64_t seed = SEED, n = 0;
+    size_t off = 0;
+    double t0 = now();
+    do {
+        uint64_t *wp = (uint64_t *)((char *)base + off);
+        uint64_t v = xorshift64(&seed) | ALL_BYTES;
+        CHECK(lrvm_begin(rvm, 1, &base, &tx));
+        CHECK(lrvm_set_range(tx, wp, REC_TX_BYTES));
+        for (size_t i = 0; i < REC_TX_BYTES / 8; i++)
+            wp[i] ^= v;
+        CHECK(lrvm_commit(tx, LRVM_NO_FLUSH));
+        n++;
+        off = (off + REC_TX_BYTES) % SEG_SIZE;
+        CHECK(lrvm_stats(rvm, &st));
+    } while (st.log_size < a->bytes);
+    CHECK(lrvm_flush(rvm));
+    CHECK(lrvm_stats(rvm, &st));
+    r->secs = now() - t0;
+    if (st.truncations != 0)
+        child_fail("the recovery log was truncated while being made");
+    r->log_size = st.log_size;
+    r->commits = n;
+    r->records = st.log_records;
+}
+
+struct recover_result {
+    double   secs;
+    uint64_t log_size_after;
+};
+
+static void child_recover(void *argp, void *outp)
+{
+    const struct rec_arg *a = argp;
+    struct recover_result *r = outp;
+    lrvm_t *rvm;
+    lrvm_stats_t st;
+    double t0 = now();
+    CHECK(lrvm_open(a->dir, NULL, &rvm));
+    r->secs = now() - t0;
+    CHECK(lrvm_stats(rvm, &st));
+    r->log_size_after = st.log_size;
+    CHECK(lrvm_close(rvm));
+}
+
+struct rfloor_result {
+    uint64_t bytes;
+    double   secs;
+};
+
+static void child_read_floor(void *argp, void *outp)
+{
+    const struct rec_arg *a = argp;
+    struct rfloor_result *r = outp;
+    char path[PATH_LEN];
+    if ((size_t)snprintf(path, sizeof path, "%s/lrvm.log", a->dir) >= sizeof path)
+        child_fail("path too long");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        child_fail("%s: %s", path, strerror(errno));
+    char *buf = malloc(CHUNK);
+    if (buf == NULL)
+        child_fail("out of memory");
+    uint64_t got = 0;
+    double t0 = now();
+    while (got < a->bytes) {
+        size_t want = a->bytes - got < CHUNK ? (size_t)(a->bytes - got) : CHUNK;
+        ssize_t n = read(fd, buf, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            child_fail("read %s: %s", path, strerror(errno));
+        if (n == 0)
+            break;
+        got += (uint64_t)n;
+    }
+    r->secs = now() - t0;
+    r->bytes = got;
+    free(buf);
+    close(fd);
+}
+
+/* ------------------------------------------------------------ results */
+
+static struct wl_result      wl_res[NWORK][2][2][MAX_RUNS];   /* [w][mode][flush][run] */
+static struct floor_result   fl_res[NFLOORS][2][MAX_RUNS];    /* [floor][fresh][run] */
+static struct wfloor_result  wf_res[MAX_RUNS];
+static struct mklog_result   mk_res[MAX_RUNS];
+static struct recover_result rc_res[MAX_RUNS];
+static struct rfloor_result  rf_res[MAX_RUNS];
+
+struct row {
+    const struct workload *w;
+    int            mode, flush;
+    struct summary txs, nsp;     /* tx/s; ns per page (no-flush rows) */
+    double         pages_per_tx, bytes_per_tx, fsyncs_per_tx, truncations;
+    double         floor_ns, ratio;  /* auto no-flush rows */
+};
+
+static struct row     rows[NWORK][2][2];
+static struct summary floor_sum[NFLOORS][2];
+static struct summary wfloor_sum, rfloor_sum, rec_secs, rec_mbs;
+static double         rec_log_mb;
+
+static void compute(void)
+{
+    double v[MAX_RUNS], u[MAX_RUNS];
+    for (int w = 0; w < NWORK; w++)
+        for (int m = 0; m < 2; m++)
+            for (int f = 0; f < 2; f++) {
+                struct row *row = &rows[w][m][f];
+                double pages = 0, bytes = 0, tx = 0, fsyncs = 0, truncs = 0;
+                int nn = 0;
+                row->w = &workloads[w];
+                row->mode = m;
+                row->flush = f;
+                for (int i = 0; i < cfg.runs; i++) {
+                    const struct wl_result *r = &wl_res[w][m][f][i];
+                    v[i] = (double)r->tx / r->secs;
+                    if (r->pages > 0)
+                        u[nn++] = r->secs * 1e9 / (double)r->pages;
+                    pages += (double)r->pages;
+                    bytes += (double)r->bytes;
+                    tx += (double)r->tx;
+                    fsyncs += (double)r->fsyncs;
+                    truncs += (double)r->truncations;
+                }
+                row->txs = summarize(v, cfg.runs);
+                row->nsp = f ? summarize(u, 0) : summarize(u, nn);
+                row->pages_per_tx = pages / tx;
+                row->bytes_per_tx = bytes / tx;
+                row->fsyncs_per_tx = fsyncs / tx;
+                row->truncations = truncs / cfg.runs;
+                row->floor_ns = row->ratio = NAN;
+            }
+    for (int fl = 0; fl < NFLOORS; fl++)
+        for (int fr = 0; fr < 2; fr++) {
+            for (int i = 0; i < cfg.runs; i++)
+                v[i] = fl_res[fl][fr][i].secs * 1e9 / (double)fl_res[fl][fr][i].pages;
+            floor_sum[fl][fr] = summarize(v, cfg.runs);
+        }
+    /* The workloads' pages were all written before timing: the "copied"
+     * floor is the one in the same state. */
+    for (int w = 0; w < NWORK; w++) {
+        struct row *row = &rows[w][LRVM_TRACK_AUTO][0];
+        row->floor_ns = floor_sum[workloads[w].floor][0].med;
+        row->ratio = row->nsp.med / row->floor_ns;
+    }
+    for (int i = 0; i < cfg.runs; i++)
+        v[i] = (double)wf_res[i].ops / wf_res[i].secs;
+    wfloor_sum = summarize(v, cfg.runs);
+    for (int i = 0; i < cfg.rec_runs; i++) {
+        v[i] = rc_res[i].secs;
+        u[i] = (double)mk_res[i].log_size / 1e6 / rc_res[i].secs;
+    }
+    rec_secs = summarize(v, cfg.rec_runs);
+    rec_mbs = summarize(u, cfg.rec_runs);
+    for (int i = 0; i < cfg.rec_runs; i++)
+        v[i] = (double)rf_res[i].bytes / 1e6 / rf_res[i].secs;
+    rfloor_sum = summarize(v, cfg.rec_runs);
+    rec_log_mb = 0;
+    for (int i = 0; i < cfg.rec_runs; i++)
+        rec_log_mb += (double)mk_res[i].log_size / 1e6 / cfg.rec_runs;
+}
+
+/* "median (min-max)" with the given precision, or "-" when not measured. */
+static const char *fmt_sum(char *buf, size_t len, struct summary s, int prec)
+{
+    if (s.n == 0 || isnan(s.med))
+        snprintf(buf, len, "-");
+    else
+        snprintf(buf, len, "%.*f (%.*f-%.*f)", prec, s.med, prec, s.min, prec, s.max);
+    return buf;
+}
+
+static void print_table(FILE *o)
+{
+    char a[80], b[80], c[80];
+    fprintf(o, "%-10s %-8s %-8s  %-26s %-22s %7s %9s  %s\n", "workload", "mode",
+            "commit", "tx/s median (min-max)", "ns/page median (min-max)",
+            "pg/tx", "logB/tx", "auto / fault floor");
+    for (int w = 0; w < NWORK; w++)
+        for (int m = 0; m < 2; m++)
+            for (int f = 1; f >= 0; f--) {
+                const struct row *r = &rows[w][m][f];
+                if (isnan(r->ratio))
+                    snprintf(c, sizeof c, "-");
+                else
+                    snprintf(c, sizeof c, "%.2fx (copied, %s: %.0f ns)", r->ratio,
+                             floors[r->w->floor].name, r->floor_ns);
+                fprintf(o, "%-10s %-8s %-8s  %-26s %-22s %7.1f %9.1f  %s\n",
+                        r->w->name, mode_name(m), flush_name(f),
+                        fmt_sum(a, sizeof a, r->txs, 0), fmt_sum(b, sizeof b, r->nsp, 0),
+                        r->pages_per_tx, r->bytes_per_tx, c);
+            }
+    fprintf(o, "ns/page: whole run time (stores, faults, commits, final flush) / pages "
+               "captured (auto) or touched (explicit), no-flush runs only.\n"
+               "Workload pages were all written once before timing, so they are already "
+               "private copies: the \"copied\" fault floor is the matching one.\n");
+}
+
+static void print_csv(FILE *o)
+{
+    fprintf(o, "workload,mode,commit,runs,tx_per_s_median,tx_per_s_min,tx_per_s_max,"
+               "ns_per_page_median,ns_per_page_min,ns_per_page_max,pages_per_tx,"
+               "log_bytes_per_tx,fsyncs_per_tx,truncations_per_run,fault_floor,"
+               "fault_floor_ns_per_page,ratio_to_fault_floor\n");
+    for (int w = 0; w < NWORK; w++)
+        for (int m = 0; m < 2; m++)
+            for (int f = 1; f >= 0; f--) {
+                const struct row *r = &rows[w][m][f];
+                fprintf(o, "%s,%s,%s,%d,%.1f,%.1f,%.1f,", r->w->name, mode_name(m),
+                        flush_name(f), cfg.runs, r->txs.med, r->txs.min, r->txs.max);
+                if (f)
+                    fprintf(o, ",,,");
+                else
+                    fprintf(o, "%.1f,%.1f,%.1f,", r->nsp.med, r->nsp.min, r->nsp.max);
+                fprintf(o, "%.2f,%.1f,%.4f,%.1f,", r->pages_per_tx, r->bytes_per_tx,
+                        r->fsyncs_per_tx, r->truncations);
+                if (isnan(r->ratio))
+                    fprintf(o, ",,\n");
+                else
+                    fprintf(o, "copied %s,%.1f,%.3f\n", floors[r->w->floor].name,
+                            r->floor_ns, r->ratio);
+            }
+}
+
+static void print_floors(FILE *o)
+{
+    char a[80], b[80];
+    fprintf(o, "\nfloors (no lrvm; each run in its own process)\n");
+    fprintf(o, "fault floor, ns/page median (min-max): SIGSEGV handler mprotects the page RW; "
+               "one mprotect(PROT_READ) over the span after each batch\n");
+    fprintf(o, "  %-18s %-26s %s\n", "batch", "copied (written before)", "fresh (copy on write)");
+    for (int fl = 0; fl < NFLOORS; fl++)
+        fprintf(o, "  %-18s %-26s %s\n", floors[fl].name,
+                fmt_sum(a, sizeof a, floor_sum[fl][0], 0),
+                fmt_sum(b, sizeof b, floor_sum[fl][1], 0));
+    fprintf(o, "write floor: %d-byte in-place pwrite + fdatasync, preallocated file: "
+               "%s ops/s\n", WFLOOR_OP, fmt_sum(a, sizeof a, wfloor_sum, 0));
+    fprintf(o, "read floor: read() in 1 MiB chunks of the recovery log (%.1f MB), page "
+               "cache not dropped: %s MB/s\n", rec_log_mb, fmt_sum(a, sizeof a, rfloor_sum, 0));
+    fprintf(o, "\nrecovery: lrvm_open of a store whose log holds %.1f MB (%" PRIu64
+               " transactions of %zu KiB), %d run%s, page cache not dropped\n",
+            rec_log_mb, mk_res[0].commits, REC_TX_BYTES >> 10, cfg.rec_runs,
+            cfg.rec_runs == 1 ? "" : "s");
+    fprintf(o, "  seconds %s   MB/s %s\n", fmt_sum(a, sizeof a, rec_secs, 3),
+            fmt_sum(b, sizeof b, rec_mbs, 0));
+    fprintf(o, "(MB = 10^6 bytes)\n");
+}
+
+static void target_line(FILE *o, const char *what, double value, const char *unit,
+                        int at_most, double limit)
+{
+    char v[40], t[40];
+    int met = !isnan(value) && (at_most ? value <= limit : value >= limit);
+    if (isnan(value))
+        snprintf(v, sizeof v, "not measured");
+    else
+        snprintf(v, sizeof v, "%.2f%s", value, unit);
+    snprintf(t, sizeof t, "%s %.2f%s", at_most ? "<=" : ">=", limit, unit);
+    fprintf(o, "  %-66s %12s  target %-10s %s\n", what, v, t, met ? "met" : "NOT met");
+}
+
+static void print_targets(FILE *o)
+{
+    const struct row *p256 = &rows[3][LRVM_TRACK_AUTO][0];
+    const struct row *sx_f = &rows[0][LRVM_TRACK_EXPLICIT][1];
+    const struct row *sa_f = &rows[0][LRVM_TRACK_AUTO][1];
+    const struct row *sx_n = &rows[0][LRVM_TRACK_EXPLICIT][0];
+    const struct row *sa_n = &rows[0][LRVM_TRACK_AUTO][0];
+    char what[120];
+    fprintf(o, "\ntargets (from the medians above)\n");
+    snprintf(what, sizeof what, "auto ns/page, pages-256 no-flush / fault floor (copied, %s)",
+             floors[workloads[3].floor].name);
+    target_line(o, what, p256->ratio, "x", 1, 1.5);
+    target_line(o, "flushed small-tx explicit tx/s / write floor ops/s",
+                sx_f->txs.med / wfloor_sum.med, "x", 0, 0.9);
+    target_line(o, "flushed small-tx auto tx/s / write floor ops/s",
+                sa_f->txs.med / wfloor_sum.med, "x", 0, 0.9);
+    target_line(o, "small-tx explicit log bytes/tx (no-flush run)", sx_n->bytes_per_tx, "", 1, 128);
+    target_line(o, "small-tx auto log bytes/tx / explicit (no-flush runs)",
+                sa_n->bytes_per_tx / sx_n->bytes_per_tx, "x", 1, 1.5);
+    target_line(o, "recovery MB/s / read floor MB/s", rec_mbs.med / rfloor_sum.med, "x", 0, 0.5);
+}
+
+/* ------------------------------------------------------------ plot */
+
+static int on_path(const char *prog)
+{
+    const char *path = getenv("PATH");
+    if (path == NULL)
+        path = "/usr/bin:/bin";
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        char buf[PATH_LEN];
+        if (n > 0 && (size_t)snprintf(buf, sizeof buf, "%.*s/%s", (int)n, path, prog) < sizeof buf &&
+            access(buf, X_OK) == 0)
+            return 1;
+        path += n;
+        if (*path == ':')
+            path++;
+    }
+    return 0;
+}
+
+/* A gnuplot single-quoted string: a quote inside is doubled. */
+static void gp_string(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputc('\'', f);
+        fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
+/* Returns 0, or 1 when gnuplot ran and failed. */
+static int make_plot(const char *out)
+{
+    const char *tmp = getenv("TMPDIR");
+    char dir[PATH_LEN], data[PATH_LEN], script[PATH_LEN];
+    if ((size_t)snprintf(dir, sizeof dir, "%s/lrvm-bench-plot.XXXXXX",
+                         tmp && *tmp ? tmp : "/tmp") >= sizeof dir || mkdtemp(dir) == NULL) {
+        fprintf(stderr, "lrvm-bench: cannot make a directory for the plot: %s\n", strerror(errno));
+        return 1;
+    }
+    path_join(data, dir, "ns-per-page.dat");
+    path_join(script, dir, "ns-per-page.gp");
+    FILE *f = fopen(data, "w");
+    if (f == NULL)
+        die("%s: %s", data, strerror(errno));
+    fprintf(f, "# P  auto_ns_per_page  explicit_ns_per_page  fault_floor_copied  fault_floor_fresh"
+               "  (medians, no-flush commits)\n");
+    const int pw[3] = { 1, 2, 3 };          /* pages-1, pages-16, pages-256 */
+    for (int i = 0; i < 3; i++) {
+        const struct workload *w = &workloads[pw[i]];
+        fprintf(f, "%d %.1f %.1f %.1f %.1f\n", w->pages,
+                rows[pw[i]][LRVM_TRACK_AUTO][0].nsp.med,
+                rows[pw[i]][LRVM_TRACK_EXPLICIT][0].nsp.med,
+                floor_sum[w->floor][0].med, floor_sum[w->floor][1].med);
+    }
+    fclose(f);
+    f = fopen(script, "w");
+    if (f == NULL)
+        die("%s: %s", script, strerror(errno));
+    fprintf(f, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+               "    set terminal pngcairo size 800,500\n"
+               "} else {\n"
+               "    set terminal png size 800,500\n"
+               "}\n");
+    fputs("set output ", f);
+    gp_string(f, out);
+    fputs("\nset title 'lrvm-bench: cost per page, no-flush commits (median)'\n"
+          "set xlabel 'pages per transaction P'\n"
+          "set ylabel 'ns per page'\n"
+          "set logscale x\n"
+          "set xtics (1, 16, 256)\n"
+          "set xrange [0.7:400]\n"
+          "set yrange [0:*]\n"
+          "set key top right\n"
+          "set grid\n"
+          "plot ", f);
+    gp_string(f, data);
+    fputs(" using 1:2 with linespoints lw 2 title 'auto', \\\n     ''"
+          " using 1:3 with linespoints lw 2 title 'explicit', \\\n     ''"
+          " using 1:4 with linespoints title 'fault floor (copied)', \\\n     ''"
+          " using 1:5 with linespoints title 'fault floor (fresh)'\n", f);
+    fclose(f);
+
+    if (!on_path("gnuplot")) {
+        fprintf(stderr, "lrvm-bench: gnuplot is not on PATH: no plot drawn "
+                        "(script and data left in %s)\n", dir);
+        return 0;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        execlp("gnuplot", "gnuplot", script, (char *)NULL);
+        fprintf(stderr, "lrvm-bench: cannot run gnuplot: %s\n", strerror(errno));
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            die("waitpid: %s", strerror(errno));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "lrvm-bench: gnuplot failed; script and data left in %s\n", dir);
+        return 1;
+    }
+    fprintf(stderr, "lrvm-bench: plot written to %s\n", out);
+    rm_rf(dir);
+    return 0;
+}
+
+/* ------------------------------------------------------------ main */
+
+static const char *fs_name(const char *path)
+{
+    struct statfs sf;
+    if (statfs(path, &sf) != 0)
+        return "unknown";
+    switch ((unsigned long)sf.f_type) {
+    case 0xEF53UL:     return "ext2/3/4";
+    case 0x58465342UL: return "xfs";
+    case 0x9123683EUL: return "btrfs";
+    case 0x01021994UL: return "tmpfs (fdatasync does nothing)";
+    case 0x794C7630UL: return "overlayfs";
+    case 0x2FC12FC1UL: return "zfs";
+    case 0xF2F52010UL: return "f2fs";
+    case 0x6969UL:     return "nfs";
+    default:           return "other";
+    }
+}
+
+static void usage(FILE *o)
+{
+    fprintf(o, "usage: lrvm-bench [--runs N] [--quick] [--dir DIR] [--csv] [--plot FILE.png]\n"
+               "  --runs N     repeat every measurement N times (default 5; 3 with --quick)\n"
+               "  --quick      fewer transactions, 1 recovery run with a 32 MiB log (< 1 min)\n"
+               "  --dir DIR    make the stores in a new directory under DIR (default $TMPDIR or /tmp)\n"
+               "  --csv        print the workload rows as CSV (other sections go to stderr)\n"
+               "  --plot FILE  draw ns/page against P with gnuplot into FILE (PNG)\n");
+}
+
+static void progress(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "runs",  required_argument, NULL, 'r' },
+        { "quick", no_argument,       NULL, 'q' },
+        { "dir",   required_argument, NULL, 'd' },
+        { "csv",   no_argument,       NULL, 'c' },
+        { "plot",  required_argument, NULL, 'p' },
+        { "help",  no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int runs = 0, c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'r': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 1 || v > MAX_RUNS) {
+                fprintf(stderr, "lrvm-bench: --runs wants 1 to %d\n", MAX_RUNS);
+                return 2;
+            }
+            runs = (int)v;
+            break;
+        }
+        case 'q': cfg.quick = 1; break;
+        case 'd': cfg.dir = optarg; break;
+        case 'c': cfg.csv = 1; break;
+        case 'p': cfg.plot = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default:  usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (cfg.quick) {
+        cfg.runs = runs ? runs : 3;
+        cfg.rec_runs = 1;
+        cfg.rec_bytes = (size_t)32 << 20;
+        cfg.cap = 0.15;
+        cfg.tx_div = 10;
+        cfg.copied_pages = 32768;
+        cfg.fresh_passes = 1;
+    } else {
+        cfg.runs = runs ? runs : 5;
+        cfg.rec_runs = cfg.runs;
+        cfg.rec_bytes = (size_t)256 << 20;
+        cfg.cap = 1.0;
+        cfg.tx_div = 1;
+        cfg.copied_pages = 262144;
+        cfg.fresh_passes = 4;
+    }
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    seg_pages = SEG_SIZE / page_size;
+
+    const char *parent = cfg.dir;
+    if (parent == NULL) {
+        parent = getenv("TMPDIR");
+        if (parent == NULL || *parent == '\0')
+            parent = "/tmp";
+    }
+    if (cfg.dir != NULL && mkdir(cfg.dir, 0700) != 0 && errno != EEXIST)
+        die("%s: %s", cfg.dir, strerror(errno));
+    if ((size_t)snprintf(root, sizeof root, "%s/lrvm-bench.XXXXXX", parent) >= sizeof root - 64)
+        die("directory name too long: %s", parent);
+    if (mkdtemp(root) == NULL)
+        die("cannot make a directory under %s: %s", parent, strerror(errno));
+    root_made = 1;
+
+    double start = now();
+    FILE *info = cfg.csv ? stderr : stdout;
+    fprintf(info, "lrvm-bench%s: %d run%s per measurement (median, min-max), %d of recovery; "
+                  "segment %zu MiB, page %zu B; timed loops capped at %.2f s; %ld CPUs\n",
+            cfg.quick ? " --quick" : "", cfg.runs, cfg.runs == 1 ? "" : "s", cfg.rec_runs,
+            SEG_SIZE >> 20, page_size, cfg.cap, sysconf(_SC_NPROCESSORS_ONLN));
+    fprintf(info, "stores in %s (%s)\n\n", root, fs_name(root));
+    fflush(info);
+    progress("lrvm-bench: working in %s", root);
+
+    char path[PATH_LEN], what[160];
+
+    /* Floors. */
+    path_join(path, root, "fault-floor.dat");
+    for (int fl = 0; fl < NFLOORS; fl++)
+        for (int fr = 0; fr < 2; fr++)
+            for (int i = 0; i < cfg.runs; i++) {
+                struct floor_arg a = { .spec = fl, .fresh = fr };
+                memcpy(a.path, path, sizeof a.path);
+                snprintf(what, sizeof what, "fault floor %s %s", floors[fl].name,
+                         fr ? "fresh" : "copied");
+                progress("%s: run %d/%d...", what, i + 1, cfg.runs);
+                run_child(what, child_fault_floor, &a, &fl_res[fl][fr][i], sizeof fl_res[0][0][0]);
+                if (fl_res[fl][fr][i].pages == 0)
+                    die("%s: no page measured", what);
+            }
+    unlink(path);
+    path_join(path, root, "write-floor.dat");
+    for (int i = 0; i < cfg.runs; i++) {
+        progress("write floor: run %d/%d...", i + 1, cfg.runs);
+        run_child("write floor", child_write_floor, path, &wf_res[i], sizeof wf_res[0]);
+    }
+    unlink(path);
+
+    /* lrvm workloads, each run on a new store. */
+    path_join(path, root, "store");
+    for (int w = 0; w < NWORK; w++)
+        for (int m = 0; m < 2; m++)
+            for (int f = 1; f >= 0; f--)
+                for (int i = 0; i < cfg.runs; i++) {
+                    struct wl_arg a = { .w = &workloads[w], .mode = m, .flush = f };
+                    memcpy(a.dir, path, sizeof a.dir);
+                    snprintf(what, sizeof what, "%s %s %s", workloads[w].name, mode_name(m),
+                             flush_name(f));
+                    progress("%s: run %d/%d...", what, i + 1, cfg.runs);
+                    rm_rf(path);
+                    run_child(what, child_workload, &a, &wl_res[w][m][f][i], sizeof wl_res[0][0][0][0]);
+                    rm_rf(path);
+                    if (wl_res[w][m][f][i].tx == 0 || wl_res[w][m][f][i].pages == 0)
+                        die("%s: nothing measured", what);
+                }
+
+    /* Recovery, and the read floor over the same log. */
+    path_join(path, root, "recovery");
+    for (int i = 0; i < cfg.rec_runs; i++) {
+        struct rec_arg a = { .bytes = cfg.rec_bytes };
+        memcpy(a.dir, path, sizeof a.dir);
+        rm_rf(path);
+        progress("recovery: making a %zu MiB log, run %d/%d...", cfg.rec_bytes >> 20, i + 1,
+                 cfg.rec_runs);
+        run_child("making the recovery log", child_make_log, &a, &mk_res[i], sizeof mk_res[0]);
+        progress("recovery: log of %" PRIu64 " bytes made in %.1f s", mk_res[i].log_size,
+                 mk_res[i].secs);
+        /* Write back whatever is still dirty (nothing is dropped from the
+         * page cache), so that writeback does not run during the open. */
+        int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            syncfs(dfd);
+            close(dfd);
+        }
+        progress("recovery: lrvm_open, run %d/%d...", i + 1, cfg.rec_runs);
+        run_child("recovery", child_recover, &a, &rc_res[i], sizeof rc_res[0]);
+        if (rc_res[i].log_size_after >= mk_res[i].log_size)
+            die("recovery: the log was not emptied by lrvm_open (%" PRIu64 " bytes left)",
+                rc_res[i].log_size_after);
+        a.bytes = mk_res[i].log_size;
+        progress("read floor: run %d/%d...", i + 1, cfg.rec_runs);
+        run_child("read floor", child_read_floor, &a, &rf_res[i], sizeof rf_res[0]);
+        if (rf_res[i].bytes == 0)
+            die("read floor: nothing read");
+        rm_rf(path);
+    }
+
+    compute();
+    if (cfg.csv) {
+        print_csv(stdout);
+        print_floors(stderr);
+        print_targets(stderr);
+    } else {
+        print_table(stdout);
+        print_floors(stdout);
+        print_targets(stdout);
+    }
+    fflush(stdout);
+    rm_rf(root);
+    root_made = 0;
+    progress("lrvm-bench: done in %.1f s", now() - start);
+
+    if (cfg.plot != NULL)
+        return make_plot(cfg.plot);
+    return 0;
+}
