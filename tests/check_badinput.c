@@ -153,54 +153,6 @@ static void prime_last_error(int code)
                       #call, lrvm_last_error(), lrvm_strerror(lrvm_last_error()), #code); \
     } while (0)
 
-/* Children report ints through a pipe; a failed CHILD_CHECK reports
- * -1000 - line and ends the child. */
-static int report_fd = -1;
-
-static void report(int v)
-{
-    if (write(report_fd, &v, sizeof v) != (ssize_t)sizeof v)
-        _exit(3);
-}
-
-#define CHILD_CHECK(cond)                                                     \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            report(-1000 - __LINE__);                                         \
-            _exit(2);                                                         \
-        }                                                                     \
-    } while (0)
-
-/* Run FN(ARG) in a child; up to MAX reported ints go to VALS, their number
- * to *NVALS; returns the wait status. */
-static int run_child(void (*fn)(const void *), const void *arg, int *vals, int max, int *nvals)
-{
-    int p[2];
-    if (pipe(p) != 0)
-        abort();
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        abort();
-    if (pid == 0) {
-        close(p[0]);
-        report_fd = p[1];
-        fn(arg);
-        _exit(0);
-    }
-    close(p[1]);
-    int n = 0, v;
-    while (read(p[0], &v, sizeof v) == (ssize_t)sizeof v)
-        if (n < max)
-            vals[n++] = v;
-    close(p[0]);
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        ;
-    *nvals = n;
-    return st;
-}
-
 static void check_child_values(const int *vals, int n)
 {
     for (int i = 0; i < n; i++)
@@ -410,22 +362,22 @@ static void child_destroy_and_die(const void *arg)
     (void)arg;
     lrvm_t *s;
     char *a, *b;
-    CHILD_CHECK(open_in(dir, &s) == 0);
-    CHILD_CHECK(lrvm_map(s, "a", 4096, (void **)&a) == 0);
-    CHILD_CHECK(lrvm_map(s, "b", 4096, (void **)&b) == 0);
-    CHILD_CHECK(put(s, a, 0, "destroyed", 10, 0) == 0);
-    CHILD_CHECK(lrvm_unmap(s, a) == 0);
-    CHILD_CHECK(lrvm_destroy(s, "a") == 0);
-    CHILD_CHECK(lrvm_map(s, "a", 4096, (void **)&a) == 0);
-    report(first_diff(a, 0, 4096) < 0);
-    CHILD_CHECK(put(s, b, 0, "after", 6, 0) == 0);
+    TU_CHILD_CHECK(open_in(dir, &s) == 0);
+    TU_CHILD_CHECK(lrvm_map(s, "a", 4096, (void **)&a) == 0);
+    TU_CHILD_CHECK(lrvm_map(s, "b", 4096, (void **)&b) == 0);
+    TU_CHILD_CHECK(put(s, a, 0, "destroyed", 10, 0) == 0);
+    TU_CHILD_CHECK(lrvm_unmap(s, a) == 0);
+    TU_CHILD_CHECK(lrvm_destroy(s, "a") == 0);
+    TU_CHILD_CHECK(lrvm_map(s, "a", 4096, (void **)&a) == 0);
+    tu_report(first_diff(a, 0, 4096) < 0);
+    TU_CHILD_CHECK(put(s, b, 0, "after", 6, 0) == 0);
     kill(getpid(), SIGKILL);
 }
 
 START_TEST(test_badinput_destroy_then_recreate_after_crash)
 {
     int vals[1], nv;
-    int st = run_child(child_destroy_and_die, NULL, vals, 1, &nv);
+    int st = tu_run_child(child_destroy_and_die, NULL, vals, 1, &nv);
     check_child_values(vals, nv);
     ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     ck_assert_int_eq(nv, 1);
@@ -752,7 +704,7 @@ START_TEST(test_badinput_open_unwritable_dir)
     ck_assert_int_eq(mkdir(ro, 0755), 0);
     ck_assert_int_eq(chmod(ro, geteuid() == 0 ? 0755 : 0555), 0);
     int vals[1], nv;
-    int st = run_child(child_open_unprivileged, ro, vals, 1, &nv);
+    int st = tu_run_child(child_open_unprivileged, ro, vals, 1, &nv);
     ck_assert_msg(WIFEXITED(st), "child status %#x", st);
     if (WEXITSTATUS(st) == 100) {
         printf("test_badinput_open_unwritable_dir: SKIPPED, the child could not drop "
@@ -800,7 +752,7 @@ START_TEST(test_badinput_open_held_by_other_process)
     char *a = map(s, "a", 4096);
     ck_assert_int_eq(put(s, a, 0, "parent", 7, 0), 0);
     int vals[1], nv;
-    int st = run_child(child_open_store, NULL, vals, 1, &nv);
+    int st = tu_run_child(child_open_store, NULL, vals, 1, &nv);
     ck_assert_msg(WIFEXITED(st), "child status %#x", st);
     ck_assert_msg(-WEXITSTATUS(st) == LRVM_EBUSY, "child's lrvm_open returned %d",
                   -WEXITSTATUS(st));
@@ -808,7 +760,7 @@ START_TEST(test_badinput_open_held_by_other_process)
     ck_assert_int_eq(put(s, a, 10, "still", 6, 0), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
 
-    st = run_child(child_open_store, NULL, vals, 1, &nv);
+    st = tu_run_child(child_open_store, NULL, vals, 1, &nv);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "after the parent closed, the child's lrvm_open returned %d", -WEXITSTATUS(st));
     s = open_store();

@@ -101,23 +101,6 @@ static long first_diff(const char *p, int c, size_t n)
 
 /* ------------------------------------------------------------ children */
 
-/* A child reports ints through this pipe; a failed CHILD_CHECK reports
- * -1000 - line and ends the child. */
-static int report_fd = -1;
-
-static void report(int v)
-{
-    if (write(report_fd, &v, sizeof v) != (ssize_t)sizeof v)
-        _exit(3);
-}
-
-#define CHILD_CHECK(cond)                                                     \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            report(-1000 - __LINE__);                                         \
-            _exit(2);                                                         \
-        }                                                                     \
-    } while (0)
 
 static void die(void)
 {
@@ -125,44 +108,7 @@ static void die(void)
     _exit(4);                       /* not reached */
 }
 
-/* Run FN(ARG) in a child; collect up to MAX reported ints in VALS, their
- * number in *NVALS; return the child's wait status. */
-static int run_child(void (*fn)(const void *), const void *arg, int *vals, int max, int *nvals)
-{
-    int p[2];
-    if (pipe(p) != 0)
-        abort();
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        abort();
-    if (pid == 0) {
-        close(p[0]);
-        report_fd = p[1];
-        fn(arg);
-        _exit(0);
-    }
-    close(p[1]);
-    int n = 0, v;
-    while (read(p[0], &v, sizeof v) == (ssize_t)sizeof v)
-        if (n < max)
-            vals[n++] = v;
-    close(p[0]);
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        ;
-    *nvals = n;
-    return st;
-}
 
-/* The line of a failed CHILD_CHECK among VALS, or 0. */
-static int child_failed_line(const int *vals, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (vals[i] <= -1000)
-            return -1000 - vals[i];
-    return 0;
-}
 
 /* ------------------------------------------------------------ scenarios */
 
@@ -335,13 +281,13 @@ static void child_fail_commit(const void *arg)
     lrvm_t *s;
     char *a, *b;
     lrvm_tx_t *tx;
-    CHILD_CHECK(prepare(c->sc, &s, &a, &b) == 0);
-    CHILD_CHECK(begin_fill(s, a, 0, NEW, c->sc->len, &tx) == 0);
+    TU_CHILD_CHECK(prepare(c->sc, &s, &a, &b) == 0);
+    TU_CHILD_CHECK(begin_fill(s, a, 0, NEW, c->sc->len, &tx) == 0);
     lrvm__io_inject(LRVM__IO_ALL, c->n, c->err, c->mode);
-    report(lrvm_commit(tx, 0));
+    tu_report(lrvm_commit(tx, 0));
     if (c->abort) {
-        report(lrvm_abort(tx));
-        report(first_diff(a, BASE, c->sc->len) < 0);
+        tu_report(lrvm_abort(tx));
+        tu_report(first_diff(a, BASE, c->sc->len) < 0);
     }
     die();
 }
@@ -362,8 +308,8 @@ static void crash_cases(const struct scn *sc, int abort_from, int abort_to)
                  mode_name(modes[m]), ab ? "abort+crash" : "crash");
         struct crash_case c = { sc, n, errs[e], modes[m], ab };
         int vals[3], nv;
-        int st = run_child(child_fail_commit, &c, vals, 3, &nv);
-        int line = child_failed_line(vals, nv);
+        int st = tu_run_child(child_fail_commit, &c, vals, 3, &nv);
+        int line = tu_child_failed_line(vals, nv);
         ck_assert_msg(line == 0, "%s: child check at line %d failed", what, line);
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                       "%s: child did not die of SIGKILL (status %#x)", what, st);
@@ -480,14 +426,14 @@ static void child_fail_truncate(const void *arg)
     const struct trunc_case *c = arg;
     lrvm_t *s;
     char *a;
-    CHILD_CHECK(prepare_truncate(&s, &a) == 0);
+    TU_CHILD_CHECK(prepare_truncate(&s, &a) == 0);
     lrvm__io_inject(LRVM__IO_ALL, c->n, c->err, c->mode);
-    report(lrvm_truncate(s));
+    tu_report(lrvm_truncate(s));
     disarm();
-    report(put(s, a, 300, '4', 16, 0));
+    tu_report(put(s, a, 300, '4', 16, 0));
     if (c->crash)
         die();
-    report(lrvm_close(s));
+    tu_report(lrvm_close(s));
 }
 
 /* N (measured, 11 here: the flush's write and sync, two scans' reads,
@@ -516,8 +462,8 @@ START_TEST(test_io_truncate_fails_nth_call)
                  err_name(errs[e]), mode_name(modes[m]), crash ? "crash" : "close");
         struct trunc_case c = { n, errs[e], modes[m], crash };
         int vals[3], nv;
-        int st = run_child(child_fail_truncate, &c, vals, 3, &nv);
-        int line = child_failed_line(vals, nv);
+        int st = tu_run_child(child_fail_truncate, &c, vals, 3, &nv);
+        int line = tu_child_failed_line(vals, nv);
         ck_assert_msg(line == 0, "%s: child check at line %d failed", what, line);
         ck_assert_msg(nv == (crash ? 2 : 3), "%s: child reported %d values (status %#x)",
                       what, nv, st);

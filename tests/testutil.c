@@ -108,6 +108,50 @@ int tu_in_child(void (*fn)(void *arg), void *arg)
     return status;
 }
 
+static int report_fd = -1;
+
+void tu_report(int v)
+{
+    if (write(report_fd, &v, sizeof v) != (ssize_t)sizeof v)
+        _exit(3);
+}
+
+int tu_run_child(void (*fn)(const void *), const void *arg, int *vals, int max, int *nvals)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        abort();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        abort();
+    if (pid == 0) {
+        close(p[0]);
+        report_fd = p[1];
+        fn(arg);
+        _exit(0);
+    }
+    close(p[1]);
+    int n = 0, v;
+    while (read(p[0], &v, sizeof v) == (ssize_t)sizeof v)
+        if (n < max)
+            vals[n++] = v;
+    close(p[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        ;
+    *nvals = n;
+    return st;
+}
+
+int tu_child_failed_line(const int *vals, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (vals[i] <= -1000)
+            return -1000 - vals[i];
+    return 0;
+}
+
 uint64_t tu_rand(uint64_t *s)
 {
     uint64_t x = *s;

@@ -24,6 +24,22 @@ int tu_write(const char *path, const void *buf, size_t n, uint64_t off);
 int tu_mode(const char *path);
 /* Run FN(ARG) in a child process; return its wait status. */
 int tu_in_child(void (*fn)(void *arg), void *arg);
+/* Children that report: tu_run_child runs FN(ARG) in a child process
+ * whose tu_report(v) calls send ints to the parent; up to MAX of them land
+ * in VALS, their number in *NVALS; returns the wait status. A failed
+ * TU_CHILD_CHECK reports -1000 - line and ends the child with status 2. */
+int  tu_run_child(void (*fn)(const void *), const void *arg, int *vals, int max, int *nvals);
+void tu_report(int v);
+/* The line of a failed TU_CHILD_CHECK among VALS, or 0. */
+int  tu_child_failed_line(const int *vals, int n);
+#define TU_CHILD_CHECK(cond)                                                  \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            tu_report(-1000 - __LINE__);                                      \
+            _exit(2);                                                         \
+        }                                                                     \
+    } while (0)
+
 /* xorshift64 */
 uint64_t tu_rand(uint64_t *state);
 
