@@ -101,7 +101,6 @@ static long first_diff(const char *p, int c, size_t n)
 
 /* ------------------------------------------------------------ children */
 
-
 static void die(void)
 {
     kill(getpid(), SIGKILL);
