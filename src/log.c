@@ -429,6 +429,8 @@ int lrvm__log_flush(lrvm_t *s)
 
 /* Room a part keeps free for its padding. */
 #define PAD_RESERVE 7u
+/* The largest DEFINE plus RANGE header, and one byte of data. */
+#define ENTRY_MAX (1u + 2u + LRVM__NAME_MAX + 1u + 10u + 10u + 10u + 1u)
 
 static void part_open(struct lrvm__enc *e)
 {
@@ -463,23 +465,23 @@ static void part_close(struct lrvm__enc *e, int final)
     e->en_open = 0;
 }
 
-/* The buffer is full: close the open part and write it out. Records of
- * earlier no-flush commits ahead of it are synced first (keeps I1, I2). */
-static int spill(struct lrvm__enc *e)
+/* Empty the buffer for the next part: records of earlier no-flush commits
+ * ahead of this transaction are synced first, then this transaction's
+ * closed parts are written (keeps I1, I2). */
+static int make_room(struct lrvm__enc *e)
 {
     lrvm_t *s = e->en_store;
     struct lrvm__log *lg = &s->log;
     int rc;
 
-    if (e->en_part == 0xffff)
-        return LRVM_ENOMEM;                 /* over 65535 parts: too large */
-    part_close(e, 0);
     if (!e->en_spilled && e->en_mark > 0) {
         if ((rc = flush_prefix(s, e->en_mark)) < 0)
             return rc;
         e->en_mark = 0;
         e->en_tx_start = lg->lg_written;
     }
+    if (lg->lg_buf_used == 0)
+        return 0;                           /* nothing of this transaction yet */
     e->en_spilled = 1;
     if ((rc = reserve(s, lg->lg_written + lg->lg_buf_used)) < 0 ||
         (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, lg->lg_buf_used, lg->lg_written)) < 0)
@@ -487,6 +489,15 @@ static int spill(struct lrvm__enc *e)
     lg->lg_written += lg->lg_buf_used;
     lg->lg_buf_used = 0;
     return 0;
+}
+
+/* The buffer is full: close the open part and write it out. */
+static int spill(struct lrvm__enc *e)
+{
+    if (e->en_part == 0xffff)
+        return LRVM_ENOMEM;                 /* over 65535 parts: too large */
+    part_close(e, 0);
+    return make_room(e);
 }
 
 static int defined_id(struct lrvm__enc *e, const struct lrvm__seg *seg)
@@ -505,8 +516,14 @@ int lrvm__enc_range(struct lrvm__enc *e, struct lrvm__seg *seg, size_t off,
     int rc;
 
     while (len > 0) {
-        if (!e->en_open)
+        if (!e->en_open) {
+            /* A part needs room for its header, its padding and at least
+             * one whole entry header and byte. */
+            if (lg->lg_buf_cap - lg->lg_buf_used < LRVM__REC_HEADER_SIZE + PAD_RESERVE + ENTRY_MAX &&
+                (rc = make_room(e)) < 0)
+                return rc;
             part_open(e);
+        }
         int id = defined_id(e, seg);
         size_t namelen = strlen(seg->sg_name);
         size_t need_def = id < 0 ? 1 + varint_len(namelen) + namelen : 0;

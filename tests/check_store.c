@@ -307,6 +307,30 @@ START_TEST(test_store_multipart_transaction)
 }
 END_TEST
 
+/* No-flush commits of every record size through a small buffer, so that
+ * some commit starts with fewer free bytes than a record header needs. */
+START_TEST(test_store_noflush_fills_buffer_exactly)
+{
+    lrvm_t *s = open_store(4096, 0);
+    char *a = map(s, "fill", 1 << 16);
+    uint64_t seed = 5;
+    static char expect[1 << 16];
+    for (int t = 0; t < 3000; t++) {
+        size_t len = 1 + (size_t)t % 97, off = (size_t)(tu_rand(&seed) % ((1 << 16) - 100));
+        char bytes[100];
+        for (size_t i = 0; i < len; i++)
+            bytes[i] = (char)(t + (int)i);
+        put(s, a, off, bytes, len, LRVM_NO_FLUSH);
+        memcpy(expect + off, bytes, len);
+    }
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_store(0, 0);
+    a = map(s, "fill", 1 << 16);
+    ck_assert_mem_eq(a, expect, sizeof expect);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 START_TEST(test_store_small_tx_log_bytes)
 {
     lrvm_t *s = open_store(0, 0);
@@ -449,6 +473,7 @@ int main(void)
     tcase_add_test(tc, test_store_close_flushes_noflush);
     tcase_add_test(tc, test_store_multipart_transaction);
     tcase_add_test(tc, test_store_small_tx_log_bytes);
+    tcase_add_test(tc, test_store_noflush_fills_buffer_exactly);
     tcase_add_test(tc, test_store_destroy_removes_data);
     tcase_add_test(tc, test_store_close_aborts_open_tx);
     tcase_add_test(tc, test_store_threads);
