@@ -26,7 +26,9 @@
  * numbers back through a pipe: libsigsegv allows one SIGSEGV handler per
  * process, the floors install theirs with sigaction, and runs must not
  * disturb each other. Each is repeated R times (--runs) and reported as
- * median and min-max. Time: CLOCK_MONOTONIC. Random: xorshift64, seed 42.
+ * median and min-max. A run whose child fails (an lrvm error, a crash) is
+ * left out of the figures and listed at the end; the exit status is then 1.
+ * Time: CLOCK_MONOTONIC. Random: xorshift64, seed 42.
  *
  *   usage: lrvm-bench [--runs N] [--quick] [--dir DIR] [--csv] [--plot FILE.png]
  */
@@ -172,12 +174,31 @@ static void write_all(int fd, const void *buf, size_t len)
     }
 }
 
+/* Failures of single runs: reported after the results, exit status 1. */
+#define MAX_NOTES 64
+static char notes[MAX_NOTES][240];
+static int  nnotes, nfailures;
+
+static void add_failure(const char *fmt, ...)
+{
+    va_list ap;
+    char buf[sizeof notes[0]];
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "lrvm-bench: FAILED: %s\n", buf);
+    if (nnotes < MAX_NOTES)
+        memcpy(notes[nnotes++], buf, sizeof buf);
+    nfailures++;
+}
+
 /*
  * Run fn(arg, out) in a forked child; the child sends *out (size bytes)
- * back through a pipe and exits. Any failure of the child ends the bench.
+ * back through a pipe and exits. Returns 0, or -1 when the child failed
+ * (noted, and reported at the end).
  */
-static void run_child(const char *what, void (*fn)(void *, void *), void *arg,
-                      void *out, size_t size)
+static int run_child(const char *what, void (*fn)(void *, void *), void *arg,
+                     void *out, size_t size)
 {
     int fds[2];
     if (pipe(fds) != 0)
@@ -210,11 +231,17 @@ static void run_child(const char *what, void (*fn)(void *, void *), void *arg,
         if (errno != EINTR)
             die("waitpid: %s", strerror(errno));
     if (WIFSIGNALED(st))
-        die("%s: child killed by signal %d (%s)", what, WTERMSIG(st), strsignal(WTERMSIG(st)));
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        die("%s: child failed (exit status %d)", what, WEXITSTATUS(st));
-    if (got != size)
-        die("%s: child sent %zu of %zu bytes of results", what, got, size);
+        add_failure("%s: child killed by signal %d (%s)", what, WTERMSIG(st),
+                    strsignal(WTERMSIG(st)));
+    else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        add_failure("%s: child failed (exit status %d; its message is above in stderr)",
+                    what, WEXITSTATUS(st));
+    else if (got != size)
+        add_failure("%s: child sent %zu of %zu bytes of results", what, got, size);
+    else
+        return 0;
+    memset(out, 0, size);                   /* a failed run counts as not measured */
+    return -1;
 }
 
 /* ------------------------------------------------------------ statistics */
@@ -724,6 +751,7 @@ static struct rfloor_result  rf_res[MAX_RUNS];
 struct row {
     const struct workload *w;
     int            mode, flush;
+    int            ok;           /* runs that completed */
     struct summary txs, nsp;     /* tx/s; ns per page (no-flush rows) */
     double         pages_per_tx, bytes_per_tx, fsyncs_per_tx, truncations;
     double         floor_ns, ratio;  /* auto no-flush rows */
@@ -733,43 +761,50 @@ static struct row     rows[NWORK][2][2];
 static struct summary floor_sum[NFLOORS][2];
 static struct summary wfloor_sum, rfloor_sum, rec_secs, rec_mbs;
 static double         rec_log_mb;
+static uint64_t       rec_commits;
 
+/* Failed runs were zeroed by run_child; only completed runs are counted. */
 static void compute(void)
 {
     double v[MAX_RUNS], u[MAX_RUNS];
+    int nv, nu;
     for (int w = 0; w < NWORK; w++)
         for (int m = 0; m < 2; m++)
             for (int f = 0; f < 2; f++) {
                 struct row *row = &rows[w][m][f];
                 double pages = 0, bytes = 0, tx = 0, fsyncs = 0, truncs = 0;
-                int nn = 0;
+                nv = 0;
                 row->w = &workloads[w];
                 row->mode = m;
                 row->flush = f;
                 for (int i = 0; i < cfg.runs; i++) {
                     const struct wl_result *r = &wl_res[w][m][f][i];
-                    v[i] = (double)r->tx / r->secs;
-                    if (r->pages > 0)
-                        u[nn++] = r->secs * 1e9 / (double)r->pages;
+                    if (r->tx == 0 || r->pages == 0 || r->secs <= 0)
+                        continue;
+                    v[nv] = (double)r->tx / r->secs;
+                    u[nv++] = r->secs * 1e9 / (double)r->pages;
                     pages += (double)r->pages;
                     bytes += (double)r->bytes;
                     tx += (double)r->tx;
                     fsyncs += (double)r->fsyncs;
                     truncs += (double)r->truncations;
                 }
-                row->txs = summarize(v, cfg.runs);
-                row->nsp = f ? summarize(u, 0) : summarize(u, nn);
-                row->pages_per_tx = pages / tx;
-                row->bytes_per_tx = bytes / tx;
-                row->fsyncs_per_tx = fsyncs / tx;
-                row->truncations = truncs / cfg.runs;
+                row->ok = nv;
+                row->txs = summarize(v, nv);
+                row->nsp = summarize(u, f ? 0 : nv);
+                row->pages_per_tx = nv ? pages / tx : NAN;
+                row->bytes_per_tx = nv ? bytes / tx : NAN;
+                row->fsyncs_per_tx = nv ? fsyncs / tx : NAN;
+                row->truncations = nv ? truncs / nv : NAN;
                 row->floor_ns = row->ratio = NAN;
             }
     for (int fl = 0; fl < NFLOORS; fl++)
         for (int fr = 0; fr < 2; fr++) {
+            nv = 0;
             for (int i = 0; i < cfg.runs; i++)
-                v[i] = fl_res[fl][fr][i].secs * 1e9 / (double)fl_res[fl][fr][i].pages;
-            floor_sum[fl][fr] = summarize(v, cfg.runs);
+                if (fl_res[fl][fr][i].pages > 0 && fl_res[fl][fr][i].secs > 0)
+                    v[nv++] = fl_res[fl][fr][i].secs * 1e9 / (double)fl_res[fl][fr][i].pages;
+            floor_sum[fl][fr] = summarize(v, nv);
         }
     /* The workloads' pages were all written before timing: the "copied"
      * floor is the one in the same state. */
@@ -778,21 +813,29 @@ static void compute(void)
         row->floor_ns = floor_sum[workloads[w].floor][0].med;
         row->ratio = row->nsp.med / row->floor_ns;
     }
+    nv = 0;
     for (int i = 0; i < cfg.runs; i++)
-        v[i] = (double)wf_res[i].ops / wf_res[i].secs;
-    wfloor_sum = summarize(v, cfg.runs);
-    for (int i = 0; i < cfg.rec_runs; i++) {
-        v[i] = rc_res[i].secs;
-        u[i] = (double)mk_res[i].log_size / 1e6 / rc_res[i].secs;
-    }
-    rec_secs = summarize(v, cfg.rec_runs);
-    rec_mbs = summarize(u, cfg.rec_runs);
-    for (int i = 0; i < cfg.rec_runs; i++)
-        v[i] = (double)rf_res[i].bytes / 1e6 / rf_res[i].secs;
-    rfloor_sum = summarize(v, cfg.rec_runs);
+        if (wf_res[i].ops > 0 && wf_res[i].secs > 0)
+            v[nv++] = (double)wf_res[i].ops / wf_res[i].secs;
+    wfloor_sum = summarize(v, nv);
+    nv = nu = 0;
     rec_log_mb = 0;
+    rec_commits = 0;
     for (int i = 0; i < cfg.rec_runs; i++)
-        rec_log_mb += (double)mk_res[i].log_size / 1e6 / cfg.rec_runs;
+        if (mk_res[i].log_size > 0 && rc_res[i].secs > 0) {
+            v[nv++] = rc_res[i].secs;
+            u[nu++] = (double)mk_res[i].log_size / 1e6 / rc_res[i].secs;
+            rec_log_mb += (double)mk_res[i].log_size / 1e6;
+            rec_commits = mk_res[i].commits;
+        }
+    rec_log_mb = nv ? rec_log_mb / nv : NAN;
+    rec_secs = summarize(v, nv);
+    rec_mbs = summarize(u, nu);
+    nv = 0;
+    for (int i = 0; i < cfg.rec_runs; i++)
+        if (rf_res[i].bytes > 0 && rf_res[i].secs > 0)
+            v[nv++] = (double)rf_res[i].bytes / 1e6 / rf_res[i].secs;
+    rfloor_sum = summarize(v, nv);
 }
 
 /* "median (min-max)" with the given precision, or "-" when not measured. */
@@ -807,9 +850,9 @@ static const char *fmt_sum(char *buf, size_t len, struct summary s, int prec)
 
 static void print_table(FILE *o)
 {
-    char a[80], b[80], c[80];
-    fprintf(o, "%-10s %-8s %-8s  %-26s %-22s %7s %9s  %s\n", "workload", "mode",
-            "commit", "tx/s median (min-max)", "ns/page median (min-max)",
+    char a[80], b[80], c[80], d[40], e[40];
+    fprintf(o, "%-10s %-8s %-8s %-4s  %-26s %-22s %7s %9s  %s\n", "workload", "mode",
+            "commit", "runs", "tx/s median (min-max)", "ns/page median (min-max)",
             "pg/tx", "logB/tx", "auto / fault floor");
     for (int w = 0; w < NWORK; w++)
         for (int m = 0; m < 2; m++)
@@ -820,20 +863,35 @@ static void print_table(FILE *o)
                 else
                     snprintf(c, sizeof c, "%.2fx (copied, %s: %.0f ns)", r->ratio,
                              floors[r->w->floor].name, r->floor_ns);
-                fprintf(o, "%-10s %-8s %-8s  %-26s %-22s %7.1f %9.1f  %s\n",
-                        r->w->name, mode_name(m), flush_name(f),
-                        fmt_sum(a, sizeof a, r->txs, 0), fmt_sum(b, sizeof b, r->nsp, 0),
-                        r->pages_per_tx, r->bytes_per_tx, c);
+                snprintf(d, sizeof d, "%d/%d", r->ok, cfg.runs);
+                if (r->ok == 0)
+                    snprintf(a, sizeof a, "FAILED");
+                else
+                    fmt_sum(a, sizeof a, r->txs, 0);
+                snprintf(e, sizeof e, "%7.1f %9.1f", r->pages_per_tx, r->bytes_per_tx);
+                fprintf(o, "%-10s %-8s %-8s %-4s  %-26s %-22s %s  %s\n",
+                        r->w->name, mode_name(m), flush_name(f), d, a,
+                        fmt_sum(b, sizeof b, r->nsp, 0), r->ok ? e : "      -         -", c);
             }
-    fprintf(o, "ns/page: whole run time (stores, faults, commits, final flush) / pages "
+    fprintf(o, "runs: runs completed / runs made (failed runs are listed at the end and "
+               "left out of the figures).\n"
+               "ns/page: whole run time (stores, faults, commits, final flush) / pages "
                "captured (auto) or touched (explicit), no-flush runs only.\n"
                "Workload pages were all written once before timing, so they are already "
                "private copies: the \"copied\" fault floor is the matching one.\n");
 }
 
+static void csv_num(FILE *o, double v, int prec, const char *sep)
+{
+    if (isnan(v))
+        fprintf(o, "%s", sep);
+    else
+        fprintf(o, "%.*f%s", prec, v, sep);
+}
+
 static void print_csv(FILE *o)
 {
-    fprintf(o, "workload,mode,commit,runs,tx_per_s_median,tx_per_s_min,tx_per_s_max,"
+    fprintf(o, "workload,mode,commit,runs,runs_ok,tx_per_s_median,tx_per_s_min,tx_per_s_max,"
                "ns_per_page_median,ns_per_page_min,ns_per_page_max,pages_per_tx,"
                "log_bytes_per_tx,fsyncs_per_tx,truncations_per_run,fault_floor,"
                "fault_floor_ns_per_page,ratio_to_fault_floor\n");
@@ -841,20 +899,37 @@ static void print_csv(FILE *o)
         for (int m = 0; m < 2; m++)
             for (int f = 1; f >= 0; f--) {
                 const struct row *r = &rows[w][m][f];
-                fprintf(o, "%s,%s,%s,%d,%.1f,%.1f,%.1f,", r->w->name, mode_name(m),
-                        flush_name(f), cfg.runs, r->txs.med, r->txs.min, r->txs.max);
-                if (f)
-                    fprintf(o, ",,,");
-                else
-                    fprintf(o, "%.1f,%.1f,%.1f,", r->nsp.med, r->nsp.min, r->nsp.max);
-                fprintf(o, "%.2f,%.1f,%.4f,%.1f,", r->pages_per_tx, r->bytes_per_tx,
-                        r->fsyncs_per_tx, r->truncations);
-                if (isnan(r->ratio))
+                fprintf(o, "%s,%s,%s,%d,%d,", r->w->name, mode_name(m), flush_name(f),
+                        cfg.runs, r->ok);
+                csv_num(o, r->txs.med, 1, ",");
+                csv_num(o, r->txs.min, 1, ",");
+                csv_num(o, r->txs.max, 1, ",");
+                csv_num(o, r->nsp.med, 1, ",");
+                csv_num(o, r->nsp.min, 1, ",");
+                csv_num(o, r->nsp.max, 1, ",");
+                csv_num(o, r->pages_per_tx, 2, ",");
+                csv_num(o, r->bytes_per_tx, 1, ",");
+                csv_num(o, r->fsyncs_per_tx, 4, ",");
+                csv_num(o, r->truncations, 1, ",");
+                if (r->flush || r->mode != LRVM_TRACK_AUTO)
                     fprintf(o, ",,\n");
-                else
-                    fprintf(o, "copied %s,%.1f,%.3f\n", floors[r->w->floor].name,
-                            r->floor_ns, r->ratio);
+                else {
+                    fprintf(o, "copied %s,", floors[r->w->floor].name);
+                    csv_num(o, r->floor_ns, 1, ",");
+                    csv_num(o, r->ratio, 3, "\n");
+                }
             }
+}
+
+static void print_failures(FILE *o)
+{
+    if (nfailures == 0)
+        return;
+    fprintf(o, "\nFAILED runs (%d; left out of every figure above)\n", nfailures);
+    for (int i = 0; i < nnotes; i++)
+        fprintf(o, "  %s\n", notes[i]);
+    if (nfailures > nnotes)
+        fprintf(o, "  ... and %d more\n", nfailures - nnotes);
 }
 
 static void print_floors(FILE *o)
@@ -874,7 +949,7 @@ static void print_floors(FILE *o)
                "cache not dropped: %s MB/s\n", rec_log_mb, fmt_sum(a, sizeof a, rfloor_sum, 0));
     fprintf(o, "\nrecovery: lrvm_open of a store whose log holds %.1f MB (%" PRIu64
                " transactions of %zu KiB), %d run%s, page cache not dropped\n",
-            rec_log_mb, mk_res[0].commits, REC_TX_BYTES >> 10, cfg.rec_runs,
+            rec_log_mb, rec_commits, REC_TX_BYTES >> 10, cfg.rec_runs,
             cfg.rec_runs == 1 ? "" : "s");
     fprintf(o, "  seconds %s   MB/s %s\n", fmt_sum(a, sizeof a, rec_secs, 3),
             fmt_sum(b, sizeof b, rec_mbs, 0));
@@ -968,10 +1043,17 @@ static int make_plot(const char *out)
     const int pw[3] = { 1, 2, 3 };          /* pages-1, pages-16, pages-256 */
     for (int i = 0; i < 3; i++) {
         const struct workload *w = &workloads[pw[i]];
-        fprintf(f, "%d %.1f %.1f %.1f %.1f\n", w->pages,
-                rows[pw[i]][LRVM_TRACK_AUTO][0].nsp.med,
-                rows[pw[i]][LRVM_TRACK_EXPLICIT][0].nsp.med,
-                floor_sum[w->floor][0].med, floor_sum[w->floor][1].med);
+        const double y[4] = { rows[pw[i]][LRVM_TRACK_AUTO][0].nsp.med,
+                              rows[pw[i]][LRVM_TRACK_EXPLICIT][0].nsp.med,
+                              floor_sum[w->floor][0].med, floor_sum[w->floor][1].med };
+        fprintf(f, "%d", w->pages);
+        for (int k = 0; k < 4; k++) {
+            if (isnan(y[k]))
+                fputs(" ?", f);                 /* not measured */
+            else
+                fprintf(f, " %.1f", y[k]);
+        }
+        fputc('\n', f);
     }
     fclose(f);
     f = fopen(script, "w");
@@ -993,6 +1075,7 @@ static int make_plot(const char *out)
           "set yrange [0:*]\n"
           "set key top right\n"
           "set grid\n"
+          "set datafile missing '?'\n"
           "plot ", f);
     gp_string(f, data);
     fputs(" using 1:2 with linespoints lw 2 title 'auto', \\\n     ''"
@@ -1160,9 +1243,9 @@ int main(int argc, char **argv)
                 snprintf(what, sizeof what, "fault floor %s %s", floors[fl].name,
                          fr ? "fresh" : "copied");
                 progress("%s: run %d/%d...", what, i + 1, cfg.runs);
-                run_child(what, child_fault_floor, &a, &fl_res[fl][fr][i], sizeof fl_res[0][0][0]);
-                if (fl_res[fl][fr][i].pages == 0)
-                    die("%s: no page measured", what);
+                if (run_child(what, child_fault_floor, &a, &fl_res[fl][fr][i],
+                              sizeof fl_res[0][0][0]) == 0 && fl_res[fl][fr][i].pages == 0)
+                    add_failure("%s: no page measured", what);
             }
     unlink(path);
     path_join(path, root, "write-floor.dat");
@@ -1184,10 +1267,11 @@ int main(int argc, char **argv)
                              flush_name(f));
                     progress("%s: run %d/%d...", what, i + 1, cfg.runs);
                     rm_rf(path);
-                    run_child(what, child_workload, &a, &wl_res[w][m][f][i], sizeof wl_res[0][0][0][0]);
+                    struct wl_result *r = &wl_res[w][m][f][i];
+                    if (run_child(what, child_workload, &a, r, sizeof *r) == 0 &&
+                        (r->tx == 0 || r->pages == 0))
+                        add_failure("%s: nothing measured", what);
                     rm_rf(path);
-                    if (wl_res[w][m][f][i].tx == 0 || wl_res[w][m][f][i].pages == 0)
-                        die("%s: nothing measured", what);
                 }
 
     /* Recovery, and the read floor over the same log. */
@@ -1198,7 +1282,11 @@ int main(int argc, char **argv)
         rm_rf(path);
         progress("recovery: making a %zu MiB log, run %d/%d...", cfg.rec_bytes >> 20, i + 1,
                  cfg.rec_runs);
-        run_child("making the recovery log", child_make_log, &a, &mk_res[i], sizeof mk_res[0]);
+        if (run_child("making the recovery log", child_make_log, &a, &mk_res[i],
+                      sizeof mk_res[0]) != 0) {
+            rm_rf(path);
+            continue;
+        }
         progress("recovery: log of %" PRIu64 " bytes made in %.1f s", mk_res[i].log_size,
                  mk_res[i].secs);
         /* Write back whatever is still dirty (nothing is dropped from the
@@ -1209,15 +1297,17 @@ int main(int argc, char **argv)
             close(dfd);
         }
         progress("recovery: lrvm_open, run %d/%d...", i + 1, cfg.rec_runs);
-        run_child("recovery", child_recover, &a, &rc_res[i], sizeof rc_res[0]);
-        if (rc_res[i].log_size_after >= mk_res[i].log_size)
-            die("recovery: the log was not emptied by lrvm_open (%" PRIu64 " bytes left)",
-                rc_res[i].log_size_after);
+        if (run_child("recovery", child_recover, &a, &rc_res[i], sizeof rc_res[0]) == 0 &&
+            rc_res[i].log_size_after >= mk_res[i].log_size) {
+            add_failure("recovery: the log was not emptied by lrvm_open (%" PRIu64 " bytes left)",
+                        rc_res[i].log_size_after);
+            rc_res[i].secs = 0;
+        }
         a.bytes = mk_res[i].log_size;
         progress("read floor: run %d/%d...", i + 1, cfg.rec_runs);
-        run_child("read floor", child_read_floor, &a, &rf_res[i], sizeof rf_res[0]);
-        if (rf_res[i].bytes == 0)
-            die("read floor: nothing read");
+        if (run_child("read floor", child_read_floor, &a, &rf_res[i], sizeof rf_res[0]) == 0 &&
+            rf_res[i].bytes == 0)
+            add_failure("read floor: nothing read");
         rm_rf(path);
     }
 
@@ -1226,17 +1316,20 @@ int main(int argc, char **argv)
         print_csv(stdout);
         print_floors(stderr);
         print_targets(stderr);
+        print_failures(stderr);
     } else {
         print_table(stdout);
         print_floors(stdout);
         print_targets(stdout);
+        print_failures(stdout);
     }
     fflush(stdout);
     rm_rf(root);
     root_made = 0;
     progress("lrvm-bench: done in %.1f s", now() - start);
 
-    if (cfg.plot != NULL)
-        return make_plot(cfg.plot);
-    return 0;
+    int rc = nfailures ? 1 : 0;
+    if (cfg.plot != NULL && make_plot(cfg.plot) != 0)
+        rc = 1;
+    return rc;
 }
