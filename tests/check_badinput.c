@@ -25,31 +25,6 @@
 
 static char *dir;
 
-/* Every test's directory lies in one base directory made by the runner
- * process (unchecked fixture), which removes it at the end even when a
- * failing test could not run its own teardown. */
-static char *base_dir;
-static char *saved_tmpdir;
-
-static void base_setup(void)
-{
-    const char *t = getenv("TMPDIR");
-    saved_tmpdir = t != NULL ? strdup(t) : NULL;
-    base_dir = tu_tmpdir();
-    setenv("TMPDIR", base_dir, 1);
-}
-
-static void base_teardown(void)
-{
-    if (saved_tmpdir != NULL)
-        setenv("TMPDIR", saved_tmpdir, 1);
-    else
-        unsetenv("TMPDIR");
-    free(saved_tmpdir);
-    tu_rmrf(base_dir);
-    free(base_dir);
-}
-
 static void setup(void)
 {
     dir = tu_tmpdir();
@@ -698,7 +673,7 @@ START_TEST(test_badinput_open_unwritable_dir)
 {
     /* Let uid 65534 reach the store directory, which it may read but not
      * write. */
-    ck_assert_int_eq(chmod(base_dir, 0755), 0);
+    ck_assert_int_eq(chmod(getenv("TMPDIR"), 0755), 0);      /* the base directory */
     ck_assert_int_eq(chmod(dir, 0755), 0);
     const char *ro = tu_path(dir, "ro");
     ck_assert_int_eq(mkdir(ro, 0755), 0);
@@ -836,7 +811,7 @@ int main(void)
 {
     Suite *su = suite_create("badinput");
     TCase *tc = tcase_create("badinput");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_badinput_segment_names);

@@ -662,30 +662,6 @@ static uint64_t log_txs(const char *dir)
     return res.sr_txs;
 }
 
-static void copy_dir(const char *src, const char *dst)
-{
-    DIR *d = opendir(src);
-    ck_assert(d != NULL);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char from[4096], to[4096];
-        snprintf(from, sizeof from, "%s/%s", src, e->d_name);
-        snprintf(to, sizeof to, "%s/%s", dst, e->d_name);
-        int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        ck_assert(in >= 0 && out >= 0);
-        char buf[65536];
-        ssize_t n;
-        while ((n = read(in, buf, sizeof buf)) > 0)
-            ck_assert_int_eq(write(out, buf, (size_t)n), n);
-        ck_assert_int_eq(n, 0);
-        close(in);
-        close(out);
-    }
-    closedir(d);
-}
-
 static void build_child(void *arg)
 {
     struct child_store cs;
@@ -737,7 +713,7 @@ START_TEST(test_crash_during_recovery)
 
     /* Dry run on a copy: the write and sync calls of a whole recovery. */
     char *copy = tu_tmpdir();
-    copy_dir(dir, copy);
+    ck_assert_int_eq(tu_copy_dir(dir, copy), 0);
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
     struct recover_arg ra = { copy, 0, 0, p[1] };

@@ -24,31 +24,6 @@
 static char *dir;
 static char cdir[4096];     /* the directory of the current case */
 
-/* Every test's directory lies in one base directory made by the runner
- * process (unchecked fixture), which removes it at the end even when a
- * failing test could not run its own teardown. */
-static char *base_dir;
-static char *saved_tmpdir;
-
-static void base_setup(void)
-{
-    const char *t = getenv("TMPDIR");
-    saved_tmpdir = t != NULL ? strdup(t) : NULL;
-    base_dir = tu_tmpdir();
-    setenv("TMPDIR", base_dir, 1);
-}
-
-static void base_teardown(void)
-{
-    if (saved_tmpdir != NULL)
-        setenv("TMPDIR", saved_tmpdir, 1);
-    else
-        unsetenv("TMPDIR");
-    free(saved_tmpdir);
-    tu_rmrf(base_dir);
-    free(base_dir);
-}
-
 static void setup(void)
 {
     dir = tu_tmpdir();
@@ -561,7 +536,7 @@ int main(void)
 {
     Suite *su = suite_create("io");
     TCase *tc = tcase_create("io");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_io_commit_fails_nth_call);

@@ -177,31 +177,6 @@ static void build_log(const struct build *bd)
                   WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
-static void copy_dir(const char *src, const char *dst)
-{
-    ck_assert_int_eq(mkdir(dst, 0700), 0);
-    DIR *d = opendir(src);
-    ck_assert(d != NULL);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char from[4096], to[4096];
-        snprintf(from, sizeof from, "%s/%s", src, e->d_name);
-        snprintf(to, sizeof to, "%s/%s", dst, e->d_name);
-        int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        ck_assert(in >= 0 && out >= 0);
-        char buf[65536];
-        ssize_t n;
-        while ((n = read(in, buf, sizeof buf)) > 0)
-            ck_assert_int_eq(write(out, buf, (size_t)n), n);
-        ck_assert_int_eq(n, 0);
-        close(in);
-        close(out);
-    }
-    closedir(d);
-}
-
 /* ----------------------------------------------------------- scanning */
 
 struct rec {
@@ -318,7 +293,8 @@ static void fixture_build(struct fixture *f, struct build bd)
 static const char *fixture_copy(struct fixture *f)
 {
     snprintf(f->work, sizeof f->work, "%s/copy%d", f->root, f->copies++);
-    copy_dir(f->base, f->work);
+    ck_assert_int_eq(mkdir(f->work, 0700), 0);
+    ck_assert_int_eq(tu_copy_dir(f->base, f->work), 0);
     return f->work;
 }
 

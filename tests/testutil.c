@@ -51,6 +51,61 @@ void tu_rmrf(const char *dir)
     rmdir(dir);
 }
 
+int tu_copy_dir(const char *src, const char *dst)
+{
+    DIR *d = opendir(src);
+    if (d == NULL)
+        return -1;
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char from[4096], to[4096];
+        snprintf(from, sizeof from, "%s/%s", src, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", dst, e->d_name);
+        int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        char buf[65536];
+        ssize_t n = -1;
+        if (in >= 0 && out >= 0)
+            while ((n = read(in, buf, sizeof buf)) > 0)
+                if (write(out, buf, (size_t)n) != n) {
+                    n = -1;
+                    break;
+                }
+        if (n != 0)
+            rc = -1;
+        if (in >= 0)
+            close(in);
+        if (out >= 0)
+            close(out);
+    }
+    closedir(d);
+    return rc;
+}
+
+static char *base_dir;
+static char *saved_tmpdir;
+
+void tu_base_setup(void)
+{
+    const char *t = getenv("TMPDIR");
+    saved_tmpdir = t != NULL ? strdup(t) : NULL;
+    base_dir = tu_tmpdir();
+    setenv("TMPDIR", base_dir, 1);
+}
+
+void tu_base_teardown(void)
+{
+    if (saved_tmpdir != NULL)
+        setenv("TMPDIR", saved_tmpdir, 1);
+    else
+        unsetenv("TMPDIR");
+    free(saved_tmpdir);
+    tu_rmrf(base_dir);
+    free(base_dir);
+}
+
 const char *tu_path(const char *dir, const char *name)
 {
     static char bufs[4][4096];

@@ -11,6 +11,14 @@
 
 /* A new empty directory under $TMPDIR (or /tmp); free() the result. */
 char *tu_tmpdir(void);
+/* Copy the regular files of directory SRC into the existing directory
+ * DST; 0 on success, -1 on failure. */
+int tu_copy_dir(const char *src, const char *dst);
+/* Check fixtures (unchecked: they run in the runner process): every
+ * tu_tmpdir() of the suite lands in one base directory, removed at the
+ * end even when a failing test could not run its own teardown. */
+void tu_base_setup(void);
+void tu_base_teardown(void);
 /* Remove DIR and everything in it. */
 void tu_rmrf(const char *dir);
 /* DIR/NAME in a static buffer (one of 4, rotating). */
