@@ -134,6 +134,14 @@ int lrvm__truncate_locked(lrvm_t *s)
     return lrvm__recover(s);
 }
 
+void lrvm__truncate_if_due(lrvm_t *s)
+{
+    /* A failed truncation loses nothing: the log keeps the records and the
+     * next commit tries again. */
+    if (lrvm__log_size(s) >= s->truncate_threshold)
+        (void)lrvm__truncate_locked(s);
+}
+
 int lrvm_map(lrvm_t *s, const char *name, size_t size, void **base)
 {
     struct lrvm__seg *seg;
@@ -196,8 +204,7 @@ int lrvm_sync(lrvm_t *s)
     if (rc == 0) {
         lrvm__track_synced(s);
         s->stats.syncs++;
-        if (lrvm__log_size(s) >= s->truncate_threshold)
-            (void)lrvm__truncate_locked(s);
+        lrvm__truncate_if_due(s);
     }
     pthread_mutex_unlock(&s->mu);
     return rc;

@@ -318,6 +318,8 @@ struct lrvm {
 
 /* Truncate: flush, apply the log, new generation. Caller holds s->mu. */
 int lrvm__truncate_locked(lrvm_t *s);
+/* After a commit: truncate when the log has passed the threshold. */
+void lrvm__truncate_if_due(lrvm_t *s);
 
 /* --------------------------------------------------------- compat.c */
 

@@ -154,7 +154,6 @@ static int capture(struct lrvm__seg *seg, size_t p, int from_fault)
     if (from_fault)
         atomic_fetch_add(&seg->sg_store->faults, 1);
 
-    size_t first = p, n = 1;
     if (atomic_load(&unprotected_runs) > map_budget) {
         /* Widen to the aligned block: claim its CLEAN pages too, then make
          * writable each run of pages that are ours or already DIRTY. */
@@ -180,7 +179,7 @@ static int capture(struct lrvm__seg *seg, size_t p, int from_fault)
                 atomic_store(&seg->sg_state[q], LRVM__PG_DIRTY);      /* keeps I1 */
         return 1;
     }
-    if (unprotect(seg, first, n) != 0)
+    if (unprotect(seg, p, 1) != 0)
         goto fail;
     atomic_store(&seg->sg_state[p], LRVM__PG_DIRTY);                   /* keeps I1 */
     return 1;

@@ -200,10 +200,7 @@ int lrvm_commit(lrvm_tx_t *tx, int flags)
         s->stats.commits++;
         lrvm__track_committed(tx);
         tx_free(tx);
-        /* A failed truncation loses nothing: the log keeps the records and
-         * the next commit tries again. */
-        if (lrvm__log_size(s) >= s->truncate_threshold)
-            (void)lrvm__truncate_locked(s);
+        lrvm__truncate_if_due(s);
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
