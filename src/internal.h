@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #define LRVM__NAME_MAX 200
 
@@ -41,7 +42,13 @@ int     lrvm__io_open(int dirfd, const char *path, int flags, mode_t mode);
 int     lrvm__io_close(int fd);
 ssize_t lrvm__io_pread(int fd, void *buf, size_t n, uint64_t off);
 int     lrvm__io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
+/* Writes all of IOV (which it may change) at OFF. */
+int     lrvm__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, uint64_t off);
 int     lrvm__io_pwrite_zeros(int fd, uint64_t off, uint64_t n);
+/* Map the first LEN bytes of FD read-only (a READ for the injector). A
+ * read error of the disk then arrives as SIGBUS, as for any file mapping. */
+int     lrvm__io_map_read(int fd, uint64_t len, const unsigned char **p);
+void    lrvm__io_unmap(const unsigned char *p, uint64_t len);
 int     lrvm__io_fdatasync(int fd);
 int     lrvm__io_fsync(int fd);
 int     lrvm__io_ftruncate(int fd, uint64_t len);
@@ -114,6 +121,8 @@ struct lrvm__seg {
 enum { LRVM__PG_CLEAN = 0, LRVM__PG_CAPTURING = 1, LRVM__PG_DIRTY = 2 };
 
 int  lrvm__seg_name_ok(const char *name);
+/* The same for the N bytes at NAME, which need not end in a NUL. */
+int  lrvm__seg_name_ok_n(const char *name, size_t n);
 int  lrvm__seg_map(lrvm_t *s, const char *name, size_t size, struct lrvm__seg **out);
 void lrvm__seg_unmap(lrvm_t *s, struct lrvm__seg *seg);
 int  lrvm__seg_destroy(lrvm_t *s, const char *name);
@@ -191,11 +200,12 @@ uint32_t lrvm__rec_crc(const unsigned char *rec, size_t payload_len);
 enum { LRVM__ENT_DEFINE = 1, LRVM__ENT_RANGE = 2 };
 #define LRVM__REC_MAX_SEGS 64
 
-/* Decode a record payload; call RANGE (may be NULL) for each redo range.
+/* Decode a record payload; call RANGE (may be NULL) for each redo range,
+ * with the segment's name as NAME_LEN bytes that do not end in a NUL.
  * LRVM_ECORRUPT when the payload is malformed, else RANGE's first error. */
 int lrvm__payload_walk(const unsigned char *p, size_t len,
-                       int (*range)(void *arg, const char *name, uint64_t off,
-                                    const unsigned char *data, uint64_t n),
+                       int (*range)(void *arg, const char *name, size_t name_len,
+                                    uint64_t off, const unsigned char *data, uint64_t n),
                        void *arg);
 
 /* The record encoder a transaction's redo is fed through. */
@@ -221,6 +231,8 @@ int lrvm__enc_range(struct lrvm__enc *e, struct lrvm__seg *seg, size_t off,
 /* Apply every complete record of the log to the segment files, sync them,
  * start a new generation. Used by open (recovery) and truncation. */
 int lrvm__recover(lrvm_t *s);
+/* 4 KiB blocks recovery holds in memory before writing them (tests only). */
+extern uint32_t lrvm__apply_max;
 
 /* Callbacks of a log scan, for recovery and for lrvmutl. */
 struct lrvm__scan_cb {
@@ -241,6 +253,13 @@ struct lrvm__scan_result {
  * last transaction. */
 int lrvm__log_scan(int fd, const struct lrvm__log_header *h,
                    const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res);
+/* The same over IMG, the first SIZE bytes of a log file in memory. */
+int lrvm__log_scan_image(const unsigned char *img, uint64_t size,
+                         const struct lrvm__log_header *h,
+                         const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res);
+/* Call CB for each record of IMG before END, which a scan of IMG has
+ * validated up to at least END: no check is repeated. */
+int lrvm__log_walk_valid(const unsigned char *img, uint64_t end, const struct lrvm__scan_cb *cb);
 /* Read both header slots of FD and pick the current one. */
 int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot);
 

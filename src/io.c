@@ -1,8 +1,8 @@
 /*
  * io.c -- every system call that touches a file, behind one interface.
  *
- * Owns: the file system calls of the store (open, read, write, sync,
- * truncate, unlink, rename, mkdir, lock) and the fault injector the tests use to
+ * Owns: the file system calls of the store (open, read, map for reading,
+ * write, sync, truncate, unlink, rename, mkdir, lock) and the fault injector the tests use to
  * make the Nth call of chosen kinds fail.
  * Never: retries a failed sync (after a failed fsync the page cache may
  * have dropped the data; the caller must rewrite it), or hides a short
@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -151,6 +152,61 @@ int lrvm__io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
         done += (size_t)w;
     }
     return 0;
+}
+
+int lrvm__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, uint64_t off)
+{
+    int err = fault(LRVM__IO_WRITE);
+    if (err) {
+        if (atomic_load(&fi_mode) & LRVM__IO_TORN && iovcnt > 0)
+            (void)!pwrite(fd, iov[0].iov_base, iov[0].iov_len / 2, (off_t)off);
+        if (atomic_load(&fi_mode) & LRVM__IO_KILL)
+            raise(SIGKILL);
+        return fail(err);
+    }
+    while (iovcnt > 0) {
+        ssize_t w = pwritev(fd, iov, iovcnt, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return fail(errno);
+        }
+        if (w == 0)
+            return fail(ENOSPC);
+        off += (uint64_t)w;
+        /* A short write: step over what went out, resume mid-vector. */
+        while (iovcnt > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+int lrvm__io_map_read(int fd, uint64_t len, const unsigned char **p)
+{
+    int err = fault(LRVM__IO_READ);
+    if (err)
+        return fail(err);
+    if (len == 0 || len > SIZE_MAX)
+        return fail(EINVAL);
+    void *m = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return fail(errno);
+    (void)madvise(m, (size_t)len, MADV_SEQUENTIAL);   /* a scan reads it once, in order */
+    *p = m;
+    return 0;
+}
+
+void lrvm__io_unmap(const unsigned char *p, uint64_t len)
+{
+    if (p != NULL)
+        munmap((void *)p, (size_t)len);
 }
 
 int lrvm__io_pwrite_zeros(int fd, uint64_t off, uint64_t n)

@@ -200,26 +200,23 @@ static size_t align8(size_t n)
 }
 
 int lrvm__payload_walk(const unsigned char *p, size_t len,
-                       int (*range)(void *arg, const char *name, uint64_t off,
-                                    const unsigned char *data, uint64_t n),
+                       int (*range)(void *arg, const char *name, size_t name_len,
+                                    uint64_t off, const unsigned char *data, uint64_t n),
                        void *arg)
 {
     const unsigned char *end = p + len;
-    char names[LRVM__REC_MAX_SEGS][LRVM__NAME_MAX + 1];
+    struct { const char *name; size_t len; } defined[LRVM__REC_MAX_SEGS];
     unsigned ndefined = 0;
 
     while (p < end) {
         unsigned char type = *p++;
         uint64_t a, off, n;
         if (type == LRVM__ENT_DEFINE) {
-            if (lrvm__varint_get(&p, end, &n) < 0 || n == 0 ||
-                n > LRVM__NAME_MAX || n > (uint64_t)(end - p) ||
-                ndefined == LRVM__REC_MAX_SEGS)
+            if (lrvm__varint_get(&p, end, &n) < 0 || n > (uint64_t)(end - p) ||
+                ndefined == LRVM__REC_MAX_SEGS || !lrvm__seg_name_ok_n((const char *)p, n))
                 return LRVM_ECORRUPT;
-            memcpy(names[ndefined], p, n);
-            names[ndefined][n] = '\0';
-            if (strlen(names[ndefined]) != n || !lrvm__seg_name_ok(names[ndefined]))
-                return LRVM_ECORRUPT;
+            defined[ndefined].name = (const char *)p;
+            defined[ndefined].len = n;
             ndefined++;
             p += n;
         } else if (type == LRVM__ENT_RANGE) {
@@ -229,7 +226,7 @@ int lrvm__payload_walk(const unsigned char *p, size_t len,
                 n > (uint64_t)(end - p) || off > UINT64_MAX - n)
                 return LRVM_ECORRUPT;
             if (range != NULL) {
-                int rc = range(arg, names[a], off, p, n);
+                int rc = range(arg, defined[a].name, defined[a].len, off, p, n);
                 if (rc < 0)
                     return rc;
             }
@@ -633,67 +630,29 @@ out:
 
 /* --------------------------------------------------------------- scan */
 
-#define WINDOW (4u << 20)
-
-struct reader {
-    int             fd;
-    uint64_t        fsize;
-    unsigned char  *buf;
-    size_t          cap;
-    uint64_t        boff;
-    size_t          blen;
-};
-
-/* Point *P at N bytes of the file at OFF. Returns 1 when they lie past the
- * end of the file, 0 when *P is set, <0 on an error. */
-static int rd_get(struct reader *r, uint64_t off, size_t n, const unsigned char **p)
+/* N bytes at OFF lie inside a log image of SIZE bytes. */
+static int in_image(uint64_t size, uint64_t off, uint64_t n)
 {
-    if (off > r->fsize || n > r->fsize - off)
-        return 1;
-    if (off >= r->boff && off - r->boff + n <= r->blen) {
-        *p = r->buf + (off - r->boff);
-        return 0;
-    }
-    size_t want = n > WINDOW ? n : WINDOW;
-    if (want > r->cap) {
-        unsigned char *b = realloc(r->buf, want);
-        if (b == NULL)
-            return LRVM_ENOMEM;
-        r->buf = b;
-        r->cap = want;
-    }
-    if (want > r->fsize - off)
-        want = (size_t)(r->fsize - off);
-    ssize_t got = lrvm__io_pread(r->fd, r->buf, want, off);
-    if (got < 0)
-        return fail_code((int)got);
-    r->boff = off;
-    r->blen = (size_t)got;
-    if ((size_t)got < n)
-        return 1;
-    *p = r->buf;
-    return 0;
+    return off <= size && n <= size - off;
 }
 
-int lrvm__log_scan(int fd, const struct lrvm__log_header *h,
-                   const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res)
+int lrvm__log_scan_image(const unsigned char *img, uint64_t size,
+                         const struct lrvm__log_header *h,
+                         const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res)
 {
-    struct reader r = { .fd = fd };
     uint64_t pos = LRVM__LOG_HEADER_SIZE, expect = h->lh_first_txno;
     unsigned next_part = 0;
-    int in_tx = 0, rc;
+    int in_tx = 0, rc = 0;
 
     memset(res, 0, sizeof *res);
     res->sr_end = pos;
-    if ((rc = lrvm__io_fstat_size(fd, &r.fsize)) < 0)
-        return fail_code(rc);
     for (;;) {
-        const unsigned char *p;
         struct lrvm__rec_header rh;
-        if ((rc = rd_get(&r, pos, LRVM__REC_HEADER_SIZE, &p)) != 0) {   /* V1 */
+        if (!in_image(size, pos, LRVM__REC_HEADER_SIZE)) {               /* V1 */
             res->sr_stop = "end of file";
             break;
         }
+        const unsigned char *p = img + pos;
         if (!lrvm__rec_magic_ok(p)) {                                   /* V2 */
             res->sr_stop = "no record";
             break;
@@ -704,8 +663,7 @@ int lrvm__log_scan(int fd, const struct lrvm__log_header *h,
             break;
         }
         size_t total = align8(LRVM__REC_HEADER_SIZE + (size_t)rh.rh_payload_len);
-        if (rh.rh_payload_len > REC_MAX_PAYLOAD ||
-            (rc = rd_get(&r, pos, total, &p)) != 0) {                   /* V4 */
+        if (rh.rh_payload_len > REC_MAX_PAYLOAD || !in_image(size, pos, total)) {  /* V4 */
             res->sr_stop = "record past the end of the file";
             break;
         }
@@ -720,7 +678,7 @@ int lrvm__log_scan(int fd, const struct lrvm__log_header *h,
         }
         if (cb != NULL && cb->record != NULL &&
             (rc = cb->record(cb->arg, pos, &rh, p + LRVM__REC_HEADER_SIZE)) < 0)
-            goto out;
+            break;
         pos += total;
         res->sr_records++;
         if (rh.rh_flags & LRVM__REC_COMMIT) {
@@ -733,9 +691,38 @@ int lrvm__log_scan(int fd, const struct lrvm__log_header *h,
             next_part = rh.rh_part + 1u;
         }
     }
-    rc = rc < 0 ? rc : 0;
-out:
     res->sr_scan_end = pos;
-    free(r.buf);
+    return rc;
+}
+
+int lrvm__log_walk_valid(const unsigned char *img, uint64_t end, const struct lrvm__scan_cb *cb)
+{
+    uint64_t pos = LRVM__LOG_HEADER_SIZE;
+    while (pos < end) {
+        struct lrvm__rec_header rh;
+        lrvm__rec_header_decode(img + pos, &rh);
+        int rc = cb->record(cb->arg, pos, &rh, img + pos + LRVM__REC_HEADER_SIZE);
+        if (rc < 0)
+            return rc;
+        pos += align8(LRVM__REC_HEADER_SIZE + (size_t)rh.rh_payload_len);
+    }
+    return 0;
+}
+
+int lrvm__log_scan(int fd, const struct lrvm__log_header *h,
+                   const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res)
+{
+    const unsigned char *img;
+    uint64_t size;
+    int rc;
+
+    if ((rc = lrvm__io_fstat_size(fd, &size)) < 0)
+        return fail_code(rc);
+    if (size <= LRVM__LOG_HEADER_SIZE)
+        return lrvm__log_scan_image(NULL, 0, h, cb, res);   /* no room for a record */
+    if ((rc = lrvm__io_map_read(fd, size, &img)) < 0)
+        return fail_code(rc);
+    rc = lrvm__log_scan_image(img, size, h, cb, res);
+    lrvm__io_unmap(img, size);
     return rc;
 }

@@ -27,18 +27,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+int lrvm__seg_name_ok_n(const char *name, size_t n)
+{
+    if (n == 0 || n > LRVM__NAME_MAX || memchr(name, '\0', n) != NULL ||
+        memchr(name, '/', n) != NULL || memmem(name, n, "..", 2) != NULL)
+        return 0;
+    return !(n == 1 && name[0] == '.');
+}
+
 int lrvm__seg_name_ok(const char *name)
 {
-    if (name == NULL || name[0] == '\0')
-        return 0;
-    size_t n = strnlen(name, LRVM__NAME_MAX + 1);
-    if (n > LRVM__NAME_MAX)
-        return 0;
-    if (strchr(name, '/') != NULL || strstr(name, "..") != NULL)
-        return 0;
-    if (strcmp(name, ".") == 0)
-        return 0;
-    return 1;
+    return name != NULL && lrvm__seg_name_ok_n(name, strnlen(name, LRVM__NAME_MAX + 1));
 }
 
 static void seg_path(char *path, const char *name)

@@ -99,11 +99,14 @@ struct seen {
     int      n;
 };
 
-static int collect(void *arg, const char *name, uint64_t off, const unsigned char *data, uint64_t n)
+static int collect(void *arg, const char *name, size_t name_len, uint64_t off,
+                   const unsigned char *data, uint64_t n)
 {
     struct seen *s = arg;
     ck_assert_int_lt(s->n, 8);
-    strcpy(s->names[s->n], name);
+    ck_assert_uint_le(name_len, LRVM__NAME_MAX);
+    memcpy(s->names[s->n], name, name_len);
+    s->names[s->n][name_len] = '\0';
     s->offs[s->n] = off;
     s->lens[s->n] = n;
     memcpy(s->data[s->n], data, n < 64 ? n : 64);

@@ -1295,6 +1295,126 @@ START_TEST(test_recover_multipart_damage_stops_later_txs)
 }
 END_TEST
 
+/* ------------------------------------------------------- the apply cache */
+
+/* Segments whose sizes end mid-block, so the cache's last blocks are short. */
+static const struct { const char *name; size_t size; } cache_segs[] = {
+    { "x", 5 * 4096 + 123 }, { "y", 1000 }, { "z", 70000 },
+};
+#define NCACHE_SEGS 3
+#define CACHE_TXS   400
+
+/* The history: transaction t writes 1-4 ranges into the images IMG; a
+ * range is 1-9000 bytes (block-sized and block-aligned one time in four),
+ * so ranges cover blocks in part, whole, and across their edges. When TX
+ * is not NULL the same ranges are declared and written through BASES. */
+static void cache_history(unsigned char **img, lrvm_tx_t *tx, void **bases, uint64_t t)
+{
+    uint64_t rng = mix64(t) | 1;
+    unsigned nranges = 1 + (unsigned)(tu_rand(&rng) % 4);
+    for (unsigned k = 0; k < nranges; k++) {
+        unsigned sg = (unsigned)(tu_rand(&rng) % NCACHE_SEGS);
+        size_t size = cache_segs[sg].size, off, len;
+        if (tu_rand(&rng) % 4 == 0 && size >= 4096) {
+            len = 4096;
+            off = 4096 * (size_t)(tu_rand(&rng) % (size / 4096));
+        } else {
+            len = 1 + (size_t)(tu_rand(&rng) % 9000);
+            if (len > size)
+                len = size;
+            off = (size_t)(tu_rand(&rng) % (size - len + 1));
+        }
+        unsigned char *dst = tx != NULL ? (unsigned char *)bases[sg] : img[sg];
+        if (tx != NULL)
+            ck_assert_int_eq(lrvm_set_range(tx, dst + off, len), 0);
+        for (size_t j = 0; j < len; j++)
+            dst[off + j] = (unsigned char)tu_rand(&rng);
+    }
+}
+
+static void cache_build_child(void *arg)
+{
+    const char *dir = arg;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = (size_t)1 << 30 };
+    lrvm_t *s;
+    void *bases[NCACHE_SEGS];
+    lrvm_tx_t *tx;
+    if (lrvm_open(dir, &o, &s) != 0)
+        _exit(10);
+    for (int i = 0; i < NCACHE_SEGS; i++)
+        if (lrvm_map(s, cache_segs[i].name, cache_segs[i].size, &bases[i]) != 0)
+            _exit(11);
+    for (uint64_t t = 1; t <= CACHE_TXS; t++) {
+        if (lrvm_begin(s, NCACHE_SEGS, bases, &tx) != 0)
+            _exit(12);
+        cache_history(NULL, tx, bases, t);
+        if (lrvm_commit(tx, t % 16 == 0 ? 0 : LRVM_NO_FLUSH) != 0)
+            _exit(13);
+    }
+    if (lrvm_flush(s) != 0)
+        _exit(14);
+    kill(getpid(), SIGKILL);                /* the log keeps every record */
+}
+
+START_TEST(test_recover_apply_cache_sizes)
+{
+    /* Recovery's result does not depend on how many blocks its cache
+     * holds: one (it writes before almost every range), a few, the
+     * default (it writes once at the end). The smaller cache must write
+     * more often, or the knob tests nothing. */
+    static const uint32_t sizes[] = { 1, 3, 16384 };
+    unsigned long writes[3];
+    unsigned char *img[NCACHE_SEGS];
+    for (int i = 0; i < NCACHE_SEGS; i++)
+        ck_assert_ptr_nonnull(img[i] = calloc(1, cache_segs[i].size));
+    for (uint64_t t = 1; t <= CACHE_TXS; t++)
+        cache_history(img, NULL, NULL, t);
+
+    char *built = tu_tmpdir();
+    int st = tu_in_child(cache_build_child, built);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "build: status 0x%x", st);
+    uint32_t saved = lrvm__apply_max;
+    for (int k = 0; k < 3; k++) {
+        char *dir = tu_tmpdir();
+        ck_assert_int_eq(tu_copy_dir(built, dir), 0);
+        lrvm__apply_max = sizes[k];
+        lrvm__io_inject(LRVM__IO_WRITE, 0, 0, 0);   /* count, never fail */
+        lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+        lrvm_t *s;
+        int rc = lrvm_open(dir, &o, &s);
+        writes[k] = lrvm__io_calls();
+        lrvm__io_inject(0, 0, 0, 0);
+        lrvm__apply_max = saved;
+        ck_assert_msg(rc == 0, "cache of %u blocks: lrvm_open: %s", sizes[k], lrvm_strerror(rc));
+        ck_assert_int_eq(lrvm_close(s), 0);
+        for (int i = 0; i < NCACHE_SEGS; i++) {
+            char name[16];
+            unsigned char *got = malloc(cache_segs[i].size);
+            ck_assert_ptr_nonnull(got);
+            snprintf(name, sizeof name, "%s.seg", cache_segs[i].name);
+            ck_assert_int_eq(tu_file_size(tu_path(dir, name)), (int64_t)cache_segs[i].size);
+            ck_assert_int_eq(tu_read(tu_path(dir, name), got, cache_segs[i].size, 0), 0);
+            size_t j = 0;
+            while (j < cache_segs[i].size && got[j] == img[i][j])
+                j++;
+            ck_assert_msg(j == cache_segs[i].size,
+                          "cache of %u blocks: %s differs from the history at byte %zu",
+                          sizes[k], name, j);
+            free(got);
+        }
+        tu_rmrf(dir);
+        free(dir);
+    }
+    ck_assert_msg(writes[0] > writes[1] && writes[1] > writes[2],
+                  "writes by cache size 1, 3, 16384: %lu, %lu, %lu", writes[0], writes[1],
+                  writes[2]);
+    for (int i = 0; i < NCACHE_SEGS; i++)
+        free(img[i]);
+    tu_rmrf(built);
+    free(built);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("recover");
@@ -1333,6 +1453,11 @@ int main(void)
     tcase_add_test(tc, test_recover_hostile_undefined_segment_id);
     tcase_add_test(tc, test_recover_hostile_malformed_payload);
     tcase_add_test(tc, test_recover_hostile_after_good_records);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("apply");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_recover_apply_cache_sizes);
     suite_add_tcase(s, tc);
 
     SRunner *r = srunner_create(s);
