@@ -36,6 +36,27 @@ START_TEST(test_log_crc32c_hw_equals_sw)
 }
 END_TEST
 
+START_TEST(test_log_crc32c_long_buffers)
+{
+    /* Long buffers take the three-stream path (rounds of 3 KiB): every
+     * length around a round's edge, odd starts, and a chained start. */
+    size_t cap = 70000;
+    unsigned char *buf = malloc(cap + 8);
+    ck_assert_ptr_nonnull(buf);
+    uint64_t seed = 11;
+    for (size_t i = 0; i < cap + 8; i++)
+        buf[i] = (unsigned char)tu_rand(&seed);
+    for (size_t off = 0; off < 8; off += 3) {
+        for (size_t n = 3 * 1024 - 9; n <= 3 * 1024 + 9; n++)
+            ck_assert_uint_eq(lrvm__crc32c(0, buf + off, n), lrvm__crc32c_sw(0, buf + off, n));
+        for (size_t n = 6 * 1024 - 1; n <= cap; n += 4099)
+            ck_assert_uint_eq(lrvm__crc32c(0, buf + off, n), lrvm__crc32c_sw(0, buf + off, n));
+    }
+    ck_assert_uint_eq(lrvm__crc32c(0xdeadbeef, buf, cap), lrvm__crc32c_sw(0xdeadbeef, buf, cap));
+    free(buf);
+}
+END_TEST
+
 START_TEST(test_log_varint_roundtrip)
 {
     const uint64_t vals[] = { 0, 1, 127, 128, 300, 16383, 16384, (1ull << 32) - 1,
@@ -255,6 +276,7 @@ int main(void)
     TCase *tc = tcase_create("codec");
     tcase_add_test(tc, test_log_crc32c_vector);
     tcase_add_test(tc, test_log_crc32c_hw_equals_sw);
+    tcase_add_test(tc, test_log_crc32c_long_buffers);
     tcase_add_test(tc, test_log_varint_roundtrip);
     tcase_add_test(tc, test_log_varint_overlong);
     tcase_add_test(tc, test_log_header_roundtrip);
