@@ -74,12 +74,18 @@ enum {
     LRVM__IO_ONCE   = 0,       /* the Nth call fails, later ones succeed */
     LRVM__IO_ALWAYS = 1,       /* the Nth call and every later one fail */
     LRVM__IO_TORN   = 2,       /* flag: a failing write lands its first half */
-    LRVM__IO_KILL   = 4        /* flag: instead of failing, the process dies of
+    LRVM__IO_KILL   = 4,       /* flag: instead of failing, the process dies of
                                   SIGKILL at that call (after the torn half) */
+    LRVM__IO_POWERCUT = 8      /* flag: from arming on, writes are remembered
+                                  until synced; at the Nth call the power
+                                  fails: each unsynced write is kept, lost or
+                                  torn, and the process dies of SIGKILL */
 };
 /* Make the NTH (1-based) call of KINDS from now on fail with ERR; nth 0
  * only counts the calls. Process-wide; for tests. */
 void     lrvm__io_inject(unsigned kinds, unsigned long nth, int err, int mode);
+/* Seed of the power cut's choices (for replaying a failure). */
+void     lrvm__io_powercut_seed(uint64_t seed);
 /* Calls of the armed kinds made since the last lrvm__io_inject. */
 unsigned long lrvm__io_calls(void);
 

@@ -3,7 +3,18 @@
  *
  * Owns: the file system calls of the store (open, read, map for reading,
  * write, sync, truncate, unlink, rename, mkdir, lock) and the fault injector the tests use to
- * make the Nth call of chosen kinds fail.
+ * make the Nth call of chosen kinds fail, or to cut the power there.
+ *
+ * The power cut: killing the process leaves the page cache to write back
+ * everything, so it cannot show a missing or misplaced sync. A power
+ * failure can: what was written but not synced may reach the disk, or
+ * not, or in part. With LRVM__IO_POWERCUT armed, every write remembers the
+ * bytes it replaced until its file is synced; at the armed call each
+ * remembered write, newest first, is kept, undone, or torn (its first
+ * sectors kept, the rest undone), then the process dies of SIGKILL.
+ * Modelled: data writes (pwrite, pwritev, zero fill). Not modelled: file
+ * sizes and directory entries, which lrvm makes durable with fsync at
+ * once where it depends on them.
  * Never: retries a failed sync (after a failed fsync the page cache may
  * have dropped the data; the caller must rewrite it), or hides a short
  * write (pwrite_all loops until done or a real error).
@@ -23,6 +34,8 @@
 #include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -36,9 +49,12 @@ static _Atomic unsigned long  fi_count;
 static _Atomic int            fi_err;
 static _Atomic int            fi_mode;
 
+static void powercut_forget(void);
+
 void lrvm__io_inject(unsigned kinds, unsigned long nth, int err, int mode)
 {
     atomic_store(&fi_armed, 0);
+    powercut_forget();              /* writes remembered under an earlier arming */
     atomic_store(&fi_kinds, kinds);
     atomic_store(&fi_nth, nth);
     atomic_store(&fi_count, 0);
@@ -50,6 +66,111 @@ void lrvm__io_inject(unsigned kinds, unsigned long nth, int err, int mode)
 unsigned long lrvm__io_calls(void)
 {
     return atomic_load(&fi_count);
+}
+
+/* ------------------------------------------------ the power cut */
+
+struct unsynced {
+    int            fd;        /* a dup of the written descriptor */
+    dev_t          dev;
+    ino_t          ino;
+    uint64_t       off;
+    size_t         len;
+    unsigned char *old;       /* the bytes the write replaced (0 past the end) */
+};
+
+static pthread_mutex_t   pc_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct unsynced  *pc_writes;
+static size_t            pc_n, pc_cap;
+static uint64_t          pc_seed = 0x5eed;
+
+void lrvm__io_powercut_seed(uint64_t seed)
+{
+    pc_seed = seed | 1;
+}
+
+static int powercut_armed(void)
+{
+    return atomic_load_explicit(&fi_armed, memory_order_relaxed) &&
+           (atomic_load(&fi_mode) & LRVM__IO_POWERCUT);
+}
+
+/* Remember the LEN bytes at OFF of FD before a write replaces them. A
+ * failure here aborts: a test that cannot model the cut must not pass. */
+static void powercut_note(int fd, uint64_t off, size_t len)
+{
+    struct stat st;
+    struct unsynced u = { .off = off, .len = len };
+    if (len == 0)
+        return;
+    if (fstat(fd, &st) != 0 || (u.old = calloc(1, len)) == NULL || (u.fd = dup(fd)) < 0)
+        abort();
+    u.dev = st.st_dev;
+    u.ino = st.st_ino;
+    if (pread(fd, u.old, len, (off_t)off) < 0)
+        abort();
+    pthread_mutex_lock(&pc_mu);
+    if (pc_n == pc_cap) {
+        pc_cap = pc_cap ? 2 * pc_cap : 64;
+        if ((pc_writes = realloc(pc_writes, pc_cap * sizeof *pc_writes)) == NULL)
+            abort();
+    }
+    pc_writes[pc_n++] = u;
+    pthread_mutex_unlock(&pc_mu);
+}
+
+/* Forget the writes of the file of FD (all files when FD < 0). */
+static void powercut_drop(int fd)
+{
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) != 0)
+        return;
+    pthread_mutex_lock(&pc_mu);
+    size_t kept = 0;
+    for (size_t i = 0; i < pc_n; i++) {
+        struct unsynced *u = &pc_writes[i];
+        if (fd < 0 || (u->dev == st.st_dev && u->ino == st.st_ino)) {
+            close(u->fd);
+            free(u->old);
+        } else {
+            pc_writes[kept++] = *u;
+        }
+    }
+    pc_n = kept;
+    pthread_mutex_unlock(&pc_mu);
+}
+
+/* FD was synced: its file's writes are on the disk. */
+static void powercut_synced(int fd)
+{
+    powercut_drop(fd);
+}
+
+static void powercut_forget(void)
+{
+    powercut_drop(-1);
+}
+
+/* The power fails: undo what the disk may not have, then die. */
+static void powercut(void)
+{
+    uint64_t x = pc_seed ^ (atomic_load(&fi_count) * 0x9e3779b97f4a7c15ull);
+    pthread_mutex_lock(&pc_mu);
+    for (size_t i = pc_n; i-- > 0;) {
+        struct unsynced *u = &pc_writes[i];
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        size_t keep;
+        switch (x % 3) {
+        case 0:  keep = u->len; break;                          /* reached the disk */
+        case 1:  keep = 0; break;                               /* lost */
+        default: keep = (size_t)((x >> 8) % (u->len / 512 + 1)) * 512;   /* torn */
+        }
+        if (keep < u->len)
+            (void)!pwrite(u->fd, u->old + keep, u->len - keep, (off_t)(u->off + keep));
+    }
+    raise(SIGKILL);
 }
 
 /* 0 to go ahead, else the errno the call must fail with (keeps I3). */
@@ -66,6 +187,8 @@ static int fault(unsigned kind)
     if (n > nth && !(atomic_load(&fi_mode) & LRVM__IO_ALWAYS))
         return 0;
     int mode = atomic_load(&fi_mode);
+    if (mode & LRVM__IO_POWERCUT)
+        powercut();
     if ((mode & LRVM__IO_KILL) && !(kind == LRVM__IO_WRITE && (mode & LRVM__IO_TORN)))
         raise(SIGKILL);                 /* a torn write dies after its half */
     return atomic_load(&fi_err);
@@ -139,6 +262,8 @@ int lrvm__io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
             raise(SIGKILL);
         return fail(err);
     }
+    if (powercut_armed())
+        powercut_note(fd, off, n);
     size_t done = 0;
     while (done < n) {
         ssize_t w = pwrite(fd, (const char *)buf + done, n - done, (off_t)(off + done));
@@ -163,6 +288,12 @@ int lrvm__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, uint64_t off)
         if (atomic_load(&fi_mode) & LRVM__IO_KILL)
             raise(SIGKILL);
         return fail(err);
+    }
+    if (powercut_armed()) {
+        size_t total = 0;
+        for (int i = 0; i < iovcnt; i++)
+            total += iov[i].iov_len;
+        powercut_note(fd, off, total);
     }
     while (iovcnt > 0) {
         ssize_t w = pwritev(fd, iov, iovcnt, (off_t)off);
@@ -228,7 +359,11 @@ int lrvm__io_fdatasync(int fd)
     int err = fault(LRVM__IO_SYNC);
     if (err)
         return fail(err);
-    return fdatasync(fd) < 0 ? fail(errno) : 0;
+    if (fdatasync(fd) < 0)
+        return fail(errno);
+    if (powercut_armed())
+        powercut_synced(fd);
+    return 0;
 }
 
 int lrvm__io_fsync(int fd)
@@ -236,7 +371,11 @@ int lrvm__io_fsync(int fd)
     int err = fault(LRVM__IO_SYNC);
     if (err)
         return fail(err);
-    return fsync(fd) < 0 ? fail(errno) : 0;
+    if (fsync(fd) < 0)
+        return fail(errno);
+    if (powercut_armed())
+        powercut_synced(fd);
+    return 0;
 }
 
 int lrvm__io_ftruncate(int fd, uint64_t len)
