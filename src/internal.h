@@ -49,6 +49,9 @@ int     lrvm__io_pwrite_zeros(int fd, uint64_t off, uint64_t n);
  * read error of the disk then arrives as SIGBUS, as for any file mapping. */
 int     lrvm__io_map_read(int fd, uint64_t len, const unsigned char **p);
 void    lrvm__io_unmap(const unsigned char *p, uint64_t len);
+/* Start reading the first LEN bytes of FD into the page cache, in the
+ * background (advice; never fails). */
+void    lrvm__io_will_read(int fd, uint64_t len);
 int     lrvm__io_fdatasync(int fd);
 int     lrvm__io_fsync(int fd);
 int     lrvm__io_ftruncate(int fd, uint64_t len);

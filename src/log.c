@@ -630,29 +630,72 @@ out:
 
 /* --------------------------------------------------------------- scan */
 
-/* N bytes at OFF lie inside a log image of SIZE bytes. */
-static int in_image(uint64_t size, uint64_t off, uint64_t n)
+/* Where a scan reads the log: the file, through a window filled with
+ * pread (a cold log reads faster so than through page faults), or a log
+ * image already in memory. */
+#define WINDOW (1u << 20)
+
+struct reader {
+    int                  fd;
+    uint64_t             fsize;
+    const unsigned char *img;       /* the whole log, or NULL: use the window */
+    unsigned char       *buf;
+    size_t               cap;
+    uint64_t             boff;
+    size_t               blen;
+};
+
+/* Point *P at N bytes of the log at OFF. Returns 1 when they lie past the
+ * end of the file, 0 when *P is set, <0 on an error. */
+static int rd_get(struct reader *r, uint64_t off, size_t n, const unsigned char **p)
 {
-    return off <= size && n <= size - off;
+    if (off > r->fsize || n > r->fsize - off)
+        return 1;
+    if (r->img != NULL) {
+        *p = r->img + off;
+        return 0;
+    }
+    if (off >= r->boff && off - r->boff + n <= r->blen) {
+        *p = r->buf + (off - r->boff);
+        return 0;
+    }
+    size_t want = n > WINDOW ? n : WINDOW;
+    if (want > r->cap) {
+        unsigned char *b = realloc(r->buf, want);
+        if (b == NULL)
+            return LRVM_ENOMEM;
+        r->buf = b;
+        r->cap = want;
+    }
+    if (want > r->fsize - off)
+        want = (size_t)(r->fsize - off);
+    ssize_t got = lrvm__io_pread(r->fd, r->buf, want, off);
+    if (got < 0)
+        return fail_code((int)got);
+    r->boff = off;
+    r->blen = (size_t)got;
+    if ((size_t)got < n)
+        return 1;
+    *p = r->buf;
+    return 0;
 }
 
-int lrvm__log_scan_image(const unsigned char *img, uint64_t size,
-                         const struct lrvm__log_header *h,
-                         const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res)
+static int scan(struct reader *r, const struct lrvm__log_header *h,
+                const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res)
 {
     uint64_t pos = LRVM__LOG_HEADER_SIZE, expect = h->lh_first_txno;
     unsigned next_part = 0;
-    int in_tx = 0, rc = 0;
+    int in_tx = 0, rc;
 
     memset(res, 0, sizeof *res);
     res->sr_end = pos;
     for (;;) {
+        const unsigned char *p;
         struct lrvm__rec_header rh;
-        if (!in_image(size, pos, LRVM__REC_HEADER_SIZE)) {               /* V1 */
+        if ((rc = rd_get(r, pos, LRVM__REC_HEADER_SIZE, &p)) != 0) {    /* V1 */
             res->sr_stop = "end of file";
             break;
         }
-        const unsigned char *p = img + pos;
         if (!lrvm__rec_magic_ok(p)) {                                   /* V2 */
             res->sr_stop = "no record";
             break;
@@ -663,7 +706,8 @@ int lrvm__log_scan_image(const unsigned char *img, uint64_t size,
             break;
         }
         size_t total = align8(LRVM__REC_HEADER_SIZE + (size_t)rh.rh_payload_len);
-        if (rh.rh_payload_len > REC_MAX_PAYLOAD || !in_image(size, pos, total)) {  /* V4 */
+        if (rh.rh_payload_len > REC_MAX_PAYLOAD ||
+            (rc = rd_get(r, pos, total, &p)) != 0) {                    /* V4 */
             res->sr_stop = "record past the end of the file";
             break;
         }
@@ -692,7 +736,15 @@ int lrvm__log_scan_image(const unsigned char *img, uint64_t size,
         }
     }
     res->sr_scan_end = pos;
-    return rc;
+    return rc < 0 ? rc : 0;
+}
+
+int lrvm__log_scan_image(const unsigned char *img, uint64_t size,
+                         const struct lrvm__log_header *h,
+                         const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res)
+{
+    struct reader r = { .fd = -1, .fsize = size, .img = img };
+    return scan(&r, h, cb, res);
 }
 
 int lrvm__log_walk_valid(const unsigned char *img, uint64_t end, const struct lrvm__scan_cb *cb)
@@ -712,17 +764,11 @@ int lrvm__log_walk_valid(const unsigned char *img, uint64_t end, const struct lr
 int lrvm__log_scan(int fd, const struct lrvm__log_header *h,
                    const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res)
 {
-    const unsigned char *img;
-    uint64_t size;
-    int rc;
-
-    if ((rc = lrvm__io_fstat_size(fd, &size)) < 0)
+    struct reader r = { .fd = fd };
+    int rc = lrvm__io_fstat_size(fd, &r.fsize);
+    if (rc < 0)
         return fail_code(rc);
-    if (size <= LRVM__LOG_HEADER_SIZE)
-        return lrvm__log_scan_image(NULL, 0, h, cb, res);   /* no room for a record */
-    if ((rc = lrvm__io_map_read(fd, size, &img)) < 0)
-        return fail_code(rc);
-    rc = lrvm__log_scan_image(img, size, h, cb, res);
-    lrvm__io_unmap(img, size);
+    rc = scan(&r, h, cb, res);
+    free(r.buf);
     return rc;
 }

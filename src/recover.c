@@ -9,12 +9,13 @@
  * Order of a truncation (and of recovery, which is the same thing):
  *
  *   flush the log buffer (write + fdatasync)
- *   map the log read-only
- *   pass 1: scan it (log.c checks every record: CRC, generation, sequence)
- *           and check every range of every valid record against the
- *           segment it names (the file exists, the range lies inside)
- *   pass 2: walk the records of complete transactions again, without
- *           repeating the checks, and copy each range into the apply cache,
+ *   pass 1: scan the log (log.c reads it with pread and checks every
+ *           record: CRC, generation, sequence) and check every range of
+ *           every valid record against the segment it names (the file
+ *           exists, the range lies inside)
+ *   pass 2: map the log up to the end of the last complete transaction,
+ *           now in the page cache, and walk its records again without
+ *           repeating the checks, copying each range into the apply cache,
  *           which writes to the segment files when full and at the end
  *   fdatasync every segment file written
  *   write the new generation's header slot; fdatasync the log
@@ -55,6 +56,7 @@ struct replay_seg {
     size_t   name_len;
     int      fd;
     uint64_t size;
+    uint64_t part_blocks;   /* ranges' blocks covered in part (pass 1) */
     int      written;
 };
 
@@ -124,6 +126,7 @@ static int replay_seg(struct replay *r, const char *name, size_t n, struct repla
     memcpy(seg->name, name, n);
     seg->name_len = n;
     seg->fd = fd;
+    seg->part_blocks = 0;
     seg->written = 0;
     r->nsegs++;
     *out = r->last = seg;
@@ -143,8 +146,6 @@ static int apply_init(struct apply *c)
         c->mem = NULL;
         return LRVM_ENOMEM;
     }
-    /* Ranges land all over the cache: 2 MiB pages spare a TLB miss each. */
-    (void)madvise(c->mem, (size_t)c->max * APPLY_BLOCK, MADV_HUGEPAGE);
     c->slots = calloc((size_t)1 << c->bits, sizeof *c->slots);
     c->used = malloc(c->max * sizeof *c->used);
     if (c->slots == NULL || c->used == NULL)
@@ -297,8 +298,12 @@ static int on_range(void *arg, const char *name, size_t name_len, uint64_t off,
     int rc = replay_seg(r, name, name_len, &seg);
     if (rc < 0)
         return rc;
-    if (!r->apply)
-        return off > seg->size || n > seg->size - off ? LRVM_ECORRUPT : 0;  /* keeps I1 */
+    if (!r->apply) {
+        if (off > seg->size || n > seg->size - off)
+            return LRVM_ECORRUPT;                                   /* keeps I1 */
+        seg->part_blocks += (off % APPLY_BLOCK != 0) + ((off + n) % APPLY_BLOCK != 0);
+        return 0;
+    }
     return apply_range(r, seg, off, data, n);
 }
 
@@ -322,21 +327,29 @@ int lrvm__recover(lrvm_t *s)
 
     if ((rc = lrvm__log_flush(s)) < 0)
         return rc;
-    if ((rc = lrvm__io_fstat_size(lg->lg_fd, &size)) < 0)
-        return lrvm__errno_to_code(-rc);
-    if (size <= LRVM__LOG_HEADER_SIZE)
-        return 0;                   /* no room for a record: nothing to apply */
-    if ((rc = lrvm__io_map_read(lg->lg_fd, size, &img)) < 0)
-        return lrvm__errno_to_code(-rc);
-    if ((rc = lrvm__log_scan_image(img, size, &h, &cb, &res)) < 0)
+    if ((rc = lrvm__log_scan(lg->lg_fd, &h, &cb, &res)) < 0)
         goto out;
     if (res.sr_scan_end == LRVM__LOG_HEADER_SIZE)
         goto out;                   /* nothing to apply, nothing to reset */
     r.apply = 1;
-    if ((rc = apply_init(&r.cache)) < 0 ||
-        (rc = lrvm__log_walk_valid(img, res.sr_end, &cb)) < 0 ||
-        (rc = apply_write(&r)) < 0)
-        goto out;
+    if (res.sr_end > LRVM__LOG_HEADER_SIZE) {       /* complete transactions to apply */
+        size = res.sr_end;
+        if ((rc = lrvm__io_map_read(lg->lg_fd, size, &img)) < 0) {
+            rc = lrvm__errno_to_code(-rc);
+            goto out;
+        }
+        /* Blocks a range covers in part are read before they are changed.
+         * When a segment has many, one sequential read of the file (in the
+         * background, while the walk goes on) beats as many random ones
+         * from a cold disk. */
+        for (size_t i = 0; i < r.nsegs; i++)
+            if (r.segs[i].part_blocks * 16 * APPLY_BLOCK >= r.segs[i].size)
+                lrvm__io_will_read(r.segs[i].fd, r.segs[i].size);
+        if ((rc = apply_init(&r.cache)) < 0 ||
+            (rc = lrvm__log_walk_valid(img, size, &cb)) < 0 ||
+            (rc = apply_write(&r)) < 0)
+            goto out;
+    }
     for (size_t i = 0; i < r.nsegs; i++) {
         if (!r.segs[i].written)
             continue;
