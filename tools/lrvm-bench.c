@@ -9,7 +9,14 @@
  *   small-tx   4 random 8-byte words changed per transaction
  *   pages-P    8 bytes changed on each of P distinct random pages, P = 1, 16, 256
  *   seq-64     64 contiguous pages rewritten whole per transaction, moving on
- *   recovery   lrvm_open of a store whose log holds 256 MiB of records
+ *   recovery   lrvm_open of a store whose log holds 256 MiB of records, made
+ *              in explicit mode with no-flush commits and one lrvm_flush,
+ *              of two shapes: "64 KiB tx" (64 KiB contiguous ranges, moving
+ *              on) and "small tx" (4 random 8-byte words, as small-tx);
+ *              each with the page cache warm (as after a process crash)
+ *              and dropped (as after a machine crash: every file of the
+ *              store fdatasync'ed, POSIX_FADV_DONTNEED, and checked with
+ *              mincore() to be out of the cache before the clock starts)
  * Floors, measured in the same run without lrvm:
  *   fault      write faults on a PROT_READ MAP_PRIVATE file mapping whose
  *              SIGSEGV handler only mprotects the page writable; after each
@@ -17,7 +24,11 @@
  *              span, as lrvm's commit does. Pages "copied" (written before)
  *              and "fresh" (first write since mapping: copy on write).
  *   write      128-byte in-place pwrite + fdatasync in a preallocated file
- *   read       sequential read() of the recovery log in 1 MiB chunks
+ *   read       sequential read() of the recovery log in 1 MiB chunks, in
+ *              the same page cache state as the recovery it is set against
+ * Comparison, when built with PMDK's libpmemobj (bench-pmem.c):
+ *   pmemobj    small-tx as libpmemobj transactions, pmem forced and CPU
+ *              cache flushes off (PMEM_IS_PMEM_FORCE=1, PMEM_NO_FLUSH=1)
  * ns per page is the whole time of a run (stores, faults, commits, the
  * final flush) over the pages captured (auto, from lrvm_stats) or
  * touched (explicit); it is given for no-flush runs only.
@@ -34,7 +45,9 @@
  */
 #define _GNU_SOURCE
 #include "lrvm.h"
+#include "bench-pmem.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -632,9 +645,17 @@ static void child_write_floor(void *argp, void *outp)
 
 /* ------------------------------------------------------------ recovery and read floor */
 
+enum { REC_BIG, REC_SMALL, NSHAPES };      /* log shapes */
+enum { WARM, COLD, NSTATES };              /* page cache states */
+
+static const char *const shape_names[NSHAPES] = { "64 KiB tx", "small tx" };
+static const char *const state_names[NSTATES] = { "warm", "cold" };
+
 struct rec_arg {
     char   dir[PATH_LEN];
     size_t bytes;
+    int    shape;
+    int    cold;       /* drop the store from the page cache first */
 };
 
 struct mklog_result {
@@ -642,8 +663,77 @@ struct mklog_result {
     double   secs;
 };
 
-/* Fill the log with ~64 KiB transactions until it holds a->bytes, make
- * them durable, and leave without lrvm_close (run_child _exits). */
+/*
+ * Child, before its clock starts: make every file of the store DIR cold,
+ * as after a machine crash. Dirty pages are written back first, since
+ * POSIX_FADV_DONTNEED leaves them (and mapped or locked ones) in the
+ * cache without saying so; whatever stays is counted with mincore(), and
+ * a file with more than 5% of its pages still cached fails the run: a
+ * "cold" figure read from the cache would flatter recovery. Returns the
+ * largest fraction of a file left cached.
+ */
+static double drop_cached(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        child_fail("%s: %s", dir, strerror(errno));
+    /* Whatever else is dirty on the file system (the store of the step
+     * before) would otherwise be written back under the clock. */
+    if (syncfs(dirfd(d)) != 0)
+        child_fail("syncfs %s: %s", dir, strerror(errno));
+    double worst = 0;
+    struct dirent *e;
+    while ((errno = 0, e = readdir(d)) != NULL) {
+        char path[PATH_LEN];
+        struct stat sb;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
+            child_fail("path too long: %s/%s", dir, e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &sb) != 0)
+            child_fail("%s: %s", path, strerror(errno));
+        if (!S_ISREG(sb.st_mode)) {
+            close(fd);
+            continue;
+        }
+        if (fdatasync(fd) != 0)
+            child_fail("fdatasync %s: %s", path, strerror(errno));
+        int rc = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        if (rc != 0)
+            child_fail("posix_fadvise %s: %s", path, strerror(rc));
+        size_t size = (size_t)sb.st_size;
+        if (size > 0) {
+            size_t pages = (size + page_size - 1) / page_size, cached = 0;
+            unsigned char *vec = malloc(pages);
+            void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+            if (vec == NULL)
+                child_fail("out of memory");
+            if (m == MAP_FAILED)
+                child_fail("mmap %s: %s", path, strerror(errno));
+            if (mincore(m, size, vec) != 0)
+                child_fail("mincore %s: %s", path, strerror(errno));
+            for (size_t i = 0; i < pages; i++)
+                cached += vec[i] & 1;
+            munmap(m, size);
+            free(vec);
+            double frac = (double)cached / (double)pages;
+            if (frac > 0.05)
+                child_fail("%s: %.1f%% of its pages still in the page cache after fdatasync "
+                           "and POSIX_FADV_DONTNEED; no cold figure can be measured here",
+                           path, 100 * frac);
+            if (frac > worst)
+                worst = frac;
+        }
+        close(fd);
+    }
+    if (errno != 0)
+        child_fail("readdir %s: %s", dir, strerror(errno));
+    closedir(d);
+    return worst;
+}
+
+/* Fill the log with transactions of the shape a->shape until it holds
+ * a->bytes, make them durable, and leave without lrvm_close (run_child
+ * _exits). */
 static void child_make_log(void *argp, void *outp)
 {
     const struct rec_arg *a = argp;
@@ -658,20 +748,35 @@ static void child_make_log(void *argp, void *outp)
     lrvm_stats_t st;
     CHECK(lrvm_open(a->dir, &o, &rvm));
     CHECK(lrvm_map(rvm, SEG_NAME, SEG_SIZE, &base));
+    uint64_t *words = base;
+    size_t nwords = SEG_SIZE / 8;
+    /* lrvm_stats takes the store's lock: after every ~100-byte small
+     * transaction it would cost about as much as the commit. */
+    uint64_t check_every = a->shape == REC_SMALL ? 1024 : 1;
     uint64_t seed = SEED, n = 0;
     size_t off = 0;
+    CHECK(lrvm_stats(rvm, &st));
     double t0 = now();
     do {
-        uint64_t *wp = (uint64_t *)((char *)base + off);
-        uint64_t v = xorshift64(&seed) | ALL_BYTES;
         CHECK(lrvm_begin(rvm, 1, &base, &tx));
-        CHECK(lrvm_set_range(tx, wp, REC_TX_BYTES));
-        for (size_t i = 0; i < REC_TX_BYTES / 8; i++)
-            wp[i] ^= v;
+        if (a->shape == REC_SMALL) {
+            for (int i = 0; i < TX_WORDS; i++) {
+                uint64_t *wp = words + xorshift64(&seed) % nwords;
+                CHECK(lrvm_set_range(tx, wp, 8));
+                *wp ^= xorshift64(&seed) | ALL_BYTES;
+            }
+        } else {
+            uint64_t *wp = (uint64_t *)((char *)base + off);
+            uint64_t v = xorshift64(&seed) | ALL_BYTES;
+            CHECK(lrvm_set_range(tx, wp, REC_TX_BYTES));
+            for (size_t i = 0; i < REC_TX_BYTES / 8; i++)
+                wp[i] ^= v;
+            off = (off + REC_TX_BYTES) % SEG_SIZE;
+        }
         CHECK(lrvm_commit(tx, LRVM_NO_FLUSH));
         n++;
-        off = (off + REC_TX_BYTES) % SEG_SIZE;
-        CHECK(lrvm_stats(rvm, &st));
+        if (n % check_every == 0)
+            CHECK(lrvm_stats(rvm, &st));
     } while (st.log_size < a->bytes);
     CHECK(lrvm_flush(rvm));
     CHECK(lrvm_stats(rvm, &st));
@@ -685,6 +790,7 @@ static void child_make_log(void *argp, void *outp)
 
 struct recover_result {
     double   secs;
+    double   cached;          /* cold: largest fraction of a file left cached */
     uint64_t log_size_after;
 };
 
@@ -694,6 +800,8 @@ static void child_recover(void *argp, void *outp)
     struct recover_result *r = outp;
     lrvm_t *rvm;
     lrvm_stats_t st;
+    if (a->cold)
+        r->cached = drop_cached(a->dir);
     double t0 = now();
     CHECK(lrvm_open(a->dir, NULL, &rvm));
     r->secs = now() - t0;
@@ -705,6 +813,7 @@ static void child_recover(void *argp, void *outp)
 struct rfloor_result {
     uint64_t bytes;
     double   secs;
+    double   cached;          /* cold: largest fraction of a file left cached */
 };
 
 static void child_read_floor(void *argp, void *outp)
@@ -714,6 +823,8 @@ static void child_read_floor(void *argp, void *outp)
     char path[PATH_LEN];
     if ((size_t)snprintf(path, sizeof path, "%s/lrvm.log", a->dir) >= sizeof path)
         child_fail("path too long");
+    if (a->cold)
+        r->cached = drop_cached(a->dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         child_fail("%s: %s", path, strerror(errno));
@@ -739,14 +850,128 @@ static void child_read_floor(void *argp, void *outp)
     close(fd);
 }
 
+/* Parent: copy file FROM to TO (new) with read() and write(). Returns 0,
+ * or -1 with the failure noted. */
+static int copy_file(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+    char *buf = malloc(CHUNK);
+    if (buf == NULL) {
+        add_failure("copying %s: out of memory", from);
+        goto done;
+    }
+    if (in < 0 || (out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+        add_failure("copying %s to %s: %s", from, to, strerror(errno));
+        goto done;
+    }
+    for (;;) {
+        ssize_t n = read(in, buf, CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            add_failure("reading %s: %s", from, strerror(errno));
+            goto done;
+        }
+        if (n == 0)
+            break;
+        for (ssize_t w = 0; w < n;) {
+            ssize_t m = write(out, buf + w, (size_t)(n - w));
+            if (m < 0 && errno == EINTR)
+                continue;
+            if (m <= 0) {
+                add_failure("writing %s: %s", to, strerror(errno));
+                goto done;
+            }
+            w += m;
+        }
+    }
+    rc = 0;
+done:
+    if (out >= 0)
+        close(out);
+    if (in >= 0)
+        close(in);
+    free(buf);
+    return rc;
+}
+
+/*
+ * Parent: copy the regular files of store SRC into a new directory DST.
+ * A plain copy is dense where SRC is sparse (its segment file was made
+ * with ftruncate), so a cold recovery of DST reads the segment blocks it
+ * updates from the disk, as in a store whose segments were written
+ * before. Returns 0, or -1 with the failure noted.
+ */
+static int copy_store(const char *src, const char *dst)
+{
+    if (mkdir(dst, 0700) != 0) {
+        add_failure("%s: %s", dst, strerror(errno));
+        return -1;
+    }
+    DIR *d = opendir(src);
+    if (d == NULL) {
+        add_failure("%s: %s", src, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (errno = 0, e = readdir(d)) != NULL) {
+        char from[PATH_LEN], to[PATH_LEN];
+        struct stat sb;
+        path_join(from, src, e->d_name);
+        path_join(to, dst, e->d_name);
+        if (lstat(from, &sb) != 0) {
+            add_failure("%s: %s", from, strerror(errno));
+            rc = -1;
+        } else if (S_ISREG(sb.st_mode)) {
+            rc = copy_file(from, to);
+        }
+    }
+    if (rc == 0 && errno != 0) {
+        add_failure("readdir %s: %s", src, strerror(errno));
+        rc = -1;
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Parent: write back whatever is dirty on the file system of DIR, so that
+ * writeback does not run under a later clock. */
+static void sync_fs_of(const char *dir)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        syncfs(dfd);
+        close(dfd);
+    }
+}
+
+/* ------------------------------------------------------------ PMDK comparison */
+
+static void child_pmem(void *argp, void *outp)
+{
+    const char *dir = argp;
+    struct bench_pmem_result *r = outp;
+    char err[300];
+    if (mkdir(dir, 0700) != 0)
+        child_fail("%s: %s", dir, strerror(errno));
+    if (bench_pmem_small_tx(dir, SEG_SIZE, workloads[0].max_tx / cfg.tx_div, cfg.cap, r, err,
+                            sizeof err) != 0)
+        child_fail("libpmemobj small-tx: %s", err);
+    if (!r->pmem)
+        child_fail("libpmemobj small-tx: pmem_is_pmem() said 0, so libpmem synced with msync; "
+                   "not the configuration meant");
+}
+
 /* ------------------------------------------------------------ results */
 
 static struct wl_result      wl_res[NWORK][2][2][MAX_RUNS];   /* [w][mode][flush][run] */
 static struct floor_result   fl_res[NFLOORS][2][MAX_RUNS];    /* [floor][fresh][run] */
 static struct wfloor_result  wf_res[MAX_RUNS];
-static struct mklog_result   mk_res[MAX_RUNS];
-static struct recover_result rc_res[MAX_RUNS];
-static struct rfloor_result  rf_res[MAX_RUNS];
+static struct bench_pmem_result pm_res[MAX_RUNS];
+static struct mklog_result   mk_res[NSHAPES][MAX_RUNS];            /* [shape][run] */
+static struct recover_result rc_res[NSHAPES][NSTATES][MAX_RUNS];   /* [shape][state][run] */
+static struct rfloor_result  rf_res[NSHAPES][NSTATES][MAX_RUNS];   /* [shape][state][run] */
 
 struct row {
     const struct workload *w;
@@ -759,14 +984,24 @@ struct row {
 
 static struct row     rows[NWORK][2][2];
 static struct summary floor_sum[NFLOORS][2];
-static struct summary wfloor_sum, rfloor_sum, rec_secs, rec_mbs;
-static double         rec_log_mb;
-static uint64_t       rec_commits;
+static struct summary wfloor_sum, pmem_sum;   /* ops/s; libpmemobj tx/s */
+
+struct rec_row {
+    int            ok;              /* recoveries that completed */
+    struct summary secs, mbs;       /* recovery: seconds, log MB/s */
+    struct summary floor;           /* read floor MB/s, same log and state */
+    double         ratio;           /* recovery MB/s / read floor MB/s, medians */
+};
+
+static struct rec_row rec_rows[NSHAPES][NSTATES];
+static double         rec_log_mb[NSHAPES], rec_commits[NSHAPES];  /* means of the logs made */
+static double         rec_cached;   /* cold runs: largest fraction of a file left cached,
+                                       NAN when none was measured */
 
 /* Failed runs were zeroed by run_child; only completed runs are counted. */
 static void compute(void)
 {
-    double v[MAX_RUNS], u[MAX_RUNS];
+    double v[MAX_RUNS], u[MAX_RUNS], x[MAX_RUNS];
     int nv, nu;
     for (int w = 0; w < NWORK; w++)
         for (int m = 0; m < 2; m++)
@@ -818,24 +1053,47 @@ static void compute(void)
         if (wf_res[i].ops > 0 && wf_res[i].secs > 0)
             v[nv++] = (double)wf_res[i].ops / wf_res[i].secs;
     wfloor_sum = summarize(v, nv);
-    nv = nu = 0;
-    rec_log_mb = 0;
-    rec_commits = 0;
-    for (int i = 0; i < cfg.rec_runs; i++)
-        if (mk_res[i].log_size > 0 && rc_res[i].secs > 0) {
-            v[nv++] = rc_res[i].secs;
-            u[nu++] = (double)mk_res[i].log_size / 1e6 / rc_res[i].secs;
-            rec_log_mb += (double)mk_res[i].log_size / 1e6;
-            rec_commits = mk_res[i].commits;
-        }
-    rec_log_mb = nv ? rec_log_mb / nv : NAN;
-    rec_secs = summarize(v, nv);
-    rec_mbs = summarize(u, nu);
     nv = 0;
-    for (int i = 0; i < cfg.rec_runs; i++)
-        if (rf_res[i].bytes > 0 && rf_res[i].secs > 0)
-            v[nv++] = (double)rf_res[i].bytes / 1e6 / rf_res[i].secs;
-    rfloor_sum = summarize(v, nv);
+    for (int i = 0; i < cfg.runs; i++)
+        if (pm_res[i].tx > 0 && pm_res[i].secs > 0)
+            v[nv++] = (double)pm_res[i].tx / pm_res[i].secs;
+    pmem_sum = summarize(v, nv);
+    rec_cached = NAN;
+    for (int sh = 0; sh < NSHAPES; sh++) {
+        double mb = 0, commits = 0;
+        int made = 0;
+        for (int i = 0; i < cfg.rec_runs; i++)
+            if (mk_res[sh][i].log_size > 0) {
+                mb += (double)mk_res[sh][i].log_size / 1e6;
+                commits += (double)mk_res[sh][i].commits;
+                made++;
+            }
+        rec_log_mb[sh] = made ? mb / made : NAN;
+        rec_commits[sh] = made ? commits / made : NAN;
+        for (int st = 0; st < NSTATES; st++) {
+            struct rec_row *row = &rec_rows[sh][st];
+            nv = nu = 0;
+            for (int i = 0; i < cfg.rec_runs; i++) {
+                const struct recover_result *rc = &rc_res[sh][st][i];
+                const struct rfloor_result *rf = &rf_res[sh][st][i];
+                if (mk_res[sh][i].log_size > 0 && rc->secs > 0) {
+                    v[nv] = rc->secs;
+                    u[nv++] = (double)mk_res[sh][i].log_size / 1e6 / rc->secs;
+                }
+                if (rf->bytes > 0 && rf->secs > 0)
+                    x[nu++] = (double)rf->bytes / 1e6 / rf->secs;
+                if (st == COLD && rc->secs > 0)
+                    rec_cached = isnan(rec_cached) ? rc->cached : fmax(rec_cached, rc->cached);
+                if (st == COLD && rf->bytes > 0)
+                    rec_cached = isnan(rec_cached) ? rf->cached : fmax(rec_cached, rf->cached);
+            }
+            row->ok = nv;
+            row->secs = summarize(v, nv);
+            row->mbs = summarize(u, nv);
+            row->floor = summarize(x, nu);
+            row->ratio = row->mbs.med / row->floor.med;
+        }
+    }
 }
 
 /* "median (min-max)" with the given precision, or "-" when not measured. */
@@ -945,14 +1203,55 @@ static void print_floors(FILE *o)
                 fmt_sum(b, sizeof b, floor_sum[fl][1], 0));
     fprintf(o, "write floor: %d-byte in-place pwrite + fdatasync, preallocated file: "
                "%s ops/s\n", WFLOOR_OP, fmt_sum(a, sizeof a, wfloor_sum, 0));
-    fprintf(o, "read floor: read() in 1 MiB chunks of the recovery log (%.1f MB), page "
-               "cache not dropped: %s MB/s\n", rec_log_mb, fmt_sum(a, sizeof a, rfloor_sum, 0));
-    fprintf(o, "\nrecovery: lrvm_open of a store whose log holds %.1f MB (%" PRIu64
-               " transactions of %zu KiB), %d run%s, page cache not dropped\n",
-            rec_log_mb, rec_commits, REC_TX_BYTES >> 10, cfg.rec_runs,
-            cfg.rec_runs == 1 ? "" : "s");
-    fprintf(o, "  seconds %s   MB/s %s\n", fmt_sum(a, sizeof a, rec_secs, 3),
-            fmt_sum(b, sizeof b, rec_mbs, 0));
+    fprintf(o, "read floor: read() in 1 MiB chunks of each recovery log, warm and cold: "
+               "in the recovery table below\n");
+    if (bench_pmem_available())
+        fprintf(o, "libpmemobj small-tx (pmem forced, CPU cache flushes off): %s tx/s\n",
+                fmt_sum(a, sizeof a, pmem_sum, 0));
+    else
+        fprintf(o, "libpmemobj small-tx: not measured (lrvm-bench was built without "
+                   "libpmemobj; Debian: libpmemobj-dev)\n");
+
+    char c[80], d[40], e[40];
+    fprintf(o, "\nrecovery: lrvm_open of a store whose log holds the records of no-flush "
+               "commits (explicit mode, one lrvm_flush at the end, never truncated); "
+               "%d run%s per row\n", cfg.rec_runs, cfg.rec_runs == 1 ? "" : "s");
+    for (int sh = 0; sh < NSHAPES; sh++) {
+        if (sh == REC_BIG)
+            snprintf(c, sizeof c, "%zu KiB contiguous", REC_TX_BYTES >> 10);
+        else
+            snprintf(c, sizeof c, "%d random 8-byte words", TX_WORDS);
+        if (isnan(rec_log_mb[sh]))
+            fprintf(o, "  log %-9s  not made (see the failures at the end)\n", shape_names[sh]);
+        else
+            fprintf(o, "  log %-9s  %.1f MB of %.0f transactions of %s (%.0f log bytes/tx)\n",
+                    shape_names[sh], rec_log_mb[sh], rec_commits[sh], c,
+                    rec_log_mb[sh] * 1e6 / rec_commits[sh]);
+    }
+    fprintf(o, "  warm: page cache warm (after a process crash)\n");
+    fprintf(o, "  cold: every file of the store fdatasync'ed and dropped with "
+               "POSIX_FADV_DONTNEED (after a machine crash); ");
+    if (isnan(rec_cached))
+        fprintf(o, "no cold run completed\n");
+    else
+        fprintf(o, "mincore() found at most %.1f%% of a file still cached\n", 100 * rec_cached);
+    fprintf(o, "  read floor: read() of the same log in 1 MiB chunks, page cache in the "
+               "same state\n");
+    fprintf(o, "  %-10s %-6s %-5s %-26s %-24s %-24s %s\n", "log", "cache", "runs",
+            "seconds median (min-max)", "MB/s median (min-max)", "read floor MB/s",
+            "recovery / read floor");
+    for (int sh = 0; sh < NSHAPES; sh++)
+        for (int st = 0; st < NSTATES; st++) {
+            const struct rec_row *r = &rec_rows[sh][st];
+            snprintf(d, sizeof d, "%d/%d", r->ok, cfg.rec_runs);
+            if (isnan(r->ratio))
+                snprintf(e, sizeof e, "-");
+            else
+                snprintf(e, sizeof e, "%.2fx", r->ratio);
+            fprintf(o, "  %-10s %-6s %-5s %-26s %-24s %-24s %s\n", shape_names[sh],
+                    state_names[st], d, r->ok ? fmt_sum(a, sizeof a, r->secs, 3) : "FAILED",
+                    fmt_sum(b, sizeof b, r->mbs, 0), fmt_sum(c, sizeof c, r->floor, 0), e);
+        }
     fprintf(o, "(MB = 10^6 bytes)\n");
 }
 
@@ -985,10 +1284,17 @@ static void print_targets(FILE *o)
                 sx_f->txs.med / wfloor_sum.med, "x", 0, 0.9);
     target_line(o, "flushed small-tx auto tx/s / write floor ops/s",
                 sa_f->txs.med / wfloor_sum.med, "x", 0, 0.9);
+    target_line(o, "small-tx explicit no-flush tx/s / libpmemobj tx/s", sx_n->txs.med / pmem_sum.med,
+                "x", 0, 2.0);
     target_line(o, "small-tx explicit log bytes/tx (no-flush run)", sx_n->bytes_per_tx, "", 1, 128);
     target_line(o, "small-tx auto log bytes/tx / explicit (no-flush runs)",
                 sa_n->bytes_per_tx / sx_n->bytes_per_tx, "x", 1, 1.5);
-    target_line(o, "recovery MB/s / read floor MB/s", rec_mbs.med / rfloor_sum.med, "x", 0, 0.5);
+    for (int sh = 0; sh < NSHAPES; sh++)
+        for (int st = 0; st < NSTATES; st++) {
+            snprintf(what, sizeof what, "recovery MB/s / read floor MB/s, %s log, %s cache",
+                     shape_names[sh], state_names[st]);
+            target_line(o, what, rec_rows[sh][st].ratio, "x", 0, 0.5);
+        }
 }
 
 /* ------------------------------------------------------------ plot */
@@ -1136,7 +1442,8 @@ static void usage(FILE *o)
 {
     fprintf(o, "usage: lrvm-bench [--runs N] [--quick] [--dir DIR] [--csv] [--plot FILE.png]\n"
                "  --runs N     repeat every measurement N times (default 5; 3 with --quick)\n"
-               "  --quick      fewer transactions, 1 recovery run with a 32 MiB log (< 1 min)\n"
+               "  --quick      fewer transactions, 1 recovery run per log shape and page cache\n"
+               "               state, with 32 MiB logs (< 1 min)\n"
                "  --dir DIR    make the stores in a new directory under DIR (default $TMPDIR or /tmp)\n"
                "  --csv        print the workload rows as CSV (other sections go to stderr)\n"
                "  --plot FILE  draw ns/page against P with gnuplot into FILE (PNG)\n");
@@ -1274,42 +1581,74 @@ int main(int argc, char **argv)
                     rm_rf(path);
                 }
 
-    /* Recovery, and the read floor over the same log. */
-    path_join(path, root, "recovery");
-    for (int i = 0; i < cfg.rec_runs; i++) {
-        struct rec_arg a = { .bytes = cfg.rec_bytes };
-        memcpy(a.dir, path, sizeof a.dir);
-        rm_rf(path);
-        progress("recovery: making a %zu MiB log, run %d/%d...", cfg.rec_bytes >> 20, i + 1,
-                 cfg.rec_runs);
-        if (run_child("making the recovery log", child_make_log, &a, &mk_res[i],
-                      sizeof mk_res[0]) != 0) {
+    /* The same small transactions on libpmemobj, when built with it. */
+    if (bench_pmem_available()) {
+        path_join(path, root, "pmemobj");
+        for (int i = 0; i < cfg.runs; i++) {
+            progress("libpmemobj small-tx: run %d/%d...", i + 1, cfg.runs);
             rm_rf(path);
-            continue;
+            run_child("libpmemobj small-tx", child_pmem, path, &pm_res[i], sizeof pm_res[0]);
+            rm_rf(path);
         }
-        progress("recovery: log of %" PRIu64 " bytes made in %.1f s", mk_res[i].log_size,
-                 mk_res[i].secs);
-        /* Write back whatever is still dirty (nothing is dropped from the
-         * page cache), so that writeback does not run during the open. */
-        int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            syncfs(dfd);
-            close(dfd);
-        }
-        progress("recovery: lrvm_open, run %d/%d...", i + 1, cfg.rec_runs);
-        if (run_child("recovery", child_recover, &a, &rc_res[i], sizeof rc_res[0]) == 0 &&
-            rc_res[i].log_size_after >= mk_res[i].log_size) {
-            add_failure("recovery: the log was not emptied by lrvm_open (%" PRIu64 " bytes left)",
-                        rc_res[i].log_size_after);
-            rc_res[i].secs = 0;
-        }
-        a.bytes = mk_res[i].log_size;
-        progress("read floor: run %d/%d...", i + 1, cfg.rec_runs);
-        if (run_child("read floor", child_read_floor, &a, &rf_res[i], sizeof rf_res[0]) == 0 &&
-            rf_res[i].bytes == 0)
-            add_failure("read floor: nothing read");
-        rm_rf(path);
     }
+
+    /* Recovery, and the read floor over the same log. Recovery consumes
+     * the log, so each log made in store A is copied to store B: the warm
+     * steps run on A, the cold ones on B, each read floor before the
+     * recovery of its store. */
+    char path_b[PATH_LEN];
+    path_join(path, root, "recovery-a");
+    path_join(path_b, root, "recovery-b");
+    for (int sh = 0; sh < NSHAPES; sh++)
+        for (int i = 0; i < cfg.rec_runs; i++) {
+            const struct mklog_result *mk = &mk_res[sh][i];
+            struct rec_arg a = { .bytes = cfg.rec_bytes, .shape = sh };
+            memcpy(a.dir, path, sizeof a.dir);
+            rm_rf(path);
+            rm_rf(path_b);
+            snprintf(what, sizeof what, "making the %s recovery log", shape_names[sh]);
+            progress("recovery, %s log: making %zu MiB, run %d/%d...", shape_names[sh],
+                     cfg.rec_bytes >> 20, i + 1, cfg.rec_runs);
+            if (run_child(what, child_make_log, &a, &mk_res[sh][i], sizeof *mk) != 0) {
+                rm_rf(path);
+                continue;
+            }
+            progress("recovery, %s log: %" PRIu64 " bytes of %" PRIu64 " transactions made "
+                     "in %.1f s; copying the store for the cold steps...", shape_names[sh],
+                     mk->log_size, mk->commits, mk->secs);
+            int copied = copy_store(path, path_b) == 0;
+            /* Write back whatever is still dirty (A is not dropped from the
+             * page cache), so that writeback does not run during a step. */
+            sync_fs_of(root);
+            a.bytes = mk->log_size;
+            for (int st = 0; st < NSTATES && (st == WARM || copied); st++) {
+                struct rec_arg b = a;
+                b.cold = st == COLD;
+                if (b.cold)
+                    memcpy(b.dir, path_b, sizeof b.dir);
+                struct rfloor_result *rf = &rf_res[sh][st][i];
+                struct recover_result *rc = &rc_res[sh][st][i];
+                snprintf(what, sizeof what, "read floor, %s log, %s", shape_names[sh],
+                         state_names[st]);
+                progress("%s: run %d/%d...", what, i + 1, cfg.rec_runs);
+                if (run_child(what, child_read_floor, &b, rf, sizeof *rf) == 0 &&
+                    rf->bytes != b.bytes) {
+                    add_failure("%s: read %" PRIu64 " of %zu bytes", what, rf->bytes, b.bytes);
+                    rf->bytes = 0;
+                }
+                snprintf(what, sizeof what, "recovery, %s log, %s", shape_names[sh],
+                         state_names[st]);
+                progress("%s: lrvm_open, run %d/%d...", what, i + 1, cfg.rec_runs);
+                if (run_child(what, child_recover, &b, rc, sizeof *rc) == 0 &&
+                    rc->log_size_after >= mk->log_size) {
+                    add_failure("%s: the log was not emptied by lrvm_open (%" PRIu64
+                                " bytes left)", what, rc->log_size_after);
+                    rc->secs = 0;
+                }
+            }
+            rm_rf(path);
+            rm_rf(path_b);
+        }
 
     compute();
     if (cfg.csv) {
