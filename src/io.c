@@ -2,8 +2,9 @@
  * io.c -- every system call that touches a file, behind one interface.
  *
  * Owns: the file system calls of the store (open, read, map for reading,
- * write, sync, truncate, unlink, rename, mkdir, lock) and the fault injector the tests use to
- * make the Nth call of chosen kinds fail, or to cut the power there.
+ * write, sync, truncate, unlink, rename, mkdir, lock) and the fault
+ * injector the tests use to make the Nth call of chosen kinds fail, or to
+ * cut the power there.
  *
  * The power cut: killing the process leaves the page cache to write back
  * everything, so it cannot show a missing or misplaced sync. A power
