@@ -262,10 +262,6 @@ struct lrvm__scan_result {
  * last transaction. */
 int lrvm__log_scan(int fd, const struct lrvm__log_header *h,
                    const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res);
-/* The same over IMG, the first SIZE bytes of a log file in memory. */
-int lrvm__log_scan_image(const unsigned char *img, uint64_t size,
-                         const struct lrvm__log_header *h,
-                         const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res);
 /* Call CB for each record of IMG before END, which a scan of IMG has
  * validated up to at least END: no check is repeated. */
 int lrvm__log_walk_valid(const unsigned char *img, uint64_t end, const struct lrvm__scan_cb *cb);

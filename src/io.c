@@ -50,12 +50,12 @@ static _Atomic unsigned long  fi_count;
 static _Atomic int            fi_err;
 static _Atomic int            fi_mode;
 
-static void powercut_forget(void);
+static void powercut_drop(int fd);
 
 void lrvm__io_inject(unsigned kinds, unsigned long nth, int err, int mode)
 {
     atomic_store(&fi_armed, 0);
-    powercut_forget();              /* writes remembered under an earlier arming */
+    powercut_drop(-1);              /* writes remembered under an earlier arming */
     atomic_store(&fi_kinds, kinds);
     atomic_store(&fi_nth, nth);
     atomic_store(&fi_count, 0);
@@ -120,7 +120,7 @@ static void powercut_note(int fd, uint64_t off, size_t len)
     pthread_mutex_unlock(&pc_mu);
 }
 
-/* Forget the writes of the file of FD (all files when FD < 0). */
+/* Forget the writes of the file of FD, synced now (all files when FD < 0). */
 static void powercut_drop(int fd)
 {
     struct stat st;
@@ -139,17 +139,6 @@ static void powercut_drop(int fd)
     }
     pc_n = kept;
     pthread_mutex_unlock(&pc_mu);
-}
-
-/* FD was synced: its file's writes are on the disk. */
-static void powercut_synced(int fd)
-{
-    powercut_drop(fd);
-}
-
-static void powercut_forget(void)
-{
-    powercut_drop(-1);
 }
 
 /* The power fails: undo what the disk may not have, then die. */
@@ -372,7 +361,7 @@ int lrvm__io_fdatasync(int fd)
     if (fdatasync(fd) < 0)
         return fail(errno);
     if (powercut_armed())
-        powercut_synced(fd);
+        powercut_drop(fd);
     return 0;
 }
 
@@ -384,7 +373,7 @@ int lrvm__io_fsync(int fd)
     if (fsync(fd) < 0)
         return fail(errno);
     if (powercut_armed())
-        powercut_synced(fd);
+        powercut_drop(fd);
     return 0;
 }
 

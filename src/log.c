@@ -630,15 +630,13 @@ out:
 
 /* --------------------------------------------------------------- scan */
 
-/* Where a scan reads the log: the file, through a window filled with
- * pread (a cold log reads faster so than through page faults), or a log
- * image already in memory. */
+/* A scan reads the log through a window filled with pread: a cold log
+ * came in faster so than through the page faults of a mapping. */
 #define WINDOW (1u << 20)
 
 struct reader {
     int                  fd;
     uint64_t             fsize;
-    const unsigned char *img;       /* the whole log, or NULL: use the window */
     unsigned char       *buf;
     size_t               cap;
     uint64_t             boff;
@@ -651,10 +649,6 @@ static int rd_get(struct reader *r, uint64_t off, size_t n, const unsigned char 
 {
     if (off > r->fsize || n > r->fsize - off)
         return 1;
-    if (r->img != NULL) {
-        *p = r->img + off;
-        return 0;
-    }
     if (off >= r->boff && off - r->boff + n <= r->blen) {
         *p = r->buf + (off - r->boff);
         return 0;
@@ -737,14 +731,6 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
     }
     res->sr_scan_end = pos;
     return rc < 0 ? rc : 0;
-}
-
-int lrvm__log_scan_image(const unsigned char *img, uint64_t size,
-                         const struct lrvm__log_header *h,
-                         const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res)
-{
-    struct reader r = { .fd = -1, .fsize = size, .img = img };
-    return scan(&r, h, cb, res);
 }
 
 int lrvm__log_walk_valid(const unsigned char *img, uint64_t end, const struct lrvm__scan_cb *cb)
