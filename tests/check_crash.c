@@ -53,24 +53,6 @@ enum {
     CHILD_TRUNCATE, CHILD_FLUSH, CHILD_PIPE, CHILD_STATS, CHILD_RAN_OUT
 };
 
-/* ------------------------------------------------------------ seeds */
-
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static uint64_t base_seed(void)
-{
-    const char *s = getenv("LRVM_TEST_SEED");
-    if (s != NULL && s[0] != '\0')
-        return strtoull(s, NULL, 0);
-    return 20240611;
-}
-
 /* ------------------------------------------------------- the history */
 
 /* How big transaction i is: NWRITES ranges of MINLEN..MAXLEN bytes. */
@@ -95,7 +77,7 @@ static int tx_apply(uint64_t i, const struct shape *sh, unsigned char *a,
         return rc;
     memcpy(a, &i, 8);
     for (unsigned k = 0; k < sh->nwrites; k++) {
-        uint64_t r = mix64(i * 0x100000001b3ull + k);
+        uint64_t r = tu_mix64(i * 0x100000001b3ull + k);
         int inb = r % 3 == 0;
         unsigned char *base = inb ? b : a;
         size_t size = inb ? B_SIZE : A_SIZE, lo = inb ? 0 : 8;
@@ -105,7 +87,7 @@ static int tx_apply(uint64_t i, const struct shape *sh, unsigned char *a,
         size_t off = lo + (size_t)((r >> 24) % (size - lo - len + 1));
         if (declare != NULL && (rc = declare(ctx, base + off, len)) != 0)
             return rc;
-        uint64_t v = mix64(r ^ i);
+        uint64_t v = tu_mix64(r ^ i);
         for (size_t j = 0; j < len; j++)
             base[off + j] = (unsigned char)((v >> ((j & 7) * 8)) + (j >> 3));
     }
@@ -324,8 +306,8 @@ static void sleep_us(unsigned us)
 
 static void random_kills(const struct variant *v, unsigned vindex, int kills)
 {
-    uint64_t seed = base_seed();
-    uint64_t rng = mix64(seed ^ (0x1000u + vindex)) | 1;
+    uint64_t seed = tu_test_seed();
+    uint64_t rng = tu_mix64(seed ^ (0x1000u + vindex)) | 1;
     char *dir = tu_tmpdir();
     struct model m;
     uint64_t durable = 0, truncations = 0, acked_kills = 0;
@@ -516,11 +498,11 @@ static void injected_kills(int mode, const char *mode_name, int rounds)
     /* Commits 3..9 each write and sync at least once; truncation more. */
     ck_assert_uint_ge(calls, 20);
 
-    uint64_t seed = base_seed();
+    uint64_t seed = tu_test_seed();
     for (int round = 0; round < rounds; round++) {
         for (unsigned long n = 1; n <= calls; n++) {
             dir = tu_tmpdir();
-            uint64_t extra, s = mix64(seed + (uint64_t)round * 1000003u + n);
+            uint64_t extra, s = tu_mix64(seed + (uint64_t)round * 1000003u + n);
             st = det_run(dir, n, mode, s, &acked, &extra);
             snprintf(what, sizeof what, "%s at write/sync call %lu of %" PRIu64
                      " (round %d, LRVM_TEST_SEED=%" PRIu64 ")", mode_name, n, calls, round, seed);
@@ -767,7 +749,7 @@ START_TEST(test_crash_during_recovery)
     size_t nn = 0;
     for (unsigned long n = 1; n <= 8; n++)
         ns[nn++] = n;
-    uint64_t seed = base_seed(), rng = mix64(seed ^ 0x2000u) | 1;
+    uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x2000u) | 1;
     for (unsigned long k = 1; k < 16; k++)
         ns[nn++] = 1 + (unsigned long)(tu_rand(&rng) % total);
     for (unsigned long n = total - 8; n <= total; n++)

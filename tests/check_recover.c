@@ -42,22 +42,6 @@
 #define MAX_RECS 1024
 #define ALL_BIG UINT64_MAX              /* every transaction is big */
 
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static uint64_t base_seed(void)
-{
-    const char *s = getenv("LRVM_TEST_SEED");
-    if (s != NULL && s[0] != '\0')
-        return strtoull(s, NULL, 0);
-    return 20240611;
-}
-
 static size_t align8(size_t n)
 {
     return (n + 7) & ~(size_t)7;
@@ -82,7 +66,7 @@ static void le64(unsigned char *p, uint64_t v)
  * BIG_LEN bytes at BIG_OFF (0: none, ALL_BIG: every one). */
 static int tx_apply(uint64_t j, uint64_t big, unsigned char *a, unsigned char *b, lrvm_tx_t *tx)
 {
-    uint64_t r = mix64(j);
+    uint64_t r = tu_mix64(j);
     int is_big = big == ALL_BIG || j == big;
     size_t aoff = 8 + (size_t)(r % (A_SIZE - 8 - 256)), alen = 16 + (size_t)((r >> 20) % 200);
     size_t boff = (size_t)((r >> 36) % (B_SIZE - 64)), blen = 1 + (size_t)((r >> 12) % 64);
@@ -506,7 +490,7 @@ START_TEST(test_recover_flipped_payload_byte)
     struct fixture f;
     fixture_build(&f, (struct build){ .k = K });
     struct scan *sc = scan_log(f.base);
-    uint64_t seed = base_seed(), rng = mix64(seed ^ 0x3000u) | 1;
+    uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x3000u) | 1;
 
     for (int t = 0; t < 10; t++) {
         /* The first and the last record, then random ones. */
@@ -539,7 +523,7 @@ START_TEST(test_recover_flipped_header_byte)
     struct fixture f;
     fixture_build(&f, (struct build){ .k = K });
     struct scan *sc = scan_log(f.base);
-    uint64_t seed = base_seed(), rng = mix64(seed ^ 0x4000u) | 1;
+    uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x4000u) | 1;
     size_t j = 1 + (size_t)(tu_rand(&rng) % (K - 1));
     const struct rec *r = &sc->r[j];
 
@@ -1310,7 +1294,7 @@ static const struct { const char *name; size_t size; } cache_segs[] = {
  * is not NULL the same ranges are declared and written through BASES. */
 static void cache_history(unsigned char **img, lrvm_tx_t *tx, void **bases, uint64_t t)
 {
-    uint64_t rng = mix64(t) | 1;
+    uint64_t rng = tu_mix64(t) | 1;
     unsigned nranges = 1 + (unsigned)(tu_rand(&rng) % 4);
     for (unsigned k = 0; k < nranges; k++) {
         unsigned sg = (unsigned)(tu_rand(&rng) % NCACHE_SEGS);

@@ -215,3 +215,19 @@ uint64_t tu_rand(uint64_t *s)
     x ^= x << 17;
     return *s = x;
 }
+
+uint64_t tu_mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+uint64_t tu_test_seed(void)
+{
+    const char *s = getenv("LRVM_TEST_SEED");
+    if (s != NULL && s[0] != '\0')
+        return strtoull(s, NULL, 0);
+    return 20240611;
+}

@@ -50,5 +50,9 @@ int  tu_child_failed_line(const int *vals, int n);
 
 /* xorshift64 */
 uint64_t tu_rand(uint64_t *state);
+/* splitmix64's finalizer: a well-spread value derived from X. */
+uint64_t tu_mix64(uint64_t x);
+/* The seed of randomized tests: LRVM_TEST_SEED, else a fixed default. */
+uint64_t tu_test_seed(void);
 
 #endif
