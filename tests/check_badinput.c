@@ -52,14 +52,6 @@ static lrvm_t *open_store(void)
     return s;
 }
 
-static char *map(lrvm_t *s, const char *name, size_t size)
-{
-    void *base;
-    int rc = lrvm_map(s, name, size, &base);
-    ck_assert_msg(rc == 0, "lrvm_map %s: %s", name, lrvm_strerror(rc));
-    return base;
-}
-
 /* One transaction that writes LEN bytes of SRC at BASE+OFF; commit's code. */
 static int put(lrvm_t *s, char *base, size_t off, const void *src, size_t len, int flags)
 {
@@ -146,7 +138,7 @@ START_TEST(test_badinput_segment_names)
     const char *bad[] = { "a/b", "..", "a..b", "", long201 };
 
     lrvm_t *s = open_store();
-    char *keep = map(s, "keep", 4096);
+    char *keep = tu_map(s, "keep", 4096);
     ck_assert_int_eq(put(s, keep, 0, "kept", 5, 0), 0);
     int entries = count_entries(dir);           /* log, lock, keep.seg */
     void *p;
@@ -170,7 +162,7 @@ START_TEST(test_badinput_segment_names)
     ck_assert_int_eq(tu_file_size(tu_path(dir, "...seg")), -1);
 
     /* 200 bytes is the longest name. */
-    char *m = map(s, long200, 4096);
+    char *m = tu_map(s, long200, 4096);
     ck_assert_int_eq(put(s, m, 10, "long name", 10, 0), 0);
     char file[sizeof long200 + 8];
     snprintf(file, sizeof file, "%s.seg", long200);
@@ -178,9 +170,9 @@ START_TEST(test_badinput_segment_names)
     ck_assert_int_eq(lrvm_close(s), 0);
 
     s = open_store();
-    m = map(s, long200, 4096);
+    m = tu_map(s, long200, 4096);
     ck_assert_str_eq(m + 10, "long name");
-    keep = map(s, "keep", 4096);
+    keep = tu_map(s, "keep", 4096);
     ck_assert_str_eq(keep, "kept");
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -195,7 +187,7 @@ START_TEST(test_badinput_map_size_zero)
     EXPECT_RECORDED(LRVM_EINVAL, ck_assert_ptr_null(rvm_map(s, "z", -5)));
     ck_assert_int_eq(tu_file_size(tu_path(dir, "z.seg")), -1);
     /* The name is still free. */
-    char *z = map(s, "z", 100);
+    char *z = tu_map(s, "z", 100);
     ck_assert_int_eq(tu_file_size(tu_path(dir, "z.seg")), 100);
     ck_assert_int_eq(lrvm_unmap(s, z), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -205,12 +197,12 @@ END_TEST
 START_TEST(test_badinput_map_smaller_size_maps_whole)
 {
     lrvm_t *s = open_store();
-    char *a = map(s, "a", 8192);
+    char *a = tu_map(s, "a", 8192);
     ck_assert_int_eq(put(s, a, 8000, "tail", 5, 0), 0);
     ck_assert_int_eq(put(s, a, 0, "head", 5, 0), 0);
     ck_assert_int_eq(lrvm_unmap(s, a), 0);
 
-    a = map(s, "a", 100);
+    a = tu_map(s, "a", 100);
     ck_assert_int_eq(tu_file_size(tu_path(dir, "a.seg")), 8192);
     ck_assert_str_eq(a, "head");
     ck_assert_str_eq(a + 8000, "tail");
@@ -225,7 +217,7 @@ START_TEST(test_badinput_map_smaller_size_maps_whole)
     ck_assert_int_eq(lrvm_close(s), 0);
 
     s = open_store();
-    a = map(s, "a", 1);
+    a = tu_map(s, "a", 1);
     ck_assert_str_eq(a, "head");
     ck_assert_str_eq(a + 8000, "tail");
     ck_assert_str_eq(a + 8188, "end");
@@ -236,7 +228,7 @@ END_TEST
 START_TEST(test_badinput_map_twice)
 {
     lrvm_t *s = open_store();
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     void *p = (void *)1;
     ck_assert_int_eq(lrvm_map(s, "a", 4096, &p), LRVM_EEXIST);
     ck_assert_ptr_eq(p, (void *)1);
@@ -247,7 +239,7 @@ START_TEST(test_badinput_map_twice)
     ck_assert_int_eq(put(s, a, 0, "still", 6, 0), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store();
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "still");
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -256,18 +248,18 @@ END_TEST
 START_TEST(test_badinput_destroy_mapped)
 {
     lrvm_t *s = open_store();
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     ck_assert_int_eq(put(s, a, 0, "precious", 9, 0), 0);
     ck_assert_int_eq(lrvm_destroy(s, "a"), LRVM_EBUSY);
     EXPECT_RECORDED(LRVM_EBUSY, rvm_destroy(s, "a"));
     ck_assert_int_eq(tu_file_size(tu_path(dir, "a.seg")), 4096);
     ck_assert_str_eq(a, "precious");
     ck_assert_int_eq(lrvm_unmap(s, a), 0);
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "precious");
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store();
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "precious");
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -276,13 +268,13 @@ END_TEST
 START_TEST(test_badinput_destroy_missing)
 {
     lrvm_t *s = open_store();
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     ck_assert_int_eq(put(s, a, 0, "other", 6, 0), 0);
     ck_assert_int_eq(lrvm_destroy(s, "missing"), LRVM_ENOENT);
     EXPECT_RECORDED(LRVM_ENOENT, rvm_destroy(s, "missing"));
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store();
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "other");
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -299,7 +291,7 @@ START_TEST(test_badinput_destroy_then_recreate_is_zero)
     for (int h = 0; h < 3; h++) {
         tu_rmrf(dir);
         lrvm_t *s = open_store();
-        char *a = map(s, "a", 4096), *b = map(s, "b", 4096);
+        char *a = tu_map(s, "a", 4096), *b = tu_map(s, "b", 4096);
         ck_assert_int_eq(put(s, b, 0, "b survives", 11, 0), 0);
         ck_assert_int_eq(put(s, a, 0, "destroy me, destroy me, destroy", 32,
                              h == 2 ? LRVM_NO_FLUSH : 0), 0);
@@ -316,14 +308,14 @@ START_TEST(test_badinput_destroy_then_recreate_is_zero)
         ck_assert_int_eq(lrvm_unmap(s, a), 0);
         ck_assert_msg(lrvm_destroy(s, "a") == 0, "%s: destroy failed", how[h]);
         ck_assert_int_eq(tu_file_size(tu_path(dir, "a.seg")), -1);
-        a = map(s, "a", 4096);
+        a = tu_map(s, "a", 4096);
         ck_assert_msg(first_diff(a, 0, 4096) < 0, "%s: the new segment is not zero", how[h]);
         ck_assert_int_eq(lrvm_close(s), 0);
 
         s = open_store();
-        a = map(s, "a", 4096);
+        a = tu_map(s, "a", 4096);
         ck_assert_msg(first_diff(a, 0, 4096) < 0, "%s: not zero after reopen", how[h]);
-        b = map(s, "b", 4096);
+        b = tu_map(s, "b", 4096);
         ck_assert_str_eq(b, "b survives");
         ck_assert_int_eq(lrvm_close(s), 0);
     }
@@ -358,7 +350,7 @@ START_TEST(test_badinput_destroy_then_recreate_after_crash)
     ck_assert_int_eq(nv, 1);
     ck_assert_msg(vals[0] == 1, "the recreated segment was not zero in the child");
     lrvm_t *s = open_store();
-    char *a = map(s, "a", 4096), *b = map(s, "b", 4096);
+    char *a = tu_map(s, "a", 4096), *b = tu_map(s, "b", 4096);
     ck_assert_msg(first_diff(a, 0, 4096) < 0, "destroyed data came back after the crash");
     ck_assert_str_eq(b, "after");
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -371,7 +363,7 @@ START_TEST(test_badinput_set_range)
 {
     lrvm_t *s = open_store();
     /* b is mapped but not in the transaction: its bytes must not count. */
-    char *a = map(s, "a", 4096), *b = map(s, "b", 4096);
+    char *a = tu_map(s, "a", 4096), *b = tu_map(s, "b", 4096);
     lrvm_tx_t *tx;
     ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
     ck_assert_int_eq(lrvm_set_range(tx, a - 1, 1), LRVM_EINVAL);
@@ -405,8 +397,8 @@ START_TEST(test_badinput_set_range)
     ck_assert_int_eq(lrvm_close(s), 0);
 
     s = open_store();
-    a = map(s, "a", 4096);
-    b = map(s, "b", 4096);
+    a = tu_map(s, "a", 4096);
+    b = tu_map(s, "b", 4096);
     ck_assert_str_eq(a, "first");
     ck_assert_str_eq(a + 4090, "last!");
     ck_assert_int_eq(first_diff(b, 0, 4096), -1);
@@ -419,7 +411,7 @@ END_TEST
 START_TEST(test_badinput_begin)
 {
     lrvm_t *s = open_store();
-    char *a = map(s, "a", 4096), *b = map(s, "b", 4096);
+    char *a = tu_map(s, "a", 4096), *b = tu_map(s, "b", 4096);
     int local;
     lrvm_tx_t *tx, *t2;
     void *bases[2];
@@ -460,8 +452,8 @@ START_TEST(test_badinput_begin)
     ck_assert_int_eq(lrvm_close(s), 0);
 
     s = open_store();
-    a = map(s, "a", 4096);
-    b = map(s, "b", 4096);
+    a = tu_map(s, "a", 4096);
+    b = tu_map(s, "b", 4096);
     ck_assert_str_eq(a, "aye");
     ck_assert_str_eq(b, "bee");
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -473,7 +465,7 @@ END_TEST
 START_TEST(test_badinput_classic_finished_tid)
 {
     lrvm_t *s = open_store();
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
 
     trans_t t1 = rvm_begin_trans(s, 1, (void **)&a);
     ck_assert_int_ge(t1, 0);
@@ -518,7 +510,7 @@ START_TEST(test_badinput_classic_finished_tid)
     ck_assert_uint_eq(stats(s).commits, st0.commits + 1);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store();
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "three");
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -527,7 +519,7 @@ END_TEST
 START_TEST(test_badinput_foreign_tx_handle)
 {
     lrvm_t *s = open_store();
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     long some_local = 0;
     lrvm_tx_t *fake = (lrvm_tx_t *)&some_local;
     lrvm_tx_t *tx;
@@ -551,7 +543,7 @@ START_TEST(test_badinput_foreign_tx_handle)
     ck_assert_int_eq(lrvm_commit(tx, 0), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store();
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_mem_eq(a, "real", 4);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -560,7 +552,7 @@ END_TEST
 START_TEST(test_badinput_commit_bad_flags)
 {
     lrvm_t *s = open_store();
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     lrvm_tx_t *tx;
     ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
     ck_assert_int_eq(lrvm_set_range(tx, a, 6), 0);
@@ -576,7 +568,7 @@ START_TEST(test_badinput_commit_bad_flags)
     ck_assert_uint_eq(stats(s).commits, 1);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store();
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "flags");
     ck_assert_str_eq(a + 100, "ok");
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -588,7 +580,7 @@ END_TEST
 START_TEST(test_badinput_unmap)
 {
     lrvm_t *s = open_store();
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     int local;
     lrvm_tx_t *tx;
     ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
@@ -604,7 +596,7 @@ START_TEST(test_badinput_unmap)
     ck_assert_int_eq(lrvm_commit(tx, 0), 0);
     ck_assert_int_eq(lrvm_unmap(s, a), 0);
     ck_assert_int_eq(lrvm_unmap(s, a), LRVM_ENOENT);
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "mapped");
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -700,11 +692,11 @@ START_TEST(test_badinput_open_twice_same_process)
     ck_assert_ptr_eq(s2, (lrvm_t *)1);
     EXPECT_RECORDED(LRVM_EBUSY, ck_assert_ptr_null(rvm_init(dir)));
     /* The first handle still holds the store and works. */
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     ck_assert_int_eq(put(s, a, 0, "first", 6, 0), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store();
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "first");
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -724,7 +716,7 @@ static void child_open_store(const void *arg)
 START_TEST(test_badinput_open_held_by_other_process)
 {
     lrvm_t *s = open_store();
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     ck_assert_int_eq(put(s, a, 0, "parent", 7, 0), 0);
     int vals[1], nv;
     int st = tu_run_child(child_open_store, NULL, vals, 1, &nv);
@@ -739,7 +731,7 @@ START_TEST(test_badinput_open_held_by_other_process)
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "after the parent closed, the child's lrvm_open returned %d", -WEXITSTATUS(st));
     s = open_store();
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "parent");
     ck_assert_str_eq(a + 10, "still");
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -795,13 +787,13 @@ END_TEST
 START_TEST(test_badinput_sync_explicit_mode)
 {
     lrvm_t *s = open_store();
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     ck_assert_int_eq(put(s, a, 0, "x", 2, LRVM_NO_FLUSH), 0);
     ck_assert_int_eq(lrvm_sync(s), LRVM_EMODE);
     ck_assert_uint_eq(stats(s).syncs, 0);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store();
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "x");
     ck_assert_int_eq(lrvm_close(s), 0);
 }

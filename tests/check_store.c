@@ -40,14 +40,6 @@ static lrvm_t *open_store(size_t buf, size_t threshold)
     return s;
 }
 
-static void *map(lrvm_t *s, const char *name, size_t size)
-{
-    void *base;
-    int rc = lrvm_map(s, name, size, &base);
-    ck_assert_msg(rc == 0, "lrvm_map %s: %s", name, lrvm_strerror(rc));
-    return base;
-}
-
 /* One transaction that writes LEN bytes of SRC at BASE+OFF. */
 static void put(lrvm_t *s, char *base, size_t off, const void *src, size_t len, int flags)
 {
@@ -67,7 +59,7 @@ static void child_commit_and_die(void *arg)
 {
     (void)arg;
     lrvm_t *s = open_store(0, 0);
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     put(s, a, 100, "committed", 10, 0);
     die();
 }
@@ -82,7 +74,7 @@ START_TEST(test_store_commit_survives_crash)
     ck_assert_mem_eq(file, "\0\0\0\0\0\0\0\0\0\0", 10);
 
     lrvm_t *s = open_store(0, 0);
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a + 100, "committed");
     ck_assert_int_eq(lrvm_close(s), 0);
     /* Recovery folded the log into the file. */
@@ -94,7 +86,7 @@ END_TEST
 START_TEST(test_store_abort_restores)
 {
     lrvm_t *s = open_store(0, 0);
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     put(s, a, 0, "first", 6, 0);
     lrvm_tx_t *tx;
     ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
@@ -113,7 +105,7 @@ START_TEST(test_store_abort_restores)
     ck_assert_uint_eq(st.commits, 1);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store(0, 0);
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "first");
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -122,7 +114,7 @@ END_TEST
 START_TEST(test_store_two_segments_one_tx)
 {
     lrvm_t *s = open_store(0, 0);
-    char *bases[2] = { map(s, "one", 4096), map(s, "two", 8192) };
+    char *bases[2] = { tu_map(s, "one", 4096), tu_map(s, "two", 8192) };
     lrvm_tx_t *tx;
     ck_assert_int_eq(lrvm_begin(s, 2, (void *const *)bases, &tx), 0);
     ck_assert_int_eq(lrvm_set_range(tx, bases[0] + 1, 3), 0);
@@ -136,7 +128,7 @@ START_TEST(test_store_two_segments_one_tx)
     ck_assert_int_eq(lrvm_close(s), 0);
 
     s = open_store(0, 0);
-    char *one = map(s, "one", 4096), *two = map(s, "two", 8192);
+    char *one = tu_map(s, "one", 4096), *two = tu_map(s, "two", 8192);
     ck_assert_mem_eq(one + 1, "uno", 3);
     ck_assert_mem_eq(two + 8000, "dos", 3);
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -146,7 +138,7 @@ END_TEST
 START_TEST(test_store_truncate_empties_log)
 {
     lrvm_t *s = open_store(0, 0);
-    char *a = map(s, "a", 65536);
+    char *a = tu_map(s, "a", 65536);
     for (int i = 0; i < 50; i++)
         put(s, a, (size_t)i * 1000, "0123456789", 10, 0);
     lrvm_stats_t st;
@@ -168,7 +160,7 @@ START_TEST(test_store_truncate_empties_log)
     put(s, a, 5, "after", 5, 0);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store(0, 0);
-    a = map(s, "a", 65536);
+    a = tu_map(s, "a", 65536);
     ck_assert_mem_eq(a + 5, "after", 5);
     ck_assert_mem_eq(a + 49000, "0123456789", 10);
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -178,7 +170,7 @@ END_TEST
 START_TEST(test_store_auto_truncation)
 {
     lrvm_t *s = open_store(0, 1 << 20);
-    char *a = map(s, "a", 1 << 20);
+    char *a = tu_map(s, "a", 1 << 20);
     static char chunk[16384];
     for (int i = 0; i < 200; i++) {
         memset(chunk, 'a' + i % 26, sizeof chunk);
@@ -190,7 +182,7 @@ START_TEST(test_store_auto_truncation)
     ck_assert_uint_lt(st.log_size, 1 << 20);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store(0, 0);
-    a = map(s, "a", 1 << 20);
+    a = tu_map(s, "a", 1 << 20);
     for (int i = 136; i < 200; i++)
         ck_assert_int_eq(a[(size_t)(i % 64) * sizeof chunk], 'a' + i % 26);
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -200,11 +192,11 @@ END_TEST
 START_TEST(test_store_extension)
 {
     lrvm_t *s = open_store(0, 0);
-    char *a = map(s, "grow", 100);
+    char *a = tu_map(s, "grow", 100);
     put(s, a, 90, "tail", 5, 0);
     ck_assert_int_eq(tu_file_size(tu_path(dir, "grow.seg")), 100);
     ck_assert_int_eq(lrvm_unmap(s, a), 0);
-    a = map(s, "grow", 10000);
+    a = tu_map(s, "grow", 10000);
     ck_assert_int_eq(tu_file_size(tu_path(dir, "grow.seg")), 10000);
     ck_assert_mem_eq(a + 90, "tail", 5);
     for (int i = 100; i < 10000; i++)
@@ -212,7 +204,7 @@ START_TEST(test_store_extension)
     put(s, a, 9990, "end", 4, 0);
     ck_assert_int_eq(lrvm_unmap(s, a), 0);
     /* A smaller size maps the whole segment. */
-    a = map(s, "grow", 10);
+    a = tu_map(s, "grow", 10);
     ck_assert_mem_eq(a + 9990, "end", 4);
     ck_assert_int_eq(tu_file_size(tu_path(dir, "grow.seg")), 10000);
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -222,15 +214,15 @@ END_TEST
 START_TEST(test_store_remap_shows_log_only_commits)
 {
     lrvm_t *s = open_store(0, 0);
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     put(s, a, 0, "in the log", 11, 0);
     ck_assert_int_eq(lrvm_unmap(s, a), 0);
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "in the log");
     /* Also for a no-flush commit that sits in the buffer. */
     put(s, a, 20, "buffered", 9, LRVM_NO_FLUSH);
     ck_assert_int_eq(lrvm_unmap(s, a), 0);
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a + 20, "buffered");
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -240,7 +232,7 @@ static void child_noflush(void *arg)
 {
     (void)arg;
     lrvm_t *s = open_store(0, 0);
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     put(s, a, 0, "A", 1, LRVM_NO_FLUSH);
     put(s, a, 1, "B", 1, LRVM_NO_FLUSH);
     ck_assert_int_eq(lrvm_flush(s), 0);
@@ -255,7 +247,7 @@ START_TEST(test_store_noflush_then_flush)
     int st = tu_in_child(child_noflush, NULL);
     ck_assert(WIFSIGNALED(st));
     lrvm_t *s = open_store(0, 0);
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     ck_assert_mem_eq(a, "ABCD", 4);
     ck_assert(a[4] == 0 || a[4] == 'E');
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -265,14 +257,14 @@ END_TEST
 START_TEST(test_store_close_flushes_noflush)
 {
     lrvm_t *s = open_store(0, 0);
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     put(s, a, 0, "kept", 5, LRVM_NO_FLUSH);
     lrvm_stats_t st;
     ck_assert_int_eq(lrvm_stats(s, &st), 0);
     ck_assert_uint_gt(st.log_size, 4096);       /* buffered records count */
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store(0, 0);
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "kept");
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -282,7 +274,7 @@ static void child_multipart(void *arg)
 {
     (void)arg;
     lrvm_t *s = open_store(4096, 0);
-    char *a = map(s, "big", 1 << 16);
+    char *a = tu_map(s, "big", 1 << 16);
     put(s, a, 0, "small first", 12, LRVM_NO_FLUSH);
     static char img[1 << 16];
     for (size_t i = 0; i < sizeof img; i++)
@@ -300,7 +292,7 @@ START_TEST(test_store_multipart_transaction)
     int st = tu_in_child(child_multipart, NULL);
     ck_assert_msg(WIFSIGNALED(st), "child status %d", st);
     lrvm_t *s = open_store(0, 0);
-    char *a = map(s, "big", 1 << 16);
+    char *a = tu_map(s, "big", 1 << 16);
     for (size_t i = 0; i < (1 << 16); i++)
         ck_assert_int_eq(a[i], (char)(i * 7 + 3));
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -312,7 +304,7 @@ END_TEST
 START_TEST(test_store_noflush_fills_buffer_exactly)
 {
     lrvm_t *s = open_store(4096, 0);
-    char *a = map(s, "fill", 1 << 16);
+    char *a = tu_map(s, "fill", 1 << 16);
     uint64_t seed = 5;
     static char expect[1 << 16];
     for (int t = 0; t < 3000; t++) {
@@ -325,7 +317,7 @@ START_TEST(test_store_noflush_fills_buffer_exactly)
     }
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store(0, 0);
-    a = map(s, "fill", 1 << 16);
+    a = tu_map(s, "fill", 1 << 16);
     ck_assert_mem_eq(a, expect, sizeof expect);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -334,7 +326,7 @@ END_TEST
 START_TEST(test_store_small_tx_log_bytes)
 {
     lrvm_t *s = open_store(0, 0);
-    char *a = map(s, "bench", 1 << 20);
+    char *a = tu_map(s, "bench", 1 << 20);
     lrvm_stats_t st0, st1;
     ck_assert_int_eq(lrvm_stats(s, &st0), 0);
     uint64_t seed = 42;
@@ -366,16 +358,16 @@ END_TEST
 START_TEST(test_store_destroy_removes_data)
 {
     lrvm_t *s = open_store(0, 0);
-    char *a = map(s, "gone", 4096);
+    char *a = tu_map(s, "gone", 4096);
     put(s, a, 0, "secret", 7, 0);
     ck_assert_int_eq(lrvm_unmap(s, a), 0);
     ck_assert_int_eq(lrvm_destroy(s, "gone"), 0);
     ck_assert_int_eq(tu_file_size(tu_path(dir, "gone.seg")), -1);
-    a = map(s, "gone", 4096);
+    a = tu_map(s, "gone", 4096);
     ck_assert_int_eq(a[0], 0);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store(0, 0);
-    a = map(s, "gone", 4096);
+    a = tu_map(s, "gone", 4096);
     ck_assert_int_eq(a[0], 0);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -384,7 +376,7 @@ END_TEST
 START_TEST(test_store_close_aborts_open_tx)
 {
     lrvm_t *s = open_store(0, 0);
-    char *a = map(s, "a", 4096);
+    char *a = tu_map(s, "a", 4096);
     put(s, a, 0, "old", 4, 0);
     lrvm_tx_t *tx;
     ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
@@ -392,7 +384,7 @@ START_TEST(test_store_close_aborts_open_tx)
     memcpy(a, "new", 4);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store(0, 0);
-    a = map(s, "a", 4096);
+    a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "old");
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -447,7 +439,7 @@ START_TEST(test_store_threads)
     for (int i = 0; i < 4; i++) {
         char name[16];
         snprintf(name, sizeof name, "t%d", i);
-        uint64_t *seg = map(s, name, 8 * 64);
+        uint64_t *seg = tu_map(s, name, 8 * 64);
         ck_assert_uint_eq(seg[0], 300);
         for (uint64_t k = 238; k <= 300; k++)
             ck_assert_uint_eq(seg[k % 63 + 1], k);

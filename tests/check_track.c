@@ -49,14 +49,6 @@ static lrvm_t *open_auto(void)
     return s;
 }
 
-static char *map(lrvm_t *s, const char *name, size_t size)
-{
-    void *base;
-    int rc = lrvm_map(s, name, size, &base);
-    ck_assert_msg(rc == 0, "lrvm_map %s: %s", name, lrvm_strerror(rc));
-    return base;
-}
-
 static lrvm_tx_t *begin1(lrvm_t *s, char *base)
 {
     lrvm_tx_t *tx;
@@ -139,7 +131,7 @@ END_TEST
 START_TEST(test_track_abort_and_empty_tx)
 {
     lrvm_t *s = open_auto();
-    char *a = map(s, "a", 8 * PAGE);
+    char *a = tu_map(s, "a", 8 * PAGE);
     lrvm_tx_t *tx = begin1(s, a);
     memcpy(a + 3 * PAGE, "kept", 5);
     ck_assert_int_eq(lrvm_commit(tx, 0), 0);
@@ -170,7 +162,7 @@ END_TEST
 START_TEST(test_track_byte_diff_logs_little)
 {
     lrvm_t *s = open_auto();
-    char *a = map(s, "a", 1000 * PAGE);
+    char *a = tu_map(s, "a", 1000 * PAGE);
     lrvm_stats_t st0 = stats(s);
     lrvm_tx_t *tx = begin1(s, a);
     for (int p = 0; p < 1000; p++)
@@ -184,7 +176,7 @@ START_TEST(test_track_byte_diff_logs_little)
                   (unsigned long long)logged);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_auto();
-    a = map(s, "a", 1000 * PAGE);
+    a = tu_map(s, "a", 1000 * PAGE);
     for (int p = 0; p < 1000; p++)
         ck_assert_mem_eq(a + (size_t)p * PAGE + (size_t)(p * 8) % PAGE, "8bytes!", 8);
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -194,7 +186,7 @@ END_TEST
 START_TEST(test_track_set_range_captures_without_fault)
 {
     lrvm_t *s = open_auto();
-    char *a = map(s, "a", 16 * PAGE);
+    char *a = tu_map(s, "a", 16 * PAGE);
     lrvm_stats_t st0 = stats(s);
     lrvm_tx_t *tx = begin1(s, a);
     ck_assert_int_eq(lrvm_set_range(tx, a + PAGE - 4, 3 * PAGE), 0);   /* pages 0..3 */
@@ -215,7 +207,7 @@ static void write_readonly_page(void *arg)
 {
     (void)arg;
     lrvm_t *s = open_auto();
-    map(s, "a", PAGE);
+    tu_map(s, "a", PAGE);
     char *ro = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     ro[0] = 1;
     _exit(0);
@@ -227,7 +219,7 @@ static void write_null(void *arg)
 {
     (void)arg;
     lrvm_t *s = open_auto();
-    map(s, "a", PAGE);
+    tu_map(s, "a", PAGE);
     *(volatile char *)arg = 1;                  /* arg is NULL */
     _exit(0);
 }
@@ -236,7 +228,7 @@ static void write_prot_none_in_segment_gap(void *arg)
 {
     (void)arg;
     lrvm_t *s = open_auto();
-    char *a = map(s, "a", 4 * PAGE);
+    char *a = tu_map(s, "a", 4 * PAGE);
     char *none = mmap(a + 16 * PAGE, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (none == MAP_FAILED)
         _exit(3);
@@ -273,7 +265,7 @@ static void *race_store(void *arg)
 START_TEST(test_track_threads_race_one_page)
 {
     lrvm_t *s = open_auto();
-    char *a = map(s, "a", 64 * PAGE);
+    char *a = tu_map(s, "a", 64 * PAGE);
     for (int round = 0; round < 64; round++) {
         lrvm_stats_t st0 = stats(s);
         lrvm_tx_t *tx = begin1(s, a);
@@ -296,7 +288,7 @@ START_TEST(test_track_threads_race_one_page)
     }
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_auto();
-    a = map(s, "a", 64 * PAGE);
+    a = tu_map(s, "a", 64 * PAGE);
     for (int round = 0; round < 64; round++)
         for (int i = 0; i < 4; i++)
             ck_assert_int_eq(a[(size_t)round * PAGE + (size_t)i * 8], i + 1);
@@ -322,7 +314,7 @@ static void *fill_pages(void *arg)
 START_TEST(test_track_threads_fill_one_tx)
 {
     lrvm_t *s = open_auto();
-    char *bases[2] = { map(s, "x", 256 * PAGE), map(s, "y", 256 * PAGE) };
+    char *bases[2] = { tu_map(s, "x", 256 * PAGE), tu_map(s, "y", 256 * PAGE) };
     lrvm_tx_t *tx;
     ck_assert_int_eq(lrvm_begin(s, 2, (void *const *)bases, &tx), 0);
     pthread_t th[4];
@@ -337,8 +329,8 @@ START_TEST(test_track_threads_fill_one_tx)
     ck_assert_uint_eq(stats(s).pages_captured, 512);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_auto();
-    bases[0] = map(s, "x", 256 * PAGE);
-    bases[1] = map(s, "y", 256 * PAGE);
+    bases[0] = tu_map(s, "x", 256 * PAGE);
+    bases[1] = tu_map(s, "y", 256 * PAGE);
     for (int seg = 0; seg < 2; seg++)
         for (int p = 0; p < 256; p++)
             for (int k = 0; k < 16; k++)
@@ -363,7 +355,7 @@ static void kernel_writes_child(void *arg)
 {
     (void)arg;
     lrvm_t *s = open_auto();
-    char *a = map(s, "k", 8 * PAGE);
+    char *a = tu_map(s, "k", 8 * PAGE);
     int fd = data_file("0123456789abcdefghij");
     int sv[2];
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -392,7 +384,7 @@ START_TEST(test_track_kernel_writes_then_crash)
 {
     expect_killed(kernel_writes_child, NULL);
     lrvm_t *s = open_auto();
-    char *a = map(s, "k", 8 * PAGE);
+    char *a = tu_map(s, "k", 8 * PAGE);
     ck_assert_mem_eq(a + 10, "01234", 5);
     ck_assert_mem_eq(a + PAGE - 2, "abcd", 4);
     ck_assert_mem_eq(a + 3 * PAGE, "56", 2);
@@ -410,7 +402,7 @@ static void ambient_child(void *arg)
 {
     (void)arg;
     lrvm_t *s = open_auto();
-    uint64_t *a = (uint64_t *)map(s, "amb", 64 * PAGE);
+    uint64_t *a = (uint64_t *)tu_map(s, "amb", 64 * PAGE);
     uint64_t seed = 99;
     for (uint64_t epoch = 1; epoch <= 20; epoch++) {
         /* Each epoch writes its number into 50 random words and word 0. */
@@ -434,7 +426,7 @@ START_TEST(test_track_ambient_crash_shows_last_sync)
         expect[0] = epoch;
     }
     lrvm_t *s = open_auto();
-    uint64_t *a = (uint64_t *)map(s, "amb", 64 * PAGE);
+    uint64_t *a = (uint64_t *)tu_map(s, "amb", 64 * PAGE);
     for (size_t i = 0; i < 64 * PAGE / 8; i++)
         ck_assert_msg(a[i] == expect[i], "word %zu: %llu, want %llu", i,
                       (unsigned long long)a[i], (unsigned long long)expect[i]);
@@ -447,7 +439,7 @@ static void interleave_child(void *arg)
 {
     int crash_point = *(int *)arg;
     lrvm_t *s = open_auto();
-    char *a = map(s, "mix", 4 * PAGE);
+    char *a = tu_map(s, "mix", 4 * PAGE);
     strcpy(a, "ambient-1");                         /* ambient, page 0 */
     strcpy(a + PAGE, "ambient-2");                  /* ambient, page 1 */
     lrvm_tx_t *tx = begin1(s, a);                   /* sets them aside */
@@ -480,7 +472,7 @@ START_TEST(test_track_ambient_and_transactions_interleave)
         int p = point;
         expect_killed(interleave_child, &p);
         lrvm_t *s = open_auto();
-        char *a = map(s, "mix", 4 * PAGE);
+        char *a = tu_map(s, "mix", 4 * PAGE);
         switch (point) {
         case 0:
             ck_assert_int_eq(a[0], 0);
@@ -508,7 +500,7 @@ static void sync_during_tx_child(void *arg)
 {
     (void)arg;
     lrvm_t *s = open_auto();
-    char *a = map(s, "held", 2 * PAGE);
+    char *a = tu_map(s, "held", 2 * PAGE);
     strcpy(a, "before-tx");
     lrvm_tx_t *tx = begin1(s, a);                   /* left open */
     (void)tx;
@@ -521,7 +513,7 @@ START_TEST(test_track_sync_during_tx_excludes_tx_bytes)
 {
     expect_killed(sync_during_tx_child, NULL);
     lrvm_t *s = open_auto();
-    char *a = map(s, "held", 2 * PAGE);
+    char *a = tu_map(s, "held", 2 * PAGE);
     ck_assert_str_eq(a, "before-tx");
     ck_assert_int_eq(a[100], 0);
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -537,7 +529,7 @@ START_TEST(test_track_200k_scattered_pages)
      * default) allows, so capture must widen to blocks. */
     lrvm_t *s = open_auto();
     size_t npages = ((size_t)1 << 30) / PAGE;
-    char *a = map(s, "huge", npages * PAGE);
+    char *a = tu_map(s, "huge", npages * PAGE);
     lrvm_tx_t *tx = begin1(s, a);
     uint64_t seed = 42;
     size_t n = 0;
@@ -553,7 +545,7 @@ START_TEST(test_track_200k_scattered_pages)
     ck_assert_int_eq(lrvm_close(s), 0);
 
     s = open_auto();
-    a = map(s, "huge", npages * PAGE);
+    a = tu_map(s, "huge", npages * PAGE);
     seed = 42;
     n = 0;
     for (size_t p = 0; p < npages && n < 200000; p++) {
@@ -593,7 +585,7 @@ static void *churn_maps(void *arg)
 START_TEST(test_track_map_unmap_while_faulting)
 {
     lrvm_t *s = open_auto();
-    struct churn c = { s, map(s, "stable", 256 * PAGE), 0 };
+    struct churn c = { s, tu_map(s, "stable", 256 * PAGE), 0 };
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, churn_maps, &c), 0);
     uint64_t rounds = 0;

@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include <check.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -230,4 +232,12 @@ uint64_t tu_test_seed(void)
     if (s != NULL && s[0] != '\0')
         return strtoull(s, NULL, 0);
     return 20240611;
+}
+
+void *tu_map(lrvm_t *s, const char *name, size_t size)
+{
+    void *base;
+    int rc = lrvm_map(s, name, size, &base);
+    ck_assert_msg(rc == 0, "lrvm_map %s: %s", name, lrvm_strerror(rc));
+    return base;
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lrvm.h"
+
 /* A new empty directory under $TMPDIR (or /tmp); free() the result. */
 char *tu_tmpdir(void);
 /* Copy the regular files of directory SRC into the existing directory
@@ -47,6 +49,9 @@ int  tu_child_failed_line(const int *vals, int n);
             _exit(2);                                                         \
         }                                                                     \
     } while (0)
+
+/* lrvm_map that fails the test (Check) when the map fails. */
+void *tu_map(lrvm_t *s, const char *name, size_t size);
 
 /* xorshift64 */
 uint64_t tu_rand(uint64_t *state);
