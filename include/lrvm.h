@@ -60,6 +60,10 @@
  *      segment, whichever thread makes it; outside transactions to the
  *      ambient epoch. lrvm_begin sets the segment's ambient changes aside
  *      (they survive its abort and are committed by the next lrvm_sync).
+ *      Other threads may go on storing while lrvm_sync runs: each store is
+ *      in that sync or the next one, and a store to a page being committed
+ *      waits until the sync returns. A store that races with lrvm_commit
+ *      on its own transaction's pages is a data race: it may be lost.
  *   C8 Memory: auto mode reserves, per segment, address space for one
  *      before-image of every page (MAP_NORESERVE); a transaction that
  *      changes N pages uses N pages of it. When vm.max_map_count runs short

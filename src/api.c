@@ -200,11 +200,14 @@ int lrvm_sync(lrvm_t *s)
     if (s->tracking != LRVM_TRACK_AUTO)
         return LRVM_EMODE;                  /* no ambient epoch without capture */
     pthread_mutex_lock(&s->mu);
-    int rc = lrvm__log_commit(s, lrvm__track_redo_ambient, s, 0);
+    lrvm__track_sync_start(s);
+    int rc = lrvm__log_commit(s, lrvm__track_redo_ambient, NULL, s, 0);
     if (rc == 0) {
         lrvm__track_synced(s);
         s->stats.syncs++;
         lrvm__truncate_if_due(s);
+    } else {
+        lrvm__track_sync_failed(s);
     }
     pthread_mutex_unlock(&s->mu);
     return rc;

@@ -52,6 +52,9 @@ void    lrvm__io_unmap(const unsigned char *p, uint64_t len);
 /* Start reading the first LEN bytes of FD into the page cache, in the
  * background (advice; never fails). */
 void    lrvm__io_will_read(int fd, uint64_t len);
+/* Start writing [OFF, OFF+LEN) of FD back to disk without waiting (advice;
+ * never fails, durable only after a sync). */
+void    lrvm__io_start_writeback(int fd, uint64_t off, uint64_t len);
 int     lrvm__io_fdatasync(int fd);
 int     lrvm__io_fsync(int fd);
 int     lrvm__io_ftruncate(int fd, uint64_t len);
@@ -122,12 +125,20 @@ struct lrvm__seg {
     uint32_t               *sg_dirty;    /* (H) captured pages, in capture order */
     _Atomic size_t          sg_ndirty;   /* (H) entries of sg_dirty */
     _Atomic long            sg_unprotected; /* (H) mprotect(RW) calls since re-protect */
+    _Atomic int             sg_frozen;   /* (H) no capture may start (track.c I6) */
+    _Atomic int             sg_capturing;/* (H) captures under way */
     struct lrvm__stash_run *sg_stash;    /* ambient runs set aside by begin */
     size_t                  sg_nstash, sg_stash_cap;
 };
 
 /* Page states of automatic capture. */
-enum { LRVM__PG_CLEAN = 0, LRVM__PG_CAPTURING = 1, LRVM__PG_DIRTY = 2 };
+enum {
+    LRVM__PG_CLEAN = 0,         /* read-only, nothing saved */
+    LRVM__PG_CAPTURING = 1,     /* a handler is saving it */
+    LRVM__PG_DIRTY = 2,         /* writable, before-image saved */
+    LRVM__PG_SEALED = 3,        /* read-only, its bytes being committed */
+    LRVM__PG_KEPT = 4           /* read-only, dirty: a commit of it failed */
+};
 
 int  lrvm__seg_name_ok(const char *name);
 /* The same for the N bytes at NAME, which need not end in a NUL. */
@@ -189,9 +200,11 @@ int      lrvm__varint_get(const unsigned char **p, const unsigned char *end, uin
 /* Open or create DIR/lrvm.log with a write buffer of BUF_CAP bytes. */
 int  lrvm__log_open(lrvm_t *s, size_t buf_cap);
 void lrvm__log_close(lrvm_t *s);
-/* Commit the redo that REDO(ARG, enc) produces as one transaction. */
+/* Commit the redo that REDO(ARG, enc) produces as one transaction. When
+ * the commit syncs the log, IN_FLIGHT(ARG) (if not NULL) runs after its
+ * records were handed to the kernel, while the disk writes them. */
 int  lrvm__log_commit(lrvm_t *s, int (*redo)(void *arg, struct lrvm__enc *e),
-                      void *arg, int flags);
+                      void (*in_flight)(void *arg), void *arg, int flags);
 int  lrvm__log_flush(lrvm_t *s);
 /* Start a new, empty generation (after the records were applied). */
 int  lrvm__log_new_generation(lrvm_t *s);
@@ -288,16 +301,27 @@ void lrvm__track_detach(lrvm_t *s, struct lrvm__seg *seg);
 /* TX has just taken its segments: set their ambient changes aside. */
 int  lrvm__track_begin(lrvm_tx_t *tx);
 int  lrvm__track_set_range(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len);
+/* A commit of TX starts: its segments' dirty lists stop growing. */
+void lrvm__track_commit_start(lrvm_tx_t *tx);
 /* Feed the transaction's redo ranges to E (an lrvm__redo_fn on a tx). */
 int  lrvm__track_redo_tx(void *tx, struct lrvm__enc *e);
+/* Its records are on their way to disk: protect its pages again (the
+ * in-flight callback of lrvm__log_commit). */
+void lrvm__track_seal_tx(void *tx);
 /* The transaction committed: forget its before-images, protect again. */
 void lrvm__track_committed(lrvm_tx_t *tx);
+/* The commit failed: the transaction stays open with its pages dirty. */
+void lrvm__track_commit_failed(lrvm_tx_t *tx);
 /* The transaction aborts: put back every before-image, protect again. */
 void lrvm__track_aborted(lrvm_tx_t *tx);
+/* A sync of store S starts: protect the ambient pages again, so that the
+ * bytes it logs are the bytes it makes clean. */
+void lrvm__track_sync_start(lrvm_t *s);
 /* The ambient epoch of store S as redo (an lrvm__redo_fn on a store). */
 int  lrvm__track_redo_ambient(void *s, struct lrvm__enc *e);
-/* The ambient epoch was committed. */
+/* The ambient epoch was committed, or its commit failed. */
 void lrvm__track_synced(lrvm_t *s);
+void lrvm__track_sync_failed(lrvm_t *s);
 /* Capture the pages of [addr, addr+len) that lie in a tracked segment,
  * before the kernel writes there (the read() wrappers). */
 void lrvm__track_prepare_kernel_write(void *addr, size_t len);

@@ -333,6 +333,13 @@ void lrvm__io_will_read(int fd, uint64_t len)
         (void)posix_fadvise(fd, (off_t)off, (off_t)chunk, POSIX_FADV_WILLNEED);
 }
 
+void lrvm__io_start_writeback(int fd, uint64_t off, uint64_t len)
+{
+    /* Not a durability point, so neither the injector nor the power-cut
+     * model counts it: a failure here shows up at the sync. */
+    (void)sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+}
+
 void lrvm__io_unmap(const unsigned char *p, uint64_t len)
 {
     if (p != NULL)

@@ -396,16 +396,23 @@ static int reserve(lrvm_t *s, uint64_t end)
 
 /* Write the first N buffered bytes at lg_written and sync them; on success
  * they leave the buffer. On failure nothing changes (the bytes stay
- * buffered, to be written again: a failed fsync may have dropped them). */
-static int flush_prefix(lrvm_t *s, size_t n)
+ * buffered, to be written again: a failed fsync may have dropped them).
+ * IN_FLIGHT(ARG), when given, runs while the disk writes them: the
+ * writeback is started first, so its work hides in the sync's wait. */
+static int flush_prefix(lrvm_t *s, size_t n, void (*in_flight)(void *), void *arg)
 {
     struct lrvm__log *lg = &s->log;
     int rc;
     if (n == 0)
         return 0;
     if ((rc = reserve(s, lg->lg_written + n)) < 0 ||
-        (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, n, lg->lg_written)) < 0 ||
-        (rc = lrvm__io_fdatasync(lg->lg_fd)) < 0)
+        (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, n, lg->lg_written)) < 0)
+        return fail_code(rc);
+    if (in_flight != NULL) {
+        lrvm__io_start_writeback(lg->lg_fd, lg->lg_written, n);
+        in_flight(arg);
+    }
+    if ((rc = lrvm__io_fdatasync(lg->lg_fd)) < 0)
         return fail_code(rc);
     s->stats.fsyncs++;
     lg->lg_written += n;
@@ -419,7 +426,7 @@ int lrvm__log_flush(lrvm_t *s)
 {
     if (s->log.lg_failed)
         return LRVM_EFAILED;
-    return flush_prefix(s, s->log.lg_buf_used);
+    return flush_prefix(s, s->log.lg_buf_used, NULL, NULL);
 }
 
 /* ------------------------------------------------------------ encoder */
@@ -472,7 +479,7 @@ static int make_room(struct lrvm__enc *e)
     int rc;
 
     if (!e->en_spilled && e->en_mark > 0) {
-        if ((rc = flush_prefix(s, e->en_mark)) < 0)
+        if ((rc = flush_prefix(s, e->en_mark, NULL, NULL)) < 0)
             return rc;
         e->en_mark = 0;
         e->en_tx_start = lg->lg_written;
@@ -595,7 +602,7 @@ static void invalidate(struct lrvm__enc *e)
 }
 
 int lrvm__log_commit(lrvm_t *s, int (*redo)(void *arg, struct lrvm__enc *e),
-                     void *arg, int flags)
+                     void (*in_flight)(void *arg), void *arg, int flags)
 {
     struct lrvm__log *lg = &s->log;
     struct lrvm__enc e;
@@ -615,7 +622,7 @@ int lrvm__log_commit(lrvm_t *s, int (*redo)(void *arg, struct lrvm__enc *e),
     if (rc == 0 && e.en_records == 0)
         goto out;                           /* nothing changed: nothing logged */
     if (rc == 0 && (!(flags & LRVM_NO_FLUSH) || e.en_spilled))
-        rc = flush_prefix(s, lg->lg_buf_used);
+        rc = flush_prefix(s, lg->lg_buf_used, in_flight, arg);
     if (rc < 0) {
         invalidate(&e);
         goto out;

@@ -21,16 +21,24 @@
  * The dirty pages of a segment belong to the transaction that holds the
  * segment, else to the store's ambient epoch.
  *
- *        store faults              commit / abort / sync / begin(ambient)
- *   CLEAN -------------> CAPTURING ---> DIRTY -----------------------------> CLEAN
- *   (PROT_READ)          (copying)      (PROT_READ|PROT_WRITE)  re-protect, then state
+ *        store faults              commit writes its records    log synced
+ *   CLEAN -------------> CAPTURING ---> DIRTY ---------------> SEALED -----> CLEAN
+ *   (read-only)          (copying)      (writable)             (read-only)
+ *                                         ^                      | sync failed,
+ *                                         +------- KEPT <--------+
+ *                                       store faults (no new copy)   tx still open
  *
  * Commit compares each dirty page with its before-image and logs only the
- * changed byte runs (runs closer than MERGE_GAP bytes are merged).
+ * changed byte runs (runs closer than MERGE_GAP bytes are merged). A
+ * flushed commit seals its pages while the disk writes the records, so
+ * the re-protect overlaps the wait for the disk; a sync seals the
+ * ambient pages before it reads them, because other threads may go on
+ * storing. A store to a SEALED page waits for the commit to end. Abort
+ * and lrvm_begin's set-aside go DIRTY -> SEALED -> CLEAN at once.
  *
  * Invariants
- *   I1 A page is writable only in state DIRTY, and then its before-image is
- *      in the shadow and its number in sg_dirty exactly once.
+ *   I1 A page is writable only in state DIRTY. In DIRTY, SEALED and KEPT
+ *      its before-image is in the shadow and its number in sg_dirty, once.
  *   I2 A DIRTY page is made read-only again before it becomes CLEAN, so no
  *      store to a CLEAN page goes uncaptured.
  *   I3 The handler reads only areas[] entries published with a release
@@ -43,6 +51,9 @@
  *   I5 Explicit mode: tx_ranges holds every declared range in declaration
  *      order with the bytes it held when first declared; restoring newest
  *      first leaves the oldest before-image of every byte.
+ *   I6 While a segment is frozen (by the thread that commits, aborts,
+ *      syncs or sets aside its pages, holding the store's lock) no capture
+ *      runs on it: its dirty list and page states are that thread's alone.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -126,31 +137,22 @@ static int claim(struct lrvm__seg *seg, size_t p)
     return 1;
 }
 
-/* Capture page P of SEG (or its whole block when mappings run short).
- * Returns 1 when the store that faulted may be retried, 0 when the fault
- * is not ours. Async-signal-safe. */
-static int capture(struct lrvm__seg *seg, size_t p, int from_fault)
+/* Take a KEPT page back to CAPTURING: its before-image and its place in
+ * the dirty list are already there. 1 if this call won the page. */
+static int reclaim(struct lrvm__seg *seg, size_t p)
+{
+    unsigned char kept = LRVM__PG_KEPT;
+    return atomic_compare_exchange_strong(&seg->sg_state[p], &kept, LRVM__PG_CAPTURING);
+}
+
+/* Capture page P (or its whole block when mappings run short), the
+ * segment not frozen. */
+static int capture_page(struct lrvm__seg *seg, size_t p, int from_fault)
 {
     unsigned char st = atomic_load(&seg->sg_state[p]);
-    if (st == LRVM__PG_DIRTY) {
-        /* Either another thread finished the capture after our fault, or
-         * the page is writable and the fault is a real error. */
-        if (from_fault) {
-            const void *a = seg->sg_base + p * page_size;
-            if (a == last_dirty_fault && ++dirty_retries > RETRY_LIMIT)
-                return 0;
-            if (a != last_dirty_fault)
-                dirty_retries = 0;
-            last_dirty_fault = a;
-            sched_yield();
-        }
-        return 1;
-    }
-    last_dirty_fault = NULL;
-    if (st == LRVM__PG_CAPTURING || !claim(seg, p)) {
-        sched_yield();                       /* lost the race: retry the store */
-        return 1;
-    }
+    int won = st == LRVM__PG_CLEAN ? claim(seg, p) : st == LRVM__PG_KEPT ? reclaim(seg, p) : 0;
+    if (!won)
+        return 1;       /* lost the race, or SEALED (being committed): retry */
     if (from_fault)
         atomic_fetch_add(&seg->sg_store->faults, 1);
 
@@ -187,6 +189,41 @@ fail:
     say("lrvm: mprotect failed while capturing a page (too many mappings? "
         "raise vm.max_map_count); the store cannot go on\n");
     return 0;
+}
+
+/* Capture page P of SEG: returns 1 when the store that faulted may be
+ * retried, 0 when the fault is not ours. Async-signal-safe. */
+static int capture(struct lrvm__seg *seg, size_t p, int from_fault)
+{
+    unsigned char st = atomic_load(&seg->sg_state[p]);
+    if (st == LRVM__PG_DIRTY) {
+        /* Either another thread finished the capture after our fault, or
+         * the page is writable and the fault is a real error. */
+        if (from_fault) {
+            const void *a = seg->sg_base + p * page_size;
+            if (a == last_dirty_fault && ++dirty_retries > RETRY_LIMIT)
+                return 0;
+            if (a != last_dirty_fault)
+                dirty_retries = 0;
+            last_dirty_fault = a;
+            sched_yield();
+        }
+        return 1;
+    }
+    last_dirty_fault = NULL;
+    /* Keeps I6: a capture starts only on a segment that is not frozen, and
+     * the thread that freezes it waits for those under way. The first look
+     * keeps waiting stores from holding the count up. */
+    int handled = 1;
+    if (!atomic_load(&seg->sg_frozen)) {
+        atomic_fetch_add(&seg->sg_capturing, 1);
+        if (!atomic_load(&seg->sg_frozen))
+            handled = capture_page(seg, p, from_fault);
+        atomic_fetch_sub(&seg->sg_capturing, 1);
+    }
+    if (handled && atomic_load(&seg->sg_state[p]) != LRVM__PG_DIRTY)
+        sched_yield();                      /* frozen, sealed, or lost a race */
+    return handled;
 }
 
 static int on_fault(void *addr, int serious)
@@ -371,26 +408,64 @@ static int emit_dirty_pages(struct lrvm__seg *seg, struct lrvm__enc *e)
     return 0;
 }
 
-/* Make every dirty page of SEG read-only again, then CLEAN (keeps I2). */
-static void protect_dirty(struct lrvm__seg *seg)
+/* Stop captures on SEG and wait for those under way (keeps I6): its dirty
+ * list and page states then change only by the caller, who holds the
+ * store's lock, until thaw(). A store that faults meanwhile waits. */
+static void freeze(struct lrvm__seg *seg)
+{
+    atomic_store(&seg->sg_frozen, 1);
+    while (atomic_load(&seg->sg_capturing) != 0)
+        sched_yield();
+}
+
+static void thaw(struct lrvm__seg *seg)
+{
+    atomic_store(&seg->sg_frozen, 0);
+}
+
+/* Make the dirty pages of frozen SEG read-only again and SEALED. */
+static void seal(struct lrvm__seg *seg)
 {
     size_t n = atomic_load(&seg->sg_ndirty);
-    if (n == 0)
-        return;
     size_t lo = SIZE_MAX, hi = 0;
+    int writable = 0;
     for (size_t i = 0; i < n; i++) {
         size_t p = seg->sg_dirty[i];
         lo = p < lo ? p : lo;
         hi = p > hi ? p : hi;
+        writable |= atomic_load(&seg->sg_state[p]) == LRVM__PG_DIRTY;
     }
     /* One call over the span: the pages in between are read-only already,
      * and the kernel merges the span back into one mapping. */
-    if (mprotect(seg->sg_base + lo * page_size, (hi + 1 - lo) * page_size, PROT_READ) != 0)
+    if (writable &&
+        mprotect(seg->sg_base + lo * page_size, (hi + 1 - lo) * page_size, PROT_READ) != 0)
         say("lrvm: mprotect failed while protecting committed pages\n");
     atomic_fetch_sub(&unprotected_runs, atomic_exchange(&seg->sg_unprotected, 0));
     for (size_t i = 0; i < n; i++)
+        atomic_store(&seg->sg_state[seg->sg_dirty[i]], LRVM__PG_SEALED);
+}
+
+/* The dirty pages of frozen SEG are committed or restored: seal them if
+ * that is not done yet, then CLEAN (keeps I2), and let captures go on. */
+static void settle(struct lrvm__seg *seg)
+{
+    seal(seg);
+    size_t n = atomic_load(&seg->sg_ndirty);
+    for (size_t i = 0; i < n; i++)
         atomic_store(&seg->sg_state[seg->sg_dirty[i]], LRVM__PG_CLEAN);
     atomic_store(&seg->sg_ndirty, 0);
+    thaw(seg);
+}
+
+/* Committing the sealed pages of frozen SEG failed: they stay dirty, and
+ * the next store to one makes it writable again without a new copy. */
+static void unseal(struct lrvm__seg *seg)
+{
+    size_t n = atomic_load(&seg->sg_ndirty);
+    for (size_t i = 0; i < n; i++)
+        if (atomic_load(&seg->sg_state[seg->sg_dirty[i]]) == LRVM__PG_SEALED)
+            atomic_store(&seg->sg_state[seg->sg_dirty[i]], LRVM__PG_KEPT);
+    thaw(seg);
 }
 
 /* ------------------------------------------------- ambient set-aside */
@@ -420,13 +495,22 @@ int lrvm__track_begin(lrvm_tx_t *tx)
         return 0;
     for (int i = 0; i < tx->tx_nsegs; i++) {
         struct lrvm__seg *seg = tx->tx_segs[i];
+        size_t had = seg->sg_nstash;
+        freeze(seg);
+        seal(seg);
         size_t n = atomic_load(&seg->sg_ndirty);
         for (size_t k = 0; k < n; k++) {
             int rc = diff_page(seg, seg->sg_dirty[k], stash_add, NULL);
-            if (rc < 0)
+            if (rc < 0) {
+                /* The pages stay ambient and dirty: drop the runs set
+                 * aside from them (keeps I4). */
+                while (seg->sg_nstash > had)
+                    free(seg->sg_stash[--seg->sg_nstash].sr_data);
+                unseal(seg);
                 return rc;
+            }
         }
-        protect_dirty(seg);
+        settle(seg);
     }
     return 0;
 }
@@ -524,6 +608,23 @@ static void release_declared(lrvm_tx_t *tx)
     tx->tx_nranges = tx->tx_cap = 0;
 }
 
+void lrvm__track_commit_start(lrvm_tx_t *tx)
+{
+    if (tx->tx_store->tracking != LRVM_TRACK_AUTO)
+        return;
+    for (int i = 0; i < tx->tx_nsegs; i++)
+        freeze(tx->tx_segs[i]);
+}
+
+void lrvm__track_seal_tx(void *arg)
+{
+    lrvm_tx_t *tx = arg;
+    if (tx->tx_store->tracking != LRVM_TRACK_AUTO)
+        return;
+    for (int i = 0; i < tx->tx_nsegs; i++)
+        seal(tx->tx_segs[i]);
+}
+
 void lrvm__track_committed(lrvm_tx_t *tx)
 {
     if (tx->tx_store->tracking != LRVM_TRACK_AUTO) {
@@ -536,8 +637,16 @@ void lrvm__track_committed(lrvm_tx_t *tx)
             struct lrvm__stash_run *r = &seg->sg_stash[k];
             memcpy(r->sr_data, seg->sg_base + r->sr_off, r->sr_len);
         }
-        protect_dirty(seg);
+        settle(seg);
     }
+}
+
+void lrvm__track_commit_failed(lrvm_tx_t *tx)
+{
+    if (tx->tx_store->tracking != LRVM_TRACK_AUTO)
+        return;
+    for (int i = 0; i < tx->tx_nsegs; i++)
+        unseal(tx->tx_segs[i]);
 }
 
 void lrvm__track_aborted(lrvm_tx_t *tx)
@@ -552,12 +661,19 @@ void lrvm__track_aborted(lrvm_tx_t *tx)
     }
     for (int i = 0; i < tx->tx_nsegs; i++) {
         struct lrvm__seg *seg = tx->tx_segs[i];
+        /* Pages of a failed commit are read-only: writable first. */
         size_t n = atomic_load(&seg->sg_ndirty);
+        for (size_t k = 0; k < n; k++)
+            while (atomic_load(&seg->sg_state[seg->sg_dirty[k]]) == LRVM__PG_KEPT)
+                if (!capture(seg, seg->sg_dirty[k], 0))
+                    break;
+        freeze(seg);
+        n = atomic_load(&seg->sg_ndirty);
         for (size_t k = 0; k < n; k++) {
             size_t p = seg->sg_dirty[k];
             memcpy(seg->sg_base + p * page_size, seg->sg_shadow + p * page_size, page_size);
         }
-        protect_dirty(seg);
+        settle(seg);
     }
 }
 
@@ -583,12 +699,30 @@ int lrvm__track_redo_ambient(void *arg, struct lrvm__enc *e)
     return 0;
 }
 
+void lrvm__track_sync_start(lrvm_t *s)
+{
+    for (size_t i = 0; i < s->nsegs; i++) {
+        struct lrvm__seg *seg = s->segs[i];
+        if (seg->sg_tx == NULL) {
+            freeze(seg);
+            seal(seg);
+        }
+    }
+}
+
 void lrvm__track_synced(lrvm_t *s)
 {
     for (size_t i = 0; i < s->nsegs; i++) {
         struct lrvm__seg *seg = s->segs[i];
         stash_clear(seg);
         if (seg->sg_tx == NULL)
-            protect_dirty(seg);
+            settle(seg);
     }
+}
+
+void lrvm__track_sync_failed(lrvm_t *s)
+{
+    for (size_t i = 0; i < s->nsegs; i++)
+        if (s->segs[i]->sg_tx == NULL)
+            unseal(s->segs[i]);
 }

@@ -195,12 +195,15 @@ int lrvm_commit(lrvm_tx_t *tx, int flags)
     int rc = tx_enter(tx, &s);
     if (rc < 0)
         return rc;
-    rc = lrvm__log_commit(s, lrvm__track_redo_tx, tx, flags);
+    lrvm__track_commit_start(tx);
+    rc = lrvm__log_commit(s, lrvm__track_redo_tx, lrvm__track_seal_tx, tx, flags);
     if (rc == 0) {
         s->stats.commits++;
         lrvm__track_committed(tx);
         tx_free(tx);
         lrvm__truncate_if_due(s);
+    } else {
+        lrvm__track_commit_failed(tx);
     }
     pthread_mutex_unlock(&s->mu);
     return rc;

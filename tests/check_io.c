@@ -23,11 +23,13 @@
 
 static char *dir;
 static char cdir[4096];     /* the directory of the current case */
+static int  tracking;       /* of the stores the test opens; setup resets it */
 
 static void setup(void)
 {
     dir = tu_tmpdir();
     snprintf(cdir, sizeof cdir, "%s/case", dir);
+    tracking = LRVM_TRACK_EXPLICIT;
 }
 
 static void teardown(void)
@@ -108,7 +110,7 @@ static const struct scn pending = { 0, 4096, 64, 3 };
 
 static int store_open(size_t buf, lrvm_t **s)
 {
-    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .log_buffer_size = buf };
+    lrvm_options_t o = { .tracking = tracking, .log_buffer_size = buf };
     return lrvm_open(cdir, &o, s);
 }
 
@@ -200,7 +202,7 @@ static void check_store(const struct scn *sc, int c, const char *what)
  * N (measured, 2 here: the log write and its fdatasync) x {EIO, ENOSPC} x
  * {ONCE, ONCE|TORN} x {retry, abort}: 8N cases, each on a fresh store.
  */
-START_TEST(test_io_commit_fails_nth_call)
+static void commit_fails_nth_call(void)
 {
     unsigned long ncalls = measure_commit(&small);
     for (unsigned long n = 1; n <= ncalls; n++)
@@ -237,6 +239,21 @@ START_TEST(test_io_commit_fails_nth_call)
             check_store(&small, THIRD, what);
         }
     }
+}
+
+START_TEST(test_io_commit_fails_nth_call)
+{
+    commit_fails_nth_call();
+}
+END_TEST
+
+/* The same in auto mode: the failed commit's pages were protected again
+ * while its records went to disk; the retry, the abort and the stores
+ * after it must still find them dirty, with their first before-images. */
+START_TEST(test_io_auto_commit_fails_nth_call)
+{
+    tracking = LRVM_TRACK_AUTO;
+    commit_fails_nth_call();
 }
 END_TEST
 
@@ -313,6 +330,14 @@ END_TEST
 START_TEST(test_io_large_tx_fails_nth_call_then_crash)
 {
     crash_cases(&large, 0, 0);
+}
+END_TEST
+
+/* The same in auto mode, with and without abort before the crash. */
+START_TEST(test_io_auto_large_tx_fails_nth_call_then_crash)
+{
+    tracking = LRVM_TRACK_AUTO;
+    crash_cases(&large, 0, 1);
 }
 END_TEST
 
@@ -540,8 +565,10 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_io_commit_fails_nth_call);
+    tcase_add_test(tc, test_io_auto_commit_fails_nth_call);
     tcase_add_test(tc, test_io_commit_fails_nth_call_then_crash);
     tcase_add_test(tc, test_io_large_tx_fails_nth_call_then_crash);
+    tcase_add_test(tc, test_io_auto_large_tx_fails_nth_call_then_crash);
     tcase_add_test(tc, test_io_noflush_then_failed_commit_crash);
     tcase_add_test(tc, test_io_always_failing_commit);
     tcase_add_test(tc, test_io_truncate_fails_nth_call);

@@ -11,6 +11,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -520,6 +521,130 @@ START_TEST(test_track_sync_during_tx_excludes_tx_bytes)
 }
 END_TEST
 
+/* A commit (or sync) whose log sync fails leaves its pages dirty and
+ * read-only: the next store makes one writable again without a new
+ * before-image, the retry logs it, an abort restores the first image. */
+static void failed_commit_then(int retry)
+{
+    lrvm_t *s = open_auto();
+    char *a = tu_map(s, "kept", 4 * PAGE);
+    lrvm_tx_t *tx = begin1(s, a);
+    strcpy(a, "base-0");
+    strcpy(a + PAGE, "base-1");
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+
+    tx = begin1(s, a);
+    strcpy(a, "first-0");
+    strcpy(a + PAGE, "first-1");
+    lrvm__io_inject(LRVM__IO_SYNC, 1, EIO, LRVM__IO_ONCE);
+    int rc = lrvm_commit(tx, 0);
+    lrvm__io_inject(0, 0, 0, 0);
+    ck_assert_int_eq(rc, LRVM_EIO);
+    lrvm_stats_t st0 = stats(s);
+    strcpy(a, "second-0");                          /* a kept page */
+    strcpy(a + 2 * PAGE, "new-2");                  /* a clean one */
+    lrvm_stats_t st1 = stats(s);
+    ck_assert_uint_eq(st1.pages_captured - st0.pages_captured, 1);
+    ck_assert_uint_eq(st1.faults - st0.faults, 2);
+    if (retry) {
+        ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    } else {
+        ck_assert_int_eq(lrvm_abort(tx), 0);
+        ck_assert_str_eq(a, "base-0");
+        ck_assert_str_eq(a + PAGE, "base-1");
+        ck_assert_int_eq(a[2 * PAGE], 0);
+    }
+
+    strcpy(a + 3 * PAGE, "amb-1");
+    ck_assert_int_eq(lrvm_sync(s), 0);
+    strcpy(a + 3 * PAGE, "amb-2");
+    lrvm__io_inject(LRVM__IO_SYNC, 1, EIO, LRVM__IO_ONCE);
+    rc = lrvm_sync(s);
+    lrvm__io_inject(0, 0, 0, 0);
+    ck_assert_int_eq(rc, LRVM_EIO);
+    strcpy(a + 3 * PAGE + 100, "amb-3");
+    ck_assert_int_eq(lrvm_sync(s), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_auto();
+    a = tu_map(s, "kept", 4 * PAGE);
+    ck_assert_str_eq(a, retry ? "second-0" : "base-0");
+    ck_assert_str_eq(a + PAGE, retry ? "first-1" : "base-1");
+    ck_assert_str_eq(a + 2 * PAGE, retry ? "new-2" : "");
+    ck_assert_str_eq(a + 3 * PAGE, "amb-2");
+    ck_assert_str_eq(a + 3 * PAGE + 100, "amb-3");
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+
+START_TEST(test_track_failed_commit_then_retry)
+{
+    failed_commit_then(1);
+}
+END_TEST
+
+START_TEST(test_track_failed_commit_then_abort)
+{
+    failed_commit_then(0);
+}
+END_TEST
+
+/* Threads keep storing into ambient pages while another thread syncs: a
+ * page first stored to during a sync belongs to that sync or to the next,
+ * and no page may drop out of tracking. */
+#define SYNC_RACE_PAGES 256
+#define SYNC_RACE_ITERS 200
+
+struct sync_writer {
+    uint64_t     *base;
+    int           id;
+    _Atomic int  *running;
+};
+
+static void *ambient_writer(void *arg)
+{
+    struct sync_writer *w = arg;
+    uint64_t seed = 7 + (uint64_t)w->id;
+    for (uint64_t it = 1; it <= SYNC_RACE_ITERS; it++) {
+        int first = (int)(tu_rand(&seed) % (SYNC_RACE_PAGES / 2));
+        for (int k = 0; k < SYNC_RACE_PAGES / 2; k++) {
+            int p = 2 * ((first + k) % (SYNC_RACE_PAGES / 2)) + w->id;
+            w->base[(size_t)p * (PAGE / 8) + (size_t)w->id] = it;
+        }
+    }
+    atomic_fetch_sub(w->running, 1);
+    return NULL;
+}
+
+START_TEST(test_track_ambient_threads_store_during_sync)
+{
+    lrvm_t *s = open_auto();
+    uint64_t *a = (uint64_t *)tu_map(s, "race", SYNC_RACE_PAGES * PAGE);
+    _Atomic int running = 2;
+    struct sync_writer w[2] = { { a, 0, &running }, { a, 1, &running } };
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, ambient_writer, &w[i]);
+    int syncs = 0;
+    while (atomic_load(&running) > 0) {
+        ck_assert_int_eq(lrvm_sync(s), 0);
+        syncs++;
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    ck_assert_int_eq(lrvm_sync(s), 0);
+    ck_assert_int_gt(syncs, 1);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_auto();
+    a = (uint64_t *)tu_map(s, "race", SYNC_RACE_PAGES * PAGE);
+    for (int p = 0; p < SYNC_RACE_PAGES; p++)
+        ck_assert_msg(a[(size_t)p * (PAGE / 8) + (size_t)(p % 2)] == SYNC_RACE_ITERS,
+                      "page %d holds %llu after %d syncs", p,
+                      (unsigned long long)a[(size_t)p * (PAGE / 8) + (size_t)(p % 2)], syncs);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 /* ------------------------------------------------ scale */
 
 START_TEST(test_track_200k_scattered_pages)
@@ -620,6 +745,9 @@ int main(void)
     tcase_add_test(tc, test_track_ambient_crash_shows_last_sync);
     tcase_add_test(tc, test_track_ambient_and_transactions_interleave);
     tcase_add_test(tc, test_track_sync_during_tx_excludes_tx_bytes);
+    tcase_add_test(tc, test_track_ambient_threads_store_during_sync);
+    tcase_add_test(tc, test_track_failed_commit_then_retry);
+    tcase_add_test(tc, test_track_failed_commit_then_abort);
     tcase_add_test(tc, test_track_map_unmap_while_faulting);
     tcase_add_test(tc, test_track_200k_scattered_pages);
     suite_add_tcase(s, tc);
