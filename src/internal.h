@@ -255,6 +255,7 @@ int lrvm__enc_range(struct lrvm__enc *e, struct lrvm__seg *seg, size_t off,
 int lrvm__recover(lrvm_t *s);
 /* 4 KiB blocks recovery holds in memory before writing them (tests only). */
 extern uint32_t lrvm__apply_max;
+extern uint32_t lrvm__apply_direct;
 
 /* Callbacks of a log scan, for recovery and for lrvmutl. */
 struct lrvm__scan_cb {

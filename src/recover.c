@@ -28,7 +28,8 @@
  * the file first); the blocks go out in file order, consecutive ones in one
  * pwritev, when the cache is full (lrvm__apply_max blocks, 64 MiB) and at
  * the end. So each block is written once per 64 MiB of distinct blocks the
- * log names, however many ranges named it.
+ * log names, however many ranges named it. A segment file's blocks are
+ * found through a table indexed by block number (a hash for huge files).
  *
  * Invariants
  *   I1 Nothing is written to a segment file unless every record up to the
@@ -57,6 +58,8 @@ struct replay_seg {
     int      fd;
     uint64_t size;
     uint64_t part_blocks;   /* ranges' blocks covered in part (pass 1) */
+    uint32_t *held;         /* pass 2: cache index + 1 of each block, or 0;
+                               NULL for a file too large (the hash finds those) */
     int      written;
 };
 
@@ -67,18 +70,30 @@ struct replay_seg {
  * crash recovery between its writes. */
 uint32_t lrvm__apply_max = 16384;
 
+/* Files of up to this many blocks (16 GiB) find their cached blocks in a
+ * table indexed by block number: one look in a small array instead of a
+ * probe into a large hash, a cache miss less per range. Larger files use
+ * the hash. Tests lower it to reach the hash. */
+uint32_t lrvm__apply_direct = 1u << 22;
+
 struct apply_slot {
     uint64_t block;     /* block number in its segment file */
     uint32_t seg;       /* index in replay.segs + 1; 0: the slot is empty */
     uint32_t buf;       /* index of the block's bytes in apply.mem */
 };
 
+struct apply_key {
+    uint32_t seg;       /* index in replay.segs */
+    uint64_t block;
+};
+
 struct apply {
     unsigned char     *mem;     /* max blocks; NULL until pass 2 */
     struct apply_slot *slots;   /* hash table of 1 << bits, never over half full */
-    uint32_t          *used;    /* slot of each block held, by buf index */
+    struct apply_key  *keys;    /* which block each one held is, by buf index */
     uint32_t           nused, max;
     unsigned           bits;
+    int                hashed;  /* some block held is in slots */
 };
 
 struct replay {
@@ -127,6 +142,7 @@ static int replay_seg(struct replay *r, const char *name, size_t n, struct repla
     seg->name_len = n;
     seg->fd = fd;
     seg->part_blocks = 0;
+    seg->held = NULL;
     seg->written = 0;
     r->nsegs++;
     *out = r->last = seg;
@@ -147,10 +163,25 @@ static int apply_init(struct apply *c)
         return LRVM_ENOMEM;
     }
     c->slots = calloc((size_t)1 << c->bits, sizeof *c->slots);
-    c->used = malloc(c->max * sizeof *c->used);
-    if (c->slots == NULL || c->used == NULL)
+    c->keys = malloc(c->max * sizeof *c->keys);
+    if (c->slots == NULL || c->keys == NULL)
         return LRVM_ENOMEM;
     c->nused = 0;
+    c->hashed = 0;
+    return 0;
+}
+
+/* Give each segment small enough a table of its held blocks. */
+static int apply_tables(struct replay *r)
+{
+    for (size_t i = 0; i < r->nsegs; i++) {
+        struct replay_seg *seg = &r->segs[i];
+        uint64_t nblocks = (seg->size + APPLY_BLOCK - 1) / APPLY_BLOCK;
+        if (nblocks > lrvm__apply_direct)
+            continue;
+        if ((seg->held = calloc(nblocks ? nblocks : 1, sizeof *seg->held)) == NULL)
+            return LRVM_ENOMEM;
+    }
     return 0;
 }
 
@@ -159,7 +190,7 @@ static void apply_free(struct apply *c)
     if (c->mem != NULL)
         munmap(c->mem, (size_t)c->max * APPLY_BLOCK);
     free(c->slots);
-    free(c->used);
+    free(c->keys);
 }
 
 static size_t apply_hash(const struct apply *c, uint32_t seg, uint64_t block)
@@ -202,8 +233,10 @@ static int apply_write(struct replay *r)
     if ((h = malloc(c->nused * sizeof *h)) == NULL)
         return LRVM_ENOMEM;
     for (uint32_t i = 0; i < c->nused; i++) {
-        const struct apply_slot *sl = &c->slots[c->used[i]];
-        h[i] = (struct held){ sl->seg - 1, sl->block, c->mem + (size_t)sl->buf * APPLY_BLOCK };
+        const struct apply_key *k = &c->keys[i];
+        h[i] = (struct held){ k->seg, k->block, c->mem + (size_t)i * APPLY_BLOCK };
+        if (r->segs[k->seg].held != NULL)
+            r->segs[k->seg].held[k->block] = 0;
     }
     qsort(h, c->nused, sizeof *h, held_order);
     for (uint32_t i = 0; i < c->nused && rc == 0;) {
@@ -223,8 +256,10 @@ static int apply_write(struct replay *r)
         i = j;
     }
     free(h);
-    memset(c->slots, 0, ((size_t)1 << c->bits) * sizeof *c->slots);
+    if (c->hashed)
+        memset(c->slots, 0, ((size_t)1 << c->bits) * sizeof *c->slots);
     c->nused = 0;
+    c->hashed = 0;
     return rc;
 }
 
@@ -235,26 +270,37 @@ static int apply_block(struct replay *r, struct replay_seg *seg, uint64_t b, int
 {
     struct apply *c = &r->cache;
     uint32_t segno = (uint32_t)(seg - r->segs) + 1;
-    size_t i = apply_hash(c, segno, b), mask = ((size_t)1 << c->bits) - 1;
+    size_t i = 0, mask = ((size_t)1 << c->bits) - 1;
     int rc;
 
-    for (;; i = (i + 1) & mask) {
-        struct apply_slot *sl = &c->slots[i];
-        if (sl->seg == segno && sl->block == b) {
-            *out = c->mem + (size_t)sl->buf * APPLY_BLOCK;
+    if (seg->held != NULL) {
+        if (seg->held[b] != 0) {
+            *out = c->mem + (size_t)(seg->held[b] - 1) * APPLY_BLOCK;
             return 0;
         }
-        if (sl->seg == 0)
-            break;
+    } else {
+        for (i = apply_hash(c, segno, b);; i = (i + 1) & mask) {
+            struct apply_slot *sl = &c->slots[i];
+            if (sl->seg == segno && sl->block == b) {
+                *out = c->mem + (size_t)sl->buf * APPLY_BLOCK;
+                return 0;
+            }
+            if (sl->seg == 0)
+                break;
+        }
     }
     if (c->nused == c->max) {
         if ((rc = apply_write(r)) < 0)
             return rc;
         i = apply_hash(c, segno, b);    /* the table is empty now */
     }
-    struct apply_slot *sl = &c->slots[i];
-    *sl = (struct apply_slot){ b, segno, c->nused };
-    c->used[c->nused] = (uint32_t)i;
+    if (seg->held != NULL) {
+        seg->held[b] = c->nused + 1;
+    } else {
+        c->slots[i] = (struct apply_slot){ b, segno, c->nused };
+        c->hashed = 1;
+    }
+    c->keys[c->nused] = (struct apply_key){ segno - 1, b };
     unsigned char *bytes = c->mem + (size_t)c->nused * APPLY_BLOCK;
     c->nused++;
     if (!whole) {
@@ -346,6 +392,7 @@ int lrvm__recover(lrvm_t *s)
             if (r.segs[i].part_blocks * 16 * APPLY_BLOCK >= r.segs[i].size)
                 lrvm__io_will_read(r.segs[i].fd, r.segs[i].size);
         if ((rc = apply_init(&r.cache)) < 0 ||
+            (rc = apply_tables(&r)) < 0 ||
             (rc = lrvm__log_walk_valid(img, size, &cb)) < 0 ||
             (rc = apply_write(&r)) < 0)
             goto out;
@@ -366,8 +413,10 @@ int lrvm__recover(lrvm_t *s)
 out:
     apply_free(&r.cache);
     lrvm__io_unmap(img, size);
-    for (size_t i = 0; i < r.nsegs; i++)
+    for (size_t i = 0; i < r.nsegs; i++) {
         lrvm__io_close(r.segs[i].fd);
+        free(r.segs[i].held);
+    }
     free(r.segs);
     return rc;
 }

@@ -29,10 +29,15 @@
 
 int lrvm__seg_name_ok_n(const char *name, size_t n)
 {
-    if (n == 0 || n > LRVM__NAME_MAX || memchr(name, '\0', n) != NULL ||
-        memchr(name, '/', n) != NULL || memmem(name, n, "..", 2) != NULL)
+    /* One pass, no library calls: recovery checks a name per record. */
+    if (n == 0 || n > LRVM__NAME_MAX || (n == 1 && name[0] == '.'))
         return 0;
-    return !(n == 1 && name[0] == '.');
+    for (size_t i = 0; i < n; i++) {
+        if (name[i] == '\0' || name[i] == '/' ||
+            (name[i] == '.' && i + 1 < n && name[i + 1] == '.'))
+            return 0;
+    }
+    return 1;
 }
 
 int lrvm__seg_name_ok(const char *name)
