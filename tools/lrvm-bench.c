@@ -37,7 +37,8 @@
  * numbers back through a pipe: libsigsegv allows one SIGSEGV handler per
  * process, the floors install theirs with sigaction, and runs must not
  * disturb each other. Each is repeated R times (--runs) and reported as
- * median and min-max. A run whose child fails (an lrvm error, a crash) is
+ * median and min-max; floors and workloads run in R rounds of one run
+ * each, so that drift during the run moves them alike. A run whose child fails (an lrvm error, a crash) is
  * left out of the figures and listed at the end; the exit status is then 1.
  * Time: CLOCK_MONOTONIC. Random: xorshift64, seed 42.
  *
@@ -1540,13 +1541,18 @@ int main(int argc, char **argv)
 
     char path[PATH_LEN], what[160];
 
-    /* Floors. */
-    path_join(path, root, "fault-floor.dat");
-    for (int fl = 0; fl < NFLOORS; fl++)
-        for (int fr = 0; fr < 2; fr++)
-            for (int i = 0; i < cfg.runs; i++) {
+    /* Floors and workloads run in rounds, one run of each per round, so
+     * that a disk or machine that drifts during the minutes of a run
+     * moves the floors and the workloads alike and leaves their ratios. */
+    char floor_path[PATH_LEN], write_path[PATH_LEN];
+    path_join(floor_path, root, "fault-floor.dat");
+    path_join(write_path, root, "write-floor.dat");
+    path_join(path, root, "store");
+    for (int i = 0; i < cfg.runs; i++) {
+        for (int fl = 0; fl < NFLOORS; fl++)
+            for (int fr = 0; fr < 2; fr++) {
                 struct floor_arg a = { .spec = fl, .fresh = fr };
-                memcpy(a.path, path, sizeof a.path);
+                memcpy(a.path, floor_path, sizeof a.path);
                 snprintf(what, sizeof what, "fault floor %s %s", floors[fl].name,
                          fr ? "fresh" : "copied");
                 progress("%s: run %d/%d...", what, i + 1, cfg.runs);
@@ -1554,20 +1560,15 @@ int main(int argc, char **argv)
                               sizeof fl_res[0][0][0]) == 0 && fl_res[fl][fr][i].pages == 0)
                     add_failure("%s: no page measured", what);
             }
-    unlink(path);
-    path_join(path, root, "write-floor.dat");
-    for (int i = 0; i < cfg.runs; i++) {
+        unlink(floor_path);
         progress("write floor: run %d/%d...", i + 1, cfg.runs);
-        run_child("write floor", child_write_floor, path, &wf_res[i], sizeof wf_res[0]);
-    }
-    unlink(path);
+        run_child("write floor", child_write_floor, write_path, &wf_res[i], sizeof wf_res[0]);
+        unlink(write_path);
 
-    /* lrvm workloads, each run on a new store. */
-    path_join(path, root, "store");
-    for (int w = 0; w < NWORK; w++)
-        for (int m = 0; m < 2; m++)
-            for (int f = 1; f >= 0; f--)
-                for (int i = 0; i < cfg.runs; i++) {
+        /* lrvm workloads, each run on a new store. */
+        for (int w = 0; w < NWORK; w++)
+            for (int m = 0; m < 2; m++)
+                for (int f = 1; f >= 0; f--) {
                     struct wl_arg a = { .w = &workloads[w], .mode = m, .flush = f };
                     memcpy(a.dir, path, sizeof a.dir);
                     snprintf(what, sizeof what, "%s %s %s", workloads[w].name, mode_name(m),
@@ -1580,6 +1581,7 @@ int main(int argc, char **argv)
                         add_failure("%s: nothing measured", what);
                     rm_rf(path);
                 }
+    }
 
     /* The same small transactions on libpmemobj, when built with it. */
     if (bench_pmem_available()) {
