@@ -226,6 +226,16 @@ static int capture(struct lrvm__seg *seg, size_t p, int from_fault)
     return handled;
 }
 
+/* Capture page P of SEG outside a fault (lrvm_set_range, the read()
+ * wrappers, abort) until it is DIRTY; 0 if it cannot be made writable. */
+static int capture_now(struct lrvm__seg *seg, size_t p)
+{
+    while (atomic_load(&seg->sg_state[p]) != LRVM__PG_DIRTY)
+        if (!capture(seg, p, 0))
+            return 0;
+    return 1;
+}
+
 static int on_fault(void *addr, int serious)
 {
     (void)serious;
@@ -253,9 +263,8 @@ void lrvm__track_prepare_kernel_write(void *addr, size_t len)
         if (seg == NULL)
             continue;
         size_t p = (size_t)((unsigned char *)a - seg->sg_base) / page_size;
-        while (p < seg->sg_npages && atomic_load(&seg->sg_state[p]) != LRVM__PG_DIRTY)
-            if (!capture(seg, p, 0))
-                break;
+        if (p < seg->sg_npages)
+            (void)capture_now(seg, p);
     }
     atomic_fetch_sub(&inflight, 1);
 }
@@ -522,9 +531,8 @@ int lrvm__track_set_range(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size
     if (tx->tx_store->tracking == LRVM_TRACK_AUTO) {
         size_t first = off / page_size, last = (off + len - 1) / page_size;
         for (size_t p = first; p <= last; p++)
-            while (atomic_load(&seg->sg_state[p]) != LRVM__PG_DIRTY)
-                if (!capture(seg, p, 0))
-                    return LRVM_ENOMEM;
+            if (!capture_now(seg, p))
+                return LRVM_ENOMEM;
         return 0;
     }
     if (tx->tx_nranges > 0) {
@@ -664,9 +672,7 @@ void lrvm__track_aborted(lrvm_tx_t *tx)
         /* Pages of a failed commit are read-only: writable first. */
         size_t n = atomic_load(&seg->sg_ndirty);
         for (size_t k = 0; k < n; k++)
-            while (atomic_load(&seg->sg_state[seg->sg_dirty[k]]) == LRVM__PG_KEPT)
-                if (!capture(seg, seg->sg_dirty[k], 0))
-                    break;
+            (void)capture_now(seg, seg->sg_dirty[k]);
         freeze(seg);
         n = atomic_load(&seg->sg_ndirty);
         for (size_t k = 0; k < n; k++) {
