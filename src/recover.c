@@ -13,6 +13,9 @@
  *           record: CRC, generation, sequence) and check every range of
  *           every valid record against the segment it names (the file
  *           exists, the range lies inside)
+ *   fdatasync the log, when recovery at open found records: a process
+ *           that died before its commit's sync may have left them in the
+ *           page cache only
  *   pass 2: map the log up to the end of the last complete transaction,
  *           now in the page cache, and walk its records again without
  *           repeating the checks, copying each range into the apply cache,
@@ -41,6 +44,8 @@
  *   I3 A cached block holds the file's bytes overlaid with every range
  *      copied into it since it was read, in log order, so writing it back
  *      writes exactly what replaying those ranges one by one would have.
+ *   I4 A segment file is written only from records that are durable in
+ *      the log, so it is never ahead of what a power cut leaves there.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -377,6 +382,19 @@ int lrvm__recover(lrvm_t *s)
         goto out;
     if (res.sr_scan_end == LRVM__LOG_HEADER_SIZE)
         goto out;                   /* nothing to apply, nothing to reset */
+    /* A process that died between a commit's write and its fdatasync
+     * left records that look committed but may not be on the disk. Once
+     * a segment file holds their bytes, a power cut that loses them would
+     * leave the segment ahead of the log, and a replay of the log's
+     * shorter prefix over it would mix two states: so they become durable
+     * first (keeps I4). */
+    if (res.sr_end > lg->lg_durable) {
+        if ((rc = lrvm__io_fdatasync(lg->lg_fd)) < 0) {
+            rc = lrvm__errno_to_code(-rc);
+            goto out;
+        }
+        s->stats.fsyncs++;
+    }
     r.apply = 1;
     if (res.sr_end > LRVM__LOG_HEADER_SIZE) {       /* complete transactions to apply */
         size = res.sr_end;
