@@ -282,6 +282,28 @@ int lrvm__log_walk_valid(const unsigned char *img, uint64_t end, const struct lr
 /* Read both header slots of FD and pick the current one. */
 int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot);
 
+/* What lrvmutl verify found: recovery's first pass, which writes nothing. */
+struct lrvm__seg_usage {
+    char     name[LRVM__NAME_MAX + 1];
+    uint64_t size;            /* of the segment file */
+    uint64_t ranges, bytes;   /* named by the valid records */
+};
+struct lrvm__check {
+    struct lrvm__scan_result scan;
+    struct lrvm__seg_usage  *segs;      /* free() it */
+    size_t                   nsegs;
+    uint64_t                 at;        /* on an error: the record that failed */
+    const char              *why;       /* on LRVM_ECORRUPT: what is wrong with it */
+};
+/* Scan the log of LOGFD (header H) in the store directory DIRFD as
+ * recovery would, checking each range against its segment file, and
+ * write nothing. PROGRESS (may be NULL) sees each record's offset. 0, or
+ * the error lrvm_open would fail with (LRVM_ECORRUPT: a valid record
+ * names a missing segment or bytes outside it). */
+int lrvm__recover_check(int dirfd, int logfd, const struct lrvm__log_header *h,
+                        void (*progress)(void *arg, uint64_t off), void *progress_arg,
+                        struct lrvm__check *out);
+
 /* ------------------------------------------------------------ track.c */
 
 /* What a transaction saved in explicit mode: declared ranges with their

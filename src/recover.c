@@ -62,6 +62,7 @@ struct replay_seg {
     size_t   name_len;
     int      fd;
     uint64_t size;
+    uint64_t ranges, bytes; /* named by valid records (pass 1) */
     uint64_t part_blocks;   /* ranges' blocks covered in part (pass 1) */
     uint32_t *held;         /* pass 2: cache index + 1 of each block, or 0;
                                NULL for a file too large (the hash finds those) */
@@ -102,11 +103,13 @@ struct apply {
 };
 
 struct replay {
-    lrvm_t            *s;
+    int                dirfd;
+    int                rdonly;      /* lrvmutl verify: open segments read-only */
     int                apply;       /* pass 2 */
     struct replay_seg *segs;
     size_t             nsegs, cap;
     struct replay_seg *last;        /* the segment of the last range */
+    const char        *why;         /* what made a record fail its check */
     struct apply       cache;
 };
 
@@ -134,9 +137,13 @@ static int replay_seg(struct replay *r, const char *name, size_t n, struct repla
         r->last = NULL;             /* it pointed into the old array */
     }
     snprintf(path, sizeof path, "%.*s.seg", (int)n, name);
-    int fd = lrvm__io_open(r->s->dirfd, path, O_RDWR, 0);
-    if (fd < 0)                    /* a record names a segment that is gone */
-        return fd == -ENOENT ? LRVM_ECORRUPT : lrvm__errno_to_code(-fd);
+    int fd = lrvm__io_open(r->dirfd, path, r->rdonly ? O_RDONLY : O_RDWR, 0);
+    if (fd == -ENOENT) {            /* a record names a segment that is gone */
+        r->why = "it names a segment file that does not exist";
+        return LRVM_ECORRUPT;
+    }
+    if (fd < 0)
+        return lrvm__errno_to_code(-fd);
     struct replay_seg *seg = &r->segs[r->nsegs];
     int rc = lrvm__io_fstat_size(fd, &seg->size);
     if (rc < 0) {
@@ -146,12 +153,21 @@ static int replay_seg(struct replay *r, const char *name, size_t n, struct repla
     memcpy(seg->name, name, n);
     seg->name_len = n;
     seg->fd = fd;
-    seg->part_blocks = 0;
+    seg->ranges = seg->bytes = seg->part_blocks = 0;
     seg->held = NULL;
     seg->written = 0;
     r->nsegs++;
     *out = r->last = seg;
     return 0;
+}
+
+static void replay_free(struct replay *r)
+{
+    for (size_t i = 0; i < r->nsegs; i++) {
+        lrvm__io_close(r->segs[i].fd);
+        free(r->segs[i].held);
+    }
+    free(r->segs);
 }
 
 /* ------------------------------------------------------------ the apply cache */
@@ -350,8 +366,12 @@ static int on_range(void *arg, const char *name, size_t name_len, uint64_t off,
     if (rc < 0)
         return rc;
     if (!r->apply) {
-        if (off > seg->size || n > seg->size - off)
-            return LRVM_ECORRUPT;                                   /* keeps I1 */
+        if (off > seg->size || n > seg->size - off) {               /* keeps I1 */
+            r->why = "it names bytes past the end of its segment file";
+            return LRVM_ECORRUPT;
+        }
+        seg->ranges++;
+        seg->bytes += n;
         seg->part_blocks += (off % APPLY_BLOCK != 0) + ((off + n) % APPLY_BLOCK != 0);
         return 0;
     }
@@ -369,7 +389,7 @@ int lrvm__recover(lrvm_t *s)
 {
     struct lrvm__log *lg = &s->log;
     struct lrvm__log_header h = { 1, lg->lg_generation, lg->lg_first_txno };
-    struct replay r = { .s = s };
+    struct replay r = { .dirfd = s->dirfd };
     struct lrvm__scan_cb cb = { &r, on_record };
     struct lrvm__scan_result res;
     const unsigned char *img = NULL;
@@ -431,10 +451,57 @@ int lrvm__recover(lrvm_t *s)
 out:
     apply_free(&r.cache);
     lrvm__io_unmap(img, size);
-    for (size_t i = 0; i < r.nsegs; i++) {
-        lrvm__io_close(r.segs[i].fd);
-        free(r.segs[i].held);
+    replay_free(&r);
+    return rc;
+}
+
+/* ------------------------------------------------------------ lrvmutl verify */
+
+struct check_arg {
+    struct replay *r;
+    uint64_t       at;          /* offset of the record being checked */
+    void         (*progress)(void *arg, uint64_t off);
+    void          *progress_arg;
+};
+
+static int on_check_record(void *arg, uint64_t off, const struct lrvm__rec_header *h,
+                           const unsigned char *payload)
+{
+    struct check_arg *a = arg;
+    a->at = off;
+    if (a->progress != NULL)
+        a->progress(a->progress_arg, off);
+    return lrvm__payload_walk(payload, h->rh_payload_len, on_range, a->r);
+}
+
+int lrvm__recover_check(int dirfd, int logfd, const struct lrvm__log_header *h,
+                        void (*progress)(void *arg, uint64_t off), void *progress_arg,
+                        struct lrvm__check *out)
+{
+    struct replay r = { .dirfd = dirfd, .rdonly = 1 };
+    struct check_arg a = { &r, 0, progress, progress_arg };
+    struct lrvm__scan_cb cb = { &a, on_check_record };
+    int rc = lrvm__log_scan(logfd, h, &cb, &out->scan);
+
+    out->at = a.at;
+    out->why = rc == LRVM_ECORRUPT ? (r.why ? r.why : "its payload is malformed") : NULL;
+    out->segs = NULL;
+    out->nsegs = 0;
+    if (rc == 0 && r.nsegs > 0) {
+        if ((out->segs = calloc(r.nsegs, sizeof *out->segs)) == NULL) {
+            rc = LRVM_ENOMEM;
+        } else {
+            for (size_t i = 0; i < r.nsegs; i++) {
+                struct lrvm__seg_usage *u = &out->segs[i];
+                memcpy(u->name, r.segs[i].name, r.segs[i].name_len);
+                u->name[r.segs[i].name_len] = '\0';
+                u->size = r.segs[i].size;
+                u->ranges = r.segs[i].ranges;
+                u->bytes = r.segs[i].bytes;
+            }
+            out->nsegs = r.nsegs;
+        }
     }
-    free(r.segs);
+    replay_free(&r);
     return rc;
 }

@@ -1,0 +1,494 @@
+/*
+ * check_util.c -- lrvmutl, run as a program on stores left by crashed
+ * children: what it reports, that info, verify and dump write nothing,
+ * that a damaged log is named and left alone, and that recover (killed
+ * or not) leaves a store that opens with every committed transaction.
+ *
+ * The tool is found through $LRVMUTL (make check sets it), else at
+ * tools/lrvmutl or ../tools/lrvmutl.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "lrvm.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEG_SIZE ((size_t)64 << 10)
+#define NTX      20u
+
+static const char *tool(void)
+{
+    const char *env = getenv("LRVMUTL");
+    if (env != NULL && env[0] != '\0')
+        return env;
+    return access("tools/lrvmutl", X_OK) == 0 ? "tools/lrvmutl" : "../tools/lrvmutl";
+}
+
+/* What a run of the tool printed (stdout and stderr, interleaved) and its
+ * exit status (-1: killed by a signal). */
+struct run {
+    int    status;
+    char   out[1 << 16];
+    size_t len;
+};
+
+static void run_tool(struct run *r, const char *cmd, const char *dir, const char *extra)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], STDOUT_FILENO);
+        dup2(p[1], STDERR_FILENO);
+        close(p[0]);
+        close(p[1]);
+        const char *path = tool();
+        if (cmd == NULL)
+            execl(path, path, (char *)NULL);
+        else if (dir == NULL)
+            execl(path, path, cmd, (char *)NULL);
+        else
+            execl(path, path, cmd, dir, extra, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    r->len = 0;
+    ssize_t n;
+    while ((n = read(p[0], r->out + r->len, sizeof r->out - 1 - r->len)) > 0)
+        r->len += (size_t)n;
+    r->out[r->len] = '\0';
+    close(p[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    ck_assert_msg(!(WIFEXITED(st) && WEXITSTATUS(st) == 127), "cannot run %s", tool());
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+#define ck_assert_output_has(r, text)                                                  \
+    ck_assert_msg(strstr((r)->out, (text)) != NULL, "no \"%s\" in the output:\n%s", (text), \
+                  (r)->out)
+
+/* Child: commit NTX flushing transactions (transaction i writes i at the
+ * word i*64 of segment "a"), then die as a crash does, without close. */
+static void build_child(void *arg)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s;
+    void *base;
+    lrvm_tx_t *tx;
+    if (lrvm_open(arg, &o, &s) != 0 || lrvm_map(s, "a", SEG_SIZE, &base) != 0)
+        _exit(2);
+    uint64_t *words = base;
+    for (uint64_t i = 1; i <= NTX; i++) {
+        if (lrvm_begin(s, 1, &base, &tx) != 0 || lrvm_set_range(tx, &words[i * 64], 8) != 0)
+            _exit(3);
+        words[i * 64] = i;
+        if (lrvm_commit(tx, 0) != 0)
+            _exit(4);
+    }
+    kill(getpid(), SIGKILL);
+}
+
+static char *crashed_store(void)
+{
+    char *dir = tu_tmpdir();
+    int st = tu_in_child(build_child, dir);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "build: status 0x%x", st);
+    return dir;
+}
+
+/* The whole of a file, malloc'ed; its size in *N. */
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    int64_t size = tu_file_size(path);
+    ck_assert_int_ge(size, 0);
+    unsigned char *b = malloc((size_t)size + 1);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(tu_read(path, b, (size_t)size, 0), 0);
+    *n = (size_t)size;
+    return b;
+}
+
+struct snapshot {
+    unsigned char *log, *seg;
+    size_t         log_len, seg_len;
+};
+
+static void snap(struct snapshot *s, const char *dir)
+{
+    s->log = slurp(tu_path(dir, LRVM__LOG_NAME), &s->log_len);
+    s->seg = slurp(tu_path(dir, "a.seg"), &s->seg_len);
+}
+
+/* The store's files are byte for byte what they were at S. */
+static void assert_unchanged(struct snapshot *s, const char *dir, const char *after)
+{
+    struct snapshot now;
+    snap(&now, dir);
+    ck_assert_msg(now.log_len == s->log_len && memcmp(now.log, s->log, s->log_len) == 0,
+                  "lrvm.log changed after %s", after);
+    ck_assert_msg(now.seg_len == s->seg_len && memcmp(now.seg, s->seg, s->seg_len) == 0,
+                  "a.seg changed after %s", after);
+    free(now.log);
+    free(now.seg);
+}
+
+static void snap_free(struct snapshot *s)
+{
+    free(s->log);
+    free(s->seg);
+}
+
+/* Open DIR with lrvm and check that it holds transactions 1..NTX. */
+static void assert_all_committed(const char *dir)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s;
+    ck_assert_int_eq(lrvm_open(dir, &o, &s), 0);
+    uint64_t *words = tu_map(s, "a", SEG_SIZE);
+    for (uint64_t i = 1; i <= NTX; i++)
+        ck_assert_uint_eq(words[i * 64], i);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+
+/* ------------------------------------------------------------ tests */
+
+START_TEST(test_util_usage)
+{
+    struct run r;
+    run_tool(&r, NULL, NULL, NULL);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_output_has(&r, "usage: lrvmutl");
+    run_tool(&r, "--help", NULL, NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_output_has(&r, "verify DIR");
+    run_tool(&r, "frobnicate", "/tmp", NULL);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_output_has(&r, "unknown command: frobnicate");
+    run_tool(&r, "info", "/tmp", "--data");
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_output_has(&r, "unexpected argument: --data");
+}
+END_TEST
+
+/* A directory that is no store is said to be one, and recover does not
+ * make one of it (lrvm_open would). */
+START_TEST(test_util_not_a_store)
+{
+    static const char *const cmds[] = { "info", "verify", "dump", "recover", "truncate" };
+    char *dir = tu_tmpdir();
+    struct run r;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        run_tool(&r, cmds[i], dir, NULL);
+        ck_assert_msg(r.status == 2, "%s: status %d", cmds[i], r.status);
+        ck_assert_output_has(&r, "not an lrvm store");
+        ck_assert_int_eq(tu_file_size(tu_path(dir, LRVM__LOG_NAME)), -1);
+    }
+    run_tool(&r, "info", tu_path(dir, "missing"), NULL);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_output_has(&r, "No such file or directory");
+    tu_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_util_info_verify_dump_after_crash_write_nothing)
+{
+    char *dir = crashed_store();
+    struct snapshot before;
+    struct run r;
+    snap(&before, dir);
+
+    run_tool(&r, "info", dir, NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_output_has(&r, "format 1, generation 1");
+    ck_assert_output_has(&r, "20 complete transactions (numbers 1 to 20)");
+    ck_assert_output_has(&r, "the scan stopped at offset");
+    /* Segment a: the file's size, 20 ranges of 8 bytes named by the log. */
+    char line[128];
+    snprintf(line, sizeof line, "\n  %-24s %16zu %12u %16u\n", "a", SEG_SIZE, NTX, 8 * NTX);
+    ck_assert_output_has(&r, line);
+    assert_unchanged(&before, dir, "info");
+
+    run_tool(&r, "verify", dir, NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_output_has(&r, "ok: 20 complete transactions");
+    assert_unchanged(&before, dir, "verify");
+
+    run_tool(&r, "dump", dir, NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_output_has(&r, "record at 4096: transaction 1 part 0 (commit)");
+    ck_assert_output_has(&r, "    a off 512 len 8\n");
+    ck_assert_output_has(&r, "    a off 10240 len 8\n");           /* transaction 20 */
+    ck_assert_output_has(&r, "20 records, 20 ranges, 20 complete transactions");
+    run_tool(&r, "dump", dir, "--data");
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_output_has(&r, "    a off 1024 len 8  0200000000000000\n");
+    assert_unchanged(&before, dir, "dump");
+
+    snap_free(&before);
+    assert_all_committed(dir);
+    tu_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_util_recover_and_truncate)
+{
+    static const char *const cmds[] = { "recover", "truncate" };
+    for (size_t i = 0; i < 2; i++) {
+        char *dir = crashed_store();
+        struct run r;
+        run_tool(&r, cmds[i], dir, NULL);
+        ck_assert_msg(r.status == 0, "%s: status %d:\n%s", cmds[i], r.status, r.out);
+        ck_assert_output_has(&r, "20 transactions replayed");
+        /* Applied to the segment file itself, and the log emptied. */
+        uint64_t w;
+        ck_assert_int_eq(tu_read(tu_path(dir, "a.seg"), &w, 8, 20 * 64 * 8), 0);
+        ck_assert_uint_eq(w, 20);
+        run_tool(&r, "info", dir, NULL);
+        ck_assert_int_eq(r.status, 0);
+        ck_assert_output_has(&r, "first transaction number 21");
+        ck_assert_output_has(&r, "0 complete transactions");
+        assert_all_committed(dir);
+        tu_rmrf(dir);
+        free(dir);
+    }
+}
+END_TEST
+
+/* A record with a valid checksum that names bytes past its segment, or a
+ * segment that is gone: verify names the record and fails; recover
+ * refuses, and neither changes a byte. */
+START_TEST(test_util_damaged_log_is_named_and_left_alone)
+{
+    char *dir = crashed_store();
+    struct run r;
+    /* Transaction 8 is the first to write past 4 KiB (its word is bytes
+     * 4096..4103): shrink the segment under it, and find its record. */
+    run_tool(&r, "dump", dir, NULL);
+    const char *at = strstr(r.out, ": transaction 8 part 0");
+    ck_assert_ptr_nonnull(at);
+    while (at > r.out && at[-1] != ' ')
+        at--;
+    char named[64];
+    snprintf(named, sizeof named, "record at offset %" PRIu64 " ", (uint64_t)strtoull(at, NULL, 10));
+    ck_assert_int_eq(truncate(tu_path(dir, "a.seg"), 4096), 0);
+    struct snapshot before;
+    snap(&before, dir);
+    run_tool(&r, "verify", dir, NULL);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_output_has(&r, named);
+    ck_assert_output_has(&r, "past the end of its segment file");
+    ck_assert_output_has(&r, "LRVM_ECORRUPT");
+    run_tool(&r, "info", dir, NULL);
+    ck_assert_int_eq(r.status, 1);
+    run_tool(&r, "recover", dir, NULL);
+    ck_assert_int_eq(r.status, 1);
+    assert_unchanged(&before, dir, "verify, info and recover of a damaged log");
+    snap_free(&before);
+
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s;
+    ck_assert_int_eq(lrvm_open(dir, &o, &s), LRVM_ECORRUPT);
+
+    ck_assert_int_eq(unlink(tu_path(dir, "a.seg")), 0);
+    run_tool(&r, "verify", dir, NULL);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_output_has(&r, "a segment file that does not exist");
+    tu_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+/* While a process has the store open, info reads it and says so; recover
+ * fails with the busy error instead of waiting or replaying under it. */
+START_TEST(test_util_store_open_elsewhere)
+{
+    char *dir = crashed_store();
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s;
+    struct run r;
+    ck_assert_int_eq(lrvm_open(dir, &o, &s), 0);
+    run_tool(&r, "info", dir, NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_output_has(&r, "open in another process");
+    run_tool(&r, "recover", dir, NULL);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_output_has(&r, lrvm_strerror(LRVM_EBUSY));
+    ck_assert_int_eq(lrvm_close(s), 0);
+    assert_all_committed(dir);
+    tu_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+/* A store whose log takes recovery a tenth of a second or so: BIG_TXS
+ * no-flush transactions, each writing 4 words of segment "b" picked by
+ * xorshift64 from a fixed seed (the word gets the transaction's number). */
+#define BIG_TXS   200000u
+#define BIG_WORDS ((size_t)1 << 17)         /* a 1 MiB segment */
+
+static void big_history(uint64_t *words)
+{
+    uint64_t x = 42;
+    for (uint64_t i = 1; i <= BIG_TXS; i++)
+        for (int k = 0; k < 4; k++)
+            words[tu_rand(&x) % BIG_WORDS] = i;
+}
+
+static void build_big_child(void *arg)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = (size_t)1 << 30 };
+    lrvm_t *s;
+    void *base;
+    lrvm_tx_t *tx;
+    if (lrvm_open(arg, &o, &s) != 0 || lrvm_map(s, "b", BIG_WORDS * 8, &base) != 0)
+        _exit(2);
+    uint64_t *words = base, x = 42;
+    for (uint64_t i = 1; i <= BIG_TXS; i++) {
+        if (lrvm_begin(s, 1, &base, &tx) != 0)
+            _exit(3);
+        for (int k = 0; k < 4; k++) {
+            uint64_t *w = &words[tu_rand(&x) % BIG_WORDS];
+            if (lrvm_set_range(tx, w, 8) != 0)
+                _exit(3);
+            *w = i;
+        }
+        if (lrvm_commit(tx, LRVM_NO_FLUSH) != 0)
+            _exit(4);
+    }
+    if (lrvm_flush(s) != 0)
+        _exit(5);
+    kill(getpid(), SIGKILL);
+}
+
+static void assert_big_committed(const char *dir, const char *what)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s;
+    uint64_t *want = calloc(BIG_WORDS, 8);
+    ck_assert_ptr_nonnull(want);
+    big_history(want);
+    ck_assert_int_eq(lrvm_open(dir, &o, &s), 0);
+    const uint64_t *got = tu_map(s, "b", BIG_WORDS * 8);
+    for (size_t k = 0; k < BIG_WORDS; k++)
+        ck_assert_msg(got[k] == want[k], "%s: word %zu is %" PRIu64 ", transaction %" PRIu64
+                      " wrote it last", what, k, got[k], want[k]);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    free(want);
+}
+
+/* Start lrvmutl recover on DIR, kill it after DELAY_US (never, if 0);
+ * return its wait status. */
+static int recover_killed_after(const char *dir, long delay_us)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDOUT_FILENO);
+        dup2(devnull, STDERR_FILENO);
+        execl(tool(), tool(), "recover", dir, (char *)NULL);
+        _exit(127);
+    }
+    if (delay_us > 0) {
+        struct timespec ts = { delay_us / 1000000, delay_us % 1000000 * 1000 };
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return st;
+}
+
+static double seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* recover killed at moments spread over a whole run of it: every death
+ * leaves a store that verifies and, at last, opens with all of its
+ * transactions. */
+START_TEST(test_util_recover_killed)
+{
+    char *dir = tu_tmpdir(), *copy = tu_tmpdir();
+    int st = tu_in_child(build_big_child, dir);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "build: status 0x%x", st);
+
+    /* How long a whole recover takes, to spread the kills over it. */
+    ck_assert_int_eq(tu_copy_dir(dir, copy), 0);
+    double t0 = seconds();
+    st = recover_killed_after(copy, 0);
+    long whole_us = (long)((seconds() - t0) * 1e6);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dry run: status 0x%x", st);
+    assert_big_committed(copy, "dry run");
+
+    uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x757469u) | 1;
+    int killed = 0;
+    for (int round = 0; round < 12; round++) {
+        char what[96];
+        snprintf(what, sizeof what, "round %d (LRVM_TEST_SEED=%" PRIu64 ")", round, seed);
+        /* Early in the run first (a later dry run may be quicker), then
+         * anywhere in it. */
+        long delay = round < 4 ? whole_us * (round + 1) / 16
+                               : 1 + (long)(tu_rand(&rng) % (uint64_t)whole_us);
+        st = recover_killed_after(dir, delay);
+        ck_assert_msg(WIFSIGNALED(st) || WEXITSTATUS(st) == 0, "%s: recover exited with %d",
+                      what, WEXITSTATUS(st));
+        killed += WIFSIGNALED(st);
+        struct run r;
+        run_tool(&r, "verify", dir, NULL);
+        ck_assert_msg(r.status == 0, "%s: verify:\n%s", what, r.out);
+        if (WIFEXITED(st))
+            break;                  /* recovered: nothing left to interrupt */
+    }
+    ck_assert_int_ge(killed, 1);
+    assert_big_committed(dir, "after the killed recovers");
+    tu_rmrf(copy);
+    tu_rmrf(dir);
+    free(copy);
+    free(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("util");
+    TCase *tc = tcase_create("lrvmutl");
+    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_util_usage);
+    tcase_add_test(tc, test_util_not_a_store);
+    tcase_add_test(tc, test_util_info_verify_dump_after_crash_write_nothing);
+    tcase_add_test(tc, test_util_recover_and_truncate);
+    tcase_add_test(tc, test_util_damaged_log_is_named_and_left_alone);
+    tcase_add_test(tc, test_util_store_open_elsewhere);
+    tcase_add_test(tc, test_util_recover_killed);
+    suite_add_tcase(s, tc);
+
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed == 0 ? 0 : 1;
+}

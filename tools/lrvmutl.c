@@ -1,0 +1,437 @@
+/*
+ * lrvmutl -- look into an lrvm store, check it, and recover it.
+ *
+ *   lrvmutl info DIR           the log and the segment files, in words
+ *   lrvmutl verify DIR         what lrvm_open would say of the log
+ *   lrvmutl dump DIR [--data]  every valid record and every range in it
+ *   lrvmutl recover DIR        replay the log into the segment files
+ *   lrvmutl truncate DIR       the same, then lrvm_truncate
+ *
+ * info, verify and dump only read: they run recovery's first pass
+ * (lrvm__recover_check, the checks lrvm_open makes before it writes
+ * anything) and never create or change a file. A store that a process
+ * has open is still read; the figures are then a snapshot (the lock is
+ * taken, shared, only for an instant, to tell).
+ * recover and truncate go through lrvm_open, so they wait for nobody:
+ * a store open elsewhere fails with LRVM_EBUSY.
+ *
+ * Exit status: 0 done (verify: lrvm_open would accept the store); 1 the
+ * store is damaged or the operation failed; 2 bad usage, or DIR is not a
+ * store.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "lrvm.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { EXIT_DAMAGED = 1, EXIT_USAGE = 2 };
+
+static const char *prog = "lrvmutl";
+
+static void usage(FILE *o)
+{
+    fprintf(o,
+            "usage: lrvmutl COMMAND DIR [--data]\n"
+            "  info DIR       the log (format, generation, records, transactions, where\n"
+            "                 it ends and why) and the segment files\n"
+            "  verify DIR     check the log as lrvm_open would, writing nothing; exit 1\n"
+            "                 when lrvm_open would refuse the store\n"
+            "  dump DIR       one line per valid log record and per range it holds;\n"
+            "                 --data adds the first bytes of each range in hex\n"
+            "  recover DIR    replay the log into the segment files and empty it\n"
+            "                 (what lrvm_open does)\n"
+            "  truncate DIR   recover, then lrvm_truncate (the log is empty either way)\n"
+            "info, verify and dump never write; recover and truncate fail with\n"
+            "LRVM_EBUSY while another process has the store open.\n");
+}
+
+static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void complain(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------ reading a store */
+
+/* A store opened for reading: its directory, its log and the header. */
+struct store {
+    const char             *dir;
+    int                     dirfd, logfd;
+    uint64_t                log_size;
+    struct lrvm__log_header h;
+    int                     slot;
+    int                     in_use;     /* another process holds lrvm.lock */
+};
+
+/* Is the store's lock held? Asked with a shared lock that is let go at
+ * once: lrvm_open takes an exclusive one and never waits. */
+static int lock_held(int dirfd)
+{
+    int fd = openat(dirfd, "lrvm.lock", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);                          /* drops the shared lock, if taken */
+    return held;
+}
+
+/* Open DIR's log for reading; on failure say why and return the exit status. */
+static int store_open(struct store *st, const char *dir)
+{
+    struct stat sb;
+    memset(st, 0, sizeof *st);
+    st->dir = dir;
+    st->dirfd = st->logfd = -1;
+    if ((st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        complain("%s: %s", dir, strerror(errno));
+        return EXIT_USAGE;
+    }
+    if ((st->logfd = openat(st->dirfd, LRVM__LOG_NAME, O_RDONLY | O_CLOEXEC)) < 0) {
+        if (errno == ENOENT)
+            complain("%s: not an lrvm store (it has no %s)", dir, LRVM__LOG_NAME);
+        else
+            complain("%s/%s: %s", dir, LRVM__LOG_NAME, strerror(errno));
+        return EXIT_USAGE;
+    }
+    if (fstat(st->logfd, &sb) != 0) {
+        complain("%s/%s: %s", dir, LRVM__LOG_NAME, strerror(errno));
+        return EXIT_USAGE;
+    }
+    st->log_size = (uint64_t)sb.st_size;
+    st->in_use = lock_held(st->dirfd);
+    int rc = lrvm__log_read_header(st->logfd, &st->h, &st->slot);
+    if (rc < 0) {
+        complain("%s/%s: no valid header: %s", dir, LRVM__LOG_NAME, lrvm_strerror(rc));
+        return EXIT_DAMAGED;
+    }
+    if (st->in_use)
+        complain("%s is open in another process: what follows is a snapshot", dir);
+    return 0;
+}
+
+static void store_close(struct store *st)
+{
+    if (st->logfd >= 0)
+        close(st->logfd);
+    if (st->dirfd >= 0)
+        close(st->dirfd);
+}
+
+/* Progress of a long scan, on stderr when it is a terminal: a line that
+ * rewrites itself at most twice a second. */
+struct progress {
+    const char *what;
+    uint64_t    total;
+    double      next;
+    unsigned    calls;
+    int         shown;
+};
+
+static void progress_init(struct progress *p, const char *what, uint64_t total)
+{
+    p->what = what;
+    p->total = total;
+    p->next = now() + 0.5;
+    p->calls = 0;
+    p->shown = 0;
+}
+
+static void progress_at(void *arg, uint64_t off)
+{
+    struct progress *p = arg;
+    if (++p->calls % 1024 != 0 || !isatty(STDERR_FILENO))
+        return;                         /* a clock read per record would show */
+    double t = now();
+    if (t < p->next)
+        return;
+    p->next = t + 0.5;
+    p->shown = 1;
+    fprintf(stderr, "\r%s: %s: %" PRIu64 " of %" PRIu64 " MB", prog, p->what, off / 1000000,
+            p->total / 1000000);
+}
+
+static void progress_done(struct progress *p)
+{
+    if (p->shown)
+        fprintf(stderr, "\r%*s\r", 60, "");
+}
+
+/* Run recovery's checks over the store; say what failed. Returns 0 or
+ * the LRVM_E code lrvm_open would fail with. */
+static int check(struct store *st, struct lrvm__check *c)
+{
+    struct progress p;
+    progress_init(&p, "checking the log", st->log_size);
+    int rc = lrvm__recover_check(st->dirfd, st->logfd, &st->h, progress_at, &p, c);
+    progress_done(&p);
+    if (rc == LRVM_ECORRUPT)
+        complain("%s: the log record at offset %" PRIu64 " is valid, but %s: lrvm_open "
+                 "would fail with LRVM_ECORRUPT and apply nothing", st->dir, c->at, c->why);
+    else if (rc < 0)
+        complain("%s: reading the store: %s", st->dir, lrvm_strerror(rc));
+    return rc;
+}
+
+/* ------------------------------------------------------------ info, verify */
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* The segment files of the directory, with what the log names in each. */
+static void print_segments(const struct store *st, const struct lrvm__check *c)
+{
+    printf("segments:\n  %-24s %16s %12s %16s\n", "name", "file bytes", "log ranges",
+           "log bytes");
+    int fd = dup(st->dirfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    size_t nfiles = 0;
+    struct dirent *e;
+    if (d == NULL) {
+        complain("%s: %s", st->dir, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        struct stat sb;
+        if (!has_suffix(e->d_name, ".seg") || fstatat(st->dirfd, e->d_name, &sb, 0) != 0 ||
+            !S_ISREG(sb.st_mode))
+            continue;
+        size_t n = strlen(e->d_name) - 4;
+        uint64_t ranges = 0, bytes = 0;
+        for (size_t i = 0; i < c->nsegs; i++) {
+            if (strlen(c->segs[i].name) == n && memcmp(c->segs[i].name, e->d_name, n) == 0) {
+                ranges = c->segs[i].ranges;
+                bytes = c->segs[i].bytes;
+            }
+        }
+        printf("  %-24.*s %16" PRIu64 " %12" PRIu64 " %16" PRIu64 "\n", (int)n, e->d_name,
+               (uint64_t)sb.st_size, ranges, bytes);
+        nfiles++;
+    }
+    closedir(d);
+    if (nfiles == 0)
+        printf("  (none)\n");
+}
+
+static int cmd_info(const char *dir)
+{
+    struct store st;
+    struct lrvm__check c = { 0 };
+    int status = store_open(&st, dir);
+    if (status != 0)
+        goto out;
+    printf("store: %s%s\n", dir, st.in_use ? " (open in another process)" : "");
+    printf("log: %s, %" PRIu64 " bytes, format %" PRIu32 ", generation %" PRIu64
+           " (header slot %d), first transaction number %" PRIu64 "\n",
+           LRVM__LOG_NAME, st.log_size, st.h.lh_version, st.h.lh_generation, st.slot,
+           st.h.lh_first_txno);
+    int rc = check(&st, &c);
+    const struct lrvm__scan_result *r = &c.scan;
+    if (rc == 0) {
+        printf("records: %" PRIu64 " valid, %" PRIu64 " complete transactions", r->sr_records,
+               r->sr_txs);
+        if (r->sr_txs > 0)
+            printf(" (numbers %" PRIu64 " to %" PRIu64 ")", st.h.lh_first_txno,
+                   st.h.lh_first_txno + r->sr_txs - 1);
+        printf(", %" PRIu64 " bytes to replay\n", r->sr_end - LRVM__LOG_HEADER_SIZE);
+        printf("end: the scan stopped at offset %" PRIu64 ": %s\n", r->sr_scan_end, r->sr_stop);
+        if (r->sr_scan_end > r->sr_end)
+            printf("     %" PRIu64 " bytes of an unfinished transaction before it are not "
+                   "replayed\n", r->sr_scan_end - r->sr_end);
+        print_segments(&st, &c);
+    }
+    status = rc == 0 ? 0 : EXIT_DAMAGED;
+out:
+    free(c.segs);
+    store_close(&st);
+    return status;
+}
+
+static int cmd_verify(const char *dir)
+{
+    struct store st;
+    struct lrvm__check c = { 0 };
+    int status = store_open(&st, dir);
+    if (status == 0) {
+        int rc = check(&st, &c);
+        if (rc == 0)
+            printf("%s: ok: %" PRIu64 " complete transactions in %" PRIu64 " log bytes; "
+                   "lrvm_open would replay them\n", dir, c.scan.sr_txs,
+                   c.scan.sr_end - LRVM__LOG_HEADER_SIZE);
+        status = rc == 0 ? 0 : EXIT_DAMAGED;
+    }
+    free(c.segs);
+    store_close(&st);
+    return status;
+}
+
+/* ------------------------------------------------------------ dump */
+
+struct dump {
+    int      data;          /* print the first bytes of each range */
+    uint64_t ranges;
+};
+
+static int dump_range(void *arg, const char *name, size_t name_len, uint64_t off,
+                      const unsigned char *data, uint64_t n)
+{
+    struct dump *d = arg;
+    d->ranges++;
+    printf("    %.*s off %" PRIu64 " len %" PRIu64, (int)name_len, name, off, n);
+    if (d->data) {
+        printf("  ");
+        for (uint64_t i = 0; i < n && i < 32; i++)
+            printf("%02x", data[i]);
+        if (n > 32)
+            printf("...");
+    }
+    putchar('\n');
+    return 0;
+}
+
+static int dump_record(void *arg, uint64_t off, const struct lrvm__rec_header *h,
+                       const unsigned char *payload)
+{
+    printf("record at %" PRIu64 ": transaction %" PRIu64 " part %u%s, %" PRIu32
+           " payload bytes\n", off, h->rh_txno, (unsigned)h->rh_part,
+           h->rh_flags & LRVM__REC_COMMIT ? " (commit)" : "", h->rh_payload_len);
+    if (lrvm__payload_walk(payload, h->rh_payload_len, dump_range, arg) < 0)
+        printf("    (payload malformed)\n");
+    return 0;
+}
+
+static int cmd_dump(const char *dir, int data)
+{
+    struct store st;
+    int status = store_open(&st, dir);
+    if (status != 0) {
+        store_close(&st);
+        return status;
+    }
+    struct dump d = { data, 0 };
+    struct lrvm__scan_cb cb = { &d, dump_record };
+    struct lrvm__scan_result r;
+    int rc = lrvm__log_scan(st.logfd, &st.h, &cb, &r);
+    if (rc < 0) {
+        complain("%s: reading the log: %s", dir, lrvm_strerror(rc));
+        status = EXIT_DAMAGED;
+    } else {
+        printf("%" PRIu64 " records, %" PRIu64 " ranges, %" PRIu64 " complete transactions; "
+               "the scan stopped at offset %" PRIu64 ": %s\n", r.sr_records, d.ranges,
+               r.sr_txs, r.sr_scan_end, r.sr_stop);
+    }
+    store_close(&st);
+    return status;
+}
+
+/* ------------------------------------------------------------ recover, truncate */
+
+static int cmd_recover(const char *dir, int truncate)
+{
+    struct store st;
+    struct lrvm__check c = { 0 };
+    lrvm_t *s;
+    /* Only a store: lrvm_open would make one of any directory. The check
+     * counts what the replay will apply, and names a damaged record
+     * before lrvm_open refuses it with no more than an error code. */
+    int status = store_open(&st, dir);
+    if (status == 0 && check(&st, &c) < 0)
+        status = EXIT_DAMAGED;
+    free(c.segs);
+    store_close(&st);
+    if (status != 0)
+        return status;
+
+    fprintf(stderr, "%s: %s: replaying %" PRIu64 " transactions (%" PRIu64 " log bytes)...\n",
+            prog, dir, c.scan.sr_txs, c.scan.sr_end - LRVM__LOG_HEADER_SIZE);
+    double t0 = now();
+    /* Explicit tracking: nothing is mapped, so no fault handler is needed. */
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    int rc = lrvm_open(dir, &o, &s);
+    if (rc < 0) {
+        complain("%s: lrvm_open: %s", dir, lrvm_strerror(rc));
+        return EXIT_DAMAGED;
+    }
+    double secs = now() - t0;
+    if (truncate)
+        rc = lrvm_truncate(s);
+    int rc2 = lrvm_close(s);
+    if (rc == 0)
+        rc = rc2;
+    if (rc < 0) {
+        complain("%s: %s: %s", dir, truncate ? "lrvm_truncate" : "lrvm_close",
+                 lrvm_strerror(rc));
+        return EXIT_DAMAGED;
+    }
+    printf("%s: %" PRIu64 " transactions replayed into the segment files in %.3f s; "
+           "the log is empty\n", dir, c.scan.sr_txs, secs);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : NULL, *dir = NULL;
+    int data = 0;
+
+    if (cmd != NULL && (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--data") == 0 && cmd != NULL && strcmp(cmd, "dump") == 0) {
+            data = 1;
+        } else if (argv[i][0] == '-' || dir != NULL) {
+            complain("unexpected argument: %s", argv[i]);
+            usage(stderr);
+            return EXIT_USAGE;
+        } else {
+            dir = argv[i];
+        }
+    }
+    if (cmd == NULL || dir == NULL) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(cmd, "info") == 0)
+        return cmd_info(dir);
+    if (strcmp(cmd, "verify") == 0)
+        return cmd_verify(dir);
+    if (strcmp(cmd, "dump") == 0)
+        return cmd_dump(dir, data);
+    if (strcmp(cmd, "recover") == 0)
+        return cmd_recover(dir, 0);
+    if (strcmp(cmd, "truncate") == 0)
+        return cmd_recover(dir, 1);
+    complain("unknown command: %s", cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}
