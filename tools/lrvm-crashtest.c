@@ -1,0 +1,535 @@
+/*
+ * lrvm-crashtest -- kill -9 torture of a store.
+ *
+ * A worker process opens the store and carries out a known history: step
+ * i writes the counter i at offset 0 of segment "a" and a few ranges,
+ * derived from the seed and i, in segments "a" and "b". Steps are
+ * flushing commits, no-flush commits, transactions aborted and then
+ * redone, or (auto and mixed modes) ambient stores made durable with
+ * lrvm_sync. The worker tells the parent each step it knows durable. After
+ * a random delay the parent kills it with SIGKILL, opens the store (which
+ * runs recovery) and checks the prefix property: the segments hold exactly
+ * steps 1..c of the history, c is at least every step reported durable and
+ * never less than the round before. Then the next round's worker goes on
+ * from c. Kills land anywhere: in a commit, a truncation, a fault handler,
+ * or the worker's own recovery at open.
+ *
+ * The parent keeps the history's image in memory, advanced step by step,
+ * so a round costs what its steps cost, however long the run.
+ *
+ * Exit status: 0 every round verified; 1 a round found the store holding
+ * something other than a prefix of the history (the store is kept, and
+ * the seed printed); 2 bad usage, or the test could not run.
+ */
+#define _GNU_SOURCE
+#include "lrvm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define A_SIZE   ((size_t)1 << 20)
+#define B_SIZE   ((size_t)256 << 10)
+#define BIG_MAX  ((size_t)48 << 10)      /* largest range: a multi-part record */
+
+enum mode { MODE_EXPLICIT, MODE_AUTO, MODE_AMBIENT, MODE_MIXED };
+static const char *const mode_names[] = { "explicit", "auto", "ambient", "mixed" };
+
+/* What a step is, chosen from its number. */
+enum step_kind { STEP_FLUSH, STEP_NOFLUSH, STEP_ABORT_REDO, STEP_SYNC };
+
+struct config {
+    const char *dir;
+    int         rounds;          /* 0: until seconds run out */
+    double      seconds;
+    enum mode   mode;
+    uint64_t    seed;
+    unsigned    max_delay_ms;
+    size_t      threshold;       /* truncate_threshold of the worker */
+    unsigned    noflush_pct;     /* of transactions */
+    int         keep;            /* keep the store after a clean run */
+    int         undeclared;      /* self-test: leave a range undeclared */
+};
+
+static const char *prog = "lrvm-crashtest";
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* splitmix64's finalizer */
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* ------------------------------------------------------------ the history */
+
+static enum step_kind step_kind(const struct config *c, uint64_t i)
+{
+    uint64_t r = mix(c->seed ^ (i * 0x9e3779b97f4a7c15ull) ^ 0x5eed);
+    enum mode m = c->mode;
+    if (m == MODE_AMBIENT || (m == MODE_MIXED && r % 5 == 0))
+        return STEP_SYNC;
+    if ((r >> 8) % 16 == 0)
+        return STEP_ABORT_REDO;
+    return (r >> 16) % 100 < c->noflush_pct ? STEP_NOFLUSH : STEP_FLUSH;
+}
+
+/* Declare a range before it is written (explicit mode), or do nothing. */
+struct declarer {
+    lrvm_tx_t *tx;
+    int        skip_last;       /* --undeclared: this step's last range */
+    int        failed;
+};
+
+static void declare(struct declarer *d, void *p, size_t len, int last)
+{
+    if (d == NULL || d->tx == NULL || (last && d->skip_last))
+        return;
+    if (lrvm_set_range(d->tx, p, len) != 0)
+        d->failed = 1;
+}
+
+/* Write step I (or, with GARBLE, other bytes at the same places: what an
+ * aborted attempt writes) into the images A and B. */
+static void apply_step(const struct config *c, uint64_t i, unsigned char *a, unsigned char *b,
+                       struct declarer *d, int garble)
+{
+    uint64_t r = mix(c->seed + i * 0x100000001b3ull);
+    unsigned n = 1 + (unsigned)(r % 6);
+    declare(d, a, 8, 0);
+    uint64_t counter = garble ? ~i : i;
+    memcpy(a, &counter, 8);
+    for (unsigned k = 0; k < n; k++) {
+        uint64_t q = mix(r + k + 1);
+        int inb = q & 1;
+        unsigned char *base = inb ? b : a;
+        size_t size = inb ? B_SIZE : A_SIZE, lo = inb ? 0 : 8;
+        size_t len = (q >> 4) % 16 == 0 ? 1 + (size_t)((q >> 16) % BIG_MAX)
+                                        : 1 + (size_t)((q >> 16) % 256);
+        size_t off = lo + (size_t)((q >> 32) % (size - lo - len + 1));
+        declare(d, base + off, len, k == n - 1);
+        unsigned char v = (unsigned char)(i * 31 + k * 7 + (garble ? 0x55 : 0));
+        for (size_t j = 0; j < len; j++)
+            base[off + j] = (unsigned char)(v + j);
+    }
+}
+
+/* ------------------------------------------------------------ the worker */
+
+/* Messages on the pipe from worker to parent. */
+enum { MSG_OPEN = 1, MSG_DURABLE = 2 };
+struct msg {
+    uint32_t type;
+    uint32_t pad;
+    uint64_t step;
+};
+
+enum { W_OPEN = 10, W_MAP, W_BEGIN, W_RANGE, W_COMMIT, W_ABORT, W_SYNC, W_PIPE };
+
+static void send_msg(int fd, uint32_t type, uint64_t step)
+{
+    struct msg m = { type, 0, step };
+    if (write(fd, &m, sizeof m) != (ssize_t)sizeof m)
+        _exit(W_PIPE);
+}
+
+static void worker(const struct config *c, int fd)
+{
+    lrvm_options_t o = {
+        .tracking = c->mode == MODE_EXPLICIT ? LRVM_TRACK_EXPLICIT : LRVM_TRACK_AUTO,
+        .truncate_threshold = c->threshold,
+    };
+    lrvm_t *s;
+    void *bases[2];
+    if (lrvm_open(c->dir, &o, &s) != 0)
+        _exit(W_OPEN);
+    if (lrvm_map(s, "a", A_SIZE, &bases[0]) != 0 || lrvm_map(s, "b", B_SIZE, &bases[1]) != 0)
+        _exit(W_MAP);
+    unsigned char *a = bases[0], *b = bases[1];
+    uint64_t i;
+    memcpy(&i, a, 8);
+    send_msg(fd, MSG_OPEN, i);
+    for (i++;; i++) {
+        enum step_kind kind = step_kind(c, i);
+        if (kind == STEP_SYNC) {
+            apply_step(c, i, a, b, NULL, 0);
+            if (lrvm_sync(s) != 0)
+                _exit(W_SYNC);
+            send_msg(fd, MSG_DURABLE, i);
+            continue;
+        }
+        for (int attempt = kind == STEP_ABORT_REDO ? 0 : 1; attempt < 2; attempt++) {
+            lrvm_tx_t *tx;
+            if (lrvm_begin(s, 2, bases, &tx) != 0)
+                _exit(W_BEGIN);
+            struct declarer d = {
+                c->mode == MODE_EXPLICIT ? tx : NULL,
+                c->undeclared && i % 7 == 0, 0
+            };
+            apply_step(c, i, a, b, &d, attempt == 0);
+            if (d.failed)
+                _exit(W_RANGE);
+            if (attempt == 0) {
+                if (lrvm_abort(tx) != 0)
+                    _exit(W_ABORT);
+                continue;
+            }
+            if (lrvm_commit(tx, kind == STEP_NOFLUSH ? LRVM_NO_FLUSH : 0) != 0)
+                _exit(W_COMMIT);
+            if (kind != STEP_NOFLUSH)
+                send_msg(fd, MSG_DURABLE, i);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ the parent */
+
+struct model {
+    unsigned char *a, *b;
+    uint64_t       step;        /* the images hold steps 1..step */
+};
+
+struct round_result {
+    uint64_t opened_at;         /* the worker's counter at open; UINT64_MAX: never opened */
+    uint64_t durable;           /* highest step reported durable */
+    uint64_t found;             /* steps the store holds after recovery */
+    double   recover_secs;
+    int      worker_status;
+};
+
+static uint64_t pick_delay_us(const struct config *c, uint64_t *rng)
+{
+    *rng = mix(*rng + 1);
+    return *rng % ((uint64_t)c->max_delay_ms * 1000 + 1);
+}
+
+/* Read every message the worker sent before TIMEOUT_MS passed (-1: until
+ * it closes the pipe). */
+static void read_msgs(int fd, int timeout_ms, struct round_result *r)
+{
+    double end = now() + timeout_ms / 1000.0;
+    for (;;) {
+        int wait_ms = -1;
+        if (timeout_ms >= 0) {
+            double left = end - now();
+            if (left <= 0)
+                return;
+            wait_ms = (int)(left * 1000) + 1;
+        }
+        struct pollfd p = { fd, POLLIN, 0 };
+        int n = poll(&p, 1, wait_ms);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        struct msg m;
+        ssize_t got = read(fd, &m, sizeof m);
+        if (got <= 0)
+            return;
+        if (got != (ssize_t)sizeof m)
+            die("short message from the worker");
+        if (m.type == MSG_OPEN)
+            r->opened_at = m.step;
+        else if (m.step > r->durable)
+            r->durable = m.step;
+    }
+}
+
+static void run_worker_round(const struct config *c, uint64_t delay_us, struct round_result *r)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        die("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(p[0]);
+        worker(c, p[1]);
+    }
+    close(p[1]);
+    read_msgs(p[0], (int)(delay_us / 1000), r);
+    kill(pid, SIGKILL);
+    read_msgs(p[0], -1, r);
+    close(p[0]);
+    while (waitpid(pid, &r->worker_status, 0) < 0 && errno == EINTR)
+        ;
+}
+
+static size_t first_diff(const unsigned char *x, const unsigned char *y, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (x[k] != y[k])
+            return k;
+    return SIZE_MAX;
+}
+
+/* Open the store (recovery), compare it with the history; 0 when it
+ * holds a prefix that keeps every promise, else print why and return 1. */
+static int verify(const struct config *c, struct model *m, uint64_t floor, struct round_result *r)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = c->threshold };
+    lrvm_t *s;
+    void *a, *b;
+    double t0 = now();
+    int rc = lrvm_open(c->dir, &o, &s);
+    r->recover_secs = now() - t0;
+    if (rc != 0) {
+        fprintf(stderr, "%s: lrvm_open after the kill: %s\n", prog, lrvm_strerror(rc));
+        return 1;
+    }
+    if ((rc = lrvm_map(s, "a", A_SIZE, &a)) != 0 || (rc = lrvm_map(s, "b", B_SIZE, &b)) != 0) {
+        fprintf(stderr, "%s: lrvm_map after the kill: %s\n", prog, lrvm_strerror(rc));
+        lrvm_close(s);
+        return 1;
+    }
+    memcpy(&r->found, a, 8);
+    int bad = 0;
+    if (r->found < floor) {
+        fprintf(stderr, "%s: the store holds steps 1..%" PRIu64 ", but step %" PRIu64
+                " was durable (reported by the worker, or found by an earlier open)\n", prog,
+                r->found, floor);
+        bad = 1;
+    } else {
+        while (m->step < r->found)
+            apply_step(c, ++m->step, m->a, m->b, NULL, 0);
+        size_t da = first_diff(a, m->a, A_SIZE), db = first_diff(b, m->b, B_SIZE);
+        if (da != SIZE_MAX || db != SIZE_MAX) {
+            const char *seg = da != SIZE_MAX ? "a" : "b";
+            size_t at = da != SIZE_MAX ? da : db;
+            const unsigned char *got = da != SIZE_MAX ? a : b, *want = da != SIZE_MAX ? m->a : m->b;
+            fprintf(stderr, "%s: segment %s byte %zu is 0x%02x; steps 1..%" PRIu64
+                    " give 0x%02x: not a prefix of the history\n", prog, seg, at, got[at],
+                    r->found, want[at]);
+            bad = 1;
+        }
+    }
+    if ((rc = lrvm_close(s)) != 0) {
+        fprintf(stderr, "%s: lrvm_close: %s\n", prog, lrvm_strerror(rc));
+        bad = 1;
+    }
+    return bad;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+static void usage(FILE *o)
+{
+    fprintf(o,
+            "usage: lrvm-crashtest [--rounds N | --seconds S] [--mode M] [--dir DIR] [--seed X]\n"
+            "                      [--max-delay-ms MS] [--threshold BYTES] [--noflush PCT]\n"
+            "                      [--keep] [--undeclared]\n"
+            "  --rounds N        kill the worker N times (default 100)\n"
+            "  --seconds S       instead, go on for S seconds\n"
+            "  --mode M          explicit (lrvm_set_range), auto (page faults), ambient\n"
+            "                    (stores outside transactions, lrvm_sync), mixed (auto with\n"
+            "                    transactions and syncs interleaved); default auto\n"
+            "  --dir DIR         make the store in a new directory under DIR (default $TMPDIR\n"
+            "                    or /tmp); it is removed after a clean run\n"
+            "  --seed X          seed of the history and of the kill times (default: the time)\n"
+            "  --max-delay-ms MS kill each worker after 0..MS ms (default 200)\n"
+            "  --threshold BYTES the worker's truncate_threshold (default 1 MiB, so kills\n"
+            "                    also land in truncations)\n"
+            "  --noflush PCT     share of transactions committed with LRVM_NO_FLUSH (default 25)\n"
+            "  --keep            keep the store after a clean run\n"
+            "  --undeclared      self-test (explicit mode): leave one range of every 7th step\n"
+            "                    undeclared, which the check must catch\n");
+}
+
+static unsigned long long number(const char *opt, const char *v)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 0);
+    if (errno != 0 || end == v || *end != '\0')
+        die("%s: not a number: %s", opt, v);
+    return n;
+}
+
+static void parse(int argc, char **argv, struct config *c, const char **base)
+{
+    *c = (struct config){ .rounds = 100, .mode = MODE_AUTO, .seed = (uint64_t)time(NULL),
+                          .max_delay_ms = 200, .threshold = (size_t)1 << 20, .noflush_pct = 25 };
+    for (int k = 1; k < argc; k++) {
+        const char *opt = argv[k];
+        int has_value = k + 1 < argc;
+        if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(opt, "--keep") == 0) {
+            c->keep = 1;
+        } else if (strcmp(opt, "--undeclared") == 0) {
+            c->undeclared = 1;
+        } else if (!has_value) {
+            usage(stderr);
+            die("%s: unknown option, or its value is missing", opt);
+        } else if (strcmp(opt, "--rounds") == 0) {
+            c->rounds = (int)number(opt, argv[++k]);
+            c->seconds = 0;
+        } else if (strcmp(opt, "--seconds") == 0) {
+            c->seconds = (double)number(opt, argv[++k]);
+            c->rounds = 0;
+        } else if (strcmp(opt, "--mode") == 0) {
+            const char *v = argv[++k];
+            size_t m = 0;
+            while (m < 4 && strcmp(v, mode_names[m]) != 0)
+                m++;
+            if (m == 4)
+                die("--mode: explicit, auto, ambient or mixed, not %s", v);
+            c->mode = (enum mode)m;
+        } else if (strcmp(opt, "--dir") == 0) {
+            *base = argv[++k];
+        } else if (strcmp(opt, "--seed") == 0) {
+            c->seed = number(opt, argv[++k]);
+        } else if (strcmp(opt, "--max-delay-ms") == 0) {
+            c->max_delay_ms = (unsigned)number(opt, argv[++k]);
+        } else if (strcmp(opt, "--threshold") == 0) {
+            c->threshold = (size_t)number(opt, argv[++k]);
+        } else if (strcmp(opt, "--noflush") == 0) {
+            c->noflush_pct = (unsigned)number(opt, argv[++k]);
+            if (c->noflush_pct > 100)
+                die("--noflush: a percentage, not %u", c->noflush_pct);
+        } else {
+            usage(stderr);
+            die("unknown option: %s", opt);
+        }
+    }
+    if (c->rounds <= 0 && c->seconds <= 0)
+        die("nothing to do: --rounds or --seconds must be positive");
+    if (c->undeclared && c->mode != MODE_EXPLICIT)
+        die("--undeclared needs --mode explicit (other modes capture every store)");
+}
+
+static void remove_store(const char *dir)
+{
+    static const char *const files[] = { "a.seg", "b.seg", "lrvm.log", "lrvm.lock",
+                                         "lrvm.log.new" };
+    char path[4200];
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[k]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+    struct config c;
+    const char *base = getenv("TMPDIR");
+    parse(argc, argv, &c, &base);
+    if (base == NULL || base[0] == '\0')
+        base = "/tmp";
+    char *dir;
+    if (asprintf(&dir, "%s/lrvm-crashtest.XXXXXX", base) < 0)
+        die("out of memory");
+    if (mkdtemp(dir) == NULL)
+        die("%s: %s", dir, strerror(errno));
+    c.dir = dir;
+    signal(SIGPIPE, SIG_IGN);
+
+    struct model m = { calloc(1, A_SIZE), calloc(1, B_SIZE), 0 };
+    double *recover_secs = NULL;
+    size_t nrec = 0, cap = 0;
+    if (m.a == NULL || m.b == NULL)
+        die("out of memory");
+    printf("%s: mode %s, seed %" PRIu64 ", kills after 0..%u ms, truncate_threshold %zu, "
+           "store %s\n", prog, mode_names[c.mode], c.seed, c.max_delay_ms, c.threshold, dir);
+    fflush(stdout);
+
+    int tty = isatty(STDERR_FILENO), status = 0;
+    uint64_t rng = mix(c.seed ^ 0xc0ffee), floor = 0, kills_before_open = 0;
+    double start = now();
+    int round;
+    for (round = 1; c.rounds == 0 || round <= c.rounds; round++) {
+        if (c.rounds == 0 && now() - start >= c.seconds)
+            break;
+        struct round_result r = { .opened_at = UINT64_MAX };
+        run_worker_round(&c, pick_delay_us(&c, &rng), &r);
+        if (!WIFSIGNALED(r.worker_status) || WTERMSIG(r.worker_status) != SIGKILL) {
+            fprintf(stderr, "%s: round %d: the worker %s %d instead of being killed\n", prog,
+                    round, WIFEXITED(r.worker_status) ? "exited with" : "died of signal",
+                    WIFEXITED(r.worker_status) ? WEXITSTATUS(r.worker_status)
+                                               : WTERMSIG(r.worker_status));
+            status = 2;
+            break;
+        }
+        kills_before_open += r.opened_at == UINT64_MAX;
+        /* What the store must hold at least: every step reported durable,
+         * what the last round found, what this worker found at its open. */
+        uint64_t need = r.durable > floor ? r.durable : floor;
+        if (r.opened_at != UINT64_MAX && r.opened_at > need)
+            need = r.opened_at;
+        if (verify(&c, &m, need, &r) != 0) {
+            fprintf(stderr, "%s: round %d failed (seed %" PRIu64 "; the worker had reported "
+                    "step %" PRIu64 " durable); the store is kept in %s\n", prog, round, c.seed,
+                    r.durable, dir);
+            status = 1;
+            break;
+        }
+        floor = r.found;
+        if (nrec == cap) {
+            cap = cap ? 2 * cap : 64;
+            if ((recover_secs = realloc(recover_secs, cap * sizeof *recover_secs)) == NULL)
+                die("out of memory");
+        }
+        recover_secs[nrec++] = r.recover_secs;
+        if (tty)
+            fprintf(stderr, "\rround %d: %" PRIu64 " steps verified, last recovery %.1f ms   ",
+                    round, floor, r.recover_secs * 1e3);
+    }
+    if (tty)
+        fputc('\n', stderr);
+    if (status == 0) {
+        qsort(recover_secs, nrec, sizeof *recover_secs, cmp_double);
+        printf("%s: %zu rounds passed in %.1f s: %" PRIu64 " steps of the history verified, "
+               "%" PRIu64 " kills before the worker's open finished; recovery after a kill "
+               "took %.2f ms median, %.2f ms at most\n", prog, nrec, now() - start, floor,
+               kills_before_open, recover_secs[nrec / 2] * 1e3, recover_secs[nrec - 1] * 1e3);
+        if (c.keep)
+            printf("%s: the store is kept in %s\n", prog, dir);
+        else
+            remove_store(dir);
+    }
+    free(recover_secs);
+    free(dir);
+    free(m.a);
+    free(m.b);
+    return status;
+}
