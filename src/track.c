@@ -19,7 +19,11 @@
  * size, reserved at map time, so the handler never allocates), appends the
  * page to the segment's dirty list, makes it writable and marks it DIRTY.
  * The dirty pages of a segment belong to the transaction that holds the
- * segment, else to the store's ambient epoch.
+ * segment, else to the store's ambient epoch. A fault just after a run of
+ * DIRTY pages captures as many pages ahead as the run is long (at most
+ * AHEAD_MAX), so a sequential writer faults about once per AHEAD_MAX
+ * pages; a page captured ahead and never written diffs equal and logs
+ * nothing.
  *
  *        store faults              commit writes its records    log synced
  *   CLEAN -------------> CAPTURING ---> DIRTY ---------------> SEALED -----> CLEAN
@@ -69,6 +73,7 @@
 
 #define MAX_AREAS   1024
 #define BLOCK_PAGES 64           /* capture unit when mappings run short */
+#define AHEAD_MAX   16           /* pages a sequential writer is captured ahead */
 #define MERGE_GAP   8            /* equal bytes that still join two changed runs */
 #define RETRY_LIMIT 10000000L    /* consecutive faults on one DIRTY page */
 
@@ -181,9 +186,21 @@ static int capture_page(struct lrvm__seg *seg, size_t p, int from_fault)
                 atomic_store(&seg->sg_state[q], LRVM__PG_DIRTY);      /* keeps I1 */
         return 1;
     }
-    if (unprotect(seg, p, 1) != 0)
+    /* A first store right after a run of DIRTY pages is most likely a
+     * sequential writer going on: take as many CLEAN pages after P as the
+     * run is long (up to AHEAD_MAX) in the same mprotect. A fault costs
+     * more than copying and diffing a page that then goes unwritten.
+     * (lrvm_set_range and the read() wrappers name their pages exactly.) */
+    size_t behind = 0, n = 1;
+    while (from_fault && behind < AHEAD_MAX && p > behind &&
+           atomic_load(&seg->sg_state[p - behind - 1]) == LRVM__PG_DIRTY)
+        behind++;
+    while (n <= behind && p + n < seg->sg_npages && claim(seg, p + n))
+        n++;
+    if (unprotect(seg, p, n) != 0)
         goto fail;
-    atomic_store(&seg->sg_state[p], LRVM__PG_DIRTY);                   /* keeps I1 */
+    for (size_t q = p; q < p + n; q++)
+        atomic_store(&seg->sg_state[q], LRVM__PG_DIRTY);              /* keeps I1 */
     return 1;
 fail:
     say("lrvm: mprotect failed while capturing a page (too many mappings? "

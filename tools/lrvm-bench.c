@@ -30,8 +30,9 @@
  *   pmemobj    small-tx as libpmemobj transactions, pmem forced and CPU
  *              cache flushes off (PMEM_IS_PMEM_FORCE=1, PMEM_NO_FLUSH=1)
  * ns per page is the whole time of a run (stores, faults, commits, the
- * final flush) over the pages captured (auto, from lrvm_stats) or
- * touched (explicit); it is given for no-flush runs only.
+ * final flush) over the pages the workload wrote, in both modes (auto
+ * mode may capture more: pages ahead of a sequential writer); it is given
+ * for no-flush runs only.
  *
  * Every measurement runs in its own forked process, which sends its
  * numbers back through a pipe: libsigsegv allows one SIGSEGV handler per
@@ -341,7 +342,7 @@ struct wl_arg {
 
 struct wl_result {
     uint64_t tx;          /* transactions committed in the timed loop */
-    uint64_t pages;       /* captured (auto) or touched (explicit) */
+    uint64_t pages;       /* pages the workload wrote */
     uint64_t bytes;       /* bytes_logged delta */
     uint64_t faults, fsyncs, truncations;
     double   secs;
@@ -447,7 +448,9 @@ static void child_workload(void *argp, void *outp)
     CHECK(lrvm_stats(rvm, &s1));
 
     r->tx = (uint64_t)n;
-    r->pages = explicit ? touched : s1.pages_captured - s0.pages_captured;
+    /* Pages the workload wrote, in both modes: auto mode also captures
+     * pages ahead of a sequential writer, which it may then not write. */
+    r->pages = touched;
     r->bytes = s1.bytes_logged - s0.bytes_logged;
     r->faults = s1.faults - s0.faults;
     r->fsyncs = s1.fsyncs - s0.fsyncs;
@@ -1135,7 +1138,7 @@ static void print_table(FILE *o)
     fprintf(o, "runs: runs completed / runs made (failed runs are listed at the end and "
                "left out of the figures).\n"
                "ns/page: whole run time (stores, faults, commits, final flush) / pages "
-               "captured (auto) or touched (explicit), no-flush runs only.\n"
+               "the workload wrote (both modes), no-flush runs only.\n"
                "Workload pages were all written once before timing, so they are already "
                "private copies: the \"copied\" fault floor is the matching one.\n");
 }
