@@ -45,7 +45,11 @@
  *      further commits, flushes and truncations with LRVM_EFAILED until it
  *      is closed and opened again, and the failed transaction's outcome is
  *      unknown until recovery. The same holds when a truncation cannot
- *      undo a half-written log header.
+ *      undo a half-written log header, and when a sync shared by several
+ *      concurrent commits fails (group commit): every one of them fails,
+ *      no-flush commits not yet durable are lost with them, and lrvm
+ *      zeroes the log past its last durable record so that none of them
+ *      comes back after a crash.
  *   C5 Segment files must not be changed by anything but lrvm while the log
  *      holds records for them.
  *   C6 Kernel writes into a segment (auto mode): a system call that writes
@@ -200,13 +204,20 @@ int lrvm_set_range(lrvm_tx_t *tx, void *addr, size_t len);
  * lrvm_commit -- commit TX. flags 0: durable when the call returns.
  * LRVM_NO_FLUSH: durable at the next lrvm_flush, flushing commit, close,
  * or when the log buffer fills; commit order is kept either way.
+ * Group commit: flushing commits of several threads share fdatasyncs. A
+ * commit that finds the log being synced writes its records and waits
+ * (without the store's lock) for the next sync, which covers every commit
+ * that came meanwhile. If a sync shared by several commits fails, all of
+ * them fail, and so does the store (C4).
  * On success TX is freed. On failure TX stays open: commit may be retried,
  * or the transaction aborted. A freed handle passed again gets
  * LRVM_ENOENT, unless a later lrvm_begin happened to reuse its memory:
- * do not keep handles past commit or abort.
+ * do not keep handles past commit or abort. While one thread commits TX,
+ * other calls on TX get LRVM_EBUSY.
  * Errors: LRVM_EINVAL (flags), LRVM_ENOENT (finished transaction),
- * LRVM_EIO, LRVM_ENOSPC (the log write failed; see caveat C4),
- * LRVM_EFAILED, LRVM_ENOMEM.
+ * LRVM_EBUSY (TX is being committed by another thread), LRVM_EIO,
+ * LRVM_ENOSPC (the log write failed; see caveat C4), LRVM_EFAILED,
+ * LRVM_ENOMEM.
  */
 int lrvm_commit(lrvm_tx_t *tx, int flags);
 

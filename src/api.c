@@ -122,6 +122,7 @@ int lrvm_close(lrvm_t *s)
     if (s == NULL)
         return LRVM_EINVAL;
     pthread_mutex_lock(&s->mu);
+    lrvm__log_quiesce(s);
     lrvm__tx_abort_all(s);
     int rc = lrvm__log_flush(s);
     pthread_mutex_unlock(&s->mu);

@@ -94,6 +94,9 @@ void     lrvm__io_inject(unsigned kinds, unsigned long nth, int err, int mode);
 void     lrvm__io_powercut_seed(uint64_t seed);
 /* Calls of the armed kinds made since the last lrvm__io_inject. */
 unsigned long lrvm__io_calls(void);
+/* Microseconds every fdatasync/fsync waits first, so that a test can
+ * have commits arrive while one is under way (group commit); 0 normally. */
+extern _Atomic unsigned lrvm__io_sync_delay_us;
 
 /* errno value -> LRVM_E* code. */
 int lrvm__errno_to_code(int err);
@@ -188,7 +191,15 @@ struct lrvm__log {
     unsigned char  *lg_buf;         /* committed records not yet written */
     size_t          lg_buf_used;
     size_t          lg_buf_cap;
-    int             lg_failed;      /* sticky: an invalidation failed (C4) */
+    int             lg_failed;      /* sticky: an invalidation or a group failed (C4) */
+    /* Group commit (log.c): one fdatasync at a time, the leader's without
+     * the store lock. */
+    unsigned char  *lg_spare;       /* a second buffer: the batch being synced */
+    pthread_mutex_t lg_sync_mu;     /* held across every fdatasync of the log */
+    pthread_cond_t  lg_synced;      /* with the store lock: a leader's sync ended */
+    int             lg_syncing;     /* a leader is in fdatasync */
+    int             lg_waiters;     /* commits waiting for a leader's sync */
+    int             lg_group_rc;    /* -errno of a failed group sync; sticky */
 };
 
 uint32_t lrvm__crc32c(uint32_t crc, const void *buf, size_t n);
@@ -196,6 +207,11 @@ uint32_t lrvm__crc32c_sw(uint32_t crc, const void *buf, size_t n);   /* portable
 size_t   lrvm__varint_put(unsigned char *p, uint64_t v);
 /* Decode a varint from [*p, end); 0 on success, -1 when malformed. */
 int      lrvm__varint_get(const unsigned char **p, const unsigned char *end, uint64_t *v);
+
+/* Internal commit flag: a transaction's flushing commit may share its
+ * fdatasync with concurrent ones (group commit; the store lock is let go
+ * while it waits). */
+#define LRVM__COMMIT_GROUP 0x100
 
 /* Open or create DIR/lrvm.log with a write buffer of BUF_CAP bytes. */
 int  lrvm__log_open(lrvm_t *s, size_t buf_cap);
@@ -206,6 +222,12 @@ void lrvm__log_close(lrvm_t *s);
 int  lrvm__log_commit(lrvm_t *s, int (*redo)(void *arg, struct lrvm__enc *e),
                       void (*in_flight)(void *arg), void *arg, int flags);
 int  lrvm__log_flush(lrvm_t *s);
+/* fdatasync the log with the store lock held (never alongside a group
+ * leader's sync); a negative errno on failure. */
+int  lrvm__log_sync(lrvm_t *s);
+/* Wait (store lock held, let go meanwhile) until no commit is in a group
+ * sync: for lrvm_close, which frees what those commits use. */
+void lrvm__log_quiesce(lrvm_t *s);
 /* Start a new, empty generation (after the records were applied). */
 int  lrvm__log_new_generation(lrvm_t *s);
 /* Bytes of the log in use: header, written records and the buffer. */
@@ -361,6 +383,8 @@ struct lrvm_tx {
     struct lrvm__seg   **tx_segs;
     struct lrvm__range  *tx_ranges;
     size_t               tx_nranges, tx_cap;
+    int                  tx_committing;       /* in lrvm_commit, maybe waiting
+                                                 for a group sync unlocked */
 };
 
 /* Abort every open transaction of S (close). */

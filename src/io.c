@@ -40,6 +40,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The fault injector: process-wide, for tests. */
@@ -360,8 +361,22 @@ int lrvm__io_pwrite_zeros(int fd, uint64_t off, uint64_t n)
     return 0;
 }
 
+_Atomic unsigned lrvm__io_sync_delay_us;
+
+/* The test delay of a sync (one relaxed load when there is none). */
+static void sync_delay(void)
+{
+    unsigned us = atomic_load_explicit(&lrvm__io_sync_delay_us, memory_order_relaxed);
+    if (us != 0) {
+        struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000 };
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+}
+
 int lrvm__io_fdatasync(int fd)
 {
+    sync_delay();
     int err = fault(LRVM__IO_SYNC);
     if (err)
         return fail(err);
@@ -374,6 +389,7 @@ int lrvm__io_fdatasync(int fd)
 
 int lrvm__io_fsync(int fd)
 {
+    sync_delay();
     int err = fault(LRVM__IO_SYNC);
     if (err)
         return fail(err);

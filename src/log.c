@@ -57,18 +57,24 @@
  *     no-flush commits that precede them);
  *   pwrite the buffer at the end of the log; fdatasync;
  *   only then is the commit reported.
+ * A transaction's commit does the last two steps as a group (group_flush):
+ * while one fdatasync runs without the store lock, later commits encode
+ * and wait, and the next sync covers them all.
  * A failed commit overwrites every byte its records may have reached with
  * zeros and syncs, so no crash can make it look committed (C4 in lrvm.h).
  *
  * Invariants
  *   I1 Records in [header, lg_durable) are synced; the buffer holds only
- *      whole records of committed transactions (and, during a commit, the
- *      committing one's parts) and is written at lg_written.
- *   I2 lg_written == lg_durable except while a multi-part commit spills.
+ *      whole records of committed transactions and of commits waiting for
+ *      their group's sync (and, during a commit, the committing one's
+ *      parts) and is written at lg_written.
+ *   I2 lg_written == lg_durable except while a multi-part commit spills
+ *      or a group leader's sync is under way.
  *   I3 The bytes after the last valid record are zero, stale (another
  *      generation), or out of sequence (V6) -- never a valid record.
  *   I4 The log file is preallocated with written zeros ahead of its end,
  *      so the fdatasync of a commit is that of an in-place overwrite.
+ *   I5 One fdatasync of the log at a time: each holds lg_sync_mu.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -308,8 +314,11 @@ int lrvm__log_open(lrvm_t *s, size_t buf_cap)
     memset(lg, 0, sizeof *lg);
     lg->lg_fd = -1;
     lg->lg_buf_cap = buf_cap & ~(size_t)7;
+    pthread_mutex_init(&lg->lg_sync_mu, NULL);
+    pthread_cond_init(&lg->lg_synced, NULL);
     lg->lg_buf = malloc(lg->lg_buf_cap);
-    if (lg->lg_buf == NULL)
+    lg->lg_spare = malloc(lg->lg_buf_cap);
+    if (lg->lg_buf == NULL || lg->lg_spare == NULL)
         return LRVM_ENOMEM;
 
     int fd = lrvm__io_open(s->dirfd, LRVM__LOG_NAME, O_RDWR, 0);
@@ -339,7 +348,13 @@ void lrvm__log_close(lrvm_t *s)
         lrvm__io_close(s->log.lg_fd);
     s->log.lg_fd = -1;
     free(s->log.lg_buf);
-    s->log.lg_buf = NULL;
+    free(s->log.lg_spare);
+    s->log.lg_buf = s->log.lg_spare = NULL;
+    if (s->log.lg_buf_cap != 0) {               /* lrvm__log_open ran */
+        pthread_cond_destroy(&s->log.lg_synced);
+        pthread_mutex_destroy(&s->log.lg_sync_mu);
+        s->log.lg_buf_cap = 0;
+    }
 }
 
 uint64_t lrvm__log_size(const lrvm_t *s)
@@ -355,14 +370,14 @@ int lrvm__log_new_generation(lrvm_t *s)
 
     LRVM__ASSERT(lg->lg_buf_used == 0);
     if ((rc = write_slot(lg->lg_fd, slot, &h)) < 0 ||
-        (rc = lrvm__io_fdatasync(lg->lg_fd)) < 0) {
+        (rc = lrvm__log_sync(s)) < 0) {
         /* The new slot may have reached the disk, whole or torn; the store
          * goes on in the old generation, so the new slot must not win at
          * the next open. Wipe it; if even that fails, stop (C4). */
         static const unsigned char zeros[LOG_SLOT_SIZE];
         if (lrvm__io_pwrite_all(lg->lg_fd, zeros, sizeof zeros,
                                 (uint64_t)slot * LOG_SLOT_SIZE) < 0 ||
-            lrvm__io_fdatasync(lg->lg_fd) < 0)
+            lrvm__log_sync(s) < 0)
             lg->lg_failed = 1;
         return fail_code(rc);
     }
@@ -386,12 +401,141 @@ static int reserve(lrvm_t *s, uint64_t end)
     uint64_t size = (end + grow + LOG_GROW_CHUNK - 1) & ~(uint64_t)(LOG_GROW_CHUNK - 1);
     int rc = lrvm__io_pwrite_zeros(lg->lg_fd, lg->lg_file_size, size - lg->lg_file_size);
     if (rc == 0)
-        rc = lrvm__io_fdatasync(lg->lg_fd);
+        rc = lrvm__log_sync(s);
     if (rc < 0)
         return rc;
     s->stats.fsyncs++;
     lg->lg_file_size = size;
     return 0;
+}
+
+/* ------------------------------------------------------------ syncs */
+
+/*
+ * Every fdatasync of the log holds lg_sync_mu, so two never overlap: after
+ * a failed writeback Linux reports the error to one fdatasync of the file
+ * only, and an overlapping one could return success for pages that were
+ * lost. A caller holding the store lock waits here for a group leader's
+ * sync (which runs without the store lock) without letting the store lock
+ * go: it may be halfway through encoding a transaction into the buffer.
+ * After a group's sync failed, every sync fails with its error.
+ */
+int lrvm__log_sync(lrvm_t *s)
+{
+    struct lrvm__log *lg = &s->log;
+    pthread_mutex_lock(&lg->lg_sync_mu);
+    int rc = lg->lg_group_rc != 0 ? lg->lg_group_rc : lrvm__io_fdatasync(lg->lg_fd);
+    pthread_mutex_unlock(&lg->lg_sync_mu);
+    return rc;
+}
+
+void lrvm__log_quiesce(lrvm_t *s)
+{
+    while (s->log.lg_syncing || s->log.lg_waiters > 0)
+        pthread_cond_wait(&s->log.lg_synced, &s->mu);
+}
+
+/* A shared sync failed where a lone commit's failure could not be undone
+ * (see group_flush): fail the store, zero everything that is not known
+ * durable so no crash brings back a failed commit, wake the waiters. */
+static int group_fail(lrvm_t *s, int rc)
+{
+    struct lrvm__log *lg = &s->log;
+    uint64_t end = lg->lg_written + lg->lg_buf_used;
+    lg->lg_failed = 1;
+    if (lg->lg_group_rc == 0)
+        lg->lg_group_rc = rc;
+    if (end > lg->lg_durable &&
+        lrvm__io_pwrite_zeros(lg->lg_fd, lg->lg_durable, end - lg->lg_durable) == 0) {
+        pthread_mutex_lock(&lg->lg_sync_mu);
+        (void)lrvm__io_fdatasync(lg->lg_fd);
+        pthread_mutex_unlock(&lg->lg_sync_mu);
+    }
+    lg->lg_written = lg->lg_durable;
+    lg->lg_buf_used = 0;
+    pthread_cond_broadcast(&lg->lg_synced);
+    return fail_code(rc);
+}
+
+/*
+ * Group commit: make the buffered records up to the end of the committing
+ * transaction's durable, sharing one fdatasync with the commits that come
+ * meanwhile. The first committer to find no sync under way leads: it
+ * writes the whole buffer, swaps in the spare one and syncs without the
+ * store lock. Commits arriving meanwhile encode into the fresh buffer and
+ * wait; when the sync ends, one of them leads the next, for all of them.
+ * A commit whose records some sync made durable (a leader's, a flush's, a
+ * truncation's) returns without one of its own. IN_FLIGHT(ARG) runs once,
+ * before the wait or while the disk writes.
+ *
+ * A failed sync that touched only the leader's commit (nobody waiting,
+ * nothing encoded or written meanwhile, its records last in the batch) is
+ * undone: the batch goes back to the buffer and the caller invalidates its
+ * records as a lone commit's failure. Any other failure may involve
+ * several commits and no-flush ones already reported: group_fail.
+ */
+static int group_flush(lrvm_t *s, void (*in_flight)(void *), void *arg)
+{
+    struct lrvm__log *lg = &s->log;
+    uint64_t gen = lg->lg_generation, end = lg->lg_written + lg->lg_buf_used;
+    int rc;
+
+    while (lg->lg_syncing) {
+        if (in_flight != NULL) {
+            in_flight(arg);
+            in_flight = NULL;
+        }
+        lg->lg_waiters++;
+        pthread_cond_wait(&lg->lg_synced, &s->mu);
+        lg->lg_waiters--;
+        if (lg->lg_generation != gen || lg->lg_durable >= end)
+            return 0;
+        if (lg->lg_failed)
+            return lg->lg_group_rc != 0 ? fail_code(lg->lg_group_rc) : LRVM_EFAILED;
+    }
+
+    uint64_t start = lg->lg_written;
+    size_t n = lg->lg_buf_used;
+    int alone = lg->lg_waiters == 0 && end == start + n;
+    if ((rc = reserve(s, start + n)) < 0 ||
+        (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, n, start)) < 0)
+        return alone ? fail_code(rc) : group_fail(s, rc);
+    lrvm__io_start_writeback(lg->lg_fd, start, n);
+    if (in_flight != NULL)
+        in_flight(arg);
+    unsigned char *batch = lg->lg_buf;
+    lg->lg_buf = lg->lg_spare;
+    lg->lg_spare = batch;
+    lg->lg_written = start + n;
+    lg->lg_buf_used = 0;
+
+    lg->lg_syncing = 1;
+    pthread_mutex_lock(&lg->lg_sync_mu);
+    pthread_mutex_unlock(&s->mu);
+    rc = lrvm__io_fdatasync(lg->lg_fd);
+    if (rc < 0)
+        lg->lg_group_rc = rc;
+    pthread_mutex_unlock(&lg->lg_sync_mu);
+    pthread_mutex_lock(&s->mu);
+    lg->lg_syncing = 0;
+    pthread_cond_broadcast(&lg->lg_synced);
+
+    if (rc == 0) {
+        s->stats.fsyncs++;
+        if (lg->lg_generation == gen && lg->lg_durable < start + n)
+            lg->lg_durable = start + n;
+        return 0;
+    }
+    if (alone && !lg->lg_failed && lg->lg_waiters == 0 && lg->lg_generation == gen &&
+        lg->lg_written == start + n && lg->lg_buf_used == 0) {
+        lg->lg_spare = lg->lg_buf;          /* as if the batch was never written */
+        lg->lg_buf = batch;
+        lg->lg_buf_used = n;
+        lg->lg_written = start;
+        lg->lg_group_rc = 0;
+        return fail_code(rc);
+    }
+    return group_fail(s, rc);
 }
 
 /* Write the first N buffered bytes at lg_written and sync them; on success
@@ -412,7 +556,7 @@ static int flush_prefix(lrvm_t *s, size_t n, void (*in_flight)(void *), void *ar
         lrvm__io_start_writeback(lg->lg_fd, lg->lg_written, n);
         in_flight(arg);
     }
-    if ((rc = lrvm__io_fdatasync(lg->lg_fd)) < 0)
+    if ((rc = lrvm__log_sync(s)) < 0)
         return fail_code(rc);
     s->stats.fsyncs++;
     lg->lg_written += n;
@@ -585,13 +729,15 @@ static void invalidate(struct lrvm__enc *e)
     size_t keep = e->en_tx_start > lg->lg_written ? (size_t)(e->en_tx_start - lg->lg_written) : 0;
     int rc;
 
+    if (lg->lg_failed)
+        return;                             /* group_fail cleaned up */
     lg->lg_buf_used = keep;
     if (lg->lg_written > e->en_tx_start)
         lg->lg_written = e->en_tx_start;   /* spilled parts: pending were synced (I2) */
     if ((rc = reserve(s, end)) < 0 ||
         (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, keep, lg->lg_written)) < 0 ||
         (rc = lrvm__io_pwrite_zeros(lg->lg_fd, e->en_tx_start, end - e->en_tx_start)) < 0 ||
-        (rc = lrvm__io_fdatasync(lg->lg_fd)) < 0) {
+        (rc = lrvm__log_sync(s)) < 0) {
         lg->lg_failed = 1;
         return;
     }
@@ -621,13 +767,19 @@ int lrvm__log_commit(lrvm_t *s, int (*redo)(void *arg, struct lrvm__enc *e),
         part_close(&e, 1);
     if (rc == 0 && e.en_records == 0)
         goto out;                           /* nothing changed: nothing logged */
-    if (rc == 0 && (!(flags & LRVM_NO_FLUSH) || e.en_spilled))
-        rc = flush_prefix(s, lg->lg_buf_used, in_flight, arg);
+    if (rc == 0) {
+        /* Taken now: in a group commit others encode while this one waits. */
+        lg->lg_next_txno++;
+        if (!(flags & LRVM_NO_FLUSH) || e.en_spilled)
+            rc = flags & LRVM__COMMIT_GROUP ? group_flush(s, in_flight, arg)
+                                            : flush_prefix(s, lg->lg_buf_used, in_flight, arg);
+        if (rc < 0)
+            lg->lg_next_txno--;             /* its records are wiped (or the store failed) */
+    }
     if (rc < 0) {
         invalidate(&e);
         goto out;
     }
-    lg->lg_next_txno++;
     s->stats.bytes_logged += e.en_bytes;
     s->stats.log_records += e.en_records;
 out:

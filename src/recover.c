@@ -409,7 +409,7 @@ int lrvm__recover(lrvm_t *s)
      * shorter prefix over it would mix two states: so they become durable
      * first (keeps I4). */
     if (res.sr_end > lg->lg_durable) {
-        if ((rc = lrvm__io_fdatasync(lg->lg_fd)) < 0) {
+        if ((rc = lrvm__log_sync(s)) < 0) {
             rc = lrvm__errno_to_code(-rc);
             goto out;
         }

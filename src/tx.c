@@ -20,7 +20,11 @@
  *   I2 A handle is in the registry exactly while its transaction is OPEN;
  *      it is removed under the store's lock, so a caller that found it
  *      there after taking that lock may use it until it lets go.
- *   Lock order: lrvm.mu, then reg_mu.
+ *   I3 A flushing commit may let the store's lock go while it waits for a
+ *      shared log sync (group commit, log.c); tx_committing is set all
+ *      along, so other calls on the handle get LRVM_EBUSY, and lrvm_close
+ *      waits for such commits to end before it frees anything.
+ *   Lock order: lrvm.mu, then reg_mu; lrvm.mu, then the log's lg_sync_mu.
  */
 #include "internal.h"
 
@@ -93,6 +97,10 @@ static int tx_enter(lrvm_tx_t *tx, lrvm_t **out)
     if (reg_find(tx) != s) {
         pthread_mutex_unlock(&s->mu);
         return LRVM_ENOENT;
+    }
+    if (tx->tx_committing) {        /* another thread commits it right now */
+        pthread_mutex_unlock(&s->mu);
+        return LRVM_EBUSY;
     }
     *out = s;
     return 0;
@@ -196,7 +204,10 @@ int lrvm_commit(lrvm_tx_t *tx, int flags)
     if (rc < 0)
         return rc;
     lrvm__track_commit_start(tx);
-    rc = lrvm__log_commit(s, lrvm__track_redo_tx, lrvm__track_seal_tx, tx, flags);
+    tx->tx_committing = 1;
+    rc = lrvm__log_commit(s, lrvm__track_redo_tx, lrvm__track_seal_tx, tx,
+                          flags | LRVM__COMMIT_GROUP);
+    tx->tx_committing = 0;
     if (rc == 0) {
         s->stats.commits++;
         lrvm__track_committed(tx);

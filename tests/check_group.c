@@ -1,0 +1,438 @@
+/*
+ * check_group.c -- group commit: flushing commits of several threads share
+ * fdatasyncs; a failed shared sync fails every commit that waited on it and
+ * the store, and none of them comes back; a lone failure still leaves the
+ * store usable; threads committing concurrently, killed at random moments,
+ * leave each thread's history a prefix that holds every acknowledged
+ * commit, in both tracking modes.
+ *
+ * lrvm__io_sync_delay_us makes every sync slow, so that commits arrive
+ * while one is under way whatever the disk.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "lrvm.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEG_SIZE ((size_t)64 << 10)
+
+static char *dir;
+
+static void setup(void)
+{
+    dir = tu_tmpdir();
+    atomic_store(&lrvm__io_sync_delay_us, 0);
+    lrvm__io_inject(0, 0, 0, 0);
+}
+
+static void teardown(void)
+{
+    atomic_store(&lrvm__io_sync_delay_us, 0);
+    lrvm__io_inject(0, 0, 0, 0);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static lrvm_t *open_store(int tracking)
+{
+    lrvm_options_t o = { .tracking = tracking, .truncate_threshold = (size_t)1 << 30 };
+    lrvm_t *s;
+    int rc = lrvm_open(dir, &o, &s);
+    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
+    return s;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Transaction I of thread T on its segment: the counter at word 0 is I,
+ * and the word 1 + I % 500 gets a value derived from T and I. */
+static uint64_t value(int t, uint64_t i)
+{
+    return tu_mix64((uint64_t)t << 40 ^ i) | 1;
+}
+
+static int commit_step(lrvm_t *s, int t, uint64_t *seg, uint64_t i, int flags, int explicit)
+{
+    lrvm_tx_t *tx;
+    int rc = lrvm_begin(s, 1, (void *const *)&seg, &tx);
+    if (rc != 0)
+        return rc;
+    uint64_t *w = &seg[1 + i % 500];
+    if (explicit && ((rc = lrvm_set_range(tx, &seg[0], 8)) != 0 ||
+                     (rc = lrvm_set_range(tx, w, 8)) != 0))
+        return rc;
+    seg[0] = i;
+    *w = value(t, i);
+    return lrvm_commit(tx, flags);
+}
+
+/* Thread T's segment after its transactions 1..C, from zeros. */
+static void model(int t, uint64_t c, uint64_t *img)
+{
+    memset(img, 0, SEG_SIZE);
+    img[0] = c;
+    for (uint64_t i = 1; i <= c; i++)
+        img[1 + i % 500] = value(t, i);
+}
+
+static const char *seg_name(int t)
+{
+    static char names[8][8];
+    snprintf(names[t], sizeof names[t], "t%d", t);
+    return names[t];
+}
+
+/* ------------------------------------------------ syncs are shared */
+
+#define THREADS 8
+#define PER_THREAD 20
+
+struct worker {
+    lrvm_t   *s;
+    int       t;
+    uint64_t *seg;
+    int       rc;
+};
+
+static void *worker_run(void *arg)
+{
+    struct worker *w = arg;
+    for (uint64_t i = 1; i <= PER_THREAD && w->rc == 0; i++)
+        w->rc = commit_step(w->s, w->t, w->seg, i, 0, 1);
+    return NULL;
+}
+
+START_TEST(test_group_commits_share_syncs)
+{
+    lrvm_t *s = open_store(LRVM_TRACK_EXPLICIT);
+    struct worker w[THREADS];
+    pthread_t th[THREADS];
+    for (int t = 0; t < THREADS; t++)
+        w[t] = (struct worker){ s, t, tu_map(s, seg_name(t), SEG_SIZE), 0 };
+    lrvm_stats_t st0, st1;
+    ck_assert_int_eq(lrvm_stats(s, &st0), 0);
+    atomic_store(&lrvm__io_sync_delay_us, 5000);
+    for (int t = 0; t < THREADS; t++)
+        ck_assert_int_eq(pthread_create(&th[t], NULL, worker_run, &w[t]), 0);
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(th[t], NULL);
+    atomic_store(&lrvm__io_sync_delay_us, 0);
+    ck_assert_int_eq(lrvm_stats(s, &st1), 0);
+    for (int t = 0; t < THREADS; t++)
+        ck_assert_msg(w[t].rc == 0, "thread %d: %s", t, lrvm_strerror(w[t].rc));
+    uint64_t commits = st1.commits - st0.commits, syncs = st1.fsyncs - st0.fsyncs;
+    ck_assert_uint_eq(commits, THREADS * PER_THREAD);
+    /* While one 5 ms sync runs, the other threads' commits queue up for
+     * the next: far fewer syncs than commits. */
+    ck_assert_msg(syncs * 2 <= commits, "%" PRIu64 " syncs for %" PRIu64 " flushing commits",
+                  syncs, commits);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_store(LRVM_TRACK_EXPLICIT);
+    uint64_t *img = malloc(SEG_SIZE);
+    model(0, 0, img);
+    for (int t = 0; t < THREADS; t++) {
+        model(t, PER_THREAD, img);
+        ck_assert_mem_eq(tu_map(s, seg_name(t), SEG_SIZE), img, SEG_SIZE);
+    }
+    free(img);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* ------------------------------------------------ a shared sync fails */
+
+struct committer {
+    lrvm_t   *s;
+    uint64_t *seg;
+    int       t;
+    int       flags;
+    int       rc;
+};
+
+static void *committer_run(void *arg)
+{
+    struct committer *c = arg;
+    c->rc = commit_step(c->s, c->t, c->seg, 2, c->flags, 1);
+    return NULL;
+}
+
+/* Thread A leads a sync that takes 100 ms and fails; thread B's flushing
+ * commit waits on it, and a no-flush commit returns meanwhile. A and B
+ * fail, the store refuses further commits, and after a reopen the three
+ * segments hold what they held before: nothing of the group came back. */
+START_TEST(test_group_failed_shared_sync_fails_every_waiter)
+{
+    lrvm_t *s = open_store(LRVM_TRACK_EXPLICIT);
+    uint64_t *seg[3];
+    for (int t = 0; t < 3; t++) {
+        seg[t] = tu_map(s, seg_name(t), SEG_SIZE);
+        ck_assert_int_eq(commit_step(s, t, seg[t], 1, 0, 1), 0);
+    }
+    atomic_store(&lrvm__io_sync_delay_us, 100000);
+    lrvm__io_inject(LRVM__IO_SYNC, 1, EIO, LRVM__IO_ONCE);
+    struct committer a = { s, seg[0], 0, 0, 0 }, b = { s, seg[1], 1, 0, 0 };
+    pthread_t ta, tb;
+    ck_assert_int_eq(pthread_create(&ta, NULL, committer_run, &a), 0);
+    sleep_ms(30);
+    ck_assert_int_eq(pthread_create(&tb, NULL, committer_run, &b), 0);
+    sleep_ms(20);
+    ck_assert_int_eq(commit_step(s, 2, seg[2], 2, LRVM_NO_FLUSH, 1), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    atomic_store(&lrvm__io_sync_delay_us, 0);
+    /* A's sync and the cleanup's: B made none of its own. */
+    ck_assert_int_eq(lrvm__io_calls(), 2);
+    lrvm__io_inject(0, 0, 0, 0);
+    ck_assert_int_eq(a.rc, LRVM_EIO);
+    ck_assert_int_eq(b.rc, LRVM_EIO);
+    ck_assert_int_eq(commit_step(s, 2, seg[2], 3, 0, 1), LRVM_EFAILED);
+    ck_assert_int_eq(lrvm_close(s), LRVM_EFAILED);
+
+    s = open_store(LRVM_TRACK_EXPLICIT);
+    uint64_t *img = malloc(SEG_SIZE);
+    for (int t = 0; t < 3; t++) {
+        seg[t] = tu_map(s, seg_name(t), SEG_SIZE);
+        model(t, 1, img);
+        ck_assert_mem_eq(seg[t], img, SEG_SIZE);
+    }
+    /* The reopened store commits again. */
+    ck_assert_int_eq(commit_step(s, 0, seg[0], 2, 0, 1), 0);
+    free(img);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* The same slow failing sync with nobody else committing is a lone
+ * failure: that commit fails, the store goes on. */
+START_TEST(test_group_lone_failed_sync_keeps_store)
+{
+    lrvm_t *s = open_store(LRVM_TRACK_EXPLICIT);
+    uint64_t *seg = tu_map(s, seg_name(0), SEG_SIZE);
+    ck_assert_int_eq(commit_step(s, 0, seg, 1, 0, 1), 0);
+    ck_assert_int_eq(commit_step(s, 0, seg, 2, LRVM_NO_FLUSH, 1), 0);
+    atomic_store(&lrvm__io_sync_delay_us, 20000);
+    lrvm__io_inject(LRVM__IO_SYNC, 1, EIO, LRVM__IO_ONCE);
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&seg, &tx), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, &seg[499], 8), 0);
+    seg[499] = 12345;
+    ck_assert_int_eq(lrvm_commit(tx, 0), LRVM_EIO);
+    atomic_store(&lrvm__io_sync_delay_us, 0);
+    lrvm__io_inject(0, 0, 0, 0);
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_int_eq(commit_step(s, 0, seg, 3, 0, 1), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_store(LRVM_TRACK_EXPLICIT);
+    uint64_t *img = malloc(SEG_SIZE);
+    model(0, 3, img);                   /* the no-flush commit 2 kept its place */
+    ck_assert_mem_eq(tu_map(s, seg_name(0), SEG_SIZE), img, SEG_SIZE);
+    free(img);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* Another thread's call on a handle that is committing gets LRVM_EBUSY,
+ * not a use of a transaction that is about to be freed. */
+struct tx_commit {
+    lrvm_tx_t *tx;
+    int        rc;
+};
+
+static void *tx_commit_run(void *arg)
+{
+    struct tx_commit *c = arg;
+    c->rc = lrvm_commit(c->tx, 0);
+    return NULL;
+}
+
+START_TEST(test_group_handle_busy_while_committing)
+{
+    lrvm_t *s = open_store(LRVM_TRACK_EXPLICIT);
+    uint64_t *seg = tu_map(s, seg_name(0), SEG_SIZE);
+    struct tx_commit c = { NULL, 0 };
+    ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&seg, &c.tx), 0);
+    ck_assert_int_eq(lrvm_set_range(c.tx, seg, 8), 0);
+    seg[0] = 7;
+    atomic_store(&lrvm__io_sync_delay_us, 100000);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, tx_commit_run, &c), 0);
+    sleep_ms(30);                       /* the commit waits for its slow sync */
+    ck_assert_int_eq(lrvm_abort(c.tx), LRVM_EBUSY);
+    ck_assert_int_eq(lrvm_set_range(c.tx, seg, 8), LRVM_EBUSY);
+    pthread_join(th, NULL);
+    atomic_store(&lrvm__io_sync_delay_us, 0);
+    ck_assert_int_eq(c.rc, 0);
+    ck_assert_int_eq(lrvm_abort(c.tx), LRVM_ENOENT);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_store(LRVM_TRACK_EXPLICIT);
+    ck_assert_uint_eq(((uint64_t *)tu_map(s, seg_name(0), SEG_SIZE))[0], 7);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* ------------------------------------------------ kills */
+
+#define KILL_THREADS 4
+
+struct kill_worker {
+    lrvm_t   *s;
+    int       t;
+    uint64_t *seg;
+    int       explicit;
+    int       fd;
+};
+
+struct ack {
+    uint32_t t;
+    uint32_t pad;
+    uint64_t i;
+};
+
+static void *kill_worker_run(void *arg)
+{
+    struct kill_worker *w = arg;
+    for (uint64_t i = w->seg[0] + 1;; i++) {
+        int flags = i % 3 == 0 ? LRVM_NO_FLUSH : 0;
+        if (commit_step(w->s, w->t, w->seg, i, flags, w->explicit) != 0)
+            _exit(3);
+        if (flags == 0) {
+            struct ack a = { (uint32_t)w->t, 0, i };
+            if (write(w->fd, &a, sizeof a) != (ssize_t)sizeof a)
+                _exit(4);
+        }
+    }
+    return NULL;
+}
+
+struct kill_child {
+    int tracking;
+    int fd;
+};
+
+static void kill_child_run(void *arg)
+{
+    struct kill_child *k = arg;
+    alarm(60);
+    lrvm_options_t o = { .tracking = k->tracking, .truncate_threshold = (size_t)1 << 20 };
+    lrvm_t *s;
+    if (lrvm_open(dir, &o, &s) != 0)
+        _exit(2);
+    struct kill_worker w[KILL_THREADS];
+    pthread_t th[KILL_THREADS];
+    for (int t = 0; t < KILL_THREADS; t++) {
+        void *base;
+        if (lrvm_map(s, seg_name(t), SEG_SIZE, &base) != 0)
+            _exit(2);
+        w[t] = (struct kill_worker){ s, t, base, k->tracking == LRVM_TRACK_EXPLICIT, k->fd };
+    }
+    for (int t = 0; t < KILL_THREADS; t++)
+        if (pthread_create(&th[t], NULL, kill_worker_run, &w[t]) != 0)
+            _exit(2);
+    for (;;)
+        pause();
+}
+
+static void kills(int tracking)
+{
+    uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x67726f7570u) | 1;
+    uint64_t floor[KILL_THREADS] = { 0 };
+    uint64_t *img = malloc(SEG_SIZE);
+    ck_assert_ptr_nonnull(img);
+    for (int round = 0; round < 12; round++) {
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            close(p[0]);
+            struct kill_child k = { tracking, p[1] };
+            kill_child_run(&k);
+        }
+        close(p[1]);
+        sleep_ms(20 + (unsigned)(tu_rand(&rng) % 60));
+        kill(pid, SIGKILL);
+        uint64_t acked[KILL_THREADS] = { 0 };
+        struct ack a;
+        while (read(p[0], &a, sizeof a) == (ssize_t)sizeof a)
+            if (a.t < KILL_THREADS && a.i > acked[a.t])
+                acked[a.t] = a.i;
+        close(p[0]);
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                      "round %d (LRVM_TEST_SEED=%" PRIu64 "): child status 0x%x", round, seed, st);
+
+        lrvm_t *s = open_store(LRVM_TRACK_EXPLICIT);
+        for (int t = 0; t < KILL_THREADS; t++) {
+            uint64_t *seg = tu_map(s, seg_name(t), SEG_SIZE);
+            uint64_t c = seg[0];
+            ck_assert_msg(c >= acked[t] && c >= floor[t],
+                          "round %d, thread %d (LRVM_TEST_SEED=%" PRIu64 "): the store holds "
+                          "%" PRIu64 " transactions, %" PRIu64 " were acknowledged, %" PRIu64
+                          " found before", round, t, seed, c, acked[t], floor[t]);
+            model(t, c, img);
+            ck_assert_msg(memcmp(seg, img, SEG_SIZE) == 0,
+                          "round %d, thread %d (LRVM_TEST_SEED=%" PRIu64 "): not the state "
+                          "after its transactions 1..%" PRIu64, round, t, seed, c);
+            floor[t] = c;
+        }
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+    for (int t = 0; t < KILL_THREADS; t++)
+        ck_assert_uint_gt(floor[t], 0);
+    free(img);
+}
+
+START_TEST(test_group_threads_killed_explicit)
+{
+    kills(LRVM_TRACK_EXPLICIT);
+}
+END_TEST
+
+START_TEST(test_group_threads_killed_auto)
+{
+    kills(LRVM_TRACK_AUTO);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("group");
+    TCase *tc = tcase_create("group");
+    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_group_commits_share_syncs);
+    tcase_add_test(tc, test_group_failed_shared_sync_fails_every_waiter);
+    tcase_add_test(tc, test_group_lone_failed_sync_keeps_store);
+    tcase_add_test(tc, test_group_handle_busy_while_committing);
+    tcase_add_test(tc, test_group_threads_killed_explicit);
+    tcase_add_test(tc, test_group_threads_killed_auto);
+    suite_add_tcase(s, tc);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed == 0 ? 0 : 1;
+}
