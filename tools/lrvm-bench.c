@@ -26,6 +26,10 @@
  *   write      128-byte in-place pwrite + fdatasync in a preallocated file
  *   read       sequential read() of the recovery log in 1 MiB chunks, in
  *              the same page cache state as the recovery it is set against
+ * Group commit:
+ *   threads T  flushed small-tx in explicit mode from T threads at once
+ *              (T = 1, 2, 4, 8), each on its own 1 MiB segment: tx/s
+ *              and commits per fdatasync, against the write floor
  * Comparison, when built with PMDK's libpmemobj (bench-pmem.c):
  *   pmemobj    small-tx as libpmemobj transactions, pmem forced and CPU
  *              cache flushes off (PMEM_IS_PMEM_FORCE=1, PMEM_NO_FLUSH=1)
@@ -56,6 +60,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -647,6 +652,87 @@ static void child_write_floor(void *argp, void *outp)
     close(fd);
 }
 
+/* ------------------------------------------------------------ group commit */
+
+#define GROUP_SEG ((size_t)1 << 20)         /* each thread's segment */
+static const int group_threads[] = { 1, 2, 4, 8 };
+#define NGROUP ((int)(sizeof group_threads / sizeof group_threads[0]))
+
+struct group_arg {
+    char dir[PATH_LEN];
+    int  threads;
+};
+
+struct group_result {
+    uint64_t tx, fsyncs;
+    double   secs;
+};
+
+struct group_worker {
+    lrvm_t  *rvm;
+    void    *base;
+    int      index;
+    double   deadline;
+    long     max_tx;
+    uint64_t tx;
+};
+
+/* Flushed small transactions on one thread's segment until the deadline. */
+static void *group_worker_run(void *p)
+{
+    struct group_worker *w = p;
+    uint64_t *words = w->base, seed = SEED + (uint64_t)w->index;
+    size_t nwords = GROUP_SEG / 8;
+    while ((long)w->tx < w->max_tx && now() < w->deadline) {
+        lrvm_tx_t *tx;
+        CHECK(lrvm_begin(w->rvm, 1, &w->base, &tx));
+        for (int i = 0; i < TX_WORDS; i++) {
+            uint64_t *wp = words + xorshift64(&seed) % nwords;
+            CHECK(lrvm_set_range(tx, wp, 8));
+            *wp ^= xorshift64(&seed) | ALL_BYTES;
+        }
+        CHECK(lrvm_commit(tx, 0));
+        w->tx++;
+    }
+    return NULL;
+}
+
+static void child_group(void *argp, void *outp)
+{
+    const struct group_arg *a = argp;
+    struct group_result *r = outp;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    struct group_worker w[8];
+    pthread_t th[8];
+    lrvm_t *rvm;
+    lrvm_stats_t s0, s1;
+
+    CHECK(lrvm_open(a->dir, &o, &rvm));
+    for (int t = 0; t < a->threads; t++) {
+        char name[16];
+        snprintf(name, sizeof name, "group%d", t);
+        w[t] = (struct group_worker){ .rvm = rvm, .index = t, .max_tx = 20000 / cfg.tx_div };
+        CHECK(lrvm_map(rvm, name, GROUP_SEG, &w[t].base));
+        memset(w[t].base, 0, GROUP_SEG);     /* private copies before timing */
+    }
+    CHECK(lrvm_stats(rvm, &s0));
+    double t0 = now();
+    for (int t = 0; t < a->threads; t++) {
+        w[t].deadline = t0 + cfg.cap;
+        if (pthread_create(&th[t], NULL, group_worker_run, &w[t]) != 0)
+            child_fail("pthread_create failed");
+    }
+    r->tx = 0;
+    for (int t = 0; t < a->threads; t++) {
+        pthread_join(th[t], NULL);
+        r->tx += w[t].tx;
+    }
+    r->secs = now() - t0;
+    CHECK(lrvm_stats(rvm, &s1));
+    r->fsyncs = s1.fsyncs - s0.fsyncs;
+    CHECK(lrvm_close(rvm));
+}
+
 /* ------------------------------------------------------------ recovery and read floor */
 
 enum { REC_BIG, REC_SMALL, NSHAPES };      /* log shapes */
@@ -972,6 +1058,7 @@ static void child_pmem(void *argp, void *outp)
 static struct wl_result      wl_res[NWORK][2][2][MAX_RUNS];   /* [w][mode][flush][run] */
 static struct floor_result   fl_res[NFLOORS][2][MAX_RUNS];    /* [floor][fresh][run] */
 static struct wfloor_result  wf_res[MAX_RUNS];
+static struct group_result   gr_res[NGROUP][MAX_RUNS];              /* [threads][run] */
 static struct bench_pmem_result pm_res[MAX_RUNS];
 static struct mklog_result   mk_res[NSHAPES][MAX_RUNS];            /* [shape][run] */
 static struct recover_result rc_res[NSHAPES][NSTATES][MAX_RUNS];   /* [shape][state][run] */
@@ -989,6 +1076,8 @@ struct row {
 static struct row     rows[NWORK][2][2];
 static struct summary floor_sum[NFLOORS][2];
 static struct summary wfloor_sum, pmem_sum;   /* ops/s; libpmemobj tx/s */
+static struct summary group_sum[NGROUP];      /* tx/s */
+static double         group_per_sync[NGROUP]; /* commits per fdatasync, all runs */
 
 struct rec_row {
     int            ok;              /* recoveries that completed */
@@ -1057,6 +1146,20 @@ static void compute(void)
         if (wf_res[i].ops > 0 && wf_res[i].secs > 0)
             v[nv++] = (double)wf_res[i].ops / wf_res[i].secs;
     wfloor_sum = summarize(v, nv);
+    for (int g = 0; g < NGROUP; g++) {
+        double tx = 0, syncs = 0;
+        nv = 0;
+        for (int i = 0; i < cfg.runs; i++) {
+            const struct group_result *r = &gr_res[g][i];
+            if (r->tx == 0 || r->secs <= 0)
+                continue;
+            v[nv++] = (double)r->tx / r->secs;
+            tx += (double)r->tx;
+            syncs += (double)r->fsyncs;
+        }
+        group_sum[g] = summarize(v, nv);
+        group_per_sync[g] = syncs > 0 ? tx / syncs : NAN;
+    }
     nv = 0;
     for (int i = 0; i < cfg.runs; i++)
         if (pm_res[i].tx > 0 && pm_res[i].secs > 0)
@@ -1215,6 +1318,15 @@ static void print_floors(FILE *o)
     else
         fprintf(o, "libpmemobj small-tx: not measured (lrvm-bench was built without "
                    "libpmemobj; Debian: libpmemobj-dev)\n");
+
+    fprintf(o, "\ngroup commit: flushed small-tx (explicit) from T threads at once, each on "
+               "its own %zu MiB segment\n", GROUP_SEG >> 20);
+    fprintf(o, "  %-8s %-28s %-15s %s\n", "threads", "tx/s median (min-max)", "commits/fsync",
+            "tx/s / write floor");
+    for (int g = 0; g < NGROUP; g++)
+        fprintf(o, "  %-8d %-28s %-15.2f %.2fx\n", group_threads[g],
+                fmt_sum(a, sizeof a, group_sum[g], 0), group_per_sync[g],
+                group_sum[g].med / wfloor_sum.med);
 
     char c[80], d[40], e[40];
     fprintf(o, "\nrecovery: lrvm_open of a store whose log holds the records of no-flush "
@@ -1584,6 +1696,20 @@ int main(int argc, char **argv)
                         add_failure("%s: nothing measured", what);
                     rm_rf(path);
                 }
+
+        /* Group commit: the flushed small transactions of 1..8 threads. */
+        for (int g = 0; g < NGROUP; g++) {
+            struct group_arg a = { .threads = group_threads[g] };
+            memcpy(a.dir, path, sizeof a.dir);
+            snprintf(what, sizeof what, "group commit, %d thread%s", a.threads,
+                     a.threads == 1 ? "" : "s");
+            progress("%s: run %d/%d...", what, i + 1, cfg.runs);
+            rm_rf(path);
+            if (run_child(what, child_group, &a, &gr_res[g][i], sizeof gr_res[0][0]) == 0 &&
+                gr_res[g][i].tx == 0)
+                add_failure("%s: nothing measured", what);
+            rm_rf(path);
+        }
     }
 
     /* The same small transactions on libpmemobj, when built with it. */
