@@ -828,9 +828,5 @@ int main(void)
     tcase_add_test(tc, test_badinput_strerror);
     tcase_add_test(tc, test_badinput_sync_explicit_mode);
     suite_add_tcase(su, tc);
-    SRunner *r = srunner_create(su);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed != 0;
+    return tu_run_suite(su);
 }

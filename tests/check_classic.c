@@ -241,9 +241,5 @@ int main(void)
     tcase_add_test(tc, test_classic_bad_tracking_env);
     tcase_add_test(tc, test_classic_verbose_traces_calls);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

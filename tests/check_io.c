@@ -574,9 +574,5 @@ int main(void)
     tcase_add_test(tc, test_io_truncate_fails_nth_call);
     tcase_add_test(tc, test_io_map_fails_nth_call);
     suite_add_tcase(su, tc);
-    SRunner *r = srunner_create(su);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed != 0;
+    return tu_run_suite(su);
 }

@@ -1452,9 +1452,5 @@ int main(void)
     tcase_add_test(tc, test_recover_apply_cache_sizes);
     suite_add_tcase(s, tc);
 
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed == 0 ? 0 : 1;
+    return tu_run_suite(s);
 }

@@ -241,3 +241,12 @@ void *tu_map(lrvm_t *s, const char *name, size_t size)
     ck_assert_msg(rc == 0, "lrvm_map %s: %s", name, lrvm_strerror(rc));
     return base;
 }
+
+int tu_run_suite(Suite *s)
+{
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed == 0 ? 0 : 1;
+}

@@ -50,6 +50,11 @@ int  tu_child_failed_line(const int *vals, int n);
         }                                                                     \
     } while (0)
 
+/* Run every test of suite S (Check); the exit status of a suite's main:
+ * 0 when all passed, else 1. */
+struct Suite;
+int tu_run_suite(struct Suite *s);
+
 /* lrvm_map that fails the test (Check) when the map fails. */
 void *tu_map(lrvm_t *s, const char *name, size_t size);
 
