@@ -502,6 +502,18 @@ START_TEST(test_crashtest_each_mode_passes)
         ck_assert_output_has(&r, "4 rounds passed");
         ck_assert_output_has(&r, "steps of the history verified");
     }
+    /* Several histories at once, one a thread: their commits meet in
+     * group commits. */
+    for (size_t i = 0; i < 2; i++) {
+        const char *argv[] = { crashtest(), "--rounds", "4", "--max-delay-ms", "40", "--mode",
+                               modes[i], "--threads", "3", "--seed", seed, "--dir", base, NULL };
+        struct run r;
+        run_argv(&r, argv);
+        ck_assert_msg(r.status == 0, "%s, 3 threads: status %d:\n%s", modes[i], r.status,
+                      r.out);
+        ck_assert_output_has(&r, "3 histories at once");
+        ck_assert_output_has(&r, "4 rounds passed");
+    }
     /* A clean run removes its store. */
     ck_assert_int_eq(rmdir(base), 0);
     free(base);
@@ -531,6 +543,8 @@ START_TEST(test_crashtest_usage)
     const char *bad_mode[] = { crashtest(), "--mode", "sometimes", NULL };
     const char *undeclared_auto[] = { crashtest(), "--undeclared", NULL };
     const char *no_rounds[] = { crashtest(), "--rounds", "0", NULL };
+    const char *threads_ambient[] = { crashtest(), "--threads", "2", "--mode", "ambient", NULL };
+    const char *too_many[] = { crashtest(), "--threads", "17", NULL };
     struct run r;
     run_argv(&r, bad_mode);
     ck_assert_int_eq(r.status, 2);
@@ -540,6 +554,12 @@ START_TEST(test_crashtest_usage)
     ck_assert_output_has(&r, "--undeclared needs --mode explicit");
     run_argv(&r, no_rounds);
     ck_assert_int_eq(r.status, 2);
+    run_argv(&r, threads_ambient);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_output_has(&r, "--threads needs --mode explicit or auto");
+    run_argv(&r, too_many);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_output_has(&r, "--threads: 1 to 16");
 }
 END_TEST
 
