@@ -245,8 +245,39 @@ int lrvm_flush(lrvm_t *rvm);
  */
 int lrvm_truncate(lrvm_t *rvm);
 
-/* The persistent heap is not in this release: lrvm_heap_open and
- * lrvm_heap_set_root return LRVM_ENOTSUP, the others NULL or nothing. */
+/*
+ * The persistent heap: an allocator whose state lives in segment NAME,
+ * which is always mapped at the same address, so pointers stored in the
+ * heap stay valid from run to run.
+ *
+ * lrvm_heap_open -- open heap NAME, creating it with SIZE bytes (at least
+ * 8 KiB) when the segment does not exist; an existing heap keeps its own
+ * size. A new heap's address is chosen then (high in the address space)
+ * and recorded in it. The handle lives until lrvm_close, or lrvm_unmap of
+ * the heap's base. Errors: LRVM_EINVAL (name, size, or a segment with data
+ * that is not a heap), LRVM_EEXIST (already mapped), LRVM_EADDR (the
+ * recorded address range is taken by another mapping: the heap is never
+ * moved), LRVM_ECORRUPT (the heap fails its checks), LRVM_EVERSION,
+ * LRVM_EIO, LRVM_ENOSPC, LRVM_ENOMEM.
+ *
+ * A heap call changes the heap inside whatever owns the heap segment's
+ * pages: the open transaction that includes lrvm_heap_base(heap), or else
+ * the ambient epoch (auto mode). So an allocation is durable when that
+ * transaction commits or that epoch is synced, and an abort takes it back.
+ * In explicit mode the heap declares the ranges it changes itself, and a
+ * heap call outside such a transaction fails with LRVM_EMODE. Stores into
+ * allocated blocks are the program's, declared by it in explicit mode.
+ *
+ * lrvm_malloc, lrvm_calloc (zeroed), lrvm_realloc (contents kept up to
+ * the smaller size; NULL p: malloc; size 0: free) return 16-byte aligned
+ * blocks, or NULL with the reason in lrvm_last_error: LRVM_ENOMEM (no
+ * free block fits), LRVM_EMODE, LRVM_EBUSY (the owning transaction is
+ * being committed by another thread), LRVM_EINVAL (p is not a block).
+ * lrvm_free ignores NULL; a pointer that is no block is left alone
+ * (LRVM_EINVAL in lrvm_last_error). lrvm_heap_root returns the root object
+ * set by lrvm_heap_set_root (NULL: none), which takes a block or NULL.
+ * First fit over a free list; freed blocks merge with free neighbours.
+ */
 int   lrvm_heap_open(lrvm_t *rvm, const char *name, size_t size, lrvm_heap_t **heap);
 void *lrvm_heap_base(lrvm_heap_t *heap);
 void *lrvm_malloc(lrvm_heap_t *heap, size_t size);
@@ -272,8 +303,9 @@ int lrvm_stats(lrvm_t *rvm, lrvm_stats_t *out);
 /* lrvm_strerror -- the message of an LRVM_E* code ("unknown error" else). */
 const char *lrvm_strerror(int err);
 
-/* lrvm_last_error -- the code behind the last failed rvm_* call in this
- * thread, 0 if none failed yet. */
+/* lrvm_last_error -- the code behind the last failed rvm_* call, or heap
+ * call that returns no code (lrvm_malloc, lrvm_calloc, lrvm_realloc,
+ * lrvm_free), in this thread; 0 if none failed yet. */
 int lrvm_last_error(void);
 
 #ifdef __cplusplus

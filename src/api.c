@@ -44,6 +44,7 @@ const char *lrvm_strerror(int err)
 
 static void store_free(lrvm_t *s)
 {
+    lrvm__heap_forget(s, NULL);
     while (s->nsegs > 0)
         lrvm__seg_unmap(s, s->segs[s->nsegs - 1]);
     free(s->segs);
@@ -160,7 +161,7 @@ int lrvm_map(lrvm_t *s, const char *name, size_t size, void **base)
     if (lrvm__log_size(s) > LRVM__LOG_HEADER_SIZE &&
         (rc = lrvm__truncate_locked(s)) < 0)
         goto out;
-    if ((rc = lrvm__seg_map(s, name, size, &seg)) == 0)
+    if ((rc = lrvm__seg_map(s, name, size, NULL, &seg)) == 0)
         *base = seg->sg_base;
 out:
     pthread_mutex_unlock(&s->mu);
@@ -174,12 +175,14 @@ int lrvm_unmap(lrvm_t *s, void *base)
     int rc = 0;
     pthread_mutex_lock(&s->mu);
     struct lrvm__seg *seg = lrvm__seg_by_base(s, base);
-    if (seg == NULL)
+    if (seg == NULL) {
         rc = LRVM_ENOENT;
-    else if (seg->sg_tx != NULL)
+    } else if (seg->sg_tx != NULL) {
         rc = LRVM_EBUSY;
-    else
+    } else {
+        lrvm__heap_forget(s, seg);      /* a heap's handle goes with its segment */
         lrvm__seg_unmap(s, seg);
+    }
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -247,16 +250,3 @@ int lrvm_stats(lrvm_t *s, lrvm_stats_t *out)
     return 0;
 }
 
-/* The persistent heap is not in this release (lrvm.h). */
-int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **heap)
-{
-    (void)s, (void)name, (void)size, (void)heap;
-    return LRVM_ENOTSUP;
-}
-void *lrvm_heap_base(lrvm_heap_t *heap) { (void)heap; return NULL; }
-void *lrvm_malloc(lrvm_heap_t *heap, size_t size) { (void)heap, (void)size; return NULL; }
-void *lrvm_calloc(lrvm_heap_t *heap, size_t n, size_t size) { (void)heap, (void)n, (void)size; return NULL; }
-void *lrvm_realloc(lrvm_heap_t *heap, void *p, size_t size) { (void)heap, (void)p, (void)size; return NULL; }
-void  lrvm_free(lrvm_heap_t *heap, void *p) { (void)heap, (void)p; }
-void *lrvm_heap_root(lrvm_heap_t *heap) { (void)heap; return NULL; }
-int   lrvm_heap_set_root(lrvm_heap_t *heap, void *p) { (void)heap, (void)p; return LRVM_ENOTSUP; }

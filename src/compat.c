@@ -49,6 +49,11 @@ static int note(int rc)
     return rc;
 }
 
+int lrvm__note_error(int rc)
+{
+    return note(rc);
+}
+
 /* --- the id table of open classic transactions ---------------------- */
 
 struct id_entry {

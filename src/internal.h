@@ -146,7 +146,10 @@ enum {
 int  lrvm__seg_name_ok(const char *name);
 /* The same for the N bytes at NAME, which need not end in a NUL. */
 int  lrvm__seg_name_ok_n(const char *name, size_t n);
-int  lrvm__seg_map(lrvm_t *s, const char *name, size_t size, struct lrvm__seg **out);
+/* Map segment NAME (created, or extended to SIZE); at FIXED when not NULL,
+ * LRVM_EADDR if that range is taken. */
+int  lrvm__seg_map(lrvm_t *s, const char *name, size_t size, void *fixed,
+                   struct lrvm__seg **out);
 void lrvm__seg_unmap(lrvm_t *s, struct lrvm__seg *seg);
 int  lrvm__seg_destroy(lrvm_t *s, const char *name);
 struct lrvm__seg *lrvm__seg_by_base(lrvm_t *s, const void *base);
@@ -406,6 +409,7 @@ struct lrvm {
     struct lrvm__seg   **segs;
     size_t               nsegs, segs_cap;
     lrvm_tx_t           *txs;              /* open transactions */
+    struct lrvm_heap    *heaps;            /* heaps opened (heap.c) */
     lrvm_stats_t         stats;
     _Atomic uint64_t     faults;           /* (H) pages captured by the fault handler */
     _Atomic uint64_t     captured;         /* (H) pages captured by any means */
@@ -416,9 +420,22 @@ int lrvm__truncate_locked(lrvm_t *s);
 /* After a commit: truncate when the log has passed the threshold. */
 void lrvm__truncate_if_due(lrvm_t *s);
 
+/* ----------------------------------------------------------- heap.c */
+
+/* Free the handle of the heap on SEG (every heap when SEG is NULL):
+ * lrvm_unmap and lrvm_close. */
+void lrvm__heap_forget(lrvm_t *s, const struct lrvm__seg *seg);
+/* 0 when the heap's blocks and free list are consistent, else
+ * LRVM_ECORRUPT (heap.c I1-I3). */
+int  lrvm__heap_check(const lrvm_heap_t *h);
+/* Used blocks and free bytes of a consistent heap (tests). */
+void lrvm__heap_usage(const lrvm_heap_t *h, uint64_t *used_blocks, uint64_t *free_bytes);
+
 /* --------------------------------------------------------- compat.c */
 
 extern _Atomic int lrvm__verbose;
+/* Record RC (when negative) as this thread's lrvm_last_error; return it. */
+int  lrvm__note_error(int rc);
 void lrvm__trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif /* LRVM_INTERNAL_H */

@@ -16,6 +16,8 @@
  *   I4 When a segment is mapped, the log holds no record for it that its
  *      file lacks (lrvm_map truncates first), so the mapping shows every
  *      committed byte.
+ *   I5 A segment mapped at a fixed address (the heap's) is mapped there or
+ *      not at all: MAP_FIXED_NOREPLACE, never over another mapping.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -83,7 +85,8 @@ static void table_remove(lrvm_t *s, struct lrvm__seg *seg)
     }
 }
 
-int lrvm__seg_map(lrvm_t *s, const char *name, size_t size, struct lrvm__seg **out)
+int lrvm__seg_map(lrvm_t *s, const char *name, size_t size, void *fixed,
+                  struct lrvm__seg **out)
 {
     char path[LRVM__NAME_MAX + 8];
     int created = 0, rc;
@@ -133,9 +136,13 @@ int lrvm__seg_map(lrvm_t *s, const char *name, size_t size, struct lrvm__seg **o
     seg->sg_fd = fd;
     seg->sg_size = (size_t)cur;
     seg->sg_maplen = page_round(seg->sg_size);
-    void *base = mmap(NULL, seg->sg_maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    if (base == MAP_FAILED) {
-        rc = -errno;
+    int flags = MAP_PRIVATE | (fixed != NULL ? MAP_FIXED_NOREPLACE : 0);
+    void *base = mmap(fixed, seg->sg_maplen, PROT_READ | PROT_WRITE, flags, fd, 0);
+    if (base == MAP_FAILED || (fixed != NULL && base != fixed)) {
+        /* A kernel without MAP_FIXED_NOREPLACE takes it for a hint. */
+        rc = base == MAP_FAILED ? -errno : -EEXIST;
+        if (base != MAP_FAILED)
+            munmap(base, seg->sg_maplen);
         free(seg);
         goto fail_errno;
     }
@@ -154,6 +161,8 @@ fail_errno:
     lrvm__io_close(fd);
     if (created)
         lrvm__io_unlink(s->dirfd, path);
+    if (fixed != NULL && rc == -EEXIST)
+        return LRVM_EADDR;                  /* keeps I5 */
     return lrvm__errno_to_code(-rc);
 }
 

@@ -1,0 +1,620 @@
+/*
+ * heap.c -- the persistent heap: an allocator whose whole state lives in
+ * one segment mapped at a fixed address, so that raw pointers stored in
+ * the heap stay valid from run to run.
+ *
+ * Owns: struct lrvm_heap, the layout of a heap segment, lrvm_heap_open,
+ * lrvm_malloc and its kin. Never: changes the heap outside whatever owns
+ * the heap segment's pages (its open transaction, else the ambient
+ * epoch); writes the segment file, except to lay out a new heap before it
+ * is first mapped.
+ *
+ * Layout (offsets from the base, native byte order like the pointers the
+ * program keeps in the heap):
+ *   0      the header, struct heap_hdr, alone in the first 4 KiB
+ *   4104   the first block; blocks follow one another up to the
+ *          epilogue, a used block header of size 0 in the 8 bytes before
+ *          the heap's size rounded down to 16
+ * A block is a header word (size | USED | PREV_USED; the size a multiple
+ * of 16, at least 32, header included) and its payload, 16-aligned. A
+ * free block keeps the offsets of the next and previous free blocks after
+ * its header, and its size again in its last word, so that the block
+ * after it finds it (its PREV_USED bit is clear). malloc takes the first
+ * free block that fits and splits off what is left when that can be a
+ * block; free merges the block with its free neighbours.
+ *
+ * Changes: an operation first declares every range it will store to with
+ * lrvm__track_set_range in the transaction that holds the heap segment
+ * (explicit mode then logs exactly those; auto mode captures their pages
+ * without faults), then stores. With no such transaction, auto mode's
+ * ambient epoch captures the stores by faults, and explicit mode refuses
+ * with LRVM_EMODE. Every call runs under the store's lock.
+ *
+ * Invariants (lrvm__heap_check verifies them, at lrvm_heap_open and in
+ * the tests)
+ *   I1 The blocks tile [ARENA, epilogue) exactly; no two free blocks are
+ *      neighbours; each block's PREV_USED is its predecessor's USED (the
+ *      first block's is set).
+ *   I2 The free list holds exactly the free blocks, each linked to its
+ *      neighbours in the list both ways; a free block's footer is its size.
+ *   I3 allocated is the sum of the sizes of the used blocks; root is 0 or
+ *      the payload of a used block.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define HEAP_MAGIC    "LRVMHEAP"            /* 8 bytes, no NUL */
+#define HEAP_VERSION  1u
+#define HEAP_HDR      4096u
+#define ARENA         ((uint64_t)HEAP_HDR + 8)
+#define USED          1u
+#define PREV_USED     2u
+#define MIN_BLOCK     32u
+#define HEAP_MIN_SIZE 8192u
+#define MAX_DECL      16
+
+struct heap_hdr {
+    char     magic[8];
+    uint64_t version;
+    uint64_t base;          /* the address the segment is mapped at */
+    uint64_t size;          /* bytes of the heap */
+    uint64_t free_head;     /* offset of the first free block, 0: none */
+    uint64_t root;          /* offset of the root object, 0: none */
+    uint64_t allocated;     /* bytes of the used blocks, headers included */
+};
+
+struct lrvm_heap {
+    lrvm_t           *store;
+    struct lrvm__seg *seg;
+    unsigned char    *base;
+    struct lrvm_heap *next;     /* the store's heaps */
+};
+
+static uint64_t *word(const lrvm_heap_t *h, uint64_t off)
+{
+    return (uint64_t *)(void *)(h->base + off);
+}
+
+static struct heap_hdr *header(const lrvm_heap_t *h)
+{
+    return (struct heap_hdr *)(void *)h->base;
+}
+
+static uint64_t epilogue_of(uint64_t size)
+{
+    return (size & ~(uint64_t)15) - 8;
+}
+
+static uint64_t bsize(uint64_t w)
+{
+    return w & ~(uint64_t)15;
+}
+
+/* The free-list links of free block B. */
+static uint64_t *next_of(const lrvm_heap_t *h, uint64_t b) { return word(h, b + 8); }
+static uint64_t *prev_of(const lrvm_heap_t *h, uint64_t b) { return word(h, b + 16); }
+
+/* ------------------------------------------------------------ the check */
+
+int lrvm__heap_check(const lrvm_heap_t *h)
+{
+    const struct heap_hdr *hd = header(h);
+    uint64_t epi = epilogue_of(hd->size), used = 0, nfree = 0;
+    uint64_t b = ARENA;
+    int prev_used = 1, root_ok = hd->root == 0;
+
+    while (b < epi) {                                               /* I1 */
+        uint64_t w = *word(h, b), size = bsize(w);
+        if (size < MIN_BLOCK || size > epi - b || ((w & PREV_USED) != 0) != prev_used)
+            return LRVM_ECORRUPT;
+        if (w & USED) {
+            used += size;
+            root_ok |= hd->root == b + 8;
+        } else {
+            if (!prev_used || *word(h, b + size - 8) != size)
+                return LRVM_ECORRUPT;
+            nfree++;
+        }
+        prev_used = (w & USED) != 0;
+        b += size;
+    }
+    if (b != epi || *word(h, epi) != (USED | (prev_used ? PREV_USED : 0)))
+        return LRVM_ECORRUPT;
+    if (used != hd->allocated || !root_ok)                          /* I3 */
+        return LRVM_ECORRUPT;
+    uint64_t seen = 0, prev = 0;                                    /* I2 */
+    for (uint64_t f = hd->free_head; f != 0; f = *next_of(h, f)) {
+        if (f < ARENA || f >= epi || (f - ARENA) % 16 != 0 || ++seen > nfree)
+            return LRVM_ECORRUPT;
+        uint64_t w = *word(h, f), size = bsize(w);
+        /* A free block's header, footer and successor agree, so a link
+         * into the middle of a block does not pass for one. */
+        if ((w & USED) || size < MIN_BLOCK || size > epi - f || *prev_of(h, f) != prev ||
+            *word(h, f + size - 8) != size || (*word(h, f + size) & PREV_USED))
+            return LRVM_ECORRUPT;
+        prev = f;
+    }
+    return seen == nfree ? 0 : LRVM_ECORRUPT;
+}
+
+void lrvm__heap_usage(const lrvm_heap_t *h, uint64_t *used_blocks, uint64_t *free_bytes)
+{
+    uint64_t epi = epilogue_of(header(h)->size);
+    *used_blocks = *free_bytes = 0;
+    for (uint64_t b = ARENA; b < epi; b += bsize(*word(h, b))) {
+        if (*word(h, b) & USED)
+            ++*used_blocks;
+        else
+            *free_bytes += bsize(*word(h, b));
+    }
+}
+
+/* ------------------------------------------------------------ changes */
+
+/* The ranges an operation will store to, declared before the first store. */
+struct decl {
+    lrvm_tx_t *tx;          /* NULL: the ambient epoch captures by faults */
+    int        n;
+    uint64_t   off[MAX_DECL], len[MAX_DECL];
+};
+
+/* Who owns the heap's pages now, for a change. */
+static int decl_begin(const lrvm_heap_t *h, struct decl *d)
+{
+    d->tx = h->seg->sg_tx;
+    d->n = 0;
+    if (d->tx != NULL && d->tx->tx_committing)
+        return LRVM_EBUSY;                  /* its commit is under way */
+    if (d->tx == NULL && h->store->tracking != LRVM_TRACK_AUTO)
+        return LRVM_EMODE;                  /* explicit mode: no ambient epoch */
+    return 0;
+}
+
+static void decl_add(struct decl *d, uint64_t off, uint64_t len)
+{
+    LRVM__ASSERT(d->n < MAX_DECL);
+    d->off[d->n] = off;
+    d->len[d->n] = len;
+    d->n++;
+}
+
+static int decl_done(const lrvm_heap_t *h, struct decl *d)
+{
+    for (int i = 0; i < d->n && d->tx != NULL; i++) {
+        int rc = lrvm__track_set_range(d->tx, h->seg, (size_t)d->off[i], (size_t)d->len[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Declare what taking free block B out of the list stores to. */
+static void decl_unlink(const lrvm_heap_t *h, struct decl *d, uint64_t b)
+{
+    uint64_t p = *prev_of(h, b), q = *next_of(h, b);
+    if (p != 0)
+        decl_add(d, p + 8, 8);
+    if (q != 0)
+        decl_add(d, q + 16, 8);
+}
+
+static void unlink_free(const lrvm_heap_t *h, uint64_t b)
+{
+    uint64_t p = *prev_of(h, b), q = *next_of(h, b);
+    if (p != 0)
+        *next_of(h, p) = q;
+    else
+        header(h)->free_head = q;
+    if (q != 0)
+        *prev_of(h, q) = p;
+}
+
+static void push_free(const lrvm_heap_t *h, uint64_t b)
+{
+    uint64_t head = header(h)->free_head;
+    *next_of(h, b) = head;
+    *prev_of(h, b) = 0;
+    if (head != 0)
+        *prev_of(h, head) = b;
+    header(h)->free_head = b;
+}
+
+/* The block of payload P, or 0 if P cannot be one. */
+static uint64_t block_of(const lrvm_heap_t *h, const void *p)
+{
+    uintptr_t a = (uintptr_t)p, base = (uintptr_t)h->base;
+    uint64_t epi = epilogue_of(header(h)->size);
+    if (a < base + ARENA + 8 || a - base >= epi)
+        return 0;
+    uint64_t b = (uint64_t)(a - base) - 8;
+    if ((b - ARENA) % 16 != 0)
+        return 0;
+    uint64_t w = *word(h, b);
+    if (!(w & USED) || bsize(w) < MIN_BLOCK || bsize(w) > epi - b)
+        return 0;
+    return b;
+}
+
+static void *heap_malloc(lrvm_heap_t *h, size_t n, int *err)
+{
+    struct heap_hdr *hd = header(h);
+    struct decl d;
+    if ((*err = decl_begin(h, &d)) < 0)
+        return NULL;
+    if (n > hd->size) {
+        *err = LRVM_ENOMEM;
+        return NULL;
+    }
+    uint64_t need = ((uint64_t)n + 8 + 15) & ~(uint64_t)15;
+    if (need < MIN_BLOCK)
+        need = MIN_BLOCK;
+    uint64_t b = hd->free_head;
+    while (b != 0 && bsize(*word(h, b)) < need)
+        b = *next_of(h, b);
+    if (b == 0) {
+        *err = LRVM_ENOMEM;
+        return NULL;
+    }
+    uint64_t w = *word(h, b), size = bsize(w), rest = size - need, after = b + size;
+    decl_add(&d, 0, sizeof *hd);
+    decl_add(&d, b, 24);
+    decl_unlink(h, &d, b);
+    if (rest >= MIN_BLOCK) {
+        decl_add(&d, b + need, 24);         /* the rest: header, links */
+        decl_add(&d, after - 8, 8);         /* and footer */
+        if (hd->free_head != 0)
+            decl_add(&d, hd->free_head + 16, 8);
+    } else {
+        decl_add(&d, after, 8);             /* the next block's PREV_USED */
+    }
+    if ((*err = decl_done(h, &d)) < 0)
+        return NULL;
+
+    unlink_free(h, b);
+    if (rest >= MIN_BLOCK) {
+        uint64_t r = b + need;
+        *word(h, b) = need | USED | (w & PREV_USED);
+        *word(h, r) = rest | PREV_USED;
+        *word(h, after - 8) = rest;
+        push_free(h, r);
+    } else {
+        need = size;
+        *word(h, b) = size | USED | (w & PREV_USED);
+        *word(h, after) |= PREV_USED;
+    }
+    hd->allocated += need;
+    return h->base + b + 8;
+}
+
+static int heap_free(lrvm_heap_t *h, void *p)
+{
+    struct heap_hdr *hd = header(h);
+    struct decl d;
+    int rc;
+    if ((rc = decl_begin(h, &d)) < 0)
+        return rc;
+    uint64_t b = block_of(h, p);
+    if (b == 0)
+        return LRVM_EINVAL;
+    uint64_t w = *word(h, b), size = bsize(w);
+    uint64_t start = b, total = size, nb = b + size, nw = *word(h, nb), pb = 0;
+    decl_add(&d, 0, sizeof *hd);
+    if (!(nw & USED)) {
+        decl_unlink(h, &d, nb);
+        total += bsize(nw);
+    }
+    if (!(w & PREV_USED)) {
+        uint64_t psize = *word(h, b - 8);
+        if (psize < MIN_BLOCK || psize % 16 != 0 || psize > b - ARENA)
+            return LRVM_ECORRUPT;
+        pb = b - psize;
+        decl_unlink(h, &d, pb);
+        start = pb;
+        total += b - pb;
+    }
+    decl_add(&d, start, 24);
+    decl_add(&d, start + total - 8, 16);    /* footer, and the next block's header */
+    if (hd->free_head != 0)
+        decl_add(&d, hd->free_head + 16, 8);
+    if ((rc = decl_done(h, &d)) < 0)
+        return rc;
+
+    if (!(nw & USED))
+        unlink_free(h, nb);
+    if (pb != 0)
+        unlink_free(h, pb);
+    *word(h, start) = total | PREV_USED;    /* a free block follows a used one (I1) */
+    *word(h, start + total - 8) = total;
+    *word(h, start + total) &= ~(uint64_t)PREV_USED;
+    push_free(h, start);
+    hd->allocated -= size;
+    return 0;
+}
+
+/* ------------------------------------------------------------ open */
+
+static size_t page_round(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (n + page - 1) & ~(page - 1);
+}
+
+/* Where a new heap goes: a free range the kernel picks near a hint drawn
+ * from the name, far above the usual heap and libraries, so that the next
+ * run of the program most likely finds it free again. */
+static uint64_t pick_address(const char *name, size_t maplen)
+{
+    uint64_t x = 0xcbf29ce484222325ull;
+    for (const char *c = name; *c != '\0'; c++)
+        x = (x ^ (unsigned char)*c) * 0x100000001b3ull;
+    uintptr_t hint = ((uintptr_t)1 << 44) + (uintptr_t)(x % 16384) * ((uintptr_t)1 << 30);
+    void *m = mmap((void *)hint, maplen, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return 0;
+    munmap(m, maplen);
+    return (uint64_t)(uintptr_t)m;
+}
+
+/* Lay out a new heap of SIZE bytes in the empty file FD. The magic goes
+ * last, after everything else is durable: a crash halfway leaves a file
+ * that is not yet a heap, and the next open lays it out again. */
+static int heap_create(lrvm_t *s, int fd, const char *name, uint64_t size)
+{
+    struct heap_hdr hd = { .version = HEAP_VERSION, .size = size };
+    uint64_t epi = epilogue_of(size), first = epi - ARENA;
+    uint64_t w[2];
+    int rc;
+
+    if ((hd.base = pick_address(name, page_round((size_t)size))) == 0)
+        return LRVM_ENOMEM;
+    hd.free_head = ARENA;
+    if ((rc = lrvm__io_ftruncate(fd, size)) < 0 ||
+        (rc = lrvm__io_pwrite_all(fd, &hd, sizeof hd, 0)) < 0)
+        return lrvm__errno_to_code(-rc);
+    w[0] = first | PREV_USED;                           /* one free block */
+    if ((rc = lrvm__io_pwrite_all(fd, w, 8, ARENA)) < 0)
+        return lrvm__errno_to_code(-rc);
+    w[0] = first;                                       /* its footer */
+    w[1] = USED;                                        /* the epilogue */
+    if ((rc = lrvm__io_pwrite_all(fd, w, 16, epi - 8)) < 0 ||
+        (rc = lrvm__io_fsync(fd)) < 0 ||
+        (rc = lrvm__io_pwrite_all(fd, HEAP_MAGIC, 8, 0)) < 0 ||
+        (rc = lrvm__io_fsync(fd)) < 0 ||
+        (rc = lrvm__io_fsync(s->dirfd)) < 0)
+        return lrvm__errno_to_code(-rc);
+    s->stats.fsyncs += 3;
+    return 0;
+}
+
+/* Read the header of heap file NAME, laying it out first when the file is
+ * new or was left half laid out. */
+static int heap_prepare(lrvm_t *s, const char *name, uint64_t size, struct heap_hdr *hd)
+{
+    char path[LRVM__NAME_MAX + 8];
+    snprintf(path, sizeof path, "%s.seg", name);
+    int fd = lrvm__io_open(s->dirfd, path, O_RDWR | O_CREAT, 0600);
+    if (fd < 0)
+        return lrvm__errno_to_code(-fd);
+    uint64_t cur = 0;
+    ssize_t got;
+    int rc = lrvm__io_fstat_size(fd, &cur), empty = rc == 0 && cur == 0;
+    if (rc < 0) {
+        rc = lrvm__errno_to_code(-rc);
+    } else if ((got = lrvm__io_pread(fd, hd, sizeof *hd, 0)) < 0) {
+        rc = lrvm__errno_to_code((int)-got);
+    } else if ((size_t)got == sizeof *hd && memcmp(hd->magic, HEAP_MAGIC, 8) == 0) {
+        if (hd->version != HEAP_VERSION)
+            rc = LRVM_EVERSION;
+        else if (hd->size < HEAP_MIN_SIZE || hd->size > cur || hd->base == 0 ||
+                 hd->base % (uint64_t)sysconf(_SC_PAGESIZE) != 0)
+            rc = LRVM_ECORRUPT;
+    } else {
+        /* Not a heap yet. Only a new, empty file may become one, or a
+         * layout a crash cut short: heap_create's header without its
+         * magic. Anything else is a segment with data in it. */
+        int half_made = (size_t)got == sizeof *hd && hd->version == HEAP_VERSION &&
+                        hd->size == cur && hd->free_head == ARENA && hd->root == 0 &&
+                        hd->allocated == 0 && memcmp(hd->magic, "\0\0\0\0\0\0\0", 8) == 0;
+        if (cur != 0 && !half_made)
+            rc = LRVM_EINVAL;               /* a segment that is not a heap */
+        else if (size < HEAP_MIN_SIZE || size > SIZE_MAX / 2)
+            rc = LRVM_EINVAL;
+        else if ((rc = lrvm__io_ftruncate(fd, 0)) < 0)
+            rc = lrvm__errno_to_code(-rc);
+        else if ((rc = heap_create(s, fd, name, size)) == 0 &&
+                 (got = lrvm__io_pread(fd, hd, sizeof *hd, 0)) != (ssize_t)sizeof *hd)
+            rc = LRVM_EIO;
+    }
+    if (rc < 0 && empty)
+        (void)lrvm__io_unlink(s->dirfd, path);     /* leave no empty file behind */
+    lrvm__io_close(fd);
+    return rc;
+}
+
+int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
+{
+    struct heap_hdr hd;
+    struct lrvm__seg *seg;
+    int rc;
+
+    if (s == NULL || out == NULL || !lrvm__seg_name_ok(name))
+        return LRVM_EINVAL;
+    lrvm_heap_t *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return LRVM_ENOMEM;
+    pthread_mutex_lock(&s->mu);
+    if (lrvm__seg_by_name(s, name) != NULL) {
+        rc = LRVM_EEXIST;
+        goto fail;
+    }
+    /* The header must be read from a file that holds every commit
+     * (segment.c I4), as lrvm_map would see it. */
+    if (lrvm__log_size(s) > LRVM__LOG_HEADER_SIZE && (rc = lrvm__truncate_locked(s)) < 0)
+        goto fail;
+    if ((rc = heap_prepare(s, name, size, &hd)) < 0 ||
+        (rc = lrvm__seg_map(s, name, hd.size, (void *)(uintptr_t)hd.base, &seg)) < 0)
+        goto fail;
+    *h = (lrvm_heap_t){ s, seg, seg->sg_base, s->heaps };
+    if ((rc = lrvm__heap_check(h)) < 0) {
+        lrvm__seg_unmap(s, seg);
+        goto fail;
+    }
+    s->heaps = h;
+    pthread_mutex_unlock(&s->mu);
+    *out = h;
+    return 0;
+fail:
+    pthread_mutex_unlock(&s->mu);
+    free(h);
+    return rc;
+}
+
+void lrvm__heap_forget(lrvm_t *s, const struct lrvm__seg *seg)
+{
+    lrvm_heap_t **p = &s->heaps;
+    while (*p != NULL) {
+        if (seg == NULL || (*p)->seg == seg) {
+            lrvm_heap_t *h = *p;
+            *p = h->next;
+            free(h);
+        } else {
+            p = &(*p)->next;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ the calls */
+
+void *lrvm_heap_base(lrvm_heap_t *h)
+{
+    return h != NULL ? h->base : NULL;
+}
+
+void *lrvm_malloc(lrvm_heap_t *h, size_t n)
+{
+    if (h == NULL) {
+        lrvm__note_error(LRVM_EINVAL);
+        return NULL;
+    }
+    int err = 0;
+    pthread_mutex_lock(&h->store->mu);
+    void *p = heap_malloc(h, n, &err);
+    pthread_mutex_unlock(&h->store->mu);
+    if (p == NULL)
+        lrvm__note_error(err);
+    return p;
+}
+
+void *lrvm_calloc(lrvm_heap_t *h, size_t n, size_t size)
+{
+    if (h == NULL || (size != 0 && n > SIZE_MAX / size)) {
+        lrvm__note_error(h == NULL ? LRVM_EINVAL : LRVM_ENOMEM);
+        return NULL;
+    }
+    int err = 0;
+    pthread_mutex_lock(&h->store->mu);
+    void *p = heap_malloc(h, n * size, &err);
+    struct decl d;
+    if (p != NULL && (err = decl_begin(h, &d)) == 0) {
+        decl_add(&d, (uint64_t)((unsigned char *)p - h->base), n * size);
+        if ((err = decl_done(h, &d)) == 0)
+            memset(p, 0, n * size);
+    }
+    if (p != NULL && err < 0) {
+        (void)heap_free(h, p);
+        p = NULL;
+    }
+    pthread_mutex_unlock(&h->store->mu);
+    if (p == NULL)
+        lrvm__note_error(err);
+    return p;
+}
+
+void *lrvm_realloc(lrvm_heap_t *h, void *p, size_t n)
+{
+    if (p == NULL)
+        return lrvm_malloc(h, n);
+    if (h == NULL) {
+        lrvm__note_error(LRVM_EINVAL);
+        return NULL;
+    }
+    if (n == 0) {
+        lrvm_free(h, p);
+        return NULL;
+    }
+    int err = 0;
+    void *q = NULL;
+    pthread_mutex_lock(&h->store->mu);
+    uint64_t b = block_of(h, p);
+    if (b == 0) {
+        err = LRVM_EINVAL;
+    } else if (n <= bsize(*word(h, b)) - 8) {
+        q = p;                              /* it fits where it is */
+    } else if ((q = heap_malloc(h, n, &err)) != NULL) {
+        size_t keep = (size_t)bsize(*word(h, b)) - 8;
+        struct decl d;
+        if ((err = decl_begin(h, &d)) == 0) {
+            decl_add(&d, (uint64_t)((unsigned char *)q - h->base), keep);
+            err = decl_done(h, &d);
+        }
+        if (err == 0) {
+            memcpy(q, p, keep);
+            err = heap_free(h, p);
+        }
+        if (err < 0) {
+            (void)heap_free(h, q);
+            q = NULL;
+        }
+    }
+    pthread_mutex_unlock(&h->store->mu);
+    if (q == NULL)
+        lrvm__note_error(err);
+    return q;
+}
+
+void lrvm_free(lrvm_heap_t *h, void *p)
+{
+    if (h == NULL || p == NULL)
+        return;
+    pthread_mutex_lock(&h->store->mu);
+    int rc = heap_free(h, p);
+    pthread_mutex_unlock(&h->store->mu);
+    if (rc < 0)
+        lrvm__note_error(rc);
+}
+
+void *lrvm_heap_root(lrvm_heap_t *h)
+{
+    if (h == NULL)
+        return NULL;
+    pthread_mutex_lock(&h->store->mu);
+    uint64_t root = header(h)->root;
+    pthread_mutex_unlock(&h->store->mu);
+    return root != 0 ? h->base + root : NULL;
+}
+
+int lrvm_heap_set_root(lrvm_heap_t *h, void *p)
+{
+    if (h == NULL)
+        return LRVM_EINVAL;
+    pthread_mutex_lock(&h->store->mu);
+    uint64_t b = p != NULL ? block_of(h, p) : 0;
+    struct decl d;
+    int rc = p != NULL && b == 0 ? LRVM_EINVAL : decl_begin(h, &d);
+    if (rc == 0) {
+        decl_add(&d, offsetof(struct heap_hdr, root), 8);
+        if ((rc = decl_done(h, &d)) == 0)
+            header(h)->root = p != NULL ? b + 8 : 0;
+    }
+    pthread_mutex_unlock(&h->store->mu);
+    return rc;
+}

@@ -1,0 +1,547 @@
+/*
+ * check_heap.c -- the persistent heap: allocation, free with merging,
+ * realloc and calloc, the root, the fixed address across runs (and a taken
+ * one), transactions that commit or abort, the ambient epoch, explicit
+ * mode's need for a transaction, segments that are not heaps, a layout
+ * cut short by a crash, and processes killed in the middle of random
+ * allocations, after which the heap must be consistent, hold exactly the
+ * committed allocations and leak nothing. Both tracking modes.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "lrvm.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEAP_SIZE ((size_t)1 << 20)
+/* The payload of the one free block of a new heap of HEAP_SIZE: the heap
+ * less its 4 KiB header, the first block's offset, the epilogue and the
+ * block header. */
+#define WHOLE (HEAP_SIZE - 4096 - 8 - 8 - 8)
+
+static char *dir;
+static int   tracking;
+
+static void setup(void)
+{
+    dir = tu_tmpdir();
+}
+
+static void teardown(void)
+{
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static lrvm_t *open_store(void)
+{
+    lrvm_options_t o = { .tracking = tracking, .truncate_threshold = (size_t)1 << 30 };
+    lrvm_t *s;
+    int rc = lrvm_open(dir, &o, &s);
+    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
+    return s;
+}
+
+static lrvm_heap_t *open_heap(lrvm_t *s)
+{
+    lrvm_heap_t *h;
+    int rc = lrvm_heap_open(s, "heap", HEAP_SIZE, &h);
+    ck_assert_msg(rc == 0, "lrvm_heap_open: %s", lrvm_strerror(rc));
+    ck_assert_int_eq(lrvm__heap_check(h), 0);
+    return h;
+}
+
+static lrvm_tx_t *begin_heap(lrvm_t *s, lrvm_heap_t *h)
+{
+    void *base = lrvm_heap_base(h);
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, &base, &tx), 0);
+    return tx;
+}
+
+/* A store into the heap, declared in explicit mode. */
+static void put(lrvm_tx_t *tx, void *p, const void *src, size_t n)
+{
+    if (tracking == LRVM_TRACK_EXPLICIT)
+        ck_assert_int_eq(lrvm_set_range(tx, p, n), 0);
+    memcpy(p, src, n);
+}
+
+static uint64_t free_bytes(lrvm_heap_t *h)
+{
+    uint64_t used, fr;
+    ck_assert_int_eq(lrvm__heap_check(h), 0);
+    lrvm__heap_usage(h, &used, &fr);
+    return fr;
+}
+
+/* ------------------------------------------------------------ basics */
+
+static void alloc_persists(void)
+{
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    void *base = lrvm_heap_base(h);
+    ck_assert_ptr_nonnull(base);
+    ck_assert_ptr_null(lrvm_heap_root(h));
+
+    lrvm_tx_t *tx = begin_heap(s, h);
+    char *p = lrvm_malloc(h, 100);
+    uint64_t *q = lrvm_calloc(h, 10, 8);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_uint_eq((uintptr_t)p % 16, 0);
+    for (int i = 0; i < 10; i++)
+        ck_assert_uint_eq(q[i], 0);
+    put(tx, p, "kept across runs", 17);
+    put(tx, &q[3], &(uint64_t){ (uintptr_t)p }, 8);     /* a raw pointer, stored */
+    ck_assert_int_eq(lrvm_heap_set_root(h, q), 0);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_store();
+    h = open_heap(s);
+    ck_assert_ptr_eq(lrvm_heap_base(h), base);          /* the fixed address */
+    uint64_t *root = lrvm_heap_root(h);
+    ck_assert_ptr_eq(root, q);
+    ck_assert_str_eq((char *)(uintptr_t)root[3], "kept across runs");
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+
+START_TEST(test_heap_alloc_persists_at_fixed_address)
+{
+    tracking = _i;
+    alloc_persists();
+}
+END_TEST
+
+/* Freed neighbours merge: after any order of frees the heap is one free
+ * block again, as big as at the start. */
+START_TEST(test_heap_free_merges_neighbours)
+{
+    tracking = _i;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    ck_assert_uint_eq(free_bytes(h), WHOLE + 8);
+    static const int orders[][3] = { { 1, 0, 2 }, { 0, 1, 2 }, { 2, 1, 0 }, { 0, 2, 1 } };
+    for (size_t k = 0; k < sizeof orders / sizeof orders[0]; k++) {
+        lrvm_tx_t *tx = begin_heap(s, h);
+        void *p[3];
+        for (int i = 0; i < 3; i++)
+            ck_assert_ptr_nonnull(p[i] = lrvm_malloc(h, 1000 + 100 * (size_t)i));
+        for (int i = 0; i < 3; i++) {
+            lrvm_free(h, p[orders[k][i]]);
+            ck_assert_int_eq(lrvm__heap_check(h), 0);
+        }
+        ck_assert_uint_eq(free_bytes(h), WHOLE + 8);
+        ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    }
+    lrvm_tx_t *tx = begin_heap(s, h);
+    ck_assert_ptr_null(lrvm_malloc(h, WHOLE + 1));
+    ck_assert_int_eq(lrvm_last_error(), LRVM_ENOMEM);
+    void *all = lrvm_malloc(h, WHOLE);
+    ck_assert_ptr_nonnull(all);
+    ck_assert_ptr_null(lrvm_malloc(h, 1));
+    lrvm_free(h, all);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+START_TEST(test_heap_realloc_calloc_and_bad_pointers)
+{
+    tracking = _i;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    lrvm_tx_t *tx = begin_heap(s, h);
+    char *p = lrvm_realloc(h, NULL, 40);                /* realloc(NULL) is malloc */
+    ck_assert_ptr_nonnull(p);
+    put(tx, p, "0123456789abcdefghijklmnopqrstuvwxyzABC", 40);
+    ck_assert_ptr_eq(lrvm_realloc(h, p, 20), p);        /* shrinks in place */
+    char *r = lrvm_realloc(h, p, 5000);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_mem_eq(r, "0123456789abcdefghijklmnopqrstuvwxyzABC", 40);
+    ck_assert_ptr_null(lrvm_realloc(h, r, 0));          /* frees */
+    ck_assert_uint_eq(free_bytes(h), WHOLE + 8);
+
+    char *g = lrvm_malloc(h, 64);
+    put(tx, g, "garbage garbage garbage garbage garbage garbage garbage garbage", 64);
+    lrvm_free(h, g);
+    unsigned char *z = lrvm_calloc(h, 8, 8);            /* the same block, zeroed */
+    ck_assert_ptr_eq(z, g);
+    for (int i = 0; i < 64; i++)
+        ck_assert_uint_eq(z[i], 0);
+    ck_assert_ptr_null(lrvm_calloc(h, SIZE_MAX / 2, 4));
+    ck_assert_int_eq(lrvm_last_error(), LRVM_ENOMEM);
+
+    /* A pointer that is no block: refused, and the heap unharmed. */
+    lrvm_free(h, z + 8);
+    ck_assert_int_eq(lrvm_last_error(), LRVM_EINVAL);
+    int local;
+    lrvm_free(h, &local);
+    ck_assert_int_eq(lrvm_heap_set_root(h, &local), LRVM_EINVAL);
+    ck_assert_ptr_null(lrvm_realloc(h, &local, 10));
+    ck_assert_int_eq(lrvm__heap_check(h), 0);
+    lrvm_free(h, z);
+    ck_assert_uint_eq(free_bytes(h), WHOLE + 8);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* An aborted transaction takes its allocations back with it. */
+START_TEST(test_heap_abort_takes_allocations_back)
+{
+    tracking = _i;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    lrvm_tx_t *tx = begin_heap(s, h);
+    void *keep = lrvm_malloc(h, 300);
+    ck_assert_int_eq(lrvm_heap_set_root(h, keep), 0);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    uint64_t before = free_bytes(h);
+
+    tx = begin_heap(s, h);
+    for (int i = 0; i < 50; i++)
+        ck_assert_ptr_nonnull(lrvm_malloc(h, 10 + 37 * (size_t)i));
+    lrvm_free(h, keep);
+    ck_assert_int_eq(lrvm_heap_set_root(h, NULL), 0);
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_uint_eq(free_bytes(h), before);
+    ck_assert_ptr_eq(lrvm_heap_root(h), keep);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_store();
+    h = open_heap(s);
+    ck_assert_uint_eq(free_bytes(h), before);
+    ck_assert_ptr_eq(lrvm_heap_root(h), keep);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* Explicit mode has no ambient epoch: a heap call needs a transaction
+ * that holds the heap segment. */
+START_TEST(test_heap_explicit_needs_transaction)
+{
+    tracking = LRVM_TRACK_EXPLICIT;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    ck_assert_ptr_null(lrvm_malloc(h, 10));
+    ck_assert_int_eq(lrvm_last_error(), LRVM_EMODE);
+    ck_assert_int_eq(lrvm_heap_set_root(h, NULL), LRVM_EMODE);
+    /* A transaction on another segment does not do. */
+    void *other = tu_map(s, "other", 4096);
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, &other, &tx), 0);
+    ck_assert_ptr_null(lrvm_malloc(h, 10));
+    ck_assert_int_eq(lrvm_last_error(), LRVM_EMODE);
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_uint_eq(free_bytes(h), WHOLE + 8);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* Auto mode: heap calls outside a transaction belong to the ambient
+ * epoch, durable at lrvm_sync and gone at a crash before it. */
+static void ambient_child(void *arg)
+{
+    int sync = *(int *)arg;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    char *p = lrvm_malloc(h, 32);
+    if (p == NULL)
+        _exit(2);
+    strcpy(p, sync ? "synced" : "not synced");
+    if (lrvm_heap_set_root(h, p) != 0 || (sync && lrvm_sync(s) != 0))
+        _exit(3);
+    kill(getpid(), SIGKILL);
+}
+
+START_TEST(test_heap_ambient_epoch)
+{
+    tracking = LRVM_TRACK_AUTO;
+    int sync = 1;
+    int st = tu_in_child(ambient_child, &sync);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status 0x%x", st);
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    ck_assert_str_eq(lrvm_heap_root(h), "synced");
+    uint64_t before = free_bytes(h);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    sync = 0;
+    st = tu_in_child(ambient_child, &sync);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status 0x%x", st);
+    s = open_store();
+    h = open_heap(s);
+    ck_assert_str_eq(lrvm_heap_root(h), "synced");
+    ck_assert_uint_eq(free_bytes(h), before);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* The heap's address is taken by another mapping: LRVM_EADDR, never a
+ * heap moved elsewhere. */
+static void taken_child(void *arg)
+{
+    void *at = arg;
+    if (mmap(at, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != at)
+        _exit(2);
+    lrvm_t *s;
+    lrvm_options_t o = { .tracking = tracking };
+    lrvm_heap_t *h;
+    if (lrvm_open(dir, &o, &s) != 0)
+        _exit(3);
+    _exit(lrvm_heap_open(s, "heap", HEAP_SIZE, &h) == LRVM_EADDR ? 0 : 4);
+}
+
+START_TEST(test_heap_address_taken)
+{
+    tracking = LRVM_TRACK_AUTO;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    void *base = lrvm_heap_base(h);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    int st = tu_in_child(taken_child, (char *)base + 8192);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+    s = open_store();
+    h = open_heap(s);
+    ck_assert_ptr_eq(lrvm_heap_base(h), base);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* A segment with data in it is no heap; a heap's layout that a crash cut
+ * short (everything but the magic) is laid out again. */
+START_TEST(test_heap_refuses_plain_segment_and_redoes_half_layout)
+{
+    tracking = LRVM_TRACK_EXPLICIT;
+    lrvm_t *s = open_store();
+    char *plain = tu_map(s, "plain", 8192);
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, (void **)&plain, &tx), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, plain + 100, 5), 0);
+    memcpy(plain + 100, "data", 5);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_unmap(s, plain), 0);
+    lrvm_heap_t *h;
+    ck_assert_int_eq(lrvm_heap_open(s, "plain", HEAP_SIZE, &h), LRVM_EINVAL);
+    plain = tu_map(s, "plain", 8192);
+    ck_assert_str_eq(plain + 100, "data");
+    ck_assert_int_eq(lrvm_heap_open(s, "tiny", 4096, &h), LRVM_EINVAL);
+
+    h = open_heap(s);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    char zeros[8] = { 0 };
+    ck_assert_int_eq(tu_write(tu_path(dir, "heap.seg"), zeros, 8, 0), 0);  /* the magic */
+    s = open_store();
+    h = open_heap(s);
+    ck_assert_uint_eq(free_bytes(h), WHOLE + 8);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------ kills */
+
+#define SLOTS 64
+
+/* The root object: the last committed step and a table of blocks. */
+struct table {
+    uint64_t step;
+    unsigned char *slot[SLOTS];
+    uint64_t len[SLOTS];
+};
+
+/* Step I: slot I % SLOTS gets a new block of a size drawn from I, filled
+ * with the byte I; its old block is freed. Every 5th step also frees the
+ * slot after it. */
+static void step_plan(uint64_t i, unsigned *k, size_t *len, int *clear_next)
+{
+    uint64_t r = tu_mix64(i * 0x9e3779b97f4a7c15ull);
+    *k = (unsigned)(r % SLOTS);
+    *len = 1 + (size_t)((r >> 8) % 3000);
+    *clear_next = i % 5 == 0;
+}
+
+static int kill_step(lrvm_t *s, lrvm_heap_t *h, struct table *t, uint64_t i)
+{
+    unsigned k;
+    size_t len;
+    int clear_next;
+    step_plan(i, &k, &len, &clear_next);
+    void *base = lrvm_heap_base(h);
+    lrvm_tx_t *tx;
+    if (lrvm_begin(s, 1, &base, &tx) != 0)
+        return 2;
+    int explicit = tracking == LRVM_TRACK_EXPLICIT;
+    if (explicit && lrvm_set_range(tx, t, sizeof *t) != 0)
+        return 3;
+    lrvm_free(h, t->slot[k]);
+    unsigned char *p = lrvm_malloc(h, len);
+    if (p == NULL)
+        return 4;
+    if (explicit && lrvm_set_range(tx, p, len) != 0)
+        return 3;
+    memset(p, (int)(i & 0xff), len);
+    t->slot[k] = p;
+    t->len[k] = len;
+    if (clear_next) {
+        unsigned n = (k + 1) % SLOTS;
+        lrvm_free(h, t->slot[n]);
+        t->slot[n] = NULL;
+        t->len[n] = 0;
+    }
+    t->step = i;
+    return lrvm_commit(tx, i % 4 == 0 ? LRVM_NO_FLUSH : 0) == 0 ? 0 : 5;
+}
+
+static void kill_child(void *arg)
+{
+    int fd = *(int *)arg;
+    alarm(60);
+    lrvm_options_t o = { .tracking = tracking, .truncate_threshold = (size_t)1 << 20 };
+    lrvm_t *s;
+    lrvm_heap_t *h;
+    if (lrvm_open(dir, &o, &s) != 0 || lrvm_heap_open(s, "heap", HEAP_SIZE, &h) != 0)
+        _exit(2);
+    struct table *t = lrvm_heap_root(h);
+    if (t == NULL) {
+        void *base = lrvm_heap_base(h);
+        lrvm_tx_t *tx;
+        if (lrvm_begin(s, 1, &base, &tx) != 0 || (t = lrvm_calloc(h, 1, sizeof *t)) == NULL ||
+            lrvm_heap_set_root(h, t) != 0 || lrvm_commit(tx, 0) != 0)
+            _exit(3);
+    }
+    for (uint64_t i = t->step + 1;; i++) {
+        int rc = kill_step(s, h, t, i);
+        if (rc != 0)
+            _exit(10 + rc);
+        if (i % 4 != 0 && write(fd, &i, sizeof i) != (ssize_t)sizeof i)
+            _exit(4);
+    }
+}
+
+/* The table after steps 1..C: which step wrote each slot last, and how
+ * long its block is. */
+static void model(uint64_t c, uint64_t *writer, size_t *len)
+{
+    memset(writer, 0, SLOTS * sizeof *writer);
+    memset(len, 0, SLOTS * sizeof *len);
+    for (uint64_t i = 1; i <= c; i++) {
+        unsigned k;
+        size_t n;
+        int clear_next;
+        step_plan(i, &k, &n, &clear_next);
+        writer[k] = i;
+        len[k] = n;
+        if (clear_next) {
+            writer[(k + 1) % SLOTS] = 0;
+            len[(k + 1) % SLOTS] = 0;
+        }
+    }
+}
+
+static void kills(void)
+{
+    uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x68656170u) | 1, floor = 0;
+    for (int round = 0; round < 10; round++) {
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            close(p[0]);
+            kill_child(&p[1]);
+        }
+        close(p[1]);
+        struct timespec ts = { 0, (long)(5 + tu_rand(&rng) % 60) * 1000000 };
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        uint64_t acked = 0, a;
+        while (read(p[0], &a, sizeof a) == (ssize_t)sizeof a)
+            acked = a > acked ? a : acked;
+        close(p[0]);
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                      "round %d (LRVM_TEST_SEED=%" PRIu64 "): child status 0x%x", round, seed, st);
+
+        lrvm_t *s = open_store();
+        lrvm_heap_t *h;
+        int rc = lrvm_heap_open(s, "heap", HEAP_SIZE, &h);
+        ck_assert_msg(rc == 0, "round %d (LRVM_TEST_SEED=%" PRIu64 "): lrvm_heap_open: %s",
+                      round, seed, lrvm_strerror(rc));
+        struct table *t = lrvm_heap_root(h);
+        if (t == NULL) {                /* killed before the table was made */
+            ck_assert_uint_eq(acked, 0);
+            ck_assert_int_eq(lrvm_close(s), 0);
+            continue;
+        }
+        ck_assert_msg(t->step >= acked && t->step >= floor, "round %d (LRVM_TEST_SEED=%"
+                      PRIu64 "): the heap holds step %" PRIu64 ", %" PRIu64 " was acked, %"
+                      PRIu64 " seen before", round, seed, t->step, acked, floor);
+        floor = t->step;
+        uint64_t writer[SLOTS], used_blocks, fr, live = 1;     /* the table itself */
+        size_t len[SLOTS];
+        model(t->step, writer, len);
+        for (unsigned k = 0; k < SLOTS; k++) {
+            ck_assert_msg((t->slot[k] != NULL) == (writer[k] != 0) && t->len[k] == len[k],
+                          "round %d (LRVM_TEST_SEED=%" PRIu64 "): slot %u", round, seed, k);
+            if (t->slot[k] == NULL)
+                continue;
+            live++;
+            for (size_t j = 0; j < len[k]; j++)
+                ck_assert_msg(t->slot[k][j] == (unsigned char)writer[k],
+                              "round %d (LRVM_TEST_SEED=%" PRIu64 "): slot %u byte %zu", round,
+                              seed, k, j);
+        }
+        ck_assert_int_eq(lrvm__heap_check(h), 0);
+        lrvm__heap_usage(h, &used_blocks, &fr);
+        ck_assert_msg(used_blocks == live, "round %d (LRVM_TEST_SEED=%" PRIu64 "): %" PRIu64
+                      " blocks used, %" PRIu64 " reachable: a leak", round, seed, used_blocks,
+                      live);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+    ck_assert_uint_gt(floor, 0);
+}
+
+START_TEST(test_heap_random_allocations_killed)
+{
+    tracking = _i;
+    kills();
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("heap");
+    TCase *tc = tcase_create("heap");
+    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    /* _i: the tracking mode, LRVM_TRACK_AUTO (0) and LRVM_TRACK_EXPLICIT (1). */
+    tcase_add_loop_test(tc, test_heap_alloc_persists_at_fixed_address, 0, 2);
+    tcase_add_loop_test(tc, test_heap_free_merges_neighbours, 0, 2);
+    tcase_add_loop_test(tc, test_heap_realloc_calloc_and_bad_pointers, 0, 2);
+    tcase_add_loop_test(tc, test_heap_abort_takes_allocations_back, 0, 2);
+    tcase_add_test(tc, test_heap_explicit_needs_transaction);
+    tcase_add_test(tc, test_heap_ambient_epoch);
+    tcase_add_test(tc, test_heap_address_taken);
+    tcase_add_test(tc, test_heap_refuses_plain_segment_and_redoes_half_layout);
+    tcase_add_loop_test(tc, test_heap_random_allocations_killed, 0, 2);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
