@@ -256,11 +256,13 @@ static void *heap_malloc(lrvm_heap_t *h, size_t n, int *err)
     uint64_t need = ((uint64_t)n + 8 + 15) & ~(uint64_t)15;
     if (need < MIN_BLOCK)
         need = MIN_BLOCK;
-    uint64_t b = hd->free_head;
-    while (b != 0 && bsize(*word(h, b)) < need)
+    /* A free list longer than the heap can hold blocks is a cycle: the
+     * program wrote over the heap's own words. */
+    uint64_t b = hd->free_head, steps = hd->size / MIN_BLOCK;
+    while (b != 0 && bsize(*word(h, b)) < need && steps-- > 0)
         b = *next_of(h, b);
-    if (b == 0) {
-        *err = LRVM_ENOMEM;
+    if (b == 0 || steps == UINT64_MAX) {
+        *err = b == 0 ? LRVM_ENOMEM : LRVM_ECORRUPT;
         return NULL;
     }
     uint64_t w = *word(h, b), size = bsize(w), rest = size - need, after = b + size;
