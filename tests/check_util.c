@@ -5,7 +5,8 @@
  * verify and dump write nothing, that a damaged log is named and left
  * alone, and that recover (killed or not) leaves a store that opens with
  * every committed transaction. lrvm-crashtest: short runs in each mode
- * pass, and its check catches a write the worker leaves undeclared.
+ * pass, and its check catches a write the worker leaves undeclared. The
+ * kv example (legacy C on the heap) keeps its table whole through kills.
  *
  * The tools are found through $LRVMUTL and $LRVM_CRASHTEST (make check
  * sets them), else under tools/ or ../tools/.
@@ -47,6 +48,11 @@ static const char *tool(void)
 static const char *crashtest(void)
 {
     return find_tool("LRVM_CRASHTEST", "tools/lrvm-crashtest", "../tools/lrvm-crashtest");
+}
+
+static const char *kv(void)
+{
+    return find_tool("LRVM_KV", "examples/kv", "../examples/kv");
 }
 
 /* What a run of the tool printed (stdout and stderr, interleaved) and its
@@ -563,6 +569,75 @@ START_TEST(test_crashtest_usage)
 }
 END_TEST
 
+/* ------------------------------------------------------------ examples */
+
+/* examples/kv loads keys k0, k1, ... one transaction each and is killed
+ * part way, again and again: the table always checks, and holds exactly
+ * the keys up to the last one committed. */
+START_TEST(test_example_kv_survives_kills)
+{
+    char *base = tu_tmpdir(), store[4200];
+    snprintf(store, sizeof store, "%s/store", base);
+    struct run r;
+    const char *set[] = { kv(), store, "set", "name", "lrvm", NULL };
+    const char *get[] = { kv(), store, "get", "name", NULL };
+    const char *chk[] = { kv(), store, "check", NULL };
+    run_argv(&r, set);
+    ck_assert_int_eq(r.status, 0);
+    run_argv(&r, get);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, "lrvm\n");
+
+    uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x6b76u) | 1;
+    long most = 0;
+    for (int round = 0; round < 6; round++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            int devnull = open("/dev/null", O_WRONLY);
+            dup2(devnull, STDOUT_FILENO);
+            dup2(devnull, STDERR_FILENO);
+            execl(kv(), kv(), store, "load", "1000000", (char *)NULL);
+            _exit(127);
+        }
+        struct timespec ts = { 0, (long)(30 + tu_rand(&rng) % 150) * 1000000 };
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        ck_assert_msg(WIFSIGNALED(st), "round %d: kv load ended with status 0x%x", round, st);
+
+        run_argv(&r, chk);
+        ck_assert_msg(r.status == 0, "round %d (LRVM_TEST_SEED=%" PRIu64 "): %s", round, seed,
+                      r.out);
+        long keys = strtol(r.out + 4, NULL, 10) - 1;    /* "ok: N keys", less "name" */
+        ck_assert_int_ge(keys, most);                   /* loads start over at k0 */
+        most = keys;
+        if (keys == 0)
+            continue;
+        char last[32], next[32], want[64];
+        snprintf(last, sizeof last, "k%ld", keys - 1);
+        snprintf(next, sizeof next, "k%ld", keys);
+        snprintf(want, sizeof want, "value of k%ld\n", keys - 1);
+        const char *get_last[] = { kv(), store, "get", last, NULL };
+        const char *get_next[] = { kv(), store, "get", next, NULL };
+        run_argv(&r, get_last);
+        ck_assert_int_eq(r.status, 0);
+        ck_assert_str_eq(r.out, want);
+        run_argv(&r, get_next);
+        ck_assert_int_eq(r.status, 1);
+    }
+    ck_assert_int_gt(most, 0);
+    run_argv(&r, get);
+    ck_assert_str_eq(r.out, "lrvm\n");
+    tu_rmrf(store);
+    tu_rmrf(base);
+    free(base);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -584,6 +659,12 @@ int main(void)
     tcase_add_test(tc, test_crashtest_each_mode_passes);
     tcase_add_test(tc, test_crashtest_catches_an_undeclared_write);
     tcase_add_test(tc, test_crashtest_usage);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("examples");
+    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_example_kv_survives_kills);
     suite_add_tcase(s, tc);
 
     return tu_run_suite(s);
