@@ -494,6 +494,22 @@ void lrvm__heap_forget(lrvm_t *s, const struct lrvm__seg *seg)
     }
 }
 
+int lrvm__heap_describe(int fd, struct lrvm__heap_info *out)
+{
+    struct heap_hdr hd;
+    ssize_t got = lrvm__io_pread(fd, &hd, sizeof hd, 0);
+    if (got < 0)
+        return lrvm__errno_to_code((int)-got);
+    if ((size_t)got != sizeof hd || memcmp(hd.magic, HEAP_MAGIC, 8) != 0)
+        return 0;
+    out->version = hd.version;
+    out->base = hd.base;
+    out->size = hd.size;
+    out->allocated = hd.allocated;
+    out->root = hd.root;
+    return 1;
+}
+
 /* ------------------------------------------------------------ the calls */
 
 void *lrvm_heap_base(lrvm_heap_t *h)

@@ -428,6 +428,12 @@ void lrvm__heap_forget(lrvm_t *s, const struct lrvm__seg *seg);
 /* 0 when the heap's blocks and free list are consistent, else
  * LRVM_ECORRUPT (heap.c I1-I3). */
 int  lrvm__heap_check(const lrvm_heap_t *h);
+/* What the header of the segment file FD says of its heap (lrvmutl): 1
+ * and *OUT filled when the file is a heap, 0 when it is not, or <0. */
+struct lrvm__heap_info {
+    uint64_t version, base, size, allocated, root;
+};
+int  lrvm__heap_describe(int fd, struct lrvm__heap_info *out);
 /* Used blocks and free bytes of a consistent heap (tests). */
 void lrvm__heap_usage(const lrvm_heap_t *h, uint64_t *used_blocks, uint64_t *free_bytes);
 

@@ -632,6 +632,9 @@ START_TEST(test_example_kv_survives_kills)
     ck_assert_int_gt(most, 0);
     run_argv(&r, get);
     ck_assert_str_eq(r.out, "lrvm\n");
+    run_tool(&r, "info", store, NULL);                  /* lrvmutl knows a heap */
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_output_has(&r, "a heap (format 1) mapped at 0x");
     tu_rmrf(store);
     tu_rmrf(base);
     free(base);

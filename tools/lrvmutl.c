@@ -235,6 +235,15 @@ static void print_segments(const struct store *st, const struct lrvm__check *c)
         }
         printf("  %-24.*s %16" PRIu64 " %12" PRIu64 " %16" PRIu64 "\n", (int)n, e->d_name,
                (uint64_t)sb.st_size, ranges, bytes);
+        int fd = openat(st->dirfd, e->d_name, O_RDONLY | O_CLOEXEC);
+        struct lrvm__heap_info hi;
+        if (fd >= 0 && lrvm__heap_describe(fd, &hi) == 1)
+            printf("    a heap (format %" PRIu64 ") mapped at 0x%" PRIx64 ", %" PRIu64
+                   " bytes, %" PRIu64 " in use; root %s (as the segment file has it, "
+                   "before the log)\n", hi.version, hi.base, hi.size, hi.allocated,
+                   hi.root != 0 ? "set" : "not set");
+        if (fd >= 0)
+            close(fd);
         nfiles++;
     }
     closedir(d);
