@@ -374,30 +374,27 @@ static void sync_delay(void)
     }
 }
 
-int lrvm__io_fdatasync(int fd)
+static int sync_fd(int fd, int (*sync_call)(int))
 {
     sync_delay();
     int err = fault(LRVM__IO_SYNC);
     if (err)
         return fail(err);
-    if (fdatasync(fd) < 0)
+    if (sync_call(fd) < 0)
         return fail(errno);
     if (powercut_armed())
         powercut_drop(fd);
     return 0;
 }
 
+int lrvm__io_fdatasync(int fd)
+{
+    return sync_fd(fd, fdatasync);
+}
+
 int lrvm__io_fsync(int fd)
 {
-    sync_delay();
-    int err = fault(LRVM__IO_SYNC);
-    if (err)
-        return fail(err);
-    if (fsync(fd) < 0)
-        return fail(errno);
-    if (powercut_armed())
-        powercut_drop(fd);
-    return 0;
+    return sync_fd(fd, fsync);
 }
 
 int lrvm__io_ftruncate(int fd, uint64_t len)

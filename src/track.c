@@ -496,21 +496,39 @@ static void unseal(struct lrvm__seg *seg)
 
 /* ------------------------------------------------- ambient set-aside */
 
+/* ARR, with room for element N (of ELEM bytes; *CAP held): the same
+ * array or a larger one, or NULL (ARR untouched) when memory runs out. */
+static void *room_for(void *arr, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return arr;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *t = realloc(arr, c * elem);
+    if (t != NULL)
+        *cap = c;
+    return t;
+}
+
+/* A copy of the LEN bytes at OFF in SEG (malloc'ed), or NULL. */
+static unsigned char *copy_out(const struct lrvm__seg *seg, size_t off, size_t len)
+{
+    unsigned char *data = malloc(len);
+    if (data != NULL)
+        memcpy(data, seg->sg_base + off, len);
+    return data;
+}
+
 static int stash_add(void *arg, struct lrvm__seg *seg, size_t off, size_t len)
 {
     (void)arg;
-    if (seg->sg_nstash == seg->sg_stash_cap) {
-        size_t cap = seg->sg_stash_cap ? seg->sg_stash_cap * 2 : 16;
-        struct lrvm__stash_run *r = realloc(seg->sg_stash, cap * sizeof *r);
-        if (r == NULL)
-            return LRVM_ENOMEM;
-        seg->sg_stash = r;
-        seg->sg_stash_cap = cap;
-    }
-    unsigned char *data = malloc(len);
+    struct lrvm__stash_run *r = room_for(seg->sg_stash, seg->sg_nstash, &seg->sg_stash_cap,
+                                         sizeof *r);
+    if (r == NULL)
+        return LRVM_ENOMEM;
+    seg->sg_stash = r;
+    unsigned char *data = copy_out(seg, off, len);
     if (data == NULL)
         return LRVM_ENOMEM;
-    memcpy(data, seg->sg_base + off, len);
     seg->sg_stash[seg->sg_nstash++] = (struct lrvm__stash_run){ off, len, data };
     return 0;
 }
@@ -559,18 +577,13 @@ int lrvm__track_set_range(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size
             off + len <= last->rg_off + last->rg_len)
             return 0;
     }
-    if (tx->tx_nranges == tx->tx_cap) {
-        size_t cap = tx->tx_cap ? tx->tx_cap * 2 : 8;
-        struct lrvm__range *r = realloc(tx->tx_ranges, cap * sizeof *r);
-        if (r == NULL)
-            return LRVM_ENOMEM;
-        tx->tx_ranges = r;
-        tx->tx_cap = cap;
-    }
-    unsigned char *before = malloc(len);
+    struct lrvm__range *r = room_for(tx->tx_ranges, tx->tx_nranges, &tx->tx_cap, sizeof *r);
+    if (r == NULL)
+        return LRVM_ENOMEM;
+    tx->tx_ranges = r;
+    unsigned char *before = copy_out(seg, off, len);
     if (before == NULL)
         return LRVM_ENOMEM;
-    memcpy(before, seg->sg_base + off, len);
     tx->tx_ranges[tx->tx_nranges++] = (struct lrvm__range){ seg, off, len, before };
     return 0;
 }
