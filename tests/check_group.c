@@ -2,9 +2,9 @@
  * check_group.c -- group commit: flushing commits of several threads share
  * fdatasyncs; a failed shared sync fails every commit that waited on it and
  * the store, and none of them comes back; a lone failure still leaves the
- * store usable; threads committing concurrently, killed at random moments,
- * leave each thread's history a prefix that holds every acknowledged
- * commit, in both tracking modes.
+ * store usable; threads committing concurrently, killed at random moments
+ * or stopped by a power cut at a sync, leave each thread's history a
+ * prefix that holds every acknowledged commit, in both tracking modes.
  *
  * lrvm__io_sync_delay_us makes every sync slow, so that commits arrive
  * while one is under way whatever the disk.
@@ -324,8 +324,10 @@ static void *kill_worker_run(void *arg)
 }
 
 struct kill_child {
-    int tracking;
-    int fd;
+    int           tracking;
+    int           fd;
+    unsigned long powercut_at;  /* the sync call the power fails at; 0: none */
+    uint64_t      seed;         /* of the power cut's choices */
 };
 
 static void kill_child_run(void *arg)
@@ -336,6 +338,10 @@ static void kill_child_run(void *arg)
     lrvm_t *s;
     if (lrvm_open(dir, &o, &s) != 0)
         _exit(2);
+    if (k->powercut_at != 0) {
+        lrvm__io_powercut_seed(k->seed);
+        lrvm__io_inject(LRVM__IO_SYNC, k->powercut_at, EIO, LRVM__IO_POWERCUT);
+    }
     struct kill_worker w[KILL_THREADS];
     pthread_t th[KILL_THREADS];
     for (int t = 0; t < KILL_THREADS; t++) {
@@ -351,7 +357,11 @@ static void kill_child_run(void *arg)
         pause();
 }
 
-static void kills(int tracking)
+/* Kill the threads' process ROUNDS times, with SIGKILL after a random
+ * delay or, when POWERCUT, by a power cut at a sync call drawn at random
+ * (every write not synced then is kept, undone or torn); each time check
+ * every thread's history. */
+static void kills(int tracking, int powercut)
 {
     uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x67726f7570u) | 1;
     uint64_t floor[KILL_THREADS] = { 0 };
@@ -365,12 +375,21 @@ static void kills(int tracking)
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
             close(p[0]);
-            struct kill_child k = { tracking, p[1] };
+            struct kill_child k = { tracking, p[1], 0, 0 };
+            if (powercut) {
+                k.powercut_at = 2 + (unsigned long)(tu_rand(&rng) % 40);
+                k.seed = tu_rand(&rng);
+            }
             kill_child_run(&k);
         }
         close(p[1]);
-        sleep_ms(20 + (unsigned)(tu_rand(&rng) % 60));
-        kill(pid, SIGKILL);
+        if (!powercut) {
+            sleep_ms(20 + (unsigned)(tu_rand(&rng) % 60));
+            kill(pid, SIGKILL);
+        } else {
+            tu_rand(&rng);                  /* the child's draws, in step */
+            tu_rand(&rng);
+        }
         uint64_t acked[KILL_THREADS] = { 0 };
         struct ack a;
         while (read(p[0], &a, sizeof a) == (ssize_t)sizeof a)
@@ -406,13 +425,21 @@ static void kills(int tracking)
 
 START_TEST(test_group_threads_killed_explicit)
 {
-    kills(LRVM_TRACK_EXPLICIT);
+    kills(LRVM_TRACK_EXPLICIT, 0);
 }
 END_TEST
 
 START_TEST(test_group_threads_killed_auto)
 {
-    kills(LRVM_TRACK_AUTO);
+    kills(LRVM_TRACK_AUTO, 0);
+}
+END_TEST
+
+/* The power fails at a sync while threads commit: a commit acknowledged
+ * means its group's sync had returned, so it must be there. */
+START_TEST(test_group_threads_power_cut)
+{
+    kills(_i, 1);
 }
 END_TEST
 
@@ -429,6 +456,7 @@ int main(void)
     tcase_add_test(tc, test_group_handle_busy_while_committing);
     tcase_add_test(tc, test_group_threads_killed_explicit);
     tcase_add_test(tc, test_group_threads_killed_auto);
+    tcase_add_loop_test(tc, test_group_threads_power_cut, 0, 2);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
