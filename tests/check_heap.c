@@ -4,8 +4,9 @@
  * one), transactions that commit or abort, the ambient epoch, explicit
  * mode's need for a transaction, segments that are not heaps, a layout
  * cut short by a crash, and processes killed in the middle of random
- * allocations, after which the heap must be consistent, hold exactly the
- * committed allocations and leak nothing. Both tracking modes.
+ * allocations or stopped by power cuts at a sync, after which the heap
+ * must be consistent, hold exactly the committed allocations (every
+ * acknowledged one) and leak nothing. Both tracking modes.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -406,15 +407,25 @@ static int kill_step(lrvm_t *s, lrvm_heap_t *h, struct table *t, uint64_t i)
     return lrvm_commit(tx, i % 4 == 0 ? LRVM_NO_FLUSH : 0) == 0 ? 0 : 5;
 }
 
-static void kill_child(void *arg)
+struct kill_arg {
+    int           fd;
+    unsigned long powercut_at;  /* the sync call the power fails at; 0: none */
+    uint64_t      seed;
+};
+
+static void kill_child(const struct kill_arg *k)
 {
-    int fd = *(int *)arg;
+    int fd = k->fd;
     alarm(60);
     lrvm_options_t o = { .tracking = tracking, .truncate_threshold = (size_t)1 << 20 };
     lrvm_t *s;
     lrvm_heap_t *h;
     if (lrvm_open(dir, &o, &s) != 0 || lrvm_heap_open(s, "heap", HEAP_SIZE, &h) != 0)
         _exit(2);
+    if (k->powercut_at != 0) {
+        lrvm__io_powercut_seed(k->seed);
+        lrvm__io_inject(LRVM__IO_SYNC, k->powercut_at, EIO, LRVM__IO_POWERCUT);
+    }
     struct table *t = lrvm_heap_root(h);
     if (t == NULL) {
         void *base = lrvm_heap_base(h);
@@ -452,7 +463,9 @@ static void model(uint64_t c, uint64_t *writer, size_t *len)
     }
 }
 
-static void kills(void)
+/* ROUNDS deaths in the middle of random allocations: SIGKILL after a
+ * random delay, or (POWERCUT) a power cut at a sync call drawn at random. */
+static void kills(int powercut)
 {
     uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x68656170u) | 1, floor = 0;
     for (int round = 0; round < 10; round++) {
@@ -463,12 +476,22 @@ static void kills(void)
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
             close(p[0]);
-            kill_child(&p[1]);
+            struct kill_arg k = { p[1], 0, 0 };
+            if (powercut) {
+                k.powercut_at = 2 + (unsigned long)(tu_rand(&rng) % 60);
+                k.seed = tu_rand(&rng);
+            }
+            kill_child(&k);
         }
         close(p[1]);
-        struct timespec ts = { 0, (long)(5 + tu_rand(&rng) % 60) * 1000000 };
-        nanosleep(&ts, NULL);
-        kill(pid, SIGKILL);
+        if (powercut) {
+            tu_rand(&rng);                  /* the child's draws, in step */
+            tu_rand(&rng);
+        } else {
+            struct timespec ts = { 0, (long)(5 + tu_rand(&rng) % 60) * 1000000 };
+            nanosleep(&ts, NULL);
+            kill(pid, SIGKILL);
+        }
         uint64_t acked = 0, a;
         while (read(p[0], &a, sizeof a) == (ssize_t)sizeof a)
             acked = a > acked ? a : acked;
@@ -521,7 +544,14 @@ static void kills(void)
 START_TEST(test_heap_random_allocations_killed)
 {
     tracking = _i;
-    kills();
+    kills(0);
+}
+END_TEST
+
+START_TEST(test_heap_random_allocations_power_cut)
+{
+    tracking = _i;
+    kills(1);
 }
 END_TEST
 
@@ -542,6 +572,7 @@ int main(void)
     tcase_add_test(tc, test_heap_address_taken);
     tcase_add_test(tc, test_heap_refuses_plain_segment_and_redoes_half_layout);
     tcase_add_loop_test(tc, test_heap_random_allocations_killed, 0, 2);
+    tcase_add_loop_test(tc, test_heap_random_allocations_power_cut, 0, 2);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
