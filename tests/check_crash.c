@@ -317,32 +317,24 @@ static void random_kills(const struct variant *v, unsigned vindex, int kills)
     for (int it = 0; it < kills; it++) {
         unsigned delay = (unsigned)(tu_rand(&rng) % 40001);
         int after_ready = it & 1;   /* else the delay runs from fork: kills land in open too */
-        int p[2];
-        ck_assert_int_eq(pipe(p), 0);
-        fflush(NULL);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-            close(p[0]);
-            random_child(dir, v, p[1]);
-        }
-        close(p[1]);
+        int fd;
+        pid_t pid = tu_fork_piped(&fd);
+        if (pid == 0)
+            random_child(dir, v, fd);
 
         struct ack ak;
         uint64_t acked = 0, truncs = 0;
-        if (after_ready && read_ack(p[0], &ak))
+        if (after_ready && read_ack(fd, &ak))
             acked = ak.txno;
         sleep_us(delay);
         kill(pid, SIGKILL);
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-        while (read_ack(p[0], &ak)) {
+        int st = tu_wait(pid);
+        while (read_ack(fd, &ak)) {
             if (ak.txno > acked)
                 acked = ak.txno;
             truncs = ak.extra;
         }
-        close(p[0]);
+        close(fd);
 
         snprintf(what, sizeof what, "variant %s, LRVM_TEST_SEED=%" PRIu64 ", kill %d after %u us%s",
                  v->name, seed, it, delay, after_ready ? " from open" : " from fork");
@@ -453,28 +445,19 @@ static void det_child(const char *dir, unsigned long nth, int mode, uint64_t see
 static int det_run(const char *dir, unsigned long nth, int mode, uint64_t seed, uint64_t *acked,
                    uint64_t *extra)
 {
-    int p[2];
-    ck_assert_int_eq(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        close(p[0]);
-        det_child(dir, nth, mode, seed, p[1]);
-    }
-    close(p[1]);
+    int fd;
+    pid_t pid = tu_fork_piped(&fd);
+    if (pid == 0)
+        det_child(dir, nth, mode, seed, fd);
     struct ack ak;
     *acked = *extra = 0;
-    while (read_ack(p[0], &ak)) {
+    while (read_ack(fd, &ak)) {
         if (ak.txno > *acked)
             *acked = ak.txno;
         *extra = ak.extra;
     }
-    close(p[0]);
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    return st;
+    close(fd);
+    return tu_wait(pid);
 }
 
 /* Arm each write or sync call of the script in turn, in MODE, ROUNDS
@@ -610,28 +593,20 @@ START_TEST(test_crash_inject_kill_store_creation)
         char *dir = tu_tmpdir();
         char *store;
         ck_assert_int_ge(asprintf(&store, "%s/store", dir), 0);
-        int p[2];
-        ck_assert_int_eq(pipe(p), 0);
-        fflush(NULL);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-            close(p[0]);
-            create_child(store, n, p[1]);
-        }
-        close(p[1]);
+        int fd;
+        pid_t pid = tu_fork_piped(&fd);
+        if (pid == 0)
+            create_child(store, n, fd);
         struct ack ak;
         uint64_t acked = 0;
-        while (read_ack(p[0], &ak)) {
+        while (read_ack(fd, &ak)) {
             if (ak.txno > acked)
                 acked = ak.txno;
             if (n == 0)
                 calls = (unsigned long)ak.extra;
         }
-        close(p[0]);
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
+        close(fd);
+        int st = tu_wait(pid);
         char what[128];
         snprintf(what, sizeof what, "store creation killed at call %lu of %lu", n, calls);
         if (n == 0) {

@@ -368,21 +368,16 @@ static void kills(int tracking, int powercut)
     uint64_t *img = malloc(SEG_SIZE);
     ck_assert_ptr_nonnull(img);
     for (int round = 0; round < 12; round++) {
-        int p[2];
-        ck_assert_int_eq(pipe(p), 0);
-        fflush(NULL);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
+        int fd;
+        pid_t pid = tu_fork_piped(&fd);
         if (pid == 0) {
-            close(p[0]);
-            struct kill_child k = { tracking, p[1], 0, 0 };
+            struct kill_child k = { tracking, fd, 0, 0 };
             if (powercut) {
                 k.powercut_at = 2 + (unsigned long)(tu_rand(&rng) % 40);
                 k.seed = tu_rand(&rng);
             }
             kill_child_run(&k);
         }
-        close(p[1]);
         if (!powercut) {
             sleep_ms(20 + (unsigned)(tu_rand(&rng) % 60));
             kill(pid, SIGKILL);
@@ -392,13 +387,11 @@ static void kills(int tracking, int powercut)
         }
         uint64_t acked[KILL_THREADS] = { 0 };
         struct ack a;
-        while (read(p[0], &a, sizeof a) == (ssize_t)sizeof a)
+        while (read(fd, &a, sizeof a) == (ssize_t)sizeof a)
             if (a.t < KILL_THREADS && a.i > acked[a.t])
                 acked[a.t] = a.i;
-        close(p[0]);
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
+        close(fd);
+        int st = tu_wait(pid);
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                       "round %d (LRVM_TEST_SEED=%" PRIu64 "): child status 0x%x", round, seed, st);
 

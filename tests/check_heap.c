@@ -469,21 +469,16 @@ static void kills(int powercut)
 {
     uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x68656170u) | 1, floor = 0;
     for (int round = 0; round < 10; round++) {
-        int p[2];
-        ck_assert_int_eq(pipe(p), 0);
-        fflush(NULL);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
+        int fd;
+        pid_t pid = tu_fork_piped(&fd);
         if (pid == 0) {
-            close(p[0]);
-            struct kill_arg k = { p[1], 0, 0 };
+            struct kill_arg k = { fd, 0, 0 };
             if (powercut) {
                 k.powercut_at = 2 + (unsigned long)(tu_rand(&rng) % 60);
                 k.seed = tu_rand(&rng);
             }
             kill_child(&k);
         }
-        close(p[1]);
         if (powercut) {
             tu_rand(&rng);                  /* the child's draws, in step */
             tu_rand(&rng);
@@ -493,12 +488,10 @@ static void kills(int powercut)
             kill(pid, SIGKILL);
         }
         uint64_t acked = 0, a;
-        while (read(p[0], &a, sizeof a) == (ssize_t)sizeof a)
+        while (read(fd, &a, sizeof a) == (ssize_t)sizeof a)
             acked = a > acked ? a : acked;
-        close(p[0]);
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
+        close(fd);
+        int st = tu_wait(pid);
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                       "round %d (LRVM_TEST_SEED=%" PRIu64 "): child status 0x%x", round, seed, st);
 

@@ -34,6 +34,12 @@ int tu_write(const char *path, const void *buf, size_t n, uint64_t off);
 int tu_mode(const char *path);
 /* Run FN(ARG) in a child process; return its wait status. */
 int tu_in_child(void (*fn)(void *arg), void *arg);
+/* Fork with a pipe from the child to the parent: in the parent, the
+ * child's pid, and *FD the read end; in the child, 0, and *FD the write
+ * end. Fails the test when the pipe or the fork fails. */
+pid_t tu_fork_piped(int *fd);
+/* Wait for child PID; its wait status. */
+int tu_wait(pid_t pid);
 /* Children that report: tu_run_child runs FN(ARG) in a child process
  * whose tu_report(v) calls send ints to the parent; up to MAX of them land
  * in VALS, their number in *NVALS; returns the wait status. A failed
