@@ -251,9 +251,11 @@ int lrvm_truncate(lrvm_t *rvm);
  * heap stay valid from run to run.
  *
  * lrvm_heap_open -- open heap NAME, creating it with SIZE bytes (at least
- * 8 KiB) when the segment does not exist; an existing heap keeps its own
- * size. A new heap's address is chosen then (high in the address space)
- * and recorded in it. The handle lives until lrvm_close, or lrvm_unmap of
+ * 8 KiB) when the segment does not exist. A new heap's address is chosen
+ * then (high in the address space) and recorded in it. An existing heap
+ * opened with a larger SIZE grows to it in place, in a transaction of its
+ * own (the addresses after it must be free, else LRVM_EADDR); a smaller
+ * SIZE changes nothing. The handle lives until lrvm_close, or lrvm_unmap of
  * the heap's base. Errors: LRVM_EINVAL (name, size, or a segment with data
  * that is not a heap), LRVM_EEXIST (already mapped), LRVM_EADDR (the
  * recorded address range is taken by another mapping: the heap is never

@@ -442,6 +442,57 @@ static int heap_prepare(lrvm_t *s, const char *name, uint64_t size, struct heap_
     return rc;
 }
 
+/* Is [ADDR, ADDR+LEN) free in the address space? (Probed with a mapping
+ * that may not replace anything, then dropped.) */
+static int range_free(uint64_t addr, size_t len)
+{
+    void *m = mmap((void *)(uintptr_t)addr, len, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m == MAP_FAILED)
+        return 0;
+    munmap(m, len);
+    return m == (void *)(uintptr_t)addr;
+}
+
+/*
+ * Grow the heap H, mapped and checked, to SIZE bytes: the space past the
+ * old epilogue joins the last block if that is free, else becomes a free
+ * block, and the epilogue moves to the new end. One transaction, through
+ * the public calls (the heap is not handed out yet, and they take the
+ * store's lock): a crash before its commit leaves the old heap in a
+ * longer file, which is harmless.
+ */
+static int heap_grow(lrvm_heap_t *h, uint64_t size)
+{
+    struct heap_hdr *hd = header(h);
+    uint64_t old_epi = epilogue_of(hd->size), new_epi = epilogue_of(size);
+    int last_free = !(*word(h, old_epi) & PREV_USED);
+    uint64_t start = last_free ? old_epi - *word(h, old_epi - 8) : old_epi;
+    uint64_t total = new_epi - start;
+    void *base = h->base;
+    lrvm_tx_t *tx;
+    int rc = lrvm_begin(h->store, 1, &base, &tx);
+    if (rc < 0)
+        return rc;
+    if ((rc = lrvm_set_range(tx, hd, sizeof *hd)) < 0 ||
+        (rc = lrvm_set_range(tx, word(h, start), 24)) < 0 ||
+        (rc = lrvm_set_range(tx, word(h, new_epi - 8), 16)) < 0 ||
+        (!last_free && hd->free_head != 0 &&
+         (rc = lrvm_set_range(tx, prev_of(h, hd->free_head), 8)) < 0)) {
+        (void)lrvm_abort(tx);
+        return rc;
+    }
+    *word(h, start) = total | PREV_USED;
+    *word(h, new_epi - 8) = total;
+    *word(h, new_epi) = USED;
+    if (!last_free)
+        push_free(h, start);
+    hd->size = size;
+    if ((rc = lrvm_commit(tx, 0)) < 0)
+        (void)lrvm_abort(tx);
+    return rc;
+}
+
 int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
 {
     struct heap_hdr hd;
@@ -462,8 +513,20 @@ int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
      * (segment.c I4), as lrvm_map would see it. */
     if (lrvm__log_size(s) > LRVM__LOG_HEADER_SIZE && (rc = lrvm__truncate_locked(s)) < 0)
         goto fail;
-    if ((rc = heap_prepare(s, name, size, &hd)) < 0 ||
-        (rc = lrvm__seg_map(s, name, hd.size, (void *)(uintptr_t)hd.base, &seg)) < 0)
+    if ((rc = heap_prepare(s, name, size, &hd)) < 0)
+        goto fail;
+    /* A larger size grows the heap, if the addresses after it are free
+     * (it never moves); a growth too small to hold a block is none. */
+    uint64_t want = hd.size;
+    if (size > hd.size && size <= SIZE_MAX / 2 &&
+        epilogue_of(size) - epilogue_of(hd.size) >= MIN_BLOCK) {
+        if (!range_free(hd.base, page_round(size))) {
+            rc = LRVM_EADDR;
+            goto fail;
+        }
+        want = size;
+    }
+    if ((rc = lrvm__seg_map(s, name, want, (void *)(uintptr_t)hd.base, &seg)) < 0)
         goto fail;
     *h = (lrvm_heap_t){ s, seg, seg->sg_base, s->heaps };
     if ((rc = lrvm__heap_check(h)) < 0) {
@@ -472,6 +535,10 @@ int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
     }
     s->heaps = h;
     pthread_mutex_unlock(&s->mu);
+    if (want > hd.size && (rc = heap_grow(h, want)) < 0) {
+        (void)lrvm_unmap(s, h->base);       /* frees h */
+        return rc;
+    }
     *out = h;
     return 0;
 fail:

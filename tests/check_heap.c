@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -353,6 +354,130 @@ START_TEST(test_heap_refuses_plain_segment_and_redoes_half_layout)
 }
 END_TEST
 
+/* ------------------------------------------------------------ growth */
+
+#define SMALL_HEAP ((size_t)16 << 10)
+
+/* Fill a new 16 KiB heap with 1000-byte blocks; how many fit. */
+static int fill_small_heap(lrvm_t *s, lrvm_heap_t **hp)
+{
+    lrvm_heap_t *h;
+    ck_assert_int_eq(lrvm_heap_open(s, "heap", SMALL_HEAP, &h), 0);
+    *hp = h;
+    lrvm_tx_t *tx = begin_heap(s, h);
+    int n = 0;
+    unsigned char *p;
+    while ((p = lrvm_malloc(h, 1000)) != NULL) {
+        if (tracking == LRVM_TRACK_EXPLICIT)
+            ck_assert_int_eq(lrvm_set_range(tx, p, 1000), 0);
+        memset(p, n + 1, 1000);
+        if (n == 0)
+            ck_assert_int_eq(lrvm_heap_set_root(h, p), 0);
+        n++;
+    }
+    ck_assert_int_eq(lrvm_last_error(), LRVM_ENOMEM);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    return n;
+}
+
+/* Opening a heap with a larger size grows it in place; a smaller size
+ * changes nothing. */
+START_TEST(test_heap_grows_in_place)
+{
+    tracking = _i;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h;
+    int n = fill_small_heap(s, &h);
+    ck_assert_int_ge(n, 10);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_store();
+    h = open_heap(s);                                   /* HEAP_SIZE: 1 MiB */
+    unsigned char *first = lrvm_heap_root(h);
+    ck_assert_uint_eq(first[999], 1);
+    uint64_t grown = free_bytes(h);
+    ck_assert_uint_gt(grown, HEAP_SIZE - SMALL_HEAP);
+    lrvm_tx_t *tx = begin_heap(s, h);
+    ck_assert_ptr_nonnull(lrvm_malloc(h, 500000));
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_store();
+    ck_assert_int_eq(lrvm_heap_open(s, "heap", SMALL_HEAP, &h), 0);
+    ck_assert_uint_eq(free_bytes(h), grown);            /* still 1 MiB */
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+struct grow_arg {
+    unsigned long nth;      /* the write or sync call to die at; 0: none */
+    int           fd;       /* the calls made, when nth is 0 */
+};
+
+static void grow_child(void *argp)
+{
+    const struct grow_arg *a = argp;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h;
+    lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_SYNC, a->nth, EIO, LRVM__IO_KILL);
+    if (lrvm_heap_open(s, "heap", HEAP_SIZE, &h) != 0)
+        _exit(2);
+    unsigned long calls = lrvm__io_calls();
+    if (write(a->fd, &calls, sizeof calls) != (ssize_t)sizeof calls)
+        _exit(3);
+    _exit(0);
+}
+
+/* Killed at each write and sync of a growth, the heap opens whole: the
+ * old size or the new, its blocks intact. */
+START_TEST(test_heap_growth_killed_at_each_call)
+{
+    tracking = _i;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h;
+    int n = fill_small_heap(s, &h);
+    uint64_t small_free = free_bytes(h);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    char *clean = tu_tmpdir();
+    ck_assert_int_eq(tu_copy_dir(dir, clean), 0);
+
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    struct grow_arg dry = { 0, p[1] };
+    int st = tu_in_child(grow_child, &dry);
+    close(p[1]);
+    unsigned long calls = 0;
+    ck_assert_int_eq(read(p[0], &calls, sizeof calls), (ssize_t)sizeof calls);
+    close(p[0]);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dry run: status 0x%x", st);
+    ck_assert_uint_ge(calls, 3);
+
+    int grew = 0;
+    for (unsigned long k = 1; k <= calls; k++) {
+        tu_rmrf(dir);
+        ck_assert_int_eq(mkdir(dir, 0700), 0);
+        ck_assert_int_eq(tu_copy_dir(clean, dir), 0);
+        struct grow_arg a = { k, -1 };
+        st = tu_in_child(grow_child, &a);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "call %lu: status 0x%x", k, st);
+        s = open_store();
+        ck_assert_int_eq(lrvm_heap_open(s, "heap", SMALL_HEAP, &h), 0);
+        uint64_t fr = free_bytes(h);
+        ck_assert_msg(fr == small_free || fr > HEAP_SIZE - SMALL_HEAP,
+                      "killed at call %lu of %lu: %" PRIu64 " bytes free", k, calls, fr);
+        grew += fr != small_free;
+        unsigned char *first = lrvm_heap_root(h);
+        ck_assert_uint_eq(first[0], 1);
+        ck_assert_uint_eq(first[999], 1);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+    ck_assert_int_ge(n, 10);
+    ck_assert_int_lt(grew, (int)calls);         /* the early deaths kept the old size */
+    tu_rmrf(clean);
+    free(clean);
+}
+END_TEST
+
 /* ------------------------------------------------------------ kills */
 
 #define SLOTS 64
@@ -564,6 +689,8 @@ int main(void)
     tcase_add_test(tc, test_heap_ambient_epoch);
     tcase_add_test(tc, test_heap_address_taken);
     tcase_add_test(tc, test_heap_refuses_plain_segment_and_redoes_half_layout);
+    tcase_add_loop_test(tc, test_heap_grows_in_place, 0, 2);
+    tcase_add_loop_test(tc, test_heap_growth_killed_at_each_call, 0, 2);
     tcase_add_loop_test(tc, test_heap_random_allocations_killed, 0, 2);
     tcase_add_loop_test(tc, test_heap_random_allocations_power_cut, 0, 2);
     suite_add_tcase(s, tc);
