@@ -10,11 +10,12 @@
  * everything, so it cannot show a missing or misplaced sync. A power
  * failure can: what was written but not synced may reach the disk, or
  * not, or in part. With LRVM__IO_POWERCUT armed, every write remembers the
- * bytes it replaced until its file is synced; at the armed call each
- * remembered write, newest first, is kept, undone, or torn (its first
- * sectors kept, the rest undone), then the process dies of SIGKILL.
- * Modelled: data writes (pwrite, pwritev, zero fill). Not modelled: file
- * sizes and directory entries, which lrvm makes durable with fsync at
+ * bytes it replaced, and every ftruncate the size it replaced, until its
+ * file is synced; at the armed call each remembered change, newest first,
+ * is kept, undone, or (a write) torn (its first sectors kept, the rest
+ * undone), then the process dies of SIGKILL. Modelled: data writes
+ * (pwrite, pwritev, zero fill) and file sizes. Not modelled: directory
+ * entries, which lrvm makes durable with an fsync of the directory at
  * once where it depends on them.
  * Never: retries a failed sync (after a failed fsync the page cache may
  * have dropped the data; the caller must rewrite it), or hides a short
@@ -76,8 +77,8 @@ struct unsynced {
     int            fd;        /* a dup of the written descriptor */
     dev_t          dev;
     ino_t          ino;
-    uint64_t       off;
-    size_t         len;
+    uint64_t       off;       /* a write: where; a size change: the old size */
+    size_t         len;       /* a write: its length; a size change: 0 */
     unsigned char *old;       /* the bytes the write replaced (0 past the end) */
 };
 
@@ -97,19 +98,23 @@ static int powercut_armed(void)
            (atomic_load(&fi_mode) & LRVM__IO_POWERCUT);
 }
 
-/* Remember the LEN bytes at OFF of FD before a write replaces them. A
- * failure here aborts: a test that cannot model the cut must not pass. */
-static void powercut_note(int fd, uint64_t off, size_t len)
+/* Remember the LEN bytes at OFF of FD before a write replaces them, or
+ * (LEN 0) FD's size before an ftruncate changes it. A failure here
+ * aborts: a test that cannot model the cut must not pass. */
+static void powercut_note(int fd, uint64_t off, size_t len, int size_change)
 {
     struct stat st;
     struct unsynced u = { .off = off, .len = len };
-    if (len == 0)
+    if (len == 0 && !size_change)
         return;
-    if (fstat(fd, &st) != 0 || (u.old = calloc(1, len)) == NULL || (u.fd = dup(fd)) < 0)
+    if (fstat(fd, &st) != 0 || (u.old = calloc(1, len ? len : 1)) == NULL ||
+        (u.fd = dup(fd)) < 0)
         abort();
     u.dev = st.st_dev;
     u.ino = st.st_ino;
-    if (pread(fd, u.old, len, (off_t)off) < 0)
+    if (size_change)
+        u.off = (uint64_t)st.st_size;
+    else if (pread(fd, u.old, len, (off_t)off) < 0)
         abort();
     pthread_mutex_lock(&pc_mu);
     if (pc_n == pc_cap) {
@@ -152,6 +157,11 @@ static void powercut(void)
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
+        if (u->len == 0) {                      /* a size change: kept or lost */
+            if (x % 2)
+                (void)!ftruncate(u->fd, (off_t)u->off);
+            continue;
+        }
         size_t keep;
         switch (x % 3) {
         case 0:  keep = u->len; break;                          /* reached the disk */
@@ -254,7 +264,7 @@ int lrvm__io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
         return fail(err);
     }
     if (powercut_armed())
-        powercut_note(fd, off, n);
+        powercut_note(fd, off, n, 0);
     size_t done = 0;
     while (done < n) {
         ssize_t w = pwrite(fd, (const char *)buf + done, n - done, (off_t)(off + done));
@@ -284,7 +294,7 @@ int lrvm__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, uint64_t off)
         size_t total = 0;
         for (int i = 0; i < iovcnt; i++)
             total += iov[i].iov_len;
-        powercut_note(fd, off, total);
+        powercut_note(fd, off, total, 0);
     }
     while (iovcnt > 0) {
         ssize_t w = pwritev(fd, iov, iovcnt, (off_t)off);
@@ -402,6 +412,8 @@ int lrvm__io_ftruncate(int fd, uint64_t len)
     int err = fault(LRVM__IO_TRUNC);
     if (err)
         return fail(err);
+    if (powercut_armed())
+        powercut_note(fd, 0, 0, 1);
     int rc;
     do
         rc = ftruncate(fd, (off_t)len);

@@ -410,7 +410,9 @@ START_TEST(test_heap_grows_in_place)
 END_TEST
 
 struct grow_arg {
-    unsigned long nth;      /* the write or sync call to die at; 0: none */
+    unsigned long nth;      /* the write, size or sync call to die at; 0: none */
+    int           mode;     /* LRVM__IO_KILL or LRVM__IO_POWERCUT */
+    uint64_t      seed;     /* of a power cut's choices */
     int           fd;       /* the calls made, when nth is 0 */
 };
 
@@ -419,20 +421,27 @@ static void grow_child(void *argp)
     const struct grow_arg *a = argp;
     lrvm_t *s = open_store();
     lrvm_heap_t *h;
-    lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_SYNC, a->nth, EIO, LRVM__IO_KILL);
+    lrvm__io_powercut_seed(a->seed);
+    lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_TRUNC | LRVM__IO_SYNC, a->nth, EIO, a->mode);
     if (lrvm_heap_open(s, "heap", HEAP_SIZE, &h) != 0)
         _exit(2);
+    /* One more commit, so that deaths also land after the growth's. */
+    void *base = lrvm_heap_base(h);
+    lrvm_tx_t *tx;
+    if (lrvm_begin(s, 1, &base, &tx) != 0 || lrvm_heap_set_root(h, lrvm_heap_root(h)) != 0 ||
+        lrvm_commit(tx, 0) != 0)
+        _exit(4);
     unsigned long calls = lrvm__io_calls();
     if (write(a->fd, &calls, sizeof calls) != (ssize_t)sizeof calls)
         _exit(3);
     _exit(0);
 }
 
-/* Killed at each write and sync of a growth, the heap opens whole: the
- * old size or the new, its blocks intact. */
-START_TEST(test_heap_growth_killed_at_each_call)
+/* Killed, or cut off by a power cut, at each write, size change and sync
+ * of a growth, the heap opens whole: the old size or the new, its blocks
+ * intact. */
+static void growth_deaths(int mode)
 {
-    tracking = _i;
     lrvm_t *s = open_store();
     lrvm_heap_t *h;
     int n = fill_small_heap(s, &h);
@@ -443,7 +452,7 @@ START_TEST(test_heap_growth_killed_at_each_call)
 
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
-    struct grow_arg dry = { 0, p[1] };
+    struct grow_arg dry = { 0, 0, 0, p[1] };
     int st = tu_in_child(grow_child, &dry);
     close(p[1]);
     unsigned long calls = 0;
@@ -453,13 +462,15 @@ START_TEST(test_heap_growth_killed_at_each_call)
     ck_assert_uint_ge(calls, 3);
 
     int grew = 0;
+    uint64_t seed = tu_test_seed();
     for (unsigned long k = 1; k <= calls; k++) {
         tu_rmrf(dir);
         ck_assert_int_eq(mkdir(dir, 0700), 0);
         ck_assert_int_eq(tu_copy_dir(clean, dir), 0);
-        struct grow_arg a = { k, -1 };
+        struct grow_arg a = { k, mode, tu_mix64(seed + k), -1 };
         st = tu_in_child(grow_child, &a);
-        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "call %lu: status 0x%x", k, st);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                      "call %lu (LRVM_TEST_SEED=%" PRIu64 "): status 0x%x", k, seed, st);
         s = open_store();
         ck_assert_int_eq(lrvm_heap_open(s, "heap", SMALL_HEAP, &h), 0);
         uint64_t fr = free_bytes(h);
@@ -475,6 +486,19 @@ START_TEST(test_heap_growth_killed_at_each_call)
     ck_assert_int_lt(grew, (int)calls);         /* the early deaths kept the old size */
     tu_rmrf(clean);
     free(clean);
+}
+
+START_TEST(test_heap_growth_killed_at_each_call)
+{
+    tracking = _i;
+    growth_deaths(LRVM__IO_KILL);
+}
+END_TEST
+
+START_TEST(test_heap_growth_power_cut_at_each_call)
+{
+    tracking = _i;
+    growth_deaths(LRVM__IO_POWERCUT);
 }
 END_TEST
 
@@ -691,6 +715,7 @@ int main(void)
     tcase_add_test(tc, test_heap_refuses_plain_segment_and_redoes_half_layout);
     tcase_add_loop_test(tc, test_heap_grows_in_place, 0, 2);
     tcase_add_loop_test(tc, test_heap_growth_killed_at_each_call, 0, 2);
+    tcase_add_loop_test(tc, test_heap_growth_power_cut_at_each_call, 0, 2);
     tcase_add_loop_test(tc, test_heap_random_allocations_killed, 0, 2);
     tcase_add_loop_test(tc, test_heap_random_allocations_power_cut, 0, 2);
     suite_add_tcase(s, tc);
