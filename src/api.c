@@ -93,6 +93,11 @@ int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
         rc = lrvm__errno_to_code(-rc);
         goto fail;
     }
+    /* A new store's name must be durable before anything in it counts. */
+    if (rc == 0 && (rc = lrvm__io_sync_parent(dir)) < 0) {
+        rc = lrvm__errno_to_code(-rc);
+        goto fail;
+    }
     s->dirfd = lrvm__io_open(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0);
     if (s->dirfd < 0) {
         rc = lrvm__errno_to_code(-s->dirfd);

@@ -62,11 +62,13 @@ int     lrvm__io_fstat_size(int fd, uint64_t *size);
 int     lrvm__io_unlink(int dirfd, const char *path);
 int     lrvm__io_rename(int dirfd, const char *from, const char *to);
 int     lrvm__io_mkdir(const char *path, mode_t mode);
+/* fsync the directory that holds PATH (its entry for PATH is durable). */
+int     lrvm__io_sync_parent(const char *path);
 int     lrvm__io_flock(int fd);
 
 /* Kinds of call, for fault injection. */
 enum {
-    LRVM__IO_OPEN  = 1 << 0,
+    LRVM__IO_OPEN  = 1 << 0,   /* open and mkdir */
     LRVM__IO_READ  = 1 << 1,
     LRVM__IO_WRITE = 1 << 2,
     LRVM__IO_SYNC  = 1 << 3,   /* fsync and fdatasync */

@@ -10,13 +10,14 @@
  * everything, so it cannot show a missing or misplaced sync. A power
  * failure can: what was written but not synced may reach the disk, or
  * not, or in part. With LRVM__IO_POWERCUT armed, every write remembers the
- * bytes it replaced, and every ftruncate the size it replaced, until its
- * file is synced; at the armed call each remembered change, newest first,
- * is kept, undone, or (a write) torn (its first sectors kept, the rest
- * undone), then the process dies of SIGKILL. Modelled: data writes
- * (pwrite, pwritev, zero fill) and file sizes. Not modelled: directory
- * entries, which lrvm makes durable with an fsync of the directory at
- * once where it depends on them.
+ * bytes it replaced and every ftruncate the size it replaced, until their
+ * file is synced, and every name made (a file created, a file renamed, a
+ * directory made) is remembered until the directory holding it is synced;
+ * at the armed call each remembered change, newest first, is kept, undone,
+ * or (a write) torn (its first sectors kept, the rest undone), then the
+ * process dies of SIGKILL. Not modelled: unlink (lrvm syncs the directory
+ * after each, and an unlink taken back would bring back a file that was
+ * meant to go, which no test here could tell from a kept one).
  * Never: retries a failed sync (after a failed fsync the page cache may
  * have dropped the data; the caller must rewrite it), or hides a short
  * write (pwrite_all loops until done or a real error).
@@ -31,6 +32,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -73,13 +76,22 @@ unsigned long lrvm__io_calls(void)
 
 /* ------------------------------------------------ the power cut */
 
+/* A change the disk may not have yet. Data and sizes become durable with
+ * a sync of their file; names (a file created, renamed, a directory made)
+ * with a sync of the directory that holds them. */
+enum pc_kind { PC_WRITE, PC_SIZE, PC_CREATE, PC_RENAME, PC_MKDIR };
+
 struct unsynced {
-    int            fd;        /* a dup of the written descriptor */
-    dev_t          dev;
+    enum pc_kind   kind;
+    int            fd;        /* a dup of the file written, or of the directory
+                                 that holds the name */
+    dev_t          dev;       /* of that file or directory */
     ino_t          ino;
-    uint64_t       off;       /* a write: where; a size change: the old size */
-    size_t         len;       /* a write: its length; a size change: 0 */
-    unsigned char *old;       /* the bytes the write replaced (0 past the end) */
+    uint64_t       off;       /* PC_WRITE: where; PC_SIZE: the old size */
+    size_t         len;       /* PC_WRITE: how much */
+    unsigned char *old;       /* PC_WRITE: the bytes replaced (0 past the end) */
+    char          *name;      /* PC_CREATE, PC_MKDIR: the name; PC_RENAME: from */
+    char          *name2;     /* PC_RENAME: to */
 };
 
 static pthread_mutex_t   pc_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -98,24 +110,15 @@ static int powercut_armed(void)
            (atomic_load(&fi_mode) & LRVM__IO_POWERCUT);
 }
 
-/* Remember the LEN bytes at OFF of FD before a write replaces them, or
- * (LEN 0) FD's size before an ftruncate changes it. A failure here
- * aborts: a test that cannot model the cut must not pass. */
-static void powercut_note(int fd, uint64_t off, size_t len, int size_change)
+/* Remember U, whose fd is FD (dup'ed here). A failure aborts: a test
+ * that cannot model the cut must not pass. */
+static void pc_remember(struct unsynced u, int fd)
 {
     struct stat st;
-    struct unsynced u = { .off = off, .len = len };
-    if (len == 0 && !size_change)
-        return;
-    if (fstat(fd, &st) != 0 || (u.old = calloc(1, len ? len : 1)) == NULL ||
-        (u.fd = dup(fd)) < 0)
+    if (fstat(fd, &st) != 0 || (u.fd = dup(fd)) < 0)
         abort();
     u.dev = st.st_dev;
     u.ino = st.st_ino;
-    if (size_change)
-        u.off = (uint64_t)st.st_size;
-    else if (pread(fd, u.old, len, (off_t)off) < 0)
-        abort();
     pthread_mutex_lock(&pc_mu);
     if (pc_n == pc_cap) {
         pc_cap = pc_cap ? 2 * pc_cap : 64;
@@ -126,7 +129,51 @@ static void powercut_note(int fd, uint64_t off, size_t len, int size_change)
     pthread_mutex_unlock(&pc_mu);
 }
 
-/* Forget the writes of the file of FD, synced now (all files when FD < 0). */
+/* Before a write of LEN bytes at OFF of FD: the bytes it replaces. */
+static void powercut_note(int fd, uint64_t off, size_t len)
+{
+    struct unsynced u = { .kind = PC_WRITE, .off = off, .len = len };
+    if (len == 0)
+        return;
+    if ((u.old = calloc(1, len)) == NULL || pread(fd, u.old, len, (off_t)off) < 0)
+        abort();
+    pc_remember(u, fd);
+}
+
+/* Before an ftruncate of FD: its size. */
+static void powercut_note_size(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        abort();
+    pc_remember((struct unsynced){ .kind = PC_SIZE, .off = (uint64_t)st.st_size }, fd);
+}
+
+/* After a name was made in directory DIRFD: NAME (a file created, a
+ * directory made), or FROM renamed to NAME2. */
+static void powercut_note_name(enum pc_kind kind, int dirfd, const char *name, const char *name2)
+{
+    struct unsynced u = { .kind = kind };
+    if ((u.name = strdup(name)) == NULL || (name2 != NULL && (u.name2 = strdup(name2)) == NULL))
+        abort();
+    int fd = dirfd == AT_FDCWD ? open(".", O_RDONLY | O_DIRECTORY) : dirfd;
+    if (fd < 0)
+        abort();
+    pc_remember(u, fd);
+    if (fd != dirfd)
+        close(fd);
+}
+
+static void pc_free(struct unsynced *u)
+{
+    close(u->fd);
+    free(u->old);
+    free(u->name);
+    free(u->name2);
+}
+
+/* Forget the changes that a sync of FD made durable (every change when
+ * FD < 0): FD's data and size, and the names in FD when it is a directory. */
 static void powercut_drop(int fd)
 {
     struct stat st;
@@ -136,18 +183,36 @@ static void powercut_drop(int fd)
     size_t kept = 0;
     for (size_t i = 0; i < pc_n; i++) {
         struct unsynced *u = &pc_writes[i];
-        if (fd < 0 || (u->dev == st.st_dev && u->ino == st.st_ino)) {
-            close(u->fd);
-            free(u->old);
-        } else {
+        if (fd < 0 || (u->dev == st.st_dev && u->ino == st.st_ino))
+            pc_free(u);
+        else
             pc_writes[kept++] = *u;
-        }
     }
     pc_n = kept;
     pthread_mutex_unlock(&pc_mu);
 }
 
-/* The power fails: undo what the disk may not have, then die. */
+/* Remove NAME in directory DIRFD and everything under it. */
+static void remove_tree(int dirfd, const char *name)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL)
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+                unlinkat(fd, e->d_name, 0) != 0)
+                remove_tree(fd, e->d_name);
+        closedir(d);
+    } else if (fd >= 0) {
+        close(fd);
+    }
+    (void)unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+/* The power fails: undo what the disk may not have, newest first, then
+ * die. A write is kept, undone or torn (its first sectors kept); any
+ * other change is kept or undone. */
 static void powercut(void)
 {
     uint64_t x = pc_seed ^ (atomic_load(&fi_count) * 0x9e3779b97f4a7c15ull);
@@ -157,19 +222,25 @@ static void powercut(void)
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if (u->len == 0) {                      /* a size change: kept or lost */
-            if (x % 2)
-                (void)!ftruncate(u->fd, (off_t)u->off);
-            continue;
+        if (u->kind != PC_WRITE && x % 2 == 0)
+            continue;                                           /* reached the disk */
+        switch (u->kind) {
+        case PC_WRITE: {
+            size_t keep;
+            switch (x % 3) {
+            case 0:  keep = u->len; break;                      /* reached the disk */
+            case 1:  keep = 0; break;                           /* lost */
+            default: keep = (size_t)((x >> 8) % (u->len / 512 + 1)) * 512;   /* torn */
+            }
+            if (keep < u->len)
+                (void)!pwrite(u->fd, u->old + keep, u->len - keep, (off_t)(u->off + keep));
+            break;
         }
-        size_t keep;
-        switch (x % 3) {
-        case 0:  keep = u->len; break;                          /* reached the disk */
-        case 1:  keep = 0; break;                               /* lost */
-        default: keep = (size_t)((x >> 8) % (u->len / 512 + 1)) * 512;   /* torn */
+        case PC_SIZE:   (void)!ftruncate(u->fd, (off_t)u->off); break;
+        case PC_CREATE: (void)unlinkat(u->fd, u->name, 0); break;
+        case PC_RENAME: (void)renameat(u->fd, u->name2, u->fd, u->name); break;
+        case PC_MKDIR:  remove_tree(u->fd, u->name); break;
         }
-        if (keep < u->len)
-            (void)!pwrite(u->fd, u->old + keep, u->len - keep, (off_t)(u->off + keep));
     }
     raise(SIGKILL);
 }
@@ -220,11 +291,18 @@ int lrvm__io_open(int dirfd, const char *path, int flags, mode_t mode)
     int err = fault(LRVM__IO_OPEN);
     if (err)
         return fail(err);
+    struct stat st;
+    int creates = (flags & O_CREAT) && powercut_armed() &&
+                  fstatat(dirfd, path, &st, 0) != 0 && errno == ENOENT;
     int fd;
     do
         fd = openat(dirfd, path, flags | O_CLOEXEC, mode);
     while (fd < 0 && errno == EINTR);
-    return fd < 0 ? fail(errno) : fd;
+    if (fd < 0)
+        return fail(errno);
+    if (creates)
+        powercut_note_name(PC_CREATE, dirfd, path, NULL);
+    return fd;
 }
 
 int lrvm__io_close(int fd)
@@ -264,7 +342,7 @@ int lrvm__io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
         return fail(err);
     }
     if (powercut_armed())
-        powercut_note(fd, off, n, 0);
+        powercut_note(fd, off, n);
     size_t done = 0;
     while (done < n) {
         ssize_t w = pwrite(fd, (const char *)buf + done, n - done, (off_t)(off + done));
@@ -294,7 +372,7 @@ int lrvm__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, uint64_t off)
         size_t total = 0;
         for (int i = 0; i < iovcnt; i++)
             total += iov[i].iov_len;
-        powercut_note(fd, off, total, 0);
+        powercut_note(fd, off, total);
     }
     while (iovcnt > 0) {
         ssize_t w = pwritev(fd, iov, iovcnt, (off_t)off);
@@ -413,7 +491,7 @@ int lrvm__io_ftruncate(int fd, uint64_t len)
     if (err)
         return fail(err);
     if (powercut_armed())
-        powercut_note(fd, 0, 0, 1);
+        powercut_note_size(fd);
     int rc;
     do
         rc = ftruncate(fd, (off_t)len);
@@ -443,12 +521,61 @@ int lrvm__io_rename(int dirfd, const char *from, const char *to)
     int err = fault(LRVM__IO_RENAME);
     if (err)
         return fail(err);
-    return renameat(dirfd, from, dirfd, to) < 0 ? fail(errno) : 0;
+    if (renameat(dirfd, from, dirfd, to) < 0)
+        return fail(errno);
+    if (powercut_armed())
+        powercut_note_name(PC_RENAME, dirfd, from, to);
+    return 0;
+}
+
+/* The directory that holds PATH, and PATH's last name, in PARENT and
+ * NAME (both of PATH_MAX bytes). */
+static void split_path(const char *path, char *parent, char *name)
+{
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    size_t cut = n;
+    while (cut > 0 && path[cut - 1] != '/')
+        cut--;
+    snprintf(name, PATH_MAX, "%.*s", (int)(n - cut), path + cut);
+    if (cut == 0)
+        snprintf(parent, PATH_MAX, ".");
+    else if (cut == 1)
+        snprintf(parent, PATH_MAX, "/");
+    else
+        snprintf(parent, PATH_MAX, "%.*s", (int)(cut - 1), path);
 }
 
 int lrvm__io_mkdir(const char *path, mode_t mode)
 {
-    return mkdir(path, mode) < 0 ? fail(errno) : 0;
+    int err = fault(LRVM__IO_OPEN);
+    if (err)
+        return fail(err);
+    if (mkdir(path, mode) < 0)
+        return fail(errno);
+    if (powercut_armed()) {
+        char parent[PATH_MAX], name[PATH_MAX];
+        split_path(path, parent, name);
+        int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd < 0)
+            abort();
+        powercut_note_name(PC_MKDIR, pfd, name, NULL);
+        close(pfd);
+    }
+    return 0;
+}
+
+int lrvm__io_sync_parent(const char *path)
+{
+    char parent[PATH_MAX], name[PATH_MAX];
+    split_path(path, parent, name);
+    int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(errno);
+    int rc = lrvm__io_fsync(fd);
+    close(fd);
+    return rc;
 }
 
 int lrvm__io_flock(int fd)
