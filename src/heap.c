@@ -6,8 +6,8 @@
  * Owns: struct lrvm_heap, the layout of a heap segment, lrvm_heap_open,
  * lrvm_malloc and its kin. Never: changes the heap outside whatever owns
  * the heap segment's pages (its open transaction, else the ambient
- * epoch); writes the segment file, except to lay out a new heap before it
- * is first mapped.
+ * epoch); writes a segment file, except to lay out a new heap under
+ * another name (NAME.seg.new) before it is renamed NAME.seg.
  *
  * Layout (offsets from the base, native byte order like the pointers the
  * program keeps in the heap):
@@ -366,10 +366,8 @@ static uint64_t pick_address(const char *name, size_t maplen)
     return (uint64_t)(uintptr_t)m;
 }
 
-/* Lay out a new heap of SIZE bytes in the empty file FD. The magic goes
- * last, after everything else is durable: a crash halfway leaves a file
- * that is not yet a heap, and the next open lays it out again. */
-static int heap_create(lrvm_t *s, int fd, const char *name, uint64_t size)
+/* Lay out a new heap of SIZE bytes in the empty file FD, durably. */
+static int heap_layout(lrvm_t *s, int fd, const char *name, uint64_t size)
 {
     struct heap_hdr hd = { .version = HEAP_VERSION, .size = size };
     uint64_t epi = epilogue_of(size), first = epi - ARENA;
@@ -378,6 +376,7 @@ static int heap_create(lrvm_t *s, int fd, const char *name, uint64_t size)
 
     if ((hd.base = pick_address(name, page_round((size_t)size))) == 0)
         return LRVM_ENOMEM;
+    memcpy(hd.magic, HEAP_MAGIC, 8);
     hd.free_head = ARENA;
     if ((rc = lrvm__io_ftruncate(fd, size)) < 0 ||
         (rc = lrvm__io_pwrite_all(fd, &hd, sizeof hd, 0)) < 0)
@@ -388,56 +387,59 @@ static int heap_create(lrvm_t *s, int fd, const char *name, uint64_t size)
     w[0] = first;                                       /* its footer */
     w[1] = USED;                                        /* the epilogue */
     if ((rc = lrvm__io_pwrite_all(fd, w, 16, epi - 8)) < 0 ||
-        (rc = lrvm__io_fsync(fd)) < 0 ||
-        (rc = lrvm__io_pwrite_all(fd, HEAP_MAGIC, 8, 0)) < 0 ||
-        (rc = lrvm__io_fsync(fd)) < 0 ||
-        (rc = lrvm__io_fsync(s->dirfd)) < 0)
+        (rc = lrvm__io_fsync(fd)) < 0)
         return lrvm__errno_to_code(-rc);
-    s->stats.fsyncs += 3;
+    s->stats.fsyncs++;
     return 0;
 }
 
-/* Read the header of heap file NAME, laying it out first when the file is
- * new or was left half laid out. */
+/*
+ * Read the header of heap NAME, making the heap first if its file does
+ * not exist. A new heap is laid out in NAME.seg.new, synced, and renamed
+ * to NAME.seg (then the directory synced), so that NAME.seg is a whole
+ * heap or nothing: a crash halfway leaves only the .new file, which the
+ * next open removes. A NAME.seg that is not a heap is refused, never
+ * laid out over (it holds some segment's data).
+ */
 static int heap_prepare(lrvm_t *s, const char *name, uint64_t size, struct heap_hdr *hd)
 {
-    char path[LRVM__NAME_MAX + 8];
+    char path[LRVM__NAME_MAX + 8], tmp[LRVM__NAME_MAX + 16];
     snprintf(path, sizeof path, "%s.seg", name);
-    int fd = lrvm__io_open(s->dirfd, path, O_RDWR | O_CREAT, 0600);
-    if (fd < 0)
+    snprintf(tmp, sizeof tmp, "%s.seg.new", name);
+    int fd = lrvm__io_open(s->dirfd, path, O_RDWR, 0);
+    int rc = 0;
+    if (fd == -ENOENT) {
+        if (size < HEAP_MIN_SIZE || size > SIZE_MAX / 2)
+            return LRVM_EINVAL;
+        (void)lrvm__io_unlink(s->dirfd, tmp);      /* left by a crash */
+        if ((fd = lrvm__io_open(s->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL, 0600)) < 0)
+            return lrvm__errno_to_code(-fd);
+        if ((rc = heap_layout(s, fd, name, size)) == 0 &&
+            ((rc = lrvm__io_rename(s->dirfd, tmp, path)) < 0 ||
+             (rc = lrvm__io_fsync(s->dirfd)) < 0))
+            rc = lrvm__errno_to_code(-rc);
+        if (rc < 0) {
+            (void)lrvm__io_unlink(s->dirfd, tmp);
+            lrvm__io_close(fd);
+            return rc;
+        }
+        s->stats.fsyncs++;
+    } else if (fd < 0) {
         return lrvm__errno_to_code(-fd);
+    }
     uint64_t cur = 0;
     ssize_t got;
-    int rc = lrvm__io_fstat_size(fd, &cur), empty = rc == 0 && cur == 0;
-    if (rc < 0) {
+    if ((rc = lrvm__io_fstat_size(fd, &cur)) < 0)
         rc = lrvm__errno_to_code(-rc);
-    } else if ((got = lrvm__io_pread(fd, hd, sizeof *hd, 0)) < 0) {
+    else if ((got = lrvm__io_pread(fd, hd, sizeof *hd, 0)) < 0)
         rc = lrvm__errno_to_code((int)-got);
-    } else if ((size_t)got == sizeof *hd && memcmp(hd->magic, HEAP_MAGIC, 8) == 0) {
-        if (hd->version != HEAP_VERSION)
-            rc = LRVM_EVERSION;
-        else if (hd->size < HEAP_MIN_SIZE || hd->size > cur || hd->base == 0 ||
-                 hd->base % (uint64_t)sysconf(_SC_PAGESIZE) != 0)
-            rc = LRVM_ECORRUPT;
-    } else {
-        /* Not a heap yet. Only a new, empty file may become one, or a
-         * layout a crash cut short: heap_create's header without its
-         * magic. Anything else is a segment with data in it. */
-        int half_made = (size_t)got == sizeof *hd && hd->version == HEAP_VERSION &&
-                        hd->size == cur && hd->free_head == ARENA && hd->root == 0 &&
-                        hd->allocated == 0 && memcmp(hd->magic, "\0\0\0\0\0\0\0", 8) == 0;
-        if (cur != 0 && !half_made)
-            rc = LRVM_EINVAL;               /* a segment that is not a heap */
-        else if (size < HEAP_MIN_SIZE || size > SIZE_MAX / 2)
-            rc = LRVM_EINVAL;
-        else if ((rc = lrvm__io_ftruncate(fd, 0)) < 0)
-            rc = lrvm__errno_to_code(-rc);
-        else if ((rc = heap_create(s, fd, name, size)) == 0 &&
-                 (got = lrvm__io_pread(fd, hd, sizeof *hd, 0)) != (ssize_t)sizeof *hd)
-            rc = LRVM_EIO;
-    }
-    if (rc < 0 && empty)
-        (void)lrvm__io_unlink(s->dirfd, path);     /* leave no empty file behind */
+    else if ((size_t)got != sizeof *hd || memcmp(hd->magic, HEAP_MAGIC, 8) != 0)
+        rc = LRVM_EINVAL;                   /* a segment that is not a heap */
+    else if (hd->version != HEAP_VERSION)
+        rc = LRVM_EVERSION;
+    else if (hd->size < HEAP_MIN_SIZE || hd->size > cur || hd->base == 0 ||
+             hd->base % (uint64_t)sysconf(_SC_PAGESIZE) != 0)
+        rc = LRVM_ECORRUPT;
     lrvm__io_close(fd);
     return rc;
 }

@@ -3,7 +3,8 @@
  * realloc and calloc, the root, the fixed address across runs (and a taken
  * one), transactions that commit or abort, the ambient epoch, explicit
  * mode's need for a transaction, segments that are not heaps, a layout
- * cut short by a crash, and processes killed in the middle of random
+ * cut short by a crash, creation and growth cut off at each call, and
+ * processes killed in the middle of random
  * allocations or stopped by power cuts at a sync, after which the heap
  * must be consistent, hold exactly the committed allocations (every
  * acknowledged one) and leak nothing. Both tracking modes.
@@ -324,9 +325,9 @@ START_TEST(test_heap_address_taken)
 }
 END_TEST
 
-/* A segment with data in it is no heap; a heap's layout that a crash cut
- * short (everything but the magic) is laid out again. */
-START_TEST(test_heap_refuses_plain_segment_and_redoes_half_layout)
+/* A segment with data in it is no heap, and is left alone; a heap's
+ * layout that a crash cut short (NAME.seg.new) is dropped and made again. */
+START_TEST(test_heap_refuses_plain_segment_and_drops_half_layout)
 {
     tracking = LRVM_TRACK_EXPLICIT;
     lrvm_t *s = open_store();
@@ -342,14 +343,18 @@ START_TEST(test_heap_refuses_plain_segment_and_redoes_half_layout)
     plain = tu_map(s, "plain", 8192);
     ck_assert_str_eq(plain + 100, "data");
     ck_assert_int_eq(lrvm_heap_open(s, "tiny", 4096, &h), LRVM_EINVAL);
-
-    h = open_heap(s);
+    ck_assert_int_eq(tu_file_size(tu_path(dir, "tiny.seg")), -1);
     ck_assert_int_eq(lrvm_close(s), 0);
-    char zeros[8] = { 0 };
-    ck_assert_int_eq(tu_write(tu_path(dir, "heap.seg"), zeros, 8, 0), 0);  /* the magic */
+
+    /* What a crash in the middle of a layout leaves: a .new file. */
+    int fd = open(tu_path(dir, "heap.seg.new"), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "LRVMHEAP garbage", 16), 16);
+    close(fd);
     s = open_store();
     h = open_heap(s);
     ck_assert_uint_eq(free_bytes(h), WHOLE + 8);
+    ck_assert_int_eq(tu_file_size(tu_path(dir, "heap.seg.new")), -1);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
 END_TEST
@@ -499,6 +504,79 @@ START_TEST(test_heap_growth_power_cut_at_each_call)
 {
     tracking = _i;
     growth_deaths(LRVM__IO_POWERCUT);
+}
+END_TEST
+
+/* A new heap's creation, then a first allocation committed: cut off at
+ * each call, the heap opens whole, with the allocation if it was acked. */
+static void create_child(void *argp)
+{
+    const struct grow_arg *a = argp;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h;
+    lrvm__io_powercut_seed(a->seed);
+    lrvm__io_inject(LRVM__IO_ALL, a->nth, EIO, a->mode);
+    if (lrvm_heap_open(s, "heap", HEAP_SIZE, &h) != 0)
+        _exit(2);
+    void *base = lrvm_heap_base(h);
+    lrvm_tx_t *tx;
+    char *p;
+    if (lrvm_begin(s, 1, &base, &tx) != 0 || (p = lrvm_malloc(h, 16)) == NULL)
+        _exit(3);
+    if (tracking == LRVM_TRACK_EXPLICIT && lrvm_set_range(tx, p, 16) != 0)
+        _exit(3);
+    strcpy(p, "first");
+    if (lrvm_heap_set_root(h, p) != 0 || lrvm_commit(tx, 0) != 0)
+        _exit(4);
+    unsigned long calls = lrvm__io_calls();
+    if (write(a->fd, &calls, sizeof calls) != (ssize_t)sizeof calls)  /* the ack */
+        _exit(5);
+    _exit(0);
+}
+
+START_TEST(test_heap_creation_power_cut_at_each_call)
+{
+    tracking = _i;
+    lrvm_t *s = open_store();                   /* the store exists; the heap not */
+    ck_assert_int_eq(lrvm_close(s), 0);
+    char *clean = tu_tmpdir();
+    ck_assert_int_eq(tu_copy_dir(dir, clean), 0);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    struct grow_arg dry = { 0, 0, 0, p[1] };
+    int st = tu_in_child(create_child, &dry);
+    close(p[1]);
+    unsigned long calls = 0;
+    ck_assert_int_eq(read(p[0], &calls, sizeof calls), (ssize_t)sizeof calls);
+    close(p[0]);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dry run: status 0x%x", st);
+
+    uint64_t seed = tu_test_seed();
+    for (unsigned long k = 1; k <= calls; k++) {
+        tu_rmrf(dir);
+        ck_assert_int_eq(mkdir(dir, 0700), 0);
+        ck_assert_int_eq(tu_copy_dir(clean, dir), 0);
+        ck_assert_int_eq(pipe(p), 0);
+        struct grow_arg a = { k, LRVM__IO_POWERCUT, tu_mix64(seed ^ k), p[1] };
+        st = tu_in_child(create_child, &a);
+        close(p[1]);
+        unsigned long acked;
+        int got_ack = read(p[0], &acked, sizeof acked) == (ssize_t)sizeof acked;
+        close(p[0]);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                      "call %lu (LRVM_TEST_SEED=%" PRIu64 "): status 0x%x", k, seed, st);
+        s = open_store();
+        lrvm_heap_t *h = open_heap(s);
+        char *root = lrvm_heap_root(h);
+        ck_assert_msg(!got_ack || (root != NULL && strcmp(root, "first") == 0),
+                      "call %lu (LRVM_TEST_SEED=%" PRIu64 "): the acked allocation is gone",
+                      k, seed);
+        ck_assert_msg(root == NULL || strcmp(root, "first") == 0, "call %lu: root %p", k,
+                      (void *)root);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+    tu_rmrf(clean);
+    free(clean);
 }
 END_TEST
 
@@ -712,10 +790,11 @@ int main(void)
     tcase_add_test(tc, test_heap_explicit_needs_transaction);
     tcase_add_test(tc, test_heap_ambient_epoch);
     tcase_add_test(tc, test_heap_address_taken);
-    tcase_add_test(tc, test_heap_refuses_plain_segment_and_redoes_half_layout);
+    tcase_add_test(tc, test_heap_refuses_plain_segment_and_drops_half_layout);
     tcase_add_loop_test(tc, test_heap_grows_in_place, 0, 2);
     tcase_add_loop_test(tc, test_heap_growth_killed_at_each_call, 0, 2);
     tcase_add_loop_test(tc, test_heap_growth_power_cut_at_each_call, 0, 2);
+    tcase_add_loop_test(tc, test_heap_creation_power_cut_at_each_call, 0, 2);
     tcase_add_loop_test(tc, test_heap_random_allocations_killed, 0, 2);
     tcase_add_loop_test(tc, test_heap_random_allocations_power_cut, 0, 2);
     suite_add_tcase(s, tc);
