@@ -579,6 +579,20 @@ int lrvm__heap_describe(int fd, struct lrvm__heap_info *out)
     return 1;
 }
 
+int lrvm__heap_check_image(const void *image, uint64_t len, uint64_t *used_blocks,
+                           uint64_t *free_bytes)
+{
+    lrvm_heap_t h = { .base = (unsigned char *)(uintptr_t)image };
+    const struct heap_hdr *hd = header(&h);
+    if (len < HEAP_MIN_SIZE || memcmp(hd->magic, HEAP_MAGIC, 8) != 0 ||
+        hd->size < HEAP_MIN_SIZE || hd->size > len)
+        return LRVM_ECORRUPT;
+    int rc = lrvm__heap_check(&h);
+    if (rc == 0)
+        lrvm__heap_usage(&h, used_blocks, free_bytes);
+    return rc;
+}
+
 /* ------------------------------------------------------------ the calls */
 
 void *lrvm_heap_base(lrvm_heap_t *h)

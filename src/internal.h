@@ -436,6 +436,10 @@ struct lrvm__heap_info {
     uint64_t version, base, size, allocated, root;
 };
 int  lrvm__heap_describe(int fd, struct lrvm__heap_info *out);
+/* lrvm__heap_check on the LEN bytes of a heap's file mapped at IMAGE (any
+ * address: the heap's words are offsets), and its usage when it passes. */
+int  lrvm__heap_check_image(const void *image, uint64_t len, uint64_t *used_blocks,
+                            uint64_t *free_bytes);
 /* Used blocks and free bytes of a consistent heap (tests). */
 void lrvm__heap_usage(const lrvm_heap_t *h, uint64_t *used_blocks, uint64_t *free_bytes);
 

@@ -635,6 +635,17 @@ START_TEST(test_example_kv_survives_kills)
     run_tool(&r, "info", store, NULL);                  /* lrvmutl knows a heap */
     ck_assert_int_eq(r.status, 0);
     ck_assert_output_has(&r, "a heap (format 1) mapped at 0x");
+    ck_assert_output_has(&r, "its blocks check: ");
+    run_tool(&r, "verify", store, NULL);
+    ck_assert_int_eq(r.status, 0);
+    /* A heap block's header overwritten in the file: verify says so. */
+    uint64_t garbage = 0x123456789abcdef1ull;
+    ck_assert_int_eq(tu_write(tu_path(store, "kv.seg"), &garbage, 8, 4104), 0);
+    run_tool(&r, "verify", store, NULL);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_output_has(&r, "the heap in kv.seg fails its checks");
+    run_tool(&r, "info", store, NULL);
+    ck_assert_output_has(&r, "its blocks FAIL their checks");
     tu_rmrf(store);
     tu_rmrf(base);
     free(base);

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -205,6 +206,52 @@ static int has_suffix(const char *s, const char *suffix)
     return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* Check the heap in segment file FD of LEN bytes, mapped read-only. The
+ * file holds whole transactions only (truncation applies nothing else),
+ * so a heap that fails here is damaged, whatever the log holds. */
+static int check_heap_file(int fd, uint64_t len, uint64_t *used, uint64_t *free_bytes)
+{
+    void *m = mmap(NULL, (size_t)len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    int rc = lrvm__heap_check_image(m, len, used, free_bytes);
+    munmap(m, (size_t)len);
+    return rc;
+}
+
+/* The heaps of the directory that fail their checks; each is named. */
+static int damaged_heaps(const struct store *st)
+{
+    int fd = dup(st->dirfd), bad = 0;
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *e;
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    while ((e = readdir(d)) != NULL) {
+        struct stat sb;
+        struct lrvm__heap_info hi;
+        uint64_t used, free_bytes;
+        if (!has_suffix(e->d_name, ".seg") || fstatat(st->dirfd, e->d_name, &sb, 0) != 0 ||
+            !S_ISREG(sb.st_mode))
+            continue;
+        int sfd = openat(st->dirfd, e->d_name, O_RDONLY | O_CLOEXEC);
+        if (sfd >= 0 && lrvm__heap_describe(sfd, &hi) == 1 &&
+            check_heap_file(sfd, (uint64_t)sb.st_size, &used, &free_bytes) != 0) {
+            complain("%s: the heap in %s fails its checks (its blocks or free list are "
+                     "damaged); lrvm_heap_open would fail with LRVM_ECORRUPT", st->dir,
+                     e->d_name);
+            bad++;
+        }
+        if (sfd >= 0)
+            close(sfd);
+    }
+    closedir(d);
+    return bad;
+}
+
 /* The segment files of the directory, with what the log names in each. */
 static void print_segments(const struct store *st, const struct lrvm__check *c)
 {
@@ -235,13 +282,19 @@ static void print_segments(const struct store *st, const struct lrvm__check *c)
         }
         printf("  %-24.*s %16" PRIu64 " %12" PRIu64 " %16" PRIu64 "\n", (int)n, e->d_name,
                (uint64_t)sb.st_size, ranges, bytes);
-        int fd = openat(st->dirfd, e->d_name, O_RDONLY | O_CLOEXEC);
         struct lrvm__heap_info hi;
-        if (fd >= 0 && lrvm__heap_describe(fd, &hi) == 1)
+        uint64_t used, free_bytes;
+        int fd = openat(st->dirfd, e->d_name, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && lrvm__heap_describe(fd, &hi) == 1) {
             printf("    a heap (format %" PRIu64 ") mapped at 0x%" PRIx64 ", %" PRIu64
-                   " bytes, %" PRIu64 " in use; root %s (as the segment file has it, "
-                   "before the log)\n", hi.version, hi.base, hi.size, hi.allocated,
-                   hi.root != 0 ? "set" : "not set");
+                   " bytes, %" PRIu64 " in use; root %s\n", hi.version, hi.base, hi.size,
+                   hi.allocated, hi.root != 0 ? "set" : "not set");
+            if (check_heap_file(fd, (uint64_t)sb.st_size, &used, &free_bytes) == 0)
+                printf("    its blocks check: %" PRIu64 " used, %" PRIu64 " bytes free (the "
+                       "segment file, before the log)\n", used, free_bytes);
+            else
+                printf("    its blocks FAIL their checks\n");
+        }
         if (fd >= 0)
             close(fd);
         nfiles++;
@@ -291,12 +344,12 @@ static int cmd_verify(const char *dir)
     struct lrvm__check c = { 0 };
     int status = store_open(&st, dir);
     if (status == 0) {
-        int rc = check(&st, &c);
-        if (rc == 0)
+        int rc = check(&st, &c), heaps_bad = rc == 0 ? damaged_heaps(&st) : 0;
+        if (rc == 0 && heaps_bad == 0)
             printf("%s: ok: %" PRIu64 " complete transactions in %" PRIu64 " log bytes; "
                    "lrvm_open would replay them\n", dir, c.scan.sr_txs,
                    c.scan.sr_end - LRVM__LOG_HEADER_SIZE);
-        status = rc == 0 ? 0 : EXIT_DAMAGED;
+        status = rc == 0 && heaps_bad == 0 ? 0 : EXIT_DAMAGED;
     }
     free(c.segs);
     store_close(&st);
