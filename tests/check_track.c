@@ -13,6 +13,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -491,6 +492,69 @@ START_TEST(test_track_ambient_crash_shows_last_sync)
 }
 END_TEST
 
+/* The same epochs, with the power cut at a sync call: every epoch whose
+ * lrvm_sync returned (reported to the parent) must be there, and the store
+ * must show exactly one epoch's state. */
+struct amb_cut {
+    unsigned long nth;      /* 0: no cut, report the calls made */
+    uint64_t      seed;
+};
+
+static void ambient_cut_child(const void *argp)
+{
+    const struct amb_cut *c = argp;
+    lrvm_t *s = open_auto();
+    uint64_t *a = (uint64_t *)tu_map(s, "amb", 64 * PAGE);
+    uint64_t seed = 99;
+    lrvm__io_powercut_seed(c->seed);
+    lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_SYNC, c->nth, EIO,
+                    c->nth != 0 ? LRVM__IO_POWERCUT : 0);
+    for (int epoch = 1; epoch <= 20; epoch++) {
+        for (int k = 0; k < 50; k++)
+            a[1 + tu_rand(&seed) % (64 * PAGE / 8 - 1)] = (uint64_t)epoch;
+        a[0] = (uint64_t)epoch;
+        TU_CHILD_CHECK(lrvm_sync(s) == 0);
+        tu_report(epoch);
+    }
+    tu_report(1000000 + (int)lrvm__io_calls());
+}
+
+START_TEST(test_track_ambient_power_cut_at_each_call)
+{
+    int vals[64], n;
+    struct amb_cut dry = { 0, 0 };
+    int st = tu_run_child(ambient_cut_child, &dry, vals, 64, &n);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && n == 21, "dry run: 0x%x", st);
+    unsigned long calls = (unsigned long)(vals[20] - 1000000);
+    ck_assert_uint_ge(calls, 20);
+    uint64_t seed = tu_test_seed();
+    for (unsigned long k = 1; k <= calls; k++) {
+        tu_rmrf(dir);
+        ck_assert_int_eq(mkdir(dir, 0700), 0);
+        struct amb_cut cut = { k, tu_mix64(seed + k) };
+        st = tu_run_child(ambient_cut_child, &cut, vals, 64, &n);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "cut at call %lu: 0x%x", k, st);
+        ck_assert_int_eq(tu_child_failed_line(vals, n), 0);
+        uint64_t acked = n > 0 ? (uint64_t)vals[n - 1] : 0;
+        lrvm_t *s = open_auto();
+        uint64_t *a = (uint64_t *)tu_map(s, "amb", 64 * PAGE);
+        uint64_t e = a[0], expect[64 * PAGE / 8] = { 0 }, rs = 99;
+        ck_assert_msg(e >= acked && e <= acked + 1, "cut at call %lu (LRVM_TEST_SEED=%" PRIu64
+                      "): epoch %" PRIu64 " found, %" PRIu64 " synced", k, seed, e, acked);
+        for (uint64_t epoch = 1; epoch <= e; epoch++) {
+            for (int j = 0; j < 50; j++)
+                expect[1 + tu_rand(&rs) % (64 * PAGE / 8 - 1)] = epoch;
+            expect[0] = epoch;
+        }
+        for (size_t i = 0; i < 64 * PAGE / 8; i++)
+            ck_assert_msg(a[i] == expect[i], "cut at call %lu: word %zu is %llu, epoch %llu "
+                          "gives %llu", k, i, (unsigned long long)a[i], (unsigned long long)e,
+                          (unsigned long long)expect[i]);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
 static void interleave_child(void *arg)
 {
     int crash_point = *(int *)arg;
@@ -804,6 +868,7 @@ int main(void)
     tcase_add_test(tc, test_track_threads_fill_one_tx);
     tcase_add_test(tc, test_track_kernel_writes_then_crash);
     tcase_add_test(tc, test_track_ambient_crash_shows_last_sync);
+    tcase_add_test(tc, test_track_ambient_power_cut_at_each_call);
     tcase_add_test(tc, test_track_ambient_and_transactions_interleave);
     tcase_add_test(tc, test_track_sync_during_tx_excludes_tx_bytes);
     tcase_add_test(tc, test_track_ambient_threads_store_during_sync);
