@@ -3,7 +3,8 @@
  * foreign faults that must still kill, threads, kernel writes through the
  * read() family, set_range without faults, the ambient epoch and lrvm_sync,
  * and a transaction of 200,000 scattered pages under the default
- * vm.max_map_count. Crashes are children that die of SIGKILL.
+ * vm.max_map_count. Crashes are children that die of SIGKILL, or of a
+ * power cut (io.c) that takes back what was not synced.
  */
 #define _GNU_SOURCE
 #include "internal.h"
