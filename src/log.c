@@ -487,7 +487,8 @@ static int group_flush(lrvm_t *s, void (*in_flight)(void *), void *arg)
         }
         lg->lg_waiters++;
         pthread_cond_wait(&lg->lg_synced, &s->mu);
-        lg->lg_waiters--;
+        if (--lg->lg_waiters == 0)
+            pthread_cond_broadcast(&lg->lg_synced);     /* lrvm__log_quiesce */
         if (lg->lg_generation != gen || lg->lg_durable >= end)
             return 0;
         if (lg->lg_failed)

@@ -289,6 +289,39 @@ START_TEST(test_group_handle_busy_while_committing)
 }
 END_TEST
 
+/* lrvm_close while two commits wait on a slow sync: it waits for both to
+ * end, and both are durable. (A waiter that leaves last wakes lrvm_close
+ * up; this test passes without that too when the waiter happens to take
+ * the lock before lrvm_close does, which is the common order.) */
+START_TEST(test_group_close_waits_for_commits)
+{
+    lrvm_t *s = open_store(LRVM_TRACK_EXPLICIT);
+    uint64_t *seg[2];
+    for (int t = 0; t < 2; t++)
+        seg[t] = tu_map(s, seg_name(t), SEG_SIZE);
+    atomic_store(&lrvm__io_sync_delay_us, 100000);
+    struct committer a = { s, seg[0], 0, 0, 0 }, b = { s, seg[1], 1, 0, 0 };
+    pthread_t ta, tb;
+    ck_assert_int_eq(pthread_create(&ta, NULL, committer_run, &a), 0);
+    sleep_ms(20);
+    ck_assert_int_eq(pthread_create(&tb, NULL, committer_run, &b), 0);
+    sleep_ms(20);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    atomic_store(&lrvm__io_sync_delay_us, 0);
+    ck_assert_int_eq(a.rc, 0);
+    ck_assert_int_eq(b.rc, 0);
+    s = open_store(LRVM_TRACK_EXPLICIT);
+    for (int t = 0; t < 2; t++) {
+        const uint64_t *w = tu_map(s, seg_name(t), SEG_SIZE);
+        ck_assert_uint_eq(w[0], 2);
+        ck_assert_uint_eq(w[1 + 2 % 500], value(t, 2));
+    }
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 /* ------------------------------------------------ kills */
 
 #define KILL_THREADS 4
@@ -447,6 +480,7 @@ int main(void)
     tcase_add_test(tc, test_group_failed_shared_sync_fails_every_waiter);
     tcase_add_test(tc, test_group_lone_failed_sync_keeps_store);
     tcase_add_test(tc, test_group_handle_busy_while_committing);
+    tcase_add_test(tc, test_group_close_waits_for_commits);
     tcase_add_test(tc, test_group_threads_killed_explicit);
     tcase_add_test(tc, test_group_threads_killed_auto);
     tcase_add_loop_test(tc, test_group_threads_power_cut, 0, 2);
