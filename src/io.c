@@ -15,9 +15,8 @@
  * directory made) is remembered until the directory holding it is synced;
  * at the armed call each remembered change, newest first, is kept, undone,
  * or (a write) torn (its first sectors kept, the rest undone), then the
- * process dies of SIGKILL. Not modelled: unlink (lrvm syncs the directory
- * after each, and an unlink taken back would bring back a file that was
- * meant to go, which no test here could tell from a kept one).
+ * process dies of SIGKILL. An unlinked file is kept under a hidden link
+ * until the unlink is durable, so that a cut can bring it back.
  * Never: retries a failed sync (after a failed fsync the page cache may
  * have dropped the data; the caller must rewrite it), or hides a short
  * write (pwrite_all loops until done or a real error).
@@ -79,7 +78,7 @@ unsigned long lrvm__io_calls(void)
 /* A change the disk may not have yet. Data and sizes become durable with
  * a sync of their file; names (a file created, renamed, a directory made)
  * with a sync of the directory that holds them. */
-enum pc_kind { PC_WRITE, PC_SIZE, PC_CREATE, PC_RENAME, PC_MKDIR };
+enum pc_kind { PC_WRITE, PC_SIZE, PC_CREATE, PC_RENAME, PC_MKDIR, PC_UNLINK };
 
 struct unsynced {
     enum pc_kind   kind;
@@ -90,8 +89,10 @@ struct unsynced {
     uint64_t       off;       /* PC_WRITE: where; PC_SIZE: the old size */
     size_t         len;       /* PC_WRITE: how much */
     unsigned char *old;       /* PC_WRITE: the bytes replaced (0 past the end) */
-    char          *name;      /* PC_CREATE, PC_MKDIR: the name; PC_RENAME: from */
-    char          *name2;     /* PC_RENAME: to */
+    char          *name;      /* PC_CREATE, PC_MKDIR, PC_UNLINK: the name;
+                                 PC_RENAME: from */
+    char          *name2;     /* PC_RENAME: to; PC_UNLINK: a hidden link that
+                                 keeps the file until the unlink is durable */
 };
 
 static pthread_mutex_t   pc_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -149,8 +150,9 @@ static void powercut_note_size(int fd)
     pc_remember((struct unsynced){ .kind = PC_SIZE, .off = (uint64_t)st.st_size }, fd);
 }
 
-/* After a name was made in directory DIRFD: NAME (a file created, a
- * directory made), or FROM renamed to NAME2. */
+/* After a name was changed in directory DIRFD: NAME made (a file
+ * created, a directory made) or unlinked (kept as NAME2), or NAME renamed
+ * to NAME2. */
 static void powercut_note_name(enum pc_kind kind, int dirfd, const char *name, const char *name2)
 {
     struct unsynced u = { .kind = kind };
@@ -166,6 +168,8 @@ static void powercut_note_name(enum pc_kind kind, int dirfd, const char *name, c
 
 static void pc_free(struct unsynced *u)
 {
+    if (u->kind == PC_UNLINK)
+        (void)unlinkat(u->fd, u->name2, 0);     /* the unlink is durable: let go */
     close(u->fd);
     free(u->old);
     free(u->name);
@@ -222,8 +226,11 @@ static void powercut(void)
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if (u->kind != PC_WRITE && x % 2 == 0)
-            continue;                                           /* reached the disk */
+        if (u->kind != PC_WRITE && x % 2 == 0) {                /* reached the disk */
+            if (u->kind == PC_UNLINK)
+                (void)unlinkat(u->fd, u->name2, 0);
+            continue;
+        }
         switch (u->kind) {
         case PC_WRITE: {
             size_t keep;
@@ -240,6 +247,12 @@ static void powercut(void)
         case PC_CREATE: (void)unlinkat(u->fd, u->name, 0); break;
         case PC_RENAME: (void)renameat(u->fd, u->name2, u->fd, u->name); break;
         case PC_MKDIR:  remove_tree(u->fd, u->name); break;
+        case PC_UNLINK:
+            /* Back under its name, unless a later file took the name: the
+             * directory keeps its changes in order. */
+            if (renameat2(u->fd, u->name2, u->fd, u->name, RENAME_NOREPLACE) != 0)
+                (void)unlinkat(u->fd, u->name2, 0);
+            break;
         }
     }
     raise(SIGKILL);
@@ -513,7 +526,25 @@ int lrvm__io_unlink(int dirfd, const char *path)
     int err = fault(LRVM__IO_UNLINK);
     if (err)
         return fail(err);
-    return unlinkat(dirfd, path, 0) < 0 ? fail(errno) : 0;
+    char hidden[64] = "";
+    if (powercut_armed()) {
+        /* Keep the file under a hidden name until the unlink is durable,
+         * so that a power cut can bring it back. */
+        static _Atomic unsigned long seq;
+        snprintf(hidden, sizeof hidden, ".lrvm-powercut-%ld-%lu", (long)getpid(),
+                 atomic_fetch_add(&seq, 1));
+        if (linkat(dirfd, path, dirfd, hidden, 0) != 0)
+            hidden[0] = '\0';                /* nothing there to keep */
+    }
+    if (unlinkat(dirfd, path, 0) < 0) {
+        int e = errno;
+        if (hidden[0] != '\0')
+            (void)unlinkat(dirfd, hidden, 0);
+        return fail(e);
+    }
+    if (hidden[0] != '\0')
+        powercut_note_name(PC_UNLINK, dirfd, path, hidden);
+    return 0;
 }
 
 int lrvm__io_rename(int dirfd, const char *from, const char *to)

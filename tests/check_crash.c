@@ -650,6 +650,92 @@ START_TEST(test_crash_inject_powercut_store_creation)
 }
 END_TEST
 
+/* ---------------------------------------------- destroy under a power cut */
+
+/* Acks of destroy_child: what its calls had returned. */
+enum { ACK_DESTROYED = 1, ACK_FRESH = 2 };
+
+static void destroy_child(const char *dir, unsigned long nth, uint64_t seed, int fd)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = BIG_THRESHOLD };
+    lrvm_t *s;
+    char *g;
+    lrvm_tx_t *tx;
+    alarm(60);
+    if (lrvm_open(dir, &o, &s) != 0 || lrvm_map(s, "gone", 4096, (void **)&g) != 0)
+        _exit(CHILD_OPEN);
+    if (lrvm_begin(s, 1, (void **)&g, &tx) != 0 || lrvm_set_range(tx, g, 7) != 0)
+        _exit(CHILD_BEGIN);
+    memcpy(g, "secret", 7);
+    if (lrvm_commit(tx, 0) != 0 || lrvm_unmap(s, g) != 0)
+        _exit(CHILD_COMMIT);
+    lrvm__io_powercut_seed(seed);
+    lrvm__io_inject(LRVM__IO_ALL, nth, EIO, nth == 0 ? 0 : LRVM__IO_POWERCUT);
+    if (lrvm_destroy(s, "gone") != 0)
+        _exit(CHILD_TRUNCATE);
+    send_ack(fd, ACK_DESTROYED, 0);
+    if (lrvm_map(s, "gone", 4096, (void **)&g) != 0 || lrvm_begin(s, 1, (void **)&g, &tx) != 0 ||
+        lrvm_set_range(tx, g + 100, 6) != 0)
+        _exit(CHILD_MAP);
+    memcpy(g + 100, "fresh", 6);
+    if (lrvm_commit(tx, 0) != 0)
+        _exit(CHILD_COMMIT);
+    send_ack(fd, ACK_FRESH, lrvm__io_calls());
+    _exit(0);
+}
+
+/* lrvm_destroy, then the segment made again and written, cut off by a
+ * power cut at each call: a destroyed segment's data never comes back,
+ * and what was committed after stays. */
+START_TEST(test_crash_powercut_destroy)
+{
+    uint64_t seed = tu_test_seed();
+    unsigned long calls = 0;
+    for (unsigned long n = 0; n == 0 || n <= calls; n++)
+        for (uint64_t round = 0; round < (n == 0 ? 1u : 3u); round++) {
+            char *dir = tu_tmpdir();
+            int fd;
+            pid_t pid = tu_fork_piped(&fd);
+            if (pid == 0)
+                destroy_child(dir, n, tu_mix64(seed + n * 7 + round), fd);
+            struct ack ak;
+            int destroyed = 0, fresh = 0;
+            while (read_ack(fd, &ak)) {
+                destroyed |= ak.txno == ACK_DESTROYED;
+                fresh |= ak.txno == ACK_FRESH;
+                if (n == 0 && ak.txno == ACK_FRESH)
+                    calls = (unsigned long)ak.extra;
+            }
+            close(fd);
+            int st = tu_wait(pid);
+            char what[160];
+            snprintf(what, sizeof what, "destroy cut off at call %lu of %lu, round %d "
+                     "(LRVM_TEST_SEED=%" PRIu64 ")", n, calls, (int)round, seed);
+            if (n == 0)
+                ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && fresh,
+                              "dry run: status 0x%x", st);
+            else
+                ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "%s: status 0x%x",
+                              what, st);
+            lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+            lrvm_t *s;
+            char *g;
+            ck_assert_int_eq(lrvm_open(dir, &o, &s), 0);
+            ck_assert_int_eq(lrvm_map(s, "gone", 4096, (void **)&g), 0);
+            ck_assert_msg(!destroyed || memcmp(g, "secret", 7) != 0,
+                          "%s: the destroyed segment's data came back", what);
+            ck_assert_msg(!fresh || strcmp(g + 100, "fresh") == 0,
+                          "%s: the commit after the destroy is gone", what);
+            ck_assert_msg(memcmp(g, "secret", 7) != 0 || g[100] == 0,
+                          "%s: old and new data side by side", what);
+            ck_assert_int_eq(lrvm_close(s), 0);
+            tu_rmrf(dir);
+            free(dir);
+        }
+    ck_assert_uint_ge(calls, 3);
+}
+END_TEST
+
 /* ---------------------------------------------- crash during recovery */
 
 #define REC_TXS 2000u
@@ -927,6 +1013,7 @@ int main(void)
     tcase_add_test(tc, test_crash_auto_inject_powercut_each_write_sync);
     tcase_add_test(tc, test_crash_inject_kill_store_creation);
     tcase_add_test(tc, test_crash_inject_powercut_store_creation);
+    tcase_add_test(tc, test_crash_powercut_destroy);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("recovery_kills");
