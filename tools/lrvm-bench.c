@@ -30,6 +30,11 @@
  *   threads T  flushed small-tx in explicit mode from T threads at once
  *              (T = 1, 2, 4, 8), each on its own 1 MiB segment: tx/s
  *              and commits per fdatasync, against the write floor
+ * The heap:
+ *   heap       per no-flush transaction, one lrvm_free and one lrvm_malloc
+ *              (16-256 bytes) among 64K live blocks, and an 8-byte store
+ *              into the new block; both modes, against the same loop on
+ *              the C library's malloc and free (the heap floor)
  * Comparison, when built with PMDK's libpmemobj (bench-pmem.c):
  *   pmemobj    small-tx as libpmemobj transactions, pmem forced and CPU
  *              cache flushes off (PMEM_IS_PMEM_FORCE=1, PMEM_NO_FLUSH=1)
@@ -733,6 +738,92 @@ static void child_group(void *argp, void *outp)
     CHECK(lrvm_close(rvm));
 }
 
+/* ------------------------------------------------------------ the heap */
+
+#define HEAP_LIVE  65536u                  /* blocks live in the heap workload */
+#define HEAP_BYTES ((size_t)256 << 20)
+
+struct heap_arg {
+    char dir[PATH_LEN];
+    int  mode;              /* LRVM_TRACK_*, or -1: the C library's malloc */
+};
+
+struct heap_result {
+    uint64_t ops;
+    double   secs;
+};
+
+static size_t heap_size(uint64_t *seed)
+{
+    return 16 + (size_t)(xorshift64(seed) % 241);
+}
+
+static void child_heap(void *argp, void *outp)
+{
+    const struct heap_arg *a = argp;
+    struct heap_result *r = outp;
+    void **slot = calloc(HEAP_LIVE, sizeof *slot);
+    uint64_t seed = SEED;
+    long max_ops = 200000 / cfg.tx_div;
+    if (slot == NULL)
+        child_fail("out of memory");
+    if (a->mode < 0) {                      /* the floor */
+        for (unsigned i = 0; i < HEAP_LIVE; i++)
+            slot[i] = malloc(heap_size(&seed));
+        for (unsigned i = 0; i < HEAP_LIVE; i += 2) {
+            free(slot[i]);
+            slot[i] = NULL;
+        }
+        double t0 = now(), deadline = t0 + cfg.cap;
+        long n = 0;
+        while (n < max_ops && (n % 1024 != 0 || now() < deadline)) {
+            uint64_t j = xorshift64(&seed) % HEAP_LIVE;
+            free(slot[j]);
+            if ((slot[j] = malloc(heap_size(&seed))) == NULL)
+                child_fail("malloc failed");
+            memcpy(slot[j], &seed, 8);
+            n++;
+        }
+        r->secs = now() - t0;
+        r->ops = (uint64_t)n;
+        return;
+    }
+    lrvm_options_t o = { .tracking = a->mode };
+    lrvm_t *rvm;
+    lrvm_heap_t *h;
+    lrvm_tx_t *tx;
+    CHECK(lrvm_open(a->dir, &o, &rvm));
+    CHECK(lrvm_heap_open(rvm, "heap", HEAP_BYTES, &h));
+    void *base = lrvm_heap_base(h);
+    CHECK(lrvm_begin(rvm, 1, &base, &tx));
+    for (unsigned i = 0; i < HEAP_LIVE; i++)
+        if ((slot[i] = lrvm_malloc(h, heap_size(&seed))) == NULL)
+            child_fail("lrvm_malloc: %s", lrvm_strerror(lrvm_last_error()));
+    for (unsigned i = 0; i < HEAP_LIVE; i += 2) {
+        lrvm_free(h, slot[i]);
+        slot[i] = NULL;
+    }
+    CHECK(lrvm_commit(tx, 0));
+    double t0 = now(), deadline = t0 + cfg.cap;
+    long n = 0;
+    while (n < max_ops && (n % 1024 != 0 || now() < deadline)) {
+        uint64_t j = xorshift64(&seed) % HEAP_LIVE;
+        CHECK(lrvm_begin(rvm, 1, &base, &tx));
+        lrvm_free(h, slot[j]);
+        if ((slot[j] = lrvm_malloc(h, heap_size(&seed))) == NULL)
+            child_fail("lrvm_malloc: %s", lrvm_strerror(lrvm_last_error()));
+        if (a->mode == LRVM_TRACK_EXPLICIT)
+            CHECK(lrvm_set_range(tx, slot[j], 8));
+        memcpy(slot[j], &seed, 8);
+        CHECK(lrvm_commit(tx, LRVM_NO_FLUSH));
+        n++;
+    }
+    CHECK(lrvm_flush(rvm));
+    r->secs = now() - t0;
+    r->ops = (uint64_t)n;
+    CHECK(lrvm_close(rvm));
+}
+
 /* ------------------------------------------------------------ recovery and read floor */
 
 enum { REC_BIG, REC_SMALL, NSHAPES };      /* log shapes */
@@ -1059,6 +1150,7 @@ static struct wl_result      wl_res[NWORK][2][2][MAX_RUNS];   /* [w][mode][flush
 static struct floor_result   fl_res[NFLOORS][2][MAX_RUNS];    /* [floor][fresh][run] */
 static struct wfloor_result  wf_res[MAX_RUNS];
 static struct group_result   gr_res[NGROUP][MAX_RUNS];              /* [threads][run] */
+static struct heap_result    hp_res[3][MAX_RUNS];   /* [auto, explicit, C library][run] */
 static struct bench_pmem_result pm_res[MAX_RUNS];
 static struct mklog_result   mk_res[NSHAPES][MAX_RUNS];            /* [shape][run] */
 static struct recover_result rc_res[NSHAPES][NSTATES][MAX_RUNS];   /* [shape][state][run] */
@@ -1078,6 +1170,7 @@ static struct summary floor_sum[NFLOORS][2];
 static struct summary wfloor_sum, pmem_sum;   /* ops/s; libpmemobj tx/s */
 static struct summary group_sum[NGROUP];      /* tx/s */
 static double         group_per_sync[NGROUP]; /* commits per fdatasync, all runs */
+static struct summary heap_sum[3];            /* ns per op: auto, explicit, C library */
 
 struct rec_row {
     int            ok;              /* recoveries that completed */
@@ -1146,6 +1239,13 @@ static void compute(void)
         if (wf_res[i].ops > 0 && wf_res[i].secs > 0)
             v[nv++] = (double)wf_res[i].ops / wf_res[i].secs;
     wfloor_sum = summarize(v, nv);
+    for (int k = 0; k < 3; k++) {
+        nv = 0;
+        for (int i = 0; i < cfg.runs; i++)
+            if (hp_res[k][i].ops > 0 && hp_res[k][i].secs > 0)
+                v[nv++] = hp_res[k][i].secs * 1e9 / (double)hp_res[k][i].ops;
+        heap_sum[k] = summarize(v, nv);
+    }
     for (int g = 0; g < NGROUP; g++) {
         double tx = 0, syncs = 0;
         nv = 0;
@@ -1327,6 +1427,15 @@ static void print_floors(FILE *o)
         fprintf(o, "  %-8d %-28s %-15.2f %.2fx\n", group_threads[g],
                 fmt_sum(a, sizeof a, group_sum[g], 0), group_per_sync[g],
                 group_sum[g].med / wfloor_sum.med);
+
+    fprintf(o, "\nheap: per no-flush transaction, lrvm_free + lrvm_malloc (16-256 B) among "
+               "%u live blocks and an 8-byte store; floor: the same on the C library's "
+               "malloc and free\n", HEAP_LIVE);
+    fprintf(o, "  %-10s %-28s %s\n", "", "ns/op median (min-max)", "/ floor");
+    static const char *const heap_rows[] = { "auto", "explicit", "floor" };
+    for (int k = 0; k < 3; k++)
+        fprintf(o, "  %-10s %-28s %.1fx\n", heap_rows[k], fmt_sum(a, sizeof a, heap_sum[k], 0),
+                heap_sum[k].med / heap_sum[2].med);
 
     char c[80], d[40], e[40];
     fprintf(o, "\nrecovery: lrvm_open of a store whose log holds the records of no-flush "
@@ -1696,6 +1805,20 @@ int main(int argc, char **argv)
                         add_failure("%s: nothing measured", what);
                     rm_rf(path);
                 }
+
+        /* The heap, in both modes, and the C library's allocator. */
+        for (int k = 0; k < 3; k++) {
+            static const char *const heap_names[] = { "auto", "explicit", "C library" };
+            struct heap_arg a = { .mode = k < 2 ? k : -1 };
+            memcpy(a.dir, path, sizeof a.dir);
+            snprintf(what, sizeof what, "heap, %s", heap_names[k]);
+            progress("%s: run %d/%d...", what, i + 1, cfg.runs);
+            rm_rf(path);
+            if (run_child(what, child_heap, &a, &hp_res[k][i], sizeof hp_res[0][0]) == 0 &&
+                hp_res[k][i].ops == 0)
+                add_failure("%s: nothing measured", what);
+            rm_rf(path);
+        }
 
         /* Group commit: the flushed small transactions of 1..8 threads. */
         for (int g = 0; g < NGROUP; g++) {
