@@ -421,6 +421,48 @@ struct grow_arg {
     int           fd;       /* the calls made, when nth is 0 */
 };
 
+/* Child: report the write, size and sync calls made, and leave. */
+static void report_calls(int fd)
+{
+    unsigned long calls = lrvm__io_calls();
+    if (write(fd, &calls, sizeof calls) != (ssize_t)sizeof calls)
+        _exit(5);
+    _exit(0);
+}
+
+/* Run CHILD with A (its fd set to a pipe); its wait status. *REPORTED is
+ * what it reported, and *GOT whether it did. */
+static int run_armed(void (*child)(void *), struct grow_arg *a, unsigned long *reported,
+                     int *got)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    a->fd = p[1];
+    int st = tu_in_child(child, a);
+    close(p[1]);
+    *got = read(p[0], reported, sizeof *reported) == (ssize_t)sizeof *reported;
+    close(p[0]);
+    return st;
+}
+
+/* The calls CHILD makes when nothing is armed. */
+static unsigned long dry_run_calls(void (*child)(void *))
+{
+    struct grow_arg dry = { 0, 0, 0, -1 };
+    unsigned long calls = 0;
+    int got, st = run_armed(child, &dry, &calls, &got);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && got, "dry run: status 0x%x", st);
+    return calls;
+}
+
+/* Put the store directory back as CLEAN holds it. */
+static void restore_dir(const char *clean)
+{
+    tu_rmrf(dir);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    ck_assert_int_eq(tu_copy_dir(clean, dir), 0);
+}
+
 static void grow_child(void *argp)
 {
     const struct grow_arg *a = argp;
@@ -436,10 +478,7 @@ static void grow_child(void *argp)
     if (lrvm_begin(s, 1, &base, &tx) != 0 || lrvm_heap_set_root(h, lrvm_heap_root(h)) != 0 ||
         lrvm_commit(tx, 0) != 0)
         _exit(4);
-    unsigned long calls = lrvm__io_calls();
-    if (write(a->fd, &calls, sizeof calls) != (ssize_t)sizeof calls)
-        _exit(3);
-    _exit(0);
+    report_calls(a->fd);
 }
 
 /* Killed, or cut off by a power cut, at each write, size change and sync
@@ -455,25 +494,15 @@ static void growth_deaths(int mode)
     char *clean = tu_tmpdir();
     ck_assert_int_eq(tu_copy_dir(dir, clean), 0);
 
-    int p[2];
-    ck_assert_int_eq(pipe(p), 0);
-    struct grow_arg dry = { 0, 0, 0, p[1] };
-    int st = tu_in_child(grow_child, &dry);
-    close(p[1]);
-    unsigned long calls = 0;
-    ck_assert_int_eq(read(p[0], &calls, sizeof calls), (ssize_t)sizeof calls);
-    close(p[0]);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dry run: status 0x%x", st);
+    unsigned long calls = dry_run_calls(grow_child), reported;
     ck_assert_uint_ge(calls, 3);
 
-    int grew = 0;
+    int grew = 0, got;
     uint64_t seed = tu_test_seed();
     for (unsigned long k = 1; k <= calls; k++) {
-        tu_rmrf(dir);
-        ck_assert_int_eq(mkdir(dir, 0700), 0);
-        ck_assert_int_eq(tu_copy_dir(clean, dir), 0);
+        restore_dir(clean);
         struct grow_arg a = { k, mode, tu_mix64(seed + k), -1 };
-        st = tu_in_child(grow_child, &a);
+        int st = run_armed(grow_child, &a, &reported, &got);
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                       "call %lu (LRVM_TEST_SEED=%" PRIu64 "): status 0x%x", k, seed, st);
         s = open_store();
@@ -528,10 +557,7 @@ static void create_child(void *argp)
     strcpy(p, "first");
     if (lrvm_heap_set_root(h, p) != 0 || lrvm_commit(tx, 0) != 0)
         _exit(4);
-    unsigned long calls = lrvm__io_calls();
-    if (write(a->fd, &calls, sizeof calls) != (ssize_t)sizeof calls)  /* the ack */
-        _exit(5);
-    _exit(0);
+    report_calls(a->fd);                        /* the ack */
 }
 
 START_TEST(test_heap_creation_power_cut_at_each_call)
@@ -541,28 +567,13 @@ START_TEST(test_heap_creation_power_cut_at_each_call)
     ck_assert_int_eq(lrvm_close(s), 0);
     char *clean = tu_tmpdir();
     ck_assert_int_eq(tu_copy_dir(dir, clean), 0);
-    int p[2];
-    ck_assert_int_eq(pipe(p), 0);
-    struct grow_arg dry = { 0, 0, 0, p[1] };
-    int st = tu_in_child(create_child, &dry);
-    close(p[1]);
-    unsigned long calls = 0;
-    ck_assert_int_eq(read(p[0], &calls, sizeof calls), (ssize_t)sizeof calls);
-    close(p[0]);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dry run: status 0x%x", st);
+    unsigned long calls = dry_run_calls(create_child), acked;
 
     uint64_t seed = tu_test_seed();
     for (unsigned long k = 1; k <= calls; k++) {
-        tu_rmrf(dir);
-        ck_assert_int_eq(mkdir(dir, 0700), 0);
-        ck_assert_int_eq(tu_copy_dir(clean, dir), 0);
-        ck_assert_int_eq(pipe(p), 0);
-        struct grow_arg a = { k, LRVM__IO_POWERCUT, tu_mix64(seed ^ k), p[1] };
-        st = tu_in_child(create_child, &a);
-        close(p[1]);
-        unsigned long acked;
-        int got_ack = read(p[0], &acked, sizeof acked) == (ssize_t)sizeof acked;
-        close(p[0]);
+        restore_dir(clean);
+        struct grow_arg a = { k, LRVM__IO_POWERCUT, tu_mix64(seed ^ k), -1 };
+        int got_ack, st = run_armed(create_child, &a, &acked, &got_ack);
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                       "call %lu (LRVM_TEST_SEED=%" PRIu64 "): status 0x%x", k, seed, st);
         s = open_store();
