@@ -219,37 +219,84 @@ static int check_heap_file(int fd, uint64_t len, uint64_t *used, uint64_t *free_
     return rc;
 }
 
-/* The heaps of the directory that fail their checks; each is named. */
-static int damaged_heaps(const struct store *st)
+/* Call FN for each segment file (a regular NAME.seg) of the store, with
+ * its stat and a read-only descriptor (-1 if it would not open); how many
+ * there were, or -1 when the directory cannot be read. */
+static int each_segment_file(const struct store *st,
+                             void (*fn)(const struct store *st, const char *name,
+                                        const struct stat *sb, int fd, void *arg),
+                             void *arg)
 {
-    int fd = dup(st->dirfd), bad = 0;
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    int dfd = dup(st->dirfd), n = 0;
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
     struct dirent *e;
     if (d == NULL) {
-        if (fd >= 0)
-            close(fd);
-        return 0;
+        complain("%s: %s", st->dir, strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+        return -1;
     }
     while ((e = readdir(d)) != NULL) {
         struct stat sb;
-        struct lrvm__heap_info hi;
-        uint64_t used, free_bytes;
         if (!has_suffix(e->d_name, ".seg") || fstatat(st->dirfd, e->d_name, &sb, 0) != 0 ||
             !S_ISREG(sb.st_mode))
             continue;
-        int sfd = openat(st->dirfd, e->d_name, O_RDONLY | O_CLOEXEC);
-        if (sfd >= 0 && lrvm__heap_describe(sfd, &hi) == 1 &&
-            check_heap_file(sfd, (uint64_t)sb.st_size, &used, &free_bytes) != 0) {
-            complain("%s: the heap in %s fails its checks (its blocks or free list are "
-                     "damaged); lrvm_heap_open would fail with LRVM_ECORRUPT", st->dir,
-                     e->d_name);
-            bad++;
-        }
-        if (sfd >= 0)
-            close(sfd);
+        int fd = openat(st->dirfd, e->d_name, O_RDONLY | O_CLOEXEC);
+        fn(st, e->d_name, &sb, fd, arg);
+        if (fd >= 0)
+            close(fd);
+        n++;
     }
     closedir(d);
-    return bad;
+    return n;
+}
+
+/* each_segment_file: count the heaps that fail their checks, naming each. */
+static void count_damaged_heap(const struct store *st, const char *name, const struct stat *sb,
+                               int fd, void *arg)
+{
+    struct lrvm__heap_info hi;
+    uint64_t used, free_bytes;
+    if (fd >= 0 && lrvm__heap_describe(fd, &hi) == 1 &&
+        check_heap_file(fd, (uint64_t)sb->st_size, &used, &free_bytes) != 0) {
+        complain("%s: the heap in %s fails its checks (its blocks or free list are "
+                 "damaged); lrvm_heap_open would fail with LRVM_ECORRUPT", st->dir, name);
+        ++*(int *)arg;
+    }
+}
+
+/* each_segment_file: a line for the segment, with what the log names in
+ * it, and what its heap says when it is one. */
+static void print_segment(const struct store *st, const char *name, const struct stat *sb,
+                          int fd, void *arg)
+{
+    const struct lrvm__check *c = arg;
+    size_t n = strlen(name) - 4;
+    uint64_t ranges = 0, bytes = 0;
+    (void)st;
+    for (size_t i = 0; i < c->nsegs; i++) {
+        if (strlen(c->segs[i].name) == n && memcmp(c->segs[i].name, name, n) == 0) {
+            ranges = c->segs[i].ranges;
+            bytes = c->segs[i].bytes;
+        }
+    }
+    printf("  %-24.*s %16" PRIu64 " %12" PRIu64 " %16" PRIu64 "\n", (int)n, name,
+           (uint64_t)sb->st_size, ranges, bytes);
+    struct lrvm__heap_info hi;
+    uint64_t used, free_bytes;
+    if (fd < 0 || lrvm__heap_describe(fd, &hi) != 1)
+        return;
+    printf("    a heap (format %" PRIu64 ") mapped at 0x%" PRIx64 ", %" PRIu64
+           " bytes, %" PRIu64 " in use; root %s\n", hi.version, hi.base, hi.size,
+           hi.allocated, hi.root != 0 ? "set" : "not set");
+    if (c->scan.sr_end > LRVM__LOG_HEADER_SIZE)
+        printf("    its blocks: not checked, the log holds records to replay "
+               "first (lrvmutl recover)\n");
+    else if (check_heap_file(fd, (uint64_t)sb->st_size, &used, &free_bytes) == 0)
+        printf("    its blocks check: %" PRIu64 " used, %" PRIu64 " bytes free\n", used,
+               free_bytes);
+    else
+        printf("    its blocks FAIL their checks\n");
 }
 
 /* The segment files of the directory, with what the log names in each. */
@@ -257,53 +304,7 @@ static void print_segments(const struct store *st, const struct lrvm__check *c)
 {
     printf("segments:\n  %-24s %16s %12s %16s\n", "name", "file bytes", "log ranges",
            "log bytes");
-    int fd = dup(st->dirfd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    size_t nfiles = 0;
-    struct dirent *e;
-    if (d == NULL) {
-        complain("%s: %s", st->dir, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    while ((e = readdir(d)) != NULL) {
-        struct stat sb;
-        if (!has_suffix(e->d_name, ".seg") || fstatat(st->dirfd, e->d_name, &sb, 0) != 0 ||
-            !S_ISREG(sb.st_mode))
-            continue;
-        size_t n = strlen(e->d_name) - 4;
-        uint64_t ranges = 0, bytes = 0;
-        for (size_t i = 0; i < c->nsegs; i++) {
-            if (strlen(c->segs[i].name) == n && memcmp(c->segs[i].name, e->d_name, n) == 0) {
-                ranges = c->segs[i].ranges;
-                bytes = c->segs[i].bytes;
-            }
-        }
-        printf("  %-24.*s %16" PRIu64 " %12" PRIu64 " %16" PRIu64 "\n", (int)n, e->d_name,
-               (uint64_t)sb.st_size, ranges, bytes);
-        struct lrvm__heap_info hi;
-        uint64_t used, free_bytes;
-        int fd = openat(st->dirfd, e->d_name, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0 && lrvm__heap_describe(fd, &hi) == 1) {
-            printf("    a heap (format %" PRIu64 ") mapped at 0x%" PRIx64 ", %" PRIu64
-                   " bytes, %" PRIu64 " in use; root %s\n", hi.version, hi.base, hi.size,
-                   hi.allocated, hi.root != 0 ? "set" : "not set");
-            if (c->scan.sr_end > LRVM__LOG_HEADER_SIZE)
-                printf("    its blocks: not checked, the log holds records to replay "
-                       "first (lrvmutl recover)\n");
-            else if (check_heap_file(fd, (uint64_t)sb.st_size, &used, &free_bytes) == 0)
-                printf("    its blocks check: %" PRIu64 " used, %" PRIu64 " bytes free\n",
-                       used, free_bytes);
-            else
-                printf("    its blocks FAIL their checks\n");
-        }
-        if (fd >= 0)
-            close(fd);
-        nfiles++;
-    }
-    closedir(d);
-    if (nfiles == 0)
+    if (each_segment_file(st, print_segment, (void *)c) == 0)
         printf("  (none)\n");
 }
 
@@ -350,7 +351,9 @@ static int cmd_verify(const char *dir)
         /* Heaps are checked in their files, which only an empty log leaves
          * complete. */
         int rc = check(&st, &c);
-        int heaps_bad = rc == 0 && c.scan.sr_end == LRVM__LOG_HEADER_SIZE ? damaged_heaps(&st) : 0;
+        int heaps_bad = 0;
+        if (rc == 0 && c.scan.sr_end == LRVM__LOG_HEADER_SIZE)
+            each_segment_file(&st, count_damaged_heap, &heaps_bad);
         if (rc == 0 && heaps_bad == 0)
             printf("%s: ok: %" PRIu64 " complete transactions in %" PRIu64 " log bytes; "
                    "lrvm_open would replay them\n", dir, c.scan.sr_txs,
