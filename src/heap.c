@@ -401,7 +401,8 @@ static int heap_layout(lrvm_t *s, int fd, const char *name, uint64_t size)
  * next open removes. A NAME.seg that is not a heap is refused, never
  * laid out over (it holds some segment's data).
  */
-static int heap_prepare(lrvm_t *s, const char *name, uint64_t size, struct heap_hdr *hd)
+static int heap_prepare(lrvm_t *s, const char *name, uint64_t size,
+                        struct lrvm__heap_info *hi)
 {
     char path[LRVM__NAME_MAX + 8], tmp[LRVM__NAME_MAX + 16];
     snprintf(path, sizeof path, "%s.seg", name);
@@ -428,18 +429,17 @@ static int heap_prepare(lrvm_t *s, const char *name, uint64_t size, struct heap_
         return lrvm__errno_to_code(-fd);
     }
     uint64_t cur = 0;
-    ssize_t got;
     if ((rc = lrvm__io_fstat_size(fd, &cur)) < 0)
         rc = lrvm__errno_to_code(-rc);
-    else if ((got = lrvm__io_pread(fd, hd, sizeof *hd, 0)) < 0)
-        rc = lrvm__errno_to_code((int)-got);
-    else if ((size_t)got != sizeof *hd || memcmp(hd->magic, HEAP_MAGIC, 8) != 0)
+    else if ((rc = lrvm__heap_describe(fd, hi)) == 0)
         rc = LRVM_EINVAL;                   /* a segment that is not a heap */
-    else if (hd->version != HEAP_VERSION)
+    else if (rc == 1 && hi->version != HEAP_VERSION)
         rc = LRVM_EVERSION;
-    else if (hd->size < HEAP_MIN_SIZE || hd->size > cur || hd->base == 0 ||
-             hd->base % (uint64_t)sysconf(_SC_PAGESIZE) != 0)
+    else if (rc == 1 && (hi->size < HEAP_MIN_SIZE || hi->size > cur || hi->base == 0 ||
+                         hi->base % (uint64_t)sysconf(_SC_PAGESIZE) != 0))
         rc = LRVM_ECORRUPT;
+    else if (rc == 1)
+        rc = 0;
     lrvm__io_close(fd);
     return rc;
 }
@@ -497,7 +497,7 @@ static int heap_grow(lrvm_heap_t *h, uint64_t size)
 
 int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
 {
-    struct heap_hdr hd;
+    struct lrvm__heap_info hi;
     struct lrvm__seg *seg;
     int rc;
 
@@ -515,20 +515,20 @@ int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
      * (segment.c I4), as lrvm_map would see it. */
     if (lrvm__log_size(s) > LRVM__LOG_HEADER_SIZE && (rc = lrvm__truncate_locked(s)) < 0)
         goto fail;
-    if ((rc = heap_prepare(s, name, size, &hd)) < 0)
+    if ((rc = heap_prepare(s, name, size, &hi)) < 0)
         goto fail;
     /* A larger size grows the heap, if the addresses after it are free
      * (it never moves); a growth too small to hold a block is none. */
-    uint64_t want = hd.size;
-    if (size > hd.size && size <= SIZE_MAX / 2 &&
-        epilogue_of(size) - epilogue_of(hd.size) >= MIN_BLOCK) {
-        if (!range_free(hd.base, page_round(size))) {
+    uint64_t want = hi.size;
+    if (size > hi.size && size <= SIZE_MAX / 2 &&
+        epilogue_of(size) - epilogue_of(hi.size) >= MIN_BLOCK) {
+        if (!range_free(hi.base, page_round(size))) {
             rc = LRVM_EADDR;
             goto fail;
         }
         want = size;
     }
-    if ((rc = lrvm__seg_map(s, name, want, (void *)(uintptr_t)hd.base, &seg)) < 0)
+    if ((rc = lrvm__seg_map(s, name, want, (void *)(uintptr_t)hi.base, &seg)) < 0)
         goto fail;
     *h = (lrvm_heap_t){ s, seg, seg->sg_base, s->heaps };
     if ((rc = lrvm__heap_check(h)) < 0) {
@@ -537,7 +537,7 @@ int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
     }
     s->heaps = h;
     pthread_mutex_unlock(&s->mu);
-    if (want > hd.size && (rc = heap_grow(h, want)) < 0) {
+    if (want > hi.size && (rc = heap_grow(h, want)) < 0) {
         (void)lrvm_unmap(s, h->base);       /* frees h */
         return rc;
     }
