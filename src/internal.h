@@ -267,8 +267,9 @@ struct lrvm__enc {
     int                  en_spilled;    /* some part of this tx left the buffer */
     uint64_t             en_tx_start;   /* file offset of this tx's first part */
     size_t               en_mark;       /* buffer bytes that precede this tx */
-    struct lrvm__seg   **en_defined;    /* segments defined in the open part */
+    struct lrvm__seg   **en_defined;    /* segments defined in the open part: */
     size_t               en_ndefined, en_defined_cap;
+    struct lrvm__seg    *en_defined_few[8];     /* here, or malloc'ed */
     uint64_t             en_bytes;      /* record bytes produced */
     uint64_t             en_records;
 };

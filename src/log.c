@@ -674,7 +674,7 @@ int lrvm__enc_range(struct lrvm__enc *e, struct lrvm__seg *seg, size_t off,
             part_open(e);
         }
         int id = defined_id(e, seg);
-        size_t namelen = strlen(seg->sg_name);
+        size_t namelen = id < 0 ? strlen(seg->sg_name) : 0;
         size_t need_def = id < 0 ? 1 + varint_len(namelen) + namelen : 0;
         size_t need_hdr = 1 + varint_len(e->en_ndefined) + varint_len(off) + 10;
         size_t room = lg->lg_buf_cap - PAD_RESERVE - lg->lg_buf_used;
@@ -688,10 +688,14 @@ int lrvm__enc_range(struct lrvm__enc *e, struct lrvm__seg *seg, size_t off,
         unsigned char *p = lg->lg_buf + lg->lg_buf_used;
         if (id < 0) {
             if (e->en_ndefined == e->en_defined_cap) {
-                size_t cap = e->en_defined_cap ? e->en_defined_cap * 2 : 4;
-                struct lrvm__seg **d = realloc(e->en_defined, cap * sizeof *d);
+                /* Past the few segments a transaction usually names. */
+                size_t cap = e->en_defined_cap * 2;
+                int inline_now = e->en_defined == e->en_defined_few;
+                struct lrvm__seg **d = realloc(inline_now ? NULL : e->en_defined, cap * sizeof *d);
                 if (d == NULL)
                     return LRVM_ENOMEM;
+                if (inline_now)
+                    memcpy(d, e->en_defined_few, sizeof e->en_defined_few);
                 e->en_defined = d;
                 e->en_defined_cap = cap;
             }
@@ -758,6 +762,8 @@ int lrvm__log_commit(lrvm_t *s, int (*redo)(void *arg, struct lrvm__enc *e),
     if (lg->lg_failed)
         return LRVM_EFAILED;
     memset(&e, 0, sizeof e);
+    e.en_defined = e.en_defined_few;
+    e.en_defined_cap = sizeof e.en_defined_few / sizeof e.en_defined_few[0];
     e.en_store = s;
     e.en_txno = lg->lg_next_txno;
     e.en_mark = lg->lg_buf_used;
@@ -784,7 +790,8 @@ int lrvm__log_commit(lrvm_t *s, int (*redo)(void *arg, struct lrvm__enc *e),
     s->stats.bytes_logged += e.en_bytes;
     s->stats.log_records += e.en_records;
 out:
-    free(e.en_defined);
+    if (e.en_defined != e.en_defined_few)
+        free(e.en_defined);
     return rc;
 }
 
