@@ -166,13 +166,16 @@ struct decl {
     uint64_t   off[MAX_DECL], len[MAX_DECL];
 };
 
-/* Who owns the heap's pages now, for a change. */
+/* Who owns the heap's pages now, for a change. The caller holds the
+ * store's lock. */
 static int decl_begin(const lrvm_heap_t *h, struct decl *d)
 {
     d->tx = h->seg->sg_tx;
     d->n = 0;
     if (d->tx != NULL && d->tx->tx_committing)
         return LRVM_EBUSY;                  /* its commit is under way */
+    if (d->tx != NULL)
+        lrvm__tx_claim(d->tx);              /* its owner may be declaring */
     if (d->tx == NULL && h->store->tracking != LRVM_TRACK_AUTO)
         return LRVM_EMODE;                  /* explicit mode: no ambient epoch */
     return 0;

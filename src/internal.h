@@ -334,13 +334,14 @@ int lrvm__recover_check(int dirfd, int logfd, const struct lrvm__log_header *h,
 
 /* ------------------------------------------------------------ track.c */
 
-/* What a transaction saved in explicit mode: declared ranges with their
- * before-images. (Auto mode keeps pages in the segments instead.) */
+/* What a transaction saved in explicit mode: a declared range, its
+ * before-image at rg_undo in the transaction's tx_undo bytes. (Auto mode
+ * keeps pages in the segments instead.) */
 struct lrvm__range {
     struct lrvm__seg *rg_seg;
     size_t            rg_off;
     size_t            rg_len;
-    unsigned char    *rg_before;
+    size_t            rg_undo;
 };
 
 /* A source of redo for lrvm__log_commit. */
@@ -352,6 +353,9 @@ void lrvm__track_detach(lrvm_t *s, struct lrvm__seg *seg);
 /* TX has just taken its segments: set their ambient changes aside. */
 int  lrvm__track_begin(lrvm_tx_t *tx);
 int  lrvm__track_set_range(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len);
+/* Explicit mode: save the range's before-image and remember it. Runs
+ * under the store's lock, or in the owner's fast path (tx.c). */
+int  lrvm__track_declare(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len);
 /* A commit of TX starts: its segments' dirty lists stop growing. */
 void lrvm__track_commit_start(lrvm_tx_t *tx);
 /* Feed the transaction's redo ranges to E (an lrvm__redo_fn on a tx). */
@@ -382,19 +386,34 @@ extern const int lrvm__wrappers;      /* wrap.c is linked */
 
 /* --------------------------------------------------------------- tx.c */
 
+struct owner_slot;
+
 struct lrvm_tx {
     lrvm_t              *tx_store;
-    struct lrvm_tx      *tx_next, *tx_prev;   /* store's open transactions */
-    int                  tx_nsegs;
+    struct lrvm_tx      *tx_next, *tx_prev;   /* store's open transactions,
+                                                 or the pool's free list */
+    int                  tx_nsegs, tx_segs_cap;
     struct lrvm__seg   **tx_segs;
-    struct lrvm__range  *tx_ranges;
-    size_t               tx_nranges, tx_cap;
     int                  tx_committing;       /* in lrvm_commit, maybe waiting
                                                  for a group sync unlocked */
+    /* Explicit mode (track.c). The arrays outlive the transaction: a
+     * handle goes back to the pool with them, for the next lrvm_begin. */
+    struct lrvm__range  *tx_ranges;           /* in declaration order */
+    size_t               tx_nranges, tx_cap;
+    unsigned char       *tx_undo;             /* before-images */
+    size_t               tx_undo_len, tx_undo_cap;
+    struct lrvm__range  *tx_sorted;           /* commit's scratch */
+    size_t               tx_sorted_cap;
+    /* Biased ownership (tx.c): the slot of the thread whose
+     * lrvm_set_range calls may run without the store's lock, or NULL. */
+    _Atomic(struct owner_slot *) tx_owner;
 };
 
 /* Abort every open transaction of S (close). */
 void lrvm__tx_abort_all(lrvm_t *s);
+/* The caller holds S's lock and is about to touch TX's declared ranges:
+ * make sure no lock-free lrvm_set_range of TX's owner runs meanwhile. */
+void lrvm__tx_claim(lrvm_tx_t *tx);
 /* lrvm_set_range, and when BASE is not NULL the range must also lie in
  * the segment mapped at BASE (the classic rvm_about_to_modify). */
 int  lrvm__set_range_in(lrvm_tx_t *tx, const void *base, void *addr, size_t len);

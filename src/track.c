@@ -10,7 +10,9 @@
  * without lrvm); makes a page writable before its before-image is copied.
  *
  * Explicit mode: exactly the ranges declared with lrvm_set_range are
- * saved, logged and restored (tx_ranges).
+ * saved, logged and restored (tx_ranges, their before-images end to end
+ * in tx_undo). Both arrays stay with the handle when it goes back to
+ * tx.c's pool, so a steady stream of small transactions allocates nothing.
  *
  * Auto mode: segments are mapped PROT_READ. The first store to a page
  * faults; the handler moves the page CLEAN -> CAPTURING with a
@@ -53,8 +55,8 @@
  *      never bytes of an open transaction: they are refreshed from memory
  *      when the transaction that holds the segment commits.
  *   I5 Explicit mode: tx_ranges holds every declared range in declaration
- *      order with the bytes it held when first declared; restoring newest
- *      first leaves the oldest before-image of every byte.
+ *      order, and tx_undo the bytes it held when first declared; restoring
+ *      newest first leaves the oldest before-image of every byte.
  *   I6 While a segment is frozen (by the thread that commits, aborts,
  *      syncs or sets aside its pages, holding the store's lock) no capture
  *      runs on it: its dirty list and page states are that thread's alone.
@@ -76,6 +78,9 @@
 #define AHEAD_MAX   16           /* pages a sequential writer is captured ahead */
 #define MERGE_GAP   8            /* equal bytes that still join two changed runs */
 #define RETRY_LIMIT 10000000L    /* consecutive faults on one DIRTY page */
+#define UNDO_MIN    4096         /* first size of a transaction's before-images */
+#define UNDO_KEEP   (1u << 20)   /* larger ones are freed when it ends, */
+#define RANGES_KEEP 4096         /* and range arrays longer than this */
 
 /* ------------------------------------------------- the tracked areas */
 
@@ -503,6 +508,8 @@ static void *room_for(void *arr, size_t n, size_t *cap, size_t elem)
     if (n < *cap)
         return arr;
     size_t c = *cap ? *cap * 2 : 16;
+    while (c <= n)
+        c *= 2;
     void *t = realloc(arr, c * elem);
     if (t != NULL)
         *cap = c;
@@ -570,6 +577,11 @@ int lrvm__track_set_range(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size
                 return LRVM_ENOMEM;
         return 0;
     }
+    return lrvm__track_declare(tx, seg, off, len);
+}
+
+int lrvm__track_declare(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len)
+{
     if (tx->tx_nranges > 0) {
         /* A loop that declares the same range again needs no new copy. */
         struct lrvm__range *last = &tx->tx_ranges[tx->tx_nranges - 1];
@@ -581,10 +593,20 @@ int lrvm__track_set_range(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size
     if (r == NULL)
         return LRVM_ENOMEM;
     tx->tx_ranges = r;
-    unsigned char *before = copy_out(seg, off, len);
-    if (before == NULL)
-        return LRVM_ENOMEM;
-    tx->tx_ranges[tx->tx_nranges++] = (struct lrvm__range){ seg, off, len, before };
+    size_t at = tx->tx_undo_len;
+    if (len > tx->tx_undo_cap - at) {
+        size_t cap = tx->tx_undo_cap ? tx->tx_undo_cap : UNDO_MIN;
+        while (len > cap - at)
+            cap *= 2;
+        unsigned char *u = realloc(tx->tx_undo, cap);
+        if (u == NULL)
+            return LRVM_ENOMEM;
+        tx->tx_undo = u;
+        tx->tx_undo_cap = cap;
+    }
+    memcpy(tx->tx_undo + at, seg->sg_base + off, len);
+    tx->tx_undo_len = at + len;
+    tx->tx_ranges[tx->tx_nranges++] = (struct lrvm__range){ seg, off, len, at };
     return 0;
 }
 
@@ -598,17 +620,36 @@ static int range_cmp(const void *a, const void *b)
     return 0;
 }
 
+/* Sort N ranges by segment and offset: by insertion while there are as
+ * few as a small transaction declares, where qsort costs more. */
+static void sort_ranges(struct lrvm__range *r, size_t n)
+{
+    if (n > 16) {
+        qsort(r, n, sizeof *r, range_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct lrvm__range x = r[i];
+        size_t j = i;
+        for (; j > 0 && range_cmp(&r[j - 1], &x) > 0; j--)
+            r[j] = r[j - 1];
+        r[j] = x;
+    }
+}
+
 /* Explicit mode: declared ranges, sorted and merged, once each. */
 static int redo_declared(lrvm_tx_t *tx, struct lrvm__enc *e)
 {
     size_t n = tx->tx_nranges;
     if (n == 0)
         return 0;
-    struct lrvm__range *sorted = malloc(n * sizeof *sorted);
+    struct lrvm__range *sorted = room_for(tx->tx_sorted, n - 1, &tx->tx_sorted_cap,
+                                          sizeof *sorted);
     if (sorted == NULL)
         return LRVM_ENOMEM;
+    tx->tx_sorted = sorted;
     memcpy(sorted, tx->tx_ranges, n * sizeof *sorted);       /* keeps I5 */
-    qsort(sorted, n, sizeof *sorted, range_cmp);
+    sort_ranges(sorted, n);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0;) {
         struct lrvm__seg *seg = sorted[i].rg_seg;
@@ -620,7 +661,6 @@ static int redo_declared(lrvm_tx_t *tx, struct lrvm__enc *e)
         }
         rc = lrvm__enc_range(e, seg, start, seg->sg_base + start, end - start);
     }
-    free(sorted);
     return rc;
 }
 
@@ -637,13 +677,23 @@ int lrvm__track_redo_tx(void *arg, struct lrvm__enc *e)
     return 0;
 }
 
+/* Forget TX's declarations. The arrays stay for the handle's next life,
+ * unless a large transaction made them too big to keep idle. */
 static void release_declared(lrvm_tx_t *tx)
 {
-    for (size_t i = 0; i < tx->tx_nranges; i++)
-        free(tx->tx_ranges[i].rg_before);
-    free(tx->tx_ranges);
-    tx->tx_ranges = NULL;
-    tx->tx_nranges = tx->tx_cap = 0;
+    tx->tx_nranges = 0;
+    tx->tx_undo_len = 0;
+    if (tx->tx_cap > RANGES_KEEP) {
+        free(tx->tx_ranges);
+        free(tx->tx_sorted);
+        tx->tx_ranges = tx->tx_sorted = NULL;
+        tx->tx_cap = tx->tx_sorted_cap = 0;
+    }
+    if (tx->tx_undo_cap > UNDO_KEEP) {
+        free(tx->tx_undo);
+        tx->tx_undo = NULL;
+        tx->tx_undo_cap = 0;
+    }
 }
 
 void lrvm__track_commit_start(lrvm_tx_t *tx)
@@ -692,7 +742,7 @@ void lrvm__track_aborted(lrvm_tx_t *tx)
     if (tx->tx_store->tracking != LRVM_TRACK_AUTO) {
         for (size_t i = tx->tx_nranges; i-- > 0;) {                 /* keeps I5 */
             struct lrvm__range *r = &tx->tx_ranges[i];
-            memcpy(r->rg_seg->sg_base + r->rg_off, r->rg_before, r->rg_len);
+            memcpy(r->rg_seg->sg_base + r->rg_off, tx->tx_undo + r->rg_undo, r->rg_len);
         }
         release_declared(tx);
         return;

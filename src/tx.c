@@ -24,12 +24,43 @@
  *      shared log sync (group commit, log.c); tx_committing is set all
  *      along, so other calls on the handle get LRVM_EBUSY, and lrvm_close
  *      waits for such commits to end before it frees anything.
+ *   I4 A handle's memory is never freed: a finished one goes to the pool
+ *      and comes back from lrvm_begin. So a stale handle always points at
+ *      a struct lrvm_tx, which the fast path below may read.
+ *   I5 At most one thread runs a call of TX without the store's lock: the
+ *      owner, inside fast_enter/fast_leave. Whoever else touches TX's
+ *      declared ranges holds the store's lock and has claimed TX first.
  *   Lock order: lrvm.mu, then reg_mu; lrvm.mu, then the log's lg_sync_mu.
+ *
+ * Biased ownership. lrvm_set_range is the call a program makes most: once
+ * for every range it changes. Taking the store's lock there costs more
+ * than the atomics themselves: a locked instruction waits for the loads
+ * before it, so each declaration's cache miss (copying the before-image
+ * of a word no one read lately) would stall the program until it ends. In
+ * explicit mode the thread that begins a transaction owns it, and its
+ * set_range calls take no lock and use no locked instruction: the thread
+ * writes TX into its own slot, then checks that it still owns TX
+ * (fast_enter). Any other thread that wants TX's ranges, under the
+ * store's lock, clears tx_owner, makes every thread of the process pass a
+ * full memory barrier with membarrier(2), and waits until the owner's
+ * slot no longer names TX (lrvm__tx_claim). The barrier pairs with the
+ * compiler-only fence in fast_enter as two full fences would: either the
+ * owner sees tx_owner cleared and takes the locked path, or the claimer
+ * sees the slot and waits. Only the owner writes its slot, so a thread
+ * holding a stale handle cannot disturb the next owner of that memory.
+ * Ownership is only handed out once the process has registered for
+ * membarrier; without it every call takes the lock.
  */
+#define _GNU_SOURCE
 #include "internal.h"
 
+#include <linux/membarrier.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 struct reg_entry {
     lrvm_tx_t *tx;
@@ -39,6 +70,137 @@ struct reg_entry {
 static pthread_mutex_t   reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct reg_entry *reg;
 static size_t            reg_n, reg_cap;
+static lrvm_tx_t        *pool;          /* finished handles (I4), under reg_mu */
+
+/* ------------------------------------------------- biased ownership */
+
+/* A thread's slot: which transaction it runs a lock-free call of. Slots
+ * are never freed (a claimer may read the slot of a thread that exited);
+ * a thread's slot goes back to the list when it exits. */
+struct owner_slot {
+    _Atomic(lrvm_tx_t *) os_in;
+    struct owner_slot   *os_next;
+};
+
+static pthread_once_t      bias_once = PTHREAD_ONCE_INIT;
+static atomic_int          bias_ready;  /* registered for membarrier */
+static pthread_key_t       slot_key;    /* gives the slot back at thread exit */
+static pthread_mutex_t     slot_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct owner_slot  *free_slots;  /* under slot_mu */
+
+static __thread struct owner_slot *my_slot __attribute__((tls_model("initial-exec")));
+/* The transaction this thread began last and owns: the fast path reads a
+ * handle only after finding it here, so a pointer that never was a handle
+ * goes to the registry instead. */
+static __thread lrvm_tx_t *owned_tx __attribute__((tls_model("initial-exec")));
+
+static int membarrier(int cmd)
+{
+    return (int)syscall(SYS_membarrier, cmd, 0, 0);
+}
+
+static void bias_register(void)
+{
+    int cmds = membarrier(MEMBARRIER_CMD_QUERY);
+    if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0)
+        atomic_store(&bias_ready, 1);
+}
+
+/* A child of fork is a new process to membarrier: register it again. */
+static void bias_after_fork(void)
+{
+    if (atomic_load(&bias_ready)) {
+        atomic_store(&bias_ready, 0);
+        bias_register();
+    }
+}
+
+static void slot_release(void *slot)
+{
+    struct owner_slot *os = slot;
+    pthread_mutex_lock(&slot_mu);
+    os->os_next = free_slots;
+    free_slots = os;
+    pthread_mutex_unlock(&slot_mu);
+}
+
+static void bias_init(void)
+{
+    if (pthread_key_create(&slot_key, slot_release) != 0)
+        return;
+    bias_register();
+    pthread_atfork(NULL, NULL, bias_after_fork);
+}
+
+/* This thread's slot, or NULL when ownership cannot be handed out. */
+static struct owner_slot *slot_get(void)
+{
+    if (my_slot != NULL || !atomic_load(&bias_ready))
+        return my_slot;
+    pthread_mutex_lock(&slot_mu);
+    struct owner_slot *os = free_slots;
+    if (os != NULL)
+        free_slots = os->os_next;
+    pthread_mutex_unlock(&slot_mu);
+    if (os == NULL && (os = calloc(1, sizeof *os)) == NULL)
+        return NULL;
+    if (pthread_setspecific(slot_key, os) != 0) {
+        slot_release(os);
+        return NULL;
+    }
+    return my_slot = os;
+}
+
+/* The owner is about to run a call of TX without the lock: 1 if it may. */
+static int fast_enter(lrvm_tx_t *tx)
+{
+    struct owner_slot *me = my_slot;
+    if (tx == NULL || tx != owned_tx ||
+        atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) != me)
+        return 0;
+    atomic_store_explicit(&me->os_in, tx, memory_order_relaxed);
+    /* The light half of an asymmetric barrier; lrvm__tx_claim's
+     * membarrier is the heavy half ("Biased ownership" above). */
+    atomic_signal_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) == me)
+        return 1;
+    atomic_store_explicit(&me->os_in, NULL, memory_order_release);
+    return 0;
+}
+
+static void fast_leave(void)
+{
+    atomic_store_explicit(&my_slot->os_in, NULL, memory_order_release);
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = { 0, ms * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+void lrvm__tx_claim(lrvm_tx_t *tx)
+{
+    struct owner_slot *owner = atomic_load_explicit(&tx->tx_owner, memory_order_relaxed);
+    if (owner == NULL || owner == my_slot)
+        return;
+    atomic_store_explicit(&tx->tx_owner, NULL, memory_order_relaxed);
+    int fenced = membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0;
+    while (atomic_load_explicit(&owner->os_in, memory_order_acquire) == tx)
+        sched_yield();
+    if (!fenced) {
+        /* Cannot happen once registered (and fork registers again). If it
+         * does, hand out no more ownership, and give the owner's store
+         * time to become visible before trusting the slot. */
+        atomic_store(&bias_ready, 0);
+        do
+            pause_ms(10);
+        while (atomic_load_explicit(&owner->os_in, memory_order_acquire) == tx);
+    }
+}
+
+/* ------------------------------------------------- the handle registry */
 
 static lrvm_t *reg_find(const lrvm_tx_t *tx)
 {
@@ -54,27 +216,33 @@ static lrvm_t *reg_find(const lrvm_tx_t *tx)
     return s;
 }
 
-static int reg_add(lrvm_tx_t *tx, lrvm_t *s)
+/* A handle for store S, registered (I2): from the pool, or new. */
+static lrvm_tx_t *tx_new(lrvm_t *s)
 {
-    int rc = 0;
+    lrvm_tx_t *tx = NULL;
     pthread_mutex_lock(&reg_mu);
     if (reg_n == reg_cap) {
         size_t cap = reg_cap ? reg_cap * 2 : 16;
         struct reg_entry *r = realloc(reg, cap * sizeof *r);
-        if (r == NULL) {
-            rc = LRVM_ENOMEM;
+        if (r == NULL)
             goto out;
-        }
         reg = r;
         reg_cap = cap;
+    }
+    if (pool != NULL) {
+        tx = pool;
+        pool = tx->tx_next;
+    } else if ((tx = calloc(1, sizeof *tx)) == NULL) {
+        goto out;
     }
     reg[reg_n++] = (struct reg_entry){ tx, s };
 out:
     pthread_mutex_unlock(&reg_mu);
-    return rc;
+    return tx;
 }
 
-static void reg_remove(const lrvm_tx_t *tx)
+/* Back to the pool with TX, unregistered (I2, I4). */
+static void tx_retire(lrvm_tx_t *tx)
 {
     pthread_mutex_lock(&reg_mu);
     for (size_t i = 0; i < reg_n; i++) {
@@ -83,6 +251,8 @@ static void reg_remove(const lrvm_tx_t *tx)
             break;
         }
     }
+    tx->tx_next = pool;
+    pool = tx;
     pthread_mutex_unlock(&reg_mu);
 }
 
@@ -90,6 +260,19 @@ static void reg_remove(const lrvm_tx_t *tx)
  * Keeps I2: the second look happens under the store's lock. */
 static int tx_enter(lrvm_tx_t *tx, lrvm_t **out)
 {
+    if (tx != NULL && tx == owned_tx &&
+        atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) == my_slot) {
+        /* Its owner: while tx_owner still names this thread under the
+         * store's lock, no one has claimed, let alone finished, TX, so
+         * the registry need not be asked. */
+        lrvm_t *s = tx->tx_store;
+        pthread_mutex_lock(&s->mu);
+        if (atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) == my_slot) {
+            *out = s;
+            return 0;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
     lrvm_t *s = reg_find(tx);
     if (s == NULL)
         return LRVM_ENOENT;
@@ -102,10 +285,13 @@ static int tx_enter(lrvm_tx_t *tx, lrvm_t **out)
         pthread_mutex_unlock(&s->mu);
         return LRVM_EBUSY;
     }
+    lrvm__tx_claim(tx);
     *out = s;
     return 0;
 }
 
+/* End TX's life: it leaves its segments and the store. The caller has
+ * claimed it, so no fast path runs on it now (I5). */
 static void tx_free(lrvm_tx_t *tx)
 {
     lrvm_t *s = tx->tx_store;
@@ -117,24 +303,34 @@ static void tx_free(lrvm_tx_t *tx)
         s->txs = tx->tx_next;
     if (tx->tx_next)
         tx->tx_next->tx_prev = tx->tx_prev;
-    reg_remove(tx);                                 /* keeps I2 */
-    free(tx->tx_segs);
-    free(tx);
+    atomic_store_explicit(&tx->tx_owner, NULL, memory_order_relaxed);
+    if (owned_tx == tx)
+        owned_tx = NULL;
+    tx_retire(tx);                                  /* keeps I2, I4 */
 }
 
 int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
 {
     if (s == NULL || nsegs < 1 || bases == NULL || out == NULL)
         return LRVM_EINVAL;
-    lrvm_tx_t *tx = calloc(1, sizeof *tx);
-    struct lrvm__seg **segs = calloc((size_t)nsegs, sizeof *segs);
-    if (tx == NULL || segs == NULL) {
-        free(tx);
-        free(segs);
-        return LRVM_ENOMEM;
-    }
+    pthread_once(&bias_once, bias_init);
     int rc = 0;
     pthread_mutex_lock(&s->mu);
+    lrvm_tx_t *tx = tx_new(s);
+    if (tx == NULL) {
+        pthread_mutex_unlock(&s->mu);
+        return LRVM_ENOMEM;
+    }
+    if (nsegs > tx->tx_segs_cap) {
+        struct lrvm__seg **segs = realloc(tx->tx_segs, (size_t)nsegs * sizeof *segs);
+        if (segs == NULL)
+            rc = LRVM_ENOMEM;
+        else {
+            tx->tx_segs = segs;
+            tx->tx_segs_cap = nsegs;
+        }
+    }
+    struct lrvm__seg **segs = tx->tx_segs;
     for (int i = 0; i < nsegs && rc == 0; i++) {
         segs[i] = lrvm__seg_by_base(s, bases[i]);
         if (segs[i] == NULL)
@@ -145,19 +341,18 @@ int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
             if (segs[j] == segs[i])
                 rc = LRVM_EINVAL;
     }
-    if (rc == 0)
-        rc = reg_add(tx, s);
     if (rc < 0) {
+        tx_retire(tx);
         pthread_mutex_unlock(&s->mu);
-        free(tx);
-        free(segs);
         return rc;
     }
     tx->tx_store = s;
     tx->tx_nsegs = nsegs;
-    tx->tx_segs = segs;
+    tx->tx_committing = 0;
+    tx->tx_nranges = tx->tx_undo_len = 0;
     for (int i = 0; i < nsegs; i++)
         segs[i]->sg_tx = tx;                        /* keeps I1 */
+    tx->tx_prev = NULL;
     tx->tx_next = s->txs;
     if (s->txs)
         s->txs->tx_prev = tx;
@@ -167,32 +362,69 @@ int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
         pthread_mutex_unlock(&s->mu);
         return rc;
     }
+    struct owner_slot *me = s->tracking == LRVM_TRACK_EXPLICIT ? slot_get() : NULL;
+    if (me != NULL) {
+        atomic_store_explicit(&tx->tx_owner, me, memory_order_relaxed);
+        owned_tx = tx;
+    }
     pthread_mutex_unlock(&s->mu);
     *out = tx;
     return 0;
 }
 
-int lrvm__set_range_in(lrvm_tx_t *tx, const void *base, void *addr, size_t len)
+/* The segment of TX that holds [addr, addr+len), or NULL. */
+static struct lrvm__seg *tx_seg_of(const lrvm_tx_t *tx, const void *addr, size_t len)
 {
-    lrvm_t *s;
-    int rc = tx_enter(tx, &s);
-    if (rc < 0)
-        return rc;
-    if (len > 0) {
-        struct lrvm__seg *seg = lrvm__seg_by_addr(s, addr, len);
-        if (seg == NULL || seg->sg_tx != tx ||
-            (base != NULL && seg->sg_base != base))
-            rc = LRVM_EINVAL;
-        else
-            rc = lrvm__track_set_range(tx, seg, (size_t)((unsigned char *)addr - seg->sg_base), len);
+    uintptr_t a = (uintptr_t)addr;
+    for (int i = 0; i < tx->tx_nsegs; i++) {
+        struct lrvm__seg *seg = tx->tx_segs[i];
+        uintptr_t b = (uintptr_t)seg->sg_base;
+        if (a >= b && a - b < seg->sg_size && len <= seg->sg_size - (a - b))
+            return seg;
     }
+    return NULL;
+}
+
+/* Where TX's [addr, addr+len) lies, for a declaration: *SEG and *OFF. */
+static int range_in_tx(const lrvm_tx_t *tx, const void *base, const void *addr, size_t len,
+                       struct lrvm__seg **seg, size_t *off)
+{
+    *seg = tx_seg_of(tx, addr, len);
+    if (*seg == NULL || (base != NULL && (*seg)->sg_base != base))
+        return LRVM_EINVAL;
+    *off = (size_t)((const unsigned char *)addr - (*seg)->sg_base);
+    return 0;
+}
+
+static inline int set_range(lrvm_tx_t *tx, const void *base, void *addr, size_t len)
+{
+    struct lrvm__seg *seg;
+    size_t off;
+    int rc;
+    if (fast_enter(tx)) {               /* explicit mode, its owner */
+        rc = 0;
+        if (len > 0 && (rc = range_in_tx(tx, base, addr, len, &seg, &off)) == 0)
+            rc = lrvm__track_declare(tx, seg, off, len);
+        fast_leave();
+        return rc;
+    }
+    lrvm_t *s;
+    if ((rc = tx_enter(tx, &s)) < 0)
+        return rc;
+    if (len > 0 && (rc = range_in_tx(tx, base, addr, len, &seg, &off)) == 0)
+        rc = lrvm__track_set_range(tx, seg, off, len);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
+int lrvm__set_range_in(lrvm_tx_t *tx, const void *base, void *addr, size_t len)
+{
+    return set_range(tx, base, addr, len);
+}
+
 int lrvm_set_range(lrvm_tx_t *tx, void *addr, size_t len)
 {
-    return lrvm__set_range_in(tx, NULL, addr, len);
+    return set_range(tx, NULL, addr, len);
 }
 
 int lrvm_commit(lrvm_tx_t *tx, int flags)
@@ -236,6 +468,7 @@ int lrvm_abort(lrvm_tx_t *tx)
 void lrvm__tx_abort_all(lrvm_t *s)
 {
     while (s->txs != NULL) {
+        lrvm__tx_claim(s->txs);
         lrvm__track_aborted(s->txs);
         s->stats.aborts++;
         tx_free(s->txs);

@@ -1,0 +1,478 @@
+/*
+ * check_tx.c -- transaction handles across threads in explicit mode: the
+ * thread that begins a transaction declares without the store's lock
+ * (biased ownership, tx.c), and every other thread that reaches the
+ * transaction -- to commit it, abort it, close the store, or allocate from
+ * a heap inside it -- must first take that right away. These tests race
+ * such a thread against an owner that is declaring, and check that a
+ * commit holds exactly the declarations that returned 0. Also: handles
+ * that go back to the pool with large arrays, and a forked child.
+ */
+#define _GNU_SOURCE
+#include "lrvm.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WORDS   8192                    /* 64 KiB segment of 8-byte words */
+#define ROUNDS  150
+
+static char *dir;
+
+static void setup(void)
+{
+    dir = tu_tmpdir();
+}
+
+static void teardown(void)
+{
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static lrvm_t *open_store(void)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s;
+    int rc = lrvm_open(dir, &o, &s);
+    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
+    return s;
+}
+
+static uint64_t mark(int round, long i)
+{
+    return tu_mix64(((uint64_t)round << 32) | (uint64_t)i) | 1;
+}
+
+/* The first of SEG's WORDS words that is not mark(ROUND, i) for i < N and
+ * 0 after, or -1. (One assertion a test: Check writes out each one.) */
+static long first_bad_word(const uint64_t *seg, int round, long n)
+{
+    for (long i = 0; i < WORDS; i++)
+        if (seg[i] != (i < n ? mark(round, i) : 0))
+            return i;
+    return -1;
+}
+
+/* The first of the LEN bytes at P that is not WANT(i), or -1. */
+static long first_bad_byte(const unsigned char *p, size_t len, unsigned char (*want)(size_t))
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != want(i))
+            return (long)i;
+    return -1;
+}
+
+static void pause_us(long us)
+{
+    struct timespec ts = { 0, us * 1000 };
+    nanosleep(&ts, NULL);
+}
+
+/* The owner: begins a transaction on SEG and declares word after word
+ * until a call fails. Before declaring word i it stores mark(i) there, so
+ * a commit logs mark(i) for exactly the words whose declaration returned
+ * 0 -- and nothing for the word whose declaration failed. */
+struct owner {
+    lrvm_t          *s;
+    uint64_t        *seg;
+    int              round;
+    lrvm_tx_t       *tx;
+    atomic_int       begun;
+    atomic_long      declared;          /* calls that returned 0 */
+    int              last_rc;           /* the call that failed */
+};
+
+static void *owner_run(void *arg)
+{
+    struct owner *o = arg;
+    void *base = o->seg;
+    if (lrvm_begin(o->s, 1, &base, &o->tx) != 0) {
+        o->last_rc = 1;
+        atomic_store(&o->begun, -1);
+        return NULL;
+    }
+    atomic_store(&o->begun, 1);
+    long i = 0;
+    for (;; i++) {
+        if (i == WORDS)
+            i = 0;              /* again: repeats need no copy, still fine */
+        if (atomic_load(&o->declared) < WORDS)
+            o->seg[i] = mark(o->round, i);
+        int rc = lrvm_set_range(o->tx, &o->seg[i], 8);
+        if (rc != 0) {
+            o->last_rc = rc;
+            break;
+        }
+        if (atomic_load(&o->declared) < WORDS)
+            atomic_fetch_add(&o->declared, 1);
+    }
+    return NULL;
+}
+
+static void start_owner(struct owner *o, pthread_t *th)
+{
+    ck_assert_int_eq(pthread_create(th, NULL, owner_run, o), 0);
+    while (atomic_load(&o->begun) == 0)
+        sched_yield();
+    ck_assert_int_eq(atomic_load(&o->begun), 1);
+}
+
+START_TEST(test_tx_commit_from_another_thread_holds_each_declared_range)
+{
+    uint64_t seed = tu_test_seed();
+    for (int round = 0; round < ROUNDS; round++) {
+        lrvm_t *s = open_store();
+        char name[16];
+        snprintf(name, sizeof name, "r%d", round);
+        uint64_t *seg = tu_map(s, name, WORDS * 8);
+        struct owner o = { .s = s, .seg = seg, .round = round };
+        pthread_t th;
+        start_owner(&o, &th);
+        pause_us((long)(tu_rand(&seed) % 300));
+        int rc;
+        while ((rc = lrvm_commit(o.tx, LRVM_NO_FLUSH)) == LRVM_EBUSY)
+            sched_yield();
+        ck_assert_msg(rc == 0, "round %d: commit from another thread: %s", round,
+                      lrvm_strerror(rc));
+        pthread_join(th, NULL);
+        ck_assert_int_eq(o.last_rc, LRVM_ENOENT);
+        long n = atomic_load(&o.declared);
+        ck_assert_int_eq(lrvm_close(s), 0);
+
+        s = open_store();
+        seg = tu_map(s, name, WORDS * 8);
+        long bad = first_bad_word(seg, round, n);
+        ck_assert_msg(bad < 0, "round %d: word %ld (%ld declared) holds %#llx", round, bad, n,
+                      bad < 0 ? 0ull : (unsigned long long)seg[bad]);
+        ck_assert_int_eq(lrvm_unmap(s, seg), 0);
+        ck_assert_int_eq(lrvm_destroy(s, name), 0);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
+START_TEST(test_tx_abort_from_another_thread_while_owner_declares)
+{
+    uint64_t seed = tu_test_seed();
+    for (int round = 0; round < ROUNDS; round++) {
+        lrvm_t *s = open_store();
+        uint64_t *seg = tu_map(s, "a", WORDS * 8);
+        struct owner o = { .s = s, .seg = seg, .round = round };
+        pthread_t th;
+        start_owner(&o, &th);
+        pause_us((long)(tu_rand(&seed) % 300));
+        int rc;
+        while ((rc = lrvm_abort(o.tx)) == LRVM_EBUSY)
+            sched_yield();
+        ck_assert_int_eq(rc, 0);
+        pthread_join(th, NULL);
+        ck_assert_int_eq(o.last_rc, LRVM_ENOENT);
+        lrvm_stats_t st;
+        ck_assert_int_eq(lrvm_stats(s, &st), 0);
+        ck_assert_uint_eq(st.bytes_logged, 0);
+        ck_assert_int_eq(lrvm_close(s), 0);
+        s = open_store();
+        seg = tu_map(s, "a", WORDS * 8);
+        ck_assert_int_eq(first_bad_word(seg, round, 0), -1);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
+/* The owner declared, and now waits; another thread closes the store. */
+START_TEST(test_tx_close_aborts_a_transaction_of_another_thread)
+{
+    lrvm_t *s = open_store();
+    uint64_t *seg = tu_map(s, "a", WORDS * 8);
+    struct owner o = { .s = s, .seg = seg };
+    pthread_t th;
+    start_owner(&o, &th);
+    while (atomic_load(&o.declared) < 100)
+        sched_yield();
+    ck_assert_int_eq(lrvm_close(s), 0);
+    /* The owner's next call meets a finished transaction: its memory is
+     * pooled, never freed, and no longer in the registry. */
+    pthread_join(th, NULL);
+    ck_assert_int_eq(o.last_rc, LRVM_ENOENT);
+    s = open_store();
+    seg = tu_map(s, "a", WORDS * 8);
+    ck_assert_int_eq(first_bad_word(seg, 0, 0), -1);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* A heap inside the owner's transaction: another thread allocates and
+ * frees (the heap declares what it changes in that transaction, with no
+ * lrvm_set_range of the thread's own) while the owner declares words;
+ * then the owner fills the blocks and commits. */
+#define BLOCKS 64
+
+struct allocator {
+    lrvm_heap_t *h;
+    uint64_t    *blocks[BLOCKS];
+    atomic_int   done;
+    int          failed_at;          /* 0, or the step + 1 that failed */
+};
+
+static uint64_t block_word(int k, int j)
+{
+    return tu_mix64((uint64_t)k * 8 + (uint64_t)j) | 1;
+}
+
+static void *allocator_run(void *arg)
+{
+    struct allocator *a = arg;
+    uint64_t seed = 7;
+    for (int step = 0; step < 3000 && a->failed_at == 0; step++) {
+        int k = (int)(tu_rand(&seed) % BLOCKS);
+        lrvm_free(a->h, a->blocks[k]);
+        a->blocks[k] = lrvm_malloc(a->h, 16 + 16 * (tu_rand(&seed) % 8));
+        if (a->blocks[k] == NULL)
+            a->failed_at = step + 1;
+    }
+    for (int k = 0; k < BLOCKS && a->failed_at == 0; k++)
+        if (a->blocks[k] == NULL && (a->blocks[k] = lrvm_malloc(a->h, 16)) == NULL)
+            a->failed_at = 3001 + k;
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+/* One round: heap NAME-h and segment NAME-a. */
+static void heap_round(int round)
+{
+    char hname[16], sname[16];
+    snprintf(hname, sizeof hname, "h%d", round);
+    snprintf(sname, sizeof sname, "a%d", round);
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h;
+    ck_assert_int_eq(lrvm_heap_open(s, hname, 1 << 20, &h), 0);
+    uint64_t *seg = tu_map(s, sname, WORDS * 8);
+    void *bases[2] = { lrvm_heap_base(h), seg };
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 2, bases, &tx), 0);
+
+    struct allocator a = { .h = h };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, allocator_run, &a), 0);
+    long n = 0, i = 0;
+    int rc = 0;
+    while (!atomic_load(&a.done) && rc == 0) {
+        if (n < WORDS)
+            seg[n] = mark(round, n);
+        rc = lrvm_set_range(tx, &seg[i], 8);
+        n += n < WORDS;
+        i = (i + 1) % WORDS;
+    }
+    pthread_join(th, NULL);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(a.failed_at, 0);
+
+    uint64_t *root = lrvm_malloc(h, BLOCKS * 8);
+    ck_assert_ptr_nonnull(root);
+    ck_assert_int_eq(lrvm_set_range(tx, root, BLOCKS * 8), 0);
+    for (int k = 0; k < BLOCKS; k++) {
+        ck_assert_int_eq(lrvm_set_range(tx, a.blocks[k], 16), 0);
+        a.blocks[k][0] = block_word(k, 0);
+        a.blocks[k][1] = block_word(k, 1);
+        root[k] = (uint64_t)(uintptr_t)a.blocks[k];
+    }
+    ck_assert_int_eq(lrvm_heap_set_root(h, root), 0);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_store();
+    ck_assert_int_eq(lrvm_heap_open(s, hname, 1 << 20, &h), 0);
+    seg = tu_map(s, sname, WORDS * 8);
+    ck_assert_int_eq(first_bad_word(seg, round, n), -1);
+    root = lrvm_heap_root(h);
+    ck_assert_ptr_nonnull(root);
+    int bad = -1;
+    for (int k = 0; k < BLOCKS && bad < 0; k++) {
+        uint64_t *b = (uint64_t *)(uintptr_t)root[k];
+        if (b[0] != block_word(k, 0) || b[1] != block_word(k, 1))
+            bad = k;
+    }
+    ck_assert_int_eq(bad, -1);
+    /* Every block the other thread left live is still allocated: new
+     * allocations overlap none of them. */
+    void *hb = lrvm_heap_base(h);
+    ck_assert_int_eq(lrvm_begin(s, 1, &hb, &tx), 0);
+    for (int k = 0; k < BLOCKS && bad < 0; k++) {
+        unsigned char *p = lrvm_malloc(h, 64);
+        ck_assert_ptr_nonnull(p);
+        for (int j = 0; j < BLOCKS; j++) {
+            unsigned char *b = (unsigned char *)(uintptr_t)root[j];
+            if (p < b + 16 && b < p + 64)
+                bad = j;
+        }
+    }
+    ck_assert_int_eq(bad, -1);
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+
+START_TEST(test_tx_heap_allocates_inside_another_threads_transaction)
+{
+    for (int round = 0; round < 20; round++)
+        heap_round(round);
+}
+END_TEST
+
+/* Finished handles, on the thread that owned them, and NULL. */
+START_TEST(test_tx_finished_and_null_handles)
+{
+    lrvm_t *s = open_store();
+    uint64_t *seg = tu_map(s, "a", WORDS * 8);
+    void *base = seg;
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, &base, &tx), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, seg, 8), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, seg, 0), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, seg + WORDS, 8), LRVM_EINVAL);
+    ck_assert_int_eq(lrvm_set_range(tx, seg + WORDS - 1, 16), LRVM_EINVAL);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, seg, 8), LRVM_ENOENT);
+    ck_assert_int_eq(lrvm_set_range(tx, seg, 0), LRVM_ENOENT);
+    ck_assert_int_eq(lrvm_commit(tx, 0), LRVM_ENOENT);
+    ck_assert_int_eq(lrvm_abort(tx), LRVM_ENOENT);
+    ck_assert_int_eq(lrvm_set_range(NULL, seg, 8), LRVM_ENOENT);
+    ck_assert_int_eq(lrvm_commit(NULL, 0), LRVM_ENOENT);
+    ck_assert_int_eq(lrvm_abort(NULL), LRVM_ENOENT);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* Handles go back to a pool with their arrays; a transaction that
+ * declared many ranges and many bytes leaves them too big to keep. The
+ * next transactions on that memory must start empty. */
+static unsigned char zero_byte(size_t i)
+{
+    (void)i;
+    return 0;
+}
+
+/* What the committed transaction below leaves: 10,000 declared words. */
+static unsigned char committed_byte(size_t i)
+{
+    return i < 160000 && i % 16 < 8 ? 0xa5 : 0;
+}
+
+START_TEST(test_tx_pooled_handle_after_a_large_transaction)
+{
+    lrvm_t *s = open_store();
+    size_t size = 4u << 20;
+    unsigned char *a = tu_map(s, "a", size);
+    void *base = a;
+    lrvm_tx_t *tx;
+
+    /* 10,000 small ranges and one 3 MiB range, aborted. */
+    ck_assert_int_eq(lrvm_begin(s, 1, &base, &tx), 0);
+    for (size_t i = 0; i < 10000; i++) {
+        ck_assert_int_eq(lrvm_set_range(tx, a + i * 16, 8), 0);
+        memset(a + i * 16, 0xa5, 8);
+    }
+    ck_assert_int_eq(lrvm_set_range(tx, a + (1u << 20), 3u << 20), 0);
+    memset(a + (1u << 20), 0x5a, 3u << 20);
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_int_eq(first_bad_byte(a, size, zero_byte), -1);
+
+    /* The same again, committed; then a small transaction that aborts
+     * must restore only its own range, from its own before-image. */
+    ck_assert_int_eq(lrvm_begin(s, 1, &base, &tx), 0);
+    for (size_t i = 0; i < 10000; i++) {
+        ck_assert_int_eq(lrvm_set_range(tx, a + i * 16, 8), 0);
+        memset(a + i * 16, 0xa5, 8);
+    }
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_begin(s, 1, &base, &tx), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, a + 16, 8), 0);
+    memset(a + 16, 0x11, 8);
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_int_eq(lrvm_begin(s, 1, &base, &tx), 0);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);            /* nothing declared */
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_store();
+    a = tu_map(s, "a", size);
+    ck_assert_int_eq(first_bad_byte(a, size, committed_byte), -1);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* A child of fork whose transaction, begun before the fork by the thread
+ * that forked, is committed by a thread the child started: the claim's
+ * membarrier must work in the child too. */
+struct fork_arg {
+    lrvm_tx_t *tx;
+    int        rc;
+};
+
+static void *commit_run(void *arg)
+{
+    struct fork_arg *f = arg;
+    f->rc = lrvm_commit(f->tx, 0);
+    return NULL;
+}
+
+static void child_forks_and_commits(void *arg)
+{
+    (void)arg;
+    lrvm_t *s = open_store();
+    uint64_t *seg = tu_map(s, "a", WORDS * 8);
+    void *base = seg;
+    lrvm_tx_t *tx;
+    if (lrvm_begin(s, 1, &base, &tx) != 0 || lrvm_set_range(tx, seg, 8) != 0)
+        _exit(2);
+    seg[0] = 42;
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (lrvm_set_range(tx, &seg[1], 8) != 0)      /* still its owner */
+            _exit(3);
+        seg[1] = 43;
+        struct fork_arg f = { tx, -1 };
+        pthread_t th;
+        if (pthread_create(&th, NULL, commit_run, &f) != 0)
+            _exit(4);
+        pthread_join(th, NULL);
+        _exit(f.rc == 0 && lrvm_set_range(tx, &seg[2], 8) == LRVM_ENOENT ? 0 : 5);
+    }
+    _exit(pid > 0 && tu_wait(pid) == 0 ? 0 : 6);
+}
+
+START_TEST(test_tx_forked_child_commits_from_a_new_thread)
+{
+    ck_assert_int_eq(tu_in_child(child_forks_and_commits, NULL), 0);
+    lrvm_t *s = open_store();
+    uint64_t *seg = tu_map(s, "a", WORDS * 8);
+    ck_assert_uint_eq(seg[0], 42);
+    ck_assert_uint_eq(seg[1], 43);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tx");
+    TCase *tc = tcase_create("tx");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_tx_commit_from_another_thread_holds_each_declared_range);
+    tcase_add_test(tc, test_tx_abort_from_another_thread_while_owner_declares);
+    tcase_add_test(tc, test_tx_close_aborts_a_transaction_of_another_thread);
+    tcase_add_test(tc, test_tx_heap_allocates_inside_another_threads_transaction);
+    tcase_add_test(tc, test_tx_finished_and_null_handles);
+    tcase_add_test(tc, test_tx_pooled_handle_after_a_large_transaction);
+    tcase_add_test(tc, test_tx_forked_child_commits_from_a_new_thread);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
