@@ -102,18 +102,21 @@ static void *owner_run(void *arg)
         return NULL;
     }
     atomic_store(&o->begun, 1);
-    long i = 0;
-    for (;; i++) {
-        if (i == WORDS)
-            i = 0;              /* again: repeats need no copy, still fine */
-        if (atomic_load(&o->declared) < WORDS)
+    for (long i = 0;; i++) {
+        int rc;
+        if (i < WORDS) {
             o->seg[i] = mark(o->round, i);
-        int rc = lrvm_set_range(o->tx, &o->seg[i], 8);
+            rc = lrvm_set_range(o->tx, &o->seg[i], 8);
+        } else {
+            /* All declared: go on calling until the transaction is gone. */
+            rc = lrvm_set_range(o->tx, o->seg, 0);
+            sched_yield();
+        }
         if (rc != 0) {
             o->last_rc = rc;
             break;
         }
-        if (atomic_load(&o->declared) < WORDS)
+        if (i < WORDS)
             atomic_fetch_add(&o->declared, 1);
     }
     return NULL;
