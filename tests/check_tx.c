@@ -467,6 +467,7 @@ int main(void)
 {
     Suite *s = suite_create("tx");
     TCase *tc = tcase_create("tx");
+    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_tx_commit_from_another_thread_holds_each_declared_range);
