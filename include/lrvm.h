@@ -195,6 +195,11 @@ int lrvm_begin(lrvm_t *rvm, int nsegs, void *const *bases, lrvm_tx_t **tx);
  * before-image is saved and, at commit, its bytes are logged (explicit
  * mode), or its pages are captured now, without faults (auto mode).
  * Ranges may repeat and overlap. len 0 does nothing.
+ * In explicit mode the thread that began TX declares without taking the
+ * store's lock. Any thread may use TX, but the first call that reaches
+ * it from another thread (on TX, or on a heap inside it) or from
+ * lrvm_close takes that right away for good, at the cost of one
+ * membarrier(2).
  * Errors: LRVM_EINVAL (range not inside one segment of the transaction),
  * LRVM_ENOENT (transaction finished), LRVM_ENOMEM.
  */
