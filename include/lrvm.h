@@ -283,7 +283,11 @@ int lrvm_truncate(lrvm_t *rvm);
  * lrvm_free ignores NULL; a pointer that is no block is left alone
  * (LRVM_EINVAL in lrvm_last_error). lrvm_heap_root returns the root object
  * set by lrvm_heap_set_root (NULL: none), which takes a block or NULL.
- * First fit over a free list; freed blocks merge with free neighbours.
+ * Free blocks are kept in lists by size (exact up to 512 bytes, then by
+ * powers of two); malloc takes the first that fits from the smallest
+ * list that has one, and freed blocks merge with free neighbours. A heap
+ * made by an earlier version (one free list) is sorted into these lists,
+ * in one transaction, the first time lrvm_heap_open opens it.
  */
 int   lrvm_heap_open(lrvm_t *rvm, const char *name, size_t size, lrvm_heap_t **heap);
 void *lrvm_heap_base(lrvm_heap_t *heap);

@@ -591,6 +591,176 @@ START_TEST(test_heap_creation_power_cut_at_each_call)
 }
 END_TEST
 
+/* ------------------------------------------------------------ version 1 */
+
+/* A heap of version 1 kept every free block in one list; lrvm_heap_open
+ * sorts it into bins. Offsets into the heap header, and the first block. */
+#define HDR_VERSION   8
+#define HDR_FREE_HEAD 32
+#define HDR_BINS      56
+#define HDR_NBINS     88
+#define FIRST_BLOCK   4104
+#define OLD_BLOCKS    300
+
+static uint64_t old_block_len(int i)
+{
+    return 16 + (uint64_t)(i * 37 % 700);
+}
+
+/* A heap with OLD_BLOCKS blocks, every third freed again, the others
+ * filled with their number; the root holds their addresses. The log is
+ * then emptied into the heap file, and the store closed. */
+static void fill_old_heap(void)
+{
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    lrvm_tx_t *tx = begin_heap(s, h);
+    uint64_t *root = lrvm_calloc(h, OLD_BLOCKS, 8);
+    ck_assert_ptr_nonnull(root);
+    if (tracking == LRVM_TRACK_EXPLICIT)
+        ck_assert_int_eq(lrvm_set_range(tx, root, OLD_BLOCKS * 8), 0);
+    unsigned char *b[OLD_BLOCKS];
+    for (int i = 0; i < OLD_BLOCKS; i++) {
+        b[i] = lrvm_malloc(h, old_block_len(i));
+        ck_assert_ptr_nonnull(b[i]);
+    }
+    for (int i = 0; i < OLD_BLOCKS; i++) {
+        if (i % 3 == 0) {
+            lrvm_free(h, b[i]);                 /* a hole between used blocks */
+            continue;
+        }
+        unsigned char fill[720];                /* old_block_len is at most 715 */
+        memset(fill, i, sizeof fill);
+        put(tx, b[i], fill, old_block_len(i));
+        root[i] = (uint64_t)(uintptr_t)b[i];
+    }
+    ck_assert_int_eq(lrvm_heap_set_root(h, root), 0);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_truncate(s), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+
+/* Rewrite the heap file as version 1 kept it: its free blocks in one
+ * list, in address order, and no bins. */
+static void make_version_1(void)
+{
+    const char *path = tu_path(dir, "heap.seg");
+    int64_t len = tu_file_size(path);
+    ck_assert_int_ge(len, (int64_t)HEAP_SIZE);
+    uint64_t *img = malloc((size_t)len);
+    ck_assert_ptr_nonnull(img);
+    ck_assert_int_eq(tu_read(path, img, (size_t)len, 0), 0);
+    uint64_t size = img[3], epi = (size & ~(uint64_t)15) - 8, first = 0, prev = 0, nfree = 0;
+    for (uint64_t b = FIRST_BLOCK; b < epi; b += img[b / 8] & ~(uint64_t)15) {
+        if (img[b / 8] & 1)
+            continue;                                   /* used */
+        img[b / 8 + 1] = 0;                             /* next */
+        img[b / 8 + 2] = prev;
+        if (prev != 0)
+            img[prev / 8 + 1] = b;
+        else
+            first = b;
+        prev = b;
+        nfree++;
+    }
+    ck_assert_uint_gt(nfree, OLD_BLOCKS / 3);           /* the holes, and the rest */
+    img[HDR_VERSION / 8] = 1;
+    img[HDR_FREE_HEAD / 8] = first;
+    memset(&img[HDR_BINS / 8], 0, HDR_NBINS * 8);
+    ck_assert_int_eq(tu_write(path, img, (size_t)len, 0), 0);
+    free(img);
+}
+
+/* The heap holds what fill_old_heap left, at version 2; freeing every
+ * block gives back the whole heap as one free block. */
+static void check_old_heap(lrvm_t *s, lrvm_heap_t *h)
+{
+    const uint64_t *hdr = lrvm_heap_base(h);
+    ck_assert_uint_eq(hdr[HDR_VERSION / 8], 2);
+    ck_assert_uint_eq(hdr[HDR_FREE_HEAD / 8], 0);
+    uint64_t *root = lrvm_heap_root(h);
+    ck_assert_ptr_nonnull(root);
+    int bad = -1;
+    for (int i = 0; i < OLD_BLOCKS && bad < 0; i++) {
+        const unsigned char *b = (const unsigned char *)(uintptr_t)root[i];
+        if ((i % 3 == 0) != (b == NULL) ||
+            (b != NULL && (b[0] != (unsigned char)i || b[old_block_len(i) - 1] != (unsigned char)i)))
+            bad = i;
+    }
+    ck_assert_int_eq(bad, -1);
+    lrvm_tx_t *tx = begin_heap(s, h);
+    for (int i = 0; i < OLD_BLOCKS; i++)
+        lrvm_free(h, (void *)(uintptr_t)root[i]);
+    ck_assert_int_eq(lrvm_heap_set_root(h, NULL), 0);
+    lrvm_free(h, root);
+    ck_assert_uint_eq(free_bytes(h), WHOLE + 8);        /* one block, header and all */
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+}
+
+START_TEST(test_heap_version_1_is_sorted_into_bins)
+{
+    tracking = _i;
+    fill_old_heap();
+    make_version_1();
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h;
+    ck_assert_int_eq(lrvm_heap_open(s, "heap", HEAP_SIZE, &h), 0);
+    ck_assert_int_eq(lrvm__heap_check(h), 0);
+    check_old_heap(s, h);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_store();                                   /* the sorting was committed */
+    h = open_heap(s);
+    check_old_heap(s, h);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+static void upgrade_child(void *argp)
+{
+    const struct grow_arg *a = argp;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h;
+    lrvm__io_powercut_seed(a->seed);
+    lrvm__io_inject(LRVM__IO_ALL, a->nth, EIO, a->mode);
+    if (lrvm_heap_open(s, "heap", HEAP_SIZE, &h) != 0)
+        _exit(2);
+    void *base = lrvm_heap_base(h);
+    lrvm_tx_t *tx;
+    if (lrvm_begin(s, 1, &base, &tx) != 0 || lrvm_heap_set_root(h, lrvm_heap_root(h)) != 0 ||
+        lrvm_commit(tx, 0) != 0)
+        _exit(4);
+    report_calls(a->fd);
+}
+
+/* Cut off at each call of the open that sorts a version 1 heap, the heap
+ * opens whole, sorted then or now, with every block. */
+START_TEST(test_heap_version_1_sorting_power_cut_at_each_call)
+{
+    tracking = _i;
+    fill_old_heap();
+    make_version_1();
+    char *clean = tu_tmpdir();
+    ck_assert_int_eq(tu_copy_dir(dir, clean), 0);
+    unsigned long calls = dry_run_calls(upgrade_child), reported;
+    ck_assert_uint_ge(calls, 2);
+    uint64_t seed = tu_test_seed();
+    int got;
+    for (unsigned long k = 1; k <= calls; k++) {
+        restore_dir(clean);
+        struct grow_arg a = { k, LRVM__IO_POWERCUT, tu_mix64(seed + k), -1 };
+        int st = run_armed(upgrade_child, &a, &reported, &got);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                      "call %lu (LRVM_TEST_SEED=%" PRIu64 "): status 0x%x", k, seed, st);
+        lrvm_t *s = open_store();
+        lrvm_heap_t *h = open_heap(s);
+        check_old_heap(s, h);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+    tu_rmrf(clean);
+    free(clean);
+}
+END_TEST
+
 /* ------------------------------------------------------------ kills */
 
 #define SLOTS 64
@@ -806,6 +976,8 @@ int main(void)
     tcase_add_loop_test(tc, test_heap_growth_killed_at_each_call, 0, 2);
     tcase_add_loop_test(tc, test_heap_growth_power_cut_at_each_call, 0, 2);
     tcase_add_loop_test(tc, test_heap_creation_power_cut_at_each_call, 0, 2);
+    tcase_add_loop_test(tc, test_heap_version_1_is_sorted_into_bins, 0, 2);
+    tcase_add_loop_test(tc, test_heap_version_1_sorting_power_cut_at_each_call, 0, 2);
     tcase_add_loop_test(tc, test_heap_random_allocations_killed, 0, 2);
     tcase_add_loop_test(tc, test_heap_random_allocations_power_cut, 0, 2);
     suite_add_tcase(s, tc);
