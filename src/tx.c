@@ -136,7 +136,9 @@ static void bias_init(void)
 /* This thread's slot, or NULL when ownership cannot be handed out. */
 static struct owner_slot *slot_get(void)
 {
-    if (my_slot != NULL || !atomic_load(&bias_ready))
+    if (!atomic_load(&bias_ready))
+        return NULL;
+    if (my_slot != NULL)
         return my_slot;
     pthread_mutex_lock(&slot_mu);
     struct owner_slot *os = free_slots;
