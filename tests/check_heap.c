@@ -463,7 +463,10 @@ static void restore_dir(const char *clean)
     ck_assert_int_eq(tu_copy_dir(clean, dir), 0);
 }
 
-static void grow_child(void *argp)
+/* Open the heap at HEAP_SIZE (which grows a smaller one, and sorts a
+ * version 1 heap into bins) with A's death armed, then commit once more,
+ * so that deaths also land after the open's own commit. */
+static void reopen_child(void *argp)
 {
     const struct grow_arg *a = argp;
     lrvm_t *s = open_store();
@@ -472,7 +475,6 @@ static void grow_child(void *argp)
     lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_TRUNC | LRVM__IO_SYNC, a->nth, EIO, a->mode);
     if (lrvm_heap_open(s, "heap", HEAP_SIZE, &h) != 0)
         _exit(2);
-    /* One more commit, so that deaths also land after the growth's. */
     void *base = lrvm_heap_base(h);
     lrvm_tx_t *tx;
     if (lrvm_begin(s, 1, &base, &tx) != 0 || lrvm_heap_set_root(h, lrvm_heap_root(h)) != 0 ||
@@ -494,7 +496,7 @@ static void growth_deaths(int mode)
     char *clean = tu_tmpdir();
     ck_assert_int_eq(tu_copy_dir(dir, clean), 0);
 
-    unsigned long calls = dry_run_calls(grow_child), reported;
+    unsigned long calls = dry_run_calls(reopen_child), reported;
     ck_assert_uint_ge(calls, 3);
 
     int grew = 0, got;
@@ -502,7 +504,7 @@ static void growth_deaths(int mode)
     for (unsigned long k = 1; k <= calls; k++) {
         restore_dir(clean);
         struct grow_arg a = { k, mode, tu_mix64(seed + k), -1 };
-        int st = run_armed(grow_child, &a, &reported, &got);
+        int st = run_armed(reopen_child, &a, &reported, &got);
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                       "call %lu (LRVM_TEST_SEED=%" PRIu64 "): status 0x%x", k, seed, st);
         s = open_store();
@@ -715,23 +717,6 @@ START_TEST(test_heap_version_1_is_sorted_into_bins)
 }
 END_TEST
 
-static void upgrade_child(void *argp)
-{
-    const struct grow_arg *a = argp;
-    lrvm_t *s = open_store();
-    lrvm_heap_t *h;
-    lrvm__io_powercut_seed(a->seed);
-    lrvm__io_inject(LRVM__IO_ALL, a->nth, EIO, a->mode);
-    if (lrvm_heap_open(s, "heap", HEAP_SIZE, &h) != 0)
-        _exit(2);
-    void *base = lrvm_heap_base(h);
-    lrvm_tx_t *tx;
-    if (lrvm_begin(s, 1, &base, &tx) != 0 || lrvm_heap_set_root(h, lrvm_heap_root(h)) != 0 ||
-        lrvm_commit(tx, 0) != 0)
-        _exit(4);
-    report_calls(a->fd);
-}
-
 /* Cut off at each call of the open that sorts a version 1 heap, the heap
  * opens whole, sorted then or now, with every block. */
 START_TEST(test_heap_version_1_sorting_power_cut_at_each_call)
@@ -741,14 +726,14 @@ START_TEST(test_heap_version_1_sorting_power_cut_at_each_call)
     make_version_1();
     char *clean = tu_tmpdir();
     ck_assert_int_eq(tu_copy_dir(dir, clean), 0);
-    unsigned long calls = dry_run_calls(upgrade_child), reported;
+    unsigned long calls = dry_run_calls(reopen_child), reported;
     ck_assert_uint_ge(calls, 2);
     uint64_t seed = tu_test_seed();
     int got;
     for (unsigned long k = 1; k <= calls; k++) {
         restore_dir(clean);
         struct grow_arg a = { k, LRVM__IO_POWERCUT, tu_mix64(seed + k), -1 };
-        int st = run_armed(upgrade_child, &a, &reported, &got);
+        int st = run_armed(reopen_child, &a, &reported, &got);
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                       "call %lu (LRVM_TEST_SEED=%" PRIu64 "): status 0x%x", k, seed, st);
         lrvm_t *s = open_store();
