@@ -156,8 +156,10 @@ void lrvm__seg_unmap(lrvm_t *s, struct lrvm__seg *seg);
 int  lrvm__seg_destroy(lrvm_t *s, const char *name);
 struct lrvm__seg *lrvm__seg_by_base(lrvm_t *s, const void *base);
 struct lrvm__seg *lrvm__seg_by_name(lrvm_t *s, const char *name);
-/* The segment whose mapping holds [addr, addr+len), or NULL. */
-struct lrvm__seg *lrvm__seg_by_addr(lrvm_t *s, const void *addr, size_t len);
+/* Of the N segments SEGS, the one whose mapping holds [addr, addr+len),
+ * or NULL. */
+struct lrvm__seg *lrvm__seg_by_addr(struct lrvm__seg *const *segs, size_t n, const void *addr,
+                                    size_t len);
 
 /* -------------------------------------------------------------- log.c */
 

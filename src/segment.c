@@ -213,14 +213,15 @@ struct lrvm__seg *lrvm__seg_by_name(lrvm_t *s, const char *name)
     return NULL;
 }
 
-struct lrvm__seg *lrvm__seg_by_addr(lrvm_t *s, const void *addr, size_t len)
+struct lrvm__seg *lrvm__seg_by_addr(struct lrvm__seg *const *segs, size_t n, const void *addr,
+                                    size_t len)
 {
     uintptr_t a = (uintptr_t)addr;
-    for (size_t i = 0; i < s->nsegs; i++) {
-        uintptr_t b = (uintptr_t)s->segs[i]->sg_base;
-        size_t size = s->segs[i]->sg_size;
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t b = (uintptr_t)segs[i]->sg_base;
+        size_t size = segs[i]->sg_size;
         if (a >= b && a - b < size && len <= size - (a - b))
-            return s->segs[i];
+            return segs[i];
     }
     return NULL;
 }

@@ -374,24 +374,11 @@ int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
     return 0;
 }
 
-/* The segment of TX that holds [addr, addr+len), or NULL. */
-static struct lrvm__seg *tx_seg_of(const lrvm_tx_t *tx, const void *addr, size_t len)
-{
-    uintptr_t a = (uintptr_t)addr;
-    for (int i = 0; i < tx->tx_nsegs; i++) {
-        struct lrvm__seg *seg = tx->tx_segs[i];
-        uintptr_t b = (uintptr_t)seg->sg_base;
-        if (a >= b && a - b < seg->sg_size && len <= seg->sg_size - (a - b))
-            return seg;
-    }
-    return NULL;
-}
-
 /* Where TX's [addr, addr+len) lies, for a declaration: *SEG and *OFF. */
 static int range_in_tx(const lrvm_tx_t *tx, const void *base, const void *addr, size_t len,
                        struct lrvm__seg **seg, size_t *off)
 {
-    *seg = tx_seg_of(tx, addr, len);
+    *seg = lrvm__seg_by_addr(tx->tx_segs, (size_t)tx->tx_nsegs, addr, len);
     if (*seg == NULL || (base != NULL && (*seg)->sg_base != base))
         return LRVM_EINVAL;
     *off = (size_t)((const unsigned char *)addr - (*seg)->sg_base);
