@@ -78,8 +78,7 @@
 #define AHEAD_MAX   16           /* pages a sequential writer is captured ahead */
 #define MERGE_GAP   8            /* equal bytes that still join two changed runs */
 #define RETRY_LIMIT 10000000L    /* consecutive faults on one DIRTY page */
-#define UNDO_MIN    4096         /* first size of a transaction's before-images */
-#define UNDO_KEEP   (1u << 20)   /* larger ones are freed when it ends, */
+#define UNDO_KEEP   (1u << 20)   /* larger before-images are freed when a tx ends, */
 #define RANGES_KEEP 4096         /* and range arrays longer than this */
 
 /* ------------------------------------------------- the tracked areas */
@@ -594,16 +593,10 @@ int lrvm__track_declare(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t
         return LRVM_ENOMEM;
     tx->tx_ranges = r;
     size_t at = tx->tx_undo_len;
-    if (len > tx->tx_undo_cap - at) {
-        size_t cap = tx->tx_undo_cap ? tx->tx_undo_cap : UNDO_MIN;
-        while (len > cap - at)
-            cap *= 2;
-        unsigned char *u = realloc(tx->tx_undo, cap);
-        if (u == NULL)
-            return LRVM_ENOMEM;
-        tx->tx_undo = u;
-        tx->tx_undo_cap = cap;
-    }
+    unsigned char *u = room_for(tx->tx_undo, at + len - 1, &tx->tx_undo_cap, 1);
+    if (u == NULL)
+        return LRVM_ENOMEM;
+    tx->tx_undo = u;
     memcpy(tx->tx_undo + at, seg->sg_base + off, len);
     tx->tx_undo_len = at + len;
     tx->tx_ranges[tx->tx_nranges++] = (struct lrvm__range){ seg, off, len, at };
