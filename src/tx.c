@@ -154,12 +154,18 @@ static struct owner_slot *slot_get(void)
     return my_slot = os;
 }
 
+/* This thread owns TX, as far as it can tell without a fence. */
+static int owned_here(const lrvm_tx_t *tx)
+{
+    return tx != NULL && tx == owned_tx &&
+           atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) == my_slot;
+}
+
 /* The owner is about to run a call of TX without the lock: 1 if it may. */
 static int fast_enter(lrvm_tx_t *tx)
 {
     struct owner_slot *me = my_slot;
-    if (tx == NULL || tx != owned_tx ||
-        atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) != me)
+    if (!owned_here(tx))
         return 0;
     atomic_store_explicit(&me->os_in, tx, memory_order_relaxed);
     /* The light half of an asymmetric barrier; lrvm__tx_claim's
@@ -262,8 +268,7 @@ static void tx_retire(lrvm_tx_t *tx)
  * Keeps I2: the second look happens under the store's lock. */
 static int tx_enter(lrvm_tx_t *tx, lrvm_t **out)
 {
-    if (tx != NULL && tx == owned_tx &&
-        atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) == my_slot) {
+    if (owned_here(tx)) {
         /* Its owner: while tx_owner still names this thread under the
          * store's lock, no one has claimed, let alone finished, TX, so
          * the registry need not be asked. */
