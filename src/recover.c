@@ -37,7 +37,10 @@
  * are made in log order as the ring turns over: a small range's copy
  * misses the CPU cache, and this way 32 misses overlap instead of one
  * after the other (pass 2 of a 256 MiB log of 4-word transactions: 0.62
- * s before, 0.41 s after).
+ * s before, 0.41 s after). A range that covers a whole block is not
+ * copied at all: the block points at the range's bytes in the mapped log
+ * until a later range changes part of it, and is written from there
+ * (pass 2 of a 256 MiB log of 64 KiB transactions: 50 ms before, 8 after).
  *
  * Invariants
  *   I1 Nothing is written to a segment file unless every record up to the
@@ -49,6 +52,8 @@
  *   I3 A cached block holds the file's bytes overlaid with every range
  *      copied into it since it was read, in log order, so writing it back
  *      writes exactly what replaying those ranges one by one would have.
+ *      A block whose last whole-block range is later than any partial one
+ *      holds that range's bytes, in the log (apply_key.src).
  *   I4 A segment file is written only from records that are durable in
  *      the log, so it is never ahead of what a power cut leaves there.
  *   I5 No copy is queued when cached blocks are written back or given to
@@ -96,9 +101,16 @@ struct apply_slot {
     uint32_t buf;       /* index of the block's bytes in apply.mem */
 };
 
+/* What cache entry buf holds, by buf index. A range that covers the whole
+ * block is not copied: the entry points at its bytes in the mapped log
+ * instead (src), and they are copied into mem only when a later range
+ * covers part of the block, or written out from the log when none does.
+ * A log of large transactions so goes from the log's pages to the file's
+ * in one copy, by pwritev. */
 struct apply_key {
     uint32_t seg;       /* index in replay.segs */
     uint64_t block;
+    const unsigned char *src;   /* the block's bytes in the log, or NULL: in mem */
 };
 
 /* A copy into the cache, made COPY_AHEAD copies after it was queued
@@ -288,7 +300,9 @@ static int apply_write(struct replay *r)
         return LRVM_ENOMEM;
     for (uint32_t i = 0; i < c->nused; i++) {
         const struct apply_key *k = &c->keys[i];
-        h[i] = (struct held){ k->seg, k->block, c->mem + (size_t)i * APPLY_BLOCK };
+        unsigned char *bytes = k->src != NULL ? (unsigned char *)k->src
+                                              : c->mem + (size_t)i * APPLY_BLOCK;
+        h[i] = (struct held){ k->seg, k->block, bytes };
         if (r->segs[k->seg].held != NULL)
             r->segs[k->seg].held[k->block] = 0;
     }
@@ -317,10 +331,11 @@ static int apply_write(struct replay *r)
     return rc;
 }
 
-/* Point *OUT at the cached bytes of block B of SEG. WHOLE: the caller
- * overwrites all of them, so they need not be read first (keeps I3). */
+/* Set *OUT to the cache entry of block B of SEG, made on first use.
+ * WHOLE: the caller replaces all of the block's bytes, so a new entry need
+ * not read them from the file first (keeps I3). */
 static int apply_block(struct replay *r, struct replay_seg *seg, uint64_t b, int whole,
-                       unsigned char **out)
+                       uint32_t *out)
 {
     struct apply *c = &r->cache;
     uint32_t segno = (uint32_t)(seg - r->segs) + 1;
@@ -329,14 +344,14 @@ static int apply_block(struct replay *r, struct replay_seg *seg, uint64_t b, int
 
     if (seg->held != NULL) {
         if (seg->held[b] != 0) {
-            *out = c->mem + (size_t)(seg->held[b] - 1) * APPLY_BLOCK;
+            *out = seg->held[b] - 1;
             return 0;
         }
     } else {
         for (i = apply_hash(c, segno, b);; i = (i + 1) & mask) {
             struct apply_slot *sl = &c->slots[i];
             if (sl->seg == segno && sl->block == b) {
-                *out = c->mem + (size_t)sl->buf * APPLY_BLOCK;
+                *out = sl->buf;
                 return 0;
             }
             if (sl->seg == 0)
@@ -354,42 +369,60 @@ static int apply_block(struct replay *r, struct replay_seg *seg, uint64_t b, int
         c->slots[i] = (struct apply_slot){ b, segno, c->nused };
         c->hashed = 1;
     }
-    c->keys[c->nused] = (struct apply_key){ segno - 1, b };
-    unsigned char *bytes = c->mem + (size_t)c->nused * APPLY_BLOCK;
-    c->nused++;
+    c->keys[c->nused] = (struct apply_key){ segno - 1, b, NULL };
     if (!whole) {
         size_t len = block_len(seg, b);
-        ssize_t got = lrvm__io_pread(seg->fd, bytes, len, b * APPLY_BLOCK);
+        ssize_t got = lrvm__io_pread(seg->fd, c->mem + (size_t)c->nused * APPLY_BLOCK, len,
+                                     b * APPLY_BLOCK);
         if (got < 0)
             return lrvm__errno_to_code((int)-got);
         if ((size_t)got < len)                  /* the file shrank under us */
             return LRVM_EIO;
     }
-    *out = bytes;
+    *out = c->nused++;
     return 0;
+}
+
+/* Queue the copy of N bytes from SRC to DST. A small range lands in a
+ * random block of the cache, most likely a cache miss. Its copy waits
+ * while COPY_AHEAD later ones are queued, its line prefetched, so the
+ * misses overlap. */
+static void apply_copy(struct apply *c, unsigned char *dst, const unsigned char *src, size_t n)
+{
+    struct pending_copy *q = &c->queued[c->nqueued % COPY_AHEAD];
+    if (c->nqueued >= COPY_AHEAD)
+        memcpy(q->dst, q->src, q->len);
+    __builtin_prefetch(dst, 1);
+    *q = (struct pending_copy){ dst, src, n };
+    c->nqueued++;
 }
 
 static int apply_range(struct replay *r, struct replay_seg *seg, uint64_t off,
                        const unsigned char *data, uint64_t n)
 {
+    struct apply *c = &r->cache;
     while (n > 0) {
         uint64_t b = off / APPLY_BLOCK;
         size_t in = (size_t)(off % APPLY_BLOCK), len = block_len(seg, b);
         size_t chunk = n < len - in ? (size_t)n : len - in;
-        unsigned char *bytes = NULL;
-        int rc = apply_block(r, seg, b, in == 0 && chunk == len, &bytes);
+        int whole = in == 0 && chunk == len;
+        uint32_t buf = 0;
+        int rc = apply_block(r, seg, b, whole, &buf);
         if (rc < 0)
             return rc;
-        /* A small range lands in a random block of the cache, most
-         * likely a cache miss. Its copy waits while COPY_AHEAD later ones
-         * are queued, its line prefetched, so the misses overlap. */
-        struct apply *c = &r->cache;
-        struct pending_copy *q = &c->queued[c->nqueued % COPY_AHEAD];
-        if (c->nqueued >= COPY_AHEAD)
-            memcpy(q->dst, q->src, q->len);
-        __builtin_prefetch(bytes + in, 1);
-        *q = (struct pending_copy){ bytes + in, data, chunk };
-        c->nqueued++;
+        struct apply_key *k = &c->keys[buf];
+        unsigned char *bytes = c->mem + (size_t)buf * APPLY_BLOCK;
+        if (whole) {
+            /* Copies still queued into bytes are overwritten by the one
+             * below before they count, or never written out. */
+            k->src = data;
+        } else {
+            if (k->src != NULL) {       /* the block comes into mem, then changes */
+                apply_copy(c, bytes, k->src, len);
+                k->src = NULL;
+            }
+            apply_copy(c, bytes + in, data, chunk);
+        }
         off += chunk;
         data += chunk;
         n -= chunk;

@@ -1290,7 +1290,8 @@ static const struct { const char *name; size_t size; } cache_segs[] = {
 
 /* The history: transaction t writes 1-4 ranges into the images IMG; a
  * range is 1-9000 bytes (block-sized and block-aligned one time in four),
- * so ranges cover blocks in part, whole, and across their edges. When TX
+ * so ranges cover blocks in part, whole (the cache then points into the
+ * log), and across their edges, in every order. When TX
  * is not NULL the same ranges are declared and written through BASES. */
 static void cache_history(unsigned char **img, lrvm_tx_t *tx, void **bases, uint64_t t)
 {
