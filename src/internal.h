@@ -199,6 +199,8 @@ struct lrvm__log {
     size_t          lg_buf_used;
     size_t          lg_buf_cap;
     int             lg_failed;      /* sticky: an invalidation or a group failed (C4) */
+    int             lg_clean;       /* every record of the generation was written by
+                                       this process: it is new, or began here */
     /* Group commit (log.c): one fdatasync at a time, the leader's without
      * the store lock. */
     unsigned char  *lg_spare;       /* a second buffer: the batch being synced */

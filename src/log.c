@@ -327,6 +327,7 @@ int lrvm__log_open(lrvm_t *s, size_t buf_cap)
         fd = create_log(s);
         if (fd < 0)
             return fd;                      /* already an LRVM code */
+        lg->lg_clean = 1;
     } else if (fd < 0) {
         return fail_code(fd);
     }
@@ -383,6 +384,7 @@ int lrvm__log_new_generation(lrvm_t *s)
     }
     s->stats.fsyncs++;
     lg->lg_slot = slot;
+    lg->lg_clean = 1;
     lg->lg_generation = h.lh_generation;
     lg->lg_first_txno = h.lh_first_txno;
     lg->lg_durable = lg->lg_written = LRVM__LOG_HEADER_SIZE;

@@ -475,7 +475,12 @@ int lrvm__recover(lrvm_t *s)
         return rc;
     if ((rc = lrvm__log_scan(lg->lg_fd, &h, &cb, &res)) < 0)
         goto out;
-    if (res.sr_scan_end == LRVM__LOG_HEADER_SIZE)
+    /* An empty log needs no new generation, unless a crash may have left
+     * a torn first record with intact later ones behind it: new records
+     * of the same generation written over it could end just where one of
+     * those begins, and make it look like their successor (keeps log.c
+     * I3). */
+    if (res.sr_scan_end == LRVM__LOG_HEADER_SIZE && lg->lg_clean)
         goto out;                   /* nothing to apply, nothing to reset */
     /* A process that died between a commit's write and its fdatasync
      * left records that look committed but may not be on the disk. Once

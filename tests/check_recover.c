@@ -1279,6 +1279,74 @@ START_TEST(test_recover_multipart_damage_stops_later_txs)
 }
 END_TEST
 
+/* Commit one transaction to DIR that sets bytes 8..15 of "a" to 0x5A and
+ * close: a record of the same length every time. */
+static void commit_one(const char *dir)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s;
+    void *a;
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_open(dir, &o, &s), 0);
+    ck_assert_int_eq(lrvm_map(s, "a", 4096, &a), 0);
+    ck_assert_int_eq(lrvm_begin(s, 1, &a, &tx), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, (char *)a + 8, 8), 0);
+    memset((char *)a + 8, 0x5A, 8);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+
+START_TEST(test_recover_torn_first_record_hides_later_ones)
+{
+    /* A crash while a group of commits was synced can leave the group's
+     * first record torn and later ones intact behind it. Recovery keeps
+     * none of them. The store's next record, written over the torn one,
+     * must not make the stale record behind it valid, even when it ends
+     * exactly where that one begins: its changes were made on top of the
+     * lost transaction, and were never acknowledged. */
+    struct hostile hs, twin;
+    hostile_setup(&hs);
+    hostile_setup(&twin);
+    commit_one(twin.store);                 /* to learn the record's bytes */
+    struct scan *sc = scan_log(twin.store);
+    ck_assert_uint_eq(sc->res.sr_txs, 1);
+    size_t len = (size_t)(sc->res.sr_end - LRVM__LOG_HEADER_SIZE);
+    free(sc);
+    unsigned char rec[512];
+    ck_assert_uint_le(len, sizeof rec);
+    ck_assert_int_eq(tu_read(twin.log, rec, len, LRVM__LOG_HEADER_SIZE), 0);
+
+    /* hs's log: that record, torn, with the header's generation and first
+     * number; behind it a valid successor writing 0xEE over bytes
+     * 100..103 of "a". */
+    le64(rec + 16, hs.h.lh_generation);
+    le64(rec + 24, hs.h.lh_first_txno);
+    uint32_t payload_len = (uint32_t)rec[8] | (uint32_t)rec[9] << 8 |
+                           (uint32_t)rec[10] << 16 | (uint32_t)rec[11] << 24;
+    le32(rec + 4, lrvm__rec_crc(rec, payload_len) ^ 1);
+    ck_assert_int_eq(tu_write(hs.log, rec, len, LRVM__LOG_HEADER_SIZE), 0);
+    struct pl p = { .n = 0 };
+    pl_define(&p, "a");
+    pl_range(&p, 0, 100, 4, 4);
+    put_record(hs.log, LRVM__LOG_HEADER_SIZE + len, hs.h.lh_generation,
+               hs.h.lh_first_txno + 1, 0, LRVM__REC_COMMIT, &p);
+    sc = scan_log(hs.store);
+    ck_assert_uint_eq(sc->res.sr_txs, 0);
+    ck_assert_str_eq(sc->res.sr_stop, "checksum mismatch");
+    free(sc);
+
+    commit_one(hs.store);
+    ck_assert_int_eq(open_close(hs.store), 0);
+    unsigned char seg[4096];
+    ck_assert_int_eq(tu_read(tu_path(hs.store, "a.seg"), seg, sizeof seg, 0), 0);
+    for (size_t i = 0; i < sizeof seg; i++)
+        ck_assert_msg(seg[i] == (i >= 8 && i < 16 ? 0x5A : 0),
+                      "a.seg byte %zu is 0x%02x: the stale record was replayed", i, seg[i]);
+    hostile_free(&hs);
+    hostile_free(&twin);
+}
+END_TEST
+
 /* ------------------------------------------------------- the apply cache */
 
 /* Segments whose sizes end mid-block, so the cache's last blocks are short. */
@@ -1434,6 +1502,7 @@ int main(void)
     tcase_add_test(tc, test_recover_noncurrent_slot_damaged_version_byte);
     tcase_add_test(tc, test_recover_multipart_damaged_part);
     tcase_add_test(tc, test_recover_multipart_damage_stops_later_txs);
+    tcase_add_test(tc, test_recover_torn_first_record_hides_later_ones);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("hostile");
