@@ -49,6 +49,9 @@ int     lrvm__io_pwrite_zeros(int fd, uint64_t off, uint64_t n);
  * read error of the disk then arrives as SIGBUS, as for any file mapping. */
 int     lrvm__io_map_read(int fd, uint64_t len, const unsigned char **p);
 void    lrvm__io_unmap(const unsigned char *p, uint64_t len);
+/* Fill in the page tables of LEN bytes at P, inside a mapping made by
+ * lrvm__io_map_read: the kernel does it in a batch. */
+void    lrvm__io_map_populate(const unsigned char *p, size_t len);
 /* Start reading the first LEN bytes of FD into the page cache, in the
  * background (advice; never fails). */
 void    lrvm__io_will_read(int fd, uint64_t len);
@@ -295,6 +298,9 @@ struct lrvm__scan_cb {
     /* A record passed its checks; called in log order. */
     int (*record)(void *arg, uint64_t off, const struct lrvm__rec_header *h,
                   const unsigned char *payload);
+    /* May be NULL. The bytes handed to record so far are about to be
+     * overwritten or freed. */
+    void (*release)(void *arg);
 };
 struct lrvm__scan_result {
     uint64_t sr_end;          /* end of the last complete transaction */
@@ -308,13 +314,23 @@ struct lrvm__scan_result {
  * last transaction. */
 int lrvm__log_scan(int fd, const struct lrvm__log_header *h,
                    const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res);
-/* Call CB for each record of IMG before END, which a scan of IMG has
- * validated up to at least END: no check is repeated. */
-int lrvm__log_walk_valid(const unsigned char *img, uint64_t end, const struct lrvm__scan_cb *cb);
+/* Where a transaction begins in the log: its offset and number. */
+struct lrvm__log_pos {
+    uint64_t lp_off;
+    uint64_t lp_txno;
+};
+/* lrvm__log_scan from FROM (NULL: the first record); the result counts
+ * from FROM. */
+int lrvm__log_scan_from(int fd, const struct lrvm__log_header *h, const struct lrvm__log_pos *from,
+                        const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res);
+/* Call CB for each record of IMG in [START, END), which a scan of IMG has
+ * validated: no check is repeated. */
+int lrvm__log_walk_valid(const unsigned char *img, uint64_t start, uint64_t end,
+                         const struct lrvm__scan_cb *cb);
 /* Read both header slots of FD and pick the current one. */
 int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot);
 
-/* What lrvmutl verify found: recovery's first pass, which writes nothing. */
+/* What lrvmutl verify found: recovery's checks, which write nothing. */
 struct lrvm__seg_usage {
     char     name[LRVM__NAME_MAX + 1];
     uint64_t size;            /* of the segment file */

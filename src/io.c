@@ -435,6 +435,17 @@ void lrvm__io_will_read(int fd, uint64_t len)
         (void)posix_fadvise(fd, (off_t)off, (off_t)chunk, POSIX_FADV_WILLNEED);
 }
 
+void lrvm__io_map_populate(const unsigned char *p, size_t len)
+{
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22           /* Linux 5.14; older kernels say EINVAL */
+#endif
+    /* A failure costs nothing: the pages then fault in one by one. */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)p & ~(page - 1), end = (uintptr_t)p + len;
+    (void)madvise((void *)start, end - start, MADV_POPULATE_READ);
+}
+
 void lrvm__io_start_writeback(int fd, uint64_t off, uint64_t len)
 {
     /* Not a durability point, so neither the injector nor the power-cut

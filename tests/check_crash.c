@@ -886,6 +886,7 @@ struct tail_arg {
     uint64_t             off;
     unsigned long        nth;       /* the sync call the power fails at */
     uint64_t             seed;
+    uint32_t             cache;     /* blocks in recovery's cache; 0: the default */
 };
 
 static void tail_build_child(void *arg)
@@ -904,6 +905,8 @@ static void tail_recover_child(void *arg)
     lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = BIG_THRESHOLD };
     lrvm_t *s;
     alarm(60);
+    if (ta->cache != 0)
+        lrvm__apply_max = ta->cache;
     lrvm__io_powercut_seed(ta->seed);
     lrvm__io_inject(LRVM__IO_SYNC, ta->nth, EIO, LRVM__IO_POWERCUT);
     int fd = open(tu_path(ta->dir, LRVM__LOG_NAME), O_RDWR);
@@ -941,7 +944,7 @@ START_TEST(test_crash_powercut_recovering_unsynced_tail)
     struct lrvm__scan_result res;
     int slot;
     uint64_t off = 0;
-    struct lrvm__scan_cb cb = { &off, tail_record };
+    struct lrvm__scan_cb cb = { &off, tail_record, NULL };
     ck_assert_int_eq(lrvm__log_read_header(fd, &h, &slot), 0);
     ck_assert_uint_eq(h.lh_first_txno, 1);
     ck_assert_int_eq(lrvm__log_scan(fd, &h, &cb, &res), 0);
@@ -956,18 +959,20 @@ START_TEST(test_crash_powercut_recovering_unsynced_tail)
     ck_assert_uint_eq(log_txs(dir), TAIL_SYNCED);
 
     /* Each sync of the recovery (the log's, each segment's, the new
-     * header's), under many power cuts. */
+     * header's), under many power cuts; with the default cache, and with
+     * one of two blocks, full long before the end of the log: its first
+     * write must come after the log's sync as well. */
     uint64_t seed = tu_test_seed();
     unsigned cuts = 0;
     for (unsigned long nth = 1; nth <= 4; nth++) {
-        for (unsigned k = 0; k < 32; k++) {
+        for (unsigned k = 0; k < 48; k++) {
             char *copy = tu_tmpdir(), what[160];
             ck_assert_int_eq(tu_copy_dir(dir, copy), 0);
             struct tail_arg ta = { copy, tail, len, off, nth,
-                                   tu_mix64(seed + nth * 1000003u + k) };
+                                   tu_mix64(seed + nth * 1000003u + k), k < 32 ? 0 : 2 };
             st = tu_in_child(tail_recover_child, &ta);
-            snprintf(what, sizeof what, "power cut at sync %lu of recovery, cut %u "
-                     "(LRVM_TEST_SEED=%" PRIu64 ")", nth, k, seed);
+            snprintf(what, sizeof what, "power cut at sync %lu of recovery, cut %u, cache %u "
+                     "(LRVM_TEST_SEED=%" PRIu64 ")", nth, k, ta.cache, seed);
             ck_assert_msg((WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) ||
                           (WIFEXITED(st) && WEXITSTATUS(st) == 0),
                           "%s: status 0x%x", what, st);
@@ -978,7 +983,7 @@ START_TEST(test_crash_powercut_recovering_unsynced_tail)
             free(copy);
         }
     }
-    ck_assert_uint_ge(cuts, 3 * 32);
+    ck_assert_uint_ge(cuts, 3 * 48);
     free(tail);
     free(zeros);
     model_free(&m);

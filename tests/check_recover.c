@@ -196,7 +196,7 @@ static struct scan *scan_log(const char *dir)
     int fd = open(tu_path(dir, LRVM__LOG_NAME), O_RDONLY);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(lrvm__log_read_header(fd, &sc->h, &sc->slot), 0);
-    struct lrvm__scan_cb cb = { sc, on_record };
+    struct lrvm__scan_cb cb = { sc, on_record, NULL };
     ck_assert_int_eq(lrvm__log_scan(fd, &sc->h, &cb, &sc->res), 0);
     close(fd);
     return sc;
@@ -1279,6 +1279,60 @@ START_TEST(test_recover_multipart_damage_stops_later_txs)
 }
 END_TEST
 
+/* A fixture's log with one more record behind its K transactions: a range
+ * of "a" past the end of its file. */
+static void append_hostile(const char *dir, const struct scan *sc)
+{
+    struct pl p = { .n = 0 };
+    pl_define(&p, "a");
+    pl_range(&p, 0, A_SIZE - 10, 200, 200);
+    put_record(tu_path(dir, LRVM__LOG_NAME), sc->res.sr_end, sc->h.lh_generation,
+               sc->h.lh_first_txno + sc->res.sr_txs, 0, LRVM__REC_COMMIT, &p);
+}
+
+START_TEST(test_recover_hostile_after_cache_fills)
+{
+    /* Recovery copies records into its cache as it checks them, and
+     * writes the cache out when it is full: before that write it must
+     * have checked the rest of the log, from the transaction being copied
+     * on. A cache of one block or three fills long before the hostile
+     * record at the end; nothing may be written all the same. Transaction
+     * 6 comes in parts, which are copied only when the last is found. */
+    static const uint32_t sizes[] = { 1, 3 };
+    struct fixture f;
+    fixture_build(&f, (struct build){ .k = 12, .log_buffer = 4096, .big = 6 });
+    struct scan *sc = scan_log(f.base);
+    ck_assert_uint_eq(sc->res.sr_txs, 12);
+    ck_assert_uint_gt(sc->n, 12);                   /* transaction 6 is in parts */
+    uint32_t saved = lrvm__apply_max;
+    for (size_t k = 0; k < 2; k++) {
+        char what[96];
+        const char *w = fixture_copy(&f);
+        append_hostile(w, sc);
+        struct snapshot snap;
+        snap_take(w, &snap);
+        lrvm__apply_max = sizes[k];
+        int rc = open_close(w);
+        lrvm__apply_max = saved;
+        snprintf(what, sizeof what, "cache of %u blocks, hostile last record", sizes[k]);
+        ck_assert_msg(rc == LRVM_ECORRUPT, "%s: lrvm_open: %s", what, lrvm_strerror(rc));
+        snap_same(w, &snap, what);
+
+        /* The control: without the hostile record, the same cache replays
+         * every transaction. */
+        w = fixture_copy(&f);
+        lrvm__apply_max = sizes[k];
+        rc = open_close(w);
+        lrvm__apply_max = saved;
+        snprintf(what, sizeof what, "cache of %u blocks", sizes[k]);
+        ck_assert_msg(rc == 0, "%s: lrvm_open: %s", what, lrvm_strerror(rc));
+        expect_state(w, 12, 6, what);
+    }
+    free(sc);
+    fixture_free(&f);
+}
+END_TEST
+
 /* Commit one transaction to DIR that sets bytes 8..15 of "a" to 0x5A and
  * close: a record of the same length every time. */
 static void commit_one(const char *dir)
@@ -1515,6 +1569,7 @@ int main(void)
     tcase_add_test(tc, test_recover_hostile_undefined_segment_id);
     tcase_add_test(tc, test_recover_hostile_malformed_payload);
     tcase_add_test(tc, test_recover_hostile_after_good_records);
+    tcase_add_test(tc, test_recover_hostile_after_cache_fills);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("apply");

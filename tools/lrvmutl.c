@@ -7,7 +7,7 @@
  *   lrvmutl recover DIR        replay the log into the segment files
  *   lrvmutl truncate DIR       the same, then lrvm_truncate
  *
- * info, verify and dump only read: they run recovery's first pass
+ * info, verify and dump only read: they run recovery's checks
  * (lrvm__recover_check, the checks lrvm_open makes before it writes
  * anything) and never create or change a file. A store that a process
  * has open is still read; the figures are then a snapshot (the lock is
@@ -409,7 +409,7 @@ static int cmd_dump(const char *dir, int data)
         return status;
     }
     struct dump d = { data, 0 };
-    struct lrvm__scan_cb cb = { &d, dump_record };
+    struct lrvm__scan_cb cb = { &d, dump_record, NULL };
     struct lrvm__scan_result r;
     int rc = lrvm__log_scan(st.logfd, &st.h, &cb, &r);
     if (rc < 0) {
