@@ -141,6 +141,8 @@ struct apply {
     unsigned char     *mem;     /* max blocks; NULL until apply_init */
     struct apply_slot *slots;   /* hash table of 1 << bits, never over half full */
     struct apply_key  *keys;    /* which block each one held is, by buf index */
+    uint64_t          *in_log;  /* bit buf: keys[buf].src is set. A small range
+                                   looks here, in 2 KiB, not in keys (384 KiB) */
     uint32_t           nused, max;
     unsigned           bits;
     int                hashed;  /* some block held is in slots */
@@ -252,7 +254,8 @@ static int apply_init(struct apply *c)
     }
     c->slots = calloc((size_t)1 << c->bits, sizeof *c->slots);
     c->keys = malloc(c->max * sizeof *c->keys);
-    if (c->slots == NULL || c->keys == NULL)
+    c->in_log = calloc((c->max + 63) / 64, sizeof *c->in_log);
+    if (c->slots == NULL || c->keys == NULL || c->in_log == NULL)
         return LRVM_ENOMEM;
     c->nused = 0;
     c->hashed = 0;
@@ -265,6 +268,7 @@ static void apply_free(struct apply *c)
         munmap(c->mem, (size_t)c->max * APPLY_BLOCK);
     free(c->slots);
     free(c->keys);
+    free(c->in_log);
 }
 
 static size_t apply_hash(const struct apply *c, uint32_t seg, uint64_t block)
@@ -366,6 +370,7 @@ static int apply_write(struct replay *r)
     free(h);
     if (c->hashed)
         memset(c->slots, 0, ((size_t)1 << c->bits) * sizeof *c->slots);
+    memset(c->in_log, 0, (c->max + 63) / 64 * sizeof *c->in_log);
     c->nused = 0;
     c->hashed = 0;
     return rc;
@@ -450,17 +455,19 @@ static int apply_range(struct replay *r, struct replay_seg *seg, uint64_t off,
         int rc = apply_block(r, seg, b, whole, &buf);
         if (rc < 0)
             return rc;
-        struct apply_key *k = &c->keys[buf];
+        uint64_t bit = 1ull << (buf % 64), *word = &c->in_log[buf / 64];
         unsigned char *bytes = c->mem + (size_t)buf * APPLY_BLOCK;
         if (whole) {
             /* The bytes in the mapped log: the scan's window moves on.
              * Copies still queued into the block are overwritten by the
              * one below before they count, or never written out. */
-            k->src = r->img + r->payload_off + (size_t)(data - r->payload);
+            c->keys[buf].src = r->img + r->payload_off + (size_t)(data - r->payload);
+            *word |= bit;
         } else {
-            if (k->src != NULL) {       /* the block comes into mem, then changes */
-                apply_copy(c, bytes, k->src, len);
-                k->src = NULL;
+            if (*word & bit) {          /* the block comes into mem, then changes */
+                apply_copy(c, bytes, c->keys[buf].src, len);
+                c->keys[buf].src = NULL;
+                *word &= ~bit;
             }
             apply_copy(c, bytes + in, data, chunk);
         }
