@@ -240,8 +240,10 @@ int  lrvm__log_sync(lrvm_t *s);
 /* Wait (store lock held, let go meanwhile) until no commit is in a group
  * sync: for lrvm_close, which frees what those commits use. */
 void lrvm__log_quiesce(lrvm_t *s);
-/* Start a new, empty generation (after the records were applied). */
-int  lrvm__log_new_generation(lrvm_t *s);
+/* Start a new, empty generation (after the records were applied), of a
+ * number above the current one and above ABOVE (lrvm__scan_result
+ * sr_stop_generation). */
+int  lrvm__log_new_generation(lrvm_t *s, uint64_t above);
 /* Bytes of the log in use: header, written records and the buffer. */
 uint64_t lrvm__log_size(const lrvm_t *s);
 
@@ -308,6 +310,8 @@ struct lrvm__scan_result {
     uint64_t sr_txs;          /* complete transactions */
     uint64_t sr_records;
     const char *sr_stop;      /* why the scan stopped */
+    uint64_t sr_stop_generation;  /* of the record header it stopped at, if
+                                     that had the magic; else 0 */
 };
 /* Walk the log of FD whose header is H, up to the first invalid record.
  * CB (may be NULL) sees every valid record, also those of an incomplete

@@ -25,6 +25,9 @@
  * generation is current; it must be of version 1, or lrvm_open refuses
  * the log with LRVM_EVERSION. A new generation is written to the other
  * slot, so a torn header write leaves the previous generation current.
+ * Its number is above the current one and above that of the record the
+ * last scan stopped at, so that record stays invalid (V3) even when
+ * damage or malice gave it the next number.
  *
  * Record
  *   0   4  magic "LRVR"
@@ -363,10 +366,13 @@ uint64_t lrvm__log_size(const lrvm_t *s)
     return s->log.lg_written + s->log.lg_buf_used;
 }
 
-int lrvm__log_new_generation(lrvm_t *s)
+int lrvm__log_new_generation(lrvm_t *s, uint64_t above)
 {
     struct lrvm__log *lg = &s->log;
-    struct lrvm__log_header h = { LOG_VERSION, lg->lg_generation + 1, lg->lg_next_txno };
+    uint64_t gen = lg->lg_generation + 1;
+    if (above >= gen && above < UINT64_MAX)
+        gen = above + 1;
+    struct lrvm__log_header h = { LOG_VERSION, gen, lg->lg_next_txno };
     int slot = !lg->lg_slot, rc;
 
     LRVM__ASSERT(lg->lg_buf_used == 0);
@@ -873,6 +879,7 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
             break;
         }
         lrvm__rec_header_decode(p, &rh);
+        res->sr_stop_generation = rh.rh_generation;     /* kept if V3-V6 fail */
         if (rh.rh_generation != h->lh_generation) {                     /* V3 */
             res->sr_stop = "record of another generation";
             break;
@@ -897,6 +904,7 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
             break;
         pos += total;
         res->sr_records++;
+        res->sr_stop_generation = 0;
         if (rh.rh_flags & LRVM__REC_COMMIT) {
             in_tx = 0;
             expect++;

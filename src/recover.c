@@ -640,7 +640,9 @@ int lrvm__recover(lrvm_t *s)
         s->stats.fsyncs++;
     }
     lg->lg_next_txno = lg->lg_first_txno + res.sr_txs;
-    if ((rc = lrvm__log_new_generation(s)) < 0)     /* keeps I2 */
+    /* The record where the scan stopped must stay invalid in the new
+     * generation: a damaged or hostile one may carry the next number. */
+    if ((rc = lrvm__log_new_generation(s, res.sr_stop_generation)) < 0)     /* keeps I2 */
         goto out;
     s->stats.truncations++;
 out:

@@ -1279,6 +1279,33 @@ START_TEST(test_recover_multipart_damage_stops_later_txs)
 }
 END_TEST
 
+START_TEST(test_recover_new_generation_skips_stopping_record)
+{
+    /* A damaged or hostile first record of the next generation's number
+     * stops the scan, and the log is empty; the new generation open
+     * starts must not be that number, or the record would become valid
+     * (found by fuzz_recover: the second open failed on its payload). */
+    struct hostile hs;
+    hostile_setup(&hs);
+    struct pl p = { .n = 0 };
+    pl_define(&p, "a");
+    pl_range(&p, 0, 100, 4, 4);
+    put_record(hs.log, LRVM__LOG_HEADER_SIZE, hs.h.lh_generation + 1, hs.h.lh_first_txno, 0,
+               LRVM__REC_COMMIT, &p);
+    ck_assert_int_eq(open_close(hs.store), 0);
+    struct scan *sc = scan_log(hs.store);
+    ck_assert_uint_gt(sc->h.lh_generation, hs.h.lh_generation + 1);
+    ck_assert_uint_eq(sc->res.sr_records, 0);
+    free(sc);
+    ck_assert_int_eq(open_close(hs.store), 0);
+    unsigned char seg[4096];
+    ck_assert_int_eq(tu_read(tu_path(hs.store, "a.seg"), seg, sizeof seg, 0), 0);
+    for (size_t i = 0; i < sizeof seg; i++)
+        ck_assert_msg(seg[i] == 0, "a.seg byte %zu is 0x%02x: the record was replayed", i, seg[i]);
+    hostile_free(&hs);
+}
+END_TEST
+
 /* A fixture's log with one more record behind its K transactions: a range
  * of "a" past the end of its file. */
 static void append_hostile(const char *dir, const struct scan *sc)
@@ -1557,6 +1584,7 @@ int main(void)
     tcase_add_test(tc, test_recover_multipart_damaged_part);
     tcase_add_test(tc, test_recover_multipart_damage_stops_later_txs);
     tcase_add_test(tc, test_recover_torn_first_record_hides_later_ones);
+    tcase_add_test(tc, test_recover_new_generation_skips_stopping_record);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("hostile");
