@@ -1557,6 +1557,60 @@ START_TEST(test_recover_apply_cache_sizes)
 }
 END_TEST
 
+/* Three transactions: transaction t writes a range inside block 0 of "x",
+ * then all of block t. The log keeps them. */
+static void pause_build_child(void *arg)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s;
+    void *x;
+    lrvm_tx_t *tx;
+    if (lrvm_open(arg, &o, &s) != 0 || lrvm_map(s, "x", 4 * 4096, &x) != 0)
+        _exit(10);
+    for (int t = 1; t <= 3; t++) {
+        unsigned char *b = x;
+        if (lrvm_begin(s, 1, &x, &tx) != 0 || lrvm_set_range(tx, b + 100 + t, 10) != 0 ||
+            lrvm_set_range(tx, b + 4096 * t, 4096) != 0)
+            _exit(11);
+        memset(b + 100 + t, t, 10);
+        memset(b + 4096 * t, 0x40 + t, 4096);
+        if (lrvm_commit(tx, 0) != 0)
+            _exit(12);
+    }
+    kill(getpid(), SIGKILL);
+}
+
+START_TEST(test_recover_cache_full_mid_record)
+{
+    /* With a cache of one block, the first record's whole-block range finds
+     * the cache full: the rest of the log is checked (check_rest) in the
+     * middle of that record's walk, and the range must still be taken
+     * from its own bytes in the log (no later record writes its block). */
+    char *built = tu_tmpdir(), *dir = tu_tmpdir();
+    int st = tu_in_child(pause_build_child, built);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "build: status 0x%x", st);
+    ck_assert_int_eq(tu_copy_dir(built, dir), 0);
+    uint32_t saved = lrvm__apply_max;
+    lrvm__apply_max = 1;
+    int rc = open_close(dir);
+    lrvm__apply_max = saved;
+    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
+    unsigned char got[4 * 4096], want[4 * 4096] = { 0 };
+    for (int t = 1; t <= 3; t++) {
+        memset(want + 100 + t, t, 10);
+        memset(want + 4096 * t, 0x40 + t, 4096);
+    }
+    ck_assert_int_eq(tu_read(tu_path(dir, "x.seg"), got, sizeof got, 0), 0);
+    for (size_t i = 0; i < sizeof got; i++)
+        ck_assert_msg(got[i] == want[i], "x.seg byte %zu is 0x%02x, not 0x%02x", i, got[i],
+                      want[i]);
+    tu_rmrf(built);
+    tu_rmrf(dir);
+    free(built);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("recover");
@@ -1603,6 +1657,7 @@ int main(void)
     tc = tcase_create("apply");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_recover_apply_cache_sizes);
+    tcase_add_test(tc, test_recover_cache_full_mid_record);
     suite_add_tcase(s, tc);
 
     return tu_run_suite(s);
