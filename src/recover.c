@@ -252,10 +252,6 @@ static int apply_init(struct apply *c)
         c->mem = NULL;
         return LRVM_ENOMEM;
     }
-    /* Small ranges land in random blocks of the cache: with 4 KiB pages
-     * nearly each one misses the TLB as well. Huge pages where the kernel
-     * has them (advice; it may say no). */
-    (void)madvise(c->mem, (size_t)c->max * APPLY_BLOCK, MADV_HUGEPAGE);
     c->slots = calloc((size_t)1 << c->bits, sizeof *c->slots);
     c->keys = malloc(c->max * sizeof *c->keys);
     c->in_log = calloc((c->max + 63) / 64, sizeof *c->in_log);
