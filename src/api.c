@@ -49,6 +49,7 @@ static void store_free(lrvm_t *s)
         lrvm__seg_unmap(s, s->segs[s->nsegs - 1]);
     free(s->segs);
     lrvm__log_close(s);
+    lrvm__recover_release(s);
     if (s->lockfd >= 0)
         lrvm__io_close(s->lockfd);
     if (s->dirfd >= 0)

@@ -290,6 +290,8 @@ int lrvm__enc_range(struct lrvm__enc *e, struct lrvm__seg *seg, size_t off,
 /* Apply every complete record of the log to the segment files, sync them,
  * start a new generation. Used by open (recovery) and truncation. */
 int lrvm__recover(lrvm_t *s);
+/* Give back the memory of recovery's cache (lrvm_close). */
+void lrvm__recover_release(lrvm_t *s);
 /* 4 KiB blocks recovery holds in memory before writing them (tests only). */
 extern uint32_t lrvm__apply_max;
 extern uint32_t lrvm__apply_direct;
@@ -459,6 +461,9 @@ struct lrvm {
     lrvm_stats_t         stats;
     _Atomic uint64_t     faults;           /* (H) pages captured by the fault handler */
     _Atomic uint64_t     captured;         /* (H) pages captured by any means */
+    unsigned char       *apply_mem;        /* recovery's cache, kept between
+                                              truncations (recover.c) */
+    uint32_t             apply_blocks;
 };
 
 /* Truncate: flush, apply the log, new generation. Caller holds s->mu. */

@@ -241,16 +241,31 @@ static void replay_free(struct replay *r)
 
 /* ------------------------------------------------------------ the apply cache */
 
-static int apply_init(struct apply *c)
+/*
+ * The cache's memory stays with the store from one truncation to the
+ * next, handed back with MADV_FREE: a store that truncates every 32 MiB
+ * of small transactions paid each time for the page faults of the blocks
+ * it filled (one truncation of 300,000 4-word transactions: 113 ms, of
+ * which about 20 went to the faults and the munmap). The kernel takes
+ * the pages back when it needs them; the cache never reads a block it
+ * has not filled.
+ */
+static int apply_init(struct apply *c, lrvm_t *s)
 {
     c->max = lrvm__apply_max > 0 ? lrvm__apply_max : 1;
     for (c->bits = 1; (1u << c->bits) < 2 * c->max; c->bits++)
         ;
-    c->mem = mmap(NULL, (size_t)c->max * APPLY_BLOCK, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (c->mem == MAP_FAILED) {
-        c->mem = NULL;
-        return LRVM_ENOMEM;
+    if (s->apply_mem != NULL && s->apply_blocks == c->max) {
+        c->mem = s->apply_mem;
+        s->apply_mem = NULL;
+    } else {
+        lrvm__recover_release(s);
+        c->mem = mmap(NULL, (size_t)c->max * APPLY_BLOCK, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (c->mem == MAP_FAILED) {
+            c->mem = NULL;
+            return LRVM_ENOMEM;
+        }
     }
     c->slots = calloc((size_t)1 << c->bits, sizeof *c->slots);
     c->keys = malloc(c->max * sizeof *c->keys);
@@ -262,10 +277,14 @@ static int apply_init(struct apply *c)
     return 0;
 }
 
-static void apply_free(struct apply *c)
+static void apply_free(struct apply *c, lrvm_t *s)
 {
-    if (c->mem != NULL)
-        munmap(c->mem, (size_t)c->max * APPLY_BLOCK);
+    if (c->mem != NULL) {
+        lrvm__recover_release(s);
+        (void)madvise(c->mem, (size_t)c->max * APPLY_BLOCK, MADV_FREE);
+        s->apply_mem = c->mem;
+        s->apply_blocks = c->max;
+    }
     free(c->slots);
     free(c->keys);
     free(c->in_log);
@@ -622,7 +641,7 @@ int lrvm__recover(lrvm_t *s)
         rc = lrvm__errno_to_code(-rc);
         goto out;
     }
-    if ((rc = apply_init(&r.cache)) < 0 ||
+    if ((rc = apply_init(&r.cache, s)) < 0 ||
         (rc = lrvm__log_scan(lg->lg_fd, &r.head, &cb, &res)) < 0)
         goto out;
     /* An empty log needs no new generation, unless a crash may have left
@@ -652,11 +671,18 @@ int lrvm__recover(lrvm_t *s)
         goto out;
     s->stats.truncations++;
 out:
-    apply_free(&r.cache);
+    apply_free(&r.cache, s);
     if (r.img != NULL)
         lrvm__io_unmap(r.img, r.img_size);
     replay_free(&r);
     return rc;
+}
+
+void lrvm__recover_release(lrvm_t *s)
+{
+    if (s->apply_mem != NULL)
+        munmap(s->apply_mem, (size_t)s->apply_blocks * APPLY_BLOCK);
+    s->apply_mem = NULL;
 }
 
 /* ------------------------------------------------------------ lrvmutl verify */
