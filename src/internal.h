@@ -241,9 +241,9 @@ int  lrvm__log_sync(lrvm_t *s);
  * sync: for lrvm_close, which frees what those commits use. */
 void lrvm__log_quiesce(lrvm_t *s);
 /* Start a new, empty generation (after the records were applied), of a
- * number above the current one and above ABOVE (lrvm__scan_result
+ * number above the current one and other than AVOID (lrvm__scan_result
  * sr_stop_generation). */
-int  lrvm__log_new_generation(lrvm_t *s, uint64_t above);
+int  lrvm__log_new_generation(lrvm_t *s, uint64_t avoid);
 /* Bytes of the log in use: header, written records and the buffer. */
 uint64_t lrvm__log_size(const lrvm_t *s);
 

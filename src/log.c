@@ -25,9 +25,9 @@
  * generation is current; it must be of version 1, or lrvm_open refuses
  * the log with LRVM_EVERSION. A new generation is written to the other
  * slot, so a torn header write leaves the previous generation current.
- * Its number is above the current one and above that of the record the
- * last scan stopped at, so that record stays invalid (V3) even when
- * damage or malice gave it the next number.
+ * Its number is the current one plus 1, or plus 2 when the record the
+ * last scan stopped at carries the plus-1 number, so that record stays
+ * invalid (V3) even when damage or malice gave it the next number.
  *
  * Record
  *   0   4  magic "LRVR"
@@ -366,12 +366,15 @@ uint64_t lrvm__log_size(const lrvm_t *s)
     return s->log.lg_written + s->log.lg_buf_used;
 }
 
-int lrvm__log_new_generation(lrvm_t *s, uint64_t above)
+int lrvm__log_new_generation(lrvm_t *s, uint64_t avoid)
 {
     struct lrvm__log *lg = &s->log;
+    /* Only the next number needs skipping: a record of any other is
+     * invalid in the new generation anyway, and a jump as far as a
+     * hostile record asks would bring the numbers near their end. */
     uint64_t gen = lg->lg_generation + 1;
-    if (above >= gen && above < UINT64_MAX)
-        gen = above + 1;
+    if (avoid == gen)
+        gen++;
     struct lrvm__log_header h = { LOG_VERSION, gen, lg->lg_next_txno };
     int slot = !lg->lg_slot, rc;
 
