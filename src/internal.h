@@ -253,6 +253,8 @@ void lrvm__rec_header_decode(const unsigned char *p, struct lrvm__rec_header *h)
 /* 0 when the header's magic is right. */
 int  lrvm__rec_magic_ok(const unsigned char *p);
 uint32_t lrvm__rec_crc(const unsigned char *rec, size_t payload_len);
+/* Bytes a record takes in the log: header, payload, padding to 8. */
+uint64_t lrvm__rec_size(const struct lrvm__rec_header *h);
 
 /* Payload entries. */
 enum { LRVM__ENT_DEFINE = 1, LRVM__ENT_RANGE = 2 };

@@ -198,6 +198,11 @@ void lrvm__rec_header_decode(const unsigned char *p, struct lrvm__rec_header *h)
     h->rh_txno = get64(p + 24);
 }
 
+uint64_t lrvm__rec_size(const struct lrvm__rec_header *h)
+{
+    return (LRVM__REC_HEADER_SIZE + (uint64_t)h->rh_payload_len + 7) & ~(uint64_t)7;
+}
+
 uint32_t lrvm__rec_crc(const unsigned char *rec, size_t payload_len)
 {
     return lrvm__crc32c(0, rec + 8, LRVM__REC_HEADER_SIZE - 8 + payload_len);
@@ -887,7 +892,7 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
             res->sr_stop = "record of another generation";
             break;
         }
-        size_t total = align8(LRVM__REC_HEADER_SIZE + (size_t)rh.rh_payload_len);
+        size_t total = (size_t)lrvm__rec_size(&rh);
         if (rh.rh_payload_len > REC_MAX_PAYLOAD ||
             (rc = rd_get(r, pos, total, &p)) != 0) {                    /* V4 */
             res->sr_stop = "record past the end of the file";
@@ -932,7 +937,7 @@ int lrvm__log_walk_valid(const unsigned char *img, uint64_t start, uint64_t end,
         int rc = cb->record(cb->arg, pos, &rh, img + pos + LRVM__REC_HEADER_SIZE);
         if (rc < 0)
             return rc;
-        pos += align8(LRVM__REC_HEADER_SIZE + (size_t)rh.rh_payload_len);
+        pos += lrvm__rec_size(&rh);
     }
     return 0;
 }

@@ -554,11 +554,6 @@ static int on_part(void *arg, uint64_t off, const struct lrvm__rec_header *h,
     return walk_record(arg, off, h, payload, 1);
 }
 
-static uint64_t record_size(const struct lrvm__rec_header *h)
-{
-    return (LRVM__REC_HEADER_SIZE + (uint64_t)h->rh_payload_len + 7) & ~(uint64_t)7;
-}
-
 /* Recovery's scan: check every valid record, and copy those of complete
  * transactions into the cache, in log order. The parts of a transaction
  * in several are copied once its last part is found valid, from the
@@ -574,7 +569,7 @@ static int on_record(void *arg, uint64_t off, const struct lrvm__rec_header *h,
     if (h->rh_part == 0)
         return walk_record(r, off, h, payload, 1);
     struct lrvm__scan_cb parts = { r, on_part, NULL };
-    return lrvm__log_walk_valid(r->img, r->tx.lp_off, off + record_size(h), &parts);
+    return lrvm__log_walk_valid(r->img, r->tx.lp_off, off + lrvm__rec_size(h), &parts);
 }
 
 static int on_check_only(void *arg, uint64_t off, const struct lrvm__rec_header *h,
