@@ -533,18 +533,17 @@ static int on_range(void *arg, const char *name, size_t name_len, uint64_t off,
 static int walk_record(struct replay *r, uint64_t off, const struct lrvm__rec_header *h,
                        const unsigned char *payload, int apply)
 {
-    /* check_rest walks records in the middle of another's walk: what it
-     * sets here must not outlive it. */
+    /* check_rest walks records, checking only, in the middle of another's
+     * walk: that walk's mode comes back after, and its payload, which
+     * only copying uses, is left alone. */
     int was = r->apply;
-    const unsigned char *was_payload = r->payload;
-    uint64_t was_off = r->payload_off;
     r->apply = apply;
-    r->payload = payload;
-    r->payload_off = off + LRVM__REC_HEADER_SIZE;
+    if (apply) {
+        r->payload = payload;
+        r->payload_off = off + LRVM__REC_HEADER_SIZE;
+    }
     int rc = lrvm__payload_walk(payload, h->rh_payload_len, on_range, r);
     r->apply = was;
-    r->payload = was_payload;
-    r->payload_off = was_off;
     return rc;
 }
 
