@@ -23,19 +23,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char *dir;
-
-static void setup(void)
-{
-    dir = tu_tmpdir();
-}
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-}
-
 /* ------------------------------------------------------------- helpers */
 
 static int open_in(const char *d, lrvm_t **s)
@@ -47,7 +34,7 @@ static int open_in(const char *d, lrvm_t **s)
 static lrvm_t *open_store(void)
 {
     lrvm_t *s;
-    int rc = open_in(dir, &s);
+    int rc = open_in(tu_dir, &s);
     ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
     return s;
 }
@@ -140,7 +127,7 @@ START_TEST(test_badinput_segment_names)
     lrvm_t *s = open_store();
     char *keep = tu_map(s, "keep", 4096);
     ck_assert_int_eq(put(s, keep, 0, "kept", 5, 0), 0);
-    int entries = count_entries(dir);           /* log, lock, keep.seg */
+    int entries = count_entries(tu_dir);           /* log, lock, keep.seg */
     void *p;
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -158,15 +145,15 @@ START_TEST(test_badinput_segment_names)
     EXPECT_RECORDED(LRVM_EINVAL, ck_assert_ptr_null(rvm_map(s, NULL, 4096)));
     EXPECT_RECORDED(LRVM_EINVAL, rvm_destroy(s, NULL));
     /* No file was created anywhere for the bad names. */
-    ck_assert_int_eq(count_entries(dir), entries);
-    ck_assert_int_eq(tu_file_size(tu_path(dir, "...seg")), -1);
+    ck_assert_int_eq(count_entries(tu_dir), entries);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "...seg")), -1);
 
     /* 200 bytes is the longest name. */
     char *m = tu_map(s, long200, 4096);
     ck_assert_int_eq(put(s, m, 10, "long name", 10, 0), 0);
     char file[sizeof long200 + 8];
     snprintf(file, sizeof file, "%s.seg", long200);
-    ck_assert_int_eq(tu_file_size(tu_path(dir, file)), 4096);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, file)), 4096);
     ck_assert_int_eq(lrvm_close(s), 0);
 
     s = open_store();
@@ -185,10 +172,10 @@ START_TEST(test_badinput_map_size_zero)
     ck_assert_int_eq(lrvm_map(s, "z", 0, &p), LRVM_EINVAL);
     EXPECT_RECORDED(LRVM_EINVAL, ck_assert_ptr_null(rvm_map(s, "z", 0)));
     EXPECT_RECORDED(LRVM_EINVAL, ck_assert_ptr_null(rvm_map(s, "z", -5)));
-    ck_assert_int_eq(tu_file_size(tu_path(dir, "z.seg")), -1);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "z.seg")), -1);
     /* The name is still free. */
     char *z = tu_map(s, "z", 100);
-    ck_assert_int_eq(tu_file_size(tu_path(dir, "z.seg")), 100);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "z.seg")), 100);
     ck_assert_int_eq(lrvm_unmap(s, z), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -203,7 +190,7 @@ START_TEST(test_badinput_map_smaller_size_maps_whole)
     ck_assert_int_eq(lrvm_unmap(s, a), 0);
 
     a = tu_map(s, "a", 100);
-    ck_assert_int_eq(tu_file_size(tu_path(dir, "a.seg")), 8192);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "a.seg")), 8192);
     ck_assert_str_eq(a, "head");
     ck_assert_str_eq(a + 8000, "tail");
     /* The mapping is 8192 bytes: a range ending at 8192 is inside, one
@@ -235,7 +222,7 @@ START_TEST(test_badinput_map_twice)
     ck_assert_int_eq(lrvm_map(s, "a", 8192, &p), LRVM_EEXIST);
     EXPECT_RECORDED(LRVM_EEXIST, ck_assert_ptr_null(rvm_map(s, "a", 4096)));
     /* The first mapping is untouched and still works. */
-    ck_assert_int_eq(tu_file_size(tu_path(dir, "a.seg")), 4096);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "a.seg")), 4096);
     ck_assert_int_eq(put(s, a, 0, "still", 6, 0), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store();
@@ -252,7 +239,7 @@ START_TEST(test_badinput_destroy_mapped)
     ck_assert_int_eq(put(s, a, 0, "precious", 9, 0), 0);
     ck_assert_int_eq(lrvm_destroy(s, "a"), LRVM_EBUSY);
     EXPECT_RECORDED(LRVM_EBUSY, rvm_destroy(s, "a"));
-    ck_assert_int_eq(tu_file_size(tu_path(dir, "a.seg")), 4096);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "a.seg")), 4096);
     ck_assert_str_eq(a, "precious");
     ck_assert_int_eq(lrvm_unmap(s, a), 0);
     a = tu_map(s, "a", 4096);
@@ -289,7 +276,7 @@ START_TEST(test_badinput_destroy_then_recreate_is_zero)
     static const char *how[3] = { "in the file", "only in the log", "only in the buffer" };
     char zeros[32] = { 0 }, file[32];
     for (int h = 0; h < 3; h++) {
-        tu_rmrf(dir);
+        tu_rmrf(tu_dir);
         lrvm_t *s = open_store();
         char *a = tu_map(s, "a", 4096), *b = tu_map(s, "b", 4096);
         ck_assert_int_eq(put(s, b, 0, "b survives", 11, 0), 0);
@@ -297,7 +284,7 @@ START_TEST(test_badinput_destroy_then_recreate_is_zero)
                              h == 2 ? LRVM_NO_FLUSH : 0), 0);
         if (h == 0)
             ck_assert_int_eq(lrvm_truncate(s), 0);
-        ck_assert_int_eq(tu_read(tu_path(dir, "a.seg"), file, 32, 0), 0);
+        ck_assert_int_eq(tu_read(tu_path(tu_dir, "a.seg"), file, 32, 0), 0);
         if (h == 0) {
             ck_assert_mem_eq(file, "destroy me", 10);
         } else {
@@ -307,7 +294,7 @@ START_TEST(test_badinput_destroy_then_recreate_is_zero)
         }
         ck_assert_int_eq(lrvm_unmap(s, a), 0);
         ck_assert_msg(lrvm_destroy(s, "a") == 0, "%s: destroy failed", how[h]);
-        ck_assert_int_eq(tu_file_size(tu_path(dir, "a.seg")), -1);
+        ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "a.seg")), -1);
         a = tu_map(s, "a", 4096);
         ck_assert_msg(first_diff(a, 0, 4096) < 0, "%s: the new segment is not zero", how[h]);
         ck_assert_int_eq(lrvm_close(s), 0);
@@ -329,7 +316,7 @@ static void child_destroy_and_die(const void *arg)
     (void)arg;
     lrvm_t *s;
     char *a, *b;
-    TU_CHILD_CHECK(open_in(dir, &s) == 0);
+    TU_CHILD_CHECK(open_in(tu_dir, &s) == 0);
     TU_CHILD_CHECK(lrvm_map(s, "a", 4096, (void **)&a) == 0);
     TU_CHILD_CHECK(lrvm_map(s, "b", 4096, (void **)&b) == 0);
     TU_CHILD_CHECK(put(s, a, 0, "destroyed", 10, 0) == 0);
@@ -611,7 +598,7 @@ START_TEST(test_badinput_open_bad_dir_and_options)
     ck_assert_int_eq(lrvm_open("", NULL, &s), LRVM_EINVAL);
     ck_assert_ptr_eq(s, (lrvm_t *)1);
 
-    const char *file = tu_path(dir, "plain");
+    const char *file = tu_path(tu_dir, "plain");
     ck_assert_int_eq(tu_write(file, "x", 1, 0), -1);       /* not there yet */
     FILE *f = fopen(file, "w");
     ck_assert_ptr_nonnull(f);
@@ -621,11 +608,11 @@ START_TEST(test_badinput_open_bad_dir_and_options)
     ck_assert_int_eq(tu_file_size(file), 7);
 
     char missing[4096];
-    snprintf(missing, sizeof missing, "%s/no/such/store", dir);
+    snprintf(missing, sizeof missing, "%s/no/such/store", tu_dir);
     ck_assert_int_eq(lrvm_open(missing, NULL, &s), LRVM_ENOENT);
-    ck_assert_int_eq(tu_mode(tu_path(dir, "no")), -1);
+    ck_assert_int_eq(tu_mode(tu_path(tu_dir, "no")), -1);
 
-    const char *fresh = tu_path(dir, "fresh");
+    const char *fresh = tu_path(tu_dir, "fresh");
     lrvm_options_t o = { .tracking = 7 };
     ck_assert_int_eq(lrvm_open(fresh, &o, &s), LRVM_EINVAL);
     o = (lrvm_options_t){ .tracking = LRVM_TRACK_EXPLICIT, .log_buffer_size = 100 };
@@ -666,8 +653,8 @@ START_TEST(test_badinput_open_unwritable_dir)
     /* Let uid 65534 reach the store directory, which it may read but not
      * write. */
     ck_assert_int_eq(chmod(getenv("TMPDIR"), 0755), 0);      /* the base directory */
-    ck_assert_int_eq(chmod(dir, 0755), 0);
-    const char *ro = tu_path(dir, "ro");
+    ck_assert_int_eq(chmod(tu_dir, 0755), 0);
+    const char *ro = tu_path(tu_dir, "ro");
     ck_assert_int_eq(mkdir(ro, 0755), 0);
     ck_assert_int_eq(chmod(ro, geteuid() == 0 ? 0755 : 0555), 0);
     int vals[1], nv;
@@ -688,9 +675,9 @@ END_TEST
 START_TEST(test_badinput_open_twice_same_process)
 {
     lrvm_t *s = open_store(), *s2 = (lrvm_t *)1;
-    ck_assert_int_eq(open_in(dir, &s2), LRVM_EBUSY);
+    ck_assert_int_eq(open_in(tu_dir, &s2), LRVM_EBUSY);
     ck_assert_ptr_eq(s2, (lrvm_t *)1);
-    EXPECT_RECORDED(LRVM_EBUSY, ck_assert_ptr_null(rvm_init(dir)));
+    EXPECT_RECORDED(LRVM_EBUSY, ck_assert_ptr_null(rvm_init(tu_dir)));
     /* The first handle still holds the store and works. */
     char *a = tu_map(s, "a", 4096);
     ck_assert_int_eq(put(s, a, 0, "first", 6, 0), 0);
@@ -707,7 +694,7 @@ static void child_open_store(const void *arg)
 {
     (void)arg;
     lrvm_t *s;
-    int rc = open_in(dir, &s);
+    int rc = open_in(tu_dir, &s);
     if (rc == 0)
         rc = lrvm_close(s);
     _exit(-rc);
@@ -741,7 +728,7 @@ END_TEST
 START_TEST(test_badinput_file_modes)
 {
     umask(0);
-    const char *d = tu_path(dir, "store");
+    const char *d = tu_path(tu_dir, "store");
     lrvm_t *s;
     ck_assert_int_eq(open_in(d, &s), 0);
     void *x;
@@ -802,10 +789,7 @@ END_TEST
 int main(void)
 {
     Suite *su = suite_create("badinput");
-    TCase *tc = tcase_create("badinput");
-    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_tcase("badinput", 60);
     tcase_add_test(tc, test_badinput_segment_names);
     tcase_add_test(tc, test_badinput_map_size_zero);
     tcase_add_test(tc, test_badinput_map_smaller_size_maps_whole);

@@ -20,25 +20,16 @@
 #define TEST_STRING "hello, world"
 #define OFFSET2 1000
 
-static char *dir;
-
 static void setup(void)
 {
-    dir = tu_tmpdir();
     setenv("LRVM_TRACKING", "explicit", 1);
     unsetenv("LRVM_VERBOSE");
-}
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
 }
 
 static void proc1_commit(void *arg)
 {
     (void)arg;
-    rvm_t rvm = rvm_init(dir);
+    rvm_t rvm = rvm_init(tu_dir);
     ck_assert_ptr_nonnull(rvm);
     rvm_destroy(rvm, "testseg");
     char *seg = rvm_map(rvm, "testseg", 10000);
@@ -57,7 +48,7 @@ START_TEST(test_classic_basic_commit_then_remap_elsewhere)
 {
     int st = tu_in_child(proc1_commit, NULL);
     ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
-    rvm_t rvm = rvm_init(dir);
+    rvm_t rvm = rvm_init(tu_dir);
     ck_assert_ptr_nonnull(rvm);
     char *seg = rvm_map(rvm, "testseg", 10000);
     ck_assert_ptr_nonnull(seg);
@@ -69,7 +60,7 @@ END_TEST
 
 START_TEST(test_classic_abort)
 {
-    rvm_t rvm = rvm_init(dir);
+    rvm_t rvm = rvm_init(tu_dir);
     char *seg = rvm_map(rvm, "testseg", 10000);
     trans_t t = rvm_begin_trans(rvm, 1, (void **)&seg);
     rvm_about_to_modify(t, seg, 0, 100);
@@ -91,7 +82,7 @@ END_TEST
 
 START_TEST(test_classic_multi_segment)
 {
-    rvm_t rvm = rvm_init(dir);
+    rvm_t rvm = rvm_init(tu_dir);
     char *segs[2] = { rvm_map(rvm, "seg0", 1000), rvm_map(rvm, "seg1", 1000) };
     ck_assert_ptr_nonnull(segs[0]);
     ck_assert_ptr_nonnull(segs[1]);
@@ -113,7 +104,7 @@ END_TEST
 
 START_TEST(test_classic_truncate)
 {
-    rvm_t rvm = rvm_init(dir);
+    rvm_t rvm = rvm_init(tu_dir);
     char *seg = rvm_map(rvm, "testseg", 10000);
     for (int i = 0; i < 10; i++) {
         trans_t t = rvm_begin_trans(rvm, 1, (void **)&seg);
@@ -128,7 +119,7 @@ START_TEST(test_classic_truncate)
     ck_assert_int_eq(lrvm_stats(rvm, &st), 0);
     ck_assert_uint_eq(st.log_size, 4096);
     char buf[20];
-    ck_assert_int_eq(tu_read(tu_path(dir, "testseg.seg"), buf, 20, 900), 0);
+    ck_assert_int_eq(tu_read(tu_path(tu_dir, "testseg.seg"), buf, 20, 900), 0);
     ck_assert_str_eq(buf, "entry 9");
     ck_assert_int_eq(lrvm_close(rvm), 0);
 }
@@ -136,7 +127,7 @@ END_TEST
 
 START_TEST(test_classic_extend)
 {
-    rvm_t rvm = rvm_init(dir);
+    rvm_t rvm = rvm_init(tu_dir);
     char *seg = rvm_map(rvm, "testseg", 100);
     trans_t t = rvm_begin_trans(rvm, 1, (void **)&seg);
     rvm_about_to_modify(t, seg, 50, 10);
@@ -152,17 +143,17 @@ START_TEST(test_classic_extend)
     rvm_commit_trans(t);
     ck_assert_int_eq(lrvm_last_error(), 0);
     ck_assert_int_eq(lrvm_close(rvm), 0);
-    rvm = rvm_init(dir);
+    rvm = rvm_init(tu_dir);
     seg = rvm_map(rvm, "testseg", 100);
     ck_assert_str_eq(seg + 49000, "far");
-    ck_assert_int_eq(tu_file_size(tu_path(dir, "testseg.seg")), 50000);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "testseg.seg")), 50000);
     ck_assert_int_eq(lrvm_close(rvm), 0);
 }
 END_TEST
 
 START_TEST(test_classic_errors_and_ids)
 {
-    rvm_t rvm = rvm_init(dir);
+    rvm_t rvm = rvm_init(tu_dir);
     char *seg = rvm_map(rvm, "testseg", 1000);
     ck_assert_ptr_null(rvm_map(rvm, "testseg", 1000));
     ck_assert_int_eq(lrvm_last_error(), LRVM_EEXIST);
@@ -185,7 +176,7 @@ END_TEST
 START_TEST(test_classic_bad_tracking_env)
 {
     setenv("LRVM_TRACKING", "sometimes", 1);
-    ck_assert_ptr_null(rvm_init(dir));
+    ck_assert_ptr_null(rvm_init(tu_dir));
     ck_assert_int_eq(lrvm_last_error(), LRVM_EINVAL);
 }
 END_TEST
@@ -196,7 +187,7 @@ static void traced_calls(void *arg)
     int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     dup2(fd, 2);
     rvm_verbose(1);
-    rvm_t rvm = rvm_init(dir);
+    rvm_t rvm = rvm_init(tu_dir);
     char *seg = rvm_map(rvm, "traced", 64);
     trans_t t = rvm_begin_trans(rvm, 1, (void **)&seg);
     rvm_about_to_modify(t, seg, 0, 8);
@@ -209,7 +200,7 @@ static void traced_calls(void *arg)
 START_TEST(test_classic_verbose_traces_calls)
 {
     char out[4200];
-    snprintf(out, sizeof out, "%s/trace.txt", dir);
+    snprintf(out, sizeof out, "%s/trace.txt", tu_dir);
     int st = tu_in_child(traced_calls, out);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     char text[4096] = { 0 };
@@ -229,9 +220,8 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("classic");
-    TCase *tc = tcase_create("classic");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_tcase("classic", 60);
+    tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_classic_basic_commit_then_remap_elsewhere);
     tcase_add_test(tc, test_classic_abort);
     tcase_add_test(tc, test_classic_multi_segment);

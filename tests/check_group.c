@@ -28,11 +28,8 @@
 
 #define SEG_SIZE ((size_t)64 << 10)
 
-static char *dir;
-
 static void setup(void)
 {
-    dir = tu_tmpdir();
     atomic_store(&lrvm__io_sync_delay_us, 0);
     lrvm__io_inject(0, 0, 0, 0);
 }
@@ -41,15 +38,13 @@ static void teardown(void)
 {
     atomic_store(&lrvm__io_sync_delay_us, 0);
     lrvm__io_inject(0, 0, 0, 0);
-    tu_rmrf(dir);
-    free(dir);
 }
 
 static lrvm_t *open_store(int tracking)
 {
     lrvm_options_t o = { .tracking = tracking, .truncate_threshold = (size_t)1 << 30 };
     lrvm_t *s;
-    int rc = lrvm_open(dir, &o, &s);
+    int rc = lrvm_open(tu_dir, &o, &s);
     ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
     return s;
 }
@@ -369,7 +364,7 @@ static void kill_child_run(void *arg)
     alarm(60);
     lrvm_options_t o = { .tracking = k->tracking, .truncate_threshold = (size_t)1 << 20 };
     lrvm_t *s;
-    if (lrvm_open(dir, &o, &s) != 0)
+    if (lrvm_open(tu_dir, &o, &s) != 0)
         _exit(2);
     if (k->powercut_at != 0) {
         lrvm__io_powercut_seed(k->seed);
@@ -472,10 +467,8 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("group");
-    TCase *tc = tcase_create("group");
-    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
+    TCase *tc = tu_tcase("group", 60);
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_group_commits_share_syncs);
     tcase_add_test(tc, test_group_failed_shared_sync_fails_every_waiter);
     tcase_add_test(tc, test_group_lone_failed_sync_keeps_store);

@@ -34,25 +34,13 @@
  * block header. */
 #define WHOLE (HEAP_SIZE - 4096 - 8 - 8 - 8)
 
-static char *dir;
-static int   tracking;
-
-static void setup(void)
-{
-    dir = tu_tmpdir();
-}
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-}
+static int tracking;
 
 static lrvm_t *open_store(void)
 {
     lrvm_options_t o = { .tracking = tracking, .truncate_threshold = (size_t)1 << 30 };
     lrvm_t *s;
-    int rc = lrvm_open(dir, &o, &s);
+    int rc = lrvm_open(tu_dir, &o, &s);
     ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
     return s;
 }
@@ -304,7 +292,7 @@ static void taken_child(void *arg)
     lrvm_t *s;
     lrvm_options_t o = { .tracking = tracking };
     lrvm_heap_t *h;
-    if (lrvm_open(dir, &o, &s) != 0)
+    if (lrvm_open(tu_dir, &o, &s) != 0)
         _exit(3);
     _exit(lrvm_heap_open(s, "heap", HEAP_SIZE, &h) == LRVM_EADDR ? 0 : 4);
 }
@@ -343,18 +331,18 @@ START_TEST(test_heap_refuses_plain_segment_and_drops_half_layout)
     plain = tu_map(s, "plain", 8192);
     ck_assert_str_eq(plain + 100, "data");
     ck_assert_int_eq(lrvm_heap_open(s, "tiny", 4096, &h), LRVM_EINVAL);
-    ck_assert_int_eq(tu_file_size(tu_path(dir, "tiny.seg")), -1);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "tiny.seg")), -1);
     ck_assert_int_eq(lrvm_close(s), 0);
 
     /* What a crash in the middle of a layout leaves: a .new file. */
-    int fd = open(tu_path(dir, "heap.seg.new"), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    int fd = open(tu_path(tu_dir, "heap.seg.new"), O_WRONLY | O_CREAT | O_EXCL, 0600);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, "LRVMHEAP garbage", 16), 16);
     close(fd);
     s = open_store();
     h = open_heap(s);
     ck_assert_uint_eq(free_bytes(h), WHOLE + 8);
-    ck_assert_int_eq(tu_file_size(tu_path(dir, "heap.seg.new")), -1);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "heap.seg.new")), -1);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
 END_TEST
@@ -458,9 +446,9 @@ static unsigned long dry_run_calls(void (*child)(void *))
 /* Put the store directory back as CLEAN holds it. */
 static void restore_dir(const char *clean)
 {
-    tu_rmrf(dir);
-    ck_assert_int_eq(mkdir(dir, 0700), 0);
-    ck_assert_int_eq(tu_copy_dir(clean, dir), 0);
+    tu_rmrf(tu_dir);
+    ck_assert_int_eq(mkdir(tu_dir, 0700), 0);
+    ck_assert_int_eq(tu_copy_dir(clean, tu_dir), 0);
 }
 
 /* Open the heap at HEAP_SIZE (which grows a smaller one, and sorts a
@@ -494,7 +482,7 @@ static void growth_deaths(int mode)
     uint64_t small_free = free_bytes(h);
     ck_assert_int_eq(lrvm_close(s), 0);
     char *clean = tu_tmpdir();
-    ck_assert_int_eq(tu_copy_dir(dir, clean), 0);
+    ck_assert_int_eq(tu_copy_dir(tu_dir, clean), 0);
 
     unsigned long calls = dry_run_calls(reopen_child), reported;
     ck_assert_uint_ge(calls, 3);
@@ -568,7 +556,7 @@ START_TEST(test_heap_creation_power_cut_at_each_call)
     lrvm_t *s = open_store();                   /* the store exists; the heap not */
     ck_assert_int_eq(lrvm_close(s), 0);
     char *clean = tu_tmpdir();
-    ck_assert_int_eq(tu_copy_dir(dir, clean), 0);
+    ck_assert_int_eq(tu_copy_dir(tu_dir, clean), 0);
     unsigned long calls = dry_run_calls(create_child), acked;
 
     uint64_t seed = tu_test_seed();
@@ -646,7 +634,7 @@ static void fill_old_heap(void)
  * list, in address order, and no bins. */
 static void make_version_1(void)
 {
-    const char *path = tu_path(dir, "heap.seg");
+    const char *path = tu_path(tu_dir, "heap.seg");
     int64_t len = tu_file_size(path);
     ck_assert_int_ge(len, (int64_t)HEAP_SIZE);
     uint64_t *img = malloc((size_t)len);
@@ -725,7 +713,7 @@ START_TEST(test_heap_version_1_sorting_power_cut_at_each_call)
     fill_old_heap();
     make_version_1();
     char *clean = tu_tmpdir();
-    ck_assert_int_eq(tu_copy_dir(dir, clean), 0);
+    ck_assert_int_eq(tu_copy_dir(tu_dir, clean), 0);
     unsigned long calls = dry_run_calls(reopen_child), reported;
     ck_assert_uint_ge(calls, 2);
     uint64_t seed = tu_test_seed();
@@ -813,7 +801,7 @@ static void kill_child(const struct kill_arg *k)
     lrvm_options_t o = { .tracking = tracking, .truncate_threshold = (size_t)1 << 20 };
     lrvm_t *s;
     lrvm_heap_t *h;
-    if (lrvm_open(dir, &o, &s) != 0 || lrvm_heap_open(s, "heap", HEAP_SIZE, &h) != 0)
+    if (lrvm_open(tu_dir, &o, &s) != 0 || lrvm_heap_open(s, "heap", HEAP_SIZE, &h) != 0)
         _exit(2);
     if (k->powercut_at != 0) {
         lrvm__io_powercut_seed(k->seed);
@@ -944,10 +932,7 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("heap");
-    TCase *tc = tcase_create("heap");
-    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_tcase("heap", 60);
     /* _i: the tracking mode, LRVM_TRACK_AUTO (0) and LRVM_TRACK_EXPLICIT (1). */
     tcase_add_loop_test(tc, test_heap_alloc_persists_at_fixed_address, 0, 2);
     tcase_add_loop_test(tc, test_heap_free_merges_neighbours, 0, 2);

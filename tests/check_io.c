@@ -21,21 +21,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char *dir;
 static char cdir[4096];     /* the directory of the current case */
 static int  tracking;       /* of the stores the test opens; setup resets it */
 
 static void setup(void)
 {
-    dir = tu_tmpdir();
-    snprintf(cdir, sizeof cdir, "%s/case", dir);
+    snprintf(cdir, sizeof cdir, "%s/case", tu_dir);
     tracking = LRVM_TRACK_EXPLICIT;
-}
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
 }
 
 static const int errs[2] = { EIO, ENOSPC };
@@ -83,8 +75,6 @@ static void die(void)
     kill(getpid(), SIGKILL);
     _exit(4);                       /* not reached */
 }
-
-
 
 /* ------------------------------------------------------------ scenarios */
 
@@ -560,10 +550,8 @@ END_TEST
 int main(void)
 {
     Suite *su = suite_create("io");
-    TCase *tc = tcase_create("io");
-    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_tcase("io", 60);
+    tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_io_commit_fails_nth_call);
     tcase_add_test(tc, test_io_auto_commit_fails_nth_call);
     tcase_add_test(tc, test_io_commit_fails_nth_call_then_crash);

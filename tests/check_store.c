@@ -17,25 +17,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char *dir;
-
-static void setup(void)
-{
-    dir = tu_tmpdir();
-}
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-}
-
 static lrvm_t *open_store(size_t buf, size_t threshold)
 {
     lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .log_buffer_size = buf,
                          .truncate_threshold = threshold };
     lrvm_t *s;
-    int rc = lrvm_open(dir, &o, &s);
+    int rc = lrvm_open(tu_dir, &o, &s);
     ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
     return s;
 }
@@ -70,7 +57,7 @@ START_TEST(test_store_commit_survives_crash)
     ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     /* The record is only in the log: the segment file still has zeros. */
     char file[10];
-    ck_assert_int_eq(tu_read(tu_path(dir, "a.seg"), file, 10, 100), 0);
+    ck_assert_int_eq(tu_read(tu_path(tu_dir, "a.seg"), file, 10, 100), 0);
     ck_assert_mem_eq(file, "\0\0\0\0\0\0\0\0\0\0", 10);
 
     lrvm_t *s = open_store(0, 0);
@@ -78,7 +65,7 @@ START_TEST(test_store_commit_survives_crash)
     ck_assert_str_eq(a + 100, "committed");
     ck_assert_int_eq(lrvm_close(s), 0);
     /* Recovery folded the log into the file. */
-    ck_assert_int_eq(tu_read(tu_path(dir, "a.seg"), file, 10, 100), 0);
+    ck_assert_int_eq(tu_read(tu_path(tu_dir, "a.seg"), file, 10, 100), 0);
     ck_assert_str_eq(file, "committed");
 }
 END_TEST
@@ -153,7 +140,7 @@ START_TEST(test_store_truncate_empties_log)
     ck_assert_uint_eq(st.truncations, 1);
     for (int i = 0; i < 50; i++) {
         char buf[10];
-        ck_assert_int_eq(tu_read(tu_path(dir, "a.seg"), buf, 10, (uint64_t)i * 1000), 0);
+        ck_assert_int_eq(tu_read(tu_path(tu_dir, "a.seg"), buf, 10, (uint64_t)i * 1000), 0);
         ck_assert_mem_eq(buf, "0123456789", 10);
     }
     /* The store goes on after truncation. */
@@ -194,10 +181,10 @@ START_TEST(test_store_extension)
     lrvm_t *s = open_store(0, 0);
     char *a = tu_map(s, "grow", 100);
     put(s, a, 90, "tail", 5, 0);
-    ck_assert_int_eq(tu_file_size(tu_path(dir, "grow.seg")), 100);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "grow.seg")), 100);
     ck_assert_int_eq(lrvm_unmap(s, a), 0);
     a = tu_map(s, "grow", 10000);
-    ck_assert_int_eq(tu_file_size(tu_path(dir, "grow.seg")), 10000);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "grow.seg")), 10000);
     ck_assert_mem_eq(a + 90, "tail", 5);
     for (int i = 100; i < 10000; i++)
         ck_assert_int_eq(a[i], 0);
@@ -206,7 +193,7 @@ START_TEST(test_store_extension)
     /* A smaller size maps the whole segment. */
     a = tu_map(s, "grow", 10);
     ck_assert_mem_eq(a + 9990, "end", 4);
-    ck_assert_int_eq(tu_file_size(tu_path(dir, "grow.seg")), 10000);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "grow.seg")), 10000);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
 END_TEST
@@ -362,7 +349,7 @@ START_TEST(test_store_destroy_removes_data)
     put(s, a, 0, "secret", 7, 0);
     ck_assert_int_eq(lrvm_unmap(s, a), 0);
     ck_assert_int_eq(lrvm_destroy(s, "gone"), 0);
-    ck_assert_int_eq(tu_file_size(tu_path(dir, "gone.seg")), -1);
+    ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "gone.seg")), -1);
     a = tu_map(s, "gone", 4096);
     ck_assert_int_eq(a[0], 0);
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -451,9 +438,7 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("store");
-    TCase *tc = tcase_create("store");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_tcase("store", 60);
     tcase_add_test(tc, test_store_commit_survives_crash);
     tcase_add_test(tc, test_store_abort_restores);
     tcase_add_test(tc, test_store_two_segments_one_tx);

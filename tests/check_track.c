@@ -29,25 +29,16 @@
 
 #define PAGE 4096
 
-static char *dir;
-
 static void setup(void)
 {
-    dir = tu_tmpdir();
     unsetenv("LRVM_TRACKING");
-}
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
 }
 
 static lrvm_t *open_auto(void)
 {
     lrvm_options_t o = { .tracking = LRVM_TRACK_AUTO, .truncate_threshold = (size_t)1 << 34 };
     lrvm_t *s;
-    int rc = lrvm_open(dir, &o, &s);
+    int rc = lrvm_open(tu_dir, &o, &s);
     ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
     return s;
 }
@@ -82,7 +73,7 @@ static void expect_killed(void (*fn)(void *), void *arg)
 static void classic_no_declarations(void *arg)
 {
     (void)arg;
-    rvm_t rvm = rvm_init(dir);
+    rvm_t rvm = rvm_init(tu_dir);
     char *seg = rvm_map(rvm, "legacy", 3 * PAGE);
     trans_t t = rvm_begin_trans(rvm, 1, (void **)&seg);
     strcpy(seg + 10, "no about_to_modify");
@@ -96,7 +87,7 @@ static void classic_no_declarations(void *arg)
 START_TEST(test_track_classic_program_without_declarations)
 {
     expect_killed(classic_no_declarations, NULL);
-    rvm_t rvm = rvm_init(dir);
+    rvm_t rvm = rvm_init(tu_dir);
     char *seg = rvm_map(rvm, "legacy", 3 * PAGE);
     ck_assert_str_eq(seg + 10, "no about_to_modify");
     ck_assert_str_eq(seg + 2 * PAGE + 5, "second page");
@@ -108,7 +99,7 @@ static void explicit_env_child(void *arg)
 {
     (void)arg;
     setenv("LRVM_TRACKING", "explicit", 1);
-    rvm_t rvm = rvm_init(dir);
+    rvm_t rvm = rvm_init(tu_dir);
     char *seg = rvm_map(rvm, "legacy", PAGE);
     trans_t t = rvm_begin_trans(rvm, 1, (void **)&seg);
     rvm_about_to_modify(t, seg, 0, 8);
@@ -121,7 +112,7 @@ static void explicit_env_child(void *arg)
 START_TEST(test_track_env_explicit_switches_classic)
 {
     expect_killed(explicit_env_child, NULL);
-    rvm_t rvm = rvm_init(dir);
+    rvm_t rvm = rvm_init(tu_dir);
     char *seg = rvm_map(rvm, "legacy", PAGE);
     ck_assert_str_eq(seg, "decl");
     ck_assert_int_eq(seg[100], 0);
@@ -402,7 +393,7 @@ END_TEST
 static int data_file(const char *text)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/input.txt", dir);
+    snprintf(path, sizeof path, "%s/input.txt", tu_dir);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
@@ -530,8 +521,8 @@ START_TEST(test_track_ambient_power_cut_at_each_call)
     ck_assert_uint_ge(calls, 20);
     uint64_t seed = tu_test_seed();
     for (unsigned long k = 1; k <= calls; k++) {
-        tu_rmrf(dir);
-        ck_assert_int_eq(mkdir(dir, 0700), 0);
+        tu_rmrf(tu_dir);
+        ck_assert_int_eq(mkdir(tu_dir, 0700), 0);
         struct amb_cut cut = { k, tu_mix64(seed + k) };
         st = tu_run_child(ambient_cut_child, &cut, vals, 64, &n);
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "cut at call %lu: 0x%x", k, st);
@@ -588,8 +579,8 @@ static void interleave_child(void *arg)
 START_TEST(test_track_ambient_and_transactions_interleave)
 {
     for (int point = 0; point < 4; point++) {
-        tu_rmrf(dir);
-        ck_assert_int_eq(mkdir(dir, 0700), 0);
+        tu_rmrf(tu_dir);
+        ck_assert_int_eq(mkdir(tu_dir, 0700), 0);
         int p = point;
         expect_killed(interleave_child, &p);
         lrvm_t *s = open_auto();
@@ -855,9 +846,8 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("track");
-    TCase *tc = tcase_create("track");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
+    TCase *tc = tu_tcase("track", 120);
+    tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_track_classic_program_without_declarations);
     tcase_add_test(tc, test_track_env_explicit_switches_classic);
     tcase_add_test(tc, test_track_abort_and_empty_tx);

@@ -26,24 +26,11 @@
 #define WORDS   8192                    /* 64 KiB segment of 8-byte words */
 #define ROUNDS  150
 
-static char *dir;
-
-static void setup(void)
-{
-    dir = tu_tmpdir();
-}
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-}
-
 static lrvm_t *open_store(void)
 {
     lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
     lrvm_t *s;
-    int rc = lrvm_open(dir, &o, &s);
+    int rc = lrvm_open(tu_dir, &o, &s);
     ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
     return s;
 }
@@ -466,10 +453,7 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("tx");
-    TCase *tc = tcase_create("tx");
-    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
+    TCase *tc = tu_tcase("tx", 120);
     tcase_add_test(tc, test_tx_commit_from_another_thread_holds_each_declared_range);
     tcase_add_test(tc, test_tx_abort_from_another_thread_while_owner_declares);
     tcase_add_test(tc, test_tx_close_aborts_a_transaction_of_another_thread);

@@ -109,6 +109,29 @@ void tu_base_teardown(void)
     free(base_dir);
 }
 
+char *tu_dir;
+
+static void dir_setup(void)
+{
+    tu_dir = tu_tmpdir();
+}
+
+static void dir_teardown(void)
+{
+    tu_rmrf(tu_dir);
+    free(tu_dir);
+    tu_dir = NULL;
+}
+
+TCase *tu_tcase(const char *name, int timeout)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
+    tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
+    tcase_set_timeout(tc, timeout);
+    return tc;
+}
+
 const char *tu_path(const char *dir, const char *name)
 {
     static char bufs[4][4096];

@@ -21,6 +21,15 @@ int tu_copy_dir(const char *src, const char *dst);
  * end even when a failing test could not run its own teardown. */
 void tu_base_setup(void);
 void tu_base_teardown(void);
+/* The scratch directory of the running test of a tu_tcase: new and empty
+ * when the test starts, removed with everything in it when it ends. */
+extern char *tu_dir;
+/* A Check test case with the fixtures every suite wants: the base
+ * directory above (unchecked) and tu_dir (checked), and a timeout of
+ * TIMEOUT seconds. A suite's own checked fixture, added after, runs with
+ * tu_dir made. */
+struct TCase;
+struct TCase *tu_tcase(const char *name, int timeout);
 /* Remove DIR and everything in it. */
 void tu_rmrf(const char *dir);
 /* DIR/NAME in a static buffer (one of 4, rotating). */
