@@ -78,14 +78,10 @@ static trans_t id_add(lrvm_tx_t *tx)
 {
     trans_t id = -1;
     pthread_mutex_lock(&ids_mu);
-    if (nids == capids) {
-        size_t cap = capids ? capids * 2 : 16;
-        struct id_entry *t = realloc(ids, cap * sizeof *t);
-        if (t == NULL)
-            goto out;
-        ids = t;
-        capids = cap;
-    }
+    struct id_entry *t = lrvm__room_for(ids, nids, &capids, sizeof *t);
+    if (t == NULL)
+        goto out;
+    ids = t;
     do {                                            /* keeps I1 */
         id = next_id;
         next_id = next_id == INT_MAX ? 1 : next_id + 1;

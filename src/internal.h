@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -33,6 +34,24 @@ struct lrvm__enc;
 #else
 #define LRVM__ASSERT(x) ((void)0)
 #endif
+
+/* ARR, with room for element N (of ELEM bytes; *CAP held): the same
+ * array or a larger one, or NULL (ARR untouched, still to be freed) when
+ * memory runs out. The capacity doubles, so appending stays amortized O(1). */
+static inline void *lrvm__room_for(void *arr, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return arr;
+    size_t c = *cap ? *cap * 2 : 16;
+    while (c <= n)
+        c *= 2;
+    if (c > SIZE_MAX / elem)
+        return NULL;
+    void *t = realloc(arr, c * elem);
+    if (t != NULL)
+        *cap = c;
+    return t;
+}
 
 /* ---------------------------------------------------------------- io.c */
 

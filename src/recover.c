@@ -184,14 +184,10 @@ static int replay_seg(struct replay *r, const char *name, size_t n, struct repla
             return 0;
         }
     }
-    if (r->nsegs == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 8;
-        struct replay_seg **t = realloc(r->segs, cap * sizeof *t);
-        if (t == NULL)
-            return LRVM_ENOMEM;
-        r->segs = t;
-        r->cap = cap;
-    }
+    struct replay_seg **t = lrvm__room_for(r->segs, r->nsegs, &r->cap, sizeof *t);
+    if (t == NULL)
+        return LRVM_ENOMEM;
+    r->segs = t;
     snprintf(path, sizeof path, "%.*s.seg", (int)n, name);
     int fd = lrvm__io_open(r->dirfd, path, r->rdonly ? O_RDONLY : O_RDWR, 0);
     if (fd == -ENOENT) {            /* a record names a segment that is gone */

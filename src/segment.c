@@ -63,14 +63,10 @@ static size_t page_round(size_t n)
 
 static int table_add(lrvm_t *s, struct lrvm__seg *seg)
 {
-    if (s->nsegs == s->segs_cap) {
-        size_t cap = s->segs_cap ? s->segs_cap * 2 : 8;
-        struct lrvm__seg **t = realloc(s->segs, cap * sizeof *t);
-        if (t == NULL)
-            return LRVM_ENOMEM;
-        s->segs = t;
-        s->segs_cap = cap;
-    }
+    struct lrvm__seg **t = lrvm__room_for(s->segs, s->nsegs, &s->segs_cap, sizeof *t);
+    if (t == NULL)
+        return LRVM_ENOMEM;
+    s->segs = t;
     s->segs[s->nsegs++] = seg;
     return 0;
 }

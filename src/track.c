@@ -500,21 +500,6 @@ static void unseal(struct lrvm__seg *seg)
 
 /* ------------------------------------------------- ambient set-aside */
 
-/* ARR, with room for element N (of ELEM bytes; *CAP held): the same
- * array or a larger one, or NULL (ARR untouched) when memory runs out. */
-static void *room_for(void *arr, size_t n, size_t *cap, size_t elem)
-{
-    if (n < *cap)
-        return arr;
-    size_t c = *cap ? *cap * 2 : 16;
-    while (c <= n)
-        c *= 2;
-    void *t = realloc(arr, c * elem);
-    if (t != NULL)
-        *cap = c;
-    return t;
-}
-
 /* A copy of the LEN bytes at OFF in SEG (malloc'ed), or NULL. */
 static unsigned char *copy_out(const struct lrvm__seg *seg, size_t off, size_t len)
 {
@@ -527,8 +512,8 @@ static unsigned char *copy_out(const struct lrvm__seg *seg, size_t off, size_t l
 static int stash_add(void *arg, struct lrvm__seg *seg, size_t off, size_t len)
 {
     (void)arg;
-    struct lrvm__stash_run *r = room_for(seg->sg_stash, seg->sg_nstash, &seg->sg_stash_cap,
-                                         sizeof *r);
+    struct lrvm__stash_run *r = lrvm__room_for(seg->sg_stash, seg->sg_nstash,
+                                                &seg->sg_stash_cap, sizeof *r);
     if (r == NULL)
         return LRVM_ENOMEM;
     seg->sg_stash = r;
@@ -588,12 +573,12 @@ int lrvm__track_declare(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t
             off + len <= last->rg_off + last->rg_len)
             return 0;
     }
-    struct lrvm__range *r = room_for(tx->tx_ranges, tx->tx_nranges, &tx->tx_cap, sizeof *r);
+    struct lrvm__range *r = lrvm__room_for(tx->tx_ranges, tx->tx_nranges, &tx->tx_cap, sizeof *r);
     if (r == NULL)
         return LRVM_ENOMEM;
     tx->tx_ranges = r;
     size_t at = tx->tx_undo_len;
-    unsigned char *u = room_for(tx->tx_undo, at + len - 1, &tx->tx_undo_cap, 1);
+    unsigned char *u = lrvm__room_for(tx->tx_undo, at + len - 1, &tx->tx_undo_cap, 1);
     if (u == NULL)
         return LRVM_ENOMEM;
     tx->tx_undo = u;
@@ -636,8 +621,8 @@ static int redo_declared(lrvm_tx_t *tx, struct lrvm__enc *e)
     size_t n = tx->tx_nranges;
     if (n == 0)
         return 0;
-    struct lrvm__range *sorted = room_for(tx->tx_sorted, n - 1, &tx->tx_sorted_cap,
-                                          sizeof *sorted);
+    struct lrvm__range *sorted = lrvm__room_for(tx->tx_sorted, n - 1, &tx->tx_sorted_cap,
+                                                sizeof *sorted);
     if (sorted == NULL)
         return LRVM_ENOMEM;
     tx->tx_sorted = sorted;

@@ -229,14 +229,10 @@ static lrvm_tx_t *tx_new(lrvm_t *s)
 {
     lrvm_tx_t *tx = NULL;
     pthread_mutex_lock(&reg_mu);
-    if (reg_n == reg_cap) {
-        size_t cap = reg_cap ? reg_cap * 2 : 16;
-        struct reg_entry *r = realloc(reg, cap * sizeof *r);
-        if (r == NULL)
-            goto out;
-        reg = r;
-        reg_cap = cap;
-    }
+    struct reg_entry *r = lrvm__room_for(reg, reg_n, &reg_cap, sizeof *r);
+    if (r == NULL)
+        goto out;
+    reg = r;
     if (pool != NULL) {
         tx = pool;
         pool = tx->tx_next;
