@@ -344,33 +344,6 @@ ssize_t lrvm__io_pread(int fd, void *buf, size_t n, uint64_t off)
     return (ssize_t)done;
 }
 
-int lrvm__io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
-{
-    int err = fault(LRVM__IO_WRITE);
-    if (err) {
-        if (atomic_load(&fi_mode) & LRVM__IO_TORN)
-            (void)!pwrite(fd, buf, n / 2, (off_t)off);
-        if (atomic_load(&fi_mode) & LRVM__IO_KILL)
-            raise(SIGKILL);
-        return fail(err);
-    }
-    if (powercut_armed())
-        powercut_note(fd, off, n);
-    size_t done = 0;
-    while (done < n) {
-        ssize_t w = pwrite(fd, (const char *)buf + done, n - done, (off_t)(off + done));
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return fail(errno);
-        }
-        if (w == 0)
-            return fail(ENOSPC);
-        done += (size_t)w;
-    }
-    return 0;
-}
-
 int lrvm__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, uint64_t off)
 {
     int err = fault(LRVM__IO_WRITE);
@@ -387,7 +360,13 @@ int lrvm__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, uint64_t off)
             total += iov[i].iov_len;
         powercut_note(fd, off, total);
     }
-    while (iovcnt > 0) {
+    for (;;) {
+        while (iovcnt > 0 && iov->iov_len == 0) {
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt == 0)
+            return 0;
         ssize_t w = pwritev(fd, iov, iovcnt, (off_t)off);
         if (w < 0) {
             if (errno == EINTR)
@@ -408,7 +387,12 @@ int lrvm__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, uint64_t off)
             iov->iov_len -= (size_t)w;
         }
     }
-    return 0;
+}
+
+int lrvm__io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+    struct iovec one = { (void *)buf, n };
+    return lrvm__io_pwritev_all(fd, &one, 1, off);
 }
 
 int lrvm__io_map_read(int fd, uint64_t len, const unsigned char **p)
