@@ -59,13 +59,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 #define PMEMOBJ_SONAME "libpmemobj.so.1"
 #define PMEM_SONAME    "libpmem.so.1"
 
-/* The small-tx workload, with lrvm-bench.c's constants. */
-#define SEED        42u
-#define TX_WORDS    4                       /* words a transaction changes */
-#define WARM_BATCH  256                     /* pages per warm-up transaction */
-#define ALL_BYTES   0x0101010101010101ull   /* xor with a value that has this set
-                                               changes all 8 bytes of a word */
-
 /* Pool room beyond the area: pool and heap headers, the lanes with their
  * inline undo logs, chunk headers, and the undo log a 256-range warm-up
  * transaction grows on the heap. For 64 MiB, 4 MiB was too little and
@@ -119,22 +112,6 @@ static const struct {
 #define pmemobj_tx_errno            (*lib.pmemobj_tx_errno)
 #define pmemobj_tx_add_range_direct (*lib.pmemobj_tx_add_range_direct)
 #define pmem_is_pmem                (*lib.pmem_is_pmem)
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t xorshift64(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 static int is_one(const char *value)
 {

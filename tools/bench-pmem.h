@@ -8,6 +8,32 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
+
+/* The small-tx workload, as both sides run it: the same words, drawn by
+ * the same generator from the same seed, changed the same way. */
+#define SEED        42u
+#define TX_WORDS    4                       /* words a transaction changes */
+#define WARM_BATCH  256                     /* pages per warm-up transaction */
+#define ALL_BYTES   0x0101010101010101ull   /* xor with a value that has this set
+                                               changes all 8 bytes of a word */
+
+static inline uint64_t xorshift64(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+/* Seconds on CLOCK_MONOTONIC. */
+static inline double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 struct bench_pmem_result {
     uint64_t tx;      /* transactions committed in the timed loop */

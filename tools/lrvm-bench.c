@@ -81,17 +81,12 @@
 
 #define SEG_SIZE      ((size_t)64 << 20)
 #define SEG_NAME      "bench"
-#define SEED          42u
 #define MAX_RUNS      100
-#define TX_WORDS      4                     /* words a small-tx changes */
 #define SEQ_PAGES     64                    /* pages a seq-64 rewrites */
-#define WARM_BATCH    256                   /* pages per warm-up transaction */
 #define REC_TX_BYTES  ((size_t)64 << 10)    /* transaction size of the recovery log */
 #define WFLOOR_SIZE   ((size_t)16 << 20)    /* preallocated file of the write floor */
 #define WFLOOR_OP     128                   /* bytes per write-floor overwrite */
 #define CHUNK         ((size_t)1 << 20)     /* read() size of the read floor */
-#define ALL_BYTES     0x0101010101010101ull /* xor with a value that has this set
-                                               changes all 8 bytes of a word */
 #define PATH_LEN      4200
 
 /* ------------------------------------------------------------ settings */
@@ -113,22 +108,6 @@ static char   root[PATH_LEN];               /* made by this run, removed at exit
 static int    root_made;
 
 /* ------------------------------------------------------------ helpers */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t xorshift64(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
