@@ -299,7 +299,9 @@ struct lrvm__enc {
     size_t               en_mark;       /* buffer bytes that precede this tx */
     struct lrvm__seg   **en_defined;    /* segments defined in the open part: */
     size_t               en_ndefined, en_defined_cap;
-    struct lrvm__seg    *en_defined_few[8];     /* here, or malloc'ed */
+    struct lrvm__seg    *en_defined_few[8];     /* here, or malloc'ed (the only
+                                                   field lrvm__log_commit leaves
+                                                   unset: set every other) */
     uint64_t             en_bytes;      /* record bytes produced */
     uint64_t             en_records;
 };

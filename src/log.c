@@ -772,18 +772,27 @@ int lrvm__log_commit(lrvm_t *s, int (*redo)(void *arg, struct lrvm__enc *e),
                      void (*in_flight)(void *arg), void *arg, int flags)
 {
     struct lrvm__log *lg = &s->log;
-    struct lrvm__enc e;
     int rc;
 
     if (lg->lg_failed)
         return LRVM_EFAILED;
-    memset(&e, 0, sizeof e);
-    e.en_defined = e.en_defined_few;
-    e.en_defined_cap = sizeof e.en_defined_few / sizeof e.en_defined_few[0];
+    /* Every field but en_defined_few, which fills as segments are
+     * defined: zeroing the whole encoder took a rep stos that cost a
+     * small commit 3% of its time. */
+    struct lrvm__enc e;
     e.en_store = s;
     e.en_txno = lg->lg_next_txno;
-    e.en_mark = lg->lg_buf_used;
+    e.en_part = 0;
+    e.en_open = 0;
+    e.en_rec_start = 0;
+    e.en_spilled = 0;
     e.en_tx_start = lg->lg_written + lg->lg_buf_used;
+    e.en_mark = lg->lg_buf_used;
+    e.en_defined = e.en_defined_few;
+    e.en_ndefined = 0;
+    e.en_defined_cap = sizeof e.en_defined_few / sizeof e.en_defined_few[0];
+    e.en_bytes = 0;
+    e.en_records = 0;
 
     rc = redo(arg, &e);
     if (rc == 0 && e.en_open)
