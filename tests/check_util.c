@@ -5,11 +5,13 @@
  * verify and dump write nothing, that a damaged log is named and left
  * alone, and that recover (killed or not) leaves a store that opens with
  * every committed transaction. lrvm-crashtest: short runs in each mode
- * pass, and its check catches a write the worker leaves undeclared. The
+ * pass, and its check catches a write the worker leaves undeclared.
+ * lrvm-bench: --only runs the parts named and no other (its figures are
+ * not checked: speed targets live in the benchmark, not in tests). The
  * kv example (legacy C on the heap) keeps its table whole through kills.
  *
- * The tools are found through $LRVMUTL and $LRVM_CRASHTEST (make check
- * sets them), else under tools/ or ../tools/.
+ * The tools are found through $LRVMUTL, $LRVM_CRASHTEST, $LRVM_BENCH and
+ * $LRVM_KV (make check sets them), else under tools/ or ../tools/.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -48,6 +50,11 @@ static const char *tool(void)
 static const char *crashtest(void)
 {
     return find_tool("LRVM_CRASHTEST", "tools/lrvm-crashtest", "../tools/lrvm-crashtest");
+}
+
+static const char *bench(void)
+{
+    return find_tool("LRVM_BENCH", "tools/lrvm-bench", "../tools/lrvm-bench");
 }
 
 static const char *kv(void)
@@ -569,6 +576,42 @@ START_TEST(test_crashtest_usage)
 }
 END_TEST
 
+/* ------------------------------------------------------------ lrvm-bench */
+
+#define ck_assert_output_lacks(r, text)                                               \
+    ck_assert_msg(strstr((r)->out, (text)) == NULL, "\"%s\" in the output:\n%s", (text), \
+                  (r)->out)
+
+START_TEST(test_bench_only_runs_the_parts_named)
+{
+    char *base = tu_tmpdir();
+    const char *heap_only[] = { bench(), "--quick", "--runs", "1", "--only", "heap",
+                                "--dir", base, NULL };
+    struct run r;
+    run_argv(&r, heap_only);
+    ck_assert_msg(r.status == 0, "status %d:\n%s", r.status, r.out);
+    ck_assert_output_has(&r, "heap: per no-flush transaction");
+    ck_assert_output_has(&r, "heap, C library: run 1/1");
+    ck_assert_output_lacks(&r, "fault floor");
+    ck_assert_output_lacks(&r, "write floor");
+    ck_assert_output_lacks(&r, "small-tx");
+    ck_assert_output_lacks(&r, "group commit");
+    ck_assert_output_lacks(&r, "recovery");
+    ck_assert_output_lacks(&r, "targets");
+    ck_assert_output_lacks(&r, "FAILED");
+    ck_assert_int_eq(rmdir(base), 0);       /* the bench left nothing behind */
+    free(base);
+
+    const char *unknown[] = { bench(), "--only", "heap,nope", NULL };
+    run_argv(&r, unknown);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_output_has(&r, "--only: no part named \"nope\"");
+    const char *empty[] = { bench(), "--only", "", NULL };
+    run_argv(&r, empty);
+    ck_assert_int_eq(r.status, 2);
+}
+END_TEST
+
 /* ------------------------------------------------------------ examples */
 
 /* examples/kv loads keys k0, k1, ... one transaction each and is killed
@@ -673,6 +716,12 @@ int main(void)
     tcase_add_test(tc, test_crashtest_each_mode_passes);
     tcase_add_test(tc, test_crashtest_catches_an_undeclared_write);
     tcase_add_test(tc, test_crashtest_usage);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("bench");
+    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_bench_only_runs_the_parts_named);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("examples");

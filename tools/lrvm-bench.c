@@ -52,7 +52,8 @@
  * left out of the figures and listed at the end; the exit status is then 1.
  * Time: CLOCK_MONOTONIC. Random: xorshift64, seed 42.
  *
- *   usage: lrvm-bench [--runs N] [--quick] [--dir DIR] [--csv] [--plot FILE.png]
+ *   usage: lrvm-bench [--runs N] [--quick] [--only LIST] [--dir DIR] [--csv]
+ *                     [--plot FILE.png]
  */
 #define _GNU_SOURCE
 #include "lrvm.h"
@@ -101,7 +102,24 @@ static struct {
     int         fresh_passes;  /* fault floor, fresh: passes over the mapping */
     int         quick, csv;
     const char *plot, *dir;
+    unsigned    parts;         /* bit p: part p runs (--only) */
 } cfg;
+
+/* What --only can name: the workloads first, in the order of workloads[]. */
+enum {
+    PART_SMALL_TX, PART_PAGES_1, PART_PAGES_16, PART_PAGES_256, PART_SEQ_64,
+    PART_HEAP, PART_GROUP, PART_PMEMOBJ, PART_RECOVERY, NPARTS
+};
+static const char *const part_names[NPARTS] = {
+    "small-tx", "pages-1", "pages-16", "pages-256", "seq-64",
+    "heap", "group", "pmemobj", "recovery",
+};
+#define WORKLOAD_PARTS 0x1fu
+
+static int part_runs(int part)
+{
+    return (cfg.parts >> part) & 1u;
+}
 
 static size_t page_size, seg_pages;
 static char   root[PATH_LEN];               /* made by this run, removed at exit */
@@ -1161,6 +1179,7 @@ struct row {
 };
 
 static struct row     rows[NWORK][2][2];
+_Static_assert(NWORK == PART_HEAP, "every workload is a part of its own for --only");
 static struct summary floor_sum[NFLOORS][2];
 static struct summary wfloor_sum, pmem_sum;   /* ops/s; libpmemobj tx/s */
 static struct summary group_sum[NGROUP];      /* tx/s */
@@ -1311,11 +1330,13 @@ static const char *fmt_sum(char *buf, size_t len, struct summary s, int prec)
 static void print_table(FILE *o)
 {
     char a[80], b[80], c[80], d[40], e[40];
+    if (!(cfg.parts & WORKLOAD_PARTS))
+        return;
     fprintf(o, "%-10s %-8s %-8s %-4s  %-26s %-22s %7s %9s  %s\n", "workload", "mode",
             "commit", "runs", "tx/s median (min-max)", "ns/page median (min-max)",
             "pg/tx", "logB/tx", "auto / fault floor");
     for (int w = 0; w < NWORK; w++)
-        for (int m = 0; m < 2; m++)
+        for (int m = 0; m < 2 && part_runs(w); m++)
             for (int f = 1; f >= 0; f--) {
                 const struct row *r = &rows[w][m][f];
                 if (isnan(r->ratio))
@@ -1356,7 +1377,7 @@ static void print_csv(FILE *o)
                "log_bytes_per_tx,fsyncs_per_tx,truncations_per_run,fault_floor,"
                "fault_floor_ns_per_page,ratio_to_fault_floor\n");
     for (int w = 0; w < NWORK; w++)
-        for (int m = 0; m < 2; m++)
+        for (int m = 0; m < 2 && part_runs(w); m++)
             for (int f = 1; f >= 0; f--) {
                 const struct row *r = &rows[w][m][f];
                 fprintf(o, "%s,%s,%s,%d,%d,", r->w->name, mode_name(m), flush_name(f),
@@ -1395,25 +1416,39 @@ static void print_failures(FILE *o)
 static void print_floors(FILE *o)
 {
     char a[80], b[80];
+    if (!(cfg.parts & (WORKLOAD_PARTS | 1u << PART_GROUP | 1u << PART_PMEMOBJ |
+                       1u << PART_RECOVERY)))
+        return;                             /* the heap has its own floor */
     fprintf(o, "\nfloors (no lrvm; each run in its own process)\n");
-    fprintf(o, "fault floor, ns/page median (min-max): SIGSEGV handler mprotects the page RW; "
-               "one mprotect(PROT_READ) over the span after each batch\n");
-    fprintf(o, "  %-18s %-26s %s\n", "batch", "copied (written before)", "fresh (copy on write)");
-    for (int fl = 0; fl < NFLOORS; fl++)
-        fprintf(o, "  %-18s %-26s %s\n", floors[fl].name,
-                fmt_sum(a, sizeof a, floor_sum[fl][0], 0),
-                fmt_sum(b, sizeof b, floor_sum[fl][1], 0));
-    fprintf(o, "write floor: %d-byte in-place pwrite + fdatasync, preallocated file: "
-               "%s ops/s\n", WFLOOR_OP, fmt_sum(a, sizeof a, wfloor_sum, 0));
-    fprintf(o, "read floor: read() in 1 MiB chunks of each recovery log, warm and cold: "
-               "in the recovery table below\n");
-    if (bench_pmem_available())
-        fprintf(o, "libpmemobj small-tx (pmem forced, CPU cache flushes off): %s tx/s\n",
-                fmt_sum(a, sizeof a, pmem_sum, 0));
-    else
-        fprintf(o, "libpmemobj small-tx: not measured (lrvm-bench was built without "
-                   "libpmemobj; Debian: libpmemobj-dev)\n");
+    if (cfg.parts & WORKLOAD_PARTS) {
+        fprintf(o, "fault floor, ns/page median (min-max): SIGSEGV handler mprotects the page RW; "
+                   "one mprotect(PROT_READ) over the span after each batch\n");
+        fprintf(o, "  %-18s %-26s %s\n", "batch", "copied (written before)",
+                "fresh (copy on write)");
+        for (int fl = 0; fl < NFLOORS; fl++)
+            fprintf(o, "  %-18s %-26s %s\n", floors[fl].name,
+                    fmt_sum(a, sizeof a, floor_sum[fl][0], 0),
+                    fmt_sum(b, sizeof b, floor_sum[fl][1], 0));
+    }
+    if ((cfg.parts & WORKLOAD_PARTS) || part_runs(PART_GROUP))
+        fprintf(o, "write floor: %d-byte in-place pwrite + fdatasync, preallocated file: "
+                   "%s ops/s\n", WFLOOR_OP, fmt_sum(a, sizeof a, wfloor_sum, 0));
+    if (part_runs(PART_RECOVERY))
+        fprintf(o, "read floor: read() in 1 MiB chunks of each recovery log, warm and cold: "
+                   "in the recovery table below\n");
+    if (part_runs(PART_PMEMOBJ)) {
+        if (bench_pmem_available())
+            fprintf(o, "libpmemobj small-tx (pmem forced, CPU cache flushes off): %s tx/s\n",
+                    fmt_sum(a, sizeof a, pmem_sum, 0));
+        else
+            fprintf(o, "libpmemobj small-tx: not measured (lrvm-bench was built without "
+                       "libpmemobj; Debian: libpmemobj-dev)\n");
+    }
+}
 
+static void print_group(FILE *o)
+{
+    char a[80];
     fprintf(o, "\ngroup commit: flushed small-tx (explicit) from T threads at once, each on "
                "its own %zu MiB segment\n", GROUP_SEG >> 20);
     fprintf(o, "  %-8s %-28s %-15s %s\n", "threads", "tx/s median (min-max)", "commits/fsync",
@@ -1422,7 +1457,11 @@ static void print_floors(FILE *o)
         fprintf(o, "  %-8d %-28s %-15.2f %.2fx\n", group_threads[g],
                 fmt_sum(a, sizeof a, group_sum[g], 0), group_per_sync[g],
                 group_sum[g].med / wfloor_sum.med);
+}
 
+static void print_heap(FILE *o)
+{
+    char a[80];
     fprintf(o, "\nheap: per no-flush transaction, lrvm_free + lrvm_malloc (16-256 B) among "
                "%u live blocks and an 8-byte store; floor: the same on the C library's "
                "malloc and free\n", HEAP_LIVE);
@@ -1431,8 +1470,11 @@ static void print_floors(FILE *o)
     for (int k = 0; k < 3; k++)
         fprintf(o, "  %-10s %-28s %.1fx\n", heap_rows[k], fmt_sum(a, sizeof a, heap_sum[k], 0),
                 heap_sum[k].med / heap_sum[2].med);
+}
 
-    char c[80], d[40], e[40];
+static void print_recovery(FILE *o)
+{
+    char a[80], b[80], c[80], d[40], e[40];
     fprintf(o, "\nrecovery: lrvm_open of a store whose log holds the records of no-flush "
                "commits (explicit mode, one lrvm_flush at the end, never truncated); "
                "%d run%s per row\n", cfg.rec_runs, cfg.rec_runs == 1 ? "" : "s");
@@ -1475,6 +1517,19 @@ static void print_floors(FILE *o)
     fprintf(o, "(MB = 10^6 bytes)\n");
 }
 
+/* Everything but the workload table and the targets: the floors, then the
+ * sections of the parts that ran. */
+static void print_sections(FILE *o)
+{
+    print_floors(o);
+    if (part_runs(PART_GROUP))
+        print_group(o);
+    if (part_runs(PART_HEAP))
+        print_heap(o);
+    if (part_runs(PART_RECOVERY))
+        print_recovery(o);
+}
+
 static void target_line(FILE *o, const char *what, double value, const char *unit,
                         int at_most, double limit)
 {
@@ -1490,26 +1545,36 @@ static void target_line(FILE *o, const char *what, double value, const char *uni
 
 static void print_targets(FILE *o)
 {
-    const struct row *p256 = &rows[3][LRVM_TRACK_AUTO][0];
-    const struct row *sx_f = &rows[0][LRVM_TRACK_EXPLICIT][1];
-    const struct row *sa_f = &rows[0][LRVM_TRACK_AUTO][1];
-    const struct row *sx_n = &rows[0][LRVM_TRACK_EXPLICIT][0];
-    const struct row *sa_n = &rows[0][LRVM_TRACK_AUTO][0];
+    const struct row *p256 = &rows[PART_PAGES_256][LRVM_TRACK_AUTO][0];
+    const struct row *sx_f = &rows[PART_SMALL_TX][LRVM_TRACK_EXPLICIT][1];
+    const struct row *sa_f = &rows[PART_SMALL_TX][LRVM_TRACK_AUTO][1];
+    const struct row *sx_n = &rows[PART_SMALL_TX][LRVM_TRACK_EXPLICIT][0];
+    const struct row *sa_n = &rows[PART_SMALL_TX][LRVM_TRACK_AUTO][0];
     char what[120];
-    fprintf(o, "\ntargets (from the medians above)\n");
-    snprintf(what, sizeof what, "auto ns/page, pages-256 no-flush / fault floor (copied, %s)",
-             floors[workloads[3].floor].name);
-    target_line(o, what, p256->ratio, "x", 1, 1.5);
-    target_line(o, "flushed small-tx explicit tx/s / write floor ops/s",
-                sx_f->txs.med / wfloor_sum.med, "x", 0, 0.9);
-    target_line(o, "flushed small-tx auto tx/s / write floor ops/s",
-                sa_f->txs.med / wfloor_sum.med, "x", 0, 0.9);
-    target_line(o, "small-tx explicit no-flush tx/s / libpmemobj tx/s", sx_n->txs.med / pmem_sum.med,
-                "x", 0, 2.0);
-    target_line(o, "small-tx explicit log bytes/tx (no-flush run)", sx_n->bytes_per_tx, "", 1, 128);
-    target_line(o, "small-tx auto log bytes/tx / explicit (no-flush runs)",
-                sa_n->bytes_per_tx / sx_n->bytes_per_tx, "x", 1, 1.5);
-    for (int sh = 0; sh < NSHAPES; sh++)
+    if (!part_runs(PART_SMALL_TX) && !part_runs(PART_PAGES_256) && !part_runs(PART_RECOVERY))
+        return;                             /* no part with a target ran */
+    fprintf(o, "\ntargets (from the medians above; with --only, those of the parts run)\n");
+    if (part_runs(PART_PAGES_256)) {
+        snprintf(what, sizeof what, "auto ns/page, pages-256 no-flush / fault floor (copied, %s)",
+                 floors[workloads[PART_PAGES_256].floor].name);
+        target_line(o, what, p256->ratio, "x", 1, 1.5);
+    }
+    if (part_runs(PART_SMALL_TX)) {
+        target_line(o, "flushed small-tx explicit tx/s / write floor ops/s",
+                    sx_f->txs.med / wfloor_sum.med, "x", 0, 0.9);
+        target_line(o, "flushed small-tx auto tx/s / write floor ops/s",
+                    sa_f->txs.med / wfloor_sum.med, "x", 0, 0.9);
+    }
+    if (part_runs(PART_SMALL_TX) && part_runs(PART_PMEMOBJ))
+        target_line(o, "small-tx explicit no-flush tx/s / libpmemobj tx/s",
+                    sx_n->txs.med / pmem_sum.med, "x", 0, 2.0);
+    if (part_runs(PART_SMALL_TX)) {
+        target_line(o, "small-tx explicit log bytes/tx (no-flush run)", sx_n->bytes_per_tx, "",
+                    1, 128);
+        target_line(o, "small-tx auto log bytes/tx / explicit (no-flush runs)",
+                    sa_n->bytes_per_tx / sx_n->bytes_per_tx, "x", 1, 1.5);
+    }
+    for (int sh = 0; sh < (part_runs(PART_RECOVERY) ? NSHAPES : 0); sh++)
         for (int st = 0; st < NSTATES; st++) {
             snprintf(what, sizeof what, "recovery MB/s / read floor MB/s, %s log, %s cache",
                      shape_names[sh], state_names[st]);
@@ -1660,13 +1725,40 @@ static const char *fs_name(const char *path)
 
 static void usage(FILE *o)
 {
-    fprintf(o, "usage: lrvm-bench [--runs N] [--quick] [--dir DIR] [--csv] [--plot FILE.png]\n"
+    fprintf(o, "usage: lrvm-bench [--runs N] [--quick] [--only LIST] [--dir DIR] [--csv]\n"
+               "                  [--plot FILE.png]\n"
                "  --runs N     repeat every measurement N times (default 5; 3 with --quick)\n"
                "  --quick      fewer transactions, 1 recovery run per log shape and page cache\n"
                "               state, with 32 MiB logs (< 1 min)\n"
+               "  --only LIST  run only these parts, comma-separated: small-tx, pages-1,\n"
+               "               pages-16, pages-256, seq-64, heap, group, pmemobj, recovery\n"
+               "               (the floors they are set against run with them)\n"
                "  --dir DIR    make the stores in a new directory under DIR (default $TMPDIR or /tmp)\n"
                "  --csv        print the workload rows as CSV (other sections go to stderr)\n"
                "  --plot FILE  draw ns/page against P with gnuplot into FILE (PNG)\n");
+}
+
+/* --only's LIST into a set of parts; -1 with a message for a bad name. */
+static int parse_parts(const char *list, unsigned *parts)
+{
+    *parts = 0;
+    for (const char *p = list;;) {
+        size_t n = strcspn(p, ",");
+        int found = -1;
+        for (int i = 0; i < NPARTS; i++)
+            if (strlen(part_names[i]) == n && strncmp(p, part_names[i], n) == 0)
+                found = i;
+        if (found < 0) {
+            fprintf(stderr, "lrvm-bench: --only: no part named \"%.*s\" (parts: ", (int)n, p);
+            for (int i = 0; i < NPARTS; i++)
+                fprintf(stderr, "%s%s", part_names[i], i + 1 < NPARTS ? ", " : ")\n");
+            return -1;
+        }
+        *parts |= 1u << found;
+        if (p[n] == '\0')
+            return 0;
+        p += n + 1;
+    }
 }
 
 static void progress(const char *fmt, ...)
@@ -1686,10 +1778,12 @@ int main(int argc, char **argv)
         { "dir",   required_argument, NULL, 'd' },
         { "csv",   no_argument,       NULL, 'c' },
         { "plot",  required_argument, NULL, 'p' },
+        { "only",  required_argument, NULL, 'o' },
         { "help",  no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     int runs = 0, c;
+    cfg.parts = (1u << NPARTS) - 1;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'r': {
@@ -1706,6 +1800,10 @@ int main(int argc, char **argv)
         case 'd': cfg.dir = optarg; break;
         case 'c': cfg.csv = 1; break;
         case 'p': cfg.plot = optarg; break;
+        case 'o':
+            if (parse_parts(optarg, &cfg.parts) != 0)
+                return 2;
+            break;
         case 'h': usage(stdout); return 0;
         default:  usage(stderr); return 2;
         }
@@ -1750,10 +1848,20 @@ int main(int argc, char **argv)
 
     double start = now();
     FILE *info = cfg.csv ? stderr : stdout;
-    fprintf(info, "lrvm-bench%s: %d run%s per measurement (median, min-max), %d of recovery; "
+    char recs[40] = "";
+    if (part_runs(PART_RECOVERY))
+        snprintf(recs, sizeof recs, ", %d of recovery", cfg.rec_runs);
+    fprintf(info, "lrvm-bench%s: %d run%s per measurement (median, min-max)%s; "
                   "segment %zu MiB, page %zu B; timed loops capped at %.2f s; %ld CPUs\n",
-            cfg.quick ? " --quick" : "", cfg.runs, cfg.runs == 1 ? "" : "s", cfg.rec_runs,
+            cfg.quick ? " --quick" : "", cfg.runs, cfg.runs == 1 ? "" : "s", recs,
             SEG_SIZE >> 20, page_size, cfg.cap, sysconf(_SC_NPROCESSORS_ONLN));
+    if (cfg.parts != (1u << NPARTS) - 1) {
+        fprintf(info, "only:");
+        for (int p = 0; p < NPARTS; p++)
+            if (part_runs(p))
+                fprintf(info, " %s", part_names[p]);
+        fprintf(info, "\n");
+    }
     fprintf(info, "stores in %s (%s)\n\n", root, fs_name(root));
     fflush(info);
     progress("lrvm-bench: working in %s", root);
@@ -1767,8 +1875,10 @@ int main(int argc, char **argv)
     path_join(floor_path, root, "fault-floor.dat");
     path_join(write_path, root, "write-floor.dat");
     path_join(path, root, "store");
+    int workloads_run = (cfg.parts & WORKLOAD_PARTS) != 0;
+    int write_floor_runs = workloads_run || part_runs(PART_GROUP);
     for (int i = 0; i < cfg.runs; i++) {
-        for (int fl = 0; fl < NFLOORS; fl++)
+        for (int fl = 0; fl < (workloads_run ? NFLOORS : 0); fl++)
             for (int fr = 0; fr < 2; fr++) {
                 struct floor_arg a = { .spec = fl, .fresh = fr };
                 memcpy(a.path, floor_path, sizeof a.path);
@@ -1780,13 +1890,15 @@ int main(int argc, char **argv)
                     add_failure("%s: no page measured", what);
             }
         unlink(floor_path);
-        progress("write floor: run %d/%d...", i + 1, cfg.runs);
-        run_child("write floor", child_write_floor, write_path, &wf_res[i], sizeof wf_res[0]);
-        unlink(write_path);
+        if (write_floor_runs) {
+            progress("write floor: run %d/%d...", i + 1, cfg.runs);
+            run_child("write floor", child_write_floor, write_path, &wf_res[i], sizeof wf_res[0]);
+            unlink(write_path);
+        }
 
         /* lrvm workloads, each run on a new store. */
         for (int w = 0; w < NWORK; w++)
-            for (int m = 0; m < 2; m++)
+            for (int m = 0; m < 2 && part_runs(w); m++)
                 for (int f = 1; f >= 0; f--) {
                     struct wl_arg a = { .w = &workloads[w], .mode = m, .flush = f };
                     memcpy(a.dir, path, sizeof a.dir);
@@ -1802,7 +1914,7 @@ int main(int argc, char **argv)
                 }
 
         /* The heap, in both modes, and the C library's allocator. */
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < (part_runs(PART_HEAP) ? 3 : 0); k++) {
             static const char *const heap_names[] = { "auto", "explicit", "C library" };
             struct heap_arg a = { .mode = k < 2 ? k : -1 };
             memcpy(a.dir, path, sizeof a.dir);
@@ -1816,7 +1928,7 @@ int main(int argc, char **argv)
         }
 
         /* Group commit: the flushed small transactions of 1..8 threads. */
-        for (int g = 0; g < NGROUP; g++) {
+        for (int g = 0; g < (part_runs(PART_GROUP) ? NGROUP : 0); g++) {
             struct group_arg a = { .threads = group_threads[g] };
             memcpy(a.dir, path, sizeof a.dir);
             snprintf(what, sizeof what, "group commit, %d thread%s", a.threads,
@@ -1831,7 +1943,7 @@ int main(int argc, char **argv)
     }
 
     /* The same small transactions on libpmemobj, when built with it. */
-    if (bench_pmem_available()) {
+    if (part_runs(PART_PMEMOBJ) && bench_pmem_available()) {
         path_join(path, root, "pmemobj");
         for (int i = 0; i < cfg.runs; i++) {
             progress("libpmemobj small-tx: run %d/%d...", i + 1, cfg.runs);
@@ -1848,7 +1960,7 @@ int main(int argc, char **argv)
     char path_b[PATH_LEN];
     path_join(path, root, "recovery-a");
     path_join(path_b, root, "recovery-b");
-    for (int sh = 0; sh < NSHAPES; sh++)
+    for (int sh = 0; sh < (part_runs(PART_RECOVERY) ? NSHAPES : 0); sh++)
         for (int i = 0; i < cfg.rec_runs; i++) {
             const struct mklog_result *mk = &mk_res[sh][i];
             struct rec_arg a = { .bytes = cfg.rec_bytes, .shape = sh };
@@ -1902,12 +2014,12 @@ int main(int argc, char **argv)
     compute();
     if (cfg.csv) {
         print_csv(stdout);
-        print_floors(stderr);
+        print_sections(stderr);
         print_targets(stderr);
         print_failures(stderr);
     } else {
         print_table(stdout);
-        print_floors(stdout);
+        print_sections(stdout);
         print_targets(stdout);
         print_failures(stdout);
     }
