@@ -58,8 +58,9 @@
  *      so their buffers are captured first; calls made inside libc (fread)
  *      and every other system call that writes into memory (getdents,
  *      stat into a segment, io_uring...) need lrvm_set_range on the buffer
- *      first, or a buffer outside the segment. The wrappers enter the
- *      kernel with syscall(2), so they are not pthread cancellation points.
+ *      first, or a buffer outside the segment. The wrappers then call the
+ *      C library's definitions, so they stay cancellation points and the
+ *      fortified (_FORTIFY_SOURCE) ones still check their buffers.
  *   C7 A store into a segment belongs to the transaction that holds the
  *      segment, whichever thread makes it; outside transactions to the
  *      ambient epoch. lrvm_begin sets the segment's ambient changes aside

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096
@@ -404,12 +405,12 @@ static void kernel_writes_child(void *arg)
 {
     (void)arg;
     lrvm_t *s = open_auto();
-    char *a = tu_map(s, "k", 8 * PAGE);
+    char *a = tu_map(s, "k", 11 * PAGE);
     int fd = data_file("0123456789abcdefghij");
     int sv[2];
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 
-    /* Inside a transaction: read, pread, readv, recv into clean pages. */
+    /* Inside a transaction: each wrapped call into clean pages. */
     lrvm_tx_t *tx = begin1(s, a);
     ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
     ck_assert_int_eq(read(fd, a + 10, 5), 5);                       /* 01234 */
@@ -419,6 +420,14 @@ static void kernel_writes_child(void *arg)
     ck_assert_int_eq(readv(fd, iov, 2), 5);                         /* 56 / 789 */
     ck_assert_int_eq(write(sv[1], "sock", 4), 4);
     ck_assert_int_eq(recv(sv[0], a + 5 * PAGE, 4, 0), 4);
+    struct iovec piov = { a + 8 * PAGE, 4 };
+    ck_assert_int_eq(preadv(fd, &piov, 1, 12), 4);                  /* cdef */
+    ck_assert_int_eq(write(sv[1], "from", 4), 4);
+    ck_assert_int_eq(recvfrom(sv[0], a + 9 * PAGE, 4, 0, NULL, NULL), 4);
+    ck_assert_int_eq(write(sv[1], "msg", 3), 3);
+    struct iovec miov = { a + 10 * PAGE + 100, 3 };
+    struct msghdr msg = { .msg_iov = &miov, .msg_iovlen = 1 };
+    ck_assert_int_eq(recvmsg(sv[0], &msg, 0), 3);
     ck_assert_int_eq(lrvm_commit(tx, 0), 0);
 
     /* In the ambient epoch: pread, then lrvm_sync. */
@@ -433,7 +442,7 @@ START_TEST(test_track_kernel_writes_then_crash)
 {
     expect_killed(kernel_writes_child, NULL);
     lrvm_t *s = open_auto();
-    char *a = tu_map(s, "k", 8 * PAGE);
+    char *a = tu_map(s, "k", 11 * PAGE);
     ck_assert_mem_eq(a + 10, "01234", 5);
     ck_assert_mem_eq(a + PAGE - 2, "abcd", 4);
     ck_assert_mem_eq(a + 3 * PAGE, "56", 2);
@@ -441,7 +450,85 @@ START_TEST(test_track_kernel_writes_then_crash)
     ck_assert_mem_eq(a + 5 * PAGE, "sock", 4);
     ck_assert_mem_eq(a + 6 * PAGE, "hij", 3);
     ck_assert_int_eq(a[7 * PAGE], 0);
+    ck_assert_mem_eq(a + 8 * PAGE, "cdef", 4);
+    ck_assert_mem_eq(a + 9 * PAGE, "from", 4);
+    ck_assert_mem_eq(a + 10 * PAGE + 100, "msg", 3);
     ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* The wrappers stay what they wrap: cancellation points (a thread blocked
+ * in one of them can be cancelled), fortified checks (a read past its
+ * buffer's size aborts), and EFAULT, not a crash, for a NULL recvmsg
+ * header. */
+enum { CALL_READ, CALL_READV, CALL_RECV, CALL_RECVFROM, CALL_RECVMSG, NCALLS };
+static const char *const call_names[NCALLS] = { "read", "readv", "recv", "recvfrom", "recvmsg" };
+
+struct blocked {
+    int fd, call;
+};
+
+static void *block_in_call(void *arg)
+{
+    const struct blocked *b = arg;
+    char buf[8];
+    struct iovec iov = { buf, sizeof buf };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    switch (b->call) {          /* nothing is ever sent: each blocks */
+    case CALL_READ:     (void)!read(b->fd, buf, sizeof buf); break;
+    case CALL_READV:    (void)!readv(b->fd, &iov, 1); break;
+    case CALL_RECV:     (void)!recv(b->fd, buf, sizeof buf, 0); break;
+    case CALL_RECVFROM: (void)!recvfrom(b->fd, buf, sizeof buf, 0, NULL, NULL); break;
+    case CALL_RECVMSG:  (void)!recvmsg(b->fd, &msg, 0); break;
+    }
+    return NULL;
+}
+
+START_TEST(test_track_wrapped_calls_stay_cancellation_points)
+{
+    lrvm_t *s = open_auto();
+    (void)tu_map(s, "w", PAGE);             /* the wrappers take their tracked path */
+    for (int call = 0; call < NCALLS; call++) {
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        struct blocked b = { sv[0], call };
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, block_in_call, &b), 0);
+        struct timespec pause = { 0, 50 * 1000000L };
+        nanosleep(&pause, NULL);
+        ck_assert_int_eq(pthread_cancel(t), 0);
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 5;
+        void *ret = NULL;
+        int rc = pthread_timedjoin_np(t, &ret, &deadline);
+        ck_assert_msg(rc == 0, "%s: a cancelled thread still blocks in it after 5 s",
+                      call_names[call]);
+        ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
+        close(sv[0]);
+        close(sv[1]);
+    }
+    errno = 0;
+    ck_assert_int_eq(recvmsg(-1, NULL, 0), -1);
+    ck_assert_int_eq(errno, EBADF);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+static void read_past_buffer(void *arg)
+{
+    (void)arg;
+    extern ssize_t __read_chk(int, void *, size_t, size_t);
+    char buf[4];
+    int fd = open("/dev/zero", O_RDONLY);
+    (void)!__read_chk(fd, buf, 8, sizeof buf);    /* what _FORTIFY_SOURCE calls */
+    _exit(0);
+}
+
+START_TEST(test_track_fortified_read_still_checks_its_buffer)
+{
+    int st = tu_in_child(read_past_buffer, NULL);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "child status %#x", st);
 }
 END_TEST
 
@@ -858,6 +945,8 @@ int main(void)
     tcase_add_test(tc, test_track_threads_race_one_page);
     tcase_add_test(tc, test_track_threads_fill_one_tx);
     tcase_add_test(tc, test_track_kernel_writes_then_crash);
+    tcase_add_test(tc, test_track_wrapped_calls_stay_cancellation_points);
+    tcase_add_test(tc, test_track_fortified_read_still_checks_its_buffer);
     tcase_add_test(tc, test_track_ambient_crash_shows_last_sync);
     tcase_add_test(tc, test_track_ambient_power_cut_at_each_call);
     tcase_add_test(tc, test_track_ambient_and_transactions_interleave);
