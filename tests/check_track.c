@@ -464,22 +464,25 @@ END_TEST
 enum { CALL_READ, CALL_READV, CALL_RECV, CALL_RECVFROM, CALL_RECVMSG, NCALLS };
 static const char *const call_names[NCALLS] = { "read", "readv", "recv", "recvfrom", "recvmsg" };
 
+/* The blocked thread's buffers live in its creator's frame: a frame that
+ * cancellation unwinds keeps AddressSanitizer's poisoned redzones, which
+ * it then trips over itself when the thread exits. */
 struct blocked {
-    int fd, call;
+    int           fd, call;
+    char          buf[8];
+    struct iovec  iov;
+    struct msghdr msg;
 };
 
 static void *block_in_call(void *arg)
 {
-    const struct blocked *b = arg;
-    char buf[8];
-    struct iovec iov = { buf, sizeof buf };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    struct blocked *b = arg;
     switch (b->call) {          /* nothing is ever sent: each blocks */
-    case CALL_READ:     (void)!read(b->fd, buf, sizeof buf); break;
-    case CALL_READV:    (void)!readv(b->fd, &iov, 1); break;
-    case CALL_RECV:     (void)!recv(b->fd, buf, sizeof buf, 0); break;
-    case CALL_RECVFROM: (void)!recvfrom(b->fd, buf, sizeof buf, 0, NULL, NULL); break;
-    case CALL_RECVMSG:  (void)!recvmsg(b->fd, &msg, 0); break;
+    case CALL_READ:     (void)!read(b->fd, b->buf, sizeof b->buf); break;
+    case CALL_READV:    (void)!readv(b->fd, &b->iov, 1); break;
+    case CALL_RECV:     (void)!recv(b->fd, b->buf, sizeof b->buf, 0); break;
+    case CALL_RECVFROM: (void)!recvfrom(b->fd, b->buf, sizeof b->buf, 0, NULL, NULL); break;
+    case CALL_RECVMSG:  (void)!recvmsg(b->fd, &b->msg, 0); break;
     }
     return NULL;
 }
@@ -491,7 +494,9 @@ START_TEST(test_track_wrapped_calls_stay_cancellation_points)
     for (int call = 0; call < NCALLS; call++) {
         int sv[2];
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-        struct blocked b = { sv[0], call };
+        struct blocked b = { .fd = sv[0], .call = call };
+        b.iov = (struct iovec){ b.buf, sizeof b.buf };
+        b.msg = (struct msghdr){ .msg_iov = &b.iov, .msg_iovlen = 1 };
         pthread_t t;
         ck_assert_int_eq(pthread_create(&t, NULL, block_in_call, &b), 0);
         struct timespec pause = { 0, 50 * 1000000L };
