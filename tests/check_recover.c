@@ -1490,15 +1490,57 @@ static void cache_build_child(void *arg)
     kill(getpid(), SIGKILL);                /* the log keeps every record */
 }
 
+/* Recover a copy of the store BUILT with a cache of SIZE blocks and block
+ * tables for files of up to DIRECT blocks; check every segment against the
+ * images IMG. Returns the writes recovery made. */
+static unsigned long cache_recover(const char *built, unsigned char **img, uint32_t size,
+                                   uint32_t direct)
+{
+    uint32_t saved_max = lrvm__apply_max, saved_direct = lrvm__apply_direct;
+    char *dir = tu_tmpdir();
+    ck_assert_int_eq(tu_copy_dir(built, dir), 0);
+    lrvm__apply_max = size;
+    lrvm__apply_direct = direct;
+    lrvm__io_inject(LRVM__IO_WRITE, 0, 0, 0);   /* count, never fail */
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s;
+    int rc = lrvm_open(dir, &o, &s);
+    unsigned long calls = lrvm__io_calls();
+    lrvm__io_inject(0, 0, 0, 0);
+    lrvm__apply_max = saved_max;
+    lrvm__apply_direct = saved_direct;
+    ck_assert_msg(rc == 0, "cache of %u blocks, tables up to %u: lrvm_open: %s", size, direct,
+                  lrvm_strerror(rc));
+    ck_assert_int_eq(lrvm_close(s), 0);
+    for (int i = 0; i < NCACHE_SEGS; i++) {
+        char name[16];
+        unsigned char *got = malloc(cache_segs[i].size);
+        ck_assert_ptr_nonnull(got);
+        snprintf(name, sizeof name, "%s.seg", cache_segs[i].name);
+        ck_assert_int_eq(tu_file_size(tu_path(dir, name)), (int64_t)cache_segs[i].size);
+        ck_assert_int_eq(tu_read(tu_path(dir, name), got, cache_segs[i].size, 0), 0);
+        size_t j = 0;
+        while (j < cache_segs[i].size && got[j] == img[i][j])
+            j++;
+        ck_assert_msg(j == cache_segs[i].size,
+                      "cache of %u blocks, tables up to %u: %s differs from the history at "
+                      "byte %zu", size, direct, name, j);
+        free(got);
+    }
+    tu_rmrf(dir);
+    free(dir);
+    return calls;
+}
+
 START_TEST(test_recover_apply_cache_sizes)
 {
     /* Recovery's result does not depend on how many blocks its cache
-     * holds: one (it writes before almost every range), a few, the
-     * default (it writes once at the end), nor on how it finds them: by
-     * hash for every file, for the large one only (z, 18 blocks), or by
-     * block table for all. The smaller cache must write more often, or
-     * the knob tests nothing. */
-    static const uint32_t sizes[] = { 1, 3, 16384 };
+     * holds: one (it writes before almost every range), a few, more than
+     * z's 18 blocks but fewer than all 25, the default (it writes once at
+     * the end); nor on how it finds them: by hash for every file, for the
+     * large one only (z), or by block table for all. A smaller cache must
+     * write more often, or the knob tests nothing. */
+    static const uint32_t sizes[] = { 1, 3, 20, 16384 };
     static const uint32_t directs[] = { 0, 6, 1u << 22 };
     unsigned char *img[NCACHE_SEGS];
     for (int i = 0; i < NCACHE_SEGS; i++)
@@ -1509,46 +1551,13 @@ START_TEST(test_recover_apply_cache_sizes)
     char *built = tu_tmpdir();
     int st = tu_in_child(cache_build_child, built);
     ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "build: status 0x%x", st);
-    uint32_t saved_max = lrvm__apply_max, saved_direct = lrvm__apply_direct;
     for (int d = 0; d < 3; d++) {
-        unsigned long writes[3];
-        for (int k = 0; k < 3; k++) {
-            char *dir = tu_tmpdir();
-            ck_assert_int_eq(tu_copy_dir(built, dir), 0);
-            lrvm__apply_max = sizes[k];
-            lrvm__apply_direct = directs[d];
-            lrvm__io_inject(LRVM__IO_WRITE, 0, 0, 0);   /* count, never fail */
-            lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
-            lrvm_t *s;
-            int rc = lrvm_open(dir, &o, &s);
-            writes[k] = lrvm__io_calls();
-            lrvm__io_inject(0, 0, 0, 0);
-            lrvm__apply_max = saved_max;
-            lrvm__apply_direct = saved_direct;
-            ck_assert_msg(rc == 0, "cache of %u blocks, tables up to %u: lrvm_open: %s",
-                          sizes[k], directs[d], lrvm_strerror(rc));
-            ck_assert_int_eq(lrvm_close(s), 0);
-            for (int i = 0; i < NCACHE_SEGS; i++) {
-                char name[16];
-                unsigned char *got = malloc(cache_segs[i].size);
-                ck_assert_ptr_nonnull(got);
-                snprintf(name, sizeof name, "%s.seg", cache_segs[i].name);
-                ck_assert_int_eq(tu_file_size(tu_path(dir, name)), (int64_t)cache_segs[i].size);
-                ck_assert_int_eq(tu_read(tu_path(dir, name), got, cache_segs[i].size, 0), 0);
-                size_t j = 0;
-                while (j < cache_segs[i].size && got[j] == img[i][j])
-                    j++;
-                ck_assert_msg(j == cache_segs[i].size,
-                              "cache of %u blocks, tables up to %u: %s differs from the "
-                              "history at byte %zu", sizes[k], directs[d], name, j);
-                free(got);
-            }
-            tu_rmrf(dir);
-            free(dir);
-        }
-        ck_assert_msg(writes[0] > writes[1] && writes[1] > writes[2],
-                      "tables up to %u: writes by cache size 1, 3, 16384: %lu, %lu, %lu",
-                      directs[d], writes[0], writes[1], writes[2]);
+        unsigned long writes[4];
+        for (int k = 0; k < 4; k++)
+            writes[k] = cache_recover(built, img, sizes[k], directs[d]);
+        ck_assert_msg(writes[0] > writes[1] && writes[1] > writes[2] && writes[2] > writes[3],
+                      "tables up to %u: writes by cache size 1, 3, 20, 16384: %lu, %lu, %lu, %lu",
+                      directs[d], writes[0], writes[1], writes[2], writes[3]);
     }
     for (int i = 0; i < NCACHE_SEGS; i++)
         free(img[i]);
