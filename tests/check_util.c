@@ -527,6 +527,18 @@ START_TEST(test_crashtest_each_mode_passes)
         ck_assert_output_has(&r, "3 histories at once");
         ck_assert_output_has(&r, "4 rounds passed");
     }
+    /* Histories on persistent heaps: lrvm_malloc and lrvm_free in every
+     * step, in each mode, and two heaps at once. */
+    for (size_t i = 0; i < 5; i++) {
+        const char *argv[] = { crashtest(), "--heap", "--rounds", "4", "--max-delay-ms", "40",
+                               "--mode", modes[i % 4], "--threads", i == 4 ? "2" : "1",
+                               "--seed", seed, "--dir", base, NULL };
+        struct run r;
+        run_argv(&r, argv);
+        ck_assert_msg(r.status == 0, "%s, heap: status %d:\n%s", modes[i % 4], r.status, r.out);
+        ck_assert_output_has(&r, "on persistent heaps");
+        ck_assert_output_has(&r, "4 rounds passed");
+    }
     /* A clean run removes its store. */
     ck_assert_int_eq(rmdir(base), 0);
     free(base);
@@ -538,16 +550,20 @@ END_TEST
  * naming the byte and keeping the store. */
 START_TEST(test_crashtest_catches_an_undeclared_write)
 {
-    char *base = tu_tmpdir();
-    const char *argv[] = { crashtest(), "--rounds", "20", "--max-delay-ms", "100", "--mode",
-                           "explicit", "--undeclared", "--seed", "7", "--dir", base, NULL };
-    struct run r;
-    run_argv(&r, argv);
-    ck_assert_msg(r.status == 1, "status %d:\n%s", r.status, r.out);
-    ck_assert_output_has(&r, "not a prefix of the history");
-    ck_assert_output_has(&r, "the store is kept in");
-    tu_rmrf(base);
-    free(base);
+    /* On segments, and on a heap (the new block's bytes undeclared). */
+    for (int heap = 0; heap < 2; heap++) {
+        char *base = tu_tmpdir();
+        const char *argv[] = { crashtest(), "--rounds", "20", "--max-delay-ms", "100", "--mode",
+                               "explicit", "--undeclared", "--seed", "7", "--dir", base,
+                               heap ? "--heap" : NULL, NULL };
+        struct run r;
+        run_argv(&r, argv);
+        ck_assert_msg(r.status == 1, "heap %d: status %d:\n%s", heap, r.status, r.out);
+        ck_assert_output_has(&r, "not a prefix of the history");
+        ck_assert_output_has(&r, "the store is kept in");
+        tu_rmrf(base);
+        free(base);
+    }
 }
 END_TEST
 

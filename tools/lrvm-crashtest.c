@@ -19,6 +19,17 @@
  * commits meet in group commits; each thread's segments must then hold a
  * prefix of its history.
  *
+ * With --heap a history lives on a persistent heap ("h", or "h<t>")
+ * instead: its root object holds the step counter and a table of slots;
+ * step i frees the block of one slot and puts a new block there, of a
+ * size and with bytes derived from the seed and i. After recovery the
+ * heap must open (lrvm_heap_open checks its structure), the counter must
+ * be a step c, and every slot must hold the block of the last step up to
+ * c that wrote it, byte for byte. An aborted attempt frees and allocates
+ * too, and its abort must undo both. A block leaked by a partial step
+ * shows as a heap that runs out: its size leaves room for the live blocks
+ * and their fragments, not for leaks over many rounds.
+ *
  * The parent keeps each history's image in memory, advanced step by step,
  * so a round costs what its steps cost, however long the run.
  *
@@ -48,6 +59,9 @@
 #define B_SIZE   ((size_t)256 << 10)
 #define BIG_MAX  ((size_t)48 << 10)      /* largest range: a multi-part record */
 #define MAX_THREADS 16
+#define HEAP_SIZE ((size_t)1 << 20)      /* --heap: each history's heap */
+#define HEAP_SLOTS 64
+#define HEAP_BLOCK_MAX 4096              /* largest block a step allocates */
 
 enum mode { MODE_EXPLICIT, MODE_AUTO, MODE_AMBIENT, MODE_MIXED };
 static const char *const mode_names[] = { "explicit", "auto", "ambient", "mixed" };
@@ -67,6 +81,7 @@ struct config {
     int         threads;         /* histories run at once by the worker */
     int         keep;            /* keep the store after a clean run */
     int         undeclared;      /* self-test: leave a range undeclared */
+    int         heap;            /* histories on persistent heaps */
 };
 
 static const char *prog = "lrvm-crashtest";
@@ -160,6 +175,29 @@ static void apply_step(const struct config *c, int t, uint64_t i, unsigned char 
     }
 }
 
+/* --heap: what step I of history T puts in its slot. */
+struct heap_step {
+    unsigned slot;
+    size_t   size;
+    unsigned char first;        /* byte k of the block is first + k */
+};
+
+static struct heap_step heap_step_of(const struct config *c, int t, uint64_t i, int garble)
+{
+    uint64_t r = mix(history_seed(c, t) + i * 0x100000001b3ull + 0x4ea9);
+    return (struct heap_step){
+        (unsigned)(r % HEAP_SLOTS),
+        1 + (size_t)((r >> 8) % HEAP_BLOCK_MAX),
+        (unsigned char)(i * 31 + (garble ? 0x55 : 0)),
+    };
+}
+
+/* The root object of a history's heap. */
+struct heap_root {
+    uint64_t       step;
+    unsigned char *slot[HEAP_SLOTS];
+};
+
 /* ------------------------------------------------------------ the worker */
 
 /* Thread T's segment "a" or "b": named so alone, with T appended when
@@ -181,7 +219,13 @@ struct msg {
     uint64_t step;
 };
 
-enum { W_OPEN = 10, W_MAP, W_BEGIN, W_RANGE, W_COMMIT, W_ABORT, W_SYNC, W_PIPE };
+/* The worker's exit statuses: the call that failed. */
+enum { W_OPEN = 10, W_MAP, W_BEGIN, W_RANGE, W_COMMIT, W_ABORT, W_SYNC, W_PIPE, W_MALLOC };
+static const char *const worker_calls[] = {
+    "lrvm_open", "lrvm_map or lrvm_heap_open", "lrvm_begin", "lrvm_set_range", "lrvm_commit",
+    "lrvm_abort", "lrvm_sync", "a write to the parent",
+    "lrvm_malloc (the heap is full: blocks leaked by earlier rounds?)",
+};
 
 static void send_msg(int fd, uint32_t type, int t, uint64_t step)
 {
@@ -195,21 +239,69 @@ struct history_run {
     lrvm_t              *s;
     int                  t, fd;
     void                *bases[2];
+    lrvm_heap_t         *heap;          /* --heap: bases[0] is its base */
 };
 
-/* One thread of the worker: its history from the step its segments hold. */
+/* --heap: carry out step I (or, with GARBLE, an attempt to be aborted) on
+ * the heap of history H, whose root is ROOT; D declares in explicit mode. */
+static void heap_apply(const struct history_run *h, struct heap_root *root, uint64_t i,
+                       struct declarer *d, int garble)
+{
+    struct heap_step st = heap_step_of(h->c, h->t, i, garble);
+    lrvm_free(h->heap, root->slot[st.slot]);
+    unsigned char *p = lrvm_malloc(h->heap, st.size);
+    if (p == NULL)
+        _exit(W_MALLOC);                    /* a leak fills the heap: see the top */
+    declare(d, p, st.size, 1);              /* --undeclared leaves this one out */
+    for (size_t k = 0; k < st.size; k++)
+        p[k] = (unsigned char)(st.first + k);
+    declare(d, &root->slot[st.slot], sizeof root->slot[0], 0);
+    root->slot[st.slot] = p;
+    declare(d, &root->step, sizeof root->step, 0);
+    root->step = garble ? ~i : i;
+}
+
+/* --heap: the root of H's heap, made in a transaction of its own when the
+ * heap is new. */
+static struct heap_root *heap_root_of(const struct history_run *h)
+{
+    struct heap_root *root = lrvm_heap_root(h->heap);
+    if (root != NULL)
+        return root;
+    lrvm_tx_t *tx;
+    if (lrvm_begin(h->s, 1, h->bases, &tx) != 0)
+        _exit(W_BEGIN);
+    if ((root = lrvm_calloc(h->heap, 1, sizeof *root)) == NULL)
+        _exit(W_MALLOC);
+    if (lrvm_heap_set_root(h->heap, root) != 0)
+        _exit(W_MALLOC);
+    if (lrvm_commit(tx, 0) != 0)
+        _exit(W_COMMIT);
+    return root;
+}
+
+/* One thread of the worker: its history from the step its segments (or
+ * its heap) hold. */
 static void *run_history(void *arg)
 {
     const struct history_run *h = arg;
     const struct config *c = h->c;
     unsigned char *a = h->bases[0], *b = h->bases[1];
+    int nbases = c->heap ? 1 : 2;
+    struct heap_root *root = c->heap ? heap_root_of(h) : NULL;
     uint64_t i;
-    memcpy(&i, a, 8);
+    if (root != NULL)
+        i = root->step;
+    else
+        memcpy(&i, a, 8);
     send_msg(h->fd, MSG_OPEN, h->t, i);
     for (i++;; i++) {
         enum step_kind kind = step_kind(c, h->t, i);
         if (kind == STEP_SYNC) {
-            apply_step(c, h->t, i, a, b, NULL, 0);
+            if (root != NULL)
+                heap_apply(h, root, i, NULL, 0);
+            else
+                apply_step(c, h->t, i, a, b, NULL, 0);
             if (lrvm_sync(h->s) != 0)
                 _exit(W_SYNC);
             send_msg(h->fd, MSG_DURABLE, h->t, i);
@@ -217,13 +309,16 @@ static void *run_history(void *arg)
         }
         for (int attempt = kind == STEP_ABORT_REDO ? 0 : 1; attempt < 2; attempt++) {
             lrvm_tx_t *tx;
-            if (lrvm_begin(h->s, 2, h->bases, &tx) != 0)
+            if (lrvm_begin(h->s, nbases, h->bases, &tx) != 0)
                 _exit(W_BEGIN);
             struct declarer d = {
                 c->mode == MODE_EXPLICIT ? tx : NULL,
                 c->undeclared && i % 7 == 0, 0
             };
-            apply_step(c, h->t, i, a, b, &d, attempt == 0);
+            if (root != NULL)
+                heap_apply(h, root, i, &d, attempt == 0);
+            else
+                apply_step(c, h->t, i, a, b, &d, attempt == 0);
             if (d.failed)
                 _exit(W_RANGE);
             if (attempt == 0) {
@@ -253,10 +348,15 @@ static void worker(const struct config *c, int fd)
     if (lrvm_open(c->dir, &o, &s) != 0)
         _exit(W_OPEN);
     for (int t = 0; t < c->threads; t++) {
-        h[t] = (struct history_run){ c, s, t, fd, { NULL, NULL } };
-        if (lrvm_map(s, seg_name(c, 'a', t, name), A_SIZE, &h[t].bases[0]) != 0 ||
-            lrvm_map(s, seg_name(c, 'b', t, name), B_SIZE, &h[t].bases[1]) != 0)
+        h[t] = (struct history_run){ c, s, t, fd, { NULL, NULL }, NULL };
+        if (c->heap) {
+            if (lrvm_heap_open(s, seg_name(c, 'h', t, name), HEAP_SIZE, &h[t].heap) != 0)
+                _exit(W_MAP);
+            h[t].bases[0] = lrvm_heap_base(h[t].heap);
+        } else if (lrvm_map(s, seg_name(c, 'a', t, name), A_SIZE, &h[t].bases[0]) != 0 ||
+                   lrvm_map(s, seg_name(c, 'b', t, name), B_SIZE, &h[t].bases[1]) != 0) {
             _exit(W_MAP);
+        }
     }
     for (int t = 1; t < c->threads; t++)
         if (pthread_create(&th[t], NULL, run_history, &h[t]) != 0)
@@ -268,7 +368,8 @@ static void worker(const struct config *c, int fd)
 
 /* A history's image, and what one round learnt of it. */
 struct model {
-    unsigned char *a, *b;
+    unsigned char *a, *b;       /* the segments; --heap: NULL, and */
+    uint64_t      *slot_step;   /*   the last step that wrote each slot, or 0 */
     uint64_t       step;        /* the images hold steps 1..step */
     uint64_t       floor;       /* steps the store held at the last check */
 };
@@ -350,6 +451,17 @@ static size_t first_diff(const unsigned char *x, const unsigned char *y, size_t 
     return SIZE_MAX;
 }
 
+/* The store must hold at least NEED steps of history T: it holds FOUND. */
+static int enough_steps(int t, uint64_t found, uint64_t need)
+{
+    if (found >= need)
+        return 1;
+    fprintf(stderr, "%s: history %d: the store holds steps 1..%" PRIu64 ", but step %" PRIu64
+            " was durable (reported by the worker, or found by an earlier open)\n", prog, t,
+            found, need);
+    return 0;
+}
+
 /* Compare thread T's segments A and B with its history M, after checking
  * that they hold at least NEED steps; 0 when they do. */
 static int verify_history(const struct config *c, int t, struct model *m, uint64_t need,
@@ -357,12 +469,8 @@ static int verify_history(const struct config *c, int t, struct model *m, uint64
 {
     char name[16];
     memcpy(found, a, 8);
-    if (*found < need) {
-        fprintf(stderr, "%s: history %d: the store holds steps 1..%" PRIu64 ", but step %"
-                PRIu64 " was durable (reported by the worker, or found by an earlier open)\n",
-                prog, t, *found, need);
+    if (!enough_steps(t, *found, need))
         return 1;
-    }
     while (m->step < *found)
         apply_step(c, t, ++m->step, m->a, m->b, NULL, 0);
     size_t da = first_diff(a, m->a, A_SIZE), db = first_diff(b, m->b, B_SIZE);
@@ -374,6 +482,45 @@ static int verify_history(const struct config *c, int t, struct model *m, uint64
             "give 0x%02x: not a prefix of the history\n", prog,
             seg_name(c, da != SIZE_MAX ? 'a' : 'b', t, name), at, got[at], *found, want[at]);
     return 1;
+}
+
+/* --heap: compare thread T's heap, whose root is ROOT (NULL: none yet),
+ * with its history M, after checking that it holds at least NEED steps;
+ * 0 when it does. */
+static int verify_heap_history(const struct config *c, int t, struct model *m, uint64_t need,
+                               const struct heap_root *root, uint64_t *found)
+{
+    *found = root != NULL ? root->step : 0;
+    if (!enough_steps(t, *found, need))
+        return 1;
+    while (m->step < *found) {
+        m->step++;
+        m->slot_step[heap_step_of(c, t, m->step, 0).slot] = m->step;
+    }
+    for (unsigned j = 0; j < HEAP_SLOTS; j++) {
+        const unsigned char *p = root != NULL ? root->slot[j] : NULL;
+        if (m->slot_step[j] == 0) {
+            if (p == NULL)
+                continue;
+            fprintf(stderr, "%s: history %d: slot %u holds a block, but no step of 1..%" PRIu64
+                    " put one there: not a prefix of the history\n", prog, t, j, *found);
+            return 1;
+        }
+        struct heap_step st = heap_step_of(c, t, m->slot_step[j], 0);
+        if (p == NULL) {
+            fprintf(stderr, "%s: history %d: slot %u is empty, but step %" PRIu64 " put a block "
+                    "there: not a prefix of the history\n", prog, t, j, m->slot_step[j]);
+            return 1;
+        }
+        for (size_t k = 0; k < st.size; k++)
+            if (p[k] != (unsigned char)(st.first + k)) {
+                fprintf(stderr, "%s: history %d: byte %zu of the block in slot %u is 0x%02x; "
+                        "step %" PRIu64 " wrote 0x%02x: not a prefix of the history\n", prog, t,
+                        k, j, p[k], m->slot_step[j], (unsigned char)(st.first + k));
+                return 1;
+            }
+    }
+    return 0;
 }
 
 /* Open the store (recovery), compare every history; 0 when each holds a
@@ -392,9 +539,22 @@ static int verify(const struct config *c, struct model *m, struct round_result *
     }
     int bad = 0;
     for (int t = 0; t < c->threads && !bad; t++) {
-        void *a, *b;
-        if ((rc = lrvm_map(s, seg_name(c, 'a', t, name), A_SIZE, &a)) != 0 ||
-            (rc = lrvm_map(s, seg_name(c, 'b', t, name), B_SIZE, &b)) != 0) {
+        void *a = NULL, *b = NULL;
+        lrvm_heap_t *heap = NULL;
+        if (c->heap) {
+            /* lrvm_heap_open checks the heap's structure. A worker killed
+             * before its open finished may have left no heap at all. */
+            char path[4200];
+            snprintf(path, sizeof path, "%s/%s.seg", c->dir, seg_name(c, 'h', t, name));
+            if (access(path, F_OK) == 0 &&
+                (rc = lrvm_heap_open(s, seg_name(c, 'h', t, name), HEAP_SIZE, &heap)) != 0) {
+                fprintf(stderr, "%s: lrvm_heap_open after the kill: %s\n", prog,
+                        lrvm_strerror(rc));
+                bad = 1;
+                break;
+            }
+        } else if ((rc = lrvm_map(s, seg_name(c, 'a', t, name), A_SIZE, &a)) != 0 ||
+                   (rc = lrvm_map(s, seg_name(c, 'b', t, name), B_SIZE, &b)) != 0) {
             fprintf(stderr, "%s: lrvm_map after the kill: %s\n", prog, lrvm_strerror(rc));
             bad = 1;
             break;
@@ -404,7 +564,11 @@ static int verify(const struct config *c, struct model *m, struct round_result *
         uint64_t need = r->durable[t] > m[t].floor ? r->durable[t] : m[t].floor;
         if (r->opened_at[t] != UINT64_MAX && r->opened_at[t] > need)
             need = r->opened_at[t];
-        bad = verify_history(c, t, &m[t], need, a, b, &r->found[t]);
+        if (c->heap)
+            bad = verify_heap_history(c, t, &m[t], need,
+                                      heap != NULL ? lrvm_heap_root(heap) : NULL, &r->found[t]);
+        else
+            bad = verify_history(c, t, &m[t], need, a, b, &r->found[t]);
         if (!bad)
             m[t].floor = r->found[t];
     }
@@ -426,7 +590,7 @@ static void usage(FILE *o)
     fprintf(o,
             "usage: lrvm-crashtest [--rounds N | --seconds S] [--mode M] [--dir DIR] [--seed X]\n"
             "                      [--max-delay-ms MS] [--threshold BYTES] [--noflush PCT]\n"
-            "                      [--threads N] [--keep] [--undeclared]\n"
+            "                      [--threads N] [--heap] [--keep] [--undeclared]\n"
             "  --rounds N        kill the worker N times (default 100)\n"
             "  --seconds S       instead, go on for S seconds\n"
             "  --mode M          explicit (lrvm_set_range), auto (page faults), ambient\n"
@@ -442,6 +606,8 @@ static void usage(FILE *o)
             "  --threads N       the worker runs N histories at once, one a thread, each on\n"
             "                    segments of its own, so flushing commits meet in group\n"
             "                    commits (explicit and auto modes; at most 16; default 1)\n"
+            "  --heap            each history on a persistent heap: every step frees a block\n"
+            "                    and allocates another with lrvm_free and lrvm_malloc\n"
             "  --keep            keep the store after a clean run\n"
             "  --undeclared      self-test (explicit mode): leave one range of every 7th step\n"
             "                    undeclared, which the check must catch\n");
@@ -472,6 +638,8 @@ static void parse(int argc, char **argv, struct config *c, const char **base)
             c->keep = 1;
         } else if (strcmp(opt, "--undeclared") == 0) {
             c->undeclared = 1;
+        } else if (strcmp(opt, "--heap") == 0) {
+            c->heap = 1;
         } else if (!has_value) {
             usage(stderr);
             die("%s: unknown option, or its value is missing", opt);
@@ -529,8 +697,10 @@ static void remove_store(const char *dir, const struct config *c)
         unlink(path);
     }
     for (int t = 0; t < c->threads; t++)
-        for (const char *w = "ab"; *w != '\0'; w++) {
+        for (const char *w = "abh"; *w != '\0'; w++) {
             snprintf(path, sizeof path, "%s/%s.seg", dir, seg_name(c, *w, t, name));
+            unlink(path);
+            snprintf(path, sizeof path, "%s/%s.seg.new", dir, seg_name(c, *w, t, name));
             unlink(path);
         }
     rmdir(dir);
@@ -553,15 +723,19 @@ int main(int argc, char **argv)
 
     struct model m[MAX_THREADS];
     for (int t = 0; t < c.threads; t++) {
-        m[t] = (struct model){ calloc(1, A_SIZE), calloc(1, B_SIZE), 0, 0 };
-        if (m[t].a == NULL || m[t].b == NULL)
+        if (c.heap)
+            m[t] = (struct model){ NULL, NULL, calloc(HEAP_SLOTS, sizeof (uint64_t)), 0, 0 };
+        else
+            m[t] = (struct model){ calloc(1, A_SIZE), calloc(1, B_SIZE), NULL, 0, 0 };
+        if (c.heap ? m[t].slot_step == NULL : m[t].a == NULL || m[t].b == NULL)
             die("out of memory");
     }
     double *recover_secs = NULL;
     size_t nrec = 0, cap = 0;
-    printf("%s: mode %s, %d histor%s, seed %" PRIu64 ", kills after 0..%u ms, "
+    printf("%s: mode %s, %d histor%s%s, seed %" PRIu64 ", kills after 0..%u ms, "
            "truncate_threshold %zu, store %s\n", prog, mode_names[c.mode], c.threads,
-           c.threads == 1 ? "y" : "ies at once", c.seed, c.max_delay_ms, c.threshold, dir);
+           c.threads == 1 ? "y" : "ies at once", c.heap ? " on persistent heaps" : "", c.seed,
+           c.max_delay_ms, c.threshold, dir);
     fflush(stdout);
 
     int tty = isatty(STDERR_FILENO), status = 0;
@@ -576,10 +750,12 @@ int main(int argc, char **argv)
             r.opened_at[t] = UINT64_MAX;
         run_worker_round(&c, pick_delay_us(&c, &rng), &r);
         if (!WIFSIGNALED(r.worker_status) || WTERMSIG(r.worker_status) != SIGKILL) {
-            fprintf(stderr, "%s: round %d: the worker %s %d instead of being killed\n", prog,
-                    round, WIFEXITED(r.worker_status) ? "exited with" : "died of signal",
-                    WIFEXITED(r.worker_status) ? WEXITSTATUS(r.worker_status)
-                                               : WTERMSIG(r.worker_status));
+            int code = WIFEXITED(r.worker_status) ? WEXITSTATUS(r.worker_status) : -1;
+            fprintf(stderr, "%s: round %d: the worker %s %d instead of being killed%s%s\n",
+                    prog, round, code >= 0 ? "exited with" : "died of signal",
+                    code >= 0 ? code : WTERMSIG(r.worker_status),
+                    code >= W_OPEN && code <= W_MALLOC ? ": failed in " : "",
+                    code >= W_OPEN && code <= W_MALLOC ? worker_calls[code - W_OPEN] : "");
             status = 2;
             break;
         }
@@ -622,6 +798,7 @@ int main(int argc, char **argv)
     for (int t = 0; t < c.threads; t++) {
         free(m[t].a);
         free(m[t].b);
+        free(m[t].slot_step);
     }
     return status;
 }
