@@ -280,9 +280,12 @@ int lrvm_truncate(lrvm_t *rvm);
  * the smaller size; NULL p: malloc; size 0: free) return 16-byte aligned
  * blocks, or NULL with the reason in lrvm_last_error: LRVM_ENOMEM (no
  * free block fits), LRVM_EMODE, LRVM_EBUSY (the owning transaction is
- * being committed by another thread), LRVM_EINVAL (p is not a block).
+ * being committed by another thread), LRVM_EINVAL (p is not a block),
+ * LRVM_ECORRUPT (the program wrote over the heap's own words, e.g. a
+ * store into a freed block: the call stores nothing).
  * lrvm_free ignores NULL; a pointer that is no block is left alone
- * (LRVM_EINVAL in lrvm_last_error). lrvm_heap_root returns the root object
+ * (LRVM_EINVAL in lrvm_last_error), as is one whose neighbours' words are
+ * broken (LRVM_ECORRUPT). lrvm_heap_root returns the root object
  * set by lrvm_heap_set_root (NULL: none), which takes a block or NULL.
  * Free blocks are kept in lists by size (exact up to 512 bytes, then by
  * powers of two); malloc takes the first that fits from the smallest

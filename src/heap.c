@@ -40,6 +40,14 @@
  * ambient epoch captures the stores by faults, and explicit mode refuses
  * with LRVM_EMODE. Every call runs under the store's lock.
  *
+ * A program that writes over the heap's own words (a store after free, an
+ * undeclared store in explicit mode that an abort then leaves behind)
+ * breaks them. An operation checks each link it follows (free_block_ok),
+ * each link it stores through (block_place_ok) and each range it declares
+ * (decl_done) first, and fails with LRVM_ECORRUPT, storing nothing,
+ * rather than store outside the heap or follow a link into a used block;
+ * lrvm_heap_open's check then refuses the heap until it is repaired.
+ *
  * Invariants (lrvm__heap_check verifies them, at lrvm_heap_open and in
  * the tests)
  *   I1 The blocks tile [ARENA, epilogue) exactly; no two free blocks are
@@ -104,6 +112,15 @@ static struct heap_hdr *header(const lrvm_heap_t *h)
 static uint64_t epilogue_of(uint64_t size)
 {
     return (size & ~(uint64_t)15) - 8;
+}
+
+/* The epilogue of open heap H, never past its segment, even when the
+ * program wrote over the header's size: the words the operations follow
+ * are checked against it. */
+static uint64_t heap_epi(const lrvm_heap_t *h)
+{
+    uint64_t size = header(h)->size;
+    return epilogue_of(size < h->seg->sg_size ? size : h->seg->sg_size);
 }
 
 static uint64_t bsize(uint64_t w)
@@ -188,12 +205,31 @@ void lrvm__heap_usage(const lrvm_heap_t *h, uint64_t *used_blocks, uint64_t *fre
     }
 }
 
+/* B is a place where a block may start, below EPI, the epilogue. A link
+ * about to be stored through is checked so (reading its header as well
+ * would stall each operation on a cache miss its store hides). */
+static int block_place_ok(uint64_t b, uint64_t epi)
+{
+    return b >= ARENA && b < epi && (b - ARENA) % 16 == 0;
+}
+
+/* B can be a free block: a block's place, and a header that says free
+ * and a size that fits. A link is checked so before it is followed. */
+static int free_block_ok(const lrvm_heap_t *h, uint64_t b, uint64_t epi)
+{
+    if (!block_place_ok(b, epi))
+        return 0;
+    uint64_t w = *word(h, b);
+    return !(w & USED) && bsize(w) >= MIN_BLOCK && bsize(w) <= epi - b;
+}
+
 /* ------------------------------------------------------------ changes */
 
 /* The ranges an operation will store to, declared before the first store. */
 struct decl {
     lrvm_tx_t *tx;          /* NULL: the ambient epoch captures by faults */
     int        n;
+    int        bad;         /* a link to be stored through is at no block */
     uint64_t   off[MAX_DECL], len[MAX_DECL];
 };
 
@@ -203,6 +239,7 @@ static int decl_begin(const lrvm_heap_t *h, struct decl *d)
 {
     d->tx = h->seg->sg_tx;
     d->n = 0;
+    d->bad = 0;
     if (d->tx != NULL && d->tx->tx_committing)
         return LRVM_EBUSY;                  /* its commit is under way */
     if (d->tx != NULL)
@@ -220,8 +257,19 @@ static void decl_add(struct decl *d, uint64_t off, uint64_t len)
     d->n++;
 }
 
+/* Declare D's ranges in the transaction, if any. A link at no block's
+ * place, or a range outside the segment, comes from a word of the heap
+ * that the program wrote over: LRVM_ECORRUPT, before anything is declared
+ * or stored, so an operation never stores outside the heap's blocks
+ * through such a word. */
 static int decl_done(const lrvm_heap_t *h, struct decl *d)
 {
+    uint64_t limit = h->seg->sg_size;
+    if (d->bad)
+        return LRVM_ECORRUPT;
+    for (int i = 0; i < d->n; i++)
+        if (d->off[i] > limit || d->len[i] > limit - d->off[i])
+            return LRVM_ECORRUPT;
     for (int i = 0; i < d->n && d->tx != NULL; i++) {
         int rc = lrvm__track_set_range(d->tx, h->seg, (size_t)d->off[i], (size_t)d->len[i]);
         if (rc < 0)
@@ -245,7 +293,9 @@ static void decl_bin(struct decl *d, uint64_t size)
 /* Declare what taking free block B out of its bin stores to. */
 static void decl_unlink(const lrvm_heap_t *h, struct decl *d, uint64_t b)
 {
-    uint64_t p = *prev_of(h, b), q = *next_of(h, b);
+    uint64_t p = *prev_of(h, b), q = *next_of(h, b), epi = heap_epi(h);
+    if ((p != 0 && !block_place_ok(p, epi)) || (q != 0 && !block_place_ok(q, epi)))
+        d->bad = 1;
     decl_bin(d, bsize(*word(h, b)));
     if (p != 0)
         decl_add(d, p + 8, 8);
@@ -260,6 +310,8 @@ static void decl_unlink(const lrvm_heap_t *h, struct decl *d, uint64_t b)
 static void decl_push(const lrvm_heap_t *h, struct decl *d, uint64_t size)
 {
     uint64_t head = bin_head(h, size);
+    if (head != 0 && !block_place_ok(head, heap_epi(h)))
+        d->bad = 1;
     decl_bin(d, size);
     if (head != 0)
         decl_add(d, head + 16, 8);
@@ -292,7 +344,7 @@ static void push_free(const lrvm_heap_t *h, uint64_t b)
 static uint64_t block_of(const lrvm_heap_t *h, const void *p)
 {
     uintptr_t a = (uintptr_t)p, base = (uintptr_t)h->base;
-    uint64_t epi = epilogue_of(header(h)->size);
+    uint64_t epi = heap_epi(h);
     if (a < base + ARENA + 8 || a - base >= epi)
         return 0;
     uint64_t b = (uint64_t)(a - base) - 8;
@@ -321,17 +373,28 @@ static void *heap_malloc(lrvm_heap_t *h, size_t n, int *err)
      * next bin that has one. A bin longer than the heap can hold blocks
      * is a cycle: the program wrote over the heap's own words. */
     unsigned k = bin_of(need);
-    uint64_t b = hd->bins[k], steps = hd->size / MIN_BLOCK;
-    while (b != 0 && bsize(*word(h, b)) < need && steps-- > 0)
+    uint64_t epi = heap_epi(h), b = hd->bins[k], steps = epi / MIN_BLOCK;
+    for (;;) {
+        if (b != 0 && !free_block_ok(h, b, epi)) {
+            *err = LRVM_ECORRUPT;           /* a link that leads out of the blocks */
+            return NULL;
+        }
+        if (b == 0 || bsize(*word(h, b)) >= need)
+            break;
+        if (steps-- == 0) {
+            *err = LRVM_ECORRUPT;
+            return NULL;
+        }
         b = *next_of(h, b);
-    if (steps == UINT64_MAX) {
-        *err = LRVM_ECORRUPT;
-        return NULL;
     }
     while (b == 0 && ++k < NBINS)
         b = hd->bins[k];
     if (b == 0) {
         *err = LRVM_ENOMEM;
+        return NULL;
+    }
+    if (!free_block_ok(h, b, epi) || bsize(*word(h, b)) < need) {
+        *err = LRVM_ECORRUPT;
         return NULL;
     }
     uint64_t w = *word(h, b), size = bsize(w), rest = size - need, after = b + size;

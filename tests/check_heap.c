@@ -223,6 +223,66 @@ END_TEST
 
 /* Explicit mode has no ambient epoch: a heap call needs a transaction
  * that holds the heap segment. */
+/* A program that writes over a free block's links (a store after free)
+ * gets LRVM_ECORRUPT from the calls that would follow or store through
+ * them, not a crash inside lrvm, and those calls change nothing: put the
+ * link back and the heap checks whole. Links out of the segment, inside
+ * it but at no block, and in the middle of a bin's search. */
+static void expect_corrupt_then_whole(lrvm_heap_t *h, uint64_t *link, uint64_t bad,
+                                      char *left, char *right, size_t big)
+{
+    uint64_t good = *link;
+    *link = bad;                            /* the program's stray store */
+    ck_assert_ptr_null(lrvm_malloc(h, big));
+    ck_assert_int_eq(lrvm_last_error(), LRVM_ECORRUPT);
+    lrvm_free(h, left);                     /* merges with the free block */
+    ck_assert_int_eq(lrvm_last_error(), LRVM_ECORRUPT);
+    lrvm_free(h, right);
+    ck_assert_int_eq(lrvm_last_error(), LRVM_ECORRUPT);
+    *link = good;
+    ck_assert_int_eq(lrvm__heap_check(h), 0);
+}
+
+START_TEST(test_heap_overwritten_links_give_ecorrupt)
+{
+    tracking = _i;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    lrvm_tx_t *tx = begin_heap(s, h);
+    /* Blocks of 608 bytes: a bin of its own (513-1024), where a request
+     * for 900 walks past the 608 one to its successor. */
+    char *left = lrvm_malloc(h, 600), *mid = lrvm_malloc(h, 600), *right = lrvm_malloc(h, 600);
+    char *tail = lrvm_malloc(h, 100);
+    ck_assert_ptr_nonnull(left);
+    ck_assert_ptr_nonnull(mid);
+    ck_assert_ptr_nonnull(right);
+    ck_assert_ptr_nonnull(tail);
+    lrvm_free(h, mid);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+
+    unsigned char *base = lrvm_heap_base(h);
+    uint64_t *next = (uint64_t *)(void *)mid, *prev = next + 1;
+    uint64_t in_heap_no_block = (uint64_t)(mid - (char *)base) + 3 * 16;
+    tx = begin_heap(s, h);
+    expect_corrupt_then_whole(h, next, 0x4141414141414141ull, left, right, 900);
+    expect_corrupt_then_whole(h, next, in_heap_no_block, left, right, 900);
+    expect_corrupt_then_whole(h, prev, 0x4141414141414141ull, left, right, 600);
+    expect_corrupt_then_whole(h, prev, in_heap_no_block, left, right, 600);
+    /* Nothing was taken or given back: three blocks are in use, and the
+     * same frees now succeed. */
+    uint64_t used, fr;
+    lrvm__heap_usage(h, &used, &fr);
+    ck_assert_uint_eq(used, 3);
+    lrvm_free(h, left);
+    lrvm_free(h, right);
+    ck_assert_int_eq(lrvm__heap_check(h), 0);
+    lrvm__heap_usage(h, &used, &fr);
+    ck_assert_uint_eq(used, 1);
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 START_TEST(test_heap_explicit_needs_transaction)
 {
     tracking = LRVM_TRACK_EXPLICIT;
@@ -938,6 +998,7 @@ int main(void)
     tcase_add_loop_test(tc, test_heap_free_merges_neighbours, 0, 2);
     tcase_add_loop_test(tc, test_heap_realloc_calloc_and_bad_pointers, 0, 2);
     tcase_add_loop_test(tc, test_heap_abort_takes_allocations_back, 0, 2);
+    tcase_add_loop_test(tc, test_heap_overwritten_links_give_ecorrupt, 0, 2);
     tcase_add_test(tc, test_heap_explicit_needs_transaction);
     tcase_add_test(tc, test_heap_ambient_epoch);
     tcase_add_test(tc, test_heap_address_taken);
