@@ -252,7 +252,12 @@ static void heap_apply(const struct history_run *h, struct heap_root *root, uint
     unsigned char *p = lrvm_malloc(h->heap, st.size);
     if (p == NULL)
         _exit(W_MALLOC);                    /* a leak fills the heap: see the top */
-    declare(d, p, st.size, 1);              /* --undeclared leaves this one out */
+    /* --undeclared leaves the block's bytes out, but not in an attempt to
+     * be aborted: there they would overwrite words of the heap that the
+     * abort does not restore (a merged neighbour's header), and the heap
+     * would report itself broken (LRVM_ECORRUPT) before the check could
+     * catch the lost write. */
+    declare(d, p, st.size, !garble);
     for (size_t k = 0; k < st.size; k++)
         p[k] = (unsigned char)(st.first + k);
     declare(d, &root->slot[st.slot], sizeof root->slot[0], 0);
@@ -484,12 +489,14 @@ static int verify_history(const struct config *c, int t, struct model *m, uint64
     return 1;
 }
 
-/* --heap: compare thread T's heap, whose root is ROOT (NULL: none yet),
- * with its history M, after checking that it holds at least NEED steps;
- * 0 when it does. */
+/* --heap: compare thread T's heap at BASE (NULL: none yet) with its
+ * history M, after checking that it holds at least NEED steps; 0 when it
+ * does. */
 static int verify_heap_history(const struct config *c, int t, struct model *m, uint64_t need,
-                               const struct heap_root *root, uint64_t *found)
+                               lrvm_heap_t *heap, uint64_t *found)
 {
+    const struct heap_root *root = heap != NULL ? lrvm_heap_root(heap) : NULL;
+    const unsigned char *base = heap != NULL ? lrvm_heap_base(heap) : NULL;
     *found = root != NULL ? root->step : 0;
     if (!enough_steps(t, *found, need))
         return 1;
@@ -510,6 +517,12 @@ static int verify_heap_history(const struct config *c, int t, struct model *m, u
         if (p == NULL) {
             fprintf(stderr, "%s: history %d: slot %u is empty, but step %" PRIu64 " put a block "
                     "there: not a prefix of the history\n", prog, t, j, m->slot_step[j]);
+            return 1;
+        }
+        if (p < base || p > base + HEAP_SIZE - st.size) {
+            fprintf(stderr, "%s: history %d: slot %u points outside its heap (%p; the heap is "
+                    "at %p): not a prefix of the history\n", prog, t, j, (const void *)p,
+                    (const void *)base);
             return 1;
         }
         for (size_t k = 0; k < st.size; k++)
@@ -565,8 +578,7 @@ static int verify(const struct config *c, struct model *m, struct round_result *
         if (r->opened_at[t] != UINT64_MAX && r->opened_at[t] > need)
             need = r->opened_at[t];
         if (c->heap)
-            bad = verify_heap_history(c, t, &m[t], need,
-                                      heap != NULL ? lrvm_heap_root(heap) : NULL, &r->found[t]);
+            bad = verify_heap_history(c, t, &m[t], need, heap, &r->found[t]);
         else
             bad = verify_history(c, t, &m[t], need, a, b, &r->found[t]);
         if (!bad)
