@@ -290,8 +290,10 @@ int lrvm_truncate(lrvm_t *rvm);
  * Free blocks are kept in lists by size (exact up to 512 bytes, then by
  * powers of two); malloc takes the first that fits from the smallest
  * list that has one, and freed blocks merge with free neighbours. A heap
- * made by an earlier version (one free list) is sorted into these lists,
- * in one transaction, the first time lrvm_heap_open opens it.
+ * made by an earlier version of liblrvm is brought to this one's heap
+ * format (3), in one transaction, the first time lrvm_heap_open opens it
+ * (format 1, one free list, is sorted into the lists); an earlier liblrvm
+ * refuses a format 3 heap with LRVM_EVERSION.
  */
 int   lrvm_heap_open(lrvm_t *rvm, const char *name, size_t size, lrvm_heap_t **heap);
 void *lrvm_heap_base(lrvm_heap_t *heap);

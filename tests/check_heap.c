@@ -227,14 +227,17 @@ END_TEST
  * gets LRVM_ECORRUPT from the calls that would follow or store through
  * them, not a crash inside lrvm, and those calls change nothing: put the
  * link back and the heap checks whole. Links out of the segment, inside
- * it but at no block, and in the middle of a bin's search. */
+ * it but at no block, and in the middle of a bin's search. BIG, when not
+ * 0, is a malloc whose search must follow the broken link. */
 static void expect_corrupt_then_whole(lrvm_heap_t *h, uint64_t *link, uint64_t bad,
                                       char *left, char *right, size_t big)
 {
     uint64_t good = *link;
     *link = bad;                            /* the program's stray store */
-    ck_assert_ptr_null(lrvm_malloc(h, big));
-    ck_assert_int_eq(lrvm_last_error(), LRVM_ECORRUPT);
+    if (big != 0) {
+        ck_assert_ptr_null(lrvm_malloc(h, big));
+        ck_assert_int_eq(lrvm_last_error(), LRVM_ECORRUPT);
+    }
     lrvm_free(h, left);                     /* merges with the free block */
     ck_assert_int_eq(lrvm_last_error(), LRVM_ECORRUPT);
     lrvm_free(h, right);
@@ -249,15 +252,19 @@ START_TEST(test_heap_overwritten_links_give_ecorrupt)
     lrvm_t *s = open_store();
     lrvm_heap_t *h = open_heap(s);
     lrvm_tx_t *tx = begin_heap(s, h);
-    /* Blocks of 608 bytes: a bin of its own (513-1024), where a request
-     * for 900 walks past the 608 one to its successor. */
+    /* Blocks of 608 bytes: a bin of their own (513-1024), where a request
+     * for 900 walks past both free ones, first FIRST, then MID, whose
+     * links are broken. */
     char *left = lrvm_malloc(h, 600), *mid = lrvm_malloc(h, 600), *right = lrvm_malloc(h, 600);
-    char *tail = lrvm_malloc(h, 100);
+    char *sep = lrvm_malloc(h, 100), *first = lrvm_malloc(h, 600), *tail = lrvm_malloc(h, 100);
     ck_assert_ptr_nonnull(left);
     ck_assert_ptr_nonnull(mid);
     ck_assert_ptr_nonnull(right);
+    ck_assert_ptr_nonnull(sep);
+    ck_assert_ptr_nonnull(first);
     ck_assert_ptr_nonnull(tail);
     lrvm_free(h, mid);
+    lrvm_free(h, first);                    /* first in the bin, MID after it */
     ck_assert_int_eq(lrvm_commit(tx, 0), 0);
 
     unsigned char *base = lrvm_heap_base(h);
@@ -266,18 +273,18 @@ START_TEST(test_heap_overwritten_links_give_ecorrupt)
     tx = begin_heap(s, h);
     expect_corrupt_then_whole(h, next, 0x4141414141414141ull, left, right, 900);
     expect_corrupt_then_whole(h, next, in_heap_no_block, left, right, 900);
-    expect_corrupt_then_whole(h, prev, 0x4141414141414141ull, left, right, 600);
-    expect_corrupt_then_whole(h, prev, in_heap_no_block, left, right, 600);
-    /* Nothing was taken or given back: three blocks are in use, and the
+    expect_corrupt_then_whole(h, prev, 0x4141414141414141ull, left, right, 0);
+    expect_corrupt_then_whole(h, prev, in_heap_no_block, left, right, 0);
+    /* Nothing was taken or given back: four blocks are in use, and the
      * same frees now succeed. */
     uint64_t used, fr;
     lrvm__heap_usage(h, &used, &fr);
-    ck_assert_uint_eq(used, 3);
+    ck_assert_uint_eq(used, 4);
     lrvm_free(h, left);
     lrvm_free(h, right);
     ck_assert_int_eq(lrvm__heap_check(h), 0);
     lrvm__heap_usage(h, &used, &fr);
-    ck_assert_uint_eq(used, 1);
+    ck_assert_uint_eq(used, 2);
     ck_assert_int_eq(lrvm_abort(tx), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -641,10 +648,12 @@ START_TEST(test_heap_creation_power_cut_at_each_call)
 }
 END_TEST
 
-/* ------------------------------------------------------------ version 1 */
+/* ------------------------------------------------------------ old versions */
 
 /* A heap of version 1 kept every free block in one list; lrvm_heap_open
- * sorts it into bins. Offsets into the heap header, and the first block. */
+ * sorts it into bins. One of version 2 kept the back link of each bin's
+ * first block at 0; lrvm_heap_open only sets its version word. Offsets
+ * into the heap header, and the first block. */
 #define HDR_VERSION   8
 #define HDR_FREE_HEAD 32
 #define HDR_BINS      56
@@ -690,9 +699,10 @@ static void fill_old_heap(void)
     ck_assert_int_eq(lrvm_close(s), 0);
 }
 
-/* Rewrite the heap file as version 1 kept it: its free blocks in one
- * list, in address order, and no bins. */
-static void make_version_1(void)
+/* Rewrite the heap file as VERSION kept it: version 1, its free blocks in
+ * one list, in address order, and no bins; version 2, the back link of
+ * each bin's first block 0. */
+static void make_old_version(uint64_t version)
 {
     const char *path = tu_path(tu_dir, "heap.seg");
     int64_t len = tu_file_size(path);
@@ -700,6 +710,15 @@ static void make_version_1(void)
     uint64_t *img = malloc((size_t)len);
     ck_assert_ptr_nonnull(img);
     ck_assert_int_eq(tu_read(path, img, (size_t)len, 0), 0);
+    if (version == 2) {
+        for (int k = 0; k < HDR_NBINS; k++)
+            if (img[HDR_BINS / 8 + k] != 0)
+                img[img[HDR_BINS / 8 + k] / 8 + 2] = 0;
+        img[HDR_VERSION / 8] = 2;
+        ck_assert_int_eq(tu_write(path, img, (size_t)len, 0), 0);
+        free(img);
+        return;
+    }
     uint64_t size = img[3], epi = (size & ~(uint64_t)15) - 8, first = 0, prev = 0, nfree = 0;
     for (uint64_t b = FIRST_BLOCK; b < epi; b += img[b / 8] & ~(uint64_t)15) {
         if (img[b / 8] & 1)
@@ -721,12 +740,12 @@ static void make_version_1(void)
     free(img);
 }
 
-/* The heap holds what fill_old_heap left, at version 2; freeing every
+/* The heap holds what fill_old_heap left, at version 3; freeing every
  * block gives back the whole heap as one free block. */
 static void check_old_heap(lrvm_t *s, lrvm_heap_t *h)
 {
     const uint64_t *hdr = lrvm_heap_base(h);
-    ck_assert_uint_eq(hdr[HDR_VERSION / 8], 2);
+    ck_assert_uint_eq(hdr[HDR_VERSION / 8], 3);
     ck_assert_uint_eq(hdr[HDR_FREE_HEAD / 8], 0);
     uint64_t *root = lrvm_heap_root(h);
     ck_assert_ptr_nonnull(root);
@@ -747,11 +766,31 @@ static void check_old_heap(lrvm_t *s, lrvm_heap_t *h)
     ck_assert_int_eq(lrvm_abort(tx), 0);
 }
 
-START_TEST(test_heap_version_1_is_sorted_into_bins)
+/* _i: the tracking mode (bit 0) and the old version (1 or 2). */
+/* A heap of a version newer than this library's is refused, untouched. */
+START_TEST(test_heap_newer_version_refused)
 {
-    tracking = _i;
+    tracking = LRVM_TRACK_AUTO;
+    lrvm_t *s = open_store();
+    (void)open_heap(s);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    const char *path = tu_path(tu_dir, "heap.seg");
+    uint64_t v = 4;
+    ck_assert_int_eq(tu_write(path, &v, 8, HDR_VERSION), 0);
+    s = open_store();
+    lrvm_heap_t *h;
+    ck_assert_int_eq(lrvm_heap_open(s, "heap", HEAP_SIZE, &h), LRVM_EVERSION);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    ck_assert_int_eq(tu_read(path, &v, 8, HDR_VERSION), 0);
+    ck_assert_uint_eq(v, 4);
+}
+END_TEST
+
+START_TEST(test_heap_old_version_is_upgraded)
+{
+    tracking = _i % 2;
     fill_old_heap();
-    make_version_1();
+    make_old_version(1 + (uint64_t)_i / 2);
     lrvm_t *s = open_store();
     lrvm_heap_t *h;
     ck_assert_int_eq(lrvm_heap_open(s, "heap", HEAP_SIZE, &h), 0);
@@ -765,13 +804,14 @@ START_TEST(test_heap_version_1_is_sorted_into_bins)
 }
 END_TEST
 
-/* Cut off at each call of the open that sorts a version 1 heap, the heap
- * opens whole, sorted then or now, with every block. */
-START_TEST(test_heap_version_1_sorting_power_cut_at_each_call)
+/* Cut off at each call of the open that upgrades a heap of version 1
+ * (sorted into bins) or 2, the heap opens whole, upgraded then or now,
+ * with every block. */
+START_TEST(test_heap_old_version_upgrade_power_cut_at_each_call)
 {
-    tracking = _i;
+    tracking = _i % 2;
     fill_old_heap();
-    make_version_1();
+    make_old_version(1 + (uint64_t)_i / 2);
     char *clean = tu_tmpdir();
     ck_assert_int_eq(tu_copy_dir(tu_dir, clean), 0);
     unsigned long calls = dry_run_calls(reopen_child), reported;
@@ -1007,8 +1047,9 @@ int main(void)
     tcase_add_loop_test(tc, test_heap_growth_killed_at_each_call, 0, 2);
     tcase_add_loop_test(tc, test_heap_growth_power_cut_at_each_call, 0, 2);
     tcase_add_loop_test(tc, test_heap_creation_power_cut_at_each_call, 0, 2);
-    tcase_add_loop_test(tc, test_heap_version_1_is_sorted_into_bins, 0, 2);
-    tcase_add_loop_test(tc, test_heap_version_1_sorting_power_cut_at_each_call, 0, 2);
+    tcase_add_test(tc, test_heap_newer_version_refused);
+    tcase_add_loop_test(tc, test_heap_old_version_is_upgraded, 0, 4);
+    tcase_add_loop_test(tc, test_heap_old_version_upgrade_power_cut_at_each_call, 0, 4);
     tcase_add_loop_test(tc, test_heap_random_allocations_killed, 0, 2);
     tcase_add_loop_test(tc, test_heap_random_allocations_power_cut, 0, 2);
     suite_add_tcase(s, tc);

@@ -693,7 +693,7 @@ START_TEST(test_example_kv_survives_kills)
     ck_assert_str_eq(r.out, "lrvm\n");
     run_tool(&r, "info", store, NULL);                  /* lrvmutl knows a heap */
     ck_assert_int_eq(r.status, 0);
-    ck_assert_output_has(&r, "a heap (format 2) mapped at 0x");
+    ck_assert_output_has(&r, "a heap (format 3) mapped at 0x");
     ck_assert_output_has(&r, "its blocks check: ");
     run_tool(&r, "verify", store, NULL);
     ck_assert_int_eq(r.status, 0);
