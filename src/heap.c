@@ -40,10 +40,11 @@
  * it, on a page of its own most of the time. A free and a malloc among
  * 65,536 blocks (3 runs each, medians): in auto mode 4.87 pages captured
  * and 25.5 us before, 4.08 and 22.3 us after; in explicit mode 964 to 870
- * ns, and 197 to 182 log bytes. A version 2 heap, whose back links are all exact, is a version 3
- * heap once its version word says so; lrvm_heap_open sets it, in a
- * transaction, the first time it opens one. An older liblrvm refuses a
- * version 3 heap with LRVM_EVERSION instead of misreading it.
+ * ns, and 197 to 182 log bytes. A version 2 heap, whose back links are
+ * all exact, is a version 3 heap once its version word says so;
+ * lrvm_heap_open sets it, in a transaction, the first time it opens one.
+ * An older liblrvm refuses a version 3 heap with LRVM_EVERSION instead of
+ * misreading it.
  *
  * Changes: an operation first declares every range it will store to with
  * lrvm__track_set_range in the transaction that holds the heap segment
