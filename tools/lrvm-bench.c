@@ -121,6 +121,18 @@ static int part_runs(int part)
     return (cfg.parts >> part) & 1u;
 }
 
+/* The floors run with the parts set against them: the fault floors with
+ * the workloads, the write floor with the workloads and group commit. */
+static int workloads_run(void)
+{
+    return (cfg.parts & WORKLOAD_PARTS) != 0;
+}
+
+static int write_floor_runs(void)
+{
+    return workloads_run() || part_runs(PART_GROUP);
+}
+
 static size_t page_size, seg_pages;
 static char   root[PATH_LEN];               /* made by this run, removed at exit */
 static int    root_made;
@@ -1330,7 +1342,7 @@ static const char *fmt_sum(char *buf, size_t len, struct summary s, int prec)
 static void print_table(FILE *o)
 {
     char a[80], b[80], c[80], d[40], e[40];
-    if (!(cfg.parts & WORKLOAD_PARTS))
+    if (!workloads_run())
         return;
     fprintf(o, "%-10s %-8s %-8s %-4s  %-26s %-22s %7s %9s  %s\n", "workload", "mode",
             "commit", "runs", "tx/s median (min-max)", "ns/page median (min-max)",
@@ -1416,11 +1428,10 @@ static void print_failures(FILE *o)
 static void print_floors(FILE *o)
 {
     char a[80], b[80];
-    if (!(cfg.parts & (WORKLOAD_PARTS | 1u << PART_GROUP | 1u << PART_PMEMOBJ |
-                       1u << PART_RECOVERY)))
+    if (!write_floor_runs() && !part_runs(PART_PMEMOBJ) && !part_runs(PART_RECOVERY))
         return;                             /* the heap has its own floor */
     fprintf(o, "\nfloors (no lrvm; each run in its own process)\n");
-    if (cfg.parts & WORKLOAD_PARTS) {
+    if (workloads_run()) {
         fprintf(o, "fault floor, ns/page median (min-max): SIGSEGV handler mprotects the page RW; "
                    "one mprotect(PROT_READ) over the span after each batch\n");
         fprintf(o, "  %-18s %-26s %s\n", "batch", "copied (written before)",
@@ -1430,7 +1441,7 @@ static void print_floors(FILE *o)
                     fmt_sum(a, sizeof a, floor_sum[fl][0], 0),
                     fmt_sum(b, sizeof b, floor_sum[fl][1], 0));
     }
-    if ((cfg.parts & WORKLOAD_PARTS) || part_runs(PART_GROUP))
+    if (write_floor_runs())
         fprintf(o, "write floor: %d-byte in-place pwrite + fdatasync, preallocated file: "
                    "%s ops/s\n", WFLOOR_OP, fmt_sum(a, sizeof a, wfloor_sum, 0));
     if (part_runs(PART_RECOVERY))
@@ -1875,10 +1886,8 @@ int main(int argc, char **argv)
     path_join(floor_path, root, "fault-floor.dat");
     path_join(write_path, root, "write-floor.dat");
     path_join(path, root, "store");
-    int workloads_run = (cfg.parts & WORKLOAD_PARTS) != 0;
-    int write_floor_runs = workloads_run || part_runs(PART_GROUP);
     for (int i = 0; i < cfg.runs; i++) {
-        for (int fl = 0; fl < (workloads_run ? NFLOORS : 0); fl++)
+        for (int fl = 0; fl < (workloads_run() ? NFLOORS : 0); fl++)
             for (int fr = 0; fr < 2; fr++) {
                 struct floor_arg a = { .spec = fl, .fresh = fr };
                 memcpy(a.path, floor_path, sizeof a.path);
@@ -1890,7 +1899,7 @@ int main(int argc, char **argv)
                     add_failure("%s: no page measured", what);
             }
         unlink(floor_path);
-        if (write_floor_runs) {
+        if (write_floor_runs()) {
             progress("write floor: run %d/%d...", i + 1, cfg.runs);
             run_child("write floor", child_write_floor, write_path, &wf_res[i], sizeof wf_res[0]);
             unlink(write_path);
