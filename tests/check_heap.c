@@ -766,7 +766,6 @@ static void check_old_heap(lrvm_t *s, lrvm_heap_t *h)
     ck_assert_int_eq(lrvm_abort(tx), 0);
 }
 
-/* _i: the tracking mode (bit 0) and the old version (1 or 2). */
 /* A heap of a version newer than this library's is refused, untouched. */
 START_TEST(test_heap_newer_version_refused)
 {
@@ -786,11 +785,18 @@ START_TEST(test_heap_newer_version_refused)
 }
 END_TEST
 
+/* The old heap of loop test I: the tracking mode (bit 0) and the old
+ * version (1 or 2), filled and rewritten as that version kept it. */
+static void make_old_heap(int i)
+{
+    tracking = i % 2;
+    fill_old_heap();
+    make_old_version(1 + (uint64_t)i / 2);
+}
+
 START_TEST(test_heap_old_version_is_upgraded)
 {
-    tracking = _i % 2;
-    fill_old_heap();
-    make_old_version(1 + (uint64_t)_i / 2);
+    make_old_heap(_i);
     lrvm_t *s = open_store();
     lrvm_heap_t *h;
     ck_assert_int_eq(lrvm_heap_open(s, "heap", HEAP_SIZE, &h), 0);
@@ -809,9 +815,7 @@ END_TEST
  * with every block. */
 START_TEST(test_heap_old_version_upgrade_power_cut_at_each_call)
 {
-    tracking = _i % 2;
-    fill_old_heap();
-    make_old_version(1 + (uint64_t)_i / 2);
+    make_old_heap(_i);
     char *clean = tu_tmpdir();
     ck_assert_int_eq(tu_copy_dir(tu_dir, clean), 0);
     unsigned long calls = dry_run_calls(reopen_child), reported;
