@@ -538,6 +538,54 @@ static void reopen_child(void *argp)
     report_calls(a->fd);
 }
 
+/* Arm MODE (a kill or a power cut) at each of the calls reopen_child makes
+ * on a copy of the store as it is now, at least MIN_CALLS of them; after
+ * each death, CHECK(K, CALLS, ARG) looks at the store. Returns CALLS. */
+static unsigned long die_at_each_reopen_call(int mode, unsigned long min_calls,
+                                             void (*check)(unsigned long k, unsigned long calls,
+                                                           void *arg),
+                                             void *arg)
+{
+    char *clean = tu_tmpdir();
+    ck_assert_int_eq(tu_copy_dir(tu_dir, clean), 0);
+    unsigned long calls = dry_run_calls(reopen_child), reported;
+    ck_assert_uint_ge(calls, min_calls);
+    uint64_t seed = tu_test_seed();
+    int got;
+    for (unsigned long k = 1; k <= calls; k++) {
+        restore_dir(clean);
+        struct grow_arg a = { k, mode, tu_mix64(seed + k), -1 };
+        int st = run_armed(reopen_child, &a, &reported, &got);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                      "call %lu (LRVM_TEST_SEED=%" PRIu64 "): status 0x%x", k, seed, st);
+        check(k, calls, arg);
+    }
+    tu_rmrf(clean);
+    free(clean);
+    return calls;
+}
+
+struct growth_check {
+    uint64_t small_free;        /* free bytes before the growth */
+    int      grew;              /* deaths after which the heap had grown */
+};
+
+static void check_growth(unsigned long k, unsigned long calls, void *arg)
+{
+    struct growth_check *g = arg;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h;
+    ck_assert_int_eq(lrvm_heap_open(s, "heap", SMALL_HEAP, &h), 0);
+    uint64_t fr = free_bytes(h);
+    ck_assert_msg(fr == g->small_free || fr > HEAP_SIZE - SMALL_HEAP,
+                  "killed at call %lu of %lu: %" PRIu64 " bytes free", k, calls, fr);
+    g->grew += fr != g->small_free;
+    unsigned char *first = lrvm_heap_root(h);
+    ck_assert_uint_eq(first[0], 1);
+    ck_assert_uint_eq(first[999], 1);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+
 /* Killed, or cut off by a power cut, at each write, size change and sync
  * of a growth, the heap opens whole: the old size or the new, its blocks
  * intact. */
@@ -546,37 +594,11 @@ static void growth_deaths(int mode)
     lrvm_t *s = open_store();
     lrvm_heap_t *h;
     int n = fill_small_heap(s, &h);
-    uint64_t small_free = free_bytes(h);
+    struct growth_check g = { free_bytes(h), 0 };
     ck_assert_int_eq(lrvm_close(s), 0);
-    char *clean = tu_tmpdir();
-    ck_assert_int_eq(tu_copy_dir(tu_dir, clean), 0);
-
-    unsigned long calls = dry_run_calls(reopen_child), reported;
-    ck_assert_uint_ge(calls, 3);
-
-    int grew = 0, got;
-    uint64_t seed = tu_test_seed();
-    for (unsigned long k = 1; k <= calls; k++) {
-        restore_dir(clean);
-        struct grow_arg a = { k, mode, tu_mix64(seed + k), -1 };
-        int st = run_armed(reopen_child, &a, &reported, &got);
-        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
-                      "call %lu (LRVM_TEST_SEED=%" PRIu64 "): status 0x%x", k, seed, st);
-        s = open_store();
-        ck_assert_int_eq(lrvm_heap_open(s, "heap", SMALL_HEAP, &h), 0);
-        uint64_t fr = free_bytes(h);
-        ck_assert_msg(fr == small_free || fr > HEAP_SIZE - SMALL_HEAP,
-                      "killed at call %lu of %lu: %" PRIu64 " bytes free", k, calls, fr);
-        grew += fr != small_free;
-        unsigned char *first = lrvm_heap_root(h);
-        ck_assert_uint_eq(first[0], 1);
-        ck_assert_uint_eq(first[999], 1);
-        ck_assert_int_eq(lrvm_close(s), 0);
-    }
+    unsigned long calls = die_at_each_reopen_call(mode, 3, check_growth, &g);
     ck_assert_int_ge(n, 10);
-    ck_assert_int_lt(grew, (int)calls);         /* the early deaths kept the old size */
-    tu_rmrf(clean);
-    free(clean);
+    ck_assert_int_lt(g.grew, (int)calls);       /* the early deaths kept the old size */
 }
 
 START_TEST(test_heap_growth_killed_at_each_call)
@@ -810,31 +832,24 @@ START_TEST(test_heap_old_version_is_upgraded)
 }
 END_TEST
 
+static void check_upgraded(unsigned long k, unsigned long calls, void *arg)
+{
+    (void)k;
+    (void)calls;
+    (void)arg;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    check_old_heap(s, h);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+
 /* Cut off at each call of the open that upgrades a heap of version 1
  * (sorted into bins) or 2, the heap opens whole, upgraded then or now,
  * with every block. */
 START_TEST(test_heap_old_version_upgrade_power_cut_at_each_call)
 {
     make_old_heap(_i);
-    char *clean = tu_tmpdir();
-    ck_assert_int_eq(tu_copy_dir(tu_dir, clean), 0);
-    unsigned long calls = dry_run_calls(reopen_child), reported;
-    ck_assert_uint_ge(calls, 2);
-    uint64_t seed = tu_test_seed();
-    int got;
-    for (unsigned long k = 1; k <= calls; k++) {
-        restore_dir(clean);
-        struct grow_arg a = { k, LRVM__IO_POWERCUT, tu_mix64(seed + k), -1 };
-        int st = run_armed(reopen_child, &a, &reported, &got);
-        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
-                      "call %lu (LRVM_TEST_SEED=%" PRIu64 "): status 0x%x", k, seed, st);
-        lrvm_t *s = open_store();
-        lrvm_heap_t *h = open_heap(s);
-        check_old_heap(s, h);
-        ck_assert_int_eq(lrvm_close(s), 0);
-    }
-    tu_rmrf(clean);
-    free(clean);
+    die_at_each_reopen_call(LRVM__IO_POWERCUT, 2, check_upgraded, NULL);
 }
 END_TEST
 
