@@ -6,8 +6,10 @@
  * alone, and that recover (killed or not) leaves a store that opens with
  * every committed transaction. lrvm-crashtest: short runs in each mode
  * pass, and its check catches a write the worker leaves undeclared.
- * lrvm-bench: --only runs the parts named and no other (its figures are
- * not checked: speed targets live in the benchmark, not in tests). The
+ * lrvm-bench: a --quick run reports every workload, floor, section and
+ * target, --plot leaves or draws its plot, and --only runs the parts
+ * named and no other (its figures are not checked against speeds: speed
+ * targets live in the benchmark, not in tests). The
  * kv example (legacy C on the heap) keeps its table whole through kills.
  *
  * The tools are found through $LRVMUTL, $LRVM_CRASHTEST, $LRVM_BENCH and
@@ -22,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,8 +73,9 @@ struct run {
     size_t len;
 };
 
-/* Run ARGV (ARGV[0] the program, NULL-terminated). */
-static void run_argv(struct run *r, const char *const *argv)
+/* Run ARGV (ARGV[0] the program, NULL-terminated), its standard output
+ * into the new file STDOUT_PATH unless that is NULL. */
+static void run_argv_to(struct run *r, const char *const *argv, const char *stdout_path)
 {
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
@@ -79,7 +83,11 @@ static void run_argv(struct run *r, const char *const *argv)
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        dup2(p[1], STDOUT_FILENO);
+        int out = p[1];
+        if (stdout_path != NULL &&
+            (out = open(stdout_path, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0)
+            _exit(127);
+        dup2(out, STDOUT_FILENO);
         dup2(p[1], STDERR_FILENO);
         close(p[0]);
         close(p[1]);
@@ -98,6 +106,11 @@ static void run_argv(struct run *r, const char *const *argv)
         ;
     ck_assert_msg(!(WIFEXITED(st) && WEXITSTATUS(st) == 127), "cannot run %s", argv[0]);
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void run_argv(struct run *r, const char *const *argv)
+{
+    run_argv_to(r, argv, NULL);
 }
 
 /* lrvmutl [CMD [DIR [EXTRA]]] */
@@ -628,6 +641,184 @@ START_TEST(test_bench_only_runs_the_parts_named)
 }
 END_TEST
 
+/* Split LINE (changed in place) at commas into at most MAX fields;
+ * returns how many. */
+static int csv_split(char *line, char **field, int max)
+{
+    int n = 0;
+    for (;;) {
+        ck_assert_int_lt(n, max);
+        field[n++] = line;
+        char *comma = strchr(line, ',');
+        if (comma == NULL)
+            return n;
+        *comma = '\0';
+        line = comma + 1;
+    }
+}
+
+/* A whole --quick run, one run of each measurement (about 10 s): every
+ * workload of both modes and both kinds of commit has its CSV row, with
+ * the pages it says it changes and an auto/floor ratio made from the
+ * figures beside it; every other section and every target is printed;
+ * and --plot leaves its data and script when gnuplot is missing (and
+ * the script draws a PNG when gnuplot is there). Nothing is checked
+ * against a speed. */
+START_TEST(test_bench_quick_run_reports_every_part)
+{
+    char *base = tu_tmpdir(), csv_path[4200], png_path[4200];
+    snprintf(csv_path, sizeof csv_path, "%s/rows.csv", base);
+    snprintf(png_path, sizeof png_path, "%s/ns-per-page.png", base);
+    const char *argv[] = { bench(), "--quick", "--runs", "1", "--csv", "--plot", png_path,
+                           "--dir", base, NULL };
+    /* Without gnuplot on its PATH, and with its plot files kept in BASE. */
+    char *path = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+    char *tmpdir = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
+    setenv("PATH", "/nonexistent", 1);
+    setenv("TMPDIR", base, 1);
+    struct run r;
+    run_argv_to(&r, argv, csv_path);
+    setenv("PATH", path, 1);
+    if (tmpdir != NULL)
+        setenv("TMPDIR", tmpdir, 1);
+    else
+        unsetenv("TMPDIR");
+
+    /* Only the cold steps may fail, where the store's file system keeps
+     * files in memory whatever it is told (tmpfs). */
+    if (r.status != 0) {
+        ck_assert_msg(r.status == 1 && strstr(r.out, "no cold figure can be measured here"),
+                      "status %d:\n%s", r.status, r.out);
+        const char *f = strstr(r.out, "\nFAILED runs");
+        ck_assert_ptr_nonnull(f);
+        for (f = strchr(f + 1, '\n'); f != NULL && strncmp(f, "\n  ", 3) == 0;
+             f = strchr(f + 1, '\n')) {
+            char *one = strndup(f + 1, strcspn(f + 1, "\n"));
+            ck_assert_msg(strstr(one, ", cold: child failed") != NULL,
+                          "a failure other than a cold step's: %s", one);
+            free(one);
+        }
+    }
+
+    static char csv[1 << 16];
+    int fd = open(csv_path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ssize_t got = read(fd, csv, sizeof csv - 1);
+    close(fd);
+    ck_assert_int_gt(got, 0);
+    csv[got] = '\0';
+    const char *header = "workload,mode,commit,runs,runs_ok,tx_per_s_median,tx_per_s_min,"
+                         "tx_per_s_max,ns_per_page_median,ns_per_page_min,ns_per_page_max,"
+                         "pages_per_tx,log_bytes_per_tx,fsyncs_per_tx,truncations_per_run,"
+                         "fault_floor,fault_floor_ns_per_page,ratio_to_fault_floor\n";
+    ck_assert_msg(strncmp(csv, header, strlen(header)) == 0, "CSV header:\n%s", csv);
+    static const struct { const char *name; double pages; } wl[] = {
+        { "small-tx", 4 }, { "pages-1", 1 }, { "pages-16", 16 }, { "pages-256", 256 },
+        { "seq-64", 64 },
+    };
+    int rows = 0;
+    for (const char *l = csv + strlen(header); *l; l = strchr(l, '\n') + 1)
+        rows++;
+    ck_assert_int_eq(rows, 5 * 2 * 2);
+    for (size_t w = 0; w < sizeof wl / sizeof wl[0]; w++)
+        for (int m = 0; m < 2; m++)
+            for (int c = 0; c < 2; c++) {
+                char key[64], line[512], *f[32];
+                snprintf(key, sizeof key, "\n%s,%s,%s,", wl[w].name, m ? "explicit" : "auto",
+                         c ? "no-flush" : "flush");
+                const char *at = strstr(csv, key);
+                ck_assert_msg(at != NULL, "no CSV row %s", key + 1);
+                size_t len = strcspn(at + 1, "\n");
+                ck_assert_uint_lt(len, sizeof line);
+                memcpy(line, at + 1, len);
+                line[len] = '\0';
+                ck_assert_int_eq(csv_split(line, f, 32), 18);
+                ck_assert_str_eq(f[3], "1");                    /* runs */
+                ck_assert_str_eq(f[4], "1");                    /* completed */
+                ck_assert_msg(atof(f[5]) > 0, "%s: tx/s %s", key + 1, f[5]);
+                ck_assert_msg(fabs(atof(f[11]) - wl[w].pages) < 0.01, "%s: pages/tx %s",
+                              key + 1, f[11]);
+                ck_assert_msg(atof(f[12]) > 0, "%s: log bytes/tx %s", key + 1, f[12]);
+                /* A flushed commit syncs; a no-flush one only when its
+                 * records overflow the log buffer (seq-64's 262 KB
+                 * records fill the 1 MiB buffer every fourth commit). */
+                if (c == 0)
+                    ck_assert_msg(atof(f[13]) >= 1, "%s: fsyncs/tx %s", key + 1, f[13]);
+                else
+                    ck_assert_msg(atof(f[13]) < 1, "%s: fsyncs/tx %s", key + 1, f[13]);
+                if (c == 1 && m == 0) {     /* auto no-flush: set against its floor */
+                    double ns = atof(f[8]), floor_ns = atof(f[16]), ratio = atof(f[17]);
+                    ck_assert_msg(ns > 0 && floor_ns > 0 && f[15][0] != '\0',
+                                  "%s: ns/page %s, floor %s %s", key + 1, f[8], f[15], f[16]);
+                    ck_assert_msg(fabs(ratio - ns / floor_ns) <= 0.002 * ratio + 0.001,
+                                  "%s: ratio %s of %s / %s", key + 1, f[17], f[8], f[16]);
+                } else {
+                    ck_assert_str_eq(f[17], "");
+                }
+            }
+
+    const char *sections[] = {
+        "fault floor, ns/page median (min-max)", "random P=256", "contiguous P=64",
+        "write floor: 128-byte in-place pwrite + fdatasync", "read floor: read()",
+        "group commit: flushed small-tx", "heap: per no-flush transaction",
+        "recovery: lrvm_open of a store", "  64 KiB tx  warm   ", "  64 KiB tx  cold   ",
+        "  small tx   warm   ", "  small tx   cold   ", "targets (from the medians",
+        "auto ns/page, pages-256 no-flush / fault floor (copied, random P=256)",
+        "flushed small-tx explicit tx/s / write floor ops/s",
+        "flushed small-tx auto tx/s / write floor ops/s",
+        "small-tx explicit log bytes/tx (no-flush run)",
+        "small-tx auto log bytes/tx / explicit (no-flush runs)",
+        "recovery MB/s / read floor MB/s, 64 KiB tx log, warm cache",
+        "recovery MB/s / read floor MB/s, small tx log, cold cache",
+    };
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+        ck_assert_output_has(&r, sections[i]);
+    ck_assert_msg(strstr(r.out, "small-tx explicit no-flush tx/s / libpmemobj tx/s") ||
+                      strstr(r.out, "libpmemobj small-tx: not measured"),
+                  "neither a libpmemobj target nor why there is none:\n%s", r.out);
+
+    /* The plot: its data has the three P of the pages workloads, every
+     * figure measured, and its script draws into the file asked for. */
+    const char *left = strstr(r.out, "no plot drawn (script and data left in ");
+    ck_assert_msg(left != NULL, "%s", r.out);
+    char dir[4200], data[4400], script[4400], cmd[9000];
+    left += strlen("no plot drawn (script and data left in ");
+    size_t dlen = strcspn(left, ")");
+    ck_assert_uint_lt(dlen, sizeof dir);
+    memcpy(dir, left, dlen);
+    dir[dlen] = '\0';
+    ck_assert_int_eq(strncmp(dir, base, strlen(base)), 0);
+    snprintf(data, sizeof data, "%s/ns-per-page.dat", dir);
+    snprintf(script, sizeof script, "%s/ns-per-page.gp", dir);
+    FILE *df = fopen(data, "r");
+    ck_assert_ptr_nonnull(df);
+    char line[256];
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, df));        /* the comment */
+    for (int i = 0; i < 3; i++) {
+        int p;
+        double y[4];
+        ck_assert_ptr_nonnull(fgets(line, sizeof line, df));
+        ck_assert_msg(sscanf(line, "%d %lf %lf %lf %lf", &p, &y[0], &y[1], &y[2], &y[3]) == 5,
+                      "plot data: %s", line);
+        ck_assert_int_eq(p, i == 0 ? 1 : i == 1 ? 16 : 256);
+        for (int k = 0; k < 4; k++)
+            ck_assert(y[k] > 0);
+    }
+    fclose(df);
+    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", script);
+    if (system("command -v gnuplot >/dev/null") == 0) {
+        ck_assert_int_eq(system(cmd), 0);
+        unsigned char magic[8];
+        ck_assert_int_eq(tu_read(png_path, magic, 8, 0), 0);
+        ck_assert_int_eq(memcmp(magic, "\x89PNG\r\n\x1a\n", 8), 0);
+    }
+    tu_rmrf(base);
+    free(base);
+    free(path);
+    free(tmpdir);
+}
+END_TEST
+
 /* ------------------------------------------------------------ examples */
 
 /* examples/kv loads keys k0, k1, ... one transaction each and is killed
@@ -738,6 +929,7 @@ int main(void)
     tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_bench_only_runs_the_parts_named);
+    tcase_add_test(tc, test_bench_quick_run_reports_every_part);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("examples");
