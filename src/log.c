@@ -72,7 +72,13 @@
  *      their group's sync (and, during a commit, the committing one's
  *      parts) and is written at lg_written.
  *   I2 lg_written == lg_durable except while a multi-part commit spills
- *      or a group leader's sync is under way.
+ *      or a group leader's sync is under way. Bytes leave the buffer only
+ *      once synced because Linux may drop dirty pages after a failed
+ *      writeback and report it to one fdatasync only: bytes still
+ *      buffered can be written again, bytes already let go could not, and
+ *      the hole would end the log before later commits. So a no-flush
+ *      commit that overflows the buffer syncs (seq-64 in lrvm-bench: a
+ *      262 KB transaction in a 1 MiB buffer, about one sync every two).
  *   I3 The bytes after the last valid record are zero, stale (another
  *      generation), or out of sequence (V6) -- never a valid record.
  *   I4 The log file is preallocated with written zeros ahead of its end,
