@@ -666,7 +666,8 @@ static int csv_split(char *line, char **field, int max)
  * against a speed. */
 START_TEST(test_bench_quick_run_reports_every_part)
 {
-    char *base = tu_tmpdir(), csv_path[4200], png_path[4200];
+    const char *base = tu_dir;
+    char csv_path[4200], png_path[4200];
     snprintf(csv_path, sizeof csv_path, "%s/rows.csv", base);
     snprintf(png_path, sizeof png_path, "%s/ns-per-page.png", base);
     const char *argv[] = { bench(), "--quick", "--runs", "1", "--csv", "--plot", png_path,
@@ -812,8 +813,6 @@ START_TEST(test_bench_quick_run_reports_every_part)
         ck_assert_int_eq(tu_read(png_path, magic, 8, 0), 0);
         ck_assert_int_eq(memcmp(magic, "\x89PNG\r\n\x1a\n", 8), 0);
     }
-    tu_rmrf(base);
-    free(base);
     free(path);
     free(tmpdir);
 }
@@ -905,9 +904,7 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("util");
-    TCase *tc = tcase_create("lrvmutl");
-    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_tcase("lrvmutl", 60);
     tcase_add_test(tc, test_util_usage);
     tcase_add_test(tc, test_util_not_a_store);
     tcase_add_test(tc, test_util_info_verify_dump_after_crash_write_nothing);
@@ -917,24 +914,18 @@ int main(void)
     tcase_add_test(tc, test_util_recover_killed);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("crashtest");
-    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
-    tcase_set_timeout(tc, 60);
+    tc = tu_tcase("crashtest", 60);
     tcase_add_test(tc, test_crashtest_each_mode_passes);
     tcase_add_test(tc, test_crashtest_catches_an_undeclared_write);
     tcase_add_test(tc, test_crashtest_usage);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("bench");
-    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
-    tcase_set_timeout(tc, 60);
+    tc = tu_tcase("bench", 60);
     tcase_add_test(tc, test_bench_only_runs_the_parts_named);
     tcase_add_test(tc, test_bench_quick_run_reports_every_part);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("examples");
-    tcase_add_unchecked_fixture(tc, tu_base_setup, tu_base_teardown);
-    tcase_set_timeout(tc, 60);
+    tc = tu_tcase("examples", 60);
     tcase_add_test(tc, test_example_kv_survives_kills);
     suite_add_tcase(s, tc);
 
