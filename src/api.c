@@ -1,6 +1,6 @@
 /*
  * api.c -- the store: open, close, map, unmap, destroy, flush, truncate,
- * stats, error messages.
+ * stats.
  *
  * Owns: struct lrvm, its lock and its directory (the lock file, the
  * directory descriptor); argument checking of the lrvm_* calls that are
@@ -28,19 +28,6 @@
 #define DEFAULT_LOG_BUFFER         ((size_t)1 << 20)
 #define MIN_LOG_BUFFER             ((size_t)4096)
 #define MAX_LOG_BUFFER             ((size_t)1 << 30)
-
-const char *lrvm_strerror(int err)
-{
-    switch (err) {
-    case 0:
-        return "success";
-#define LRVM__ERRNO_CASE(name, value, text) case LRVM_##name: return text;
-    LRVM_ERRNO_MAP(LRVM__ERRNO_CASE)
-#undef LRVM__ERRNO_CASE
-    default:
-        return "unknown error";
-    }
-}
 
 static void store_free(lrvm_t *s)
 {
@@ -90,29 +77,21 @@ int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
     }
 
     rc = lrvm__io_mkdir(dir, 0700);
-    if (rc < 0 && rc != -EEXIST) {
-        rc = lrvm__errno_to_code(-rc);
+    if (rc < 0 && rc != LRVM_EEXIST)
         goto fail;
-    }
     /* A new store's name must be durable before anything in it counts. */
-    if (rc == 0 && (rc = lrvm__io_sync_parent(dir)) < 0) {
-        rc = lrvm__errno_to_code(-rc);
+    if (rc == 0 && (rc = lrvm__io_sync_parent(dir)) < 0)
+        goto fail;
+    if ((s->dirfd = lrvm__io_open(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0)) < 0) {
+        rc = s->dirfd;
         goto fail;
     }
-    s->dirfd = lrvm__io_open(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0);
-    if (s->dirfd < 0) {
-        rc = lrvm__errno_to_code(-s->dirfd);
+    if ((s->lockfd = lrvm__io_open(s->dirfd, "lrvm.lock", O_RDWR | O_CREAT, 0600)) < 0) {
+        rc = s->lockfd;
         goto fail;
     }
-    s->lockfd = lrvm__io_open(s->dirfd, "lrvm.lock", O_RDWR | O_CREAT, 0600);
-    if (s->lockfd < 0) {
-        rc = lrvm__errno_to_code(-s->lockfd);
+    if ((rc = lrvm__io_flock(s->lockfd)) < 0)               /* keeps I1 */
         goto fail;
-    }
-    if ((rc = lrvm__io_flock(s->lockfd)) < 0) {             /* keeps I1 */
-        rc = lrvm__errno_to_code(-rc);
-        goto fail;
-    }
     if ((rc = lrvm__log_open(s, o.log_buffer_size ? o.log_buffer_size : DEFAULT_LOG_BUFFER)) < 0)
         goto fail;
     if ((rc = lrvm__recover(s)) < 0)                        /* keeps I2 */

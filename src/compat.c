@@ -3,7 +3,7 @@
  * per-thread last error.
  *
  * Owns: the table of classic transaction ids (trans_t) of open
- * transactions, the verbose flag and lrvm_last_error.
+ * transactions and the verbose flag; lrvm_last_error is error.c's.
  * Never: exits the process or prints anything unless tracing is on.
  *
  * Invariants
@@ -22,13 +22,6 @@
 #include <string.h>
 
 _Atomic int lrvm__verbose;
-static _Thread_local int last_error;
-
-int lrvm_last_error(void)
-{
-    return last_error;
-}
-
 void lrvm__trace(const char *fmt, ...)
 {
     va_list ap;
@@ -44,14 +37,7 @@ void lrvm__trace(const char *fmt, ...)
 /* Record RC for lrvm_last_error; return it. Keeps I2. */
 static int note(int rc)
 {
-    if (rc < 0)
-        last_error = rc;
-    return rc;
-}
-
-int lrvm__note_error(int rc)
-{
-    return note(rc);
+    return lrvm__note_error(rc);
 }
 
 /* --- the id table of open classic transactions ---------------------- */

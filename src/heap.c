@@ -562,15 +562,15 @@ static int heap_layout(lrvm_t *s, int fd, const char *name, uint64_t size)
     hd.bins[bin_of(first)] = ARENA;
     if ((rc = lrvm__io_ftruncate(fd, size)) < 0 ||
         (rc = lrvm__io_pwrite_all(fd, &hd, sizeof hd, 0)) < 0)
-        return lrvm__errno_to_code(-rc);
+        return rc;
     w[0] = first | PREV_USED;                           /* one free block */
     if ((rc = lrvm__io_pwrite_all(fd, w, 8, ARENA)) < 0)
-        return lrvm__errno_to_code(-rc);
+        return rc;
     w[0] = first;                                       /* its footer */
     w[1] = USED;                                        /* the epilogue */
     if ((rc = lrvm__io_pwrite_all(fd, w, 16, epi - 8)) < 0 ||
         (rc = lrvm__io_fsync(fd)) < 0)
-        return lrvm__errno_to_code(-rc);
+        return rc;
     s->stats.fsyncs++;
     return 0;
 }
@@ -591,16 +591,15 @@ static int heap_prepare(lrvm_t *s, const char *name, uint64_t size,
     snprintf(tmp, sizeof tmp, "%s.seg.new", name);
     int fd = lrvm__io_open(s->dirfd, path, O_RDWR, 0);
     int rc = 0;
-    if (fd == -ENOENT) {
+    if (fd == LRVM_ENOENT) {
         if (size < HEAP_MIN_SIZE || size > SIZE_MAX / 2)
             return LRVM_EINVAL;
         (void)lrvm__io_unlink(s->dirfd, tmp);      /* left by a crash */
         if ((fd = lrvm__io_open(s->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL, 0600)) < 0)
-            return lrvm__errno_to_code(-fd);
+            return fd;
         if ((rc = heap_layout(s, fd, name, size)) == 0 &&
-            ((rc = lrvm__io_rename(s->dirfd, tmp, path)) < 0 ||
-             (rc = lrvm__io_fsync(s->dirfd)) < 0))
-            rc = lrvm__errno_to_code(-rc);
+            (rc = lrvm__io_rename(s->dirfd, tmp, path)) == 0)
+            rc = lrvm__io_fsync(s->dirfd);
         if (rc < 0) {
             (void)lrvm__io_unlink(s->dirfd, tmp);
             lrvm__io_close(fd);
@@ -608,20 +607,20 @@ static int heap_prepare(lrvm_t *s, const char *name, uint64_t size,
         }
         s->stats.fsyncs++;
     } else if (fd < 0) {
-        return lrvm__errno_to_code(-fd);
+        return fd;
     }
     uint64_t cur = 0;
-    if ((rc = lrvm__io_fstat_size(fd, &cur)) < 0)
-        rc = lrvm__errno_to_code(-rc);
-    else if ((rc = lrvm__heap_describe(fd, hi)) == 0)
-        rc = LRVM_EINVAL;                   /* a segment that is not a heap */
-    else if (rc == 1 && (hi->version < 1 || hi->version > HEAP_VERSION))
-        rc = LRVM_EVERSION;                 /* older versions are upgraded at open */
-    else if (rc == 1 && (hi->size < HEAP_MIN_SIZE || hi->size > cur || hi->base == 0 ||
-                         hi->base % (uint64_t)sysconf(_SC_PAGESIZE) != 0))
-        rc = LRVM_ECORRUPT;
-    else if (rc == 1)
-        rc = 0;
+    if ((rc = lrvm__io_fstat_size(fd, &cur)) == 0 && (rc = lrvm__heap_describe(fd, hi)) >= 0) {
+        if (rc == 0)
+            rc = LRVM_EINVAL;               /* a segment that is not a heap */
+        else if (hi->version < 1 || hi->version > HEAP_VERSION)
+            rc = LRVM_EVERSION;             /* older versions are upgraded at open */
+        else if (hi->size < HEAP_MIN_SIZE || hi->size > cur || hi->base == 0 ||
+                 hi->base % (uint64_t)sysconf(_SC_PAGESIZE) != 0)
+            rc = LRVM_ECORRUPT;
+        else
+            rc = 0;
+    }
     lrvm__io_close(fd);
     return rc;
 }
@@ -796,7 +795,7 @@ int lrvm__heap_describe(int fd, struct lrvm__heap_info *out)
     struct heap_hdr hd;
     ssize_t got = lrvm__io_pread(fd, &hd, sizeof hd, 0);
     if (got < 0)
-        return lrvm__errno_to_code((int)-got);
+        return (int)got;
     if ((size_t)got != sizeof hd || memcmp(hd.magic, HEAP_MAGIC, 8) != 0)
         return 0;
     out->version = hd.version;

@@ -55,8 +55,46 @@ static inline void *lrvm__room_for(void *arr, size_t n, size_t *cap, size_t elem
 
 /* ---------------------------------------------------------------- io.c */
 
-/* Every system call that touches a file. Return: >= 0 on success (a file
- * descriptor, a byte count, or 0), -errno on failure; errno is set too. */
+struct stat;
+
+/* The io seam's methods (io.c). Each is one operation (pread reads all N
+ * bytes but at the end of the file, pwritev writes all of IOV, retrying
+ * EINTR and short counts) and returns >= 0 on success, -errno on failure;
+ * only io.c and a layer put in front of it see those values. */
+struct lrvm__io_methods {
+    int     (*openat)(int dirfd, const char *path, int flags, mode_t mode);
+    int     (*close)(int fd);
+    ssize_t (*pread)(int fd, void *buf, size_t n, uint64_t off);
+    int     (*pwritev)(int fd, struct iovec *iov, int iovcnt, uint64_t off);
+    int     (*fdatasync)(int fd);
+    int     (*fsync)(int fd);
+    int     (*ftruncate)(int fd, uint64_t len);
+    int     (*fstat)(int fd, struct stat *st);
+    int     (*unlinkat)(int dirfd, const char *path);
+    int     (*renameat)(int dirfd, const char *from, const char *to);
+    int     (*mkdir)(const char *path, mode_t mode);
+    int     (*flock)(int fd);                   /* exclusive, non-blocking */
+    /* The first LEN bytes of the log, read-only and shared (a READ). */
+    int     (*map_log)(int fd, size_t len, const unsigned char **out);
+    /* A segment file, private and writable; at FIXED (not NULL) or not at
+     * all, -EEXIST when that range is taken. */
+    int     (*map_seg)(int fd, size_t len, void *fixed, void **out);
+    int     (*unmap)(void *addr, size_t len);
+    /* A small file of the system's (/proc), whole, NUL-terminated in N
+     * bytes; not a file of the store. */
+    int     (*read_small)(const char *path, char *buf, size_t n);
+    /* Advice: start reading ahead / writing back; never fail. */
+    void    (*will_read)(int fd, uint64_t off, uint64_t len);
+    void    (*start_writeback)(int fd, uint64_t off, uint64_t len);
+};
+extern const struct lrvm__io_methods lrvm__io_posix;
+/* Put M in front (NULL: the posix methods again) while no store is open;
+ * returns the table it replaces. For the tests' fault layer. */
+const struct lrvm__io_methods *lrvm__io_set_methods(const struct lrvm__io_methods *m);
+
+/* Every file call of the library. Return: >= 0 on success (a file
+ * descriptor, a byte count, or 0), a negative LRVM_E* code on failure,
+ * with errno set to the cause (io.c I1). */
 int     lrvm__io_open(int dirfd, const char *path, int flags, mode_t mode);
 int     lrvm__io_close(int fd);
 ssize_t lrvm__io_pread(int fd, void *buf, size_t n, uint64_t off);
@@ -64,10 +102,13 @@ int     lrvm__io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
 /* Writes all of IOV (which it may change) at OFF. */
 int     lrvm__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, uint64_t off);
 int     lrvm__io_pwrite_zeros(int fd, uint64_t off, uint64_t n);
-/* Map the first LEN bytes of FD read-only (a READ for the injector). A
- * read error of the disk then arrives as SIGBUS, as for any file mapping. */
+/* Map the first LEN bytes of FD read-only. A read error of the disk then
+ * arrives as SIGBUS, as for any file mapping. */
 int     lrvm__io_map_read(int fd, uint64_t len, const unsigned char **p);
-void    lrvm__io_unmap(const unsigned char *p, uint64_t len);
+/* Map a segment file MAP_PRIVATE, writable; at FIXED when not NULL
+ * (LRVM_EEXIST when that range is taken). */
+int     lrvm__io_map_segment(int fd, size_t len, void *fixed, void **p);
+void    lrvm__io_unmap(const void *p, uint64_t len);
 /* Fill in the page tables of LEN bytes at P, inside a mapping made by
  * lrvm__io_map_read: the kernel does it in a batch. */
 void    lrvm__io_map_populate(const unsigned char *p, size_t len);
@@ -87,43 +128,16 @@ int     lrvm__io_mkdir(const char *path, mode_t mode);
 /* fsync the directory that holds PATH (its entry for PATH is durable). */
 int     lrvm__io_sync_parent(const char *path);
 int     lrvm__io_flock(int fd);
+/* Read a small file (under /proc) into BUF of N bytes, NUL-terminated;
+ * its length. */
+int     lrvm__io_read_small(const char *path, char *buf, size_t n);
+/* PATH's directory and last name, each into PATH_MAX bytes. */
+int     lrvm__split_path(const char *path, char *parent, char *name);
 
-/* Kinds of call, for fault injection. */
-enum {
-    LRVM__IO_OPEN  = 1 << 0,   /* open and mkdir */
-    LRVM__IO_READ  = 1 << 1,
-    LRVM__IO_WRITE = 1 << 2,
-    LRVM__IO_SYNC  = 1 << 3,   /* fsync and fdatasync */
-    LRVM__IO_TRUNC = 1 << 4,   /* ftruncate */
-    LRVM__IO_UNLINK = 1 << 5,
-    LRVM__IO_RENAME = 1 << 6,
-    LRVM__IO_ALL   = 0x7f
-};
-/* How an injected fault behaves. */
-enum {
-    LRVM__IO_ONCE   = 0,       /* the Nth call fails, later ones succeed */
-    LRVM__IO_ALWAYS = 1,       /* the Nth call and every later one fail */
-    LRVM__IO_TORN   = 2,       /* flag: a failing write lands its first half */
-    LRVM__IO_KILL   = 4,       /* flag: instead of failing, the process dies of
-                                  SIGKILL at that call (after the torn half) */
-    LRVM__IO_POWERCUT = 8      /* flag: from arming on, writes are remembered
-                                  until synced; at the Nth call the power
-                                  fails: each unsynced write is kept, lost or
-                                  torn, and the process dies of SIGKILL */
-};
-/* Make the NTH (1-based) call of KINDS from now on fail with ERR; nth 0
- * only counts the calls. Process-wide; for tests. */
-void     lrvm__io_inject(unsigned kinds, unsigned long nth, int err, int mode);
-/* Seed of the power cut's choices (for replaying a failure). */
-void     lrvm__io_powercut_seed(uint64_t seed);
-/* Calls of the armed kinds made since the last lrvm__io_inject. */
-unsigned long lrvm__io_calls(void);
-/* Microseconds every fdatasync/fsync waits first, so that a test can
- * have commits arrive while one is under way (group commit); 0 normally. */
-extern _Atomic unsigned lrvm__io_sync_delay_us;
+/* ------------------------------------------------------------- error.c */
 
-/* errno value -> LRVM_E* code. */
-int lrvm__errno_to_code(int err);
+/* Record RC (when negative) as this thread's lrvm_last_error; return it. */
+int  lrvm__note_error(int rc);
 
 /* ---------------------------------------------------------- segment.c */
 
@@ -230,7 +244,7 @@ struct lrvm__log {
     pthread_cond_t  lg_synced;      /* with the store lock: a leader's sync ended */
     int             lg_syncing;     /* a leader is in fdatasync */
     int             lg_waiters;     /* commits waiting for a leader's sync */
-    int             lg_group_rc;    /* -errno of a failed group sync; sticky */
+    int             lg_group_rc;    /* LRVM_E* of a failed group sync; sticky */
 };
 
 uint32_t lrvm__crc32c(uint32_t crc, const void *buf, size_t n);
@@ -254,7 +268,7 @@ int  lrvm__log_commit(lrvm_t *s, int (*redo)(void *arg, struct lrvm__enc *e),
                       void (*in_flight)(void *arg), void *arg, int flags);
 int  lrvm__log_flush(lrvm_t *s);
 /* fdatasync the log with the store lock held (never alongside a group
- * leader's sync); a negative errno on failure. */
+ * leader's sync); an LRVM_E* code on failure. */
 int  lrvm__log_sync(lrvm_t *s);
 /* Wait (store lock held, let go meanwhile) until no commit is in a group
  * sync: for lrvm_close, which frees what those commits use. */
@@ -518,8 +532,6 @@ void lrvm__heap_usage(const lrvm_heap_t *h, uint64_t *used_blocks, uint64_t *fre
 /* --------------------------------------------------------- compat.c */
 
 extern _Atomic int lrvm__verbose;
-/* Record RC (when negative) as this thread's lrvm_last_error; return it. */
-int  lrvm__note_error(int rc);
 void lrvm__trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif /* LRVM_INTERNAL_H */

@@ -268,11 +268,6 @@ int lrvm__payload_walk(const unsigned char *p, size_t len,
 
 /* ------------------------------------------------------------ the file */
 
-static int fail_code(int neg_errno)
-{
-    return lrvm__errno_to_code(-neg_errno);
-}
-
 static int write_slot(int fd, int slot, const struct lrvm__log_header *h)
 {
     unsigned char buf[LOG_SLOT_SIZE];
@@ -285,7 +280,7 @@ int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot)
     unsigned char buf[2 * LOG_SLOT_SIZE];
     ssize_t r = lrvm__io_pread(fd, buf, sizeof buf, 0);
     if (r < 0)
-        return fail_code((int)r);
+        return (int)r;
     if ((size_t)r < sizeof buf)
         return LRVM_ECORRUPT;
     /* The current slot is the intact one (magic and CRC) with the higher
@@ -311,7 +306,7 @@ static int create_log(lrvm_t *s)
     struct lrvm__log_header h = { LOG_VERSION, 1, 1 };
     int rc, fd = lrvm__io_open(s->dirfd, LOG_NEW_NAME, O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (fd < 0)
-        return fail_code(fd);
+        return fd;
     if ((rc = lrvm__io_pwrite_zeros(fd, 0, LRVM__LOG_HEADER_SIZE + LOG_GROW_CHUNK)) < 0 ||
         (rc = write_slot(fd, 0, &h)) < 0 ||
         (rc = lrvm__io_fdatasync(fd)) < 0)
@@ -324,7 +319,7 @@ static int create_log(lrvm_t *s)
 fail:
     lrvm__io_close(fd);
     lrvm__io_unlink(s->dirfd, LOG_NEW_NAME);
-    return fail_code(rc);
+    return rc;
 }
 
 int lrvm__log_open(lrvm_t *s, size_t buf_cap)
@@ -344,20 +339,20 @@ int lrvm__log_open(lrvm_t *s, size_t buf_cap)
         return LRVM_ENOMEM;
 
     int fd = lrvm__io_open(s->dirfd, LRVM__LOG_NAME, O_RDWR, 0);
-    if (fd == -ENOENT) {
+    if (fd == LRVM_ENOENT) {
         (void)lrvm__io_unlink(s->dirfd, LOG_NEW_NAME);   /* left by a crash */
         fd = create_log(s);
         if (fd < 0)
             return fd;                      /* already an LRVM code */
         lg->lg_clean = 1;
     } else if (fd < 0) {
-        return fail_code(fd);
+        return fd;
     }
     lg->lg_fd = fd;
     if ((rc = lrvm__log_read_header(fd, &h, &lg->lg_slot)) < 0)
         return rc;
     if ((rc = lrvm__io_fstat_size(fd, &lg->lg_file_size)) < 0)
-        return fail_code(rc);
+        return rc;
     lg->lg_generation = h.lh_generation;
     lg->lg_first_txno = h.lh_first_txno;
     lg->lg_next_txno = h.lh_first_txno;
@@ -408,7 +403,7 @@ int lrvm__log_new_generation(lrvm_t *s, uint64_t avoid)
                                 (uint64_t)slot * LOG_SLOT_SIZE) < 0 ||
             lrvm__log_sync(s) < 0)
             lg->lg_failed = 1;
-        return fail_code(rc);
+        return rc;
     }
     s->stats.fsyncs++;
     lg->lg_slot = slot;
@@ -484,7 +479,7 @@ static int group_fail(lrvm_t *s, int rc)
     lg->lg_written = lg->lg_durable;
     lg->lg_buf_used = 0;
     pthread_cond_broadcast(&lg->lg_synced);
-    return fail_code(rc);
+    return rc;
 }
 
 /*
@@ -522,7 +517,7 @@ static int group_flush(lrvm_t *s, void (*in_flight)(void *), void *arg)
         if (lg->lg_generation != gen || lg->lg_durable >= end)
             return 0;
         if (lg->lg_failed)
-            return lg->lg_group_rc != 0 ? fail_code(lg->lg_group_rc) : LRVM_EFAILED;
+            return lg->lg_group_rc != 0 ? lg->lg_group_rc : LRVM_EFAILED;
     }
 
     uint64_t start = lg->lg_written;
@@ -530,7 +525,7 @@ static int group_flush(lrvm_t *s, void (*in_flight)(void *), void *arg)
     int alone = lg->lg_waiters == 0 && end == start + n;
     if ((rc = reserve(s, start + n)) < 0 ||
         (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, n, start)) < 0)
-        return alone ? fail_code(rc) : group_fail(s, rc);
+        return alone ? rc : group_fail(s, rc);
     lrvm__io_start_writeback(lg->lg_fd, start, n);
     if (in_flight != NULL)
         in_flight(arg);
@@ -564,7 +559,7 @@ static int group_flush(lrvm_t *s, void (*in_flight)(void *), void *arg)
         lg->lg_buf_used = n;
         lg->lg_written = start;
         lg->lg_group_rc = 0;
-        return fail_code(rc);
+        return rc;
     }
     return group_fail(s, rc);
 }
@@ -582,13 +577,13 @@ static int flush_prefix(lrvm_t *s, size_t n, void (*in_flight)(void *), void *ar
         return 0;
     if ((rc = reserve(s, lg->lg_written + n)) < 0 ||
         (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, n, lg->lg_written)) < 0)
-        return fail_code(rc);
+        return rc;
     if (in_flight != NULL) {
         lrvm__io_start_writeback(lg->lg_fd, lg->lg_written, n);
         in_flight(arg);
     }
     if ((rc = lrvm__log_sync(s)) < 0)
-        return fail_code(rc);
+        return rc;
     s->stats.fsyncs++;
     lg->lg_written += n;
     lg->lg_durable = lg->lg_written;
@@ -664,7 +659,7 @@ static int make_room(struct lrvm__enc *e)
     e->en_spilled = 1;
     if ((rc = reserve(s, lg->lg_written + lg->lg_buf_used)) < 0 ||
         (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, lg->lg_buf_used, lg->lg_written)) < 0)
-        return fail_code(rc);
+        return rc;
     lg->lg_written += lg->lg_buf_used;
     lg->lg_buf_used = 0;
     return 0;
@@ -875,7 +870,7 @@ static int rd_get(struct reader *r, uint64_t off, size_t n, const unsigned char 
         want = (size_t)(r->fsize - off);
     ssize_t got = lrvm__io_pread(r->fd, r->buf, want, off);
     if (got < 0)
-        return fail_code((int)got);
+        return (int)got;
     r->boff = off;
     r->blen = (size_t)got;
     if ((size_t)got < n)
@@ -971,7 +966,7 @@ int lrvm__log_scan_from(int fd, const struct lrvm__log_header *h, const struct l
     struct reader r = { .fd = fd, .cb = cb };
     int rc = lrvm__io_fstat_size(fd, &r.fsize);
     if (rc < 0)
-        return fail_code(rc);
+        return rc;
     rc = scan(&r, h, from, cb, res);
     if (cb != NULL && cb->release != NULL)
         cb->release(cb->arg);

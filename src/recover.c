@@ -190,12 +190,12 @@ static int replay_seg(struct replay *r, const char *name, size_t n, struct repla
     r->segs = t;
     snprintf(path, sizeof path, "%.*s.seg", (int)n, name);
     int fd = lrvm__io_open(r->dirfd, path, r->rdonly ? O_RDONLY : O_RDWR, 0);
-    if (fd == -ENOENT) {            /* a record names a segment that is gone */
+    if (fd == LRVM_ENOENT) {        /* a record names a segment that is gone */
         r->why = "it names a segment file that does not exist";
         return LRVM_ECORRUPT;
     }
     if (fd < 0)
-        return lrvm__errno_to_code(-fd);
+        return fd;
     struct replay_seg *seg = malloc(sizeof *seg);
     if (seg == NULL) {
         lrvm__io_close(fd);
@@ -205,7 +205,7 @@ static int replay_seg(struct replay *r, const char *name, size_t n, struct repla
     if (rc < 0) {
         lrvm__io_close(fd);
         free(seg);
-        return lrvm__errno_to_code(-rc);
+        return rc;
     }
     seg->index = (uint32_t)r->nsegs;
     r->segs[r->nsegs] = seg;
@@ -377,8 +377,7 @@ static int apply_write(struct replay *r)
             }
             k = e;
         }
-        if ((rc = lrvm__io_pwritev_all(seg->fd, iov, n, h[i].block * APPLY_BLOCK)) < 0)
-            rc = lrvm__errno_to_code(-rc);
+        rc = lrvm__io_pwritev_all(seg->fd, iov, n, h[i].block * APPLY_BLOCK);
         seg->written = 1;
         i = j;
     }
@@ -435,7 +434,7 @@ static int apply_block(struct replay *r, struct replay_seg *seg, uint64_t b, int
         ssize_t got = lrvm__io_pread(seg->fd, c->mem + (size_t)c->nused * APPLY_BLOCK, len,
                                      b * APPLY_BLOCK);
         if (got < 0)
-            return lrvm__errno_to_code((int)-got);
+            return (int)got;
         if ((size_t)got < len)                  /* the file shrank under us */
             return LRVM_EIO;
     }
@@ -594,7 +593,7 @@ static int make_durable(struct replay *r, uint64_t end)
         return 0;
     int rc = lrvm__log_sync(s);
     if (rc < 0)
-        return lrvm__errno_to_code(-rc);
+        return rc;
     s->stats.fsyncs++;
     r->durable = 1;
     return 0;
@@ -628,7 +627,6 @@ int lrvm__recover(lrvm_t *s)
     if ((rc = lrvm__io_fstat_size(lg->lg_fd, &r.img_size)) < 0 ||
         (rc = lrvm__io_map_read(lg->lg_fd, r.img_size, &r.img)) < 0) {
         r.img = NULL;
-        rc = lrvm__errno_to_code(-rc);
         goto out;
     }
     if ((rc = apply_init(&r.cache, s)) < 0 ||
@@ -648,10 +646,8 @@ int lrvm__recover(lrvm_t *s)
     for (size_t i = 0; i < r.nsegs; i++) {
         if (!r.segs[i]->written)
             continue;
-        if ((rc = lrvm__io_fdatasync(r.segs[i]->fd)) < 0) {
-            rc = lrvm__errno_to_code(-rc);
+        if ((rc = lrvm__io_fdatasync(r.segs[i]->fd)) < 0)
             goto out;
-        }
         s->stats.fsyncs++;
     }
     lg->lg_next_txno = lg->lg_first_txno + res.sr_txs;

@@ -22,11 +22,9 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 int lrvm__seg_name_ok_n(const char *name, size_t n)
@@ -93,59 +91,54 @@ int lrvm__seg_map(lrvm_t *s, const char *name, size_t size, void *fixed,
     seg_path(path, name);
 
     int fd = lrvm__io_open(s->dirfd, path, O_RDWR, 0);
-    if (fd == -ENOENT) {
+    if (fd == LRVM_ENOENT) {
         fd = lrvm__io_open(s->dirfd, path, O_RDWR | O_CREAT | O_EXCL, 0600);
         created = 1;
     }
     if (fd < 0)
-        return lrvm__errno_to_code(-fd);
+        return fd;
 
     if ((rc = lrvm__io_fstat_size(fd, &cur)) < 0)
-        goto fail_errno;
+        goto fail;
     if (cur < size) {
         if ((rc = lrvm__io_ftruncate(fd, size)) < 0)
-            goto fail_errno;
+            goto fail;
         cur = size;
     }
     /* Keeps I1: the size must be durable before a record can name a byte
      * of it. Synced on every map, not only after an extension, because an
      * extension whose sync failed is still visible to the next map. */
     if ((rc = lrvm__io_fsync(fd)) < 0)
-        goto fail_errno;
+        goto fail;
     s->stats.fsyncs++;
     if (created) {                          /* keeps I2 */
         if ((rc = lrvm__io_fsync(s->dirfd)) < 0)
-            goto fail_errno;
+            goto fail;
         s->stats.fsyncs++;
     }
     if (cur > SIZE_MAX / 2) {
-        rc = -EFBIG;
-        goto fail_errno;
+        rc = LRVM_ENOSPC;
+        goto fail;
     }
 
     struct lrvm__seg *seg = calloc(1, sizeof *seg);
     if (seg == NULL) {
-        rc = -ENOMEM;
-        goto fail_errno;
+        rc = LRVM_ENOMEM;
+        goto fail;
     }
     memcpy(seg->sg_name, name, strlen(name) + 1);
     seg->sg_fd = fd;
     seg->sg_size = (size_t)cur;
     seg->sg_maplen = page_round(seg->sg_size);
-    int flags = MAP_PRIVATE | (fixed != NULL ? MAP_FIXED_NOREPLACE : 0);
-    void *base = mmap(fixed, seg->sg_maplen, PROT_READ | PROT_WRITE, flags, fd, 0);
-    if (base == MAP_FAILED || (fixed != NULL && base != fixed)) {
-        /* A kernel without MAP_FIXED_NOREPLACE takes it for a hint. */
-        rc = base == MAP_FAILED ? -errno : -EEXIST;
-        if (base != MAP_FAILED)
-            munmap(base, seg->sg_maplen);
+    void *base;
+    if ((rc = lrvm__io_map_segment(fd, seg->sg_maplen, fixed, &base)) < 0) {
         free(seg);
-        goto fail_errno;
+        goto fail;
     }
     seg->sg_base = base;
     if ((rc = lrvm__track_attach(s, seg)) < 0 || (rc = table_add(s, seg)) < 0) {
         lrvm__track_detach(s, seg);
-        munmap(base, seg->sg_maplen);
+        lrvm__io_unmap(base, seg->sg_maplen);
         free(seg);
         lrvm__io_close(fd);
         return rc;
@@ -153,20 +146,20 @@ int lrvm__seg_map(lrvm_t *s, const char *name, size_t size, void *fixed,
     *out = seg;
     return 0;
 
-fail_errno:
+fail:
     lrvm__io_close(fd);
     if (created)
         lrvm__io_unlink(s->dirfd, path);
-    if (fixed != NULL && rc == -EEXIST)
+    if (fixed != NULL && rc == LRVM_EEXIST)
         return LRVM_EADDR;                  /* keeps I5 */
-    return lrvm__errno_to_code(-rc);
+    return rc;
 }
 
 void lrvm__seg_unmap(lrvm_t *s, struct lrvm__seg *seg)
 {
     table_remove(s, seg);
     lrvm__track_detach(s, seg);
-    munmap(seg->sg_base, seg->sg_maplen);
+    lrvm__io_unmap(seg->sg_base, seg->sg_maplen);
     lrvm__io_close(seg->sg_fd);
     free(seg);
 }
@@ -185,10 +178,9 @@ int lrvm__seg_destroy(lrvm_t *s, const char *name)
         (rc = lrvm__truncate_locked(s)) < 0)
         return rc;
     seg_path(path, name);
-    if ((rc = lrvm__io_unlink(s->dirfd, path)) < 0)
-        return lrvm__errno_to_code(-rc);
-    if ((rc = lrvm__io_fsync(s->dirfd)) < 0)
-        return lrvm__errno_to_code(-rc);
+    if ((rc = lrvm__io_unlink(s->dirfd, path)) < 0 ||
+        (rc = lrvm__io_fsync(s->dirfd)) < 0)
+        return rc;
     s->stats.fsyncs++;
     return 0;
 }

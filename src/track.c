@@ -294,13 +294,9 @@ static void track_init(void)
 {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
     long max_maps = 65530;
-    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        char buf[32] = { 0 };
-        if (read(fd, buf, sizeof buf - 1) > 0 && atol(buf) > 0)
-            max_maps = atol(buf);
-        close(fd);
-    }
+    char buf[32];
+    if (lrvm__io_read_small("/proc/sys/vm/max_map_count", buf, sizeof buf) > 0 && atol(buf) > 0)
+        max_maps = atol(buf);
     /* An isolated writable page costs two mappings; leave the program
      * two thirds of its budget. */
     map_budget = max_maps / 6;

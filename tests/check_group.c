@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "faultio.h"
 #include "lrvm.h"
 #include "testutil.h"
 

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "faultio.h"
 #include "rvm.h"
 #include "testutil.h"
 

@@ -1,0 +1,49 @@
+/*
+ * faultio.h -- the test-only io layer that the suites put in front of
+ * liblrvm's io seam: it fails the Nth call of chosen kinds, kills the
+ * process there, or cuts the power there (faultio.c says how).
+ *
+ * It is not part of the installed library: the suites link it from the
+ * tests' convenience library, and it installs itself in front of the
+ * posix methods when it is loaded (lrvm__io_set_methods).
+ */
+#ifndef LRVM_FAULTIO_H
+#define LRVM_FAULTIO_H
+
+#include <stdint.h>
+
+/* Kinds of call, for fault injection. */
+enum {
+    LRVM__IO_OPEN  = 1 << 0,   /* open and mkdir */
+    LRVM__IO_READ  = 1 << 1,   /* pread, and mapping the log to read it */
+    LRVM__IO_WRITE = 1 << 2,
+    LRVM__IO_SYNC  = 1 << 3,   /* fsync and fdatasync */
+    LRVM__IO_TRUNC = 1 << 4,   /* ftruncate */
+    LRVM__IO_UNLINK = 1 << 5,
+    LRVM__IO_RENAME = 1 << 6,
+    LRVM__IO_ALL   = 0x7f
+};
+/* How an injected fault behaves. */
+enum {
+    LRVM__IO_ONCE   = 0,       /* the Nth call fails, later ones succeed */
+    LRVM__IO_ALWAYS = 1,       /* the Nth call and every later one fail */
+    LRVM__IO_TORN   = 2,       /* flag: a failing write lands its first half */
+    LRVM__IO_KILL   = 4,       /* flag: instead of failing, the process dies of
+                                  SIGKILL at that call (after the torn half) */
+    LRVM__IO_POWERCUT = 8      /* flag: from arming on, writes are remembered
+                                  until synced; at the Nth call the power
+                                  fails: each unsynced write is kept, lost or
+                                  torn, and the process dies of SIGKILL */
+};
+/* Make the NTH (1-based) call of KINDS from now on fail with ERR (an
+ * errno value); nth 0 only counts the calls. Process-wide. */
+void     lrvm__io_inject(unsigned kinds, unsigned long nth, int err, int mode);
+/* Seed of the power cut's choices (for replaying a failure). */
+void     lrvm__io_powercut_seed(uint64_t seed);
+/* Calls of the armed kinds made since the last lrvm__io_inject. */
+unsigned long lrvm__io_calls(void);
+/* Microseconds every fdatasync/fsync waits first, so that a test can
+ * have commits arrive while one is under way (group commit); 0 normally. */
+extern _Atomic unsigned lrvm__io_sync_delay_us;
+
+#endif
