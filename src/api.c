@@ -55,7 +55,8 @@ int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
         return LRVM_EINVAL;
     if (opts != NULL)
         o = *opts;
-    if (o.tracking != LRVM_TRACK_AUTO && o.tracking != LRVM_TRACK_EXPLICIT)
+    const struct lrvm__tracker *tracker = lrvm__track_choose(o.tracking);
+    if (tracker == NULL)
         return LRVM_EINVAL;
     if (o.log_buffer_size != 0 &&
         (o.log_buffer_size < MIN_LOG_BUFFER || o.log_buffer_size > MAX_LOG_BUFFER))
@@ -67,7 +68,7 @@ int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
     pthread_mutex_init(&s->mu, NULL);
     s->dirfd = s->lockfd = -1;
     s->log.lg_fd = -1;
-    s->tracking = o.tracking;
+    s->tracker = tracker;
     s->truncate_threshold = o.truncate_threshold ? o.truncate_threshold : DEFAULT_TRUNCATE_THRESHOLD;
     if (s->truncate_threshold < MIN_TRUNCATE_THRESHOLD)
         s->truncate_threshold = MIN_TRUNCATE_THRESHOLD;
@@ -94,7 +95,7 @@ int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
         goto fail;
     if ((rc = lrvm__log_open(s, o.log_buffer_size ? o.log_buffer_size : DEFAULT_LOG_BUFFER)) < 0)
         goto fail;
-    if ((rc = lrvm__recover(s)) < 0)                        /* keeps I2 */
+    if ((rc = lrvm__truncate(s)) < 0)                       /* keeps I2 */
         goto fail;
     *out = s;
     return 0;
@@ -116,19 +117,6 @@ int lrvm_close(lrvm_t *s)
     return rc;
 }
 
-int lrvm__truncate_locked(lrvm_t *s)
-{
-    return lrvm__recover(s);
-}
-
-void lrvm__truncate_if_due(lrvm_t *s)
-{
-    /* A failed truncation loses nothing: the log keeps the records and the
-     * next commit tries again. */
-    if (lrvm__log_size(s) >= s->truncate_threshold)
-        (void)lrvm__truncate_locked(s);
-}
-
 int lrvm_map(lrvm_t *s, const char *name, size_t size, void **base)
 {
     struct lrvm__seg *seg;
@@ -143,8 +131,7 @@ int lrvm_map(lrvm_t *s, const char *name, size_t size, void **base)
     }
     /* Keeps segment.c I4: a segment mapped again after an unmap must show
      * the commits that are still only in the log. */
-    if (lrvm__log_size(s) > LRVM__LOG_HEADER_SIZE &&
-        (rc = lrvm__truncate_locked(s)) < 0)
+    if ((rc = lrvm__truncate_if_any(s)) < 0)
         goto out;
     if ((rc = lrvm__seg_map(s, name, size, NULL, &seg)) == 0)
         *base = seg->sg_base;
@@ -177,27 +164,12 @@ int lrvm_destroy(lrvm_t *s, const char *name)
     if (s == NULL || !lrvm__seg_name_ok(name))
         return LRVM_EINVAL;
     pthread_mutex_lock(&s->mu);
-    int rc = lrvm__seg_destroy(s, name);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-int lrvm_sync(lrvm_t *s)
-{
-    if (s == NULL)
-        return LRVM_EINVAL;
-    if (s->tracking != LRVM_TRACK_AUTO)
-        return LRVM_EMODE;                  /* no ambient epoch without capture */
-    pthread_mutex_lock(&s->mu);
-    lrvm__track_sync_start(s);
-    int rc = lrvm__log_commit(s, lrvm__track_redo_ambient, NULL, s, 0);
-    if (rc == 0) {
-        lrvm__track_synced(s);
-        s->stats.syncs++;
-        lrvm__truncate_if_due(s);
-    } else {
-        lrvm__track_sync_failed(s);
-    }
+    /* The log may still hold records for NAME; replaying them into a new
+     * segment of the same name after a crash would resurrect the data.
+     * Fold the log into the files first (segment.c I6). */
+    int rc = lrvm__seg_by_name(s, name) != NULL ? LRVM_EBUSY : lrvm__truncate_if_any(s);
+    if (rc == 0)
+        rc = lrvm__seg_destroy(s, name);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -217,7 +189,7 @@ int lrvm_truncate(lrvm_t *s)
     if (s == NULL)
         return LRVM_EINVAL;
     pthread_mutex_lock(&s->mu);
-    int rc = lrvm__truncate_locked(s);
+    int rc = lrvm__truncate(s);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

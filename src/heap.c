@@ -6,8 +6,8 @@
  * Owns: struct lrvm_heap, the layout of a heap segment, lrvm_heap_open,
  * lrvm_malloc and its kin. Never: changes the heap outside whatever owns
  * the heap segment's pages (its open transaction, else the ambient
- * epoch); writes a segment file, except to lay out a new heap under
- * another name (NAME.seg.new) before it is renamed NAME.seg.
+ * epoch); writes a segment file, except to lay out a new heap in the
+ * file lrvm__seg_create hands it.
  *
  * Layout (offsets from the base, native byte order like the pointers the
  * program keeps in the heap):
@@ -47,7 +47,7 @@
  * misreading it.
  *
  * Changes: an operation first declares every range it will store to with
- * lrvm__track_set_range in the transaction that holds the heap segment
+ * lrvm__tx_capture in the transaction that holds the heap segment
  * (explicit mode then logs exactly those; auto mode captures their pages
  * without faults), then stores. With no such transaction, auto mode's
  * ambient epoch captures the stores by faults, and explicit mode refuses
@@ -260,7 +260,7 @@ static int decl_begin(const lrvm_heap_t *h, struct decl *d)
         return LRVM_EBUSY;                  /* its commit is under way */
     if (d->tx != NULL)
         lrvm__tx_claim(d->tx);              /* its owner may be declaring */
-    if (d->tx == NULL && h->store->tracking != LRVM_TRACK_AUTO)
+    if (d->tx == NULL && !h->store->tracker->ambient)
         return LRVM_EMODE;                  /* explicit mode: no ambient epoch */
     return 0;
 }
@@ -287,7 +287,7 @@ static int decl_done(const lrvm_heap_t *h, struct decl *d)
         if (d->off[i] > limit || d->len[i] > limit - d->off[i])
             return LRVM_ECORRUPT;
     for (int i = 0; i < d->n && d->tx != NULL; i++) {
-        int rc = lrvm__track_set_range(d->tx, h->seg, (size_t)d->off[i], (size_t)d->len[i]);
+        int rc = lrvm__tx_capture(d->tx, h->seg, (size_t)d->off[i], (size_t)d->len[i]);
         if (rc < 0)
             return rc;
     }
@@ -548,19 +548,26 @@ static uint64_t pick_address(const char *name, size_t maplen)
     return (uint64_t)(uintptr_t)m;
 }
 
-/* Lay out a new heap of SIZE bytes in the empty file FD, durably. */
-static int heap_layout(lrvm_t *s, int fd, const char *name, uint64_t size)
+struct layout {
+    const char *name;
+    uint64_t    size;
+};
+
+/* Lay out a new heap of L->size bytes in the empty file FD (a
+ * lrvm__seg_create layout; it makes the file durable). */
+static int heap_layout(void *arg, int fd)
 {
-    struct heap_hdr hd = { .version = HEAP_VERSION, .size = size };
-    uint64_t epi = epilogue_of(size), first = epi - ARENA;
+    const struct layout *l = arg;
+    struct heap_hdr hd = { .version = HEAP_VERSION, .size = l->size };
+    uint64_t epi = epilogue_of(l->size), first = epi - ARENA;
     uint64_t w[2];
     int rc;
 
-    if ((hd.base = pick_address(name, page_round((size_t)size))) == 0)
+    if ((hd.base = pick_address(l->name, page_round((size_t)l->size))) == 0)
         return LRVM_ENOMEM;
     memcpy(hd.magic, HEAP_MAGIC, 8);
     hd.bins[bin_of(first)] = ARENA;
-    if ((rc = lrvm__io_ftruncate(fd, size)) < 0 ||
+    if ((rc = lrvm__io_ftruncate(fd, l->size)) < 0 ||
         (rc = lrvm__io_pwrite_all(fd, &hd, sizeof hd, 0)) < 0)
         return rc;
     w[0] = first | PREV_USED;                           /* one free block */
@@ -568,47 +575,28 @@ static int heap_layout(lrvm_t *s, int fd, const char *name, uint64_t size)
         return rc;
     w[0] = first;                                       /* its footer */
     w[1] = USED;                                        /* the epilogue */
-    if ((rc = lrvm__io_pwrite_all(fd, w, 16, epi - 8)) < 0 ||
-        (rc = lrvm__io_fsync(fd)) < 0)
-        return rc;
-    s->stats.fsyncs++;
-    return 0;
+    return lrvm__io_pwrite_all(fd, w, 16, epi - 8);
 }
 
 /*
  * Read the header of heap NAME, making the heap first if its file does
- * not exist. A new heap is laid out in NAME.seg.new, synced, and renamed
- * to NAME.seg (then the directory synced), so that NAME.seg is a whole
- * heap or nothing: a crash halfway leaves only the .new file, which the
- * next open removes. A NAME.seg that is not a heap is refused, never
- * laid out over (it holds some segment's data).
+ * not exist (whole or not at all: lrvm__seg_create). A NAME.seg that is
+ * not a heap is refused, never laid out over (it holds some segment's
+ * data).
  */
 static int heap_prepare(lrvm_t *s, const char *name, uint64_t size,
                         struct lrvm__heap_info *hi)
 {
-    char path[LRVM__NAME_MAX + 8], tmp[LRVM__NAME_MAX + 16];
-    snprintf(path, sizeof path, "%s.seg", name);
-    snprintf(tmp, sizeof tmp, "%s.seg.new", name);
-    int fd = lrvm__io_open(s->dirfd, path, O_RDWR, 0);
+    int fd = lrvm__seg_open_file(s->dirfd, name, strlen(name), O_RDWR);
     int rc = 0;
     if (fd == LRVM_ENOENT) {
         if (size < HEAP_MIN_SIZE || size > SIZE_MAX / 2)
             return LRVM_EINVAL;
-        (void)lrvm__io_unlink(s->dirfd, tmp);      /* left by a crash */
-        if ((fd = lrvm__io_open(s->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL, 0600)) < 0)
-            return fd;
-        if ((rc = heap_layout(s, fd, name, size)) == 0 &&
-            (rc = lrvm__io_rename(s->dirfd, tmp, path)) == 0)
-            rc = lrvm__io_fsync(s->dirfd);
-        if (rc < 0) {
-            (void)lrvm__io_unlink(s->dirfd, tmp);
-            lrvm__io_close(fd);
-            return rc;
-        }
-        s->stats.fsyncs++;
-    } else if (fd < 0) {
-        return fd;
+        struct layout l = { name, size };
+        fd = lrvm__seg_create(s, name, heap_layout, &l);
     }
+    if (fd < 0)
+        return fd;
     uint64_t cur = 0;
     if ((rc = lrvm__io_fstat_size(fd, &cur)) == 0 && (rc = lrvm__heap_describe(fd, hi)) >= 0) {
         if (rc == 0)
@@ -739,7 +727,7 @@ int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
     }
     /* The header must be read from a file that holds every commit
      * (segment.c I4), as lrvm_map would see it. */
-    if (lrvm__log_size(s) > LRVM__LOG_HEADER_SIZE && (rc = lrvm__truncate_locked(s)) < 0)
+    if ((rc = lrvm__truncate_if_any(s)) < 0)
         goto fail;
     if ((rc = heap_prepare(s, name, size, &hi)) < 0)
         goto fail;
@@ -765,7 +753,10 @@ int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
     pthread_mutex_unlock(&s->mu);
     if ((hi.version < HEAP_VERSION && (rc = heap_upgrade(h)) < 0) ||
         (want > hi.size && (rc = heap_grow(h, want)) < 0)) {
-        (void)lrvm_unmap(s, h->base);       /* frees h */
+        pthread_mutex_lock(&s->mu);
+        lrvm__heap_forget(s, seg);          /* frees h */
+        lrvm__seg_unmap(s, seg);
+        pthread_mutex_unlock(&s->mu);
         return rc;
     }
     *out = h;

@@ -189,7 +189,14 @@ int  lrvm__seg_name_ok_n(const char *name, size_t n);
 int  lrvm__seg_map(lrvm_t *s, const char *name, size_t size, void *fixed,
                    struct lrvm__seg **out);
 void lrvm__seg_unmap(lrvm_t *s, struct lrvm__seg *seg);
+/* Remove NAME's file; the caller truncated first (I6). */
 int  lrvm__seg_destroy(lrvm_t *s, const char *name);
+/* Open the file of segment NAME (N bytes, no NUL needed) in DIRFD with
+ * FLAGS (no O_CREAT); a descriptor or an LRVM_E* code. */
+int  lrvm__seg_open_file(int dirfd, const char *name, size_t n, int flags);
+/* Make the file of segment NAME whole or not at all (I7): LAYOUT(ARG, fd)
+ * writes its content; returns the descriptor of NAME.seg, read-write. */
+int  lrvm__seg_create(lrvm_t *s, const char *name, int (*layout)(void *arg, int fd), void *arg);
 struct lrvm__seg *lrvm__seg_by_base(lrvm_t *s, const void *base);
 struct lrvm__seg *lrvm__seg_by_name(lrvm_t *s, const char *name);
 /* Of the N segments SEGS, the one whose mapping holds [addr, addr+len),
@@ -279,6 +286,12 @@ void lrvm__log_quiesce(lrvm_t *s);
 int  lrvm__log_new_generation(lrvm_t *s, uint64_t avoid);
 /* Bytes of the log in use: header, written records and the buffer. */
 uint64_t lrvm__log_size(const lrvm_t *s);
+#ifdef LRVM_DEBUG
+/* Assert log.c's I1, I2 and I4 (store lock held, no commit encoding). */
+void lrvm__log_check(const lrvm_t *s);
+#else
+#define lrvm__log_check(s) ((void)0)
+#endif
 
 int  lrvm__log_header_decode(const unsigned char *slot, struct lrvm__log_header *h);
 void lrvm__log_header_encode(unsigned char *slot, const struct lrvm__log_header *h);
@@ -311,22 +324,30 @@ struct lrvm__enc {
     int                  en_spilled;    /* some part of this tx left the buffer */
     uint64_t             en_tx_start;   /* file offset of this tx's first part */
     size_t               en_mark;       /* buffer bytes that precede this tx */
-    struct lrvm__seg   **en_defined;    /* segments defined in the open part: */
+    const void         **en_defined;    /* segments defined in the open part: */
     size_t               en_ndefined, en_defined_cap;
-    struct lrvm__seg    *en_defined_few[8];     /* here, or malloc'ed (the only
+    const void          *en_defined_few[8];     /* here, or malloc'ed (the only
                                                    field lrvm__log_commit leaves
                                                    unset: set every other) */
     uint64_t             en_bytes;      /* record bytes produced */
     uint64_t             en_records;
 };
-int lrvm__enc_range(struct lrvm__enc *e, struct lrvm__seg *seg, size_t off,
+/* Log LEN bytes at SRC as written at OFF of the segment SEG (any pointer
+ * that stands for it while the commit runs) named NAME. */
+int lrvm__enc_range(struct lrvm__enc *e, const void *seg, const char *name, size_t off,
                     const void *src, size_t len);
 
 /* ---------------------------------------------------------- recover.c */
 
-/* Apply every complete record of the log to the segment files, sync them,
- * start a new generation. Used by open (recovery) and truncation. */
-int lrvm__recover(lrvm_t *s);
+/* Truncation: flush the log, apply every complete record of it to the
+ * segment files, sync them, start a new generation. Recovery at open is
+ * the same call. The caller holds the store's lock. */
+int  lrvm__truncate(lrvm_t *s);
+/* lrvm__truncate when the log holds records (so that a segment's file
+ * shows every commit: segment.c I4), else nothing. */
+int  lrvm__truncate_if_any(lrvm_t *s);
+/* After a commit: truncate when the log has passed the threshold. */
+void lrvm__truncate_if_due(lrvm_t *s);
 /* Give back the memory of recovery's cache (lrvm_close). */
 void lrvm__recover_release(lrvm_t *s);
 /* 4 KiB blocks recovery holds in memory before writing them (tests only). */
@@ -395,11 +416,10 @@ int lrvm__recover_check(int dirfd, int logfd, const struct lrvm__log_header *h,
                         void (*progress)(void *arg, uint64_t off), void *progress_arg,
                         struct lrvm__check *out);
 
-/* ------------------------------------------------------------ track.c */
+/* ------------------------------------------------- track.c, track_*.c */
 
 /* What a transaction saved in explicit mode: a declared range, its
- * before-image at rg_undo in the transaction's tx_undo bytes. (Auto mode
- * keeps pages in the segments instead.) */
+ * before-image at rg_undo in the transaction's tx_undo bytes. */
 struct lrvm__range {
     struct lrvm__seg *rg_seg;
     size_t            rg_off;
@@ -407,39 +427,53 @@ struct lrvm__range {
     size_t            rg_undo;
 };
 
-/* A source of redo for lrvm__log_commit. */
-typedef int lrvm__redo_fn(void *arg, struct lrvm__enc *e);
+/* Where a tracker sends the redo of an epoch: LEN bytes at SRC, to be
+ * written at OFF of SEG. */
+typedef int lrvm__emit_fn(void *arg, struct lrvm__seg *seg, size_t off, const void *src,
+                          size_t len);
 
-/* Segment life (auto mode: page table, before-image shadow, fault area). */
-int  lrvm__track_attach(lrvm_t *s, struct lrvm__seg *seg);
-void lrvm__track_detach(lrvm_t *s, struct lrvm__seg *seg);
-/* TX has just taken its segments: set their ambient changes aside. */
-int  lrvm__track_begin(lrvm_tx_t *tx);
-int  lrvm__track_set_range(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len);
-/* Explicit mode: save the range's before-image and remember it. Runs
- * under the store's lock, or in the owner's fast path (tx.c). */
-int  lrvm__track_declare(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len);
-/* A commit of TX starts: its segments' dirty lists stop growing. */
-void lrvm__track_commit_start(lrvm_tx_t *tx);
-/* Feed the transaction's redo ranges to E (an lrvm__redo_fn on a tx). */
-int  lrvm__track_redo_tx(void *tx, struct lrvm__enc *e);
-/* Its records are on their way to disk: protect its pages again (the
- * in-flight callback of lrvm__log_commit). */
-void lrvm__track_seal_tx(void *tx);
-/* The transaction committed: forget its before-images, protect again. */
-void lrvm__track_committed(lrvm_tx_t *tx);
-/* The commit failed: the transaction stays open with its pages dirty. */
-void lrvm__track_commit_failed(lrvm_tx_t *tx);
-/* The transaction aborts: put back every before-image, protect again. */
-void lrvm__track_aborted(lrvm_tx_t *tx);
-/* A sync of store S starts: protect the ambient pages again, so that the
- * bytes it logs are the bytes it makes clean. */
-void lrvm__track_sync_start(lrvm_t *s);
-/* The ambient epoch of store S as redo (an lrvm__redo_fn on a store). */
-int  lrvm__track_redo_ambient(void *s, struct lrvm__enc *e);
-/* The ambient epoch was committed, or its commit failed. */
-void lrvm__track_synced(lrvm_t *s);
-void lrvm__track_sync_failed(lrvm_t *s);
+/*
+ * A tracker: how a store learns what a transaction (or the ambient epoch)
+ * changed. Chosen at lrvm_open; tx.c drives it, and nothing else calls it.
+ * An epoch is a transaction TX, or the store's ambient epoch when TX is
+ * NULL (only a tracker with .ambient has one). Every call runs under the
+ * store's lock, but capture when .owner_fast says the owner's lock-free
+ * path may run it (tx.c, "Biased ownership").
+ *
+ * A commit: commit_start (the epoch's changes stop growing), redo (its
+ * changes, through EMIT), seal (while the disk writes its records; a
+ * transaction's commit only), then committed or commit_failed (the epoch
+ * stays open, to be committed again or aborted).
+ */
+struct lrvm__tracker {
+    const char *name;
+    int         mode;           /* the LRVM_TRACK_* it serves */
+    int         ambient;        /* it has an ambient epoch (lrvm_sync) */
+    int         owner_fast;     /* capture may run without the store's lock */
+    /* A segment is mapped / about to be unmapped (release its memory). */
+    int   (*attach)(lrvm_t *s, struct lrvm__seg *seg);
+    void  (*detach)(lrvm_t *s, struct lrvm__seg *seg);
+    /* TX has just taken its segments (their ambient changes set aside). */
+    int   (*begin)(lrvm_tx_t *tx);
+    /* lrvm_set_range: [off, off+len) of SEG is about to change in TX. */
+    int   (*capture)(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len);
+    void  (*commit_start)(lrvm_t *s, lrvm_tx_t *tx);
+    int   (*redo)(lrvm_t *s, lrvm_tx_t *tx, lrvm__emit_fn *emit, void *arg);
+    void  (*seal)(lrvm_t *s, lrvm_tx_t *tx);
+    void  (*committed)(lrvm_t *s, lrvm_tx_t *tx);
+    void  (*commit_failed)(lrvm_t *s, lrvm_tx_t *tx);
+    /* Put back every byte TX changed. */
+    void  (*abort)(lrvm_tx_t *tx);
+#ifdef LRVM_DEBUG
+    /* Assert the tracker's invariants for the epoch, after commit_start. */
+    void  (*check)(lrvm_t *s, lrvm_tx_t *tx);
+#endif
+};
+extern const struct lrvm__tracker lrvm__track_explicit;
+extern const struct lrvm__tracker lrvm__track_mprotect;
+/* The tracker for lrvm_options.tracking MODE, or NULL (LRVM_EINVAL). */
+const struct lrvm__tracker *lrvm__track_choose(int mode);
+
 /* Capture the pages of [addr, addr+len) that lie in a tracked segment,
  * before the kernel writes there (the read() wrappers). */
 void lrvm__track_prepare_kernel_write(void *addr, size_t len);
@@ -472,6 +506,9 @@ struct lrvm_tx {
     _Atomic(struct owner_slot *) tx_owner;
 };
 
+/* lrvm_set_range's work for a range the caller (heap.c) checked: TX's
+ * tracker captures [off, off+len) of SEG. Store lock held, TX claimed. */
+int  lrvm__tx_capture(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len);
 /* Abort every open transaction of S (close). */
 void lrvm__tx_abort_all(lrvm_t *s);
 /* The caller holds S's lock and is about to touch TX's declared ranges:
@@ -488,7 +525,7 @@ struct lrvm {
     char                *dir;
     int                  dirfd;
     int                  lockfd;
-    int                  tracking;
+    const struct lrvm__tracker *tracker;   /* chosen at open, for good */
     size_t               truncate_threshold;
     struct lrvm__log     log;
     struct lrvm__seg   **segs;
@@ -503,10 +540,6 @@ struct lrvm {
     uint32_t             apply_blocks;
 };
 
-/* Truncate: flush, apply the log, new generation. Caller holds s->mu. */
-int lrvm__truncate_locked(lrvm_t *s);
-/* After a commit: truncate when the log has passed the threshold. */
-void lrvm__truncate_if_due(lrvm_t *s);
 
 /* ----------------------------------------------------------- heap.c */
 

@@ -434,6 +434,20 @@ static int reserve(lrvm_t *s, uint64_t end)
     return 0;
 }
 
+#ifdef LRVM_DEBUG
+void lrvm__log_check(const lrvm_t *s)
+{
+    const struct lrvm__log *lg = &s->log;
+    LRVM__ASSERT(lg->lg_durable >= LRVM__LOG_HEADER_SIZE);               /* I1 */
+    LRVM__ASSERT(lg->lg_durable <= lg->lg_written);
+    LRVM__ASSERT(lg->lg_written == lg->lg_durable || lg->lg_syncing);   /* I2 */
+    LRVM__ASSERT(lg->lg_buf_used <= lg->lg_buf_cap);
+    LRVM__ASSERT(lg->lg_written % 8 == 0 && lg->lg_buf_used % 8 == 0);
+    LRVM__ASSERT(lg->lg_written <= lg->lg_file_size);                   /* I4 */
+    LRVM__ASSERT(lg->lg_next_txno >= lg->lg_first_txno);
+}
+#endif
+
 /* ------------------------------------------------------------ syncs */
 
 /*
@@ -674,7 +688,7 @@ static int spill(struct lrvm__enc *e)
     return make_room(e);
 }
 
-static int defined_id(struct lrvm__enc *e, const struct lrvm__seg *seg)
+static int defined_id(struct lrvm__enc *e, const void *seg)
 {
     for (size_t i = 0; i < e->en_ndefined; i++)
         if (e->en_defined[i] == seg)
@@ -682,7 +696,7 @@ static int defined_id(struct lrvm__enc *e, const struct lrvm__seg *seg)
     return -1;
 }
 
-int lrvm__enc_range(struct lrvm__enc *e, struct lrvm__seg *seg, size_t off,
+int lrvm__enc_range(struct lrvm__enc *e, const void *seg, const char *name, size_t off,
                     const void *src, size_t len)
 {
     struct lrvm__log *lg = &e->en_store->log;
@@ -699,7 +713,7 @@ int lrvm__enc_range(struct lrvm__enc *e, struct lrvm__seg *seg, size_t off,
             part_open(e);
         }
         int id = defined_id(e, seg);
-        size_t namelen = id < 0 ? strlen(seg->sg_name) : 0;
+        size_t namelen = id < 0 ? strlen(name) : 0;
         size_t need_def = id < 0 ? 1 + varint_len(namelen) + namelen : 0;
         size_t need_hdr = 1 + varint_len(e->en_ndefined) + varint_len(off) + 10;
         size_t room = lg->lg_buf_cap - PAD_RESERVE - lg->lg_buf_used;
@@ -716,7 +730,7 @@ int lrvm__enc_range(struct lrvm__enc *e, struct lrvm__seg *seg, size_t off,
                 /* Past the few segments a transaction usually names. */
                 size_t cap = e->en_defined_cap * 2;
                 int inline_now = e->en_defined == e->en_defined_few;
-                struct lrvm__seg **d = realloc(inline_now ? NULL : e->en_defined, cap * sizeof *d);
+                const void **d = realloc(inline_now ? NULL : e->en_defined, cap * sizeof *d);
                 if (d == NULL)
                     return LRVM_ENOMEM;
                 if (inline_now)
@@ -728,7 +742,7 @@ int lrvm__enc_range(struct lrvm__enc *e, struct lrvm__seg *seg, size_t off,
             e->en_defined[e->en_ndefined++] = seg;
             *p++ = LRVM__ENT_DEFINE;
             p += lrvm__varint_put(p, namelen);
-            memcpy(p, seg->sg_name, namelen);
+            memcpy(p, name, namelen);
             p += namelen;
         }
         size_t chunk = room - need_def - need_hdr;

@@ -173,7 +173,6 @@ struct replay {
 /* The segment file named by the N bytes at NAME, opened on first use. */
 static int replay_seg(struct replay *r, const char *name, size_t n, struct replay_seg **out)
 {
-    char path[LRVM__NAME_MAX + 8];
     if (r->last != NULL && r->last->name_len == n && memcmp(r->last->name, name, n) == 0) {
         *out = r->last;
         return 0;
@@ -188,8 +187,7 @@ static int replay_seg(struct replay *r, const char *name, size_t n, struct repla
     if (t == NULL)
         return LRVM_ENOMEM;
     r->segs = t;
-    snprintf(path, sizeof path, "%.*s.seg", (int)n, name);
-    int fd = lrvm__io_open(r->dirfd, path, r->rdonly ? O_RDONLY : O_RDWR, 0);
+    int fd = lrvm__seg_open_file(r->dirfd, name, n, r->rdonly ? O_RDONLY : O_RDWR);
     if (fd == LRVM_ENOENT) {        /* a record names a segment that is gone */
         r->why = "it names a segment file that does not exist";
         return LRVM_ECORRUPT;
@@ -613,7 +611,7 @@ static int check_rest(struct replay *r)
     return 0;
 }
 
-int lrvm__recover(lrvm_t *s)
+int lrvm__truncate(lrvm_t *s)
 {
     struct lrvm__log *lg = &s->log;
     struct replay r = { .dirfd = s->dirfd, .apply = 1, .store = s };
@@ -621,6 +619,7 @@ int lrvm__recover(lrvm_t *s)
     struct lrvm__scan_result res;
     int rc;
 
+    lrvm__log_check(s);
     r.head = (struct lrvm__log_header){ 1, lg->lg_generation, lg->lg_first_txno };
     if ((rc = lrvm__log_flush(s)) < 0)
         return rc;
@@ -662,6 +661,19 @@ out:
         lrvm__io_unmap(r.img, r.img_size);
     replay_free(&r);
     return rc;
+}
+
+int lrvm__truncate_if_any(lrvm_t *s)
+{
+    return lrvm__log_size(s) > LRVM__LOG_HEADER_SIZE ? lrvm__truncate(s) : 0;
+}
+
+void lrvm__truncate_if_due(lrvm_t *s)
+{
+    /* A failed truncation loses nothing: the log keeps the records and the
+     * next commit tries again. */
+    if (lrvm__log_size(s) >= s->truncate_threshold)
+        (void)lrvm__truncate(s);
 }
 
 void lrvm__recover_release(lrvm_t *s)

@@ -1,6 +1,7 @@
 /*
  * segment.c -- naming, creating, extending, destroying and mapping the
- * DIR/NAME.seg files.
+ * DIR/NAME.seg files; the only part that knows how a segment's file is
+ * named.
  *
  * Owns: the store's table of mapped segments and the mappings themselves.
  * Never: maps a segment MAP_SHARED or writes a .seg file through its
@@ -18,6 +19,13 @@
  *      committed byte.
  *   I5 A segment mapped at a fixed address (the heap's) is mapped there or
  *      not at all: MAP_FIXED_NOREPLACE, never over another mapping.
+ *   I6 A segment file is removed only when the log holds no record (the
+ *      caller truncated first), so no crash can replay a destroyed
+ *      segment's data into a new one of the same name.
+ *   I7 A segment file made with content (lrvm__seg_create: the heap's) is
+ *      whole or absent under its name: made and synced as NAME.seg.new,
+ *      then renamed, then the directory synced; a crash halfway leaves
+ *      only the .new file, which the next creation removes.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -45,12 +53,45 @@ int lrvm__seg_name_ok(const char *name)
     return name != NULL && lrvm__seg_name_ok_n(name, strnlen(name, LRVM__NAME_MAX + 1));
 }
 
-static void seg_path(char *path, const char *name)
+/* DIR's file of segment NAME (N bytes, checked by the callers), with
+ * SUFFIX: "NAME.seg", or "NAME.seg.new" while it is made. */
+static void seg_path(char *path, const char *name, size_t n, const char *suffix)
 {
-    /* name is at most LRVM__NAME_MAX bytes (checked by the callers) */
-    size_t n = strlen(name);
     memcpy(path, name, n);
-    memcpy(path + n, ".seg", 5);
+    memcpy(path + n, ".seg", 4);
+    strcpy(path + n + 4, suffix);
+}
+
+int lrvm__seg_open_file(int dirfd, const char *name, size_t n, int flags)
+{
+    char path[LRVM__NAME_MAX + 16];
+    seg_path(path, name, n, "");
+    return lrvm__io_open(dirfd, path, flags, 0);
+}
+
+int lrvm__seg_create(lrvm_t *s, const char *name, int (*layout)(void *arg, int fd), void *arg)
+{
+    char path[LRVM__NAME_MAX + 16], tmp[LRVM__NAME_MAX + 16];
+    size_t n = strlen(name);
+    seg_path(path, name, n, "");
+    seg_path(tmp, name, n, ".new");
+    (void)lrvm__io_unlink(s->dirfd, tmp);          /* left by a crash */
+    int fd = lrvm__io_open(s->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return fd;
+    int rc;
+    if ((rc = layout(arg, fd)) < 0 || (rc = lrvm__io_fsync(fd)) < 0)
+        goto fail;
+    s->stats.fsyncs++;
+    if ((rc = lrvm__io_rename(s->dirfd, tmp, path)) < 0 ||      /* keeps I7 */
+        (rc = lrvm__io_fsync(s->dirfd)) < 0)
+        goto fail;
+    s->stats.fsyncs++;
+    return fd;
+fail:
+    (void)lrvm__io_unlink(s->dirfd, tmp);
+    lrvm__io_close(fd);
+    return rc;
 }
 
 static size_t page_round(size_t n)
@@ -82,13 +123,13 @@ static void table_remove(lrvm_t *s, struct lrvm__seg *seg)
 int lrvm__seg_map(lrvm_t *s, const char *name, size_t size, void *fixed,
                   struct lrvm__seg **out)
 {
-    char path[LRVM__NAME_MAX + 8];
+    char path[LRVM__NAME_MAX + 16];
     int created = 0, rc;
     uint64_t cur;
 
     if (lrvm__seg_by_name(s, name) != NULL)
         return LRVM_EEXIST;                 /* keeps I3 */
-    seg_path(path, name);
+    seg_path(path, name, strlen(name), "");
 
     int fd = lrvm__io_open(s->dirfd, path, O_RDWR, 0);
     if (fd == LRVM_ENOENT) {
@@ -136,8 +177,9 @@ int lrvm__seg_map(lrvm_t *s, const char *name, size_t size, void *fixed,
         goto fail;
     }
     seg->sg_base = base;
-    if ((rc = lrvm__track_attach(s, seg)) < 0 || (rc = table_add(s, seg)) < 0) {
-        lrvm__track_detach(s, seg);
+    seg->sg_store = s;
+    if ((rc = s->tracker->attach(s, seg)) < 0 || (rc = table_add(s, seg)) < 0) {
+        s->tracker->detach(s, seg);
         lrvm__io_unmap(base, seg->sg_maplen);
         free(seg);
         lrvm__io_close(fd);
@@ -158,7 +200,7 @@ fail:
 void lrvm__seg_unmap(lrvm_t *s, struct lrvm__seg *seg)
 {
     table_remove(s, seg);
-    lrvm__track_detach(s, seg);
+    s->tracker->detach(s, seg);
     lrvm__io_unmap(seg->sg_base, seg->sg_maplen);
     lrvm__io_close(seg->sg_fd);
     free(seg);
@@ -166,18 +208,12 @@ void lrvm__seg_unmap(lrvm_t *s, struct lrvm__seg *seg)
 
 int lrvm__seg_destroy(lrvm_t *s, const char *name)
 {
-    char path[LRVM__NAME_MAX + 8];
+    char path[LRVM__NAME_MAX + 16];
     int rc;
 
-    if (lrvm__seg_by_name(s, name) != NULL)
-        return LRVM_EBUSY;
-    /* The log may still hold records for NAME; replaying them into a new
-     * segment of the same name after a crash would resurrect the data.
-     * Fold the log into the files first, then remove the file. */
-    if (lrvm__log_size(s) > LRVM__LOG_HEADER_SIZE &&
-        (rc = lrvm__truncate_locked(s)) < 0)
-        return rc;
-    seg_path(path, name);
+    LRVM__ASSERT(lrvm__seg_by_name(s, name) == NULL);
+    LRVM__ASSERT(lrvm__log_size(s) == LRVM__LOG_HEADER_SIZE);          /* keeps I6 */
+    seg_path(path, name, strlen(name), "");
     if ((rc = lrvm__io_unlink(s->dirfd, path)) < 0 ||
         (rc = lrvm__io_fsync(s->dirfd)) < 0)
         return rc;

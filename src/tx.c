@@ -360,12 +360,12 @@ int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
     if (s->txs)
         s->txs->tx_prev = tx;
     s->txs = tx;
-    if ((rc = lrvm__track_begin(tx)) < 0) {
+    if ((rc = s->tracker->begin(tx)) < 0) {
         tx_free(tx);
         pthread_mutex_unlock(&s->mu);
         return rc;
     }
-    struct owner_slot *me = s->tracking == LRVM_TRACK_EXPLICIT ? slot_get() : NULL;
+    struct owner_slot *me = s->tracker->owner_fast ? slot_get() : NULL;
     if (me != NULL) {
         atomic_store_explicit(&tx->tx_owner, me, memory_order_relaxed);
         owned_tx = tx;
@@ -391,10 +391,10 @@ static inline int set_range(lrvm_tx_t *tx, const void *base, void *addr, size_t 
     struct lrvm__seg *seg;
     size_t off;
     int rc;
-    if (fast_enter(tx)) {               /* explicit mode, its owner */
+    if (fast_enter(tx)) {               /* its owner, with an owner_fast tracker */
         rc = 0;
         if (len > 0 && (rc = range_in_tx(tx, base, addr, len, &seg, &off)) == 0)
-            rc = lrvm__track_declare(tx, seg, off, len);
+            rc = tx->tx_store->tracker->capture(tx, seg, off, len);
         fast_leave();
         return rc;
     }
@@ -402,7 +402,7 @@ static inline int set_range(lrvm_tx_t *tx, const void *base, void *addr, size_t 
     if ((rc = tx_enter(tx, &s)) < 0)
         return rc;
     if (len > 0 && (rc = range_in_tx(tx, base, addr, len, &seg, &off)) == 0)
-        rc = lrvm__track_set_range(tx, seg, off, len);
+        rc = s->tracker->capture(tx, seg, off, len);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -417,6 +417,84 @@ int lrvm_set_range(lrvm_tx_t *tx, void *addr, size_t len)
     return set_range(tx, NULL, addr, len);
 }
 
+int lrvm__tx_capture(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len)
+{
+    return tx->tx_store->tracker->capture(tx, seg, off, len);
+}
+
+/* ------------------------------------------------- debug checkers */
+
+#ifdef LRVM_DEBUG
+/* I1 for store S (and I2 for TX when not NULL), under S's lock. */
+static void check_tx(lrvm_t *s, lrvm_tx_t *tx)
+{
+    size_t held = 0, in_txs = 0;
+    for (size_t i = 0; i < s->nsegs; i++)
+        held += s->segs[i]->sg_tx != NULL;
+    for (lrvm_tx_t *t = s->txs; t != NULL; t = t->tx_next) {
+        LRVM__ASSERT(t->tx_store == s);
+        LRVM__ASSERT(t->tx_next == NULL || t->tx_next->tx_prev == t);
+        for (int i = 0; i < t->tx_nsegs; i++)
+            LRVM__ASSERT(t->tx_segs[i]->sg_tx == t);
+        in_txs += (size_t)t->tx_nsegs;
+    }
+    LRVM__ASSERT(held == in_txs);           /* no segment held by a finished tx */
+    LRVM__ASSERT(tx == NULL || reg_find(tx) == s);
+}
+
+/* Everything a commit of the epoch relies on, after commit_start. */
+static void check_epoch(lrvm_t *s, lrvm_tx_t *tx)
+{
+    check_tx(s, tx);
+    s->tracker->check(s, tx);
+    lrvm__log_check(s);
+}
+#else
+#define check_tx(s, tx)    ((void)0)
+#define check_epoch(s, tx) ((void)0)
+#endif
+
+/* ------------------------------------------------- commit, sync, abort */
+
+static int emit_range(void *enc, struct lrvm__seg *seg, size_t off, const void *src, size_t len)
+{
+    return lrvm__enc_range(enc, seg, seg->sg_name, off, src, len);
+}
+
+struct epoch {
+    lrvm_t    *store;
+    lrvm_tx_t *tx;              /* NULL: the ambient epoch */
+};
+
+static int epoch_redo(void *arg, struct lrvm__enc *e)
+{
+    struct epoch *ep = arg;
+    return ep->store->tracker->redo(ep->store, ep->tx, emit_range, e);
+}
+
+static void epoch_seal(void *arg)
+{
+    struct epoch *ep = arg;
+    ep->store->tracker->seal(ep->store, ep->tx);
+}
+
+/* Commit the epoch (transaction TX, or the ambient one when TX is NULL)
+ * of store S, whose lock the caller holds: the tracker hands its changes
+ * to the log, and learns how the commit ended. */
+static int commit_epoch(lrvm_t *s, lrvm_tx_t *tx, int flags)
+{
+    const struct lrvm__tracker *t = s->tracker;
+    struct epoch ep = { s, tx };
+    t->commit_start(s, tx);
+    check_epoch(s, tx);
+    int rc = lrvm__log_commit(s, epoch_redo, epoch_seal, &ep, flags);
+    if (rc == 0)
+        t->committed(s, tx);
+    else
+        t->commit_failed(s, tx);
+    return rc;
+}
+
 int lrvm_commit(lrvm_tx_t *tx, int flags)
 {
     lrvm_t *s;
@@ -425,21 +503,43 @@ int lrvm_commit(lrvm_tx_t *tx, int flags)
     int rc = tx_enter(tx, &s);
     if (rc < 0)
         return rc;
-    lrvm__track_commit_start(tx);
     tx->tx_committing = 1;
-    rc = lrvm__log_commit(s, lrvm__track_redo_tx, lrvm__track_seal_tx, tx,
-                          flags | LRVM__COMMIT_GROUP);
+    rc = commit_epoch(s, tx, flags | LRVM__COMMIT_GROUP);
     tx->tx_committing = 0;
     if (rc == 0) {
         s->stats.commits++;
-        lrvm__track_committed(tx);
         tx_free(tx);
         lrvm__truncate_if_due(s);
-    } else {
-        lrvm__track_commit_failed(tx);
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+int lrvm_sync(lrvm_t *s)
+{
+    if (s == NULL)
+        return LRVM_EINVAL;
+    if (!s->tracker->ambient)
+        return LRVM_EMODE;                  /* no ambient epoch without capture */
+    pthread_mutex_lock(&s->mu);
+    /* No group commit: the ambient pages stay sealed until the sync ends,
+     * and the store's lock must not be let go meanwhile. */
+    int rc = commit_epoch(s, NULL, 0);
+    if (rc == 0) {
+        s->stats.syncs++;
+        lrvm__truncate_if_due(s);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* Abort TX, claimed, under the store's lock. */
+static void abort_claimed(lrvm_t *s, lrvm_tx_t *tx)
+{
+    check_tx(s, tx);
+    s->tracker->abort(tx);
+    s->stats.aborts++;
+    tx_free(tx);
 }
 
 int lrvm_abort(lrvm_tx_t *tx)
@@ -448,9 +548,7 @@ int lrvm_abort(lrvm_tx_t *tx)
     int rc = tx_enter(tx, &s);
     if (rc < 0)
         return rc;
-    lrvm__track_aborted(tx);
-    s->stats.aborts++;
-    tx_free(tx);
+    abort_claimed(s, tx);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
@@ -459,8 +557,6 @@ void lrvm__tx_abort_all(lrvm_t *s)
 {
     while (s->txs != NULL) {
         lrvm__tx_claim(s->txs);
-        lrvm__track_aborted(s->txs);
-        s->stats.aborts++;
-        tx_free(s->txs);
+        abort_claimed(s, s->txs);
     }
 }

@@ -1,0 +1,221 @@
+/*
+ * track_explicit.c -- the explicit tracker: exactly the ranges declared
+ * with lrvm_set_range are saved, logged and restored (classic RVM).
+ *
+ * Owns: a transaction's declared ranges (tx_ranges, in declaration order)
+ * and their before-images end to end in tx_undo; commit's sorted copy
+ * (tx_sorted). The arrays stay with the handle when it goes back to
+ * tx.c's pool, so a steady stream of small transactions allocates nothing.
+ * Never: touches a page's protection, or keeps anything past the end of a
+ * transaction but the (bounded) arrays. It has no ambient epoch.
+ *
+ * capture may run without the store's lock, in the owner's fast path
+ * (tx.c, "Biased ownership"): it touches only the transaction's arrays.
+ *
+ * Invariants
+ *   I1 tx_ranges holds every declared range in declaration order, and
+ *      tx_undo the bytes each held when first declared; restoring newest
+ *      first leaves the oldest before-image of every byte.
+ *   I2 Commit logs each declared byte once: the ranges are sorted by
+ *      segment and offset and overlapping ones merged.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define UNDO_KEEP   (1u << 20)   /* larger before-images are freed when a tx ends, */
+#define RANGES_KEEP 4096         /* and range arrays longer than this */
+
+static int ex_attach(lrvm_t *s, struct lrvm__seg *seg)
+{
+    (void)s;
+    (void)seg;
+    return 0;
+}
+
+static void ex_detach(lrvm_t *s, struct lrvm__seg *seg)
+{
+    (void)s;
+    (void)seg;
+}
+
+static int ex_begin(lrvm_tx_t *tx)
+{
+    (void)tx;
+    return 0;
+}
+
+static int ex_capture(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len)
+{
+    if (tx->tx_nranges > 0) {
+        /* A loop that declares the same range again needs no new copy. */
+        struct lrvm__range *last = &tx->tx_ranges[tx->tx_nranges - 1];
+        if (last->rg_seg == seg && off >= last->rg_off &&
+            off + len <= last->rg_off + last->rg_len)
+            return 0;
+    }
+    struct lrvm__range *r = lrvm__room_for(tx->tx_ranges, tx->tx_nranges, &tx->tx_cap, sizeof *r);
+    if (r == NULL)
+        return LRVM_ENOMEM;
+    tx->tx_ranges = r;
+    size_t at = tx->tx_undo_len;
+    unsigned char *u = lrvm__room_for(tx->tx_undo, at + len - 1, &tx->tx_undo_cap, 1);
+    if (u == NULL)
+        return LRVM_ENOMEM;
+    tx->tx_undo = u;
+    memcpy(tx->tx_undo + at, seg->sg_base + off, len);
+    tx->tx_undo_len = at + len;
+    tx->tx_ranges[tx->tx_nranges++] = (struct lrvm__range){ seg, off, len, at };   /* keeps I1 */
+    return 0;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+    const struct lrvm__range *x = a, *y = b;
+    if (x->rg_seg != y->rg_seg)
+        return (uintptr_t)x->rg_seg < (uintptr_t)y->rg_seg ? -1 : 1;
+    if (x->rg_off != y->rg_off)
+        return x->rg_off < y->rg_off ? -1 : 1;
+    return 0;
+}
+
+/* Sort N ranges by segment and offset: by insertion while there are as
+ * few as a small transaction declares, where qsort costs more. */
+static void sort_ranges(struct lrvm__range *r, size_t n)
+{
+    if (n > 16) {
+        qsort(r, n, sizeof *r, range_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct lrvm__range x = r[i];
+        size_t j = i;
+        for (; j > 0 && range_cmp(&r[j - 1], &x) > 0; j--)
+            r[j] = r[j - 1];
+        r[j] = x;
+    }
+}
+
+static void ex_commit_start(lrvm_t *s, lrvm_tx_t *tx)
+{
+    (void)s;
+    (void)tx;
+}
+
+/* The declared ranges, sorted and merged, once each (keeps I2). */
+static int ex_redo(lrvm_t *s, lrvm_tx_t *tx, lrvm__emit_fn *emit, void *arg)
+{
+    (void)s;
+    size_t n = tx->tx_nranges;
+    if (n == 0)
+        return 0;
+    struct lrvm__range *sorted = lrvm__room_for(tx->tx_sorted, n - 1, &tx->tx_sorted_cap,
+                                                sizeof *sorted);
+    if (sorted == NULL)
+        return LRVM_ENOMEM;
+    tx->tx_sorted = sorted;
+    memcpy(sorted, tx->tx_ranges, n * sizeof *sorted);       /* keeps I1 */
+    sort_ranges(sorted, n);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0;) {
+        struct lrvm__seg *seg = sorted[i].rg_seg;
+        size_t start = sorted[i].rg_off, end = start + sorted[i].rg_len;
+        for (i++; i < n && sorted[i].rg_seg == seg && sorted[i].rg_off <= end; i++) {
+            size_t e2 = sorted[i].rg_off + sorted[i].rg_len;
+            if (e2 > end)
+                end = e2;
+        }
+        rc = emit(arg, seg, start, seg->sg_base + start, end - start);
+    }
+    return rc;
+}
+
+static void ex_seal(lrvm_t *s, lrvm_tx_t *tx)
+{
+    (void)s;
+    (void)tx;
+}
+
+/* Forget TX's declarations. The arrays stay for the handle's next life,
+ * unless a large transaction made them too big to keep idle. */
+static void release_declared(lrvm_tx_t *tx)
+{
+    tx->tx_nranges = 0;
+    tx->tx_undo_len = 0;
+    if (tx->tx_cap > RANGES_KEEP) {
+        free(tx->tx_ranges);
+        free(tx->tx_sorted);
+        tx->tx_ranges = tx->tx_sorted = NULL;
+        tx->tx_cap = tx->tx_sorted_cap = 0;
+    }
+    if (tx->tx_undo_cap > UNDO_KEEP) {
+        free(tx->tx_undo);
+        tx->tx_undo = NULL;
+        tx->tx_undo_cap = 0;
+    }
+}
+
+static void ex_committed(lrvm_t *s, lrvm_tx_t *tx)
+{
+    (void)s;
+    release_declared(tx);
+}
+
+static void ex_commit_failed(lrvm_t *s, lrvm_tx_t *tx)
+{
+    (void)s;
+    (void)tx;                   /* the declarations stay, for a retry or an abort */
+}
+
+static void ex_abort(lrvm_tx_t *tx)
+{
+    for (size_t i = tx->tx_nranges; i-- > 0;) {                     /* keeps I1 */
+        struct lrvm__range *r = &tx->tx_ranges[i];
+        memcpy(r->rg_seg->sg_base + r->rg_off, tx->tx_undo + r->rg_undo, r->rg_len);
+    }
+    release_declared(tx);
+}
+
+#ifdef LRVM_DEBUG
+/* Every declared range lies in a segment of TX and its before-image in
+ * tx_undo (I1). */
+static void ex_check(lrvm_t *s, lrvm_tx_t *tx)
+{
+    (void)s;
+    if (tx == NULL)
+        return;
+    size_t undo = 0;
+    for (size_t i = 0; i < tx->tx_nranges; i++) {
+        const struct lrvm__range *r = &tx->tx_ranges[i];
+        int in_tx = 0;
+        for (int k = 0; k < tx->tx_nsegs; k++)
+            in_tx |= tx->tx_segs[k] == r->rg_seg;
+        LRVM__ASSERT(in_tx);
+        LRVM__ASSERT(r->rg_off + r->rg_len <= r->rg_seg->sg_size);
+        LRVM__ASSERT(r->rg_undo == undo);
+        undo += r->rg_len;
+    }
+    LRVM__ASSERT(undo == tx->tx_undo_len);
+}
+#endif
+
+const struct lrvm__tracker lrvm__track_explicit = {
+    .name = "explicit",
+    .mode = LRVM_TRACK_EXPLICIT,
+    .ambient = 0,
+    .owner_fast = 1,
+    .attach = ex_attach,
+    .detach = ex_detach,
+    .begin = ex_begin,
+    .capture = ex_capture,
+    .commit_start = ex_commit_start,
+    .redo = ex_redo,
+    .seal = ex_seal,
+    .committed = ex_committed,
+    .commit_failed = ex_commit_failed,
+    .abort = ex_abort,
+#ifdef LRVM_DEBUG
+    .check = ex_check,
+#endif
+};
