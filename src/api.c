@@ -122,7 +122,7 @@ int lrvm_map(lrvm_t *s, const char *name, size_t size, void **base)
     struct lrvm__seg *seg;
     int rc;
 
-    if (s == NULL || base == NULL || !lrvm__seg_name_ok(name) || size == 0)
+    if (s == NULL || base == NULL || !lrvm__name_ok(name) || size == 0)
         return LRVM_EINVAL;
     pthread_mutex_lock(&s->mu);
     if (lrvm__seg_by_name(s, name) != NULL) {
@@ -161,7 +161,7 @@ int lrvm_unmap(lrvm_t *s, void *base)
 
 int lrvm_destroy(lrvm_t *s, const char *name)
 {
-    if (s == NULL || !lrvm__seg_name_ok(name))
+    if (s == NULL || !lrvm__name_ok(name))
         return LRVM_EINVAL;
     pthread_mutex_lock(&s->mu);
     /* The log may still hold records for NAME; replaying them into a new

@@ -715,7 +715,7 @@ int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
     struct lrvm__seg *seg;
     int rc;
 
-    if (s == NULL || out == NULL || !lrvm__seg_name_ok(name))
+    if (s == NULL || out == NULL || !lrvm__name_ok(name))
         return LRVM_EINVAL;
     lrvm_heap_t *h = calloc(1, sizeof *h);
     if (h == NULL)

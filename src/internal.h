@@ -181,9 +181,6 @@ enum {
     LRVM__PG_KEPT = 4           /* read-only, dirty: a commit of it failed */
 };
 
-int  lrvm__seg_name_ok(const char *name);
-/* The same for the N bytes at NAME, which need not end in a NUL. */
-int  lrvm__seg_name_ok_n(const char *name, size_t n);
 /* Map segment NAME (created, or extended to SIZE); at FIXED when not NULL,
  * LRVM_EADDR if that range is taken. */
 int  lrvm__seg_map(lrvm_t *s, const char *name, size_t size, void *fixed,
@@ -253,6 +250,12 @@ struct lrvm__log {
     int             lg_waiters;     /* commits waiting for a leader's sync */
     int             lg_group_rc;    /* LRVM_E* of a failed group sync; sticky */
 };
+
+/* 1 when NAME may name a segment (in a record and as a file of the
+ * store): 1 to LRVM__NAME_MAX bytes, no NUL, no '/', no "..", not ".". */
+int  lrvm__name_ok(const char *name);
+/* The same for the N bytes at NAME, which need not end in a NUL. */
+int  lrvm__name_ok_n(const char *name, size_t n);
 
 uint32_t lrvm__crc32c(uint32_t crc, const void *buf, size_t n);
 uint32_t lrvm__crc32c_sw(uint32_t crc, const void *buf, size_t n);   /* portable path */

@@ -241,7 +241,7 @@ int lrvm__payload_walk(const unsigned char *p, size_t len,
         uint64_t a, off, n;
         if (type == LRVM__ENT_DEFINE) {
             if (varint_get(&p, end, &n) < 0 || n > (uint64_t)(end - p) ||
-                ndefined == LRVM__REC_MAX_SEGS || !lrvm__seg_name_ok_n((const char *)p, n))
+                ndefined == LRVM__REC_MAX_SEGS || !lrvm__name_ok_n((const char *)p, n))
                 return LRVM_ECORRUPT;
             defined[ndefined].name = (const char *)p;
             defined[ndefined].len = n;
@@ -264,6 +264,26 @@ int lrvm__payload_walk(const unsigned char *p, size_t len,
         }
     }
     return 0;
+}
+
+int lrvm__name_ok_n(const char *name, size_t n)
+{
+    /* One pass, no library calls: recovery checks a name per record. A
+     * name is a file's name in the store too (segment.c), so it has no
+     * slash and no "..". */
+    if (n == 0 || n > LRVM__NAME_MAX || (n == 1 && name[0] == '.'))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (name[i] == '\0' || name[i] == '/' ||
+            (name[i] == '.' && i + 1 < n && name[i + 1] == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+int lrvm__name_ok(const char *name)
+{
+    return name != NULL && lrvm__name_ok_n(name, strnlen(name, LRVM__NAME_MAX + 1));
 }
 
 /* ------------------------------------------------------------ the file */

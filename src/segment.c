@@ -35,24 +35,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int lrvm__seg_name_ok_n(const char *name, size_t n)
-{
-    /* One pass, no library calls: recovery checks a name per record. */
-    if (n == 0 || n > LRVM__NAME_MAX || (n == 1 && name[0] == '.'))
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        if (name[i] == '\0' || name[i] == '/' ||
-            (name[i] == '.' && i + 1 < n && name[i + 1] == '.'))
-            return 0;
-    }
-    return 1;
-}
-
-int lrvm__seg_name_ok(const char *name)
-{
-    return name != NULL && lrvm__seg_name_ok_n(name, strnlen(name, LRVM__NAME_MAX + 1));
-}
-
 /* DIR's file of segment NAME (N bytes, checked by the callers), with
  * SUFFIX: "NAME.seg", or "NAME.seg.new" while it is made. */
 static void seg_path(char *path, const char *name, size_t n, const char *suffix)
