@@ -35,7 +35,7 @@ static void store_free(lrvm_t *s)
     while (s->nsegs > 0)
         lrvm__seg_unmap(s, s->segs[s->nsegs - 1]);
     free(s->segs);
-    lrvm__log_close(s);
+    lrvm__log_close(&s->log);
     lrvm__recover_release(s);
     if (s->lockfd >= 0)
         lrvm__io_close(s->lockfd);
@@ -67,7 +67,6 @@ int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
         return LRVM_ENOMEM;
     pthread_mutex_init(&s->mu, NULL);
     s->dirfd = s->lockfd = -1;
-    s->log.lg_fd = -1;
     s->tracker = tracker;
     s->truncate_threshold = o.truncate_threshold ? o.truncate_threshold : DEFAULT_TRUNCATE_THRESHOLD;
     if (s->truncate_threshold < MIN_TRUNCATE_THRESHOLD)
@@ -93,7 +92,8 @@ int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
     }
     if ((rc = lrvm__io_flock(s->lockfd)) < 0)               /* keeps I1 */
         goto fail;
-    if ((rc = lrvm__log_open(s, o.log_buffer_size ? o.log_buffer_size : DEFAULT_LOG_BUFFER)) < 0)
+    if ((rc = lrvm__log_open(&s->log, s->dirfd, &s->mu, &s->stats,
+                             o.log_buffer_size ? o.log_buffer_size : DEFAULT_LOG_BUFFER)) < 0)
         goto fail;
     if ((rc = lrvm__truncate(s)) < 0)                       /* keeps I2 */
         goto fail;
@@ -109,9 +109,9 @@ int lrvm_close(lrvm_t *s)
     if (s == NULL)
         return LRVM_EINVAL;
     pthread_mutex_lock(&s->mu);
-    lrvm__log_quiesce(s);
+    lrvm__log_quiesce(&s->log);
     lrvm__tx_abort_all(s);
-    int rc = lrvm__log_flush(s);
+    int rc = lrvm__log_flush(&s->log);
     pthread_mutex_unlock(&s->mu);
     store_free(s);
     return rc;
@@ -179,7 +179,7 @@ int lrvm_flush(lrvm_t *s)
     if (s == NULL)
         return LRVM_EINVAL;
     pthread_mutex_lock(&s->mu);
-    int rc = lrvm__log_flush(s);
+    int rc = lrvm__log_flush(&s->log);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -200,7 +200,7 @@ int lrvm_stats(lrvm_t *s, lrvm_stats_t *out)
         return LRVM_EINVAL;
     pthread_mutex_lock(&s->mu);
     *out = s->stats;
-    out->log_size = lrvm__log_size(s);
+    out->log_size = lrvm__log_size(&s->log);
     out->faults = atomic_load(&s->faults);
     out->pages_captured = atomic_load(&s->captured);
     pthread_mutex_unlock(&s->mu);

@@ -201,10 +201,13 @@ struct lrvm__seg *lrvm__seg_by_name(lrvm_t *s, const char *name);
 struct lrvm__seg *lrvm__seg_by_addr(struct lrvm__seg *const *segs, size_t n, const void *addr,
                                     size_t len);
 
-/* -------------------------------------------------------------- log.c */
+/* ----------------------------------------------------- logfmt.c, log.c */
 
 #define LRVM__LOG_NAME        "lrvm.log"
+#define LRVM__LOG_VERSION     1u
+#define LRVM__LOG_SLOT_SIZE   512u
 #define LRVM__LOG_HEADER_SIZE 4096u
+#define LRVM__REC_MAX_PAYLOAD (1u << 30)
 #define LRVM__REC_HEADER_SIZE 32u
 #define LRVM__REC_COMMIT      1u     /* flag: last part of its transaction */
 
@@ -225,8 +228,14 @@ struct lrvm__rec_header {
     uint64_t rh_txno;
 };
 
+/* The log writer's state (log.c's alone; recover.c reads it through
+ * lrvm__log_state). Guarded by the store's lock, *lg_mu. */
 struct lrvm__log {
     int             lg_fd;
+    int             lg_dirfd;       /* the store's directory */
+    pthread_mutex_t *lg_mu;         /* the store's lock, which every call holds */
+    lrvm_stats_t   *lg_stats;       /* the store's counters: fsyncs, bytes_logged,
+                                       log_records */
     int             lg_slot;        /* header slot that holds lg_generation */
     uint64_t        lg_generation;
     uint64_t        lg_first_txno;
@@ -260,6 +269,7 @@ int  lrvm__name_ok_n(const char *name, size_t n);
 uint32_t lrvm__crc32c(uint32_t crc, const void *buf, size_t n);
 uint32_t lrvm__crc32c_sw(uint32_t crc, const void *buf, size_t n);   /* portable path */
 size_t   lrvm__varint_put(unsigned char *p, uint64_t v);
+size_t   lrvm__varint_len(uint64_t v);
 /* Decode a varint from [*p, end); 0 on success, -1 when malformed. */
 int      lrvm__varint_get(const unsigned char **p, const unsigned char *end, uint64_t *v);
 
@@ -268,37 +278,55 @@ int      lrvm__varint_get(const unsigned char **p, const unsigned char *end, uin
  * while it waits). */
 #define LRVM__COMMIT_GROUP 0x100
 
-/* Open or create DIR/lrvm.log with a write buffer of BUF_CAP bytes. */
-int  lrvm__log_open(lrvm_t *s, size_t buf_cap);
-void lrvm__log_close(lrvm_t *s);
+/* Open or create lrvm.log in DIRFD with a write buffer of BUF_CAP bytes;
+ * MU is the store's lock, held by every caller, and STATS its counters. */
+int  lrvm__log_open(struct lrvm__log *lg, int dirfd, pthread_mutex_t *mu, lrvm_stats_t *stats,
+                    size_t buf_cap);
+/* Let go of the log; a zeroed struct, whose open never ran, is left be. */
+void lrvm__log_close(struct lrvm__log *lg);
 /* Commit the redo that REDO(ARG, enc) produces as one transaction. When
  * the commit syncs the log, IN_FLIGHT(ARG) (if not NULL) runs after its
  * records were handed to the kernel, while the disk writes them. */
-int  lrvm__log_commit(lrvm_t *s, int (*redo)(void *arg, struct lrvm__enc *e),
+int  lrvm__log_commit(struct lrvm__log *lg, int (*redo)(void *arg, struct lrvm__enc *e),
                       void (*in_flight)(void *arg), void *arg, int flags);
-int  lrvm__log_flush(lrvm_t *s);
+int  lrvm__log_flush(struct lrvm__log *lg);
 /* fdatasync the log with the store lock held (never alongside a group
  * leader's sync); an LRVM_E* code on failure. */
-int  lrvm__log_sync(lrvm_t *s);
+int  lrvm__log_sync(struct lrvm__log *lg);
 /* Wait (store lock held, let go meanwhile) until no commit is in a group
  * sync: for lrvm_close, which frees what those commits use. */
-void lrvm__log_quiesce(lrvm_t *s);
+void lrvm__log_quiesce(struct lrvm__log *lg);
+/* What recovery needs to know of the log: where it is and which
+ * generation it is in. */
+struct lrvm__log_state {
+    int      ls_fd;
+    uint64_t ls_generation;
+    uint64_t ls_first_txno;
+    uint64_t ls_durable;      /* records before this offset are synced */
+    int      ls_clean;        /* every record of the generation was written by
+                                 this process: it is new, or began here */
+};
+void lrvm__log_state(const struct lrvm__log *lg, struct lrvm__log_state *st);
 /* Start a new, empty generation (after the records were applied), of a
  * number above the current one and other than AVOID (lrvm__scan_result
- * sr_stop_generation). */
-int  lrvm__log_new_generation(lrvm_t *s, uint64_t avoid);
+ * sr_stop_generation), whose first transaction follows the TXS complete
+ * transactions of the current one. */
+int  lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs);
 /* Bytes of the log in use: header, written records and the buffer. */
-uint64_t lrvm__log_size(const lrvm_t *s);
+uint64_t lrvm__log_size(const struct lrvm__log *lg);
 #ifdef LRVM_DEBUG
 /* Assert log.c's I1, I2 and I4 (store lock held, no commit encoding). */
-void lrvm__log_check(const lrvm_t *s);
+void lrvm__log_check(const struct lrvm__log *lg);
 #else
-#define lrvm__log_check(s) ((void)0)
+#define lrvm__log_check(lg) ((void)0)
 #endif
 
 int  lrvm__log_header_decode(const unsigned char *slot, struct lrvm__log_header *h);
 void lrvm__log_header_encode(unsigned char *slot, const struct lrvm__log_header *h);
 void lrvm__rec_header_decode(const unsigned char *p, struct lrvm__rec_header *h);
+/* Write H's header at REC, its magic and its CRC over the payload that
+ * follows it there. */
+void lrvm__rec_header_encode(unsigned char *rec, const struct lrvm__rec_header *h);
 /* 0 when the header's magic is right. */
 int  lrvm__rec_magic_ok(const unsigned char *p);
 uint32_t lrvm__rec_crc(const unsigned char *rec, size_t payload_len);
@@ -319,7 +347,7 @@ int lrvm__payload_walk(const unsigned char *p, size_t len,
 
 /* The record encoder a transaction's redo is fed through. */
 struct lrvm__enc {
-    lrvm_t              *en_store;
+    struct lrvm__log    *en_log;
     uint64_t             en_txno;
     unsigned             en_part;
     int                  en_open;       /* a part's header is reserved in the buffer */

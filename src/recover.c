@@ -153,6 +153,7 @@ struct replay {
     int                rdonly;      /* lrvmutl verify: open segments read-only */
     int                apply;       /* copy ranges into the cache, not only check them */
     lrvm_t            *store;       /* recovery: */
+    struct lrvm__log_state log;     /*   the log, once flushed */
     const unsigned char *img;       /*   the log, mapped whole */
     uint64_t           img_size;
     const unsigned char *payload;   /*   the record being walked: its payload, */
@@ -587,9 +588,9 @@ static void on_release(void *arg)
 static int make_durable(struct replay *r, uint64_t end)
 {
     lrvm_t *s = r->store;
-    if (r->durable || end <= s->log.lg_durable)
+    if (r->durable || end <= r->log.ls_durable)
         return 0;
-    int rc = lrvm__log_sync(s);
+    int rc = lrvm__log_sync(&s->log);
     if (rc < 0)
         return rc;
     s->stats.fsyncs++;
@@ -604,7 +605,7 @@ static int check_rest(struct replay *r)
 {
     struct lrvm__scan_cb cb = { r, on_check_only, NULL };
     struct lrvm__scan_result res;
-    int rc = lrvm__log_scan_from(r->store->log.lg_fd, &r->head, &r->tx, &cb, &res);
+    int rc = lrvm__log_scan_from(r->log.ls_fd, &r->head, &r->tx, &cb, &res);
     if (rc < 0 || (rc = make_durable(r, res.sr_end)) < 0)
         return rc;
     r->checked = 1;
@@ -613,30 +614,31 @@ static int check_rest(struct replay *r)
 
 int lrvm__truncate(lrvm_t *s)
 {
-    struct lrvm__log *lg = &s->log;
     struct replay r = { .dirfd = s->dirfd, .apply = 1, .store = s };
     struct lrvm__scan_cb cb = { &r, on_record, on_release };
     struct lrvm__scan_result res;
     int rc;
 
-    lrvm__log_check(s);
-    r.head = (struct lrvm__log_header){ 1, lg->lg_generation, lg->lg_first_txno };
-    if ((rc = lrvm__log_flush(s)) < 0)
+    lrvm__log_check(&s->log);
+    if ((rc = lrvm__log_flush(&s->log)) < 0)
         return rc;
-    if ((rc = lrvm__io_fstat_size(lg->lg_fd, &r.img_size)) < 0 ||
-        (rc = lrvm__io_map_read(lg->lg_fd, r.img_size, &r.img)) < 0) {
+    lrvm__log_state(&s->log, &r.log);
+    r.head = (struct lrvm__log_header){ LRVM__LOG_VERSION, r.log.ls_generation,
+                                        r.log.ls_first_txno };
+    if ((rc = lrvm__io_fstat_size(r.log.ls_fd, &r.img_size)) < 0 ||
+        (rc = lrvm__io_map_read(r.log.ls_fd, r.img_size, &r.img)) < 0) {
         r.img = NULL;
         goto out;
     }
     if ((rc = apply_init(&r.cache, s)) < 0 ||
-        (rc = lrvm__log_scan(lg->lg_fd, &r.head, &cb, &res)) < 0)
+        (rc = lrvm__log_scan(r.log.ls_fd, &r.head, &cb, &res)) < 0)
         goto out;
     /* An empty log needs no new generation, unless a crash may have left
      * a torn first record with intact later ones behind it: new records
      * of the same generation written over it could end just where one of
      * those begins, and make it look like their successor (keeps log.c
      * I3). */
-    if (res.sr_scan_end == LRVM__LOG_HEADER_SIZE && lg->lg_clean)
+    if (res.sr_scan_end == LRVM__LOG_HEADER_SIZE && r.log.ls_clean)
         goto out;                   /* nothing to apply, nothing to reset */
     r.checked = 1;
     if ((rc = make_durable(&r, res.sr_end)) < 0 ||
@@ -649,10 +651,10 @@ int lrvm__truncate(lrvm_t *s)
             goto out;
         s->stats.fsyncs++;
     }
-    lg->lg_next_txno = lg->lg_first_txno + res.sr_txs;
     /* The record where the scan stopped must stay invalid in the new
      * generation: a damaged or hostile one may carry the next number. */
-    if ((rc = lrvm__log_new_generation(s, res.sr_stop_generation)) < 0)     /* keeps I2 */
+    rc = lrvm__log_new_generation(&s->log, res.sr_stop_generation, res.sr_txs);    /* keeps I2 */
+    if (rc < 0)
         goto out;
     s->stats.truncations++;
 out:
@@ -665,14 +667,14 @@ out:
 
 int lrvm__truncate_if_any(lrvm_t *s)
 {
-    return lrvm__log_size(s) > LRVM__LOG_HEADER_SIZE ? lrvm__truncate(s) : 0;
+    return lrvm__log_size(&s->log) > LRVM__LOG_HEADER_SIZE ? lrvm__truncate(s) : 0;
 }
 
 void lrvm__truncate_if_due(lrvm_t *s)
 {
     /* A failed truncation loses nothing: the log keeps the records and the
      * next commit tries again. */
-    if (lrvm__log_size(s) >= s->truncate_threshold)
+    if (lrvm__log_size(&s->log) >= s->truncate_threshold)
         (void)lrvm__truncate(s);
 }
 

@@ -447,7 +447,7 @@ static void check_epoch(lrvm_t *s, lrvm_tx_t *tx)
 {
     check_tx(s, tx);
     s->tracker->check(s, tx);
-    lrvm__log_check(s);
+    lrvm__log_check(&s->log);
 }
 #else
 #define check_tx(s, tx)    ((void)0)
@@ -487,7 +487,7 @@ static int commit_epoch(lrvm_t *s, lrvm_tx_t *tx, int flags)
     struct epoch ep = { s, tx };
     t->commit_start(s, tx);
     check_epoch(s, tx);
-    int rc = lrvm__log_commit(s, epoch_redo, epoch_seal, &ep, flags);
+    int rc = lrvm__log_commit(&s->log, epoch_redo, epoch_seal, &ep, flags);
     if (rc == 0)
         t->committed(s, tx);
     else

@@ -1,0 +1,433 @@
+/*
+ * logfmt.c -- the format of DIR/lrvm.log and its reader: the codecs of
+ * the header and the records, the payload walk, the header read and the
+ * scan that finds the valid records. Recovery, lrvmutl and the fuzzer
+ * read the log through this file; log.c writes it with these codecs.
+ *
+ * Owns: the byte layout below and what makes a record valid. Never:
+ * writes a file, or takes a record for valid that fails a check.
+ *
+ * File layout (all integers little-endian)
+ *
+ *   offset  size  what
+ *   0       512   header slot 0
+ *   512     512   header slot 1
+ *   1024    3072  zero
+ *   4096    ...   records, each 8-byte aligned, then zeros or stale bytes
+ *
+ * Header slot
+ *   0   8  magic "LRVMLOG\0"
+ *   8   4  format version (1)
+ *   12  4  zero
+ *   16  8  generation
+ *   24  8  number of the first transaction of this generation
+ *   32  4  CRC32C of bytes 0..31
+ * Of the slots with the magic and a valid CRC, the one with the higher
+ * generation is current; it must be of version 1, or lrvm_open refuses
+ * the log with LRVM_EVERSION. A new generation is written to the other
+ * slot, so a torn header write leaves the previous generation current.
+ * Its number is the current one plus 1, or plus 2 when the record the
+ * last scan stopped at carries the plus-1 number, so that record stays
+ * invalid (V3) even when damage or malice gave it the next number.
+ *
+ * Record
+ *   0   4  magic "LRVR"
+ *   4   4  CRC32C of bytes 8 .. 32+payload_len
+ *   8   4  payload_len
+ *   12  2  part number within the transaction (0, 1, ...)
+ *   14  2  flags: 1 = COMMIT, the transaction's last part
+ *   16  8  generation
+ *   24  8  transaction number
+ *   32  .  payload, then zero padding to a multiple of 8
+ *
+ * Payload: a sequence of entries, each a type byte then varints (LEB128):
+ *   DEFINE (1)  namelen, name bytes     -- gives the next segment id, from 0
+ *   RANGE  (2)  id, offset, length, bytes -- redo: write bytes at offset
+ * Every record defines the segments it names, so each record decodes on
+ * its own. At most LRVM__REC_MAX_SEGS definitions a record.
+ *
+ * A record at offset P is valid when (V1) its 32 header bytes lie inside
+ * the file, (V2) its magic is right, (V3) its generation is the header's,
+ * (V4) its padded length lies inside the file, (V5) its CRC matches, and
+ * (V6) it continues the sequence: the first record has the header's first
+ * transaction number and part 0; after a COMMIT record comes number+1 part
+ * 0; after any other record the same number and the next part. The scan
+ * stops at the first invalid record. A transaction counts only when its
+ * COMMIT part is valid.
+ *
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_MAGIC        "LRVMLOG"          /* 8 bytes with its NUL */
+#define REC_MAGIC        0x5256524cu        /* "LRVR" little-endian */
+
+/* ------------------------------------------------------------ codecs */
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+size_t lrvm__varint_put(unsigned char *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (unsigned char)v;
+    return n;
+}
+
+/* Inline in the payload walk: a log of small transactions holds three
+ * varints for every few bytes it changes (recovering a 256 MiB log of
+ * 4-word transactions: 0.40 s as a call, 0.38 s inline). */
+static inline int varint_get(const unsigned char **pp, const unsigned char *end, uint64_t *v)
+{
+    const unsigned char *p = *pp;
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (p >= end)
+            return -1;
+        unsigned char b = *p++;
+        if (shift == 63 && b > 1)
+            return -1;                      /* over 64 bits */
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *pp = p;
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int lrvm__varint_get(const unsigned char **pp, const unsigned char *end, uint64_t *v)
+{
+    return varint_get(pp, end, v);
+}
+
+size_t lrvm__varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+void lrvm__log_header_encode(unsigned char *slot, const struct lrvm__log_header *h)
+{
+    memset(slot, 0, LRVM__LOG_SLOT_SIZE);
+    memcpy(slot, LOG_MAGIC, 8);
+    put32(slot + 8, h->lh_version);
+    put64(slot + 16, h->lh_generation);
+    put64(slot + 24, h->lh_first_txno);
+    put32(slot + 32, lrvm__crc32c(0, slot, 32));
+}
+
+int lrvm__log_header_decode(const unsigned char *slot, struct lrvm__log_header *h)
+{
+    /* The CRC first: a damaged version field is damage, not a format. */
+    if (memcmp(slot, LOG_MAGIC, 8) != 0 || get32(slot + 32) != lrvm__crc32c(0, slot, 32))
+        return LRVM_ECORRUPT;
+    h->lh_version = get32(slot + 8);
+    h->lh_generation = get64(slot + 16);
+    h->lh_first_txno = get64(slot + 24);
+    return h->lh_version == LRVM__LOG_VERSION ? 0 : LRVM_EVERSION;
+}
+
+int lrvm__rec_magic_ok(const unsigned char *p)
+{
+    return get32(p) == REC_MAGIC;
+}
+
+void lrvm__rec_header_encode(unsigned char *rec, const struct lrvm__rec_header *h)
+{
+    put32(rec, REC_MAGIC);
+    put32(rec + 8, h->rh_payload_len);
+    rec[12] = (unsigned char)h->rh_part;
+    rec[13] = (unsigned char)(h->rh_part >> 8);
+    rec[14] = (unsigned char)h->rh_flags;
+    rec[15] = (unsigned char)(h->rh_flags >> 8);
+    put64(rec + 16, h->rh_generation);
+    put64(rec + 24, h->rh_txno);
+    put32(rec + 4, lrvm__rec_crc(rec, h->rh_payload_len));
+}
+
+void lrvm__rec_header_decode(const unsigned char *p, struct lrvm__rec_header *h)
+{
+    h->rh_crc = get32(p + 4);
+    h->rh_payload_len = get32(p + 8);
+    h->rh_part = (uint16_t)(p[12] | p[13] << 8);
+    h->rh_flags = (uint16_t)(p[14] | p[15] << 8);
+    h->rh_generation = get64(p + 16);
+    h->rh_txno = get64(p + 24);
+}
+
+uint64_t lrvm__rec_size(const struct lrvm__rec_header *h)
+{
+    return (LRVM__REC_HEADER_SIZE + (uint64_t)h->rh_payload_len + 7) & ~(uint64_t)7;
+}
+
+uint32_t lrvm__rec_crc(const unsigned char *rec, size_t payload_len)
+{
+    return lrvm__crc32c(0, rec + 8, LRVM__REC_HEADER_SIZE - 8 + payload_len);
+}
+
+int lrvm__payload_walk(const unsigned char *p, size_t len,
+                       int (*range)(void *arg, const char *name, size_t name_len,
+                                    uint64_t off, const unsigned char *data, uint64_t n),
+                       void *arg)
+{
+    const unsigned char *end = p + len;
+    struct { const char *name; size_t len; } defined[LRVM__REC_MAX_SEGS];
+    unsigned ndefined = 0;
+
+    while (p < end) {
+        unsigned char type = *p++;
+        uint64_t a, off, n;
+        if (type == LRVM__ENT_DEFINE) {
+            if (varint_get(&p, end, &n) < 0 || n > (uint64_t)(end - p) ||
+                ndefined == LRVM__REC_MAX_SEGS || !lrvm__name_ok_n((const char *)p, n))
+                return LRVM_ECORRUPT;
+            defined[ndefined].name = (const char *)p;
+            defined[ndefined].len = n;
+            ndefined++;
+            p += n;
+        } else if (type == LRVM__ENT_RANGE) {
+            if (varint_get(&p, end, &a) < 0 || a >= ndefined ||
+                varint_get(&p, end, &off) < 0 ||
+                varint_get(&p, end, &n) < 0 || n == 0 ||
+                n > (uint64_t)(end - p) || off > UINT64_MAX - n)
+                return LRVM_ECORRUPT;
+            if (range != NULL) {
+                int rc = range(arg, defined[a].name, defined[a].len, off, p, n);
+                if (rc < 0)
+                    return rc;
+            }
+            p += n;
+        } else {
+            return LRVM_ECORRUPT;
+        }
+    }
+    return 0;
+}
+
+int lrvm__name_ok_n(const char *name, size_t n)
+{
+    /* One pass, no library calls: recovery checks a name per record. A
+     * name is a file's name in the store too (segment.c), so it has no
+     * slash and no "..". */
+    if (n == 0 || n > LRVM__NAME_MAX || (n == 1 && name[0] == '.'))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (name[i] == '\0' || name[i] == '/' ||
+            (name[i] == '.' && i + 1 < n && name[i + 1] == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+int lrvm__name_ok(const char *name)
+{
+    return name != NULL && lrvm__name_ok_n(name, strnlen(name, LRVM__NAME_MAX + 1));
+}
+
+int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot)
+{
+    unsigned char buf[2 * LRVM__LOG_SLOT_SIZE];
+    ssize_t r = lrvm__io_pread(fd, buf, sizeof buf, 0);
+    if (r < 0)
+        return (int)r;
+    if ((size_t)r < sizeof buf)
+        return LRVM_ECORRUPT;
+    /* The current slot is the intact one (magic and CRC) with the higher
+     * generation; it must be of our version. */
+    struct lrvm__log_header s[2];
+    int rc[2] = { lrvm__log_header_decode(buf, &s[0]),
+                  lrvm__log_header_decode(buf + LRVM__LOG_SLOT_SIZE, &s[1]) };
+    int ok0 = rc[0] != LRVM_ECORRUPT, ok1 = rc[1] != LRVM_ECORRUPT;
+    if (!ok0 && !ok1)
+        return LRVM_ECORRUPT;
+    int pick = !ok0 ? 1 : !ok1 ? 0 : s[1].lh_generation > s[0].lh_generation;
+    if (rc[pick] < 0)
+        return rc[pick];
+    *h = s[pick];
+    *slot = pick;
+    return 0;
+}
+
+/* --------------------------------------------------------------- scan */
+
+/* A scan reads the log through a window filled with pread: a cold log
+ * came in faster so than through the page faults of a mapping, and a warm
+ * one too on a machine where mapping 256 MiB costs 30 ms. */
+#define WINDOW (1u << 20)
+
+struct reader {
+    int                  fd;
+    uint64_t             fsize;
+    const struct lrvm__scan_cb *cb;     /* for its release hook */
+    unsigned char       *buf;
+    size_t               cap;
+    uint64_t             boff;
+    size_t               blen;
+};
+
+/* Point *P at N bytes of the log at OFF. Returns 1 when they lie past the
+ * end of the file, 0 when *P is set, <0 on an error. */
+static int rd_get(struct reader *r, uint64_t off, size_t n, const unsigned char **p)
+{
+    if (off > r->fsize || n > r->fsize - off)
+        return 1;
+    if (off >= r->boff && off - r->boff + n <= r->blen) {
+        *p = r->buf + (off - r->boff);
+        return 0;
+    }
+    if (r->cb != NULL && r->cb->release != NULL)
+        r->cb->release(r->cb->arg);
+    size_t want = n > WINDOW ? n : WINDOW;
+    if (want > r->cap) {
+        unsigned char *b = realloc(r->buf, want);
+        if (b == NULL)
+            return LRVM_ENOMEM;
+        r->buf = b;
+        r->cap = want;
+    }
+    if (want > r->fsize - off)
+        want = (size_t)(r->fsize - off);
+    ssize_t got = lrvm__io_pread(r->fd, r->buf, want, off);
+    if (got < 0)
+        return (int)got;
+    r->boff = off;
+    r->blen = (size_t)got;
+    if ((size_t)got < n)
+        return 1;
+    *p = r->buf;
+    return 0;
+}
+
+static int scan(struct reader *r, const struct lrvm__log_header *h,
+                const struct lrvm__log_pos *from, const struct lrvm__scan_cb *cb,
+                struct lrvm__scan_result *res)
+{
+    uint64_t pos = LRVM__LOG_HEADER_SIZE, expect = h->lh_first_txno;
+    unsigned next_part = 0;
+    int in_tx = 0, rc;
+
+    if (from != NULL) {
+        pos = from->lp_off;
+        expect = from->lp_txno;
+    }
+    memset(res, 0, sizeof *res);
+    res->sr_end = pos;
+    for (;;) {
+        const unsigned char *p;
+        struct lrvm__rec_header rh;
+        if ((rc = rd_get(r, pos, LRVM__REC_HEADER_SIZE, &p)) != 0) {    /* V1 */
+            res->sr_stop = "end of file";
+            break;
+        }
+        if (!lrvm__rec_magic_ok(p)) {                                   /* V2 */
+            res->sr_stop = "no record";
+            break;
+        }
+        lrvm__rec_header_decode(p, &rh);
+        res->sr_stop_generation = rh.rh_generation;     /* kept if V3-V6 fail */
+        if (rh.rh_generation != h->lh_generation) {                     /* V3 */
+            res->sr_stop = "record of another generation";
+            break;
+        }
+        size_t total = (size_t)lrvm__rec_size(&rh);
+        if (rh.rh_payload_len > LRVM__REC_MAX_PAYLOAD ||
+            (rc = rd_get(r, pos, total, &p)) != 0) {                    /* V4 */
+            res->sr_stop = "record past the end of the file";
+            break;
+        }
+        if (rh.rh_crc != lrvm__rec_crc(p, rh.rh_payload_len)) {         /* V5 */
+            res->sr_stop = "checksum mismatch";
+            break;
+        }
+        if (in_tx ? rh.rh_txno != expect || rh.rh_part != next_part     /* V6 */
+                  : rh.rh_txno != expect || rh.rh_part != 0) {
+            res->sr_stop = "record out of sequence";
+            break;
+        }
+        if (cb != NULL && cb->record != NULL &&
+            (rc = cb->record(cb->arg, pos, &rh, p + LRVM__REC_HEADER_SIZE)) < 0)
+            break;
+        pos += total;
+        res->sr_records++;
+        res->sr_stop_generation = 0;
+        if (rh.rh_flags & LRVM__REC_COMMIT) {
+            in_tx = 0;
+            expect++;
+            res->sr_txs++;
+            res->sr_end = pos;
+        } else {
+            in_tx = 1;
+            next_part = rh.rh_part + 1u;
+        }
+    }
+    res->sr_scan_end = pos;
+    return rc < 0 ? rc : 0;
+}
+
+int lrvm__log_walk_valid(const unsigned char *img, uint64_t start, uint64_t end,
+                         const struct lrvm__scan_cb *cb)
+{
+    uint64_t pos = start;
+    while (pos < end) {
+        struct lrvm__rec_header rh;
+        lrvm__rec_header_decode(img + pos, &rh);
+        int rc = cb->record(cb->arg, pos, &rh, img + pos + LRVM__REC_HEADER_SIZE);
+        if (rc < 0)
+            return rc;
+        pos += lrvm__rec_size(&rh);
+    }
+    return 0;
+}
+
+int lrvm__log_scan_from(int fd, const struct lrvm__log_header *h, const struct lrvm__log_pos *from,
+                        const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res)
+{
+    struct reader r = { .fd = fd, .cb = cb };
+    int rc = lrvm__io_fstat_size(fd, &r.fsize);
+    if (rc < 0)
+        return rc;
+    rc = scan(&r, h, from, cb, res);
+    if (cb != NULL && cb->release != NULL)
+        cb->release(cb->arg);
+    free(r.buf);
+    return rc;
+}
+
+int lrvm__log_scan(int fd, const struct lrvm__log_header *h,
+                   const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res)
+{
+    return lrvm__log_scan_from(fd, h, NULL, cb, res);
+}
