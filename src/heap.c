@@ -112,6 +112,7 @@ struct lrvm_heap {
     struct lrvm__seg *seg;
     unsigned char    *base;
     struct lrvm_heap *next;     /* the store's heaps */
+    unsigned          calls;    /* debug builds: calls made, to sample checks */
 };
 
 static uint64_t *word(const lrvm_heap_t *h, uint64_t off)
@@ -744,7 +745,7 @@ int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
     }
     if ((rc = lrvm__seg_map(s, name, want, (void *)(uintptr_t)hi.base, &seg)) < 0)
         goto fail;
-    *h = (lrvm_heap_t){ s, seg, seg->sg_base, s->heaps };
+    *h = (lrvm_heap_t){ .store = s, .seg = seg, .base = seg->sg_base, .next = s->heaps };
     if ((rc = lrvm__heap_check(h)) < 0) {
         lrvm__seg_unmap(s, seg);
         goto fail;
@@ -813,6 +814,26 @@ int lrvm__heap_check_image(const void *image, uint64_t len, uint64_t *used_block
 
 /* ------------------------------------------------------------ the calls */
 
+#ifdef LRVM_DEBUG
+/* Every call that succeeds keeps I1-I3 on a heap that held them when it
+ * began (a heap the program wrote over may fail them already; the call
+ * must then fail, not make it worse). The walk is O(blocks): every 16th
+ * call of a heap is checked. Store lock held. */
+static int debug_before(lrvm_heap_t *h)
+{
+    return ++h->calls % 16 == 0 && lrvm__heap_check(h) == 0;
+}
+
+static void debug_after(const lrvm_heap_t *h, int held, int ok)
+{
+    if (held && ok)
+        LRVM__ASSERT(lrvm__heap_check(h) == 0);
+}
+#else
+#define debug_before(h)         0
+#define debug_after(h, held, ok) ((void)(held), (void)(ok))
+#endif
+
 void *lrvm_heap_base(lrvm_heap_t *h)
 {
     return h != NULL ? h->base : NULL;
@@ -826,7 +847,9 @@ void *lrvm_malloc(lrvm_heap_t *h, size_t n)
     }
     int err = 0;
     pthread_mutex_lock(&h->store->mu);
+    int held = debug_before(h);
     void *p = heap_malloc(h, n, &err);
+    debug_after(h, held, p != NULL);
     pthread_mutex_unlock(&h->store->mu);
     if (p == NULL)
         lrvm__note_error(err);
@@ -841,6 +864,7 @@ void *lrvm_calloc(lrvm_heap_t *h, size_t n, size_t size)
     }
     int err = 0;
     pthread_mutex_lock(&h->store->mu);
+    int held = debug_before(h);
     void *p = heap_malloc(h, n * size, &err);
     struct decl d;
     if (p != NULL && (err = decl_begin(h, &d)) == 0) {
@@ -852,6 +876,7 @@ void *lrvm_calloc(lrvm_heap_t *h, size_t n, size_t size)
         (void)heap_free(h, p);
         p = NULL;
     }
+    debug_after(h, held, p != NULL);
     pthread_mutex_unlock(&h->store->mu);
     if (p == NULL)
         lrvm__note_error(err);
@@ -873,6 +898,7 @@ void *lrvm_realloc(lrvm_heap_t *h, void *p, size_t n)
     int err = 0;
     void *q = NULL;
     pthread_mutex_lock(&h->store->mu);
+    int held = debug_before(h);
     uint64_t b = block_of(h, p);
     if (b == 0) {
         err = LRVM_EINVAL;
@@ -894,6 +920,7 @@ void *lrvm_realloc(lrvm_heap_t *h, void *p, size_t n)
             q = NULL;
         }
     }
+    debug_after(h, held, q != NULL);
     pthread_mutex_unlock(&h->store->mu);
     if (q == NULL)
         lrvm__note_error(err);
@@ -905,7 +932,9 @@ void lrvm_free(lrvm_heap_t *h, void *p)
     if (h == NULL || p == NULL)
         return;
     pthread_mutex_lock(&h->store->mu);
+    int held = debug_before(h);
     int rc = heap_free(h, p);
+    debug_after(h, held, rc == 0);
     pthread_mutex_unlock(&h->store->mu);
     if (rc < 0)
         lrvm__note_error(rc);
