@@ -75,10 +75,12 @@
  *      (over a sixth of it used by isolated writable pages) capture widens
  *      to aligned blocks of 64 pages. If mprotect still fails, the handler
  *      prints a diagnostic and declines, and the process dies of SIGSEGV.
- *   C9 Segments are file mappings, and recovery's second pass reads the log
- *      through one: a disk read error there raises SIGBUS, as for any
- *      mapped file, instead of returning LRVM_EIO. Recovery also holds up
- *      to 64 MiB of segment blocks in memory while it replays.
+ *   C9 Segments are file mappings, and recovery copies the changes it
+ *      replays out of a read-only mapping of the log: a disk read error in
+ *      either raises SIGBUS, as for any mapped file, instead of returning
+ *      LRVM_EIO. (The scan that checks the log reads it with pread, so a
+ *      read error there is LRVM_EIO.) Recovery also holds up to 64 MiB of
+ *      segment blocks in memory while it replays.
  */
 #ifndef LRVM_H
 #define LRVM_H

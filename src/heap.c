@@ -28,23 +28,19 @@
  * for, else the first block of the next bin that holds any (every block
  * there fits), and splits off what is left when that can be a block; free
  * merges the block with its free neighbours. Version 1 kept every free
- * block in one list (free_head); lrvm_heap_open sorts such a heap into
- * bins, in one transaction, the first time it opens it. One list made
- * malloc walk past every small free block gathered at its head: 2.2 us an
- * operation over 200,000 operations of lrvm-bench's heap workload, 1.3 to
- * 1.4 us with bins.
+ * block in one list (free_head), which made malloc walk past every small
+ * free block gathered at its head; lrvm_heap_open sorts such a heap into
+ * bins, in one transaction, the first time it opens it.
  *
  * Version 3 leaves the back link of a bin's first block as it was when
  * the block became first: the bin's head word says it is first. So malloc,
  * which takes a bin's first block, no longer stores into the block after
- * it, on a page of its own most of the time. A free and a malloc among
- * 65,536 blocks (3 runs each, medians): in auto mode 4.87 pages captured
- * and 25.5 us before, 4.08 and 22.3 us after; in explicit mode 964 to 870
- * ns, and 197 to 182 log bytes. A version 2 heap, whose back links are
- * all exact, is a version 3 heap once its version word says so;
- * lrvm_heap_open sets it, in a transaction, the first time it opens one.
- * An older liblrvm refuses a version 3 heap with LRVM_EVERSION instead of
- * misreading it.
+ * it, on a page of its own most of the time (a page less to capture in
+ * auto mode, fewer bytes to log in explicit mode). A version 2 heap,
+ * whose back links are all exact, is a version 3 heap once its version
+ * word says so; lrvm_heap_open sets it, in a transaction, the first time
+ * it opens one. An older liblrvm refuses a version 3 heap with
+ * LRVM_EVERSION instead of misreading it.
  *
  * Changes: an operation first declares every range it will store to with
  * lrvm__tx_capture in the transaction that holds the heap segment

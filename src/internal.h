@@ -10,6 +10,11 @@
  * Locking: every field of struct lrvm and of the objects it owns is
  * guarded by lrvm.mu unless its comment says otherwise. The transaction
  * registry (tx.c) has its own lock, always taken after lrvm.mu.
+ *
+ * Ownership: each struct below says which part owns it. Only its owner
+ * writes a field; where another part may read one, the field's section
+ * says so. The parts are layered (doc/architecture.md, "Layers"): a part
+ * calls only parts on lower floors, and tests/layers.sh checks it.
  */
 #ifndef LRVM_INTERNAL_H
 #define LRVM_INTERNAL_H
@@ -142,13 +147,16 @@ int  lrvm__note_error(int rc);
 /* ---------------------------------------------------------- segment.c */
 
 /* A run of ambient changes set aside when a transaction took the segment
- * (track.c): replayed by the next lrvm_sync. */
+ * (track_mprotect.c): replayed by the next lrvm_sync. */
 struct lrvm__stash_run {
     size_t          sr_off;
     size_t          sr_len;
     unsigned char  *sr_data;
 };
 
+/* A mapped segment. segment.c owns the fields down to sg_maplen (every
+ * part may read them); tx.c owns sg_tx; the mprotect tracker owns the
+ * rest (unused by the explicit tracker). */
 struct lrvm__seg {
     char            sg_name[LRVM__NAME_MAX + 1];
     lrvm_t         *sg_store;
@@ -156,17 +164,18 @@ struct lrvm__seg {
     unsigned char  *sg_base;    /* mapping, MAP_PRIVATE */
     size_t          sg_size;    /* bytes of the segment (== file size) */
     size_t          sg_maplen;  /* sg_size rounded up to pages */
-    lrvm_tx_t      *sg_tx;      /* open transaction that holds it, or NULL */
+    lrvm_tx_t      *sg_tx;      /* open transaction that holds it, or NULL;
+                                   tx.c writes it, the trackers and heap.c read it */
 
-    /* Automatic capture (track.c); unused in explicit mode. The fault
-     * handler reads and writes only the fields marked (H), lock-free. */
+    /* The mprotect tracker's (track_mprotect.c). The fault handler reads
+     * and writes only the fields marked (H), lock-free. */
     size_t                  sg_npages;
     _Atomic unsigned char  *sg_state;    /* (H) LRVM__PG_* per page */
     unsigned char          *sg_shadow;   /* (H) before-images, page i at i*page */
     uint32_t               *sg_dirty;    /* (H) captured pages, in capture order */
     _Atomic size_t          sg_ndirty;   /* (H) entries of sg_dirty */
     _Atomic long            sg_unprotected; /* (H) mprotect(RW) calls since re-protect */
-    _Atomic int             sg_frozen;   /* (H) no capture may start (track.c I6) */
+    _Atomic int             sg_frozen;   /* (H) no capture may start (track_mprotect.c I5) */
     _Atomic int             sg_capturing;/* (H) captures under way */
     struct lrvm__stash_run *sg_stash;    /* ambient runs set aside by begin */
     size_t                  sg_nstash, sg_stash_cap;
@@ -516,6 +525,7 @@ extern const int lrvm__wrappers;      /* wrap.c is linked */
 
 struct owner_slot;
 
+/* A transaction handle: tx.c's, but for the explicit tracker's arrays. */
 struct lrvm_tx {
     lrvm_t              *tx_store;
     struct lrvm_tx      *tx_next, *tx_prev;   /* store's open transactions,
@@ -524,8 +534,9 @@ struct lrvm_tx {
     struct lrvm__seg   **tx_segs;
     int                  tx_committing;       /* in lrvm_commit, maybe waiting
                                                  for a group sync unlocked */
-    /* Explicit mode (track.c). The arrays outlive the transaction: a
-     * handle goes back to the pool with them, for the next lrvm_begin. */
+    /* The explicit tracker's (track_explicit.c). The arrays outlive the
+     * transaction: a handle goes back to the pool with them, for the next
+     * lrvm_begin. */
     struct lrvm__range  *tx_ranges;           /* in declaration order */
     size_t               tx_nranges, tx_cap;
     unsigned char       *tx_undo;             /* before-images */
@@ -551,6 +562,10 @@ int  lrvm__set_range_in(lrvm_tx_t *tx, const void *base, void *addr, size_t len)
 
 /* -------------------------------------------------------------- api.c */
 
+/* The store: api.c's, but for the fields each part below owns. Every
+ * part may read mu, dirfd, tracker and truncate_threshold, which api.c
+ * sets at open and never changes; each part counts into stats what it
+ * does (commits, fsyncs, truncations...). */
 struct lrvm {
     pthread_mutex_t      mu;
     char                *dir;
@@ -558,17 +573,16 @@ struct lrvm {
     int                  lockfd;
     const struct lrvm__tracker *tracker;   /* chosen at open, for good */
     size_t               truncate_threshold;
-    struct lrvm__log     log;
-    struct lrvm__seg   **segs;
-    size_t               nsegs, segs_cap;
-    lrvm_tx_t           *txs;              /* open transactions */
-    struct lrvm_heap    *heaps;            /* heaps opened (heap.c) */
+    struct lrvm__log     log;              /* log.c's */
+    struct lrvm__seg   **segs;             /* segment.c's table; the mprotect */
+    size_t               nsegs, segs_cap;  /*   tracker reads it (the ambient epoch) */
+    lrvm_tx_t           *txs;              /* tx.c's: the open transactions */
+    struct lrvm_heap    *heaps;            /* heap.c's: the heaps opened */
     lrvm_stats_t         stats;
-    _Atomic uint64_t     faults;           /* (H) pages captured by the fault handler */
-    _Atomic uint64_t     captured;         /* (H) pages captured by any means */
-    unsigned char       *apply_mem;        /* recovery's cache, kept between
-                                              truncations (recover.c) */
-    uint32_t             apply_blocks;
+    _Atomic uint64_t     faults;           /* (H) the mprotect tracker's: pages */
+    _Atomic uint64_t     captured;         /*   captured by a fault, by any means */
+    unsigned char       *apply_mem;        /* recover.c's: its cache, kept between */
+    uint32_t             apply_blocks;     /*   truncations */
 };
 
 

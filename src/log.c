@@ -560,8 +560,8 @@ int lrvm__log_commit(struct lrvm__log *lg, int (*redo)(void *arg, struct lrvm__e
     if (lg->lg_failed)
         return LRVM_EFAILED;
     /* Every field but en_defined_few, which fills as segments are
-     * defined: zeroing the whole encoder took a rep stos that cost a
-     * small commit 3% of its time. */
+     * defined: zeroing the whole encoder costs a small commit a
+     * measurable share of its time. */
     struct lrvm__enc e;
     e.en_log = lg;
     e.en_txno = lg->lg_next_txno;

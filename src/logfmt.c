@@ -102,8 +102,7 @@ size_t lrvm__varint_put(unsigned char *p, uint64_t v)
 }
 
 /* Inline in the payload walk: a log of small transactions holds three
- * varints for every few bytes it changes (recovering a 256 MiB log of
- * 4-word transactions: 0.40 s as a call, 0.38 s inline). */
+ * varints for every few bytes it changes. */
 static inline int varint_get(const unsigned char **pp, const unsigned char *end, uint64_t *v)
 {
     const unsigned char *p = *pp;
@@ -284,8 +283,8 @@ int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot)
 /* --------------------------------------------------------------- scan */
 
 /* A scan reads the log through a window filled with pread: a cold log
- * came in faster so than through the page faults of a mapping, and a warm
- * one too on a machine where mapping 256 MiB costs 30 ms. */
+ * comes in faster so than through the page faults of a mapping, and a
+ * warm one too where mapping a large file is slow. */
 #define WINDOW (1u << 20)
 
 struct reader {

@@ -9,7 +9,7 @@
  * Order of a truncation (and of recovery, which is the same thing):
  *
  *   flush the log buffer (write + fdatasync)
- *   scan the log: log.c reads it with pread and checks every record (CRC,
+ *   scan the log: logfmt.c reads it with pread and checks every record (CRC,
  *           generation, sequence); every range of a valid record is
  *           checked against the segment it names (the file exists, the
  *           range lies inside) and, once its transaction is known
@@ -24,14 +24,13 @@
  * before the scan has reached the end of the log, the rest of the log is
  * checked first, from the transaction being copied on (check_rest), and
  * the log synced: a hostile record at the end must find nothing written.
- * A log of a few large transactions is read once; one of millions of
- * small ones was read twice, a checking pass and an applying one, before
- * (a 256 MiB log of 4-word transactions: 0.49 s to 0.42 s to recover).
+ * So a log is read once whenever its changes fit the cache, instead of
+ * a checking pass and an applying one.
  *
  * The apply cache holds 4 KiB blocks of the segment files in memory. A log
  * names the same bytes many times over, and a log of small transactions
- * names millions of ranges of a few bytes: one pwrite per range made a
- * 256 MiB log of 4-word transactions take 6 s to replay. A range is copied
+ * names millions of ranges of a few bytes, far too many for a pwrite
+ * each. A range is copied
  * into its blocks instead (a block it covers only in part is read from
  * the file first); the blocks go out in file order, consecutive ones in one
  * pwritev, when the cache is full (lrvm__apply_max blocks, 64 MiB) and at
@@ -41,13 +40,13 @@
  * Copies wait in a ring of COPY_AHEAD, their target line prefetched, and
  * are made in log order as the ring turns over: a small range's copy
  * misses the CPU cache, and this way 32 misses overlap instead of one
- * after the other (applying a 256 MiB log of 4-word transactions: 0.62
- * s before, 0.41 s after). The copies' sources are in the scan's window,
+ * after the other. The copies' sources are in the scan's window,
  * so the ring is drained before the window is refilled (the scan's
  * release hook). A range that covers a whole block is not copied at all:
  * the block points at the range's bytes in the log, mapped, until a later
- * range changes part of it, and is written from there (applying a 256 MiB
- * log of 64 KiB transactions: 50 ms before, 8 after). The parts of a
+ * range changes part of it, and is written from there: a log of large
+ * transactions goes from the log's pages to the file's in one copy. The
+ * parts of a
  * transaction in several records are copied from the mapping too, when
  * its last part has been found valid.
  *
@@ -238,10 +237,9 @@ static void replay_free(struct replay *r)
 
 /*
  * The cache's memory stays with the store from one truncation to the
- * next, handed back with MADV_FREE: a store that truncates every 32 MiB
- * of small transactions paid each time for the page faults of the blocks
- * it filled (one truncation of 300,000 4-word transactions: 113 ms, of
- * which about 20 went to the faults and the munmap). The kernel takes
+ * next, handed back with MADV_FREE, so that a store that truncates often
+ * does not pay each time for the page faults of the blocks it fills and
+ * for unmapping them (doc/architecture.md has the figures). The kernel takes
  * the pages back when it needs them; the cache never reads a block it
  * has not filled.
  */
@@ -364,7 +362,7 @@ static int apply_write(struct replay *r)
                  h[j].block == h[j - 1].block + 1);
         /* The log's pages the scan read with pread are cached but not
          * mapped: a pwritev that meets them unmapped takes a slow path
-         * page by page (64 MiB of blocks: 42 ms instead of 7). Map each
+         * page by page, several times slower. Map each
          * run of them in one call first. */
         for (uint32_t k = i; k < j;) {
             uint32_t e = k + 1;

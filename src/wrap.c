@@ -32,7 +32,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* Referenced from track.c, so that a static link that takes the tracker
+/* Referenced from track_mprotect.c, so that a static link that takes the tracker
  * takes the wrappers too, even when another library (a sanitizer runtime)
  * defines read first on the link line. */
 const int lrvm__wrappers = 1;
