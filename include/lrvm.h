@@ -81,6 +81,15 @@
  *      LRVM_EIO. (The scan that checks the log reads it with pread, so a
  *      read error there is LRVM_EIO.) Recovery also holds up to 64 MiB of
  *      segment blocks in memory while it replays.
+ *   C10 The store directory is trusted only when this user (or root) owns
+ *      it and no one else may write to it, as ssh treats ~/.ssh: otherwise
+ *      another user could replace a segment file by a symbolic link, and
+ *      recovery would write the log's records wherever it points. Its
+ *      files are opened without following links and must be regular
+ *      files; a store shared on purpose (a group's directory) is opened
+ *      with lrvm_options.shared. The lock is taken on the directory
+ *      itself, so removing lrvm.lock while a store is open lets no second
+ *      process in.
  */
 #ifndef LRVM_H
 #define LRVM_H
@@ -108,7 +117,7 @@ enum { LRVM_NO_FLUSH = 1 };
 #define LRVM_ERRNO_MAP(X)                                                     \
     X(EINVAL,   -1,  "invalid argument")                                      \
     X(EEXIST,   -2,  "already mapped or already in a transaction")            \
-    X(ENOENT,   -3,  "no such segment or transaction")                        \
+    X(ENOENT,   -3,  "no such file, segment or transaction")                  \
     X(EBUSY,    -4,  "store open in another process, or segment in use")      \
     X(EIO,      -5,  "input/output error")                                    \
     X(ENOSPC,   -6,  "no space left on device")                               \
@@ -136,17 +145,25 @@ typedef struct lrvm_options {
                                   before a write; 0: 1 MiB. A transaction
                                   larger than this is written in parts.
                                   At least 4 KiB. */
+    int    shared;             /* 1: the store directory is shared on purpose:
+                                  open it even when anyone may write to it or
+                                  another user owns it (refused by default) */
 } lrvm_options_t;
 
 /*
  * lrvm_open -- open (or create) the store in directory DIR.
- * Creates DIR (mode 0700) if it is missing, takes DIR/lrvm.lock, and runs
- * recovery: every complete record of the log is applied to the segment
- * files and the log is emptied.
+ * Creates DIR (mode 0700) if it is missing, locks it (flock on the
+ * directory, and on DIR/lrvm.lock for older versions), and runs recovery:
+ * every complete record of the log is applied to the segment files and
+ * the log is emptied. The store's files are opened relative to DIR, never
+ * through a symbolic link, and must be regular files (C10).
  * opts may be NULL (every default).
  * Errors: LRVM_EINVAL (dir NULL or empty, bad option), LRVM_ENOTDIR,
- * LRVM_EACCES, LRVM_EBUSY (open in another process or already open in this
- * one), LRVM_ECORRUPT (a complete log record fails its checks, e.g. it
+ * LRVM_ENOENT (DIR's parent does not exist), LRVM_EACCES (no permission;
+ * a file of the store that is a symbolic link or not a regular file; a
+ * directory that anyone may write to or that another user owns, unless
+ * opts->shared), LRVM_EBUSY (open in another process or already open in
+ * this one), LRVM_ECORRUPT (a complete log record fails its checks, e.g. it
  * names a missing segment or a range outside one; nothing is applied),
  * LRVM_EVERSION, LRVM_EIO, LRVM_ENOSPC, LRVM_ENOMEM.
  */

@@ -8,9 +8,10 @@
  * Never: exits the process, or returns with lrvm.mu held.
  *
  * Invariants
- *   I1 While a struct lrvm exists, its process holds the flock on
- *      DIR/lrvm.lock, so no other process (or other lrvm_open in this
- *      one) writes the same store.
+ *   I1 While a struct lrvm exists, its process holds the flock on the
+ *      store directory itself (and on DIR/lrvm.lock, which older versions
+ *      lock), so no other process (or other lrvm_open in this one) writes
+ *      the same store; removing a file of the store cannot undo it.
  *   I2 lrvm_open returns a store only after recovery succeeded: every
  *      complete log record is in the segment files and the log is empty.
  */
@@ -28,6 +29,7 @@
 #define DEFAULT_LOG_BUFFER         ((size_t)1 << 20)
 #define MIN_LOG_BUFFER             ((size_t)4096)
 #define MAX_LOG_BUFFER             ((size_t)1 << 30)
+#define LOCK_NAME                  "lrvm.lock"
 
 static void store_free(lrvm_t *s)
 {
@@ -82,15 +84,20 @@ int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
     /* A new store's name must be durable before anything in it counts. */
     if (rc == 0 && (rc = lrvm__io_sync_parent(dir)) < 0)
         goto fail;
-    if ((s->dirfd = lrvm__io_open(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0)) < 0) {
+    if ((s->dirfd = lrvm__io_open_dir(dir)) < 0) {
         rc = s->dirfd;
         goto fail;
     }
-    if ((s->lockfd = lrvm__io_open(s->dirfd, "lrvm.lock", O_RDWR | O_CREAT, 0600)) < 0) {
+    if ((rc = lrvm__io_dir_check(s->dirfd, dir, o.shared)) < 0 ||
+        (rc = lrvm__io_flock(s->dirfd)) < 0)                /* keeps I1 */
+        goto fail;
+    /* The lock file is kept for processes of older versions, which lock
+     * it instead of the directory. */
+    if ((s->lockfd = lrvm__io_open(s->dirfd, LOCK_NAME, O_RDWR | O_CREAT, 0600)) < 0) {
         rc = s->lockfd;
         goto fail;
     }
-    if ((rc = lrvm__io_flock(s->lockfd)) < 0)               /* keeps I1 */
+    if ((rc = lrvm__io_flock(s->lockfd)) < 0)
         goto fail;
     if ((rc = lrvm__log_open(&s->log, s->dirfd, &s->mu, &s->stats,
                              o.log_buffer_size ? o.log_buffer_size : DEFAULT_LOG_BUFFER)) < 0)

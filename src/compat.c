@@ -17,22 +17,11 @@
 #include "rvm.h"
 
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-_Atomic int lrvm__verbose;
-void lrvm__trace(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("rvm: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-#define TRACE(...) do { if (lrvm__verbose) lrvm__trace(__VA_ARGS__); } while (0)
+#define TRACE(...) do { if (lrvm__tracing()) lrvm__trace("rvm", __VA_ARGS__); } while (0)
 
 /* Record RC for lrvm_last_error; return it. Keeps I2. */
 static int note(int rc)
@@ -100,25 +89,21 @@ static void id_remove(trans_t id)
 
 /* --- the classic calls ---------------------------------------------- */
 
-static void env_verbose(void)
-{
-    const char *v = getenv("LRVM_VERBOSE");
-    if (v != NULL && v[0] != '\0' && strcmp(v, "0") != 0)
-        lrvm__verbose = 1;
-}
-
 rvm_t rvm_init(const char *directory)
 {
     lrvm_options_t opts = { 0 };
     lrvm_t *s = NULL;
     int rc = 0;
 
-    env_verbose();
+    /* LRVM_TRACKING takes the names in any case; anything else is refused,
+     * never taken for the default. */
     const char *mode = getenv("LRVM_TRACKING");
-    if (mode != NULL && strcmp(mode, "explicit") == 0)
+    if (mode != NULL && strcasecmp(mode, "explicit") == 0) {
         opts.tracking = LRVM_TRACK_EXPLICIT;
-    else if (mode != NULL && mode[0] != '\0' && strcmp(mode, "auto") != 0)
+    } else if (mode != NULL && mode[0] != '\0' && strcasecmp(mode, "auto") != 0) {
+        LRVM__TRACE("LRVM_TRACKING=%s: not one of auto, explicit (in any case): refused", mode);
         rc = LRVM_EINVAL;
+    }
     if (rc == 0)
         rc = lrvm_open(directory, &opts, &s);
     note(rc);
@@ -215,6 +200,6 @@ void rvm_truncate_log(rvm_t rvm)
 
 void rvm_verbose(int enable_flag)
 {
-    lrvm__verbose = enable_flag != 0;
+    lrvm__set_tracing(enable_flag != 0);
     TRACE("rvm_verbose(%d)", enable_flag);
 }

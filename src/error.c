@@ -3,7 +3,9 @@
  * each thread's last error.
  *
  * Owns: lrvm_strerror, lrvm_last_error and the thread-local code behind
- * it. Never: sees an errno value (io.c converts those once, at the seam).
+ * it; the trace (LRVM_VERBOSE, rvm_verbose) on stderr. Never: sees an
+ * errno value (io.c converts those once, at the seam), or prints while
+ * tracing is off.
  *
  * Invariants
  *   I1 Every call that fails where its signature cannot say so (a classic
@@ -11,6 +13,9 @@
  *      last error; one that succeeds leaves it as it was, like errno.
  */
 #include "internal.h"
+
+#include <stdarg.h>
+#include <string.h>
 
 static _Thread_local int last_error;
 
@@ -37,4 +42,36 @@ int lrvm__note_error(int rc)
     if (rc < 0)
         last_error = rc;                    /* keeps I1 */
     return rc;
+}
+
+/* Tracing is on when LRVM_VERBOSE is set (and not "0") in the environment
+ * when it is first asked, or when rvm_verbose turned it on. */
+static _Atomic int     tracing = -1;         /* -1: not read yet */
+
+int lrvm__tracing(void)
+{
+    int t = atomic_load_explicit(&tracing, memory_order_relaxed);
+    if (t < 0) {
+        const char *v = getenv("LRVM_VERBOSE");
+        int want = v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
+        int unread = -1;
+        atomic_compare_exchange_strong(&tracing, &unread, want);
+        t = atomic_load(&tracing);
+    }
+    return t;
+}
+
+void lrvm__set_tracing(int on)
+{
+    atomic_store(&tracing, on != 0);
+}
+
+void lrvm__trace(const char *who, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", who);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
 }

@@ -100,7 +100,15 @@ const struct lrvm__io_methods *lrvm__io_set_methods(const struct lrvm__io_method
 /* Every file call of the library. Return: >= 0 on success (a file
  * descriptor, a byte count, or 0), a negative LRVM_E* code on failure,
  * with errno set to the cause (io.c I1). */
-int     lrvm__io_open(int dirfd, const char *path, int flags, mode_t mode);
+/* A file of the store in DIRFD (io.c I4): no link followed, a regular
+ * file or LRVM_EACCES. */
+int     lrvm__io_open(int dirfd, const char *name, int flags, mode_t mode);
+/* A directory named by the program (links followed). */
+int     lrvm__io_open_dir(const char *path);
+/* May the store directory DIRFD (named PATH, for the trace) be trusted?
+ * LRVM_EACCES when anyone may write to it or a user other than this one
+ * or root owns it, unless SHARED says the store is shared on purpose. */
+int     lrvm__io_dir_check(int dirfd, const char *path, int shared);
 int     lrvm__io_close(int fd);
 ssize_t lrvm__io_pread(int fd, void *buf, size_t n, uint64_t off);
 int     lrvm__io_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
@@ -143,6 +151,13 @@ int     lrvm__split_path(const char *path, char *parent, char *name);
 
 /* Record RC (when negative) as this thread's lrvm_last_error; return it. */
 int  lrvm__note_error(int rc);
+/* Is tracing on (LRVM_VERBOSE, rvm_verbose)? */
+int  lrvm__tracing(void);
+void lrvm__set_tracing(int on);
+/* One line on stderr, "WHO: ..." (callers ask lrvm__tracing first). */
+void lrvm__trace(const char *who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The trace of a refusal: one line when tracing is on. */
+#define LRVM__TRACE(...) do { if (lrvm__tracing()) lrvm__trace("lrvm", __VA_ARGS__); } while (0)
 
 /* ---------------------------------------------------------- segment.c */
 
@@ -269,11 +284,13 @@ struct lrvm__log {
     int             lg_group_rc;    /* LRVM_E* of a failed group sync; sticky */
 };
 
-/* 1 when NAME may name a segment (in a record and as a file of the
- * store): 1 to LRVM__NAME_MAX bytes, no NUL, no '/', no "..", not ".". */
-int  lrvm__name_ok(const char *name);
-/* The same for the N bytes at NAME, which need not end in a NUL. */
+/* 1 when the N bytes at NAME (no NUL needed) may name a segment in a
+ * record and as a file of the store: 1 to LRVM__NAME_MAX bytes, no NUL,
+ * no '/', no "..", not ".". */
 int  lrvm__name_ok_n(const char *name, size_t n);
+/* The same for a new name from the program, which may also hold no
+ * control character. */
+int  lrvm__name_ok(const char *name);
 
 uint32_t lrvm__crc32c(uint32_t crc, const void *buf, size_t n);
 uint32_t lrvm__crc32c_sw(uint32_t crc, const void *buf, size_t n);   /* portable path */
@@ -606,10 +623,5 @@ int  lrvm__heap_check_image(const void *image, uint64_t len, uint64_t *used_bloc
                             uint64_t *free_bytes);
 /* Used blocks and free bytes of a consistent heap (tests). */
 void lrvm__heap_usage(const lrvm_heap_t *h, uint64_t *used_blocks, uint64_t *free_bytes);
-
-/* --------------------------------------------------------- compat.c */
-
-extern _Atomic int lrvm__verbose;
-void lrvm__trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif /* LRVM_INTERNAL_H */

@@ -26,6 +26,10 @@
  *      callers pass them; the seam adds O_CLOEXEC to every open).
  *   I3 The methods table is changed only while no store is open (tests,
  *      before they open one), so a store sees one table all its life.
+ *   I4 A file of the store is opened relative to the store directory's
+ *      descriptor, never through a symbolic link, and only when it is a
+ *      regular file (LRVM_EACCES otherwise): a hostile store cannot make
+ *      recovery or a map write to a file elsewhere.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -251,13 +255,61 @@ static int code(int neg_errno)
 
 /* ------------------------------------------------ the calls */
 
-int lrvm__io_open(int dirfd, const char *path, int flags, mode_t mode)
+int lrvm__io_open(int dirfd, const char *name, int flags, mode_t mode)
+{
+    /* Keeps I4: no link is followed, and a FIFO cannot block the open
+     * (O_NONBLOCK changes nothing for a regular file). */
+    int fd;
+    do
+        fd = io->openat(dirfd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+    while (fd == -EINTR);
+    if (fd == -ELOOP || fd == -EISDIR || fd == -ENXIO) {
+        LRVM__TRACE("%s in the store is not a regular file (a symbolic link?): refused", name);
+        return code(-EACCES);
+    }
+    if (fd < 0)
+        return code(fd);
+    struct stat st;
+    int rc = io->fstat(fd, &st);
+    if (rc == 0 && !S_ISREG(st.st_mode)) {
+        LRVM__TRACE("%s in the store is not a regular file: refused", name);
+        rc = -EACCES;
+    }
+    if (rc < 0) {
+        (void)io->close(fd);
+        return code(rc);
+    }
+    return fd;
+}
+
+int lrvm__io_open_dir(const char *path)
 {
     int fd;
     do
-        fd = io->openat(dirfd, path, flags | O_CLOEXEC, mode);
+        fd = io->openat(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     while (fd == -EINTR);
     return fd < 0 ? code(fd) : fd;
+}
+
+int lrvm__io_dir_check(int dirfd, const char *path, int shared)
+{
+    struct stat st;
+    int rc = io->fstat(dirfd, &st);
+    if (rc < 0)
+        return code(rc);
+    if (shared)
+        return 0;
+    if (st.st_mode & S_IWOTH) {
+        LRVM__TRACE("%s: anyone may write to the store directory: refused "
+                    "(lrvm_options.shared opens it on purpose)", path);
+        return LRVM_EACCES;
+    }
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        LRVM__TRACE("%s: the store directory belongs to user %ld: refused "
+                    "(lrvm_options.shared opens it on purpose)", path, (long)st.st_uid);
+        return LRVM_EACCES;
+    }
+    return 0;
 }
 
 int lrvm__io_close(int fd)
@@ -426,7 +478,7 @@ int lrvm__io_sync_parent(const char *path)
     int rc = lrvm__split_path(path, parent, name);
     if (rc < 0)
         return rc;
-    int fd = lrvm__io_open(AT_FDCWD, parent, O_RDONLY | O_DIRECTORY, 0);
+    int fd = lrvm__io_open_dir(parent);
     if (fd < 0)
         return fd;
     rc = lrvm__io_fsync(fd);
@@ -436,6 +488,8 @@ int lrvm__io_sync_parent(const char *path)
 
 int lrvm__io_flock(int fd)
 {
+    /* On the store directory's own descriptor: no one can unlink it from
+     * under the holder, as a cleanup script could a lock file. */
     int rc;
     do
         rc = io->flock(fd);

@@ -253,7 +253,14 @@ int lrvm__name_ok_n(const char *name, size_t n)
 
 int lrvm__name_ok(const char *name)
 {
-    return name != NULL && lrvm__name_ok_n(name, strnlen(name, LRVM__NAME_MAX + 1));
+    /* A new name is also printed by lrvmutl and in traces: no control
+     * characters. (Names already in a log keep the older rule above, so
+     * that such a log still recovers.) */
+    size_t n = name != NULL ? strnlen(name, LRVM__NAME_MAX + 1) : 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return 0;
+    return name != NULL && lrvm__name_ok_n(name, n);
 }
 
 int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot)

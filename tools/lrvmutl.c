@@ -15,9 +15,14 @@
  * recover and truncate go through lrvm_open, so they wait for nobody:
  * a store open elsewhere fails with LRVM_EBUSY.
  *
+ * It trusts a store directory as lrvm_open does (lrvm.h C10): one that
+ * anyone may write to, or that another user owns, is refused unless
+ * --shared says it is shared on purpose, and no file of it is read
+ * through a symbolic link.
+ *
  * Exit status: 0 done (verify: lrvm_open would accept the store); 1 the
- * store is damaged or the operation failed; 2 bad usage, or DIR is not a
- * store.
+ * store is damaged or refused, or the operation failed; 2 bad usage, or
+ * DIR is not a store.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -40,11 +45,12 @@
 enum { EXIT_DAMAGED = 1, EXIT_USAGE = 2 };
 
 static const char *prog = "lrvmutl";
+static int shared;                  /* --shared: the directory is shared on purpose */
 
 static void usage(FILE *o)
 {
     fprintf(o,
-            "usage: lrvmutl COMMAND DIR [--data]\n"
+            "usage: lrvmutl COMMAND DIR [--data] [--shared]\n"
             "  info DIR       the log (format, generation, records, transactions, where\n"
             "                 it ends and why) and the segment files\n"
             "  verify DIR     check the log as lrvm_open would, writing nothing; exit 1\n"
@@ -55,7 +61,9 @@ static void usage(FILE *o)
             "                 (what lrvm_open does)\n"
             "  truncate DIR   recover, then lrvm_truncate (the log is empty either way)\n"
             "info, verify and dump never write; recover and truncate fail with\n"
-            "LRVM_EBUSY while another process has the store open.\n");
+            "LRVM_EBUSY while another process has the store open.\n"
+            "--shared: read a store directory that others may write to, or that\n"
+            "another user owns (refused otherwise, as lrvm_open refuses it).\n");
 }
 
 static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -68,6 +76,19 @@ static void complain(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+/* Print the N bytes of segment name NAME on F, control characters and
+ * backslashes escaped (\xNN), so that a hostile name cannot break a line;
+ * the columns it took. */
+static int fprint_name(FILE *f, const char *name, size_t n)
+{
+    int w = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        w += c < 0x20 || c == 0x7f || c == '\\' ? fprintf(f, "\\x%02x", c) : (fputc(c, f), 1);
+    }
+    return w;
 }
 
 static double now(void)
@@ -89,16 +110,23 @@ struct store {
     int                     in_use;     /* another process holds lrvm.lock */
 };
 
-/* Is the store's lock held? Asked with a shared lock that is let go at
+/* Is the lock on FD held? Asked with a shared lock that is let go at
  * once: lrvm_open takes an exclusive one and never waits. */
-static int lock_held(int dirfd)
+static int held(int fd)
 {
-    int fd = openat(dirfd, "lrvm.lock", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    int busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
     close(fd);                          /* drops the shared lock, if taken */
-    return held;
+    return busy;
+}
+
+/* Is the store open? lrvm_open locks the directory itself, and older
+ * versions lock lrvm.lock. */
+static int lock_held(int dirfd)
+{
+    return held(openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ||
+           held(openat(dirfd, "lrvm.lock", O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
 }
 
 /* Open DIR's log for reading; on failure say why and return the exit status. */
@@ -108,16 +136,26 @@ static int store_open(struct store *st, const char *dir)
     memset(st, 0, sizeof *st);
     st->dir = dir;
     st->dirfd = st->logfd = -1;
-    if ((st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    if ((st->dirfd = lrvm__io_open_dir(dir)) < 0) {
         complain("%s: %s", dir, strerror(errno));
         return EXIT_USAGE;
     }
-    if ((st->logfd = openat(st->dirfd, LRVM__LOG_NAME, O_RDONLY | O_CLOEXEC)) < 0) {
-        if (errno == ENOENT)
+    if (lrvm__io_dir_check(st->dirfd, dir, shared) < 0) {
+        complain("%s: anyone may write to this directory, or another user owns it: "
+                 "refused, as lrvm_open refuses it (--shared reads it anyway)", dir);
+        return EXIT_DAMAGED;
+    }
+    if ((st->logfd = lrvm__io_open(st->dirfd, LRVM__LOG_NAME, O_RDONLY, 0)) < 0) {
+        if (st->logfd == LRVM_ENOENT) {
             complain("%s: not an lrvm store (it has no %s)", dir, LRVM__LOG_NAME);
+            return EXIT_USAGE;
+        }
+        if (st->logfd == LRVM_EACCES && errno == EACCES)
+            complain("%s/%s: not a regular file (a symbolic link?), or no permission: "
+                     "refused", dir, LRVM__LOG_NAME);
         else
             complain("%s/%s: %s", dir, LRVM__LOG_NAME, strerror(errno));
-        return EXIT_USAGE;
+        return EXIT_DAMAGED;
     }
     if (fstat(st->logfd, &sb) != 0) {
         complain("%s/%s: %s", dir, LRVM__LOG_NAME, strerror(errno));
@@ -238,10 +276,17 @@ static int each_segment_file(const struct store *st,
     }
     while ((e = readdir(d)) != NULL) {
         struct stat sb;
-        if (!has_suffix(e->d_name, ".seg") || fstatat(st->dirfd, e->d_name, &sb, 0) != 0 ||
-            !S_ISREG(sb.st_mode))
+        if (!has_suffix(e->d_name, ".seg") ||
+            fstatat(st->dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
             continue;
-        int fd = openat(st->dirfd, e->d_name, O_RDONLY | O_CLOEXEC);
+        if (!S_ISREG(sb.st_mode)) {
+            complain("%s: ", st->dir);
+            fprint_name(stderr, e->d_name, strlen(e->d_name));
+            fprintf(stderr, " is not a regular file (a symbolic link?): lrvm_open and "
+                    "lrvm_map refuse it\n");
+            continue;
+        }
+        int fd = lrvm__io_open(st->dirfd, e->d_name, O_RDONLY, 0);
         fn(st, e->d_name, &sb, fd, arg);
         if (fd >= 0)
             close(fd);
@@ -280,7 +325,9 @@ static void print_segment(const struct store *st, const char *name, const struct
             bytes = c->segs[i].bytes;
         }
     }
-    printf("  %-24.*s %16" PRIu64 " %12" PRIu64 " %16" PRIu64 "\n", (int)n, name,
+    printf("  ");
+    int w = fprint_name(stdout, name, n);
+    printf("%*s %16" PRIu64 " %12" PRIu64 " %16" PRIu64 "\n", w < 24 ? 24 - w : 0, "",
            (uint64_t)sb->st_size, ranges, bytes);
     struct lrvm__heap_info hi;
     uint64_t used, free_bytes;
@@ -377,7 +424,9 @@ static int dump_range(void *arg, const char *name, size_t name_len, uint64_t off
 {
     struct dump *d = arg;
     d->ranges++;
-    printf("    %.*s off %" PRIu64 " len %" PRIu64, (int)name_len, name, off, n);
+    printf("    ");
+    fprint_name(stdout, name, name_len);
+    printf(" off %" PRIu64 " len %" PRIu64, off, n);
     if (d->data) {
         printf("  ");
         for (uint64_t i = 0; i < n && i < 32; i++)
@@ -446,7 +495,7 @@ static int cmd_recover(const char *dir, int truncate)
             prog, dir, c.scan.sr_txs, c.scan.sr_end - LRVM__LOG_HEADER_SIZE);
     double t0 = now();
     /* Explicit tracking: nothing is mapped, so no fault handler is needed. */
-    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .shared = shared };
     int rc = lrvm_open(dir, &o, &s);
     if (rc < 0) {
         complain("%s: lrvm_open: %s", dir, lrvm_strerror(rc));
@@ -480,6 +529,8 @@ int main(int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && cmd != NULL && strcmp(cmd, "dump") == 0) {
             data = 1;
+        } else if (strcmp(argv[i], "--shared") == 0) {
+            shared = 1;
         } else if (argv[i][0] == '-' || dir != NULL) {
             complain("unexpected argument: %s", argv[i]);
             usage(stderr);
