@@ -33,7 +33,11 @@
  *   C1 Auto mode owns SIGSEGV: it installs a handler through GNU
  *      libsigsegv, which replaces any SIGSEGV handler the program set.
  *      Faults that are not first stores to a tracked page are declined and
- *      kill the program as they would without lrvm.
+ *      kill the program as they would without lrvm. A thread that blocks
+ *      SIGSEGV cannot be captured: lrvm_map (and lrvm_heap_open) called
+ *      from such a thread fails with LRVM_EMODE, and any other thread that
+ *      blocks it dies at its first store into a segment, as the kernel
+ *      forces the default action on a blocked fault.
  *   C2 fork(): the child shares the lock on the store's directory and a
  *      copy of the mappings; it must not call lrvm on the parent's store.
  *      Open stores in the child, after fork, if it needs one.
@@ -90,6 +94,13 @@
  *      with lrvm_options.shared. The lock is taken on the directory
  *      itself, so removing lrvm.lock while a store is open lets no second
  *      process in.
+ *   C11 Mappings changed by the program: a segment's pages belong to lrvm
+ *      while the segment is mapped. If the program unmaps a page that a
+ *      transaction wrote, its commit fails with LRVM_EFAULT (the store
+ *      stays usable; abort restores what is still mapped). A program's own
+ *      mprotect(PROT_WRITE) or MAP_FIXED over a segment is not detected:
+ *      stores to such pages are not captured and are silently lost, and a
+ *      page the program made PROT_NONE kills it when lrvm reads it.
  */
 #ifndef LRVM_H
 #define LRVM_H
@@ -129,7 +140,8 @@ enum { LRVM_NO_FLUSH = 1 };
     X(ENOTDIR,  -12, "store path is not a directory")                         \
     X(EACCES,   -13, "permission denied")                                     \
     X(EFAILED,  -14, "store refuses commits after an unrecoverable I/O error") \
-    X(ENOTSUP,  -15, "not supported in this release")
+    X(ENOTSUP,  -15, "not supported in this release")                         \
+    X(EFAULT,   -16, "a segment's pages were unmapped or protected by the program")
 
 enum lrvm_errno {
 #define LRVM__ERRNO_ENUM(name, value, text) LRVM_##name = value,

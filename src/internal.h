@@ -190,7 +190,8 @@ struct lrvm__seg {
     uint32_t               *sg_dirty;    /* (H) captured pages, in capture order */
     _Atomic size_t          sg_ndirty;   /* (H) entries of sg_dirty */
     _Atomic long            sg_unprotected; /* (H) mprotect(RW) calls since re-protect */
-    _Atomic int             sg_frozen;   /* (H) no capture may start (track_mprotect.c I5) */
+    _Atomic uintptr_t       sg_frozen;   /* (H) the thread that froze it, or 0: no
+                                            capture may start (track_mprotect.c I5) */
     _Atomic int             sg_capturing;/* (H) captures under way */
     struct lrvm__stash_run *sg_stash;    /* ambient runs set aside by begin */
     size_t                  sg_nstash, sg_stash_cap;
@@ -514,7 +515,9 @@ struct lrvm__tracker {
     int   (*begin)(lrvm_tx_t *tx);
     /* lrvm_set_range: [off, off+len) of SEG is about to change in TX. */
     int   (*capture)(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len);
-    void  (*commit_start)(lrvm_t *s, lrvm_tx_t *tx);
+    /* LRVM_EFAULT when the epoch's pages cannot be read (the program
+     * unmapped one: lrvm.h C11); commit_failed follows either way. */
+    int   (*commit_start)(lrvm_t *s, lrvm_tx_t *tx);
     int   (*redo)(lrvm_t *s, lrvm_tx_t *tx, lrvm__emit_fn *emit, void *arg);
     void  (*seal)(lrvm_t *s, lrvm_tx_t *tx);
     void  (*committed)(lrvm_t *s, lrvm_tx_t *tx);

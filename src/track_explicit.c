@@ -97,10 +97,11 @@ static void sort_ranges(struct lrvm__range *r, size_t n)
     }
 }
 
-static void ex_commit_start(lrvm_t *s, lrvm_tx_t *tx)
+static int ex_commit_start(lrvm_t *s, lrvm_tx_t *tx)
 {
     (void)s;
     (void)tx;
+    return 0;
 }
 
 /* The declared ranges, sorted and merged, once each (keeps I2). */

@@ -53,6 +53,9 @@
  *   I5 While a segment is frozen (by the thread that commits, aborts,
  *      syncs or sets aside its pages, holding the store's lock) no capture
  *      runs on it: its dirty list and page states are that thread's alone.
+ *   I6 A commit reads a dirty page, and an abort writes one, only while
+ *      the page is still mapped (pages_mapped): a program that unmapped
+ *      one gets an error, not a fault in lrvm that waits for itself.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -60,6 +63,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sigsegv.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +94,15 @@ static long             map_budget;          /* unprotected runs before blocks *
 static _Atomic long     unprotected_runs;    /* mprotect(RW) calls not yet undone */
 static int              handler_ok;
 static pthread_once_t   init_once = PTHREAD_ONCE_INIT;
+
+/* This thread, as the value it leaves in sg_frozen while it holds a
+ * segment frozen (never 0). */
+static __thread char freezer_token __attribute__((tls_model("initial-exec")));
+
+static uintptr_t freezer(void)
+{
+    return (uintptr_t)&freezer_token;
+}
 
 /* Per-thread guard against looping on a fault that is not ours. */
 static __thread const void *last_dirty_fault __attribute__((tls_model("initial-exec")));
@@ -207,6 +220,15 @@ fail:
  * retried, 0 when the fault is not ours. Async-signal-safe. */
 static int capture(struct lrvm__seg *seg, size_t p, int from_fault)
 {
+    /* The thread that froze the segment (a commit, abort or sync reading
+     * its pages) waits for nothing a capture could bring: its fault means
+     * the program unmapped or protected the page. Decline at once instead
+     * of waiting for itself (keeps I6). */
+    if (from_fault && atomic_load(&seg->sg_frozen) == freezer()) {
+        say("lrvm: a page of a segment was unmapped or protected by the program "
+            "while lrvm read it (lrvm.h C11)\n");
+        return 0;
+    }
     unsigned char st = atomic_load(&seg->sg_state[p]);
     if (st == LRVM__PG_DIRTY) {
         /* Either another thread finished the capture after our fault, or
@@ -298,11 +320,25 @@ static void track_init(void)
 
 static void mp_detach(lrvm_t *s, struct lrvm__seg *seg);
 
+/* Can this thread take the fault of its first store? A thread that
+ * blocks SIGSEGV would die of it instead (the kernel forces the default
+ * action on a blocked synchronous fault). */
+static int sigsegv_deliverable(void)
+{
+    sigset_t blocked;
+    return pthread_sigmask(SIG_BLOCK, NULL, &blocked) == 0 && !sigismember(&blocked, SIGSEGV);
+}
+
 static int mp_attach(lrvm_t *s, struct lrvm__seg *seg)
 {
     pthread_once(&init_once, track_init);
     if (!handler_ok)
         return LRVM_EMODE;
+    if (!sigsegv_deliverable()) {
+        LRVM__TRACE("%s: this thread blocks SIGSEGV, so the mprotect tracker cannot "
+                    "capture its stores: refused (lrvm.h C1)", seg->sg_name);
+        return LRVM_EMODE;
+    }
     seg->sg_npages = seg->sg_maplen / page_size;
     if (seg->sg_npages > UINT32_MAX)
         return LRVM_EINVAL;
@@ -430,12 +466,32 @@ static int emit_dirty_pages(struct lrvm__seg *seg, struct emit_to *to)
     return 0;
 }
 
+/* Are pages [first, first+n) of SEG still mapped? (A program may have
+ * unmapped one: lrvm.h C11.) msync checks it without touching them. */
+static int mapped(const struct lrvm__seg *seg, size_t first, size_t n)
+{
+    return msync(seg->sg_base + first * page_size, n * page_size, MS_ASYNC) == 0;
+}
+
+/* Are all the dirty pages of frozen SEG still mapped? One call over the
+ * span they cover (keeps I6). */
+static int pages_mapped(const struct lrvm__seg *seg)
+{
+    size_t n = atomic_load(&seg->sg_ndirty), lo = SIZE_MAX, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t p = seg->sg_dirty[i];
+        lo = p < lo ? p : lo;
+        hi = p > hi ? p : hi;
+    }
+    return n == 0 || mapped(seg, lo, hi + 1 - lo);
+}
+
 /* Stop captures on SEG and wait for those under way (keeps I5): its dirty
  * list and page states then change only by the caller, who holds the
  * store's lock, until thaw(). A store that faults meanwhile waits. */
 static void freeze(struct lrvm__seg *seg)
 {
-    atomic_store(&seg->sg_frozen, 1);
+    atomic_store(&seg->sg_frozen, freezer());
     while (atomic_load(&seg->sg_capturing) != 0)
         sched_yield();
 }
@@ -460,8 +516,16 @@ static void seal(struct lrvm__seg *seg)
     /* One call over the span: the pages in between are read-only already,
      * and the kernel merges the span back into one mapping. */
     if (writable &&
-        mprotect(seg->sg_base + lo * page_size, (hi + 1 - lo) * page_size, PROT_READ) != 0)
-        say("lrvm: mprotect failed while protecting committed pages\n");
+        mprotect(seg->sg_base + lo * page_size, (hi + 1 - lo) * page_size, PROT_READ) != 0) {
+        /* The program unmapped a page of the span (C11): protect the
+         * pages that are left one by one. */
+        for (size_t i = 0; i < n; i++) {
+            size_t p = seg->sg_dirty[i];
+            if (mapped(seg, p, 1) &&
+                mprotect(seg->sg_base + p * page_size, page_size, PROT_READ) != 0)
+                say("lrvm: mprotect failed while protecting committed pages\n");
+        }
+    }
     atomic_fetch_sub(&unprotected_runs, atomic_exchange(&seg->sg_unprotected, 0));
     for (size_t i = 0; i < n; i++)
         atomic_store(&seg->sg_state[seg->sg_dirty[i]], LRVM__PG_SEALED);
@@ -569,14 +633,19 @@ static struct lrvm__seg *epoch_seg(lrvm_t *s, lrvm_tx_t *tx, size_t i)
 /* A commit starts: the epoch's dirty lists stop growing. A sync also
  * seals the ambient pages before it reads them, because other threads
  * may go on storing. */
-static void mp_commit_start(lrvm_t *s, lrvm_tx_t *tx)
+static int mp_commit_start(lrvm_t *s, lrvm_tx_t *tx)
 {
     struct lrvm__seg *seg;
+    int rc = 0;
     EPOCH_FOR_EACH(s, tx, i, seg) {
         freeze(seg);
-        if (tx == NULL)
-            seal(seg);
+        if (!pages_mapped(seg))                                     /* keeps I6 */
+            rc = LRVM_EFAULT;
     }
+    if (rc == 0 && tx == NULL)
+        EPOCH_FOR_EACH(s, tx, i, seg)
+            seal(seg);
+    return rc;
 }
 
 /* The epoch's changed runs; the ambient epoch's begin with the runs set
@@ -641,15 +710,19 @@ static void mp_abort(lrvm_tx_t *tx)
 {
     for (int i = 0; i < tx->tx_nsegs; i++) {
         struct lrvm__seg *seg = tx->tx_segs[i];
-        /* Pages of a failed commit are read-only: writable first. */
+        /* Pages of a failed commit are read-only: writable first. A page
+         * the program unmapped has nothing to restore (keeps I6). */
+        int whole = pages_mapped(seg);
         size_t n = atomic_load(&seg->sg_ndirty);
         for (size_t k = 0; k < n; k++)
-            (void)capture_now(seg, seg->sg_dirty[k]);
+            if (whole || mapped(seg, seg->sg_dirty[k], 1))
+                (void)capture_now(seg, seg->sg_dirty[k]);
         freeze(seg);
         n = atomic_load(&seg->sg_ndirty);
         for (size_t k = 0; k < n; k++) {
             size_t p = seg->sg_dirty[k];
-            memcpy(seg->sg_base + p * page_size, seg->sg_shadow + p * page_size, page_size);
+            if (whole || mapped(seg, p, 1))
+                memcpy(seg->sg_base + p * page_size, seg->sg_shadow + p * page_size, page_size);
         }
         settle(seg);
     }

@@ -485,9 +485,11 @@ static int commit_epoch(lrvm_t *s, lrvm_tx_t *tx, int flags)
 {
     const struct lrvm__tracker *t = s->tracker;
     struct epoch ep = { s, tx };
-    t->commit_start(s, tx);
-    check_epoch(s, tx);
-    int rc = lrvm__log_commit(&s->log, epoch_redo, epoch_seal, &ep, flags);
+    int rc = t->commit_start(s, tx);
+    if (rc == 0) {
+        check_epoch(s, tx);
+        rc = lrvm__log_commit(&s->log, epoch_redo, epoch_seal, &ep, flags);
+    }
     if (rc == 0)
         t->committed(s, tx);
     else

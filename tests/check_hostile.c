@@ -4,7 +4,8 @@
  * a symbolic link, a FIFO or a directory; a store directory anyone may
  * write to or another user owns; the lock file removed while the store is
  * open; a missing parent directory; segment names with control characters;
- * LRVM_TRACKING spelled in capitals or wrong. Each gets a clear error code,
+ * LRVM_TRACKING spelled in capitals or wrong; a thread that blocks SIGSEGV;
+ * a segment page the program unmapped. Each gets a clear error code,
  * writes nowhere it must not, and loses nothing.
  */
 #define _GNU_SOURCE
@@ -15,10 +16,12 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -231,6 +234,87 @@ START_TEST(test_hostile_tracking_env_any_case_or_refused)
 }
 END_TEST
 
+/* Point 4: a thread that blocks SIGSEGV cannot be captured by faults. */
+struct map_arg {
+    lrvm_t *s;
+    int     rc;
+};
+
+static void *map_with_sigsegv_blocked(void *argp)
+{
+    struct map_arg *a = argp;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGSEGV);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    void *base;
+    a->rc = lrvm_map(a->s, "blocked", 4096, &base);
+    return NULL;
+}
+
+START_TEST(test_hostile_thread_blocking_sigsegv_cannot_map_in_auto_mode)
+{
+    for (int tracking = 0; tracking < 2; tracking++) {
+        lrvm_options_t o = { .tracking = tracking ? LRVM_TRACK_EXPLICIT : LRVM_TRACK_AUTO };
+        struct map_arg a = { NULL, 1 };
+        ck_assert_int_eq(lrvm_open(tu_dir, &o, &a.s), 0);
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, map_with_sigsegv_blocked, &a), 0);
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        ck_assert_int_eq(a.rc, tracking ? 0 : LRVM_EMODE);
+        ck_assert_int_eq(lrvm_close(a.s), 0);
+    }
+}
+END_TEST
+
+/* Point 5: a page the transaction wrote, unmapped by the program before
+ * the commit. The commit fails at once with LRVM_EFAULT; abort restores
+ * what is still mapped; the store goes on and nothing committed is lost. */
+static void unmapped_page_child(const void *arg)
+{
+    (void)arg;
+    alarm(20);                          /* a commit that spins ends the test */
+    lrvm_t *s;
+    TU_CHILD_CHECK(lrvm_open(tu_dir, NULL, &s) == 0);
+    char *a, *b;
+    TU_CHILD_CHECK(lrvm_map(s, "a", 1 << 20, (void **)&a) == 0);
+    TU_CHILD_CHECK(lrvm_map(s, "b", 4096, (void **)&b) == 0);
+    lrvm_tx_t *tx;
+    TU_CHILD_CHECK(lrvm_begin(s, 1, (void *const *)&a, &tx) == 0);
+    a[0] = 1;
+    a[8192] = 2;
+    TU_CHILD_CHECK(munmap(a + 8192, 4096) == 0);
+    tu_report(lrvm_commit(tx, 0));
+    tu_report(lrvm_abort(tx));
+    tu_report(a[0]);                    /* restored */
+    b[0] = 7;                           /* the ambient epoch still commits */
+    tu_report(lrvm_sync(s));
+    tu_report(lrvm_close(s));
+    _exit(0);
+}
+
+START_TEST(test_hostile_unmapped_page_fails_the_commit)
+{
+    int vals[8], n = 0;
+    int st = tu_run_child(unmapped_page_child, NULL, vals, 8, &n);
+    ck_assert_msg(tu_child_failed_line(vals, n) == 0, "line %d", tu_child_failed_line(vals, n));
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+    ck_assert_int_eq(n, 5);
+    ck_assert_int_eq(vals[0], LRVM_EFAULT);
+    ck_assert_int_eq(vals[1], 0);
+    ck_assert_int_eq(vals[2], 0);
+    ck_assert_int_eq(vals[3], 0);
+    ck_assert_int_eq(vals[4], 0);
+    lrvm_t *s;
+    ck_assert_int_eq(lrvm_open(tu_dir, NULL, &s), 0);
+    char *a = tu_map(s, "a", 1 << 20), *b = tu_map(s, "b", 4096);
+    ck_assert_int_eq(a[0], 0);
+    ck_assert_int_eq(a[8192], 0);
+    ck_assert_int_eq(b[0], 7);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 /* Run lrvmutl CMD on tu_dir with FLAG (from $LRVMUTL, which make check
  * sets), its output thrown away; its exit status. */
 static int lrvmutl(const char *cmd, const char *flag)
@@ -282,6 +366,8 @@ int main(void)
     tcase_add_test(tc, test_hostile_control_characters_in_names);
     tcase_add_test(tc, test_hostile_tracking_env_any_case_or_refused);
     tcase_add_test(tc, test_hostile_lrvmutl_follows_the_same_rules);
+    tcase_add_test(tc, test_hostile_thread_blocking_sigsegv_cannot_map_in_auto_mode);
+    tcase_add_test(tc, test_hostile_unmapped_page_fails_the_commit);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
