@@ -754,7 +754,7 @@ START_TEST(test_badinput_strerror)
 #undef CODE
     };
     const size_t n = sizeof codes / sizeof codes[0];
-    ck_assert_uint_eq(n, 15);
+    ck_assert_uint_eq(n, 16);
     const char *unknown = lrvm_strerror(-999);
     ck_assert_ptr_nonnull(unknown);
     ck_assert_str_eq(unknown, "unknown error");
