@@ -54,88 +54,34 @@
  *
  *   usage: lrvm-bench [--runs N] [--quick] [--only LIST] [--dir DIR] [--csv]
  *                     [--plot FILE.png]
+ *
+ * The files: this one is the harness (the command line, the directory of
+ * the run, the child processes, the failures, the rounds and main);
+ * bench-floors.c, bench-workloads.c and bench-recovery.c measure;
+ * bench-report.c and bench-plot.c show; bench.h is what they share, with
+ * the program's whole state in one struct bench that main owns. The
+ * harness measures nothing and prints no figure itself.
  */
 #define _GNU_SOURCE
-#include "lrvm.h"
-#include "bench-pmem.h"
+#include "bench.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
-#include <inttypes.h>
-#include <math.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#define SEG_SIZE      ((size_t)64 << 20)
-#define SEG_NAME      "bench"
-#define MAX_RUNS      100
-#define SEQ_PAGES     64                    /* pages a seq-64 rewrites */
-#define REC_TX_BYTES  ((size_t)64 << 10)    /* transaction size of the recovery log */
-#define WFLOOR_SIZE   ((size_t)16 << 20)    /* preallocated file of the write floor */
-#define WFLOOR_OP     128                   /* bytes per write-floor overwrite */
-#define CHUNK         ((size_t)1 << 20)     /* read() size of the read floor */
-#define PATH_LEN      4200
-
-/* ------------------------------------------------------------ settings */
-
-static struct {
-    int         runs;          /* repetitions of every measurement */
-    int         rec_runs;      /* repetitions of recovery (and read floor) */
-    size_t      rec_bytes;     /* log size recovery replays */
-    double      cap;           /* seconds at most per timed loop */
-    long        tx_div;        /* divides the transaction counts (--quick) */
-    uint64_t    copied_pages;  /* fault floor, copied: pages per run at most */
-    int         fresh_passes;  /* fault floor, fresh: passes over the mapping */
-    int         quick, csv;
-    const char *plot, *dir;
-    unsigned    parts;         /* bit p: part p runs (--only) */
-} cfg;
-
-/* What --only can name: the workloads first, in the order of workloads[]. */
-enum {
-    PART_SMALL_TX, PART_PAGES_1, PART_PAGES_16, PART_PAGES_256, PART_SEQ_64,
-    PART_HEAP, PART_GROUP, PART_PMEMOBJ, PART_RECOVERY, NPARTS
-};
+/* What --only can name, in the order of the PART_ constants. */
 static const char *const part_names[NPARTS] = {
     "small-tx", "pages-1", "pages-16", "pages-256", "seq-64",
     "heap", "group", "pmemobj", "recovery",
 };
-#define WORKLOAD_PARTS 0x1fu
-
-static int part_runs(int part)
-{
-    return (cfg.parts >> part) & 1u;
-}
-
-/* The floors run with the parts set against them: the fault floors with
- * the workloads, the write floor with the workloads and group commit. */
-static int workloads_run(void)
-{
-    return (cfg.parts & WORKLOAD_PARTS) != 0;
-}
-
-static int write_floor_runs(void)
-{
-    return workloads_run() || part_runs(PART_GROUP);
-}
-
-static size_t page_size, seg_pages;
-static char   root[PATH_LEN];               /* made by this run, removed at exit */
-static int    root_made;
 
 /* ------------------------------------------------------------ helpers */
 
@@ -149,13 +95,12 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return 0;
 }
 
-static void rm_rf(const char *path)
+void bench_rm_rf(const char *path)
 {
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Parent: report, remove what this run made, exit 1. */
-static void die(const char *fmt, ...)
+void bench_die(const struct bench *b, const char *fmt, ...)
 {
     va_list ap;
     fputs("lrvm-bench: ", stderr);
@@ -163,13 +108,12 @@ static void die(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    if (root_made)
-        rm_rf(root);
+    if (b->root_made)
+        bench_rm_rf(b->root);
     exit(1);
 }
 
-/* Child: report and leave at once (no atexit, no stdio flush). */
-static void child_fail(const char *fmt, ...)
+void bench_child_fail(const char *fmt, ...)
 {
     char buf[600];
     va_list ap;
@@ -180,18 +124,16 @@ static void child_fail(const char *fmt, ...)
     _exit(3);
 }
 
-static void check_lrvm(int rc, const char *call)
+void bench_check(int rc, const char *call)
 {
     if (rc < 0)
-        child_fail("%s failed: %s (%d)", call, lrvm_strerror(rc), rc);
+        bench_child_fail("%s failed: %s (%d)", call, lrvm_strerror(rc), rc);
 }
 
-#define CHECK(call) check_lrvm((call), #call)
-
-static void path_join(char *out, const char *dir, const char *name)
+void bench_path_join(const struct bench *b, char *out, const char *dir, const char *name)
 {
     if ((size_t)snprintf(out, PATH_LEN, "%s/%s", dir, name) >= PATH_LEN)
-        die("path too long: %s/%s", dir, name);
+        bench_die(b, "path too long: %s/%s", dir, name);
 }
 
 static void write_all(int fd, const void *buf, size_t len)
@@ -202,50 +144,45 @@ static void write_all(int fd, const void *buf, size_t len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            child_fail("write: %s", strerror(errno));
+            bench_child_fail("write: %s", strerror(errno));
         p += n;
         len -= (size_t)n;
     }
 }
 
-/* Failures of single runs: reported after the results, exit status 1. */
-#define MAX_NOTES 64
-static char notes[MAX_NOTES][240];
-static int  nnotes, nfailures;
-
-static void add_failure(const char *fmt, ...)
+void bench_add_failure(struct bench *b, const char *fmt, ...)
 {
     va_list ap;
-    char buf[sizeof notes[0]];
+    char buf[NOTE_LEN];
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     fprintf(stderr, "lrvm-bench: FAILED: %s\n", buf);
-    if (nnotes < MAX_NOTES)
-        memcpy(notes[nnotes++], buf, sizeof buf);
-    nfailures++;
+    if (b->nnotes < MAX_NOTES)
+        memcpy(b->notes[b->nnotes++], buf, sizeof buf);
+    b->nfailures++;
 }
 
 /*
- * Run fn(arg, out) in a forked child; the child sends *out (size bytes)
+ * Run fn(b, arg, out) in a forked child; the child sends *out (size bytes)
  * back through a pipe and exits. Returns 0, or -1 when the child failed
  * (noted, and reported at the end).
  */
-static int run_child(const char *what, void (*fn)(void *, void *), void *arg,
-                     void *out, size_t size)
+int bench_run_child(struct bench *b, const char *what, bench_child_fn *fn, const void *arg,
+                    void *out, size_t size)
 {
     int fds[2];
     if (pipe(fds) != 0)
-        die("pipe: %s", strerror(errno));
+        bench_die(b, "pipe: %s", strerror(errno));
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
     if (pid < 0)
-        die("fork: %s", strerror(errno));
+        bench_die(b, "fork: %s", strerror(errno));
     if (pid == 0) {
         close(fds[0]);
         memset(out, 0, size);
-        fn(arg, out);
+        fn(b, arg, out);
         write_all(fds[1], out, size);
         _exit(0);
     }
@@ -263,1476 +200,31 @@ static int run_child(const char *what, void (*fn)(void *, void *), void *arg,
     int st;
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR)
-            die("waitpid: %s", strerror(errno));
+            bench_die(b, "waitpid: %s", strerror(errno));
     if (WIFSIGNALED(st))
-        add_failure("%s: child killed by signal %d (%s)", what, WTERMSIG(st),
-                    strsignal(WTERMSIG(st)));
+        bench_add_failure(b, "%s: child killed by signal %d (%s)", what, WTERMSIG(st),
+                          strsignal(WTERMSIG(st)));
     else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        add_failure("%s: child failed (exit status %d; its message is above in stderr)",
-                    what, WEXITSTATUS(st));
+        bench_add_failure(b, "%s: child failed (exit status %d; its message is above in "
+                          "stderr)", what, WEXITSTATUS(st));
     else if (got != size)
-        add_failure("%s: child sent %zu of %zu bytes of results", what, got, size);
+        bench_add_failure(b, "%s: child sent %zu of %zu bytes of results", what, got, size);
     else
         return 0;
     memset(out, 0, size);                   /* a failed run counts as not measured */
     return -1;
 }
 
-/* ------------------------------------------------------------ statistics */
-
-struct summary {
-    double med, min, max;
-    int    n;
-};
-
-static int cmp_double(const void *a, const void *b)
+void bench_progress(const char *fmt, ...)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
 }
 
-static struct summary summarize(const double *v, int n)
-{
-    struct summary s = { NAN, NAN, NAN, n };
-    if (n <= 0)
-        return s;
-    double tmp[MAX_RUNS];
-    memcpy(tmp, v, (size_t)n * sizeof *v);
-    qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
-    s.min = tmp[0];
-    s.max = tmp[n - 1];
-    s.med = (n % 2) ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
-    return s;
-}
-
-/* ------------------------------------------------------------ what is measured */
-
-enum { W_SMALL, W_PAGES, W_SEQ };
-
-struct workload {
-    const char *name;
-    int         kind;
-    int         pages;   /* pages per transaction (small-tx: words) */
-    long        max_tx;  /* transactions per run at most (full run) */
-    int         floor;   /* the fault floor with the same batch */
-};
-
-struct floor_spec {
-    const char *name;
-    int         pages;       /* pages per batch */
-    int         contiguous;  /* batch is a run of pages moving through the file */
-};
-
-static const struct floor_spec floors[] = {
-    { "random P=1",      1,   0 },
-    { "random P=4",      4,   0 },
-    { "random P=16",     16,  0 },
-    { "random P=256",    256, 0 },
-    { "contiguous P=64", 64,  1 },
-};
-#define NFLOORS ((int)(sizeof floors / sizeof floors[0]))
-
-static const struct workload workloads[] = {
-    { "small-tx",  W_SMALL, TX_WORDS,  200000, 1 },
-    { "pages-1",   W_PAGES, 1,         200000, 0 },
-    { "pages-16",  W_PAGES, 16,        40000,  2 },
-    { "pages-256", W_PAGES, 256,       4000,   3 },
-    { "seq-64",    W_SEQ,   SEQ_PAGES, 4000,   4 },
-};
-#define NWORK ((int)(sizeof workloads / sizeof workloads[0]))
-
-static const char *mode_name(int mode)
-{
-    return mode == LRVM_TRACK_AUTO ? "auto" : "explicit";
-}
-
-static const char *flush_name(int flush)
-{
-    return flush ? "flush" : "no-flush";
-}
-
-/* ------------------------------------------------------------ lrvm workloads */
-
-struct wl_arg {
-    const struct workload *w;
-    int                    mode, flush;
-    char                   dir[PATH_LEN];
-};
-
-struct wl_result {
-    uint64_t tx;          /* transactions committed in the timed loop */
-    uint64_t pages;       /* pages the workload wrote */
-    uint64_t bytes;       /* bytes_logged delta */
-    uint64_t faults, fsyncs, truncations;
-    double   secs;
-};
-
-/* The distinct pages each of the first N small-tx transactions wrote, summed:
- * the timed loop's word choices again, from the same seed. */
-static uint64_t small_tx_pages(long n, size_t nwords, size_t words_per_page)
-{
-    uint64_t seed = SEED, pages = 0;
-    for (long t = 0; t < n; t++) {
-        size_t pg[TX_WORDS];
-        for (int i = 0; i < TX_WORDS; i++) {
-            pg[i] = (size_t)(xorshift64(&seed) % nwords) / words_per_page;
-            (void)xorshift64(&seed);            /* the value stored */
-            int seen = 0;
-            for (int j = 0; j < i; j++)
-                seen |= pg[j] == pg[i];
-            pages += !seen;
-        }
-    }
-    return pages;
-}
-
-static void child_workload(void *argp, void *outp)
-{
-    const struct wl_arg *a = argp;
-    const struct workload *w = a->w;
-    struct wl_result *r = outp;
-    int explicit = a->mode == LRVM_TRACK_EXPLICIT;
-    int cflags = a->flush ? 0 : LRVM_NO_FLUSH;
-    lrvm_options_t o = { .tracking = a->mode };
-    lrvm_t *rvm;
-    lrvm_tx_t *tx;
-    void *base;
-
-    CHECK(lrvm_open(a->dir, &o, &rvm));
-    CHECK(lrvm_map(rvm, SEG_NAME, SEG_SIZE, &base));
-    uint64_t *words = base;
-    size_t wpp = page_size / 8, nwords = SEG_SIZE / 8;
-
-    /* Warm-up, untimed: change a word of every page, so every page is a
-     * private copy (and, in auto mode, has a before-image slot in use). */
-    for (size_t p = 0; p < seg_pages; p += WARM_BATCH) {
-        CHECK(lrvm_begin(rvm, 1, &base, &tx));
-        for (size_t q = p; q < p + WARM_BATCH && q < seg_pages; q++) {
-            uint64_t *wp = words + q * wpp;
-            if (explicit)
-                CHECK(lrvm_set_range(tx, wp, 8));
-            *wp ^= ALL_BYTES;
-        }
-        CHECK(lrvm_commit(tx, LRVM_NO_FLUSH));
-    }
-    CHECK(lrvm_flush(rvm));
-
-    uint32_t *stamp = calloc(seg_pages, sizeof *stamp);
-    if (stamp == NULL)
-        child_fail("out of memory");
-    long max_tx = w->max_tx / cfg.tx_div;
-    uint64_t seed = SEED, touched = 0;
-    size_t seq_next = 0;
-    lrvm_stats_t s0, s1;
-    CHECK(lrvm_stats(rvm, &s0));
-
-    double t0 = now(), deadline = t0 + cfg.cap;
-    long n = 0;
-    while (n < max_tx) {
-        CHECK(lrvm_begin(rvm, 1, &base, &tx));
-        switch (w->kind) {
-        case W_SMALL:
-            /* As bench-pmem.c's loop, nothing more: the pages are
-             * counted after the clock stops (small_tx_pages). */
-            for (int i = 0; i < TX_WORDS; i++) {
-                uint64_t *wp = words + xorshift64(&seed) % nwords;
-                if (explicit)
-                    CHECK(lrvm_set_range(tx, wp, 8));
-                *wp ^= xorshift64(&seed) | ALL_BYTES;
-            }
-            break;
-        case W_PAGES:
-            for (int i = 0; i < w->pages; i++) {
-                uint64_t rnd;
-                size_t p;
-                do {
-                    rnd = xorshift64(&seed);
-                    p = rnd % seg_pages;
-                } while (stamp[p] == (uint32_t)n + 1);
-                stamp[p] = (uint32_t)n + 1;
-                uint64_t *wp = words + p * wpp + (rnd >> 32) % wpp;
-                if (explicit)
-                    CHECK(lrvm_set_range(tx, wp, 8));
-                *wp ^= xorshift64(&seed) | ALL_BYTES;
-            }
-            touched += (uint64_t)w->pages;
-            break;
-        case W_SEQ: {
-            uint64_t *wp = words + seq_next * wpp;
-            uint64_t v = xorshift64(&seed) | ALL_BYTES;
-            size_t len = (size_t)SEQ_PAGES * page_size;
-            if (explicit)
-                CHECK(lrvm_set_range(tx, wp, len));
-            for (size_t i = 0; i < len / 8; i++)
-                wp[i] ^= v;
-            seq_next = (seq_next + SEQ_PAGES) % seg_pages;
-            touched += SEQ_PAGES;
-            break;
-        }
-        }
-        CHECK(lrvm_commit(tx, cflags));
-        n++;
-        if (now() >= deadline)
-            break;
-    }
-    if (!a->flush)
-        CHECK(lrvm_flush(rvm));       /* the no-flush commits become durable */
-    r->secs = now() - t0;
-    if (w->kind == W_SMALL)
-        touched = small_tx_pages(n, nwords, wpp);
-    CHECK(lrvm_stats(rvm, &s1));
-
-    r->tx = (uint64_t)n;
-    /* Pages the workload wrote, in both modes: auto mode also captures
-     * pages ahead of a sequential writer, which it may then not write. */
-    r->pages = touched;
-    r->bytes = s1.bytes_logged - s0.bytes_logged;
-    r->faults = s1.faults - s0.faults;
-    r->fsyncs = s1.fsyncs - s0.fsyncs;
-    r->truncations = s1.truncations - s0.truncations;
-    free(stamp);
-    CHECK(lrvm_close(rvm));
-}
-
-/* ------------------------------------------------------------ fault floor */
-
-struct floor_arg {
-    int  spec;
-    int  fresh;
-    char path[PATH_LEN];
-};
-
-struct floor_result {
-    uint64_t pages;
-    double   secs;
-};
-
-static char  *volatile fl_base;
-static size_t fl_len;
-
-/* Make the faulting page writable, nothing else. */
-static void floor_handler(int sig, siginfo_t *si, void *ctx)
-{
-    (void)ctx;
-    uintptr_t a = (uintptr_t)si->si_addr, b = (uintptr_t)fl_base;
-    if (b != 0 && a >= b && a < b + fl_len &&
-        mprotect((void *)(a & ~(uintptr_t)(page_size - 1)), page_size,
-                 PROT_READ | PROT_WRITE) == 0)
-        return;
-    signal(sig, SIG_DFL);   /* not ours: the store faults again and kills us */
-}
-
-static char *map_file(int fd)
-{
-    void *m = mmap(NULL, SEG_SIZE, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED)
-        child_fail("mmap: %s", strerror(errno));
-    return m;
-}
-
-static void shuffle(uint32_t *v, size_t n, uint64_t *seed)
-{
-    for (size_t i = n - 1; i > 0; i--) {
-        size_t j = xorshift64(seed) % (i + 1);
-        uint32_t t = v[i];
-        v[i] = v[j];
-        v[j] = t;
-    }
-}
-
-static void child_fault_floor(void *argp, void *outp)
-{
-    const struct floor_arg *a = argp;
-    const struct floor_spec *f = &floors[a->spec];
-    struct floor_result *r = outp;
-    size_t batch = (size_t)f->pages;
-
-    int fd = open(a->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || ftruncate(fd, (off_t)SEG_SIZE) != 0)
-        child_fail("%s: %s", a->path, strerror(errno));
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = floor_handler;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGSEGV, &sa, NULL) != 0)
-        child_fail("sigaction: %s", strerror(errno));
-
-    /* Bring the file's pages into the page cache, so that the fresh
-     * faults below copy a cached page, as the segment's would. */
-    char *m = map_file(fd);
-    volatile char sink = 0;
-    for (size_t p = 0; p < seg_pages; p++)
-        sink ^= m[p * page_size];
-    (void)sink;
-    munmap(m, SEG_SIZE);
-
-    fl_len = SEG_SIZE;
-    fl_base = map_file(fd);
-    if (!a->fresh) {
-        /* Warm-up: write every page once (private copies), re-protect. */
-        if (mprotect(fl_base, SEG_SIZE, PROT_READ | PROT_WRITE) != 0)
-            child_fail("mprotect: %s", strerror(errno));
-        for (size_t p = 0; p < seg_pages; p++)
-            *(volatile uint64_t *)(fl_base + p * page_size) ^= ALL_BYTES;
-        if (mprotect(fl_base, SEG_SIZE, PROT_READ) != 0)
-            child_fail("mprotect: %s", strerror(errno));
-    }
-
-    uint32_t *order = malloc(seg_pages * sizeof *order);
-    uint32_t *stamp = calloc(seg_pages, sizeof *stamp);
-    if (order == NULL || stamp == NULL)
-        child_fail("out of memory");
-    uint64_t seed = SEED;
-    for (size_t i = 0; i < seg_pages; i++)
-        order[i] = (uint32_t)i;
-    if (a->fresh && !f->contiguous)
-        shuffle(order, seg_pages, &seed);
-
-    uint64_t target = a->fresh ? (uint64_t)cfg.fresh_passes * seg_pages : cfg.copied_pages;
-    uint64_t pages = 0, nbatch = 0;
-    size_t pos = 0;          /* next page of order[] (fresh, contiguous) */
-    double spent = 0, t0 = now();
-    while (pages < target && spent + (now() - t0) < cfg.cap) {
-        if (pos == seg_pages) {
-            pos = 0;
-            if (a->fresh) {
-                /* Every page was written: map the file anew, untimed. */
-                spent += now() - t0;
-                char *old = fl_base;
-                fl_base = NULL;
-                munmap(old, SEG_SIZE);
-                fl_base = map_file(fd);
-                if (!f->contiguous)
-                    shuffle(order, seg_pages, &seed);
-                t0 = now();
-            }
-        }
-        size_t lo = SIZE_MAX, hi = 0;
-        nbatch++;
-        for (size_t i = 0; i < batch; i++) {
-            size_t p;
-            if (a->fresh || f->contiguous) {
-                p = order[pos++];
-            } else {
-                uint64_t rnd;
-                do {
-                    rnd = xorshift64(&seed);
-                    p = rnd % seg_pages;
-                } while (stamp[p] == (uint32_t)nbatch);
-                stamp[p] = (uint32_t)nbatch;
-            }
-            *(volatile uint64_t *)(fl_base + p * page_size) ^= ALL_BYTES;
-            lo = p < lo ? p : lo;
-            hi = p > hi ? p : hi;
-        }
-        if (mprotect(fl_base + lo * page_size, (hi + 1 - lo) * page_size, PROT_READ) != 0)
-            child_fail("mprotect: %s", strerror(errno));
-        pages += batch;
-    }
-    r->secs = spent + (now() - t0);
-    r->pages = pages;
-    free(order);
-    free(stamp);
-    close(fd);
-}
-
-/* ------------------------------------------------------------ write floor */
-
-struct wfloor_result {
-    uint64_t ops;
-    double   secs;
-};
-
-static void child_write_floor(void *argp, void *outp)
-{
-    const char *path = argp;
-    struct wfloor_result *r = outp;
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        child_fail("%s: %s", path, strerror(errno));
-    char *zeros = calloc(1, CHUNK);
-    if (zeros == NULL)
-        child_fail("out of memory");
-    for (size_t off = 0; off < WFLOOR_SIZE; off += CHUNK)
-        if (pwrite(fd, zeros, CHUNK, (off_t)off) != (ssize_t)CHUNK)
-            child_fail("preallocating %s: %s", path, strerror(errno));
-    if (fdatasync(fd) != 0)
-        child_fail("fdatasync: %s", strerror(errno));
-
-    unsigned char buf[WFLOOR_OP];
-    uint64_t ops = 0;
-    size_t off = 0;
-    double t0 = now(), deadline = t0 + cfg.cap;
-    for (;;) {
-        memset(buf, (int)(ops % 255) + 1, sizeof buf);
-        memcpy(buf, &ops, sizeof ops);
-        if (pwrite(fd, buf, sizeof buf, (off_t)off) != (ssize_t)sizeof buf)
-            child_fail("pwrite: %s", strerror(errno));
-        if (fdatasync(fd) != 0)
-            child_fail("fdatasync: %s", strerror(errno));
-        ops++;
-        off = (off + WFLOOR_OP) % WFLOOR_SIZE;
-        if (now() >= deadline)
-            break;
-    }
-    r->secs = now() - t0;
-    r->ops = ops;
-    free(zeros);
-    close(fd);
-}
-
-/* ------------------------------------------------------------ group commit */
-
-#define GROUP_SEG ((size_t)1 << 20)         /* each thread's segment */
-static const int group_threads[] = { 1, 2, 4, 8 };
-#define NGROUP ((int)(sizeof group_threads / sizeof group_threads[0]))
-
-struct group_arg {
-    char dir[PATH_LEN];
-    int  threads;
-};
-
-struct group_result {
-    uint64_t tx, fsyncs;
-    double   secs;
-};
-
-struct group_worker {
-    lrvm_t  *rvm;
-    void    *base;
-    int      index;
-    double   deadline;
-    long     max_tx;
-    uint64_t tx;
-};
-
-/* Flushed small transactions on one thread's segment until the deadline. */
-static void *group_worker_run(void *p)
-{
-    struct group_worker *w = p;
-    uint64_t *words = w->base, seed = SEED + (uint64_t)w->index;
-    size_t nwords = GROUP_SEG / 8;
-    while ((long)w->tx < w->max_tx && now() < w->deadline) {
-        lrvm_tx_t *tx;
-        CHECK(lrvm_begin(w->rvm, 1, &w->base, &tx));
-        for (int i = 0; i < TX_WORDS; i++) {
-            uint64_t *wp = words + xorshift64(&seed) % nwords;
-            CHECK(lrvm_set_range(tx, wp, 8));
-            *wp ^= xorshift64(&seed) | ALL_BYTES;
-        }
-        CHECK(lrvm_commit(tx, 0));
-        w->tx++;
-    }
-    return NULL;
-}
-
-static void child_group(void *argp, void *outp)
-{
-    const struct group_arg *a = argp;
-    struct group_result *r = outp;
-    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
-    struct group_worker w[8];
-    pthread_t th[8];
-    lrvm_t *rvm;
-    lrvm_stats_t s0, s1;
-
-    CHECK(lrvm_open(a->dir, &o, &rvm));
-    for (int t = 0; t < a->threads; t++) {
-        char name[16];
-        snprintf(name, sizeof name, "group%d", t);
-        w[t] = (struct group_worker){ .rvm = rvm, .index = t, .max_tx = 20000 / cfg.tx_div };
-        CHECK(lrvm_map(rvm, name, GROUP_SEG, &w[t].base));
-        memset(w[t].base, 0, GROUP_SEG);     /* private copies before timing */
-    }
-    CHECK(lrvm_stats(rvm, &s0));
-    double t0 = now();
-    for (int t = 0; t < a->threads; t++) {
-        w[t].deadline = t0 + cfg.cap;
-        if (pthread_create(&th[t], NULL, group_worker_run, &w[t]) != 0)
-            child_fail("pthread_create failed");
-    }
-    r->tx = 0;
-    for (int t = 0; t < a->threads; t++) {
-        pthread_join(th[t], NULL);
-        r->tx += w[t].tx;
-    }
-    r->secs = now() - t0;
-    CHECK(lrvm_stats(rvm, &s1));
-    r->fsyncs = s1.fsyncs - s0.fsyncs;
-    CHECK(lrvm_close(rvm));
-}
-
-/* ------------------------------------------------------------ the heap */
-
-#define HEAP_LIVE  65536u                  /* blocks live in the heap workload */
-#define HEAP_BYTES ((size_t)256 << 20)
-
-struct heap_arg {
-    char dir[PATH_LEN];
-    int  mode;              /* LRVM_TRACK_*, or -1: the C library's malloc */
-};
-
-struct heap_result {
-    uint64_t ops;
-    double   secs;
-};
-
-static size_t heap_size(uint64_t *seed)
-{
-    return 16 + (size_t)(xorshift64(seed) % 241);
-}
-
-static void child_heap(void *argp, void *outp)
-{
-    const struct heap_arg *a = argp;
-    struct heap_result *r = outp;
-    void **slot = calloc(HEAP_LIVE, sizeof *slot);
-    uint64_t seed = SEED;
-    long max_ops = 200000 / cfg.tx_div;
-    if (slot == NULL)
-        child_fail("out of memory");
-    if (a->mode < 0) {                      /* the floor */
-        for (unsigned i = 0; i < HEAP_LIVE; i++)
-            slot[i] = malloc(heap_size(&seed));
-        for (unsigned i = 0; i < HEAP_LIVE; i += 2) {
-            free(slot[i]);
-            slot[i] = NULL;
-        }
-        double t0 = now(), deadline = t0 + cfg.cap;
-        long n = 0;
-        while (n < max_ops && (n % 1024 != 0 || now() < deadline)) {
-            uint64_t j = xorshift64(&seed) % HEAP_LIVE;
-            free(slot[j]);
-            if ((slot[j] = malloc(heap_size(&seed))) == NULL)
-                child_fail("malloc failed");
-            memcpy(slot[j], &seed, 8);
-            n++;
-        }
-        r->secs = now() - t0;
-        r->ops = (uint64_t)n;
-        return;
-    }
-    lrvm_options_t o = { .tracking = a->mode };
-    lrvm_t *rvm;
-    lrvm_heap_t *h;
-    lrvm_tx_t *tx;
-    CHECK(lrvm_open(a->dir, &o, &rvm));
-    CHECK(lrvm_heap_open(rvm, "heap", HEAP_BYTES, &h));
-    void *base = lrvm_heap_base(h);
-    CHECK(lrvm_begin(rvm, 1, &base, &tx));
-    for (unsigned i = 0; i < HEAP_LIVE; i++)
-        if ((slot[i] = lrvm_malloc(h, heap_size(&seed))) == NULL)
-            child_fail("lrvm_malloc: %s", lrvm_strerror(lrvm_last_error()));
-    for (unsigned i = 0; i < HEAP_LIVE; i += 2) {
-        lrvm_free(h, slot[i]);
-        slot[i] = NULL;
-    }
-    CHECK(lrvm_commit(tx, 0));
-    double t0 = now(), deadline = t0 + cfg.cap;
-    long n = 0;
-    while (n < max_ops && (n % 1024 != 0 || now() < deadline)) {
-        uint64_t j = xorshift64(&seed) % HEAP_LIVE;
-        CHECK(lrvm_begin(rvm, 1, &base, &tx));
-        lrvm_free(h, slot[j]);
-        if ((slot[j] = lrvm_malloc(h, heap_size(&seed))) == NULL)
-            child_fail("lrvm_malloc: %s", lrvm_strerror(lrvm_last_error()));
-        if (a->mode == LRVM_TRACK_EXPLICIT)
-            CHECK(lrvm_set_range(tx, slot[j], 8));
-        memcpy(slot[j], &seed, 8);
-        CHECK(lrvm_commit(tx, LRVM_NO_FLUSH));
-        n++;
-    }
-    CHECK(lrvm_flush(rvm));
-    r->secs = now() - t0;
-    r->ops = (uint64_t)n;
-    CHECK(lrvm_close(rvm));
-}
-
-/* ------------------------------------------------------------ recovery and read floor */
-
-enum { REC_BIG, REC_SMALL, NSHAPES };      /* log shapes */
-enum { WARM, COLD, NSTATES };              /* page cache states */
-
-static const char *const shape_names[NSHAPES] = { "64 KiB tx", "small tx" };
-static const char *const state_names[NSTATES] = { "warm", "cold" };
-
-struct rec_arg {
-    char   dir[PATH_LEN];
-    size_t bytes;
-    int    shape;
-    int    cold;       /* drop the store from the page cache first */
-};
-
-struct mklog_result {
-    uint64_t log_size, commits, records;
-    double   secs;
-};
-
-/*
- * Child, before its clock starts: make every file of the store DIR cold,
- * as after a machine crash. Dirty pages are written back first, since
- * POSIX_FADV_DONTNEED leaves them (and mapped or locked ones) in the
- * cache without saying so; whatever stays is counted with mincore(), and
- * a file with more than 5% of its pages still cached fails the run: a
- * "cold" figure read from the cache would flatter recovery. Returns the
- * largest fraction of a file left cached.
- */
-static double drop_cached(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        child_fail("%s: %s", dir, strerror(errno));
-    /* Whatever else is dirty on the file system (the store of the step
-     * before) would otherwise be written back under the clock. */
-    if (syncfs(dirfd(d)) != 0)
-        child_fail("syncfs %s: %s", dir, strerror(errno));
-    double worst = 0;
-    struct dirent *e;
-    while ((errno = 0, e = readdir(d)) != NULL) {
-        char path[PATH_LEN];
-        struct stat sb;
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
-            child_fail("path too long: %s/%s", dir, e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || fstat(fd, &sb) != 0)
-            child_fail("%s: %s", path, strerror(errno));
-        if (!S_ISREG(sb.st_mode)) {
-            close(fd);
-            continue;
-        }
-        if (fdatasync(fd) != 0)
-            child_fail("fdatasync %s: %s", path, strerror(errno));
-        int rc = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-        if (rc != 0)
-            child_fail("posix_fadvise %s: %s", path, strerror(rc));
-        size_t size = (size_t)sb.st_size;
-        if (size > 0) {
-            size_t pages = (size + page_size - 1) / page_size, cached = 0;
-            unsigned char *vec = malloc(pages);
-            void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-            if (vec == NULL)
-                child_fail("out of memory");
-            if (m == MAP_FAILED)
-                child_fail("mmap %s: %s", path, strerror(errno));
-            if (mincore(m, size, vec) != 0)
-                child_fail("mincore %s: %s", path, strerror(errno));
-            for (size_t i = 0; i < pages; i++)
-                cached += vec[i] & 1;
-            munmap(m, size);
-            free(vec);
-            double frac = (double)cached / (double)pages;
-            if (frac > 0.05)
-                child_fail("%s: %.1f%% of its pages still in the page cache after fdatasync "
-                           "and POSIX_FADV_DONTNEED; no cold figure can be measured here",
-                           path, 100 * frac);
-            if (frac > worst)
-                worst = frac;
-        }
-        close(fd);
-    }
-    if (errno != 0)
-        child_fail("readdir %s: %s", dir, strerror(errno));
-    closedir(d);
-    return worst;
-}
-
-/* Fill the log with transactions of the shape a->shape until it holds
- * a->bytes, make them durable, and leave without lrvm_close (run_child
- * _exits). */
-static void child_make_log(void *argp, void *outp)
-{
-    const struct rec_arg *a = argp;
-    struct mklog_result *r = outp;
-    size_t threshold = (size_t)1 << 30;
-    if (threshold < 2 * a->bytes)
-        threshold = 2 * a->bytes;
-    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = threshold };
-    lrvm_t *rvm;
-    lrvm_tx_t *tx;
-    void *base;
-    lrvm_stats_t st;
-    CHECK(lrvm_open(a->dir, &o, &rvm));
-    CHECK(lrvm_map(rvm, SEG_NAME, SEG_SIZE, &base));
-    uint64_t *words = base;
-    size_t nwords = SEG_SIZE / 8;
-    /* lrvm_stats takes the store's lock: after every ~100-byte small
-     * transaction it would cost about as much as the commit. */
-    uint64_t check_every = a->shape == REC_SMALL ? 1024 : 1;
-    uint64_t seed = SEED, n = 0;
-    size_t off = 0;
-    CHECK(lrvm_stats(rvm, &st));
-    double t0 = now();
-    do {
-        CHECK(lrvm_begin(rvm, 1, &base, &tx));
-        if (a->shape == REC_SMALL) {
-            for (int i = 0; i < TX_WORDS; i++) {
-                uint64_t *wp = words + xorshift64(&seed) % nwords;
-                CHECK(lrvm_set_range(tx, wp, 8));
-                *wp ^= xorshift64(&seed) | ALL_BYTES;
-            }
-        } else {
-            uint64_t *wp = (uint64_t *)((char *)base + off);
-            uint64_t v = xorshift64(&seed) | ALL_BYTES;
-            CHECK(lrvm_set_range(tx, wp, REC_TX_BYTES));
-            for (size_t i = 0; i < REC_TX_BYTES / 8; i++)
-                wp[i] ^= v;
-            off = (off + REC_TX_BYTES) % SEG_SIZE;
-        }
-        CHECK(lrvm_commit(tx, LRVM_NO_FLUSH));
-        n++;
-        if (n % check_every == 0)
-            CHECK(lrvm_stats(rvm, &st));
-    } while (st.log_size < a->bytes);
-    CHECK(lrvm_flush(rvm));
-    CHECK(lrvm_stats(rvm, &st));
-    r->secs = now() - t0;
-    if (st.truncations != 0)
-        child_fail("the recovery log was truncated while being made");
-    r->log_size = st.log_size;
-    r->commits = n;
-    r->records = st.log_records;
-}
-
-struct recover_result {
-    double   secs;
-    double   cached;          /* cold: largest fraction of a file left cached */
-    uint64_t log_size_after;
-};
-
-static void child_recover(void *argp, void *outp)
-{
-    const struct rec_arg *a = argp;
-    struct recover_result *r = outp;
-    lrvm_t *rvm;
-    lrvm_stats_t st;
-    if (a->cold)
-        r->cached = drop_cached(a->dir);
-    double t0 = now();
-    CHECK(lrvm_open(a->dir, NULL, &rvm));
-    r->secs = now() - t0;
-    CHECK(lrvm_stats(rvm, &st));
-    r->log_size_after = st.log_size;
-    CHECK(lrvm_close(rvm));
-}
-
-struct rfloor_result {
-    uint64_t bytes;
-    double   secs;
-    double   cached;          /* cold: largest fraction of a file left cached */
-};
-
-static void child_read_floor(void *argp, void *outp)
-{
-    const struct rec_arg *a = argp;
-    struct rfloor_result *r = outp;
-    char path[PATH_LEN];
-    if ((size_t)snprintf(path, sizeof path, "%s/lrvm.log", a->dir) >= sizeof path)
-        child_fail("path too long");
-    if (a->cold)
-        r->cached = drop_cached(a->dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        child_fail("%s: %s", path, strerror(errno));
-    char *buf = malloc(CHUNK);
-    if (buf == NULL)
-        child_fail("out of memory");
-    uint64_t got = 0;
-    double t0 = now();
-    while (got < a->bytes) {
-        size_t want = a->bytes - got < CHUNK ? (size_t)(a->bytes - got) : CHUNK;
-        ssize_t n = read(fd, buf, want);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            child_fail("read %s: %s", path, strerror(errno));
-        if (n == 0)
-            break;
-        got += (uint64_t)n;
-    }
-    r->secs = now() - t0;
-    r->bytes = got;
-    free(buf);
-    close(fd);
-}
-
-/* Parent: copy file FROM to TO (new) with read() and write(). Returns 0,
- * or -1 with the failure noted. */
-static int copy_file(const char *from, const char *to)
-{
-    int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
-    char *buf = malloc(CHUNK);
-    if (buf == NULL) {
-        add_failure("copying %s: out of memory", from);
-        goto done;
-    }
-    if (in < 0 || (out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
-        add_failure("copying %s to %s: %s", from, to, strerror(errno));
-        goto done;
-    }
-    for (;;) {
-        ssize_t n = read(in, buf, CHUNK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            add_failure("reading %s: %s", from, strerror(errno));
-            goto done;
-        }
-        if (n == 0)
-            break;
-        for (ssize_t w = 0; w < n;) {
-            ssize_t m = write(out, buf + w, (size_t)(n - w));
-            if (m < 0 && errno == EINTR)
-                continue;
-            if (m <= 0) {
-                add_failure("writing %s: %s", to, strerror(errno));
-                goto done;
-            }
-            w += m;
-        }
-    }
-    rc = 0;
-done:
-    if (out >= 0)
-        close(out);
-    if (in >= 0)
-        close(in);
-    free(buf);
-    return rc;
-}
-
-/*
- * Parent: copy the regular files of store SRC into a new directory DST.
- * A plain copy is dense where SRC is sparse (its segment file was made
- * with ftruncate), so a cold recovery of DST reads the segment blocks it
- * updates from the disk, as in a store whose segments were written
- * before. Returns 0, or -1 with the failure noted.
- */
-static int copy_store(const char *src, const char *dst)
-{
-    if (mkdir(dst, 0700) != 0) {
-        add_failure("%s: %s", dst, strerror(errno));
-        return -1;
-    }
-    DIR *d = opendir(src);
-    if (d == NULL) {
-        add_failure("%s: %s", src, strerror(errno));
-        return -1;
-    }
-    int rc = 0;
-    struct dirent *e;
-    while (rc == 0 && (errno = 0, e = readdir(d)) != NULL) {
-        char from[PATH_LEN], to[PATH_LEN];
-        struct stat sb;
-        path_join(from, src, e->d_name);
-        path_join(to, dst, e->d_name);
-        if (lstat(from, &sb) != 0) {
-            add_failure("%s: %s", from, strerror(errno));
-            rc = -1;
-        } else if (S_ISREG(sb.st_mode)) {
-            rc = copy_file(from, to);
-        }
-    }
-    if (rc == 0 && errno != 0) {
-        add_failure("readdir %s: %s", src, strerror(errno));
-        rc = -1;
-    }
-    closedir(d);
-    return rc;
-}
-
-/* Parent: write back whatever is dirty on the file system of DIR, so that
- * writeback does not run under a later clock. */
-static void sync_fs_of(const char *dir)
-{
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        syncfs(dfd);
-        close(dfd);
-    }
-}
-
-/* ------------------------------------------------------------ PMDK comparison */
-
-static void child_pmem(void *argp, void *outp)
-{
-    const char *dir = argp;
-    struct bench_pmem_result *r = outp;
-    char err[300];
-    if (mkdir(dir, 0700) != 0)
-        child_fail("%s: %s", dir, strerror(errno));
-    if (bench_pmem_small_tx(dir, SEG_SIZE, workloads[0].max_tx / cfg.tx_div, cfg.cap, r, err,
-                            sizeof err) != 0)
-        child_fail("libpmemobj small-tx: %s", err);
-    if (!r->pmem)
-        child_fail("libpmemobj small-tx: pmem_is_pmem() said 0, so libpmem synced with msync; "
-                   "not the configuration meant");
-}
-
-/* ------------------------------------------------------------ results */
-
-static struct wl_result      wl_res[NWORK][2][2][MAX_RUNS];   /* [w][mode][flush][run] */
-static struct floor_result   fl_res[NFLOORS][2][MAX_RUNS];    /* [floor][fresh][run] */
-static struct wfloor_result  wf_res[MAX_RUNS];
-static struct group_result   gr_res[NGROUP][MAX_RUNS];              /* [threads][run] */
-static struct heap_result    hp_res[3][MAX_RUNS];   /* [auto, explicit, C library][run] */
-static struct bench_pmem_result pm_res[MAX_RUNS];
-static struct mklog_result   mk_res[NSHAPES][MAX_RUNS];            /* [shape][run] */
-static struct recover_result rc_res[NSHAPES][NSTATES][MAX_RUNS];   /* [shape][state][run] */
-static struct rfloor_result  rf_res[NSHAPES][NSTATES][MAX_RUNS];   /* [shape][state][run] */
-
-struct row {
-    const struct workload *w;
-    int            mode, flush;
-    int            ok;           /* runs that completed */
-    struct summary txs, nsp;     /* tx/s; ns per page (no-flush rows) */
-    double         pages_per_tx, bytes_per_tx, fsyncs_per_tx, truncations;
-    double         floor_ns, ratio;  /* auto no-flush rows */
-};
-
-static struct row     rows[NWORK][2][2];
-_Static_assert(NWORK == PART_HEAP, "every workload is a part of its own for --only");
-static struct summary floor_sum[NFLOORS][2];
-static struct summary wfloor_sum, pmem_sum;   /* ops/s; libpmemobj tx/s */
-static struct summary group_sum[NGROUP];      /* tx/s */
-static double         group_per_sync[NGROUP]; /* commits per fdatasync, all runs */
-static struct summary heap_sum[3];            /* ns per op: auto, explicit, C library */
-
-struct rec_row {
-    int            ok;              /* recoveries that completed */
-    struct summary secs, mbs;       /* recovery: seconds, log MB/s */
-    struct summary floor;           /* read floor MB/s, same log and state */
-    double         ratio;           /* recovery MB/s / read floor MB/s, medians */
-};
-
-static struct rec_row rec_rows[NSHAPES][NSTATES];
-static double         rec_log_mb[NSHAPES], rec_commits[NSHAPES];  /* means of the logs made */
-static double         rec_cached;   /* cold runs: largest fraction of a file left cached,
-                                       NAN when none was measured */
-
-/* Failed runs were zeroed by run_child; only completed runs are counted. */
-static void compute(void)
-{
-    double v[MAX_RUNS], u[MAX_RUNS], x[MAX_RUNS];
-    int nv, nu;
-    for (int w = 0; w < NWORK; w++)
-        for (int m = 0; m < 2; m++)
-            for (int f = 0; f < 2; f++) {
-                struct row *row = &rows[w][m][f];
-                double pages = 0, bytes = 0, tx = 0, fsyncs = 0, truncs = 0;
-                nv = 0;
-                row->w = &workloads[w];
-                row->mode = m;
-                row->flush = f;
-                for (int i = 0; i < cfg.runs; i++) {
-                    const struct wl_result *r = &wl_res[w][m][f][i];
-                    if (r->tx == 0 || r->pages == 0 || r->secs <= 0)
-                        continue;
-                    v[nv] = (double)r->tx / r->secs;
-                    u[nv++] = r->secs * 1e9 / (double)r->pages;
-                    pages += (double)r->pages;
-                    bytes += (double)r->bytes;
-                    tx += (double)r->tx;
-                    fsyncs += (double)r->fsyncs;
-                    truncs += (double)r->truncations;
-                }
-                row->ok = nv;
-                row->txs = summarize(v, nv);
-                row->nsp = summarize(u, f ? 0 : nv);
-                row->pages_per_tx = nv ? pages / tx : NAN;
-                row->bytes_per_tx = nv ? bytes / tx : NAN;
-                row->fsyncs_per_tx = nv ? fsyncs / tx : NAN;
-                row->truncations = nv ? truncs / nv : NAN;
-                row->floor_ns = row->ratio = NAN;
-            }
-    for (int fl = 0; fl < NFLOORS; fl++)
-        for (int fr = 0; fr < 2; fr++) {
-            nv = 0;
-            for (int i = 0; i < cfg.runs; i++)
-                if (fl_res[fl][fr][i].pages > 0 && fl_res[fl][fr][i].secs > 0)
-                    v[nv++] = fl_res[fl][fr][i].secs * 1e9 / (double)fl_res[fl][fr][i].pages;
-            floor_sum[fl][fr] = summarize(v, nv);
-        }
-    /* The workloads' pages were all written before timing: the "copied"
-     * floor is the one in the same state. */
-    for (int w = 0; w < NWORK; w++) {
-        struct row *row = &rows[w][LRVM_TRACK_AUTO][0];
-        row->floor_ns = floor_sum[workloads[w].floor][0].med;
-        row->ratio = row->nsp.med / row->floor_ns;
-    }
-    nv = 0;
-    for (int i = 0; i < cfg.runs; i++)
-        if (wf_res[i].ops > 0 && wf_res[i].secs > 0)
-            v[nv++] = (double)wf_res[i].ops / wf_res[i].secs;
-    wfloor_sum = summarize(v, nv);
-    for (int k = 0; k < 3; k++) {
-        nv = 0;
-        for (int i = 0; i < cfg.runs; i++)
-            if (hp_res[k][i].ops > 0 && hp_res[k][i].secs > 0)
-                v[nv++] = hp_res[k][i].secs * 1e9 / (double)hp_res[k][i].ops;
-        heap_sum[k] = summarize(v, nv);
-    }
-    for (int g = 0; g < NGROUP; g++) {
-        double tx = 0, syncs = 0;
-        nv = 0;
-        for (int i = 0; i < cfg.runs; i++) {
-            const struct group_result *r = &gr_res[g][i];
-            if (r->tx == 0 || r->secs <= 0)
-                continue;
-            v[nv++] = (double)r->tx / r->secs;
-            tx += (double)r->tx;
-            syncs += (double)r->fsyncs;
-        }
-        group_sum[g] = summarize(v, nv);
-        group_per_sync[g] = syncs > 0 ? tx / syncs : NAN;
-    }
-    nv = 0;
-    for (int i = 0; i < cfg.runs; i++)
-        if (pm_res[i].tx > 0 && pm_res[i].secs > 0)
-            v[nv++] = (double)pm_res[i].tx / pm_res[i].secs;
-    pmem_sum = summarize(v, nv);
-    rec_cached = NAN;
-    for (int sh = 0; sh < NSHAPES; sh++) {
-        double mb = 0, commits = 0;
-        int made = 0;
-        for (int i = 0; i < cfg.rec_runs; i++)
-            if (mk_res[sh][i].log_size > 0) {
-                mb += (double)mk_res[sh][i].log_size / 1e6;
-                commits += (double)mk_res[sh][i].commits;
-                made++;
-            }
-        rec_log_mb[sh] = made ? mb / made : NAN;
-        rec_commits[sh] = made ? commits / made : NAN;
-        for (int st = 0; st < NSTATES; st++) {
-            struct rec_row *row = &rec_rows[sh][st];
-            nv = nu = 0;
-            for (int i = 0; i < cfg.rec_runs; i++) {
-                const struct recover_result *rc = &rc_res[sh][st][i];
-                const struct rfloor_result *rf = &rf_res[sh][st][i];
-                if (mk_res[sh][i].log_size > 0 && rc->secs > 0) {
-                    v[nv] = rc->secs;
-                    u[nv++] = (double)mk_res[sh][i].log_size / 1e6 / rc->secs;
-                }
-                if (rf->bytes > 0 && rf->secs > 0)
-                    x[nu++] = (double)rf->bytes / 1e6 / rf->secs;
-                if (st == COLD && rc->secs > 0)
-                    rec_cached = isnan(rec_cached) ? rc->cached : fmax(rec_cached, rc->cached);
-                if (st == COLD && rf->bytes > 0)
-                    rec_cached = isnan(rec_cached) ? rf->cached : fmax(rec_cached, rf->cached);
-            }
-            row->ok = nv;
-            row->secs = summarize(v, nv);
-            row->mbs = summarize(u, nv);
-            row->floor = summarize(x, nu);
-            row->ratio = row->mbs.med / row->floor.med;
-        }
-    }
-}
-
-/* "median (min-max)" with the given precision, or "-" when not measured. */
-static const char *fmt_sum(char *buf, size_t len, struct summary s, int prec)
-{
-    if (s.n == 0 || isnan(s.med))
-        snprintf(buf, len, "-");
-    else
-        snprintf(buf, len, "%.*f (%.*f-%.*f)", prec, s.med, prec, s.min, prec, s.max);
-    return buf;
-}
-
-static void print_table(FILE *o)
-{
-    char a[80], b[80], c[80], d[40], e[40];
-    if (!workloads_run())
-        return;
-    fprintf(o, "%-10s %-8s %-8s %-4s  %-26s %-22s %7s %9s  %s\n", "workload", "mode",
-            "commit", "runs", "tx/s median (min-max)", "ns/page median (min-max)",
-            "pg/tx", "logB/tx", "auto / fault floor");
-    for (int w = 0; w < NWORK; w++)
-        for (int m = 0; m < 2 && part_runs(w); m++)
-            for (int f = 1; f >= 0; f--) {
-                const struct row *r = &rows[w][m][f];
-                if (isnan(r->ratio))
-                    snprintf(c, sizeof c, "-");
-                else
-                    snprintf(c, sizeof c, "%.2fx (copied, %s: %.0f ns)", r->ratio,
-                             floors[r->w->floor].name, r->floor_ns);
-                snprintf(d, sizeof d, "%d/%d", r->ok, cfg.runs);
-                if (r->ok == 0)
-                    snprintf(a, sizeof a, "FAILED");
-                else
-                    fmt_sum(a, sizeof a, r->txs, 0);
-                snprintf(e, sizeof e, "%7.1f %9.1f", r->pages_per_tx, r->bytes_per_tx);
-                fprintf(o, "%-10s %-8s %-8s %-4s  %-26s %-22s %s  %s\n",
-                        r->w->name, mode_name(m), flush_name(f), d, a,
-                        fmt_sum(b, sizeof b, r->nsp, 0), r->ok ? e : "      -         -", c);
-            }
-    fprintf(o, "runs: runs completed / runs made (failed runs are listed at the end and "
-               "left out of the figures).\n"
-               "ns/page: whole run time (stores, faults, commits, final flush) / pages "
-               "the workload wrote (both modes), no-flush runs only.\n"
-               "Workload pages were all written once before timing, so they are already "
-               "private copies: the \"copied\" fault floor is the matching one.\n");
-}
-
-static void csv_num(FILE *o, double v, int prec, const char *sep)
-{
-    if (isnan(v))
-        fprintf(o, "%s", sep);
-    else
-        fprintf(o, "%.*f%s", prec, v, sep);
-}
-
-static void print_csv(FILE *o)
-{
-    fprintf(o, "workload,mode,commit,runs,runs_ok,tx_per_s_median,tx_per_s_min,tx_per_s_max,"
-               "ns_per_page_median,ns_per_page_min,ns_per_page_max,pages_per_tx,"
-               "log_bytes_per_tx,fsyncs_per_tx,truncations_per_run,fault_floor,"
-               "fault_floor_ns_per_page,ratio_to_fault_floor\n");
-    for (int w = 0; w < NWORK; w++)
-        for (int m = 0; m < 2 && part_runs(w); m++)
-            for (int f = 1; f >= 0; f--) {
-                const struct row *r = &rows[w][m][f];
-                fprintf(o, "%s,%s,%s,%d,%d,", r->w->name, mode_name(m), flush_name(f),
-                        cfg.runs, r->ok);
-                csv_num(o, r->txs.med, 1, ",");
-                csv_num(o, r->txs.min, 1, ",");
-                csv_num(o, r->txs.max, 1, ",");
-                csv_num(o, r->nsp.med, 1, ",");
-                csv_num(o, r->nsp.min, 1, ",");
-                csv_num(o, r->nsp.max, 1, ",");
-                csv_num(o, r->pages_per_tx, 2, ",");
-                csv_num(o, r->bytes_per_tx, 1, ",");
-                csv_num(o, r->fsyncs_per_tx, 4, ",");
-                csv_num(o, r->truncations, 1, ",");
-                if (r->flush || r->mode != LRVM_TRACK_AUTO)
-                    fprintf(o, ",,\n");
-                else {
-                    fprintf(o, "copied %s,", floors[r->w->floor].name);
-                    csv_num(o, r->floor_ns, 1, ",");
-                    csv_num(o, r->ratio, 3, "\n");
-                }
-            }
-}
-
-static void print_failures(FILE *o)
-{
-    if (nfailures == 0)
-        return;
-    fprintf(o, "\nFAILED runs (%d; left out of every figure above)\n", nfailures);
-    for (int i = 0; i < nnotes; i++)
-        fprintf(o, "  %s\n", notes[i]);
-    if (nfailures > nnotes)
-        fprintf(o, "  ... and %d more\n", nfailures - nnotes);
-}
-
-static void print_floors(FILE *o)
-{
-    char a[80], b[80];
-    if (!write_floor_runs() && !part_runs(PART_PMEMOBJ) && !part_runs(PART_RECOVERY))
-        return;                             /* the heap has its own floor */
-    fprintf(o, "\nfloors (no lrvm; each run in its own process)\n");
-    if (workloads_run()) {
-        fprintf(o, "fault floor, ns/page median (min-max): SIGSEGV handler mprotects the page RW; "
-                   "one mprotect(PROT_READ) over the span after each batch\n");
-        fprintf(o, "  %-18s %-26s %s\n", "batch", "copied (written before)",
-                "fresh (copy on write)");
-        for (int fl = 0; fl < NFLOORS; fl++)
-            fprintf(o, "  %-18s %-26s %s\n", floors[fl].name,
-                    fmt_sum(a, sizeof a, floor_sum[fl][0], 0),
-                    fmt_sum(b, sizeof b, floor_sum[fl][1], 0));
-    }
-    if (write_floor_runs())
-        fprintf(o, "write floor: %d-byte in-place pwrite + fdatasync, preallocated file: "
-                   "%s ops/s\n", WFLOOR_OP, fmt_sum(a, sizeof a, wfloor_sum, 0));
-    if (part_runs(PART_RECOVERY))
-        fprintf(o, "read floor: read() in 1 MiB chunks of each recovery log, warm and cold: "
-                   "in the recovery table below\n");
-    if (part_runs(PART_PMEMOBJ)) {
-        if (bench_pmem_available())
-            fprintf(o, "libpmemobj small-tx (pmem forced, CPU cache flushes off): %s tx/s\n",
-                    fmt_sum(a, sizeof a, pmem_sum, 0));
-        else
-            fprintf(o, "libpmemobj small-tx: not measured (lrvm-bench was built without "
-                       "libpmemobj; Debian: libpmemobj-dev)\n");
-    }
-}
-
-static void print_group(FILE *o)
-{
-    char a[80];
-    fprintf(o, "\ngroup commit: flushed small-tx (explicit) from T threads at once, each on "
-               "its own %zu MiB segment\n", GROUP_SEG >> 20);
-    fprintf(o, "  %-8s %-28s %-15s %s\n", "threads", "tx/s median (min-max)", "commits/fsync",
-            "tx/s / write floor");
-    for (int g = 0; g < NGROUP; g++)
-        fprintf(o, "  %-8d %-28s %-15.2f %.2fx\n", group_threads[g],
-                fmt_sum(a, sizeof a, group_sum[g], 0), group_per_sync[g],
-                group_sum[g].med / wfloor_sum.med);
-}
-
-static void print_heap(FILE *o)
-{
-    char a[80];
-    fprintf(o, "\nheap: per no-flush transaction, lrvm_free + lrvm_malloc (16-256 B) among "
-               "%u live blocks and an 8-byte store; floor: the same on the C library's "
-               "malloc and free\n", HEAP_LIVE);
-    fprintf(o, "  %-10s %-28s %s\n", "", "ns/op median (min-max)", "/ floor");
-    static const char *const heap_rows[] = { "auto", "explicit", "floor" };
-    for (int k = 0; k < 3; k++)
-        fprintf(o, "  %-10s %-28s %.1fx\n", heap_rows[k], fmt_sum(a, sizeof a, heap_sum[k], 0),
-                heap_sum[k].med / heap_sum[2].med);
-}
-
-static void print_recovery(FILE *o)
-{
-    char a[80], b[80], c[80], d[40], e[40];
-    fprintf(o, "\nrecovery: lrvm_open of a store whose log holds the records of no-flush "
-               "commits (explicit mode, one lrvm_flush at the end, never truncated); "
-               "%d run%s per row\n", cfg.rec_runs, cfg.rec_runs == 1 ? "" : "s");
-    for (int sh = 0; sh < NSHAPES; sh++) {
-        if (sh == REC_BIG)
-            snprintf(c, sizeof c, "%zu KiB contiguous", REC_TX_BYTES >> 10);
-        else
-            snprintf(c, sizeof c, "%d random 8-byte words", TX_WORDS);
-        if (isnan(rec_log_mb[sh]))
-            fprintf(o, "  log %-9s  not made (see the failures at the end)\n", shape_names[sh]);
-        else
-            fprintf(o, "  log %-9s  %.1f MB of %.0f transactions of %s (%.0f log bytes/tx)\n",
-                    shape_names[sh], rec_log_mb[sh], rec_commits[sh], c,
-                    rec_log_mb[sh] * 1e6 / rec_commits[sh]);
-    }
-    fprintf(o, "  warm: page cache warm (after a process crash)\n");
-    fprintf(o, "  cold: every file of the store fdatasync'ed and dropped with "
-               "POSIX_FADV_DONTNEED (after a machine crash); ");
-    if (isnan(rec_cached))
-        fprintf(o, "no cold run completed\n");
-    else
-        fprintf(o, "mincore() found at most %.1f%% of a file still cached\n", 100 * rec_cached);
-    fprintf(o, "  read floor: read() of the same log in 1 MiB chunks, page cache in the "
-               "same state\n");
-    fprintf(o, "  %-10s %-6s %-5s %-26s %-24s %-24s %s\n", "log", "cache", "runs",
-            "seconds median (min-max)", "MB/s median (min-max)", "read floor MB/s",
-            "recovery / read floor");
-    for (int sh = 0; sh < NSHAPES; sh++)
-        for (int st = 0; st < NSTATES; st++) {
-            const struct rec_row *r = &rec_rows[sh][st];
-            snprintf(d, sizeof d, "%d/%d", r->ok, cfg.rec_runs);
-            if (isnan(r->ratio))
-                snprintf(e, sizeof e, "-");
-            else
-                snprintf(e, sizeof e, "%.2fx", r->ratio);
-            fprintf(o, "  %-10s %-6s %-5s %-26s %-24s %-24s %s\n", shape_names[sh],
-                    state_names[st], d, r->ok ? fmt_sum(a, sizeof a, r->secs, 3) : "FAILED",
-                    fmt_sum(b, sizeof b, r->mbs, 0), fmt_sum(c, sizeof c, r->floor, 0), e);
-        }
-    fprintf(o, "(MB = 10^6 bytes)\n");
-}
-
-/* Everything but the workload table and the targets: the floors, then the
- * sections of the parts that ran. */
-static void print_sections(FILE *o)
-{
-    print_floors(o);
-    if (part_runs(PART_GROUP))
-        print_group(o);
-    if (part_runs(PART_HEAP))
-        print_heap(o);
-    if (part_runs(PART_RECOVERY))
-        print_recovery(o);
-}
-
-static void target_line(FILE *o, const char *what, double value, const char *unit,
-                        int at_most, double limit)
-{
-    char v[40], t[40];
-    int met = !isnan(value) && (at_most ? value <= limit : value >= limit);
-    if (isnan(value))
-        snprintf(v, sizeof v, "not measured");
-    else
-        snprintf(v, sizeof v, "%.2f%s", value, unit);
-    snprintf(t, sizeof t, "%s %.2f%s", at_most ? "<=" : ">=", limit, unit);
-    fprintf(o, "  %-66s %12s  target %-10s %s\n", what, v, t, met ? "met" : "NOT met");
-}
-
-static void print_targets(FILE *o)
-{
-    const struct row *p256 = &rows[PART_PAGES_256][LRVM_TRACK_AUTO][0];
-    const struct row *sx_f = &rows[PART_SMALL_TX][LRVM_TRACK_EXPLICIT][1];
-    const struct row *sa_f = &rows[PART_SMALL_TX][LRVM_TRACK_AUTO][1];
-    const struct row *sx_n = &rows[PART_SMALL_TX][LRVM_TRACK_EXPLICIT][0];
-    const struct row *sa_n = &rows[PART_SMALL_TX][LRVM_TRACK_AUTO][0];
-    char what[120];
-    if (!part_runs(PART_SMALL_TX) && !part_runs(PART_PAGES_256) && !part_runs(PART_RECOVERY))
-        return;                             /* no part with a target ran */
-    fprintf(o, "\ntargets (from the medians above; with --only, those of the parts run)\n");
-    if (part_runs(PART_PAGES_256)) {
-        snprintf(what, sizeof what, "auto ns/page, pages-256 no-flush / fault floor (copied, %s)",
-                 floors[workloads[PART_PAGES_256].floor].name);
-        target_line(o, what, p256->ratio, "x", 1, 1.5);
-    }
-    if (part_runs(PART_SMALL_TX)) {
-        target_line(o, "flushed small-tx explicit tx/s / write floor ops/s",
-                    sx_f->txs.med / wfloor_sum.med, "x", 0, 0.9);
-        target_line(o, "flushed small-tx auto tx/s / write floor ops/s",
-                    sa_f->txs.med / wfloor_sum.med, "x", 0, 0.9);
-    }
-    if (part_runs(PART_SMALL_TX) && part_runs(PART_PMEMOBJ))
-        target_line(o, "small-tx explicit no-flush tx/s / libpmemobj tx/s",
-                    sx_n->txs.med / pmem_sum.med, "x", 0, 2.0);
-    if (part_runs(PART_SMALL_TX)) {
-        target_line(o, "small-tx explicit log bytes/tx (no-flush run)", sx_n->bytes_per_tx, "",
-                    1, 128);
-        target_line(o, "small-tx auto log bytes/tx / explicit (no-flush runs)",
-                    sa_n->bytes_per_tx / sx_n->bytes_per_tx, "x", 1, 1.5);
-    }
-    for (int sh = 0; sh < (part_runs(PART_RECOVERY) ? NSHAPES : 0); sh++)
-        for (int st = 0; st < NSTATES; st++) {
-            snprintf(what, sizeof what, "recovery MB/s / read floor MB/s, %s log, %s cache",
-                     shape_names[sh], state_names[st]);
-            target_line(o, what, rec_rows[sh][st].ratio, "x", 0, 0.5);
-        }
-}
-
-/* ------------------------------------------------------------ plot */
-
-static int on_path(const char *prog)
-{
-    const char *path = getenv("PATH");
-    if (path == NULL)
-        path = "/usr/bin:/bin";
-    while (*path) {
-        size_t n = strcspn(path, ":");
-        char buf[PATH_LEN];
-        if (n > 0 && (size_t)snprintf(buf, sizeof buf, "%.*s/%s", (int)n, path, prog) < sizeof buf &&
-            access(buf, X_OK) == 0)
-            return 1;
-        path += n;
-        if (*path == ':')
-            path++;
-    }
-    return 0;
-}
-
-/* A gnuplot single-quoted string: a quote inside is doubled. */
-static void gp_string(FILE *f, const char *s)
-{
-    fputc('\'', f);
-    for (; *s; s++) {
-        if (*s == '\'')
-            fputc('\'', f);
-        fputc(*s, f);
-    }
-    fputc('\'', f);
-}
-
-/* Returns 0, or 1 when gnuplot ran and failed. */
-static int make_plot(const char *out)
-{
-    const char *tmp = getenv("TMPDIR");
-    char dir[PATH_LEN], data[PATH_LEN], script[PATH_LEN];
-    if ((size_t)snprintf(dir, sizeof dir, "%s/lrvm-bench-plot.XXXXXX",
-                         tmp && *tmp ? tmp : "/tmp") >= sizeof dir || mkdtemp(dir) == NULL) {
-        fprintf(stderr, "lrvm-bench: cannot make a directory for the plot: %s\n", strerror(errno));
-        return 1;
-    }
-    path_join(data, dir, "ns-per-page.dat");
-    path_join(script, dir, "ns-per-page.gp");
-    FILE *f = fopen(data, "w");
-    if (f == NULL)
-        die("%s: %s", data, strerror(errno));
-    fprintf(f, "# P  auto_ns_per_page  explicit_ns_per_page  fault_floor_copied  fault_floor_fresh"
-               "  (medians, no-flush commits)\n");
-    const int pw[3] = { 1, 2, 3 };          /* pages-1, pages-16, pages-256 */
-    for (int i = 0; i < 3; i++) {
-        const struct workload *w = &workloads[pw[i]];
-        const double y[4] = { rows[pw[i]][LRVM_TRACK_AUTO][0].nsp.med,
-                              rows[pw[i]][LRVM_TRACK_EXPLICIT][0].nsp.med,
-                              floor_sum[w->floor][0].med, floor_sum[w->floor][1].med };
-        fprintf(f, "%d", w->pages);
-        for (int k = 0; k < 4; k++) {
-            if (isnan(y[k]))
-                fputs(" ?", f);                 /* not measured */
-            else
-                fprintf(f, " %.1f", y[k]);
-        }
-        fputc('\n', f);
-    }
-    fclose(f);
-    f = fopen(script, "w");
-    if (f == NULL)
-        die("%s: %s", script, strerror(errno));
-    fprintf(f, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-               "    set terminal pngcairo size 800,500\n"
-               "} else {\n"
-               "    set terminal png size 800,500\n"
-               "}\n");
-    fputs("set output ", f);
-    gp_string(f, out);
-    fputs("\nset title 'lrvm-bench: cost per page, no-flush commits (median)'\n"
-          "set xlabel 'pages per transaction P'\n"
-          "set ylabel 'ns per page'\n"
-          "set logscale x\n"
-          "set xtics (1, 16, 256)\n"
-          "set xrange [0.7:400]\n"
-          "set yrange [0:*]\n"
-          "set key top right\n"
-          "set grid\n"
-          "set datafile missing '?'\n"
-          "plot ", f);
-    gp_string(f, data);
-    fputs(" using 1:2 with linespoints lw 2 title 'auto', \\\n     ''"
-          " using 1:3 with linespoints lw 2 title 'explicit', \\\n     ''"
-          " using 1:4 with linespoints title 'fault floor (copied)', \\\n     ''"
-          " using 1:5 with linespoints title 'fault floor (fresh)'\n", f);
-    fclose(f);
-
-    if (!on_path("gnuplot")) {
-        fprintf(stderr, "lrvm-bench: gnuplot is not on PATH: no plot drawn "
-                        "(script and data left in %s)\n", dir);
-        return 0;
-    }
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        execlp("gnuplot", "gnuplot", script, (char *)NULL);
-        fprintf(stderr, "lrvm-bench: cannot run gnuplot: %s\n", strerror(errno));
-        _exit(127);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            die("waitpid: %s", strerror(errno));
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "lrvm-bench: gnuplot failed; script and data left in %s\n", dir);
-        return 1;
-    }
-    fprintf(stderr, "lrvm-bench: plot written to %s\n", out);
-    rm_rf(dir);
-    return 0;
-}
-
-/* ------------------------------------------------------------ main */
-
-static const char *fs_name(const char *path)
-{
-    struct statfs sf;
-    if (statfs(path, &sf) != 0)
-        return "unknown";
-    switch ((unsigned long)sf.f_type) {
-    case 0xEF53UL:     return "ext2/3/4";
-    case 0x58465342UL: return "xfs";
-    case 0x9123683EUL: return "btrfs";
-    case 0x01021994UL: return "tmpfs (fdatasync does nothing)";
-    case 0x794C7630UL: return "overlayfs";
-    case 0x2FC12FC1UL: return "zfs";
-    case 0xF2F52010UL: return "f2fs";
-    case 0x6969UL:     return "nfs";
-    default:           return "other";
-    }
-}
+/* ------------------------------------------------------------ the command line */
 
 static void usage(FILE *o)
 {
@@ -1772,16 +264,31 @@ static int parse_parts(const char *list, unsigned *parts)
     }
 }
 
-static void progress(const char *fmt, ...)
+/* The settings that follow from --quick (or its absence) and --runs. */
+static void set_sizes(struct bench *b, int runs)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
+    if (b->quick) {
+        b->runs = runs ? runs : 3;
+        b->rec_runs = 1;
+        b->rec_bytes = (size_t)32 << 20;
+        b->cap = 0.15;
+        b->tx_div = 10;
+        b->copied_pages = 32768;
+        b->fresh_passes = 1;
+    } else {
+        b->runs = runs ? runs : 5;
+        b->rec_runs = b->runs;
+        b->rec_bytes = (size_t)256 << 20;
+        b->cap = 1.0;
+        b->tx_div = 1;
+        b->copied_pages = 262144;
+        b->fresh_passes = 4;
+    }
 }
 
-int main(int argc, char **argv)
+/* The command line into B. Returns -1 when the run is to go on, else the
+ * status to exit with: 0 after --help, 2 for a bad command line. */
+static int parse_args(struct bench *b, int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "runs",  required_argument, NULL, 'r' },
@@ -1794,7 +301,7 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     int runs = 0, c;
-    cfg.parts = (1u << NPARTS) - 1;
+    b->parts = (1u << NPARTS) - 1;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'r': {
@@ -1807,12 +314,12 @@ int main(int argc, char **argv)
             runs = (int)v;
             break;
         }
-        case 'q': cfg.quick = 1; break;
-        case 'd': cfg.dir = optarg; break;
-        case 'c': cfg.csv = 1; break;
-        case 'p': cfg.plot = optarg; break;
+        case 'q': b->quick = 1; break;
+        case 'd': b->dir = optarg; break;
+        case 'c': b->csv = 1; break;
+        case 'p': b->plot = optarg; break;
         case 'o':
-            if (parse_parts(optarg, &cfg.parts) != 0)
+            if (parse_parts(optarg, &b->parts) != 0)
                 return 2;
             break;
         case 'h': usage(stdout); return 0;
@@ -1823,222 +330,113 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (cfg.quick) {
-        cfg.runs = runs ? runs : 3;
-        cfg.rec_runs = 1;
-        cfg.rec_bytes = (size_t)32 << 20;
-        cfg.cap = 0.15;
-        cfg.tx_div = 10;
-        cfg.copied_pages = 32768;
-        cfg.fresh_passes = 1;
-    } else {
-        cfg.runs = runs ? runs : 5;
-        cfg.rec_runs = cfg.runs;
-        cfg.rec_bytes = (size_t)256 << 20;
-        cfg.cap = 1.0;
-        cfg.tx_div = 1;
-        cfg.copied_pages = 262144;
-        cfg.fresh_passes = 4;
-    }
-    page_size = (size_t)sysconf(_SC_PAGESIZE);
-    seg_pages = SEG_SIZE / page_size;
+    set_sizes(b, runs);
+    return -1;
+}
 
-    const char *parent = cfg.dir;
+/* ------------------------------------------------------------ the run */
+
+static const char *fs_name(const char *path)
+{
+    struct statfs sf;
+    if (statfs(path, &sf) != 0)
+        return "unknown";
+    switch ((unsigned long)sf.f_type) {
+    case 0xEF53UL:     return "ext2/3/4";
+    case 0x58465342UL: return "xfs";
+    case 0x9123683EUL: return "btrfs";
+    case 0x01021994UL: return "tmpfs (fdatasync does nothing)";
+    case 0x794C7630UL: return "overlayfs";
+    case 0x2FC12FC1UL: return "zfs";
+    case 0xF2F52010UL: return "f2fs";
+    case 0x6969UL:     return "nfs";
+    default:           return "other";
+    }
+}
+
+/* The page size, and the run's own directory under --dir, $TMPDIR or /tmp. */
+static void make_root(struct bench *b)
+{
+    b->page_size = (size_t)sysconf(_SC_PAGESIZE);
+    b->seg_pages = SEG_SIZE / b->page_size;
+    const char *parent = b->dir;
     if (parent == NULL) {
         parent = getenv("TMPDIR");
         if (parent == NULL || *parent == '\0')
             parent = "/tmp";
     }
-    if (cfg.dir != NULL && mkdir(cfg.dir, 0700) != 0 && errno != EEXIST)
-        die("%s: %s", cfg.dir, strerror(errno));
-    if ((size_t)snprintf(root, sizeof root, "%s/lrvm-bench.XXXXXX", parent) >= sizeof root - 64)
-        die("directory name too long: %s", parent);
-    if (mkdtemp(root) == NULL)
-        die("cannot make a directory under %s: %s", parent, strerror(errno));
-    root_made = 1;
+    if (b->dir != NULL && mkdir(b->dir, 0700) != 0 && errno != EEXIST)
+        bench_die(b, "%s: %s", b->dir, strerror(errno));
+    if ((size_t)snprintf(b->root, sizeof b->root, "%s/lrvm-bench.XXXXXX", parent) >=
+        sizeof b->root - 64)
+        bench_die(b, "directory name too long: %s", parent);
+    if (mkdtemp(b->root) == NULL)
+        bench_die(b, "cannot make a directory under %s: %s", parent, strerror(errno));
+    b->root_made = 1;
+}
 
-    double start = now();
-    FILE *info = cfg.csv ? stderr : stdout;
+/* What is run, and where: to stdout, or with --csv to stderr. */
+static void print_header(const struct bench *b)
+{
+    FILE *info = b->csv ? stderr : stdout;
     char recs[40] = "";
-    if (part_runs(PART_RECOVERY))
-        snprintf(recs, sizeof recs, ", %d of recovery", cfg.rec_runs);
+    if (bench_part_runs(b, PART_RECOVERY))
+        snprintf(recs, sizeof recs, ", %d of recovery", b->rec_runs);
     fprintf(info, "lrvm-bench%s: %d run%s per measurement (median, min-max)%s; "
                   "segment %zu MiB, page %zu B; timed loops capped at %.2f s; %ld CPUs\n",
-            cfg.quick ? " --quick" : "", cfg.runs, cfg.runs == 1 ? "" : "s", recs,
-            SEG_SIZE >> 20, page_size, cfg.cap, sysconf(_SC_NPROCESSORS_ONLN));
-    if (cfg.parts != (1u << NPARTS) - 1) {
+            b->quick ? " --quick" : "", b->runs, b->runs == 1 ? "" : "s", recs,
+            SEG_SIZE >> 20, b->page_size, b->cap, sysconf(_SC_NPROCESSORS_ONLN));
+    if (b->parts != (1u << NPARTS) - 1) {
         fprintf(info, "only:");
         for (int p = 0; p < NPARTS; p++)
-            if (part_runs(p))
+            if (bench_part_runs(b, p))
                 fprintf(info, " %s", part_names[p]);
         fprintf(info, "\n");
     }
-    fprintf(info, "stores in %s (%s)\n\n", root, fs_name(root));
+    fprintf(info, "stores in %s (%s)\n\n", b->root, fs_name(b->root));
     fflush(info);
-    progress("lrvm-bench: working in %s", root);
+    bench_progress("lrvm-bench: working in %s", b->root);
+}
 
-    char path[PATH_LEN], what[160];
-
-    /* Floors and workloads run in rounds, one run of each per round, so
-     * that a disk or machine that drifts during the minutes of a run
-     * moves the floors and the workloads alike and leaves their ratios. */
-    char floor_path[PATH_LEN], write_path[PATH_LEN];
-    path_join(floor_path, root, "fault-floor.dat");
-    path_join(write_path, root, "write-floor.dat");
-    path_join(path, root, "store");
-    for (int i = 0; i < cfg.runs; i++) {
-        for (int fl = 0; fl < (workloads_run() ? NFLOORS : 0); fl++)
-            for (int fr = 0; fr < 2; fr++) {
-                struct floor_arg a = { .spec = fl, .fresh = fr };
-                memcpy(a.path, floor_path, sizeof a.path);
-                snprintf(what, sizeof what, "fault floor %s %s", floors[fl].name,
-                         fr ? "fresh" : "copied");
-                progress("%s: run %d/%d...", what, i + 1, cfg.runs);
-                if (run_child(what, child_fault_floor, &a, &fl_res[fl][fr][i],
-                              sizeof fl_res[0][0][0]) == 0 && fl_res[fl][fr][i].pages == 0)
-                    add_failure("%s: no page measured", what);
-            }
-        unlink(floor_path);
-        if (write_floor_runs()) {
-            progress("write floor: run %d/%d...", i + 1, cfg.runs);
-            run_child("write floor", child_write_floor, write_path, &wf_res[i], sizeof wf_res[0]);
-            unlink(write_path);
-        }
-
-        /* lrvm workloads, each run on a new store. */
-        for (int w = 0; w < NWORK; w++)
-            for (int m = 0; m < 2 && part_runs(w); m++)
-                for (int f = 1; f >= 0; f--) {
-                    struct wl_arg a = { .w = &workloads[w], .mode = m, .flush = f };
-                    memcpy(a.dir, path, sizeof a.dir);
-                    snprintf(what, sizeof what, "%s %s %s", workloads[w].name, mode_name(m),
-                             flush_name(f));
-                    progress("%s: run %d/%d...", what, i + 1, cfg.runs);
-                    rm_rf(path);
-                    struct wl_result *r = &wl_res[w][m][f][i];
-                    if (run_child(what, child_workload, &a, r, sizeof *r) == 0 &&
-                        (r->tx == 0 || r->pages == 0))
-                        add_failure("%s: nothing measured", what);
-                    rm_rf(path);
-                }
-
-        /* The heap, in both modes, and the C library's allocator. */
-        for (int k = 0; k < (part_runs(PART_HEAP) ? 3 : 0); k++) {
-            static const char *const heap_names[] = { "auto", "explicit", "C library" };
-            struct heap_arg a = { .mode = k < 2 ? k : -1 };
-            memcpy(a.dir, path, sizeof a.dir);
-            snprintf(what, sizeof what, "heap, %s", heap_names[k]);
-            progress("%s: run %d/%d...", what, i + 1, cfg.runs);
-            rm_rf(path);
-            if (run_child(what, child_heap, &a, &hp_res[k][i], sizeof hp_res[0][0]) == 0 &&
-                hp_res[k][i].ops == 0)
-                add_failure("%s: nothing measured", what);
-            rm_rf(path);
-        }
-
-        /* Group commit: the flushed small transactions of 1..8 threads. */
-        for (int g = 0; g < (part_runs(PART_GROUP) ? NGROUP : 0); g++) {
-            struct group_arg a = { .threads = group_threads[g] };
-            memcpy(a.dir, path, sizeof a.dir);
-            snprintf(what, sizeof what, "group commit, %d thread%s", a.threads,
-                     a.threads == 1 ? "" : "s");
-            progress("%s: run %d/%d...", what, i + 1, cfg.runs);
-            rm_rf(path);
-            if (run_child(what, child_group, &a, &gr_res[g][i], sizeof gr_res[0][0]) == 0 &&
-                gr_res[g][i].tx == 0)
-                add_failure("%s: nothing measured", what);
-            rm_rf(path);
-        }
+/* Every measurement. Floors and workloads run in rounds, one run of each
+ * per round, so that a disk or machine that drifts during the minutes of
+ * a run moves the floors and the workloads alike and leaves their ratios. */
+static void run_all(struct bench *b)
+{
+    for (int i = 0; i < b->runs; i++) {
+        bench_floors_round(b, i);
+        bench_workloads_round(b, i);
     }
+    bench_pmemobj_runs(b);
+    bench_recovery_runs(b);
+}
 
-    /* The same small transactions on libpmemobj, when built with it. */
-    if (part_runs(PART_PMEMOBJ) && bench_pmem_available()) {
-        path_join(path, root, "pmemobj");
-        for (int i = 0; i < cfg.runs; i++) {
-            progress("libpmemobj small-tx: run %d/%d...", i + 1, cfg.runs);
-            rm_rf(path);
-            run_child("libpmemobj small-tx", child_pmem, path, &pm_res[i], sizeof pm_res[0]);
-            rm_rf(path);
-        }
+int main(int argc, char **argv)
+{
+    struct bench *b = calloc(1, sizeof *b);   /* zeroed: a result never filled is "not measured" */
+    if (b == NULL) {
+        fputs("lrvm-bench: out of memory\n", stderr);
+        return 1;
     }
-
-    /* Recovery, and the read floor over the same log. Recovery consumes
-     * the log, so each log made in store A is copied to store B: the warm
-     * steps run on A, the cold ones on B, each read floor before the
-     * recovery of its store. */
-    char path_b[PATH_LEN];
-    path_join(path, root, "recovery-a");
-    path_join(path_b, root, "recovery-b");
-    for (int sh = 0; sh < (part_runs(PART_RECOVERY) ? NSHAPES : 0); sh++)
-        for (int i = 0; i < cfg.rec_runs; i++) {
-            const struct mklog_result *mk = &mk_res[sh][i];
-            struct rec_arg a = { .bytes = cfg.rec_bytes, .shape = sh };
-            memcpy(a.dir, path, sizeof a.dir);
-            rm_rf(path);
-            rm_rf(path_b);
-            snprintf(what, sizeof what, "making the %s recovery log", shape_names[sh]);
-            progress("recovery, %s log: making %zu MiB, run %d/%d...", shape_names[sh],
-                     cfg.rec_bytes >> 20, i + 1, cfg.rec_runs);
-            if (run_child(what, child_make_log, &a, &mk_res[sh][i], sizeof *mk) != 0) {
-                rm_rf(path);
-                continue;
-            }
-            progress("recovery, %s log: %" PRIu64 " bytes of %" PRIu64 " transactions made "
-                     "in %.1f s; copying the store for the cold steps...", shape_names[sh],
-                     mk->log_size, mk->commits, mk->secs);
-            int copied = copy_store(path, path_b) == 0;
-            /* Write back whatever is still dirty (A is not dropped from the
-             * page cache), so that writeback does not run during a step. */
-            sync_fs_of(root);
-            a.bytes = mk->log_size;
-            for (int st = 0; st < NSTATES && (st == WARM || copied); st++) {
-                struct rec_arg b = a;
-                b.cold = st == COLD;
-                if (b.cold)
-                    memcpy(b.dir, path_b, sizeof b.dir);
-                struct rfloor_result *rf = &rf_res[sh][st][i];
-                struct recover_result *rc = &rc_res[sh][st][i];
-                snprintf(what, sizeof what, "read floor, %s log, %s", shape_names[sh],
-                         state_names[st]);
-                progress("%s: run %d/%d...", what, i + 1, cfg.rec_runs);
-                if (run_child(what, child_read_floor, &b, rf, sizeof *rf) == 0 &&
-                    rf->bytes != b.bytes) {
-                    add_failure("%s: read %" PRIu64 " of %zu bytes", what, rf->bytes, b.bytes);
-                    rf->bytes = 0;
-                }
-                snprintf(what, sizeof what, "recovery, %s log, %s", shape_names[sh],
-                         state_names[st]);
-                progress("%s: lrvm_open, run %d/%d...", what, i + 1, cfg.rec_runs);
-                if (run_child(what, child_recover, &b, rc, sizeof *rc) == 0 &&
-                    rc->log_size_after >= mk->log_size) {
-                    add_failure("%s: the log was not emptied by lrvm_open (%" PRIu64
-                                " bytes left)", what, rc->log_size_after);
-                    rc->secs = 0;
-                }
-            }
-            rm_rf(path);
-            rm_rf(path_b);
-        }
-
-    compute();
-    if (cfg.csv) {
-        print_csv(stdout);
-        print_sections(stderr);
-        print_targets(stderr);
-        print_failures(stderr);
-    } else {
-        print_table(stdout);
-        print_sections(stdout);
-        print_targets(stdout);
-        print_failures(stdout);
+    int rc = parse_args(b, argc, argv);
+    if (rc >= 0) {
+        free(b);
+        return rc;
     }
+    make_root(b);
+    double start = now();
+    print_header(b);
+    run_all(b);
+    bench_compute(b);
+    bench_report(b);
     fflush(stdout);
-    rm_rf(root);
-    root_made = 0;
-    progress("lrvm-bench: done in %.1f s", now() - start);
+    bench_rm_rf(b->root);
+    b->root_made = 0;
+    bench_progress("lrvm-bench: done in %.1f s", now() - start);
 
-    int rc = nfailures ? 1 : 0;
-    if (cfg.plot != NULL && make_plot(cfg.plot) != 0)
+    rc = b->nfailures ? 1 : 0;
+    if (b->plot != NULL && bench_plot(b, b->plot) != 0)
         rc = 1;
+    free(b);
     return rc;
 }

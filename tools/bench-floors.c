@@ -1,0 +1,361 @@
+/*
+ * bench-floors.c -- the floors: what the machine does without lrvm, which
+ * the workloads and recovery are set against. The fault floor (write
+ * faults handled by a SIGSEGV handler that only mprotects), the write
+ * floor (small in-place pwrite + fdatasync) and the read floor (read() of
+ * a recovery log), and what makes a store cold for the read floor and
+ * recovery alike.
+ *
+ * Never calls lrvm: a floor that did would measure lrvm against itself.
+ * Its children write only their own result.
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const struct floor_spec bench_floors[NFLOORS] = {
+    { "random P=1",      1,   0 },
+    { "random P=4",      4,   0 },
+    { "random P=16",     16,  0 },
+    { "random P=256",    256, 0 },
+    { "contiguous P=64", 64,  1 },
+};
+
+/* ------------------------------------------------------------ fault floor */
+
+struct floor_arg {
+    int  spec;
+    int  fresh;
+    char path[PATH_LEN];
+};
+
+/* What floor_handler reads. A signal handler is given no pointer of ours,
+ * so this is the one state of lrvm-bench outside struct bench; it is set
+ * only in a fault floor's child, before the handler is installed. */
+static char  *volatile fl_base;
+static size_t fl_len, fl_page;
+
+/* Make the faulting page writable, nothing else. */
+static void floor_handler(int sig, siginfo_t *si, void *ctx)
+{
+    (void)ctx;
+    uintptr_t a = (uintptr_t)si->si_addr, b = (uintptr_t)fl_base;
+    if (b != 0 && a >= b && a < b + fl_len &&
+        mprotect((void *)(a & ~(uintptr_t)(fl_page - 1)), fl_page,
+                 PROT_READ | PROT_WRITE) == 0)
+        return;
+    signal(sig, SIG_DFL);   /* not ours: the store faults again and kills us */
+}
+
+static char *map_file(int fd)
+{
+    void *m = mmap(NULL, SEG_SIZE, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED)
+        bench_child_fail("mmap: %s", strerror(errno));
+    return m;
+}
+
+static void shuffle(uint32_t *v, size_t n, uint64_t *seed)
+{
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = xorshift64(seed) % (i + 1);
+        uint32_t t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+}
+
+static void child_fault_floor(const struct bench *b, const void *argp, void *outp)
+{
+    const struct floor_arg *a = argp;
+    const struct floor_spec *f = &bench_floors[a->spec];
+    struct floor_result *r = outp;
+    size_t batch = (size_t)f->pages, page_size = b->page_size, seg_pages = b->seg_pages;
+
+    int fd = open(a->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || ftruncate(fd, (off_t)SEG_SIZE) != 0)
+        bench_child_fail("%s: %s", a->path, strerror(errno));
+    fl_page = page_size;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = floor_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, &sa, NULL) != 0)
+        bench_child_fail("sigaction: %s", strerror(errno));
+
+    /* Bring the file's pages into the page cache, so that the fresh
+     * faults below copy a cached page, as the segment's would. */
+    char *m = map_file(fd);
+    volatile char sink = 0;
+    for (size_t p = 0; p < seg_pages; p++)
+        sink ^= m[p * page_size];
+    (void)sink;
+    munmap(m, SEG_SIZE);
+
+    fl_len = SEG_SIZE;
+    fl_base = map_file(fd);
+    if (!a->fresh) {
+        /* Warm-up: write every page once (private copies), re-protect. */
+        if (mprotect(fl_base, SEG_SIZE, PROT_READ | PROT_WRITE) != 0)
+            bench_child_fail("mprotect: %s", strerror(errno));
+        for (size_t p = 0; p < seg_pages; p++)
+            *(volatile uint64_t *)(fl_base + p * page_size) ^= ALL_BYTES;
+        if (mprotect(fl_base, SEG_SIZE, PROT_READ) != 0)
+            bench_child_fail("mprotect: %s", strerror(errno));
+    }
+
+    uint32_t *order = malloc(seg_pages * sizeof *order);
+    uint32_t *stamp = calloc(seg_pages, sizeof *stamp);
+    if (order == NULL || stamp == NULL)
+        bench_child_fail("out of memory");
+    uint64_t seed = SEED;
+    for (size_t i = 0; i < seg_pages; i++)
+        order[i] = (uint32_t)i;
+    if (a->fresh && !f->contiguous)
+        shuffle(order, seg_pages, &seed);
+
+    uint64_t target = a->fresh ? (uint64_t)b->fresh_passes * seg_pages : b->copied_pages;
+    uint64_t pages = 0, nbatch = 0;
+    size_t pos = 0;          /* next page of order[] (fresh, contiguous) */
+    double spent = 0, t0 = now();
+    while (pages < target && spent + (now() - t0) < b->cap) {
+        if (pos == seg_pages) {
+            pos = 0;
+            if (a->fresh) {
+                /* Every page was written: map the file anew, untimed. */
+                spent += now() - t0;
+                char *old = fl_base;
+                fl_base = NULL;
+                munmap(old, SEG_SIZE);
+                fl_base = map_file(fd);
+                if (!f->contiguous)
+                    shuffle(order, seg_pages, &seed);
+                t0 = now();
+            }
+        }
+        size_t lo = SIZE_MAX, hi = 0;
+        nbatch++;
+        for (size_t i = 0; i < batch; i++) {
+            size_t p;
+            if (a->fresh || f->contiguous) {
+                p = order[pos++];
+            } else {
+                uint64_t rnd;
+                do {
+                    rnd = xorshift64(&seed);
+                    p = rnd % seg_pages;
+                } while (stamp[p] == (uint32_t)nbatch);
+                stamp[p] = (uint32_t)nbatch;
+            }
+            *(volatile uint64_t *)(fl_base + p * page_size) ^= ALL_BYTES;
+            lo = p < lo ? p : lo;
+            hi = p > hi ? p : hi;
+        }
+        if (mprotect(fl_base + lo * page_size, (hi + 1 - lo) * page_size, PROT_READ) != 0)
+            bench_child_fail("mprotect: %s", strerror(errno));
+        pages += batch;
+    }
+    r->secs = spent + (now() - t0);
+    r->pages = pages;
+    free(order);
+    free(stamp);
+    close(fd);
+}
+
+/* ------------------------------------------------------------ write floor */
+
+static void child_write_floor(const struct bench *b, const void *argp, void *outp)
+{
+    const char *path = argp;
+    struct wfloor_result *r = outp;
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        bench_child_fail("%s: %s", path, strerror(errno));
+    char *zeros = calloc(1, CHUNK);
+    if (zeros == NULL)
+        bench_child_fail("out of memory");
+    for (size_t off = 0; off < WFLOOR_SIZE; off += CHUNK)
+        if (pwrite(fd, zeros, CHUNK, (off_t)off) != (ssize_t)CHUNK)
+            bench_child_fail("preallocating %s: %s", path, strerror(errno));
+    if (fdatasync(fd) != 0)
+        bench_child_fail("fdatasync: %s", strerror(errno));
+
+    unsigned char buf[WFLOOR_OP];
+    uint64_t ops = 0;
+    size_t off = 0;
+    double t0 = now(), deadline = t0 + b->cap;
+    for (;;) {
+        memset(buf, (int)(ops % 255) + 1, sizeof buf);
+        memcpy(buf, &ops, sizeof ops);
+        if (pwrite(fd, buf, sizeof buf, (off_t)off) != (ssize_t)sizeof buf)
+            bench_child_fail("pwrite: %s", strerror(errno));
+        if (fdatasync(fd) != 0)
+            bench_child_fail("fdatasync: %s", strerror(errno));
+        ops++;
+        off = (off + WFLOOR_OP) % WFLOOR_SIZE;
+        if (now() >= deadline)
+            break;
+    }
+    r->secs = now() - t0;
+    r->ops = ops;
+    free(zeros);
+    close(fd);
+}
+
+void bench_floors_round(struct bench *b, int i)
+{
+    char floor_path[PATH_LEN], write_path[PATH_LEN], what[160];
+    bench_path_join(b, floor_path, b->root, "fault-floor.dat");
+    bench_path_join(b, write_path, b->root, "write-floor.dat");
+    for (int fl = 0; fl < (bench_workloads_run(b) ? NFLOORS : 0); fl++)
+        for (int fr = 0; fr < 2; fr++) {
+            struct floor_arg a = { .spec = fl, .fresh = fr };
+            memcpy(a.path, floor_path, sizeof a.path);
+            snprintf(what, sizeof what, "fault floor %s %s", bench_floors[fl].name,
+                     fr ? "fresh" : "copied");
+            bench_progress("%s: run %d/%d...", what, i + 1, b->runs);
+            struct floor_result *r = &b->fl_res[fl][fr][i];
+            if (bench_run_child(b, what, child_fault_floor, &a, r, sizeof *r) == 0 &&
+                r->pages == 0)
+                bench_add_failure(b, "%s: no page measured", what);
+        }
+    unlink(floor_path);
+    if (bench_write_floor_runs(b)) {
+        bench_progress("write floor: run %d/%d...", i + 1, b->runs);
+        bench_run_child(b, "write floor", child_write_floor, write_path, &b->wf_res[i],
+                        sizeof b->wf_res[0]);
+        unlink(write_path);
+    }
+}
+
+/* ------------------------------------------------------------ read floor */
+
+/*
+ * Make every file of the store DIR cold, as after a machine crash. Dirty
+ * pages are written back first, since POSIX_FADV_DONTNEED leaves them (and
+ * mapped or locked ones) in the cache without saying so; whatever stays is
+ * counted with mincore(), and a file with more than 5% of its pages still
+ * cached fails the run: a "cold" figure read from the cache would flatter
+ * recovery.
+ */
+double bench_drop_cached(const struct bench *b, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        bench_child_fail("%s: %s", dir, strerror(errno));
+    /* Whatever else is dirty on the file system (the store of the step
+     * before) would otherwise be written back under the clock. */
+    if (syncfs(dirfd(d)) != 0)
+        bench_child_fail("syncfs %s: %s", dir, strerror(errno));
+    double worst = 0;
+    struct dirent *e;
+    while ((errno = 0, e = readdir(d)) != NULL) {
+        char path[PATH_LEN];
+        struct stat sb;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
+            bench_child_fail("path too long: %s/%s", dir, e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &sb) != 0)
+            bench_child_fail("%s: %s", path, strerror(errno));
+        if (!S_ISREG(sb.st_mode)) {
+            close(fd);
+            continue;
+        }
+        if (fdatasync(fd) != 0)
+            bench_child_fail("fdatasync %s: %s", path, strerror(errno));
+        int rc = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        if (rc != 0)
+            bench_child_fail("posix_fadvise %s: %s", path, strerror(rc));
+        size_t size = (size_t)sb.st_size;
+        if (size > 0) {
+            size_t pages = (size + b->page_size - 1) / b->page_size, cached = 0;
+            unsigned char *vec = malloc(pages);
+            void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+            if (vec == NULL)
+                bench_child_fail("out of memory");
+            if (m == MAP_FAILED)
+                bench_child_fail("mmap %s: %s", path, strerror(errno));
+            if (mincore(m, size, vec) != 0)
+                bench_child_fail("mincore %s: %s", path, strerror(errno));
+            for (size_t i = 0; i < pages; i++)
+                cached += vec[i] & 1;
+            munmap(m, size);
+            free(vec);
+            double frac = (double)cached / (double)pages;
+            if (frac > 0.05)
+                bench_child_fail("%s: %.1f%% of its pages still in the page cache after "
+                                 "fdatasync and POSIX_FADV_DONTNEED; no cold figure can be "
+                                 "measured here", path, 100 * frac);
+            if (frac > worst)
+                worst = frac;
+        }
+        close(fd);
+    }
+    if (errno != 0)
+        bench_child_fail("readdir %s: %s", dir, strerror(errno));
+    closedir(d);
+    return worst;
+}
+
+struct rfloor_arg {
+    char   dir[PATH_LEN];
+    size_t bytes;
+    int    cold;       /* drop the store from the page cache first */
+};
+
+static void child_read_floor(const struct bench *b, const void *argp, void *outp)
+{
+    const struct rfloor_arg *a = argp;
+    struct rfloor_result *r = outp;
+    char path[PATH_LEN];
+    if ((size_t)snprintf(path, sizeof path, "%s/lrvm.log", a->dir) >= sizeof path)
+        bench_child_fail("path too long");
+    if (a->cold)
+        r->cached = bench_drop_cached(b, a->dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        bench_child_fail("%s: %s", path, strerror(errno));
+    char *buf = malloc(CHUNK);
+    if (buf == NULL)
+        bench_child_fail("out of memory");
+    uint64_t got = 0;
+    double t0 = now();
+    while (got < a->bytes) {
+        size_t want = a->bytes - got < CHUNK ? (size_t)(a->bytes - got) : CHUNK;
+        ssize_t n = read(fd, buf, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            bench_child_fail("read %s: %s", path, strerror(errno));
+        if (n == 0)
+            break;
+        got += (uint64_t)n;
+    }
+    r->secs = now() - t0;
+    r->bytes = got;
+    free(buf);
+    close(fd);
+}
+
+int bench_read_floor(struct bench *b, const char *what, const char *dir, size_t bytes,
+                     int cold, struct rfloor_result *r)
+{
+    struct rfloor_arg a = { .bytes = bytes, .cold = cold };
+    size_t len = strlen(dir);
+    if (len >= sizeof a.dir)
+        bench_die(b, "path too long: %s", dir);
+    memcpy(a.dir, dir, len + 1);
+    return bench_run_child(b, what, child_read_floor, &a, r, sizeof *r);
+}

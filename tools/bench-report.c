@@ -1,0 +1,461 @@
+/*
+ * bench-report.c -- what lrvm-bench prints: the summaries (median, min,
+ * max) of the runs that completed, the workload table or its CSV rows,
+ * the sections of the floors, group commit, the heap and recovery, the
+ * target lines, and the list of failed runs.
+ *
+ * Reads results, never makes them: nothing here runs a measurement or
+ * touches a store. bench_compute is the only function that writes to
+ * struct bench, and only its summaries.
+ */
+#include "bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ statistics */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static struct summary summarize(const double *v, int n)
+{
+    struct summary s = { NAN, NAN, NAN, n };
+    if (n <= 0)
+        return s;
+    double tmp[MAX_RUNS];
+    memcpy(tmp, v, (size_t)n * sizeof *v);
+    qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
+    s.min = tmp[0];
+    s.max = tmp[n - 1];
+    s.med = (n % 2) ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+    return s;
+}
+
+/* Failed runs were zeroed by bench_run_child; only completed runs are
+ * counted. */
+static void compute_workloads(struct bench *b)
+{
+    double v[MAX_RUNS], u[MAX_RUNS];
+    int nv;
+    for (int w = 0; w < NWORK; w++)
+        for (int m = 0; m < 2; m++)
+            for (int f = 0; f < 2; f++) {
+                struct row *row = &b->rows[w][m][f];
+                double pages = 0, bytes = 0, tx = 0, fsyncs = 0, truncs = 0;
+                nv = 0;
+                row->w = &bench_workloads[w];
+                row->mode = m;
+                row->flush = f;
+                for (int i = 0; i < b->runs; i++) {
+                    const struct wl_result *r = &b->wl_res[w][m][f][i];
+                    if (r->tx == 0 || r->pages == 0 || r->secs <= 0)
+                        continue;
+                    v[nv] = (double)r->tx / r->secs;
+                    u[nv++] = r->secs * 1e9 / (double)r->pages;
+                    pages += (double)r->pages;
+                    bytes += (double)r->bytes;
+                    tx += (double)r->tx;
+                    fsyncs += (double)r->fsyncs;
+                    truncs += (double)r->truncations;
+                }
+                row->ok = nv;
+                row->txs = summarize(v, nv);
+                row->nsp = summarize(u, f ? 0 : nv);
+                row->pages_per_tx = nv ? pages / tx : NAN;
+                row->bytes_per_tx = nv ? bytes / tx : NAN;
+                row->fsyncs_per_tx = nv ? fsyncs / tx : NAN;
+                row->truncations = nv ? truncs / nv : NAN;
+                row->floor_ns = row->ratio = NAN;
+            }
+    for (int fl = 0; fl < NFLOORS; fl++)
+        for (int fr = 0; fr < 2; fr++) {
+            nv = 0;
+            for (int i = 0; i < b->runs; i++) {
+                const struct floor_result *r = &b->fl_res[fl][fr][i];
+                if (r->pages > 0 && r->secs > 0)
+                    v[nv++] = r->secs * 1e9 / (double)r->pages;
+            }
+            b->floor_sum[fl][fr] = summarize(v, nv);
+        }
+    /* The workloads' pages were all written before timing: the "copied"
+     * floor is the one in the same state. */
+    for (int w = 0; w < NWORK; w++) {
+        struct row *row = &b->rows[w][LRVM_TRACK_AUTO][0];
+        row->floor_ns = b->floor_sum[bench_workloads[w].floor][0].med;
+        row->ratio = row->nsp.med / row->floor_ns;
+    }
+    nv = 0;
+    for (int i = 0; i < b->runs; i++)
+        if (b->wf_res[i].ops > 0 && b->wf_res[i].secs > 0)
+            v[nv++] = (double)b->wf_res[i].ops / b->wf_res[i].secs;
+    b->wfloor_sum = summarize(v, nv);
+    for (int k = 0; k < 3; k++) {
+        nv = 0;
+        for (int i = 0; i < b->runs; i++)
+            if (b->hp_res[k][i].ops > 0 && b->hp_res[k][i].secs > 0)
+                v[nv++] = b->hp_res[k][i].secs * 1e9 / (double)b->hp_res[k][i].ops;
+        b->heap_sum[k] = summarize(v, nv);
+    }
+    for (int g = 0; g < NGROUP; g++) {
+        double tx = 0, syncs = 0;
+        nv = 0;
+        for (int i = 0; i < b->runs; i++) {
+            const struct group_result *r = &b->gr_res[g][i];
+            if (r->tx == 0 || r->secs <= 0)
+                continue;
+            v[nv++] = (double)r->tx / r->secs;
+            tx += (double)r->tx;
+            syncs += (double)r->fsyncs;
+        }
+        b->group_sum[g] = summarize(v, nv);
+        b->group_per_sync[g] = syncs > 0 ? tx / syncs : NAN;
+    }
+    nv = 0;
+    for (int i = 0; i < b->runs; i++)
+        if (b->pm_res[i].tx > 0 && b->pm_res[i].secs > 0)
+            v[nv++] = (double)b->pm_res[i].tx / b->pm_res[i].secs;
+    b->pmem_sum = summarize(v, nv);
+}
+
+static void compute_recovery(struct bench *b)
+{
+    double v[MAX_RUNS], u[MAX_RUNS], x[MAX_RUNS];
+    int nv, nu;
+    b->rec_cached = NAN;
+    for (int sh = 0; sh < NSHAPES; sh++) {
+        double mb = 0, commits = 0;
+        int made = 0;
+        for (int i = 0; i < b->rec_runs; i++)
+            if (b->mk_res[sh][i].log_size > 0) {
+                mb += (double)b->mk_res[sh][i].log_size / 1e6;
+                commits += (double)b->mk_res[sh][i].commits;
+                made++;
+            }
+        b->rec_log_mb[sh] = made ? mb / made : NAN;
+        b->rec_commits[sh] = made ? commits / made : NAN;
+        for (int st = 0; st < NSTATES; st++) {
+            struct rec_row *row = &b->rec_rows[sh][st];
+            nv = nu = 0;
+            for (int i = 0; i < b->rec_runs; i++) {
+                const struct recover_result *rc = &b->rc_res[sh][st][i];
+                const struct rfloor_result *rf = &b->rf_res[sh][st][i];
+                if (b->mk_res[sh][i].log_size > 0 && rc->secs > 0) {
+                    v[nv] = rc->secs;
+                    u[nv++] = (double)b->mk_res[sh][i].log_size / 1e6 / rc->secs;
+                }
+                if (rf->bytes > 0 && rf->secs > 0)
+                    x[nu++] = (double)rf->bytes / 1e6 / rf->secs;
+                if (st == COLD && rc->secs > 0)
+                    b->rec_cached = isnan(b->rec_cached) ? rc->cached
+                                                         : fmax(b->rec_cached, rc->cached);
+                if (st == COLD && rf->bytes > 0)
+                    b->rec_cached = isnan(b->rec_cached) ? rf->cached
+                                                         : fmax(b->rec_cached, rf->cached);
+            }
+            row->ok = nv;
+            row->secs = summarize(v, nv);
+            row->mbs = summarize(u, nv);
+            row->floor = summarize(x, nu);
+            row->ratio = row->mbs.med / row->floor.med;
+        }
+    }
+}
+
+void bench_compute(struct bench *b)
+{
+    compute_workloads(b);
+    compute_recovery(b);
+}
+
+/* ------------------------------------------------------------ printing */
+
+/* "median (min-max)" with the given precision, or "-" when not measured. */
+static const char *fmt_sum(char *buf, size_t len, struct summary s, int prec)
+{
+    if (s.n == 0 || isnan(s.med))
+        snprintf(buf, len, "-");
+    else
+        snprintf(buf, len, "%.*f (%.*f-%.*f)", prec, s.med, prec, s.min, prec, s.max);
+    return buf;
+}
+
+static void print_table(const struct bench *b, FILE *o)
+{
+    char a[80], s[80], c[80], d[40], e[40];
+    if (!bench_workloads_run(b))
+        return;
+    fprintf(o, "%-10s %-8s %-8s %-4s  %-26s %-22s %7s %9s  %s\n", "workload", "mode",
+            "commit", "runs", "tx/s median (min-max)", "ns/page median (min-max)",
+            "pg/tx", "logB/tx", "auto / fault floor");
+    for (int w = 0; w < NWORK; w++)
+        for (int m = 0; m < 2 && bench_part_runs(b, w); m++)
+            for (int f = 1; f >= 0; f--) {
+                const struct row *r = &b->rows[w][m][f];
+                if (isnan(r->ratio))
+                    snprintf(c, sizeof c, "-");
+                else
+                    snprintf(c, sizeof c, "%.2fx (copied, %s: %.0f ns)", r->ratio,
+                             bench_floors[r->w->floor].name, r->floor_ns);
+                snprintf(d, sizeof d, "%d/%d", r->ok, b->runs);
+                if (r->ok == 0)
+                    snprintf(a, sizeof a, "FAILED");
+                else
+                    fmt_sum(a, sizeof a, r->txs, 0);
+                snprintf(e, sizeof e, "%7.1f %9.1f", r->pages_per_tx, r->bytes_per_tx);
+                fprintf(o, "%-10s %-8s %-8s %-4s  %-26s %-22s %s  %s\n",
+                        r->w->name, bench_mode_name(m), bench_flush_name(f), d, a,
+                        fmt_sum(s, sizeof s, r->nsp, 0), r->ok ? e : "      -         -", c);
+            }
+    fprintf(o, "runs: runs completed / runs made (failed runs are listed at the end and "
+               "left out of the figures).\n"
+               "ns/page: whole run time (stores, faults, commits, final flush) / pages "
+               "the workload wrote (both modes), no-flush runs only.\n"
+               "Workload pages were all written once before timing, so they are already "
+               "private copies: the \"copied\" fault floor is the matching one.\n");
+}
+
+static void csv_num(FILE *o, double v, int prec, const char *sep)
+{
+    if (isnan(v))
+        fprintf(o, "%s", sep);
+    else
+        fprintf(o, "%.*f%s", prec, v, sep);
+}
+
+static void print_csv(const struct bench *b, FILE *o)
+{
+    fprintf(o, "workload,mode,commit,runs,runs_ok,tx_per_s_median,tx_per_s_min,tx_per_s_max,"
+               "ns_per_page_median,ns_per_page_min,ns_per_page_max,pages_per_tx,"
+               "log_bytes_per_tx,fsyncs_per_tx,truncations_per_run,fault_floor,"
+               "fault_floor_ns_per_page,ratio_to_fault_floor\n");
+    for (int w = 0; w < NWORK; w++)
+        for (int m = 0; m < 2 && bench_part_runs(b, w); m++)
+            for (int f = 1; f >= 0; f--) {
+                const struct row *r = &b->rows[w][m][f];
+                fprintf(o, "%s,%s,%s,%d,%d,", r->w->name, bench_mode_name(m),
+                        bench_flush_name(f), b->runs, r->ok);
+                csv_num(o, r->txs.med, 1, ",");
+                csv_num(o, r->txs.min, 1, ",");
+                csv_num(o, r->txs.max, 1, ",");
+                csv_num(o, r->nsp.med, 1, ",");
+                csv_num(o, r->nsp.min, 1, ",");
+                csv_num(o, r->nsp.max, 1, ",");
+                csv_num(o, r->pages_per_tx, 2, ",");
+                csv_num(o, r->bytes_per_tx, 1, ",");
+                csv_num(o, r->fsyncs_per_tx, 4, ",");
+                csv_num(o, r->truncations, 1, ",");
+                if (r->flush || r->mode != LRVM_TRACK_AUTO)
+                    fprintf(o, ",,\n");
+                else {
+                    fprintf(o, "copied %s,", bench_floors[r->w->floor].name);
+                    csv_num(o, r->floor_ns, 1, ",");
+                    csv_num(o, r->ratio, 3, "\n");
+                }
+            }
+}
+
+static void print_failures(const struct bench *b, FILE *o)
+{
+    if (b->nfailures == 0)
+        return;
+    fprintf(o, "\nFAILED runs (%d; left out of every figure above)\n", b->nfailures);
+    for (int i = 0; i < b->nnotes; i++)
+        fprintf(o, "  %s\n", b->notes[i]);
+    if (b->nfailures > b->nnotes)
+        fprintf(o, "  ... and %d more\n", b->nfailures - b->nnotes);
+}
+
+static void print_floors(const struct bench *b, FILE *o)
+{
+    char s[80], t[80];
+    if (!bench_write_floor_runs(b) && !bench_part_runs(b, PART_PMEMOBJ) &&
+        !bench_part_runs(b, PART_RECOVERY))
+        return;                             /* the heap has its own floor */
+    fprintf(o, "\nfloors (no lrvm; each run in its own process)\n");
+    if (bench_workloads_run(b)) {
+        fprintf(o, "fault floor, ns/page median (min-max): SIGSEGV handler mprotects the page RW; "
+                   "one mprotect(PROT_READ) over the span after each batch\n");
+        fprintf(o, "  %-18s %-26s %s\n", "batch", "copied (written before)",
+                "fresh (copy on write)");
+        for (int fl = 0; fl < NFLOORS; fl++)
+            fprintf(o, "  %-18s %-26s %s\n", bench_floors[fl].name,
+                    fmt_sum(s, sizeof s, b->floor_sum[fl][0], 0),
+                    fmt_sum(t, sizeof t, b->floor_sum[fl][1], 0));
+    }
+    if (bench_write_floor_runs(b))
+        fprintf(o, "write floor: %d-byte in-place pwrite + fdatasync, preallocated file: "
+                   "%s ops/s\n", WFLOOR_OP, fmt_sum(s, sizeof s, b->wfloor_sum, 0));
+    if (bench_part_runs(b, PART_RECOVERY))
+        fprintf(o, "read floor: read() in 1 MiB chunks of each recovery log, warm and cold: "
+                   "in the recovery table below\n");
+    if (bench_part_runs(b, PART_PMEMOBJ)) {
+        if (bench_pmem_available())
+            fprintf(o, "libpmemobj small-tx (pmem forced, CPU cache flushes off): %s tx/s\n",
+                    fmt_sum(s, sizeof s, b->pmem_sum, 0));
+        else
+            fprintf(o, "libpmemobj small-tx: not measured (lrvm-bench was built without "
+                       "libpmemobj; Debian: libpmemobj-dev)\n");
+    }
+}
+
+static void print_group(const struct bench *b, FILE *o)
+{
+    char s[80];
+    fprintf(o, "\ngroup commit: flushed small-tx (explicit) from T threads at once, each on "
+               "its own %zu MiB segment\n", GROUP_SEG >> 20);
+    fprintf(o, "  %-8s %-28s %-15s %s\n", "threads", "tx/s median (min-max)", "commits/fsync",
+            "tx/s / write floor");
+    for (int g = 0; g < NGROUP; g++)
+        fprintf(o, "  %-8d %-28s %-15.2f %.2fx\n", bench_group_threads[g],
+                fmt_sum(s, sizeof s, b->group_sum[g], 0), b->group_per_sync[g],
+                b->group_sum[g].med / b->wfloor_sum.med);
+}
+
+static void print_heap(const struct bench *b, FILE *o)
+{
+    char s[80];
+    fprintf(o, "\nheap: per no-flush transaction, lrvm_free + lrvm_malloc (16-256 B) among "
+               "%u live blocks and an 8-byte store; floor: the same on the C library's "
+               "malloc and free\n", HEAP_LIVE);
+    fprintf(o, "  %-10s %-28s %s\n", "", "ns/op median (min-max)", "/ floor");
+    static const char *const heap_rows[] = { "auto", "explicit", "floor" };
+    for (int k = 0; k < 3; k++)
+        fprintf(o, "  %-10s %-28s %.1fx\n", heap_rows[k],
+                fmt_sum(s, sizeof s, b->heap_sum[k], 0), b->heap_sum[k].med / b->heap_sum[2].med);
+}
+
+static void print_recovery(const struct bench *b, FILE *o)
+{
+    char s[80], t[80], c[80], d[40], e[40];
+    fprintf(o, "\nrecovery: lrvm_open of a store whose log holds the records of no-flush "
+               "commits (explicit mode, one lrvm_flush at the end, never truncated); "
+               "%d run%s per row\n", b->rec_runs, b->rec_runs == 1 ? "" : "s");
+    for (int sh = 0; sh < NSHAPES; sh++) {
+        if (sh == REC_BIG)
+            snprintf(c, sizeof c, "%zu KiB contiguous", REC_TX_BYTES >> 10);
+        else
+            snprintf(c, sizeof c, "%d random 8-byte words", TX_WORDS);
+        if (isnan(b->rec_log_mb[sh]))
+            fprintf(o, "  log %-9s  not made (see the failures at the end)\n",
+                    bench_shape_names[sh]);
+        else
+            fprintf(o, "  log %-9s  %.1f MB of %.0f transactions of %s (%.0f log bytes/tx)\n",
+                    bench_shape_names[sh], b->rec_log_mb[sh], b->rec_commits[sh], c,
+                    b->rec_log_mb[sh] * 1e6 / b->rec_commits[sh]);
+    }
+    fprintf(o, "  warm: page cache warm (after a process crash)\n");
+    fprintf(o, "  cold: every file of the store fdatasync'ed and dropped with "
+               "POSIX_FADV_DONTNEED (after a machine crash); ");
+    if (isnan(b->rec_cached))
+        fprintf(o, "no cold run completed\n");
+    else
+        fprintf(o, "mincore() found at most %.1f%% of a file still cached\n",
+                100 * b->rec_cached);
+    fprintf(o, "  read floor: read() of the same log in 1 MiB chunks, page cache in the "
+               "same state\n");
+    fprintf(o, "  %-10s %-6s %-5s %-26s %-24s %-24s %s\n", "log", "cache", "runs",
+            "seconds median (min-max)", "MB/s median (min-max)", "read floor MB/s",
+            "recovery / read floor");
+    for (int sh = 0; sh < NSHAPES; sh++)
+        for (int st = 0; st < NSTATES; st++) {
+            const struct rec_row *r = &b->rec_rows[sh][st];
+            snprintf(d, sizeof d, "%d/%d", r->ok, b->rec_runs);
+            if (isnan(r->ratio))
+                snprintf(e, sizeof e, "-");
+            else
+                snprintf(e, sizeof e, "%.2fx", r->ratio);
+            fprintf(o, "  %-10s %-6s %-5s %-26s %-24s %-24s %s\n", bench_shape_names[sh],
+                    bench_state_names[st], d,
+                    r->ok ? fmt_sum(s, sizeof s, r->secs, 3) : "FAILED",
+                    fmt_sum(t, sizeof t, r->mbs, 0), fmt_sum(c, sizeof c, r->floor, 0), e);
+        }
+    fprintf(o, "(MB = 10^6 bytes)\n");
+}
+
+/* Everything but the workload table and the targets: the floors, then the
+ * sections of the parts that ran. */
+static void print_sections(const struct bench *b, FILE *o)
+{
+    print_floors(b, o);
+    if (bench_part_runs(b, PART_GROUP))
+        print_group(b, o);
+    if (bench_part_runs(b, PART_HEAP))
+        print_heap(b, o);
+    if (bench_part_runs(b, PART_RECOVERY))
+        print_recovery(b, o);
+}
+
+static void target_line(FILE *o, const char *what, double value, const char *unit,
+                        int at_most, double limit)
+{
+    char v[40], t[40];
+    int met = !isnan(value) && (at_most ? value <= limit : value >= limit);
+    if (isnan(value))
+        snprintf(v, sizeof v, "not measured");
+    else
+        snprintf(v, sizeof v, "%.2f%s", value, unit);
+    snprintf(t, sizeof t, "%s %.2f%s", at_most ? "<=" : ">=", limit, unit);
+    fprintf(o, "  %-66s %12s  target %-10s %s\n", what, v, t, met ? "met" : "NOT met");
+}
+
+static void print_targets(const struct bench *b, FILE *o)
+{
+    const struct row *p256 = &b->rows[PART_PAGES_256][LRVM_TRACK_AUTO][0];
+    const struct row *sx_f = &b->rows[PART_SMALL_TX][LRVM_TRACK_EXPLICIT][1];
+    const struct row *sa_f = &b->rows[PART_SMALL_TX][LRVM_TRACK_AUTO][1];
+    const struct row *sx_n = &b->rows[PART_SMALL_TX][LRVM_TRACK_EXPLICIT][0];
+    const struct row *sa_n = &b->rows[PART_SMALL_TX][LRVM_TRACK_AUTO][0];
+    double wfloor = b->wfloor_sum.med;
+    char what[120];
+    if (!bench_part_runs(b, PART_SMALL_TX) && !bench_part_runs(b, PART_PAGES_256) &&
+        !bench_part_runs(b, PART_RECOVERY))
+        return;                             /* no part with a target ran */
+    fprintf(o, "\ntargets (from the medians above; with --only, those of the parts run)\n");
+    if (bench_part_runs(b, PART_PAGES_256)) {
+        snprintf(what, sizeof what, "auto ns/page, pages-256 no-flush / fault floor (copied, %s)",
+                 bench_floors[bench_workloads[PART_PAGES_256].floor].name);
+        target_line(o, what, p256->ratio, "x", 1, 1.5);
+    }
+    if (bench_part_runs(b, PART_SMALL_TX)) {
+        target_line(o, "flushed small-tx explicit tx/s / write floor ops/s",
+                    sx_f->txs.med / wfloor, "x", 0, 0.9);
+        target_line(o, "flushed small-tx auto tx/s / write floor ops/s",
+                    sa_f->txs.med / wfloor, "x", 0, 0.9);
+    }
+    if (bench_part_runs(b, PART_SMALL_TX) && bench_part_runs(b, PART_PMEMOBJ))
+        target_line(o, "small-tx explicit no-flush tx/s / libpmemobj tx/s",
+                    sx_n->txs.med / b->pmem_sum.med, "x", 0, 2.0);
+    if (bench_part_runs(b, PART_SMALL_TX)) {
+        target_line(o, "small-tx explicit log bytes/tx (no-flush run)", sx_n->bytes_per_tx, "",
+                    1, 128);
+        target_line(o, "small-tx auto log bytes/tx / explicit (no-flush runs)",
+                    sa_n->bytes_per_tx / sx_n->bytes_per_tx, "x", 1, 1.5);
+    }
+    for (int sh = 0; sh < (bench_part_runs(b, PART_RECOVERY) ? NSHAPES : 0); sh++)
+        for (int st = 0; st < NSTATES; st++) {
+            snprintf(what, sizeof what, "recovery MB/s / read floor MB/s, %s log, %s cache",
+                     bench_shape_names[sh], bench_state_names[st]);
+            target_line(o, what, b->rec_rows[sh][st].ratio, "x", 0, 0.5);
+        }
+}
+
+void bench_report(const struct bench *b)
+{
+    if (b->csv) {
+        print_csv(b, stdout);
+        print_sections(b, stderr);
+        print_targets(b, stderr);
+        print_failures(b, stderr);
+    } else {
+        print_table(b, stdout);
+        print_sections(b, stdout);
+        print_targets(b, stdout);
+        print_failures(b, stdout);
+    }
+}

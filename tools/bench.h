@@ -1,0 +1,285 @@
+/*
+ * bench.h -- what the files of lrvm-bench share: the sizes and tables of
+ * what is measured, struct bench (the settings, every run's results and
+ * their summaries: the program's whole state), and the functions one file
+ * calls in another.
+ *
+ * Declarations only, and constants: no state lives here. A function that
+ * only its own file calls stays static there and is not declared here.
+ */
+#ifndef LRVM_BENCH_H
+#define LRVM_BENCH_H
+
+#include "lrvm.h"
+#include "bench-pmem.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SEG_SIZE      ((size_t)64 << 20)
+#define SEG_NAME      "bench"
+#define MAX_RUNS      100
+#define SEQ_PAGES     64                    /* pages a seq-64 rewrites */
+#define REC_TX_BYTES  ((size_t)64 << 10)    /* transaction size of the recovery log */
+#define WFLOOR_SIZE   ((size_t)16 << 20)    /* preallocated file of the write floor */
+#define WFLOOR_OP     128                   /* bytes per write-floor overwrite */
+#define CHUNK         ((size_t)1 << 20)     /* read() size of the read floor */
+#define GROUP_SEG     ((size_t)1 << 20)     /* each group-commit thread's segment */
+#define HEAP_LIVE     65536u                /* blocks live in the heap workload */
+#define PATH_LEN      4200
+#define MAX_NOTES     64                    /* failed runs described at the end */
+#define NOTE_LEN      240
+
+/* ------------------------------------------------------------ what is measured */
+
+/* What --only can name: the workloads first, in the order of bench_workloads[]. */
+enum {
+    PART_SMALL_TX, PART_PAGES_1, PART_PAGES_16, PART_PAGES_256, PART_SEQ_64,
+    PART_HEAP, PART_GROUP, PART_PMEMOBJ, PART_RECOVERY, NPARTS
+};
+#define WORKLOAD_PARTS 0x1fu
+
+enum { W_SMALL, W_PAGES, W_SEQ };
+
+struct workload {
+    const char *name;
+    int         kind;
+    int         pages;   /* pages per transaction (small-tx: words) */
+    long        max_tx;  /* transactions per run at most (full run) */
+    int         floor;   /* the fault floor with the same batch */
+};
+
+struct floor_spec {
+    const char *name;
+    int         pages;       /* pages per batch */
+    int         contiguous;  /* batch is a run of pages moving through the file */
+};
+
+#define NWORK   5
+#define NFLOORS 5
+#define NGROUP  4
+
+extern const struct workload   bench_workloads[NWORK];     /* bench-workloads.c */
+extern const int               bench_group_threads[NGROUP];
+extern const struct floor_spec bench_floors[NFLOORS];      /* bench-floors.c */
+
+enum { REC_BIG, REC_SMALL, NSHAPES };      /* recovery log shapes */
+enum { WARM, COLD, NSTATES };              /* page cache states */
+
+extern const char *const bench_shape_names[NSHAPES];       /* bench-recovery.c */
+extern const char *const bench_state_names[NSTATES];
+
+/* ------------------------------------------------------------ results */
+
+/* What one run's child sends back through the pipe: zero when the run
+ * failed or did not run. */
+
+struct wl_result {
+    uint64_t tx;          /* transactions committed in the timed loop */
+    uint64_t pages;       /* pages the workload wrote */
+    uint64_t bytes;       /* bytes_logged delta */
+    uint64_t faults, fsyncs, truncations;
+    double   secs;
+};
+
+struct floor_result {
+    uint64_t pages;
+    double   secs;
+};
+
+struct wfloor_result {
+    uint64_t ops;
+    double   secs;
+};
+
+struct group_result {
+    uint64_t tx, fsyncs;
+    double   secs;
+};
+
+struct heap_result {
+    uint64_t ops;
+    double   secs;
+};
+
+struct mklog_result {
+    uint64_t log_size, commits, records;
+    double   secs;
+};
+
+struct recover_result {
+    double   secs;
+    double   cached;          /* cold: largest fraction of a file left cached */
+    uint64_t log_size_after;
+};
+
+struct rfloor_result {
+    uint64_t bytes;
+    double   secs;
+    double   cached;          /* cold: largest fraction of a file left cached */
+};
+
+/* The runs of one measurement: median, min, max of the n that completed. */
+struct summary {
+    double med, min, max;
+    int    n;
+};
+
+struct row {
+    const struct workload *w;
+    int            mode, flush;
+    int            ok;           /* runs that completed */
+    struct summary txs, nsp;     /* tx/s; ns per page (no-flush rows) */
+    double         pages_per_tx, bytes_per_tx, fsyncs_per_tx, truncations;
+    double         floor_ns, ratio;  /* auto no-flush rows */
+};
+
+struct rec_row {
+    int            ok;              /* recoveries that completed */
+    struct summary secs, mbs;       /* recovery: seconds, log MB/s */
+    struct summary floor;           /* read floor MB/s, same log and state */
+    double         ratio;           /* recovery MB/s / read floor MB/s, medians */
+};
+
+/* ------------------------------------------------------------ the state */
+
+struct bench {
+    /* Settings, from the command line. */
+    int         runs;          /* repetitions of every measurement */
+    int         rec_runs;      /* repetitions of recovery (and read floor) */
+    size_t      rec_bytes;     /* log size recovery replays */
+    double      cap;           /* seconds at most per timed loop */
+    long        tx_div;        /* divides the transaction counts (--quick) */
+    uint64_t    copied_pages;  /* fault floor, copied: pages per run at most */
+    int         fresh_passes;  /* fault floor, fresh: passes over the mapping */
+    int         quick, csv;
+    const char *plot, *dir;
+    unsigned    parts;         /* bit p: part p runs (--only) */
+
+    size_t page_size, seg_pages;
+    char   root[PATH_LEN];     /* made by this run, removed at exit */
+    int    root_made;
+
+    /* Failures of single runs: reported after the results, exit status 1. */
+    char notes[MAX_NOTES][NOTE_LEN];
+    int  nnotes, nfailures;
+
+    /* Every run's results, as its child sent them. */
+    struct wl_result         wl_res[NWORK][2][2][MAX_RUNS];  /* [w][mode][flush][run] */
+    struct floor_result      fl_res[NFLOORS][2][MAX_RUNS];   /* [floor][fresh][run] */
+    struct wfloor_result     wf_res[MAX_RUNS];
+    struct group_result      gr_res[NGROUP][MAX_RUNS];       /* [threads][run] */
+    struct heap_result       hp_res[3][MAX_RUNS];  /* [auto, explicit, C library][run] */
+    struct bench_pmem_result pm_res[MAX_RUNS];
+    struct mklog_result      mk_res[NSHAPES][MAX_RUNS];           /* [shape][run] */
+    struct recover_result    rc_res[NSHAPES][NSTATES][MAX_RUNS];  /* [shape][state][run] */
+    struct rfloor_result     rf_res[NSHAPES][NSTATES][MAX_RUNS];  /* [shape][state][run] */
+
+    /* Their summaries, made by bench_compute. */
+    struct row     rows[NWORK][2][2];
+    struct summary floor_sum[NFLOORS][2];
+    struct summary wfloor_sum, pmem_sum;   /* ops/s; libpmemobj tx/s */
+    struct summary group_sum[NGROUP];      /* tx/s */
+    double         group_per_sync[NGROUP]; /* commits per fdatasync, all runs */
+    struct summary heap_sum[3];            /* ns per op: auto, explicit, C library */
+    struct rec_row rec_rows[NSHAPES][NSTATES];
+    double         rec_log_mb[NSHAPES], rec_commits[NSHAPES];  /* means of the logs made */
+    double         rec_cached;  /* cold runs: largest fraction of a file left cached,
+                                   NAN when none was measured */
+};
+
+static inline int bench_part_runs(const struct bench *b, int part)
+{
+    return (b->parts >> part) & 1u;
+}
+
+/* The floors run with the parts set against them: the fault floors with
+ * the workloads, the write floor with the workloads and group commit. */
+static inline int bench_workloads_run(const struct bench *b)
+{
+    return (b->parts & WORKLOAD_PARTS) != 0;
+}
+
+static inline int bench_write_floor_runs(const struct bench *b)
+{
+    return bench_workloads_run(b) || bench_part_runs(b, PART_GROUP);
+}
+
+static inline const char *bench_mode_name(int mode)
+{
+    return mode == LRVM_TRACK_AUTO ? "auto" : "explicit";
+}
+
+static inline const char *bench_flush_name(int flush)
+{
+    return flush ? "flush" : "no-flush";
+}
+
+/* ------------------------------------------------------------ lrvm-bench.c: the harness */
+
+/* Parent: report, remove what this run made, exit 1. */
+void bench_die(const struct bench *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+
+/* Child: report and leave at once (no atexit, no stdio flush). */
+void bench_child_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* Child: an lrvm call that returned an error fails the run. */
+void bench_check(int rc, const char *call);
+#define CHECK(call) bench_check((call), #call)
+
+/* Parent: note a failed run (reported at the end; the exit status is 1). */
+void bench_add_failure(struct bench *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A measurement, run in a child: fills *out from *arg. B is the child's copy. */
+typedef void bench_child_fn(const struct bench *b, const void *arg, void *out);
+
+/* Run fn in a forked child and take back *out (size bytes). Returns 0, or
+ * -1 when the child failed (noted, and *out zeroed). */
+int bench_run_child(struct bench *b, const char *what, bench_child_fn *fn, const void *arg,
+                    void *out, size_t size);
+
+/* OUT = DIR/NAME; a name too long for PATH_LEN is fatal. */
+void bench_path_join(const struct bench *b, char *out, const char *dir, const char *name);
+void bench_rm_rf(const char *path);
+void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ------------------------------------------------------------ the parts */
+
+/* bench-floors.c: run I of every fault floor and of the write floor, for
+ * the parts that are set against them. */
+void bench_floors_round(struct bench *b, int i);
+
+/* bench-floors.c, in a child before its clock starts: drop every file of
+ * the store DIR from the page cache, as after a machine crash. Returns the
+ * largest fraction of a file left cached. */
+double bench_drop_cached(const struct bench *b, const char *dir);
+
+/* bench-floors.c: one run of the read floor over the log of store DIR,
+ * BYTES long, in the page cache state COLD says. Returns as
+ * bench_run_child. */
+int bench_read_floor(struct bench *b, const char *what, const char *dir, size_t bytes,
+                     int cold, struct rfloor_result *r);
+
+/* bench-workloads.c: run I of every lrvm workload, of the heap and of
+ * group commit, for the parts that run. */
+void bench_workloads_round(struct bench *b, int i);
+
+/* bench-workloads.c: every run of small-tx on libpmemobj, when it is a
+ * part that runs and lrvm-bench was built with libpmemobj. */
+void bench_pmemobj_runs(struct bench *b);
+
+/* bench-recovery.c: every run of recovery and of its read floors. */
+void bench_recovery_runs(struct bench *b);
+
+/* bench-report.c: the summaries from the results, then the printed report
+ * (to stdout; with --csv, the CSV rows to stdout and the rest to stderr). */
+void bench_compute(struct bench *b);
+void bench_report(const struct bench *b);
+
+/* bench-plot.c: --plot. Returns 0, or 1 when gnuplot ran and failed. */
+int bench_plot(const struct bench *b, const char *out);
+
+#endif /* LRVM_BENCH_H */
