@@ -61,8 +61,8 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 
 /* Pool room beyond the area: pool and heap headers, the lanes with their
  * inline undo logs, chunk headers, and the undo log a 256-range warm-up
- * transaction grows on the heap. For 64 MiB, 4 MiB was too little and
- * 6 MiB enough (libpmemobj 1.12); 32 MiB leaves room for other versions. */
+ * transaction grows on the heap: several MiB for a 64 MiB area, and a
+ * margin for other libpmemobj versions (doc/architecture.md). */
 #define POOL_EXTRA  ((size_t)32 << 20)
 #define POOL_NAME   "pmemobj.pool"
 #define POOL_LAYOUT "lrvm-bench small-tx"
