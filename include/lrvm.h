@@ -101,6 +101,16 @@
  *      mprotect(PROT_WRITE) or MAP_FIXED over a segment is not detected:
  *      stores to such pages are not captured and are silently lost, and a
  *      page the program made PROT_NONE kills it when lrvm reads it.
+ *   C12 A full disk: lrvm reserves a segment file's blocks when lrvm_map
+ *      (or lrvm_heap_open) creates or grows it, so a segment larger than
+ *      the free space fails there with LRVM_ENOSPC, and no later commit,
+ *      truncation or recovery needs a new block of a segment file. What
+ *      can still fail when the disk fills: a commit whose records do not
+ *      fit the log's preallocated room (LRVM_ENOSPC, the store usable);
+ *      creating a file (the first lrvm_open of a store, a new segment or
+ *      heap). A file system that cannot reserve blocks (no fallocate)
+ *      leaves segment files sparse, as before; a segment file made by an
+ *      older version, sparse, is not reserved until it grows.
  */
 #ifndef LRVM_H
 #define LRVM_H

@@ -74,6 +74,9 @@ struct lrvm__io_methods {
     int     (*fdatasync)(int fd);
     int     (*fsync)(int fd);
     int     (*ftruncate)(int fd, uint64_t len);
+    /* Reserve the disk blocks of [off, off+len) (0 where the file system
+     * cannot, which leaves the file sparse). */
+    int     (*allocate)(int fd, uint64_t off, uint64_t len);
     int     (*fstat)(int fd, struct stat *st);
     int     (*unlinkat)(int dirfd, const char *path);
     int     (*renameat)(int dirfd, const char *from, const char *to);
@@ -134,6 +137,9 @@ void    lrvm__io_start_writeback(int fd, uint64_t off, uint64_t len);
 int     lrvm__io_fdatasync(int fd);
 int     lrvm__io_fsync(int fd);
 int     lrvm__io_ftruncate(int fd, uint64_t len);
+/* Reserve the blocks of [OFF, OFF+LEN) of FD: LRVM_ENOSPC now rather than
+ * a failed write (or SIGBUS through a mapping) later. */
+int     lrvm__io_allocate(int fd, uint64_t off, uint64_t len);
 int     lrvm__io_fstat_size(int fd, uint64_t *size);
 int     lrvm__io_unlink(int dirfd, const char *path);
 int     lrvm__io_rename(int dirfd, const char *from, const char *to);

@@ -127,6 +127,15 @@ static int px_ftruncate(int fd, uint64_t len)
     return neg(ftruncate(fd, (off_t)len));
 }
 
+/* Reserve the blocks of [off, off+len); a file system that cannot (no
+ * fallocate) is let be: its files stay sparse (lrvm.h C12). */
+static int px_allocate(int fd, uint64_t off, uint64_t len)
+{
+    if (fallocate(fd, 0, (off_t)off, (off_t)len) == 0)
+        return 0;
+    return errno == EOPNOTSUPP || errno == ENOSYS ? 0 : -errno;
+}
+
 static int px_fstat(int fd, struct stat *st)
 {
     return neg(fstat(fd, st));
@@ -211,6 +220,7 @@ const struct lrvm__io_methods lrvm__io_posix = {
     .fdatasync = px_fdatasync,
     .fsync = px_fsync,
     .ftruncate = px_ftruncate,
+    .allocate = px_allocate,
     .fstat = px_fstat,
     .unlinkat = px_unlinkat,
     .renameat = px_renameat,
@@ -417,6 +427,15 @@ int lrvm__io_ftruncate(int fd, uint64_t len)
     int rc;
     do
         rc = io->ftruncate(fd, len);
+    while (rc == -EINTR);
+    return rc < 0 ? code(rc) : 0;
+}
+
+int lrvm__io_allocate(int fd, uint64_t off, uint64_t len)
+{
+    int rc;
+    do
+        rc = len > 0 ? io->allocate(fd, off, len) : 0;
     while (rc == -EINTR);
     return rc < 0 ? code(rc) : 0;
 }

@@ -26,6 +26,10 @@
  *      whole or absent under its name: made and synced as NAME.seg.new,
  *      then renamed, then the directory synced; a crash halfway leaves
  *      only the .new file, which the next creation removes.
+ *   I8 Every block of a segment file that lrvm created or grew is
+ *      reserved on the disk before its mapping is handed out (where the
+ *      file system can reserve), so no commit, truncation or recovery
+ *      needs a new block of a segment file: a full disk fails the map.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -62,7 +66,10 @@ int lrvm__seg_create(lrvm_t *s, const char *name, int (*layout)(void *arg, int f
     if (fd < 0)
         return fd;
     int rc;
-    if ((rc = layout(arg, fd)) < 0 || (rc = lrvm__io_fsync(fd)) < 0)
+    uint64_t size;
+    if ((rc = layout(arg, fd)) < 0 || (rc = lrvm__io_fstat_size(fd, &size)) < 0 ||
+        (rc = lrvm__io_allocate(fd, 0, size)) < 0 ||                   /* keeps I8 */
+        (rc = lrvm__io_fsync(fd)) < 0)
         goto fail;
     s->stats.fsyncs++;
     if ((rc = lrvm__io_rename(s->dirfd, tmp, path)) < 0 ||      /* keeps I7 */
@@ -124,8 +131,15 @@ int lrvm__seg_map(lrvm_t *s, const char *name, size_t size, void *fixed,
     if ((rc = lrvm__io_fstat_size(fd, &cur)) < 0)
         goto fail;
     if (cur < size) {
+        /* Keeps I8: the new blocks are reserved now, or the file keeps
+         * its old size and the map fails. */
         if ((rc = lrvm__io_ftruncate(fd, size)) < 0)
             goto fail;
+        if ((rc = lrvm__io_allocate(fd, cur, size - cur)) < 0) {
+            if (!created)
+                (void)lrvm__io_ftruncate(fd, cur);
+            goto fail;
+        }
         cur = size;
     }
     /* Keeps I1: the size must be durable before a record can name a byte

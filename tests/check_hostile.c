@@ -5,7 +5,7 @@
  * write to or another user owns; the lock file removed while the store is
  * open; a missing parent directory; segment names with control characters;
  * LRVM_TRACKING spelled in capitals or wrong; a thread that blocks SIGSEGV;
- * a segment page the program unmapped. Each gets a clear error code,
+ * a segment page the program unmapped; a full disk. Each gets a clear error code,
  * writes nowhere it must not, and loses nothing.
  */
 #define _GNU_SOURCE
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -315,6 +316,57 @@ START_TEST(test_hostile_unmapped_page_fails_the_commit)
 }
 END_TEST
 
+/* Point 6: a full disk. A 4 MiB tmpfs holds the store (the log takes
+ * about 1 MiB of it). A segment larger than the free space is refused up
+ * front; one that fits is reserved whole, so once the disk is full,
+ * commits that fit the log, truncation and recovery still work. */
+START_TEST(test_hostile_full_disk_is_met_up_front)
+{
+    char mnt[4200], dir[4300], filler[4300];
+    snprintf(mnt, sizeof mnt, "%s/mnt", tu_dir);
+    ck_assert_int_eq(mkdir(mnt, 0700), 0);
+    if (geteuid() != 0 || mount("tmpfs", mnt, "tmpfs", 0, "size=4m,mode=0700") != 0) {
+        fprintf(stderr, "check_hostile: cannot mount a small tmpfs (%s), the full disk "
+                "case is not run\n", strerror(errno));
+        return;
+    }
+    snprintf(dir, sizeof dir, "%s/store", mnt);
+    snprintf(filler, sizeof filler, "%s/filler", mnt);
+    lrvm_t *s;
+    ck_assert_int_eq(lrvm_open(dir, NULL, &s), 0);
+    void *big;
+    ck_assert_int_eq(lrvm_map(s, "big", 8 << 20, &big), LRVM_ENOSPC);
+    ck_assert_msg(access(tu_path(dir, "big.seg"), F_OK) != 0, "big.seg was left behind");
+    char *a = tu_map(s, "a", 1 << 20);
+
+    /* Fill the disk. */
+    int fd = open(filler, O_WRONLY | O_CREAT, 0600);
+    ck_assert_int_ge(fd, 0);
+    static char block[65536];
+    while (write(fd, block, sizeof block) > 0)
+        ;
+    close(fd);
+
+    /* Every page of the segment, in transactions of 16 pages: a store
+     * into a reserved page needs no block, and the log has room. */
+    for (size_t p = 0; p < 256; p += 16) {
+        lrvm_tx_t *tx;
+        ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
+        for (size_t q = p; q < p + 16; q++)
+            a[q * 4096] = (char)(q + 1);
+        ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    }
+    ck_assert_int_eq(lrvm_truncate(s), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    ck_assert_int_eq(lrvm_open(dir, NULL, &s), 0);         /* recovery, disk full */
+    a = tu_map(s, "a", 1 << 20);
+    for (size_t q = 0; q < 256; q++)
+        ck_assert_int_eq(a[q * 4096], (char)(q + 1));
+    ck_assert_int_eq(lrvm_close(s), 0);
+    ck_assert_int_eq(umount(mnt), 0);
+}
+END_TEST
+
 /* Run lrvmutl CMD on tu_dir with FLAG (from $LRVMUTL, which make check
  * sets), its output thrown away; its exit status. */
 static int lrvmutl(const char *cmd, const char *flag)
@@ -368,6 +420,7 @@ int main(void)
     tcase_add_test(tc, test_hostile_lrvmutl_follows_the_same_rules);
     tcase_add_test(tc, test_hostile_thread_blocking_sigsegv_cannot_map_in_auto_mode);
     tcase_add_test(tc, test_hostile_unmapped_page_fails_the_commit);
+    tcase_add_test(tc, test_hostile_full_disk_is_met_up_front);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -359,6 +359,12 @@ static int f_ftruncate(int fd, uint64_t len)
     return below->ftruncate(fd, len);
 }
 
+static int f_allocate(int fd, uint64_t off, uint64_t len)
+{
+    int err = fault(LRVM__IO_TRUNC);
+    return err ? err : below->allocate(fd, off, len);
+}
+
 static int f_unlinkat(int dirfd, const char *path)
 {
     int err = fault(LRVM__IO_UNLINK);
@@ -448,6 +454,7 @@ static const struct lrvm__io_methods fault_layer = {
     .fdatasync = f_fdatasync,
     .fsync = f_fsync,
     .ftruncate = f_ftruncate,
+    .allocate = f_allocate,
     .fstat = f_fstat,
     .unlinkat = f_unlinkat,
     .renameat = f_renameat,

@@ -18,7 +18,7 @@ enum {
     LRVM__IO_READ  = 1 << 1,   /* pread, and mapping the log to read it */
     LRVM__IO_WRITE = 1 << 2,
     LRVM__IO_SYNC  = 1 << 3,   /* fsync and fdatasync */
-    LRVM__IO_TRUNC = 1 << 4,   /* ftruncate */
+    LRVM__IO_TRUNC = 1 << 4,   /* ftruncate, and reserving blocks */
     LRVM__IO_UNLINK = 1 << 5,
     LRVM__IO_RENAME = 1 << 6,
     LRVM__IO_ALL   = 0x7f
