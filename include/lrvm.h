@@ -122,6 +122,16 @@
 extern "C" {
 #endif
 
+/* The version of this header; configure.ac takes the package's version
+ * from these lines, and the library's soname from the major number. */
+#define LRVM_VERSION_MAJOR 0
+#define LRVM_VERSION_MINOR 2
+#define LRVM_VERSION_PATCH 0
+
+/* lrvm_version -- "MAJOR.MINOR.PATCH" of the library the program runs on,
+ * which may be newer than the header it was built with. */
+const char *lrvm_version(void);
+
 typedef struct lrvm      lrvm_t;
 typedef struct lrvm_tx   lrvm_tx_t;
 typedef struct lrvm_heap lrvm_heap_t;

@@ -2,8 +2,8 @@
  * error.c -- the one error space: the messages of the LRVM_E* codes and
  * each thread's last error.
  *
- * Owns: lrvm_strerror, lrvm_last_error and the thread-local code behind
- * it; the trace (LRVM_VERBOSE, rvm_verbose) on stderr. Never: sees an
+ * Owns: lrvm_strerror, lrvm_version, lrvm_last_error and the thread-local
+ * code behind it; the trace (LRVM_VERBOSE, rvm_verbose) on stderr. Never: sees an
  * errno value (io.c converts those once, at the seam), or prints while
  * tracing is off.
  *
@@ -18,6 +18,14 @@
 #include <string.h>
 
 static _Thread_local int last_error;
+
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+
+const char *lrvm_version(void)
+{
+    return STR(LRVM_VERSION_MAJOR) "." STR(LRVM_VERSION_MINOR) "." STR(LRVM_VERSION_PATCH);
+}
 
 const char *lrvm_strerror(int err)
 {

@@ -287,7 +287,8 @@ static void set_sizes(struct bench *b, int runs)
 }
 
 /* The command line into B. Returns -1 when the run is to go on, else the
- * status to exit with: 0 after --help, 2 for a bad command line. */
+ * status to exit with: 0 after --help or --version, 2 for a bad command
+ * line. */
 static int parse_args(struct bench *b, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -298,6 +299,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
         { "plot",  required_argument, NULL, 'p' },
         { "only",  required_argument, NULL, 'o' },
         { "help",  no_argument,       NULL, 'h' },
+        { "version", no_argument,     NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     int runs = 0, c;
@@ -323,6 +325,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
                 return 2;
             break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("lrvm-bench (lrvm) %s\n", lrvm_version()); return 0;
         default:  usage(stderr); return 2;
         }
     }

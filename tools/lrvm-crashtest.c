@@ -646,6 +646,9 @@ static void parse(int argc, char **argv, struct config *c, const char **base)
         if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
             usage(stdout);
             exit(0);
+        } else if (strcmp(opt, "--version") == 0) {
+            printf("lrvm-crashtest (lrvm) %s\n", lrvm_version());
+            exit(0);
         } else if (strcmp(opt, "--keep") == 0) {
             c->keep = 1;
         } else if (strcmp(opt, "--undeclared") == 0) {

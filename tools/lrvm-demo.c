@@ -8,6 +8,9 @@
  * unchanged and the transfer count matches the last committed state.
  *
  *   usage: lrvm-demo DIR [milliseconds]
+ *
+ * Exit status: 0 the books balance; 1 they do not, or the store cannot be
+ * opened; 2 bad usage or a system error.
  */
 #define _GNU_SOURCE
 #include "rvm.h"
@@ -81,10 +84,27 @@ static void run_transfers(const char *dir)
     }
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: lrvm-demo DIR [milliseconds]\n"
+               "       lrvm-demo --help | --version\n"
+               "A bank whose books must balance after its process is killed with\n"
+               "kill -9 after MILLISECONDS (300). Exit status: 0 the books balance;\n"
+               "1 they do not (the store has a problem); 2 bad usage or a system error.\n");
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: lrvm-demo DIR [milliseconds]\n");
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("lrvm-demo (lrvm) %s\n", lrvm_version());
+        return 0;
+    }
+    if (argc < 2 || argc > 3 || argv[1][0] == '-') {
+        usage(stderr);
         return 2;
     }
     const char *dir = argv[1];
@@ -93,7 +113,7 @@ int main(int argc, char **argv)
     pid_t pid = fork();
     if (pid < 0) {
         perror("lrvm-demo: fork");
-        return 1;
+        return 2;
     }
     if (pid == 0)
         run_transfers(dir);

@@ -63,7 +63,10 @@ static void usage(FILE *o)
             "info, verify and dump never write; recover and truncate fail with\n"
             "LRVM_EBUSY while another process has the store open.\n"
             "--shared: read a store directory that others may write to, or that\n"
-            "another user owns (refused otherwise, as lrvm_open refuses it).\n");
+            "another user owns (refused otherwise, as lrvm_open refuses it).\n"
+            "lrvmutl --help | --version\n"
+            "Exit status: 0 done; 1 the store has a problem (damaged, refused) or the\n"
+            "operation failed; 2 bad usage, not a store, or a system error.\n");
 }
 
 static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -524,6 +527,10 @@ int main(int argc, char **argv)
 
     if (cmd != NULL && (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)) {
         usage(stdout);
+        return 0;
+    }
+    if (cmd != NULL && strcmp(cmd, "--version") == 0) {
+        printf("lrvmutl (lrvm) %s\n", lrvm_version());
         return 0;
     }
     for (int i = 2; i < argc; i++) {
