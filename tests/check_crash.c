@@ -422,20 +422,18 @@ static int det_flags(uint64_t i)
     return i == 4 || i == 6 ? LRVM_NO_FLUSH : 0;
 }
 
-/* Run the script with the NTH write or sync call armed in MODE (nth 0:
- * count them, and send the count as a final ack with txno 0); SEED drives
- * a power cut's choices. */
-static void det_child(const char *dir, unsigned long nth, int mode, uint64_t seed, int fd)
+/* Run the script with fault F armed over its write and sync calls (nth
+ * 0: count them, and send the count as a final ack with txno 0). */
+static void det_child(const char *dir, const struct tu_fault *f, int fd)
 {
     struct child_store cs;
     alarm(60);
-    lrvm__io_powercut_seed(seed);
     child_open(dir, 4096, BIG_THRESHOLD, &cs);
     for (uint64_t i = 1; i <= DET_PRE; i++) {
         child_tx(&cs, i, det_shape(i), 0);
         send_ack(fd, i, 0);
     }
-    lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_SYNC, nth, EIO, mode);
+    tu_fault_arm(f);
     for (uint64_t i = DET_PRE + 1; i <= DET_LAST; i++) {
         child_tx(&cs, i, det_shape(i), det_flags(i));
         if (det_flags(i) == 0)
@@ -443,21 +441,20 @@ static void det_child(const char *dir, unsigned long nth, int mode, uint64_t see
         if (i == 7 && lrvm_truncate(cs.s) != 0)
             _exit(CHILD_TRUNCATE);
     }
-    unsigned long calls = lrvm__io_calls();
-    if (nth == 0)
+    unsigned long calls = tu_fault_calls();
+    if (f->nth == 0)
         send_ack(fd, 0, calls);
     _exit(0);
 }
 
 /* Fork det_child; return its wait status, the highest acked txno and the
  * last extra value. */
-static int det_run(const char *dir, unsigned long nth, int mode, uint64_t seed, uint64_t *acked,
-                   uint64_t *extra)
+static int det_run(const char *dir, const struct tu_fault *f, uint64_t *acked, uint64_t *extra)
 {
     int fd;
     pid_t pid = tu_fork_piped(&fd);
     if (pid == 0)
-        det_child(dir, nth, mode, seed, fd);
+        det_child(dir, f, fd);
     struct ack ak;
     *acked = *extra = 0;
     while (read_ack(fd, &ak)) {
@@ -469,18 +466,34 @@ static int det_run(const char *dir, unsigned long nth, int mode, uint64_t seed, 
     return tu_wait(pid);
 }
 
+/* One death of the script: the unarmed commits acked, the store a prefix
+ * holding every acked commit. */
+static void det_case(void *arg, const struct tu_fault *f)
+{
+    struct model *m = arg;
+    char *dir = tu_tmpdir();
+    uint64_t acked, extra;
+    int st = det_run(dir, f, &acked, &extra);
+    tu_fault_died(f, st);
+    ck_assert_msg(acked >= DET_PRE, "%s: the unarmed commits were not acked", f->what);
+    uint64_t c = verify_store(dir, m, acked, f->what);
+    ck_assert_msg(c <= DET_LAST, "%s: %" PRIu64 " transactions", f->what, c);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 /* Arm each write or sync call of the script in turn, in MODE, ROUNDS
  * times (power cuts choose differently each round), and check the store. */
-static void injected_kills(int mode, const char *mode_name, int rounds)
+static void injected_kills(int mode, int rounds)
 {
     struct model m;
     uint64_t acked, calls;
-    char what[256];
     model_init(&m, NULL);
 
     /* Dry run: count the write and sync calls of the script. */
     char *dir = tu_tmpdir();
-    int st = det_run(dir, 0, 0, 0, &acked, &calls);
+    struct tu_fault dry = { .kinds = LRVM__IO_WRITE | LRVM__IO_SYNC };
+    int st = det_run(dir, &dry, &acked, &calls);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dry run: status 0x%x", st);
     ck_assert_uint_eq(acked, DET_LAST);
     uint64_t c = verify_store(dir, &m, DET_LAST, "dry run");
@@ -490,30 +503,15 @@ static void injected_kills(int mode, const char *mode_name, int rounds)
     /* Commits 3..9 each write and sync at least once; truncation more. */
     ck_assert_uint_ge(calls, 20);
 
-    uint64_t seed = tu_test_seed();
-    for (int round = 0; round < rounds; round++) {
-        for (unsigned long n = 1; n <= calls; n++) {
-            dir = tu_tmpdir();
-            uint64_t extra, s = tu_mix64(seed + (uint64_t)round * 1000003u + n);
-            st = det_run(dir, n, mode, s, &acked, &extra);
-            snprintf(what, sizeof what, "%s at write/sync call %lu of %" PRIu64
-                     " (round %d, LRVM_TEST_SEED=%" PRIu64 ")", mode_name, n, calls, round, seed);
-            ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
-                          "%s: the child did not die there (status 0x%x, exit code %d)",
-                          what, st, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-            ck_assert_msg(acked >= DET_PRE, "%s: the unarmed commits were not acked", what);
-            c = verify_store(dir, &m, acked, what);
-            ck_assert_msg(c <= DET_LAST, "%s: %" PRIu64 " transactions", what, c);
-            tu_rmrf(dir);
-            free(dir);
-        }
-    }
+    struct tu_fault_plan plan = { .kinds = dry.kinds, .calls = calls, .modes = &mode,
+                                  .nmodes = 1, .rounds = (unsigned)rounds };
+    tu_fault_each_call(&plan, det_case, &m);
     model_free(&m);
 }
 
 START_TEST(test_crash_inject_kill_each_write_sync)
 {
-    injected_kills(LRVM__IO_KILL, "kill", 1);
+    injected_kills(LRVM__IO_KILL, 1);
 }
 END_TEST
 
@@ -549,7 +547,7 @@ END_TEST
 START_TEST(test_crash_auto_inject_torn_kill_each_write_sync)
 {
     tracking = LRVM_TRACK_AUTO;
-    injected_kills(LRVM__IO_KILL | LRVM__IO_TORN, "auto: torn write and kill", 1);
+    injected_kills(LRVM__IO_KILL | LRVM__IO_TORN, 1);
 }
 END_TEST
 
@@ -557,96 +555,104 @@ START_TEST(test_crash_inject_powercut_each_write_sync)
 {
     /* Writes not yet synced when the power fails may be lost or torn:
      * every acknowledged commit must survive all the same. */
-    injected_kills(LRVM__IO_POWERCUT, "power cut", 4);
+    injected_kills(LRVM__IO_POWERCUT, 4);
 }
 END_TEST
 
 START_TEST(test_crash_auto_inject_powercut_each_write_sync)
 {
     tracking = LRVM_TRACK_AUTO;
-    injected_kills(LRVM__IO_POWERCUT, "auto: power cut", 4);
+    injected_kills(LRVM__IO_POWERCUT, 4);
 }
 END_TEST
 
 START_TEST(test_crash_inject_torn_kill_each_write_sync)
 {
-    injected_kills(LRVM__IO_KILL | LRVM__IO_TORN, "torn write and kill", 1);
+    injected_kills(LRVM__IO_KILL | LRVM__IO_TORN, 1);
 }
 END_TEST
 
-/* A new store: the injector armed before lrvm_open, on every kind of
- * call (opens, reads, writes, syncs, ftruncate, unlink, rename), so the
- * kill lands while the log and the segment files are being created. */
-static void create_child(const char *dir, unsigned long nth, int mode, uint64_t seed, int fd)
+/* A new store: the fault armed before lrvm_open, on every kind of call
+ * (opens, reads, writes, syncs, ftruncate, unlink, rename), so the death
+ * lands while the log and the segment files are being created. */
+static void create_child(const char *dir, const struct tu_fault *f, int fd)
 {
     struct child_store cs;
     alarm(60);
-    lrvm__io_powercut_seed(seed);
-    lrvm__io_inject(LRVM__IO_ALL, nth, EIO, nth == 0 ? 0 : mode);
+    tu_fault_arm(f);
     child_open(dir, 0, BIG_THRESHOLD, &cs);
     for (uint64_t i = 1; i <= 2; i++) {
         child_tx(&cs, i, &SMALL, 0);
         send_ack(fd, i, 0);
     }
-    unsigned long calls = lrvm__io_calls();
-    if (nth == 0)
+    unsigned long calls = tu_fault_calls();
+    if (f->nth == 0)
         send_ack(fd, 0, calls);
     _exit(0);
+}
+
+/* Run create_child under F in a new directory; check the store it left:
+ * a prefix holding every acked commit. Returns the calls the child
+ * counted (a dry run's). */
+static unsigned long creation_case_run(struct model *m, const struct tu_fault *f)
+{
+    char *dir = tu_tmpdir();
+    char *store;
+    ck_assert_int_ge(asprintf(&store, "%s/store", dir), 0);
+    int fd;
+    pid_t pid = tu_fork_piped(&fd);
+    if (pid == 0)
+        create_child(store, f, fd);
+    struct ack ak;
+    uint64_t acked = 0, calls = 0;
+    while (read_ack(fd, &ak)) {
+        if (ak.txno > acked)
+            acked = ak.txno;
+        calls = ak.extra;
+    }
+    close(fd);
+    int st = tu_wait(pid);
+    if (f->nth == 0) {
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dry run: status 0x%x", st);
+        ck_assert_uint_eq(acked, 2);
+    } else {
+        tu_fault_died(f, st);
+    }
+    uint64_t c = verify_store(store, m, acked, f->nth == 0 ? "dry run" : f->what);
+    ck_assert_msg(c <= 2, "%s: %" PRIu64 " transactions", f->what, c);
+    free(store);
+    tu_rmrf(dir);
+    free(dir);
+    return (unsigned long)calls;
+}
+
+static void creation_case(void *arg, const struct tu_fault *f)
+{
+    (void)creation_case_run(arg, f);
 }
 
 /* Store creation (the directory, the lock, the log made under another
  * name and renamed, the segments) died at each call, by SIGKILL or by a
  * power cut that may also take back names not yet synced in their
- * directory: the store opens with a prefix holding every acked commit. */
-static void store_creation_deaths(int mode, uint64_t salt)
+ * directory (ROUNDS of choices): the store opens with a prefix holding
+ * every acked commit. */
+static void store_creation_deaths(int mode, unsigned rounds)
 {
     struct model m;
     model_init(&m, &SMALL);
-    unsigned long calls = 0;
-    uint64_t seed = tu_test_seed();
-    for (unsigned long n = 0; n == 0 || n <= calls; n++) {
-        char *dir = tu_tmpdir();
-        char *store;
-        ck_assert_int_ge(asprintf(&store, "%s/store", dir), 0);
-        int fd;
-        pid_t pid = tu_fork_piped(&fd);
-        if (pid == 0)
-            create_child(store, n, mode, tu_mix64(seed + salt + n), fd);
-        struct ack ak;
-        uint64_t acked = 0;
-        while (read_ack(fd, &ak)) {
-            if (ak.txno > acked)
-                acked = ak.txno;
-            if (n == 0)
-                calls = (unsigned long)ak.extra;
-        }
-        close(fd);
-        int st = tu_wait(pid);
-        char what[192];
-        snprintf(what, sizeof what, "store creation %s at call %lu of %lu (LRVM_TEST_SEED=%"
-                 PRIu64 ")", mode & LRVM__IO_POWERCUT ? "cut off" : "killed", n, calls, seed);
-        if (n == 0) {
-            ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dry run: status 0x%x", st);
-            ck_assert_uint_eq(acked, 2);
-            /* open + mkdir log + segments + two commits: dozens of calls */
-            ck_assert_uint_ge(calls, 10);
-        } else {
-            ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
-                          "%s: status 0x%x (exit code %d)", what, st,
-                          WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-        }
-        uint64_t c = verify_store(store, &m, acked, what);
-        ck_assert_msg(c <= 2, "%s: %" PRIu64 " transactions", what, c);
-        free(store);
-        tu_rmrf(dir);
-        free(dir);
-    }
+    struct tu_fault dry = { .kinds = LRVM__IO_ALL };
+    unsigned long calls = creation_case_run(&m, &dry);
+    /* open + mkdir log + segments + two commits: dozens of calls */
+    ck_assert_uint_ge(calls, 10);
+    struct tu_fault_plan plan = { .kinds = LRVM__IO_ALL, .calls = calls, .modes = &mode,
+                                  .nmodes = 1, .rounds = rounds };
+    tu_fault_each_call(&plan, creation_case, &m);
     model_free(&m);
 }
 
 START_TEST(test_crash_inject_kill_store_creation)
 {
-    store_creation_deaths(LRVM__IO_KILL, 0);
+    store_creation_deaths(LRVM__IO_KILL, 1);
 }
 END_TEST
 
@@ -654,8 +660,7 @@ START_TEST(test_crash_inject_powercut_store_creation)
 {
     /* Each cut keeps or takes back every unsynced name at random: three
      * rounds of choices per call. */
-    for (uint64_t round = 0; round < 3; round++)
-        store_creation_deaths(LRVM__IO_POWERCUT, round * 1000003u);
+    store_creation_deaths(LRVM__IO_POWERCUT, 3);
 }
 END_TEST
 
@@ -664,7 +669,7 @@ END_TEST
 /* Acks of destroy_child: what its calls had returned. */
 enum { ACK_DESTROYED = 1, ACK_FRESH = 2 };
 
-static void destroy_child(const char *dir, unsigned long nth, uint64_t seed, int fd)
+static void destroy_child(const char *dir, const struct tu_fault *f, int fd)
 {
     lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = BIG_THRESHOLD };
     lrvm_t *s;
@@ -678,8 +683,7 @@ static void destroy_child(const char *dir, unsigned long nth, uint64_t seed, int
     memcpy(g, "secret", 7);
     if (lrvm_commit(tx, 0) != 0 || lrvm_unmap(s, g) != 0)
         _exit(CHILD_COMMIT);
-    lrvm__io_powercut_seed(seed);
-    lrvm__io_inject(LRVM__IO_ALL, nth, EIO, nth == 0 ? 0 : LRVM__IO_POWERCUT);
+    tu_fault_arm(f);
     if (lrvm_destroy(s, "gone") != 0)
         _exit(CHILD_TRUNCATE);
     send_ack(fd, ACK_DESTROYED, 0);
@@ -689,59 +693,71 @@ static void destroy_child(const char *dir, unsigned long nth, uint64_t seed, int
     memcpy(g + 100, "fresh", 6);
     if (lrvm_commit(tx, 0) != 0)
         _exit(CHILD_COMMIT);
-    send_ack(fd, ACK_FRESH, lrvm__io_calls());
+    send_ack(fd, ACK_FRESH, tu_fault_calls());
     _exit(0);
 }
 
+/* Run destroy_child under F; check that a destroyed segment's data never
+ * came back and that what was committed after it stayed. Returns the calls
+ * the child counted (a dry run's). */
+static unsigned long destroy_case_run(const struct tu_fault *f)
+{
+    char *dir = tu_tmpdir();
+    int fd;
+    pid_t pid = tu_fork_piped(&fd);
+    if (pid == 0)
+        destroy_child(dir, f, fd);
+    struct ack ak;
+    int destroyed = 0, fresh = 0;
+    unsigned long calls = 0;
+    while (read_ack(fd, &ak)) {
+        destroyed |= ak.txno == ACK_DESTROYED;
+        fresh |= ak.txno == ACK_FRESH;
+        if (ak.txno == ACK_FRESH)
+            calls = (unsigned long)ak.extra;
+    }
+    close(fd);
+    int st = tu_wait(pid);
+    const char *what = f->nth == 0 ? "dry run" : f->what;
+    if (f->nth == 0)
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && fresh, "dry run: status 0x%x", st);
+    else
+        tu_fault_died(f, st);
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s;
+    char *g;
+    ck_assert_int_eq(lrvm_open(dir, &o, &s), 0);
+    ck_assert_int_eq(lrvm_map(s, "gone", 4096, (void **)&g), 0);
+    ck_assert_msg(!destroyed || memcmp(g, "secret", 7) != 0,
+                  "%s: the destroyed segment's data came back", what);
+    ck_assert_msg(!fresh || strcmp(g + 100, "fresh") == 0,
+                  "%s: the commit after the destroy is gone", what);
+    ck_assert_msg(memcmp(g, "secret", 7) != 0 || g[100] == 0,
+                  "%s: old and new data side by side", what);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    tu_rmrf(dir);
+    free(dir);
+    return calls;
+}
+
+static void destroy_case(void *arg, const struct tu_fault *f)
+{
+    (void)arg;
+    (void)destroy_case_run(f);
+}
+
 /* lrvm_destroy, then the segment made again and written, cut off by a
- * power cut at each call: a destroyed segment's data never comes back,
- * and what was committed after stays. */
+ * power cut at each call (three rounds of choices): a destroyed segment's
+ * data never comes back, and what was committed after stays. */
 START_TEST(test_crash_powercut_destroy)
 {
-    uint64_t seed = tu_test_seed();
-    unsigned long calls = 0;
-    for (unsigned long n = 0; n == 0 || n <= calls; n++)
-        for (uint64_t round = 0; round < (n == 0 ? 1u : 3u); round++) {
-            char *dir = tu_tmpdir();
-            int fd;
-            pid_t pid = tu_fork_piped(&fd);
-            if (pid == 0)
-                destroy_child(dir, n, tu_mix64(seed + n * 7 + round), fd);
-            struct ack ak;
-            int destroyed = 0, fresh = 0;
-            while (read_ack(fd, &ak)) {
-                destroyed |= ak.txno == ACK_DESTROYED;
-                fresh |= ak.txno == ACK_FRESH;
-                if (n == 0 && ak.txno == ACK_FRESH)
-                    calls = (unsigned long)ak.extra;
-            }
-            close(fd);
-            int st = tu_wait(pid);
-            char what[160];
-            snprintf(what, sizeof what, "destroy cut off at call %lu of %lu, round %d "
-                     "(LRVM_TEST_SEED=%" PRIu64 ")", n, calls, (int)round, seed);
-            if (n == 0)
-                ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && fresh,
-                              "dry run: status 0x%x", st);
-            else
-                ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "%s: status 0x%x",
-                              what, st);
-            lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
-            lrvm_t *s;
-            char *g;
-            ck_assert_int_eq(lrvm_open(dir, &o, &s), 0);
-            ck_assert_int_eq(lrvm_map(s, "gone", 4096, (void **)&g), 0);
-            ck_assert_msg(!destroyed || memcmp(g, "secret", 7) != 0,
-                          "%s: the destroyed segment's data came back", what);
-            ck_assert_msg(!fresh || strcmp(g + 100, "fresh") == 0,
-                          "%s: the commit after the destroy is gone", what);
-            ck_assert_msg(memcmp(g, "secret", 7) != 0 || g[100] == 0,
-                          "%s: old and new data side by side", what);
-            ck_assert_int_eq(lrvm_close(s), 0);
-            tu_rmrf(dir);
-            free(dir);
-        }
+    struct tu_fault dry = { .kinds = LRVM__IO_ALL };
+    unsigned long calls = destroy_case_run(&dry);
     ck_assert_uint_ge(calls, 3);
+    static const int cut = LRVM__IO_POWERCUT;
+    struct tu_fault_plan plan = { .kinds = LRVM__IO_ALL, .calls = calls, .modes = &cut,
+                                  .nmodes = 1, .rounds = 3 };
+    tu_fault_each_call(&plan, destroy_case, NULL);
 }
 END_TEST
 

@@ -470,41 +470,41 @@ START_TEST(test_heap_grows_in_place)
 }
 END_TEST
 
-struct grow_arg {
-    unsigned long nth;      /* the write, size or sync call to die at; 0: none */
-    int           mode;     /* LRVM__IO_KILL or LRVM__IO_POWERCUT */
-    uint64_t      seed;     /* of a power cut's choices */
-    int           fd;       /* the calls made, when nth is 0 */
+/* What a child armed with a fault is given: the fault, and where to
+ * report the calls it made (its ack). */
+struct armed {
+    const struct tu_fault *f;
+    int                    fd;
 };
 
-/* Child: report the write, size and sync calls made, and leave. */
+/* Child: report the calls counted, and leave. */
 static void report_calls(int fd)
 {
-    unsigned long calls = lrvm__io_calls();
+    unsigned long calls = tu_fault_calls();
     if (write(fd, &calls, sizeof calls) != (ssize_t)sizeof calls)
         _exit(5);
     _exit(0);
 }
 
-/* Run CHILD with A (its fd set to a pipe); its wait status. *REPORTED is
- * what it reported, and *GOT whether it did. */
-static int run_armed(void (*child)(void *), struct grow_arg *a, unsigned long *reported,
+/* Run CHILD armed with F; its wait status. *REPORTED is what it reported,
+ * and *GOT whether it did. */
+static int run_armed(void (*child)(void *), const struct tu_fault *f, unsigned long *reported,
                      int *got)
 {
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
-    a->fd = p[1];
-    int st = tu_in_child(child, a);
+    struct armed a = { f, p[1] };
+    int st = tu_in_child(child, &a);
     close(p[1]);
     *got = read(p[0], reported, sizeof *reported) == (ssize_t)sizeof *reported;
     close(p[0]);
     return st;
 }
 
-/* The calls CHILD makes when nothing is armed. */
-static unsigned long dry_run_calls(void (*child)(void *))
+/* The calls of KINDS that CHILD makes when nothing is armed. */
+static unsigned long dry_run_calls(void (*child)(void *), unsigned kinds)
 {
-    struct grow_arg dry = { 0, 0, 0, -1 };
+    struct tu_fault dry = { .kinds = kinds };
     unsigned long calls = 0;
     int got, st = run_armed(child, &dry, &calls, &got);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && got, "dry run: status 0x%x", st);
@@ -519,16 +519,17 @@ static void restore_dir(const char *clean)
     ck_assert_int_eq(tu_copy_dir(clean, tu_dir), 0);
 }
 
+#define REOPEN_KINDS (LRVM__IO_WRITE | LRVM__IO_TRUNC | LRVM__IO_SYNC)
+
 /* Open the heap at HEAP_SIZE (which grows a smaller one, and sorts a
- * version 1 heap into bins) with A's death armed, then commit once more,
+ * version 1 heap into bins) with the fault armed, then commit once more,
  * so that deaths also land after the open's own commit. */
 static void reopen_child(void *argp)
 {
-    const struct grow_arg *a = argp;
+    const struct armed *a = argp;
     lrvm_t *s = open_store();
     lrvm_heap_t *h;
-    lrvm__io_powercut_seed(a->seed);
-    lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_TRUNC | LRVM__IO_SYNC, a->nth, EIO, a->mode);
+    tu_fault_arm(a->f);
     if (lrvm_heap_open(s, "heap", HEAP_SIZE, &h) != 0)
         _exit(2);
     void *base = lrvm_heap_base(h);
@@ -539,28 +540,37 @@ static void reopen_child(void *argp)
     report_calls(a->fd);
 }
 
+struct reopen_deaths {
+    const char *clean;      /* the store as it was before */
+    void      (*check)(const struct tu_fault *f, void *arg);
+    void       *arg;
+};
+
+static void reopen_case(void *arg, const struct tu_fault *f)
+{
+    const struct reopen_deaths *d = arg;
+    unsigned long reported;
+    int got;
+    restore_dir(d->clean);
+    tu_fault_died(f, run_armed(reopen_child, f, &reported, &got));
+    d->check(f, d->arg);
+}
+
 /* Arm MODE (a kill or a power cut) at each of the calls reopen_child makes
  * on a copy of the store as it is now, at least MIN_CALLS of them; after
- * each death, CHECK(K, CALLS, ARG) looks at the store. Returns CALLS. */
+ * each death, CHECK(F, ARG) looks at the store. Returns the calls. */
 static unsigned long die_at_each_reopen_call(int mode, unsigned long min_calls,
-                                             void (*check)(unsigned long k, unsigned long calls,
-                                                           void *arg),
+                                             void (*check)(const struct tu_fault *f, void *arg),
                                              void *arg)
 {
     char *clean = tu_tmpdir();
     ck_assert_int_eq(tu_copy_dir(tu_dir, clean), 0);
-    unsigned long calls = dry_run_calls(reopen_child), reported;
+    unsigned long calls = dry_run_calls(reopen_child, REOPEN_KINDS);
     ck_assert_uint_ge(calls, min_calls);
-    uint64_t seed = tu_test_seed();
-    int got;
-    for (unsigned long k = 1; k <= calls; k++) {
-        restore_dir(clean);
-        struct grow_arg a = { k, mode, tu_mix64(seed + k), -1 };
-        int st = run_armed(reopen_child, &a, &reported, &got);
-        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
-                      "call %lu (LRVM_TEST_SEED=%" PRIu64 "): status 0x%x", k, seed, st);
-        check(k, calls, arg);
-    }
+    struct reopen_deaths d = { clean, check, arg };
+    struct tu_fault_plan plan = { .kinds = REOPEN_KINDS, .calls = calls, .modes = &mode,
+                                  .nmodes = 1 };
+    tu_fault_each_call(&plan, reopen_case, &d);
     tu_rmrf(clean);
     free(clean);
     return calls;
@@ -571,7 +581,7 @@ struct growth_check {
     int      grew;              /* deaths after which the heap had grown */
 };
 
-static void check_growth(unsigned long k, unsigned long calls, void *arg)
+static void check_growth(const struct tu_fault *f, void *arg)
 {
     struct growth_check *g = arg;
     lrvm_t *s = open_store();
@@ -579,7 +589,7 @@ static void check_growth(unsigned long k, unsigned long calls, void *arg)
     ck_assert_int_eq(lrvm_heap_open(s, "heap", SMALL_HEAP, &h), 0);
     uint64_t fr = free_bytes(h);
     ck_assert_msg(fr == g->small_free || fr > HEAP_SIZE - SMALL_HEAP,
-                  "killed at call %lu of %lu: %" PRIu64 " bytes free", k, calls, fr);
+                  "%s: %" PRIu64 " bytes free", f->what, fr);
     g->grew += fr != g->small_free;
     unsigned char *first = lrvm_heap_root(h);
     ck_assert_uint_eq(first[0], 1);
@@ -620,11 +630,10 @@ END_TEST
  * each call, the heap opens whole, with the allocation if it was acked. */
 static void create_child(void *argp)
 {
-    const struct grow_arg *a = argp;
+    const struct armed *a = argp;
     lrvm_t *s = open_store();
     lrvm_heap_t *h;
-    lrvm__io_powercut_seed(a->seed);
-    lrvm__io_inject(LRVM__IO_ALL, a->nth, EIO, a->mode);
+    tu_fault_arm(a->f);
     if (lrvm_heap_open(s, "heap", HEAP_SIZE, &h) != 0)
         _exit(2);
     void *base = lrvm_heap_base(h);
@@ -640,6 +649,22 @@ static void create_child(void *argp)
     report_calls(a->fd);                        /* the ack */
 }
 
+static void creation_case(void *clean, const struct tu_fault *f)
+{
+    unsigned long acked;
+    int got_ack;
+    restore_dir(clean);
+    tu_fault_died(f, run_armed(create_child, f, &acked, &got_ack));
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    char *root = lrvm_heap_root(h);
+    ck_assert_msg(!got_ack || (root != NULL && strcmp(root, "first") == 0),
+                  "%s: the acked allocation is gone", f->what);
+    ck_assert_msg(root == NULL || strcmp(root, "first") == 0, "%s: root %p", f->what,
+                  (void *)root);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+
 START_TEST(test_heap_creation_power_cut_at_each_call)
 {
     tracking = _i;
@@ -647,25 +672,11 @@ START_TEST(test_heap_creation_power_cut_at_each_call)
     ck_assert_int_eq(lrvm_close(s), 0);
     char *clean = tu_tmpdir();
     ck_assert_int_eq(tu_copy_dir(tu_dir, clean), 0);
-    unsigned long calls = dry_run_calls(create_child), acked;
-
-    uint64_t seed = tu_test_seed();
-    for (unsigned long k = 1; k <= calls; k++) {
-        restore_dir(clean);
-        struct grow_arg a = { k, LRVM__IO_POWERCUT, tu_mix64(seed ^ k), -1 };
-        int got_ack, st = run_armed(create_child, &a, &acked, &got_ack);
-        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
-                      "call %lu (LRVM_TEST_SEED=%" PRIu64 "): status 0x%x", k, seed, st);
-        s = open_store();
-        lrvm_heap_t *h = open_heap(s);
-        char *root = lrvm_heap_root(h);
-        ck_assert_msg(!got_ack || (root != NULL && strcmp(root, "first") == 0),
-                      "call %lu (LRVM_TEST_SEED=%" PRIu64 "): the acked allocation is gone",
-                      k, seed);
-        ck_assert_msg(root == NULL || strcmp(root, "first") == 0, "call %lu: root %p", k,
-                      (void *)root);
-        ck_assert_int_eq(lrvm_close(s), 0);
-    }
+    static const int cut = LRVM__IO_POWERCUT;
+    struct tu_fault_plan plan = { .kinds = LRVM__IO_ALL,
+                                  .calls = dry_run_calls(create_child, LRVM__IO_ALL),
+                                  .modes = &cut, .nmodes = 1 };
+    tu_fault_each_call(&plan, creation_case, clean);
     tu_rmrf(clean);
     free(clean);
 }
@@ -833,10 +844,9 @@ START_TEST(test_heap_old_version_is_upgraded)
 }
 END_TEST
 
-static void check_upgraded(unsigned long k, unsigned long calls, void *arg)
+static void check_upgraded(const struct tu_fault *f, void *arg)
 {
-    (void)k;
-    (void)calls;
+    (void)f;
     (void)arg;
     lrvm_t *s = open_store();
     lrvm_heap_t *h = open_heap(s);

@@ -1,7 +1,6 @@
 /*
- * check_io.c -- I/O failures, made with the io fault injector
- * (lrvm__io_inject): EIO or ENOSPC on the Nth io call of a commit, of a
- * truncation and of lrvm_map. A failed commit returns the matching code
+ * check_io.c -- I/O failures, made with testutil's fault harness: EIO or
+ * ENOSPC on the Nth io call of a commit, of a truncation and of lrvm_map. A failed commit returns the matching code
  * and leaves its transaction open (retry or abort), earlier commits stay
  * intact, the store stays usable, and nothing of the failed transaction is
  * found after a crash. "Crash" means a child process that dies of SIGKILL
@@ -39,25 +38,16 @@ static int code_of(int err)
     return err == EIO ? LRVM_EIO : LRVM_ENOSPC;
 }
 
-static const char *err_name(int err)
-{
-    return err == EIO ? "EIO" : "ENOSPC";
-}
-
-static const char *mode_name(int mode)
-{
-    switch (mode) {
-    case LRVM__IO_ONCE:                      return "ONCE";
-    case LRVM__IO_ONCE | LRVM__IO_TORN:      return "ONCE|TORN";
-    case LRVM__IO_ALWAYS:                    return "ALWAYS";
-    case LRVM__IO_ALWAYS | LRVM__IO_TORN:    return "ALWAYS|TORN";
-    default:                                 return "?";
-    }
-}
-
 static void disarm(void)
 {
-    lrvm__io_inject(0, 0, 0, 0);
+    tu_fault_disarm();
+}
+
+/* A plan over every io call that N counted: both errors, MODES. */
+static struct tu_fault_plan plan_of(unsigned long n, const int *modes_of)
+{
+    return (struct tu_fault_plan){ .kinds = LRVM__IO_ALL, .calls = n, .errs = errs, .nerrs = 2,
+                                   .modes = modes_of, .nmodes = 2 };
 }
 
 /* Index of the first byte of P[0..N) that is not C, or -1. */
@@ -158,9 +148,10 @@ static unsigned long measure_commit(const struct scn *sc)
     lrvm_tx_t *tx;
     ck_assert_int_eq(prepare(sc, &s, &a, &b), 0);
     ck_assert_int_eq(begin_fill(s, a, 0, NEW, sc->len, &tx), 0);
-    lrvm__io_inject(LRVM__IO_ALL, 0, 0, 0);
+    struct tu_fault count = { .kinds = LRVM__IO_ALL };
+    tu_fault_arm(&count);
     ck_assert_int_eq(lrvm_commit(tx, 0), 0);
-    unsigned long n = lrvm__io_calls();
+    unsigned long n = tu_fault_calls();
     disarm();
     ck_assert_int_eq(lrvm_close(s), 0);
     /* At least a write and a sync, or the commit cannot be durable. */
@@ -193,25 +184,21 @@ static void check_store(const struct scn *sc, int c, const char *what)
  * N (measured, 2 here: the log write and its fdatasync) x {EIO, ENOSPC} x
  * {ONCE, ONCE|TORN} x {retry, abort}: 8N cases, each on a fresh store.
  */
-static void commit_fails_nth_call(void)
+static void commit_fails_case(void *arg, const struct tu_fault *f)
 {
-    unsigned long ncalls = measure_commit(&small);
-    for (unsigned long n = 1; n <= ncalls; n++)
-    for (int e = 0; e < 2; e++)
-    for (int m = 0; m < 2; m++)
+    (void)arg;
     for (int retry = 0; retry < 2; retry++) {
-        char what[128];
-        snprintf(what, sizeof what, "n=%lu err=%s mode=%s %s", n, err_name(errs[e]),
-                 mode_name(modes[m]), retry ? "retry" : "abort");
+        char what[300];
+        snprintf(what, sizeof what, "%s, then %s", f->what, retry ? "retry" : "abort");
         lrvm_t *s;
         char *a, *b;
         lrvm_tx_t *tx;
         ck_assert_int_eq(prepare(&small, &s, &a, &b), 0);
         ck_assert_int_eq(begin_fill(s, a, 0, NEW, small.len, &tx), 0);
-        lrvm__io_inject(LRVM__IO_ALL, n, errs[e], modes[m]);
+        tu_fault_arm(f);
         int rc = lrvm_commit(tx, 0);
         disarm();
-        ck_assert_msg(rc == code_of(errs[e]), "%s: commit returned %d (%s)", what, rc,
+        ck_assert_msg(rc == code_of(f->err), "%s: commit returned %d (%s)", what, rc,
                       lrvm_strerror(rc));
         if (retry) {
             rc = lrvm_commit(tx, 0);
@@ -232,6 +219,12 @@ static void commit_fails_nth_call(void)
     }
 }
 
+static void commit_fails_nth_call(void)
+{
+    struct tu_fault_plan plan = plan_of(measure_commit(&small), modes);
+    tu_fault_each_call(&plan, commit_fails_case, NULL);
+}
+
 START_TEST(test_io_commit_fails_nth_call)
 {
     commit_fails_nth_call();
@@ -249,9 +242,9 @@ START_TEST(test_io_auto_commit_fails_nth_call)
 END_TEST
 
 struct crash_case {
-    const struct scn *sc;
-    unsigned long     n;
-    int               err, mode, abort;
+    const struct scn      *sc;
+    const struct tu_fault *f;
+    int                    abort;
 };
 
 /* Scenario, failing commit, optionally abort, then SIGKILL. Reports the
@@ -265,7 +258,7 @@ static void child_fail_commit(const void *arg)
     lrvm_tx_t *tx;
     TU_CHILD_CHECK(prepare(c->sc, &s, &a, &b) == 0);
     TU_CHILD_CHECK(begin_fill(s, a, 0, NEW, c->sc->len, &tx) == 0);
-    lrvm__io_inject(LRVM__IO_ALL, c->n, c->err, c->mode);
+    tu_fault_arm(c->f);
     tu_report(lrvm_commit(tx, 0));
     if (c->abort) {
         tu_report(lrvm_abort(tx));
@@ -274,21 +267,19 @@ static void child_fail_commit(const void *arg)
     die();
 }
 
-/* Run the failing commit of scenario SC in a child that crashes after it,
- * for every n up to the measured number of calls, both errors, both
- * modes, and the given abort choices; then reopen: the baseline, never
- * the failed value. */
-static void crash_cases(const struct scn *sc, int abort_from, int abort_to)
+struct crash_plan {
+    const struct scn *sc;
+    int               abort_from, abort_to;
+};
+
+static void crash_case(void *arg, const struct tu_fault *f)
 {
-    unsigned long ncalls = measure_commit(sc);
-    for (unsigned long n = 1; n <= ncalls; n++)
-    for (int e = 0; e < 2; e++)
-    for (int m = 0; m < 2; m++)
-    for (int ab = abort_from; ab <= abort_to; ab++) {
-        char what[128];
-        snprintf(what, sizeof what, "n=%lu/%lu err=%s mode=%s %s", n, ncalls, err_name(errs[e]),
-                 mode_name(modes[m]), ab ? "abort+crash" : "crash");
-        struct crash_case c = { sc, n, errs[e], modes[m], ab };
+    const struct crash_plan *p = arg;
+    const struct scn *sc = p->sc;
+    for (int ab = p->abort_from; ab <= p->abort_to; ab++) {
+        char what[300];
+        snprintf(what, sizeof what, "%s, %s", f->what, ab ? "abort, crash" : "crash");
+        struct crash_case c = { sc, f, ab };
         int vals[3], nv;
         int st = tu_run_child(child_fail_commit, &c, vals, 3, &nv);
         int line = tu_child_failed_line(vals, nv);
@@ -296,7 +287,7 @@ static void crash_cases(const struct scn *sc, int abort_from, int abort_to)
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                       "%s: child did not die of SIGKILL (status %#x)", what, st);
         ck_assert_msg(nv == (ab ? 3 : 1), "%s: child reported %d values", what, nv);
-        ck_assert_msg(vals[0] == code_of(errs[e]), "%s: commit returned %d (%s)", what,
+        ck_assert_msg(vals[0] == code_of(f->err), "%s: commit returned %d (%s)", what,
                       vals[0], lrvm_strerror(vals[0]));
         if (ab) {
             ck_assert_msg(vals[1] == 0, "%s: abort returned %s", what, lrvm_strerror(vals[1]));
@@ -304,6 +295,17 @@ static void crash_cases(const struct scn *sc, int abort_from, int abort_to)
         }
         check_store(sc, BASE, what);
     }
+}
+
+/* Run the failing commit of scenario SC in a child that crashes after it,
+ * for every n up to the measured number of calls, both errors, both
+ * modes, and the given abort choices; then reopen: the baseline, never
+ * the failed value. */
+static void crash_cases(const struct scn *sc, int abort_from, int abort_to)
+{
+    struct crash_plan p = { sc, abort_from, abort_to };
+    struct tu_fault_plan plan = plan_of(measure_commit(sc), modes);
+    tu_fault_each_call(&plan, crash_case, &p);
 }
 
 /* N (measured, 2) x {EIO, ENOSPC} x {ONCE, ONCE|TORN} x {abort, no abort}
@@ -350,40 +352,40 @@ END_TEST
  * and reopen the earlier flushed commits are intact and the failed
  * transaction is all or nothing (its outcome is unknown by C4).
  */
+static void always_failing_case(void *arg, const struct tu_fault *f)
+{
+    (void)arg;
+    const char *what = f->what;
+    lrvm_t *s;
+    char *a, *b;
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(prepare(&small, &s, &a, &b), 0);
+    ck_assert_int_eq(put(s, b, 0, 'e', 10, 0), 0);     /* an earlier commit */
+    ck_assert_int_eq(begin_fill(s, a, 0, NEW, small.len, &tx), 0);
+    tu_fault_arm(f);
+    int rc = lrvm_commit(tx, 0);
+    ck_assert_msg(rc == code_of(f->err), "%s: commit returned %d (%s)", what, rc,
+                  lrvm_strerror(rc));
+    rc = lrvm_commit(tx, 0);
+    ck_assert_msg(rc < 0, "%s: a retry succeeded while every call fails", what);
+    (void)lrvm_close(s);          /* its code may be any of the I/O errors */
+    disarm();
+
+    rc = store_open(0, &s);
+    ck_assert_msg(rc == 0, "%s: reopen: %s", what, lrvm_strerror(rc));
+    ck_assert_int_eq(lrvm_map(s, "a", small.segsize, (void **)&a), 0);
+    ck_assert_int_eq(lrvm_map(s, "b", 4096, (void **)&b), 0);
+    ck_assert_msg(first_diff(b, 'e', 10) < 0, "%s: the earlier commit is lost", what);
+    ck_assert_msg(first_diff(a, BASE, small.len) < 0 || first_diff(a, NEW, small.len) < 0,
+                  "%s: the failed transaction is partly applied", what);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+
 START_TEST(test_io_always_failing_commit)
 {
     static const int always[2] = { LRVM__IO_ALWAYS, LRVM__IO_ALWAYS | LRVM__IO_TORN };
-    unsigned long ncalls = measure_commit(&small);
-    for (unsigned long n = 1; n <= ncalls; n++)
-    for (int e = 0; e < 2; e++)
-    for (int m = 0; m < 2; m++) {
-        char what[128];
-        snprintf(what, sizeof what, "n=%lu err=%s mode=%s", n, err_name(errs[e]),
-                 mode_name(always[m]));
-        lrvm_t *s;
-        char *a, *b;
-        lrvm_tx_t *tx;
-        ck_assert_int_eq(prepare(&small, &s, &a, &b), 0);
-        ck_assert_int_eq(put(s, b, 0, 'e', 10, 0), 0);     /* an earlier commit */
-        ck_assert_int_eq(begin_fill(s, a, 0, NEW, small.len, &tx), 0);
-        lrvm__io_inject(LRVM__IO_ALL, n, errs[e], always[m]);
-        int rc = lrvm_commit(tx, 0);
-        ck_assert_msg(rc == code_of(errs[e]), "%s: commit returned %d (%s)", what, rc,
-                      lrvm_strerror(rc));
-        rc = lrvm_commit(tx, 0);
-        ck_assert_msg(rc < 0, "%s: a retry succeeded while every call fails", what);
-        (void)lrvm_close(s);          /* its code may be any of the I/O errors */
-        disarm();
-
-        rc = store_open(0, &s);
-        ck_assert_msg(rc == 0, "%s: reopen: %s", what, lrvm_strerror(rc));
-        ck_assert_int_eq(lrvm_map(s, "a", small.segsize, (void **)&a), 0);
-        ck_assert_int_eq(lrvm_map(s, "b", 4096, (void **)&b), 0);
-        ck_assert_msg(first_diff(b, 'e', 10) < 0, "%s: the earlier commit is lost", what);
-        ck_assert_msg(first_diff(a, BASE, small.len) < 0 || first_diff(a, NEW, small.len) < 0,
-                      "%s: the failed transaction is partly applied", what);
-        ck_assert_int_eq(lrvm_close(s), 0);
-    }
+    struct tu_fault_plan plan = plan_of(measure_commit(&small), always);
+    tu_fault_each_call(&plan, always_failing_case, NULL);
 }
 END_TEST
 
@@ -404,8 +406,8 @@ static int prepare_truncate(lrvm_t **s, char **a)
 }
 
 struct trunc_case {
-    unsigned long n;
-    int           err, mode, crash;
+    const struct tu_fault *f;
+    int                    crash;
 };
 
 /* Failing truncation, disarm, one more commit, then close or crash.
@@ -417,13 +419,51 @@ static void child_fail_truncate(const void *arg)
     lrvm_t *s;
     char *a;
     TU_CHILD_CHECK(prepare_truncate(&s, &a) == 0);
-    lrvm__io_inject(LRVM__IO_ALL, c->n, c->err, c->mode);
+    tu_fault_arm(c->f);
     tu_report(lrvm_truncate(s));
     disarm();
     tu_report(put(s, a, 300, '4', 16, 0));
     if (c->crash)
         die();
     tu_report(lrvm_close(s));
+}
+
+static void truncate_case(void *arg, const struct tu_fault *f)
+{
+    (void)arg;
+    for (int crash = 0; crash < 2; crash++) {
+        char what[300];
+        snprintf(what, sizeof what, "%s, then %s", f->what, crash ? "crash" : "close");
+        struct trunc_case c = { f, crash };
+        int vals[3], nv;
+        int st = tu_run_child(child_fail_truncate, &c, vals, 3, &nv);
+        int line = tu_child_failed_line(vals, nv);
+        ck_assert_msg(line == 0, "%s: child check at line %d failed", what, line);
+        ck_assert_msg(nv == (crash ? 2 : 3), "%s: child reported %d values (status %#x)",
+                      what, nv, st);
+        if (crash)
+            ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "%s: status %#x", what, st);
+        else
+            ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %#x", what, st);
+        ck_assert_msg(vals[0] == code_of(f->err), "%s: truncate returned %d (%s)", what,
+                      vals[0], lrvm_strerror(vals[0]));
+        ck_assert_msg(vals[1] == 0, "%s: the commit after it returned %s", what,
+                      lrvm_strerror(vals[1]));
+        if (!crash)
+            ck_assert_msg(vals[2] == 0, "%s: close returned %s", what, lrvm_strerror(vals[2]));
+
+        lrvm_t *s;
+        char *a;
+        int rc = store_open(0, &s);
+        ck_assert_msg(rc == 0, "%s: reopen: %s", what, lrvm_strerror(rc));
+        ck_assert_int_eq(lrvm_map(s, "a", 4096, (void **)&a), 0);
+        static const int vals_at[4] = { '1', '2', '3', '4' };
+        for (int i = 0; i < 4; i++)
+            ck_assert_msg(first_diff(a + i * 100, vals_at[i], 16) < 0,
+                          "%s: commit %d ('%c' at %d) lost after reopen", what, i + 1,
+                          vals_at[i], i * 100);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
 }
 
 /* N (measured, 11 here: the flush's write and sync, two scans' reads,
@@ -436,48 +476,15 @@ START_TEST(test_io_truncate_fails_nth_call)
     lrvm_t *s;
     char *a;
     ck_assert_int_eq(prepare_truncate(&s, &a), 0);
-    lrvm__io_inject(LRVM__IO_ALL, 0, 0, 0);
+    struct tu_fault count = { .kinds = LRVM__IO_ALL };
+    tu_fault_arm(&count);
     ck_assert_int_eq(lrvm_truncate(s), 0);
-    unsigned long ncalls = lrvm__io_calls();
+    unsigned long ncalls = tu_fault_calls();
     disarm();
     ck_assert_int_eq(lrvm_close(s), 0);
     ck_assert_uint_ge(ncalls, 4);
-
-    for (unsigned long n = 1; n <= ncalls; n++)
-    for (int e = 0; e < 2; e++)
-    for (int m = 0; m < 2; m++)
-    for (int crash = 0; crash < 2; crash++) {
-        char what[128];
-        snprintf(what, sizeof what, "n=%lu/%lu err=%s mode=%s %s", n, ncalls,
-                 err_name(errs[e]), mode_name(modes[m]), crash ? "crash" : "close");
-        struct trunc_case c = { n, errs[e], modes[m], crash };
-        int vals[3], nv;
-        int st = tu_run_child(child_fail_truncate, &c, vals, 3, &nv);
-        int line = tu_child_failed_line(vals, nv);
-        ck_assert_msg(line == 0, "%s: child check at line %d failed", what, line);
-        ck_assert_msg(nv == (crash ? 2 : 3), "%s: child reported %d values (status %#x)",
-                      what, nv, st);
-        if (crash)
-            ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "%s: status %#x", what, st);
-        else
-            ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %#x", what, st);
-        ck_assert_msg(vals[0] == code_of(errs[e]), "%s: truncate returned %d (%s)", what,
-                      vals[0], lrvm_strerror(vals[0]));
-        ck_assert_msg(vals[1] == 0, "%s: the commit after it returned %s", what,
-                      lrvm_strerror(vals[1]));
-        if (!crash)
-            ck_assert_msg(vals[2] == 0, "%s: close returned %s", what, lrvm_strerror(vals[2]));
-
-        int rc = store_open(0, &s);
-        ck_assert_msg(rc == 0, "%s: reopen: %s", what, lrvm_strerror(rc));
-        ck_assert_int_eq(lrvm_map(s, "a", 4096, (void **)&a), 0);
-        static const int vals_at[4] = { '1', '2', '3', '4' };
-        for (int i = 0; i < 4; i++)
-            ck_assert_msg(first_diff(a + i * 100, vals_at[i], 16) < 0,
-                          "%s: commit %d ('%c' at %d) lost after reopen", what, i + 1,
-                          vals_at[i], i * 100);
-        ck_assert_int_eq(lrvm_close(s), 0);
-    }
+    struct tu_fault_plan plan = plan_of(ncalls, modes);
+    tu_fault_each_call(&plan, truncate_case, NULL);
 }
 END_TEST
 
@@ -503,47 +510,53 @@ static void prepare_map(int extend, lrvm_t **s)
  * ENOSPC}: 2N cases each. The failed map returns the matching code,
  * a second try maps the segment whole, and a commit through it is there
  * after reopen, next to the old data. */
+static void map_case(void *arg, const struct tu_fault *f)
+{
+    int extend = *(const int *)arg;
+    char what[300];
+    snprintf(what, sizeof what, "%s: %s", extend ? "extend" : "create", f->what);
+    lrvm_t *s;
+    char *p;
+    prepare_map(extend, &s);
+    tu_fault_arm(f);
+    int rc = lrvm_map(s, "seg", 8192, (void **)&p);
+    disarm();
+    ck_assert_msg(rc == code_of(f->err), "%s: map returned %d (%s)", what, rc, lrvm_strerror(rc));
+    rc = lrvm_map(s, "seg", 8192, (void **)&p);
+    ck_assert_msg(rc == 0, "%s: second map returned %s", what, lrvm_strerror(rc));
+    if (extend)
+        ck_assert_msg(first_diff(p, 'o', 16) < 0, "%s: old data lost", what);
+    rc = put(s, p, 8000, 'm', 16, 0);
+    ck_assert_msg(rc == 0, "%s: commit at 8000 returned %s", what, lrvm_strerror(rc));
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    ck_assert_int_eq(store_open(0, &s), 0);
+    ck_assert_int_eq(lrvm_map(s, "seg", 1, (void **)&p), 0);
+    ck_assert_msg(tu_file_size(tu_path(cdir, "seg.seg")) == 8192,
+                  "%s: seg.seg is not 8192 bytes", what);
+    ck_assert_msg(first_diff(p + 8000, 'm', 16) < 0, "%s: commit at 8000 lost", what);
+    if (extend)
+        ck_assert_msg(first_diff(p, 'o', 16) < 0, "%s: old data lost after reopen", what);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+
 START_TEST(test_io_map_fails_nth_call)
 {
     for (int extend = 0; extend < 2; extend++) {
         lrvm_t *s;
         char *p;
         prepare_map(extend, &s);
-        lrvm__io_inject(LRVM__IO_ALL, 0, 0, 0);
+        struct tu_fault count = { .kinds = LRVM__IO_ALL };
+        tu_fault_arm(&count);
         ck_assert_int_eq(lrvm_map(s, "seg", 8192, (void **)&p), 0);
-        unsigned long ncalls = lrvm__io_calls();
+        unsigned long ncalls = tu_fault_calls();
         disarm();
         ck_assert_int_eq(lrvm_close(s), 0);
         ck_assert_uint_ge(ncalls, 3);
-
-        for (unsigned long n = 1; n <= ncalls; n++)
-        for (int e = 0; e < 2; e++) {
-            char what[128];
-            snprintf(what, sizeof what, "%s n=%lu/%lu err=%s mode=ONCE",
-                     extend ? "extend" : "create", n, ncalls, err_name(errs[e]));
-            prepare_map(extend, &s);
-            lrvm__io_inject(LRVM__IO_ALL, n, errs[e], LRVM__IO_ONCE);
-            int rc = lrvm_map(s, "seg", 8192, (void **)&p);
-            disarm();
-            ck_assert_msg(rc == code_of(errs[e]), "%s: map returned %d (%s)", what, rc,
-                          lrvm_strerror(rc));
-            rc = lrvm_map(s, "seg", 8192, (void **)&p);
-            ck_assert_msg(rc == 0, "%s: second map returned %s", what, lrvm_strerror(rc));
-            if (extend)
-                ck_assert_msg(first_diff(p, 'o', 16) < 0, "%s: old data lost", what);
-            rc = put(s, p, 8000, 'm', 16, 0);
-            ck_assert_msg(rc == 0, "%s: commit at 8000 returned %s", what, lrvm_strerror(rc));
-            ck_assert_int_eq(lrvm_close(s), 0);
-
-            ck_assert_int_eq(store_open(0, &s), 0);
-            ck_assert_int_eq(lrvm_map(s, "seg", 1, (void **)&p), 0);
-            ck_assert_msg(tu_file_size(tu_path(cdir, "seg.seg")) == 8192,
-                          "%s: seg.seg is not 8192 bytes", what);
-            ck_assert_msg(first_diff(p + 8000, 'm', 16) < 0, "%s: commit at 8000 lost", what);
-            if (extend)
-                ck_assert_msg(first_diff(p, 'o', 16) < 0, "%s: old data lost after reopen", what);
-            ck_assert_int_eq(lrvm_close(s), 0);
-        }
+        static const int once[1] = { LRVM__IO_ONCE };
+        struct tu_fault_plan plan = { .kinds = LRVM__IO_ALL, .calls = ncalls, .errs = errs,
+                                      .nerrs = 2, .modes = once, .nmodes = 1 };
+        tu_fault_each_call(&plan, map_case, &extend);
     }
 }
 END_TEST

@@ -580,20 +580,13 @@ END_TEST
 /* The same epochs, with the power cut at a sync call: every epoch whose
  * lrvm_sync returned (reported to the parent) must be there, and the store
  * must show exactly one epoch's state. */
-struct amb_cut {
-    unsigned long nth;      /* 0: no cut, report the calls made */
-    uint64_t      seed;
-};
-
 static void ambient_cut_child(const void *argp)
 {
-    const struct amb_cut *c = argp;
+    const struct tu_fault *f = argp;
     lrvm_t *s = open_auto();
     uint64_t *a = (uint64_t *)tu_map(s, "amb", 64 * PAGE);
     uint64_t seed = 99;
-    lrvm__io_powercut_seed(c->seed);
-    lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_SYNC, c->nth, EIO,
-                    c->nth != 0 ? LRVM__IO_POWERCUT : 0);
+    tu_fault_arm(f);
     for (int epoch = 1; epoch <= 20; epoch++) {
         for (int k = 0; k < 50; k++)
             a[1 + tu_rand(&seed) % (64 * PAGE / 8 - 1)] = (uint64_t)epoch;
@@ -601,42 +594,48 @@ static void ambient_cut_child(const void *argp)
         TU_CHILD_CHECK(lrvm_sync(s) == 0);
         tu_report(epoch);
     }
-    tu_report(1000000 + (int)lrvm__io_calls());
+    tu_report(1000000 + (int)tu_fault_calls());
+}
+
+static void ambient_cut_case(void *arg, const struct tu_fault *f)
+{
+    (void)arg;
+    int vals[64], n;
+    tu_rmrf(tu_dir);
+    ck_assert_int_eq(mkdir(tu_dir, 0700), 0);
+    int st = tu_run_child(ambient_cut_child, f, vals, 64, &n);
+    tu_fault_died(f, st);
+    ck_assert_int_eq(tu_child_failed_line(vals, n), 0);
+    uint64_t acked = n > 0 ? (uint64_t)vals[n - 1] : 0;
+    lrvm_t *s = open_auto();
+    uint64_t *a = (uint64_t *)tu_map(s, "amb", 64 * PAGE);
+    uint64_t e = a[0], expect[64 * PAGE / 8] = { 0 }, rs = 99;
+    ck_assert_msg(e >= acked && e <= acked + 1, "%s: epoch %" PRIu64 " found, %" PRIu64
+                  " synced", f->what, e, acked);
+    for (uint64_t epoch = 1; epoch <= e; epoch++) {
+        for (int j = 0; j < 50; j++)
+            expect[1 + tu_rand(&rs) % (64 * PAGE / 8 - 1)] = epoch;
+        expect[0] = epoch;
+    }
+    for (size_t i = 0; i < 64 * PAGE / 8; i++)
+        ck_assert_msg(a[i] == expect[i], "%s: word %zu is %llu, epoch %llu gives %llu", f->what,
+                      i, (unsigned long long)a[i], (unsigned long long)e,
+                      (unsigned long long)expect[i]);
+    ck_assert_int_eq(lrvm_close(s), 0);
 }
 
 START_TEST(test_track_ambient_power_cut_at_each_call)
 {
     int vals[64], n;
-    struct amb_cut dry = { 0, 0 };
+    struct tu_fault dry = { .kinds = LRVM__IO_WRITE | LRVM__IO_SYNC };
     int st = tu_run_child(ambient_cut_child, &dry, vals, 64, &n);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && n == 21, "dry run: 0x%x", st);
     unsigned long calls = (unsigned long)(vals[20] - 1000000);
     ck_assert_uint_ge(calls, 20);
-    uint64_t seed = tu_test_seed();
-    for (unsigned long k = 1; k <= calls; k++) {
-        tu_rmrf(tu_dir);
-        ck_assert_int_eq(mkdir(tu_dir, 0700), 0);
-        struct amb_cut cut = { k, tu_mix64(seed + k) };
-        st = tu_run_child(ambient_cut_child, &cut, vals, 64, &n);
-        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "cut at call %lu: 0x%x", k, st);
-        ck_assert_int_eq(tu_child_failed_line(vals, n), 0);
-        uint64_t acked = n > 0 ? (uint64_t)vals[n - 1] : 0;
-        lrvm_t *s = open_auto();
-        uint64_t *a = (uint64_t *)tu_map(s, "amb", 64 * PAGE);
-        uint64_t e = a[0], expect[64 * PAGE / 8] = { 0 }, rs = 99;
-        ck_assert_msg(e >= acked && e <= acked + 1, "cut at call %lu (LRVM_TEST_SEED=%" PRIu64
-                      "): epoch %" PRIu64 " found, %" PRIu64 " synced", k, seed, e, acked);
-        for (uint64_t epoch = 1; epoch <= e; epoch++) {
-            for (int j = 0; j < 50; j++)
-                expect[1 + tu_rand(&rs) % (64 * PAGE / 8 - 1)] = epoch;
-            expect[0] = epoch;
-        }
-        for (size_t i = 0; i < 64 * PAGE / 8; i++)
-            ck_assert_msg(a[i] == expect[i], "cut at call %lu: word %zu is %llu, epoch %llu "
-                          "gives %llu", k, i, (unsigned long long)a[i], (unsigned long long)e,
-                          (unsigned long long)expect[i]);
-        ck_assert_int_eq(lrvm_close(s), 0);
-    }
+    static const int cut = LRVM__IO_POWERCUT;
+    struct tu_fault_plan plan = { .kinds = dry.kinds, .calls = calls, .modes = &cut,
+                                  .nmodes = 1 };
+    tu_fault_each_call(&plan, ambient_cut_case, NULL);
 }
 END_TEST
 

@@ -3,11 +3,14 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "faultio.h"
 
 #include <check.h>
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,4 +296,67 @@ int tu_wait(pid_t pid)
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
     return st;
+}
+
+/* ------------------------------------------------------ the fault harness */
+
+static const char *fault_name(int mode)
+{
+    if (mode & LRVM__IO_POWERCUT)
+        return "power cut";
+    if (mode & LRVM__IO_KILL)
+        return mode & LRVM__IO_TORN ? "torn write and kill" : "kill";
+    if (mode & LRVM__IO_ALWAYS)
+        return mode & LRVM__IO_TORN ? "torn write, then every call fails" : "every call fails";
+    return mode & LRVM__IO_TORN ? "torn write fails" : "failure";
+}
+
+void tu_fault_each_call(const struct tu_fault_plan *plan,
+                        void (*run)(void *arg, const struct tu_fault *f), void *arg)
+{
+    static const int eio[] = { EIO }, kill_mode[] = { LRVM__IO_KILL };
+    const int *errs = plan->errs != NULL ? plan->errs : eio;
+    const int *modes = plan->modes != NULL ? plan->modes : kill_mode;
+    int nerrs = plan->errs != NULL ? plan->nerrs : 1;
+    int nmodes = plan->modes != NULL ? plan->nmodes : 1;
+    unsigned rounds = plan->rounds > 0 ? plan->rounds : 1;
+    uint64_t seed = tu_test_seed();
+    for (unsigned r = 0; r < rounds; r++)
+        for (unsigned long n = 1; n <= plan->calls; n++)
+            for (int e = 0; e < nerrs; e++)
+                for (int m = 0; m < nmodes; m++) {
+                    struct tu_fault f = {
+                        .kinds = plan->kinds, .nth = n, .calls = plan->calls,
+                        .err = errs[e], .mode = modes[m], .round = r,
+                        .seed = tu_mix64(seed ^ plan->salt ^ (n * 0x100000001b3ull) ^
+                                         ((uint64_t)r << 48) ^ ((uint64_t)(e * 8 + m) << 40)),
+                    };
+                    snprintf(f.what, sizeof f.what,
+                             "%s (%s) at call %lu of %lu (round %u, LRVM_TEST_SEED=%" PRIu64 ")",
+                             fault_name(f.mode), strerror(f.err), n, plan->calls, r, seed);
+                    run(arg, &f);
+                }
+}
+
+void tu_fault_arm(const struct tu_fault *f)
+{
+    lrvm__io_powercut_seed(f->seed);
+    lrvm__io_inject(f->kinds, f->nth, f->err, f->nth == 0 ? 0 : f->mode);
+}
+
+unsigned long tu_fault_calls(void)
+{
+    return lrvm__io_calls();
+}
+
+void tu_fault_disarm(void)
+{
+    lrvm__io_inject(0, 0, 0, 0);
+}
+
+void tu_fault_died(const struct tu_fault *f, int status)
+{
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                  "%s: the process did not die there (status 0x%x, exit code %d)", f->what,
+                  status, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }

@@ -73,6 +73,49 @@ int tu_run_suite(struct Suite *s);
 /* lrvm_map that fails the test (Check) when the map fails. */
 void *tu_map(lrvm_t *s, const char *name, size_t size);
 
+/* ------------------------------------------------ the fault harness
+ *
+ * One way to die at each call: a test counts the io calls of the kinds it
+ * names that its operation makes (a dry run with the fault armed at call
+ * 0, which only counts), then tu_fault_each_call runs the operation once
+ * for every call n = 1..calls, every error and mode of its plan, ROUNDS
+ * times (a power cut chooses what survives differently each round), and
+ * the test checks the store after each. Every message names the case and
+ * the seed that replays it (LRVM_TEST_SEED). */
+struct tu_fault {
+    unsigned      kinds;      /* LRVM__IO_* kinds of call counted and failed */
+    unsigned long nth;        /* the call that fails; 0: only count */
+    unsigned long calls;      /* how many the dry run counted */
+    int           err;        /* the errno it fails with */
+    int           mode;       /* LRVM__IO_ONCE, _ALWAYS, _TORN, _KILL, _POWERCUT */
+    unsigned      round;
+    uint64_t      seed;       /* of this case's power cut */
+    char          what[240];  /* "<mode> at call n of N (round r, LRVM_TEST_SEED=s)" */
+};
+struct tu_fault_plan {
+    unsigned      kinds;
+    unsigned long calls;      /* from the dry run */
+    const int    *errs;       /* NULL: EIO alone */
+    int           nerrs;
+    const int    *modes;      /* NULL: KILL alone */
+    int           nmodes;
+    unsigned      rounds;     /* 0: 1 */
+    uint64_t      salt;       /* keeps two plans of a test from sharing seeds */
+};
+/* Call RUN(ARG, F) for each case of PLAN, F filled in as above. */
+void tu_fault_each_call(const struct tu_fault_plan *plan,
+                        void (*run)(void *arg, const struct tu_fault *f), void *arg);
+/* Arm F in this process (the code under test runs next): its power-cut
+ * seed, then the fault (nth 0: count only). */
+void tu_fault_arm(const struct tu_fault *f);
+/* The calls counted since the last arming. */
+unsigned long tu_fault_calls(void);
+/* Disarm: count nothing, fail nothing. */
+void tu_fault_disarm(void);
+/* A case that must die at its armed call (KILL, POWERCUT): fails the test,
+ * naming F, unless STATUS is a death by SIGKILL. */
+void tu_fault_died(const struct tu_fault *f, int status);
+
 /* xorshift64 */
 uint64_t tu_rand(uint64_t *state);
 /* splitmix64's finalizer: a well-spread value derived from X. */
