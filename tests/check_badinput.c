@@ -31,14 +31,6 @@ static int open_in(const char *d, lrvm_t **s)
     return lrvm_open(d, &o, s);
 }
 
-static lrvm_t *open_store(void)
-{
-    lrvm_t *s;
-    int rc = open_in(tu_dir, &s);
-    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
-    return s;
-}
-
 /* One transaction that writes LEN bytes of SRC at BASE+OFF; commit's code. */
 static int put(lrvm_t *s, char *base, size_t off, const void *src, size_t len, int flags)
 {
@@ -124,7 +116,7 @@ START_TEST(test_badinput_segment_names)
     long200[200] = '\0';
     const char *bad[] = { "a/b", "..", "a..b", "", long201 };
 
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     char *keep = tu_map(s, "keep", 4096);
     ck_assert_int_eq(put(s, keep, 0, "kept", 5, 0), 0);
     int entries = count_entries(tu_dir);           /* log, lock, keep.seg */
@@ -156,7 +148,7 @@ START_TEST(test_badinput_segment_names)
     ck_assert_int_eq(tu_file_size(tu_path(tu_dir, file)), 4096);
     ck_assert_int_eq(lrvm_close(s), 0);
 
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     m = tu_map(s, long200, 4096);
     ck_assert_str_eq(m + 10, "long name");
     keep = tu_map(s, "keep", 4096);
@@ -167,7 +159,7 @@ END_TEST
 
 START_TEST(test_badinput_map_size_zero)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     void *p;
     ck_assert_int_eq(lrvm_map(s, "z", 0, &p), LRVM_EINVAL);
     EXPECT_RECORDED(LRVM_EINVAL, ck_assert_ptr_null(rvm_map(s, "z", 0)));
@@ -183,7 +175,7 @@ END_TEST
 
 START_TEST(test_badinput_map_smaller_size_maps_whole)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     char *a = tu_map(s, "a", 8192);
     ck_assert_int_eq(put(s, a, 8000, "tail", 5, 0), 0);
     ck_assert_int_eq(put(s, a, 0, "head", 5, 0), 0);
@@ -203,7 +195,7 @@ START_TEST(test_badinput_map_smaller_size_maps_whole)
     ck_assert_int_eq(lrvm_commit(tx, 0), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
 
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     a = tu_map(s, "a", 1);
     ck_assert_str_eq(a, "head");
     ck_assert_str_eq(a + 8000, "tail");
@@ -214,7 +206,7 @@ END_TEST
 
 START_TEST(test_badinput_map_twice)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     char *a = tu_map(s, "a", 4096);
     void *p = (void *)1;
     ck_assert_int_eq(lrvm_map(s, "a", 4096, &p), LRVM_EEXIST);
@@ -225,7 +217,7 @@ START_TEST(test_badinput_map_twice)
     ck_assert_int_eq(tu_file_size(tu_path(tu_dir, "a.seg")), 4096);
     ck_assert_int_eq(put(s, a, 0, "still", 6, 0), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "still");
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -234,7 +226,7 @@ END_TEST
 
 START_TEST(test_badinput_destroy_mapped)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     char *a = tu_map(s, "a", 4096);
     ck_assert_int_eq(put(s, a, 0, "precious", 9, 0), 0);
     ck_assert_int_eq(lrvm_destroy(s, "a"), LRVM_EBUSY);
@@ -245,7 +237,7 @@ START_TEST(test_badinput_destroy_mapped)
     a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "precious");
     ck_assert_int_eq(lrvm_close(s), 0);
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "precious");
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -254,13 +246,13 @@ END_TEST
 
 START_TEST(test_badinput_destroy_missing)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     char *a = tu_map(s, "a", 4096);
     ck_assert_int_eq(put(s, a, 0, "other", 6, 0), 0);
     ck_assert_int_eq(lrvm_destroy(s, "missing"), LRVM_ENOENT);
     EXPECT_RECORDED(LRVM_ENOENT, rvm_destroy(s, "missing"));
     ck_assert_int_eq(lrvm_close(s), 0);
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "other");
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -277,7 +269,7 @@ START_TEST(test_badinput_destroy_then_recreate_is_zero)
     char zeros[32] = { 0 }, file[32];
     for (int h = 0; h < 3; h++) {
         tu_rmrf(tu_dir);
-        lrvm_t *s = open_store();
+        lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
         char *a = tu_map(s, "a", 4096), *b = tu_map(s, "b", 4096);
         ck_assert_int_eq(put(s, b, 0, "b survives", 11, 0), 0);
         ck_assert_int_eq(put(s, a, 0, "destroy me, destroy me, destroy", 32,
@@ -299,7 +291,7 @@ START_TEST(test_badinput_destroy_then_recreate_is_zero)
         ck_assert_msg(first_diff(a, 0, 4096) < 0, "%s: the new segment is not zero", how[h]);
         ck_assert_int_eq(lrvm_close(s), 0);
 
-        s = open_store();
+        s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
         a = tu_map(s, "a", 4096);
         ck_assert_msg(first_diff(a, 0, 4096) < 0, "%s: not zero after reopen", how[h]);
         b = tu_map(s, "b", 4096);
@@ -336,7 +328,7 @@ START_TEST(test_badinput_destroy_then_recreate_after_crash)
     ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     ck_assert_int_eq(nv, 1);
     ck_assert_msg(vals[0] == 1, "the recreated segment was not zero in the child");
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     char *a = tu_map(s, "a", 4096), *b = tu_map(s, "b", 4096);
     ck_assert_msg(first_diff(a, 0, 4096) < 0, "destroyed data came back after the crash");
     ck_assert_str_eq(b, "after");
@@ -348,7 +340,7 @@ END_TEST
 
 START_TEST(test_badinput_set_range)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     /* b is mapped but not in the transaction: its bytes must not count. */
     char *a = tu_map(s, "a", 4096), *b = tu_map(s, "b", 4096);
     lrvm_tx_t *tx;
@@ -383,7 +375,7 @@ START_TEST(test_badinput_set_range)
     ck_assert_int_eq(lrvm_last_error(), before);
     ck_assert_int_eq(lrvm_close(s), 0);
 
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     a = tu_map(s, "a", 4096);
     b = tu_map(s, "b", 4096);
     ck_assert_str_eq(a, "first");
@@ -397,7 +389,7 @@ END_TEST
 
 START_TEST(test_badinput_begin)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     char *a = tu_map(s, "a", 4096), *b = tu_map(s, "b", 4096);
     int local;
     lrvm_tx_t *tx, *t2;
@@ -438,7 +430,7 @@ START_TEST(test_badinput_begin)
     ck_assert_int_eq(lrvm_commit(tx, 0), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
 
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     a = tu_map(s, "a", 4096);
     b = tu_map(s, "b", 4096);
     ck_assert_str_eq(a, "aye");
@@ -451,7 +443,7 @@ END_TEST
 
 START_TEST(test_badinput_classic_finished_tid)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     char *a = tu_map(s, "a", 4096);
 
     trans_t t1 = rvm_begin_trans(s, 1, (void **)&a);
@@ -496,7 +488,7 @@ START_TEST(test_badinput_classic_finished_tid)
     rvm_commit_trans(t3);
     ck_assert_uint_eq(stats(s).commits, st0.commits + 1);
     ck_assert_int_eq(lrvm_close(s), 0);
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "three");
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -505,7 +497,7 @@ END_TEST
 
 START_TEST(test_badinput_foreign_tx_handle)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     char *a = tu_map(s, "a", 4096);
     long some_local = 0;
     lrvm_tx_t *fake = (lrvm_tx_t *)&some_local;
@@ -529,7 +521,7 @@ START_TEST(test_badinput_foreign_tx_handle)
     /* The real transaction is untouched. */
     ck_assert_int_eq(lrvm_commit(tx, 0), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     a = tu_map(s, "a", 4096);
     ck_assert_mem_eq(a, "real", 4);
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -538,7 +530,7 @@ END_TEST
 
 START_TEST(test_badinput_commit_bad_flags)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     char *a = tu_map(s, "a", 4096);
     lrvm_tx_t *tx;
     ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
@@ -554,7 +546,7 @@ START_TEST(test_badinput_commit_bad_flags)
     ck_assert_int_eq(lrvm_commit(tx, 0), 0);
     ck_assert_uint_eq(stats(s).commits, 1);
     ck_assert_int_eq(lrvm_close(s), 0);
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "flags");
     ck_assert_str_eq(a + 100, "ok");
@@ -566,7 +558,7 @@ END_TEST
 
 START_TEST(test_badinput_unmap)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     char *a = tu_map(s, "a", 4096);
     int local;
     lrvm_tx_t *tx;
@@ -674,7 +666,7 @@ END_TEST
 
 START_TEST(test_badinput_open_twice_same_process)
 {
-    lrvm_t *s = open_store(), *s2 = (lrvm_t *)1;
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0), *s2 = (lrvm_t *)1;
     ck_assert_int_eq(open_in(tu_dir, &s2), LRVM_EBUSY);
     ck_assert_ptr_eq(s2, (lrvm_t *)1);
     EXPECT_RECORDED(LRVM_EBUSY, ck_assert_ptr_null(rvm_init(tu_dir)));
@@ -682,7 +674,7 @@ START_TEST(test_badinput_open_twice_same_process)
     char *a = tu_map(s, "a", 4096);
     ck_assert_int_eq(put(s, a, 0, "first", 6, 0), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "first");
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -702,7 +694,7 @@ static void child_open_store(const void *arg)
 
 START_TEST(test_badinput_open_held_by_other_process)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     char *a = tu_map(s, "a", 4096);
     ck_assert_int_eq(put(s, a, 0, "parent", 7, 0), 0);
     int vals[1], nv;
@@ -717,7 +709,7 @@ START_TEST(test_badinput_open_held_by_other_process)
     st = tu_run_child(child_open_store, NULL, vals, 1, &nv);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "after the parent closed, the child's lrvm_open returned %d", -WEXITSTATUS(st));
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "parent");
     ck_assert_str_eq(a + 10, "still");
@@ -773,13 +765,13 @@ END_TEST
 
 START_TEST(test_badinput_sync_explicit_mode)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     char *a = tu_map(s, "a", 4096);
     ck_assert_int_eq(put(s, a, 0, "x", 2, LRVM_NO_FLUSH), 0);
     ck_assert_int_eq(lrvm_sync(s), LRVM_EMODE);
     ck_assert_uint_eq(stats(s).syncs, 0);
     ck_assert_int_eq(lrvm_close(s), 0);
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     a = tu_map(s, "a", 4096);
     ck_assert_str_eq(a, "x");
     ck_assert_int_eq(lrvm_close(s), 0);

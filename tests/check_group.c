@@ -41,15 +41,6 @@ static void teardown(void)
     lrvm__io_inject(0, 0, 0, 0);
 }
 
-static lrvm_t *open_store(int tracking)
-{
-    lrvm_options_t o = { .tracking = tracking, .truncate_threshold = (size_t)1 << 30 };
-    lrvm_t *s;
-    int rc = lrvm_open(tu_dir, &o, &s);
-    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
-    return s;
-}
-
 static void sleep_ms(unsigned ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
@@ -117,7 +108,7 @@ static void *worker_run(void *arg)
 
 START_TEST(test_group_commits_share_syncs)
 {
-    lrvm_t *s = open_store(LRVM_TRACK_EXPLICIT);
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, (size_t)1 << 30);
     struct worker w[THREADS];
     pthread_t th[THREADS];
     for (int t = 0; t < THREADS; t++)
@@ -141,7 +132,7 @@ START_TEST(test_group_commits_share_syncs)
                   syncs, commits);
     ck_assert_int_eq(lrvm_close(s), 0);
 
-    s = open_store(LRVM_TRACK_EXPLICIT);
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, (size_t)1 << 30);
     uint64_t *img = malloc(SEG_SIZE);
     model(0, 0, img);
     for (int t = 0; t < THREADS; t++) {
@@ -176,7 +167,7 @@ static void *committer_run(void *arg)
  * segments hold what they held before: nothing of the group came back. */
 START_TEST(test_group_failed_shared_sync_fails_every_waiter)
 {
-    lrvm_t *s = open_store(LRVM_TRACK_EXPLICIT);
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, (size_t)1 << 30);
     uint64_t *seg[3];
     for (int t = 0; t < 3; t++) {
         seg[t] = tu_map(s, seg_name(t), SEG_SIZE);
@@ -202,7 +193,7 @@ START_TEST(test_group_failed_shared_sync_fails_every_waiter)
     ck_assert_int_eq(commit_step(s, 2, seg[2], 3, 0, 1), LRVM_EFAILED);
     ck_assert_int_eq(lrvm_close(s), LRVM_EFAILED);
 
-    s = open_store(LRVM_TRACK_EXPLICIT);
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, (size_t)1 << 30);
     uint64_t *img = malloc(SEG_SIZE);
     for (int t = 0; t < 3; t++) {
         seg[t] = tu_map(s, seg_name(t), SEG_SIZE);
@@ -220,7 +211,7 @@ END_TEST
  * failure: that commit fails, the store goes on. */
 START_TEST(test_group_lone_failed_sync_keeps_store)
 {
-    lrvm_t *s = open_store(LRVM_TRACK_EXPLICIT);
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, (size_t)1 << 30);
     uint64_t *seg = tu_map(s, seg_name(0), SEG_SIZE);
     ck_assert_int_eq(commit_step(s, 0, seg, 1, 0, 1), 0);
     ck_assert_int_eq(commit_step(s, 0, seg, 2, LRVM_NO_FLUSH, 1), 0);
@@ -237,7 +228,7 @@ START_TEST(test_group_lone_failed_sync_keeps_store)
     ck_assert_int_eq(commit_step(s, 0, seg, 3, 0, 1), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
 
-    s = open_store(LRVM_TRACK_EXPLICIT);
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, (size_t)1 << 30);
     uint64_t *img = malloc(SEG_SIZE);
     model(0, 3, img);                   /* the no-flush commit 2 kept its place */
     ck_assert_mem_eq(tu_map(s, seg_name(0), SEG_SIZE), img, SEG_SIZE);
@@ -262,7 +253,7 @@ static void *tx_commit_run(void *arg)
 
 START_TEST(test_group_handle_busy_while_committing)
 {
-    lrvm_t *s = open_store(LRVM_TRACK_EXPLICIT);
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, (size_t)1 << 30);
     uint64_t *seg = tu_map(s, seg_name(0), SEG_SIZE);
     struct tx_commit c = { NULL, 0 };
     ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&seg, &c.tx), 0);
@@ -279,7 +270,7 @@ START_TEST(test_group_handle_busy_while_committing)
     ck_assert_int_eq(c.rc, 0);
     ck_assert_int_eq(lrvm_abort(c.tx), LRVM_ENOENT);
     ck_assert_int_eq(lrvm_close(s), 0);
-    s = open_store(LRVM_TRACK_EXPLICIT);
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, (size_t)1 << 30);
     ck_assert_uint_eq(((uint64_t *)tu_map(s, seg_name(0), SEG_SIZE))[0], 7);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
@@ -291,7 +282,7 @@ END_TEST
  * the lock before lrvm_close does, which is the common order.) */
 START_TEST(test_group_close_waits_for_commits)
 {
-    lrvm_t *s = open_store(LRVM_TRACK_EXPLICIT);
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, (size_t)1 << 30);
     uint64_t *seg[2];
     for (int t = 0; t < 2; t++)
         seg[t] = tu_map(s, seg_name(t), SEG_SIZE);
@@ -308,7 +299,7 @@ START_TEST(test_group_close_waits_for_commits)
     atomic_store(&lrvm__io_sync_delay_us, 0);
     ck_assert_int_eq(a.rc, 0);
     ck_assert_int_eq(b.rc, 0);
-    s = open_store(LRVM_TRACK_EXPLICIT);
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, (size_t)1 << 30);
     for (int t = 0; t < 2; t++) {
         const uint64_t *w = tu_map(s, seg_name(t), SEG_SIZE);
         ck_assert_uint_eq(w[0], 2);
@@ -424,7 +415,7 @@ static void kills(int tracking, int powercut)
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                       "round %d (LRVM_TEST_SEED=%" PRIu64 "): child status 0x%x", round, seed, st);
 
-        lrvm_t *s = open_store(LRVM_TRACK_EXPLICIT);
+        lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, (size_t)1 << 30);
         for (int t = 0; t < KILL_THREADS; t++) {
             uint64_t *seg = tu_map(s, seg_name(t), SEG_SIZE);
             uint64_t c = seg[0];

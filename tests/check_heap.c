@@ -37,13 +37,11 @@
 
 static int tracking;
 
+/* The store of the test, in this test's mode, never truncated by a
+ * commit. */
 static lrvm_t *open_store(void)
 {
-    lrvm_options_t o = { .tracking = tracking, .truncate_threshold = (size_t)1 << 30 };
-    lrvm_t *s;
-    int rc = lrvm_open(tu_dir, &o, &s);
-    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
-    return s;
+    return tu_open_mode(tracking, (size_t)1 << 30);
 }
 
 static lrvm_heap_t *open_heap(lrvm_t *s)

@@ -21,10 +21,7 @@ static lrvm_t *open_store(size_t buf, size_t threshold)
 {
     lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .log_buffer_size = buf,
                          .truncate_threshold = threshold };
-    lrvm_t *s;
-    int rc = lrvm_open(tu_dir, &o, &s);
-    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
-    return s;
+    return tu_open(NULL, &o);
 }
 
 /* One transaction that writes LEN bytes of SRC at BASE+OFF. */

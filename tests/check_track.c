@@ -38,11 +38,7 @@ static void setup(void)
 
 static lrvm_t *open_auto(void)
 {
-    lrvm_options_t o = { .tracking = LRVM_TRACK_AUTO, .truncate_threshold = (size_t)1 << 34 };
-    lrvm_t *s;
-    int rc = lrvm_open(tu_dir, &o, &s);
-    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
-    return s;
+    return tu_open_mode(LRVM_TRACK_AUTO, (size_t)1 << 34);
 }
 
 static lrvm_tx_t *begin1(lrvm_t *s, char *base)

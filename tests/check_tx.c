@@ -26,15 +26,6 @@
 #define WORDS   8192                    /* 64 KiB segment of 8-byte words */
 #define ROUNDS  150
 
-static lrvm_t *open_store(void)
-{
-    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
-    lrvm_t *s;
-    int rc = lrvm_open(tu_dir, &o, &s);
-    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
-    return s;
-}
-
 static uint64_t mark(int round, long i)
 {
     return tu_mix64(((uint64_t)round << 32) | (uint64_t)i) | 1;
@@ -121,7 +112,7 @@ START_TEST(test_tx_commit_from_another_thread_holds_each_declared_range)
 {
     uint64_t seed = tu_test_seed();
     for (int round = 0; round < ROUNDS; round++) {
-        lrvm_t *s = open_store();
+        lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
         char name[16];
         snprintf(name, sizeof name, "r%d", round);
         uint64_t *seg = tu_map(s, name, WORDS * 8);
@@ -139,7 +130,7 @@ START_TEST(test_tx_commit_from_another_thread_holds_each_declared_range)
         long n = atomic_load(&o.declared);
         ck_assert_int_eq(lrvm_close(s), 0);
 
-        s = open_store();
+        s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
         seg = tu_map(s, name, WORDS * 8);
         long bad = first_bad_word(seg, round, n);
         ck_assert_msg(bad < 0, "round %d: word %ld (%ld declared) holds %#llx", round, bad, n,
@@ -155,7 +146,7 @@ START_TEST(test_tx_abort_from_another_thread_while_owner_declares)
 {
     uint64_t seed = tu_test_seed();
     for (int round = 0; round < ROUNDS; round++) {
-        lrvm_t *s = open_store();
+        lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
         uint64_t *seg = tu_map(s, "a", WORDS * 8);
         struct owner o = { .s = s, .seg = seg, .round = round };
         pthread_t th;
@@ -171,7 +162,7 @@ START_TEST(test_tx_abort_from_another_thread_while_owner_declares)
         ck_assert_int_eq(lrvm_stats(s, &st), 0);
         ck_assert_uint_eq(st.bytes_logged, 0);
         ck_assert_int_eq(lrvm_close(s), 0);
-        s = open_store();
+        s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
         seg = tu_map(s, "a", WORDS * 8);
         ck_assert_int_eq(first_bad_word(seg, round, 0), -1);
         ck_assert_int_eq(lrvm_close(s), 0);
@@ -182,7 +173,7 @@ END_TEST
 /* The owner declared, and now waits; another thread closes the store. */
 START_TEST(test_tx_close_aborts_a_transaction_of_another_thread)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     uint64_t *seg = tu_map(s, "a", WORDS * 8);
     struct owner o = { .s = s, .seg = seg };
     pthread_t th;
@@ -194,7 +185,7 @@ START_TEST(test_tx_close_aborts_a_transaction_of_another_thread)
      * pooled, never freed, and no longer in the registry. */
     pthread_join(th, NULL);
     ck_assert_int_eq(o.last_rc, LRVM_ENOENT);
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     seg = tu_map(s, "a", WORDS * 8);
     ck_assert_int_eq(first_bad_word(seg, 0, 0), -1);
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -243,7 +234,7 @@ static void heap_round(int round)
     char hname[16], sname[16];
     snprintf(hname, sizeof hname, "h%d", round);
     snprintf(sname, sizeof sname, "a%d", round);
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     lrvm_heap_t *h;
     ck_assert_int_eq(lrvm_heap_open(s, hname, 1 << 20, &h), 0);
     uint64_t *seg = tu_map(s, sname, WORDS * 8);
@@ -280,7 +271,7 @@ static void heap_round(int round)
     ck_assert_int_eq(lrvm_commit(tx, 0), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
 
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     ck_assert_int_eq(lrvm_heap_open(s, hname, 1 << 20, &h), 0);
     seg = tu_map(s, sname, WORDS * 8);
     ck_assert_int_eq(first_bad_word(seg, round, n), -1);
@@ -321,7 +312,7 @@ END_TEST
 /* Finished handles, on the thread that owned them, and NULL. */
 START_TEST(test_tx_finished_and_null_handles)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     uint64_t *seg = tu_map(s, "a", WORDS * 8);
     void *base = seg;
     lrvm_tx_t *tx;
@@ -359,7 +350,7 @@ static unsigned char committed_byte(size_t i)
 
 START_TEST(test_tx_pooled_handle_after_a_large_transaction)
 {
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     size_t size = 4u << 20;
     unsigned char *a = tu_map(s, "a", size);
     void *base = a;
@@ -392,7 +383,7 @@ START_TEST(test_tx_pooled_handle_after_a_large_transaction)
     ck_assert_int_eq(lrvm_commit(tx, 0), 0);            /* nothing declared */
     ck_assert_int_eq(lrvm_close(s), 0);
 
-    s = open_store();
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     a = tu_map(s, "a", size);
     ck_assert_int_eq(first_bad_byte(a, size, committed_byte), -1);
     ck_assert_int_eq(lrvm_close(s), 0);
@@ -417,7 +408,7 @@ static void *commit_run(void *arg)
 static void child_forks_and_commits(void *arg)
 {
     (void)arg;
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     uint64_t *seg = tu_map(s, "a", WORDS * 8);
     void *base = seg;
     lrvm_tx_t *tx;
@@ -442,7 +433,7 @@ static void child_forks_and_commits(void *arg)
 START_TEST(test_tx_forked_child_commits_from_a_new_thread)
 {
     ck_assert_int_eq(tu_in_child(child_forks_and_commits, NULL), 0);
-    lrvm_t *s = open_store();
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     uint64_t *seg = tu_map(s, "a", WORDS * 8);
     ck_assert_uint_eq(seg[0], 42);
     ck_assert_uint_eq(seg[1], 43);

@@ -261,6 +261,20 @@ uint64_t tu_test_seed(void)
     return 20240611;
 }
 
+lrvm_t *tu_open(const char *dir, const lrvm_options_t *o)
+{
+    lrvm_t *s;
+    int rc = lrvm_open(dir != NULL ? dir : tu_dir, o, &s);
+    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
+    return s;
+}
+
+lrvm_t *tu_open_mode(int tracking, size_t threshold)
+{
+    lrvm_options_t o = { .tracking = tracking, .truncate_threshold = threshold };
+    return tu_open(NULL, &o);
+}
+
 void *tu_map(lrvm_t *s, const char *name, size_t size)
 {
     void *base;

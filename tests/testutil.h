@@ -70,6 +70,13 @@ int  tu_child_failed_line(const int *vals, int n);
 struct Suite;
 int tu_run_suite(struct Suite *s);
 
+/* lrvm_open of DIR (NULL: tu_dir) with O (NULL: every default), failing
+ * the test (Check) when the open fails. */
+lrvm_t *tu_open(const char *dir, const lrvm_options_t *o);
+/* tu_open of tu_dir in mode TRACKING, truncating at THRESHOLD bytes of
+ * log (0: the default). */
+lrvm_t *tu_open_mode(int tracking, size_t threshold);
+
 /* lrvm_map that fails the test (Check) when the map fails. */
 void *tu_map(lrvm_t *s, const char *name, size_t size);
 
