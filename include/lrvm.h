@@ -171,8 +171,10 @@ enum lrvm_errno {
 
 typedef struct lrvm_options {
     int    tracking;           /* LRVM_TRACK_AUTO (default) or LRVM_TRACK_EXPLICIT */
-    size_t truncate_threshold; /* log size that triggers truncation; 0: 32 MiB.
-                                  Values under 1 MiB are raised to 1 MiB. */
+    size_t truncate_threshold; /* bytes of log (its header included) past which
+                                  a commit truncates; 0: 32 MiB. Honoured
+                                  from 4 KiB; smaller values are refused
+                                  with LRVM_EINVAL. */
     size_t log_buffer_size;    /* bytes of committed records buffered in memory
                                   before a write; 0: 1 MiB. A transaction
                                   larger than this is written in parts.

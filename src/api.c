@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #define DEFAULT_TRUNCATE_THRESHOLD ((size_t)32 << 20)
-#define MIN_TRUNCATE_THRESHOLD     ((size_t)1 << 20)
+#define MIN_TRUNCATE_THRESHOLD     ((size_t)4096)
 #define DEFAULT_LOG_BUFFER         ((size_t)1 << 20)
 #define MIN_LOG_BUFFER             ((size_t)4096)
 #define MAX_LOG_BUFFER             ((size_t)1 << 30)
@@ -60,8 +60,11 @@ int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
     const struct lrvm__tracker *tracker = lrvm__track_choose(o.tracking);
     if (tracker == NULL)
         return LRVM_EINVAL;
+    /* Options are honoured or refused, never changed. */
     if (o.log_buffer_size != 0 &&
         (o.log_buffer_size < MIN_LOG_BUFFER || o.log_buffer_size > MAX_LOG_BUFFER))
+        return LRVM_EINVAL;
+    if (o.truncate_threshold != 0 && o.truncate_threshold < MIN_TRUNCATE_THRESHOLD)
         return LRVM_EINVAL;
 
     lrvm_t *s = calloc(1, sizeof *s);
@@ -71,8 +74,6 @@ int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
     s->dirfd = s->lockfd = -1;
     s->tracker = tracker;
     s->truncate_threshold = o.truncate_threshold ? o.truncate_threshold : DEFAULT_TRUNCATE_THRESHOLD;
-    if (s->truncate_threshold < MIN_TRUNCATE_THRESHOLD)
-        s->truncate_threshold = MIN_TRUNCATE_THRESHOLD;
     if ((s->dir = strdup(dir)) == NULL) {
         rc = LRVM_ENOMEM;
         goto fail;

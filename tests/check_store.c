@@ -9,6 +9,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -170,6 +171,45 @@ START_TEST(test_store_auto_truncation)
     for (int i = 136; i < 200; i++)
         ck_assert_int_eq(a[(size_t)(i % 64) * sizeof chunk], 'a' + i % 26);
     ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* Options are honoured or refused, never changed: a 64 KiB threshold
+ * truncates whenever the log passes 64 KiB (it used to be raised to
+ * 1 MiB), 4 KiB is the smallest taken, 4095 bytes is refused. */
+START_TEST(test_store_small_threshold_honoured)
+{
+    lrvm_t *s;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = 4095 };
+    ck_assert_int_eq(lrvm_open(tu_dir, &o, &s), LRVM_EINVAL);
+    for (size_t threshold = 4096; threshold <= 65536; threshold *= 16) {
+        s = open_store(0, threshold);
+        char *a = tu_map(s, "a", 1 << 20);
+        static char chunk[1024];
+        uint64_t most = 0;
+        for (int i = 0; i < 400; i++) {
+            memset(chunk, 'a' + i % 26, sizeof chunk);
+            put(s, a, (size_t)(i % 64) * sizeof chunk, chunk, sizeof chunk, 0);
+            lrvm_stats_t st;
+            ck_assert_int_eq(lrvm_stats(s, &st), 0);
+            most = st.log_size > most ? st.log_size : most;
+        }
+        lrvm_stats_t st;
+        ck_assert_int_eq(lrvm_stats(s, &st), 0);
+        /* Each commit adds about 1.1 KiB; truncation empties the log (to
+         * its 4 KiB header) as soon as it reaches the threshold. */
+        ck_assert_uint_ge(st.truncations, 400 * 1024 / threshold / 2);
+        ck_assert_msg(most < threshold || most == 4096, "the log reached %" PRIu64 " bytes",
+                      most);
+        ck_assert_int_eq(lrvm_close(s), 0);
+        s = open_store(0, 0);
+        a = tu_map(s, "a", 1 << 20);
+        for (int i = 336; i < 400; i++)
+            ck_assert_int_eq(a[(size_t)(i % 64) * sizeof chunk], 'a' + i % 26);
+        ck_assert_int_eq(lrvm_close(s), 0);
+        tu_rmrf(tu_dir);
+        ck_assert_int_eq(mkdir(tu_dir, 0700), 0);
+    }
 }
 END_TEST
 
@@ -441,6 +481,7 @@ int main(void)
     tcase_add_test(tc, test_store_two_segments_one_tx);
     tcase_add_test(tc, test_store_truncate_empties_log);
     tcase_add_test(tc, test_store_auto_truncation);
+    tcase_add_test(tc, test_store_small_threshold_honoured);
     tcase_add_test(tc, test_store_extension);
     tcase_add_test(tc, test_store_remap_shows_log_only_commits);
     tcase_add_test(tc, test_store_noflush_then_flush);

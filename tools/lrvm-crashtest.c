@@ -680,6 +680,8 @@ static void parse(int argc, char **argv, struct config *c, const char **base)
             c->max_delay_ms = (unsigned)number(opt, argv[++k]);
         } else if (strcmp(opt, "--threshold") == 0) {
             c->threshold = (size_t)number(opt, argv[++k]);
+            if (c->threshold < 4096)
+                die("--threshold: at least 4096 bytes (lrvm_open refuses less)");
         } else if (strcmp(opt, "--threads") == 0) {
             unsigned long long n = number(opt, argv[++k]);
             if (n < 1 || n > MAX_THREADS)
