@@ -235,11 +235,13 @@ struct lrvm__seg *lrvm__seg_by_addr(struct lrvm__seg *const *segs, size_t n, con
 /* ----------------------------------------------------- logfmt.c, log.c */
 
 #define LRVM__LOG_NAME        "lrvm.log"
-#define LRVM__LOG_VERSION     1u
+#define LRVM__LOG_VERSION     2u     /* the version written; 1 is still read */
+#define LRVM__LOG_VERSION_MIN 1u
 #define LRVM__LOG_SLOT_SIZE   512u
 #define LRVM__LOG_HEADER_SIZE 4096u
 #define LRVM__REC_MAX_PAYLOAD (1u << 30)
-#define LRVM__REC_HEADER_SIZE 32u
+#define LRVM__REC_HEADER_SIZE 40u    /* version 2; LRVM__REC_HEADER_V1 in version 1 */
+#define LRVM__REC_HEADER_V1   32u
 #define LRVM__REC_COMMIT      1u     /* flag: last part of its transaction */
 
 /* A decoded log header slot. */
@@ -257,6 +259,9 @@ struct lrvm__rec_header {
     uint16_t rh_flags;
     uint64_t rh_generation;
     uint64_t rh_txno;
+    uint64_t rh_durable;      /* version 2: the log was synced below this offset
+                                 when the record was made; 0 in version 1 */
+    uint32_t rh_hsize;        /* bytes of the header: 40, or 32 in version 1 */
 };
 
 /* The log writer's state (log.c's alone; recover.c reads it through
@@ -268,6 +273,8 @@ struct lrvm__log {
     lrvm_stats_t   *lg_stats;       /* the store's counters: fsyncs, bytes_logged,
                                        log_records */
     int             lg_slot;        /* header slot that holds lg_generation */
+    uint32_t        lg_version;     /* the format of the generation: records are
+                                       written only in LRVM__LOG_VERSION's */
     uint64_t        lg_generation;
     uint64_t        lg_first_txno;
     uint64_t        lg_next_txno;   /* number the next commit gets */
@@ -333,6 +340,7 @@ void lrvm__log_quiesce(struct lrvm__log *lg);
  * generation it is in. */
 struct lrvm__log_state {
     int      ls_fd;
+    uint32_t ls_version;      /* of the generation in the log */
     uint64_t ls_generation;
     uint64_t ls_first_txno;
     uint64_t ls_durable;      /* records before this offset are synced */
@@ -356,12 +364,15 @@ void lrvm__log_check(const struct lrvm__log *lg);
 
 int  lrvm__log_header_decode(const unsigned char *slot, struct lrvm__log_header *h);
 void lrvm__log_header_encode(unsigned char *slot, const struct lrvm__log_header *h);
-void lrvm__rec_header_decode(const unsigned char *p, struct lrvm__rec_header *h);
-/* Write H's header at REC, its magic and its CRC over the payload that
- * follows it there. */
+/* Decode the record header at P, of a log of format VERSION. */
+void lrvm__rec_header_decode(const unsigned char *p, uint32_t version,
+                             struct lrvm__rec_header *h);
+/* Write H's header at REC in the current format, its magic and its CRC
+ * over the payload that follows it there. */
 void lrvm__rec_header_encode(unsigned char *rec, const struct lrvm__rec_header *h);
 /* 0 when the header's magic is right. */
 int  lrvm__rec_magic_ok(const unsigned char *p);
+/* The CRC of a current-format record at REC with PAYLOAD_LEN bytes. */
 uint32_t lrvm__rec_crc(const unsigned char *rec, size_t payload_len);
 /* Bytes a record takes in the log: header, payload, padding to 8. */
 uint64_t lrvm__rec_size(const struct lrvm__rec_header *h);
@@ -453,8 +464,8 @@ int lrvm__log_scan_from(int fd, const struct lrvm__log_header *h, const struct l
                         const struct lrvm__scan_cb *cb, struct lrvm__scan_result *res);
 /* Call CB for each record of IMG in [START, END), which a scan of IMG has
  * validated: no check is repeated. */
-int lrvm__log_walk_valid(const unsigned char *img, uint64_t start, uint64_t end,
-                         const struct lrvm__scan_cb *cb);
+int lrvm__log_walk_valid(const unsigned char *img, uint32_t version, uint64_t start,
+                         uint64_t end, const struct lrvm__scan_cb *cb);
 /* Read both header slots of FD and pick the current one. */
 int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot);
 

@@ -117,6 +117,7 @@ int lrvm__log_open(struct lrvm__log *lg, int dirfd, pthread_mutex_t *mu, lrvm_st
         return rc;
     if ((rc = lrvm__io_fstat_size(fd, &lg->lg_file_size)) < 0)
         return rc;
+    lg->lg_version = h.lh_version;
     lg->lg_generation = h.lh_generation;
     lg->lg_first_txno = h.lh_first_txno;
     lg->lg_next_txno = h.lh_first_txno;
@@ -146,8 +147,8 @@ uint64_t lrvm__log_size(const struct lrvm__log *lg)
 
 void lrvm__log_state(const struct lrvm__log *lg, struct lrvm__log_state *st)
 {
-    *st = (struct lrvm__log_state){ lg->lg_fd, lg->lg_generation, lg->lg_first_txno,
-                                    lg->lg_durable, lg->lg_clean };
+    *st = (struct lrvm__log_state){ lg->lg_fd, lg->lg_version, lg->lg_generation,
+                                    lg->lg_first_txno, lg->lg_durable, lg->lg_clean };
 }
 
 int lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs)
@@ -178,6 +179,7 @@ int lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs)
     lg->lg_stats->fsyncs++;
     lg->lg_slot = slot;
     lg->lg_clean = 1;
+    lg->lg_version = h.lh_version;
     lg->lg_generation = h.lh_generation;
     lg->lg_first_txno = h.lh_first_txno;
     lg->lg_durable = lg->lg_written = LRVM__LOG_HEADER_SIZE;
@@ -404,6 +406,8 @@ static void part_close(struct lrvm__enc *e, int final)
         .rh_flags = final ? LRVM__REC_COMMIT : 0,
         .rh_generation = lg->lg_generation,
         .rh_txno = e->en_txno,
+        .rh_durable = lg->lg_durable,
+        .rh_hsize = LRVM__REC_HEADER_SIZE,
     };
     size_t total = (size_t)lrvm__rec_size(&h);
 
@@ -559,6 +563,9 @@ int lrvm__log_commit(struct lrvm__log *lg, int (*redo)(void *arg, struct lrvm__e
 
     if (lg->lg_failed)
         return LRVM_EFAILED;
+    /* An older format's generation is replaced by recovery at open before
+     * anything is committed (recover.c). */
+    LRVM__ASSERT(lg->lg_version == LRVM__LOG_VERSION);
     /* Every field but en_defined_few, which fills as segments are
      * defined: zeroing the whole encoder costs a small commit a
      * measurable share of its time. */

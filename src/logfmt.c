@@ -17,28 +17,32 @@
  *
  * Header slot
  *   0   8  magic "LRVMLOG\0"
- *   8   4  format version (1)
+ *   8   4  format version (2; version 1 is still read)
  *   12  4  zero
  *   16  8  generation
  *   24  8  number of the first transaction of this generation
  *   32  4  CRC32C of bytes 0..31
  * Of the slots with the magic and a valid CRC, the one with the higher
- * generation is current; it must be of version 1, or lrvm_open refuses
- * the log with LRVM_EVERSION. A new generation is written to the other
+ * generation is current; it must be of version 1 or 2, or lrvm_open
+ * refuses the log with LRVM_EVERSION. lrvm writes version 2 only: the
+ * recovery at open starts a new generation in it. A new generation is written to the other
  * slot, so a torn header write leaves the previous generation current.
  * Its number is the current one plus 1, or plus 2 when the record the
  * last scan stopped at carries the plus-1 number, so that record stays
  * invalid (V3) even when damage or malice gave it the next number.
  *
- * Record
+ * Record (version 2; H = 40)
  *   0   4  magic "LRVR"
- *   4   4  CRC32C of bytes 8 .. 32+payload_len
+ *   4   4  CRC32C of bytes 8 .. H+payload_len
  *   8   4  payload_len
  *   12  2  part number within the transaction (0, 1, ...)
  *   14  2  flags: 1 = COMMIT, the transaction's last part
  *   16  8  generation
  *   24  8  transaction number
- *   32  .  payload, then zero padding to a multiple of 8
+ *   32  8  durable mark: every byte of the log below this offset had been
+ *          synced when the record was made
+ *   H   .  payload, then zero padding to a multiple of 8
+ * A version 1 record has no durable mark: H = 32.
  *
  * Payload: a sequence of entries, each a type byte then varints (LEB128):
  *   DEFINE (1)  namelen, name bytes     -- gives the next segment id, from 0
@@ -46,7 +50,7 @@
  * Every record defines the segments it names, so each record decodes on
  * its own. At most LRVM__REC_MAX_SEGS definitions a record.
  *
- * A record at offset P is valid when (V1) its 32 header bytes lie inside
+ * A record at offset P is valid when (V1) its H header bytes lie inside
  * the file, (V2) its magic is right, (V3) its generation is the header's,
  * (V4) its padded length lies inside the file, (V5) its CRC matches, and
  * (V6) it continues the sequence: the first record has the header's first
@@ -156,7 +160,8 @@ int lrvm__log_header_decode(const unsigned char *slot, struct lrvm__log_header *
     h->lh_version = get32(slot + 8);
     h->lh_generation = get64(slot + 16);
     h->lh_first_txno = get64(slot + 24);
-    return h->lh_version == LRVM__LOG_VERSION ? 0 : LRVM_EVERSION;
+    return h->lh_version >= LRVM__LOG_VERSION_MIN && h->lh_version <= LRVM__LOG_VERSION
+               ? 0 : LRVM_EVERSION;
 }
 
 int lrvm__rec_magic_ok(const unsigned char *p)
@@ -174,10 +179,12 @@ void lrvm__rec_header_encode(unsigned char *rec, const struct lrvm__rec_header *
     rec[15] = (unsigned char)(h->rh_flags >> 8);
     put64(rec + 16, h->rh_generation);
     put64(rec + 24, h->rh_txno);
+    put64(rec + 32, h->rh_durable);
     put32(rec + 4, lrvm__rec_crc(rec, h->rh_payload_len));
 }
 
-void lrvm__rec_header_decode(const unsigned char *p, struct lrvm__rec_header *h)
+void lrvm__rec_header_decode(const unsigned char *p, uint32_t version,
+                             struct lrvm__rec_header *h)
 {
     h->rh_crc = get32(p + 4);
     h->rh_payload_len = get32(p + 8);
@@ -185,11 +192,19 @@ void lrvm__rec_header_decode(const unsigned char *p, struct lrvm__rec_header *h)
     h->rh_flags = (uint16_t)(p[14] | p[15] << 8);
     h->rh_generation = get64(p + 16);
     h->rh_txno = get64(p + 24);
+    h->rh_hsize = version >= 2 ? LRVM__REC_HEADER_SIZE : LRVM__REC_HEADER_V1;
+    h->rh_durable = version >= 2 ? get64(p + 32) : 0;
 }
 
 uint64_t lrvm__rec_size(const struct lrvm__rec_header *h)
 {
-    return (LRVM__REC_HEADER_SIZE + (uint64_t)h->rh_payload_len + 7) & ~(uint64_t)7;
+    return ((uint64_t)h->rh_hsize + h->rh_payload_len + 7) & ~(uint64_t)7;
+}
+
+/* The CRC of the record at REC whose header H decoded. */
+static uint32_t crc_of(const unsigned char *rec, const struct lrvm__rec_header *h)
+{
+    return lrvm__crc32c(0, rec + 8, h->rh_hsize - 8 + (size_t)h->rh_payload_len);
 }
 
 uint32_t lrvm__rec_crc(const unsigned char *rec, size_t payload_len)
@@ -351,10 +366,11 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
     }
     memset(res, 0, sizeof *res);
     res->sr_end = pos;
+    size_t hsize = h->lh_version >= 2 ? LRVM__REC_HEADER_SIZE : LRVM__REC_HEADER_V1;
     for (;;) {
         const unsigned char *p;
         struct lrvm__rec_header rh;
-        if ((rc = rd_get(r, pos, LRVM__REC_HEADER_SIZE, &p)) != 0) {    /* V1 */
+        if ((rc = rd_get(r, pos, hsize, &p)) != 0) {                   /* V1 */
             res->sr_stop = "end of file";
             break;
         }
@@ -362,7 +378,7 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
             res->sr_stop = "no record";
             break;
         }
-        lrvm__rec_header_decode(p, &rh);
+        lrvm__rec_header_decode(p, h->lh_version, &rh);
         res->sr_stop_generation = rh.rh_generation;     /* kept if V3-V6 fail */
         if (rh.rh_generation != h->lh_generation) {                     /* V3 */
             res->sr_stop = "record of another generation";
@@ -374,7 +390,7 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
             res->sr_stop = "record past the end of the file";
             break;
         }
-        if (rh.rh_crc != lrvm__rec_crc(p, rh.rh_payload_len)) {         /* V5 */
+        if (rh.rh_crc != crc_of(p, &rh)) {                              /* V5 */
             res->sr_stop = "checksum mismatch";
             break;
         }
@@ -384,7 +400,7 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
             break;
         }
         if (cb != NULL && cb->record != NULL &&
-            (rc = cb->record(cb->arg, pos, &rh, p + LRVM__REC_HEADER_SIZE)) < 0)
+            (rc = cb->record(cb->arg, pos, &rh, p + rh.rh_hsize)) < 0)
             break;
         pos += total;
         res->sr_records++;
@@ -403,14 +419,14 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
     return rc < 0 ? rc : 0;
 }
 
-int lrvm__log_walk_valid(const unsigned char *img, uint64_t start, uint64_t end,
-                         const struct lrvm__scan_cb *cb)
+int lrvm__log_walk_valid(const unsigned char *img, uint32_t version, uint64_t start,
+                         uint64_t end, const struct lrvm__scan_cb *cb)
 {
     uint64_t pos = start;
     while (pos < end) {
         struct lrvm__rec_header rh;
-        lrvm__rec_header_decode(img + pos, &rh);
-        int rc = cb->record(cb->arg, pos, &rh, img + pos + LRVM__REC_HEADER_SIZE);
+        lrvm__rec_header_decode(img + pos, version, &rh);
+        int rc = cb->record(cb->arg, pos, &rh, img + pos + rh.rh_hsize);
         if (rc < 0)
             return rc;
         pos += lrvm__rec_size(&rh);

@@ -532,7 +532,7 @@ static int walk_record(struct replay *r, uint64_t off, const struct lrvm__rec_he
     r->apply = apply;
     if (apply) {
         r->payload = payload;
-        r->payload_off = off + LRVM__REC_HEADER_SIZE;
+        r->payload_off = off + h->rh_hsize;
     }
     int rc = lrvm__payload_walk(payload, h->rh_payload_len, on_range, r);
     r->apply = was;
@@ -560,7 +560,8 @@ static int on_record(void *arg, uint64_t off, const struct lrvm__rec_header *h,
     if (h->rh_part == 0)
         return walk_record(r, off, h, payload, 1);
     struct lrvm__scan_cb parts = { r, on_part, NULL };
-    return lrvm__log_walk_valid(r->img, r->tx.lp_off, off + lrvm__rec_size(h), &parts);
+    return lrvm__log_walk_valid(r->img, r->head.lh_version, r->tx.lp_off, off + lrvm__rec_size(h),
+                                &parts);
 }
 
 static int on_check_only(void *arg, uint64_t off, const struct lrvm__rec_header *h,
@@ -621,7 +622,7 @@ int lrvm__truncate(lrvm_t *s)
     if ((rc = lrvm__log_flush(&s->log)) < 0)
         return rc;
     lrvm__log_state(&s->log, &r.log);
-    r.head = (struct lrvm__log_header){ LRVM__LOG_VERSION, r.log.ls_generation,
+    r.head = (struct lrvm__log_header){ r.log.ls_version, r.log.ls_generation,
                                         r.log.ls_first_txno };
     if ((rc = lrvm__io_fstat_size(r.log.ls_fd, &r.img_size)) < 0 ||
         (rc = lrvm__io_map_read(r.log.ls_fd, r.img_size, &r.img)) < 0) {

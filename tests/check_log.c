@@ -106,8 +106,10 @@ START_TEST(test_log_header_roundtrip)
     lrvm__log_header_encode(slot, &h);
     slot[0] = 'X';
     ck_assert_int_eq(lrvm__log_header_decode(slot, &d), LRVM_ECORRUPT);
-    struct lrvm__log_header v2 = { 2, 1, 1 };
-    lrvm__log_header_encode(slot, &v2);
+    struct lrvm__log_header v1 = { 1, 1, 1 }, next = { LRVM__LOG_VERSION + 1, 1, 1 };
+    lrvm__log_header_encode(slot, &v1);
+    ck_assert_int_eq(lrvm__log_header_decode(slot, &d), 0);         /* still read */
+    lrvm__log_header_encode(slot, &next);
     ck_assert_int_eq(lrvm__log_header_decode(slot, &d), LRVM_EVERSION);
 }
 END_TEST
@@ -270,6 +272,64 @@ START_TEST(test_log_commit_encodes_ranges)
 }
 END_TEST
 
+static void put_le(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A log of format version 1, as an older lrvm left it (32-byte record
+ * headers, no durable mark): recovery replays it and starts a new
+ * generation in the current format. */
+START_TEST(test_log_reads_version_1)
+{
+    char *dir = tu_tmpdir();
+    lrvm_t *s;
+    char *base;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    ck_assert_int_eq(lrvm_open(dir, &o, &s), 0);
+    ck_assert_int_eq(lrvm_map(s, "seg", 4096, (void **)&base), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    unsigned char log[4096 + 64] = { 0 };
+    struct lrvm__log_header h = { 1, 7, 1 };
+    lrvm__log_header_encode(log, &h);
+    unsigned char *rec = log + 4096, *p = rec + 32;
+    *p++ = LRVM__ENT_DEFINE;
+    *p++ = 3;
+    memcpy(p, "seg", 3);
+    p += 3;
+    *p++ = LRVM__ENT_RANGE;
+    *p++ = 0;                                   /* id */
+    *p++ = 100;                                 /* offset */
+    *p++ = 5;                                   /* length */
+    memcpy(p, "older", 5);
+    p += 5;
+    uint32_t payload = (uint32_t)(p - rec - 32);
+    put_le(rec, 0x5256524cu, 4);                /* "LRVR" */
+    put_le(rec + 8, payload, 4);
+    put_le(rec + 12, 0, 2);
+    put_le(rec + 14, LRVM__REC_COMMIT, 2);
+    put_le(rec + 16, 7, 8);
+    put_le(rec + 24, 1, 8);
+    put_le(rec + 4, lrvm__crc32c(0, rec + 8, 24 + payload), 4);
+    ck_assert_int_eq(tu_write(tu_path(dir, "lrvm.log"), log, sizeof log, 0), 0);
+
+    ck_assert_int_eq(lrvm_open(dir, &o, &s), 0);
+    ck_assert_int_eq(lrvm_map(s, "seg", 4096, (void **)&base), 0);
+    ck_assert_mem_eq(base + 100, "older", 5);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    int fd = open(tu_path(dir, "lrvm.log"), O_RDONLY);
+    int slot;
+    ck_assert_int_eq(lrvm__log_read_header(fd, &h, &slot), 0);
+    close(fd);
+    ck_assert_uint_eq(h.lh_version, LRVM__LOG_VERSION);
+    ck_assert_uint_gt(h.lh_generation, 7);
+    tu_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("log");
@@ -283,6 +343,7 @@ int main(void)
     tcase_add_test(tc, test_log_payload_walk);
     tcase_add_test(tc, test_log_payload_rejects);
     tcase_add_test(tc, test_log_commit_encodes_ranges);
+    tcase_add_test(tc, test_log_reads_version_1);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

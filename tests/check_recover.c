@@ -299,7 +299,7 @@ START_TEST(test_recover_scan_counts_records)
     fixture_build(&f, (struct build){ .k = K });
     struct scan *sc = scan_log(f.base);
 
-    ck_assert_uint_eq(sc->h.lh_version, 1);
+    ck_assert_uint_eq(sc->h.lh_version, LRVM__LOG_VERSION);
     ck_assert_uint_eq(sc->h.lh_first_txno, 1);
     ck_assert_uint_eq(sc->res.sr_txs, K);
     ck_assert_uint_eq(sc->res.sr_records, K);
@@ -667,8 +667,8 @@ START_TEST(test_recover_unknown_version)
     struct fixture f;
     fixture_build(&f, (struct build){ .k = K, .truncate_after = 10 });
     const char *w = fixture_copy(&f);
-    set_slot_version(w, 0, 2);
-    set_slot_version(w, 1, 2);
+    set_slot_version(w, 0, LRVM__LOG_VERSION + 1);
+    set_slot_version(w, 1, LRVM__LOG_VERSION + 1);
     struct snapshot s;
     snap_take(w, &s);
     int rc = open_close(w);
