@@ -111,6 +111,16 @@
  *      heap). A file system that cannot reserve blocks (no fallocate)
  *      leaves segment files sparse, as before; a segment file made by an
  *      older version, sparse, is not reserved until it grows.
+ *   C13 Damage in the log: a record carries the log offset that was durable
+ *      when it was made, so an intact record past a damaged spot proves
+ *      the spot was durable; lrvm_open then fails with LRVM_ECORRUPT
+ *      (traced with the offset) instead of dropping the acknowledged
+ *      commits after it, and lrvmutl verify names what they are;
+ *      lrvmutl recover --discard-after keeps the commits before the
+ *      damage on purpose. Damage it cannot tell from a torn tail, and
+ *      takes for one: in the last batch of records synced before a crash
+ *      when nothing was written after it, over more than 4 MiB, or in a
+ *      log of format 1 (older versions).
  */
 #ifndef LRVM_H
 #define LRVM_H
@@ -198,7 +208,8 @@ typedef struct lrvm_options {
  * directory that anyone may write to or that another user owns, unless
  * opts->shared), LRVM_EBUSY (open in another process or already open in
  * this one), LRVM_ECORRUPT (a complete log record fails its checks, e.g. it
- * names a missing segment or a range outside one; nothing is applied),
+ * names a missing segment or a range outside one, or the log is damaged
+ * before records that were durable after it (C13); nothing is applied),
  * LRVM_EVERSION, LRVM_EIO, LRVM_ENOSPC, LRVM_ENOMEM.
  */
 int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out);

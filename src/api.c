@@ -50,6 +50,12 @@ static void store_free(lrvm_t *s)
 
 int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
 {
+    return lrvm__open_discarding(dir, opts, 0, out);
+}
+
+int lrvm__open_discarding(const char *dir, const lrvm_options_t *opts, uint64_t discard_after,
+                          lrvm_t **out)
+{
     lrvm_options_t o = { 0 };
     int rc;
 
@@ -103,8 +109,10 @@ int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
     if ((rc = lrvm__log_open(&s->log, s->dirfd, &s->mu, &s->stats,
                              o.log_buffer_size ? o.log_buffer_size : DEFAULT_LOG_BUFFER)) < 0)
         goto fail;
+    s->discard_after = discard_after;
     if ((rc = lrvm__truncate(s)) < 0)                       /* keeps I2 */
         goto fail;
+    s->discard_after = 0;
     *out = s;
     return 0;
 fail:

@@ -438,6 +438,13 @@ struct lrvm__scan_cb {
     /* May be NULL. The bytes handed to record so far are about to be
      * overwritten or freed. */
     void (*release)(void *arg);
+    /* 0, or the end of what the caller knows durable (a truncation in the
+     * process that wrote the log): a stop before it is damage, and the
+     * scan need not look past the stop for proof. */
+    uint64_t durable_end;
+    /* 0, or where the log is to end on purpose (lrvmutl recover
+     * --discard-after): the scan stops there, looking no further. */
+    uint64_t limit;
 };
 struct lrvm__scan_result {
     uint64_t sr_end;          /* end of the last complete transaction */
@@ -447,6 +454,11 @@ struct lrvm__scan_result {
     const char *sr_stop;      /* why the scan stopped */
     uint64_t sr_stop_generation;  /* of the record header it stopped at, if
                                      that had the magic; else 0 */
+    uint64_t sr_damage;       /* 0, or where the scan stopped when that spot is
+                                 proven damaged (logfmt.c V7): the log must not
+                                 be taken for ending there */
+    uint64_t sr_proof;        /* the intact record that proves it, or 0 (known
+                                 from durable_end) */
 };
 /* Walk the log of FD whose header is H, up to the first invalid record.
  * CB (may be NULL) sees every valid record, also those of an incomplete
@@ -466,6 +478,12 @@ int lrvm__log_scan_from(int fd, const struct lrvm__log_header *h, const struct l
  * validated: no check is repeated. */
 int lrvm__log_walk_valid(const unsigned char *img, uint32_t version, uint64_t start,
                          uint64_t end, const struct lrvm__scan_cb *cb);
+/* The intact records (V2-V5) of H's generation in the log of FD from
+ * FROM to its end, whatever lies between them: how many, how many end a
+ * transaction, and the transaction number of the first (lrvmutl, to say
+ * what a damaged log would lose). */
+int lrvm__log_count_intact(int fd, const struct lrvm__log_header *h, uint64_t from,
+                           uint64_t *records, uint64_t *commits, uint64_t *first_txno);
 /* Read both header slots of FD and pick the current one. */
 int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot);
 
@@ -620,8 +638,16 @@ struct lrvm {
     _Atomic uint64_t     captured;         /*   captured by a fault, by any means */
     unsigned char       *apply_mem;        /* recover.c's: its cache, kept between */
     uint32_t             apply_blocks;     /*   truncations */
+    uint64_t             discard_after;    /* api.c's, for recovery at open: 0, or
+                                              where the log is to end on purpose */
 };
 
+
+/* lrvm_open, but recovery takes the log as ending at DISCARD_AFTER (when
+ * not 0) and drops the records after it: lrvmutl recover --discard-after,
+ * for a person who keeps a damaged log's prefix on purpose. */
+int lrvm__open_discarding(const char *dir, const lrvm_options_t *opts, uint64_t discard_after,
+                          lrvm_t **out);
 
 /* ----------------------------------------------------------- heap.c */
 

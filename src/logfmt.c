@@ -59,6 +59,20 @@
  * stops at the first invalid record. A transaction counts only when its
  * COMMIT part is valid.
  *
+ * Damage or a torn tail (V7)? The scan stops at the first invalid record,
+ * at offset S. That is the log's end when S was never durable: a crash
+ * tore the last batch of records, whose sync never returned. It is damage
+ * when S was once durable: then lrvm_open must refuse the log rather than
+ * drop the commits after S. A record proves it when it is intact (magic,
+ * generation, length and CRC: V2-V5) and lies past S with a durable mark
+ * above S, or carries a later generation than the header's (the current
+ * header slot was damaged). The scan looks for such a record within
+ * LOOKAHEAD bytes past S, and right after the record at S if that one's
+ * header still gives its length (damage in a large record's payload).
+ * What it cannot tell: damage in the last batch of records synced before
+ * a crash, with no record written after it; damage spanning more than
+ * LOOKAHEAD bytes; format 1 logs, which have no marks.
+ *
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -67,6 +81,7 @@
 #include <string.h>
 
 #define LOG_MAGIC        "LRVMLOG"          /* 8 bytes with its NUL */
+#define LOOKAHEAD        ((uint64_t)4 << 20) /* how far past a stop V7 looks */
 #define REC_MAGIC        0x5256524cu        /* "LRVR" little-endian */
 
 /* ------------------------------------------------------------ codecs */
@@ -352,6 +367,59 @@ static int rd_get(struct reader *r, uint64_t off, size_t n, const unsigned char 
     return 0;
 }
 
+/* Is the record at Q intact (V2-V5 but the generation) and does it prove
+ * that the bytes at STOP were durable (V7)? 1 if so, 0 if not, <0 on a
+ * read error. */
+static int proves(struct reader *r, const struct lrvm__log_header *h, uint64_t q, uint64_t stop)
+{
+    const unsigned char *p;
+    struct lrvm__rec_header rh;
+    int rc = rd_get(r, q, LRVM__REC_HEADER_SIZE, &p);
+    if (rc != 0 || !lrvm__rec_magic_ok(p))
+        return rc < 0 ? rc : 0;
+    lrvm__rec_header_decode(p, LRVM__LOG_VERSION, &rh);
+    if (rh.rh_generation < h->lh_generation ||
+        (rh.rh_generation == h->lh_generation && rh.rh_durable <= stop) ||
+        rh.rh_payload_len > LRVM__REC_MAX_PAYLOAD ||
+        (rc = rd_get(r, q, (size_t)lrvm__rec_size(&rh), &p)) != 0)
+        return rc < 0 ? rc : 0;
+    return rh.rh_crc == crc_of(p, &rh);
+}
+
+/* V7: look past STOP for a record that proves it damage; fill in
+ * sr_damage and sr_proof when one does. */
+static int find_proof(struct reader *r, const struct lrvm__log_header *h, uint64_t stop,
+                      struct lrvm__scan_result *res)
+{
+    const unsigned char *p;
+    struct lrvm__rec_header rh;
+    uint64_t after = 0;
+    int rc;
+    if (rd_get(r, stop, LRVM__REC_HEADER_SIZE, &p) == 0 && lrvm__rec_magic_ok(p)) {
+        lrvm__rec_header_decode(p, h->lh_version, &rh);
+        if (rh.rh_generation == h->lh_generation && rh.rh_payload_len <= LRVM__REC_MAX_PAYLOAD)
+            after = stop + lrvm__rec_size(&rh);     /* the record after a damaged payload */
+    }
+    if (after > stop + LOOKAHEAD && after < r->fsize && (rc = proves(r, h, after, stop)) != 0) {
+        if (rc < 0)
+            return rc;
+        res->sr_damage = stop;
+        res->sr_proof = after;
+        return 0;
+    }
+    uint64_t end = r->fsize - stop > LOOKAHEAD ? stop + LOOKAHEAD : r->fsize;
+    for (uint64_t q = stop; q + LRVM__REC_HEADER_SIZE <= end; q += 8) {
+        if ((rc = proves(r, h, q, stop)) != 0) {
+            if (rc < 0)
+                return rc;
+            res->sr_damage = stop;
+            res->sr_proof = q;
+            return 0;
+        }
+    }
+    return 0;
+}
+
 static int scan(struct reader *r, const struct lrvm__log_header *h,
                 const struct lrvm__log_pos *from, const struct lrvm__scan_cb *cb,
                 struct lrvm__scan_result *res)
@@ -370,6 +438,10 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
     for (;;) {
         const unsigned char *p;
         struct lrvm__rec_header rh;
+        if (cb != NULL && cb->limit != 0 && pos >= cb->limit) {
+            res->sr_stop = "the end asked for (records after it discarded)";
+            break;
+        }
         if ((rc = rd_get(r, pos, hsize, &p)) != 0) {                   /* V1 */
             res->sr_stop = "end of file";
             break;
@@ -416,6 +488,47 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
         }
     }
     res->sr_scan_end = pos;
+    if (rc < 0)
+        return rc;
+    if (cb != NULL && cb->limit != 0 && pos >= cb->limit)
+        return 0;                                   /* an end chosen on purpose */
+    if (cb != NULL && cb->durable_end != 0) {
+        if (pos < cb->durable_end)
+            res->sr_damage = pos;
+        return 0;
+    }
+    return h->lh_version >= 2 ? find_proof(r, h, pos, res) : 0;
+}
+
+int lrvm__log_count_intact(int fd, const struct lrvm__log_header *h, uint64_t from,
+                           uint64_t *records, uint64_t *commits, uint64_t *first_txno)
+{
+    struct reader r = { .fd = fd };
+    int rc = lrvm__io_fstat_size(fd, &r.fsize);
+    *records = *commits = *first_txno = 0;
+    uint64_t q = from;
+    while (rc >= 0 && q + LRVM__REC_HEADER_SIZE <= r.fsize) {
+        const unsigned char *p;
+        struct lrvm__rec_header rh;
+        int ok = rd_get(&r, q, LRVM__REC_HEADER_SIZE, &p) == 0 && lrvm__rec_magic_ok(p);
+        if (ok) {
+            lrvm__rec_header_decode(p, h->lh_version, &rh);
+            ok = rh.rh_generation == h->lh_generation &&
+                 rh.rh_payload_len <= LRVM__REC_MAX_PAYLOAD &&
+                 (rc = rd_get(&r, q, (size_t)lrvm__rec_size(&rh), &p)) == 0 &&
+                 rh.rh_crc == crc_of(p, &rh);
+        }
+        if (!ok) {
+            q += 8;
+            continue;
+        }
+        if (*records == 0)
+            *first_txno = rh.rh_txno;
+        ++*records;
+        *commits += (rh.rh_flags & LRVM__REC_COMMIT) != 0;
+        q += lrvm__rec_size(&rh);
+    }
+    free(r.buf);
     return rc < 0 ? rc : 0;
 }
 

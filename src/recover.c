@@ -73,6 +73,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,8 @@ struct replay {
     uint64_t           payload_off; /*   and where that lies in the log */
     struct lrvm__log_header head;
     struct lrvm__log_pos tx;        /*   the transaction whose records come in */
+    uint64_t           durable_end; /*   logfmt.c V7: the scan's durable_end */
+    uint64_t           limit;       /*   and its limit (records discarded on purpose) */
     int                checked;     /*   the whole log passed its checks (I1) */
     int                durable;     /*   and is synced (I4) */
     struct replay_seg **segs;       /* each allocated alone: a check of the rest
@@ -559,7 +562,7 @@ static int on_record(void *arg, uint64_t off, const struct lrvm__rec_header *h,
         return walk_record(r, off, h, payload, 0);
     if (h->rh_part == 0)
         return walk_record(r, off, h, payload, 1);
-    struct lrvm__scan_cb parts = { r, on_part, NULL };
+    struct lrvm__scan_cb parts = { .arg = r, .record = on_part };
     return lrvm__log_walk_valid(r->img, r->head.lh_version, r->tx.lp_off, off + lrvm__rec_size(h),
                                 &parts);
 }
@@ -576,6 +579,22 @@ static void on_release(void *arg)
 {
     struct replay *r = arg;
     apply_drain(&r->cache);
+}
+
+/* The scan found its stop proven damaged (logfmt.c V7): refuse the log,
+ * saying where, rather than drop the commits after the damage. */
+static int damaged(const struct lrvm__scan_result *res)
+{
+    if (res->sr_proof != 0)
+        LRVM__TRACE("lrvm.log is damaged at offset %" PRIu64 ": the intact record at %" PRIu64
+                    " was written after those bytes were durable, so the commits after them "
+                    "would be lost: refused (lrvmutl verify names them; lrvmutl recover "
+                    "--discard-after %" PRIu64 " keeps the commits before)", res->sr_damage,
+                    res->sr_proof, res->sr_damage);
+    else
+        LRVM__TRACE("lrvm.log changed under this process: its records end at %" PRIu64
+                    " before what it made durable: truncation refused", res->sr_damage);
+    return LRVM_ECORRUPT;
 }
 
 /* Sync the log up to END unless it is durable there: a process that died
@@ -602,9 +621,12 @@ static int make_durable(struct replay *r, uint64_t end)
  * is written. */
 static int check_rest(struct replay *r)
 {
-    struct lrvm__scan_cb cb = { r, on_check_only, NULL };
+    struct lrvm__scan_cb cb = { .arg = r, .record = on_check_only, .durable_end = r->durable_end,
+                                .limit = r->limit };
     struct lrvm__scan_result res;
     int rc = lrvm__log_scan_from(r->log.ls_fd, &r->head, &r->tx, &cb, &res);
+    if (rc == 0 && res.sr_damage != 0)
+        rc = damaged(&res);
     if (rc < 0 || (rc = make_durable(r, res.sr_end)) < 0)
         return rc;
     r->checked = 1;
@@ -614,7 +636,6 @@ static int check_rest(struct replay *r)
 int lrvm__truncate(lrvm_t *s)
 {
     struct replay r = { .dirfd = s->dirfd, .apply = 1, .store = s };
-    struct lrvm__scan_cb cb = { &r, on_record, on_release };
     struct lrvm__scan_result res;
     int rc;
 
@@ -622,6 +643,12 @@ int lrvm__truncate(lrvm_t *s)
     if ((rc = lrvm__log_flush(&s->log)) < 0)
         return rc;
     lrvm__log_state(&s->log, &r.log);
+    /* This process wrote every record of a clean generation and knows
+     * where they end; at open, the scan looks past its stop (V7). */
+    r.durable_end = r.log.ls_clean ? r.log.ls_durable : 0;
+    r.limit = s->discard_after;
+    struct lrvm__scan_cb cb = { .arg = &r, .record = on_record, .release = on_release,
+                                .durable_end = r.durable_end, .limit = r.limit };
     r.head = (struct lrvm__log_header){ r.log.ls_version, r.log.ls_generation,
                                         r.log.ls_first_txno };
     if ((rc = lrvm__io_fstat_size(r.log.ls_fd, &r.img_size)) < 0 ||
@@ -632,6 +659,10 @@ int lrvm__truncate(lrvm_t *s)
     if ((rc = apply_init(&r.cache, s)) < 0 ||
         (rc = lrvm__log_scan(r.log.ls_fd, &r.head, &cb, &res)) < 0)
         goto out;
+    if (res.sr_damage != 0) {                                       /* keeps I1 */
+        rc = damaged(&res);
+        goto out;
+    }
     /* An empty log needs no new generation, unless a crash may have left
      * a torn first record with intact later ones behind it: new records
      * of the same generation written over it could end just where one of
@@ -709,11 +740,17 @@ int lrvm__recover_check(int dirfd, int logfd, const struct lrvm__log_header *h,
 {
     struct replay r = { .dirfd = dirfd, .rdonly = 1 };
     struct check_arg a = { &r, 0, progress, progress_arg };
-    struct lrvm__scan_cb cb = { &a, on_check_record, NULL };
+    struct lrvm__scan_cb cb = { .arg = &a, .record = on_check_record };
     int rc = lrvm__log_scan(logfd, h, &cb, &out->scan);
 
     out->at = a.at;
     out->why = rc == LRVM_ECORRUPT ? (r.why ? r.why : "its payload is malformed") : NULL;
+    if (rc == 0 && out->scan.sr_damage != 0) {
+        rc = LRVM_ECORRUPT;
+        out->at = out->scan.sr_damage;
+        out->why = "the log is damaged there: an intact record written after it proves "
+                   "those bytes were durable";
+    }
     out->segs = NULL;
     out->nsegs = 0;
     if (rc == 0 && r.nsegs > 0) {

@@ -969,7 +969,7 @@ START_TEST(test_crash_powercut_recovering_unsynced_tail)
     struct lrvm__scan_result res;
     int slot;
     uint64_t off = 0;
-    struct lrvm__scan_cb cb = { &off, tail_record, NULL };
+    struct lrvm__scan_cb cb = { .arg = &off, .record = tail_record };
     ck_assert_int_eq(lrvm__log_read_header(fd, &h, &slot), 0);
     ck_assert_uint_eq(h.lh_first_txno, 1);
     ck_assert_int_eq(lrvm__log_scan(fd, &h, &cb, &res), 0);

@@ -249,7 +249,7 @@ START_TEST(test_log_commit_encodes_ranges)
     int slot;
     ck_assert_int_eq(lrvm__log_read_header(fd, &h, &slot), 0);
     struct scan_seen seen = { 0 };
-    struct lrvm__scan_cb cb = { &seen, on_rec, NULL };
+    struct lrvm__scan_cb cb = { .arg = &seen, .record = on_rec };
     struct lrvm__scan_result res;
     ck_assert_int_eq(lrvm__log_scan(fd, &h, &cb, &res), 0);
     close(fd);

@@ -197,7 +197,7 @@ static struct scan *scan_log(const char *dir)
     int fd = open(tu_path(dir, LRVM__LOG_NAME), O_RDONLY);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(lrvm__log_read_header(fd, &sc->h, &sc->slot), 0);
-    struct lrvm__scan_cb cb = { sc, on_record, NULL };
+    struct lrvm__scan_cb cb = { .arg = sc, .record = on_record };
     ck_assert_int_eq(lrvm__log_scan(fd, &sc->h, &cb, &sc->res), 0);
     close(fd);
     return sc;
@@ -287,6 +287,63 @@ static void fixture_free(struct fixture *f)
 {
     tu_rmrf(f->root);
     free(f->root);
+}
+
+struct snapshot {
+    unsigned char *data[3];
+    int64_t        size[3];
+};
+
+static const char *const snap_names[3] = { "a.seg", "b.seg", LRVM__LOG_NAME };
+
+static void snap_take(const char *dir, struct snapshot *s)
+{
+    for (int i = 0; i < 3; i++) {
+        s->size[i] = tu_file_size(tu_path(dir, snap_names[i]));
+        ck_assert_int_gt(s->size[i], 0);
+        s->data[i] = malloc((size_t)s->size[i]);
+        ck_assert(s->data[i] != NULL);
+        ck_assert_int_eq(tu_read(tu_path(dir, snap_names[i]), s->data[i], (size_t)s->size[i], 0), 0);
+    }
+}
+
+/* The files are byte for byte what they were. */
+static void snap_same(const char *dir, struct snapshot *s, const char *what)
+{
+    for (int i = 0; i < 3; i++) {
+        int64_t size = tu_file_size(tu_path(dir, snap_names[i]));
+        ck_assert_msg(size == s->size[i], "%s: %s changed size from %" PRId64 " to %" PRId64,
+                      what, snap_names[i], s->size[i], size);
+        unsigned char *now = malloc((size_t)size);
+        ck_assert(now != NULL);
+        ck_assert_int_eq(tu_read(tu_path(dir, snap_names[i]), now, (size_t)size, 0), 0);
+        ck_assert_msg(memcmp(now, s->data[i], (size_t)size) == 0, "%s: %s changed", what,
+                      snap_names[i]);
+        free(now);
+        free(s->data[i]);
+    }
+}
+
+/* Record J of the fixture's log in W was damaged. When records follow it
+ * (written after it was durable), lrvm_open must refuse the log and write
+ * nothing (logfmt.c V7); when it is the last, the damage looks like a
+ * torn tail and the store opens with the transactions before it. */
+static void expect_refused(const char *w, const struct scan *sc, size_t j, uint64_t big,
+                           const char *what)
+{
+    const struct rec *r = &sc->r[j];
+    if (j + 1 == sc->n) {
+        int rc = open_close(w);
+        ck_assert_msg(rc == 0, "%s: lrvm_open: %s", what, lrvm_strerror(rc));
+        expect_state(w, r->txno - 1, big, what);
+        return;
+    }
+    struct snapshot snap;
+    snap_take(w, &snap);
+    int rc = open_close(w);
+    ck_assert_msg(rc == LRVM_ECORRUPT, "%s: lrvm_open accepted a log damaged before its "
+                  "last durable record (%s)", what, lrvm_strerror(rc));
+    snap_same(w, &snap, what);
 }
 
 #define K 40
@@ -411,10 +468,10 @@ START_TEST(test_recover_scan_log_past_read_window)
         struct scan *d = scan_log(w);
         ck_assert_uint_eq(d->res.sr_txs, r->txno - 1);
         ck_assert_str_eq(d->res.sr_stop, "checksum mismatch");
+        ck_assert_uint_eq(d->res.sr_damage, r->off);
         free(d);
-        ck_assert_int_eq(open_close(w), 0);
-        expect_state(w, r->txno - 1, ALL_BIG, i == 0 ? "record across 4 MiB damaged"
-                                                     : "record past 4 MiB damaged");
+        expect_refused(w, sc, cases[i], ALL_BIG, i == 0 ? "record across 4 MiB damaged"
+                                                        : "record past 4 MiB damaged");
         tu_rmrf(w);
     }
     free(sc);
@@ -510,9 +567,7 @@ START_TEST(test_recover_flipped_payload_byte)
                       "%s: scan found %" PRIu64 " transactions, stop: %s", what,
                       d->res.sr_txs, d->res.sr_stop);
         free(d);
-        int rc = open_close(w);
-        ck_assert_msg(rc == 0, "%s: lrvm_open: %s", what, lrvm_strerror(rc));
-        expect_state(w, r->txno - 1, 0, what);
+        expect_refused(w, sc, j, 0, what);
     }
     free(sc);
     fixture_free(&f);
@@ -541,9 +596,7 @@ START_TEST(test_recover_flipped_header_byte)
                       "%s: scan found %" PRIu64 " transactions, stop: %s", what,
                       d->res.sr_txs, d->res.sr_stop);
         free(d);
-        int rc = open_close(w);
-        ck_assert_msg(rc == 0, "%s: lrvm_open: %s", what, lrvm_strerror(rc));
-        expect_state(w, r->txno - 1, 0, what);
+        expect_refused(w, sc, j, 0, what);
         tu_rmrf(w);
     }
     free(sc);
@@ -553,8 +606,11 @@ END_TEST
 
 /* ------------------------------------- valid CRC, wrong place in the log */
 
-/* Record j rewritten at field offset FIELD with V and its CRC fixed:
- * recovery must stop cleanly before it with STOP. */
+/* Record j rewritten at field offset FIELD with V and its CRC fixed: the
+ * scan stops before it with STOP, and lrvm_open refuses the log when the
+ * record is proven damage (a record after it was durable, or it carries a
+ * later generation: logfmt.c V7); a last record of its own generation
+ * that is merely out of sequence looks like a torn tail. */
 static void rewrite_case(struct fixture *f, const struct scan *sc, size_t j, unsigned field,
                          int width, uint64_t v, const char *stop)
 {
@@ -577,9 +633,15 @@ static void rewrite_case(struct fixture *f, const struct scan *sc, size_t j, uns
                   "%s: scan found %" PRIu64 " transactions, end %" PRIu64 ", stop: %s",
                   what, d->res.sr_txs, d->res.sr_end, d->res.sr_stop);
     free(d);
-    int rc = open_close(w);
-    ck_assert_msg(rc == 0, "%s: lrvm_open: %s", what, lrvm_strerror(rc));
-    expect_state(w, r->txno - 1, 0, what);
+    if (field == 16 && v > sc->h.lh_generation) {
+        struct snapshot snap;
+        snap_take(w, &snap);
+        int rc = open_close(w);
+        ck_assert_msg(rc == LRVM_ECORRUPT, "%s: lrvm_open: %s", what, lrvm_strerror(rc));
+        snap_same(w, &snap, what);
+        return;
+    }
+    expect_refused(w, sc, j, 0, what);
 }
 
 START_TEST(test_recover_record_of_other_generation)
@@ -614,41 +676,6 @@ START_TEST(test_recover_record_out_of_sequence)
 END_TEST
 
 /* --------------------------------------------------------- header slots */
-
-struct snapshot {
-    unsigned char *data[3];
-    int64_t        size[3];
-};
-
-static const char *const snap_names[3] = { "a.seg", "b.seg", LRVM__LOG_NAME };
-
-static void snap_take(const char *dir, struct snapshot *s)
-{
-    for (int i = 0; i < 3; i++) {
-        s->size[i] = tu_file_size(tu_path(dir, snap_names[i]));
-        ck_assert_int_gt(s->size[i], 0);
-        s->data[i] = malloc((size_t)s->size[i]);
-        ck_assert(s->data[i] != NULL);
-        ck_assert_int_eq(tu_read(tu_path(dir, snap_names[i]), s->data[i], (size_t)s->size[i], 0), 0);
-    }
-}
-
-/* The files are byte for byte what they were. */
-static void snap_same(const char *dir, struct snapshot *s, const char *what)
-{
-    for (int i = 0; i < 3; i++) {
-        int64_t size = tu_file_size(tu_path(dir, snap_names[i]));
-        ck_assert_msg(size == s->size[i], "%s: %s changed size from %" PRId64 " to %" PRId64,
-                      what, snap_names[i], s->size[i], size);
-        unsigned char *now = malloc((size_t)size);
-        ck_assert(now != NULL);
-        ck_assert_int_eq(tu_read(tu_path(dir, snap_names[i]), now, (size_t)size, 0), 0);
-        ck_assert_msg(memcmp(now, s->data[i], (size_t)size) == 0, "%s: %s changed", what,
-                      snap_names[i]);
-        free(now);
-        free(s->data[i]);
-    }
-}
 
 /* Rewrite header slot SLOT of the log in DIR: its version field set to
  * VERSION, its CRC recomputed. */
@@ -1257,11 +1284,11 @@ START_TEST(test_recover_multipart_damaged_part)
 }
 END_TEST
 
-START_TEST(test_recover_multipart_damage_stops_later_txs)
+START_TEST(test_recover_multipart_damage_before_later_txs_refused)
 {
     struct fixture f;
-    /* The big transaction 3 has later ones behind it: damage in any of its
-     * parts hides them too (the store keeps a prefix). */
+    /* The big transaction 3 has later ones behind it: damage in one of its
+     * parts would hide them too, so lrvm_open refuses the log. */
     fixture_build(&f, (struct build){ .k = 8, .log_buffer = 4096, .big = 3 });
     struct scan *sc = scan_log(f.base);
     ck_assert_uint_eq(sc->res.sr_txs, 8);
@@ -1269,8 +1296,7 @@ START_TEST(test_recover_multipart_damage_stops_later_txs)
     const struct rec *r = &sc->r[last];
     const char *w = fixture_copy(&f);
     xor_byte(tu_path(w, LRVM__LOG_NAME), r->off + LRVM__REC_HEADER_SIZE, 0x01);
-    ck_assert_int_eq(open_close(w), 0);
-    expect_state(w, 2, 3, "last part of tx 3 damaged");
+    expect_refused(w, sc, last, 3, "last part of tx 3 damaged");
     /* Undamaged, everything is there. */
     w = fixture_copy(&f);
     ck_assert_int_eq(open_close(w), 0);
@@ -1283,8 +1309,11 @@ END_TEST
 START_TEST(test_recover_new_generation_skips_stopping_record)
 {
     /* A damaged or hostile first record of the next generation's number
-     * stops the scan, and the log is empty; the new generation open
-     * starts must not be that number, or the record would become valid
+     * stops the scan, and the log is empty. An intact record of a later
+     * generation than the header's proves a damaged header slot, so
+     * lrvm_open refuses the log (logfmt.c V7); with the record's CRC
+     * broken it is no proof, and the new generation that open starts
+     * must not take that number, or the record would become valid
      * (found by fuzz_recover: the second open failed on its payload). */
     struct hostile hs;
     hostile_setup(&hs);
@@ -1293,6 +1322,8 @@ START_TEST(test_recover_new_generation_skips_stopping_record)
     pl_range(&p, 0, 100, 4, 4);
     put_record(hs.log, LRVM__LOG_HEADER_SIZE, hs.h.lh_generation + 1, hs.h.lh_first_txno, 0,
                LRVM__REC_COMMIT, &p);
+    ck_assert_int_eq(open_close(hs.store), LRVM_ECORRUPT);
+    xor_byte(hs.log, LRVM__LOG_HEADER_SIZE + 4, 0x01);          /* its CRC */
     ck_assert_int_eq(open_close(hs.store), 0);
     struct scan *sc = scan_log(hs.store);
     ck_assert_uint_gt(sc->h.lh_generation, hs.h.lh_generation + 1);
@@ -1646,7 +1677,7 @@ int main(void)
     tcase_add_test(tc, test_recover_noncurrent_slot_damaged);
     tcase_add_test(tc, test_recover_noncurrent_slot_damaged_version_byte);
     tcase_add_test(tc, test_recover_multipart_damaged_part);
-    tcase_add_test(tc, test_recover_multipart_damage_stops_later_txs);
+    tcase_add_test(tc, test_recover_multipart_damage_before_later_txs_refused);
     tcase_add_test(tc, test_recover_torn_first_record_hides_later_ones);
     tcase_add_test(tc, test_recover_new_generation_skips_stopping_record);
     suite_add_tcase(s, tc);

@@ -46,6 +46,7 @@ enum { EXIT_DAMAGED = 1, EXIT_USAGE = 2 };
 
 static const char *prog = "lrvmutl";
 static int shared;                  /* --shared: the directory is shared on purpose */
+static uint64_t discard_after;      /* recover --discard-after: where the log is to end */
 
 static void usage(FILE *o)
 {
@@ -58,7 +59,9 @@ static void usage(FILE *o)
             "  dump DIR       one line per valid log record and per range it holds;\n"
             "                 --data adds the first bytes of each range in hex\n"
             "  recover DIR    replay the log into the segment files and empty it\n"
-            "                 (what lrvm_open does)\n"
+            "                 (what lrvm_open does); --discard-after OFFSET first ends\n"
+            "                 the log at OFFSET on purpose, dropping what follows (for a\n"
+            "                 log damaged there: see verify)\n"
             "  truncate DIR   recover, then lrvm_truncate (the log is empty either way)\n"
             "info, verify and dump never write; recover and truncate fail with\n"
             "LRVM_EBUSY while another process has the store open.\n"
@@ -231,9 +234,22 @@ static int check(struct store *st, struct lrvm__check *c)
     progress_init(&p, "checking the log", st->log_size);
     int rc = lrvm__recover_check(st->dirfd, st->logfd, &st->h, progress_at, &p, c);
     progress_done(&p);
-    if (rc == LRVM_ECORRUPT)
+    if (rc == LRVM_ECORRUPT && c->scan.sr_damage != 0) {
+        uint64_t records, commits, first;
+        if (lrvm__log_count_intact(st->logfd, &st->h, c->scan.sr_damage, &records, &commits,
+                                   &first) < 0)
+            records = commits = first = 0;
+        complain("%s: the log is damaged at offset %" PRIu64 ", before records that were "
+                 "durable after it: lrvm_open would fail with LRVM_ECORRUPT and apply "
+                 "nothing. %" PRIu64 " complete transactions come before the damage; %" PRIu64
+                 " intact records after it (%" PRIu64 " transactions, from number %" PRIu64
+                 ") would be lost. 'lrvmutl recover --discard-after %" PRIu64 "' keeps "
+                 "the ones before and drops the rest", st->dir, c->scan.sr_damage,
+                 c->scan.sr_txs, records, commits, first, c->scan.sr_damage);
+    } else if (rc == LRVM_ECORRUPT) {
         complain("%s: the log record at offset %" PRIu64 " is valid, but %s: lrvm_open "
                  "would fail with LRVM_ECORRUPT and apply nothing", st->dir, c->at, c->why);
+    }
     else if (rc < 0)
         complain("%s: reading the store: %s", st->dir, lrvm_strerror(rc));
     return rc;
@@ -461,7 +477,7 @@ static int cmd_dump(const char *dir, int data)
         return status;
     }
     struct dump d = { data, 0 };
-    struct lrvm__scan_cb cb = { &d, dump_record, NULL };
+    struct lrvm__scan_cb cb = { .arg = &d, .record = dump_record };
     struct lrvm__scan_result r;
     int rc = lrvm__log_scan(st.logfd, &st.h, &cb, &r);
     if (rc < 0) {
@@ -485,21 +501,41 @@ static int cmd_recover(const char *dir, int truncate)
     lrvm_t *s;
     /* Only a store: lrvm_open would make one of any directory. The check
      * counts what the replay will apply, and names a damaged record
-     * before lrvm_open refuses it with no more than an error code. */
+     * before lrvm_open refuses it with no more than an error code. With
+     * --discard-after, the log ends there on purpose: what lies after it
+     * is named and dropped. */
     int status = store_open(&st, dir);
-    if (status == 0 && check(&st, &c) < 0)
+    if (status == 0 && discard_after != 0) {
+        uint64_t records, commits, first;
+        if (discard_after < LRVM__LOG_HEADER_SIZE || discard_after % 8 != 0) {
+            complain("--discard-after: an offset of a record in the log (a multiple of 8, "
+                     "at least %u), as lrvmutl verify names it", LRVM__LOG_HEADER_SIZE);
+            status = EXIT_USAGE;
+        } else if (lrvm__log_count_intact(st.logfd, &st.h, discard_after, &records, &commits,
+                                          &first) == 0) {
+            fprintf(stderr, "%s: %s: dropping the log from offset %" PRIu64 " on: %" PRIu64
+                    " intact records, %" PRIu64 " transactions (from number %" PRIu64 ")\n",
+                    prog, dir, discard_after, records, commits, first);
+        }
+    } else if (status == 0 && check(&st, &c) < 0) {
         status = EXIT_DAMAGED;
+    }
     free(c.segs);
     store_close(&st);
     if (status != 0)
         return status;
 
-    fprintf(stderr, "%s: %s: replaying %" PRIu64 " transactions (%" PRIu64 " log bytes)...\n",
-            prog, dir, c.scan.sr_txs, c.scan.sr_end - LRVM__LOG_HEADER_SIZE);
+    if (discard_after != 0)
+        fprintf(stderr, "%s: %s: replaying the transactions before offset %" PRIu64 "...\n",
+                prog, dir, discard_after);
+    else
+        fprintf(stderr, "%s: %s: replaying %" PRIu64 " transactions (%" PRIu64
+                " log bytes)...\n", prog, dir, c.scan.sr_txs,
+                c.scan.sr_end - LRVM__LOG_HEADER_SIZE);
     double t0 = now();
     /* Explicit tracking: nothing is mapped, so no fault handler is needed. */
     lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .shared = shared };
-    int rc = lrvm_open(dir, &o, &s);
+    int rc = lrvm__open_discarding(dir, &o, discard_after, &s);
     if (rc < 0) {
         complain("%s: lrvm_open: %s", dir, lrvm_strerror(rc));
         return EXIT_DAMAGED;
@@ -515,8 +551,12 @@ static int cmd_recover(const char *dir, int truncate)
                  lrvm_strerror(rc));
         return EXIT_DAMAGED;
     }
-    printf("%s: %" PRIu64 " transactions replayed into the segment files in %.3f s; "
-           "the log is empty\n", dir, c.scan.sr_txs, secs);
+    if (discard_after != 0)
+        printf("%s: the transactions before offset %" PRIu64 " replayed into the segment "
+               "files in %.3f s; the rest dropped; the log is empty\n", dir, discard_after, secs);
+    else
+        printf("%s: %" PRIu64 " transactions replayed into the segment files in %.3f s; "
+               "the log is empty\n", dir, c.scan.sr_txs, secs);
     return 0;
 }
 
@@ -538,6 +578,14 @@ int main(int argc, char **argv)
             data = 1;
         } else if (strcmp(argv[i], "--shared") == 0) {
             shared = 1;
+        } else if (strcmp(argv[i], "--discard-after") == 0 && i + 1 < argc && cmd != NULL &&
+                   strcmp(cmd, "recover") == 0) {
+            char *end;
+            discard_after = strtoull(argv[++i], &end, 0);
+            if (*end != '\0' || discard_after == 0) {
+                complain("--discard-after: not an offset: %s", argv[i]);
+                return EXIT_USAGE;
+            }
         } else if (argv[i][0] == '-' || dir != NULL) {
             complain("unexpected argument: %s", argv[i]);
             usage(stderr);
