@@ -1,0 +1,228 @@
+/*
+ * check_apply.c -- recovery's apply cache: the same history recovered
+ * with caches of many sizes (one block, a few, more than the largest
+ * file, the default) must leave the same files, written no more often
+ * than the cache size allows; and a cache that fills in the middle of a
+ * multi-part record still applies it whole.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "faultio.h"
+#include "lrvm.h"
+#include "recover_util.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------- the apply cache */
+
+/* Segments whose sizes end mid-block, so the cache's last blocks are short. */
+static const struct { const char *name; size_t size; } cache_segs[] = {
+    { "x", 5 * 4096 + 123 }, { "y", 1000 }, { "z", 70000 },
+};
+#define NCACHE_SEGS 3
+#define CACHE_TXS   400
+
+/* The history: transaction t writes 1-4 ranges into the images IMG; a
+ * range is 1-9000 bytes (block-sized and block-aligned one time in four),
+ * so ranges cover blocks in part, whole (the cache then points into the
+ * log), and across their edges, in every order. When TX
+ * is not NULL the same ranges are declared and written through BASES. */
+static void cache_history(unsigned char **img, lrvm_tx_t *tx, void **bases, uint64_t t)
+{
+    uint64_t rng = tu_mix64(t) | 1;
+    unsigned nranges = 1 + (unsigned)(tu_rand(&rng) % 4);
+    for (unsigned k = 0; k < nranges; k++) {
+        unsigned sg = (unsigned)(tu_rand(&rng) % NCACHE_SEGS);
+        size_t size = cache_segs[sg].size, off, len;
+        if (tu_rand(&rng) % 4 == 0 && size >= 4096) {
+            len = 4096;
+            off = 4096 * (size_t)(tu_rand(&rng) % (size / 4096));
+        } else {
+            len = 1 + (size_t)(tu_rand(&rng) % 9000);
+            if (len > size)
+                len = size;
+            off = (size_t)(tu_rand(&rng) % (size - len + 1));
+        }
+        unsigned char *dst = tx != NULL ? (unsigned char *)bases[sg] : img[sg];
+        if (tx != NULL)
+            ck_assert_int_eq(lrvm_set_range(tx, dst + off, len), 0);
+        for (size_t j = 0; j < len; j++)
+            dst[off + j] = (unsigned char)tu_rand(&rng);
+    }
+}
+
+static void cache_build_child(void *arg)
+{
+    const char *dir = arg;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = (size_t)1 << 30 };
+    lrvm_t *s;
+    void *bases[NCACHE_SEGS];
+    lrvm_tx_t *tx;
+    if (lrvm_open(dir, &o, &s) != 0)
+        _exit(10);
+    for (int i = 0; i < NCACHE_SEGS; i++)
+        if (lrvm_map(s, cache_segs[i].name, cache_segs[i].size, &bases[i]) != 0)
+            _exit(11);
+    for (uint64_t t = 1; t <= CACHE_TXS; t++) {
+        if (lrvm_begin(s, NCACHE_SEGS, bases, &tx) != 0)
+            _exit(12);
+        cache_history(NULL, tx, bases, t);
+        if (lrvm_commit(tx, t % 16 == 0 ? 0 : LRVM_NO_FLUSH) != 0)
+            _exit(13);
+    }
+    if (lrvm_flush(s) != 0)
+        _exit(14);
+    kill(getpid(), SIGKILL);                /* the log keeps every record */
+}
+
+/* Recover a copy of the store BUILT with a cache of SIZE blocks and block
+ * tables for files of up to DIRECT blocks; check every segment against the
+ * images IMG. Returns the writes recovery made. */
+static unsigned long cache_recover(const char *built, unsigned char **img, uint32_t size,
+                                   uint32_t direct)
+{
+    uint32_t saved_max = lrvm__apply_max, saved_direct = lrvm__apply_direct;
+    char *dir = tu_tmpdir();
+    ck_assert_int_eq(tu_copy_dir(built, dir), 0);
+    lrvm__apply_max = size;
+    lrvm__apply_direct = direct;
+    lrvm__io_inject(LRVM__IO_WRITE, 0, 0, 0);   /* count, never fail */
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s;
+    int rc = lrvm_open(dir, &o, &s);
+    unsigned long calls = lrvm__io_calls();
+    lrvm__io_inject(0, 0, 0, 0);
+    lrvm__apply_max = saved_max;
+    lrvm__apply_direct = saved_direct;
+    ck_assert_msg(rc == 0, "cache of %u blocks, tables up to %u: lrvm_open: %s", size, direct,
+                  lrvm_strerror(rc));
+    ck_assert_int_eq(lrvm_close(s), 0);
+    for (int i = 0; i < NCACHE_SEGS; i++) {
+        char name[16];
+        unsigned char *got = malloc(cache_segs[i].size);
+        ck_assert_ptr_nonnull(got);
+        snprintf(name, sizeof name, "%s.seg", cache_segs[i].name);
+        ck_assert_int_eq(tu_file_size(tu_path(dir, name)), (int64_t)cache_segs[i].size);
+        ck_assert_int_eq(tu_read(tu_path(dir, name), got, cache_segs[i].size, 0), 0);
+        size_t j = 0;
+        while (j < cache_segs[i].size && got[j] == img[i][j])
+            j++;
+        ck_assert_msg(j == cache_segs[i].size,
+                      "cache of %u blocks, tables up to %u: %s differs from the history at "
+                      "byte %zu", size, direct, name, j);
+        free(got);
+    }
+    tu_rmrf(dir);
+    free(dir);
+    return calls;
+}
+
+START_TEST(test_recover_apply_cache_sizes)
+{
+    /* Recovery's result does not depend on how many blocks its cache
+     * holds: one (it writes before almost every range), a few, more than
+     * z's 18 blocks but fewer than all 25, the default (it writes once at
+     * the end); nor on how it finds them: by hash for every file, for the
+     * large one only (z), or by block table for all. A smaller cache must
+     * write more often, or the knob tests nothing. */
+    static const uint32_t sizes[] = { 1, 3, 20, 16384 };
+    static const uint32_t directs[] = { 0, 6, 1u << 22 };
+    unsigned char *img[NCACHE_SEGS];
+    for (int i = 0; i < NCACHE_SEGS; i++)
+        ck_assert_ptr_nonnull(img[i] = calloc(1, cache_segs[i].size));
+    for (uint64_t t = 1; t <= CACHE_TXS; t++)
+        cache_history(img, NULL, NULL, t);
+
+    char *built = tu_tmpdir();
+    int st = tu_in_child(cache_build_child, built);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "build: status 0x%x", st);
+    for (int d = 0; d < 3; d++) {
+        unsigned long writes[4];
+        for (int k = 0; k < 4; k++)
+            writes[k] = cache_recover(built, img, sizes[k], directs[d]);
+        ck_assert_msg(writes[0] > writes[1] && writes[1] > writes[2] && writes[2] > writes[3],
+                      "tables up to %u: writes by cache size 1, 3, 20, 16384: %lu, %lu, %lu, %lu",
+                      directs[d], writes[0], writes[1], writes[2], writes[3]);
+    }
+    for (int i = 0; i < NCACHE_SEGS; i++)
+        free(img[i]);
+    tu_rmrf(built);
+    free(built);
+}
+END_TEST
+
+/* Three transactions: transaction t writes a range inside block 0 of "x",
+ * then all of block t. The log keeps them. */
+static void pause_build_child(void *arg)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s;
+    void *x;
+    lrvm_tx_t *tx;
+    if (lrvm_open(arg, &o, &s) != 0 || lrvm_map(s, "x", 4 * 4096, &x) != 0)
+        _exit(10);
+    for (int t = 1; t <= 3; t++) {
+        unsigned char *b = x;
+        if (lrvm_begin(s, 1, &x, &tx) != 0 || lrvm_set_range(tx, b + 100 + t, 10) != 0 ||
+            lrvm_set_range(tx, b + 4096 * t, 4096) != 0)
+            _exit(11);
+        memset(b + 100 + t, t, 10);
+        memset(b + 4096 * t, 0x40 + t, 4096);
+        if (lrvm_commit(tx, 0) != 0)
+            _exit(12);
+    }
+    kill(getpid(), SIGKILL);
+}
+
+START_TEST(test_recover_cache_full_mid_record)
+{
+    /* With a cache of one block, the first record's whole-block range finds
+     * the cache full: the rest of the log is checked (check_rest) in the
+     * middle of that record's walk, and the range must still be taken
+     * from its own bytes in the log (no later record writes its block). */
+    char *built = tu_tmpdir(), *dir = tu_tmpdir();
+    int st = tu_in_child(pause_build_child, built);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "build: status 0x%x", st);
+    ck_assert_int_eq(tu_copy_dir(built, dir), 0);
+    uint32_t saved = lrvm__apply_max;
+    lrvm__apply_max = 1;
+    int rc = open_close(dir);
+    lrvm__apply_max = saved;
+    ck_assert_msg(rc == 0, "lrvm_open: %s", lrvm_strerror(rc));
+    unsigned char got[4 * 4096], want[4 * 4096] = { 0 };
+    for (int t = 1; t <= 3; t++) {
+        memset(want + 100 + t, t, 10);
+        memset(want + 4096 * t, 0x40 + t, 4096);
+    }
+    ck_assert_int_eq(tu_read(tu_path(dir, "x.seg"), got, sizeof got, 0), 0);
+    for (size_t i = 0; i < sizeof got; i++)
+        ck_assert_msg(got[i] == want[i], "x.seg byte %zu is 0x%02x, not 0x%02x", i, got[i],
+                      want[i]);
+    tu_rmrf(built);
+    tu_rmrf(dir);
+    free(built);
+    free(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("apply");
+    TCase *tc = tcase_create("apply");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_recover_apply_cache_sizes);
+    tcase_add_test(tc, test_recover_cache_full_mid_record);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
