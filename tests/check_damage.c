@@ -140,20 +140,27 @@ static int on_record(void *arg, uint64_t off, const struct lrvm__rec_header *h,
     return 0;
 }
 
-START_TEST(test_damage_every_byte_of_a_small_log)
+/* Make the log in tu_dir (make_log in a child); the commits acked. */
+static uint64_t made_log(void)
 {
-    struct image im = { 0 };
     int fd;
+    uint64_t v, acked = 0;
     pid_t pid = tu_fork_piped(&fd);
     if (pid == 0)
         make_log(tu_dir, fd);
-    uint64_t v;
     while (read(fd, &v, sizeof v) == (ssize_t)sizeof v)
-        im.acked = v;
+        acked = v;
     close(fd);
     int st = tu_wait(pid);
     ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the log's maker: status 0x%x", st);
-    ck_assert_uint_eq(im.acked, 3 + ACKED);
+    ck_assert_uint_eq(acked, 3 + ACKED);
+    return acked;
+}
+
+START_TEST(test_damage_every_byte_of_a_small_log)
+{
+    struct image im = { 0 };
+    im.acked = made_log();
 
     /* Where the records end, and the synced ones: the scan of the whole
      * log sees the tail too (its records are intact); the durable end is
@@ -273,15 +280,7 @@ static int lrvmutl(const char *args, char *err, size_t n)
  * purpose, saying what it drops. */
 START_TEST(test_damage_lrvmutl_names_it_and_discards_on_purpose)
 {
-    int fd;
-    pid_t pid = tu_fork_piped(&fd);
-    if (pid == 0)
-        make_log(tu_dir, fd);
-    uint64_t v;
-    while (read(fd, &v, sizeof v) == (ssize_t)sizeof v)
-        ;
-    close(fd);
-    tu_wait(pid);
+    (void)made_log();
     /* Damage the payload of the second record of the generation. */
     int lfd = open(tu_path(tu_dir, LRVM__LOG_NAME), O_RDWR);
     ck_assert_int_ge(lfd, 0);
