@@ -408,14 +408,28 @@ static int find_proof(struct reader *r, const struct lrvm__log_header *h, uint64
         return 0;
     }
     uint64_t end = r->fsize - stop > LOOKAHEAD ? stop + LOOKAHEAD : r->fsize;
-    for (uint64_t q = stop; q + LRVM__REC_HEADER_SIZE <= end; q += 8) {
-        if ((rc = proves(r, h, q, stop)) != 0) {
-            if (rc < 0)
-                return rc;
-            res->sr_damage = stop;
-            res->sr_proof = q;
-            return 0;
+    /* Most of the way is zeros or stale records: look for the magic a
+     * window at a time, and check the records it may begin only. */
+    uint64_t q = stop;
+    while (q + LRVM__REC_HEADER_SIZE <= end) {
+        size_t n = end - q > WINDOW ? WINDOW : (size_t)(end - q);
+        if ((rc = rd_get(r, q, n, &p)) != 0)
+            return rc < 0 ? rc : 0;
+        uint64_t base = q;
+        for (size_t i = 0; i + 4 <= n; i += 8) {
+            if (get32(p + i) != REC_MAGIC)
+                continue;
+            if ((rc = proves(r, h, base + i, stop)) != 0) {
+                if (rc < 0)
+                    return rc;
+                res->sr_damage = stop;
+                res->sr_proof = base + i;
+                return 0;
+            }
+            if ((rc = rd_get(r, base, n, &p)) != 0)     /* proves may move the window */
+                return rc < 0 ? rc : 0;
         }
+        q = base + n;
     }
     return 0;
 }
