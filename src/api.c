@@ -14,6 +14,11 @@
  *      the same store; removing a file of the store cannot undo it.
  *   I2 lrvm_open returns a store only after recovery succeeded: every
  *      complete log record is in the segment files and the log is empty.
+ *   I3 A store's memory, and its lock, outlive lrvm_close: a closed store
+ *      goes to a pool that lrvm_open takes from, and is never freed. A
+ *      thread that reached the store through a transaction handle just
+ *      as another closed it (tx.c) locks a live mutex, then finds the
+ *      handle gone (LRVM_ENOENT) instead of touching freed memory.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -31,6 +36,29 @@
 #define MAX_LOG_BUFFER             ((size_t)1 << 30)
 #define LOCK_NAME                  "lrvm.lock"
 
+/* Closed stores, their memory kept for the next lrvm_open (I3). */
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static lrvm_t         *pool;
+
+/* A zeroed store with its lock ready: from the pool, or new. */
+static lrvm_t *store_new(void)
+{
+    pthread_mutex_lock(&pool_mu);
+    lrvm_t *s = pool;
+    if (s != NULL)
+        pool = s->pool_next;
+    pthread_mutex_unlock(&pool_mu);
+    if (s == NULL) {
+        if ((s = malloc(sizeof *s)) == NULL)
+            return NULL;
+        pthread_mutex_init(&s->mu, NULL);
+    }
+    /* Everything but the lock, which another thread may still take
+     * (keeps I3): zero the rest. */
+    memset((char *)s + sizeof s->mu, 0, sizeof *s - sizeof s->mu);
+    return s;
+}
+
 static void store_free(lrvm_t *s)
 {
     lrvm__heap_forget(s, NULL);
@@ -43,9 +71,14 @@ static void store_free(lrvm_t *s)
         lrvm__io_close(s->lockfd);
     if (s->dirfd >= 0)
         lrvm__io_close(s->dirfd);
-    pthread_mutex_destroy(&s->mu);
     free(s->dir);
-    free(s);
+    s->segs = NULL;
+    s->nsegs = 0;
+    s->dir = NULL;
+    pthread_mutex_lock(&pool_mu);
+    s->pool_next = pool;                                        /* keeps I3 */
+    pool = s;
+    pthread_mutex_unlock(&pool_mu);
 }
 
 int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
@@ -73,10 +106,9 @@ int lrvm__open_discarding(const char *dir, const lrvm_options_t *opts, uint64_t 
     if (o.truncate_threshold != 0 && o.truncate_threshold < MIN_TRUNCATE_THRESHOLD)
         return LRVM_EINVAL;
 
-    lrvm_t *s = calloc(1, sizeof *s);
+    lrvm_t *s = store_new();
     if (s == NULL)
         return LRVM_ENOMEM;
-    pthread_mutex_init(&s->mu, NULL);
     s->dirfd = s->lockfd = -1;
     s->tracker = tracker;
     s->truncate_threshold = o.truncate_threshold ? o.truncate_threshold : DEFAULT_TRUNCATE_THRESHOLD;

@@ -622,7 +622,7 @@ int  lrvm__set_range_in(lrvm_tx_t *tx, const void *base, void *addr, size_t len)
  * sets at open and never changes; each part counts into stats what it
  * does (commits, fsyncs, truncations...). */
 struct lrvm {
-    pthread_mutex_t      mu;
+    pthread_mutex_t      mu;               /* first: store_new zeroes what follows */
     char                *dir;
     int                  dirfd;
     int                  lockfd;
@@ -640,6 +640,7 @@ struct lrvm {
     uint32_t             apply_blocks;     /*   truncations */
     uint64_t             discard_after;    /* api.c's, for recovery at open: 0, or
                                               where the log is to end on purpose */
+    struct lrvm         *pool_next;        /* api.c's: the pool of closed stores */
 };
 
 

@@ -19,7 +19,9 @@
  *      a segment is in at most one.
  *   I2 A handle is in the registry exactly while its transaction is OPEN;
  *      it is removed under the store's lock, so a caller that found it
- *      there after taking that lock may use it until it lets go.
+ *      there after taking that lock may use it until it lets go. Taking
+ *      the lock is safe even if the store was closed meanwhile: a store's
+ *      memory is never freed (api.c I3).
  *   I3 A flushing commit may let the store's lock go while it waits for a
  *      shared log sync (group commit, log.c); tx_committing is set all
  *      along, so other calls on the handle get LRVM_EBUSY, and lrvm_close
