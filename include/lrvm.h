@@ -43,6 +43,8 @@
  *      Open stores in the child, after fork, if it needs one.
  *   C3 Network file systems: the lock (flock) and fdatasync must be
  *      honoured by the file system; NFS may do neither reliably.
+ *      doc/architecture.md states once what lrvm assumes of the file
+ *      system and what it then guarantees.
  *   C4 An I/O error during a commit fails that commit and leaves the store
  *      usable when lrvm could invalidate the failed record. When it could
  *      not (the invalidating write or sync failed too), the store refuses
