@@ -178,7 +178,9 @@ START_TEST(test_tx_close_aborts_a_transaction_of_another_thread)
     struct owner o = { .s = s, .seg = seg };
     pthread_t th;
     start_owner(&o, &th);
-    while (atomic_load(&o.declared) < 100)
+    /* Every word declared: the owner no longer stores into the segment,
+     * which the close unmaps; it only calls lrvm_set_range. */
+    while (atomic_load(&o.declared) < WORDS)
         sched_yield();
     ck_assert_int_eq(lrvm_close(s), 0);
     /* The owner's next call meets a finished transaction: its memory is
