@@ -347,6 +347,8 @@ static int rd_get(struct reader *r, uint64_t off, size_t n, const unsigned char 
     if (r->cb != NULL && r->cb->release != NULL)
         r->cb->release(r->cb->arg);
     size_t want = n > WINDOW ? n : WINDOW;
+    if (want > r->fsize - off)
+        want = (size_t)(r->fsize - off);    /* a small log gets a small window */
     if (want > r->cap) {
         unsigned char *b = realloc(r->buf, want);
         if (b == NULL)
@@ -354,8 +356,6 @@ static int rd_get(struct reader *r, uint64_t off, size_t n, const unsigned char 
         r->buf = b;
         r->cap = want;
     }
-    if (want > r->fsize - off)
-        want = (size_t)(r->fsize - off);
     ssize_t got = lrvm__io_pread(r->fd, r->buf, want, off);
     if (got < 0)
         return (int)got;

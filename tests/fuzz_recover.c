@@ -13,17 +13,27 @@
  * records and this harness frames them: each chunk is a control byte, a
  * 16-bit payload length and the payload; the harness writes the record
  * header (magic, generation, the transaction number and part the sequence
- * wants, CRC) around it. Bits of the control byte set the COMMIT flag and
- * sometimes break the sequence, the generation, the magic or the CRC on
- * purpose. An input whose first byte is 0xff is written raw after the
- * header instead, for the scan's own checks.
+ * wants, the durable mark, CRC) around it. Bits of the control byte set
+ * the COMMIT flag, hold the durable mark back at the last commit's end
+ * (a no-flush batch) instead of the record's own offset, and sometimes
+ * break the sequence, the generation, the magic or the CRC on purpose, so
+ * that damage followed by records whose marks prove it durable (V7) is
+ * common. Inputs whose length is 5 modulo 8 make a format 1 log (32-byte
+ * headers, no mark). An input whose first byte is 0xff is written raw
+ * after the header instead, for the scan's own checks.
+ *
+ * Besides recovery, the harness runs lrvmutl's readers on the same log:
+ * the count of intact records past the stop (verify) and the walk of
+ * every valid record's payload (dump).
  *
  * Oracles, beyond the sanitizers: lrvm_open fails exactly when the check
  * fails, with the same code; when it fails it has changed no segment file
  * (I1 of recover.c); when it succeeds, a second open finds nothing left to
  * replay. Inputs of odd length are recovered with a cache of one block,
  * so that recovery writes it out long before the end of the log, after
- * checking the rest (check_rest).
+ * checking the rest (check_rest); the others with 64 blocks, and the
+ * store gets the smallest log buffer: the defaults would cost more than
+ * these logs do.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -71,9 +81,11 @@ static unsigned char *build_log(const uint8_t *in, size_t n, size_t *len)
     unsigned char *log = calloc(1, cap);
     if (log == NULL)
         abort();
-    struct lrvm__log_header h = { 1, 1, 1 };
+    uint32_t version = n % 8 == 5 ? 1 : LRVM__LOG_VERSION;
+    size_t hsize = version == 1 ? LRVM__REC_HEADER_V1 : LRVM__REC_HEADER_SIZE;
+    struct lrvm__log_header h = { version, 1, 1 };
     lrvm__log_header_encode(log, &h);
-    size_t pos = LRVM__LOG_HEADER_SIZE;
+    size_t pos = LRVM__LOG_HEADER_SIZE, committed = pos;
     if (n > 0 && in[0] == 0xff) {                   /* raw: the scan's checks */
         memcpy(log + pos, in + 1, n - 1);
         *len = pos + n - 1;
@@ -95,15 +107,19 @@ static unsigned char *build_log(const uint8_t *in, size_t n, size_t *len)
         put16(rec + 14, ctl & 1 ? LRVM__REC_COMMIT : 0);
         put64(rec + 16, (ctl & 0x20) ? 2 : 1);
         put64(rec + 24, (ctl & 0x40) ? txno + 1 : txno);
-        memcpy(rec + LRVM__REC_HEADER_SIZE, in + i, plen);
-        put32(rec + 4, lrvm__rec_crc(rec, plen) ^ ((ctl & 0x80) && (ctl & 0x08) ? 1u : 0u));
+        if (version >= 2)
+            put64(rec + 32, (ctl & 0x02) ? committed : pos);
+        memcpy(rec + hsize, in + i, plen);
+        put32(rec + 4, lrvm__crc32c(0, rec + 8, hsize - 8 + plen) ^
+                           ((ctl & 0x80) && (ctl & 0x08) ? 1u : 0u));
         if ((ctl & 0x80) && (ctl & 0x04))
             rec[0] ^= 0x20;                         /* a bad magic */
-        pos += (LRVM__REC_HEADER_SIZE + plen + 7) & ~(size_t)7;
+        pos += (hsize + plen + 7) & ~(size_t)7;
         i += plen;
         if (ctl & 1) {
             txno++;
             part = 0;
+            committed = pos;
         } else {
             part++;
         }
@@ -112,10 +128,29 @@ static unsigned char *build_log(const uint8_t *in, size_t n, size_t *len)
     return log;
 }
 
+/* lrvmutl dump: every valid record's payload walked. */
+static int walk_range(void *arg, const char *name, size_t name_len, uint64_t off,
+                      const unsigned char *data, uint64_t n)
+{
+    (void)arg, (void)off;
+    if (name_len == 0 || !lrvm__name_ok_n(name, name_len) || (n > 0 && data == NULL))
+        abort();                                    /* the walk let a bad entry through */
+    return 0;
+}
+
+static int walk_record(void *arg, uint64_t off, const struct lrvm__rec_header *h,
+                       const unsigned char *payload)
+{
+    (void)arg, (void)off;
+    (void)lrvm__payload_walk(payload, h->rh_payload_len, walk_range, NULL);
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (dirfd_ < 0) {
-        snprintf(dir, sizeof dir, "/tmp/lrvm-fuzz-%d", (int)getpid());
+        const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        snprintf(dir, sizeof dir, "%s/lrvm-fuzz-%d", base, (int)getpid());
         mkdir(dir, 0700);
         if ((dirfd_ = open(dir, O_RDONLY | O_DIRECTORY)) < 0)
             abort();
@@ -137,16 +172,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (logfd < 0 || lrvm__log_read_header(logfd, &h, &slot) != 0)
         abort();
     int check_rc = lrvm__recover_check(dirfd_, logfd, &h, NULL, NULL, &c);
+    if (c.scan.sr_damage != 0) {                    /* lrvmutl verify's count */
+        uint64_t records, commits, first;
+        if (lrvm__log_count_intact(logfd, &h, c.scan.sr_damage, &records, &commits,
+                                   &first) < 0)
+            abort();
+    }
+    struct lrvm__scan_cb cb = { .record = walk_record };
+    struct lrvm__scan_result r;
+    if (lrvm__log_scan(logfd, &h, &cb, &r) < 0 && check_rc == 0)
+        abort();                                    /* dump fails where open succeeds */
     free(c.segs);
     close(logfd);
 
-    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .log_buffer_size = 4096 };
     lrvm_t *s;
-    uint32_t saved = lrvm__apply_max;
-    if (size % 2)
-        lrvm__apply_max = 1;
+    lrvm__apply_max = size % 2 ? 1 : 64;
     int rc = lrvm_open(dir, &o, &s);
-    lrvm__apply_max = saved;
     if (rc != check_rc) {
         fprintf(stderr, "lrvm_open: %d, the check: %d\n", rc, check_rc);
         abort();
