@@ -18,7 +18,9 @@
  * at the armed call each remembered change, newest first, is kept, undone,
  * or (a write) torn (its first sectors kept, the rest undone), then the
  * process dies of SIGKILL. An unlinked file is kept under a hidden link
- * until the unlink is durable, so that a cut can bring it back.
+ * until the unlink is durable, so that a cut can bring it back. Recording
+ * instead (lrvm__io_powercut_record), the cut writes the changes down and
+ * undoes none, and lrvm__io_crash_states makes every state they allow.
  *
  * The layer installs itself when it is loaded: a suite that links it runs
  * every io call through it, as the library's tests always have.
@@ -210,11 +212,44 @@ static void remove_tree(int dirfd, const char *name)
     (void)unlinkat(dirfd, name, AT_REMOVEDIR);
 }
 
+/* Undo change U on FD: the file it wrote or sized, or the directory that
+ * holds its name. A write keeps its first KEEP bytes (torn; 0: undone). */
+static void pc_undo_at(const struct unsynced *u, int fd, size_t keep)
+{
+    switch (u->kind) {
+    case PC_WRITE:
+        if (keep < u->len)
+            (void)!pwrite(fd, u->old + keep, u->len - keep, (off_t)(u->off + keep));
+        break;
+    case PC_SIZE:   (void)!ftruncate(fd, (off_t)u->off); break;
+    case PC_CREATE: (void)unlinkat(fd, u->name, 0); break;
+    case PC_RENAME: (void)renameat(fd, u->name2, fd, u->name); break;
+    case PC_MKDIR:  remove_tree(fd, u->name); break;
+    case PC_UNLINK:
+        /* Back under its name, unless a later file took the name: the
+         * directory keeps its changes in order. */
+        if (renameat2(fd, u->name2, fd, u->name, RENAME_NOREPLACE) != 0)
+            (void)unlinkat(fd, u->name2, 0);
+        break;
+    }
+}
+
+/* Change U reached the disk: let go of what kept it undoable. */
+static void pc_keep_at(const struct unsynced *u, int fd)
+{
+    if (u->kind == PC_UNLINK)
+        (void)unlinkat(fd, u->name2, 0);
+}
+
+static void crash_record(void);
+
 /* The power fails: undo what the disk may not have, newest first, then
  * die. A write is kept, undone or torn (its first sectors kept); any
- * other change is kept or undone. */
+ * other change is kept or undone. Recording (lrvm__io_powercut_record),
+ * it writes the changes down instead and undoes none. */
 static void powercut(void)
 {
+    crash_record();
     uint64_t x = pc_seed ^ (atomic_load(&fi_count) * 0x9e3779b97f4a7c15ull);
     pthread_mutex_lock(&pc_mu);
     for (size_t i = pc_n; i-- > 0;) {
@@ -223,35 +258,279 @@ static void powercut(void)
         x ^= x >> 7;
         x ^= x << 17;
         if (u->kind != PC_WRITE && x % 2 == 0) {                /* reached the disk */
-            if (u->kind == PC_UNLINK)
-                (void)unlinkat(u->fd, u->name2, 0);
+            pc_keep_at(u, u->fd);
             continue;
         }
-        switch (u->kind) {
-        case PC_WRITE: {
-            size_t keep;
+        size_t keep = 0;
+        if (u->kind == PC_WRITE)
             switch (x % 3) {
             case 0:  keep = u->len; break;                      /* reached the disk */
             case 1:  keep = 0; break;                           /* lost */
             default: keep = (size_t)((x >> 8) % (u->len / 512 + 1)) * 512;   /* torn */
             }
-            if (keep < u->len)
-                (void)!pwrite(u->fd, u->old + keep, u->len - keep, (off_t)(u->off + keep));
-            break;
-        }
-        case PC_SIZE:   (void)!ftruncate(u->fd, (off_t)u->off); break;
-        case PC_CREATE: (void)unlinkat(u->fd, u->name, 0); break;
-        case PC_RENAME: (void)renameat(u->fd, u->name2, u->fd, u->name); break;
-        case PC_MKDIR:  remove_tree(u->fd, u->name); break;
-        case PC_UNLINK:
-            /* Back under its name, unless a later file took the name: the
-             * directory keeps its changes in order. */
-            if (renameat2(u->fd, u->name2, u->fd, u->name, RENAME_NOREPLACE) != 0)
-                (void)unlinkat(u->fd, u->name2, 0);
-            break;
-        }
+        pc_undo_at(u, u->fd, keep);
     }
     raise(SIGKILL);
+}
+
+/* ------------------------------------------------ crash states
+ *
+ * The random cut above draws one disk state. Recording, the cut writes
+ * every unsynced change down instead (file by path, since the process
+ * dies with its descriptors), and lrvm__io_crash_states rebuilds from it
+ * every state the kernel may leave: a page of a file holds its content
+ * after any of the unsynced writes to it, or none (writeback writes
+ * whole pages, at any moment, in any order); a size or a name change
+ * reached the disk or not. The record is native binary: the test reads
+ * it back on the machine that wrote it.
+ */
+static char pc_record_path[PATH_MAX];
+
+void lrvm__io_powercut_record(const char *path)
+{
+    snprintf(pc_record_path, sizeof pc_record_path, "%s", path != NULL ? path : "");
+}
+
+static void put_str(FILE *f, const char *str)
+{
+    uint32_t n = str != NULL ? (uint32_t)strlen(str) : 0;
+    fwrite(&n, sizeof n, 1, f);
+    fwrite(str, 1, n, f);
+}
+
+/* At the cut, when recording: write the changes to the record, then die
+ * with every change kept on disk. */
+static void crash_record(void)
+{
+    if (pc_record_path[0] == '\0')
+        return;
+    FILE *f = fopen(pc_record_path, "w");
+    if (f == NULL)
+        abort();
+    pthread_mutex_lock(&pc_mu);
+    for (size_t i = 0; i < pc_n; i++) {
+        const struct unsynced *u = &pc_writes[i];
+        char link[64], path[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", u->fd);
+        ssize_t n = readlink(link, path, sizeof path - 1);
+        if (n < 0)
+            abort();
+        path[n] = '\0';
+        uint32_t kind = u->kind;
+        uint64_t off = u->off, len = u->len;
+        fwrite(&kind, sizeof kind, 1, f);
+        fwrite(&off, sizeof off, 1, f);
+        fwrite(&len, sizeof len, 1, f);
+        put_str(f, path);
+        put_str(f, u->name);
+        put_str(f, u->name2);
+        if (u->kind == PC_WRITE)
+            fwrite(u->old, 1, u->len, f);
+    }
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        abort();
+    fclose(f);
+    raise(SIGKILL);
+}
+
+#define CS_PAGE 4096u
+
+/* One choice of a crash state: a page of a file (which of its writers
+ * reached the disk) or another change (whether it did). */
+struct cs_unit {
+    size_t    page_of;        /* the change's path that the page is in, as an index */
+    uint64_t  page;           /* the page; UINT64_MAX: a change other than a write */
+    size_t   *writers;        /* changes writing the page, oldest first */
+    size_t    nwriters;
+    uint32_t  radix;          /* choices: nwriters + 1, or 2 */
+};
+
+struct lrvm__crash_states {
+    struct unsynced *ch;      /* fd unused; name holds the path when no name */
+    char           **path;    /* the file or directory of each change */
+    size_t           n;
+    struct cs_unit  *unit;
+    size_t           nunits;
+    uint64_t         count;   /* states, UINT64_MAX when more */
+};
+
+static int get_str(FILE *f, char **out)
+{
+    uint32_t n;
+    if (fread(&n, sizeof n, 1, f) != 1 || n >= PATH_MAX || (*out = calloc(1, n + 1)) == NULL)
+        return -1;
+    if (n == 0) {
+        free(*out);
+        *out = NULL;
+        return 0;
+    }
+    return fread(*out, 1, n, f) == n ? 0 : -1;
+}
+
+static void *grow(void *p, size_t n, size_t size)
+{
+    void *q = realloc(p, (n + 1) * size);
+    if (q == NULL)
+        abort();
+    return q;
+}
+
+/* The unit of page PAGE of the file of change I, made when new. */
+static struct cs_unit *cs_page_unit(struct lrvm__crash_states *cs, size_t i, uint64_t page)
+{
+    for (size_t k = 0; k < cs->nunits; k++) {
+        struct cs_unit *u = &cs->unit[k];
+        if (u->page == page && strcmp(cs->path[u->page_of], cs->path[i]) == 0)
+            return u;
+    }
+    cs->unit = grow(cs->unit, cs->nunits, sizeof *cs->unit);
+    struct cs_unit *u = &cs->unit[cs->nunits++];
+    *u = (struct cs_unit){ .page_of = i, .page = page };
+    return u;
+}
+
+struct lrvm__crash_states *lrvm__io_crash_states(const char *record)
+{
+    FILE *f = fopen(record, "r");
+    if (f == NULL)
+        return NULL;
+    struct lrvm__crash_states *cs = calloc(1, sizeof *cs);
+    if (cs == NULL)
+        abort();
+    uint32_t kind;
+    while (fread(&kind, sizeof kind, 1, f) == 1) {
+        cs->ch = grow(cs->ch, cs->n, sizeof *cs->ch);
+        cs->path = grow(cs->path, cs->n, sizeof *cs->path);
+        struct unsynced *u = &cs->ch[cs->n];
+        *u = (struct unsynced){ .kind = (enum pc_kind)kind, .fd = -1 };
+        if (fread(&u->off, sizeof u->off, 1, f) != 1 ||
+            fread(&u->len, sizeof u->len, 1, f) != 1 || get_str(f, &cs->path[cs->n]) < 0 ||
+            get_str(f, &u->name) < 0 || get_str(f, &u->name2) < 0 || cs->path[cs->n] == NULL)
+            abort();
+        if (kind == PC_WRITE &&
+            ((u->old = malloc(u->len)) == NULL || fread(u->old, 1, u->len, f) != u->len))
+            abort();
+        cs->n++;
+    }
+    fclose(f);
+    for (size_t i = 0; i < cs->n; i++) {
+        const struct unsynced *u = &cs->ch[i];
+        if (u->kind != PC_WRITE) {
+            cs->unit = grow(cs->unit, cs->nunits, sizeof *cs->unit);
+            cs->unit[cs->nunits++] = (struct cs_unit){ .page_of = i, .page = UINT64_MAX,
+                                                       .radix = 2 };
+            continue;
+        }
+        for (uint64_t p = u->off / CS_PAGE; p <= (u->off + u->len - 1) / CS_PAGE; p++) {
+            struct cs_unit *cu = cs_page_unit(cs, i, p);
+            cu->writers = grow(cu->writers, cu->nwriters, sizeof *cu->writers);
+            cu->writers[cu->nwriters++] = i;
+            cu->radix = (uint32_t)cu->nwriters + 1;
+        }
+    }
+    cs->count = 1;
+    for (size_t k = 0; k < cs->nunits; k++)
+        cs->count = cs->count > UINT64_MAX / cs->unit[k].radix ? UINT64_MAX
+                                                               : cs->count * cs->unit[k].radix;
+    return cs;
+}
+
+uint64_t lrvm__io_crash_states_count(const struct lrvm__crash_states *cs)
+{
+    return cs->count;
+}
+
+size_t lrvm__io_crash_states_changes(const struct lrvm__crash_states *cs)
+{
+    return cs->n;
+}
+
+/* Is change I to be undone on page PAGE (UINT64_MAX: as a whole) under
+ * the choices DIGIT (one a unit)? */
+static int cs_undone(const struct lrvm__crash_states *cs, const uint32_t *digit, size_t i,
+                     uint64_t page)
+{
+    for (size_t k = 0; k < cs->nunits; k++) {
+        const struct cs_unit *u = &cs->unit[k];
+        if (u->page != page)
+            continue;
+        if (page == UINT64_MAX) {
+            if (u->page_of == i)
+                return digit[k] == 1;
+            continue;
+        }
+        for (size_t w = 0; w < u->nwriters; w++)
+            if (u->writers[w] == i)      /* digit d: the d newest writers are lost */
+                return w >= u->nwriters - digit[k];
+    }
+    return 0;
+}
+
+int lrvm__io_crash_state_make(const struct lrvm__crash_states *cs, uint64_t index, int sampled)
+{
+    uint32_t *digit = calloc(cs->nunits + 1, sizeof *digit);
+    if (digit == NULL)
+        return -1;
+    uint64_t x = (index + 1) * 0x9e3779b97f4a7c15ull;
+    x ^= x >> 31;
+    for (size_t k = 0; k < cs->nunits; k++) {
+        uint32_t r = cs->unit[k].radix;
+        if (sampled) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            digit[k] = (uint32_t)(x % r);
+        } else {
+            digit[k] = (uint32_t)(index % r);
+            index /= r;
+        }
+    }
+    int rc = 0;
+    for (size_t i = cs->n; i-- > 0 && rc == 0;) {
+        const struct unsynced *u = &cs->ch[i];
+        int data = u->kind == PC_WRITE || u->kind == PC_SIZE;
+        int fd = open(cs->path[i], data ? O_WRONLY : O_RDONLY | O_DIRECTORY);
+        if (fd < 0) {
+            /* The file or directory is gone: an older change undone (its
+             * creation) took it, and this one with it. */
+            continue;
+        }
+        if (u->kind != PC_WRITE) {
+            if (cs_undone(cs, digit, i, UINT64_MAX))
+                pc_undo_at(u, fd, 0);
+            else
+                pc_keep_at(u, fd);
+        } else {
+            for (uint64_t p = u->off / CS_PAGE; p <= (u->off + u->len - 1) / CS_PAGE; p++) {
+                if (!cs_undone(cs, digit, i, p))
+                    continue;
+                uint64_t lo = p * CS_PAGE > u->off ? p * CS_PAGE : u->off;
+                uint64_t hi = (p + 1) * CS_PAGE < u->off + u->len ? (p + 1) * CS_PAGE
+                                                                 : u->off + u->len;
+                if (pwrite(fd, u->old + (lo - u->off), hi - lo, (off_t)lo) != (ssize_t)(hi - lo))
+                    rc = -1;
+            }
+        }
+        close(fd);
+    }
+    free(digit);
+    return rc;
+}
+
+void lrvm__io_crash_states_free(struct lrvm__crash_states *cs)
+{
+    if (cs == NULL)
+        return;
+    for (size_t i = 0; i < cs->n; i++) {
+        free(cs->ch[i].old);
+        free(cs->ch[i].name);
+        free(cs->ch[i].name2);
+        free(cs->path[i]);
+    }
+    for (size_t k = 0; k < cs->nunits; k++)
+        free(cs->unit[k].writers);
+    free(cs->ch);
+    free(cs->path);
+    free(cs->unit);
+    free(cs);
 }
 
 /* 0 to go ahead, else the -errno the call must fail with. */

@@ -10,6 +10,7 @@
 #ifndef LRVM_FAULTIO_H
 #define LRVM_FAULTIO_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Kinds of call, for fault injection. */
@@ -42,6 +43,23 @@ void     lrvm__io_inject(unsigned kinds, unsigned long nth, int err, int mode);
 void     lrvm__io_powercut_seed(uint64_t seed);
 /* Calls of the armed kinds made since the last lrvm__io_inject. */
 unsigned long lrvm__io_calls(void);
+/* Crash states (faultio.c says how they are made). PATH non-empty: the
+ * next power cut writes every unsynced change to PATH and dies with all
+ * of them on disk, choosing nothing; NULL or "": the cut chooses. */
+void     lrvm__io_powercut_record(const char *path);
+/* The states a record allows: load it (NULL if it cannot be read), count
+ * them (UINT64_MAX when more), the changes it holds; make state INDEX on
+ * the files, which must hold every change (as the cut left them): INDEX
+ * in mixed radix over the units (page or change) when not SAMPLED, else a
+ * seed of random choices. State 0 keeps every change. 0, or -1 when a
+ * file could not be written. */
+struct lrvm__crash_states;
+struct lrvm__crash_states *lrvm__io_crash_states(const char *record);
+uint64_t lrvm__io_crash_states_count(const struct lrvm__crash_states *cs);
+size_t   lrvm__io_crash_states_changes(const struct lrvm__crash_states *cs);
+int      lrvm__io_crash_state_make(const struct lrvm__crash_states *cs, uint64_t index,
+                                   int sampled);
+void     lrvm__io_crash_states_free(struct lrvm__crash_states *cs);
 /* Microseconds every fdatasync/fsync waits first, so that a test can
  * have commits arrive while one is under way (group commit); 0 normally. */
 extern _Atomic unsigned lrvm__io_sync_delay_us;

@@ -57,7 +57,8 @@ void tu_rmrf(const char *dir)
     rmdir(dir);
 }
 
-int tu_copy_dir(const char *src, const char *dst)
+/* tu_copy_dir; with DOTFILES, names that begin with a dot too. */
+static int copy_dir(const char *src, const char *dst, int dotfiles)
 {
     DIR *d = opendir(src);
     if (d == NULL)
@@ -65,7 +66,7 @@ int tu_copy_dir(const char *src, const char *dst)
     int rc = 0;
     struct dirent *e;
     while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
+        if (e->d_name[0] == '.' && (!dotfiles || e->d_type == DT_DIR))
             continue;
         char from[4096], to[4096];
         snprintf(from, sizeof from, "%s/%s", src, e->d_name);
@@ -88,6 +89,11 @@ int tu_copy_dir(const char *src, const char *dst)
     }
     closedir(d);
     return rc;
+}
+
+int tu_copy_dir(const char *src, const char *dst)
+{
+    return copy_dir(src, dst, 0);
 }
 
 static char *base_dir;
@@ -373,4 +379,75 @@ void tu_fault_died(const struct tu_fault *f, int status)
     ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
                   "%s: the process did not die there (status 0x%x, exit code %d)", f->what,
                   status, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+/* ------------------------------------------------------ the crash states */
+
+/* Make DIR hold exactly the files of SNAP (DIR made when missing). */
+static void restore_dir(const char *dir, const char *snap)
+{
+    tu_rmrf(dir);
+    ck_assert_msg(mkdir(dir, 0700) == 0 && copy_dir(snap, dir, 1) == 0,
+                  "cannot restore %s", dir);
+}
+
+unsigned long tu_crash_states(const char *dir, unsigned long nth, unsigned long max,
+                              void (*op)(void *arg),
+                              void (*check)(void *arg, const char *what), void *arg,
+                              uint64_t *count_out)
+{
+    char *scratch = tu_tmpdir(), record[4200], snap[4200];
+    snprintf(record, sizeof record, "%s/record", scratch);
+    snprintf(snap, sizeof snap, "%s/snap", scratch);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        lrvm__io_powercut_record(record);
+        lrvm__io_inject(LRVM__IO_SYNC, nth, EIO, LRVM__IO_POWERCUT);
+        op(arg);
+        _exit(0);                               /* fewer than NTH syncs */
+    }
+    int st = tu_wait(pid);
+    unsigned long checked = 0;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        tu_rmrf(scratch);
+        free(scratch);
+        return 0;
+    }
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                  "the operation failed before the power cut at sync call %lu (status %#x)",
+                  nth, st);
+    struct lrvm__crash_states *cs = lrvm__io_crash_states(record);
+    ck_assert_msg(cs != NULL, "no record of the power cut at sync call %lu", nth);
+    struct stat sb;
+    int had_dir = stat(dir, &sb) == 0;
+    ck_assert(mkdir(snap, 0700) == 0 && (!had_dir || copy_dir(dir, snap, 1) == 0));
+    uint64_t count = lrvm__io_crash_states_count(cs);
+    if (count_out != NULL)
+        *count_out = count;
+    int sampled = count > max;
+    uint64_t n = sampled ? max : count, seed = tu_test_seed();
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t index = sampled ? tu_mix64(seed ^ (nth << 32) ^ i) : i;
+        if (had_dir)
+            restore_dir(dir, snap);
+        else
+            tu_rmrf(dir);
+        ck_assert_msg(lrvm__io_crash_state_make(cs, index, sampled) == 0,
+                      "cannot make crash state %" PRIu64, index);
+        char what[200];
+        snprintf(what, sizeof what, "power cut at sync call %lu, crash state %" PRIu64
+                 " of %" PRIu64 "%s (%zu unsynced changes), LRVM_TEST_SEED=%" PRIu64,
+                 nth, index, count, sampled ? " (sampled)" : "",
+                 lrvm__io_crash_states_changes(cs), seed);
+        check(arg, what);
+        checked++;
+    }
+    if (had_dir)
+        restore_dir(dir, snap);
+    lrvm__io_crash_states_free(cs);
+    tu_rmrf(scratch);
+    free(scratch);
+    return checked;
 }

@@ -123,6 +123,23 @@ void tu_fault_disarm(void);
  * naming F, unless STATUS is a death by SIGKILL. */
 void tu_fault_died(const struct tu_fault *f, int status);
 
+/* ------------------------------------------------ the crash states
+ *
+ * Every disk state a power cut may leave, not a sample (as ALICE and
+ * CrashMonkey do for file systems): OP(ARG) runs in a child whose power
+ * fails at its NTH sync call, recording the unsynced changes; then, for
+ * each state they allow (each page of a file holding any of its unsynced
+ * versions, each other change made or not: all of them up to MAX, else
+ * MAX drawn at random), DIR is made to hold that state and CHECK(ARG,
+ * WHAT) runs, WHAT naming the case and how to replay it. Returns the
+ * states checked, or 0 when OP made fewer than NTH sync calls; *COUNT_OUT
+ * (when not NULL) gets how many states the cut allows. DIR is left as
+ * the cut left it, every change kept. */
+unsigned long tu_crash_states(const char *dir, unsigned long nth, unsigned long max,
+                              void (*op)(void *arg),
+                              void (*check)(void *arg, const char *what), void *arg,
+                              uint64_t *count_out);
+
 /* xorshift64 */
 uint64_t tu_rand(uint64_t *state);
 /* splitmix64's finalizer: a well-spread value derived from X. */
