@@ -28,6 +28,11 @@
  *   LRVM_TRACK_EXPLICIT: exactly the ranges declared with lrvm_set_range
  *   are saved and logged (classic RVM). Stores outside declared ranges are
  *   not persisted and not undone by lrvm_abort; lrvm_sync is LRVM_EMODE.
+ *   LRVM_TRACK_MPROTECT names the tracker that AUTO uses today (mprotect
+ *   and SIGSEGV); LRVM_TRACK_UFFD, userfaultfd write-protection, is
+ *   refused with LRVM_EMODE until it is built. lrvm_stats' tracking field
+ *   says which tracker a store got. LRVM_TRACKING (the classic API's
+ *   stores) takes auto, explicit, mprotect or uffd, in any case.
  *
  * Caveats
  *   C1 Auto mode owns SIGSEGV: it installs a handler through GNU
@@ -148,7 +153,17 @@ typedef struct lrvm      lrvm_t;
 typedef struct lrvm_tx   lrvm_tx_t;
 typedef struct lrvm_heap lrvm_heap_t;
 
-enum { LRVM_TRACK_AUTO = 0, LRVM_TRACK_EXPLICIT = 1 };
+enum {
+    LRVM_TRACK_AUTO = 0,        /* automatic capture by the best tracker this
+                                   process may use: today LRVM_TRACK_MPROTECT */
+    LRVM_TRACK_EXPLICIT = 1,    /* lrvm_set_range declares every change */
+    LRVM_TRACK_UFFD = 2,        /* automatic capture by userfaultfd
+                                   write-protection, async mode (Linux 6.7+):
+                                   not yet built; lrvm_open refuses it with
+                                   LRVM_EMODE (doc/architecture.md, "The
+                                   userfaultfd tracker", says what is planned) */
+    LRVM_TRACK_MPROTECT = 3     /* automatic capture by mprotect and SIGSEGV */
+};
 
 /* Flags of lrvm_commit. */
 enum { LRVM_NO_FLUSH = 1 };
@@ -378,6 +393,8 @@ typedef struct lrvm_stats {
     uint64_t log_records, fsyncs, truncations;
     uint64_t log_size;               /* end of the log in use: just past the header and the
                                         last record; the header alone after truncation */
+    int      tracking;               /* the tracker the store uses: LRVM_TRACK_EXPLICIT,
+                                        _MPROTECT or _UFFD, never _AUTO */
 } lrvm_stats_t;
 
 /* lrvm_stats -- copy the store's counters. Errors: LRVM_EINVAL. */

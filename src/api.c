@@ -96,9 +96,10 @@ int lrvm__open_discarding(const char *dir, const lrvm_options_t *opts, uint64_t 
         return LRVM_EINVAL;
     if (opts != NULL)
         o = *opts;
-    const struct lrvm__tracker *tracker = lrvm__track_choose(o.tracking);
-    if (tracker == NULL)
-        return LRVM_EINVAL;
+    const struct lrvm__tracker *tracker;
+    rc = lrvm__track_choose(o.tracking, &tracker);
+    if (rc < 0)
+        return rc;
     /* Options are honoured or refused, never changed. */
     if (o.log_buffer_size != 0 &&
         (o.log_buffer_size < MIN_LOG_BUFFER || o.log_buffer_size > MAX_LOG_BUFFER))
@@ -251,6 +252,7 @@ int lrvm_stats(lrvm_t *s, lrvm_stats_t *out)
     out->log_size = lrvm__log_size(&s->log);
     out->faults = atomic_load(&s->faults);
     out->pages_captured = atomic_load(&s->captured);
+    out->tracking = s->tracker->mode;
     pthread_mutex_unlock(&s->mu);
     return 0;
 }

@@ -97,12 +97,21 @@ rvm_t rvm_init(const char *directory)
 
     /* LRVM_TRACKING takes the names in any case; anything else is refused,
      * never taken for the default. */
+    static const struct { const char *name; int mode; } modes[] = {
+        { "auto", LRVM_TRACK_AUTO }, { "explicit", LRVM_TRACK_EXPLICIT },
+        { "uffd", LRVM_TRACK_UFFD }, { "mprotect", LRVM_TRACK_MPROTECT },
+    };
     const char *mode = getenv("LRVM_TRACKING");
-    if (mode != NULL && strcasecmp(mode, "explicit") == 0) {
-        opts.tracking = LRVM_TRACK_EXPLICIT;
-    } else if (mode != NULL && mode[0] != '\0' && strcasecmp(mode, "auto") != 0) {
-        LRVM__TRACE("LRVM_TRACKING=%s: not one of auto, explicit (in any case): refused", mode);
+    if (mode != NULL && mode[0] != '\0') {
         rc = LRVM_EINVAL;
+        for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+            if (strcasecmp(mode, modes[i].name) == 0) {
+                opts.tracking = modes[i].mode;
+                rc = 0;
+            }
+        if (rc != 0)
+            LRVM__TRACE("LRVM_TRACKING=%s: not one of auto, explicit, uffd, mprotect "
+                        "(in any case): refused", mode);
     }
     if (rc == 0)
         rc = lrvm_open(directory, &opts, &s);

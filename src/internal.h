@@ -566,8 +566,9 @@ struct lrvm__tracker {
 };
 extern const struct lrvm__tracker lrvm__track_explicit;
 extern const struct lrvm__tracker lrvm__track_mprotect;
-/* The tracker for lrvm_options.tracking MODE, or NULL (LRVM_EINVAL). */
-const struct lrvm__tracker *lrvm__track_choose(int mode);
+/* The tracker for lrvm_options.tracking MODE in *OUT: 0, LRVM_EINVAL
+ * (no such mode) or LRVM_EMODE (a mode this build or kernel cannot serve). */
+int lrvm__track_choose(int mode, const struct lrvm__tracker **out);
 
 /* Capture the pages of [addr, addr+len) that lie in a tracked segment,
  * before the kernel writes there (the read() wrappers). */

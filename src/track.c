@@ -8,11 +8,16 @@
  */
 #include "internal.h"
 
-const struct lrvm__tracker *lrvm__track_choose(int mode)
+int lrvm__track_choose(int mode, const struct lrvm__tracker **out)
 {
     switch (mode) {
-    case LRVM_TRACK_AUTO:     return &lrvm__track_mprotect;
-    case LRVM_TRACK_EXPLICIT: return &lrvm__track_explicit;
-    default:                  return NULL;
+    case LRVM_TRACK_AUTO:
+    case LRVM_TRACK_MPROTECT: *out = &lrvm__track_mprotect; return 0;
+    case LRVM_TRACK_EXPLICIT: *out = &lrvm__track_explicit; return 0;
+    case LRVM_TRACK_UFFD:
+        LRVM__TRACE("LRVM_TRACK_UFFD: the userfaultfd tracker is not built yet: refused");
+        return LRVM_EMODE;
+    default:
+        return LRVM_EINVAL;
     }
 }

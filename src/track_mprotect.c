@@ -755,7 +755,7 @@ static void mp_check(lrvm_t *s, lrvm_tx_t *tx)
 
 const struct lrvm__tracker lrvm__track_mprotect = {
     .name = "mprotect",
-    .mode = LRVM_TRACK_AUTO,
+    .mode = LRVM_TRACK_MPROTECT,
     .ambient = 1,
     .owner_fast = 0,
     .attach = mp_attach,

@@ -231,7 +231,43 @@ START_TEST(test_hostile_tracking_env_any_case_or_refused)
     setenv("LRVM_TRACKING", "explicitly", 1);
     ck_assert_ptr_null(rvm_init(tu_dir));
     ck_assert_int_eq(lrvm_last_error(), LRVM_EINVAL);
+    setenv("LRVM_TRACKING", "Mprotect", 1);
+    ck_assert_ptr_nonnull(r = rvm_init(tu_dir));
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(r, &st), 0);
+    ck_assert_int_eq(st.tracking, LRVM_TRACK_MPROTECT);
+    ck_assert_int_eq(lrvm_close(r), 0);
+    setenv("LRVM_TRACKING", "uffd", 1);                   /* named, not built yet */
+    ck_assert_ptr_null(rvm_init(tu_dir));
+    ck_assert_int_eq(lrvm_last_error(), LRVM_EMODE);
     unsetenv("LRVM_TRACKING");
+}
+END_TEST
+
+/* Each tracking mode is honoured or refused, and lrvm_stats names the
+ * tracker a store got: automatic capture is the mprotect tracker's
+ * until the userfaultfd tracker lands, which is refused meanwhile. */
+START_TEST(test_hostile_tracking_modes_honoured_or_refused)
+{
+    static const struct { int mode, rc, tracker; } cases[] = {
+        { LRVM_TRACK_AUTO, 0, LRVM_TRACK_MPROTECT },
+        { LRVM_TRACK_EXPLICIT, 0, LRVM_TRACK_EXPLICIT },
+        { LRVM_TRACK_MPROTECT, 0, LRVM_TRACK_MPROTECT },
+        { LRVM_TRACK_UFFD, LRVM_EMODE, 0 },
+        { 4, LRVM_EINVAL, 0 },
+        { -1, LRVM_EINVAL, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lrvm_options_t o = { .tracking = cases[i].mode };
+        lrvm_t *s = NULL;
+        ck_assert_int_eq(lrvm_open(tu_dir, &o, &s), cases[i].rc);
+        if (cases[i].rc != 0)
+            continue;
+        lrvm_stats_t st;
+        ck_assert_int_eq(lrvm_stats(s, &st), 0);
+        ck_assert_int_eq(st.tracking, cases[i].tracker);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
 }
 END_TEST
 
@@ -417,6 +453,7 @@ int main(void)
     tcase_add_test(tc, test_hostile_missing_parent_says_so);
     tcase_add_test(tc, test_hostile_control_characters_in_names);
     tcase_add_test(tc, test_hostile_tracking_env_any_case_or_refused);
+    tcase_add_test(tc, test_hostile_tracking_modes_honoured_or_refused);
     tcase_add_test(tc, test_hostile_lrvmutl_follows_the_same_rules);
     tcase_add_test(tc, test_hostile_thread_blocking_sigsegv_cannot_map_in_auto_mode);
     tcase_add_test(tc, test_hostile_unmapped_page_fails_the_commit);

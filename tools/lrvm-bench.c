@@ -378,6 +378,23 @@ static void make_root(struct bench *b)
     b->root_made = 1;
 }
 
+/* The tracker automatic capture gets in this process (lrvm_stats says,
+ * of a store opened in auto mode under ROOT). */
+static const char *auto_tracker(const char *root)
+{
+    char dir[PATH_LEN];
+    lrvm_t *s;
+    lrvm_stats_t st = { 0 };
+    snprintf(dir, sizeof dir, "%s/tracker", root);
+    if (lrvm_open(dir, NULL, &s) != 0)
+        return "unknown";
+    int rc = lrvm_stats(s, &st);
+    lrvm_close(s);
+    bench_rm_rf(dir);
+    return rc != 0 ? "unknown" : st.tracking == LRVM_TRACK_UFFD ? "uffd"
+                               : st.tracking == LRVM_TRACK_MPROTECT ? "mprotect" : "other";
+}
+
 /* What is run, and where: to stdout, or with --csv to stderr. */
 static void print_header(const struct bench *b)
 {
@@ -396,7 +413,8 @@ static void print_header(const struct bench *b)
                 fprintf(info, " %s", part_names[p]);
         fprintf(info, "\n");
     }
-    fprintf(info, "stores in %s (%s)\n\n", b->root, fs_name(b->root));
+    fprintf(info, "stores in %s (%s); auto mode's tracker: %s\n\n", b->root,
+            fs_name(b->root), auto_tracker(b->root));
     fflush(info);
     bench_progress("lrvm-bench: working in %s", b->root);
 }
