@@ -142,7 +142,7 @@ extern "C" {
 /* The version of this header; configure.ac takes the package's version
  * from these lines, and the library's soname from the major number. */
 #define LRVM_VERSION_MAJOR 0
-#define LRVM_VERSION_MINOR 2
+#define LRVM_VERSION_MINOR 3
 #define LRVM_VERSION_PATCH 0
 
 /* lrvm_version -- "MAJOR.MINOR.PATCH" of the library the program runs on,
@@ -397,7 +397,10 @@ typedef struct lrvm_stats {
                                         _MPROTECT or _UFFD, never _AUTO */
 } lrvm_stats_t;
 
-/* lrvm_stats -- copy the store's counters. Errors: LRVM_EINVAL. */
+/* lrvm_stats -- copy the store's counters. Errors: LRVM_EINVAL. The
+ * struct grows at its end between minor versions while the major version
+ * is 0 (0.3.0 added tracking): rebuild programs against the lrvm.h of the
+ * library they run on. */
 int lrvm_stats(lrvm_t *rvm, lrvm_stats_t *out);
 
 /* lrvm_strerror -- the message of an LRVM_E* code ("unknown error" else). */
