@@ -19,23 +19,30 @@
  *   - All calls on one store are thread-safe.
  *
  * Tracking modes
- *   LRVM_TRACK_AUTO (the default): segments are mapped read-only; the
- *   first store to a page faults, and lrvm saves the page and makes it
- *   writable. Commit logs only the bytes that changed. No declaration is
- *   needed; lrvm_set_range only captures pages early (no fault).
- *   Stores outside every transaction belong to the store's ambient epoch,
- *   committed atomically by lrvm_sync (failure-atomic msync).
+ *   LRVM_TRACK_AUTO (the default): every store into a segment is captured
+ *   by the kernel's write protection, and commit logs only the bytes that
+ *   changed. No declaration is needed; lrvm_set_range is allowed and
+ *   changes nothing. Stores outside every transaction belong to the
+ *   store's ambient epoch, committed atomically by lrvm_sync
+ *   (failure-atomic msync). AUTO takes the best tracker this process may
+ *   use:
+ *   LRVM_TRACK_UFFD: userfaultfd write-protection in async mode (Linux 6.7
+ *   and later, with PAGEMAP_SCAN): the kernel marks each page written,
+ *   with no signal; commit lists the written pages, compares them with
+ *   the segment's committed image and protects them again in one call.
+ *   Refused with LRVM_EMODE where the kernel or the process lacks it.
+ *   LRVM_TRACK_MPROTECT: segments are mapped read-only; the first store to
+ *   a page faults (SIGSEGV), and lrvm saves the page and makes it writable
+ *   (lrvm_set_range captures pages early, without the fault). C1 applies.
  *   LRVM_TRACK_EXPLICIT: exactly the ranges declared with lrvm_set_range
  *   are saved and logged (classic RVM). Stores outside declared ranges are
  *   not persisted and not undone by lrvm_abort; lrvm_sync is LRVM_EMODE.
- *   LRVM_TRACK_MPROTECT names the tracker that AUTO uses today (mprotect
- *   and SIGSEGV); LRVM_TRACK_UFFD, userfaultfd write-protection, is
- *   refused with LRVM_EMODE until it is built. lrvm_stats' tracking field
- *   says which tracker a store got. LRVM_TRACKING (the classic API's
- *   stores) takes auto, explicit, mprotect or uffd, in any case.
+ *   lrvm_stats' tracking field says which tracker a store got.
+ *   LRVM_TRACKING (the classic API's stores) takes auto, explicit, uffd or
+ *   mprotect, in any case.
  *
  * Caveats
- *   C1 Auto mode owns SIGSEGV: it installs a handler through GNU
+ *   C1 The mprotect tracker owns SIGSEGV: it installs a handler through GNU
  *      libsigsegv, which replaces any SIGSEGV handler the program set.
  *      Faults that are not first stores to a tracked page are declined and
  *      kill the program as they would without lrvm. A thread that blocks
@@ -103,11 +110,16 @@
  *      process in.
  *   C11 Mappings changed by the program: a segment's pages belong to lrvm
  *      while the segment is mapped. If the program unmaps a page that a
- *      transaction wrote, its commit fails with LRVM_EFAULT (the store
- *      stays usable; abort restores what is still mapped). A program's own
- *      mprotect(PROT_WRITE) or MAP_FIXED over a segment is not detected:
- *      stores to such pages are not captured and are silently lost, and a
- *      page the program made PROT_NONE kills it when lrvm reads it.
+ *      transaction wrote (the mprotect tracker), or any page of a segment
+ *      (the userfaultfd tracker, which cannot tell whether it was
+ *      written), the next commit of it fails with LRVM_EFAULT (the store
+ *      stays usable; abort restores what is still mapped; later commits
+ *      go on with what is mapped). A MAP_FIXED over a segment fails every
+ *      commit of it with LRVM_EFAULT under the userfaultfd tracker; under
+ *      the mprotect tracker, it and the program's own mprotect(PROT_WRITE)
+ *      are not detected: stores to such pages are not captured and are
+ *      silently lost, and a page the program made PROT_NONE kills it when
+ *      lrvm reads it.
  *   C12 A full disk: lrvm reserves a segment file's blocks when lrvm_map
  *      (or lrvm_heap_open) creates or grows it, so a segment larger than
  *      the free space fails there with LRVM_ENOSPC, and no later commit,
@@ -154,15 +166,12 @@ typedef struct lrvm_tx   lrvm_tx_t;
 typedef struct lrvm_heap lrvm_heap_t;
 
 enum {
-    LRVM_TRACK_AUTO = 0,        /* automatic capture by the best tracker this
-                                   process may use: today LRVM_TRACK_MPROTECT */
+    LRVM_TRACK_AUTO = 0,        /* automatic capture: UFFD where the kernel
+                                   offers it to this process, else MPROTECT */
     LRVM_TRACK_EXPLICIT = 1,    /* lrvm_set_range declares every change */
-    LRVM_TRACK_UFFD = 2,        /* automatic capture by userfaultfd
-                                   write-protection, async mode (Linux 6.7+):
-                                   not yet built; lrvm_open refuses it with
-                                   LRVM_EMODE (doc/architecture.md, "The
-                                   userfaultfd tracker", says what is planned) */
-    LRVM_TRACK_MPROTECT = 3     /* automatic capture by mprotect and SIGSEGV */
+    LRVM_TRACK_UFFD = 2,        /* userfaultfd write-protection, async mode
+                                   (Linux 6.7+); LRVM_EMODE where missing */
+    LRVM_TRACK_MPROTECT = 3     /* mprotect and SIGSEGV (caveat C1) */
 };
 
 /* Flags of lrvm_commit. */

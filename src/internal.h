@@ -188,8 +188,10 @@ struct lrvm__seg {
     lrvm_tx_t      *sg_tx;      /* open transaction that holds it, or NULL;
                                    tx.c writes it, the trackers and heap.c read it */
 
-    /* The mprotect tracker's (track_mprotect.c). The fault handler reads
-     * and writes only the fields marked (H), lock-free. */
+    /* The automatic trackers' (track_mprotect.c, track_uffd.c: a store has
+     * one). The mprotect tracker's fault handler reads and writes only the
+     * fields marked (H), lock-free. The userfaultfd tracker gives sg_shadow,
+     * sg_state and sg_dirty the meanings its file says, and uses sg_undo. */
     size_t                  sg_npages;
     _Atomic unsigned char  *sg_state;    /* (H) LRVM__PG_* per page */
     unsigned char          *sg_shadow;   /* (H) before-images, page i at i*page */
@@ -201,6 +203,11 @@ struct lrvm__seg {
     _Atomic int             sg_capturing;/* (H) captures under way */
     struct lrvm__stash_run *sg_stash;    /* ambient runs set aside by begin */
     size_t                  sg_nstash, sg_stash_cap;
+    unsigned char          *sg_undo;     /* uffd: images replaced by a commit */
+    size_t                  sg_undo_cap; /* uffd: pages sg_undo has room for */
+    size_t                  sg_undo_n;   /* uffd: pages it holds (track_uffd.c I3) */
+    long                    sg_uffd_pid; /* uffd: the process it is registered in */
+    int                     sg_hole_told;/* uffd: a commit failed for an unmapped page */
 };
 
 /* Page states of automatic capture. */
@@ -525,6 +532,24 @@ struct lrvm__range {
 typedef int lrvm__emit_fn(void *arg, struct lrvm__seg *seg, size_t off, const void *src,
                           size_t len);
 
+/* pagediff.c: what the automatic trackers share. A changed run of LEN
+ * bytes at OFF of SEG. */
+typedef int lrvm__run_fn(void *arg, struct lrvm__seg *seg, size_t off, size_t len);
+/* The changed runs of the LEN bytes NOW against their image WAS, which
+ * lie at OFF of SEG (runs closer than a few bytes are joined). */
+int  lrvm__page_diff(struct lrvm__seg *seg, size_t off, const unsigned char *now,
+                     const unsigned char *was, size_t len, lrvm__run_fn *fn, void *arg);
+/* A run_fn: set aside a copy of SEG's bytes [off, off+len) (sg_stash). */
+int  lrvm__stash_add(void *arg, struct lrvm__seg *seg, size_t off, size_t len);
+/* Drop SEG's set-aside runs past the first KEEP; free them all. */
+void lrvm__stash_drop(struct lrvm__seg *seg, size_t keep);
+void lrvm__stash_free(struct lrvm__seg *seg);
+/* Emit every set-aside run of S's segments (a sync's first records). */
+int  lrvm__stash_emit(lrvm_t *s, lrvm__emit_fn *emit, void *arg);
+/* The transaction that held SEG committed: its runs take the bytes now
+ * in memory, which are committed (track_mprotect.c I4). */
+void lrvm__stash_refresh(struct lrvm__seg *seg);
+
 /*
  * A tracker: how a store learns what a transaction (or the ambient epoch)
  * changed. Chosen at lrvm_open; tx.c drives it, and nothing else calls it.
@@ -566,6 +591,12 @@ struct lrvm__tracker {
 };
 extern const struct lrvm__tracker lrvm__track_explicit;
 extern const struct lrvm__tracker lrvm__track_mprotect;
+extern const struct lrvm__tracker lrvm__track_uffd;
+/* Does the kernel give this process userfaultfd write-protection in async
+ * mode and PAGEMAP_SCAN? Asked once. */
+int lrvm__uffd_usable(void);
+/* Test hook: non-zero makes lrvm__uffd_usable say no (the fallback). */
+extern int lrvm__uffd_disabled;
 /* The tracker for lrvm_options.tracking MODE in *OUT: 0, LRVM_EINVAL
  * (no such mode) or LRVM_EMODE (a mode this build or kernel cannot serve). */
 int lrvm__track_choose(int mode, const struct lrvm__tracker **out);

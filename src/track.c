@@ -12,10 +12,17 @@ int lrvm__track_choose(int mode, const struct lrvm__tracker **out)
 {
     switch (mode) {
     case LRVM_TRACK_AUTO:
+        *out = lrvm__uffd_usable() ? &lrvm__track_uffd : &lrvm__track_mprotect;
+        return 0;
     case LRVM_TRACK_MPROTECT: *out = &lrvm__track_mprotect; return 0;
     case LRVM_TRACK_EXPLICIT: *out = &lrvm__track_explicit; return 0;
     case LRVM_TRACK_UFFD:
-        LRVM__TRACE("LRVM_TRACK_UFFD: the userfaultfd tracker is not built yet: refused");
+        if (lrvm__uffd_usable()) {
+            *out = &lrvm__track_uffd;
+            return 0;
+        }
+        LRVM__TRACE("LRVM_TRACK_UFFD: this kernel or process offers no userfaultfd "
+                    "write-protection in async mode with PAGEMAP_SCAN (Linux 6.7+): refused");
         return LRVM_EMODE;
     default:
         return LRVM_EINVAL;

@@ -31,7 +31,7 @@
  *                                       store faults (no new copy)   tx still open
  *
  * Commit compares each dirty page with its before-image and logs only the
- * changed byte runs (runs closer than MERGE_GAP bytes are merged). A
+ * changed byte runs (lrvm__page_diff). A
  * flushed commit seals its pages while the disk writes the records, so
  * the re-protect overlaps the wait for the disk; a sync seals the
  * ambient pages before it reads them, because other threads may go on
@@ -73,7 +73,6 @@
 #define MAX_AREAS   1024
 #define BLOCK_PAGES 64           /* capture unit when mappings run short */
 #define AHEAD_MAX   16           /* pages a sequential writer is captured ahead */
-#define MERGE_GAP   8            /* equal bytes that still join two changed runs */
 #define RETRY_LIMIT 10000000L    /* consecutive faults on one DIRTY page */
 
 /* ------------------------------------------------- the tracked areas */
@@ -377,13 +376,6 @@ fail:
     return rc;
 }
 
-static void stash_clear(struct lrvm__seg *seg)
-{
-    for (size_t i = 0; i < seg->sg_nstash; i++)
-        free(seg->sg_stash[i].sr_data);
-    seg->sg_nstash = 0;
-}
-
 static void mp_detach(lrvm_t *s, struct lrvm__seg *seg)
 {
     (void)s;
@@ -402,8 +394,7 @@ static void mp_detach(lrvm_t *s, struct lrvm__seg *seg)
         munmap(seg->sg_shadow, seg->sg_maplen);
     free(seg->sg_state);
     free(seg->sg_dirty);
-    stash_clear(seg);
-    free(seg->sg_stash);
+    lrvm__stash_free(seg);
     seg->sg_shadow = NULL;
     seg->sg_state = NULL;
     seg->sg_dirty = NULL;
@@ -413,35 +404,12 @@ static void mp_detach(lrvm_t *s, struct lrvm__seg *seg)
 /* ------------------------------------------------- diff and re-protect */
 
 /* Feed the changed runs of dirty page P of SEG to FN. */
-static int diff_page(struct lrvm__seg *seg, size_t p,
-                     int (*fn)(void *arg, struct lrvm__seg *seg, size_t off, size_t len),
-                     void *arg)
+static int diff_page(struct lrvm__seg *seg, size_t p, lrvm__run_fn *fn, void *arg)
 {
-    const unsigned char *now = seg->sg_base + p * page_size;
-    const unsigned char *was = seg->sg_shadow + p * page_size;
     size_t len = seg->sg_size - p * page_size;
-    if (len > page_size)
-        len = page_size;
-    size_t i = 0;
-    while (i < len) {
-        if (i + 64 <= len && memcmp(now + i, was + i, 64) == 0) {
-            i += 64;
-            continue;
-        }
-        if (now[i] == was[i]) {
-            i++;
-            continue;
-        }
-        size_t start = i, last = i;
-        for (size_t j = i + 1; j < len && j - last <= MERGE_GAP; j++)
-            if (now[j] != was[j])
-                last = j;
-        int rc = fn(arg, seg, p * page_size + start, last + 1 - start);
-        if (rc < 0)
-            return rc;
-        i = last + 1;
-    }
-    return 0;
+    return lrvm__page_diff(seg, p * page_size, seg->sg_base + p * page_size,
+                           seg->sg_shadow + p * page_size, len > page_size ? page_size : len,
+                           fn, arg);
 }
 
 struct emit_to {
@@ -556,30 +524,6 @@ static void unseal(struct lrvm__seg *seg)
 
 /* ------------------------------------------------- ambient set-aside */
 
-/* A copy of the LEN bytes at OFF in SEG (malloc'ed), or NULL. */
-static unsigned char *copy_out(const struct lrvm__seg *seg, size_t off, size_t len)
-{
-    unsigned char *data = malloc(len);
-    if (data != NULL)
-        memcpy(data, seg->sg_base + off, len);
-    return data;
-}
-
-static int stash_add(void *arg, struct lrvm__seg *seg, size_t off, size_t len)
-{
-    (void)arg;
-    struct lrvm__stash_run *r = lrvm__room_for(seg->sg_stash, seg->sg_nstash,
-                                                &seg->sg_stash_cap, sizeof *r);
-    if (r == NULL)
-        return LRVM_ENOMEM;
-    seg->sg_stash = r;
-    unsigned char *data = copy_out(seg, off, len);
-    if (data == NULL)
-        return LRVM_ENOMEM;
-    seg->sg_stash[seg->sg_nstash++] = (struct lrvm__stash_run){ off, len, data };
-    return 0;
-}
-
 static int mp_begin(lrvm_tx_t *tx)
 {
     for (int i = 0; i < tx->tx_nsegs; i++) {
@@ -589,12 +533,11 @@ static int mp_begin(lrvm_tx_t *tx)
         seal(seg);
         size_t n = atomic_load(&seg->sg_ndirty);
         for (size_t k = 0; k < n; k++) {
-            int rc = diff_page(seg, seg->sg_dirty[k], stash_add, NULL);
+            int rc = diff_page(seg, seg->sg_dirty[k], lrvm__stash_add, NULL);
             if (rc < 0) {
                 /* The pages stay ambient and dirty: drop the runs set
                  * aside from them (keeps I4). */
-                while (seg->sg_nstash > had)
-                    free(seg->sg_stash[--seg->sg_nstash].sr_data);
+                lrvm__stash_drop(seg, had);
                 unseal(seg);
                 return rc;
             }
@@ -653,15 +596,9 @@ static int mp_commit_start(lrvm_t *s, lrvm_tx_t *tx)
 static int mp_redo(lrvm_t *s, lrvm_tx_t *tx, lrvm__emit_fn *emit, void *arg)
 {
     struct emit_to to = { emit, arg };
-    for (size_t i = 0; tx == NULL && i < s->nsegs; i++) {
-        struct lrvm__seg *seg = s->segs[i];
-        for (size_t k = 0; k < seg->sg_nstash; k++) {
-            struct lrvm__stash_run *r = &seg->sg_stash[k];
-            int rc = emit(arg, seg, r->sr_off, r->sr_data, r->sr_len);
-            if (rc < 0)
-                return rc;
-        }
-    }
+    int rc = tx == NULL ? lrvm__stash_emit(s, emit, arg) : 0;
+    if (rc < 0)
+        return rc;
     struct lrvm__seg *seg;
     EPOCH_FOR_EACH(s, tx, i, seg) {
         int rc = emit_dirty_pages(seg, &to);
@@ -685,14 +622,12 @@ static void mp_committed(lrvm_t *s, lrvm_tx_t *tx)
 {
     if (tx == NULL) {
         for (size_t i = 0; i < s->nsegs; i++)
-            stash_clear(s->segs[i]);
+            lrvm__stash_drop(s->segs[i], 0);
     }
     struct lrvm__seg *seg;
     EPOCH_FOR_EACH(s, tx, i, seg) {
-        for (size_t k = 0; tx != NULL && k < seg->sg_nstash; k++) {     /* keeps I4 */
-            struct lrvm__stash_run *r = &seg->sg_stash[k];
-            memcpy(r->sr_data, seg->sg_base + r->sr_off, r->sr_len);
-        }
+        if (tx != NULL)
+            lrvm__stash_refresh(seg);                                   /* keeps I4 */
         settle(seg);
     }
 }

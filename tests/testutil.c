@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 #include "faultio.h"
+#include "internal.h"
 
 #include <check.h>
 
@@ -450,4 +451,31 @@ unsigned long tu_crash_states(const char *dir, unsigned long nth, unsigned long 
     tu_rmrf(scratch);
     free(scratch);
     return checked;
+}
+
+/* ------------------------------------------------------ the trackers */
+
+/* LRVM_TEST_NO_UFFD=1: every suite runs as on a kernel without
+ * userfaultfd write-protection, so that AUTO falls back to mprotect. */
+__attribute__((constructor)) static void tu_tracker_env(void)
+{
+    const char *e = getenv("LRVM_TEST_NO_UFFD");
+    if (e != NULL && strcmp(e, "1") == 0)
+        lrvm__uffd_disabled = 1;
+}
+
+int tu_auto_tracker(void)
+{
+    static int tracker;
+    if (tracker == 0) {
+        char *dir = tu_tmpdir();
+        lrvm_t *s;
+        lrvm_stats_t st;
+        if (lrvm_open(dir, NULL, &s) != 0 || lrvm_stats(s, &st) != 0 || lrvm_close(s) != 0)
+            abort();
+        tu_rmrf(dir);
+        free(dir);
+        tracker = st.tracking;
+    }
+    return tracker;
 }

@@ -77,6 +77,11 @@ lrvm_t *tu_open(const char *dir, const lrvm_options_t *o);
  * log (0: the default). */
 lrvm_t *tu_open_mode(int tracking, size_t threshold);
 
+/* The tracker LRVM_TRACK_AUTO gets in this process: LRVM_TRACK_UFFD where
+ * the kernel offers it, else LRVM_TRACK_MPROTECT (asked of a scratch store
+ * once; LRVM_TEST_NO_UFFD=1 in the environment forces the fallback). */
+int tu_auto_tracker(void);
+
 /* lrvm_map that fails the test (Check) when the map fails. */
 void *tu_map(lrvm_t *s, const char *name, size_t size);
 

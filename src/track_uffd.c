@@ -1,0 +1,590 @@
+/*
+ * track_uffd.c -- the userfaultfd tracker: automatic capture by
+ * userfaultfd write-protection in async mode (Linux 6.7 and later), read
+ * back with the PAGEMAP_SCAN ioctl.
+ *
+ * Owns: the process's userfaultfd and /proc/self/pagemap descriptors, and
+ * for each segment its image (sg_shadow), the list of pages found written
+ * (sg_state, sg_dirty) and the images a commit replaced (sg_undo). Never:
+ * raises or handles a signal; holds a byte of the image that is not the
+ * epoch's starting state once a commit or abort has ended.
+ *
+ * Each segment is registered for write-protection in async mode and
+ * protected whole. The kernel resolves the first store to a protected
+ * page by itself, with no message, and marks the page written; a kernel
+ * write into the page (read(2) into a segment) is resolved the same way.
+ * A scan (PAGEMAP_SCAN with PM_SCAN_WP_MATCHING) lists the written pages
+ * of a segment and protects them again in one call; the pages it finds go
+ * on the segment's list once (sg_state[p] 1, p in sg_dirty).
+ *
+ * No message means no moment to copy a before-image, so each segment
+ * keeps its image instead: a second MAP_PRIVATE mapping of its file, which
+ * costs nothing for a page until the first commit that changes it
+ * (lrvm_map truncates first, so the file holds every committed byte). The
+ * image holds the page as the epoch that owns it began: what is
+ * committed, plus the ambient runs lrvm_begin set aside when a transaction
+ * took the segment. Commit scans the epoch's segments, saves the listed
+ * pages' images (sg_undo), copies each page into the image and logs the
+ * runs in which the new image differs from the saved one (from the image:
+ * other threads may go on storing into an ambient page meanwhile, and the
+ * log must hold exactly the bytes the image now has). A commit that fails
+ * puts the saved images back; abort copies the images of the listed pages
+ * back into the segment and scans again, to protect them.
+ *
+ * Invariants
+ *   I1 A page that differs from its image is written since the last scan
+ *      (the kernel marks it) or on its segment's list.
+ *   I2 The list holds each page once, and sg_state marks exactly the
+ *      listed pages.
+ *   I3 sg_undo holds sg_undo_n saved images only between a commit's redo
+ *      and its end (committed or commit_failed).
+ *   I4 A segment registered in another process (a child of fork inherits
+ *      no registration) lists every page before its next use: the child's
+ *      stores until then were not tracked.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* The kernel's UAPI names that older headers lack (Linux 6.7). */
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+#ifndef PAGEMAP_SCAN
+struct page_region {
+    uint64_t start, end, categories;
+};
+struct pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN          _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_WRITTEN       (1 << 1)
+#define PM_SCAN_WP_MATCHING   (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#endif
+
+#define SCAN_VEC 64              /* regions one scan call returns at most */
+
+/* The process's descriptors, opened again in a child of fork. */
+static pthread_mutex_t uf_mu = PTHREAD_MUTEX_INITIALIZER;
+static int             uf_fd = -1, pm_fd = -1;
+static long            uf_pid;
+static size_t          page_size;
+
+int lrvm__uffd_disabled;
+
+/* A userfaultfd with write-protection in async mode, or -1: as a user
+ * (kernel faults need no privilege here), then with every right the
+ * process has, then through /dev/userfaultfd where it is readable. */
+static int uffd_new(void)
+{
+    static const int tries[] = { UFFD_USER_MODE_ONLY, 0 };
+    int fd = -1;
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0] && fd < 0; i++)
+        fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | tries[i]);
+    if (fd < 0) {
+        int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+        if (dev >= 0) {
+            fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+            close(dev);
+        }
+    }
+    if (fd < 0)
+        return -1;
+    struct uffdio_api api = {
+        .api = UFFD_API,
+        .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED,
+    };
+    if (ioctl(fd, UFFDIO_API, &api) != 0 || !(api.features & UFFD_FEATURE_WP_ASYNC)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The descriptors of this process; 0, or LRVM_EMODE. Called with uf_mu. */
+static int uf_open_locked(void)
+{
+    long pid = (long)getpid();
+    if (uf_pid == pid)
+        return uf_fd >= 0 ? 0 : LRVM_EMODE;
+    if (uf_fd >= 0)
+        close(uf_fd);                   /* the parent's, inherited */
+    if (pm_fd >= 0)
+        close(pm_fd);
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    uf_pid = pid;
+    uf_fd = uffd_new();
+    pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (uf_fd < 0 || pm_fd < 0) {
+        if (uf_fd >= 0)
+            close(uf_fd);
+        if (pm_fd >= 0)
+            close(pm_fd);
+        uf_fd = pm_fd = -1;
+        return LRVM_EMODE;
+    }
+    return 0;
+}
+
+static int uf_open(void)
+{
+    pthread_mutex_lock(&uf_mu);
+    int rc = uf_open_locked();
+    pthread_mutex_unlock(&uf_mu);
+    return rc;
+}
+
+/* Register [addr, addr+len) for write-protection and protect it. */
+static int protect_range(void *addr, size_t len)
+{
+    struct uffdio_register reg = {
+        .range = { (uintptr_t)addr, len }, .mode = UFFDIO_REGISTER_MODE_WP,
+    };
+    struct uffdio_writeprotect wp = {
+        .range = { (uintptr_t)addr, len }, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+    };
+    return ioctl(uf_fd, UFFDIO_REGISTER, &reg) == 0 && ioctl(uf_fd, UFFDIO_WRITEPROTECT, &wp) == 0
+               ? 0 : -1;
+}
+
+/* One scan of [start, end): the written pages' runs into V (at most
+ * SCAN_VEC), protected again; their number, and *WALKED how far it got,
+ * or -errno. */
+static long scan_call(uintptr_t start, uintptr_t end, struct page_region *v, uintptr_t *walked)
+{
+    struct pm_scan_arg a = {
+        .size = sizeof a,
+        .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+        .start = start, .end = end,
+        .vec = (uintptr_t)v, .vec_len = SCAN_VEC,
+        .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
+    };
+    long n = ioctl(pm_fd, PAGEMAP_SCAN, &a);
+    *walked = (uintptr_t)a.walk_end;
+    return n < 0 ? -errno : n;
+}
+
+/* Does the kernel give this process what the tracker needs? Asked once,
+ * of a page of its own. */
+static int probe(void)
+{
+    if (lrvm__uffd_disabled || uf_open() < 0)
+        return 0;
+    size_t len = page_size;
+    unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return 0;
+    struct page_region v[SCAN_VEC];
+    uintptr_t walked;
+    int ok = protect_range(m, len) == 0 && scan_call((uintptr_t)m, (uintptr_t)m + len, v,
+                                                     &walked) == 0;
+    m[0] = 1;                           /* the kernel resolves it and marks it */
+    ok = ok && scan_call((uintptr_t)m, (uintptr_t)m + len, v, &walked) == 1;
+    munmap(m, len);                     /* unregisters it too */
+    return ok;
+}
+
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static int            usable;
+
+static void probe_now(void)
+{
+    usable = probe();
+}
+
+int lrvm__uffd_usable(void)
+{
+    if (lrvm__uffd_disabled)
+        return 0;
+    pthread_once(&probe_once, probe_now);
+    return usable;
+}
+
+/* ------------------------------------------------- the written pages */
+
+static void list_page(struct lrvm__seg *seg, size_t p)
+{
+    if (atomic_load_explicit(&seg->sg_state[p], memory_order_relaxed) == 0) {
+        atomic_store_explicit(&seg->sg_state[p], 1, memory_order_relaxed);
+        seg->sg_dirty[atomic_fetch_add(&seg->sg_ndirty, 1)] = (uint32_t)p;
+        atomic_fetch_add(&seg->sg_store->faults, 1);
+        atomic_fetch_add(&seg->sg_store->captured, 1);
+    }
+}
+
+/* SEG is registered in this process, or made so: after a fork, every page
+ * is listed (keeps I4). */
+static int own(struct lrvm__seg *seg)
+{
+    int rc = uf_open();
+    if (rc < 0 || seg->sg_uffd_pid == uf_pid)
+        return rc;
+    if (protect_range(seg->sg_base, seg->sg_maplen) != 0) {
+        LRVM__TRACE("%s: cannot write-protect the segment in this process: %s",
+                    seg->sg_name, strerror(errno));
+        return LRVM_EMODE;
+    }
+    seg->sg_uffd_pid = uf_pid;
+    for (size_t p = 0; p < seg->sg_npages; p++)
+        list_page(seg, p);
+    return 0;
+}
+
+/* List the pages of SEG written since the last scan, and protect them. */
+static int scan(struct lrvm__seg *seg)
+{
+    int rc = own(seg);
+    if (rc < 0)
+        return rc;
+    struct page_region v[SCAN_VEC];
+    uintptr_t base = (uintptr_t)seg->sg_base, start = base, end = base + seg->sg_maplen;
+    while (start < end) {
+        uintptr_t walked;
+        long n = scan_call(start, end, v, &walked);
+        if (n < 0) {
+            /* The program mapped something else over the segment, or
+             * unprotected it (lrvm.h C11). */
+            LRVM__TRACE("%s: PAGEMAP_SCAN failed: %s", seg->sg_name, strerror((int)-n));
+            return LRVM_EFAULT;
+        }
+        for (long i = 0; i < n; i++)
+            for (uintptr_t a = v[i].start; a < v[i].end; a += page_size)
+                list_page(seg, (a - base) / page_size);
+        if (n < SCAN_VEC || walked <= start)
+            break;
+        start = walked;
+    }
+    return 0;
+}
+
+/* Is all of SEG still mapped? A program may have unmapped a page (lrvm.h
+ * C11), whose stores the scan cannot see: one msync over the segment,
+ * which looks at the mappings only. The first commit to find the hole
+ * fails with LRVM_EFAULT; later ones commit what is still mapped, as the
+ * mprotect tracker does once the pages it had captured there are gone. */
+static int page_mapped(const struct lrvm__seg *seg, size_t p)
+{
+    return msync(seg->sg_base + p * page_size, page_size, MS_ASYNC) == 0;
+}
+
+static int seg_mapped(struct lrvm__seg *seg)
+{
+    if (msync(seg->sg_base, seg->sg_maplen, MS_ASYNC) == 0)
+        return 1;
+    /* Listed pages that are gone have nothing left to read or restore. */
+    size_t n = atomic_load(&seg->sg_ndirty), kept = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t p = seg->sg_dirty[k];
+        if (page_mapped(seg, p))
+            seg->sg_dirty[kept++] = (uint32_t)p;
+        else
+            atomic_store_explicit(&seg->sg_state[p], 0, memory_order_relaxed);
+    }
+    atomic_store(&seg->sg_ndirty, kept);
+    if (seg->sg_hole_told)
+        return 1;
+    LRVM__TRACE("%s: the program unmapped part of the segment: the commit fails", seg->sg_name);
+    seg->sg_hole_told = 1;
+    return 0;
+}
+
+static void unlist_all(struct lrvm__seg *seg)
+{
+    size_t n = atomic_load(&seg->sg_ndirty);
+    for (size_t i = 0; i < n; i++)
+        atomic_store_explicit(&seg->sg_state[seg->sg_dirty[i]], 0, memory_order_relaxed);
+    atomic_store(&seg->sg_ndirty, 0);
+}
+
+/* Bytes of page P of SEG that lie in the segment. */
+static size_t page_len(const struct lrvm__seg *seg, size_t p)
+{
+    size_t len = seg->sg_size - p * page_size;
+    return len > page_size ? page_size : len;
+}
+
+/* ------------------------------------------------- segment life */
+
+static void uf_detach(lrvm_t *s, struct lrvm__seg *seg);
+
+static int uf_attach(lrvm_t *s, struct lrvm__seg *seg)
+{
+    int rc = uf_open();
+    if (rc < 0)
+        return rc;
+    seg->sg_npages = seg->sg_maplen / page_size;
+    if (seg->sg_npages > UINT32_MAX)
+        return LRVM_EINVAL;
+    seg->sg_state = calloc(seg->sg_npages, 1);
+    seg->sg_dirty = malloc(seg->sg_npages * sizeof *seg->sg_dirty);
+    seg->sg_uffd_pid = 0;
+    seg->sg_hole_told = 0;
+    rc = LRVM_ENOMEM;
+    if (seg->sg_state == NULL || seg->sg_dirty == NULL)
+        goto fail;
+    void *image;
+    if ((rc = lrvm__io_map_segment(seg->sg_fd, seg->sg_maplen, NULL, &image)) < 0)
+        goto fail;
+    seg->sg_shadow = image;
+    if (protect_range(seg->sg_base, seg->sg_maplen) != 0) {
+        LRVM__TRACE("%s: cannot write-protect the segment: %s", seg->sg_name, strerror(errno));
+        rc = LRVM_EMODE;
+        goto fail;
+    }
+    seg->sg_uffd_pid = uf_pid;
+    return 0;
+fail:
+    uf_detach(s, seg);
+    return rc;
+}
+
+static void uf_detach(lrvm_t *s, struct lrvm__seg *seg)
+{
+    (void)s;
+    if (seg->sg_uffd_pid != 0 && seg->sg_uffd_pid == uf_pid) {
+        struct uffdio_range r = { (uintptr_t)seg->sg_base, seg->sg_maplen };
+        (void)ioctl(uf_fd, UFFDIO_UNREGISTER, &r);
+    }
+    if (seg->sg_shadow != NULL)
+        lrvm__io_unmap(seg->sg_shadow, seg->sg_maplen);
+    free(seg->sg_state);
+    free(seg->sg_dirty);
+    free(seg->sg_undo);
+    lrvm__stash_free(seg);
+    seg->sg_shadow = seg->sg_undo = NULL;
+    seg->sg_state = NULL;
+    seg->sg_dirty = NULL;
+    seg->sg_undo_cap = seg->sg_undo_n = 0;
+    seg->sg_uffd_pid = 0;
+}
+
+/* ------------------------------------------------- the epochs */
+
+/* The segments an epoch's commit covers: TX's, or (TX NULL, the ambient
+ * epoch) every segment that no transaction holds; NULL for one it skips. */
+static struct lrvm__seg *epoch_seg(lrvm_t *s, lrvm_tx_t *tx, size_t i)
+{
+    if (tx != NULL)
+        return tx->tx_segs[i];
+    return s->segs[i]->sg_tx == NULL ? s->segs[i] : NULL;
+}
+
+#define EPOCH_FOR_EACH(s, tx, i, seg)                                         \
+    for (size_t i = 0; i < ((tx) != NULL ? (size_t)(tx)->tx_nsegs : (s)->nsegs); i++) \
+        if (((seg) = epoch_seg((s), (tx), i)) != NULL)
+
+/* lrvm_begin: the segments' ambient runs are set aside, and their images
+ * take them, so that the transaction's diff holds its own bytes only. */
+static int uf_begin(lrvm_tx_t *tx)
+{
+    for (int i = 0; i < tx->tx_nsegs; i++) {
+        struct lrvm__seg *seg = tx->tx_segs[i];
+        size_t had = seg->sg_nstash;
+        int rc = scan(seg);
+        if (rc == 0 && !seg_mapped(seg))
+            rc = LRVM_EFAULT;
+        size_t n = atomic_load(&seg->sg_ndirty);
+        for (size_t k = 0; k < n && rc == 0; k++) {
+            size_t p = seg->sg_dirty[k];
+            rc = lrvm__page_diff(seg, p * page_size, seg->sg_base + p * page_size,
+                                 seg->sg_shadow + p * page_size, page_len(seg, p),
+                                 lrvm__stash_add, NULL);
+        }
+        if (rc < 0) {
+            lrvm__stash_drop(seg, had);     /* the pages stay ambient and listed */
+            return rc;
+        }
+        for (size_t k = 0; k < n; k++) {
+            size_t p = seg->sg_dirty[k];
+            memcpy(seg->sg_shadow + p * page_size, seg->sg_base + p * page_size, page_len(seg, p));
+        }
+        unlist_all(seg);
+    }
+    return 0;
+}
+
+/* lrvm_set_range: every store is seen by the scan; nothing to do early. */
+static int uf_capture(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len)
+{
+    (void)tx, (void)seg, (void)off, (void)len;
+    return 0;
+}
+
+static int uf_commit_start(lrvm_t *s, lrvm_tx_t *tx)
+{
+    struct lrvm__seg *seg;
+    int rc = 0;
+    EPOCH_FOR_EACH(s, tx, i, seg) {
+        int r = scan(seg);
+        if (r == 0 && !seg_mapped(seg))
+            r = LRVM_EFAULT;
+        if (rc == 0)
+            rc = r;
+    }
+    return rc;
+}
+
+struct emit_to {
+    lrvm__emit_fn *emit;
+    void          *arg;
+};
+
+static int emit_image(void *arg, struct lrvm__seg *seg, size_t off, size_t len)
+{
+    const struct emit_to *to = arg;
+    return to->emit(to->arg, seg, off, seg->sg_shadow + off, len);
+}
+
+/* Save the listed pages' images (keeps I3), take the pages into the
+ * images, and emit where they changed. */
+static int redo_seg(struct lrvm__seg *seg, struct emit_to *to)
+{
+    size_t n = atomic_load(&seg->sg_ndirty);
+    if (n > seg->sg_undo_cap) {
+        unsigned char *u = realloc(seg->sg_undo, n * page_size);
+        if (u == NULL)
+            return LRVM_ENOMEM;
+        seg->sg_undo = u;
+        seg->sg_undo_cap = n;
+    }
+    for (size_t k = 0; k < n; k++) {
+        size_t p = seg->sg_dirty[k];
+        memcpy(seg->sg_undo + k * page_size, seg->sg_shadow + p * page_size, page_len(seg, p));
+    }
+    seg->sg_undo_n = n;
+    for (size_t k = 0; k < n; k++) {
+        size_t p = seg->sg_dirty[k];
+        unsigned char *img = seg->sg_shadow + p * page_size;
+        memcpy(img, seg->sg_base + p * page_size, page_len(seg, p));
+        int rc = lrvm__page_diff(seg, p * page_size, img, seg->sg_undo + k * page_size,
+                                 page_len(seg, p), emit_image, to);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int uf_redo(lrvm_t *s, lrvm_tx_t *tx, lrvm__emit_fn *emit, void *arg)
+{
+    struct emit_to to = { emit, arg };
+    int rc = tx == NULL ? lrvm__stash_emit(s, emit, arg) : 0;
+    struct lrvm__seg *seg;
+    EPOCH_FOR_EACH(s, tx, i, seg)
+        if (rc == 0)
+            rc = redo_seg(seg, &to);
+    return rc;
+}
+
+/* The scan protected the pages already. */
+static void uf_seal(lrvm_t *s, lrvm_tx_t *tx)
+{
+    (void)s, (void)tx;
+}
+
+static void uf_committed(lrvm_t *s, lrvm_tx_t *tx)
+{
+    if (tx == NULL)
+        for (size_t i = 0; i < s->nsegs; i++)
+            lrvm__stash_drop(s->segs[i], 0);
+    struct lrvm__seg *seg;
+    EPOCH_FOR_EACH(s, tx, i, seg) {
+        if (tx != NULL)
+            lrvm__stash_refresh(seg);
+        seg->sg_undo_n = 0;
+        unlist_all(seg);
+    }
+}
+
+/* The commit failed: the images go back to the epoch's start, and the
+ * pages stay listed, for a commit again or an abort. */
+static void uf_commit_failed(lrvm_t *s, lrvm_tx_t *tx)
+{
+    struct lrvm__seg *seg;
+    EPOCH_FOR_EACH(s, tx, i, seg) {
+        for (size_t k = 0; k < seg->sg_undo_n; k++) {
+            size_t p = seg->sg_dirty[k];
+            memcpy(seg->sg_shadow + p * page_size, seg->sg_undo + k * page_size,
+                   page_len(seg, p));
+        }
+        seg->sg_undo_n = 0;
+    }
+}
+
+/* Put back the images of every page written in TX, protect them again. */
+static void uf_abort(lrvm_tx_t *tx)
+{
+    for (int i = 0; i < tx->tx_nsegs; i++) {
+        struct lrvm__seg *seg = tx->tx_segs[i];
+        (void)scan(seg);
+        /* A page the program unmapped (C11) has nothing to restore. */
+        int whole = msync(seg->sg_base, seg->sg_maplen, MS_ASYNC) == 0;
+        size_t n = atomic_load(&seg->sg_ndirty);
+        for (size_t k = 0; k < n; k++) {
+            size_t p = seg->sg_dirty[k];
+            if (whole || page_mapped(seg, p))
+                memcpy(seg->sg_base + p * page_size, seg->sg_shadow + p * page_size,
+                       page_len(seg, p));
+        }
+        (void)scan(seg);                /* protect what the copies wrote */
+        unlist_all(seg);
+    }
+}
+
+#ifdef LRVM_DEBUG
+/* I2 for the epoch's segments. */
+static void uf_check(lrvm_t *s, lrvm_tx_t *tx)
+{
+    struct lrvm__seg *seg;
+    EPOCH_FOR_EACH(s, tx, i, seg) {
+        size_t n = atomic_load(&seg->sg_ndirty), marked = 0;
+        LRVM__ASSERT(n <= seg->sg_npages);
+        for (size_t p = 0; p < seg->sg_npages; p++)
+            marked += atomic_load(&seg->sg_state[p]) != 0;
+        LRVM__ASSERT(marked == n);
+        for (size_t k = 0; k < n; k++)
+            LRVM__ASSERT(seg->sg_dirty[k] < seg->sg_npages &&
+                         atomic_load(&seg->sg_state[seg->sg_dirty[k]]) == 1);
+        LRVM__ASSERT(seg->sg_undo_n == 0);                              /* I3 */
+    }
+}
+#endif
+
+const struct lrvm__tracker lrvm__track_uffd = {
+    .name = "uffd",
+    .mode = LRVM_TRACK_UFFD,
+    .ambient = 1,
+    .owner_fast = 0,
+    .attach = uf_attach,
+    .detach = uf_detach,
+    .begin = uf_begin,
+    .capture = uf_capture,
+    .commit_start = uf_commit_start,
+    .redo = uf_redo,
+    .seal = uf_seal,
+    .committed = uf_committed,
+    .commit_failed = uf_commit_failed,
+    .abort = uf_abort,
+#ifdef LRVM_DEBUG
+    .check = uf_check,
+#endif
+};
