@@ -552,6 +552,18 @@ START_TEST(test_crashtest_each_mode_passes)
         ck_assert_output_has(&r, "on persistent heaps");
         ck_assert_output_has(&r, "4 rounds passed");
     }
+    /* The automatic modes on the mprotect tracker too (the default is
+     * the userfaultfd tracker where the kernel offers it). */
+    for (size_t i = 1; i < 4; i++) {
+        const char *argv[] = { crashtest(), "--rounds", "4", "--max-delay-ms", "40", "--mode",
+                               modes[i], "--tracker", "mprotect", "--seed", seed, "--dir", base,
+                               NULL };
+        struct run r;
+        run_argv(&r, argv);
+        ck_assert_msg(r.status == 0, "%s, mprotect: status %d:\n%s", modes[i], r.status, r.out);
+        ck_assert_output_has(&r, "(mprotect tracker)");
+        ck_assert_output_has(&r, "4 rounds passed");
+    }
     /* A clean run removes its store. */
     ck_assert_int_eq(rmdir(base), 0);
     free(base);
@@ -587,6 +599,7 @@ START_TEST(test_crashtest_usage)
     const char *no_rounds[] = { crashtest(), "--rounds", "0", NULL };
     const char *threads_ambient[] = { crashtest(), "--threads", "2", "--mode", "ambient", NULL };
     const char *too_many[] = { crashtest(), "--threads", "17", NULL };
+    const char *bad_tracker[] = { crashtest(), "--tracker", "signals", NULL };
     struct run r;
     run_argv(&r, bad_mode);
     ck_assert_int_eq(r.status, 2);
@@ -602,6 +615,9 @@ START_TEST(test_crashtest_usage)
     run_argv(&r, too_many);
     ck_assert_int_eq(r.status, 2);
     ck_assert_output_has(&r, "--threads: 1 to 16");
+    run_argv(&r, bad_tracker);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_output_has(&r, "auto, uffd or mprotect");
 }
 END_TEST
 

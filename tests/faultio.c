@@ -295,7 +295,8 @@ static void put_str(FILE *f, const char *str)
 {
     uint32_t n = str != NULL ? (uint32_t)strlen(str) : 0;
     fwrite(&n, sizeof n, 1, f);
-    fwrite(str, 1, n, f);
+    if (n > 0)
+        fwrite(str, 1, n, f);
 }
 
 /* At the cut, when recording: write the changes to the record, then die

@@ -82,6 +82,7 @@ struct config {
     int         keep;            /* keep the store after a clean run */
     int         undeclared;      /* self-test: leave a range undeclared */
     int         heap;            /* histories on persistent heaps */
+    int         tracker;         /* LRVM_TRACK_* of the automatic modes */
 };
 
 static const char *prog = "lrvm-crashtest";
@@ -343,7 +344,7 @@ static void *run_history(void *arg)
 static void worker(const struct config *c, int fd)
 {
     lrvm_options_t o = {
-        .tracking = c->mode == MODE_EXPLICIT ? LRVM_TRACK_EXPLICIT : LRVM_TRACK_AUTO,
+        .tracking = c->mode == MODE_EXPLICIT ? LRVM_TRACK_EXPLICIT : c->tracker,
         .truncate_threshold = c->threshold,
     };
     struct history_run h[MAX_THREADS];
@@ -602,7 +603,7 @@ static void usage(FILE *o)
     fprintf(o,
             "usage: lrvm-crashtest [--rounds N | --seconds S] [--mode M] [--dir DIR] [--seed X]\n"
             "                      [--max-delay-ms MS] [--threshold BYTES] [--noflush PCT]\n"
-            "                      [--threads N] [--heap] [--keep] [--undeclared]\n"
+            "                      [--threads N] [--heap] [--tracker T] [--keep] [--undeclared]\n"
             "  --rounds N        kill the worker N times (default 100)\n"
             "  --seconds S       instead, go on for S seconds\n"
             "  --mode M          explicit (lrvm_set_range), auto (page faults), ambient\n"
@@ -620,6 +621,8 @@ static void usage(FILE *o)
             "                    commits (explicit and auto modes; at most 16; default 1)\n"
             "  --heap            each history on a persistent heap: every step frees a block\n"
             "                    and allocates another with lrvm_free and lrvm_malloc\n"
+            "  --tracker T       the automatic modes' tracker: auto (the default: uffd where\n"
+            "                    the kernel offers it), uffd or mprotect\n"
             "  --keep            keep the store after a clean run\n"
             "  --undeclared      self-test (explicit mode): leave one range of every 7th step\n"
             "                    undeclared, which the check must catch\n");
@@ -672,6 +675,16 @@ static void parse(int argc, char **argv, struct config *c, const char **base)
             if (m == 4)
                 die("--mode: explicit, auto, ambient or mixed, not %s", v);
             c->mode = (enum mode)m;
+        } else if (strcmp(opt, "--tracker") == 0) {
+            const char *v = argv[++k];
+            if (strcmp(v, "auto") == 0)
+                c->tracker = LRVM_TRACK_AUTO;
+            else if (strcmp(v, "uffd") == 0)
+                c->tracker = LRVM_TRACK_UFFD;
+            else if (strcmp(v, "mprotect") == 0)
+                c->tracker = LRVM_TRACK_MPROTECT;
+            else
+                die("--tracker: auto, uffd or mprotect, not %s", v);
         } else if (strcmp(opt, "--dir") == 0) {
             *base = argv[++k];
         } else if (strcmp(opt, "--seed") == 0) {
@@ -703,6 +716,30 @@ static void parse(int argc, char **argv, struct config *c, const char **base)
     if (c->threads > 1 && (c->mode == MODE_AMBIENT || c->mode == MODE_MIXED))
         die("--threads needs --mode explicit or auto: a sync commits the ambient stores of "
             "every thread, halfway through their steps");
+}
+
+/* The tracker the automatic modes get: named, or what AUTO chooses here
+ * (lrvm_stats says, of a scratch store). */
+static const char *tracker_name(int tracker)
+{
+    if (tracker == LRVM_TRACK_AUTO) {
+        char dir[] = "/tmp/lrvm-crashtest-probe.XXXXXX";
+        lrvm_t *s;
+        lrvm_stats_t st;
+        if (mkdtemp(dir) == NULL || lrvm_open(dir, NULL, &s) != 0)
+            return " (tracker unknown)";
+        tracker = lrvm_stats(s, &st) == 0 ? st.tracking : -1;
+        lrvm_close(s);
+        static const char *const files[] = { "lrvm.log", "lrvm.lock" };
+        for (size_t k = 0; k < 2; k++) {
+            char path[64];
+            snprintf(path, sizeof path, "%s/%s", dir, files[k]);
+            unlink(path);
+        }
+        rmdir(dir);
+    }
+    return tracker == LRVM_TRACK_UFFD ? " (uffd tracker)"
+         : tracker == LRVM_TRACK_MPROTECT ? " (mprotect tracker)" : " (tracker unknown)";
 }
 
 static void remove_store(const char *dir, const struct config *c)
@@ -749,8 +786,9 @@ int main(int argc, char **argv)
     }
     double *recover_secs = NULL;
     size_t nrec = 0, cap = 0;
-    printf("%s: mode %s, %d histor%s%s, seed %" PRIu64 ", kills after 0..%u ms, "
-           "truncate_threshold %zu, store %s\n", prog, mode_names[c.mode], c.threads,
+    printf("%s: mode %s%s, %d histor%s%s, seed %" PRIu64 ", kills after 0..%u ms, "
+           "truncate_threshold %zu, store %s\n", prog, mode_names[c.mode],
+           c.mode == MODE_EXPLICIT ? "" : tracker_name(c.tracker), c.threads,
            c.threads == 1 ? "y" : "ies at once", c.heap ? " on persistent heaps" : "", c.seed,
            c.max_delay_ms, c.threshold, dir);
     fflush(stdout);
