@@ -54,16 +54,17 @@ static void write_data(const struct bench *b, const char *data)
     FILE *f = fopen(data, "w");
     if (f == NULL)
         bench_die(b, "%s: %s", data, strerror(errno));
-    fprintf(f, "# P  auto_ns_per_page  explicit_ns_per_page  fault_floor_copied  fault_floor_fresh"
-               "  (medians, no-flush commits)\n");
+    fprintf(f, "# P  mprotect_ns_per_page  uffd_ns_per_page  explicit_ns_per_page"
+               "  fault_floor_copied  fault_floor_fresh  (medians, no-flush commits)\n");
     const int pw[3] = { PART_PAGES_1, PART_PAGES_16, PART_PAGES_256 };
     for (int i = 0; i < 3; i++) {
         const struct workload *w = &bench_workloads[pw[i]];
-        const double y[4] = { b->rows[pw[i]][LRVM_TRACK_AUTO][0].nsp.med,
-                              b->rows[pw[i]][LRVM_TRACK_EXPLICIT][0].nsp.med,
+        const double y[5] = { b->rows[pw[i]][BM_MPROTECT][0].nsp.med,
+                              b->rows[pw[i]][BM_UFFD][0].nsp.med,
+                              b->rows[pw[i]][BM_EXPLICIT][0].nsp.med,
                               b->floor_sum[w->floor][0].med, b->floor_sum[w->floor][1].med };
         fprintf(f, "%d", w->pages);
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 5; k++) {
             if (isnan(y[k]))
                 fputs(" ?", f);                 /* not measured */
             else
@@ -99,10 +100,11 @@ static void write_script(const struct bench *b, const char *script, const char *
           "set datafile missing '?'\n"
           "plot ", f);
     gp_string(f, data);
-    fputs(" using 1:2 with linespoints lw 2 title 'auto', \\\n     ''"
-          " using 1:3 with linespoints lw 2 title 'explicit', \\\n     ''"
-          " using 1:4 with linespoints title 'fault floor (copied)', \\\n     ''"
-          " using 1:5 with linespoints title 'fault floor (fresh)'\n", f);
+    fputs(" using 1:2 with linespoints lw 2 title 'mprotect tracker', \\\n     ''"
+          " using 1:3 with linespoints lw 2 title 'uffd tracker', \\\n     ''"
+          " using 1:4 with linespoints lw 2 title 'explicit', \\\n     ''"
+          " using 1:5 with linespoints title 'fault floor (copied)', \\\n     ''"
+          " using 1:6 with linespoints title 'fault floor (fresh)'\n", f);
     fclose(f);
 }
 

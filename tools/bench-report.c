@@ -44,7 +44,7 @@ static void compute_workloads(struct bench *b)
     double v[MAX_RUNS], u[MAX_RUNS];
     int nv;
     for (int w = 0; w < NWORK; w++)
-        for (int m = 0; m < 2; m++)
+        for (int m = 0; m < NMODES; m++)
             for (int f = 0; f < 2; f++) {
                 struct row *row = &b->rows[w][m][f];
                 double pages = 0, bytes = 0, tx = 0, fsyncs = 0, truncs = 0;
@@ -85,11 +85,14 @@ static void compute_workloads(struct bench *b)
         }
     /* The workloads' pages were all written before timing: the "copied"
      * floor is the one in the same state. */
-    for (int w = 0; w < NWORK; w++) {
-        struct row *row = &b->rows[w][LRVM_TRACK_AUTO][0];
-        row->floor_ns = b->floor_sum[bench_workloads[w].floor][0].med;
-        row->ratio = row->nsp.med / row->floor_ns;
-    }
+    for (int w = 0; w < NWORK; w++)
+        for (int m = 0; m < NMODES; m++) {
+            struct row *row = &b->rows[w][m][0];
+            if (m == BM_EXPLICIT)
+                continue;
+            row->floor_ns = b->floor_sum[bench_workloads[w].floor][0].med;
+            row->ratio = row->nsp.med / row->floor_ns;
+        }
     nv = 0;
     for (int i = 0; i < b->runs; i++)
         if (b->wf_res[i].ops > 0 && b->wf_res[i].secs > 0)
@@ -192,10 +195,10 @@ static void print_table(const struct bench *b, FILE *o)
         return;
     fprintf(o, "%-10s %-8s %-8s %-4s  %-26s %-22s %7s %9s  %s\n", "workload", "mode",
             "commit", "runs", "tx/s median (min-max)", "ns/page median (min-max)",
-            "pg/tx", "logB/tx", "auto / fault floor");
+            "pg/tx", "logB/tx", "tracker / fault floor");
     for (int w = 0; w < NWORK; w++)
-        for (int m = 0; m < 2 && bench_part_runs(b, w); m++)
-            for (int f = 1; f >= 0; f--) {
+        for (int m = 0; m < NMODES && bench_part_runs(b, w); m++)
+            for (int f = 1; f >= 0 && bench_mode_runs(b, m); f--) {
                 const struct row *r = &b->rows[w][m][f];
                 if (isnan(r->ratio))
                     snprintf(c, sizeof c, "-");
@@ -215,7 +218,9 @@ static void print_table(const struct bench *b, FILE *o)
     fprintf(o, "runs: runs completed / runs made (failed runs are listed at the end and "
                "left out of the figures).\n"
                "ns/page: whole run time (stores, faults, commits, final flush) / pages "
-               "the workload wrote (both modes), no-flush runs only.\n"
+               "the workload wrote (every mode), no-flush runs only.\n"
+               "mprotect, uffd: automatic capture by each tracker (LRVM_TRACK_MPROTECT, "
+               "LRVM_TRACK_UFFD); uffd runs only where the kernel offers it.\n"
                "Workload pages were all written once before timing, so they are already "
                "private copies: the \"copied\" fault floor is the matching one.\n");
 }
@@ -235,8 +240,8 @@ static void print_csv(const struct bench *b, FILE *o)
                "log_bytes_per_tx,fsyncs_per_tx,truncations_per_run,fault_floor,"
                "fault_floor_ns_per_page,ratio_to_fault_floor\n");
     for (int w = 0; w < NWORK; w++)
-        for (int m = 0; m < 2 && bench_part_runs(b, w); m++)
-            for (int f = 1; f >= 0; f--) {
+        for (int m = 0; m < NMODES && bench_part_runs(b, w); m++)
+            for (int f = 1; f >= 0 && bench_mode_runs(b, m); f--) {
                 const struct row *r = &b->rows[w][m][f];
                 fprintf(o, "%s,%s,%s,%d,%d,", r->w->name, bench_mode_name(m),
                         bench_flush_name(f), b->runs, r->ok);
@@ -250,7 +255,7 @@ static void print_csv(const struct bench *b, FILE *o)
                 csv_num(o, r->bytes_per_tx, 1, ",");
                 csv_num(o, r->fsyncs_per_tx, 4, ",");
                 csv_num(o, r->truncations, 1, ",");
-                if (r->flush || r->mode != LRVM_TRACK_AUTO)
+                if (r->flush || r->mode == BM_EXPLICIT)
                     fprintf(o, ",,\n");
                 else {
                     fprintf(o, "copied %s,", bench_floors[r->w->floor].name);
@@ -406,11 +411,15 @@ static void target_line(FILE *o, const char *what, double value, const char *uni
 
 static void print_targets(const struct bench *b, FILE *o)
 {
-    const struct row *p256 = &b->rows[PART_PAGES_256][LRVM_TRACK_AUTO][0];
-    const struct row *sx_f = &b->rows[PART_SMALL_TX][LRVM_TRACK_EXPLICIT][1];
-    const struct row *sa_f = &b->rows[PART_SMALL_TX][LRVM_TRACK_AUTO][1];
-    const struct row *sx_n = &b->rows[PART_SMALL_TX][LRVM_TRACK_EXPLICIT][0];
-    const struct row *sa_n = &b->rows[PART_SMALL_TX][LRVM_TRACK_AUTO][0];
+    int am = bench_auto_mode(b);           /* the tracker AUTO takes here */
+    const char *an = bench_mode_name(am);
+    const struct row *p256 = &b->rows[PART_PAGES_256][BM_MPROTECT][0];
+    const struct row *sx_f = &b->rows[PART_SMALL_TX][BM_EXPLICIT][1];
+    const struct row *sa_f = &b->rows[PART_SMALL_TX][am][1];
+    const struct row *sx_n = &b->rows[PART_SMALL_TX][BM_EXPLICIT][0];
+    const struct row *sa_n = &b->rows[PART_SMALL_TX][am][0];
+    const struct row *u16 = &b->rows[PART_PAGES_16][BM_UFFD][0];
+    const struct row *m16 = &b->rows[PART_PAGES_16][BM_MPROTECT][0];
     double wfloor = b->wfloor_sum.med;
     char what[120];
     if (!bench_part_runs(b, PART_SMALL_TX) && !bench_part_runs(b, PART_PAGES_256) &&
@@ -418,15 +427,19 @@ static void print_targets(const struct bench *b, FILE *o)
         return;                             /* no part with a target ran */
     fprintf(o, "\ntargets (from the medians above; with --only, those of the parts run)\n");
     if (bench_part_runs(b, PART_PAGES_256)) {
-        snprintf(what, sizeof what, "auto ns/page, pages-256 no-flush / fault floor (copied, %s)",
+        snprintf(what, sizeof what,
+                 "mprotect ns/page, pages-256 no-flush / fault floor (copied, %s)",
                  bench_floors[bench_workloads[PART_PAGES_256].floor].name);
         target_line(o, what, p256->ratio, "x", 1, 1.5);
     }
+    if (bench_part_runs(b, PART_PAGES_16) && b->uffd)
+        target_line(o, "uffd ns/page / mprotect ns/page, pages-16 no-flush",
+                    u16->nsp.med / m16->nsp.med, "x", 1, 0.3);
     if (bench_part_runs(b, PART_SMALL_TX)) {
         target_line(o, "flushed small-tx explicit tx/s / write floor ops/s",
                     sx_f->txs.med / wfloor, "x", 0, 0.9);
-        target_line(o, "flushed small-tx auto tx/s / write floor ops/s",
-                    sa_f->txs.med / wfloor, "x", 0, 0.9);
+        snprintf(what, sizeof what, "flushed small-tx auto (%s) tx/s / write floor ops/s", an);
+        target_line(o, what, sa_f->txs.med / wfloor, "x", 0, 0.9);
     }
     if (bench_part_runs(b, PART_SMALL_TX) && bench_part_runs(b, PART_PMEMOBJ))
         target_line(o, "small-tx explicit no-flush tx/s / libpmemobj tx/s",
@@ -434,8 +447,9 @@ static void print_targets(const struct bench *b, FILE *o)
     if (bench_part_runs(b, PART_SMALL_TX)) {
         target_line(o, "small-tx explicit log bytes/tx (no-flush run)", sx_n->bytes_per_tx, "",
                     1, 128);
-        target_line(o, "small-tx auto log bytes/tx / explicit (no-flush runs)",
-                    sa_n->bytes_per_tx / sx_n->bytes_per_tx, "x", 1, 1.5);
+        snprintf(what, sizeof what, "small-tx auto (%s) log bytes/tx / explicit (no-flush runs)",
+                 an);
+        target_line(o, what, sa_n->bytes_per_tx / sx_n->bytes_per_tx, "x", 1, 1.5);
     }
     for (int sh = 0; sh < (bench_part_runs(b, PART_RECOVERY) ? NSHAPES : 0); sh++)
         for (int st = 0; st < NSTATES; st++) {

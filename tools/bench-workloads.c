@@ -63,9 +63,9 @@ static void child_workload(const struct bench *b, const void *argp, void *outp)
     const struct wl_arg *a = argp;
     const struct workload *w = a->w;
     struct wl_result *r = outp;
-    int explicit = a->mode == LRVM_TRACK_EXPLICIT;
+    int explicit = a->mode == BM_EXPLICIT;
     int cflags = a->flush ? 0 : LRVM_NO_FLUSH;
-    lrvm_options_t o = { .tracking = a->mode };
+    lrvm_options_t o = { .tracking = bench_mode_tracking(a->mode) };
     size_t page_size = b->page_size, seg_pages = b->seg_pages;
     lrvm_t *rvm;
     lrvm_tx_t *tx;
@@ -328,8 +328,8 @@ void bench_workloads_round(struct bench *b, int i)
 
     /* lrvm workloads, each run on a new store. */
     for (int w = 0; w < NWORK; w++)
-        for (int m = 0; m < 2 && bench_part_runs(b, w); m++)
-            for (int f = 1; f >= 0; f--) {
+        for (int m = 0; m < NMODES && bench_part_runs(b, w); m++)
+            for (int f = 1; f >= 0 && bench_mode_runs(b, m); f--) {
                 struct wl_arg a = { .w = &bench_workloads[w], .mode = m, .flush = f };
                 memcpy(a.dir, path, sizeof a.dir);
                 snprintf(what, sizeof what, "%s %s %s", bench_workloads[w].name,

@@ -144,6 +144,10 @@ struct rec_row {
 
 /* ------------------------------------------------------------ the state */
 
+/* The tracking modes a workload runs in, the rows of its table: the two
+ * automatic trackers side by side, and explicit declarations. */
+enum { BM_MPROTECT, BM_EXPLICIT, BM_UFFD, NMODES };
+
 struct bench {
     /* Settings, from the command line. */
     int         runs;          /* repetitions of every measurement */
@@ -154,6 +158,7 @@ struct bench {
     uint64_t    copied_pages;  /* fault floor, copied: pages per run at most */
     int         fresh_passes;  /* fault floor, fresh: passes over the mapping */
     int         quick, csv;
+    int         uffd;          /* the kernel offers the userfaultfd tracker */
     const char *plot, *dir;
     unsigned    parts;         /* bit p: part p runs (--only) */
 
@@ -166,7 +171,7 @@ struct bench {
     int  nnotes, nfailures;
 
     /* Every run's results, as its child sent them. */
-    struct wl_result         wl_res[NWORK][2][2][MAX_RUNS];  /* [w][mode][flush][run] */
+    struct wl_result         wl_res[NWORK][NMODES][2][MAX_RUNS];  /* [w][mode][flush][run] */
     struct floor_result      fl_res[NFLOORS][2][MAX_RUNS];   /* [floor][fresh][run] */
     struct wfloor_result     wf_res[MAX_RUNS];
     struct group_result      gr_res[NGROUP][MAX_RUNS];       /* [threads][run] */
@@ -177,7 +182,7 @@ struct bench {
     struct rfloor_result     rf_res[NSHAPES][NSTATES][MAX_RUNS];  /* [shape][state][run] */
 
     /* Their summaries, made by bench_compute. */
-    struct row     rows[NWORK][2][2];
+    struct row     rows[NWORK][NMODES][2];
     struct summary floor_sum[NFLOORS][2];
     struct summary wfloor_sum, pmem_sum;   /* ops/s; libpmemobj tx/s */
     struct summary group_sum[NGROUP];      /* tx/s */
@@ -208,7 +213,27 @@ static inline int bench_write_floor_runs(const struct bench *b)
 
 static inline const char *bench_mode_name(int mode)
 {
-    return mode == LRVM_TRACK_AUTO ? "auto" : "explicit";
+    return mode == BM_MPROTECT ? "mprotect" : mode == BM_UFFD ? "uffd" : "explicit";
+}
+
+static inline int bench_mode_tracking(int mode)
+{
+    return mode == BM_MPROTECT ? LRVM_TRACK_MPROTECT
+         : mode == BM_UFFD     ? LRVM_TRACK_UFFD : LRVM_TRACK_EXPLICIT;
+}
+
+/* Does mode M run here? The userfaultfd tracker only where the kernel
+ * offers it (b->uffd). */
+static inline int bench_mode_runs(const struct bench *b, int mode)
+{
+    return mode != BM_UFFD || b->uffd;
+}
+
+/* The automatic mode whose figures the targets read: the tracker that
+ * LRVM_TRACK_AUTO takes here. */
+static inline int bench_auto_mode(const struct bench *b)
+{
+    return b->uffd ? BM_UFFD : BM_MPROTECT;
 }
 
 static inline const char *bench_flush_name(int flush)

@@ -379,24 +379,27 @@ static void make_root(struct bench *b)
 }
 
 /* The tracker automatic capture gets in this process (lrvm_stats says,
- * of a store opened in auto mode under ROOT). */
-static const char *auto_tracker(const char *root)
+ * of a store opened in auto mode under ROOT); sets b->uffd. */
+static const char *auto_tracker(struct bench *b)
 {
     char dir[PATH_LEN];
     lrvm_t *s;
     lrvm_stats_t st = { 0 };
-    snprintf(dir, sizeof dir, "%s/tracker", root);
+    bench_path_join(b, dir, b->root, "tracker");
     if (lrvm_open(dir, NULL, &s) != 0)
         return "unknown";
     int rc = lrvm_stats(s, &st);
     lrvm_close(s);
     bench_rm_rf(dir);
-    return rc != 0 ? "unknown" : st.tracking == LRVM_TRACK_UFFD ? "uffd"
-                               : st.tracking == LRVM_TRACK_MPROTECT ? "mprotect" : "other";
+    b->uffd = rc == 0 && st.tracking == LRVM_TRACK_UFFD;
+    return rc != 0 ? "unknown" : b->uffd ? "uffd (the mprotect tracker runs beside it)"
+                               : st.tracking == LRVM_TRACK_MPROTECT
+                                   ? "mprotect (this kernel offers no userfaultfd tracker)"
+                                   : "other";
 }
 
 /* What is run, and where: to stdout, or with --csv to stderr. */
-static void print_header(const struct bench *b)
+static void print_header(struct bench *b)
 {
     FILE *info = b->csv ? stderr : stdout;
     char recs[40] = "";
@@ -414,7 +417,7 @@ static void print_header(const struct bench *b)
         fprintf(info, "\n");
     }
     fprintf(info, "stores in %s (%s); auto mode's tracker: %s\n\n", b->root,
-            fs_name(b->root), auto_tracker(b->root));
+            fs_name(b->root), auto_tracker(b));
     fflush(info);
     bench_progress("lrvm-bench: working in %s", b->root);
 }
