@@ -304,12 +304,29 @@ static void write_prot_none_in_segment_gap(void *arg)
     _exit(0);
 }
 
+/* Under AddressSanitizer, a fault that no lrvm handler declines (the
+ * userfaultfd tracker installs none) reaches ASan's own handler, which
+ * reports it and exits with status 1 instead of dying of the signal. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN_REPORTS_FAULTS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASAN_REPORTS_FAULTS 1
+#endif
+#endif
+#ifndef ASAN_REPORTS_FAULTS
+#define ASAN_REPORTS_FAULTS 0
+#endif
+
 START_TEST(test_track_foreign_faults_still_kill)
 {
     void (*cases[])(void *) = { write_readonly_page, write_null, write_prot_none_in_segment_gap };
+    int asan_report = ASAN_REPORTS_FAULTS && tu_auto_tracker() == LRVM_TRACK_UFFD;
     for (int i = 0; i < 3; i++) {
         int st = tu_in_child(cases[i], NULL);
-        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "case %d: status %#x", i, st);
+        ck_assert_msg((WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV) ||
+                          (asan_report && WIFEXITED(st) && WEXITSTATUS(st) == 1),
+                      "case %d: status %#x", i, st);
     }
 }
 END_TEST
