@@ -539,6 +539,13 @@ typedef int lrvm__run_fn(void *arg, struct lrvm__seg *seg, size_t off, size_t le
  * lie at OFF of SEG (runs closer than a few bytes are joined). */
 int  lrvm__page_diff(struct lrvm__seg *seg, size_t off, const unsigned char *now,
                      const unsigned char *was, size_t len, lrvm__run_fn *fn, void *arg);
+/* The segments an epoch's commit covers: TX's, or (TX NULL, the ambient
+ * epoch) every segment of S that no transaction holds; NULL for one it
+ * skips. LRVM__EPOCH_FOR_EACH runs its body for each, SEG set. */
+struct lrvm__seg *lrvm__epoch_seg(lrvm_t *s, lrvm_tx_t *tx, size_t i);
+#define LRVM__EPOCH_FOR_EACH(s, tx, i, seg)                                   \
+    for (size_t i = 0; i < ((tx) != NULL ? (size_t)(tx)->tx_nsegs : (s)->nsegs); i++) \
+        if (((seg) = lrvm__epoch_seg((s), (tx), i)) != NULL)
 /* A run_fn: set aside a copy of SEG's bytes [off, off+len) (sg_stash). */
 int  lrvm__stash_add(void *arg, struct lrvm__seg *seg, size_t off, size_t len);
 /* Drop SEG's set-aside runs past the first KEEP; free them all. */

@@ -2,8 +2,8 @@
  * pagediff.c -- what the automatic trackers share: the changed runs of a
  * page against its image, and the ambient runs that lrvm_begin sets aside.
  *
- * Owns: the rule that joins changed bytes into runs (MERGE_GAP), and a
- * segment's set-aside runs (sg_stash). Never: reads or writes a file, or
+ * Owns: the rule that joins changed bytes into runs (MERGE_GAP), which
+ * segments an epoch covers, and a segment's set-aside runs (sg_stash). Never: reads or writes a file, or
  * calls a part above it; the trackers (track_mprotect.c, track_uffd.c)
  * decide which pages to compare and when.
  */
@@ -37,6 +37,13 @@ int lrvm__page_diff(struct lrvm__seg *seg, size_t off, const unsigned char *now,
         i = last + 1;
     }
     return 0;
+}
+
+struct lrvm__seg *lrvm__epoch_seg(lrvm_t *s, lrvm_tx_t *tx, size_t i)
+{
+    if (tx != NULL)
+        return tx->tx_segs[i];
+    return s->segs[i]->sg_tx == NULL ? s->segs[i] : NULL;
 }
 
 int lrvm__stash_add(void *arg, struct lrvm__seg *seg, size_t off, size_t len)

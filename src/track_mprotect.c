@@ -560,19 +560,6 @@ static int mp_capture(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t l
     return 0;
 }
 
-/* The segments an epoch's commit covers: TX's, or (TX NULL, the ambient
- * epoch) every segment that no transaction holds; NULL for one it skips. */
-static struct lrvm__seg *epoch_seg(lrvm_t *s, lrvm_tx_t *tx, size_t i)
-{
-    if (tx != NULL)
-        return tx->tx_segs[i];
-    return s->segs[i]->sg_tx == NULL ? s->segs[i] : NULL;
-}
-
-#define EPOCH_FOR_EACH(s, tx, i, seg)                                         \
-    for (size_t i = 0; i < ((tx) != NULL ? (size_t)(tx)->tx_nsegs : (s)->nsegs); i++) \
-        if (((seg) = epoch_seg((s), (tx), i)) != NULL)
-
 /* A commit starts: the epoch's dirty lists stop growing. A sync also
  * seals the ambient pages before it reads them, because other threads
  * may go on storing. */
@@ -580,13 +567,13 @@ static int mp_commit_start(lrvm_t *s, lrvm_tx_t *tx)
 {
     struct lrvm__seg *seg;
     int rc = 0;
-    EPOCH_FOR_EACH(s, tx, i, seg) {
+    LRVM__EPOCH_FOR_EACH(s, tx, i, seg) {
         freeze(seg);
         if (!pages_mapped(seg))                                     /* keeps I6 */
             rc = LRVM_EFAULT;
     }
     if (rc == 0 && tx == NULL)
-        EPOCH_FOR_EACH(s, tx, i, seg)
+        LRVM__EPOCH_FOR_EACH(s, tx, i, seg)
             seal(seg);
     return rc;
 }
@@ -600,7 +587,7 @@ static int mp_redo(lrvm_t *s, lrvm_tx_t *tx, lrvm__emit_fn *emit, void *arg)
     if (rc < 0)
         return rc;
     struct lrvm__seg *seg;
-    EPOCH_FOR_EACH(s, tx, i, seg) {
+    LRVM__EPOCH_FOR_EACH(s, tx, i, seg) {
         int rc = emit_dirty_pages(seg, &to);
         if (rc < 0)
             return rc;
@@ -614,7 +601,7 @@ static void mp_seal(lrvm_t *s, lrvm_tx_t *tx)
 {
     struct lrvm__seg *seg;
     if (tx != NULL)
-        EPOCH_FOR_EACH(s, tx, i, seg)
+        LRVM__EPOCH_FOR_EACH(s, tx, i, seg)
             seal(seg);
 }
 
@@ -625,7 +612,7 @@ static void mp_committed(lrvm_t *s, lrvm_tx_t *tx)
             lrvm__stash_drop(s->segs[i], 0);
     }
     struct lrvm__seg *seg;
-    EPOCH_FOR_EACH(s, tx, i, seg) {
+    LRVM__EPOCH_FOR_EACH(s, tx, i, seg) {
         if (tx != NULL)
             lrvm__stash_refresh(seg);                                   /* keeps I4 */
         settle(seg);
@@ -636,7 +623,7 @@ static void mp_committed(lrvm_t *s, lrvm_tx_t *tx)
 static void mp_commit_failed(lrvm_t *s, lrvm_tx_t *tx)
 {
     struct lrvm__seg *seg;
-    EPOCH_FOR_EACH(s, tx, i, seg)
+    LRVM__EPOCH_FOR_EACH(s, tx, i, seg)
         unseal(seg);
 }
 
@@ -670,7 +657,7 @@ static void mp_abort(lrvm_tx_t *tx)
 static void mp_check(lrvm_t *s, lrvm_tx_t *tx)
 {
     struct lrvm__seg *seg;
-    EPOCH_FOR_EACH(s, tx, i, seg) {
+    LRVM__EPOCH_FOR_EACH(s, tx, i, seg) {
         size_t n = atomic_load(&seg->sg_ndirty);
         LRVM__ASSERT(n <= seg->sg_npages);
         size_t listed = 0;

@@ -380,19 +380,6 @@ static void uf_detach(lrvm_t *s, struct lrvm__seg *seg)
 
 /* ------------------------------------------------- the epochs */
 
-/* The segments an epoch's commit covers: TX's, or (TX NULL, the ambient
- * epoch) every segment that no transaction holds; NULL for one it skips. */
-static struct lrvm__seg *epoch_seg(lrvm_t *s, lrvm_tx_t *tx, size_t i)
-{
-    if (tx != NULL)
-        return tx->tx_segs[i];
-    return s->segs[i]->sg_tx == NULL ? s->segs[i] : NULL;
-}
-
-#define EPOCH_FOR_EACH(s, tx, i, seg)                                         \
-    for (size_t i = 0; i < ((tx) != NULL ? (size_t)(tx)->tx_nsegs : (s)->nsegs); i++) \
-        if (((seg) = epoch_seg((s), (tx), i)) != NULL)
-
 /* lrvm_begin: the segments' ambient runs are set aside, and their images
  * take them, so that the transaction's diff holds its own bytes only. */
 static int uf_begin(lrvm_tx_t *tx)
@@ -434,7 +421,7 @@ static int uf_commit_start(lrvm_t *s, lrvm_tx_t *tx)
 {
     struct lrvm__seg *seg;
     int rc = 0;
-    EPOCH_FOR_EACH(s, tx, i, seg) {
+    LRVM__EPOCH_FOR_EACH(s, tx, i, seg) {
         int r = scan(seg);
         if (r == 0 && !seg_mapped(seg))
             r = LRVM_EFAULT;
@@ -489,7 +476,7 @@ static int uf_redo(lrvm_t *s, lrvm_tx_t *tx, lrvm__emit_fn *emit, void *arg)
     struct emit_to to = { emit, arg };
     int rc = tx == NULL ? lrvm__stash_emit(s, emit, arg) : 0;
     struct lrvm__seg *seg;
-    EPOCH_FOR_EACH(s, tx, i, seg)
+    LRVM__EPOCH_FOR_EACH(s, tx, i, seg)
         if (rc == 0)
             rc = redo_seg(seg, &to);
     return rc;
@@ -507,7 +494,7 @@ static void uf_committed(lrvm_t *s, lrvm_tx_t *tx)
         for (size_t i = 0; i < s->nsegs; i++)
             lrvm__stash_drop(s->segs[i], 0);
     struct lrvm__seg *seg;
-    EPOCH_FOR_EACH(s, tx, i, seg) {
+    LRVM__EPOCH_FOR_EACH(s, tx, i, seg) {
         if (tx != NULL)
             lrvm__stash_refresh(seg);
         seg->sg_undo_n = 0;
@@ -520,7 +507,7 @@ static void uf_committed(lrvm_t *s, lrvm_tx_t *tx)
 static void uf_commit_failed(lrvm_t *s, lrvm_tx_t *tx)
 {
     struct lrvm__seg *seg;
-    EPOCH_FOR_EACH(s, tx, i, seg) {
+    LRVM__EPOCH_FOR_EACH(s, tx, i, seg) {
         for (size_t k = 0; k < seg->sg_undo_n; k++) {
             size_t p = seg->sg_dirty[k];
             memcpy(seg->sg_shadow + p * page_size, seg->sg_undo + k * page_size,
@@ -555,7 +542,7 @@ static void uf_abort(lrvm_tx_t *tx)
 static void uf_check(lrvm_t *s, lrvm_tx_t *tx)
 {
     struct lrvm__seg *seg;
-    EPOCH_FOR_EACH(s, tx, i, seg) {
+    LRVM__EPOCH_FOR_EACH(s, tx, i, seg) {
         size_t n = atomic_load(&seg->sg_ndirty), marked = 0;
         LRVM__ASSERT(n <= seg->sg_npages);
         for (size_t p = 0; p < seg->sg_npages; p++)
