@@ -24,13 +24,15 @@
  *   changed. No declaration is needed; lrvm_set_range is allowed and
  *   changes nothing. Stores outside every transaction belong to the
  *   store's ambient epoch, committed atomically by lrvm_sync
- *   (failure-atomic msync). AUTO takes the best tracker this process may
- *   use:
+ *   (failure-atomic msync). AUTO takes the mprotect tracker, today the
+ *   faster of the two on most workloads; a program may name either:
  *   LRVM_TRACK_UFFD: userfaultfd write-protection in async mode (Linux 6.7
  *   and later, with PAGEMAP_SCAN): the kernel marks each page written,
  *   with no signal; commit lists the written pages, compares them with
  *   the segment's committed image and protects them again in one call.
- *   Refused with LRVM_EMODE where the kernel or the process lacks it.
+ *   It owns no signal (C1 does not apply) and sees kernel writes, but
+ *   each commit and each lrvm_begin scans the whole segment. Refused with
+ *   LRVM_EMODE where the kernel or the process lacks it.
  *   LRVM_TRACK_MPROTECT: segments are mapped read-only; the first store to
  *   a page faults (SIGSEGV), and lrvm saves the page and makes it writable
  *   (lrvm_set_range captures pages early, without the fault). C1 applies.
@@ -166,8 +168,8 @@ typedef struct lrvm_tx   lrvm_tx_t;
 typedef struct lrvm_heap lrvm_heap_t;
 
 enum {
-    LRVM_TRACK_AUTO = 0,        /* automatic capture: UFFD where the kernel
-                                   offers it to this process, else MPROTECT */
+    LRVM_TRACK_AUTO = 0,        /* automatic capture by the faster tracker:
+                                   MPROTECT today (doc/architecture.md) */
     LRVM_TRACK_EXPLICIT = 1,    /* lrvm_set_range declares every change */
     LRVM_TRACK_UFFD = 2,        /* userfaultfd write-protection, async mode
                                    (Linux 6.7+); LRVM_EMODE where missing */

@@ -602,8 +602,11 @@ extern const struct lrvm__tracker lrvm__track_uffd;
 /* Does the kernel give this process userfaultfd write-protection in async
  * mode and PAGEMAP_SCAN? Asked once. */
 int lrvm__uffd_usable(void);
-/* Test hook: non-zero makes lrvm__uffd_usable say no (the fallback). */
+/* Test hooks: non-zero makes lrvm__uffd_usable say no (the fallback);
+ * non-zero makes LRVM_TRACK_AUTO take the userfaultfd tracker where it
+ * is usable (AUTO takes the mprotect tracker otherwise). */
 extern int lrvm__uffd_disabled;
+extern int lrvm__track_auto_uffd;
 /* The tracker for lrvm_options.tracking MODE in *OUT: 0, LRVM_EINVAL
  * (no such mode) or LRVM_EMODE (a mode this build or kernel cannot serve). */
 int lrvm__track_choose(int mode, const struct lrvm__tracker **out);

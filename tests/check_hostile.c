@@ -239,7 +239,7 @@ START_TEST(test_hostile_tracking_env_any_case_or_refused)
     ck_assert_int_eq(lrvm_close(r), 0);
     setenv("LRVM_TRACKING", "UFFD", 1);       /* where the kernel offers it */
     r = rvm_init(tu_dir);
-    if (tu_auto_tracker() == LRVM_TRACK_UFFD) {
+    if (tu_uffd_offered()) {
         ck_assert_ptr_nonnull(r);
         ck_assert_int_eq(lrvm_stats(r, &st), 0);
         ck_assert_int_eq(st.tracking, LRVM_TRACK_UFFD);
@@ -253,14 +253,14 @@ START_TEST(test_hostile_tracking_env_any_case_or_refused)
 END_TEST
 
 /* Each tracking mode is honoured or refused, and lrvm_stats names the
- * tracker a store got: automatic capture is the userfaultfd tracker's
- * where the kernel offers it (refused by name otherwise), else the
- * mprotect tracker's. */
+ * tracker a store got: the userfaultfd tracker where the kernel offers
+ * it (refused by name otherwise); automatic capture is the mprotect
+ * tracker's (the userfaultfd tracker's when a suite asks for it). */
 START_TEST(test_hostile_tracking_modes_honoured_or_refused)
 {
-    int uffd = tu_auto_tracker() == LRVM_TRACK_UFFD;
+    int uffd = tu_uffd_offered();
     const struct { int mode, rc, tracker; } cases[] = {
-        { LRVM_TRACK_AUTO, 0, uffd ? LRVM_TRACK_UFFD : LRVM_TRACK_MPROTECT },
+        { LRVM_TRACK_AUTO, 0, tu_auto_tracker() },
         { LRVM_TRACK_EXPLICIT, 0, LRVM_TRACK_EXPLICIT },
         { LRVM_TRACK_MPROTECT, 0, LRVM_TRACK_MPROTECT },
         { LRVM_TRACK_UFFD, uffd ? 0 : LRVM_EMODE, LRVM_TRACK_UFFD },
@@ -314,7 +314,7 @@ START_TEST(test_hostile_thread_blocking_sigsegv_cannot_map_in_auto_mode)
 {
     static const int modes[] = { LRVM_TRACK_MPROTECT, LRVM_TRACK_EXPLICIT, LRVM_TRACK_UFFD };
     for (size_t i = 0; i < 3; i++) {
-        if (modes[i] == LRVM_TRACK_UFFD && tu_auto_tracker() != LRVM_TRACK_UFFD)
+        if (modes[i] == LRVM_TRACK_UFFD && !tu_uffd_offered())
             continue;
         tu_rmrf(tu_dir);
         lrvm_options_t o = { .tracking = modes[i] };

@@ -988,7 +988,7 @@ static void stray_handler(int sig)
 START_TEST(test_track_own_sigsegv_handler_under_uffd)
 {
     if (tu_auto_tracker() != LRVM_TRACK_UFFD)
-        return;                         /* the fallback run: C1 holds */
+        return;                         /* the mprotect tracker's run: C1 holds */
     lrvm_t *s = open_auto();
     char *a = tu_map(s, "own", 4 * PAGE);
     struct sigaction sa = { .sa_handler = stray_handler }, old;

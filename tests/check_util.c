@@ -736,7 +736,7 @@ START_TEST(test_bench_quick_run_reports_every_part)
     /* Every workload in each mode: the two automatic trackers (uffd where
      * the kernel offers it) and explicit declarations. */
     static const char *const modes[] = { "mprotect", "explicit", "uffd" };
-    int nmodes = tu_auto_tracker() == LRVM_TRACK_UFFD ? 3 : 2;
+    int nmodes = tu_uffd_offered() ? 3 : 2;
     int rows = 0;
     for (const char *l = csv + strlen(header); *l; l = strchr(l, '\n') + 1)
         rows++;

@@ -455,13 +455,34 @@ unsigned long tu_crash_states(const char *dir, unsigned long nth, unsigned long 
 
 /* ------------------------------------------------------ the trackers */
 
-/* LRVM_TEST_NO_UFFD=1: every suite runs as on a kernel without
- * userfaultfd write-protection, so that AUTO falls back to mprotect. */
+/* LRVM_TEST_AUTO=uffd: LRVM_TRACK_AUTO takes the userfaultfd tracker
+ * where the kernel offers it, so that the suites run on it too
+ * (tests/uffd.sh); LRVM_TEST_NO_UFFD=1: every suite runs as on a kernel
+ * without it (LRVM_TRACK_UFFD refused). */
 __attribute__((constructor)) static void tu_tracker_env(void)
 {
     const char *e = getenv("LRVM_TEST_NO_UFFD");
     if (e != NULL && strcmp(e, "1") == 0)
         lrvm__uffd_disabled = 1;
+    e = getenv("LRVM_TEST_AUTO");
+    if (e != NULL && strcmp(e, "uffd") == 0)
+        lrvm__track_auto_uffd = 1;
+}
+
+int tu_uffd_offered(void)
+{
+    static int offered = -1;
+    if (offered < 0) {
+        char *dir = tu_tmpdir();
+        lrvm_options_t o = { .tracking = LRVM_TRACK_UFFD };
+        lrvm_t *s;
+        offered = lrvm_open(dir, &o, &s) == 0;
+        if (offered && lrvm_close(s) != 0)
+            abort();
+        tu_rmrf(dir);
+        free(dir);
+    }
+    return offered;
 }
 
 int tu_auto_tracker(void)

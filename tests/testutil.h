@@ -77,10 +77,13 @@ lrvm_t *tu_open(const char *dir, const lrvm_options_t *o);
  * log (0: the default). */
 lrvm_t *tu_open_mode(int tracking, size_t threshold);
 
-/* The tracker LRVM_TRACK_AUTO gets in this process: LRVM_TRACK_UFFD where
- * the kernel offers it, else LRVM_TRACK_MPROTECT (asked of a scratch store
- * once; LRVM_TEST_NO_UFFD=1 in the environment forces the fallback). */
+/* The tracker LRVM_TRACK_AUTO gets in this process (asked of a scratch
+ * store once): LRVM_TRACK_MPROTECT, or LRVM_TRACK_UFFD when the suite runs
+ * with LRVM_TEST_AUTO=uffd (tests/uffd.sh) on a kernel that offers it. */
 int tu_auto_tracker(void);
+/* Does lrvm_open grant LRVM_TRACK_UFFD here? (LRVM_TEST_NO_UFFD=1 in the
+ * environment makes it refuse.) */
+int tu_uffd_offered(void);
 
 /* lrvm_map that fails the test (Check) when the map fails. */
 void *tu_map(lrvm_t *s, const char *name, size_t size);

@@ -159,6 +159,7 @@ struct bench {
     int         fresh_passes;  /* fault floor, fresh: passes over the mapping */
     int         quick, csv;
     int         uffd;          /* the kernel offers the userfaultfd tracker */
+    int         auto_tracker;  /* LRVM_TRACK_* that LRVM_TRACK_AUTO takes here */
     const char *plot, *dir;
     unsigned    parts;         /* bit p: part p runs (--only) */
 
@@ -233,7 +234,7 @@ static inline int bench_mode_runs(const struct bench *b, int mode)
  * LRVM_TRACK_AUTO takes here. */
 static inline int bench_auto_mode(const struct bench *b)
 {
-    return b->uffd ? BM_UFFD : BM_MPROTECT;
+    return b->auto_tracker == LRVM_TRACK_UFFD ? BM_UFFD : BM_MPROTECT;
 }
 
 static inline const char *bench_flush_name(int flush)

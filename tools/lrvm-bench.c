@@ -378,24 +378,32 @@ static void make_root(struct bench *b)
     b->root_made = 1;
 }
 
-/* The tracker automatic capture gets in this process (lrvm_stats says,
- * of a store opened in auto mode under ROOT); sets b->uffd. */
-static const char *auto_tracker(struct bench *b)
+/* The tracker of stores opened in MODE here (lrvm_stats says, of a store
+ * under B's root), or -1 when lrvm_open refuses the mode. */
+static int tracker_of(const struct bench *b, int mode)
 {
     char dir[PATH_LEN];
+    lrvm_options_t o = { .tracking = mode };
     lrvm_t *s;
     lrvm_stats_t st = { 0 };
     bench_path_join(b, dir, b->root, "tracker");
-    if (lrvm_open(dir, NULL, &s) != 0)
-        return "unknown";
+    if (lrvm_open(dir, &o, &s) != 0)
+        return -1;
     int rc = lrvm_stats(s, &st);
     lrvm_close(s);
     bench_rm_rf(dir);
-    b->uffd = rc == 0 && st.tracking == LRVM_TRACK_UFFD;
-    return rc != 0 ? "unknown" : b->uffd ? "uffd (the mprotect tracker runs beside it)"
-                               : st.tracking == LRVM_TRACK_MPROTECT
-                                   ? "mprotect (this kernel offers no userfaultfd tracker)"
-                                   : "other";
+    return rc == 0 ? st.tracking : -1;
+}
+
+/* Which trackers run here; sets b->uffd and b->auto_tracker. */
+static const char *trackers(struct bench *b)
+{
+    b->uffd = tracker_of(b, LRVM_TRACK_UFFD) == LRVM_TRACK_UFFD;
+    b->auto_tracker = tracker_of(b, LRVM_TRACK_AUTO);
+    if (b->auto_tracker == LRVM_TRACK_UFFD)
+        return "uffd; the mprotect tracker runs beside it";
+    return b->uffd ? "mprotect; the uffd tracker runs beside it"
+                   : "mprotect; this kernel offers no uffd tracker";
 }
 
 /* What is run, and where: to stdout, or with --csv to stderr. */
@@ -417,7 +425,7 @@ static void print_header(struct bench *b)
         fprintf(info, "\n");
     }
     fprintf(info, "stores in %s (%s); auto mode's tracker: %s\n\n", b->root,
-            fs_name(b->root), auto_tracker(b));
+            fs_name(b->root), trackers(b));
     fflush(info);
     bench_progress("lrvm-bench: working in %s", b->root);
 }

@@ -382,9 +382,9 @@ static int cmd_info(const char *dir)
     if (status != 0)
         goto out;
     printf("store: %s%s\n", dir, st.in_use ? " (open in another process)" : "");
-    printf("automatic capture here: the %s tracker\n",
-           lrvm__uffd_usable() ? "uffd (userfaultfd write-protection)"
-                               : "mprotect (this kernel offers no userfaultfd tracker)");
+    printf("automatic capture here: the mprotect tracker; the uffd tracker "
+           "(LRVM_TRACK_UFFD) is %s\n",
+           lrvm__uffd_usable() ? "offered" : "not offered (no userfaultfd WP_ASYNC here)");
     printf("log: %s, %" PRIu64 " bytes, format %" PRIu32 ", generation %" PRIu64
            " (header slot %d), first transaction number %" PRIu64 "\n",
            LRVM__LOG_NAME, st.log_size, st.h.lh_version, st.h.lh_generation, st.slot,

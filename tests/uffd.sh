@@ -1,0 +1,21 @@
+#!/bin/sh
+# Automatic capture on the userfaultfd tracker: the suites that capture
+# automatically run again with LRVM_TEST_AUTO=uffd, which makes
+# LRVM_TRACK_AUTO take the userfaultfd tracker (the mprotect tracker is
+# AUTO's otherwise), so that both trackers pass the same tests. On a
+# kernel that lacks it the runs are the mprotect tracker's again, and the
+# script says so.
+set -u
+builddir=${abs_top_builddir:-.}
+status=0
+for suite in check_track check_crash check_heap check_hostile check_tx check_group; do
+    log="$builddir/tests/uffd-$suite.log"
+    if LRVM_TEST_AUTO=uffd "$builddir/tests/$suite" >"$log" 2>&1; then
+        echo "uffd: $suite passed with LRVM_TEST_AUTO=uffd (AUTO on the userfaultfd tracker where the kernel offers it)"
+    else
+        echo "uffd: $suite FAILED with LRVM_TEST_AUTO=uffd ($log):"
+        grep -E ':[FE]:' "$log" | head -20
+        status=1
+    fi
+done
+exit $status
