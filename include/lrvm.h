@@ -117,7 +117,8 @@
  *      written), the next commit of it fails with LRVM_EFAULT (the store
  *      stays usable; abort restores what is still mapped; later commits
  *      go on with what is mapped). A MAP_FIXED over a segment fails every
- *      commit of it with LRVM_EFAULT under the userfaultfd tracker; under
+ *      commit of it with LRVM_EFAULT under the userfaultfd tracker (abort
+ *      still restores the segment's own pages); under
  *      the mprotect tracker, it and the program's own mprotect(PROT_WRITE)
  *      are not detected: stores to such pages are not captured and are
  *      silently lost, and a page the program made PROT_NONE kills it when

@@ -168,13 +168,14 @@ static int protect_range(void *addr, size_t len)
 }
 
 /* One scan of [start, end): the written pages' runs into V (at most
- * SCAN_VEC), protected again; their number, and *WALKED how far it got,
- * or -errno. */
-static long scan_call(uintptr_t start, uintptr_t end, struct page_region *v, uintptr_t *walked)
+ * SCAN_VEC), protected again (when WP); their number, and *WALKED how far
+ * it got, or -errno. */
+static long scan_call_wp(uintptr_t start, uintptr_t end, struct page_region *v,
+                         uintptr_t *walked, int wp)
 {
     struct pm_scan_arg a = {
         .size = sizeof a,
-        .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+        .flags = (wp ? PM_SCAN_WP_MATCHING : 0) | PM_SCAN_CHECK_WPASYNC,
         .start = start, .end = end,
         .vec = (uintptr_t)v, .vec_len = SCAN_VEC,
         .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
@@ -182,6 +183,11 @@ static long scan_call(uintptr_t start, uintptr_t end, struct page_region *v, uin
     long n = ioctl(pm_fd, PAGEMAP_SCAN, &a);
     *walked = (uintptr_t)a.walk_end;
     return n < 0 ? -errno : n;
+}
+
+static long scan_call(uintptr_t start, uintptr_t end, struct page_region *v, uintptr_t *walked)
+{
+    return scan_call_wp(start, end, v, walked, 1);
 }
 
 /* Does the kernel give this process what the tracker needs? Asked once,
@@ -250,23 +256,17 @@ static int own(struct lrvm__seg *seg)
     return 0;
 }
 
-/* List the pages of SEG written since the last scan, and protect them. */
-static int scan(struct lrvm__seg *seg)
+/* List the written pages of [start, end) of SEG and protect them; the
+ * -errno of a scan that failed. */
+static long scan_range(struct lrvm__seg *seg, uintptr_t start, uintptr_t end)
 {
-    int rc = own(seg);
-    if (rc < 0)
-        return rc;
     struct page_region v[SCAN_VEC];
-    uintptr_t base = (uintptr_t)seg->sg_base, start = base, end = base + seg->sg_maplen;
+    uintptr_t base = (uintptr_t)seg->sg_base;
     while (start < end) {
         uintptr_t walked;
         long n = scan_call(start, end, v, &walked);
-        if (n < 0) {
-            /* The program mapped something else over the segment, or
-             * unprotected it (lrvm.h C11). */
-            LRVM__TRACE("%s: PAGEMAP_SCAN failed: %s", seg->sg_name, strerror((int)-n));
-            return LRVM_EFAULT;
-        }
+        if (n < 0)
+            return n;
         for (long i = 0; i < n; i++)
             for (uintptr_t a = v[i].start; a < v[i].end; a += page_size)
                 list_page(seg, (a - base) / page_size);
@@ -275,6 +275,31 @@ static int scan(struct lrvm__seg *seg)
         start = walked;
     }
     return 0;
+}
+
+/* List the pages of SEG written since the last scan, and protect them. A
+ * mapping the program put over part of the segment (lrvm.h C11) fails the
+ * scan, after it may have protected pages before it and lost their
+ * marks: then every page of the segment's own is listed, as possibly
+ * written (so abort restores them all from their images), the program's
+ * are left alone, and the caller gets LRVM_EFAULT. */
+static int scan(struct lrvm__seg *seg)
+{
+    int rc = own(seg);
+    if (rc < 0)
+        return rc;
+    uintptr_t base = (uintptr_t)seg->sg_base;
+    long err = scan_range(seg, base, base + seg->sg_maplen);
+    if (err == 0)
+        return 0;
+    LRVM__TRACE("%s: PAGEMAP_SCAN failed (%s): a mapping of the program's lies over the "
+                "segment", seg->sg_name, strerror((int)-err));
+    struct page_region v[SCAN_VEC];
+    uintptr_t walked;
+    for (size_t p = 0; p < seg->sg_npages; p++)
+        if (scan_call_wp(base + p * page_size, base + (p + 1) * page_size, v, &walked, 0) >= 0)
+            list_page(seg, p);
+    return LRVM_EFAULT;
 }
 
 /* Is all of SEG still mapped? A program may have unmapped a page (lrvm.h

@@ -384,6 +384,40 @@ START_TEST(test_hostile_unmapped_page_fails_the_commit)
 }
 END_TEST
 
+/* lrvm.h C11, the userfaultfd tracker: a mapping the program puts over
+ * part of a segment (MAP_FIXED) cannot be scanned, so every commit that
+ * covers the segment fails with LRVM_EFAULT, never silently without the
+ * stores under it; abort restores the rest; nothing is committed. */
+START_TEST(test_hostile_map_fixed_over_segment_under_uffd)
+{
+    if (!tu_uffd_offered())
+        return;                         /* the mprotect tracker cannot tell (C11) */
+    lrvm_options_t o = { .tracking = LRVM_TRACK_UFFD };
+    lrvm_t *s;
+    ck_assert_int_eq(lrvm_open(tu_dir, &o, &s), 0);
+    char *a = tu_map(s, "a", 16 * 4096);
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
+    a[0] = 1;
+    ck_assert_ptr_eq(mmap(a + 8192, 4096, PROT_READ | PROT_WRITE,
+                          MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), a + 8192);
+    a[8192] = 2;                        /* under the program's own mapping */
+    ck_assert_int_eq(lrvm_commit(tx, 0), LRVM_EFAULT);
+    ck_assert_int_eq(lrvm_commit(tx, 0), LRVM_EFAULT);
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_int_eq(a[0], 0);
+    a[4] = 3;                           /* the ambient epoch covers it too */
+    ck_assert_int_eq(lrvm_sync(s), LRVM_EFAULT);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    ck_assert_int_eq(lrvm_open(tu_dir, &o, &s), 0);
+    a = tu_map(s, "a", 16 * 4096);
+    ck_assert_int_eq(a[0], 0);
+    ck_assert_int_eq(a[4], 0);
+    ck_assert_int_eq(a[8192], 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 /* Point 6: a full disk. A 4 MiB tmpfs holds the store (the log takes
  * about 1 MiB of it). A segment larger than the free space is refused up
  * front; one that fits is reserved whole, so once the disk is full,
@@ -489,6 +523,7 @@ int main(void)
     tcase_add_test(tc, test_hostile_lrvmutl_follows_the_same_rules);
     tcase_add_test(tc, test_hostile_thread_blocking_sigsegv_cannot_map_in_auto_mode);
     tcase_add_test(tc, test_hostile_unmapped_page_fails_the_commit);
+    tcase_add_test(tc, test_hostile_map_fixed_over_segment_under_uffd);
     tcase_add_test(tc, test_hostile_full_disk_is_met_up_front);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
