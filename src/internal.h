@@ -671,8 +671,8 @@ struct lrvm {
     const struct lrvm__tracker *tracker;   /* chosen at open, for good */
     size_t               truncate_threshold;
     struct lrvm__log     log;              /* log.c's */
-    struct lrvm__seg   **segs;             /* segment.c's table; the mprotect */
-    size_t               nsegs, segs_cap;  /*   tracker reads it (the ambient epoch) */
+    struct lrvm__seg   **segs;             /* segment.c's table; the automatic */
+    size_t               nsegs, segs_cap;  /*   trackers read it (the ambient epoch) */
     lrvm_tx_t           *txs;              /* tx.c's: the open transactions */
     struct lrvm_heap    *heaps;            /* heap.c's: the heaps opened */
     lrvm_stats_t         stats;

@@ -2,9 +2,9 @@
  * track.c -- which tracker a store uses.
  *
  * Owns: the choice of tracker for a tracking mode, made once at
- * lrvm_open. The trackers themselves are in track_explicit.c and
- * track_mprotect.c, behind struct lrvm__tracker (internal.h); tx.c drives
- * them and nothing else calls them.
+ * lrvm_open. The trackers themselves are in track_explicit.c,
+ * track_mprotect.c and track_uffd.c, behind struct lrvm__tracker
+ * (internal.h); tx.c drives them and nothing else calls them.
  */
 #include "internal.h"
 
