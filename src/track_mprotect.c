@@ -31,11 +31,11 @@
  *                                       store faults (no new copy)   tx still open
  *
  * Commit compares each dirty page with its before-image and logs only the
- * changed byte runs (lrvm__page_diff). A
- * flushed commit seals its pages while the disk writes the records, so
- * the re-protect overlaps the wait for the disk; a sync seals the
- * ambient pages before it reads them, because other threads may go on
- * storing. A store to a SEALED page waits for the commit to end. Abort
+ * changed byte runs (lrvm__page_diff). A flushed commit seals its pages
+ * while the disk writes the records, so the re-protect overlaps the wait
+ * for the disk; a sync seals the ambient pages before it reads them,
+ * because other threads may go on storing. A store to a SEALED page
+ * waits for the commit to end. Abort
  * and lrvm_begin's set-aside go DIRTY -> SEALED -> CLEAN at once.
  *
  * Invariants
