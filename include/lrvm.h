@@ -30,8 +30,9 @@
  *   and later, with PAGEMAP_SCAN): the kernel marks each page written,
  *   with no signal; commit lists the written pages, compares them with
  *   the segment's committed image and protects them again in one call.
- *   It owns no signal (C1 does not apply) and sees kernel writes, but
- *   each commit and each lrvm_begin scans the whole segment. Refused with
+ *   It owns no signal (C1 does not apply) and sees kernel writes; each
+ *   commit walks the page tables of the whole segment (and lrvm_begin
+ *   too, unless nothing in the process has faulted since). Refused with
  *   LRVM_EMODE where the kernel or the process lacks it.
  *   LRVM_TRACK_MPROTECT: segments are mapped read-only; the first store to
  *   a page faults (SIGSEGV), and lrvm saves the page and makes it writable
@@ -116,13 +117,15 @@
  *      (the userfaultfd tracker, which cannot tell whether it was
  *      written), the next commit of it fails with LRVM_EFAULT (the store
  *      stays usable; abort restores what is still mapped; later commits
- *      go on with what is mapped). A MAP_FIXED over a segment fails every
- *      commit of it with LRVM_EFAULT under the userfaultfd tracker (abort
- *      still restores the segment's own pages); under
+ *      go on with what is mapped). A MAP_FIXED over a segment fails the
+ *      commits of it with LRVM_EFAULT under the userfaultfd tracker, from
+ *      the first that follows a store or any other page fault in the
+ *      process (abort still restores the segment's own pages); under
  *      the mprotect tracker, it and the program's own mprotect(PROT_WRITE)
  *      are not detected: stores to such pages are not captured and are
  *      silently lost, and a page the program made PROT_NONE kills it when
- *      lrvm reads it.
+ *      lrvm reads it. Stores into a segment made by another process
+ *      (process_vm_writev, a debugger) are not captured.
  *   C12 A full disk: lrvm reserves a segment file's blocks when lrvm_map
  *      (or lrvm_heap_open) creates or grows it, so a segment larger than
  *      the free space fails there with LRVM_ENOSPC, and no later commit,

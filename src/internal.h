@@ -208,6 +208,7 @@ struct lrvm__seg {
     size_t                  sg_undo_n;   /* uffd: pages it holds (track_uffd.c I3) */
     long                    sg_uffd_pid; /* uffd: the process it is registered in */
     int                     sg_hole_told;/* uffd: a commit failed for an unmapped page */
+    long                    sg_quiet;    /* uffd: the process's faults as its last scan began */
 };
 
 /* Page states of automatic capture. */

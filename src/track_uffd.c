@@ -13,9 +13,9 @@
  * protected whole. The kernel resolves the first store to a protected
  * page by itself, with no message, and marks the page written; a kernel
  * write into the page (read(2) into a segment) is resolved the same way.
- * A scan (PAGEMAP_SCAN with PM_SCAN_WP_MATCHING) lists the written pages
- * of a segment and protects them again in one call; the pages it finds go
- * on the segment's list once (sg_state[p] 1, p in sg_dirty).
+ * A scan (PAGEMAP_SCAN) lists the written pages of a segment, and each
+ * run it finds is protected again at once (UFFDIO_WRITEPROTECT); the pages
+ * go on the segment's list once (sg_state[p] 1, p in sg_dirty).
  *
  * No message means no moment to copy a before-image, so each segment
  * keeps its image instead: a second MAP_PRIVATE mapping of its file, which
@@ -41,6 +41,11 @@
  *   I4 A segment registered in another process (a child of fork inherits
  *      no registration) lists every page before its next use: the child's
  *      stores until then were not tracked.
+ *   I5 sg_quiet is -1 or the process's fault count read before the
+ *      segment's last scan that succeeded began: a page written since
+ *      then faulted after it was read (the scan found it, or the count
+ *      has moved). A store that races with lrvm_begin may so fall into
+ *      the transaction, as any ordering of the two allows.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -52,6 +57,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -78,7 +84,6 @@ struct pm_scan_arg {
 };
 #define PAGEMAP_SCAN          _IOWR('f', 16, struct pm_scan_arg)
 #define PAGE_IS_WRITTEN       (1 << 1)
-#define PM_SCAN_WP_MATCHING   (1 << 0)
 #define PM_SCAN_CHECK_WPASYNC (1 << 1)
 #endif
 
@@ -167,15 +172,16 @@ static int protect_range(void *addr, size_t len)
                ? 0 : -1;
 }
 
-/* One scan of [start, end): the written pages' runs into V (at most
- * SCAN_VEC), protected again (when WP); their number, and *WALKED how far
- * it got, or -errno. */
-static long scan_call_wp(uintptr_t start, uintptr_t end, struct page_region *v,
-                         uintptr_t *walked, int wp)
+/* One read of [start, end): the written pages' runs into V (at most
+ * SCAN_VEC); their number, and *WALKED how far it got, or -errno. It
+ * protects nothing: PM_SCAN_WP_MATCHING would, but it costs a TLB flush
+ * for every page table it touches, where protect_runs costs one for each
+ * run (doc/architecture.md, "the userfaultfd tracker"). */
+static long scan_call(uintptr_t start, uintptr_t end, struct page_region *v, uintptr_t *walked)
 {
     struct pm_scan_arg a = {
         .size = sizeof a,
-        .flags = (wp ? PM_SCAN_WP_MATCHING : 0) | PM_SCAN_CHECK_WPASYNC,
+        .flags = PM_SCAN_CHECK_WPASYNC,
         .start = start, .end = end,
         .vec = (uintptr_t)v, .vec_len = SCAN_VEC,
         .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
@@ -185,9 +191,20 @@ static long scan_call_wp(uintptr_t start, uintptr_t end, struct page_region *v,
     return n < 0 ? -errno : n;
 }
 
-static long scan_call(uintptr_t start, uintptr_t end, struct page_region *v, uintptr_t *walked)
+/* Protect again exactly the N runs a scan found written. A store into one
+ * of them after the scan, before its protection, is not lost: the run is
+ * listed, and the commit or begin reads its bytes after this returns. A
+ * page outside the runs keeps its mark. */
+static int protect_runs(const struct page_region *v, long n)
 {
-    return scan_call_wp(start, end, v, walked, 1);
+    for (long i = 0; i < n; i++) {
+        struct uffdio_writeprotect wp = {
+            .range = { v[i].start, v[i].end - v[i].start }, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+        };
+        if (ioctl(uf_fd, UFFDIO_WRITEPROTECT, &wp) != 0)
+            return -errno;
+    }
+    return 0;
 }
 
 /* Does the kernel give this process what the tracker needs? Asked once,
@@ -201,11 +218,11 @@ static int probe(void)
     if (m == MAP_FAILED)
         return 0;
     struct page_region v[SCAN_VEC];
-    uintptr_t walked;
-    int ok = protect_range(m, len) == 0 && scan_call((uintptr_t)m, (uintptr_t)m + len, v,
-                                                     &walked) == 0;
+    uintptr_t walked, e = (uintptr_t)m + len;
+    int ok = protect_range(m, len) == 0 && scan_call((uintptr_t)m, e, v, &walked) == 0;
     m[0] = 1;                           /* the kernel resolves it and marks it */
-    ok = ok && scan_call((uintptr_t)m, (uintptr_t)m + len, v, &walked) == 1;
+    ok = ok && scan_call((uintptr_t)m, e, v, &walked) == 1 && protect_runs(v, 1) == 0 &&
+         scan_call((uintptr_t)m, e, v, &walked) == 0;
     munmap(m, len);                     /* unregisters it too */
     return ok;
 }
@@ -238,6 +255,16 @@ static void list_page(struct lrvm__seg *seg, size_t p)
     }
 }
 
+/* The process's page faults so far, all its threads', or -1. A store to
+ * a protected page faults before it lands, and the kernel counts the
+ * fault before the store resumes, so while this count stands still no
+ * page can have been written. */
+static long faults_so_far(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_minflt + ru.ru_majflt : -1;
+}
+
 /* SEG is registered in this process, or made so: after a fork, every page
  * is listed (keeps I4). */
 static int own(struct lrvm__seg *seg)
@@ -251,6 +278,7 @@ static int own(struct lrvm__seg *seg)
         return LRVM_EMODE;
     }
     seg->sg_uffd_pid = uf_pid;
+    seg->sg_quiet = -1;
     for (size_t p = 0; p < seg->sg_npages; p++)
         list_page(seg, p);
     return 0;
@@ -267,6 +295,9 @@ static long scan_range(struct lrvm__seg *seg, uintptr_t start, uintptr_t end)
         long n = scan_call(start, end, v, &walked);
         if (n < 0)
             return n;
+        long err = protect_runs(v, n);
+        if (err < 0)
+            return err;
         for (long i = 0; i < n; i++)
             for (uintptr_t a = v[i].start; a < v[i].end; a += page_size)
                 list_page(seg, (a - base) / page_size);
@@ -288,8 +319,14 @@ static int scan(struct lrvm__seg *seg)
     int rc = own(seg);
     if (rc < 0)
         return rc;
+    /* Nothing faulted since the last scan began: no page was written
+     * since (I5), and the walk of every page table is saved. */
+    long faults = faults_so_far();
+    if (faults >= 0 && faults == seg->sg_quiet)
+        return 0;
     uintptr_t base = (uintptr_t)seg->sg_base;
     long err = scan_range(seg, base, base + seg->sg_maplen);
+    seg->sg_quiet = err == 0 ? faults : -1;
     if (err == 0)
         return 0;
     LRVM__TRACE("%s: PAGEMAP_SCAN failed (%s): a mapping of the program's lies over the "
@@ -297,7 +334,7 @@ static int scan(struct lrvm__seg *seg)
     struct page_region v[SCAN_VEC];
     uintptr_t walked;
     for (size_t p = 0; p < seg->sg_npages; p++)
-        if (scan_call_wp(base + p * page_size, base + (p + 1) * page_size, v, &walked, 0) >= 0)
+        if (scan_call(base + p * page_size, base + (p + 1) * page_size, v, &walked) >= 0)
             list_page(seg, p);
     return LRVM_EFAULT;
 }
@@ -364,6 +401,7 @@ static int uf_attach(lrvm_t *s, struct lrvm__seg *seg)
     seg->sg_dirty = malloc(seg->sg_npages * sizeof *seg->sg_dirty);
     seg->sg_uffd_pid = 0;
     seg->sg_hole_told = 0;
+    seg->sg_quiet = -1;
     rc = LRVM_ENOMEM;
     if (seg->sg_state == NULL || seg->sg_dirty == NULL)
         goto fail;

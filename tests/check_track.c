@@ -734,6 +734,65 @@ START_TEST(test_track_ambient_and_transactions_interleave)
 }
 END_TEST
 
+/* A thread that stores into a segment when told, then ends. */
+struct late_store {
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    int             go;
+    char           *at;
+};
+
+static void *late_store_thread(void *arg)
+{
+    struct late_store *ls = arg;
+    pthread_mutex_lock(&ls->mu);
+    while (!ls->go)
+        pthread_cond_wait(&ls->cv, &ls->mu);
+    pthread_mutex_unlock(&ls->mu);
+    strcpy(ls->at, "ambient");
+    return NULL;
+}
+
+/* The userfaultfd tracker skips lrvm_begin's scan while nothing in the
+ * process has faulted since the last one: the ambient store of a thread
+ * that has ended by then must still count, or the transaction takes it
+ * and its abort undoes it. The commits before it leave the process in a
+ * steady state, so that store is the only fault to see. */
+START_TEST(test_track_begin_sets_aside_an_ended_threads_store)
+{
+    lrvm_t *s = open_auto();
+    char *a = tu_map(s, "late", 2 * PAGE);
+    struct late_store ls = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, a + PAGE };
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, late_store_thread, &ls), 0);
+    for (int i = 0; i < 3; i++) {
+        lrvm_tx_t *tx = begin1(s, a);
+        a[i] = (char)('a' + i);
+        ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
+    }
+    pthread_mutex_lock(&ls.mu);
+    ls.go = 1;
+    pthread_cond_signal(&ls.cv);
+    pthread_mutex_unlock(&ls.mu);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+
+    lrvm_tx_t *tx = begin1(s, a);
+    strcpy(a + 100, "aborted");
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_str_eq(a + PAGE, "ambient");
+    ck_assert_int_eq(a[100], 0);
+    ck_assert_int_eq(lrvm_sync(s), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_auto();
+    a = tu_map(s, "late", 2 * PAGE);
+    ck_assert_str_eq(a, "abc");
+    ck_assert_str_eq(a + PAGE, "ambient");
+    ck_assert_int_eq(a[100], 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 static void sync_during_tx_child(void *arg)
 {
     (void)arg;
@@ -1040,6 +1099,7 @@ int main(void)
     tcase_add_test(tc, test_track_ambient_power_cut_at_each_call);
     tcase_add_test(tc, test_track_ambient_and_transactions_interleave);
     tcase_add_test(tc, test_track_sync_during_tx_excludes_tx_bytes);
+    tcase_add_test(tc, test_track_begin_sets_aside_an_ended_threads_store);
     tcase_add_test(tc, test_track_ambient_threads_store_during_sync);
     tcase_add_test(tc, test_track_failed_commit_then_retry);
     tcase_add_test(tc, test_track_failed_commit_then_abort);
