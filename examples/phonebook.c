@@ -64,6 +64,9 @@ static void out_of_heap(void);
 /* Without HASH_NONFATAL_OOM, uthash calls this when an allocation fails
  * and expects no return. */
 #define uthash_fatal(msg)      out_of_heap()
+/* HASH_DEBUG also runs HASH_FSCK after every add and delete, a walk of
+ * the whole table: nothing at torture's few hundred people, quadratic in
+ * a fill of tens of thousands. */
 #define HASH_DEBUG 1
 #include <uthash.h>
 
@@ -214,7 +217,7 @@ static void open_book(const char *dir, size_t truncate_threshold)
     if (rc != 0)
         die(dir, rc);
     if ((rc = lrvm_heap_open(store, "phonebook", HEAP_SIZE, &heap)) != 0)
-        die("the heap", rc);
+        die("lrvm_heap_open", rc);
     book = lrvm_heap_root(heap);
     if (book == NULL) {
         if ((book = lrvm_calloc(heap, 1, sizeof *book)) == NULL)
