@@ -2,7 +2,7 @@
 # examples/phonebook under kill -9: its uthash table, on an lrvm heap and
 # saved with lrvm_sync, must come back whole and exactly as last saved.
 # Each round starts `phonebook DIR torture` on the same book, kills it
-# with SIGKILL after a random 0 to 400 ms (in its recovery, its changes,
+# with SIGKILL after a random 0 to 600 ms (in its recovery, its changes,
 # its saves or a truncation), and runs `phonebook DIR check`: uthash's
 # HASH_FSCK, every person found by name, and the people of the last save
 # that returned (phonebook.c says how it knows). lrvmutl verify checks the
@@ -26,9 +26,9 @@ fail() {
     status=1
 }
 
-# 0..399, from /dev/urandom: POSIX sh has no $RANDOM.
+# 0..599, from /dev/urandom: POSIX sh has no $RANDOM.
 random_ms() {
-    od -An -N2 -tu2 /dev/urandom | awk '{ print $1 % 400 }'
+    od -An -N2 -tu2 /dev/urandom | awk '{ print $1 % 600 }'
 }
 
 # tortures TRACKER ROUNDS: the kill rounds on the TRACKER's own book.
