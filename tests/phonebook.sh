@@ -26,6 +26,17 @@ fail() {
     status=1
 }
 
+# The answers every tool of lrvm gives (check_version holds the others
+# to them; phonebook is built only with uthash).
+version=$("$pb" --version)
+case $version in
+"phonebook (lrvm) $("$lrvmutl" --version | sed 's/.* //')") ;;
+*) fail "phonebook --version: $version" ;;
+esac
+"$pb" --help | grep -q '^usage: phonebook' || fail "phonebook --help"
+"$pb" --no-such-option 2>/dev/null
+[ $? -eq 2 ] || fail "phonebook --no-such-option: not status 2"
+
 # 0..599, from /dev/urandom: POSIX sh has no $RANDOM.
 random_ms() {
     od -An -N2 -tu2 /dev/urandom | awk '{ print $1 % 600 }'
