@@ -515,6 +515,20 @@ struct lrvm__check {
 int lrvm__recover_check(int dirfd, int logfd, const struct lrvm__log_header *h,
                         void (*progress)(void *arg, uint64_t off), void *progress_arg,
                         struct lrvm__check *out);
+/* A range that recovery writes: N bytes at OFF of the segment named by
+ * the NAME_LEN bytes at NAME (no NUL), which are DATA (valid during the
+ * call only) and lie at LOG_OFF in the log. */
+typedef int lrvm__range_fn(void *arg, const char *name, size_t name_len, uint64_t off,
+                           const unsigned char *data, uint64_t n, uint64_t log_off);
+/* lrvm__recover_check, and FN (when not NULL) sees every range recovery
+ * would write, in the order it would write them: each complete
+ * transaction's, in log order, once its COMMIT part is found valid
+ * (lrvmutl heap and cat build a segment's image so). When the call
+ * fails, the ranges FN saw count for nothing: recovery would write none.
+ * FN's error ends the scan and is returned. Writes nothing. */
+int lrvm__recover_ranges(int dirfd, int logfd, const struct lrvm__log_header *h,
+                         void (*progress)(void *arg, uint64_t off), void *progress_arg,
+                         lrvm__range_fn *fn, void *fn_arg, struct lrvm__check *out);
 
 /* ------------------------------------------------- track.c, track_*.c */
 
