@@ -724,6 +724,33 @@ int  lrvm__heap_describe(int fd, struct lrvm__heap_info *out);
  * address: the heap's words are offsets), and its usage when it passes. */
 int  lrvm__heap_check_image(const void *image, uint64_t len, uint64_t *used_blocks,
                             uint64_t *free_bytes);
+/* What a walk of a heap's image reports (lrvmutl heap). The walk trusts
+ * no word: a link is checked before it is followed, and a damaged heap
+ * ends the walk of its blocks or of its lists early, with the place and
+ * the reason, but is never read outside the image. */
+struct lrvm__heap_walk {
+    void *arg;
+    /* Each block from the first to the epilogue, in address order: the
+     * offset of its header word, its size (header included), USED. */
+    int (*block)(void *arg, uint64_t off, uint64_t size, int used);
+    /* Each bin that holds a block, with the sizes it is for, then each
+     * block on its list, in list order (a version 1 heap: one list, 0). */
+    int (*bin)(void *arg, unsigned bin, uint64_t min_size, uint64_t max_size);
+    int (*free_block)(void *arg, unsigned bin, uint64_t off, uint64_t size);
+    /* Filled in: the header, and where and why a walk ended early (a
+     * NULL reason: it did not). */
+    struct lrvm__heap_info info;
+    uint64_t    blocks_stop;
+    const char *blocks_why;
+    uint64_t    list_stop;          /* the link that could not be followed */
+    unsigned    list_stop_bin;
+    const char *list_why;
+};
+/* Walk the heap in the LEN bytes at IMAGE (8-aligned), calling W's
+ * callbacks (each may be NULL): 1 when the image is a heap (its magic),
+ * 0 when it is not, or the first callback's error. Says nothing of I1-I3:
+ * lrvm__heap_check_image does. */
+int  lrvm__heap_walk_image(const void *image, uint64_t len, struct lrvm__heap_walk *w);
 /* Used blocks and free bytes of a consistent heap (tests). */
 void lrvm__heap_usage(const lrvm_heap_t *h, uint64_t *used_blocks, uint64_t *free_bytes);
 
