@@ -4,18 +4,22 @@
  *   lrvmutl info DIR           the log and the segment files, in words
  *   lrvmutl verify DIR         what lrvm_open would say of the log
  *   lrvmutl dump DIR [--data]  every valid record and every range in it
+ *   lrvmutl heap DIR NAME      segment NAME's heap: blocks, free lists, check
  *   lrvmutl recover DIR        replay the log into the segment files
  *   lrvmutl truncate DIR       the same, then lrvm_truncate
  *
- * info, verify and dump only read: they run recovery's checks
+ * info, verify, dump and heap only read: they run recovery's checks
  * (lrvm__recover_check, the checks lrvm_open makes before it writes
  * anything) and never create or change a file. A store that a process
  * has open is still read; the figures are then a snapshot (the lock is
  * taken, shared, only for an instant, to tell).
+ * heap shows a segment as recovery would leave it: its file with
+ * the ranges recovery would write (lrvm__recover_ranges: the same scan
+ * and checks, the same records, in the same order) applied in memory.
  * recover and truncate go through lrvm_open, so they wait for nobody:
  * a store open elsewhere fails with LRVM_EBUSY.
  *
- * With --json, info, verify and dump write one JSON document on
+ * With --json, info, verify, dump and heap write one JSON document on
  * standard output instead of text, also when they fail (its "error"
  * member says why); lrvmutl(1) gives each document's schema. Keys are
  * never renamed: a consumer may rely on them.
@@ -25,9 +29,10 @@
  * --shared says it is shared on purpose, and no file of it is read
  * through a symbolic link.
  *
- * Exit status: 0 done (verify: lrvm_open would accept the store); 1 the
- * store is damaged or refused, or the operation failed; 2 bad usage, or
- * DIR is not a store, or a system error.
+ * Exit status: 0 done (verify: lrvm_open would accept the store; heap:
+ * the heap passes its checks); 1 the store is damaged or refused, the
+ * heap fails its checks or is none, or the operation failed; 2 bad
+ * usage, DIR is not a store, NAME not a segment of it, or a system error.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -57,27 +62,32 @@ static int json;                    /* --json: one JSON document on stdout */
 static void usage(FILE *o)
 {
     fprintf(o,
-            "usage: lrvmutl COMMAND DIR [OPTIONS]\n"
+            "usage: lrvmutl COMMAND DIR [NAME] [OPTIONS]\n"
             "  info DIR       the log (format, generation, records, transactions, where\n"
             "                 it ends and why) and the segment files\n"
             "  verify DIR     check the log as lrvm_open would, writing nothing; exit 1\n"
             "                 when lrvm_open would refuse the store\n"
             "  dump DIR       one line per valid log record and per range it holds;\n"
             "                 --data adds the first bytes of each range in hex\n"
+            "  heap DIR NAME  the heap in segment NAME as recovery would leave it: its\n"
+            "                 header, every block (offset, size, used or free), its free\n"
+            "                 lists, and whether it passes lrvm_heap_open's checks; exit 1\n"
+            "                 when it fails them or NAME holds no heap\n"
             "  recover DIR    replay the log into the segment files and empty it\n"
             "                 (what lrvm_open does); --discard-after OFFSET first ends\n"
             "                 the log at OFFSET on purpose, dropping what follows (for a\n"
             "                 log damaged there: see verify)\n"
             "  truncate DIR   recover, then lrvm_truncate (the log is empty either way)\n"
-            "info, verify and dump never write; recover and truncate fail with\n"
+            "info, verify, dump and heap never write; recover and truncate fail with\n"
             "LRVM_EBUSY while another process has the store open.\n"
-            "--json: info, verify and dump write one JSON document instead of\n"
+            "--json: info, verify, dump and heap write one JSON document instead of\n"
             "text, also on failure (its schema: lrvmutl(1)).\n"
             "--shared: read a store directory that others may write to, or that\n"
             "another user owns (refused otherwise, as lrvm_open refuses it).\n"
             "lrvmutl --help | --version\n"
-            "Exit status: 0 done; 1 the store has a problem (damaged, refused) or the\n"
-            "operation failed; 2 bad usage, not a store, or a system error.\n");
+            "Exit status: 0 done; 1 the store has a problem (damaged, refused, a heap\n"
+            "that fails its checks) or the operation failed; 2 bad usage, not a store,\n"
+            "no such segment, or a system error.\n");
 }
 
 /* What made the run fail, for the "error" member of --json: the first
@@ -937,6 +947,431 @@ static int cmd_dump(const char *dir, int data)
     store_close(&st);
     return json ? j_end(status) : status;
 }
+/* ------------------------------------------------------------ a segment as recovery leaves it */
+
+/*
+ * heap shows segment NAME as lrvm_open would leave it: its file
+ * with the ranges recovery would write applied over it, in memory. The
+ * ranges come from lrvm__recover_ranges, which is recovery's own scan
+ * and checks, so the records applied, and their order, are recovery's:
+ * the complete transactions of the log's valid prefix, in log order, and
+ * none at all when the log fails a check (the command then fails as
+ * verify does). A range is kept as pieces that each lie in one chunk of
+ * the segment and in the bytes asked for, with the place of its bytes in
+ * the log, and the pieces are sorted by chunk, then log order. The image
+ * is then made a chunk at a time: the chunk read from the file, its
+ * pieces copied over it from the log (mapped) in log order. So a reader
+ * of a part of a large segment need not hold more than a chunk of it,
+ * and a piece costs 32 bytes of memory however large its range.
+ */
+#define CHUNK ((uint64_t)64 << 10)
+
+struct piece {
+    uint64_t off;           /* in the segment; the piece lies in one chunk */
+    uint64_t len;
+    uint64_t log_off;       /* of its bytes, in the log */
+    uint64_t seq;           /* its range's place among the segment's, in log order */
+};
+
+struct image {
+    const char          *name;
+    size_t               name_len;
+    int                  fd;            /* NAME.seg, read-only; -1 */
+    uint64_t             size;          /* of the file */
+    uint64_t             lo, hi;        /* the bytes wanted */
+    uint64_t             ranges;        /* ranges recovery writes in the segment */
+    uint64_t             range_bytes;
+    struct piece        *p;             /* sorted by chunk, then seq */
+    size_t               np, cap;
+    size_t               next;          /* the first piece not yet applied */
+    const unsigned char *log;           /* the log, mapped read-only, or NULL */
+    uint64_t             log_len;
+    int                  shrank;        /* the file shrank while it was read */
+};
+
+/* Open segment NAME's file; on failure say why and return the exit
+ * status. The image is the whole segment until the caller narrows it. */
+static int image_open(struct image *im, const struct store *st, const char *name)
+{
+    memset(im, 0, sizeof *im);
+    im->fd = -1;
+    im->name = name;
+    im->name_len = strlen(name);
+    if (!lrvm__name_ok_n(name, im->name_len)) {
+        complain("%s: not a segment name (1 to %d bytes, no '/', no '..')", shown(name,
+                 im->name_len), LRVM__NAME_MAX);
+        return EXIT_USAGE;
+    }
+    int fd = lrvm__seg_open_file(st->dirfd, name, im->name_len, O_RDONLY);
+    if (fd == LRVM_ENOENT) {
+        complain("%s: no segment %s in this store (no file %s.seg)", st->dir,
+                 shown(name, im->name_len), shown(name, im->name_len));
+        return EXIT_USAGE;
+    }
+    if (fd < 0) {
+        failure.code = error_name(fd);
+        if (fd == LRVM_EACCES && errno == EACCES) {
+            complain("%s: %s.seg: not a regular file (a symbolic link?), or no "
+                     "permission: refused", st->dir, shown(name, im->name_len));
+            return EXIT_DAMAGED;
+        }
+        complain("%s: %s.seg: %s", st->dir, shown(name, im->name_len), strerror(errno));
+        return EXIT_USAGE;
+    }
+    im->fd = fd;
+    int rc = lrvm__io_fstat_size(fd, &im->size);
+    if (rc < 0) {
+        complain("%s: %s.seg: %s", st->dir, shown(name, im->name_len), strerror(errno));
+        return EXIT_USAGE;
+    }
+    im->hi = im->size;
+    return 0;
+}
+
+static void image_close(struct image *im)
+{
+    if (im->log != NULL)
+        lrvm__io_unmap(im->log, im->log_len);
+    if (im->fd >= 0)
+        close(im->fd);
+    free(im->p);
+}
+
+/* lrvm__range_fn: keep the pieces of a range of the segment that fall in
+ * [lo, hi). */
+static int image_range(void *arg, const char *name, size_t name_len, uint64_t off,
+                       const unsigned char *data, uint64_t n, uint64_t log_off)
+{
+    struct image *im = arg;
+    (void)data;                         /* gone after the call: the log holds it */
+    if (name_len != im->name_len || memcmp(name, im->name, name_len) != 0)
+        return 0;
+    uint64_t seq = im->ranges++;
+    im->range_bytes += n;
+    /* Recovery's checks put the range inside the file before it comes
+     * (and off + n cannot wrap: the payload walk refuses such a range). */
+    if (off >= im->hi || off + n <= im->lo)
+        return 0;
+    uint64_t a = off > im->lo ? off : im->lo, b = off + n < im->hi ? off + n : im->hi;
+    while (a < b) {
+        uint64_t end = (a / CHUNK + 1) * CHUNK < b ? (a / CHUNK + 1) * CHUNK : b;
+        struct piece *t = lrvm__room_for(im->p, im->np, &im->cap, sizeof *t);
+        if (t == NULL)
+            return LRVM_ENOMEM;
+        im->p = t;
+        im->p[im->np++] = (struct piece){ a, end - a, log_off + (a - off), seq };
+        a = end;
+    }
+    return 0;
+}
+
+static int piece_order(const void *x, const void *y)
+{
+    const struct piece *a = x, *b = y;
+    if (a->off / CHUNK != b->off / CHUNK)
+        return a->off / CHUNK < b->off / CHUNK ? -1 : 1;
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* Gather what recovery would write into [lo, hi) of the segment (the log
+ * checked as verify checks it); on failure say why and return the exit
+ * status. */
+static int image_collect(struct image *im, struct store *st, struct lrvm__check *c)
+{
+    int rc = check(st, c, image_range, im);
+    if (rc < 0)
+        return EXIT_DAMAGED;
+    qsort(im->p, im->np, sizeof *im->p, piece_order);
+    if (im->np == 0)
+        return 0;
+    /* Sized now: the log may have grown since the store was opened. A
+     * piece past its end means it changed under the scan. */
+    if ((rc = lrvm__io_fstat_size(st->logfd, &im->log_len)) < 0 ||
+        (rc = lrvm__io_map_read(st->logfd, im->log_len, &im->log)) < 0) {
+        im->log = NULL;
+        complain("%s/%s: %s", st->dir, LRVM__LOG_NAME, strerror(errno));
+        return EXIT_USAGE;
+    }
+    for (size_t i = 0; i < im->np; i++) {
+        if (im->p[i].log_off > im->log_len || im->p[i].len > im->log_len - im->p[i].log_off) {
+            complain("%s/%s changed while it was read: try again", st->dir, LRVM__LOG_NAME);
+            return EXIT_DAMAGED;
+        }
+    }
+    return 0;
+}
+
+/* The image's bytes [OFF, OFF+N) into BUF: the file's, then the pieces
+ * that fall there, in log order. The calls must come in file order, each
+ * for the part of one chunk that lies in [lo, hi) (image_each's). */
+static int image_fill(struct image *im, uint64_t off, unsigned char *buf, size_t n)
+{
+    ssize_t got = lrvm__io_pread(im->fd, buf, n, off);
+    if (got < 0)
+        return (int)got;
+    if ((size_t)got < n) {
+        im->shrank = 1;
+        return LRVM_EIO;
+    }
+    for (; im->next < im->np && im->p[im->next].off < off + n; im->next++) {
+        const struct piece *q = &im->p[im->next];
+        LRVM__ASSERT(q->off >= off && q->off + q->len <= off + n);
+        memcpy(buf + (q->off - off), im->log + q->log_off, (size_t)q->len);
+    }
+    return 0;
+}
+
+/* The image of [lo, hi), a chunk at a time: into WHOLE (hi - lo bytes)
+ * when it is not NULL, else through FN (ARG, the offset, the bytes, how
+ * many), one chunk's buffer reused. On failure say why and return the
+ * exit status. */
+static int image_each(struct image *im, const char *dir, unsigned char *whole,
+                      void (*fn)(void *arg, uint64_t off, const unsigned char *b, size_t n),
+                      void *arg)
+{
+    unsigned char *buf = whole == NULL ? malloc(CHUNK) : NULL;
+    int rc = whole == NULL && buf == NULL ? LRVM_ENOMEM : 0;
+    for (uint64_t off = im->lo; off < im->hi && rc == 0;) {
+        uint64_t end = (off / CHUNK + 1) * CHUNK < im->hi ? (off / CHUNK + 1) * CHUNK : im->hi;
+        unsigned char *b = whole != NULL ? whole + (off - im->lo) : buf;
+        if ((rc = image_fill(im, off, b, (size_t)(end - off))) == 0 && fn != NULL)
+            fn(arg, off, b, (size_t)(end - off));
+        off = end;
+    }
+    free(buf);
+    if (rc == 0)
+        return 0;
+    failure.code = error_name(rc);
+    if (im->shrank) {
+        complain("%s: %s.seg shrank while it was read: try again", dir,
+                 shown(im->name, im->name_len));
+        return EXIT_DAMAGED;
+    }
+    complain("%s: %s.seg: %s", dir, shown(im->name, im->name_len), lrvm_strerror(rc));
+    return EXIT_USAGE;
+}
+/* ------------------------------------------------------------ heap */
+
+/* What the walk of a heap has shown so far. */
+struct heap_show {
+    uint64_t blocks, used_blocks, used_bytes, free_blocks, free_bytes;
+    int      in_list;           /* a bin's list is open (a line, or a JSON array) */
+};
+
+static int show_block(void *arg, uint64_t off, uint64_t size, int used)
+{
+    struct heap_show *hs = arg;
+    hs->blocks++;
+    if (used) {
+        hs->used_blocks++;
+        hs->used_bytes += size;
+    } else {
+        hs->free_blocks++;
+        hs->free_bytes += size;
+    }
+    if (json) {
+        j_open(NULL, '{');
+        j_u64("offset", off);
+        j_u64("size", size);
+        j_str("state", used ? "used" : "free");
+        j_close('}');
+    } else {
+        printf("  %16" PRIu64 " %16" PRIu64 "  %s\n", off, size, used ? "used" : "free");
+    }
+    return 0;
+}
+
+static void end_list(struct heap_show *hs)
+{
+    if (!hs->in_list)
+        return;
+    if (json) {
+        j_close(']');
+        j_close('}');
+    } else {
+        putchar('\n');
+    }
+    hs->in_list = 0;
+}
+
+static int show_bin(void *arg, unsigned bin, uint64_t min_size, uint64_t max_size)
+{
+    struct heap_show *hs = arg;
+    end_list(hs);
+    if (json) {
+        j_open(NULL, '{');
+        j_u64("bin", bin);
+        j_u64("min_size", min_size);
+        j_u64("max_size", max_size);
+        j_open("blocks", '[');
+    } else if (min_size == max_size) {
+        printf("  bin %u (%" PRIu64 " bytes):", bin, min_size);
+    } else {
+        printf("  bin %u (%" PRIu64 " to %" PRIu64 " bytes):", bin, min_size, max_size);
+    }
+    hs->in_list = 1;
+    return 0;
+}
+
+static int show_free_block(void *arg, unsigned bin, uint64_t off, uint64_t size)
+{
+    (void)arg;
+    (void)bin;
+    (void)size;
+    if (json)
+        j_u64(NULL, off);
+    else
+        printf(" %" PRIu64, off);
+    return 0;
+}
+
+/* Show the heap in IMG, the image of segment NAME (IM) of store DIR: its
+ * header, its blocks, its lists, the check's verdict; the exit status. */
+static int show_heap(const struct image *im, const unsigned char *img, const char *dir)
+{
+    struct heap_show hs = { 0 };
+    struct lrvm__heap_walk w = { .arg = &hs };
+    const char *name = shown(im->name, im->name_len);
+    if (json) {
+        j_u64("file_bytes", im->size);
+        j_u64("log_ranges", im->ranges);
+        j_u64("log_bytes", im->range_bytes);
+    } else {
+        printf("segment %s of %s: %" PRIu64 " bytes, as recovery would leave it (%" PRIu64
+               " ranges of the log applied, %" PRIu64 " bytes)\n", name, dir, im->size,
+               im->ranges, im->range_bytes);
+    }
+    /* Three walks: the header, the blocks, the lists; each is cheap, and
+     * each list of the document so stays whole. */
+    if (lrvm__heap_walk_image(img, im->size, &w) != 1) {
+        if (json)
+            j_null("heap");
+        complain("%s: segment %s holds no heap (its first bytes are not a heap's header)",
+                 dir, name);
+        return EXIT_DAMAGED;
+    }
+    const struct lrvm__heap_info *hi = &w.info;
+    if (json) {
+        j_open("heap", '{');
+        j_u64("format", hi->version);
+        j_u64("base", hi->base);
+        j_u64("size", hi->size);
+        j_u64("allocated", hi->allocated);
+        if (hi->root != 0)
+            j_u64("root", hi->root);
+        else
+            j_null("root");
+        j_close('}');
+        j_open("blocks", '[');
+    } else {
+        printf("heap: format %" PRIu64 ", mapped at 0x%" PRIx64 ", %" PRIu64 " bytes, %" PRIu64
+               " in use; root: ", hi->version, hi->base, hi->size, hi->allocated);
+        if (hi->root != 0)
+            printf("the object at offset %" PRIu64 " (0x%" PRIx64 ")\n", hi->root,
+                   hi->base + hi->root);
+        else
+            printf("not set\n");
+        printf("blocks:\n  %16s %16s  %s\n", "offset", "size", "state");
+    }
+    w.block = show_block;
+    lrvm__heap_walk_image(img, im->size, &w);
+    w.block = NULL;
+    if (json) {
+        j_close(']');
+        if (w.blocks_why != NULL) {
+            j_open("blocks_end", '{');
+            j_u64("offset", w.blocks_stop);
+            j_str("reason", w.blocks_why);
+            j_close('}');
+        } else {
+            j_null("blocks_end");
+        }
+        j_u64("block_count", hs.blocks);
+        j_u64("used_blocks", hs.used_blocks);
+        j_u64("used_bytes", hs.used_bytes);
+        j_u64("free_blocks", hs.free_blocks);
+        j_u64("free_bytes", hs.free_bytes);
+        j_open("free_lists", '[');
+    } else {
+        if (w.blocks_why != NULL)
+            printf("  the walk stops at offset %" PRIu64 ": %s\n", w.blocks_stop, w.blocks_why);
+        printf("  %" PRIu64 " blocks: %" PRIu64 " used (%" PRIu64 " bytes), %" PRIu64
+               " free (%" PRIu64 " bytes)\n", hs.blocks, hs.used_blocks, hs.used_bytes,
+               hs.free_blocks, hs.free_bytes);
+        printf("free lists:\n");
+    }
+    w.bin = show_bin;
+    w.free_block = show_free_block;
+    lrvm__heap_walk_image(img, im->size, &w);
+    end_list(&hs);
+    if (json) {
+        j_close(']');
+        if (w.list_why != NULL) {
+            j_open("free_lists_end", '{');
+            j_u64("bin", w.list_stop_bin);
+            j_u64("link", w.list_stop);
+            j_str("reason", w.list_why);
+            j_close('}');
+        } else {
+            j_null("free_lists_end");
+        }
+    } else {
+        if (hs.free_blocks == 0 && w.list_why == NULL)
+            printf("  (none)\n");
+        if (w.list_why != NULL)
+            printf("  the walk of bin %u stops at the link %" PRIu64 ": %s\n", w.list_stop_bin,
+                   w.list_stop, w.list_why);
+    }
+    uint64_t used, free_bytes;
+    int ok = lrvm__heap_check_image(img, im->size, &used, &free_bytes) == 0;
+    if (json)
+        j_str("check", ok ? "ok" : "failed");
+    else if (ok)
+        printf("check: ok: lrvm_heap_open would accept it (%" PRIu64 " used blocks, %" PRIu64
+               " bytes free)\n", used, free_bytes);
+    else
+        printf("check: FAILED: lrvm_heap_open would refuse it with LRVM_ECORRUPT\n");
+    if (ok)
+        return 0;
+    failure.code = error_name(LRVM_ECORRUPT);
+    complain("%s: the heap in segment %s fails its checks (its blocks or free lists are "
+             "damaged): lrvm_heap_open would fail with LRVM_ECORRUPT", dir, name);
+    return EXIT_DAMAGED;
+}
+
+static int cmd_heap(const char *dir, const char *name)
+{
+    struct store st;
+    struct lrvm__check c = { 0 };
+    struct image im = { .fd = -1 };
+    unsigned char *img = NULL;
+    int status = store_open(&st, dir);
+    if (json) {
+        j_begin("heap", dir);
+        j_name("segment", name, strlen(name));
+    }
+    if (status == 0)
+        status = image_open(&im, &st, name);
+    if (status == 0)
+        status = image_collect(&im, &st, &c);
+    /* The check needs the whole image. malloc aligns it for the heap's
+     * words. */
+    if (status == 0 && (img = malloc(im.size > 0 ? (size_t)im.size : 1)) == NULL) {
+        complain("%s: %s.seg: %" PRIu64 " bytes: %s", dir, shown(name, im.name_len), im.size,
+                 strerror(errno));
+        status = EXIT_USAGE;
+    }
+    if (status == 0)
+        status = image_each(&im, dir, img, NULL, NULL);
+    if (status == 0)
+        status = show_heap(&im, img, dir);
+    free(img);
+    image_close(&im);
+    free(c.segs);
+    store_close(&st);
+    return json ? j_end(status) : status;
+}
+
 /* ------------------------------------------------------------ recover, truncate */
 
 static int cmd_recover(const char *dir, int truncate)
@@ -1010,7 +1445,7 @@ static int takes(const char *cmd, const char *option)
 {
     static const struct { const char *option, *cmds; } table[] = {
         { "--data", " dump " },
-        { "--json", " info verify dump " },
+        { "--json", " info verify dump heap " },
         { "--discard-after", " recover " },
     };
     char word[32];
@@ -1039,8 +1474,8 @@ static int bad_usage(const char *cmd, const char *fmt, const char *what)
 static int arity(const char *cmd, int *least, int *most)
 {
     static const struct { const char *cmd; int least, most; } table[] = {
-        { "info", 1, 1 }, { "verify", 1, 1 }, { "dump", 1, 1 }, { "recover", 1, 1 },
-        { "truncate", 1, 1 },
+        { "info", 1, 1 }, { "verify", 1, 1 }, { "dump", 1, 1 }, { "heap", 2, 2 },
+        { "recover", 1, 1 }, { "truncate", 1, 1 },
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (strcmp(cmd, table[i].cmd) == 0) {
@@ -1060,12 +1495,14 @@ static int run(const char *cmd, const char *const *arg, int data)
         return cmd_verify(arg[0]);
     if (strcmp(cmd, "dump") == 0)
         return cmd_dump(arg[0], data);
+    if (strcmp(cmd, "heap") == 0)
+        return cmd_heap(arg[0], arg[1]);
     return cmd_recover(arg[0], strcmp(cmd, "truncate") == 0);
 }
 
 int main(int argc, char **argv)
 {
-    const char *cmd = argc > 1 ? argv[1] : NULL, *arg[1] = { NULL };
+    const char *cmd = argc > 1 ? argv[1] : NULL, *arg[2] = { NULL, NULL };
     int data = 0, npos = 0, least, most, options = 1;
 
     if (cmd != NULL && (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)) {
