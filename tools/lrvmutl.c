@@ -5,15 +5,17 @@
  *   lrvmutl verify DIR         what lrvm_open would say of the log
  *   lrvmutl dump DIR [--data]  every valid record and every range in it
  *   lrvmutl heap DIR NAME      segment NAME's heap: blocks, free lists, check
+ *   lrvmutl cat DIR NAME [OFFSET [LENGTH]] [--raw]
+ *                              segment NAME's bytes, as a hexdump or raw
  *   lrvmutl recover DIR        replay the log into the segment files
  *   lrvmutl truncate DIR       the same, then lrvm_truncate
  *
- * info, verify, dump and heap only read: they run recovery's checks
+ * info, verify, dump, heap and cat only read: they run recovery's checks
  * (lrvm__recover_check, the checks lrvm_open makes before it writes
  * anything) and never create or change a file. A store that a process
  * has open is still read; the figures are then a snapshot (the lock is
  * taken, shared, only for an instant, to tell).
- * heap shows a segment as recovery would leave it: its file with
+ * heap and cat show a segment as recovery would leave it: its file with
  * the ranges recovery would write (lrvm__recover_ranges: the same scan
  * and checks, the same records, in the same order) applied in memory.
  * recover and truncate go through lrvm_open, so they wait for nobody:
@@ -58,11 +60,12 @@ static const char *prog = "lrvmutl";
 static int shared;                  /* --shared: the directory is shared on purpose */
 static uint64_t discard_after;      /* recover --discard-after: where the log is to end */
 static int json;                    /* --json: one JSON document on stdout */
+static int raw;                     /* cat --raw: the bytes themselves */
 
 static void usage(FILE *o)
 {
     fprintf(o,
-            "usage: lrvmutl COMMAND DIR [NAME] [OPTIONS]\n"
+            "usage: lrvmutl COMMAND DIR [NAME [OFFSET [LENGTH]]] [OPTIONS]\n"
             "  info DIR       the log (format, generation, records, transactions, where\n"
             "                 it ends and why) and the segment files\n"
             "  verify DIR     check the log as lrvm_open would, writing nothing; exit 1\n"
@@ -73,13 +76,19 @@ static void usage(FILE *o)
             "                 header, every block (offset, size, used or free), its free\n"
             "                 lists, and whether it passes lrvm_heap_open's checks; exit 1\n"
             "                 when it fails them or NAME holds no heap\n"
+            "  cat DIR NAME [OFFSET [LENGTH]]\n"
+            "                 the bytes of segment NAME as recovery would leave them (the\n"
+            "                 log applied in memory, nothing written), from OFFSET (0),\n"
+            "                 LENGTH of them (to the end), in the format of hexdump -C;\n"
+            "                 --raw writes the bytes themselves. A range past the end of\n"
+            "                 the segment is refused (exit 2)\n"
             "  recover DIR    replay the log into the segment files and empty it\n"
             "                 (what lrvm_open does); --discard-after OFFSET first ends\n"
             "                 the log at OFFSET on purpose, dropping what follows (for a\n"
             "                 log damaged there: see verify)\n"
             "  truncate DIR   recover, then lrvm_truncate (the log is empty either way)\n"
-            "info, verify, dump and heap never write; recover and truncate fail with\n"
-            "LRVM_EBUSY while another process has the store open.\n"
+            "info, verify, dump, heap and cat never write; recover and truncate fail\n"
+            "with LRVM_EBUSY while another process has the store open.\n"
             "--json: info, verify, dump and heap write one JSON document instead of\n"
             "text, also on failure (its schema: lrvmutl(1)).\n"
             "--shared: read a store directory that others may write to, or that\n"
@@ -950,7 +959,7 @@ static int cmd_dump(const char *dir, int data)
 /* ------------------------------------------------------------ a segment as recovery leaves it */
 
 /*
- * heap shows segment NAME as lrvm_open would leave it: its file
+ * heap and cat show segment NAME as lrvm_open would leave it: its file
  * with the ranges recovery would write applied over it, in memory. The
  * ranges come from lrvm__recover_ranges, which is recovery's own scan
  * and checks, so the records applied, and their order, are recovery's:
@@ -960,9 +969,9 @@ static int cmd_dump(const char *dir, int data)
  * the segment and in the bytes asked for, with the place of its bytes in
  * the log, and the pieces are sorted by chunk, then log order. The image
  * is then made a chunk at a time: the chunk read from the file, its
- * pieces copied over it from the log (mapped) in log order. So a reader
- * of a part of a large segment need not hold more than a chunk of it,
- * and a piece costs 32 bytes of memory however large its range.
+ * pieces copied over it from the log (mapped) in log order. So cat never
+ * holds more than a chunk of a large segment, and a piece costs 32 bytes
+ * of memory however large its range.
  */
 #define CHUNK ((uint64_t)64 << 10)
 
@@ -1372,6 +1381,121 @@ static int cmd_heap(const char *dir, const char *name)
     return json ? j_end(status) : status;
 }
 
+/* ------------------------------------------------------------ cat */
+
+/* hexdump -C's format: the offset, 16 bytes in hex in two groups of 8,
+ * the same as characters ('.' for one that does not print); a line that
+ * repeats the line before it is skipped, and the first one skipped shows
+ * as '*'; at the end, the offset after the last byte. */
+struct hexdump {
+    uint64_t      at;           /* offset of the line being filled */
+    unsigned char line[16], prev[16];
+    size_t        n;            /* bytes in line */
+    int           have_prev;    /* a whole line came before */
+    int           starred;      /* the '*' of a run of repeats is out */
+};
+
+static void hex_line(struct hexdump *h)
+{
+    if (h->n == 16 && h->have_prev && memcmp(h->line, h->prev, 16) == 0) {
+        if (!h->starred)
+            puts("*");
+        h->starred = 1;
+    } else {
+        printf("%08" PRIx64 " ", h->at);
+        for (size_t i = 0; i < 16; i++) {
+            if (i % 8 == 0)
+                putchar(' ');
+            if (i < h->n)
+                printf("%02x ", h->line[i]);
+            else
+                fputs("   ", stdout);
+        }
+        fputs(" |", stdout);
+        for (size_t i = 0; i < h->n; i++)
+            putchar(h->line[i] >= 0x20 && h->line[i] < 0x7f ? h->line[i] : '.');
+        puts("|");
+        h->starred = 0;
+    }
+    memcpy(h->prev, h->line, h->n);
+    h->have_prev = h->n == 16;
+    h->at += h->n;
+    h->n = 0;
+}
+
+static void hex_bytes(void *arg, uint64_t off, const unsigned char *b, size_t n)
+{
+    struct hexdump *h = arg;
+    (void)off;
+    for (size_t i = 0; i < n; i++) {
+        h->line[h->n++] = b[i];
+        if (h->n == 16)
+            hex_line(h);
+    }
+}
+
+static void raw_bytes(void *arg, uint64_t off, const unsigned char *b, size_t n)
+{
+    (void)arg;
+    (void)off;
+    fwrite(b, 1, n, stdout);
+}
+
+/* A decimal or 0x-prefixed count of bytes in S; -1 when S is none. */
+static int parse_u64(const char *s, uint64_t *v)
+{
+    char *end;
+    if (s[0] < '0' || s[0] > '9')
+        return -1;                      /* strtoull would take "-1", " 1", "+1" */
+    errno = 0;
+    *v = strtoull(s, &end, 0);
+    return *end != '\0' || errno != 0 ? -1 : 0;
+}
+
+static int cmd_cat(const char *dir, const char *name, const char *off_arg, const char *len_arg)
+{
+    struct store st;
+    struct lrvm__check c = { 0 };
+    struct image im = { .fd = -1 };
+    uint64_t off = 0, len = 0;
+    if ((off_arg != NULL && parse_u64(off_arg, &off) < 0) ||
+        (len_arg != NULL && parse_u64(len_arg, &len) < 0)) {
+        complain("not a byte count: %s (OFFSET and LENGTH are decimal, or hex after 0x)",
+                 off_arg != NULL && parse_u64(off_arg, &off) < 0 ? off_arg : len_arg);
+        return EXIT_USAGE;
+    }
+    int status = store_open(&st, dir);
+    if (status == 0)
+        status = image_open(&im, &st, name);
+    /* Refused rather than cut short: a script that asks for bytes the
+     * segment does not have should hear of it. */
+    if (status == 0 && off > im.size) {
+        complain("%s: OFFSET %" PRIu64 " is past the end of segment %s (%" PRIu64 " bytes)",
+                 dir, off, shown(name, im.name_len), im.size);
+        status = EXIT_USAGE;
+    } else if (status == 0 && len_arg != NULL && len > im.size - off) {
+        complain("%s: OFFSET %" PRIu64 " + LENGTH %" PRIu64 " is past the end of segment %s "
+                 "(%" PRIu64 " bytes)", dir, off, len, shown(name, im.name_len), im.size);
+        status = EXIT_USAGE;
+    }
+    if (status == 0) {
+        im.lo = off;
+        im.hi = len_arg != NULL ? off + len : im.size;
+        status = image_collect(&im, &st, &c);
+    }
+    struct hexdump h = { .at = off };
+    if (status == 0)
+        status = image_each(&im, dir, NULL, raw ? raw_bytes : hex_bytes, &h);
+    if (status == 0 && !raw) {
+        if (h.n > 0)
+            hex_line(&h);
+        printf("%08" PRIx64 "\n", h.at);
+    }
+    image_close(&im);
+    free(c.segs);
+    store_close(&st);
+    return status;
+}
 /* ------------------------------------------------------------ recover, truncate */
 
 static int cmd_recover(const char *dir, int truncate)
@@ -1446,6 +1570,7 @@ static int takes(const char *cmd, const char *option)
     static const struct { const char *option, *cmds; } table[] = {
         { "--data", " dump " },
         { "--json", " info verify dump heap " },
+        { "--raw", " cat " },
         { "--discard-after", " recover " },
     };
     char word[32];
@@ -1475,7 +1600,7 @@ static int arity(const char *cmd, int *least, int *most)
 {
     static const struct { const char *cmd; int least, most; } table[] = {
         { "info", 1, 1 }, { "verify", 1, 1 }, { "dump", 1, 1 }, { "heap", 2, 2 },
-        { "recover", 1, 1 }, { "truncate", 1, 1 },
+        { "cat", 2, 4 }, { "recover", 1, 1 }, { "truncate", 1, 1 },
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (strcmp(cmd, table[i].cmd) == 0) {
@@ -1497,12 +1622,14 @@ static int run(const char *cmd, const char *const *arg, int data)
         return cmd_dump(arg[0], data);
     if (strcmp(cmd, "heap") == 0)
         return cmd_heap(arg[0], arg[1]);
+    if (strcmp(cmd, "cat") == 0)
+        return cmd_cat(arg[0], arg[1], arg[2], arg[3]);
     return cmd_recover(arg[0], strcmp(cmd, "truncate") == 0);
 }
 
 int main(int argc, char **argv)
 {
-    const char *cmd = argc > 1 ? argv[1] : NULL, *arg[2] = { NULL, NULL };
+    const char *cmd = argc > 1 ? argv[1] : NULL, *arg[4] = { NULL, NULL, NULL, NULL };
     int data = 0, npos = 0, least, most, options = 1;
 
     if (cmd != NULL && (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)) {
@@ -1533,6 +1660,8 @@ int main(int argc, char **argv)
             data = 1;
         } else if (options && strcmp(a, "--json") == 0) {
             json = 1;
+        } else if (options && strcmp(a, "--raw") == 0) {
+            raw = 1;
         } else if (options && strcmp(a, "--shared") == 0) {
             shared = 1;
         } else if (options && strcmp(a, "--discard-after") == 0) {
