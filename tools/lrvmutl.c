@@ -1101,6 +1101,9 @@ static int image_collect(struct image *im, struct store *st, struct lrvm__check 
         complain("%s/%s: %s", st->dir, LRVM__LOG_NAME, strerror(errno));
         return EXIT_USAGE;
     }
+    /* The mapping is made for a scan, read once in order; the pieces
+     * are read by chunk, which jumps about the log. */
+    (void)madvise((void *)im->log, (size_t)im->log_len, MADV_NORMAL);
     for (size_t i = 0; i < im->np; i++) {
         if (im->p[i].log_off > im->log_len || im->p[i].len > im->log_len - im->p[i].log_off) {
             complain("%s/%s changed while it was read: try again", st->dir, LRVM__LOG_NAME);
@@ -1458,10 +1461,11 @@ static int cmd_cat(const char *dir, const char *name, const char *off_arg, const
     struct lrvm__check c = { 0 };
     struct image im = { .fd = -1 };
     uint64_t off = 0, len = 0;
-    if ((off_arg != NULL && parse_u64(off_arg, &off) < 0) ||
-        (len_arg != NULL && parse_u64(len_arg, &len) < 0)) {
-        complain("not a byte count: %s (OFFSET and LENGTH are decimal, or hex after 0x)",
-                 off_arg != NULL && parse_u64(off_arg, &off) < 0 ? off_arg : len_arg);
+    const char *bad = off_arg != NULL && parse_u64(off_arg, &off) < 0   ? off_arg
+                      : len_arg != NULL && parse_u64(len_arg, &len) < 0 ? len_arg
+                                                                          : NULL;
+    if (bad != NULL) {
+        complain("not a byte count: %s (OFFSET and LENGTH are decimal, or hex after 0x)", bad);
         return EXIT_USAGE;
     }
     int status = store_open(&st, dir);
