@@ -956,6 +956,7 @@ static int cmd_dump(const char *dir, int data)
     store_close(&st);
     return json ? j_end(status) : status;
 }
+
 /* ------------------------------------------------------------ a segment as recovery leaves it */
 
 /*
@@ -970,8 +971,8 @@ static int cmd_dump(const char *dir, int data)
  * the log, and the pieces are sorted by chunk, then log order. The image
  * is then made a chunk at a time: the chunk read from the file, its
  * pieces copied over it from the log (mapped) in log order. So cat never
- * holds more than a chunk of a large segment, and a piece costs 32 bytes
- * of memory however large its range.
+ * holds more than a chunk of a large segment, and a range costs 32 bytes
+ * for each chunk it falls in, not its length.
  */
 #define CHUNK ((uint64_t)64 << 10)
 
@@ -985,7 +986,7 @@ struct piece {
 struct image {
     const char          *name;
     size_t               name_len;
-    int                  fd;            /* NAME.seg, read-only; -1 */
+    int                  fd;            /* NAME.seg, read-only, or -1 */
     uint64_t             size;          /* of the file */
     uint64_t             lo, hi;        /* the bytes wanted */
     uint64_t             ranges;        /* ranges recovery writes in the segment */
