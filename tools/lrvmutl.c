@@ -1091,9 +1091,9 @@ static int image_collect(struct image *im, struct store *st, struct lrvm__check 
     int rc = check(st, c, image_range, im);
     if (rc < 0)
         return EXIT_DAMAGED;
-    qsort(im->p, im->np, sizeof *im->p, piece_order);
     if (im->np == 0)
-        return 0;
+        return 0;                       /* p is NULL: not even for qsort */
+    qsort(im->p, im->np, sizeof *im->p, piece_order);
     /* Sized now: the log may have grown since the store was opened. A
      * piece past its end means it changed under the scan. */
     if ((rc = lrvm__io_fstat_size(st->logfd, &im->log_len)) < 0 ||
