@@ -808,6 +808,92 @@ int lrvm__heap_check_image(const void *image, uint64_t len, uint64_t *used_block
     return rc;
 }
 
+/* The smallest and the largest size of a block in bin K (bin_of's
+ * inverse): K < 31 holds one size; K >= 31 the multiples of 16 in
+ * (2^(K-22), 2^(K-21)], the last bin bin_of gives (85) up to 2^64 - 16.
+ * No size maps to the bins after it: they are given 85's sizes. */
+static void bin_sizes(unsigned k, uint64_t *lo, uint64_t *hi)
+{
+    if (k < 31) {
+        *lo = *hi = 16 * ((uint64_t)k + 2);
+        return;
+    }
+    unsigned log2 = k - 22 < 63 ? k - 22 : 63;
+    *lo = ((uint64_t)1 << log2) + 16;
+    *hi = log2 < 63 ? (uint64_t)1 << (log2 + 1) : ~(uint64_t)15;
+}
+
+int lrvm__heap_walk_image(const void *image, uint64_t len, struct lrvm__heap_walk *w)
+{
+    lrvm_heap_t h = { .base = (unsigned char *)(uintptr_t)image };
+    const struct heap_hdr *hd = header(&h);
+    int rc;
+
+    w->blocks_stop = w->list_stop = 0;
+    w->blocks_why = w->list_why = NULL;
+    w->list_stop_bin = 0;
+    if (len < sizeof *hd || memcmp(hd->magic, HEAP_MAGIC, 8) != 0)
+        return 0;
+    w->info = (struct lrvm__heap_info){ hd->version, hd->base, hd->size, hd->allocated,
+                                        hd->root };
+    /* Every word read lies below the epilogue, which lies in the image
+     * whatever the header says. */
+    uint64_t size = hd->size < len ? hd->size : len;
+    if (size < HEAP_MIN_SIZE) {
+        w->blocks_stop = ARENA;
+        w->blocks_why = "the heap's size (in its header, or of the image) leaves no room "
+                        "for blocks";
+        return 1;
+    }
+    uint64_t epi = epilogue_of(size), b = ARENA;
+    while (b < epi) {
+        uint64_t word0 = *word(&h, b), bs = bsize(word0);
+        if (bs < MIN_BLOCK || bs > epi - b) {
+            w->blocks_stop = b;
+            w->blocks_why = bs < MIN_BLOCK ? "a block header whose size is below the "
+                                             "smallest block"
+                                           : "a block header whose size runs past the "
+                                             "epilogue";
+            break;
+        }
+        if (w->block != NULL && (rc = w->block(w->arg, b, bs, (word0 & USED) != 0)) < 0)
+            return rc;
+        b += bs;
+    }
+    /* The lists: each link is checked as lrvm_malloc checks it before it
+     * follows one, and no walk takes more steps than the heap has room
+     * for blocks, so a loop of links ends it. */
+    int v1 = hd->version == 1;
+    uint64_t steps = 0, most = (epi - ARENA) / MIN_BLOCK;
+    for (unsigned k = 0; k < (v1 ? 1 : NBINS) && w->list_why == NULL; k++) {
+        uint64_t f = v1 ? hd->free_head : hd->bins[k], lo, hi;
+        if (f == 0)
+            continue;
+        if (v1) {
+            lo = MIN_BLOCK;
+            hi = epi - ARENA;
+        } else {
+            bin_sizes(k, &lo, &hi);
+        }
+        if (w->bin != NULL && (rc = w->bin(w->arg, k, lo, hi)) < 0)
+            return rc;
+        for (; f != 0; f = *next_of(&h, f)) {
+            if (!free_block_ok(&h, f, epi) || ++steps > most) {
+                w->list_stop = f;
+                w->list_stop_bin = k;
+                w->list_why = steps > most ? "a list longer than the heap has room for "
+                                             "(its links loop)"
+                                           : "a link to no free block";
+                break;
+            }
+            if (w->free_block != NULL &&
+                (rc = w->free_block(w->arg, k, f, bsize(*word(&h, f)))) < 0)
+                return rc;
+        }
+    }
+    return 1;
+}
+
 /* ------------------------------------------------------------ the calls */
 
 #ifdef LRVM_DEBUG

@@ -516,6 +516,20 @@ struct lrvm__check {
 int lrvm__recover_check(int dirfd, int logfd, const struct lrvm__log_header *h,
                         void (*progress)(void *arg, uint64_t off), void *progress_arg,
                         struct lrvm__check *out);
+/* A range that recovery writes: N bytes at OFF of the segment named by
+ * the NAME_LEN bytes at NAME (no NUL), which are DATA (valid during the
+ * call only) and lie at LOG_OFF in the log. */
+typedef int lrvm__range_fn(void *arg, const char *name, size_t name_len, uint64_t off,
+                           const unsigned char *data, uint64_t n, uint64_t log_off);
+/* lrvm__recover_check, and FN (when not NULL) sees every range recovery
+ * would write, in the order it would write them: each complete
+ * transaction's, in log order, once its COMMIT part is found valid
+ * (lrvmutl heap and cat build a segment's image so). When the call
+ * fails, the ranges FN saw count for nothing: recovery would write none.
+ * FN's error ends the scan and is returned. Writes nothing. */
+int lrvm__recover_ranges(int dirfd, int logfd, const struct lrvm__log_header *h,
+                         void (*progress)(void *arg, uint64_t off), void *progress_arg,
+                         lrvm__range_fn *fn, void *fn_arg, struct lrvm__check *out);
 
 /* ------------------------------------------------- track.c, track_*.c */
 
@@ -711,6 +725,33 @@ int  lrvm__heap_describe(int fd, struct lrvm__heap_info *out);
  * address: the heap's words are offsets), and its usage when it passes. */
 int  lrvm__heap_check_image(const void *image, uint64_t len, uint64_t *used_blocks,
                             uint64_t *free_bytes);
+/* What a walk of a heap's image reports (lrvmutl heap). The walk trusts
+ * no word: a link is checked before it is followed, and a damaged heap
+ * ends the walk of its blocks or of its lists early, with the place and
+ * the reason, but is never read outside the image. */
+struct lrvm__heap_walk {
+    void *arg;
+    /* Each block from the first to the epilogue, in address order: the
+     * offset of its header word, its size (header included), USED. */
+    int (*block)(void *arg, uint64_t off, uint64_t size, int used);
+    /* Each bin that holds a block, with the sizes it is for, then each
+     * block on its list, in list order (a version 1 heap: one list, 0). */
+    int (*bin)(void *arg, unsigned bin, uint64_t min_size, uint64_t max_size);
+    int (*free_block)(void *arg, unsigned bin, uint64_t off, uint64_t size);
+    /* Filled in: the header, and where and why a walk ended early (a
+     * NULL reason: it did not). */
+    struct lrvm__heap_info info;
+    uint64_t    blocks_stop;
+    const char *blocks_why;
+    uint64_t    list_stop;          /* the link that could not be followed */
+    unsigned    list_stop_bin;
+    const char *list_why;
+};
+/* Walk the heap in the LEN bytes at IMAGE (8-aligned), calling W's
+ * callbacks (each may be NULL): 1 when the image is a heap (its magic),
+ * 0 when it is not, or the first callback's error. Says nothing of I1-I3:
+ * lrvm__heap_check_image does. */
+int  lrvm__heap_walk_image(const void *image, uint64_t len, struct lrvm__heap_walk *w);
 /* Used blocks and free bytes of a consistent heap (tests). */
 void lrvm__heap_usage(const lrvm_heap_t *h, uint64_t *used_blocks, uint64_t *free_bytes);
 

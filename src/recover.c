@@ -50,6 +50,11 @@
  * transaction in several records are copied from the mapping too, when
  * its last part has been found valid.
  *
+ * lrvmutl runs the same scan, read-only: lrvm__recover_check makes
+ * recovery's checks, and lrvm__recover_ranges also hands over each range
+ * that recovery would write, in the order it would write it (lrvmutl heap
+ * and cat build a segment's image from them in memory).
+ *
  * Invariants
  *   I1 Nothing is written to a segment file unless every record of the
  *      log up to the first invalid one passed its checks, so a damaged or
@@ -715,7 +720,7 @@ void lrvm__recover_release(lrvm_t *s)
     s->apply_mem = NULL;
 }
 
-/* ------------------------------------------------------------ lrvmutl verify */
+/* ------------------------------------------------------------ lrvmutl verify, heap, cat */
 
 struct check_arg {
     struct replay *r;
@@ -734,13 +739,77 @@ static int on_check_record(void *arg, uint64_t off, const struct lrvm__rec_heade
     return lrvm__payload_walk(payload, h->rh_payload_len, on_range, a->r);
 }
 
+/* The ranges recovery would write, handed to the caller instead of
+ * copied: each complete transaction's, in log order, when its COMMIT
+ * part is found valid, as on_record copies them. */
+struct ranges_arg {
+    struct check_arg              *check;
+    lrvm__range_fn                *fn;
+    void                          *arg;
+    int                            logfd;
+    const struct lrvm__log_header *h;
+    struct lrvm__log_pos           tx;          /* the transaction whose parts come in */
+    const unsigned char           *payload;     /* the record being reported: its payload, */
+    uint64_t                       payload_off; /*   and where that lies in the log */
+};
+
+static int report_range(void *arg, const char *name, size_t name_len, uint64_t off,
+                        const unsigned char *data, uint64_t n)
+{
+    struct ranges_arg *a = arg;
+    return a->fn(a->arg, name, name_len, off, data, n,
+                 a->payload_off + (uint64_t)(data - a->payload));
+}
+
+static int report_record(void *arg, uint64_t off, const struct lrvm__rec_header *h,
+                         const unsigned char *payload)
+{
+    struct ranges_arg *a = arg;
+    a->payload = payload;
+    a->payload_off = off + h->rh_hsize;
+    return lrvm__payload_walk(payload, h->rh_payload_len, report_range, a);
+}
+
+static int on_ranges_record(void *arg, uint64_t off, const struct lrvm__rec_header *h,
+                            const unsigned char *payload)
+{
+    struct ranges_arg *a = arg;
+    int rc = on_check_record(a->check, off, h, payload);
+    if (rc < 0)
+        return rc;
+    if (h->rh_part == 0)
+        a->tx = (struct lrvm__log_pos){ off, h->rh_txno };
+    if (!(h->rh_flags & LRVM__REC_COMMIT))
+        return 0;
+    if (h->rh_part == 0)
+        return report_record(a, off, h, payload);
+    /* The earlier parts may have left the scan's window: read them again,
+     * up to this one. They passed their checks a moment ago; a scan that
+     * now ends elsewhere read a log that changed under it. */
+    uint64_t end = off + lrvm__rec_size(h);
+    struct lrvm__scan_cb parts = { .arg = a, .record = report_record, .limit = end };
+    struct lrvm__scan_result res;
+    rc = lrvm__log_scan_from(a->logfd, a->h, &a->tx, &parts, &res);
+    return rc == 0 && res.sr_scan_end != end ? LRVM_EIO : rc;
+}
+
 int lrvm__recover_check(int dirfd, int logfd, const struct lrvm__log_header *h,
                         void (*progress)(void *arg, uint64_t off), void *progress_arg,
                         struct lrvm__check *out)
 {
+    return lrvm__recover_ranges(dirfd, logfd, h, progress, progress_arg, NULL, NULL, out);
+}
+
+int lrvm__recover_ranges(int dirfd, int logfd, const struct lrvm__log_header *h,
+                         void (*progress)(void *arg, uint64_t off), void *progress_arg,
+                         lrvm__range_fn *fn, void *fn_arg, struct lrvm__check *out)
+{
     struct replay r = { .dirfd = dirfd, .rdonly = 1 };
     struct check_arg a = { &r, 0, progress, progress_arg };
+    struct ranges_arg ra = { .check = &a, .fn = fn, .arg = fn_arg, .logfd = logfd, .h = h };
     struct lrvm__scan_cb cb = { .arg = &a, .record = on_check_record };
+    if (fn != NULL)
+        cb = (struct lrvm__scan_cb){ .arg = &ra, .record = on_ranges_record };
     int rc = lrvm__log_scan(logfd, h, &cb, &out->scan);
 
     out->at = a.at;

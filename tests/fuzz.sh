@@ -5,9 +5,9 @@
 #
 #   tests/fuzz.sh [--runs N] [--merge] [TARGET...]
 #
-# TARGET is recover (the log reader, recovery, lrvmutl verify and dump),
-# heap (a changed heap file opened and used), heapcheck (the heap check
-# and lrvmutl's heap readers alone, in memory); default: all three.
+# TARGET is recover (the log reader, recovery, lrvmutl verify, dump and
+# heap's and cat's ranges), heap (a changed heap file opened and used),
+# heapcheck (lrvmutl's heap readers alone, in memory); default: all three.
 # --runs N executions each (default 10000000). The corpus grows in
 # $FUZZ_DIR (default /tmp/lrvm-fuzz); --merge then folds what it found
 # back into the seed corpus, minimized. Findings (crash-*, leak-*) land in

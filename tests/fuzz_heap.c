@@ -23,9 +23,11 @@
  * opens it; a heap it opened passed lrvm__heap_check, so no call on it
  * may fail with LRVM_ECORRUPT, the check must still pass after every
  * call, and after the commit the heap must open again. lrvmutl's readers
- * of a heap file (lrvm__heap_describe, lrvm__heap_check_image) run on
- * every changed image: a heap that lrvm_heap_open accepts, lrvmutl must
- * find sound, with no more used bytes than the heap has.
+ * of a heap file (lrvm__heap_describe, lrvm__heap_check_image, and the
+ * walk of lrvmutl heap, lrvm__heap_walk_image) run on every changed
+ * image: a heap that lrvm_heap_open accepts, lrvmutl must find sound,
+ * with no more used bytes than the heap has, and walk whole, counting
+ * what the check counts.
  *
  * Built with -DFUZZ_HEAP_CHECK_ONLY, the target stops after lrvmutl's
  * readers: the heap check alone, in memory, some hundred times faster
@@ -139,6 +141,31 @@ static size_t change_words(unsigned char *img, const uint8_t *in, size_t n)
     return used;
 }
 
+/* What lrvmutl heap's walk shows, counted. */
+struct walked {
+    uint64_t used, free_blocks, free_bytes, listed;
+};
+
+static int count_block(void *arg, uint64_t off, uint64_t size, int used)
+{
+    struct walked *w = arg;
+    (void)off;
+    if (used) {
+        w->used++;
+    } else {
+        w->free_blocks++;
+        w->free_bytes += size;
+    }
+    return 0;
+}
+
+static int count_listed(void *arg, unsigned bin, uint64_t off, uint64_t size)
+{
+    (void)bin, (void)off, (void)size;
+    ((struct walked *)arg)->listed++;
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (template_ == NULL)
@@ -151,6 +178,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int verdict = lrvm__heap_check_image(img, HEAP_BYTES, &blocks, &free_bytes);
     must(verdict == 0 || verdict == LRVM_ECORRUPT, "lrvm__heap_check_image: an unexpected error");
     must(verdict != 0 || free_bytes <= HEAP_BYTES, "the check counts more free bytes than the heap has");
+    struct walked wc = { 0 };
+    struct lrvm__heap_walk w = { .arg = &wc, .block = count_block, .free_block = count_listed };
+    int is_heap = lrvm__heap_walk_image(img, HEAP_BYTES, &w);
+    must(is_heap == 0 || is_heap == 1, "lrvm__heap_walk_image: an unexpected result");
+    must(verdict != 0 || (is_heap == 1 && w.blocks_why == NULL && w.list_why == NULL &&
+                          wc.used == blocks && wc.free_bytes == free_bytes &&
+                          wc.listed == wc.free_blocks),
+         "the walk of a sound heap stops, or counts other blocks than the check");
 #ifdef FUZZ_HEAP_CHECK_ONLY
     (void)used;
     free(img);

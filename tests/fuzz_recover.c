@@ -23,12 +23,15 @@
  * after the header instead, for the scan's own checks.
  *
  * Besides recovery, the harness runs lrvmutl's readers on the same log:
- * the count of intact records past the stop (verify) and the walk of
- * every valid record's payload (dump).
+ * the count of intact records past the stop (verify), the walk of every
+ * valid record's payload (dump), and the ranges recovery would write
+ * (lrvm__recover_ranges, from which heap and cat make a segment's image).
  *
  * Oracles, beyond the sanitizers: lrvm_open fails exactly when the check
  * fails, with the same code; when it fails it has changed no segment file
- * (I1 of recover.c); when it succeeds, a second open finds nothing left to
+ * (I1 of recover.c); when it succeeds, the segment files hold what the
+ * ranges lrvm__recover_ranges handed over make of them, applied in turn
+ * (what lrvmutl cat shows), and a second open finds nothing left to
  * replay. Inputs of odd length are recovered with a cache of one block,
  * so that recovery writes it out long before the end of the log, after
  * checking the rest (check_rest); the others with 64 blocks, and the
@@ -146,6 +149,31 @@ static int walk_record(void *arg, uint64_t off, const struct lrvm__rec_header *h
     return 0;
 }
 
+/* lrvmutl heap and cat: the segments as recovery leaves them, made from
+ * the ranges it would write, each over the one before. */
+struct images {
+    const unsigned char *log;       /* the log as written */
+    size_t               log_len;
+    unsigned char        a[A_SIZE], b[B_SIZE];
+};
+
+static int image_range(void *arg, const char *name, size_t name_len, uint64_t off,
+                       const unsigned char *data, uint64_t n, uint64_t log_off)
+{
+    struct images *im = arg;
+    unsigned char *seg = name_len == 1 && name[0] == 'a' ? im->a
+                       : name_len == 1 && name[0] == 'b' ? im->b : NULL;
+    uint64_t size = seg == im->a ? A_SIZE : B_SIZE;
+    /* Recovery's checks come first: no other segment exists, and a range
+     * past a file's end fails them. The bytes are the log's, where it
+     * says. */
+    if (seg == NULL || off > size || n > size - off || log_off > im->log_len ||
+        n > im->log_len - log_off || memcmp(im->log + log_off, data, (size_t)n) != 0)
+        abort();
+    memcpy(seg + off, data, (size_t)n);
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (dirfd_ < 0) {
@@ -162,7 +190,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     write_file("a.seg", zeros, A_SIZE);
     write_file("b.seg", zeros, B_SIZE);
     unlinkat(dirfd_, "c.seg", 0);                   /* a segment that is gone */
-    free(log);
+    static struct images im;
+    memset(im.a, 0, A_SIZE);
+    memset(im.b, 0, B_SIZE);
+    im.log = log;
+    im.log_len = len;
 
     /* The check, as lrvmutl verify runs it. */
     int logfd = openat(dirfd_, LRVM__LOG_NAME, O_RDONLY);
@@ -183,6 +215,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (lrvm__log_scan(logfd, &h, &cb, &r) < 0 && check_rc == 0)
         abort();                                    /* dump fails where open succeeds */
     free(c.segs);
+    struct lrvm__check c2 = { 0 };
+    if (lrvm__recover_ranges(dirfd_, logfd, &h, NULL, NULL, image_range, &im, &c2) != check_rc)
+        abort();                                    /* the two readers disagree */
+    free(c2.segs);
+    free(log);
     close(logfd);
 
     lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .log_buffer_size = 4096 };
@@ -205,6 +242,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (lrvm_close(s) != 0)
         abort();
+    unsigned char *a = read_file("a.seg", A_SIZE), *b = read_file("b.seg", B_SIZE);
+    if (memcmp(a, im.a, A_SIZE) != 0 || memcmp(b, im.b, B_SIZE) != 0) {
+        fprintf(stderr, "recovery left other bytes than lrvm__recover_ranges names\n");
+        abort();
+    }
+    free(a);
+    free(b);
     /* Recovery emptied the log: a second open replays nothing. */
     if (lrvm_open(dir, &o, &s) != 0)
         abort();
