@@ -782,6 +782,8 @@ START_TEST(test_bench_quick_run_reports_every_part)
         "fault floor, ns/page median (min-max)", "random P=256", "contiguous P=64",
         "write floor: 128-byte in-place pwrite + fdatasync", "read floor: read()",
         "group commit: flushed small-tx", "heap: per no-flush transaction",
+        "threads: no-flush small-tx", "threads explicit tx/s, 2 threads / 1 thread",
+        "threads auto (",
         "recovery: lrvm_open of a store", "  64 KiB tx  warm   ", "  64 KiB tx  cold   ",
         "  small tx   warm   ", "  small tx   cold   ", "targets (from the medians",
         "mprotect ns/page, pages-256 no-flush / fault floor (copied, random P=256)",
@@ -795,8 +797,11 @@ START_TEST(test_bench_quick_run_reports_every_part)
     };
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
         ck_assert_output_has(&r, sections[i]);
-    if (nmodes == 3)
+    if (nmodes == 3) {
         ck_assert_output_has(&r, "uffd ns/page / mprotect ns/page, pages-16 no-flush");
+        ck_assert_output_has(&r, "uffd floor: the copied batches");
+        ck_assert_output_has(&r, "threads uffd captured pages/s, 2 threads / 1 thread");
+    }
     ck_assert_msg(strstr(r.out, "small-tx explicit no-flush tx/s / libpmemobj tx/s") ||
                       strstr(r.out, "libpmemobj small-tx: not measured"),
                   "neither a libpmemobj target nor why there is none:\n%s", r.out);

@@ -1,7 +1,9 @@
 /*
  * bench-floors.c -- the floors: what the machine does without lrvm, which
  * the workloads and recovery are set against. The fault floor (write
- * faults handled by a SIGSEGV handler that only mprotects), the write
+ * faults handled by a SIGSEGV handler that only mprotects), the uffd
+ * floor (the same stores under userfaultfd write-protection in async
+ * mode, listed and protected again as that tracker does), the write
  * floor (small in-place pwrite + fdatasync) and the read floor (read() of
  * a recovery log), and what makes a store cold for the read floor and
  * recovery alike.
@@ -11,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "uffd_uapi.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +25,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 const struct floor_spec bench_floors[NFLOORS] = {
@@ -36,7 +40,7 @@ const struct floor_spec bench_floors[NFLOORS] = {
 
 struct floor_arg {
     int  spec;
-    int  fresh;
+    int  state;              /* FL_COPIED, FL_FRESH, FL_UFFD */
     char path[PATH_LEN];
 };
 
@@ -76,6 +80,52 @@ static void shuffle(uint32_t *v, size_t n, uint64_t *seed)
     }
 }
 
+/* The pages of a floor's batches: random and distinct within a batch, or
+ * each page in turn of ORDER (fresh pages, or a contiguous run moving
+ * through the file). */
+struct batches {
+    const struct floor_spec *f;
+    int       in_order;
+    size_t    seg_pages, pos;
+    uint32_t *order, *stamp;
+    uint64_t  seed, nbatch;
+};
+
+static void batches_init(struct batches *k, const struct bench *b, const struct floor_spec *f,
+                         int fresh)
+{
+    *k = (struct batches){ .f = f, .in_order = fresh || f->contiguous,
+                           .seg_pages = b->seg_pages, .seed = SEED };
+    k->order = malloc(k->seg_pages * sizeof *k->order);
+    k->stamp = calloc(k->seg_pages, sizeof *k->stamp);
+    if (k->order == NULL || k->stamp == NULL)
+        bench_child_fail("out of memory");
+    for (size_t i = 0; i < k->seg_pages; i++)
+        k->order[i] = (uint32_t)i;
+    if (fresh && !f->contiguous)
+        shuffle(k->order, k->seg_pages, &k->seed);
+}
+
+static size_t batches_next(struct batches *k)
+{
+    if (k->in_order)
+        return k->order[k->pos++];
+    uint64_t rnd;
+    size_t p;
+    do {
+        rnd = xorshift64(&k->seed);
+        p = rnd % k->seg_pages;
+    } while (k->stamp[p] == (uint32_t)k->nbatch);
+    k->stamp[p] = (uint32_t)k->nbatch;
+    return p;
+}
+
+static void batches_free(struct batches *k)
+{
+    free(k->order);
+    free(k->stamp);
+}
+
 static void child_fault_floor(const struct bench *b, const void *argp, void *outp)
 {
     const struct floor_arg *a = argp;
@@ -104,9 +154,10 @@ static void child_fault_floor(const struct bench *b, const void *argp, void *out
     (void)sink;
     munmap(m, SEG_SIZE);
 
+    int fresh = a->state == FL_FRESH;
     fl_len = SEG_SIZE;
     fl_base = map_file(fd);
-    if (!a->fresh) {
+    if (!fresh) {
         /* Warm-up: write every page once (private copies), re-protect. */
         if (mprotect(fl_base, SEG_SIZE, PROT_READ | PROT_WRITE) != 0)
             bench_child_fail("mprotect: %s", strerror(errno));
@@ -116,24 +167,15 @@ static void child_fault_floor(const struct bench *b, const void *argp, void *out
             bench_child_fail("mprotect: %s", strerror(errno));
     }
 
-    uint32_t *order = malloc(seg_pages * sizeof *order);
-    uint32_t *stamp = calloc(seg_pages, sizeof *stamp);
-    if (order == NULL || stamp == NULL)
-        bench_child_fail("out of memory");
-    uint64_t seed = SEED;
-    for (size_t i = 0; i < seg_pages; i++)
-        order[i] = (uint32_t)i;
-    if (a->fresh && !f->contiguous)
-        shuffle(order, seg_pages, &seed);
-
-    uint64_t target = a->fresh ? (uint64_t)b->fresh_passes * seg_pages : b->copied_pages;
-    uint64_t pages = 0, nbatch = 0;
-    size_t pos = 0;          /* next page of order[] (fresh, contiguous) */
+    struct batches k;
+    batches_init(&k, b, f, fresh);
+    uint64_t target = fresh ? (uint64_t)b->fresh_passes * seg_pages : b->copied_pages;
+    uint64_t pages = 0;
     double spent = 0, t0 = now();
     while (pages < target && spent + (now() - t0) < b->cap) {
-        if (pos == seg_pages) {
-            pos = 0;
-            if (a->fresh) {
+        if (k.pos == seg_pages) {
+            k.pos = 0;
+            if (fresh) {
                 /* Every page was written: map the file anew, untimed. */
                 spent += now() - t0;
                 char *old = fl_base;
@@ -141,24 +183,14 @@ static void child_fault_floor(const struct bench *b, const void *argp, void *out
                 munmap(old, SEG_SIZE);
                 fl_base = map_file(fd);
                 if (!f->contiguous)
-                    shuffle(order, seg_pages, &seed);
+                    shuffle(k.order, seg_pages, &k.seed);
                 t0 = now();
             }
         }
         size_t lo = SIZE_MAX, hi = 0;
-        nbatch++;
+        k.nbatch++;
         for (size_t i = 0; i < batch; i++) {
-            size_t p;
-            if (a->fresh || f->contiguous) {
-                p = order[pos++];
-            } else {
-                uint64_t rnd;
-                do {
-                    rnd = xorshift64(&seed);
-                    p = rnd % seg_pages;
-                } while (stamp[p] == (uint32_t)nbatch);
-                stamp[p] = (uint32_t)nbatch;
-            }
+            size_t p = batches_next(&k);
             *(volatile uint64_t *)(fl_base + p * page_size) ^= ALL_BYTES;
             lo = p < lo ? p : lo;
             hi = p > hi ? p : hi;
@@ -169,8 +201,105 @@ static void child_fault_floor(const struct bench *b, const void *argp, void *out
     }
     r->secs = spent + (now() - t0);
     r->pages = pages;
-    free(order);
-    free(stamp);
+    batches_free(&k);
+    close(fd);
+}
+
+/* ------------------------------------------------------------ uffd floor */
+
+/* A userfaultfd in async write-protect mode, as the tracker opens it. */
+static int uffd_floor_open(void)
+{
+    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+    if (fd < 0)
+        fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+    struct uffdio_api api = {
+        .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED,
+    };
+    if (fd < 0 || ioctl(fd, UFFDIO_API, &api) != 0)
+        bench_child_fail("userfaultfd: %s", strerror(errno));
+    return fd;
+}
+
+static void uffd_protect(int uf, uintptr_t start, uintptr_t len)
+{
+    struct uffdio_writeprotect wp = {
+        .range = { start, len }, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+    };
+    if (ioctl(uf, UFFDIO_WRITEPROTECT, &wp) != 0)
+        bench_child_fail("UFFDIO_WRITEPROTECT: %s", strerror(errno));
+}
+
+/* The copied fault floor's batches under userfaultfd: the kernel resolves
+ * each store itself; after each batch, PAGEMAP_SCAN lists the written
+ * runs of the batch's span and each run is protected again, as the
+ * tracker does (which scans the whole segment). */
+static void child_uffd_floor(const struct bench *b, const void *argp, void *outp)
+{
+    const struct floor_arg *a = argp;
+    const struct floor_spec *f = &bench_floors[a->spec];
+    struct floor_result *r = outp;
+    size_t batch = (size_t)f->pages, page_size = b->page_size, seg_pages = b->seg_pages;
+
+    int fd = open(a->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || ftruncate(fd, (off_t)SEG_SIZE) != 0)
+        bench_child_fail("%s: %s", a->path, strerror(errno));
+    char *m = mmap(NULL, SEG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED)
+        bench_child_fail("mmap: %s", strerror(errno));
+    for (size_t p = 0; p < seg_pages; p++)      /* private copies, as copied */
+        *(volatile uint64_t *)(m + p * page_size) ^= ALL_BYTES;
+    int uf = uffd_floor_open(), pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    struct uffdio_register reg = {
+        .range = { (uintptr_t)m, SEG_SIZE }, .mode = UFFDIO_REGISTER_MODE_WP,
+    };
+    if (pm < 0 || ioctl(uf, UFFDIO_REGISTER, &reg) != 0)
+        bench_child_fail("registering the mapping: %s", strerror(errno));
+    uffd_protect(uf, (uintptr_t)m, SEG_SIZE);
+
+    struct batches k;
+    batches_init(&k, b, f, 0);
+    struct page_region v[64];
+    uint64_t pages = 0;
+    double t0 = now();
+    while (pages < b->copied_pages && now() - t0 < b->cap) {
+        if (k.pos == seg_pages)
+            k.pos = 0;
+        size_t lo = SIZE_MAX, hi = 0;
+        k.nbatch++;
+        for (size_t i = 0; i < batch; i++) {
+            size_t p = batches_next(&k);
+            *(volatile uint64_t *)(m + p * page_size) ^= ALL_BYTES;
+            lo = p < lo ? p : lo;
+            hi = p > hi ? p : hi;
+        }
+        struct pm_scan_arg s = {
+            .size = sizeof s, .flags = PM_SCAN_CHECK_WPASYNC,
+            .start = (uintptr_t)(m + lo * page_size), .end = (uintptr_t)(m + (hi + 1) * page_size),
+            .vec = (uintptr_t)v, .vec_len = 64,
+            .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
+        };
+        long n;
+        uint64_t found = 0;
+        do {
+            if ((n = ioctl(pm, PAGEMAP_SCAN, &s)) < 0)
+                bench_child_fail("PAGEMAP_SCAN: %s", strerror(errno));
+            for (long j = 0; j < n; j++) {
+                uffd_protect(uf, v[j].start, v[j].end - v[j].start);
+                found += (v[j].end - v[j].start) / page_size;
+            }
+            s.start = s.walk_end;
+        } while (n == 64 && s.start < s.end);
+        if (found != batch)
+            bench_child_fail("the scan listed %llu pages of a batch of %zu",
+                             (unsigned long long)found, batch);
+        pages += batch;
+    }
+    r->secs = now() - t0;
+    r->pages = pages;
+    batches_free(&k);
+    close(pm);
+    close(uf);
     close(fd);
 }
 
@@ -220,14 +349,15 @@ void bench_floors_round(struct bench *b, int i)
     bench_path_join(b, floor_path, b->root, "fault-floor.dat");
     bench_path_join(b, write_path, b->root, "write-floor.dat");
     for (int fl = 0; fl < (bench_workloads_run(b) ? NFLOORS : 0); fl++)
-        for (int fr = 0; fr < 2; fr++) {
-            struct floor_arg a = { .spec = fl, .fresh = fr };
+        for (int st = 0; st < (b->uffd ? NFLSTATES : FL_UFFD); st++) {
+            struct floor_arg a = { .spec = fl, .state = st };
             memcpy(a.path, floor_path, sizeof a.path);
-            snprintf(what, sizeof what, "fault floor %s %s", bench_floors[fl].name,
-                     fr ? "fresh" : "copied");
+            snprintf(what, sizeof what, "%s floor %s %s", st == FL_UFFD ? "uffd" : "fault",
+                     bench_floors[fl].name, st == FL_FRESH ? "fresh" : "copied");
             bench_progress("%s: run %d/%d...", what, i + 1, b->runs);
-            struct floor_result *r = &b->fl_res[fl][fr][i];
-            if (bench_run_child(b, what, child_fault_floor, &a, r, sizeof *r) == 0 &&
+            struct floor_result *r = &b->fl_res[fl][st][i];
+            if (bench_run_child(b, what, st == FL_UFFD ? child_uffd_floor : child_fault_floor,
+                                &a, r, sizeof *r) == 0 &&
                 r->pages == 0)
                 bench_add_failure(b, "%s: no page measured", what);
         }

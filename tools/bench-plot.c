@@ -62,7 +62,8 @@ static void write_data(const struct bench *b, const char *data)
         const double y[5] = { b->rows[pw[i]][BM_MPROTECT][0].nsp.med,
                               b->rows[pw[i]][BM_UFFD][0].nsp.med,
                               b->rows[pw[i]][BM_EXPLICIT][0].nsp.med,
-                              b->floor_sum[w->floor][0].med, b->floor_sum[w->floor][1].med };
+                              b->floor_sum[w->floor][FL_COPIED].med,
+                              b->floor_sum[w->floor][FL_FRESH].med };
         fprintf(f, "%d", w->pages);
         for (int k = 0; k < 5; k++) {
             if (isnan(y[k]))

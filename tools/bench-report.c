@@ -74,23 +74,24 @@ static void compute_workloads(struct bench *b)
                 row->floor_ns = row->ratio = NAN;
             }
     for (int fl = 0; fl < NFLOORS; fl++)
-        for (int fr = 0; fr < 2; fr++) {
+        for (int st = 0; st < NFLSTATES; st++) {
             nv = 0;
             for (int i = 0; i < b->runs; i++) {
-                const struct floor_result *r = &b->fl_res[fl][fr][i];
+                const struct floor_result *r = &b->fl_res[fl][st][i];
                 if (r->pages > 0 && r->secs > 0)
                     v[nv++] = r->secs * 1e9 / (double)r->pages;
             }
-            b->floor_sum[fl][fr] = summarize(v, nv);
+            b->floor_sum[fl][st] = summarize(v, nv);
         }
     /* The workloads' pages were all written before timing: the "copied"
-     * floor is the one in the same state. */
+     * floor of each tracker's mechanism is the one in the same state. */
     for (int w = 0; w < NWORK; w++)
         for (int m = 0; m < NMODES; m++) {
             struct row *row = &b->rows[w][m][0];
             if (m == BM_EXPLICIT)
                 continue;
-            row->floor_ns = b->floor_sum[bench_workloads[w].floor][0].med;
+            int st = m == BM_UFFD ? FL_UFFD : FL_COPIED;
+            row->floor_ns = b->floor_sum[bench_workloads[w].floor][st].med;
             row->ratio = row->nsp.med / row->floor_ns;
         }
     nv = 0;
@@ -119,6 +120,20 @@ static void compute_workloads(struct bench *b)
         b->group_sum[g] = summarize(v, nv);
         b->group_per_sync[g] = syncs > 0 ? tx / syncs : NAN;
     }
+    for (int g = 0; g < NGROUP; g++)
+        for (int m = 0; m < NMODES; m++) {
+            double u[MAX_RUNS];
+            nv = 0;
+            for (int i = 0; i < b->runs; i++) {
+                const struct threads_result *r = &b->th_res[g][m][i];
+                if (r->tx == 0 || r->secs <= 0)
+                    continue;
+                u[nv] = (double)r->pages / r->secs;
+                v[nv++] = (double)r->tx / r->secs;
+            }
+            b->threads_txs[g][m] = summarize(v, nv);
+            b->threads_pgs[g][m] = summarize(u, m == BM_EXPLICIT ? 0 : nv);
+        }
     nv = 0;
     for (int i = 0; i < b->runs; i++)
         if (b->pm_res[i].tx > 0 && b->pm_res[i].secs > 0)
@@ -203,8 +218,9 @@ static void print_table(const struct bench *b, FILE *o)
                 if (isnan(r->ratio))
                     snprintf(c, sizeof c, "-");
                 else
-                    snprintf(c, sizeof c, "%.2fx (copied, %s: %.0f ns)", r->ratio,
-                             bench_floors[r->w->floor].name, r->floor_ns);
+                    snprintf(c, sizeof c, "%.2fx (%s, %s: %.0f ns)", r->ratio,
+                             m == BM_UFFD ? "uffd" : "copied", bench_floors[r->w->floor].name,
+                             r->floor_ns);
                 snprintf(d, sizeof d, "%d/%d", r->ok, b->runs);
                 if (r->ok == 0)
                     snprintf(a, sizeof a, "FAILED");
@@ -222,7 +238,8 @@ static void print_table(const struct bench *b, FILE *o)
                "mprotect, uffd: automatic capture by each tracker (LRVM_TRACK_MPROTECT, "
                "LRVM_TRACK_UFFD); uffd runs only where the kernel offers it.\n"
                "Workload pages were all written once before timing, so they are already "
-               "private copies: the \"copied\" fault floor is the matching one.\n");
+               "private copies: the \"copied\" fault floor is the mprotect tracker's, the "
+               "uffd floor the uffd tracker's.\n");
 }
 
 static void csv_num(FILE *o, double v, int prec, const char *sep)
@@ -258,7 +275,8 @@ static void print_csv(const struct bench *b, FILE *o)
                 if (r->flush || r->mode == BM_EXPLICIT)
                     fprintf(o, ",,\n");
                 else {
-                    fprintf(o, "copied %s,", bench_floors[r->w->floor].name);
+                    fprintf(o, "%s %s,", r->mode == BM_UFFD ? "uffd" : "copied",
+                            bench_floors[r->w->floor].name);
                     csv_num(o, r->floor_ns, 1, ",");
                     csv_num(o, r->ratio, 3, "\n");
                 }
@@ -278,7 +296,7 @@ static void print_failures(const struct bench *b, FILE *o)
 
 static void print_floors(const struct bench *b, FILE *o)
 {
-    char s[80], t[80];
+    char s[80], t[80], u[80];
     if (!bench_write_floor_runs(b) && !bench_part_runs(b, PART_PMEMOBJ) &&
         !bench_part_runs(b, PART_RECOVERY))
         return;                             /* the heap has its own floor */
@@ -286,12 +304,17 @@ static void print_floors(const struct bench *b, FILE *o)
     if (bench_workloads_run(b)) {
         fprintf(o, "fault floor, ns/page median (min-max): SIGSEGV handler mprotects the page RW; "
                    "one mprotect(PROT_READ) over the span after each batch\n");
-        fprintf(o, "  %-18s %-26s %s\n", "batch", "copied (written before)",
-                "fresh (copy on write)");
+        if (b->uffd)
+            fprintf(o, "uffd floor: the copied batches under userfaultfd write-protection "
+                       "(async mode); after each batch a PAGEMAP_SCAN of its span and one "
+                       "UFFDIO_WRITEPROTECT per written run\n");
+        fprintf(o, "  %-18s %-26s %-26s %s\n", "batch", "copied (written before)",
+                "fresh (copy on write)", b->uffd ? "uffd (written before)" : "");
         for (int fl = 0; fl < NFLOORS; fl++)
-            fprintf(o, "  %-18s %-26s %s\n", bench_floors[fl].name,
-                    fmt_sum(s, sizeof s, b->floor_sum[fl][0], 0),
-                    fmt_sum(t, sizeof t, b->floor_sum[fl][1], 0));
+            fprintf(o, "  %-18s %-26s %-26s %s\n", bench_floors[fl].name,
+                    fmt_sum(s, sizeof s, b->floor_sum[fl][FL_COPIED], 0),
+                    fmt_sum(t, sizeof t, b->floor_sum[fl][FL_FRESH], 0),
+                    b->uffd ? fmt_sum(u, sizeof u, b->floor_sum[fl][FL_UFFD], 0) : "");
     }
     if (bench_write_floor_runs(b))
         fprintf(o, "write floor: %d-byte in-place pwrite + fdatasync, preallocated file: "
@@ -320,6 +343,26 @@ static void print_group(const struct bench *b, FILE *o)
         fprintf(o, "  %-8d %-28s %-15.2f %.2fx\n", bench_group_threads[g],
                 fmt_sum(s, sizeof s, b->group_sum[g], 0), b->group_per_sync[g],
                 b->group_sum[g].med / b->wfloor_sum.med);
+}
+
+static void print_threads(const struct bench *b, FILE *o)
+{
+    char s[80], t[80], q[40];
+    fprintf(o, "\nthreads: no-flush small-tx (%d random 8-byte words) from T threads at once, "
+               "each on its own %zu MiB segment of one store; captured pages/s: lrvm_stats' "
+               "pages_captured\n", TX_WORDS, THREAD_SEG >> 20);
+    fprintf(o, "  %-8s %-9s %-28s %-10s %-28s %s\n", "threads", "mode", "tx/s median (min-max)",
+            "/ 1 thread", "captured pages/s median", "/ 1 thread");
+    for (int m = 0; m < NMODES; m++)
+        for (int g = 0; g < NGROUP && bench_mode_runs(b, m); g++) {
+            const struct summary *x = &b->threads_txs[g][m], *p = &b->threads_pgs[g][m];
+            int ex = m == BM_EXPLICIT;      /* captures nothing: no pages column */
+            snprintf(q, sizeof q, "%.2f", p->med / b->threads_pgs[0][m].med);
+            fprintf(o, "  %-8d %-9s %-28s %-10.2f %-28s %s\n", bench_group_threads[g],
+                    bench_mode_name(m), fmt_sum(s, sizeof s, *x, 0),
+                    x->med / b->threads_txs[0][m].med, ex ? "-" : fmt_sum(t, sizeof t, *p, 0),
+                    ex ? "-" : q);
+        }
 }
 
 static void print_heap(const struct bench *b, FILE *o)
@@ -390,6 +433,8 @@ static void print_sections(const struct bench *b, FILE *o)
     print_floors(b, o);
     if (bench_part_runs(b, PART_GROUP))
         print_group(b, o);
+    if (bench_part_runs(b, PART_THREADS))
+        print_threads(b, o);
     if (bench_part_runs(b, PART_HEAP))
         print_heap(b, o);
     if (bench_part_runs(b, PART_RECOVERY))
@@ -423,6 +468,7 @@ static void print_targets(const struct bench *b, FILE *o)
     double wfloor = b->wfloor_sum.med;
     char what[120];
     if (!bench_part_runs(b, PART_SMALL_TX) && !bench_part_runs(b, PART_PAGES_256) &&
+        !bench_part_runs(b, PART_PAGES_16) && !bench_part_runs(b, PART_THREADS) &&
         !bench_part_runs(b, PART_RECOVERY))
         return;                             /* no part with a target ran */
     fprintf(o, "\ntargets (from the medians above; with --only, those of the parts run)\n");
@@ -432,9 +478,31 @@ static void print_targets(const struct bench *b, FILE *o)
                  bench_floors[bench_workloads[PART_PAGES_256].floor].name);
         target_line(o, what, p256->ratio, "x", 1, 1.5);
     }
-    if (bench_part_runs(b, PART_PAGES_16) && b->uffd)
+    if (bench_part_runs(b, PART_PAGES_16) && b->uffd) {
+        const struct summary *fl = b->floor_sum[bench_workloads[PART_PAGES_16].floor];
         target_line(o, "uffd ns/page / mprotect ns/page, pages-16 no-flush",
                     u16->nsp.med / m16->nsp.med, "x", 1, 0.3);
+        fprintf(o, "    (their floors here, uffd / copied fault floor at %s: %.2fx)\n",
+                bench_floors[bench_workloads[PART_PAGES_16].floor].name,
+                fl[FL_UFFD].med / fl[FL_COPIED].med);
+    }
+    if (bench_part_runs(b, PART_THREADS)) {
+        const struct summary (*tx)[NMODES] = b->threads_txs, (*pg)[NMODES] = b->threads_pgs;
+        if (b->uffd) {
+            target_line(o, "threads uffd captured pages/s, 2 threads / 1 thread",
+                        pg[1][BM_UFFD].med / pg[0][BM_UFFD].med, "x", 0, 1.5);
+            target_line(o, "threads uffd captured pages/s, the lower of 4 and 8 threads / 2",
+                        fmin(pg[2][BM_UFFD].med, pg[3][BM_UFFD].med) / pg[1][BM_UFFD].med,
+                        "x", 0, 1.0);
+        }
+        target_line(o, "threads explicit tx/s, 2 threads / 1 thread",
+                    tx[1][BM_EXPLICIT].med / tx[0][BM_EXPLICIT].med, "x", 0, 1.6);
+        target_line(o, "threads explicit tx/s, the lower of 4 and 8 threads / 1 thread",
+                    fmin(tx[2][BM_EXPLICIT].med, tx[3][BM_EXPLICIT].med) /
+                        tx[0][BM_EXPLICIT].med, "x", 0, 1.5);
+        snprintf(what, sizeof what, "threads auto (%s) tx/s, 2 threads / 1 thread", an);
+        target_line(o, what, tx[1][am].med / tx[0][am].med, "x", 0, 1.2);
+    }
     if (bench_part_runs(b, PART_SMALL_TX)) {
         target_line(o, "flushed small-tx explicit tx/s / write floor ops/s",
                     sx_f->txs.med / wfloor, "x", 0, 0.9);

@@ -1,8 +1,8 @@
 /*
  * bench-workloads.c -- the lrvm workloads: small-tx, pages-P and seq-64 in
  * both tracking modes with flushed and no-flush commits, the heap (and the
- * C library's allocator as its floor), group commit, and small-tx on
- * libpmemobj through bench-pmem.c.
+ * C library's allocator as its floor), group commit, small-tx from several
+ * threads at once, and small-tx on libpmemobj through bench-pmem.c.
  *
  * Each run is a child on a store of its own, made new for it and removed
  * after it; a child reports only through its result, and the parent only
@@ -239,6 +239,91 @@ static void child_group(const struct bench *b, const void *argp, void *outp)
     CHECK(lrvm_close(rvm));
 }
 
+/* ------------------------------------------------------------ threads */
+
+struct threads_arg {
+    char dir[PATH_LEN];
+    int  threads, mode;
+};
+
+struct threads_worker {
+    lrvm_t  *rvm;
+    void    *base;
+    int      index, explicit;
+    double   deadline;
+    uint64_t tx;
+};
+
+/* No-flush small transactions on one thread's segment until the deadline. */
+static void *threads_worker_run(void *p)
+{
+    struct threads_worker *w = p;
+    uint64_t *words = w->base, seed = SEED + (uint64_t)w->index;
+    size_t nwords = THREAD_SEG / 8;
+    do {
+        lrvm_tx_t *tx;
+        CHECK(lrvm_begin(w->rvm, 1, &w->base, &tx));
+        for (int i = 0; i < TX_WORDS; i++) {
+            uint64_t *wp = words + xorshift64(&seed) % nwords;
+            if (w->explicit)
+                CHECK(lrvm_set_range(tx, wp, 8));
+            *wp ^= xorshift64(&seed) | ALL_BYTES;
+        }
+        CHECK(lrvm_commit(tx, LRVM_NO_FLUSH));
+        w->tx++;
+    } while (w->tx % 64 != 0 || now() < w->deadline);
+    return NULL;
+}
+
+static void child_threads(const struct bench *b, const void *argp, void *outp)
+{
+    const struct threads_arg *a = argp;
+    struct threads_result *r = outp;
+    lrvm_options_t o = { .tracking = bench_mode_tracking(a->mode) };
+    size_t page_size = b->page_size, wpp = page_size / 8;
+    struct threads_worker w[8];
+    pthread_t th[8];
+    lrvm_t *rvm;
+    lrvm_stats_t s0, s1;
+
+    CHECK(lrvm_open(a->dir, &o, &rvm));
+    for (int t = 0; t < a->threads; t++) {
+        char name[16];
+        snprintf(name, sizeof name, "thread%d", t);
+        w[t] = (struct threads_worker){ .rvm = rvm, .index = t,
+                                        .explicit = a->mode == BM_EXPLICIT };
+        CHECK(lrvm_map(rvm, name, THREAD_SEG, &w[t].base));
+        /* Every page a private copy before timing, as in small-tx. */
+        lrvm_tx_t *tx;
+        uint64_t *words = w[t].base;
+        CHECK(lrvm_begin(rvm, 1, &w[t].base, &tx));
+        for (size_t p = 0; p < THREAD_SEG / page_size; p++) {
+            if (w[t].explicit)
+                CHECK(lrvm_set_range(tx, words + p * wpp, 8));
+            words[p * wpp] ^= ALL_BYTES;
+        }
+        CHECK(lrvm_commit(tx, LRVM_NO_FLUSH));
+    }
+    CHECK(lrvm_flush(rvm));
+    CHECK(lrvm_stats(rvm, &s0));
+    double t0 = now();
+    for (int t = 0; t < a->threads; t++) {
+        w[t].deadline = t0 + b->cap;
+        if (pthread_create(&th[t], NULL, threads_worker_run, &w[t]) != 0)
+            bench_child_fail("pthread_create failed");
+    }
+    r->tx = 0;
+    for (int t = 0; t < a->threads; t++) {
+        pthread_join(th[t], NULL);
+        r->tx += w[t].tx;
+    }
+    CHECK(lrvm_flush(rvm));           /* the no-flush commits become durable */
+    r->secs = now() - t0;
+    CHECK(lrvm_stats(rvm, &s1));
+    r->pages = s1.pages_captured - s0.pages_captured;
+    CHECK(lrvm_close(rvm));
+}
+
 /* ------------------------------------------------------------ the heap */
 
 #define HEAP_BYTES ((size_t)256 << 20)
@@ -370,6 +455,23 @@ void bench_workloads_round(struct bench *b, int i)
             bench_add_failure(b, "%s: nothing measured", what);
         bench_rm_rf(path);
     }
+
+    /* Threads: no-flush small transactions of 1..8 threads, each mode. */
+    for (int g = 0; g < (bench_part_runs(b, PART_THREADS) ? NGROUP : 0); g++)
+        for (int m = 0; m < NMODES; m++) {
+            if (!bench_mode_runs(b, m))
+                continue;
+            struct threads_arg a = { .threads = bench_group_threads[g], .mode = m };
+            memcpy(a.dir, path, sizeof a.dir);
+            snprintf(what, sizeof what, "threads %s, %d thread%s", bench_mode_name(m),
+                     a.threads, a.threads == 1 ? "" : "s");
+            bench_progress("%s: run %d/%d...", what, i + 1, b->runs);
+            bench_rm_rf(path);
+            struct threads_result *r = &b->th_res[g][m][i];
+            if (bench_run_child(b, what, child_threads, &a, r, sizeof *r) == 0 && r->tx == 0)
+                bench_add_failure(b, "%s: nothing measured", what);
+            bench_rm_rf(path);
+        }
 }
 
 /* ------------------------------------------------------------ PMDK comparison */

@@ -26,6 +26,7 @@
 #define WFLOOR_OP     128                   /* bytes per write-floor overwrite */
 #define CHUNK         ((size_t)1 << 20)     /* read() size of the read floor */
 #define GROUP_SEG     ((size_t)1 << 20)     /* each group-commit thread's segment */
+#define THREAD_SEG    ((size_t)16 << 20)    /* each threads-workload thread's segment */
 #define HEAP_LIVE     65536u                /* blocks live in the heap workload */
 #define PATH_LEN      4200
 #define MAX_NOTES     64                    /* failed runs described at the end */
@@ -36,7 +37,7 @@
 /* What --only can name: the workloads first, in the order of bench_workloads[]. */
 enum {
     PART_SMALL_TX, PART_PAGES_1, PART_PAGES_16, PART_PAGES_256, PART_SEQ_64,
-    PART_HEAP, PART_GROUP, PART_PMEMOBJ, PART_RECOVERY, NPARTS
+    PART_HEAP, PART_GROUP, PART_THREADS, PART_PMEMOBJ, PART_RECOVERY, NPARTS
 };
 #define WORKLOAD_PARTS 0x1fu
 
@@ -61,8 +62,13 @@ struct floor_spec {
 #define NGROUP  4
 
 extern const struct workload   bench_workloads[NWORK];     /* bench-workloads.c */
-extern const int               bench_group_threads[NGROUP];
+extern const int               bench_group_threads[NGROUP];   /* and the threads part's */
 extern const struct floor_spec bench_floors[NFLOORS];      /* bench-floors.c */
+
+/* The fault floors' states: pages written before (private copies) or
+ * fresh (the first store copies the file's page), and the userfaultfd
+ * floor on pages written before (where the kernel offers it). */
+enum { FL_COPIED, FL_FRESH, FL_UFFD, NFLSTATES };
 
 enum { REC_BIG, REC_SMALL, NSHAPES };      /* recovery log shapes */
 enum { WARM, COLD, NSTATES };              /* page cache states */
@@ -95,6 +101,12 @@ struct wfloor_result {
 
 struct group_result {
     uint64_t tx, fsyncs;
+    double   secs;
+};
+
+struct threads_result {
+    uint64_t tx;          /* transactions committed, all threads */
+    uint64_t pages;       /* pages_captured delta (automatic modes) */
     double   secs;
 };
 
@@ -173,9 +185,10 @@ struct bench {
 
     /* Every run's results, as its child sent them. */
     struct wl_result         wl_res[NWORK][NMODES][2][MAX_RUNS];  /* [w][mode][flush][run] */
-    struct floor_result      fl_res[NFLOORS][2][MAX_RUNS];   /* [floor][fresh][run] */
+    struct floor_result      fl_res[NFLOORS][NFLSTATES][MAX_RUNS];   /* [floor][state][run] */
     struct wfloor_result     wf_res[MAX_RUNS];
     struct group_result      gr_res[NGROUP][MAX_RUNS];       /* [threads][run] */
+    struct threads_result    th_res[NGROUP][NMODES][MAX_RUNS];   /* [threads][mode][run] */
     struct heap_result       hp_res[3][MAX_RUNS];  /* [auto, explicit, C library][run] */
     struct bench_pmem_result pm_res[MAX_RUNS];
     struct mklog_result      mk_res[NSHAPES][MAX_RUNS];           /* [shape][run] */
@@ -184,10 +197,11 @@ struct bench {
 
     /* Their summaries, made by bench_compute. */
     struct row     rows[NWORK][NMODES][2];
-    struct summary floor_sum[NFLOORS][2];
+    struct summary floor_sum[NFLOORS][NFLSTATES];
     struct summary wfloor_sum, pmem_sum;   /* ops/s; libpmemobj tx/s */
     struct summary group_sum[NGROUP];      /* tx/s */
     double         group_per_sync[NGROUP]; /* commits per fdatasync, all runs */
+    struct summary threads_txs[NGROUP][NMODES], threads_pgs[NGROUP][NMODES];  /* per second */
     struct summary heap_sum[3];            /* ns per op: auto, explicit, C library */
     struct rec_row rec_rows[NSHAPES][NSTATES];
     double         rec_log_mb[NSHAPES], rec_commits[NSHAPES];  /* means of the logs made */

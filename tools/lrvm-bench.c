@@ -80,7 +80,7 @@
 /* What --only can name, in the order of the PART_ constants. */
 static const char *const part_names[NPARTS] = {
     "small-tx", "pages-1", "pages-16", "pages-256", "seq-64",
-    "heap", "group", "pmemobj", "recovery",
+    "heap", "group", "threads", "pmemobj", "recovery",
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -234,7 +234,8 @@ static void usage(FILE *o)
                "  --quick      fewer transactions, 1 recovery run per log shape and page cache\n"
                "               state, with 32 MiB logs (< 1 min)\n"
                "  --only LIST  run only these parts, comma-separated: small-tx, pages-1,\n"
-               "               pages-16, pages-256, seq-64, heap, group, pmemobj, recovery\n"
+               "               pages-16, pages-256, seq-64, heap, group, threads,\n"
+               "               pmemobj, recovery\n"
                "               (the floors they are set against run with them)\n"
                "  --dir DIR    make the stores in a new directory under DIR (default $TMPDIR or /tmp)\n"
                "  --csv        print the workload rows as CSV (other sections go to stderr)\n"
