@@ -8,7 +8,7 @@
  */
 #include "internal.h"
 
-int lrvm__track_auto_uffd;
+int lrvm__track_auto_uffd = 1;
 
 int lrvm__track_choose(int mode, const struct lrvm__tracker **out)
 {

@@ -9,13 +9,16 @@
  * raises or handles a signal; holds a byte of the image that is not the
  * epoch's starting state once a commit or abort has ended.
  *
- * Each segment is registered for write-protection in async mode and
- * protected whole. The kernel resolves the first store to a protected
- * page by itself, with no message, and marks the page written; a kernel
- * write into the page (read(2) into a segment) is resolved the same way.
- * A scan (PAGEMAP_SCAN) lists the written pages of a segment, and each
- * run it finds is protected again at once (UFFDIO_WRITEPROTECT); the pages
- * go on the segment's list once (sg_state[p] 1, p in sg_dirty).
+ * Each segment is registered for write-protection in async mode; a page
+ * is protected once a scan has listed it (register_range says why not
+ * before). The kernel resolves a store to a protected page by itself,
+ * with no message, and marks the page written; a kernel write into the
+ * page (read(2) into a segment) is resolved the same way, and a first
+ * store to a page never touched makes an unprotected copy, which reads as
+ * written too. A scan (PAGEMAP_SCAN) lists the written pages of a
+ * segment, and each run it finds is protected again at once
+ * (UFFDIO_WRITEPROTECT); the pages go on the segment's list once
+ * (sg_state[p] 1, p in sg_dirty).
  *
  * No message means no moment to copy a before-image, so each segment
  * keeps its image instead: a second MAP_PRIVATE mapping of its file, which
@@ -91,7 +94,7 @@ static int uffd_new(void)
         return -1;
     struct uffdio_api api = {
         .api = UFFD_API,
-        .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED,
+        .features = UFFD_FEATURE_WP_ASYNC,
     };
     if (ioctl(fd, UFFDIO_API, &api) != 0 || !(api.features & UFFD_FEATURE_WP_ASYNC)) {
         close(fd);
@@ -133,17 +136,17 @@ static int uf_open(void)
     return rc;
 }
 
-/* Register [addr, addr+len) for write-protection and protect it. */
-static int protect_range(void *addr, size_t len)
+/* Register [addr, addr+len) for write-protection, protecting nothing yet:
+ * a page with no page table entry reads the file (as its image does) and
+ * its first store makes an unprotected private copy, which the next scan
+ * lists and protects. Protecting the whole range instead would give every
+ * page an entry (a marker), and every scan would walk them all. */
+static int register_range(void *addr, size_t len)
 {
     struct uffdio_register reg = {
         .range = { (uintptr_t)addr, len }, .mode = UFFDIO_REGISTER_MODE_WP,
     };
-    struct uffdio_writeprotect wp = {
-        .range = { (uintptr_t)addr, len }, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
-    };
-    return ioctl(uf_fd, UFFDIO_REGISTER, &reg) == 0 && ioctl(uf_fd, UFFDIO_WRITEPROTECT, &wp) == 0
-               ? 0 : -1;
+    return ioctl(uf_fd, UFFDIO_REGISTER, &reg);
 }
 
 /* One read of [start, end): the written pages' runs into V (at most
@@ -158,7 +161,10 @@ static long scan_call(uintptr_t start, uintptr_t end, struct page_region *v, uin
         .flags = PM_SCAN_CHECK_WPASYNC,
         .start = start, .end = end,
         .vec = (uintptr_t)v, .vec_len = SCAN_VEC,
-        .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
+        /* A page with no entry reads as written; it holds nothing of its
+         * own: only pages in memory or in swap can differ from the file. */
+        .category_mask = PAGE_IS_WRITTEN, .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+        .return_mask = PAGE_IS_WRITTEN,
     };
     long n = ioctl(pm_fd, PAGEMAP_SCAN, &a);
     *walked = (uintptr_t)a.walk_end;
@@ -182,21 +188,32 @@ static int protect_runs(const struct page_region *v, long n)
 }
 
 /* Does the kernel give this process what the tracker needs? Asked once,
- * of a page of its own. */
+ * of a private mapping of a file of its own, as a segment is: a first
+ * store is listed, its page protected, and a store to the protected page
+ * is resolved by the kernel and listed again. */
 static int probe(void)
 {
     if (lrvm__uffd_disabled || uf_open() < 0)
         return 0;
     size_t len = page_size;
-    unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int fd = memfd_create("lrvm-uffd-probe", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    close(fd);
     if (m == MAP_FAILED)
         return 0;
     struct page_region v[SCAN_VEC];
-    uintptr_t walked, e = (uintptr_t)m + len;
-    int ok = protect_range(m, len) == 0 && scan_call((uintptr_t)m, e, v, &walked) == 0;
-    m[0] = 1;                           /* the kernel resolves it and marks it */
-    ok = ok && scan_call((uintptr_t)m, e, v, &walked) == 1 && protect_runs(v, 1) == 0 &&
-         scan_call((uintptr_t)m, e, v, &walked) == 0;
+    uintptr_t walked, b = (uintptr_t)m, e = b + len;
+    int ok = register_range(m, len) == 0 && scan_call(b, e, v, &walked) == 0;
+    m[0] = 1;
+    ok = ok && scan_call(b, e, v, &walked) == 1 && protect_runs(v, 1) == 0 &&
+         scan_call(b, e, v, &walked) == 0;
+    m[0] = 2;                           /* the kernel resolves it and marks it */
+    ok = ok && scan_call(b, e, v, &walked) == 1;
     munmap(m, len);                     /* unregisters it too */
     return ok;
 }
@@ -246,7 +263,7 @@ static int own(struct lrvm__seg *seg)
     int rc = uf_open();
     if (rc < 0 || seg->sg_uffd_pid == uf_pid)
         return rc;
-    if (protect_range(seg->sg_base, seg->sg_maplen) != 0) {
+    if (register_range(seg->sg_base, seg->sg_maplen) != 0) {
         LRVM__TRACE("%s: cannot write-protect the segment in this process: %s",
                     seg->sg_name, strerror(errno));
         return LRVM_EMODE;
@@ -383,7 +400,7 @@ static int uf_attach(lrvm_t *s, struct lrvm__seg *seg)
     if ((rc = lrvm__io_map_segment(seg->sg_fd, seg->sg_maplen, NULL, &image)) < 0)
         goto fail;
     seg->sg_shadow = image;
-    if (protect_range(seg->sg_base, seg->sg_maplen) != 0) {
+    if (register_range(seg->sg_base, seg->sg_maplen) != 0) {
         LRVM__TRACE("%s: cannot write-protect the segment: %s", seg->sg_name, strerror(errno));
         rc = LRVM_EMODE;
         goto fail;
