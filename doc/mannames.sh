@@ -43,7 +43,7 @@ tags)
         grep -v '__' | sort -u ;;
 constants)
     {
-        grep -o -E '\b[A-Z][A-Z0-9_]* = ' "$header" | sed 's/ = $//'
+        grep -o -E '[A-Z][A-Z0-9_]* = ' "$header" | sed 's/ = $//'
         sed -n -e 's/^#define \([A-Z][A-Z0-9_]*\) [^ ].*/\1/p' \
                -e 's/^#define \([A-Z][A-Z0-9_]*\)(.*/\1/p' "$header"
     } | grep -v '__' | sort -u ;;
