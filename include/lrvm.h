@@ -212,7 +212,8 @@ enum lrvm_errno {
 };
 
 typedef struct lrvm_options {
-    int    tracking;           /* LRVM_TRACK_AUTO (default) or LRVM_TRACK_EXPLICIT */
+    int    tracking;           /* LRVM_TRACK_AUTO (default), _EXPLICIT, _UFFD or
+                                  _MPROTECT */
     size_t truncate_threshold; /* bytes of log (its header included) past which
                                   a commit truncates; 0: 32 MiB. Honoured
                                   from 4 KiB; smaller values are refused

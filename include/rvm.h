@@ -7,8 +7,9 @@
  * lrvm_last_error() returns; no call exits the process.
  *
  * LRVM_VERBOSE=1 in the environment turns tracing on, as rvm_verbose(1).
- * LRVM_TRACKING=auto|explicit chooses the tracking mode of stores opened
- * by rvm_init.
+ * LRVM_TRACKING=auto|explicit|uffd|mprotect (in any case) chooses the
+ * tracking mode of stores opened by rvm_init; any other value makes
+ * rvm_init fail with LRVM_EINVAL.
  */
 #ifndef RVM_H
 #define RVM_H

@@ -1019,6 +1019,8 @@ END_TEST
 
 int main(void)
 {
+    if (tu_quick_skip("crash"))   /* long: not in the quick subset */
+        return 77;
     Suite *s = suite_create("crash");
 
     TCase *tc = tcase_create("random_kills");

@@ -277,6 +277,8 @@ static Suite *crashstates_suite(void)
 
 int main(void)
 {
+    if (tu_quick_skip("crashstates"))   /* long: not in the quick subset */
+        return 77;
     expected_images();
     return tu_run_suite(crashstates_suite());
 }

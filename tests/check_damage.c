@@ -319,6 +319,8 @@ END_TEST
 
 int main(void)
 {
+    if (tu_quick_skip("damage"))   /* long: not in the quick subset */
+        return 77;
     Suite *s = suite_create("damage");
     TCase *tc = tu_tcase("damage", 300);
     tcase_add_test(tc, test_damage_every_byte_of_a_small_log);

@@ -1079,6 +1079,8 @@ END_TEST
 
 int main(void)
 {
+    if (tu_quick_skip("track"))   /* long: not in the quick subset */
+        return 77;
     Suite *s = suite_create("track");
     TCase *tc = tu_tcase("track", 120);
     tcase_add_checked_fixture(tc, setup, NULL);

@@ -299,6 +299,15 @@ int tu_run_suite(Suite *s)
     return failed == 0 ? 0 : 1;
 }
 
+int tu_quick_skip(const char *suite)
+{
+    const char *e = getenv("LRVM_QUICK_CHECK");
+    if (e == NULL || e[0] == '\0' || strcmp(e, "0") == 0)
+        return 0;
+    printf("%s: skipped: LRVM_QUICK_CHECK=%s asks for the quick subset\n", suite, e);
+    return 1;
+}
+
 pid_t tu_fork_piped(int *fd)
 {
     int p[2];

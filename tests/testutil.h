@@ -70,6 +70,12 @@ int  tu_child_failed_line(const int *vals, int n);
 struct Suite;
 int tu_run_suite(struct Suite *s);
 
+/* LRVM_QUICK_CHECK set (and not "0") asks for the quick subset of the
+ * tests: make distcheck in CI (.ci/run), after two full runs. A suite
+ * that takes minutes calls this first and, when it returns 1, exits 77
+ * (skipped); it says so on stdout, naming SUITE. */
+int tu_quick_skip(const char *suite);
+
 /* lrvm_open of DIR (NULL: tu_dir) with O (NULL: every default), failing
  * the test (Check) when the open fails. */
 lrvm_t *tu_open(const char *dir, const lrvm_options_t *o);

@@ -258,7 +258,7 @@ static inline const char *bench_flush_name(int flush)
 
 /* ------------------------------------------------------------ lrvm-bench.c: the harness */
 
-/* Parent: report, remove what this run made, exit 1. */
+/* Parent: report, remove what this run made, exit 2 (a system error). */
 void bench_die(const struct bench *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), noreturn));
 

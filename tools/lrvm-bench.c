@@ -50,6 +50,8 @@
  * median and min-max; floors and workloads run in R rounds of one run
  * each, so that drift during the run moves them alike. A run whose child fails (an lrvm error, a crash) is
  * left out of the figures and listed at the end; the exit status is then 1.
+ * Bad usage, and a failure of the harness itself (a system call, the
+ * plot), exit 2, as the other tools do.
  * Time: CLOCK_MONOTONIC. Random: xorshift64, seed 42.
  *
  *   usage: lrvm-bench [--runs N] [--quick] [--only LIST] [--dir DIR] [--csv]
@@ -110,7 +112,7 @@ void bench_die(const struct bench *b, const char *fmt, ...)
     fputc('\n', stderr);
     if (b->root_made)
         bench_rm_rf(b->root);
-    exit(1);
+    exit(2);
 }
 
 void bench_child_fail(const char *fmt, ...)
@@ -239,7 +241,9 @@ static void usage(FILE *o)
                "               (the floors they are set against run with them)\n"
                "  --dir DIR    make the stores in a new directory under DIR (default $TMPDIR or /tmp)\n"
                "  --csv        print the workload rows as CSV (other sections go to stderr)\n"
-               "  --plot FILE  draw ns/page against P with gnuplot into FILE (PNG)\n");
+               "  --plot FILE  draw ns/page against P with gnuplot into FILE (PNG)\n"
+               "Exit status: 0 every run measured; 1 a run failed (listed at the end, left\n"
+               "out of the figures); 2 bad usage or a system error.\n");
 }
 
 /* --only's LIST into a set of parts; -1 with a message for a bad name. */
@@ -449,7 +453,7 @@ int main(int argc, char **argv)
     struct bench *b = calloc(1, sizeof *b);   /* zeroed: a result never filled is "not measured" */
     if (b == NULL) {
         fputs("lrvm-bench: out of memory\n", stderr);
-        return 1;
+        return 2;
     }
     int rc = parse_args(b, argc, argv);
     if (rc >= 0) {
@@ -467,9 +471,10 @@ int main(int argc, char **argv)
     b->root_made = 0;
     bench_progress("lrvm-bench: done in %.1f s", now() - start);
 
+    /* A failed run says more than a failed plot: 1 wins over 2. */
     rc = b->nfailures ? 1 : 0;
-    if (b->plot != NULL && bench_plot(b, b->plot) != 0)
-        rc = 1;
+    if (b->plot != NULL && bench_plot(b, b->plot) != 0 && rc == 0)
+        rc = 2;
     free(b);
     return rc;
 }

@@ -621,11 +621,14 @@ static void usage(FILE *o)
             "                    commits (explicit and auto modes; at most 16; default 1)\n"
             "  --heap            each history on a persistent heap: every step frees a block\n"
             "                    and allocates another with lrvm_free and lrvm_malloc\n"
-            "  --tracker T       the automatic modes' tracker: auto (the default: uffd where\n"
-            "                    the kernel offers it), uffd or mprotect\n"
+            "  --tracker T       the automatic modes' tracker: auto (the default: the one\n"
+            "                    LRVM_TRACK_AUTO takes, mprotect today), uffd or mprotect\n"
             "  --keep            keep the store after a clean run\n"
             "  --undeclared      self-test (explicit mode): leave one range of every 7th step\n"
-            "                    undeclared, which the check must catch\n");
+            "                    undeclared, which the check must catch\n"
+            "Exit status: 0 every round verified; 1 a round found something other than a\n"
+            "prefix of the history (the store is kept); 2 bad usage, or the test could\n"
+            "not run (a system error, or the worker stopped before it was killed).\n");
 }
 
 static unsigned long long number(const char *opt, const char *v)
