@@ -24,15 +24,18 @@
  *   changed. No declaration is needed; lrvm_set_range is allowed and
  *   changes nothing. Stores outside every transaction belong to the
  *   store's ambient epoch, committed atomically by lrvm_sync
- *   (failure-atomic msync). AUTO takes the mprotect tracker, today the
- *   faster of the two on most workloads; a program may name either:
+ *   (failure-atomic msync). AUTO takes the userfaultfd tracker where the
+ *   kernel offers it, the mprotect tracker otherwise; a program may name
+ *   either:
  *   LRVM_TRACK_UFFD: userfaultfd write-protection in async mode (Linux 6.7
  *   and later, with PAGEMAP_SCAN): the kernel marks each page written,
  *   with no signal; commit lists the written pages, compares them with
- *   the segment's committed image and protects them again in one call.
- *   It owns no signal (C1 does not apply) and sees kernel writes; each
- *   commit walks the page tables of the whole segment (and lrvm_begin
- *   too, unless nothing in the process has faulted since). Refused with
+ *   the segment's committed image and protects them again. It owns no
+ *   signal (C1 does not apply) and sees kernel writes (C6 does not
+ *   apply); each commit walks the page tables of the segment's touched
+ *   part (and lrvm_begin too, unless nothing in the process has faulted
+ *   since), so a transaction of one page on a large, densely touched
+ *   segment costs more than under the mprotect tracker. Refused with
  *   LRVM_EMODE where the kernel or the process lacks it.
  *   LRVM_TRACK_MPROTECT: segments are mapped read-only; the first store to
  *   a page faults (SIGSEGV), and lrvm saves the page and makes it writable
@@ -73,8 +76,9 @@
  *      comes back after a crash.
  *   C5 Segment files must not be changed by anything but lrvm while the log
  *      holds records for them.
- *   C6 Kernel writes into a segment (auto mode): a system call that writes
- *      into a write-protected page fails with EFAULT instead of faulting.
+ *   C6 Kernel writes into a segment (the mprotect tracker): a system call
+ *      that writes into a write-protected page fails with EFAULT instead
+ *      of faulting.
  *      liblrvm wraps read, pread, readv, preadv, recv, recvfrom and recvmsg
  *      so their buffers are captured first; calls made inside libc (fread)
  *      and every other system call that writes into memory (getdents,

@@ -209,6 +209,8 @@ struct lrvm__seg {
     long                    sg_uffd_pid; /* uffd: the process it is registered in */
     int                     sg_hole_told;/* uffd: a commit failed for an unmapped page */
     long                    sg_quiet;    /* uffd: the process's faults as its last scan began */
+    size_t                  sg_seen;     /* uffd: pages ever listed (PG_SEEN) */
+    int                     sg_whole;    /* uffd: protected whole, scanned by the fast walk */
 };
 
 /* Page states of automatic capture. */
@@ -618,10 +620,10 @@ extern const struct lrvm__tracker lrvm__track_uffd;
  * mode and PAGEMAP_SCAN? Asked once. */
 int lrvm__uffd_usable(void);
 /* Test hooks: non-zero makes lrvm__uffd_usable say no (the fallback);
- * non-zero makes LRVM_TRACK_AUTO take the userfaultfd tracker where it
- * is usable (AUTO takes the mprotect tracker otherwise). */
+ * non-zero makes LRVM_TRACK_AUTO take the mprotect tracker even where
+ * the userfaultfd one is usable. */
 extern int lrvm__uffd_disabled;
-extern int lrvm__track_auto_uffd;
+extern int lrvm__track_auto_mprotect;
 /* The tracker for lrvm_options.tracking MODE in *OUT: 0, LRVM_EINVAL
  * (no such mode) or LRVM_EMODE (a mode this build or kernel cannot serve). */
 int lrvm__track_choose(int mode, const struct lrvm__tracker **out);

@@ -8,17 +8,18 @@
  */
 #include "internal.h"
 
-int lrvm__track_auto_uffd = 1;
+int lrvm__track_auto_mprotect;
 
 int lrvm__track_choose(int mode, const struct lrvm__tracker **out)
 {
     switch (mode) {
     case LRVM_TRACK_AUTO:
-        /* The mprotect tracker, until the userfaultfd one is the faster
-         * (doc/architecture.md, "The userfaultfd tracker", has the
-         * figures); the suites run AUTO on both (lrvm__track_auto_uffd). */
-        *out = lrvm__track_auto_uffd && lrvm__uffd_usable() ? &lrvm__track_uffd
-                                                            : &lrvm__track_mprotect;
+        /* The userfaultfd tracker where the kernel offers it: it owns no
+         * signal, sees kernel writes and costs less on most workloads
+         * (doc/architecture.md, "The userfaultfd tracker"); the suites
+         * run AUTO on both (lrvm__track_auto_mprotect). */
+        *out = !lrvm__track_auto_mprotect && lrvm__uffd_usable() ? &lrvm__track_uffd
+                                                                 : &lrvm__track_mprotect;
         return 0;
     case LRVM_TRACK_MPROTECT: *out = &lrvm__track_mprotect; return 0;
     case LRVM_TRACK_EXPLICIT: *out = &lrvm__track_explicit; return 0;

@@ -18,7 +18,14 @@
  * written too. A scan (PAGEMAP_SCAN) lists the written pages of a
  * segment, and each run it finds is protected again at once
  * (UFFDIO_WRITEPROTECT); the pages go on the segment's list once
- * (sg_state[p] 1, p in sg_dirty).
+ * (PG_LISTED in sg_state[p], p in sg_dirty).
+ *
+ * Two ways to walk: while few of a segment's pages have been touched, a
+ * scan asks for written pages that are present or swapped, and the
+ * kernel skips the page tables never made; once half the pages have
+ * been listed (PG_SEEN), the segment is protected whole, every page then
+ * has an entry, and a scan asks for written pages alone, which the
+ * kernel walks about three times faster (doc/architecture.md).
  *
  * No message means no moment to copy a before-image, so each segment
  * keeps its image instead: a second MAP_PRIVATE mapping of its file, which
@@ -37,8 +44,8 @@
  * Invariants
  *   I1 A page that differs from its image is written since the last scan
  *      (the kernel marks it) or on its segment's list.
- *   I2 The list holds each page once, and sg_state marks exactly the
- *      listed pages.
+ *   I2 The list holds each page once, and PG_LISTED marks exactly the
+ *      listed pages; PG_SEEN every page ever listed, sg_seen of them.
  *   I3 sg_undo holds sg_undo_n saved images only between a commit's redo
  *      and its end (committed or commit_failed).
  *   I4 A segment registered in another process (a child of fork inherits
@@ -65,6 +72,8 @@
 #include <unistd.h>
 
 #define SCAN_VEC 64              /* regions one scan call returns at most */
+
+enum { PG_LISTED = 1, PG_SEEN = 2 };    /* sg_state bits */
 
 /* The process's descriptors, opened again in a child of fork. */
 static pthread_mutex_t uf_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -153,19 +162,22 @@ static int register_range(void *addr, size_t len)
  * SCAN_VEC); their number, and *WALKED how far it got, or -errno. It
  * protects nothing: PM_SCAN_WP_MATCHING would, but it costs a TLB flush
  * for every page table it touches, where protect_runs costs one for each
- * run (doc/architecture.md, "the userfaultfd tracker"). */
-static long scan_call(uintptr_t start, uintptr_t end, struct page_region *v, uintptr_t *walked)
+ * run (doc/architecture.md, "the userfaultfd tracker"). WHOLE: every
+ * page has an entry. */
+static long scan_call(uintptr_t start, uintptr_t end, struct page_region *v, uintptr_t *walked,
+                      int whole)
 {
     struct pm_scan_arg a = {
         .size = sizeof a,
         .flags = PM_SCAN_CHECK_WPASYNC,
         .start = start, .end = end,
         .vec = (uintptr_t)v, .vec_len = SCAN_VEC,
-        /* A page with no entry reads as written; it holds nothing of its
-         * own: only pages in memory or in swap can differ from the file. */
-        .category_mask = PAGE_IS_WRITTEN, .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-        .return_mask = PAGE_IS_WRITTEN,
+        .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
     };
+    /* A page with no entry reads as written, though it holds nothing of
+     * its own: only pages in memory or in swap can differ from the file. */
+    if (!whole)
+        a.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
     long n = ioctl(pm_fd, PAGEMAP_SCAN, &a);
     *walked = (uintptr_t)a.walk_end;
     return n < 0 ? -errno : n;
@@ -208,12 +220,12 @@ static int probe(void)
         return 0;
     struct page_region v[SCAN_VEC];
     uintptr_t walked, b = (uintptr_t)m, e = b + len;
-    int ok = register_range(m, len) == 0 && scan_call(b, e, v, &walked) == 0;
+    int ok = register_range(m, len) == 0 && scan_call(b, e, v, &walked, 0) == 0;
     m[0] = 1;
-    ok = ok && scan_call(b, e, v, &walked) == 1 && protect_runs(v, 1) == 0 &&
-         scan_call(b, e, v, &walked) == 0;
+    ok = ok && scan_call(b, e, v, &walked, 0) == 1 && protect_runs(v, 1) == 0 &&
+         scan_call(b, e, v, &walked, 0) == 0;
     m[0] = 2;                           /* the kernel resolves it and marks it */
-    ok = ok && scan_call(b, e, v, &walked) == 1;
+    ok = ok && scan_call(b, e, v, &walked, 0) == 1;
     munmap(m, len);                     /* unregisters it too */
     return ok;
 }
@@ -236,14 +248,25 @@ int lrvm__uffd_usable(void)
 
 /* ------------------------------------------------- the written pages */
 
+/* List page P of SEG; COUNTED: in the store's faults and captures (a page
+ * a scan found, not one listed only to be safe). */
+static void list_page_as(struct lrvm__seg *seg, size_t p, int counted)
+{
+    unsigned char st = atomic_load_explicit(&seg->sg_state[p], memory_order_relaxed);
+    if (!(st & PG_LISTED)) {
+        atomic_store_explicit(&seg->sg_state[p], PG_LISTED | PG_SEEN, memory_order_relaxed);
+        seg->sg_seen += !(st & PG_SEEN);
+        seg->sg_dirty[atomic_fetch_add(&seg->sg_ndirty, 1)] = (uint32_t)p;
+        if (counted) {
+            atomic_fetch_add(&seg->sg_store->faults, 1);
+            atomic_fetch_add(&seg->sg_store->captured, 1);
+        }
+    }
+}
+
 static void list_page(struct lrvm__seg *seg, size_t p)
 {
-    if (atomic_load_explicit(&seg->sg_state[p], memory_order_relaxed) == 0) {
-        atomic_store_explicit(&seg->sg_state[p], 1, memory_order_relaxed);
-        seg->sg_dirty[atomic_fetch_add(&seg->sg_ndirty, 1)] = (uint32_t)p;
-        atomic_fetch_add(&seg->sg_store->faults, 1);
-        atomic_fetch_add(&seg->sg_store->captured, 1);
-    }
+    list_page_as(seg, p, 1);
 }
 
 /* The process's page faults so far, all its threads', or -1. A store to
@@ -256,6 +279,14 @@ static long faults_so_far(void)
     return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_minflt + ru.ru_majflt : -1;
 }
 
+static int protect_whole(struct lrvm__seg *seg)
+{
+    struct uffdio_writeprotect wp = {
+        .range = { (uintptr_t)seg->sg_base, seg->sg_maplen }, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+    };
+    return ioctl(uf_fd, UFFDIO_WRITEPROTECT, &wp);
+}
+
 /* SEG is registered in this process, or made so: after a fork, every page
  * is listed (keeps I4). */
 static int own(struct lrvm__seg *seg)
@@ -263,7 +294,8 @@ static int own(struct lrvm__seg *seg)
     int rc = uf_open();
     if (rc < 0 || seg->sg_uffd_pid == uf_pid)
         return rc;
-    if (register_range(seg->sg_base, seg->sg_maplen) != 0) {
+    if (register_range(seg->sg_base, seg->sg_maplen) != 0 ||
+        (seg->sg_whole && protect_whole(seg) != 0)) {
         LRVM__TRACE("%s: cannot write-protect the segment in this process: %s",
                     seg->sg_name, strerror(errno));
         return LRVM_EMODE;
@@ -283,7 +315,7 @@ static long scan_range(struct lrvm__seg *seg, uintptr_t start, uintptr_t end)
     uintptr_t base = (uintptr_t)seg->sg_base;
     while (start < end) {
         uintptr_t walked;
-        long n = scan_call(start, end, v, &walked);
+        long n = scan_call(start, end, v, &walked, seg->sg_whole);
         if (n < 0)
             return n;
         long err = protect_runs(v, n);
@@ -318,6 +350,15 @@ static int scan(struct lrvm__seg *seg)
     uintptr_t base = (uintptr_t)seg->sg_base;
     long err = scan_range(seg, base, base + seg->sg_maplen);
     seg->sg_quiet = err == 0 ? faults : -1;
+    /* Half the pages touched: the rest get their entries now. The whole
+     * protection takes the marks of pages written since the walk, so
+     * every page is listed, once (as after a fork). */
+    if (err == 0 && !seg->sg_whole && seg->sg_seen >= seg->sg_npages / 2 &&
+        protect_whole(seg) == 0) {
+        seg->sg_whole = 1;
+        for (size_t p = 0; p < seg->sg_npages; p++)
+            list_page_as(seg, p, 0);
+    }
     if (err == 0)
         return 0;
     LRVM__TRACE("%s: PAGEMAP_SCAN failed (%s): a mapping of the program's lies over the "
@@ -325,7 +366,7 @@ static int scan(struct lrvm__seg *seg)
     struct page_region v[SCAN_VEC];
     uintptr_t walked;
     for (size_t p = 0; p < seg->sg_npages; p++)
-        if (scan_call(base + p * page_size, base + (p + 1) * page_size, v, &walked) >= 0)
+        if (scan_call(base + p * page_size, base + (p + 1) * page_size, v, &walked, 0) >= 0)
             list_page(seg, p);
     return LRVM_EFAULT;
 }
@@ -351,7 +392,7 @@ static int seg_mapped(struct lrvm__seg *seg)
         if (page_mapped(seg, p))
             seg->sg_dirty[kept++] = (uint32_t)p;
         else
-            atomic_store_explicit(&seg->sg_state[p], 0, memory_order_relaxed);
+            atomic_store_explicit(&seg->sg_state[p], PG_SEEN, memory_order_relaxed);
     }
     atomic_store(&seg->sg_ndirty, kept);
     if (seg->sg_hole_told)
@@ -365,7 +406,7 @@ static void unlist_all(struct lrvm__seg *seg)
 {
     size_t n = atomic_load(&seg->sg_ndirty);
     for (size_t i = 0; i < n; i++)
-        atomic_store_explicit(&seg->sg_state[seg->sg_dirty[i]], 0, memory_order_relaxed);
+        atomic_store_explicit(&seg->sg_state[seg->sg_dirty[i]], PG_SEEN, memory_order_relaxed);
     atomic_store(&seg->sg_ndirty, 0);
 }
 
@@ -393,6 +434,8 @@ static int uf_attach(lrvm_t *s, struct lrvm__seg *seg)
     seg->sg_uffd_pid = 0;
     seg->sg_hole_told = 0;
     seg->sg_quiet = -1;
+    seg->sg_seen = 0;
+    seg->sg_whole = 0;
     rc = LRVM_ENOMEM;
     if (seg->sg_state == NULL || seg->sg_dirty == NULL)
         goto fail;
@@ -597,14 +640,18 @@ static void uf_check(lrvm_t *s, lrvm_tx_t *tx)
 {
     struct lrvm__seg *seg;
     LRVM__EPOCH_FOR_EACH(s, tx, i, seg) {
-        size_t n = atomic_load(&seg->sg_ndirty), marked = 0;
+        size_t n = atomic_load(&seg->sg_ndirty), marked = 0, seen = 0;
         LRVM__ASSERT(n <= seg->sg_npages);
-        for (size_t p = 0; p < seg->sg_npages; p++)
-            marked += atomic_load(&seg->sg_state[p]) != 0;
-        LRVM__ASSERT(marked == n);
+        for (size_t p = 0; p < seg->sg_npages; p++) {
+            unsigned char st = atomic_load(&seg->sg_state[p]);
+            marked += (st & PG_LISTED) != 0;
+            seen += (st & PG_SEEN) != 0;
+            LRVM__ASSERT(!(st & PG_LISTED) || (st & PG_SEEN));
+        }
+        LRVM__ASSERT(marked == n && seen == seg->sg_seen);
         for (size_t k = 0; k < n; k++)
             LRVM__ASSERT(seg->sg_dirty[k] < seg->sg_npages &&
-                         atomic_load(&seg->sg_state[seg->sg_dirty[k]]) == 1);
+                         (atomic_load(&seg->sg_state[seg->sg_dirty[k]]) & PG_LISTED));
         LRVM__ASSERT(seg->sg_undo_n == 0);                              /* I3 */
     }
 }

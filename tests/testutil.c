@@ -464,18 +464,18 @@ unsigned long tu_crash_states(const char *dir, unsigned long nth, unsigned long 
 
 /* ------------------------------------------------------ the trackers */
 
-/* LRVM_TEST_AUTO=uffd: LRVM_TRACK_AUTO takes the userfaultfd tracker
- * where the kernel offers it, so that the suites run on it too
- * (tests/uffd.sh); LRVM_TEST_NO_UFFD=1: every suite runs as on a kernel
- * without it (LRVM_TRACK_UFFD refused). */
+/* LRVM_TEST_AUTO=mprotect: LRVM_TRACK_AUTO takes the mprotect tracker
+ * where the kernel offers the userfaultfd one too, so that the suites run
+ * on both (tests/mprotect.sh); LRVM_TEST_NO_UFFD=1: every suite runs as
+ * on a kernel without it (LRVM_TRACK_UFFD refused). */
 __attribute__((constructor)) static void tu_tracker_env(void)
 {
     const char *e = getenv("LRVM_TEST_NO_UFFD");
     if (e != NULL && strcmp(e, "1") == 0)
         lrvm__uffd_disabled = 1;
     e = getenv("LRVM_TEST_AUTO");
-    if (e != NULL && strcmp(e, "uffd") == 0)
-        lrvm__track_auto_uffd = 1;
+    if (e != NULL && strcmp(e, "mprotect") == 0)
+        lrvm__track_auto_mprotect = 1;
 }
 
 int tu_uffd_offered(void)

@@ -84,8 +84,9 @@ lrvm_t *tu_open(const char *dir, const lrvm_options_t *o);
 lrvm_t *tu_open_mode(int tracking, size_t threshold);
 
 /* The tracker LRVM_TRACK_AUTO gets in this process (asked of a scratch
- * store once): LRVM_TRACK_MPROTECT, or LRVM_TRACK_UFFD when the suite runs
- * with LRVM_TEST_AUTO=uffd (tests/uffd.sh) on a kernel that offers it. */
+ * store once): LRVM_TRACK_UFFD on a kernel that offers it, unless the
+ * suite runs with LRVM_TEST_AUTO=mprotect (tests/mprotect.sh);
+ * LRVM_TRACK_MPROTECT otherwise. */
 int tu_auto_tracker(void);
 /* Does lrvm_open grant LRVM_TRACK_UFFD here? (LRVM_TEST_NO_UFFD=1 in the
  * environment makes it refuse.) */
