@@ -126,6 +126,15 @@ static void batches_free(struct batches *k)
     free(k->stamp);
 }
 
+/* The floors' file, SEG_SIZE bytes, made anew. */
+static int floor_file(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || ftruncate(fd, (off_t)SEG_SIZE) != 0)
+        bench_child_fail("%s: %s", path, strerror(errno));
+    return fd;
+}
+
 static void child_fault_floor(const struct bench *b, const void *argp, void *outp)
 {
     const struct floor_arg *a = argp;
@@ -133,9 +142,7 @@ static void child_fault_floor(const struct bench *b, const void *argp, void *out
     struct floor_result *r = outp;
     size_t batch = (size_t)f->pages, page_size = b->page_size, seg_pages = b->seg_pages;
 
-    int fd = open(a->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || ftruncate(fd, (off_t)SEG_SIZE) != 0)
-        bench_child_fail("%s: %s", a->path, strerror(errno));
+    int fd = floor_file(a->path);
     fl_page = page_size;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -241,9 +248,7 @@ static void child_uffd_floor(const struct bench *b, const void *argp, void *outp
     struct floor_result *r = outp;
     size_t batch = (size_t)f->pages, page_size = b->page_size, seg_pages = b->seg_pages;
 
-    int fd = open(a->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || ftruncate(fd, (off_t)SEG_SIZE) != 0)
-        bench_child_fail("%s: %s", a->path, strerror(errno));
+    int fd = floor_file(a->path);
     char *m = mmap(NULL, SEG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (m == MAP_FAILED)
         bench_child_fail("mmap: %s", strerror(errno));

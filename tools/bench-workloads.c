@@ -174,19 +174,41 @@ struct group_arg {
     int  threads;
 };
 
-struct group_worker {
+/* One thread of the group commit or threads part, on its own segment. */
+struct worker {
     lrvm_t  *rvm;
     void    *base;
     int      index;
+    int      explicit;        /* threads: declare with lrvm_set_range */
     double   deadline;
-    long     max_tx;
-    uint64_t tx;
+    long     max_tx;          /* group commit: at most this many */
+    uint64_t tx;              /* committed */
 };
+
+/* Run FN on each of the N workers W at once until the deadline, CAP
+ * seconds from now; the time they started, and their commits in *TX. */
+static double run_workers(struct worker *w, int n, void *(*fn)(void *), double cap,
+                          uint64_t *tx)
+{
+    pthread_t th[8];
+    double t0 = now();
+    for (int t = 0; t < n; t++) {
+        w[t].deadline = t0 + cap;
+        if (pthread_create(&th[t], NULL, fn, &w[t]) != 0)
+            bench_child_fail("pthread_create failed");
+    }
+    *tx = 0;
+    for (int t = 0; t < n; t++) {
+        pthread_join(th[t], NULL);
+        *tx += w[t].tx;
+    }
+    return t0;
+}
 
 /* Flushed small transactions on one thread's segment until the deadline. */
 static void *group_worker_run(void *p)
 {
-    struct group_worker *w = p;
+    struct worker *w = p;
     uint64_t *words = w->base, seed = SEED + (uint64_t)w->index;
     size_t nwords = GROUP_SEG / 8;
     while ((long)w->tx < w->max_tx && now() < w->deadline) {
@@ -208,8 +230,7 @@ static void child_group(const struct bench *b, const void *argp, void *outp)
     const struct group_arg *a = argp;
     struct group_result *r = outp;
     lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
-    struct group_worker w[8];
-    pthread_t th[8];
+    struct worker w[8];
     lrvm_t *rvm;
     lrvm_stats_t s0, s1;
 
@@ -217,22 +238,12 @@ static void child_group(const struct bench *b, const void *argp, void *outp)
     for (int t = 0; t < a->threads; t++) {
         char name[16];
         snprintf(name, sizeof name, "group%d", t);
-        w[t] = (struct group_worker){ .rvm = rvm, .index = t, .max_tx = 20000 / b->tx_div };
+        w[t] = (struct worker){ .rvm = rvm, .index = t, .max_tx = 20000 / b->tx_div };
         CHECK(lrvm_map(rvm, name, GROUP_SEG, &w[t].base));
         memset(w[t].base, 0, GROUP_SEG);     /* private copies before timing */
     }
     CHECK(lrvm_stats(rvm, &s0));
-    double t0 = now();
-    for (int t = 0; t < a->threads; t++) {
-        w[t].deadline = t0 + b->cap;
-        if (pthread_create(&th[t], NULL, group_worker_run, &w[t]) != 0)
-            bench_child_fail("pthread_create failed");
-    }
-    r->tx = 0;
-    for (int t = 0; t < a->threads; t++) {
-        pthread_join(th[t], NULL);
-        r->tx += w[t].tx;
-    }
+    double t0 = run_workers(w, a->threads, group_worker_run, b->cap, &r->tx);
     r->secs = now() - t0;
     CHECK(lrvm_stats(rvm, &s1));
     r->fsyncs = s1.fsyncs - s0.fsyncs;
@@ -246,18 +257,10 @@ struct threads_arg {
     int  threads, mode;
 };
 
-struct threads_worker {
-    lrvm_t  *rvm;
-    void    *base;
-    int      index, explicit;
-    double   deadline;
-    uint64_t tx;
-};
-
 /* No-flush small transactions on one thread's segment until the deadline. */
 static void *threads_worker_run(void *p)
 {
-    struct threads_worker *w = p;
+    struct worker *w = p;
     uint64_t *words = w->base, seed = SEED + (uint64_t)w->index;
     size_t nwords = THREAD_SEG / 8;
     do {
@@ -281,8 +284,7 @@ static void child_threads(const struct bench *b, const void *argp, void *outp)
     struct threads_result *r = outp;
     lrvm_options_t o = { .tracking = bench_mode_tracking(a->mode) };
     size_t page_size = b->page_size, wpp = page_size / 8;
-    struct threads_worker w[8];
-    pthread_t th[8];
+    struct worker w[8];
     lrvm_t *rvm;
     lrvm_stats_t s0, s1;
 
@@ -290,8 +292,7 @@ static void child_threads(const struct bench *b, const void *argp, void *outp)
     for (int t = 0; t < a->threads; t++) {
         char name[16];
         snprintf(name, sizeof name, "thread%d", t);
-        w[t] = (struct threads_worker){ .rvm = rvm, .index = t,
-                                        .explicit = a->mode == BM_EXPLICIT };
+        w[t] = (struct worker){ .rvm = rvm, .index = t, .explicit = a->mode == BM_EXPLICIT };
         CHECK(lrvm_map(rvm, name, THREAD_SEG, &w[t].base));
         /* Every page a private copy before timing, as in small-tx. */
         lrvm_tx_t *tx;
@@ -306,17 +307,7 @@ static void child_threads(const struct bench *b, const void *argp, void *outp)
     }
     CHECK(lrvm_flush(rvm));
     CHECK(lrvm_stats(rvm, &s0));
-    double t0 = now();
-    for (int t = 0; t < a->threads; t++) {
-        w[t].deadline = t0 + b->cap;
-        if (pthread_create(&th[t], NULL, threads_worker_run, &w[t]) != 0)
-            bench_child_fail("pthread_create failed");
-    }
-    r->tx = 0;
-    for (int t = 0; t < a->threads; t++) {
-        pthread_join(th[t], NULL);
-        r->tx += w[t].tx;
-    }
+    double t0 = run_workers(w, a->threads, threads_worker_run, b->cap, &r->tx);
     CHECK(lrvm_flush(rvm));           /* the no-flush commits become durable */
     r->secs = now() - t0;
     CHECK(lrvm_stats(rvm, &s1));
