@@ -1103,6 +1103,10 @@ START_TEST(test_lrvmutl_json_info_verify_dump)
     json_of(&r, "info", &d);
     ck_assert_str_eq(jstr(&d, "store"), store);
     ck_assert_int_eq(jbool(&d, "in_use"), 0);
+    /* The tracker auto mode takes here, as a store opened here gets it. */
+    ck_assert_int_eq(jbool(&d, "uffd_tracker_offered"), tu_uffd_offered());
+    ck_assert_str_eq(jstr(&d, "auto_tracker"),
+                     tu_auto_tracker() == LRVM_TRACK_UFFD ? "uffd" : "mprotect");
     const struct jv *log = jget(&d, "log");
     ck_assert_str_eq(jstr(log, "file"), "lrvm.log");
     ck_assert_uint_eq(jnum(log, "bytes"), (uint64_t)tu_file_size(tu_path(store, "lrvm.log")));

@@ -759,6 +759,7 @@ static int cmd_info(const char *dir)
     if (json) {
         j_bool("in_use", st.in_use);
         j_bool("uffd_tracker_offered", uffd);
+        j_str("auto_tracker", uffd ? "uffd" : "mprotect");
         j_open("log", '{');
         j_str("file", LRVM__LOG_NAME);
         j_u64("bytes", st.log_size);
@@ -769,9 +770,11 @@ static int cmd_info(const char *dir)
         j_close('}');
     } else {
         printf("store: %s%s\n", dir, st.in_use ? " (open in another process)" : "");
-        printf("automatic capture here: the mprotect tracker; the uffd tracker "
-               "(LRVM_TRACK_UFFD) is %s\n",
-               uffd ? "offered" : "not offered (no userfaultfd WP_ASYNC here)");
+        printf("automatic capture here: %s\n",
+               uffd ? "the uffd tracker (userfaultfd write-protection); LRVM_TRACK_MPROTECT "
+                      "names the other"
+                    : "the mprotect tracker; the uffd tracker is not offered (no userfaultfd "
+                      "WP_ASYNC with PAGEMAP_SCAN here)");
         printf("log: %s, %" PRIu64 " bytes, format %" PRIu32 ", generation %" PRIu64
                " (header slot %d), first transaction number %" PRIu64 "\n",
                LRVM__LOG_NAME, st.log_size, st.h.lh_version, st.h.lh_generation, st.slot,
