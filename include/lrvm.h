@@ -94,12 +94,15 @@
  *      in that sync or the next one, and a store to a page being committed
  *      waits until the sync returns. A store that races with lrvm_commit
  *      on its own transaction's pages is a data race: it may be lost.
- *   C8 Memory: auto mode reserves, per segment, address space for one
- *      before-image of every page (MAP_NORESERVE); a transaction that
- *      changes N pages uses N pages of it. When vm.max_map_count runs short
- *      (over a sixth of it used by isolated writable pages) capture widens
- *      to aligned blocks of 64 pages. If mprotect still fails, the handler
- *      prints a diagnostic and declines, and the process dies of SIGSEGV.
+ *   C8 Memory: the userfaultfd tracker keeps, per segment, an image of it
+ *      (a second private mapping of its file): each page a commit changed
+ *      since lrvm_map holds a private copy there. The mprotect tracker
+ *      reserves, per segment, address space for one before-image of every
+ *      page (MAP_NORESERVE); a transaction that changes N pages uses N
+ *      pages of it. When vm.max_map_count runs short (over a sixth of it
+ *      used by isolated writable pages) it widens capture to aligned
+ *      blocks of 64 pages. If mprotect still fails, the handler prints a
+ *      diagnostic and declines, and the process dies of SIGSEGV.
  *   C9 Segments are file mappings, and recovery copies the changes it
  *      replays out of a read-only mapping of the log: a disk read error in
  *      either raises SIGBUS, as for any mapped file, instead of returning
