@@ -90,12 +90,8 @@ struct image {
 
 static void read_whole(const char *path, unsigned char **buf, size_t *len)
 {
-    int64_t n = tu_file_size(path);
-    ck_assert_int_gt(n, 0);
-    *len = (size_t)n;
-    *buf = malloc(*len);
-    ck_assert_ptr_nonnull(*buf);
-    ck_assert_int_eq(tu_read(path, *buf, *len, 0), 0);
+    *buf = tu_read_whole(path, len);
+    ck_assert_uint_gt(*len, 0);
 }
 
 /* Put the store in DIR back as IM holds it: the log's header area, the

@@ -64,19 +64,6 @@ struct run {
     char  *err;
 };
 
-static char *read_whole(const char *path, size_t *n)
-{
-    int64_t size = tu_file_size(path);
-    ck_assert_int_ge(size, 0);
-    char *b = malloc((size_t)size + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_int_eq(tu_read(path, b, (size_t)size, 0), 0);
-    b[size] = '\0';
-    if (n != NULL)
-        *n = (size_t)size;
-    return b;
-}
-
 /* lrvmutl ARGS... (NULL-terminated); its outputs go through files in
  * tu_dir, so that a large one cannot fill a pipe. */
 static void run_argv(struct run *r, const char *const *args)
@@ -107,8 +94,8 @@ static void run_argv(struct run *r, const char *const *args)
     int st = tu_wait(pid);
     ck_assert_msg(!(WIFEXITED(st) && WEXITSTATUS(st) == 127), "cannot run %s", argv[0]);
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r->out = read_whole(out, &r->len);
-    r->err = read_whole(err, NULL);
+    r->out = tu_read_whole(out, &r->len);
+    r->err = tu_read_whole(err, NULL);
 }
 
 #define LRVMUTL(r, ...)                                                   \
@@ -688,7 +675,7 @@ static void dir_snap(const char *dir, struct dirsnap *s)
         struct stat sb;
         ck_assert_int_eq(lstat(tu_path(dir, e->d_name), &sb), 0);
         snprintf(s->name[s->n], sizeof s->name[s->n], "%s", e->d_name);
-        s->data[s->n] = read_whole(tu_path(dir, e->d_name), &s->len[s->n]);
+        s->data[s->n] = tu_read_whole(tu_path(dir, e->d_name), &s->len[s->n]);
         s->mtime[s->n] = sb.st_mtim;
         s->n++;
     }
@@ -748,7 +735,7 @@ START_TEST(test_lrvmutl_cat_is_what_recovery_leaves)
         size_t flen;
         char seg[300];
         snprintf(seg, sizeof seg, "%s.seg", segs[i].name);
-        char *file = read_whole(tu_path(store, seg), &flen);
+        char *file = tu_read_whole(tu_path(store, seg), &flen);
         ck_assert_msg(memcmp(file, want, segs[i].size) != 0,
                       "%s: the file already holds what the log would bring", segs[i].name);
         free(file);

@@ -153,18 +153,6 @@ static char *crashed_store(void)
     return dir;
 }
 
-/* The whole of a file, malloc'ed; its size in *N. */
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    int64_t size = tu_file_size(path);
-    ck_assert_int_ge(size, 0);
-    unsigned char *b = malloc((size_t)size + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_int_eq(tu_read(path, b, (size_t)size, 0), 0);
-    *n = (size_t)size;
-    return b;
-}
-
 struct snapshot {
     unsigned char *log, *seg;
     size_t         log_len, seg_len;
@@ -172,8 +160,8 @@ struct snapshot {
 
 static void snap(struct snapshot *s, const char *dir)
 {
-    s->log = slurp(tu_path(dir, LRVM__LOG_NAME), &s->log_len);
-    s->seg = slurp(tu_path(dir, "a.seg"), &s->seg_len);
+    s->log = tu_read_whole(tu_path(dir, LRVM__LOG_NAME), &s->log_len);
+    s->seg = tu_read_whole(tu_path(dir, "a.seg"), &s->seg_len);
 }
 
 /* The store's files are byte for byte what they were at S. */

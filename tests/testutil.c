@@ -173,6 +173,19 @@ int tu_read(const char *path, void *buf, size_t n, uint64_t off)
     return r == (ssize_t)n ? 0 : -1;
 }
 
+void *tu_read_whole(const char *path, size_t *n)
+{
+    int64_t size = tu_file_size(path);
+    ck_assert_int_ge(size, 0);
+    char *b = malloc((size_t)size + 1);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(tu_read(path, b, (size_t)size, 0), 0);
+    b[size] = '\0';
+    if (n != NULL)
+        *n = (size_t)size;
+    return b;
+}
+
 int tu_write(const char *path, const void *buf, size_t n, uint64_t off)
 {
     int fd = open(path, O_WRONLY);

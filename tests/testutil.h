@@ -39,6 +39,9 @@ int64_t tu_file_size(const char *path);
 /* pread/pwrite the whole range; 0 on success, -1 on failure. */
 int tu_read(const char *path, void *buf, size_t n, uint64_t off);
 int tu_write(const char *path, const void *buf, size_t n, uint64_t off);
+/* The whole of a file, malloc'ed, with a NUL after it; its size in *N
+ * (when N is not NULL). A file that cannot be read fails the test. */
+void *tu_read_whole(const char *path, size_t *n);
 /* Permission bits of a file, or -1. */
 int tu_mode(const char *path);
 /* Run FN(ARG) in a child process; return its wait status. */
