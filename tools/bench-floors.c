@@ -120,6 +120,22 @@ static size_t batches_next(struct batches *k)
     return p;
 }
 
+/* The next batch: a store to each of its N pages of the mapping at BASE;
+ * the lowest and highest page it stored to. */
+static void batch_store(struct batches *k, char *base, size_t n, size_t page_size, size_t *lo,
+                        size_t *hi)
+{
+    *lo = SIZE_MAX;
+    *hi = 0;
+    k->nbatch++;
+    for (size_t i = 0; i < n; i++) {
+        size_t p = batches_next(k);
+        *(volatile uint64_t *)(base + p * page_size) ^= ALL_BYTES;
+        *lo = p < *lo ? p : *lo;
+        *hi = p > *hi ? p : *hi;
+    }
+}
+
 static void batches_free(struct batches *k)
 {
     free(k->order);
@@ -194,14 +210,8 @@ static void child_fault_floor(const struct bench *b, const void *argp, void *out
                 t0 = now();
             }
         }
-        size_t lo = SIZE_MAX, hi = 0;
-        k.nbatch++;
-        for (size_t i = 0; i < batch; i++) {
-            size_t p = batches_next(&k);
-            *(volatile uint64_t *)(fl_base + p * page_size) ^= ALL_BYTES;
-            lo = p < lo ? p : lo;
-            hi = p > hi ? p : hi;
-        }
+        size_t lo, hi;
+        batch_store(&k, fl_base, batch, page_size, &lo, &hi);
         if (mprotect(fl_base + lo * page_size, (hi + 1 - lo) * page_size, PROT_READ) != 0)
             bench_child_fail("mprotect: %s", strerror(errno));
         pages += batch;
@@ -221,7 +231,7 @@ static int uffd_floor_open(void)
     if (fd < 0)
         fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
     struct uffdio_api api = {
-        .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED,
+        .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC,
     };
     if (fd < 0 || ioctl(fd, UFFDIO_API, &api) != 0)
         bench_child_fail("userfaultfd: %s", strerror(errno));
@@ -270,14 +280,8 @@ static void child_uffd_floor(const struct bench *b, const void *argp, void *outp
     while (pages < b->copied_pages && now() - t0 < b->cap) {
         if (k.pos == seg_pages)
             k.pos = 0;
-        size_t lo = SIZE_MAX, hi = 0;
-        k.nbatch++;
-        for (size_t i = 0; i < batch; i++) {
-            size_t p = batches_next(&k);
-            *(volatile uint64_t *)(m + p * page_size) ^= ALL_BYTES;
-            lo = p < lo ? p : lo;
-            hi = p > hi ? p : hi;
-        }
+        size_t lo, hi;
+        batch_store(&k, m, batch, page_size, &lo, &hi);
         struct pm_scan_arg s = {
             .size = sizeof s, .flags = PM_SCAN_CHECK_WPASYNC,
             .start = (uintptr_t)(m + lo * page_size), .end = (uintptr_t)(m + (hi + 1) * page_size),
