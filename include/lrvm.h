@@ -232,6 +232,16 @@ typedef struct lrvm_options {
     int    shared;             /* 1: the store directory is shared on purpose:
                                   open it even when anyone may write to it or
                                   another user owns it (refused by default) */
+    size_t resident_limit;     /* bytes of segment pages the store keeps in
+                                  memory after their commits: private copies
+                                  of pages and the trackers' second copies
+                                  (before-images, images). Past it a commit
+                                  truncates the log and gives back every page
+                                  whose committed bytes the files then hold
+                                  (C14). 0: 256 MiB, or an eighth of the
+                                  machine's memory when that is less. At
+                                  least 1 MiB; smaller values are refused
+                                  with LRVM_EINVAL. */
 } lrvm_options_t;
 
 /*
@@ -418,6 +428,11 @@ typedef struct lrvm_stats {
                                         last record; the header alone after truncation */
     int      tracking;               /* the tracker the store uses: LRVM_TRACK_EXPLICIT,
                                         _MPROTECT or _UFFD, never _AUTO */
+    uint64_t pages_private;          /* segment pages kept private in memory after their
+                                        commits (C14) */
+    uint64_t pages_shadow;           /* second copies kept with them: before-images
+                                        (mprotect tracker) or images (userfaultfd tracker) */
+    uint64_t pages_released;         /* pages given back to the kernel, both kinds */
 } lrvm_stats_t;
 
 /* lrvm_stats -- copy the store's counters. Errors: LRVM_EINVAL. The
