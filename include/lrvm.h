@@ -107,8 +107,9 @@
  *      replays out of a read-only mapping of the log: a disk read error in
  *      either raises SIGBUS, as for any mapped file, instead of returning
  *      LRVM_EIO. (The scan that checks the log reads it with pread, so a
- *      read error there is LRVM_EIO.) Recovery also holds up to 64 MiB of
- *      segment blocks in memory while it replays.
+ *      read error there is LRVM_EIO.) Recovery also holds up to a quarter of the
+ *      resident limit (C14), 64 MiB at most, of segment blocks in memory
+ *      while it replays.
  *   C10 The store directory is trusted only when this user (or root) owns
  *      it and no one else may write to it, as ssh treats ~/.ssh: otherwise
  *      another user could replace a segment file by a symbolic link, and
@@ -153,6 +154,27 @@
  *      takes for one: in the last batch of records synced before a crash
  *      when nothing was written after it, over more than 4 MiB, or in a
  *      log of format 1 (older versions).
+ *   C14 Memory: after their commits the store keeps the private copies of
+ *      the pages that transactions (or the ambient epoch) changed, and an
+ *      automatic tracker a second copy of each (the mprotect tracker its
+ *      before-image, the userfaultfd tracker its image). When a commit
+ *      leaves more of them than lrvm_options.resident_limit, it truncates
+ *      the log, which puts their committed bytes into the segment files,
+ *      and gives back every page the files then hold and no open
+ *      transaction or ambient epoch has changed since: the page reads the
+ *      file again, and the kernel may evict it like any clean file page.
+ *      The limit bounds what is kept between transactions, not what one
+ *      transaction may touch. Segments are mapped MAP_NORESERVE, so one
+ *      larger than memory maps. Three exceptions: the userfaultfd tracker
+ *      gives private copies back only while the process runs a single
+ *      thread (the kernel resolves a store with no message, so another
+ *      thread's store landing just as its page went would be lost), and
+ *      with more threads only images: use the mprotect tracker (whose
+ *      stores wait while pages go) to bound a multi-threaded program's
+ *      memory; a segment with ambient runs set aside by lrvm_begin keeps
+ *      its pages until the next lrvm_sync; in explicit mode, a store into
+ *      a segment outside any transaction, never logged, may also vanish
+ *      from memory when its page goes back.
  */
 #ifndef LRVM_H
 #define LRVM_H
@@ -167,7 +189,7 @@ extern "C" {
 /* The version of this header; configure.ac takes the package's version
  * from these lines, and the library's soname from the major number. */
 #define LRVM_VERSION_MAJOR 0
-#define LRVM_VERSION_MINOR 3
+#define LRVM_VERSION_MINOR 4
 #define LRVM_VERSION_PATCH 0
 
 /* lrvm_version -- "MAJOR.MINOR.PATCH" of the library the program runs on,
@@ -437,7 +459,7 @@ typedef struct lrvm_stats {
 
 /* lrvm_stats -- copy the store's counters. Errors: LRVM_EINVAL. The
  * struct grows at its end between minor versions while the major version
- * is 0 (0.3.0 added tracking): rebuild programs against the lrvm.h of the
+ * is 0 (0.3.0 added tracking, 0.4.0 the pages_ counters): rebuild programs against the lrvm.h of the
  * library they run on. */
 int lrvm_stats(lrvm_t *rvm, lrvm_stats_t *out);
 

@@ -31,6 +31,8 @@
 
 #define DEFAULT_TRUNCATE_THRESHOLD ((size_t)32 << 20)
 #define MIN_TRUNCATE_THRESHOLD     ((size_t)4096)
+#define DEFAULT_RESIDENT_LIMIT     ((size_t)256 << 20)
+#define MIN_RESIDENT_LIMIT         ((size_t)1 << 20)
 #define DEFAULT_LOG_BUFFER         ((size_t)1 << 20)
 #define MIN_LOG_BUFFER             ((size_t)4096)
 #define MAX_LOG_BUFFER             ((size_t)1 << 30)
@@ -81,6 +83,18 @@ static void store_free(lrvm_t *s)
     pthread_mutex_unlock(&pool_mu);
 }
 
+/* 256 MiB, or an eighth of the machine's memory when that is less
+ * (lrvm.h). */
+static size_t default_resident_limit(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0)
+        return DEFAULT_RESIDENT_LIMIT;
+    uint64_t eighth = (uint64_t)pages * (uint64_t)page / 8;
+    size_t limit = eighth < DEFAULT_RESIDENT_LIMIT ? (size_t)eighth : DEFAULT_RESIDENT_LIMIT;
+    return limit < MIN_RESIDENT_LIMIT ? MIN_RESIDENT_LIMIT : limit;
+}
+
 int lrvm_open(const char *dir, const lrvm_options_t *opts, lrvm_t **out)
 {
     return lrvm__open_discarding(dir, opts, 0, out);
@@ -106,6 +120,8 @@ int lrvm__open_discarding(const char *dir, const lrvm_options_t *opts, uint64_t 
         return LRVM_EINVAL;
     if (o.truncate_threshold != 0 && o.truncate_threshold < MIN_TRUNCATE_THRESHOLD)
         return LRVM_EINVAL;
+    if (o.resident_limit != 0 && o.resident_limit < MIN_RESIDENT_LIMIT)
+        return LRVM_EINVAL;
 
     lrvm_t *s = store_new();
     if (s == NULL)
@@ -113,6 +129,7 @@ int lrvm__open_discarding(const char *dir, const lrvm_options_t *opts, uint64_t 
     s->dirfd = s->lockfd = -1;
     s->tracker = tracker;
     s->truncate_threshold = o.truncate_threshold ? o.truncate_threshold : DEFAULT_TRUNCATE_THRESHOLD;
+    s->resident_limit = o.resident_limit ? o.resident_limit : default_resident_limit();
     if ((s->dir = strdup(dir)) == NULL) {
         rc = LRVM_ENOMEM;
         goto fail;
@@ -253,6 +270,8 @@ int lrvm_stats(lrvm_t *s, lrvm_stats_t *out)
     out->faults = atomic_load(&s->faults);
     out->pages_captured = atomic_load(&s->captured);
     out->tracking = s->tracker->mode;
+    out->pages_private = s->res_private;
+    out->pages_shadow = s->res_spare;
     pthread_mutex_unlock(&s->mu);
     return 0;
 }

@@ -211,7 +211,45 @@ struct lrvm__seg {
     long                    sg_quiet;    /* uffd: the process's faults as its last scan began */
     size_t                  sg_seen;     /* uffd: pages ever listed (PG_SEEN) */
     int                     sg_whole;    /* uffd: protected whole, scanned by the fast walk */
+
+    /* resident.c's: what is kept of each page after its commits. */
+    unsigned char          *sg_res;      /* one byte per page (resident.c I1) */
+    size_t                  sg_res_n;    /* pages of the mapping */
 };
+
+/* ------------------------------------------------------------ resident.c */
+
+/* What a page keeps, for lrvm__res_release: its private copy in the
+ * segment's mapping, its second copy (before-image or image). */
+#define LRVM__RES_PRIVATE 1u
+#define LRVM__RES_SPARE   2u
+
+int  lrvm__res_attach(struct lrvm__seg *seg);
+void lrvm__res_detach(lrvm_t *s, struct lrvm__seg *seg);
+/* Pages [first, first+n) of SEG were changed by a commit or an abort that
+ * ended just now: each is a private copy, and with SPARE the tracker keeps
+ * a second copy too. Under the store's lock. */
+void lrvm__res_mark(lrvm_t *s, struct lrvm__seg *seg, size_t first, size_t n, int spare);
+/* Pages kept, of both kinds. */
+size_t lrvm__res_pages(const lrvm_t *s);
+
+/* A tracker's way of giving back the pages of one segment. */
+struct lrvm__res_pass {
+    /* 1: the second copy holds committed bytes (an image), and may go only
+     * when the file holds them; 0: it is dead once its epoch ended. */
+    int   spare_in_file;
+    /* May page P give back WHAT (one LRVM__RES_* bit) now? */
+    int (*may)(void *arg, struct lrvm__seg *seg, size_t p, unsigned what);
+    /* Give back WHAT of pages [first, first+n); 0 or an LRVM_E* code. */
+    int (*give)(void *arg, struct lrvm__seg *seg, size_t first, size_t n, unsigned what);
+    void *arg;
+};
+/* Give back every page of SEG that the file holds (and every dead second
+ * copy) and that PASS allows, in runs; under the store's lock. */
+int  lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_pass *pass);
+#ifdef LRVM_DEBUG
+void lrvm__res_check(const lrvm_t *s);
+#endif
 
 /* Page states of automatic capture. */
 enum {
@@ -608,6 +646,9 @@ struct lrvm__tracker {
     void  (*commit_failed)(lrvm_t *s, lrvm_tx_t *tx);
     /* Put back every byte TX changed. */
     void  (*abort)(lrvm_tx_t *tx);
+    /* Give back the pages of SEG kept after their commits that may go now
+     * (lrvm__res_release); 0 or an LRVM_E* code. */
+    int   (*release)(lrvm_t *s, struct lrvm__seg *seg);
 #ifdef LRVM_DEBUG
     /* Assert the tracker's invariants for the epoch, after commit_start. */
     void  (*check)(lrvm_t *s, lrvm_tx_t *tx);
@@ -695,6 +736,11 @@ struct lrvm {
     lrvm_stats_t         stats;
     _Atomic uint64_t     faults;           /* (H) the mprotect tracker's: pages */
     _Atomic uint64_t     captured;         /*   captured by a fault, by any means */
+    size_t               resident_limit;   /* bytes of pages kept past which a commit
+                                              truncates and gives pages back */
+    size_t               res_private;      /* resident.c's: pages kept (I2), */
+    size_t               res_spare;        /*   and second copies kept */
+    size_t               res_kept;         /* tx.c's: pages left after the last release */
     unsigned char       *apply_mem;        /* recover.c's: its cache, kept between */
     uint32_t             apply_blocks;     /*   truncations */
     uint64_t             discard_after;    /* api.c's, for recovery at open: 0, or

@@ -170,9 +170,13 @@ static int px_map_log(int fd, size_t len, const unsigned char **out)
     return 0;
 }
 
+/* MAP_NORESERVE: a private mapping is charged for every page it may copy,
+ * and the kernel's overcommit check refuses one larger than memory; a
+ * segment's private copies are bounded by the store's resident limit
+ * instead (lrvm.h C14). */
 static int px_map_seg(int fd, size_t len, void *fixed, void **out)
 {
-    int flags = MAP_PRIVATE | (fixed != NULL ? MAP_FIXED_NOREPLACE : 0);
+    int flags = MAP_PRIVATE | MAP_NORESERVE | (fixed != NULL ? MAP_FIXED_NOREPLACE : 0);
     void *m = mmap(fixed, len, PROT_READ | PROT_WRITE, flags, fd, 0);
     if (m == MAP_FAILED)
         return -errno;

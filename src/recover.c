@@ -253,7 +253,12 @@ static void replay_free(struct replay *r)
  */
 static int apply_init(struct apply *c, lrvm_t *s)
 {
+    /* The cache stays with the store between truncations, so it counts
+     * against the store's memory: a quarter of the resident limit at most. */
+    size_t room = s->resident_limit / 4 / APPLY_BLOCK;
     c->max = lrvm__apply_max > 0 ? lrvm__apply_max : 1;
+    if (room > 0 && room < c->max)
+        c->max = (uint32_t)room;
     for (c->bits = 1; (1u << c->bits) < 2 * c->max; c->bits++)
         ;
     if (s->apply_mem != NULL && s->apply_blocks == c->max) {

@@ -174,8 +174,10 @@ int lrvm__seg_map(lrvm_t *s, const char *name, size_t size, void *fixed,
     }
     seg->sg_base = base;
     seg->sg_store = s;
-    if ((rc = s->tracker->attach(s, seg)) < 0 || (rc = table_add(s, seg)) < 0) {
+    if ((rc = lrvm__res_attach(seg)) < 0 || (rc = s->tracker->attach(s, seg)) < 0 ||
+        (rc = table_add(s, seg)) < 0) {
         s->tracker->detach(s, seg);
+        lrvm__res_detach(s, seg);
         lrvm__io_unmap(base, seg->sg_maplen);
         free(seg);
         lrvm__io_close(fd);
@@ -197,6 +199,7 @@ void lrvm__seg_unmap(lrvm_t *s, struct lrvm__seg *seg)
 {
     table_remove(s, seg);
     s->tracker->detach(s, seg);
+    lrvm__res_detach(s, seg);
     lrvm__io_unmap(seg->sg_base, seg->sg_maplen);
     lrvm__io_close(seg->sg_fd);
     free(seg);

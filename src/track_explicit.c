@@ -23,6 +23,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define UNDO_KEEP   (1u << 20)   /* larger before-images are freed when a tx ends, */
 #define RANGES_KEEP 4096         /* and range arrays longer than this */
@@ -157,9 +159,21 @@ static void release_declared(lrvm_tx_t *tx)
     }
 }
 
+/* The pages of TX's ranges are private copies now, which the store keeps
+ * until they may go (resident.c). */
+static void mark_declared(lrvm_t *s, lrvm_tx_t *tx)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (size_t i = 0; i < tx->tx_nranges; i++) {
+        const struct lrvm__range *r = &tx->tx_ranges[i];
+        size_t first = r->rg_off / page;
+        lrvm__res_mark(s, r->rg_seg, first, (r->rg_off + r->rg_len - 1) / page + 1 - first, 0);
+    }
+}
+
 static void ex_committed(lrvm_t *s, lrvm_tx_t *tx)
 {
-    (void)s;
+    mark_declared(s, tx);
     release_declared(tx);
 }
 
@@ -175,7 +189,33 @@ static void ex_abort(lrvm_tx_t *tx)
         struct lrvm__range *r = &tx->tx_ranges[i];
         memcpy(r->rg_seg->sg_base + r->rg_off, tx->tx_undo + r->rg_undo, r->rg_len);
     }
+    mark_declared(tx->tx_store, tx);
     release_declared(tx);
+}
+
+/* Only a transaction stores into a segment in explicit mode, and it holds
+ * the segment: a segment no transaction holds gives back every page the
+ * file holds. (A store outside a transaction is the program's error; it
+ * was never to be kept, and it is lost from memory too: lrvm.h C14.) */
+static int ex_may(void *arg, struct lrvm__seg *seg, size_t p, unsigned what)
+{
+    (void)arg, (void)p, (void)what;
+    return seg->sg_tx == NULL;
+}
+
+static int ex_give(void *arg, struct lrvm__seg *seg, size_t first, size_t n, unsigned what)
+{
+    (void)arg, (void)what;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return madvise(seg->sg_base + first * page, n * page, MADV_DONTNEED) == 0 ? 0 : LRVM_EFAULT;
+}
+
+static int ex_release(lrvm_t *s, struct lrvm__seg *seg)
+{
+    if (seg->sg_tx != NULL)
+        return 0;
+    struct lrvm__res_pass pass = { .may = ex_may, .give = ex_give };
+    return lrvm__res_release(s, seg, &pass);
 }
 
 #ifdef LRVM_DEBUG
@@ -216,6 +256,7 @@ const struct lrvm__tracker lrvm__track_explicit = {
     .committed = ex_committed,
     .commit_failed = ex_commit_failed,
     .abort = ex_abort,
+    .release = ex_release,
 #ifdef LRVM_DEBUG
     .check = ex_check,
 #endif

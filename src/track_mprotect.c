@@ -505,8 +505,11 @@ static void settle(struct lrvm__seg *seg)
 {
     seal(seg);
     size_t n = atomic_load(&seg->sg_ndirty);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         atomic_store(&seg->sg_state[seg->sg_dirty[i]], LRVM__PG_CLEAN);
+        /* A private copy now, and a before-image in the shadow. */
+        lrvm__res_mark(seg->sg_store, seg, seg->sg_dirty[i], 1, 1);
+    }
     atomic_store(&seg->sg_ndirty, 0);
     thaw(seg);
 }
@@ -650,6 +653,40 @@ static void mp_abort(lrvm_tx_t *tx)
     }
 }
 
+/* ------------------------------------------------- giving pages back */
+
+/* Only a CLEAN page goes: a DIRTY or KEPT one belongs to an open epoch,
+ * which writes its private copy and needs its before-image. The segment
+ * is frozen, so no page leaves CLEAN meanwhile, and a store waits. A
+ * segment with runs set aside keeps its private copies: their CLEAN
+ * pages hold ambient bytes the file does not. */
+static int mp_may(void *arg, struct lrvm__seg *seg, size_t p, unsigned what)
+{
+    (void)arg;
+    if (what == LRVM__RES_PRIVATE && seg->sg_nstash > 0)
+        return 0;
+    return atomic_load(&seg->sg_state[p]) == LRVM__PG_CLEAN;
+}
+
+/* A private copy given back reads the file again, still read-only, so
+ * the next store to it is captured as a first one; a before-image given
+ * back is a page of zeros until the next capture copies over it. */
+static int mp_give(void *arg, struct lrvm__seg *seg, size_t first, size_t n, unsigned what)
+{
+    (void)arg;
+    unsigned char *from = what == LRVM__RES_PRIVATE ? seg->sg_base : seg->sg_shadow;
+    return madvise(from + first * page_size, n * page_size, MADV_DONTNEED) == 0 ? 0 : LRVM_EFAULT;
+}
+
+static int mp_release(lrvm_t *s, struct lrvm__seg *seg)
+{
+    struct lrvm__res_pass pass = { .spare_in_file = 0, .may = mp_may, .give = mp_give };
+    freeze(seg);
+    int rc = lrvm__res_release(s, seg, &pass);
+    thaw(seg);
+    return rc;
+}
+
 #ifdef LRVM_DEBUG
 /* I1 and I5 for the epoch's segments, which the caller has frozen or
  * holds the store's lock over: each page on the dirty list once, in a
@@ -690,6 +727,7 @@ const struct lrvm__tracker lrvm__track_mprotect = {
     .committed = mp_committed,
     .commit_failed = mp_commit_failed,
     .abort = mp_abort,
+    .release = mp_release,
 #ifdef LRVM_DEBUG
     .check = mp_check,
 #endif

@@ -63,6 +63,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -72,6 +73,7 @@
 #include <unistd.h>
 
 #define SCAN_VEC 64              /* regions one scan call returns at most */
+#define UNDO_KEEP 256            /* saved images kept from one commit to the next */
 
 enum { PG_LISTED = 1, PG_SEEN = 2 };    /* sg_state bits */
 
@@ -402,6 +404,15 @@ static int seg_mapped(struct lrvm__seg *seg)
     return 0;
 }
 
+/* The listed pages of SEG are private copies, which the store keeps;
+ * with IMAGES, their images were written and are private too. */
+static void mark_listed(struct lrvm__seg *seg, int images)
+{
+    size_t n = atomic_load(&seg->sg_ndirty);
+    for (size_t k = 0; k < n; k++)
+        lrvm__res_mark(seg->sg_store, seg, seg->sg_dirty[k], 1, images);
+}
+
 static void unlist_all(struct lrvm__seg *seg)
 {
     size_t n = atomic_load(&seg->sg_ndirty);
@@ -502,6 +513,7 @@ static int uf_begin(lrvm_tx_t *tx)
             size_t p = seg->sg_dirty[k];
             memcpy(seg->sg_shadow + p * page_size, seg->sg_base + p * page_size, page_len(seg, p));
         }
+        mark_listed(seg, 1);
         unlist_all(seg);
     }
     return 0;
@@ -537,6 +549,17 @@ static int emit_image(void *arg, struct lrvm__seg *seg, size_t off, size_t len)
 {
     const struct emit_to *to = arg;
     return to->emit(to->arg, seg, off, seg->sg_shadow + off, len);
+}
+
+/* The saved images of a large commit are not kept for the next one: the
+ * store's memory between transactions is bounded (resident.c). */
+static void forget_undo(struct lrvm__seg *seg)
+{
+    if (seg->sg_undo_cap > UNDO_KEEP) {
+        free(seg->sg_undo);
+        seg->sg_undo = NULL;
+        seg->sg_undo_cap = 0;
+    }
 }
 
 /* Save the listed pages' images (keeps I3), take the pages into the
@@ -595,6 +618,8 @@ static void uf_committed(lrvm_t *s, lrvm_tx_t *tx)
         if (tx != NULL)
             lrvm__stash_refresh(seg);
         seg->sg_undo_n = 0;
+        forget_undo(seg);
+        mark_listed(seg, 1);
         unlist_all(seg);
     }
 }
@@ -611,6 +636,7 @@ static void uf_commit_failed(lrvm_t *s, lrvm_tx_t *tx)
                    page_len(seg, p));
         }
         seg->sg_undo_n = 0;
+        forget_undo(seg);
     }
 }
 
@@ -630,8 +656,69 @@ static void uf_abort(lrvm_tx_t *tx)
                        page_len(seg, p));
         }
         (void)scan(seg);                /* protect what the copies wrote */
+        mark_listed(seg, 0);
         unlist_all(seg);
     }
+}
+
+/* ------------------------------------------------- giving pages back */
+
+/* Threads in this process, from /proc/self/stat (its 20th field, the
+ * 18th after the name in parentheses), or -1. */
+static long threads_now(void)
+{
+    char buf[1024];
+    if (lrvm__io_read_small("/proc/self/stat", buf, sizeof buf) <= 0)
+        return -1;
+    const char *q = strrchr(buf, ')');
+    for (int field = 2; q != NULL && field < 20; field++)
+        q = strchr(q + 1, ' ');
+    return q != NULL ? strtol(q + 1, NULL, 10) : -1;
+}
+
+/* An image holds committed bytes, and goes once the file holds them
+ * (resident.c checks that); a private copy of the segment goes only when
+ * the scan just before found it unwritten and nothing can write it until
+ * it is gone: the kernel resolves stores by itself, with no message, so
+ * another thread's store landing between the scan and the release would
+ * be lost. So private copies go only while this is the process's one
+ * thread (lrvm.h C14). A segment with runs set aside keeps both: its
+ * pages and images hold ambient bytes the file does not. */
+static int uf_may(void *arg, struct lrvm__seg *seg, size_t p, unsigned what)
+{
+    const int *alone = arg;
+    if (seg->sg_nstash > 0)
+        return 0;
+    if (what == LRVM__RES_SPARE)
+        return 1;
+    return *alone && !(atomic_load_explicit(&seg->sg_state[p], memory_order_relaxed) & PG_LISTED);
+}
+
+/* A page given back stays protected (a marker takes the place of its
+ * entry), so its next store is listed as a first one; an image given back
+ * reads the file. */
+static int uf_give(void *arg, struct lrvm__seg *seg, size_t first, size_t n, unsigned what)
+{
+    (void)arg;
+    unsigned char *from = what == LRVM__RES_PRIVATE ? seg->sg_base : seg->sg_shadow;
+    return madvise(from + first * page_size, n * page_size, MADV_DONTNEED) == 0 ? 0 : LRVM_EFAULT;
+}
+
+static int uf_release(lrvm_t *s, struct lrvm__seg *seg)
+{
+    /* A signal handler of this thread could store in between, too. */
+    sigset_t all, was;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    pthread_sigmask(SIG_BLOCK, &all, &was);
+    int alone = own(seg) == 0 && threads_now() == 1 && scan(seg) == 0;
+    struct lrvm__res_pass pass = { .spare_in_file = 1, .may = uf_may, .give = uf_give, .arg = &alone };
+    int rc = lrvm__res_release(s, seg, &pass);
+    pthread_sigmask(SIG_SETMASK, &was, NULL);
+    return rc;
 }
 
 #ifdef LRVM_DEBUG
@@ -672,6 +759,7 @@ const struct lrvm__tracker lrvm__track_uffd = {
     .committed = uf_committed,
     .commit_failed = uf_commit_failed,
     .abort = uf_abort,
+    .release = uf_release,
 #ifdef LRVM_DEBUG
     .check = uf_check,
 #endif

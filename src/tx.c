@@ -450,6 +450,7 @@ static void check_epoch(lrvm_t *s, lrvm_tx_t *tx)
     check_tx(s, tx);
     s->tracker->check(s, tx);
     lrvm__log_check(&s->log);
+    lrvm__res_check(s);
 }
 #else
 #define check_tx(s, tx)    ((void)0)
@@ -499,6 +500,32 @@ static int commit_epoch(lrvm_t *s, lrvm_tx_t *tx, int flags)
     return rc;
 }
 
+/* Give back every page the trackers keep that may go (resident.c). */
+static void release_pages(lrvm_t *s)
+{
+    for (size_t i = 0; i < s->nsegs; i++)
+        (void)s->tracker->release(s, s->segs[i]);  /* a failure loses nothing: the pages stay */
+    s->res_kept = lrvm__res_pages(s);
+}
+
+/* After an epoch's commit: a truncation when the log passed its
+ * threshold; when the pages kept passed the resident limit, a truncation
+ * (which puts their committed bytes into the files) and then the release
+ * of every page that may go. The pages that could not go are not held
+ * against the limit again until it has been passed once more, so a store
+ * whose pages are all held does not truncate at every commit. */
+static void after_commit(lrvm_t *s)
+{
+    lrvm__truncate_if_due(s);
+    size_t pages = lrvm__res_pages(s);
+    if (pages < s->res_kept)
+        s->res_kept = pages;        /* segments unmapped since */
+    if ((pages - s->res_kept) * (size_t)sysconf(_SC_PAGESIZE) <= s->resident_limit)
+        return;
+    if (lrvm__truncate_if_any(s) == 0)          /* a failure: the next commit tries again */
+        release_pages(s);
+}
+
 int lrvm_commit(lrvm_tx_t *tx, int flags)
 {
     lrvm_t *s;
@@ -513,7 +540,7 @@ int lrvm_commit(lrvm_tx_t *tx, int flags)
     if (rc == 0) {
         s->stats.commits++;
         tx_free(tx);
-        lrvm__truncate_if_due(s);
+        after_commit(s);
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -531,7 +558,7 @@ int lrvm_sync(lrvm_t *s)
     int rc = commit_epoch(s, NULL, 0);
     if (rc == 0) {
         s->stats.syncs++;
-        lrvm__truncate_if_due(s);
+        after_commit(s);
     }
     pthread_mutex_unlock(&s->mu);
     return rc;

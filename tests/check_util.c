@@ -552,6 +552,21 @@ START_TEST(test_crashtest_each_mode_passes)
         ck_assert_output_has(&r, "(mprotect tracker)");
         ck_assert_output_has(&r, "4 rounds passed");
     }
+    /* Pages given back every few steps (resident_limit 1 MiB), in each
+     * mode, on both automatic trackers, and with threads. */
+    for (size_t i = 0; i < 9; i++) {
+        const char *mode = modes[i < 4 ? i : i < 7 ? i - 3 : i - 7];
+        const char *argv[] = { crashtest(), "--rounds", "4", "--max-delay-ms", "60",
+                               "--resident-limit", "1048576", "--mode", mode, "--tracker",
+                               i >= 4 && i < 7 ? "mprotect" : "auto", "--threads",
+                               i >= 7 ? "3" : "1", "--seed", seed, "--dir", base, NULL };
+        struct run r;
+        run_argv(&r, argv);
+        ck_assert_msg(r.status == 0, "%s, resident limit (%zu): status %d:\n%s", mode, i,
+                      r.status, r.out);
+        ck_assert_output_has(&r, "resident_limit 1048576");
+        ck_assert_output_has(&r, "4 rounds passed");
+    }
     /* A clean run removes its store. */
     ck_assert_int_eq(rmdir(base), 0);
     free(base);

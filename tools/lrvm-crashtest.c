@@ -77,6 +77,7 @@ struct config {
     uint64_t    seed;
     unsigned    max_delay_ms;
     size_t      threshold;       /* truncate_threshold of the worker */
+    size_t      resident_limit;  /* the worker's resident_limit (0: the default) */
     unsigned    noflush_pct;     /* of transactions */
     int         threads;         /* histories run at once by the worker */
     int         keep;            /* keep the store after a clean run */
@@ -346,6 +347,7 @@ static void worker(const struct config *c, int fd)
     lrvm_options_t o = {
         .tracking = c->mode == MODE_EXPLICIT ? LRVM_TRACK_EXPLICIT : c->tracker,
         .truncate_threshold = c->threshold,
+        .resident_limit = c->resident_limit,
     };
     struct history_run h[MAX_THREADS];
     pthread_t th[MAX_THREADS];
@@ -603,7 +605,8 @@ static void usage(FILE *o)
     fprintf(o,
             "usage: lrvm-crashtest [--rounds N | --seconds S] [--mode M] [--dir DIR] [--seed X]\n"
             "                      [--max-delay-ms MS] [--threshold BYTES] [--noflush PCT]\n"
-            "                      [--threads N] [--heap] [--tracker T] [--keep] [--undeclared]\n"
+            "                      [--resident-limit BYTES] [--threads N] [--heap]\n"
+            "                      [--tracker T] [--keep] [--undeclared]\n"
             "  --rounds N        kill the worker N times (default 100)\n"
             "  --seconds S       instead, go on for S seconds\n"
             "  --mode M          explicit (lrvm_set_range), auto (page faults), ambient\n"
@@ -613,6 +616,9 @@ static void usage(FILE *o)
             "                    or /tmp); it is removed after a clean run\n"
             "  --seed X          seed of the history and of the kill times (default: the time)\n"
             "  --max-delay-ms MS kill each worker after 0..MS ms (default 200)\n"
+            "  --resident-limit BYTES  the worker's resident_limit (default: the\n"
+            "                    library's); 1 MiB gives pages back every few steps, so\n"
+            "                    kills also land among released pages\n"
             "  --threshold BYTES the worker's truncate_threshold (default 1 MiB, so kills\n"
             "                    also land in truncations)\n"
             "  --noflush PCT     share of transactions committed with LRVM_NO_FLUSH (default 25)\n"
@@ -695,6 +701,10 @@ static void parse(int argc, char **argv, struct config *c, const char **base)
             c->seed = number(opt, argv[++k]);
         } else if (strcmp(opt, "--max-delay-ms") == 0) {
             c->max_delay_ms = (unsigned)number(opt, argv[++k]);
+        } else if (strcmp(opt, "--resident-limit") == 0) {
+            c->resident_limit = (size_t)number(opt, argv[++k]);
+            if (c->resident_limit < ((size_t)1 << 20))
+                die("--resident-limit: at least 1 MiB (lrvm_open refuses less)");
         } else if (strcmp(opt, "--threshold") == 0) {
             c->threshold = (size_t)number(opt, argv[++k]);
             if (c->threshold < 4096)
@@ -790,11 +800,14 @@ int main(int argc, char **argv)
     }
     double *recover_secs = NULL;
     size_t nrec = 0, cap = 0;
+    char limit_text[32] = "default";
+    if (c.resident_limit != 0)
+        snprintf(limit_text, sizeof limit_text, "%zu", c.resident_limit);
     printf("%s: mode %s%s, %d histor%s%s, seed %" PRIu64 ", kills after 0..%u ms, "
-           "truncate_threshold %zu, store %s\n", prog, mode_names[c.mode],
+           "truncate_threshold %zu, resident_limit %s, store %s\n", prog, mode_names[c.mode],
            c.mode == MODE_EXPLICIT ? "" : tracker_name(c.tracker), c.threads,
            c.threads == 1 ? "y" : "ies at once", c.heap ? " on persistent heaps" : "", c.seed,
-           c.max_delay_ms, c.threshold, dir);
+           c.max_delay_ms, c.threshold, limit_text, dir);
     fflush(stdout);
 
     int tty = isatty(STDERR_FILENO), status = 0;

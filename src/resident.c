@@ -1,0 +1,173 @@
+/*
+ * resident.c -- what the store keeps of its segments in memory after their
+ * commits, and which of it may be given back.
+ *
+ * Owns: each segment's residency bytes (sg_res, one per page) and the
+ * store's counts of them (res_private, res_spare). Never: gives a page
+ * back itself, or decides that one may go: only the tracker knows who may
+ * store into a page at this moment, so it gives the pages back through
+ * lrvm__res_release, with its own rules and its own way (doc/
+ * architecture.md, "Bounded memory").
+ *
+ * A page a commit (or abort) changed is a private copy of the file's
+ * page in the process, and the automatic trackers keep a second copy of
+ * it: the mprotect tracker a before-image in its shadow, which is dead
+ * once the epoch ends, the userfaultfd tracker the page's image, which
+ * holds the committed bytes. A private copy (or an image) may go only
+ * when the segment file holds those committed bytes: after a truncation
+ * has applied the generation of the log whose records hold them. Each
+ * page remembers that generation, folded into 7 bits (its tag); pages of
+ * the generation the log is writing are kept. Two generations 127 apart
+ * share a tag, so a page committed long ago and never given back since
+ * may be kept once more than it needs: kept, never given back early.
+ *
+ * Invariants
+ *   I1 A page's byte is 0, or its tag (RES_TAG bits) is 1 + the number of
+ *      a generation, modulo 127, no older than that of the last commit or
+ *      abort that changed the page; RES_SPARE marks a second copy kept.
+ *   I2 res_private and res_spare count exactly the pages of the store's
+ *      mapped segments with a tag, and with RES_SPARE.
+ *   I3 A page is given back only when the file holds its committed bytes:
+ *      its tag is not that of a generation the log still holds.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RES_TAG   0x7fu
+#define RES_SPARE 0x80u
+
+static unsigned tag_of(uint64_t generation)
+{
+    return 1u + (unsigned)(generation % RES_TAG);
+}
+
+int lrvm__res_attach(struct lrvm__seg *seg)
+{
+    seg->sg_res_n = seg->sg_maplen / (size_t)sysconf(_SC_PAGESIZE);
+    seg->sg_res = calloc(seg->sg_res_n ? seg->sg_res_n : 1, 1);
+    return seg->sg_res != NULL ? 0 : LRVM_ENOMEM;
+}
+
+void lrvm__res_detach(lrvm_t *s, struct lrvm__seg *seg)
+{
+    if (seg->sg_res == NULL)
+        return;
+    for (size_t p = 0; p < seg->sg_res_n; p++) {                    /* keeps I2 */
+        s->res_private -= (seg->sg_res[p] & RES_TAG) != 0;
+        s->res_spare -= (seg->sg_res[p] & RES_SPARE) != 0;
+    }
+    free(seg->sg_res);
+    seg->sg_res = NULL;
+}
+
+void lrvm__res_mark(lrvm_t *s, struct lrvm__seg *seg, size_t first, size_t n, int spare)
+{
+    unsigned tag = tag_of(s->log.lg_generation);                    /* keeps I1 */
+    for (size_t p = first; p < first + n && p < seg->sg_res_n; p++) {
+        unsigned char b = seg->sg_res[p];
+        s->res_private += (b & RES_TAG) == 0;
+        s->res_spare += spare && !(b & RES_SPARE);
+        seg->sg_res[p] = (unsigned char)(tag | (spare ? RES_SPARE : (b & RES_SPARE)));
+    }
+}
+
+size_t lrvm__res_pages(const lrvm_t *s)
+{
+    return s->res_private + s->res_spare;
+}
+
+/* The tag whose pages the files do not hold yet, or 0: the generation the
+ * log is writing, unless it holds no record. */
+static unsigned tag_unapplied(lrvm_t *s)
+{
+    return lrvm__log_size(&s->log) > LRVM__LOG_HEADER_SIZE ? tag_of(s->log.lg_generation) : 0;
+}
+
+/* Give back run [first, first+n) of WHAT through the tracker, and forget
+ * it here; 0 or an LRVM_E* code (then it stays). */
+static int give_run(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_pass *pass,
+                    size_t first, size_t n, unsigned what)
+{
+    if (n == 0)
+        return 0;
+    int rc = pass->give(pass->arg, seg, first, n, what);
+    if (rc < 0)
+        return rc;
+    for (size_t p = first; p < first + n; p++) {
+        unsigned char b = seg->sg_res[p];
+        if ((what & LRVM__RES_PRIVATE) && (b & RES_TAG)) {
+            s->res_private--;
+            b &= (unsigned char)~RES_TAG;
+        }
+        if ((what & LRVM__RES_SPARE) && (b & RES_SPARE)) {
+            s->res_spare--;
+            b &= (unsigned char)~RES_SPARE;
+        }
+        seg->sg_res[p] = b;
+    }
+    s->stats.pages_released += n * (((what & LRVM__RES_PRIVATE) != 0) + ((what & LRVM__RES_SPARE) != 0));
+    return 0;
+}
+
+int lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_pass *pass)
+{
+    unsigned keep = tag_unapplied(s);
+    /* Runs of the private copies and of the spare ones are gathered apart:
+     * a page may give back one and keep the other. */
+    size_t run[2] = { 0, 0 }, len[2] = { 0, 0 };
+    const unsigned what[2] = { LRVM__RES_PRIVATE, LRVM__RES_SPARE };
+    int rc = 0;
+    for (size_t p = 0; p <= seg->sg_res_n; p++) {
+        if (len[0] == 0 && len[1] == 0 && p + 8 <= seg->sg_res_n) {
+            uint64_t word;                  /* most pages hold nothing */
+            memcpy(&word, seg->sg_res + p, sizeof word);
+            if (word == 0) {
+                p += 7;
+                continue;
+            }
+        }
+        unsigned char b = p < seg->sg_res_n ? seg->sg_res[p] : 0;
+        unsigned tag = b & RES_TAG;
+        /* Keeps I3: a private copy, or an image, only once its committed
+         * bytes are in the file; a before-image whenever its epoch ended. */
+        int in_file = tag != 0 && tag != keep;
+        int may[2] = {
+            in_file && pass->may(pass->arg, seg, p, LRVM__RES_PRIVATE),
+            (b & RES_SPARE) && (in_file || !pass->spare_in_file) &&
+                pass->may(pass->arg, seg, p, LRVM__RES_SPARE),
+        };
+        for (int k = 0; k < 2; k++) {
+            if (may[k]) {
+                if (len[k]++ == 0)
+                    run[k] = p;
+                continue;
+            }
+            /* A run that could not go (the program unmapped part of it:
+             * lrvm.h C11) stays counted; the others still go. */
+            int r = give_run(s, seg, pass, run[k], len[k], what[k]);
+            rc = rc < 0 ? rc : r;
+            len[k] = 0;
+        }
+    }
+    return rc;
+}
+
+#ifdef LRVM_DEBUG
+/* I2 over the store's segments; under its lock. */
+void lrvm__res_check(const lrvm_t *s)
+{
+    uint64_t priv = 0, spare = 0;
+    for (size_t i = 0; i < s->nsegs; i++) {
+        const struct lrvm__seg *seg = s->segs[i];
+        for (size_t p = 0; p < seg->sg_res_n; p++) {
+            priv += (seg->sg_res[p] & RES_TAG) != 0;
+            spare += (seg->sg_res[p] & RES_SPARE) != 0;
+        }
+    }
+    LRVM__ASSERT(priv == s->res_private && spare == s->res_spare);
+}
+#endif

@@ -1,0 +1,384 @@
+/*
+ * check_resident.c -- bounded memory: pages kept after their commits are
+ * given back once the files hold their bytes, and never a page an open
+ * transaction or the ambient epoch owns. Each test runs on every tracker
+ * this machine has (explicit, mprotect, and userfaultfd where offered).
+ * Whether a page is a private copy or reads the file is asked of the
+ * kernel (/proc/self/pagemap); crashes among released pages are
+ * lrvm-crashtest's (check_util, --resident-limit).
+ */
+#define _GNU_SOURCE
+#include "lrvm.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+static const int sanitized = 1;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+static const int sanitized = 1;
+#else
+static const int sanitized = 0;
+#endif
+#else
+static const int sanitized = 0;
+#endif
+
+#define PAGE  4096
+#define LIMIT ((size_t)1 << 20)                 /* the least lrvm_open takes */
+#define LIMIT_PAGES (LIMIT / PAGE)
+
+static const int trackers[] = { LRVM_TRACK_EXPLICIT, LRVM_TRACK_MPROTECT, LRVM_TRACK_UFFD };
+
+static const char *tracker_name(int t)
+{
+    return t == LRVM_TRACK_EXPLICIT ? "explicit" : t == LRVM_TRACK_MPROTECT ? "mprotect" : "uffd";
+}
+
+static int offered(int t)
+{
+    return t != LRVM_TRACK_UFFD || tu_uffd_offered();
+}
+
+static lrvm_t *open_limited(int tracking)
+{
+    lrvm_options_t o = { .tracking = tracking, .truncate_threshold = (size_t)1 << 34,
+                         .resident_limit = LIMIT };
+    return tu_open(NULL, &o);
+}
+
+static void setup(void)
+{
+    unsetenv("LRVM_TRACKING");
+}
+
+/* Is the page at ADDR in memory as a copy of this process's own (not the
+ * file's page in the page cache)? Bits 63 (present) and 61 (file page or
+ * shared) of its pagemap entry. */
+static int private_copy(const void *addr)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    uint64_t e = 0;
+    off_t at = (off_t)((uintptr_t)addr / PAGE * sizeof e);
+    ck_assert_int_eq(pread(fd, &e, sizeof e, at), (ssize_t)sizeof e);
+    close(fd);
+    return (e >> 63 & 1) && !(e >> 61 & 1);
+}
+
+static size_t kept(lrvm_t *s)
+{
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    return (size_t)(st.pages_private + st.pages_shadow);
+}
+
+static uint64_t released(lrvm_t *s)
+{
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    return st.pages_released;
+}
+
+/* One transaction on SEG (mapped at BASE) that stores V at byte OFF. */
+static void store_tx(lrvm_t *s, int tracking, unsigned char *base, size_t off, uint64_t v)
+{
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&base, &tx), 0);
+    if (tracking == LRVM_TRACK_EXPLICIT)
+        ck_assert_int_eq(lrvm_set_range(tx, base + off, sizeof v), 0);
+    memcpy(base + off, &v, sizeof v);
+    ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
+}
+
+static uint64_t word_at(const unsigned char *base, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, base + off, sizeof v);
+    return v;
+}
+
+/* ------------------------------------------------------------ tests */
+
+/* A page committed long ago reads its committed bytes back from the file
+ * once given back, and the pages kept stay under the limit (plus what the
+ * last transaction added) after every commit. */
+START_TEST(test_resident_released_page_reads_the_file)
+{
+    for (size_t t = 0; t < sizeof trackers / sizeof trackers[0]; t++) {
+        if (!offered(trackers[t]))
+            continue;
+        tu_rmrf(tu_dir);
+        lrvm_t *s = open_limited(trackers[t]);
+        unsigned char *a = tu_map(s, "a", (size_t)16 << 20);
+        for (size_t i = 0; i < 3 * LIMIT_PAGES; i++) {
+            store_tx(s, trackers[t], a, i * PAGE + 8, i + 1);
+            ck_assert_msg(kept(s) <= LIMIT_PAGES + 2, "%s: %zu pages kept after commit %zu",
+                          tracker_name(trackers[t]), kept(s), i);
+        }
+        ck_assert_msg(released(s) > 0, "%s: nothing given back", tracker_name(trackers[t]));
+        ck_assert_msg(word_at(a, 8) == 1, "%s", tracker_name(trackers[t]));
+        ck_assert_msg(!private_copy(a), "%s: page 0 is still a private copy",
+                      tracker_name(trackers[t]));
+        /* Every committed word reads right, given back or not. */
+        for (size_t i = 0; i < 3 * LIMIT_PAGES; i++)
+            ck_assert_uint_eq(word_at(a, i * PAGE + 8), i + 1);
+        ck_assert_uint_eq(word_at(a, 0), 0);
+        ck_assert_int_eq(lrvm_close(s), 0);
+        s = open_limited(trackers[t]);
+        a = tu_map(s, "a", (size_t)16 << 20);
+        for (size_t i = 0; i < 3 * LIMIT_PAGES; i++)
+            ck_assert_uint_eq(word_at(a, i * PAGE + 8), i + 1);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
+/* While other transactions go past the limit again and again, a page an
+ * open transaction wrote, and (automatic trackers) a page the ambient
+ * epoch wrote, stay private and keep their bytes; both commit after. */
+START_TEST(test_resident_open_epochs_keep_their_pages)
+{
+    for (size_t t = 0; t < sizeof trackers / sizeof trackers[0]; t++) {
+        if (!offered(trackers[t]))
+            continue;
+        int automatic = trackers[t] != LRVM_TRACK_EXPLICIT;
+        tu_rmrf(tu_dir);
+        lrvm_t *s = open_limited(trackers[t]);
+        unsigned char *a = tu_map(s, "a", (size_t)1 << 20);
+        unsigned char *b = tu_map(s, "b", (size_t)16 << 20);
+        unsigned char *c = tu_map(s, "c", (size_t)1 << 20);
+        /* Committed first, so that the pages could go if nothing owned them. */
+        store_tx(s, trackers[t], a, 0, 1);
+        if (automatic) {
+            store_tx(s, trackers[t], c, PAGE, 1);
+        }
+        lrvm_tx_t *open_tx;
+        ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &open_tx), 0);
+        if (!automatic)
+            ck_assert_int_eq(lrvm_set_range(open_tx, a, 8), 0);
+        memcpy(a, "open tx", 8);
+        if (automatic)
+            memcpy(c + PAGE, "ambient", 8);
+        uint64_t was = released(s);
+        for (size_t i = 0; i < 3 * LIMIT_PAGES; i++)
+            store_tx(s, trackers[t], b, i * PAGE, i + 1);
+        ck_assert_msg(released(s) > was, "%s", tracker_name(trackers[t]));
+        ck_assert_msg(memcmp(a, "open tx", 8) == 0 && private_copy(a), "%s",
+                      tracker_name(trackers[t]));
+        if (automatic)
+            ck_assert_msg(memcmp(c + PAGE, "ambient", 8) == 0 && private_copy(c + PAGE), "%s",
+                          tracker_name(trackers[t]));
+        ck_assert_int_eq(lrvm_commit(open_tx, 0), 0);
+        if (automatic)
+            ck_assert_int_eq(lrvm_sync(s), 0);
+        ck_assert_int_eq(lrvm_close(s), 0);
+        s = open_limited(trackers[t]);
+        a = tu_map(s, "a", (size_t)1 << 20);
+        c = tu_map(s, "c", (size_t)1 << 20);
+        ck_assert_mem_eq(a, "open tx", 8);
+        if (automatic)
+            ck_assert_mem_eq(c + PAGE, "ambient", 8);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
+/* A page given back, then changed by a transaction that aborts, shows its
+ * committed bytes again; committed after, it is logged whole. */
+START_TEST(test_resident_abort_after_release_restores)
+{
+    for (size_t t = 0; t < sizeof trackers / sizeof trackers[0]; t++) {
+        if (!offered(trackers[t]))
+            continue;
+        tu_rmrf(tu_dir);
+        lrvm_t *s = open_limited(trackers[t]);
+        unsigned char *a = tu_map(s, "a", (size_t)1 << 20);
+        unsigned char *b = tu_map(s, "b", (size_t)16 << 20);
+        store_tx(s, trackers[t], a, 16, 0x1111);
+        for (size_t i = 0; i < 2 * LIMIT_PAGES; i++)
+            store_tx(s, trackers[t], b, i * PAGE, i + 1);
+        ck_assert_msg(!private_copy(a), "%s: the page was not given back",
+                      tracker_name(trackers[t]));
+        lrvm_tx_t *tx;
+        ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
+        if (trackers[t] == LRVM_TRACK_EXPLICIT)
+            ck_assert_int_eq(lrvm_set_range(tx, a, 64), 0);
+        memset(a, 0x5a, 64);
+        ck_assert_int_eq(lrvm_abort(tx), 0);
+        ck_assert_uint_eq(word_at(a, 16), 0x1111);
+        ck_assert_uint_eq(word_at(a, 0), 0);
+        ck_assert_uint_eq(word_at(a, 24), 0);
+        store_tx(s, trackers[t], a, 32, 0x2222);
+        ck_assert_int_eq(lrvm_close(s), 0);
+        s = open_limited(trackers[t]);
+        a = tu_map(s, "a", (size_t)1 << 20);
+        ck_assert_uint_eq(word_at(a, 16), 0x1111);
+        ck_assert_uint_eq(word_at(a, 32), 0x2222);
+        ck_assert_uint_eq(word_at(a, 0), 0);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
+/* The process's anonymous memory, from /proc/self/status, in bytes. */
+static size_t rss_anon(void)
+{
+    char buf[8192];
+    FILE *f = fopen("/proc/self/status", "r");
+    ck_assert_ptr_nonnull(f);
+    size_t kb = 0;
+    while (fgets(buf, sizeof buf, f) != NULL)
+        if (sscanf(buf, "RssAnon: %zu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb * 1024;
+}
+
+/* Random pages of a 64 MiB segment under a 1 MiB limit: the process's
+ * memory grows by a few times the limit at most (unbounded, each page
+ * would stay: 8,000 pages, 31 MiB, or twice that with a second copy),
+ * and every committed word is there, in memory and after a reopen. */
+START_TEST(test_resident_limit_bounds_memory)
+{
+    enum { NTX = 8000 };
+    const size_t size = (size_t)64 << 20;
+    for (size_t t = 0; t < sizeof trackers / sizeof trackers[0]; t++) {
+        if (!offered(trackers[t]))
+            continue;
+        tu_rmrf(tu_dir);
+        lrvm_t *s = open_limited(trackers[t]);
+        unsigned char *a = tu_map(s, "a", size);
+        uint64_t *model = calloc(size / PAGE, sizeof *model);
+        ck_assert_ptr_nonnull(model);
+        uint64_t rng = tu_test_seed() + t;
+        size_t before = rss_anon(), peak = before;
+        for (uint64_t i = 1; i <= NTX; i++) {
+            size_t p = tu_rand(&rng) % (size / PAGE);
+            store_tx(s, trackers[t], a, p * PAGE + 64, i);
+            model[p] = i;
+            if (i % 256 == 0) {
+                size_t now = rss_anon();
+                peak = now > peak ? now : peak;
+            }
+        }
+        /* AddressSanitizer's shadow and quarantine are anonymous memory
+         * too, tens of MiB here: the debug build checks the bytes only. */
+        ck_assert_msg(sanitized || peak - before <= 4 * LIMIT + ((size_t)2 << 20),
+                      "%s: anonymous memory grew by %zu KiB", tracker_name(trackers[t]),
+                      (peak - before) / 1024);
+        for (size_t p = 0; p < size / PAGE; p++)
+            ck_assert_uint_eq(word_at(a, p * PAGE + 64), model[p]);
+        ck_assert_int_eq(lrvm_close(s), 0);
+        s = open_limited(trackers[t]);
+        a = tu_map(s, "a", size);
+        for (size_t p = 0; p < size / PAGE; p++)
+            ck_assert_uint_eq(word_at(a, p * PAGE + 64), model[p]);
+        ck_assert_int_eq(lrvm_close(s), 0);
+        free(model);
+    }
+}
+END_TEST
+
+/* Another thread stores into ambient pages all along while this one's
+ * transactions go past the limit: no store is lost from memory, and the
+ * sync after keeps them all. (The mprotect tracker makes such a store
+ * wait while it gives pages back; the userfaultfd tracker keeps private
+ * copies while the process has other threads.) */
+struct storer {
+    unsigned char  *c;
+    atomic_int      stop;
+    uint64_t        last[16];
+};
+
+static void *storer_run(void *arg)
+{
+    struct storer *st = arg;
+    for (uint64_t k = 1; !atomic_load(&st->stop) || k < 20000; k++) {
+        size_t p = k % 16;
+        memcpy(st->c + p * PAGE + 128, &k, sizeof k);
+        st->last[p] = k;
+    }
+    return NULL;
+}
+
+START_TEST(test_resident_ambient_stores_during_release)
+{
+    for (size_t t = 1; t < sizeof trackers / sizeof trackers[0]; t++) {
+        if (!offered(trackers[t]))
+            continue;
+        tu_rmrf(tu_dir);
+        lrvm_t *s = open_limited(trackers[t]);
+        unsigned char *b = tu_map(s, "b", (size_t)16 << 20);
+        struct storer st = { .c = tu_map(s, "c", (size_t)1 << 20) };
+        /* Committed, so each page could go; D's pages are not stored to
+         * again. */
+        unsigned char *d = tu_map(s, "d", (size_t)1 << 20);
+        for (size_t p = 0; p < 16; p++) {
+            memset(st.c + p * PAGE, 1, 8);
+            memset(d + p * PAGE, 2, 8);
+        }
+        ck_assert_int_eq(lrvm_sync(s), 0);
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, storer_run, &st), 0);
+        uint64_t was = released(s);
+        for (size_t i = 0; i < 3 * LIMIT_PAGES; i++)
+            store_tx(s, trackers[t], b, i * PAGE, i + 1);
+        atomic_store(&st.stop, 1);
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+        ck_assert_msg(released(s) > was, "%s", tracker_name(trackers[t]));
+        for (size_t p = 0; p < 16; p++)
+            ck_assert_uint_eq(word_at(st.c, p * PAGE + 128), st.last[p]);
+        /* The mprotect tracker gave D's pages back; the userfaultfd tracker
+         * cannot know that another thread stores into none of them, and
+         * kept them (lrvm.h C14). */
+        for (size_t p = 0; p < 16; p++) {
+            ck_assert_uint_eq(d[p * PAGE], 2);
+            ck_assert_msg(private_copy(d + p * PAGE) == (trackers[t] == LRVM_TRACK_UFFD),
+                          "%s: page %zu of d", tracker_name(trackers[t]), p);
+        }
+        ck_assert_int_eq(lrvm_sync(s), 0);
+        ck_assert_int_eq(lrvm_close(s), 0);
+        s = open_limited(trackers[t]);
+        unsigned char *c = tu_map(s, "c", (size_t)1 << 20);
+        for (size_t p = 0; p < 16; p++)
+            ck_assert_uint_eq(word_at(c, p * PAGE + 128), st.last[p]);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
+START_TEST(test_resident_limit_option)
+{
+    lrvm_options_t o = { .resident_limit = LIMIT - 1 };
+    lrvm_t *s;
+    ck_assert_int_eq(lrvm_open(tu_dir, &o, &s), LRVM_EINVAL);
+    o.resident_limit = LIMIT;
+    ck_assert_int_eq(lrvm_open(tu_dir, &o, &s), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("resident");
+    TCase *tc = tu_tcase("resident", 240);
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_resident_limit_option);
+    tcase_add_test(tc, test_resident_released_page_reads_the_file);
+    tcase_add_test(tc, test_resident_open_epochs_keep_their_pages);
+    tcase_add_test(tc, test_resident_abort_after_release_restores);
+    tcase_add_test(tc, test_resident_limit_bounds_memory);
+    tcase_add_test(tc, test_resident_ambient_stores_during_release);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
