@@ -500,11 +500,19 @@ static int commit_epoch(lrvm_t *s, lrvm_tx_t *tx, int flags)
     return rc;
 }
 
-/* Give back every page the trackers keep that may go (resident.c). */
+/* Give back every page the trackers keep that may go (resident.c). A
+ * segment whose transaction's commit waits for a group's sync (the store
+ * lock let go) is skipped: its pages are in flight, their images already
+ * hold bytes that are not tagged yet, and only the records a truncation
+ * applied before this release vouch for them. */
 static void release_pages(lrvm_t *s)
 {
-    for (size_t i = 0; i < s->nsegs; i++)
-        (void)s->tracker->release(s, s->segs[i]);  /* a failure loses nothing: the pages stay */
+    for (size_t i = 0; i < s->nsegs; i++) {
+        struct lrvm__seg *seg = s->segs[i];
+        if (seg->sg_tx != NULL && seg->sg_tx->tx_committing)
+            continue;
+        (void)s->tracker->release(s, seg);     /* a failure loses nothing: the pages stay */
+    }
     s->res_kept = lrvm__res_pages(s);
 }
 

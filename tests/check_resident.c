@@ -8,17 +8,21 @@
  * lrvm-crashtest's (check_util, --resident-limit).
  */
 #define _GNU_SOURCE
+#include "faultio.h"
 #include "lrvm.h"
 #include "testutil.h"
 
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -383,6 +387,72 @@ START_TEST(test_resident_ambient_stores_during_release)
 }
 END_TEST
 
+/* A flushing commit that waits for its group's sync lets the store lock
+ * go; another thread's commit may then pass the limit, truncate and give
+ * pages back. The waiting commit's pages are in flight (the userfaultfd
+ * tracker has copied them into their images already, untagged): an
+ * abort after it must put back what it committed, not an older image. */
+struct slow_commit {
+    lrvm_t        *s;
+    int            tracking;
+    unsigned char *x;
+    int            rc;
+};
+
+static void *slow_commit_run(void *arg)
+{
+    struct slow_commit *c = arg;
+    lrvm_tx_t *tx;
+    c->rc = lrvm_begin(c->s, 1, (void *const *)&c->x, &tx);
+    if (c->rc == 0 && c->tracking == LRVM_TRACK_EXPLICIT)
+        c->rc = lrvm_set_range(tx, c->x + 8, 8);
+    if (c->rc == 0) {
+        uint64_t v2 = 2;
+        memcpy(c->x + 8, &v2, sizeof v2);
+        c->rc = lrvm_commit(tx, 0);
+    }
+    return NULL;
+}
+
+START_TEST(test_resident_commit_in_flight_keeps_its_pages)
+{
+    for (size_t t = 0; t < sizeof trackers / sizeof trackers[0]; t++) {
+        if (!offered(trackers[t]))
+            continue;
+        tu_rmrf(tu_dir);
+        lrvm_t *s = open_limited(trackers[t]);
+        struct slow_commit c = { s, trackers[t], tu_map(s, "x", (size_t)1 << 20), 0 };
+        unsigned char *y = tu_map(s, "y", (size_t)16 << 20);
+        /* Page 0 of x committed, and in the file: it may go from now on. */
+        store_tx(s, trackers[t], c.x, 8, 1);
+        ck_assert_int_eq(lrvm_truncate(s), 0);
+        atomic_store(&lrvm__io_sync_delay_us, 300000);
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, slow_commit_run, &c), 0);
+        struct timespec pause = { 0, 50 * 1000000L };
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
+            ;
+        uint64_t was = released(s);
+        for (size_t i = 0; i < 2 * LIMIT_PAGES; i++)
+            store_tx(s, trackers[t], y, i * PAGE, i + 1);
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+        atomic_store(&lrvm__io_sync_delay_us, 0);
+        ck_assert_int_eq(c.rc, 0);
+        ck_assert_msg(released(s) > was, "%s", tracker_name(trackers[t]));
+        ck_assert_uint_eq(word_at(c.x, 8), 2);
+        lrvm_tx_t *tx;
+        ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&c.x, &tx), 0);
+        if (trackers[t] == LRVM_TRACK_EXPLICIT)
+            ck_assert_int_eq(lrvm_set_range(tx, c.x + 8, 8), 0);
+        memset(c.x + 8, 0x77, 8);
+        ck_assert_int_eq(lrvm_abort(tx), 0);
+        ck_assert_msg(word_at(c.x, 8) == 2, "%s: the abort put back %" PRIu64,
+                      tracker_name(trackers[t]), word_at(c.x, 8));
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
 START_TEST(test_resident_limit_option)
 {
     lrvm_options_t o = { .resident_limit = LIMIT - 1 };
@@ -405,6 +475,7 @@ int main(void)
     tcase_add_test(tc, test_resident_abort_after_release_restores);
     tcase_add_test(tc, test_resident_limit_bounds_memory);
     tcase_add_test(tc, test_resident_ambient_stores_during_release);
+    tcase_add_test(tc, test_resident_commit_in_flight_keeps_its_pages);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
