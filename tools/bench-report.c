@@ -661,8 +661,9 @@ static void print_targets_18(const struct bench *b, FILE *o)
         for (int l = 0; l < 2; l++) {
             const struct large_row *r = &b->lg_rows[m][l];
             size_t lim = large_limit(b, l);
-            snprintf(what, sizeof what, "large %s, limit %zu MiB%s: peak RssAnon",
-                     bench_large_mode_names[m], lim >> 20, l ? "" : " (default)");
+            snprintf(what, sizeof what, "large %s, limit %zu MiB%s: peak RssAnon%s",
+                     bench_large_mode_names[m], lim >> 20, l ? "" : " (default)",
+                     r->full < r->ok ? " (capped run)" : "");
             target_line(o, what, r->ok ? r->peak_mib : NAN, " MiB", 1,
                         1.5 * (double)(lim >> 20) + 64);
             snprintf(what, sizeof what, "large %s, limit %zu MiB%s: runs with all %" PRIu64
