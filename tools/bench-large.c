@@ -21,11 +21,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 struct large_arg {
@@ -61,6 +63,36 @@ static uint64_t rss_anon_kb(void)
     return strtoull(line + strlen("\nRssAnon:"), NULL, 10);
 }
 
+/* Child: the first line of /proc/sys/vm/overcommit_memory, or "unknown". */
+static const char *overcommit_mode(void)
+{
+    static char mode[16];
+    FILE *f = fopen("/proc/sys/vm/overcommit_memory", "re");
+    if (f == NULL || fgets(mode, sizeof mode, f) == NULL)
+        snprintf(mode, sizeof mode, "unknown");
+    if (f != NULL)
+        fclose(f);
+    mode[strcspn(mode, "\n")] = '\0';
+    return mode;
+}
+
+/* Child: RAM and swap, in GiB (sysinfo). */
+static double commit_room_gib(void)
+{
+    struct sysinfo si;
+    if (sysinfo(&si) != 0)
+        return NAN;
+    return ((double)si.totalram + (double)si.totalswap) * si.mem_unit / (double)(1u << 30);
+}
+
+/* Child: does heuristic overcommit (mode 0) refuse a private writable
+ * mapping of the segment's size here? */
+static int overcommit_refuses(const struct bench *b)
+{
+    return strcmp(overcommit_mode(), "0") == 0 &&
+           (double)b->large_seg / (1u << 30) > commit_room_gib();
+}
+
 static void child_large(const struct bench *b, const void *argp, void *outp)
 {
     const struct large_arg *a = argp;
@@ -75,7 +107,16 @@ static void child_large(const struct bench *b, const void *argp, void *outp)
 
     r->rss_base = rss_anon_kb();
     CHECK(lrvm_open(a->dir, &o, &rvm));
-    CHECK(lrvm_map(rvm, SEG_NAME, b->large_seg, &base));
+    int rc = lrvm_map(rvm, SEG_NAME, b->large_seg, &base);
+    if (rc == LRVM_ENOMEM)
+        bench_child_fail("lrvm_map of the %.1f GiB segment failed: %s (%d); vm.overcommit_memory "
+                         "is %s, and the machine has %.1f GiB of RAM and swap%s",
+                         (double)b->large_seg / (1u << 30), lrvm_strerror(rc), rc,
+                         overcommit_mode(), commit_room_gib(),
+                         overcommit_refuses(b) ? ": under heuristic overcommit the kernel "
+                         "refuses a private writable mapping larger than that, unless it is "
+                         "made with MAP_NORESERVE" : "");
+    CHECK(rc);
     uint64_t *words = base;
     size_t npages = b->large_seg / b->page_size, wpp = b->page_size / 8;
     uint64_t seed = SEED, n = 0, peak = rss_anon_kb();
