@@ -8,8 +8,9 @@
  * pass, and its check catches a write the worker leaves undeclared.
  * lrvm-bench: a --quick run reports every workload, floor, section and
  * target, --plot leaves or draws its plot, and --only runs the parts
- * named and no other (its figures are not checked against speeds: speed
- * targets live in the benchmark, not in tests). The
+ * named and no other; the stall part runs when named, and a run without
+ * --only leaves it and the large part out (its figures are not checked
+ * against speeds: speed targets live in the benchmark, not in tests). The
  * kv example (legacy C on the heap) keeps its table whole through kills.
  *
  * The tools are found through $LRVMUTL, $LRVM_CRASHTEST, $LRVM_BENCH and
@@ -660,6 +661,40 @@ START_TEST(test_bench_only_runs_the_parts_named)
 }
 END_TEST
 
+/* The stall part, which only --only runs: its section, both kinds of
+ * commit with the truncations it waits for (3 with --quick), and its
+ * target lines. Nothing is checked against a speed or a latency. */
+START_TEST(test_bench_stall_runs_when_named)
+{
+    char *base = tu_tmpdir();
+    const char *stall_only[] = { bench(), "--quick", "--runs", "1", "--only", "stall",
+                                 "--dir", base, NULL };
+    struct run r;
+    run_argv(&r, stall_only);
+    ck_assert_msg(r.status == 0, "status %d:\n%s", r.status, r.out);
+    ck_assert_output_has(&r, "stall: explicit mode, a 256 MiB segment, transactions of 64 "
+                             "ranges of 64 bytes");
+    ck_assert_output_has(&r, "truncate_threshold 8 MiB (--quick");
+    ck_assert_output_has(&r, "stall flush: run 1/1");
+    ck_assert_output_has(&r, "stall no-flush: run 1/1");
+    for (int f = 0; f < 2; f++) {
+        const char *row = strstr(r.out, f ? "\n  flush    1/1 " : "\n  no-flush 1/1 ");
+        ck_assert_msg(row != NULL, "no %s row:\n%s", f ? "flush" : "no-flush", r.out);
+        size_t len = strcspn(row + 1, "\n");
+        ck_assert_msg(len > 6 && strncmp(row + 1 + len - 6, "     3", 6) == 0,
+                      "not 3 truncations: %.*s", (int)len, row + 1);
+    }
+    ck_assert_output_has(&r, "stall worst lrvm_commit latency, flush (worst of 1 run)");
+    ck_assert_output_has(&r, "stall worst lrvm_commit latency, no-flush (worst of 1 run)");
+    ck_assert_output_has(&r, "stall sustained no-flush tx/s: ");
+    ck_assert_output_lacks(&r, "large: a ");
+    ck_assert_output_lacks(&r, "small-tx");
+    ck_assert_output_lacks(&r, "FAILED");
+    ck_assert_int_eq(rmdir(base), 0);       /* the bench left nothing behind */
+    free(base);
+}
+END_TEST
+
 /* Split LINE (changed in place) at commas into at most MAX fields;
  * returns how many. */
 static int csv_split(char *line, char **field, int max)
@@ -800,6 +835,10 @@ START_TEST(test_bench_quick_run_reports_every_part)
     };
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
         ck_assert_output_has(&r, sections[i]);
+    /* large and stall run only when --only names them. */
+    ck_assert_output_lacks(&r, "large: a ");
+    ck_assert_output_lacks(&r, "stall: explicit mode");
+    ck_assert_output_lacks(&r, "large explicit");
     if (nmodes == 3) {
         ck_assert_output_has(&r, "uffd ns/page / mprotect ns/page, pages-16 no-flush");
         ck_assert_output_has(&r, "uffd floor: the copied batches");
@@ -962,6 +1001,7 @@ int main(void)
 
     tc = tu_tcase("bench", 120);
     tcase_add_test(tc, test_bench_only_runs_the_parts_named);
+    tcase_add_test(tc, test_bench_stall_runs_when_named);
     tcase_add_test(tc, test_bench_quick_run_reports_every_part);
     suite_add_tcase(s, tc);
 

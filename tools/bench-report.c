@@ -1,8 +1,8 @@
 /*
  * bench-report.c -- what lrvm-bench prints: the summaries (median, min,
  * max) of the runs that completed, the workload table or its CSV rows,
- * the sections of the floors, group commit, the heap and recovery, the
- * target lines, and the list of failed runs.
+ * the sections of the floors, group commit, the heap, recovery, large
+ * and stall, the target lines, and the list of failed runs.
  *
  * Reads results, never makes them: nothing here runs a measurement or
  * touches a store. bench_compute is the only function that writes to
@@ -10,6 +10,7 @@
  */
 #include "bench.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,10 +186,87 @@ static void compute_recovery(struct bench *b)
     }
 }
 
+/* The median of V[0..N), NAN for none. */
+static double median(const double *v, int n)
+{
+    return summarize(v, n).med;
+}
+
+static void compute_large(struct bench *b)
+{
+    double txs[MAX_RUNS], f[9][MAX_RUNS];
+    for (int m = 0; m < 2; m++)
+        for (int l = 0; l < 2; l++) {
+            struct large_row *row = &b->lg_rows[m][l];
+            int nv = 0;
+            row->full = 0;
+            row->tracking = -1;
+            for (int i = 0; i < b->runs; i++) {
+                const struct large_result *r = &b->lg_res[m][l][i];
+                if (r->tx == 0 || r->secs <= 0)
+                    continue;
+                txs[nv] = (double)r->tx / r->secs;
+                f[0][nv] = (double)r->tx;
+                f[1][nv] = (double)r->rss_base / 1024;
+                f[2][nv] = (double)r->rss_peak / 1024;
+                f[3][nv] = (double)r->rss_final / 1024;
+                f[4][nv] = (double)r->pages_private;
+                f[5][nv] = (double)r->pages_shadow;
+                f[6][nv] = (double)r->pages_released;
+                f[7][nv] = (double)r->truncations;
+                nv++;
+                row->full += !r->capped;
+                row->tracking = r->tracking;
+            }
+            row->ok = nv;
+            row->txs = summarize(txs, nv);
+            row->tx = median(f[0], nv);
+            row->base_mib = median(f[1], nv);
+            row->peak_mib = median(f[2], nv);
+            row->final_mib = median(f[3], nv);
+            row->pages_private = median(f[4], nv);
+            row->pages_shadow = median(f[5], nv);
+            row->pages_released = median(f[6], nv);
+            row->truncations = median(f[7], nv);
+        }
+}
+
+static void compute_stall(struct bench *b)
+{
+    double txs[MAX_RUNS], med[MAX_RUNS], p99[MAX_RUNS], max[MAX_RUNS], tx[MAX_RUNS],
+        tr[MAX_RUNS];
+    for (int f = 0; f < 2; f++) {
+        struct stall_row *row = &b->st_rows[f];
+        int nv = 0;
+        row->capped = 0;
+        for (int i = 0; i < b->runs; i++) {
+            const struct stall_result *r = &b->st_res[f][i];
+            if (r->tx == 0 || r->secs <= 0)
+                continue;
+            txs[nv] = (double)r->tx / r->secs;
+            med[nv] = r->med_us;
+            p99[nv] = r->p99_us;
+            max[nv] = r->max_us;
+            tx[nv] = (double)r->tx;
+            tr[nv++] = (double)r->truncations;
+            row->capped += r->capped;
+        }
+        row->ok = nv;
+        row->txs = summarize(txs, nv);
+        row->med_us = summarize(med, nv);
+        row->p99_us = summarize(p99, nv);
+        row->max_us = summarize(max, nv);
+        row->tx = median(tx, nv);
+        row->truncations = median(tr, nv);
+    }
+}
+
 void bench_compute(struct bench *b)
 {
     compute_workloads(b);
     compute_recovery(b);
+    compute_large(b);
+    compute_stall(b);
 }
 
 /* ------------------------------------------------------------ printing */
@@ -426,6 +504,103 @@ static void print_recovery(const struct bench *b, FILE *o)
     fprintf(o, "(MB = 10^6 bytes)\n");
 }
 
+static const char *tracker_name(int tracking)
+{
+    switch (tracking) {
+    case LRVM_TRACK_EXPLICIT: return "explicit";
+    case LRVM_TRACK_MPROTECT: return "mprotect";
+    case LRVM_TRACK_UFFD:     return "uffd";
+    default:                  return "-";
+    }
+}
+
+static double gib(uint64_t bytes)
+{
+    return (double)bytes / (double)(1u << 30);
+}
+
+/* The resident limit of configuration L of the large part, in bytes. */
+static size_t large_limit(const struct bench *b, int l)
+{
+    return l ? LARGE_LIMIT : b->default_limit;
+}
+
+static void print_large(const struct bench *b, FILE *o)
+{
+    char s[80], lim[40], d[24], t[40];
+    fprintf(o, "\nlarge: a %.1f GiB segment (the smaller of twice physical memory, 2 x %.1f "
+               "GiB, and %.0f GiB) mapped with lrvm_map; per run %" PRIu64 " no-flush "
+               "transactions, each storing one 8-byte word at a random page (xorshift64, "
+               "seed %u); explicit: lrvm_set_range then the store; auto: LRVM_TRACK_AUTO, the "
+               "store alone; each run in a process of its own, stopped after %.0f s at most\n",
+            gib(b->large_seg), gib(b->phys_bytes), gib(b->quick ? LARGE_QUICK : LARGE_MAX),
+            b->large_tx, SEED, b->large_cap);
+    if (b->large_skipped) {
+        fprintf(o, "  skipped: needs %.1f GiB free where the stores are (the segment, whose "
+                   "blocks lrvm_map reserves, and 1 GiB for the log and truncation); %.1f GiB "
+                   "free\n", gib(b->large_need), gib(b->large_free));
+        return;
+    }
+    fprintf(o, "  RssAnon (/proc/self/status, MiB): base before lrvm_open, peak of the samples "
+               "every %d transactions and at the end, final after the last lrvm_flush; "
+               "pages: lrvm_stats at the end\n", LARGE_SAMPLE);
+    fprintf(o, "  resident_limit 0 (default) is %zu MiB here: 256 MiB, or an eighth of physical "
+               "memory when that is less\n", b->default_limit >> 20);
+    fprintf(o, "  %-8s %-8s %-15s %-5s %-26s %-16s %7s %7s %7s %9s %9s %9s %6s\n", "mode",
+            "tracker", "resident limit", "runs", "tx/s median (min-max)", "transactions",
+            "base", "peak", "final", "private", "shadow", "released", "trunc");
+    for (int m = 0; m < 2; m++)
+        for (int l = 0; l < 2; l++) {
+            const struct large_row *r = &b->lg_rows[m][l];
+            snprintf(lim, sizeof lim, "%zu MiB%s", large_limit(b, l) >> 20,
+                     l ? "" : " (def)");
+            snprintf(d, sizeof d, "%d/%d", r->ok, b->runs);
+            if (r->ok == 0) {
+                fprintf(o, "  %-8s %-8s %-15s %-5s FAILED\n", bench_large_mode_names[m], "-",
+                        lim, d);
+                continue;
+            }
+            snprintf(t, sizeof t, "%.0f%s", r->tx, r->full < r->ok ? " (cap)" : "");
+            fprintf(o, "  %-8s %-8s %-15s %-5s %-26s %-16s %7.1f %7.1f %7.1f %9.0f %9.0f %9.0f "
+                       "%6.0f\n", bench_large_mode_names[m], tracker_name(r->tracking), lim, d,
+                    fmt_sum(s, sizeof s, r->txs, 0), t, r->base_mib, r->peak_mib, r->final_mib,
+                    r->pages_private, r->pages_shadow, r->pages_released, r->truncations);
+        }
+    fprintf(o, "  (figures are medians of the runs that completed; \"(cap)\": the time cap "
+               "stopped a run before its %" PRIu64 " transactions)\n", b->large_tx);
+}
+
+static void print_stall(const struct bench *b, FILE *o)
+{
+    char s[80], u[80], v[80], w[80], d[24];
+    fprintf(o, "\nstall: explicit mode, a %zu MiB segment, transactions of %d ranges of %d "
+               "bytes (random %d-byte-aligned offsets: lrvm_set_range, then the stores); "
+               "truncate_threshold %zu MiB%s; each run stops at truncation %d "
+               "(or %" PRIu64 " transactions, or %.0f s)\n",
+            STALL_SEG >> 20, STALL_RANGES, STALL_RANGE, STALL_RANGE,
+            b->stall_threshold ? b->stall_threshold >> 20 : (size_t)32,
+            b->stall_threshold ? " (--quick; lrvm's default is 32 MiB)" : " (lrvm's default)",
+            b->stall_truncs, b->stall_max_tx, b->stall_cap);
+    fprintf(o, "  latency: each lrvm_commit on CLOCK_MONOTONIC; tx/s: transactions over the "
+               "wall time of the whole loop, truncations (and a no-flush run's final "
+               "lrvm_flush) included\n");
+    fprintf(o, "  %-8s %-5s %-24s %-24s %-24s %-26s %8s %6s\n", "commit", "runs",
+            "tx/s median (min-max)", "median us (min-max)", "p99 us (min-max)",
+            "worst us (min-max)", "tx", "trunc");
+    for (int f = 1; f >= 0; f--) {
+        const struct stall_row *r = &b->st_rows[f];
+        snprintf(d, sizeof d, "%d/%d", r->ok, b->runs);
+        if (r->ok == 0) {
+            fprintf(o, "  %-8s %-5s FAILED\n", bench_flush_name(f), d);
+            continue;
+        }
+        fprintf(o, "  %-8s %-5s %-24s %-24s %-24s %-26s %8.0f %6.0f%s\n", bench_flush_name(f),
+                d, fmt_sum(s, sizeof s, r->txs, 0), fmt_sum(u, sizeof u, r->med_us, 1),
+                fmt_sum(v, sizeof v, r->p99_us, 1), fmt_sum(w, sizeof w, r->max_us, 0), r->tx,
+                r->truncations, r->capped ? "  (stopped by the cap)" : "");
+    }
+}
+
 /* Everything but the workload table and the targets: the floors, then the
  * sections of the parts that ran. */
 static void print_sections(const struct bench *b, FILE *o)
@@ -439,6 +614,10 @@ static void print_sections(const struct bench *b, FILE *o)
         print_heap(b, o);
     if (bench_part_runs(b, PART_RECOVERY))
         print_recovery(b, o);
+    if (bench_part_runs(b, PART_STALL))
+        print_stall(b, o);
+    if (bench_part_runs(b, PART_LARGE))
+        print_large(b, o);
 }
 
 static void target_line(FILE *o, const char *what, double value, const char *unit,
@@ -452,6 +631,49 @@ static void target_line(FILE *o, const char *what, double value, const char *uni
         snprintf(v, sizeof v, "%.2f%s", value, unit);
     snprintf(t, sizeof t, "%s %.2f%s", at_most ? "<=" : ">=", limit, unit);
     fprintf(o, "  %-66s %12s  target %-10s %s\n", what, v, t, met ? "met" : "NOT met");
+}
+
+/* Issue 18's targets: the large part's memory, the stall part's worst
+ * commit. */
+static void print_targets_18(const struct bench *b, FILE *o)
+{
+    char what[120], v[40], t[40];
+    if (bench_part_runs(b, PART_STALL)) {
+        for (int f = 1; f >= 0; f--) {
+            const struct stall_row *r = &b->st_rows[f];
+            snprintf(what, sizeof what, "stall worst lrvm_commit latency, %s (worst of %d run%s)",
+                     bench_flush_name(f), r->ok, r->ok == 1 ? "" : "s");
+            target_line(o, what, r->ok ? r->max_us.max / 1e3 : NAN, " ms", 1, 20);
+        }
+        fprintf(o, "  stall sustained no-flush tx/s: %.0f; target: at least 1.5x the figure "
+                   "before the change, which is in README.md's table (this bench cannot run "
+                   "the old library)\n", b->st_rows[0].txs.med);
+    }
+    if (!bench_part_runs(b, PART_LARGE))
+        return;
+    if (b->large_skipped) {
+        fprintf(o, "  large: skipped (too little free space): its targets not measured\n");
+        return;
+    }
+    fprintf(o, "  large: peak RssAnon at most 1.5 x the resident limit + 64 MiB, and every "
+               "run makes all its transactions\n");
+    for (int m = 0; m < 2; m++)
+        for (int l = 0; l < 2; l++) {
+            const struct large_row *r = &b->lg_rows[m][l];
+            size_t lim = large_limit(b, l);
+            snprintf(what, sizeof what, "large %s, limit %zu MiB%s: peak RssAnon%s",
+                     bench_large_mode_names[m], lim >> 20, l ? "" : " (default)",
+                     r->full < r->ok ? " (capped run)" : "");
+            target_line(o, what, r->ok ? r->peak_mib : NAN, " MiB", 1,
+                        1.5 * (double)(lim >> 20) + 64);
+            snprintf(what, sizeof what, "large %s, limit %zu MiB%s: runs with all %" PRIu64
+                     " tx", bench_large_mode_names[m], lim >> 20, l ? "" : " (default)",
+                     b->large_tx);
+            snprintf(v, sizeof v, "%d/%d", r->full, b->runs);
+            snprintf(t, sizeof t, "%d/%d", b->runs, b->runs);
+            fprintf(o, "  %-66s %12s  target %-10s %s\n", what, v, t,
+                    r->full == b->runs ? "met" : "NOT met");
+        }
 }
 
 static void print_targets(const struct bench *b, FILE *o)
@@ -469,7 +691,8 @@ static void print_targets(const struct bench *b, FILE *o)
     char what[120];
     if (!bench_part_runs(b, PART_SMALL_TX) && !bench_part_runs(b, PART_PAGES_256) &&
         !bench_part_runs(b, PART_PAGES_16) && !bench_part_runs(b, PART_THREADS) &&
-        !bench_part_runs(b, PART_RECOVERY))
+        !bench_part_runs(b, PART_RECOVERY) && !bench_part_runs(b, PART_LARGE) &&
+        !bench_part_runs(b, PART_STALL))
         return;                             /* no part with a target ran */
     fprintf(o, "\ntargets (from the medians above; with --only, those of the parts run)\n");
     if (bench_part_runs(b, PART_PAGES_256)) {
@@ -525,6 +748,7 @@ static void print_targets(const struct bench *b, FILE *o)
                      bench_shape_names[sh], bench_state_names[st]);
             target_line(o, what, b->rec_rows[sh][st].ratio, "x", 0, 0.5);
         }
+    print_targets_18(b, o);
 }
 
 void bench_report(const struct bench *b)

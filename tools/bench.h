@@ -31,15 +31,26 @@
 #define PATH_LEN      4200
 #define MAX_NOTES     64                    /* failed runs described at the end */
 #define NOTE_LEN      240
+#define LARGE_MAX     ((size_t)32 << 30)    /* large: segment size at most (full run) */
+#define LARGE_QUICK   ((size_t)4 << 30)     /* large: segment size at most (--quick) */
+#define LARGE_ROOM    ((size_t)1 << 30)     /* large: free space asked beyond the segment */
+#define LARGE_LIMIT   ((size_t)64 << 20)    /* large: the resident_limit set by hand */
+#define LARGE_SAMPLE  1000                  /* large: transactions between RssAnon samples */
+#define STALL_SEG     ((size_t)256 << 20)   /* stall: the segment */
+#define STALL_RANGES  64                    /* stall: ranges per transaction */
+#define STALL_RANGE   64                    /* stall: bytes per range, and their alignment */
 
 /* ------------------------------------------------------------ what is measured */
 
-/* What --only can name: the workloads first, in the order of bench_workloads[]. */
+/* What --only can name: the workloads first, in the order of bench_workloads[].
+ * large and stall run only when --only names them (DEFAULT_PARTS). */
 enum {
     PART_SMALL_TX, PART_PAGES_1, PART_PAGES_16, PART_PAGES_256, PART_SEQ_64,
-    PART_HEAP, PART_GROUP, PART_THREADS, PART_PMEMOBJ, PART_RECOVERY, NPARTS
+    PART_HEAP, PART_GROUP, PART_THREADS, PART_PMEMOBJ, PART_RECOVERY,
+    PART_LARGE, PART_STALL, NPARTS
 };
 #define WORKLOAD_PARTS 0x1fu
+#define DEFAULT_PARTS  ((1u << PART_LARGE) - 1)   /* a run without --only */
 
 enum { W_SMALL, W_PAGES, W_SEQ };
 
@@ -132,6 +143,27 @@ struct rfloor_result {
     double   cached;          /* cold: largest fraction of a file left cached */
 };
 
+/* large: one configuration's run. */
+struct large_result {
+    uint64_t tx;              /* transactions committed (0: the run failed) */
+    double   secs;            /* the loop, the final lrvm_flush included */
+    int      capped;          /* the time cap stopped it before all its transactions */
+    int      tracking;        /* lrvm_stats' tracking */
+    uint64_t rss_base, rss_peak, rss_final;   /* RssAnon, kB: before lrvm_open, the
+                                                 largest sample, after the final flush */
+    uint64_t pages_private, pages_shadow, pages_released, truncations;  /* lrvm_stats, at
+                                                                           the end */
+};
+
+/* stall: one run. */
+struct stall_result {
+    uint64_t tx;              /* transactions committed (0: the run failed) */
+    uint64_t truncations;     /* during the loop */
+    double   secs;            /* wall time of the loop, truncations included */
+    double   med_us, p99_us, max_us;   /* lrvm_commit latency */
+    int      capped;          /* stopped by the cap before its truncations */
+};
+
 /* The runs of one measurement: median, min, max of the n that completed. */
 struct summary {
     double med, min, max;
@@ -145,6 +177,24 @@ struct row {
     struct summary txs, nsp;     /* tx/s; ns per page (no-flush rows) */
     double         pages_per_tx, bytes_per_tx, fsyncs_per_tx, truncations;
     double         floor_ns, ratio;  /* auto no-flush rows */
+};
+
+struct large_row {
+    int            ok;             /* runs that completed (all their transactions or not) */
+    int            full;           /* runs that committed all their transactions */
+    struct summary txs;            /* tx/s */
+    double         tx;             /* medians of the runs that completed: */
+    double         base_mib, peak_mib, final_mib;
+    double         pages_private, pages_shadow, pages_released, truncations;
+    int            tracking;       /* of the last run that completed; -1 none */
+};
+
+struct stall_row {
+    int            ok;
+    struct summary txs;            /* sustained tx/s */
+    struct summary med_us, p99_us, max_us;
+    double         tx, truncations;   /* medians */
+    int            capped;         /* runs stopped by the cap */
 };
 
 struct rec_row {
@@ -174,8 +224,19 @@ struct bench {
     int         auto_tracker;  /* LRVM_TRACK_* that LRVM_TRACK_AUTO takes here */
     const char *plot, *dir;
     unsigned    parts;         /* bit p: part p runs (--only) */
+    uint64_t    large_tx;      /* large: transactions per run */
+    double      large_cap;     /* large: seconds at most per run */
+    int         stall_truncs;  /* stall: truncations a run stops at */
+    size_t      stall_threshold;  /* stall: truncate_threshold (0: the default) */
+    uint64_t    stall_max_tx;  /* stall: transactions at most per run */
+    double      stall_cap;     /* stall: seconds at most per run */
 
     size_t page_size, seg_pages;
+    uint64_t phys_bytes;       /* physical memory */
+    size_t large_seg;          /* large: the segment, from phys_bytes */
+    size_t default_limit;      /* resident_limit 0 means this here */
+    int    large_skipped;      /* large: too little free space; not run */
+    uint64_t large_need, large_free;   /* bytes, when skipped */
     char   root[PATH_LEN];     /* made by this run, removed at exit */
     int    root_made;
 
@@ -194,6 +255,8 @@ struct bench {
     struct mklog_result      mk_res[NSHAPES][MAX_RUNS];           /* [shape][run] */
     struct recover_result    rc_res[NSHAPES][NSTATES][MAX_RUNS];  /* [shape][state][run] */
     struct rfloor_result     rf_res[NSHAPES][NSTATES][MAX_RUNS];  /* [shape][state][run] */
+    struct large_result      lg_res[2][2][MAX_RUNS];  /* [explicit, auto][default, 64 MiB][run] */
+    struct stall_result      st_res[2][MAX_RUNS];     /* [no-flush, flush][run] */
 
     /* Their summaries, made by bench_compute. */
     struct row     rows[NWORK][NMODES][2];
@@ -207,6 +270,8 @@ struct bench {
     double         rec_log_mb[NSHAPES], rec_commits[NSHAPES];  /* means of the logs made */
     double         rec_cached;  /* cold runs: largest fraction of a file left cached,
                                    NAN when none was measured */
+    struct large_row lg_rows[2][2];
+    struct stall_row st_rows[2];
 };
 
 static inline int bench_part_runs(const struct bench *b, int part)
@@ -313,6 +378,16 @@ void bench_pmemobj_runs(struct bench *b);
 
 /* bench-recovery.c: every run of recovery and of its read floors. */
 void bench_recovery_runs(struct bench *b);
+
+extern const char *const bench_large_mode_names[2];   /* bench-large.c */
+
+/* bench-large.c: every run of the large part (a segment of twice physical
+ * memory, at most 32 GiB; skipped when the file system lacks the room). */
+void bench_large_runs(struct bench *b);
+
+/* bench-stall.c: every run of the stall part (commit latency across
+ * truncations). */
+void bench_stall_runs(struct bench *b);
 
 /* bench-report.c: the summaries from the results, then the printed report
  * (to stdout; with --csv, the CSV rows to stdout and the rest to stderr). */

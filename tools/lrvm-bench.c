@@ -35,6 +35,18 @@
  *              (16-256 bytes) among 64K live blocks, and an 8-byte store
  *              into the new block; both modes, against the same loop on
  *              the C library's malloc and free (the heap floor)
+ * Memory and truncation, run only when --only names them (issue 18):
+ *   large      a segment of twice the physical memory or 32 GiB, the smaller
+ *              (--quick: 4 GiB), 1,000,000 no-flush transactions (--quick:
+ *              100,000) each storing one 8-byte word at a random page, in
+ *              explicit and auto mode, each with the default resident_limit
+ *              and with 64 MiB: tx/s and the process's RssAnon (before
+ *              lrvm_open, its peak, at the end) with lrvm_stats' resident
+ *              page counters; skipped when the file system lacks the room
+ *   stall      explicit mode, a 256 MiB segment, transactions of 64 ranges of
+ *              64 bytes, flushed and no-flush, until the 5th truncation (3rd
+ *              with --quick, whose threshold is 8 MiB): each lrvm_commit's
+ *              latency (median, p99, worst) and tx/s over the whole loop
  * Comparison, when built with PMDK's libpmemobj (bench-pmem.c):
  *   pmemobj    small-tx as libpmemobj transactions, pmem forced and CPU
  *              cache flushes off (PMEM_IS_PMEM_FORCE=1, PMEM_NO_FLUSH=1)
@@ -59,7 +71,8 @@
  *
  * The files: this one is the harness (the command line, the directory of
  * the run, the child processes, the failures, the rounds and main);
- * bench-floors.c, bench-workloads.c and bench-recovery.c measure;
+ * bench-floors.c, bench-workloads.c, bench-recovery.c, bench-large.c and
+ * bench-stall.c measure;
  * bench-report.c and bench-plot.c show; bench.h is what they share, with
  * the program's whole state in one struct bench that main owns. The
  * harness measures nothing and prints no figure itself.
@@ -82,7 +95,7 @@
 /* What --only can name, in the order of the PART_ constants. */
 static const char *const part_names[NPARTS] = {
     "small-tx", "pages-1", "pages-16", "pages-256", "seq-64",
-    "heap", "group", "threads", "pmemobj", "recovery",
+    "heap", "group", "threads", "pmemobj", "recovery", "large", "stall",
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -234,11 +247,16 @@ static void usage(FILE *o)
                "                  [--plot FILE.png]\n"
                "  --runs N     repeat every measurement N times (default 5; 3 with --quick)\n"
                "  --quick      fewer transactions, 1 recovery run per log shape and page cache\n"
-               "               state, with 32 MiB logs (< 1 min)\n"
+               "               state, with 32 MiB logs (< 1 min); shrinks large and stall\n"
                "  --only LIST  run only these parts, comma-separated: small-tx, pages-1,\n"
                "               pages-16, pages-256, seq-64, heap, group, threads,\n"
-               "               pmemobj, recovery\n"
-               "               (the floors they are set against run with them)\n"
+               "               pmemobj, recovery, large, stall\n"
+               "               (the floors they are set against run with them);\n"
+               "               large and stall run only when named here: large maps a\n"
+               "               segment of twice physical memory or 32 GiB (4 GiB with\n"
+               "               --quick), needs that much free space and 1 GiB more,\n"
+               "               and takes minutes per run; stall times each commit\n"
+               "               across truncations\n"
                "  --dir DIR    make the stores in a new directory under DIR (default $TMPDIR or /tmp)\n"
                "  --csv        print the workload rows as CSV (other sections go to stderr)\n"
                "  --plot FILE  draw ns/page against P with gnuplot into FILE (PNG)\n"
@@ -280,6 +298,12 @@ static void set_sizes(struct bench *b, int runs)
         b->tx_div = 10;
         b->copied_pages = 32768;
         b->fresh_passes = 1;
+        b->large_tx = 100000;
+        b->large_cap = 120;
+        b->stall_truncs = 3;
+        b->stall_threshold = (size_t)8 << 20;
+        b->stall_max_tx = 50000;
+        b->stall_cap = 60;
     } else {
         b->runs = runs ? runs : 5;
         b->rec_runs = b->runs;
@@ -288,6 +312,12 @@ static void set_sizes(struct bench *b, int runs)
         b->tx_div = 1;
         b->copied_pages = 262144;
         b->fresh_passes = 4;
+        b->large_tx = 1000000;
+        b->large_cap = 600;
+        b->stall_truncs = 5;
+        b->stall_threshold = 0;             /* lrvm's default, 32 MiB */
+        b->stall_max_tx = 200000;
+        b->stall_cap = 300;
     }
 }
 
@@ -308,7 +338,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     int runs = 0, c;
-    b->parts = (1u << NPARTS) - 1;
+    b->parts = DEFAULT_PARTS;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'r': {
@@ -362,11 +392,24 @@ static const char *fs_name(const char *path)
     }
 }
 
-/* The page size, and the run's own directory under --dir, $TMPDIR or /tmp. */
+/* The page size, what the machine's memory makes of the large part's
+ * sizes, and the run's own directory under --dir, $TMPDIR or /tmp. */
 static void make_root(struct bench *b)
 {
     b->page_size = (size_t)sysconf(_SC_PAGESIZE);
     b->seg_pages = SEG_SIZE / b->page_size;
+    long phys = sysconf(_SC_PHYS_PAGES);
+    if (phys <= 0)
+        bench_die(b, "sysconf(_SC_PHYS_PAGES) failed");
+    b->phys_bytes = (uint64_t)phys * b->page_size;
+    /* resident_limit 0, as lrvm.h says: 256 MiB, or an eighth of the
+     * machine's memory when that is less. */
+    b->default_limit = (size_t)256 << 20;
+    if (b->phys_bytes / 8 < b->default_limit)
+        b->default_limit = (size_t)(b->phys_bytes / 8);
+    b->large_seg = b->quick ? LARGE_QUICK : LARGE_MAX;
+    if (2 * b->phys_bytes < b->large_seg)
+        b->large_seg = (size_t)(2 * b->phys_bytes);
     const char *parent = b->dir;
     if (parent == NULL) {
         parent = getenv("TMPDIR");
@@ -422,7 +465,7 @@ static void print_header(struct bench *b)
                   "segment %zu MiB, page %zu B; timed loops capped at %.2f s; %ld CPUs\n",
             b->quick ? " --quick" : "", b->runs, b->runs == 1 ? "" : "s", recs,
             SEG_SIZE >> 20, b->page_size, b->cap, sysconf(_SC_NPROCESSORS_ONLN));
-    if (b->parts != (1u << NPARTS) - 1) {
+    if (b->parts != DEFAULT_PARTS) {
         fprintf(info, "only:");
         for (int p = 0; p < NPARTS; p++)
             if (bench_part_runs(b, p))
@@ -446,6 +489,8 @@ static void run_all(struct bench *b)
     }
     bench_pmemobj_runs(b);
     bench_recovery_runs(b);
+    bench_stall_runs(b);
+    bench_large_runs(b);
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,144 @@
+/*
+ * bench-stall.c -- the stall part: how long an lrvm_commit can take when
+ * it is the one that truncates. Explicit mode on a 256 MiB segment,
+ * transactions of 64 ranges of 64 bytes at random 64-byte-aligned
+ * offsets, with flushed and with no-flush commits, until the log has
+ * been truncated a number of times (or a cap): every lrvm_commit timed on
+ * CLOCK_MONOTONIC, and the transactions a second sustained over the
+ * whole loop, truncations included.
+ *
+ * Each run is a child on a store of its own. It stores results in struct
+ * bench and prints nothing but progress.
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct stall_arg {
+    char dir[PATH_LEN];
+    int  flush;              /* 1: flushed commits, 0: LRVM_NO_FLUSH */
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static uint64_t ns_between(const struct timespec *a, const struct timespec *b)
+{
+    return (uint64_t)((b->tv_sec - a->tv_sec) * 1000000000LL + (b->tv_nsec - a->tv_nsec));
+}
+
+static void child_stall(const struct bench *b, const void *argp, void *outp)
+{
+    const struct stall_arg *a = argp;
+    struct stall_result *r = outp;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT,
+                         .truncate_threshold = b->stall_threshold };
+    int cflags = a->flush ? 0 : LRVM_NO_FLUSH;
+    size_t page_size = b->page_size, seg_pages = STALL_SEG / page_size;
+    size_t slots = STALL_SEG / STALL_RANGE;
+    lrvm_t *rvm;
+    lrvm_tx_t *tx;
+    lrvm_stats_t s0, s1;
+    void *base;
+
+    /* Every latency, kept until the loop ends: no allocation inside it. */
+    uint64_t *lat = malloc(b->stall_max_tx * sizeof *lat);
+    if (lat == NULL)
+        bench_child_fail("out of memory");
+    memset(lat, 0, b->stall_max_tx * sizeof *lat);
+    CHECK(lrvm_open(a->dir, &o, &rvm));
+    CHECK(lrvm_map(rvm, SEG_NAME, STALL_SEG, &base));
+    char *seg = base;
+
+    /* Warm-up, untimed: change a word of every page, so every page is a
+     * private copy, then fold that into the file: the loop starts with an
+     * empty log. */
+    for (size_t p = 0; p < seg_pages; p += WARM_BATCH) {
+        CHECK(lrvm_begin(rvm, 1, &base, &tx));
+        for (size_t q = p; q < p + WARM_BATCH && q < seg_pages; q++) {
+            uint64_t *wp = (uint64_t *)(seg + q * page_size);
+            CHECK(lrvm_set_range(tx, wp, 8));
+            *wp ^= ALL_BYTES;
+        }
+        CHECK(lrvm_commit(tx, LRVM_NO_FLUSH));
+    }
+    CHECK(lrvm_flush(rvm));
+    CHECK(lrvm_truncate(rvm));
+    CHECK(lrvm_stats(rvm, &s0));
+
+    uint64_t seed = SEED, n = 0, truncs = 0;
+    double t0 = now(), deadline = t0 + b->stall_cap;
+    while (n < b->stall_max_tx) {
+        struct timespec c0, c1;
+        CHECK(lrvm_begin(rvm, 1, &base, &tx));
+        for (int i = 0; i < STALL_RANGES; i++) {
+            uint64_t *wp = (uint64_t *)(seg + (xorshift64(&seed) % slots) * STALL_RANGE);
+            uint64_t v = xorshift64(&seed) | ALL_BYTES;
+            CHECK(lrvm_set_range(tx, wp, STALL_RANGE));
+            for (size_t k = 0; k < STALL_RANGE / 8; k++)
+                wp[k] ^= v;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &c0);
+        int rc = lrvm_commit(tx, cflags);
+        clock_gettime(CLOCK_MONOTONIC, &c1);
+        CHECK(rc);
+        lat[n++] = ns_between(&c0, &c1);
+        CHECK(lrvm_stats(rvm, &s1));
+        truncs = s1.truncations - s0.truncations;
+        if (truncs >= (uint64_t)b->stall_truncs)
+            break;
+        if ((double)c1.tv_sec + (double)c1.tv_nsec * 1e-9 >= deadline)
+            break;
+    }
+    if (!a->flush)
+        CHECK(lrvm_flush(rvm));       /* the no-flush commits become durable */
+    r->secs = now() - t0;
+
+    qsort(lat, n, sizeof *lat, cmp_u64);
+    size_t p99 = (size_t)((n * 99 + 99) / 100);     /* ceil(0.99 n), 1-based */
+    r->tx = n;
+    r->truncations = truncs;
+    r->capped = truncs < (uint64_t)b->stall_truncs;
+    r->med_us = (n % 2 ? (double)lat[n / 2] : ((double)lat[n / 2 - 1] + (double)lat[n / 2]) / 2)
+                / 1e3;
+    r->p99_us = (double)lat[p99 - 1] / 1e3;
+    r->max_us = (double)lat[n - 1] / 1e3;
+    free(lat);
+    CHECK(lrvm_close(rvm));
+}
+
+void bench_stall_runs(struct bench *b)
+{
+    char path[PATH_LEN], what[160];
+    if (!bench_part_runs(b, PART_STALL))
+        return;
+    bench_path_join(b, path, b->root, "stall");
+    for (int i = 0; i < b->runs; i++)
+        for (int f = 1; f >= 0; f--) {
+            struct stall_arg a = { .flush = f };
+            struct stall_result *r = &b->st_res[f][i];
+            memcpy(a.dir, path, sizeof a.dir);
+            snprintf(what, sizeof what, "stall %s", bench_flush_name(f));
+            bench_progress("%s: run %d/%d, until %d truncations...", what, i + 1, b->runs,
+                           b->stall_truncs);
+            bench_rm_rf(path);
+            if (bench_run_child(b, what, child_stall, &a, r, sizeof *r) == 0) {
+                if (r->tx == 0)
+                    bench_add_failure(b, "%s: nothing measured", what);
+                else
+                    bench_progress("%s: %" PRIu64 " transactions, %" PRIu64 " truncations, "
+                                   "%.1f s%s", what, r->tx, r->truncations, r->secs,
+                                   r->capped ? " (stopped by the cap)" : "");
+            }
+            bench_rm_rf(path);
+        }
+}
