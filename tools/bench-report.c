@@ -195,7 +195,7 @@ static double median(const double *v, int n)
 static void compute_large(struct bench *b)
 {
     double txs[MAX_RUNS], f[9][MAX_RUNS];
-    for (int m = 0; m < 2; m++)
+    for (int m = 0; m < LARGE_MODES; m++)
         for (int l = 0; l < 2; l++) {
             struct large_row *row = &b->lg_rows[m][l];
             int nv = 0;
@@ -549,7 +549,7 @@ static void print_large(const struct bench *b, FILE *o)
     fprintf(o, "  %-8s %-8s %-15s %-5s %-26s %-16s %7s %7s %7s %9s %9s %9s %6s\n", "mode",
             "tracker", "resident limit", "runs", "tx/s median (min-max)", "transactions",
             "base", "peak", "final", "private", "shadow", "released", "trunc");
-    for (int m = 0; m < 2; m++)
+    for (int m = 0; m < LARGE_MODES; m++)
         for (int l = 0; l < 2; l++) {
             const struct large_row *r = &b->lg_rows[m][l];
             snprintf(lim, sizeof lim, "%zu MiB%s", large_limit(b, l) >> 20,
@@ -657,7 +657,7 @@ static void print_targets_18(const struct bench *b, FILE *o)
     }
     fprintf(o, "  large: peak RssAnon at most 1.5 x the resident limit + 64 MiB, and every "
                "run makes all its transactions\n");
-    for (int m = 0; m < 2; m++)
+    for (int m = 0; m < LARGE_MODES; m++)
         for (int l = 0; l < 2; l++) {
             const struct large_row *r = &b->lg_rows[m][l];
             size_t lim = large_limit(b, l);

@@ -36,6 +36,7 @@
 #define LARGE_ROOM    ((size_t)1 << 30)     /* large: free space asked beyond the segment */
 #define LARGE_LIMIT   ((size_t)64 << 20)    /* large: the resident_limit set by hand */
 #define LARGE_SAMPLE  1000                  /* large: transactions between RssAnon samples */
+#define LARGE_MODES   3                     /* large: explicit, auto, auto on the mprotect tracker */
 #define STALL_SEG     ((size_t)256 << 20)   /* stall: the segment */
 #define STALL_RANGES  64                    /* stall: ranges per transaction */
 #define STALL_RANGE   64                    /* stall: bytes per range, and their alignment */
@@ -255,7 +256,7 @@ struct bench {
     struct mklog_result      mk_res[NSHAPES][MAX_RUNS];           /* [shape][run] */
     struct recover_result    rc_res[NSHAPES][NSTATES][MAX_RUNS];  /* [shape][state][run] */
     struct rfloor_result     rf_res[NSHAPES][NSTATES][MAX_RUNS];  /* [shape][state][run] */
-    struct large_result      lg_res[2][2][MAX_RUNS];  /* [explicit, auto][default, 64 MiB][run] */
+    struct large_result      lg_res[LARGE_MODES][2][MAX_RUNS];  /* [mode][default, 64 MiB][run] */
     struct stall_result      st_res[2][MAX_RUNS];     /* [no-flush, flush][run] */
 
     /* Their summaries, made by bench_compute. */
@@ -270,7 +271,7 @@ struct bench {
     double         rec_log_mb[NSHAPES], rec_commits[NSHAPES];  /* means of the logs made */
     double         rec_cached;  /* cold runs: largest fraction of a file left cached,
                                    NAN when none was measured */
-    struct large_row lg_rows[2][2];
+    struct large_row lg_rows[LARGE_MODES][2];
     struct stall_row st_rows[2];
 };
 
@@ -379,7 +380,7 @@ void bench_pmemobj_runs(struct bench *b);
 /* bench-recovery.c: every run of recovery and of its read floors. */
 void bench_recovery_runs(struct bench *b);
 
-extern const char *const bench_large_mode_names[2];   /* bench-large.c */
+extern const char *const bench_large_mode_names[LARGE_MODES];   /* bench-large.c */
 
 /* bench-large.c: every run of the large part (a segment of twice physical
  * memory, at most 32 GiB; skipped when the file system lacks the room). */
