@@ -290,7 +290,7 @@ static void child_threads(const struct bench *b, const void *argp, void *outp)
 
     CHECK(lrvm_open(a->dir, &o, &rvm));
     for (int t = 0; t < a->threads; t++) {
-        char name[16];
+        char name[24];                  /* "thread" and any int */
         snprintf(name, sizeof name, "thread%d", t);
         w[t] = (struct worker){ .rvm = rvm, .index = t, .explicit = a->mode == BM_EXPLICIT };
         CHECK(lrvm_map(rvm, name, THREAD_SEG, &w[t].base));
