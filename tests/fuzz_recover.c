@@ -86,7 +86,7 @@ static unsigned char *build_log(const uint8_t *in, size_t n, size_t *len)
         abort();
     uint32_t version = n % 8 == 5 ? 1 : LRVM__LOG_VERSION;
     size_t hsize = version == 1 ? LRVM__REC_HEADER_V1 : LRVM__REC_HEADER_SIZE;
-    struct lrvm__log_header h = { version, 1, 1 };
+    struct lrvm__log_header h = { version, 1, 1, LRVM__LOG_HEADER_SIZE, 0, 0 };
     lrvm__log_header_encode(log, &h);
     size_t pos = LRVM__LOG_HEADER_SIZE, committed = pos;
     if (n > 0 && in[0] == 0xff) {                   /* raw: the scan's checks */
