@@ -8,6 +8,8 @@
  * lrvm-crashtest's (check_util, --resident-limit).
  */
 #define _GNU_SOURCE
+#include "internal.h"
+#include "faultio.h"
 #include "lrvm.h"
 #include "testutil.h"
 
@@ -59,6 +61,7 @@ static lrvm_t *open_limited(int tracking)
 static void setup(void)
 {
     unsetenv("LRVM_TRACKING");
+    lrvm__io_hold(0);
 }
 
 /* Is the page at ADDR in memory as a copy of this process's own (not the
@@ -232,6 +235,50 @@ START_TEST(test_resident_abort_after_release_restores)
 }
 END_TEST
 
+/* A page committed in the generation that a truncation is applying
+ * beside the commits is not in the file yet: it stays while that
+ * truncation is stopped at its segment sync, whatever the later commits
+ * add (up to the hard limit), and goes at the first commit after the
+ * truncation ended. */
+START_TEST(test_resident_retiring_generation_keeps_pages)
+{
+    for (size_t t = 0; t < sizeof trackers / sizeof trackers[0]; t++) {
+        if (!offered(trackers[t]))
+            continue;
+        const char *name = tracker_name(trackers[t]);
+        tu_rmrf(tu_dir);
+        lrvm_t *s = open_limited(trackers[t]);
+        unsigned char *a = tu_map(s, "a", (size_t)1 << 20);
+        unsigned char *b = tu_map(s, "b", (size_t)16 << 20);
+        store_tx(s, trackers[t], a, 16, 0x1111);
+        lrvm__io_hold(LRVM__IO_SYNC);
+        /* Past the limit a commit starts a truncation; no other thread
+         * commits, so the log's state may be read between calls. */
+        size_t i = 0;
+        for (; !s->log.lg_retiring; i++) {
+            ck_assert_msg(i < LIMIT_PAGES + 8, "%s: no truncation started", name);
+            store_tx(s, trackers[t], b, i * PAGE, i + 1);
+        }
+        for (int k = 0; lrvm__io_held() == 0; k++) {
+            ck_assert_msg(k < 30000, "%s: the truncation never reached its sync", name);
+            usleep(1000);
+        }
+        for (size_t end = i + 16; i < end; i++) {
+            store_tx(s, trackers[t], b, i * PAGE, i + 1);
+            ck_assert_msg(private_copy(a) && word_at(a, 16) == 0x1111,
+                          "%s: the page went before its generation was applied", name);
+        }
+        ck_assert_uint_eq(released(s), 0);
+        lrvm__io_hold(0);
+        (void)tu_wait_truncations(s, 1);
+        store_tx(s, trackers[t], b, i * PAGE, i + 1);
+        ck_assert_msg(released(s) > 0 && !private_copy(a), "%s: the page did not go", name);
+        ck_assert_uint_eq(word_at(a, 16), 0x1111);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
 /* The process's anonymous memory, from /proc/self/status, in bytes. */
 static size_t rss_anon(void)
 {
@@ -379,6 +426,7 @@ int main(void)
     tcase_add_test(tc, test_resident_released_page_reads_the_file);
     tcase_add_test(tc, test_resident_open_epochs_keep_their_pages);
     tcase_add_test(tc, test_resident_abort_after_release_restores);
+    tcase_add_test(tc, test_resident_retiring_generation_keeps_pages);
     tcase_add_test(tc, test_resident_limit_bounds_memory);
     tcase_add_test(tc, test_resident_ambient_stores_during_release);
     suite_add_tcase(s, tc);
