@@ -372,6 +372,11 @@ void lrvm__log_check(const struct lrvm__log *lg)
     LRVM__ASSERT(lg->lg_written % 8 == 0 && lg->lg_buf_used % 8 == 0);
     LRVM__ASSERT(lg->lg_written <= lg->lg_file_size);                   /* I4 */
     LRVM__ASSERT(lg->lg_next_txno >= lg->lg_first_txno);
+    LRVM__ASSERT(lg->lg_start >= LRVM__LOG_HEADER_SIZE && lg->lg_written >= lg->lg_start);
+    LRVM__ASSERT(lg->lg_wall == 0 || (lg->lg_retiring && lg->lg_written <= lg->lg_wall)); /* I7 */
+    LRVM__ASSERT(!lg->lg_retiring || lg->lg_start == lg->lg_ret.lr_next_start);
+    LRVM__ASSERT(!lg->lg_retiring || lg->lg_ret.lr_end == 0 ||
+                 lg->lg_start >= lg->lg_ret.lr_end || lg->lg_wall <= lg->lg_ret.lr_start);
 }
 #endif
 
