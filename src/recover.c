@@ -977,7 +977,9 @@ void lrvm__trunc_stop(lrvm_t *s)
 static int wall_wait(void *arg)
 {
     lrvm_t *s = arg;
-    s->stats.commit_waits++;
+    /* Atomic: a test reads it to see a commit wait here, while the
+     * waiting commit holds the store lock. */
+    __atomic_fetch_add(&s->stats.commit_waits, 1, __ATOMIC_RELAXED);
     int rc = 0;
     if (s->trunc.tj_state == JOB_IDLE)
         rc = job_start(s);                  /* a failed one, tried again */
