@@ -9,7 +9,9 @@
  *
  * Locking: every field of struct lrvm and of the objects it owns is
  * guarded by lrvm.mu unless its comment says otherwise. The transaction
- * registry (tx.c) has its own lock, always taken after lrvm.mu.
+ * registry (tx.c) has its own lock, always taken after lrvm.mu; so do
+ * the log's lg_sync_mu and the truncation job's tj_mu, which are never
+ * held together (doc/architecture.md, "Concurrency").
  *
  * Ownership: each struct below says which part owns it. Only its owner
  * writes a field; where another part may read one, the field's section

@@ -32,7 +32,8 @@
  *   I5 At most one thread runs a call of TX without the store's lock: the
  *      owner, inside fast_enter/fast_leave. Whoever else touches TX's
  *      declared ranges holds the store's lock and has claimed TX first.
- *   Lock order: lrvm.mu, then reg_mu; lrvm.mu, then the log's lg_sync_mu.
+ *   Lock order: lrvm.mu, then reg_mu; lrvm.mu, then the log's lg_sync_mu;
+ *   lrvm.mu, then the truncation job's tj_mu (recover.c).
  *
  * Biased ownership. lrvm_set_range is the call a program makes most: once
  * for every range it changes. Taking the store's lock there costs more
