@@ -5,7 +5,8 @@
  * and are counted (commit_waits); every state a crash leaves on the way
  * recovers (both generations in the log, the thread's header written or
  * torn), a retiring generation short of its count is damage, and a log
- * of format 2 from an older liblrvm still opens.
+ * of format 2 from an older liblrvm still opens. lrvmutl info names both
+ * generations of a log caught in the middle.
  *
  * The fault layer's hold (lrvm__io_hold) stops the truncation's thread at
  * its first segment sync, so what commits do meanwhile is seen without
@@ -266,6 +267,48 @@ static int check_log(const char *dir, struct lrvm__check *c)
     return rc;
 }
 
+/* lrvmutl's output of COMMAND on DIR ($LRVMUTL, which make check sets;
+ * NULL without it), malloc'ed. */
+static char *lrvmutl(const char *command, const char *dir)
+{
+    const char *tool = getenv("LRVMUTL");
+    if (tool == NULL)
+        return NULL;
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s '%s' 2>&1", tool, command, dir);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t cap = 1 << 16, n = 0;
+    char *out = malloc(cap);
+    ck_assert_ptr_nonnull(out);
+    while (n + 1 < cap && (n += fread(out + n, 1, cap - 1 - n, f)) > 0 && !feof(f))
+        ;
+    out[n] = '\0';
+    ck_assert_int_eq(pclose(f), 0);
+    return out;
+}
+
+/* lrvmutl info names both generations of DIR (header H), in text and in
+ * JSON, and verify takes the log. */
+static void expect_info_names_both(const char *dir, const struct lrvm__log_header *h)
+{
+    char want[512], *out = lrvmutl("info", dir);
+    if (out == NULL)
+        return;
+    snprintf(want, sizeof want, "then generation %" PRIu64 ", records from offset %" PRIu64
+             ", first transaction number %" PRIu64, h->lh_generation + 1, h->lh_next_start,
+             h->lh_next_txno);
+    ck_assert_msg(strstr(out, want) != NULL, "no \"%s\" in:\n%s", want, out);
+    free(out);
+    out = lrvmutl("info --json", dir);
+    snprintf(want, sizeof want, "\"next\": {\"generation\": %" PRIu64 ", \"start\": %" PRIu64
+             ", \"first_txno\": %" PRIu64 "}", h->lh_generation + 1, h->lh_next_start,
+             h->lh_next_txno);
+    ck_assert_msg(strstr(out, want) != NULL, "no '%s' in:\n%s", want, out);
+    free(out);
+    free(lrvmutl("verify", dir));
+}
+
 static void expect_opens_with(const char *dir, uint64_t n, const char *what)
 {
     lrvm_t *s = open_explicit(dir);
@@ -302,6 +345,7 @@ START_TEST(test_trunc_crash_states_recover)
     /* After the switch's header. */
     const char *d = copy_of(root, &t, "switched");
     ck_assert_int_eq(check_log(d, &c), 0);
+    expect_info_names_both(d, &h);
     ck_assert_uint_eq(c.scan.sr_txs, t.last - h.lh_first_txno + 1);
     expect_opens_with(d, t.last, "both generations");
 
