@@ -158,12 +158,15 @@
  *      the pages that transactions (or the ambient epoch) changed, and an
  *      automatic tracker a second copy of each (the mprotect tracker its
  *      before-image, the userfaultfd tracker its image). When a commit
- *      leaves more of them than lrvm_options.resident_limit, it truncates
- *      the log, which puts their committed bytes into the segment files,
- *      and gives back every page the files then hold and no open
+ *      leaves more of them than lrvm_options.resident_limit, it starts a
+ *      truncation of the log, which puts their committed bytes into the
+ *      segment files beside the commits, and once that ended a commit
+ *      gives back every page the files then hold and no open
  *      transaction or ambient epoch has changed since: the page reads the
  *      file again, and the kernel may evict it like any clean file page.
- *      The limit bounds what is kept between transactions, not what one
+ *      Meanwhile the pages kept may pass the limit; past twice the limit
+ *      a commit waits for the truncation (lrvm_stats commit_waits). The
+ *      limit bounds what is kept between transactions, not what one
  *      transaction may touch. Segments are mapped MAP_NORESERVE, so one
  *      larger than memory maps. Three exceptions: the userfaultfd tracker
  *      gives private copies back only while the process runs a single
@@ -243,8 +246,10 @@ enum lrvm_errno {
 typedef struct lrvm_options {
     int    tracking;           /* LRVM_TRACK_AUTO (default), _EXPLICIT, _UFFD or
                                   _MPROTECT */
-    size_t truncate_threshold; /* bytes of log (its header included) past which
-                                  a commit truncates; 0: 32 MiB. Honoured
+    size_t truncate_threshold; /* bytes of log (a generation's records and the
+                                  header) past which a commit starts a
+                                  truncation, which runs beside the commits
+                                  (lrvm_truncate); 0: 32 MiB. Honoured
                                   from 4 KiB; smaller values are refused
                                   with LRVM_EINVAL. */
     size_t log_buffer_size;    /* bytes of committed records buffered in memory
@@ -382,7 +387,17 @@ int lrvm_flush(lrvm_t *rvm);
 
 /*
  * lrvm_truncate -- apply the log to the segment files, sync them, and
- * start a new, empty log generation.
+ * start a new, empty log generation: when it returns, the files hold
+ * every commit, and lrvm_stats' log_size is the header alone. It waits
+ * for a truncation running beside the commits first.
+ * A commit starts a truncation by itself once the log passes
+ * truncate_threshold (or the pages kept pass resident_limit): the part of
+ * the log written so far is applied by a thread of the store's while
+ * commits go on in another part, and no commit waits for a segment
+ * file's write or sync, unless commits outrun it: when the log in use
+ * reaches its limit (about a threshold more than the part being
+ * applied) or the pages kept pass twice resident_limit, a commit waits
+ * for it (lrvm_stats commit_waits). lrvm_close waits for it too.
  * Errors: LRVM_EIO, LRVM_ENOSPC, LRVM_ECORRUPT.
  */
 int lrvm_truncate(lrvm_t *rvm);
@@ -446,8 +461,8 @@ typedef struct lrvm_stats {
     uint64_t pages_captured;         /* pages captured by any means */
     uint64_t bytes_logged;           /* bytes of records written to the log, headers included */
     uint64_t log_records, fsyncs, truncations;
-    uint64_t log_size;               /* end of the log in use: just past the header and the
-                                        last record; the header alone after truncation */
+    uint64_t log_size;               /* end of the log in use: just past its last record;
+                                        the header alone after lrvm_truncate */
     int      tracking;               /* the tracker the store uses: LRVM_TRACK_EXPLICIT,
                                         _MPROTECT or _UFFD, never _AUTO */
     uint64_t pages_private;          /* segment pages kept private in memory after their
@@ -455,6 +470,9 @@ typedef struct lrvm_stats {
     uint64_t pages_shadow;           /* second copies kept with them: before-images
                                         (mprotect tracker) or images (userfaultfd tracker) */
     uint64_t pages_released;         /* pages given back to the kernel, both kinds */
+    uint64_t commit_waits;           /* commits that waited for a truncation running beside
+                                        them: the log in use reached its limit (a
+                                        generation being applied lay in the way) */
 } lrvm_stats_t;
 
 /* lrvm_stats -- copy the store's counters. Errors: LRVM_EINVAL. The

@@ -63,6 +63,7 @@ static lrvm_t *store_new(void)
 
 static void store_free(lrvm_t *s)
 {
+    lrvm__trunc_fini(s);
     lrvm__heap_forget(s, NULL);
     while (s->nsegs > 0)
         lrvm__seg_unmap(s, s->segs[s->nsegs - 1]);
@@ -127,6 +128,7 @@ int lrvm__open_discarding(const char *dir, const lrvm_options_t *opts, uint64_t 
     if (s == NULL)
         return LRVM_ENOMEM;
     s->dirfd = s->lockfd = -1;
+    lrvm__trunc_init(s);
     s->tracker = tracker;
     s->truncate_threshold = o.truncate_threshold ? o.truncate_threshold : DEFAULT_TRUNCATE_THRESHOLD;
     s->resident_limit = o.resident_limit ? o.resident_limit : default_resident_limit();
@@ -176,6 +178,7 @@ int lrvm_close(lrvm_t *s)
         return LRVM_EINVAL;
     pthread_mutex_lock(&s->mu);
     lrvm__log_quiesce(&s->log);
+    lrvm__trunc_stop(s);        /* one that failed leaves both generations to recovery */
     lrvm__tx_abort_all(s);
     int rc = lrvm__log_flush(&s->log);
     pthread_mutex_unlock(&s->mu);
@@ -265,6 +268,7 @@ int lrvm_stats(lrvm_t *s, lrvm_stats_t *out)
     if (s == NULL || out == NULL)
         return LRVM_EINVAL;
     pthread_mutex_lock(&s->mu);
+    (void)lrvm__trunc_reap(s);          /* so truncations counts one that just ended */
     *out = s->stats;
     out->log_size = lrvm__log_size(&s->log);
     out->faults = atomic_load(&s->faults);

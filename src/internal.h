@@ -9,7 +9,9 @@
  *
  * Locking: every field of struct lrvm and of the objects it owns is
  * guarded by lrvm.mu unless its comment says otherwise. The transaction
- * registry (tx.c) has its own lock, always taken after lrvm.mu.
+ * registry (tx.c) has its own lock, always taken after lrvm.mu; so do
+ * the log's lg_sync_mu and the truncation job's tj_mu, which are never
+ * held together (doc/architecture.md, "Concurrency").
  *
  * Ownership: each struct below says which part owns it. Only its owner
  * writes a field; where another part may read one, the field's section
@@ -232,6 +234,9 @@ void lrvm__res_detach(lrvm_t *s, struct lrvm__seg *seg);
 void lrvm__res_mark(lrvm_t *s, struct lrvm__seg *seg, size_t first, size_t n, int spare);
 /* Pages kept, of both kinds. */
 size_t lrvm__res_pages(const lrvm_t *s);
+/* Of those, the pages whose committed bytes the files may not hold yet:
+ * a truncation will let them go. */
+size_t lrvm__res_unapplied(lrvm_t *s);
 
 /* A tracker's way of giving back the pages of one segment. */
 struct lrvm__res_pass {
@@ -283,7 +288,8 @@ struct lrvm__seg *lrvm__seg_by_addr(struct lrvm__seg *const *segs, size_t n, con
 /* ----------------------------------------------------- logfmt.c, log.c */
 
 #define LRVM__LOG_NAME        "lrvm.log"
-#define LRVM__LOG_VERSION     2u     /* the version written; 1 is still read */
+#define LRVM__LOG_VERSION     3u     /* the header's version written; 1 and 2 are
+                                        still read (records as of version 2) */
 #define LRVM__LOG_VERSION_MIN 1u
 #define LRVM__LOG_SLOT_SIZE   512u
 #define LRVM__LOG_HEADER_SIZE 4096u
@@ -297,6 +303,11 @@ struct lrvm__log_header {
     uint32_t lh_version;
     uint64_t lh_generation;
     uint64_t lh_first_txno;   /* number of the first transaction of the generation */
+    uint64_t lh_start;        /* offset of its first record (4096 before version 3) */
+    uint64_t lh_next_start;   /* 0, or where generation + 1 begins: this one then
+                                 holds exactly lh_next_txno - lh_first_txno
+                                 transactions, all durable (logfmt.c) */
+    uint64_t lh_next_txno;    /* the first transaction of generation + 1 */
 };
 
 /* A decoded record header. */
@@ -312,8 +323,26 @@ struct lrvm__rec_header {
     uint32_t rh_hsize;        /* bytes of the header: 40, or 32 in version 1 */
 };
 
+/* A generation being retired: applied to the segment files by a
+ * truncation beside the commits (recover.c) while the writer goes on in
+ * the next one. */
+struct lrvm__log_retiring {
+    uint64_t lr_generation;
+    uint64_t lr_start;        /* offset of its first record */
+    uint64_t lr_end;          /* past its last record; 0 when not known (a log
+                                 found so at open) */
+    uint64_t lr_first_txno;
+    uint64_t lr_next_txno;    /* the first of the next generation: it holds
+                                 lr_next_txno - lr_first_txno transactions */
+    uint64_t lr_next_start;   /* where the next generation begins */
+    int      lr_slot;         /* the header slot that names it alone, which the
+                                 next generation's header replaces once it
+                                 is applied */
+};
+
 /* The log writer's state (log.c's alone; recover.c reads it through
- * lrvm__log_state). Guarded by the store's lock, *lg_mu. */
+ * lrvm__log_state). Guarded by the store's lock, *lg_mu, but for
+ * lg_sync_rc (lg_sync_mu). */
 struct lrvm__log {
     int             lg_fd;
     int             lg_dirfd;       /* the store's directory */
@@ -325,7 +354,15 @@ struct lrvm__log {
                                        written only in LRVM__LOG_VERSION's */
     uint64_t        lg_generation;
     uint64_t        lg_first_txno;
+    uint64_t        lg_start;       /* offset of the generation's first record */
     uint64_t        lg_next_txno;   /* number the next commit gets */
+    int             lg_retiring;    /* lg_ret is being applied (or its application
+                                       failed and waits to be tried again) */
+    struct lrvm__log_retiring lg_ret;
+    uint64_t        lg_wall;        /* 0, or while lg_ret is retiring, the offset
+                                       the generation must not write past */
+    int           (*lg_wall_wait)(void *arg);   /* waits until lg_ret is applied */
+    void           *lg_wall_arg;
     uint64_t        lg_durable;     /* records before this offset are synced */
     uint64_t        lg_written;     /* records before this offset are written;
                                        the buffer goes here */
@@ -344,6 +381,9 @@ struct lrvm__log {
     int             lg_syncing;     /* a leader is in fdatasync */
     int             lg_waiters;     /* commits waiting for a leader's sync */
     int             lg_group_rc;    /* LRVM_E* of a failed group sync; sticky */
+    int             lg_sync_rc;     /* LRVM_E* of a failed sync made without the
+                                       store lock (a truncation's header); sticky,
+                                       under lg_sync_mu */
 };
 
 /* 1 when the N bytes at NAME (no NUL needed) may name a segment in a
@@ -391,17 +431,44 @@ struct lrvm__log_state {
     uint32_t ls_version;      /* of the generation in the log */
     uint64_t ls_generation;
     uint64_t ls_first_txno;
+    uint64_t ls_start;        /* where its records begin */
     uint64_t ls_durable;      /* records before this offset are synced */
     int      ls_clean;        /* every record of the generation was written by
                                  this process: it is new, or began here */
+    int      ls_retiring;     /* the generation before it is still in the log: */
+    struct lrvm__log_retiring ls_ret;
 };
 void lrvm__log_state(const struct lrvm__log *lg, struct lrvm__log_state *st);
-/* Start a new, empty generation (after the records were applied), of a
- * number above the current one and other than AVOID (lrvm__scan_result
- * sr_stop_generation), whose first transaction follows the TXS complete
- * transactions of the current one. */
+/* Start a new, empty generation at 4096 (after every record of the log
+ * was applied), of a number above the current one and other than AVOID
+ * (lrvm__scan_result sr_stop_generation), whose first transaction
+ * follows the TXS complete transactions of the current one. */
 int  lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs);
-/* Bytes of the log in use: header, written records and the buffer. */
+/* The switch (log.c): make the generation's records durable, name the
+ * next generation in the header, and go on writing in it, while the
+ * caller has *OUT applied. ROOM: bytes the next generation may take while
+ * that runs, at least; past its wall a write calls WAIT(ARG), which must
+ * return once *OUT is applied (lrvm__log_retired) or fail. 0, 1 when the
+ * generation holds no record (nothing done), or an LRVM_E* code (the
+ * store goes on in the generation, nothing lost). Store lock held. */
+int  lrvm__log_switch(struct lrvm__log *lg, uint64_t room, int (*wait)(void *arg), void *arg,
+                      struct lrvm__log_retiring *out);
+/* Write the header that retires RET (its next generation alone) and sync
+ * it. The one call of log.c made without the store lock: it touches the
+ * file and lg_sync_rc only. A failed sync fails every later sync of the
+ * log (lg_sync_rc): it may have taken the error of the commits' pages. */
+int  lrvm__log_retire_header(struct lrvm__log *lg, const struct lrvm__log_retiring *ret);
+/* The header lrvm__log_retire_header wrote is durable: the generation
+ * before is gone from the log, its wall too. Store lock held. */
+void lrvm__log_retired(struct lrvm__log *lg);
+/* Does the log hold records: a generation retiring, or any in the
+ * current one (written or buffered)? */
+int  lrvm__log_holds_records(const struct lrvm__log *lg);
+/* Bytes the current generation's records and a header take: what
+ * truncate_threshold is compared with. */
+uint64_t lrvm__log_gen_size(const struct lrvm__log *lg);
+/* The offset just past the last record of the current generation
+ * (written or buffered): lrvm_stats log_size. */
 uint64_t lrvm__log_size(const struct lrvm__log *lg);
 #ifdef LRVM_DEBUG
 /* Assert log.c's I1, I2 and I4 (store lock held, no commit encoding). */
@@ -469,8 +536,45 @@ int  lrvm__truncate(lrvm_t *s);
 /* lrvm__truncate when the log holds records (so that a segment's file
  * shows every commit: segment.c I4), else nothing. */
 int  lrvm__truncate_if_any(lrvm_t *s);
-/* After a commit: truncate when the log has passed the threshold. */
-void lrvm__truncate_if_due(lrvm_t *s);
+/* Truncation beside the commits (recover.c). A job applies the
+ * generation the log retires in a thread of its own, which never takes
+ * the store lock; its fields are guarded by tj_mu, and for the rest
+ * (tj_ret, tj_thread) handed over with tj_state under the store lock.
+ * Lock order: the store lock, then tj_mu; tj_mu is never held with
+ * lg_sync_mu. */
+struct lrvm__trunc_job {
+    pthread_mutex_t tj_mu;
+    pthread_cond_t  tj_cond;        /* with tj_mu: a job ended */
+    _Atomic int     tj_state;       /* idle, running, done (recover.c): only a
+                                       store-locked call leaves idle or done */
+    pthread_t       tj_thread;      /* running or done: joined when reaped */
+    struct lrvm__log_retiring tj_ret;   /* the generation it applies */
+    int             tj_fd;          /* the log's descriptor */
+    _Atomic long    tj_tid;         /* the thread's id, which it sets */
+    int             tj_rc;          /* done: 0 or how it failed */
+    uint64_t        tj_fsyncs;      /* done: syncs it made, for the store's stats */
+    int             tj_reaped;      /* store lock: a job ended well since tx.c last
+                                       gave pages back (tx.c clears it) */
+};
+void lrvm__trunc_init(lrvm_t *s);
+void lrvm__trunc_fini(lrvm_t *s);
+/* Fold a job that ended into the store: 1 when it retired its
+ * generation, 0 when none ended, <0 its error (the log keeps both
+ * generations, and a later commit tries again). Store lock held. */
+int  lrvm__trunc_reap(lrvm_t *s);
+/* Wait for a running job and reap it: lrvm_close. */
+void lrvm__trunc_stop(lrvm_t *s);
+/* After a commit: start a truncation beside the commits (the switch, in
+ * this thread, then the job), unless one runs. A failure loses nothing. */
+void lrvm__truncate_start(lrvm_t *s);
+/* The memory's hard limit (tx.c): start a truncation unless one runs,
+ * and wait for it; counted in commit_waits. */
+void lrvm__truncate_wait(lrvm_t *s);
+/* Has the current generation passed truncate_threshold, or is one
+ * retiring that a failed job left behind? */
+int  lrvm__truncate_due(const lrvm_t *s);
+/* Non-zero in the truncation's thread (the tests' fault layer). */
+extern _Thread_local int lrvm__in_truncation;
 /* Give back the memory of recovery's cache (lrvm_close). */
 void lrvm__recover_release(lrvm_t *s);
 /* 4 KiB blocks recovery holds in memory before writing them (tests only). */
@@ -493,6 +597,10 @@ struct lrvm__scan_cb {
     /* 0, or where the log is to end on purpose (lrvmutl recover
      * --discard-after): the scan stops there, looking no further. */
     uint64_t limit;
+    /* 0, or the number of the transaction that follows the generation's
+     * last (a header that names a next generation says it): the scan
+     * stops before it, and a stop anywhere else is damage (logfmt.c V8). */
+    uint64_t end_txno;
 };
 struct lrvm__scan_result {
     uint64_t sr_end;          /* end of the last complete transaction */
@@ -542,7 +650,12 @@ struct lrvm__seg_usage {
     uint64_t ranges, bytes;   /* named by the valid records */
 };
 struct lrvm__check {
-    struct lrvm__scan_result scan;
+    struct lrvm__scan_result scan;      /* of the last generation scanned, but
+                                           sr_records and sr_txs: of all */
+    struct lrvm__log_header  head;      /* that generation (its own header, or
+                                           the next one a header names) */
+    uint64_t                 replay_bytes;  /* of the complete transactions, in
+                                               every generation */
     struct lrvm__seg_usage  *segs;      /* free() it */
     size_t                   nsegs;
     uint64_t                 at;        /* on an error: the record that failed */
@@ -742,7 +855,9 @@ struct lrvm {
     size_t               res_spare;        /*   and second copies kept */
     size_t               res_kept;         /* tx.c's: pages left after the last release */
     unsigned char       *apply_mem;        /* recover.c's: its cache, kept between */
-    uint32_t             apply_blocks;     /*   truncations */
+    uint32_t             apply_blocks;     /*   truncations; the running one's */
+    struct lrvm__trunc_job trunc;          /* recover.c's: the truncation beside the
+                                              commits */
     uint64_t             discard_after;    /* api.c's, for recovery at open: 0, or
                                               where the log is to end on purpose */
     struct lrvm         *pool_next;        /* api.c's: the pool of closed stores */

@@ -20,6 +20,17 @@
  * A failed commit overwrites every byte its records may have reached with
  * zeros and syncs, so no crash can make it look committed (C4 in lrvm.h).
  *
+ * The switch (lrvm__log_switch), in a committing thread, store lock held,
+ * when a truncation is due and none runs; generation g began at S:
+ *   pwrite the buffer; fdatasync                 g's records durable
+ *   pwrite {g, S, first, next S', next txno N'} into the slot that is
+ *     not current; fdatasync                     both generations current
+ *   go on writing g+1 at S' (records numbered from N')
+ * The truncation then applies g beside the commits (recover.c) and has
+ * lrvm__log_retire_header write {g+1, S'} into the other slot and
+ * fdatasync it, without the store lock; lrvm__log_retired takes note.
+ * Two syncs of the log and no segment I/O in the commit that switches.
+ *
  * Invariants
  *   I1 Records in [header, lg_durable) are synced; the buffer holds only
  *      whole records of committed transactions and of commits waiting for
@@ -37,7 +48,17 @@
  *      generation), or out of sequence (logfmt.c V6) -- never a valid record.
  *   I4 The log file is preallocated with written zeros ahead of its end,
  *      so the fdatasync of a commit is that of an in-place overwrite.
- *   I5 One fdatasync of the log at a time: each holds lg_sync_mu.
+ *   I5 One fdatasync of the log at a time: each holds lg_sync_mu. A
+ *      failed one made without the store lock fails every later one
+ *      (lg_sync_rc): it may have taken the error that a commit's pages
+ *      were lost, which no later fdatasync reports again.
+ *   I6 A header slot names a next generation only once every record of
+ *      its own is durable; the writer moves to the next generation only
+ *      once that slot is durable.
+ *   I7 While a generation retires, the current one lies apart from it:
+ *      it began at 4096 and stays below the retiring one's start, or
+ *      began past its end; no write of the log passes lg_wall (reserve
+ *      waits until the retiring generation is applied).
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -64,7 +85,7 @@ static int write_slot(int fd, int slot, const struct lrvm__log_header *h)
  * absent or has a valid header. */
 static int create_log(struct lrvm__log *lg)
 {
-    struct lrvm__log_header h = { LRVM__LOG_VERSION, 1, 1 };
+    struct lrvm__log_header h = { LRVM__LOG_VERSION, 1, 1, LRVM__LOG_HEADER_SIZE, 0, 0 };
     int rc, fd = lrvm__io_open(lg->lg_dirfd, LOG_NEW_NAME, O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (fd < 0)
         return fd;
@@ -120,8 +141,20 @@ int lrvm__log_open(struct lrvm__log *lg, int dirfd, pthread_mutex_t *mu, lrvm_st
     lg->lg_version = h.lh_version;
     lg->lg_generation = h.lh_generation;
     lg->lg_first_txno = h.lh_first_txno;
-    lg->lg_next_txno = h.lh_first_txno;
-    lg->lg_durable = lg->lg_written = LRVM__LOG_HEADER_SIZE;
+    lg->lg_start = h.lh_start;
+    if (h.lh_next_start != 0) {
+        /* A crash left a generation being retired: the writer is in the
+         * next one, and recovery at open applies both. */
+        lg->lg_retiring = 1;
+        lg->lg_ret = (struct lrvm__log_retiring){ h.lh_generation, h.lh_start, 0,
+                                                  h.lh_first_txno, h.lh_next_txno,
+                                                  h.lh_next_start, !lg->lg_slot };
+        lg->lg_generation = h.lh_generation + 1;
+        lg->lg_first_txno = h.lh_next_txno;
+        lg->lg_start = h.lh_next_start;
+    }
+    lg->lg_next_txno = lg->lg_first_txno;
+    lg->lg_durable = lg->lg_written = lg->lg_start;
     return 0;
 }
 
@@ -145,10 +178,33 @@ uint64_t lrvm__log_size(const struct lrvm__log *lg)
     return lg->lg_written + lg->lg_buf_used;
 }
 
+uint64_t lrvm__log_gen_size(const struct lrvm__log *lg)
+{
+    return LRVM__LOG_HEADER_SIZE + lrvm__log_size(lg) - lg->lg_start;
+}
+
+int lrvm__log_holds_records(const struct lrvm__log *lg)
+{
+    return lg->lg_retiring || lrvm__log_size(lg) > lg->lg_start;
+}
+
 void lrvm__log_state(const struct lrvm__log *lg, struct lrvm__log_state *st)
 {
     *st = (struct lrvm__log_state){ lg->lg_fd, lg->lg_version, lg->lg_generation,
-                                    lg->lg_first_txno, lg->lg_durable, lg->lg_clean };
+                                    lg->lg_first_txno, lg->lg_start, lg->lg_durable,
+                                    lg->lg_clean, lg->lg_retiring, lg->lg_ret };
+}
+
+/* Wipe the header slot SLOT after its write or sync failed: it may have
+ * reached the disk, whole or torn, and must not win at the next open.
+ * If even that fails, stop (C4). */
+static void wipe_slot(struct lrvm__log *lg, int slot)
+{
+    static const unsigned char zeros[LRVM__LOG_SLOT_SIZE];
+    if (lrvm__io_pwrite_all(lg->lg_fd, zeros, sizeof zeros,
+                            (uint64_t)slot * LRVM__LOG_SLOT_SIZE) < 0 ||
+        lrvm__log_sync(lg) < 0)
+        lg->lg_failed = 1;
 }
 
 int lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs)
@@ -160,20 +216,15 @@ int lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs)
     if (avoid == gen)
         gen++;
     lg->lg_next_txno = lg->lg_first_txno + txs;
-    struct lrvm__log_header h = { LRVM__LOG_VERSION, gen, lg->lg_next_txno };
+    struct lrvm__log_header h = { LRVM__LOG_VERSION, gen, lg->lg_next_txno,
+                                  LRVM__LOG_HEADER_SIZE, 0, 0 };
     int slot = !lg->lg_slot, rc;
 
     LRVM__ASSERT(lg->lg_buf_used == 0);
     if ((rc = write_slot(lg->lg_fd, slot, &h)) < 0 ||
         (rc = lrvm__log_sync(lg)) < 0) {
-        /* The new slot may have reached the disk, whole or torn; the store
-         * goes on in the old generation, so the new slot must not win at
-         * the next open. Wipe it; if even that fails, stop (C4). */
-        static const unsigned char zeros[LRVM__LOG_SLOT_SIZE];
-        if (lrvm__io_pwrite_all(lg->lg_fd, zeros, sizeof zeros,
-                                (uint64_t)slot * LRVM__LOG_SLOT_SIZE) < 0 ||
-            lrvm__log_sync(lg) < 0)
-            lg->lg_failed = 1;
+        /* The store goes on in the old generation. */
+        wipe_slot(lg, slot);
         return rc;
     }
     lg->lg_stats->fsyncs++;
@@ -182,13 +233,119 @@ int lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs)
     lg->lg_version = h.lh_version;
     lg->lg_generation = h.lh_generation;
     lg->lg_first_txno = h.lh_first_txno;
+    lg->lg_start = LRVM__LOG_HEADER_SIZE;
     lg->lg_durable = lg->lg_written = LRVM__LOG_HEADER_SIZE;
+    lg->lg_retiring = 0;
+    lg->lg_wall = 0;
     return 0;
 }
 
-/* Keeps I4: grow the file with written zeros so END fits. */
+/*
+ * The switch: the generation's records are made durable, then the slot
+ * that is not current names the next generation (keeps I6), then the
+ * writer goes on there. Where the next generation begins (keeps I7): at
+ * 4096 when this one's start leaves below it half of ROOM, or as much as
+ * this one took; its wall then this one's start or ROOM past 4096, the
+ * nearer. Else past this one's end, rounded up to 4096, its wall ROOM
+ * further. A generation so takes at most ROOM (and the commit that
+ * crosses its wall once the wall is gone) while the one before it is
+ * applied, and one placed past another began below 4096 plus the less
+ * of half ROOM and its own size: the log in use stays within two
+ * generations, and the file within 2.5 ROOM, two commits and 8 KiB
+ * (or three of its largest generations, when a small resident limit
+ * starts them), however far commits outrun the truncation. (Taking
+ * whatever room lies below, or always going on past the end, would let
+ * each round start higher than the last.)
+ */
+int lrvm__log_switch(struct lrvm__log *lg, uint64_t room, int (*wait)(void *arg), void *arg,
+                     struct lrvm__log_retiring *out)
+{
+    int rc;
+    if (lg->lg_failed)
+        return LRVM_EFAILED;
+    LRVM__ASSERT(!lg->lg_retiring && lg->lg_version == LRVM__LOG_VERSION);
+    if ((rc = lrvm__log_flush(lg)) < 0)
+        return rc;
+    if (lg->lg_durable < lg->lg_written) {
+        /* A group leader's batch, its sync under way: the header must
+         * come after it is durable. */
+        if ((rc = lrvm__log_sync(lg)) < 0)
+            return rc;
+        lg->lg_stats->fsyncs++;
+        lg->lg_durable = lg->lg_written;
+    }
+    uint64_t end = lg->lg_written, next, wall;
+    if (end == lg->lg_start)
+        return 1;
+    room = (room + 7) & ~(uint64_t)7;
+    uint64_t below = lg->lg_start - LRVM__LOG_HEADER_SIZE, took = end - lg->lg_start;
+    if (below > 0 && (below >= room / 2 || below >= took)) {
+        next = LRVM__LOG_HEADER_SIZE;
+        wall = next + room < lg->lg_start ? next + room : lg->lg_start;
+    } else {
+        next = (end + LRVM__LOG_HEADER_SIZE - 1) & ~(uint64_t)(LRVM__LOG_HEADER_SIZE - 1);
+        wall = next + room;
+    }
+    struct lrvm__log_header h = { LRVM__LOG_VERSION, lg->lg_generation, lg->lg_first_txno,
+                                  lg->lg_start, next, lg->lg_next_txno };
+    int slot = !lg->lg_slot;
+    if ((rc = write_slot(lg->lg_fd, slot, &h)) < 0 || (rc = lrvm__log_sync(lg)) < 0) {
+        wipe_slot(lg, slot);
+        return rc;
+    }
+    lg->lg_stats->fsyncs++;
+    lg->lg_ret = (struct lrvm__log_retiring){ lg->lg_generation, lg->lg_start, end,
+                                              lg->lg_first_txno, lg->lg_next_txno, next,
+                                              lg->lg_slot };
+    *out = lg->lg_ret;
+    lg->lg_retiring = 1;
+    lg->lg_slot = slot;
+    lg->lg_generation++;
+    lg->lg_first_txno = lg->lg_next_txno;
+    lg->lg_start = lg->lg_written = lg->lg_durable = next;
+    lg->lg_clean = 1;
+    lg->lg_wall = wall;
+    lg->lg_wall_wait = wait;
+    lg->lg_wall_arg = arg;
+    return 0;
+}
+
+int lrvm__log_retire_header(struct lrvm__log *lg, const struct lrvm__log_retiring *ret)
+{
+    struct lrvm__log_header h = { LRVM__LOG_VERSION, ret->lr_generation + 1, ret->lr_next_txno,
+                                  ret->lr_next_start, 0, 0 };
+    /* A torn or lost write leaves the slot that names both generations
+     * current, which is as true as before: no wipe needed. */
+    int rc = write_slot(lg->lg_fd, ret->lr_slot, &h);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&lg->lg_sync_mu);                            /* keeps I5 */
+    rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc : lrvm__io_fdatasync(lg->lg_fd);
+    if (rc < 0)
+        lg->lg_sync_rc = rc;
+    pthread_mutex_unlock(&lg->lg_sync_mu);
+    return rc;
+}
+
+void lrvm__log_retired(struct lrvm__log *lg)
+{
+    LRVM__ASSERT(lg->lg_retiring);
+    lg->lg_slot = lg->lg_ret.lr_slot;
+    lg->lg_retiring = 0;
+    lg->lg_wall = 0;
+}
+
+/* Keeps I4: grow the file with written zeros so END fits. Keeps I7: a
+ * write past the wall first waits until the generation retiring is
+ * applied (the wall then goes), or fails with what made that fail. */
 static int reserve(struct lrvm__log *lg, uint64_t end)
 {
+    if (lg->lg_wall != 0 && end > lg->lg_wall) {
+        int rc = lg->lg_wall_wait(lg->lg_wall_arg);
+        if (rc < 0)
+            return rc;
+        LRVM__ASSERT(lg->lg_wall == 0);
+    }
     if (end <= lg->lg_file_size)
         return 0;
     uint64_t grow = lg->lg_file_size / 4;
@@ -215,6 +372,11 @@ void lrvm__log_check(const struct lrvm__log *lg)
     LRVM__ASSERT(lg->lg_written % 8 == 0 && lg->lg_buf_used % 8 == 0);
     LRVM__ASSERT(lg->lg_written <= lg->lg_file_size);                   /* I4 */
     LRVM__ASSERT(lg->lg_next_txno >= lg->lg_first_txno);
+    LRVM__ASSERT(lg->lg_start >= LRVM__LOG_HEADER_SIZE && lg->lg_written >= lg->lg_start);
+    LRVM__ASSERT(lg->lg_wall == 0 || (lg->lg_retiring && lg->lg_written <= lg->lg_wall)); /* I7 */
+    LRVM__ASSERT(!lg->lg_retiring || lg->lg_start == lg->lg_ret.lr_next_start);
+    LRVM__ASSERT(!lg->lg_retiring || lg->lg_ret.lr_end == 0 ||
+                 lg->lg_start >= lg->lg_ret.lr_end || lg->lg_wall <= lg->lg_ret.lr_start);
 }
 #endif
 
@@ -232,7 +394,8 @@ void lrvm__log_check(const struct lrvm__log *lg)
 int lrvm__log_sync(struct lrvm__log *lg)
 {
     pthread_mutex_lock(&lg->lg_sync_mu);
-    int rc = lg->lg_group_rc != 0 ? lg->lg_group_rc : lrvm__io_fdatasync(lg->lg_fd);
+    int rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc
+           : lg->lg_group_rc != 0 ? lg->lg_group_rc : lrvm__io_fdatasync(lg->lg_fd);
     pthread_mutex_unlock(&lg->lg_sync_mu);
     return rc;
 }
@@ -249,6 +412,8 @@ void lrvm__log_quiesce(struct lrvm__log *lg)
 static int group_fail(struct lrvm__log *lg, int rc)
 {
     uint64_t end = lg->lg_written + lg->lg_buf_used;
+    if (lg->lg_wall != 0 && end > lg->lg_wall)
+        end = lg->lg_wall;                  /* nothing was written past it (I7) */
     lg->lg_failed = 1;
     if (lg->lg_group_rc == 0)
         lg->lg_group_rc = rc;
@@ -319,7 +484,7 @@ static int group_flush(struct lrvm__log *lg, void (*in_flight)(void *), void *ar
     lg->lg_syncing = 1;
     pthread_mutex_lock(&lg->lg_sync_mu);
     pthread_mutex_unlock(lg->lg_mu);
-    rc = lrvm__io_fdatasync(lg->lg_fd);
+    rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc : lrvm__io_fdatasync(lg->lg_fd);
     if (rc < 0)
         lg->lg_group_rc = rc;
     pthread_mutex_unlock(&lg->lg_sync_mu);
@@ -540,6 +705,10 @@ static void invalidate(struct lrvm__enc *e)
 
     if (lg->lg_failed)
         return;                             /* group_fail cleaned up */
+    if (lg->lg_wall != 0 && end > lg->lg_wall)
+        end = lg->lg_wall;                  /* nothing was written past it (I7) */
+    if (end < e->en_tx_start)
+        end = e->en_tx_start;               /* the earlier records still go back */
     lg->lg_buf_used = keep;
     if (lg->lg_written > e->en_tx_start)
         lg->lg_written = e->en_tx_start;   /* spilled parts: pending were synced (I2) */

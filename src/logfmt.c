@@ -15,20 +15,52 @@
  *   1024    3072  zero
  *   4096    ...   records, each 8-byte aligned, then zeros or stale bytes
  *
- * Header slot
+ * The records of a generation lie end to end from its start. At most two
+ * generations are in use: the one being written, and the one before it
+ * while a truncation applies it beside the commits (recover.c). One of
+ * them starts at 4096, the other where the first ended, rounded up to
+ * 4096 (or past it), so they never overlap:
+ *
+ *   4096                S                           (log.c says how far
+ *   | generation g+1 -> | generation g (retiring) |  g+1 may grow)
+ *   | generation g      | ... | generation g+1 ->
+ *
+ * Header slot (version 3)
  *   0   8  magic "LRVMLOG\0"
- *   8   4  format version (2; version 1 is still read)
+ *   8   4  format version (3; versions 1 and 2 are still read)
  *   12  4  zero
- *   16  8  generation
- *   24  8  number of the first transaction of this generation
- *   32  4  CRC32C of bytes 0..31
- * Of the slots with the magic and a valid CRC, the one with the higher
- * generation is current; it must be of version 1 or 2, or lrvm_open
- * refuses the log with LRVM_EVERSION. lrvm writes version 2 only: the
- * recovery at open starts a new generation in it. A new generation is written to the other
- * slot, so a torn header write leaves the previous generation current.
- * Its number is the current one plus 1, or plus 2 when the record the
- * last scan stopped at carries the plus-1 number, so that record stays
+ *   16  8  generation g
+ *   24  8  number of the first transaction of g
+ *   32  8  start: offset of g's first record
+ *   40  8  next start: 0, or where generation g+1 begins
+ *   48  8  next txno: the first transaction of g+1 (when next start is set)
+ *   56  4  CRC32C of bytes 0..55
+ * Versions 1 and 2 end at 24: CRC32C of bytes 0..31 at 32; their start is
+ * 4096 and they name no next generation. A slot is whole when the CRC of
+ * its version's layout matches (H1); a version 3 slot also has its starts
+ * at or past 4096, 8-aligned, apart, and next txno >= its first (H3).
+ * A next start says: g holds exactly next_txno - first_txno complete
+ * transactions, all synced before this slot was written, and g+1's
+ * records begin at next start with number next_txno. Both are to be
+ * replayed, g first.
+ *
+ * Of the whole slots, the current one has the higher generation; of two
+ * of one generation, the one naming a next generation (H2: a switch
+ * writes its generation again, naming the next; the slot it does not
+ * write still holds the generation alone). It must be of version 1 to 3,
+ * or lrvm_open refuses the log with LRVM_EVERSION. lrvm writes version 3
+ * only: the recovery at open starts a new generation in it. A header is
+ * always written to the slot that is not current, so a torn header write
+ * leaves the previous one current. The slots over time (log.c, recover.c):
+ *
+ *   current {g, start S}            other: older
+ *   switch:   other := {g, S, next S', N'}     (current now: g and g+1)
+ *   applied:  first := {g+1, S'}               (current now: g+1)
+ *   truncation of all: other := {G, 4096}      (G > every generation used)
+ *
+ * A new generation's number is the current one plus 1, or, when a
+ * truncation of everything starts it, plus 2 when the record the last
+ * scan stopped at carries the plus-1 number, so that record stays
  * invalid (V3) even when damage or malice gave it the next number.
  *
  * Record (version 2; H = 40)
@@ -71,7 +103,16 @@
  * header still gives its length (damage in a large record's payload).
  * What it cannot tell: damage in the last batch of records synced before
  * a crash, with no record written after it; damage spanning more than
- * LOOKAHEAD bytes; format 1 logs, which have no marks.
+ * LOOKAHEAD bytes; format 1 logs, which have no marks. Records of older
+ * generations prove nothing: a generation that began at 4096 lies over
+ * them, and one above them leaves them below or past it.
+ *
+ * A generation the header gives a count (V8): its scan stops before the
+ * transaction that follows its last (scan_cb end_txno), and a stop
+ * anywhere before that is damage: the header was written only after all
+ * of it was synced. Records of g+1 past g's end are expected then, not
+ * proof of anything; the scan of g+1 is an ordinary one, V7 with g+1 as
+ * the header's generation.
  *
  */
 #define _GNU_SOURCE
@@ -164,19 +205,48 @@ void lrvm__log_header_encode(unsigned char *slot, const struct lrvm__log_header 
     put32(slot + 8, h->lh_version);
     put64(slot + 16, h->lh_generation);
     put64(slot + 24, h->lh_first_txno);
-    put32(slot + 32, lrvm__crc32c(0, slot, 32));
+    if (h->lh_version < 3) {            /* the older layout: tests make such logs */
+        put32(slot + 32, lrvm__crc32c(0, slot, 32));
+        return;
+    }
+    put64(slot + 32, h->lh_start);
+    put64(slot + 40, h->lh_next_start);
+    put64(slot + 48, h->lh_next_txno);
+    put32(slot + 56, lrvm__crc32c(0, slot, 56));
+}
+
+/* H3: the offsets of a version 3 slot are places records may begin. */
+static int offsets_ok(const struct lrvm__log_header *h)
+{
+    return h->lh_start >= LRVM__LOG_HEADER_SIZE && h->lh_start % 8 == 0 &&
+           (h->lh_next_start == 0 ||
+            (h->lh_next_start >= LRVM__LOG_HEADER_SIZE && h->lh_next_start % 8 == 0 &&
+             h->lh_next_start != h->lh_start && h->lh_next_txno >= h->lh_first_txno));
 }
 
 int lrvm__log_header_decode(const unsigned char *slot, struct lrvm__log_header *h)
 {
-    /* The CRC first: a damaged version field is damage, not a format. */
-    if (memcmp(slot, LOG_MAGIC, 8) != 0 || get32(slot + 32) != lrvm__crc32c(0, slot, 32))
+    /* The CRC first: a damaged version field is damage, not a format. A
+     * slot is whole when the CRC of its layout matches: at 56 for
+     * version 3 and later, at 32 before. */
+    if (memcmp(slot, LOG_MAGIC, 8) != 0)
         return LRVM_ECORRUPT;
     h->lh_version = get32(slot + 8);
     h->lh_generation = get64(slot + 16);
     h->lh_first_txno = get64(slot + 24);
-    return h->lh_version >= LRVM__LOG_VERSION_MIN && h->lh_version <= LRVM__LOG_VERSION
-               ? 0 : LRVM_EVERSION;
+    h->lh_start = LRVM__LOG_HEADER_SIZE;
+    h->lh_next_start = h->lh_next_txno = 0;
+    if (h->lh_version >= 3 && get32(slot + 56) == lrvm__crc32c(0, slot, 56)) {
+        if (h->lh_version > LRVM__LOG_VERSION)
+            return LRVM_EVERSION;
+        h->lh_start = get64(slot + 32);
+        h->lh_next_start = get64(slot + 40);
+        h->lh_next_txno = get64(slot + 48);
+        return offsets_ok(h) ? 0 : LRVM_ECORRUPT;
+    }
+    if (get32(slot + 32) != lrvm__crc32c(0, slot, 32))
+        return LRVM_ECORRUPT;
+    return h->lh_version >= LRVM__LOG_VERSION_MIN && h->lh_version <= 2 ? 0 : LRVM_EVERSION;
 }
 
 int lrvm__rec_magic_ok(const unsigned char *p)
@@ -302,14 +372,19 @@ int lrvm__log_read_header(int fd, struct lrvm__log_header *h, int *slot)
     if ((size_t)r < sizeof buf)
         return LRVM_ECORRUPT;
     /* The current slot is the intact one (magic and CRC) with the higher
-     * generation; it must be of our version. */
+     * generation (H2); it must be of a version this code reads. */
     struct lrvm__log_header s[2];
     int rc[2] = { lrvm__log_header_decode(buf, &s[0]),
                   lrvm__log_header_decode(buf + LRVM__LOG_SLOT_SIZE, &s[1]) };
     int ok0 = rc[0] != LRVM_ECORRUPT, ok1 = rc[1] != LRVM_ECORRUPT;
     if (!ok0 && !ok1)
         return LRVM_ECORRUPT;
-    int pick = !ok0 ? 1 : !ok1 ? 0 : s[1].lh_generation > s[0].lh_generation;
+    /* H2: a switch writes its generation again with the next one named,
+     * so of two slots of one generation the one naming a next is newer. */
+    int pick = !ok0 ? 1 : !ok1 ? 0
+             : s[1].lh_generation != s[0].lh_generation
+                   ? s[1].lh_generation > s[0].lh_generation
+                   : s[1].lh_next_start != 0 && s[0].lh_next_start == 0;
     if (rc[pick] < 0)
         return rc[pick];
     *h = s[pick];
@@ -438,7 +513,7 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
                 const struct lrvm__log_pos *from, const struct lrvm__scan_cb *cb,
                 struct lrvm__scan_result *res)
 {
-    uint64_t pos = LRVM__LOG_HEADER_SIZE, expect = h->lh_first_txno;
+    uint64_t pos = h->lh_start, expect = h->lh_first_txno;
     unsigned next_part = 0;
     int in_tx = 0, rc;
 
@@ -454,6 +529,10 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
         struct lrvm__rec_header rh;
         if (cb != NULL && cb->limit != 0 && pos >= cb->limit) {
             res->sr_stop = "the end asked for (records after it discarded)";
+            break;
+        }
+        if (cb != NULL && cb->end_txno != 0 && !in_tx && expect == cb->end_txno) {
+            res->sr_stop = "the last transaction the header gives the generation";
             break;
         }
         if ((rc = rd_get(r, pos, hsize, &p)) != 0) {                   /* V1 */
@@ -506,6 +585,13 @@ static int scan(struct reader *r, const struct lrvm__log_header *h,
         return rc;
     if (cb != NULL && cb->limit != 0 && pos >= cb->limit)
         return 0;                                   /* an end chosen on purpose */
+    if (cb != NULL && cb->end_txno != 0) {
+        /* V8: the header gave the generation its number of transactions,
+         * all durable before the header was written: fewer is damage. */
+        if (expect != cb->end_txno)
+            res->sr_damage = pos;
+        return 0;
+    }
     if (cb != NULL && cb->durable_end != 0) {
         if (pos < cb->durable_end)
             res->sr_damage = pos;

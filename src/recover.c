@@ -1,24 +1,45 @@
 /*
- * recover.c -- replay of the log into the segment files: recovery at open
- * and truncation.
+ * recover.c -- replay of the log into the segment files: recovery at open,
+ * truncation of everything, and truncation beside the commits.
  *
- * Owns: the only writes to .seg files. Never: writes a byte that a
- * validated record does not name, or starts a new log generation before
- * every segment file it wrote is synced.
+ * Owns: the only writes to .seg files, and the truncation's thread and
+ * job (struct lrvm__trunc_job). Never: writes a byte that a validated
+ * record does not name, retires a log generation before every segment
+ * file it wrote is synced, or takes the store lock in the thread.
  *
- * Order of a truncation (and of recovery, which is the same thing):
+ * Order of a truncation of everything (and of recovery, which is the
+ * same thing), lrvm__truncate:
  *
+ *   wait for a truncation running beside the commits, and reap it
  *   flush the log buffer (write + fdatasync)
  *   scan the log: logfmt.c reads it with pread and checks every record (CRC,
  *           generation, sequence); every range of a valid record is
  *           checked against the segment it names (the file exists, the
  *           range lies inside) and, once its transaction is known
- *           complete, copied into the apply cache
+ *           complete, copied into the apply cache. A header naming two
+ *           generations (logfmt.c) is two spans: the retiring one from
+ *           its start, exactly its count of transactions (V8), then the
+ *           current one from its start
  *   fdatasync the log, when recovery at open found records: a process
  *           that died before its commit's sync may have left them in the
  *           page cache only
  *   write the cache to the segment files; fdatasync every one written
- *   write the new generation's header slot; fdatasync the log
+ *   write the new generation's header slot (at 4096); fdatasync the log
+ *
+ * Order of a truncation beside the commits (lrvm__truncate_start, after a
+ * commit, store lock held; then the thread, trunc_main, without it):
+ *
+ *   the switch (log.c): flush + fdatasync; the header naming both
+ *           generations + fdatasync; the writer goes on in the next one
+ *   the thread: scan the retiring generation, from its start to its
+ *           known end and count, copying into the apply cache; write the
+ *           cache to the segment files; fdatasync every one written;
+ *           log.c writes the header of the next generation alone into
+ *           the other slot + fdatasync; the job is marked done
+ *   a store-locked call reaps it (lrvm__trunc_reap): joins the thread,
+ *           takes the header slot as current, counts the truncation and
+ *           the syncs; a failed job leaves both generations, and a later
+ *           commit starts it again
  *
  * The cache is written out when it is full as well. If that happens
  * before the scan has reached the end of the log, the rest of the log is
@@ -73,6 +94,14 @@
  *      other blocks, or when the scan's window moves (apply_write and the
  *      release hook drain the ring first), so I3 holds for
  *      the bytes written.
+ *   I6 One truncation at a time: the switch happens only with no job
+ *      running, and lrvm__truncate and lrvm_close wait for the job first;
+ *      so the apply cache (s->apply_mem) is the running one's alone.
+ *   I7 The thread reads of the store only what stays constant while it
+ *      is open (its directory, the log's descriptor, the resident limit)
+ *      and the job, handed over under the store lock with tj_state;
+ *      what it would count it leaves in the job (tj_fsyncs), folded into
+ *      the store's stats by the reaping call.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -80,6 +109,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +184,17 @@ struct apply {
     int                hashed;  /* some block held is in slots */
 };
 
+/* A generation of the log to apply: the retiring one, then the current
+ * one (logfmt.c's layout). */
+struct span {
+    struct lrvm__log_header head;   /* its number, first transaction, start */
+    uint64_t durable_end;   /* the scan's durable_end (logfmt.c V7) */
+    uint64_t limit;         /* and its limit (records discarded on purpose) */
+    uint64_t end_txno;      /* and its end_txno (V8) */
+    uint64_t end;           /* 0, or where its records are known to end */
+    uint64_t durable_to;    /* its records below this offset are synced */
+};
+
 struct replay {
     int                dirfd;
     int                rdonly;      /* lrvmutl verify: open segments read-only */
@@ -163,12 +205,12 @@ struct replay {
     uint64_t           img_size;
     const unsigned char *payload;   /*   the record being walked: its payload, */
     uint64_t           payload_off; /*   and where that lies in the log */
-    struct lrvm__log_header head;
+    struct span        span[2];     /*   the generations to apply, in order */
+    int                nspans, cur; /*   and the one being scanned */
     struct lrvm__log_pos tx;        /*   the transaction whose records come in */
-    uint64_t           durable_end; /*   logfmt.c V7: the scan's durable_end */
-    uint64_t           limit;       /*   and its limit (records discarded on purpose) */
     int                checked;     /*   the whole log passed its checks (I1) */
     int                durable;     /*   and is synced (I4) */
+    uint64_t           fsyncs;      /*   segment files synced */
     struct replay_seg **segs;       /* each allocated alone: a check of the rest
                                        of the log (check_rest) may add some while
                                        a copy holds a pointer to one */
@@ -573,8 +615,8 @@ static int on_record(void *arg, uint64_t off, const struct lrvm__rec_header *h,
     if (h->rh_part == 0)
         return walk_record(r, off, h, payload, 1);
     struct lrvm__scan_cb parts = { .arg = r, .record = on_part };
-    return lrvm__log_walk_valid(r->img, r->head.lh_version, r->tx.lp_off, off + lrvm__rec_size(h),
-                                &parts);
+    return lrvm__log_walk_valid(r->img, r->span[r->cur].head.lh_version, r->tx.lp_off,
+                                off + lrvm__rec_size(h), &parts);
 }
 
 static int on_check_only(void *arg, uint64_t off, const struct lrvm__rec_header *h,
@@ -607,16 +649,16 @@ static int damaged(const struct lrvm__scan_result *res)
     return LRVM_ECORRUPT;
 }
 
-/* Sync the log up to END unless it is durable there: a process that died
- * between a commit's write and its fdatasync left records that look
- * committed but may not be on the disk. Once a segment file holds their
- * bytes, a power cut that loses them would leave the segment ahead of
- * the log, and a replay of the log's shorter prefix over it would mix two
- * states (keeps I4). */
-static int make_durable(struct replay *r, uint64_t end)
+/* Sync the log up to END of span SP unless it is durable there: a
+ * process that died between a commit's write and its fdatasync left
+ * records that look committed but may not be on the disk. Once a segment
+ * file holds their bytes, a power cut that loses them would leave the
+ * segment ahead of the log, and a replay of the log's shorter prefix over
+ * it would mix two states (keeps I4). */
+static int make_durable(struct replay *r, const struct span *sp, uint64_t end)
 {
     lrvm_t *s = r->store;
-    if (r->durable || end <= r->log.ls_durable)
+    if (r->durable || end <= sp->durable_to || end <= sp->head.lh_start)
         return 0;
     int rc = lrvm__log_sync(&s->log);
     if (rc < 0)
@@ -626,96 +668,354 @@ static int make_durable(struct replay *r, uint64_t end)
     return 0;
 }
 
+/* How the scan of SP ended (RES): damage (V7, V8) or an end other than
+ * the one this process knows refuses the log. */
+static int span_ended(const struct span *sp, const struct lrvm__scan_result *res)
+{
+    if (res->sr_damage != 0)
+        return damaged(res);
+    if (sp->end != 0 && res->sr_end != sp->end) {
+        LRVM__TRACE("lrvm.log changed under this process: generation %" PRIu64 " ends at %"
+                    PRIu64 ", not at %" PRIu64 ": truncation refused",
+                    sp->head.lh_generation, res->sr_end, sp->end);
+        return LRVM_ECORRUPT;
+    }
+    return 0;
+}
+
+static void span_cb(struct replay *r, const struct span *sp, struct lrvm__scan_cb *cb,
+                    int (*record)(void *, uint64_t, const struct lrvm__rec_header *,
+                                  const unsigned char *))
+{
+    *cb = (struct lrvm__scan_cb){ .arg = r, .record = record, .durable_end = sp->durable_end,
+                                  .limit = sp->limit, .end_txno = sp->end_txno };
+}
+
 /* The cache is full before the scan has reached the end of the log: check
- * the rest of it, from the transaction being copied on, before anything
- * is written. */
+ * the rest of it, from the transaction being copied on, and the spans
+ * after, before anything is written. */
 static int check_rest(struct replay *r)
 {
-    struct lrvm__scan_cb cb = { .arg = r, .record = on_check_only, .durable_end = r->durable_end,
-                                .limit = r->limit };
-    struct lrvm__scan_result res;
-    int rc = lrvm__log_scan_from(r->log.ls_fd, &r->head, &r->tx, &cb, &res);
-    if (rc == 0 && res.sr_damage != 0)
-        rc = damaged(&res);
-    if (rc < 0 || (rc = make_durable(r, res.sr_end)) < 0)
-        return rc;
+    for (int k = r->cur; k < r->nspans; k++) {
+        const struct span *sp = &r->span[k];
+        struct lrvm__scan_cb cb;
+        struct lrvm__scan_result res;
+        span_cb(r, sp, &cb, on_check_only);
+        int rc = lrvm__log_scan_from(r->log.ls_fd, &sp->head, k == r->cur ? &r->tx : NULL,
+                                     &cb, &res);
+        if (rc < 0 || (rc = span_ended(sp, &res)) < 0 ||
+            (rc = make_durable(r, sp, res.sr_end)) < 0)
+            return rc;
+    }
     r->checked = 1;
     return 0;
 }
+
+/* Scan every span of R, applying as it goes, and write what the cache
+ * still holds; sync the segment files written. *LAST: the last span's
+ * scan; *EMPTY: no span held a record. */
+static int replay_spans(struct replay *r, struct lrvm__scan_result *last, int *empty)
+{
+    int rc;
+    *empty = 1;
+    if ((rc = lrvm__io_fstat_size(r->log.ls_fd, &r->img_size)) < 0)
+        return rc;
+    if ((rc = lrvm__io_map_read(r->log.ls_fd, r->img_size, &r->img)) < 0) {
+        r->img = NULL;
+        return rc;
+    }
+    if ((rc = apply_init(&r->cache, r->store)) < 0)
+        return rc;
+    struct lrvm__scan_result res[2];
+    for (r->cur = 0; r->cur < r->nspans; r->cur++) {
+        const struct span *sp = &r->span[r->cur];
+        struct lrvm__scan_cb cb;
+        span_cb(r, sp, &cb, on_record);
+        cb.release = on_release;
+        if ((rc = lrvm__log_scan_from(r->log.ls_fd, &sp->head, NULL, &cb, &res[r->cur])) < 0 ||
+            (rc = span_ended(sp, &res[r->cur])) < 0)                /* keeps I1 */
+            return rc;
+        *empty &= res[r->cur].sr_scan_end == sp->head.lh_start;
+    }
+    r->cur = r->nspans - 1;
+    *last = res[r->cur];
+    r->checked = 1;
+    for (int k = 0; k < r->nspans; k++)
+        if ((rc = make_durable(r, &r->span[k], res[k].sr_end)) < 0)
+            return rc;
+    if ((rc = apply_write(r)) < 0)
+        return rc;
+    for (size_t i = 0; i < r->nsegs; i++) {
+        if (!r->segs[i]->written)
+            continue;
+        if ((rc = lrvm__io_fdatasync(r->segs[i]->fd)) < 0)
+            return rc;
+        r->fsyncs++;
+    }
+    return 0;
+}
+
+static void replay_end(struct replay *r)
+{
+    apply_free(&r->cache, r->store);
+    if (r->img != NULL)
+        lrvm__io_unmap(r->img, r->img_size);
+    replay_free(r);
+}
+
+/* The span of the generation RET, which retires. */
+static struct span retiring_span(const struct lrvm__log_retiring *ret)
+{
+    return (struct span){
+        .head = { LRVM__LOG_VERSION, ret->lr_generation, ret->lr_first_txno, ret->lr_start, 0, 0 },
+        .end_txno = ret->lr_next_txno,
+        .end = ret->lr_end,
+        .durable_to = ret->lr_end,      /* known only in the process that switched (I6) */
+    };
+}
+
+static int trunc_wait(lrvm_t *s);
 
 int lrvm__truncate(lrvm_t *s)
 {
     struct replay r = { .dirfd = s->dirfd, .apply = 1, .store = s };
     struct lrvm__scan_result res;
-    int rc;
+    int rc, empty;
 
+    /* A truncation beside the commits finishes first; if it failed, its
+     * generation is applied here with the rest. */
+    (void)trunc_wait(s);
     lrvm__log_check(&s->log);
     if ((rc = lrvm__log_flush(&s->log)) < 0)
         return rc;
     lrvm__log_state(&s->log, &r.log);
-    /* This process wrote every record of a clean generation and knows
-     * where they end; at open, the scan looks past its stop (V7). */
-    r.durable_end = r.log.ls_clean ? r.log.ls_durable : 0;
-    r.limit = s->discard_after;
-    struct lrvm__scan_cb cb = { .arg = &r, .record = on_record, .release = on_release,
-                                .durable_end = r.durable_end, .limit = r.limit };
-    r.head = (struct lrvm__log_header){ r.log.ls_version, r.log.ls_generation,
-                                        r.log.ls_first_txno };
-    if ((rc = lrvm__io_fstat_size(r.log.ls_fd, &r.img_size)) < 0 ||
-        (rc = lrvm__io_map_read(r.log.ls_fd, r.img_size, &r.img)) < 0) {
-        r.img = NULL;
-        goto out;
+    uint64_t discard = s->discard_after;
+    int cut_in_ret = 0;
+    if (r.log.ls_retiring) {
+        r.span[r.nspans] = retiring_span(&r.log.ls_ret);
+        /* lrvmutl recover --discard-after inside the retiring generation
+         * drops the rest of it and all of the next. */
+        const struct lrvm__log_retiring *ret = &r.log.ls_ret;
+        cut_in_ret = discard != 0 && (ret->lr_next_start > ret->lr_start
+                                          ? discard < ret->lr_next_start
+                                          : discard >= ret->lr_start);
+        if (cut_in_ret) {
+            r.span[r.nspans].limit = discard;
+            r.span[r.nspans].end_txno = 0;
+        }
+        r.nspans++;
     }
-    if ((rc = apply_init(&r.cache, s)) < 0 ||
-        (rc = lrvm__log_scan(r.log.ls_fd, &r.head, &cb, &res)) < 0)
-        goto out;
-    if (res.sr_damage != 0) {                                       /* keeps I1 */
-        rc = damaged(&res);
-        goto out;
+    if (!cut_in_ret) {
+        /* This process wrote every record of a clean generation and knows
+         * where they end; at open, the scan looks past its stop (V7). */
+        r.span[r.nspans++] = (struct span){
+            .head = { r.log.ls_version, r.log.ls_generation, r.log.ls_first_txno,
+                      r.log.ls_start, 0, 0 },
+            .durable_end = r.log.ls_clean ? r.log.ls_durable : 0,
+            .limit = discard,
+            .durable_to = r.log.ls_durable,
+        };
     }
+    if ((rc = replay_spans(&r, &res, &empty)) < 0)
+        goto out;
+    s->stats.fsyncs += r.fsyncs;
     /* An empty log needs no new generation, unless a crash may have left
      * a torn first record with intact later ones behind it: new records
      * of the same generation written over it could end just where one of
      * those begins, and make it look like their successor (keeps log.c
-     * I3). */
-    if (res.sr_scan_end == LRVM__LOG_HEADER_SIZE && r.log.ls_clean)
+     * I3). One that does not begin at 4096 gets one too, so that the log
+     * in use after lrvm_truncate is the header alone. */
+    if (empty && r.log.ls_clean && r.nspans == 1 && r.log.ls_start == LRVM__LOG_HEADER_SIZE)
         goto out;                   /* nothing to apply, nothing to reset */
-    r.checked = 1;
-    if ((rc = make_durable(&r, res.sr_end)) < 0 ||
-        (rc = apply_write(&r)) < 0)
-        goto out;
-    for (size_t i = 0; i < r.nsegs; i++) {
-        if (!r.segs[i]->written)
-            continue;
-        if ((rc = lrvm__io_fdatasync(r.segs[i]->fd)) < 0)
-            goto out;
-        s->stats.fsyncs++;
-    }
     /* The record where the scan stopped must stay invalid in the new
      * generation: a damaged or hostile one may carry the next number. */
-    rc = lrvm__log_new_generation(&s->log, res.sr_stop_generation, res.sr_txs);    /* keeps I2 */
+    rc = lrvm__log_new_generation(&s->log, res.sr_stop_generation,
+                                  cut_in_ret ? 0 : res.sr_txs);       /* keeps I2 */
     if (rc < 0)
         goto out;
     s->stats.truncations++;
 out:
-    apply_free(&r.cache, s);
-    if (r.img != NULL)
-        lrvm__io_unmap(r.img, r.img_size);
-    replay_free(&r);
+    replay_end(&r);
     return rc;
 }
 
 int lrvm__truncate_if_any(lrvm_t *s)
 {
-    return lrvm__log_size(&s->log) > LRVM__LOG_HEADER_SIZE ? lrvm__truncate(s) : 0;
+    return lrvm__log_holds_records(&s->log) ? lrvm__truncate(s) : 0;
 }
 
-void lrvm__truncate_if_due(lrvm_t *s)
+/* ------------------------------------------------------------ beside the commits */
+
+/* Set in the truncation's thread, and in a committing thread during its
+ * switch: the tests' fault layer counts or holds these calls alone. */
+_Thread_local int lrvm__in_truncation;
+
+enum { JOB_IDLE, JOB_RUNNING, JOB_DONE };
+
+/* The truncation thread: apply the retiring generation the job names,
+ * sync the files written, have log.c write the header that retires it.
+ * It never takes the store lock: what it reads of the store is constant
+ * while the store is open (its directory, the log's descriptor, the
+ * resident limit), or handed to it with the job (the apply cache: only
+ * one truncation runs at a time, and lrvm__truncate waits for this one). */
+static void *trunc_main(void *arg)                                  /* keeps I7 */
 {
-    /* A failed truncation loses nothing: the log keeps the records and the
-     * next commit tries again. */
-    if (lrvm__log_size(&s->log) >= s->truncate_threshold)
-        (void)lrvm__truncate(s);
+    lrvm_t *s = arg;
+    struct lrvm__trunc_job *j = &s->trunc;
+    struct replay r = { .dirfd = s->dirfd, .apply = 1, .store = s, .durable = 1 };
+    struct lrvm__scan_result res;
+    int empty;
+
+    lrvm__in_truncation = 1;
+    atomic_store(&j->tj_tid, (long)gettid());
+    r.log.ls_fd = j->tj_fd;
+    r.span[0] = retiring_span(&j->tj_ret);
+    r.nspans = 1;
+    int rc = replay_spans(&r, &res, &empty);
+    replay_end(&r);
+    if (rc == 0 && (rc = lrvm__log_retire_header(&s->log, &j->tj_ret)) == 0)    /* keeps I2 */
+        r.fsyncs++;
+    pthread_mutex_lock(&j->tj_mu);
+    j->tj_rc = rc;
+    j->tj_fsyncs = r.fsyncs;
+    j->tj_state = JOB_DONE;
+    pthread_cond_broadcast(&j->tj_cond);
+    pthread_mutex_unlock(&j->tj_mu);
+    return NULL;
+}
+
+void lrvm__trunc_init(lrvm_t *s)
+{
+    pthread_mutex_init(&s->trunc.tj_mu, NULL);
+    pthread_cond_init(&s->trunc.tj_cond, NULL);
+    s->trunc.tj_state = JOB_IDLE;
+}
+
+void lrvm__trunc_fini(lrvm_t *s)
+{
+    pthread_cond_destroy(&s->trunc.tj_cond);
+    pthread_mutex_destroy(&s->trunc.tj_mu);
+}
+
+/* Start the thread on the log's retiring generation. Store lock held. */
+static int job_start(lrvm_t *s)
+{
+    struct lrvm__trunc_job *j = &s->trunc;
+    LRVM__ASSERT(j->tj_state == JOB_IDLE && s->log.lg_retiring);
+    j->tj_ret = s->log.lg_ret;
+    j->tj_fd = s->log.lg_fd;
+    j->tj_rc = 0;
+    j->tj_fsyncs = 0;
+    j->tj_state = JOB_RUNNING;
+    /* No signal for the thread: a program's handlers expect its own. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&j->tj_thread, NULL, trunc_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err != 0) {
+        j->tj_state = JOB_IDLE;
+        return LRVM_ENOMEM;                 /* no thread to be had: a later commit tries */
+    }
+    return 0;
+}
+
+/* Fold a finished job into the store: 1 when it retired its generation,
+ * 0 when none had finished, or the error it failed with (the log keeps
+ * both generations; a later commit tries again). Store lock held. */
+static int reap(lrvm_t *s)
+{
+    struct lrvm__trunc_job *j = &s->trunc;
+    pthread_mutex_lock(&j->tj_mu);
+    int done = j->tj_state == JOB_DONE, rc = j->tj_rc;
+    pthread_mutex_unlock(&j->tj_mu);
+    if (!done)
+        return 0;
+    pthread_join(j->tj_thread, NULL);
+    /* The join returns once the thread let its stack go, a moment before
+     * the kernel stops counting it among the process's threads; the
+     * userfaultfd tracker gives private copies back only while it counts
+     * one (lrvm.h C14), so the pages about to go would wait a round. */
+    char path[64], buf[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", atomic_load(&j->tj_tid));
+    for (int i = 0; i < 10000 && lrvm__io_read_small(path, buf, sizeof buf) > 0; i++)
+        sched_yield();
+    j->tj_state = JOB_IDLE;
+    s->stats.fsyncs += j->tj_fsyncs;
+    if (rc < 0)
+        return rc;
+    lrvm__log_retired(&s->log);
+    s->stats.truncations++;
+    j->tj_reaped = 1;
+    return 1;
+}
+
+int lrvm__trunc_reap(lrvm_t *s)
+{
+    return reap(s);
+}
+
+/* Wait for a running job and reap it (store lock held: the thread never
+ * takes it). */
+static int trunc_wait(lrvm_t *s)
+{
+    struct lrvm__trunc_job *j = &s->trunc;
+    pthread_mutex_lock(&j->tj_mu);
+    while (j->tj_state == JOB_RUNNING)
+        pthread_cond_wait(&j->tj_cond, &j->tj_mu);
+    pthread_mutex_unlock(&j->tj_mu);
+    return reap(s);
+}
+
+void lrvm__trunc_stop(lrvm_t *s)
+{
+    (void)trunc_wait(s);        /* a failure leaves both generations to recovery */
+}
+
+/* A commit reached the wall (log.c I7): the retiring generation must be
+ * applied before it writes on. Counted in commit_waits. */
+static int wall_wait(void *arg)
+{
+    lrvm_t *s = arg;
+    /* Atomic: a test reads it to see a commit wait here, while the
+     * waiting commit holds the store lock. */
+    __atomic_fetch_add(&s->stats.commit_waits, 1, __ATOMIC_RELAXED);
+    int rc = 0;
+    if (s->trunc.tj_state == JOB_IDLE)
+        rc = job_start(s);                  /* a failed one, tried again */
+    if (rc == 0)
+        rc = trunc_wait(s);
+    return rc < 0 ? rc : s->log.lg_retiring ? LRVM_EIO : 0;
+}
+
+void lrvm__truncate_wait(lrvm_t *s)
+{
+    lrvm__truncate_start(s);
+    if (s->trunc.tj_state == JOB_RUNNING) {
+        s->stats.commit_waits++;
+        (void)trunc_wait(s);
+    }
+}
+
+void lrvm__truncate_start(lrvm_t *s)
+{
+    struct lrvm__log_retiring ret;
+    (void)reap(s);
+    if (s->trunc.tj_state != JOB_IDLE)
+        return;                             /* one runs (keeps I6) */
+    /* A failure loses nothing: the log keeps the records and a later
+     * commit tries again. */
+    lrvm__in_truncation = 1;
+    int rc = s->log.lg_retiring ? 0 : lrvm__log_switch(&s->log, s->truncate_threshold,
+                                                       wall_wait, s, &ret);
+    lrvm__in_truncation = 0;
+    if (rc == 0)
+        (void)job_start(s);
+}
+
+int lrvm__truncate_due(const lrvm_t *s)
+{
+    return s->log.lg_retiring || lrvm__log_gen_size(&s->log) >= s->truncate_threshold;
 }
 
 void lrvm__recover_release(lrvm_t *s)
@@ -815,7 +1115,24 @@ int lrvm__recover_ranges(int dirfd, int logfd, const struct lrvm__log_header *h,
     struct lrvm__scan_cb cb = { .arg = &a, .record = on_check_record };
     if (fn != NULL)
         cb = (struct lrvm__scan_cb){ .arg = &ra, .record = on_ranges_record };
+    /* A header that names a next generation: its own first, as many
+     * transactions as it says (V8), then the next from its start. */
+    struct lrvm__log_header next = { h->lh_version, h->lh_generation + 1, h->lh_next_txno,
+                                     h->lh_next_start, 0, 0 };
+    cb.end_txno = h->lh_next_start != 0 ? h->lh_next_txno : 0;
+    out->head = *h;
     int rc = lrvm__log_scan(logfd, h, &cb, &out->scan);
+    out->replay_bytes = out->scan.sr_end - h->lh_start;
+    if (rc == 0 && h->lh_next_start != 0 && out->scan.sr_damage == 0) {
+        struct lrvm__scan_result first = out->scan;
+        cb.end_txno = 0;
+        out->head = next;
+        ra.h = &out->head;
+        rc = lrvm__log_scan(logfd, &next, &cb, &out->scan);
+        out->scan.sr_txs += first.sr_txs;
+        out->scan.sr_records += first.sr_records;
+        out->replay_bytes += out->scan.sr_end - next.lh_start;
+    }
 
     out->at = a.at;
     out->why = rc == LRVM_ECORRUPT ? (r.why ? r.why : "its payload is malformed") : NULL;

@@ -28,7 +28,8 @@
  *   I2 res_private and res_spare count exactly the pages of the store's
  *      mapped segments with a tag, and with RES_SPARE.
  *   I3 A page is given back only when the file holds its committed bytes:
- *      its tag is not that of a generation the log still holds.
+ *      its tag is not that of a generation the log still holds, the one
+ *      being retired beside the commits included.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -80,11 +81,34 @@ size_t lrvm__res_pages(const lrvm_t *s)
     return s->res_private + s->res_spare;
 }
 
-/* The tag whose pages the files do not hold yet, or 0: the generation the
- * log is writing, unless it holds no record. */
-static unsigned tag_unapplied(lrvm_t *s)
+/* The tags whose pages the files may not hold yet, or 0: the generation
+ * being retired, whose truncation runs beside the commits, and the one
+ * the log is writing, unless the log holds no record. While one retires
+ * the current one's tag is kept even with no record in it: a commit that
+ * waited for its group's sync while the log switched wrote into the
+ * retiring generation and tagged its pages with the next. */
+static void tags_unapplied(lrvm_t *s, unsigned keep[2])
 {
-    return lrvm__log_size(&s->log) > LRVM__LOG_HEADER_SIZE ? tag_of(s->log.lg_generation) : 0;
+    const struct lrvm__log *lg = &s->log;
+    keep[0] = lg->lg_retiring ? tag_of(lg->lg_ret.lr_generation) : 0;
+    keep[1] = lrvm__log_holds_records(lg) ? tag_of(lg->lg_generation) : 0;
+}
+
+size_t lrvm__res_unapplied(lrvm_t *s)
+{
+    unsigned keep[2];
+    size_t n = 0;
+    tags_unapplied(s, keep);
+    for (size_t i = 0; i < s->nsegs; i++) {
+        const struct lrvm__seg *seg = s->segs[i];
+        for (size_t p = 0; p < seg->sg_res_n; p++) {
+            unsigned tag = seg->sg_res[p] & RES_TAG;
+            n += (tag != 0 && (tag == keep[0] || tag == keep[1])) +
+                 (tag != 0 && (tag == keep[0] || tag == keep[1]) &&
+                  (seg->sg_res[p] & RES_SPARE));
+        }
+    }
+    return n;
 }
 
 /* Give back run [first, first+n) of WHAT through the tracker, and forget
@@ -115,7 +139,8 @@ static int give_run(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_pas
 
 int lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_pass *pass)
 {
-    unsigned keep = tag_unapplied(s);
+    unsigned keep[2];
+    tags_unapplied(s, keep);
     /* Runs of the private copies and of the spare ones are gathered apart:
      * a page may give back one and keep the other. */
     size_t run[2] = { 0, 0 }, len[2] = { 0, 0 };
@@ -134,7 +159,7 @@ int lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_p
         unsigned tag = b & RES_TAG;
         /* Keeps I3: a private copy, or an image, only once its committed
          * bytes are in the file; a before-image whenever its epoch ended. */
-        int in_file = tag != 0 && tag != keep;
+        int in_file = tag != 0 && tag != keep[0] && tag != keep[1];
         int may[2] = {
             in_file && pass->may(pass->arg, seg, p, LRVM__RES_PRIVATE),
             (b & RES_SPARE) && (in_file || !pass->spare_in_file) &&

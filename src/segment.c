@@ -211,7 +211,7 @@ int lrvm__seg_destroy(lrvm_t *s, const char *name)
     int rc;
 
     LRVM__ASSERT(lrvm__seg_by_name(s, name) == NULL);
-    LRVM__ASSERT(lrvm__log_size(&s->log) == LRVM__LOG_HEADER_SIZE);          /* keeps I6 */
+    LRVM__ASSERT(!lrvm__log_holds_records(&s->log));                         /* keeps I6 */
     seg_path(path, name, strlen(name), "");
     if ((rc = lrvm__io_unlink(s->dirfd, path)) < 0 ||
         (rc = lrvm__io_fsync(s->dirfd)) < 0)

@@ -32,7 +32,8 @@
  *   I5 At most one thread runs a call of TX without the store's lock: the
  *      owner, inside fast_enter/fast_leave. Whoever else touches TX's
  *      declared ranges holds the store's lock and has claimed TX first.
- *   Lock order: lrvm.mu, then reg_mu; lrvm.mu, then the log's lg_sync_mu.
+ *   Lock order: lrvm.mu, then reg_mu; lrvm.mu, then the log's lg_sync_mu;
+ *   lrvm.mu, then the truncation job's tj_mu (recover.c).
  *
  * Biased ownership. lrvm_set_range is the call a program makes most: once
  * for every range it changes. Taking the store's lock there costs more
@@ -503,8 +504,9 @@ static int commit_epoch(lrvm_t *s, lrvm_tx_t *tx, int flags)
 /* Give back every page the trackers keep that may go (resident.c). A
  * segment whose transaction's commit waits for a group's sync (the store
  * lock let go) is skipped: its pages are in flight, their images already
- * hold bytes that are not tagged yet, and only the records a truncation
- * applied before this release vouch for them. */
+ * hold bytes that are not tagged yet. What stays and a truncation would
+ * not let go (an open transaction's, an ambient epoch's) is not held
+ * against the limit again (res_kept). */
 static void release_pages(lrvm_t *s)
 {
     for (size_t i = 0; i < s->nsegs; i++) {
@@ -513,25 +515,39 @@ static void release_pages(lrvm_t *s)
             continue;
         (void)s->tracker->release(s, seg);     /* a failure loses nothing: the pages stay */
     }
-    s->res_kept = lrvm__res_pages(s);
+    s->res_kept = lrvm__res_pages(s) - lrvm__res_unapplied(s);
+    s->trunc.tj_reaped = 0;
 }
 
-/* After an epoch's commit: a truncation when the log passed its
- * threshold; when the pages kept passed the resident limit, a truncation
- * (which puts their committed bytes into the files) and then the release
- * of every page that may go. The pages that could not go are not held
- * against the limit again until it has been passed once more, so a store
- * whose pages are all held does not truncate at every commit. */
+/* After an epoch's commit. A truncation that ended is folded in. When the
+ * pages kept passed the resident limit, every page that may go is given
+ * back, if a truncation ended well since the last time or the log holds
+ * no record (else none could: their bytes are only in the log); and when
+ * the log passed its threshold, or the pages the limit, a truncation
+ * starts beside the commits (recover.c), unless one runs. Nothing here
+ * waits for a segment file, but at the memory's hard limit: pages kept
+ * past twice the limit wait for the truncation (commit_waits), as
+ * commits wait at the log's wall. The pages that could not go are not
+ * held against the limit again until it has been passed once more, so a
+ * store whose pages are all held does not truncate at every commit. */
 static void after_commit(lrvm_t *s)
 {
-    lrvm__truncate_if_due(s);
+    (void)lrvm__trunc_reap(s);
     size_t pages = lrvm__res_pages(s);
     if (pages < s->res_kept)
         s->res_kept = pages;        /* segments unmapped since */
-    if ((pages - s->res_kept) * (size_t)sysconf(_SC_PAGESIZE) <= s->resident_limit)
-        return;
-    if (lrvm__truncate_if_any(s) == 0)          /* a failure: the next commit tries again */
+    size_t extra = (pages - s->res_kept) * (size_t)sysconf(_SC_PAGESIZE);
+    int holds = lrvm__log_holds_records(&s->log);
+    if (extra > 2 * s->resident_limit && holds && !s->trunc.tj_reaped) {
+        lrvm__truncate_wait(s);
+        holds = lrvm__log_holds_records(&s->log);
+    }
+    if (extra > s->resident_limit && (s->trunc.tj_reaped || !holds)) {
         release_pages(s);
+        extra = 0;
+    }
+    if (extra > s->resident_limit || lrvm__truncate_due(s))
+        lrvm__truncate_start(s);
 }
 
 int lrvm_commit(lrvm_tx_t *tx, int flags)

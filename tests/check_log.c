@@ -95,18 +95,43 @@ END_TEST
 START_TEST(test_log_header_roundtrip)
 {
     unsigned char slot[512];
-    struct lrvm__log_header h = { 1, 42, 1000 }, d;
+    struct lrvm__log_header h = { 1, 42, 1000, 0, 0, 0 }, d;
     lrvm__log_header_encode(slot, &h);
     ck_assert_int_eq(lrvm__log_header_decode(slot, &d), 0);
     ck_assert_uint_eq(d.lh_generation, 42);
     ck_assert_uint_eq(d.lh_first_txno, 1000);
+    ck_assert_uint_eq(d.lh_start, LRVM__LOG_HEADER_SIZE);      /* before version 3 */
+    ck_assert_uint_eq(d.lh_next_start, 0);
+
+    /* Version 3: the starts and the next generation come back; a slot
+     * whose offsets could not be record places is damage (H3). */
+    struct lrvm__log_header v3 = { LRVM__LOG_VERSION, 9, 500, 65536, 4096, 530 };
+    lrvm__log_header_encode(slot, &v3);
+    ck_assert_int_eq(lrvm__log_header_decode(slot, &d), 0);
+    ck_assert_uint_eq(d.lh_version, 3);
+    ck_assert_uint_eq(d.lh_start, 65536);
+    ck_assert_uint_eq(d.lh_next_start, 4096);
+    ck_assert_uint_eq(d.lh_next_txno, 530);
+    slot[45] ^= 1;                              /* inside next start: the CRC at 56 */
+    ck_assert_int_eq(lrvm__log_header_decode(slot, &d), LRVM_ECORRUPT);
+    struct lrvm__log_header bad[] = {
+        { LRVM__LOG_VERSION, 9, 500, 1024, 0, 0 },          /* start in the header */
+        { LRVM__LOG_VERSION, 9, 500, 4100, 0, 0 },          /* not 8-aligned */
+        { LRVM__LOG_VERSION, 9, 500, 4096, 4096, 530 },     /* both at one place */
+        { LRVM__LOG_VERSION, 9, 500, 4096, 8192, 499 },     /* next numbered below */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lrvm__log_header_encode(slot, &bad[i]);
+        ck_assert_int_eq(lrvm__log_header_decode(slot, &d), LRVM_ECORRUPT);
+    }
 
     slot[20] ^= 1;                              /* inside the generation */
     ck_assert_int_eq(lrvm__log_header_decode(slot, &d), LRVM_ECORRUPT);
     lrvm__log_header_encode(slot, &h);
     slot[0] = 'X';
     ck_assert_int_eq(lrvm__log_header_decode(slot, &d), LRVM_ECORRUPT);
-    struct lrvm__log_header v1 = { 1, 1, 1 }, next = { LRVM__LOG_VERSION + 1, 1, 1 };
+    struct lrvm__log_header v1 = { 1, 1, 1, 0, 0, 0 },
+                            next = { LRVM__LOG_VERSION + 1, 1, 1, 4096, 0, 0 };
     lrvm__log_header_encode(slot, &v1);
     ck_assert_int_eq(lrvm__log_header_decode(slot, &d), 0);         /* still read */
     lrvm__log_header_encode(slot, &next);
@@ -292,7 +317,7 @@ START_TEST(test_log_reads_version_1)
     ck_assert_int_eq(lrvm_close(s), 0);
 
     unsigned char log[4096 + 64] = { 0 };
-    struct lrvm__log_header h = { 1, 7, 1 };
+    struct lrvm__log_header h = { 1, 7, 1, 0, 0, 0 };
     lrvm__log_header_encode(log, &h);
     unsigned char *rec = log + 4096, *p = rec + 32;
     *p++ = LRVM__ENT_DEFINE;

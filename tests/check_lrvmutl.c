@@ -1097,7 +1097,9 @@ START_TEST(test_lrvmutl_json_info_verify_dump)
     const struct jv *log = jget(&d, "log");
     ck_assert_str_eq(jstr(log, "file"), "lrvm.log");
     ck_assert_uint_eq(jnum(log, "bytes"), (uint64_t)tu_file_size(tu_path(store, "lrvm.log")));
-    ck_assert_uint_eq(jnum(log, "format"), 2);
+    ck_assert_uint_eq(jnum(log, "format"), 3);
+    ck_assert_uint_eq(jnum(log, "start"), 4096);
+    ck_assert_int_eq(jget(log, "next")->type, J_NULL);     /* no truncation was running */
     ck_assert_uint_eq(jnum(&d, "valid_records"), res.sr_records);
     ck_assert_uint_eq(jnum(&d, "complete_transactions"), res.sr_txs);
     ck_assert_uint_eq(jnum(&d, "first_txno_replayed"), jnum(log, "first_txno"));

@@ -8,6 +8,7 @@
  * lrvm-crashtest's (check_util, --resident-limit).
  */
 #define _GNU_SOURCE
+#include "internal.h"
 #include "faultio.h"
 #include "lrvm.h"
 #include "testutil.h"
@@ -89,6 +90,7 @@ static lrvm_t *open_limited(int tracking)
 static void setup(void)
 {
     unsetenv("LRVM_TRACKING");
+    lrvm__io_hold(0);
 }
 
 /* Is the page at ADDR in memory as a copy of this process's own (not the
@@ -140,8 +142,10 @@ static uint64_t word_at(const unsigned char *base, size_t off)
 /* ------------------------------------------------------------ tests */
 
 /* A page committed long ago reads its committed bytes back from the file
- * once given back, and the pages kept stay under the limit (plus what the
- * last transaction added) after every commit. */
+ * once given back, and the pages kept stay under the hard limit (twice
+ * the limit, plus what the last transaction added) after every commit:
+ * past the limit a truncation starts beside the commits, and past twice
+ * it they wait for it (tx.c, after_commit). */
 START_TEST(test_resident_released_page_reads_the_file)
 {
     for (size_t t = 0; t < sizeof trackers / sizeof trackers[0]; t++) {
@@ -152,7 +156,7 @@ START_TEST(test_resident_released_page_reads_the_file)
         unsigned char *a = tu_map(s, "a", (size_t)16 << 20);
         for (size_t i = 0; i < 3 * LIMIT_PAGES; i++) {
             store_tx(s, trackers[t], a, i * PAGE + 8, i + 1);
-            ck_assert_msg(kept(s) <= LIMIT_PAGES + 2, "%s: %zu pages kept after commit %zu",
+            ck_assert_msg(kept(s) <= 2 * LIMIT_PAGES + 2, "%s: %zu pages kept after commit %zu",
                           tracker_name(trackers[t]), kept(s), i);
         }
         ck_assert_msg(released(s) > 0, "%s: nothing given back", tracker_name(trackers[t]));
@@ -255,6 +259,50 @@ START_TEST(test_resident_abort_after_release_restores)
         ck_assert_uint_eq(word_at(a, 16), 0x1111);
         ck_assert_uint_eq(word_at(a, 32), 0x2222);
         ck_assert_uint_eq(word_at(a, 0), 0);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
+/* A page committed in the generation that a truncation is applying
+ * beside the commits is not in the file yet: it stays while that
+ * truncation is stopped at its segment sync, whatever the later commits
+ * add (up to the hard limit), and goes at the first commit after the
+ * truncation ended. */
+START_TEST(test_resident_retiring_generation_keeps_pages)
+{
+    for (size_t t = 0; t < sizeof trackers / sizeof trackers[0]; t++) {
+        if (!offered(trackers[t]))
+            continue;
+        const char *name = tracker_name(trackers[t]);
+        tu_rmrf(tu_dir);
+        lrvm_t *s = open_limited(trackers[t]);
+        unsigned char *a = tu_map(s, "a", (size_t)1 << 20);
+        unsigned char *b = tu_map(s, "b", (size_t)16 << 20);
+        store_tx(s, trackers[t], a, 16, 0x1111);
+        lrvm__io_hold(LRVM__IO_SYNC);
+        /* Past the limit a commit starts a truncation; no other thread
+         * commits, so the log's state may be read between calls. */
+        size_t i = 0;
+        for (; !s->log.lg_retiring; i++) {
+            ck_assert_msg(i < LIMIT_PAGES + 8, "%s: no truncation started", name);
+            store_tx(s, trackers[t], b, i * PAGE, i + 1);
+        }
+        for (int k = 0; lrvm__io_held() == 0; k++) {
+            ck_assert_msg(k < 30000, "%s: the truncation never reached its sync", name);
+            usleep(1000);
+        }
+        for (size_t end = i + 16; i < end; i++) {
+            store_tx(s, trackers[t], b, i * PAGE, i + 1);
+            ck_assert_msg(private_copy(a) && word_at(a, 16) == 0x1111,
+                          "%s: the page went before its generation was applied", name);
+        }
+        ck_assert_uint_eq(released(s), 0);
+        lrvm__io_hold(0);
+        (void)tu_wait_truncations(s, 1);
+        store_tx(s, trackers[t], b, i * PAGE, i + 1);
+        ck_assert_msg(released(s) > 0 && !private_copy(a), "%s: the page did not go", name);
+        ck_assert_uint_eq(word_at(a, 16), 0x1111);
         ck_assert_int_eq(lrvm_close(s), 0);
     }
 }
@@ -473,6 +521,7 @@ int main(void)
     tcase_add_test(tc, test_resident_released_page_reads_the_file);
     tcase_add_test(tc, test_resident_open_epochs_keep_their_pages);
     tcase_add_test(tc, test_resident_abort_after_release_restores);
+    tcase_add_test(tc, test_resident_retiring_generation_keeps_pages);
     tcase_add_test(tc, test_resident_limit_bounds_memory);
     tcase_add_test(tc, test_resident_ambient_stores_during_release);
     tcase_add_test(tc, test_resident_commit_in_flight_keeps_its_pages);

@@ -246,7 +246,7 @@ START_TEST(test_util_info_verify_dump_after_crash_write_nothing)
 
     run_tool(&r, "info", dir, NULL);
     ck_assert_int_eq(r.status, 0);
-    ck_assert_output_has(&r, "format 2, generation 1");
+    ck_assert_output_has(&r, "format 3, generation 1");
     ck_assert_output_has(&r, "20 complete transactions (numbers 1 to 20)");
     ck_assert_output_has(&r, "the scan stopped at offset");
     /* Segment a: the file's size, 20 ranges of 8 bytes named by the log. */

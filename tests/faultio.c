@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,17 @@ static _Atomic int            fi_mode;
 _Atomic unsigned lrvm__io_sync_delay_us;
 
 static void powercut_drop(int fd);
+
+/* Set when the power fails: another thread's call must not return after
+ * that, or a sync that returned into undone bytes could report a commit
+ * the cut then takes away. Such a call waits for the SIGKILL instead. */
+static _Atomic int fi_dying;
+
+static void die_with_the_rest(void)
+{
+    for (;;)
+        pause();
+}
 
 void lrvm__io_inject(unsigned kinds, unsigned long nth, int err, int mode)
 {
@@ -249,6 +261,7 @@ static void crash_record(void);
  * it writes the changes down instead and undoes none. */
 static void powercut(void)
 {
+    atomic_store(&fi_dying, 1);
     crash_record();
     uint64_t x = pc_seed ^ (atomic_load(&fi_count) * 0x9e3779b97f4a7c15ull);
     pthread_mutex_lock(&pc_mu);
@@ -537,9 +550,13 @@ void lrvm__io_crash_states_free(struct lrvm__crash_states *cs)
 /* 0 to go ahead, else the -errno the call must fail with. */
 static int fault(unsigned kind)
 {
+    if (atomic_load_explicit(&fi_dying, memory_order_relaxed))
+        die_with_the_rest();
     if (!atomic_load_explicit(&fi_armed, memory_order_relaxed))
         return 0;
     if (!(atomic_load(&fi_kinds) & kind))
+        return 0;
+    if ((atomic_load(&fi_mode) & LRVM__IO_TRUNCATION) && !lrvm__in_truncation)
         return 0;
     unsigned long n = atomic_fetch_add(&fi_count, 1) + 1;
     unsigned long nth = atomic_load(&fi_nth);
@@ -553,6 +570,53 @@ static int fault(unsigned kind)
     if ((mode & LRVM__IO_KILL) && !(kind == LRVM__IO_WRITE && (mode & LRVM__IO_TORN)))
         raise(SIGKILL);                 /* a torn write dies after its half */
     return -atomic_load(&fi_err);
+}
+
+/* ------------------------------------------------ the hold */
+
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t  hold_cv = PTHREAD_COND_INITIALIZER;
+static _Atomic unsigned hold_kinds;
+static unsigned         hold_waiting;
+
+void lrvm__io_hold(unsigned kinds)
+{
+    pthread_mutex_lock(&hold_mu);
+    atomic_store(&hold_kinds, kinds);
+    pthread_cond_broadcast(&hold_cv);
+    pthread_mutex_unlock(&hold_mu);
+}
+
+unsigned lrvm__io_held(void)
+{
+    pthread_mutex_lock(&hold_mu);
+    unsigned n = hold_waiting;
+    pthread_mutex_unlock(&hold_mu);
+    return n;
+}
+
+/* Is FD a segment file (NAME.seg)? */
+static int is_segment(int fd)
+{
+    char link[64], path[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    return n > 4 && memcmp(path + n - 4, ".seg", 4) == 0;
+}
+
+/* A call of KIND on FD: wait while a hold names it (a truncation's
+ * thread's, on a segment file). */
+static void hold(int fd, unsigned kind)
+{
+    if (!(atomic_load_explicit(&hold_kinds, memory_order_relaxed) & kind) ||
+        !lrvm__in_truncation || !is_segment(fd))
+        return;
+    pthread_mutex_lock(&hold_mu);
+    hold_waiting++;
+    while (atomic_load(&hold_kinds) & kind)
+        pthread_cond_wait(&hold_cv, &hold_mu);
+    hold_waiting--;
+    pthread_mutex_unlock(&hold_mu);
 }
 
 /* ------------------------------------------------ the methods */
@@ -579,6 +643,7 @@ static ssize_t f_pread(int fd, void *buf, size_t n, uint64_t off)
 
 static int f_pwritev(int fd, struct iovec *iov, int iovcnt, uint64_t off)
 {
+    hold(fd, LRVM__IO_WRITE);
     int err = fault(LRVM__IO_WRITE);
     if (err) {
         if (atomic_load(&fi_mode) & LRVM__IO_TORN && iovcnt > 0)
@@ -610,10 +675,13 @@ static void sync_delay(void)
 static int sync_fd(int fd, int (*sync_call)(int))
 {
     sync_delay();
+    hold(fd, LRVM__IO_SYNC);
     int err = fault(LRVM__IO_SYNC);
     if (err)
         return err;
     int rc = sync_call(fd);
+    if (atomic_load(&fi_dying))
+        die_with_the_rest();            /* it may have synced undone bytes */
     if (rc == 0 && powercut_armed())
         powercut_drop(fd);
     return rc;

@@ -31,10 +31,13 @@ enum {
     LRVM__IO_TORN   = 2,       /* flag: a failing write lands its first half */
     LRVM__IO_KILL   = 4,       /* flag: instead of failing, the process dies of
                                   SIGKILL at that call (after the torn half) */
-    LRVM__IO_POWERCUT = 8      /* flag: from arming on, writes are remembered
+    LRVM__IO_POWERCUT = 8,     /* flag: from arming on, writes are remembered
                                   until synced; at the Nth call the power
                                   fails: each unsynced write is kept, lost or
                                   torn, and the process dies of SIGKILL */
+    LRVM__IO_TRUNCATION = 16   /* flag: only the calls of a truncation beside
+                                  the commits count (its switch, in the
+                                  committing thread, and its own thread) */
 };
 /* Make the NTH (1-based) call of KINDS from now on fail with ERR (an
  * errno value); nth 0 only counts the calls. Process-wide. */
@@ -63,5 +66,11 @@ void     lrvm__io_crash_states_free(struct lrvm__crash_states *cs);
 /* Microseconds every fdatasync/fsync waits first, so that a test can
  * have commits arrive while one is under way (group commit); 0 normally. */
 extern _Atomic unsigned lrvm__io_sync_delay_us;
+/* Hold the truncation: from now on, calls of KINDS (LRVM__IO_WRITE,
+ * LRVM__IO_SYNC) on a segment file made by a truncation's thread wait
+ * until KINDS no longer names them (lrvm__io_hold(0) lets all go). */
+void     lrvm__io_hold(unsigned kinds);
+/* Calls waiting in a hold now. */
+unsigned lrvm__io_held(void);
 
 #endif

@@ -19,7 +19,8 @@
  * break the sequence, the generation, the magic or the CRC on purpose, so
  * that damage followed by records whose marks prove it durable (V7) is
  * common. Inputs whose length is 5 modulo 8 make a format 1 log (32-byte
- * headers, no mark). An input whose first byte is 0xff is written raw
+ * headers, no mark); 3 modulo 8, a log whose header names a second
+ * generation (a truncation beside the commits was under way). An input whose first byte is 0xff is written raw
  * after the header instead, for the scan's own checks.
  *
  * Besides recovery, the harness runs lrvmutl's readers on the same log:
@@ -86,7 +87,7 @@ static unsigned char *build_log(const uint8_t *in, size_t n, size_t *len)
         abort();
     uint32_t version = n % 8 == 5 ? 1 : LRVM__LOG_VERSION;
     size_t hsize = version == 1 ? LRVM__REC_HEADER_V1 : LRVM__REC_HEADER_SIZE;
-    struct lrvm__log_header h = { version, 1, 1 };
+    struct lrvm__log_header h = { version, 1, 1, LRVM__LOG_HEADER_SIZE, 0, 0 };
     lrvm__log_header_encode(log, &h);
     size_t pos = LRVM__LOG_HEADER_SIZE, committed = pos;
     if (n > 0 && in[0] == 0xff) {                   /* raw: the scan's checks */
@@ -94,10 +95,23 @@ static unsigned char *build_log(const uint8_t *in, size_t n, size_t *len)
         *len = pos + n - 1;
         return log;
     }
-    uint64_t txno = 1;
+    uint64_t txno = 1, gen = 1;
     unsigned part = 0;
     size_t i = 0;
+    /* Inputs whose length is 3 modulo 8 make a log in the middle of a
+     * truncation beside the commits: the header names generation 2,
+     * which begins past generation 1's end, at the first transaction
+     * that begins in the second half of the input. */
+    int two = version >= 2 && n % 8 == 3;
     while (i + 3 <= n) {
+        if (two && gen == 1 && part == 0 && i >= n / 2) {
+            h.lh_next_start = (pos + 4095) & ~(size_t)4095;
+            h.lh_next_txno = txno;
+            memset(log + pos, 0, h.lh_next_start - pos);
+            pos = committed = h.lh_next_start;
+            gen = 2;
+            lrvm__log_header_encode(log, &h);
+        }
         unsigned ctl = in[i];
         size_t plen = (size_t)in[i + 1] | (size_t)in[i + 2] << 8;
         i += 3;
@@ -108,7 +122,7 @@ static unsigned char *build_log(const uint8_t *in, size_t n, size_t *len)
         put32(rec + 8, (uint32_t)plen);
         put16(rec + 12, (ctl & 0x10) ? part + 1 : part);
         put16(rec + 14, ctl & 1 ? LRVM__REC_COMMIT : 0);
-        put64(rec + 16, (ctl & 0x20) ? 2 : 1);
+        put64(rec + 16, (ctl & 0x20) ? gen + 1 : gen);
         put64(rec + 24, (ctl & 0x40) ? txno + 1 : txno);
         if (version >= 2)
             put64(rec + 32, (ctl & 0x02) ? committed : pos);

@@ -295,6 +295,19 @@ lrvm_t *tu_open_mode(int tracking, size_t threshold)
     return tu_open(NULL, &o);
 }
 
+lrvm_stats_t tu_wait_truncations(lrvm_t *s, uint64_t n)
+{
+    lrvm_stats_t st;
+    for (int i = 0;; i++) {
+        ck_assert_int_eq(lrvm_stats(s, &st), 0);
+        if (st.truncations >= n)
+            return st;
+        ck_assert_msg(i < 30000, "%" PRIu64 " truncations after 30 s, not %" PRIu64,
+                      st.truncations, n);
+        usleep(1000);
+    }
+}
+
 void *tu_map(lrvm_t *s, const char *name, size_t size)
 {
     void *base;

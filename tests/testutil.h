@@ -95,6 +95,11 @@ int tu_auto_tracker(void);
  * environment makes it refuse.) */
 int tu_uffd_offered(void);
 
+/* A truncation that a commit started runs beside the commits: wait
+ * until S counts N truncations (30 s at most, else the test fails);
+ * its stats then. */
+lrvm_stats_t tu_wait_truncations(lrvm_t *s, uint64_t n);
+
 /* lrvm_map that fails the test (Check) when the map fails. */
 void *tu_map(lrvm_t *s, const char *name, size_t size);
 

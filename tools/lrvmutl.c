@@ -533,7 +533,7 @@ static int check(struct store *st, struct lrvm__check *c, lrvm__range_fn *fn, vo
     }
     if (rc == LRVM_ECORRUPT && c->scan.sr_damage != 0) {
         uint64_t records, commits, first;
-        if (lrvm__log_count_intact(st->logfd, &st->h, c->scan.sr_damage, &records, &commits,
+        if (lrvm__log_count_intact(st->logfd, &c->head, c->scan.sr_damage, &records, &commits,
                                    &first) < 0)
             records = commits = first = 0;
         failure.damage = 1;
@@ -584,7 +584,7 @@ static int check_heap_file(int fd, uint64_t len, uint64_t *used, uint64_t *free_
 static int heap_file_verdict(const struct lrvm__check *c, int fd, uint64_t len, uint64_t *used,
                              uint64_t *free_bytes)
 {
-    if (c->scan.sr_end > LRVM__LOG_HEADER_SIZE)
+    if (c->replay_bytes > 0)
         return -1;
     return check_heap_file(fd, len, used, free_bytes) == 0 ? 0 : 1;
 }
@@ -767,6 +767,16 @@ static int cmd_info(const char *dir)
         j_u64("generation", st.h.lh_generation);
         j_u64("header_slot", (uint64_t)st.slot);
         j_u64("first_txno", st.h.lh_first_txno);
+        j_u64("start", st.h.lh_start);
+        if (st.h.lh_next_start != 0) {
+            j_open("next", '{');
+            j_u64("generation", st.h.lh_generation + 1);
+            j_u64("start", st.h.lh_next_start);
+            j_u64("first_txno", st.h.lh_next_txno);
+            j_close('}');
+        } else {
+            j_null("next");
+        }
         j_close('}');
     } else {
         printf("store: %s%s\n", dir, st.in_use ? " (open in another process)" : "");
@@ -776,9 +786,16 @@ static int cmd_info(const char *dir)
                     : "the mprotect tracker; the uffd tracker is not offered (no userfaultfd "
                       "WP_ASYNC with PAGEMAP_SCAN here)");
         printf("log: %s, %" PRIu64 " bytes, format %" PRIu32 ", generation %" PRIu64
-               " (header slot %d), first transaction number %" PRIu64 "\n",
-               LRVM__LOG_NAME, st.log_size, st.h.lh_version, st.h.lh_generation, st.slot,
-               st.h.lh_first_txno);
+               " (header slot %d), records from offset %" PRIu64 ", first transaction "
+               "number %" PRIu64 "\n", LRVM__LOG_NAME, st.log_size, st.h.lh_version,
+               st.h.lh_generation, st.slot, st.h.lh_start, st.h.lh_first_txno);
+        if (st.h.lh_next_start != 0)
+            printf("     then generation %" PRIu64 ", records from offset %" PRIu64
+                   ", first transaction number %" PRIu64 " (a truncation beside the "
+                   "commits was applying generation %" PRIu64 ", which holds %" PRIu64
+                   " transactions)\n", st.h.lh_generation + 1, st.h.lh_next_start,
+                   st.h.lh_next_txno, st.h.lh_generation,
+                   st.h.lh_next_txno - st.h.lh_first_txno);
     }
     int rc = check(&st, &c, NULL, NULL);
     const struct lrvm__scan_result *r = &c.scan;
@@ -792,7 +809,7 @@ static int cmd_info(const char *dir)
             j_null("first_txno_replayed");
             j_null("last_txno_replayed");
         }
-        j_u64("replay_bytes", r->sr_end - LRVM__LOG_HEADER_SIZE);
+        j_u64("replay_bytes", c.replay_bytes);
         j_u64("scan_end", r->sr_scan_end);
         j_str("stop", r->sr_stop);
         j_u64("unfinished_bytes", r->sr_scan_end - r->sr_end);
@@ -805,7 +822,7 @@ static int cmd_info(const char *dir)
         if (r->sr_txs > 0)
             printf(" (numbers %" PRIu64 " to %" PRIu64 ")", st.h.lh_first_txno,
                    st.h.lh_first_txno + r->sr_txs - 1);
-        printf(", %" PRIu64 " bytes to replay\n", r->sr_end - LRVM__LOG_HEADER_SIZE);
+        printf(", %" PRIu64 " bytes to replay\n", c.replay_bytes);
         printf("end: the scan stopped at offset %" PRIu64 ": %s\n", r->sr_scan_end, r->sr_stop);
         if (r->sr_scan_end > r->sr_end)
             printf("     %" PRIu64 " bytes of an unfinished transaction before it are not "
@@ -832,10 +849,10 @@ static int cmd_verify(const char *dir)
         /* Heaps are checked in their files, which only an empty log leaves
          * complete. */
         int rc = check(&st, &c, NULL, NULL);
-        int heaps_bad = 0, heaps_checked = rc == 0 && c.scan.sr_end == LRVM__LOG_HEADER_SIZE;
+        int heaps_bad = 0, heaps_checked = rc == 0 && c.replay_bytes == 0;
         if (json && rc == 0) {
             j_u64("complete_transactions", c.scan.sr_txs);
-            j_u64("replay_bytes", c.scan.sr_end - LRVM__LOG_HEADER_SIZE);
+            j_u64("replay_bytes", c.replay_bytes);
             j_bool("heaps_checked", heaps_checked);
             j_open("heaps", '[');
         }
@@ -845,8 +862,7 @@ static int cmd_verify(const char *dir)
             j_close(']');
         if (!json && rc == 0 && heaps_bad == 0)
             printf("%s: ok: %" PRIu64 " complete transactions in %" PRIu64 " log bytes; "
-                   "lrvm_open would replay them\n", dir, c.scan.sr_txs,
-                   c.scan.sr_end - LRVM__LOG_HEADER_SIZE);
+                   "lrvm_open would replay them\n", dir, c.scan.sr_txs, c.replay_bytes);
         status = rc == 0 && heaps_bad == 0 ? 0 : EXIT_DAMAGED;
     }
     if (json) {
@@ -938,7 +954,19 @@ static int cmd_dump(const char *dir, int data)
     struct lrvm__scan_result r;
     if (json)
         j_open("records", '[');
+    /* A header that names a next generation: its own records, as many
+     * transactions as it says, then the next generation's. */
+    cb.end_txno = st.h.lh_next_start != 0 ? st.h.lh_next_txno : 0;
     int rc = lrvm__log_scan(st.logfd, &st.h, &cb, &r);
+    if (rc == 0 && st.h.lh_next_start != 0) {
+        struct lrvm__log_header next = { st.h.lh_version, st.h.lh_generation + 1,
+                                         st.h.lh_next_txno, st.h.lh_next_start, 0, 0 };
+        struct lrvm__scan_result first = r;
+        cb.end_txno = 0;
+        rc = lrvm__log_scan(st.logfd, &next, &cb, &r);
+        r.sr_records += first.sr_records;
+        r.sr_txs += first.sr_txs;
+    }
     if (json)
         j_close(']');
     if (rc < 0) {
@@ -1542,8 +1570,7 @@ static int cmd_recover(const char *dir, int truncate)
                 prog, dir, discard_after);
     else
         fprintf(stderr, "%s: %s: replaying %" PRIu64 " transactions (%" PRIu64
-                " log bytes)...\n", prog, dir, c.scan.sr_txs,
-                c.scan.sr_end - LRVM__LOG_HEADER_SIZE);
+                " log bytes)...\n", prog, dir, c.scan.sr_txs, c.replay_bytes);
     double t0 = now();
     /* Explicit tracking: nothing is mapped, so no fault handler is needed. */
     lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .shared = shared };

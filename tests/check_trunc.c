@@ -1,0 +1,452 @@
+/*
+ * check_trunc.c -- truncation beside the commits: while a generation of
+ * the log is applied to the segment files, commits go on in the next one
+ * and never wait for a segment file, but at the wall, where they wait
+ * and are counted (commit_waits); every state a crash leaves on the way
+ * recovers (both generations in the log, the thread's header written or
+ * torn), a retiring generation short of its count is damage, and a log
+ * of format 2 from an older liblrvm still opens. lrvmutl info names both
+ * generations of a log caught in the middle.
+ *
+ * The fault layer's hold (lrvm__io_hold) stops the truncation's thread at
+ * its first segment sync, so what commits do meanwhile is seen without
+ * timing. Kills and power cuts at each call of a truncation beside
+ * threads' commits are check_group's (the same harness as its other
+ * kills); the resident limit's case is check_resident's.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "faultio.h"
+#include "lrvm.h"
+#include "recover_util.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SEG        ((size_t)64 << 10)
+#define THRESHOLD  ((size_t)64 << 10)
+#define WORDS      500
+
+static void setup(void)
+{
+    lrvm__io_hold(0);
+    lrvm__io_inject(0, 0, 0, 0);
+}
+
+static void teardown(void)
+{
+    lrvm__io_hold(0);
+}
+
+/* Transaction I: word 0 of the segment is I, word 1 + I % WORDS a value
+ * of I, and LEN bytes of I's pattern at 8 KiB (so that a transaction can
+ * be made large). */
+static uint64_t value(uint64_t i)
+{
+    return tu_mix64(i) | 1;
+}
+
+static int commit_i(lrvm_t *s, uint64_t *seg, uint64_t i, size_t len)
+{
+    lrvm_tx_t *tx;
+    unsigned char *bulk = (unsigned char *)seg + 8192;
+    int rc = lrvm_begin(s, 1, (void *const *)&seg, &tx);
+    if (rc != 0)
+        return rc;
+    uint64_t *w = &seg[1 + i % WORDS];
+    if ((rc = lrvm_set_range(tx, &seg[0], 8)) != 0 || (rc = lrvm_set_range(tx, w, 8)) != 0 ||
+        (len > 0 && (rc = lrvm_set_range(tx, bulk, len)) != 0))
+        return rc;
+    seg[0] = i;
+    *w = value(i);
+    memset(bulk, (int)(i & 0xff), len);
+    return lrvm_commit(tx, 0);
+}
+
+/* The segment after transactions 1..N holds what they wrote. */
+static void expect_history(const uint64_t *seg, uint64_t n, const char *what)
+{
+    ck_assert_msg(seg[0] == n, "%s: %" PRIu64 " transactions, not %" PRIu64, what, seg[0], n);
+    for (uint64_t i = n > WORDS ? n - WORDS + 1 : 1; i <= n; i++)
+        ck_assert_msg(seg[1 + i % WORDS] == value(i), "%s: transaction %" PRIu64 " missing",
+                      what, i);
+}
+
+static lrvm_t *open_explicit(const char *dir)
+{
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = THRESHOLD };
+    return tu_open(dir, &o);
+}
+
+/* Commit from *NEXT on until a truncation's thread waits in the hold;
+ * *NEXT is then the next number. */
+static void commit_until_held(lrvm_t *s, uint64_t *seg, uint64_t *next)
+{
+    for (int k = 0; lrvm__io_held() == 0; k++) {
+        ck_assert_msg(k < 100000, "no truncation reached the hold");
+        ck_assert_int_eq(commit_i(s, seg, (*next)++, 0), 0);
+    }
+}
+
+/* The store's count of commit waits, read while another thread may hold
+ * the store lock (waiting at the wall): a relaxed atomic load. */
+static uint64_t commit_waits_now(lrvm_t *s)
+{
+    return __atomic_load_n(&s->stats.commit_waits, __ATOMIC_RELAXED);
+}
+
+struct committer {
+    lrvm_t   *s;
+    uint64_t *seg;
+    uint64_t  first, n;
+    size_t    len;
+    int       rc;
+};
+
+static void *committer_run(void *arg)
+{
+    struct committer *c = arg;
+    for (uint64_t i = c->first; i < c->first + c->n && c->rc == 0; i++)
+        c->rc = commit_i(c->s, c->seg, i, c->len);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ tests */
+
+/* The truncation's thread is stopped at its segment sync. Another
+ * thread's commits complete meanwhile, none of them waiting; then a
+ * thread whose commits pass the wall (the current generation may take a
+ * threshold while the other is applied) waits there, is counted, and
+ * goes on once the segment sync is let go; everything is there after a
+ * reopen. */
+START_TEST(test_trunc_commits_go_on_while_segment_sync_held)
+{
+    lrvm_t *s = open_explicit(NULL);
+    uint64_t *seg = tu_map(s, "a", SEG), next = 1;
+    lrvm__io_hold(LRVM__IO_SYNC);
+    commit_until_held(s, seg, &next);
+
+    struct committer c = { s, seg, next, 20, 0, 0 };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, committer_run, &c), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(c.rc, 0);
+    next += c.n;
+    ck_assert_uint_eq(lrvm__io_held(), 1);          /* still stopped */
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    ck_assert_uint_eq(st.commit_waits, 0);
+    ck_assert_uint_eq(st.truncations, 0);
+
+    /* 4 KiB a commit: 40 of them pass a 64 KiB wall. */
+    c = (struct committer){ s, seg, next, 40, 4096, 0 };
+    ck_assert_int_eq(pthread_create(&th, NULL, committer_run, &c), 0);
+    for (int k = 0; commit_waits_now(s) == 0; k++) {
+        ck_assert_msg(k < 30000, "no commit reached the wall");
+        usleep(1000);
+    }
+    ck_assert_uint_eq(lrvm__io_held(), 1);          /* it waits for this one */
+    lrvm__io_hold(0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(c.rc, 0);
+    next += c.n;
+    st = tu_wait_truncations(s, 1);
+    ck_assert_uint_ge(st.commit_waits, 1);           /* more when C outruns the next one too */
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_explicit(NULL);
+    seg = tu_map(s, "a", SEG);
+    expect_history(seg, next - 1, "after the reopen");
+    ck_assert_int_eq(((unsigned char *)seg)[8192 + 4095], (next - 1) & 0xff);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* lrvm_truncate while a truncation runs beside the commits waits for it,
+ * then applies the rest: when it returns, the files hold every commit
+ * and the log is the header alone. */
+START_TEST(test_trunc_lrvm_truncate_waits_for_the_running_one)
+{
+    lrvm_t *s = open_explicit(NULL);
+    uint64_t *seg = tu_map(s, "a", SEG), next = 1;
+    lrvm__io_hold(LRVM__IO_SYNC);
+    commit_until_held(s, seg, &next);
+    for (int k = 0; k < 5; k++)
+        ck_assert_int_eq(commit_i(s, seg, next++, 0), 0);
+    lrvm__io_hold(0);
+    ck_assert_int_eq(lrvm_truncate(s), 0);
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    ck_assert_uint_eq(st.log_size, LRVM__LOG_HEADER_SIZE);
+    ck_assert_uint_eq(st.truncations, 2);
+    /* The file, read past the process's pages. */
+    uint64_t file[WORDS + 1];
+    ck_assert_int_eq(tu_read(tu_path(tu_dir, "a.seg"), file, sizeof file, 0), 0);
+    expect_history(file, next - 1, "the segment file");
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* ------------------------------------------------ crash states by hand */
+
+/* A child that commits until the truncation's thread is held at its
+ * segment sync, then N more in the next generation, and dies there:
+ * the log names both generations. Returns the last transaction. */
+struct two_gen {
+    char     dir[4096];
+    uint64_t last;
+};
+
+static void two_gen_child(const void *arg)
+{
+    const struct two_gen *t = arg;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = THRESHOLD };
+    lrvm_t *s;
+    void *base;
+    void *b;                            /* a second file for snap_take */
+    TU_CHILD_CHECK(lrvm_open(t->dir, &o, &s) == 0 && lrvm_map(s, "a", SEG, &base) == 0 &&
+                   lrvm_map(s, "b", 4096, &b) == 0);
+    uint64_t *seg = base, next = 1;
+    lrvm__io_hold(LRVM__IO_SYNC);
+    while (lrvm__io_held() == 0)
+        TU_CHILD_CHECK(commit_i(s, seg, next++, 0) == 0);
+    for (int k = 0; k < 10; k++)
+        TU_CHILD_CHECK(commit_i(s, seg, next++, 0) == 0);
+    tu_report((int)(next - 1));
+    _exit(0);                           /* the thread still held */
+}
+
+static void make_two_gen(struct two_gen *t, const char *root)
+{
+    snprintf(t->dir, sizeof t->dir, "%s/base", root);
+    int vals[4], n = 0;
+    int st = tu_run_child(two_gen_child, t, vals, 4, &n);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && n == 1 && vals[0] > 0,
+                  "child failed (line %d)", tu_child_failed_line(vals, n));
+    t->last = (uint64_t)vals[0];
+}
+
+static const char *copy_of(const char *root, const struct two_gen *t, const char *name)
+{
+    static char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", root, name);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    ck_assert_int_eq(tu_copy_dir(t->dir, dir), 0);
+    return dir;
+}
+
+static void read_header(const char *dir, struct lrvm__log_header *h, int *slot)
+{
+    int fd = open(tu_path(dir, LRVM__LOG_NAME), O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(lrvm__log_read_header(fd, h, slot), 0);
+    close(fd);
+}
+
+/* What lrvmutl verify says of DIR's log (recovery's checks, read-only). */
+static int check_log(const char *dir, struct lrvm__check *c)
+{
+    int lfd = open(tu_path(dir, LRVM__LOG_NAME), O_RDONLY), dfd = open(dir, O_RDONLY);
+    struct lrvm__log_header h;
+    int slot;
+    ck_assert_int_eq(lrvm__log_read_header(lfd, &h, &slot), 0);
+    int rc = lrvm__recover_check(dfd, lfd, &h, NULL, NULL, c);
+    free(c->segs);
+    close(lfd);
+    close(dfd);
+    return rc;
+}
+
+/* lrvmutl's output of COMMAND on DIR ($LRVMUTL, which make check sets;
+ * NULL without it), malloc'ed. */
+static char *lrvmutl(const char *command, const char *dir)
+{
+    const char *tool = getenv("LRVMUTL");
+    if (tool == NULL)
+        return NULL;
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s '%s' 2>&1", tool, command, dir);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t cap = 1 << 16, n = 0;
+    char *out = malloc(cap);
+    ck_assert_ptr_nonnull(out);
+    while (n + 1 < cap && (n += fread(out + n, 1, cap - 1 - n, f)) > 0 && !feof(f))
+        ;
+    out[n] = '\0';
+    ck_assert_int_eq(pclose(f), 0);
+    return out;
+}
+
+/* lrvmutl info names both generations of DIR (header H), in text and in
+ * JSON, and verify takes the log. */
+static void expect_info_names_both(const char *dir, const struct lrvm__log_header *h)
+{
+    char want[512], *out = lrvmutl("info", dir);
+    if (out == NULL)
+        return;
+    snprintf(want, sizeof want, "then generation %" PRIu64 ", records from offset %" PRIu64
+             ", first transaction number %" PRIu64, h->lh_generation + 1, h->lh_next_start,
+             h->lh_next_txno);
+    ck_assert_msg(strstr(out, want) != NULL, "no \"%s\" in:\n%s", want, out);
+    free(out);
+    out = lrvmutl("info --json", dir);
+    snprintf(want, sizeof want, "\"next\": {\"generation\": %" PRIu64 ", \"start\": %" PRIu64
+             ", \"first_txno\": %" PRIu64 "}", h->lh_generation + 1, h->lh_next_start,
+             h->lh_next_txno);
+    ck_assert_msg(strstr(out, want) != NULL, "no '%s' in:\n%s", want, out);
+    free(out);
+    free(lrvmutl("verify", dir));
+}
+
+static void expect_opens_with(const char *dir, uint64_t n, const char *what)
+{
+    lrvm_t *s = open_explicit(dir);
+    uint64_t *seg = tu_map(s, "a", SEG);
+    expect_history(seg, n, what);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    struct lrvm__log_header h;
+    int slot;
+    read_header(dir, &h, &slot);
+    ck_assert_msg(h.lh_version == LRVM__LOG_VERSION && h.lh_next_start == 0 &&
+                  h.lh_start == LRVM__LOG_HEADER_SIZE, "%s: not one generation at 4096", what);
+}
+
+/* The states a crash leaves around a truncation beside the commits:
+ * after the switch's header (both generations in the log: both are
+ * replayed, the retiring one first, and lrvmutl's check agrees); after
+ * the thread's header (the next generation alone: the files hold the
+ * retiring one); that header torn (the switch's stays current); and the
+ * retiring generation short of the count its header gives, which is
+ * damage: refused, nothing written. */
+START_TEST(test_trunc_crash_states_recover)
+{
+    char *root = tu_tmpdir();
+    struct two_gen t;
+    make_two_gen(&t, root);
+    struct lrvm__log_header h;
+    int slot;
+    read_header(t.dir, &h, &slot);
+    ck_assert_uint_ne(h.lh_next_start, 0);
+    ck_assert_uint_gt(h.lh_next_txno, h.lh_first_txno);
+    ck_assert_uint_lt(h.lh_next_txno, t.last);      /* some in the next generation */
+    struct lrvm__check c;
+
+    /* After the switch's header. */
+    const char *d = copy_of(root, &t, "switched");
+    ck_assert_int_eq(check_log(d, &c), 0);
+    expect_info_names_both(d, &h);
+    ck_assert_uint_eq(c.scan.sr_txs, t.last - h.lh_first_txno + 1);
+    expect_opens_with(d, t.last, "both generations");
+
+    /* After the thread's header: {g+1, next start} in the other slot. */
+    struct lrvm__log_header retired = { LRVM__LOG_VERSION, h.lh_generation + 1, h.lh_next_txno,
+                                        h.lh_next_start, 0, 0 };
+    unsigned char buf[LRVM__LOG_SLOT_SIZE];
+    lrvm__log_header_encode(buf, &retired);
+    d = copy_of(root, &t, "retired");
+    ck_assert_int_eq(tu_write(tu_path(d, LRVM__LOG_NAME), buf, sizeof buf,
+                              (uint64_t)!slot * LRVM__LOG_SLOT_SIZE), 0);
+    struct lrvm__log_header now;
+    int now_slot;
+    read_header(d, &now, &now_slot);
+    ck_assert_int_eq(now_slot, !slot);
+    ck_assert_uint_eq(now.lh_generation, h.lh_generation + 1);
+    ck_assert_int_eq(check_log(d, &c), 0);
+    expect_opens_with(d, t.last, "the next generation alone");
+
+    /* That header torn: its first sector only. */
+    d = copy_of(root, &t, "torn");
+    unsigned char half[256];
+    memcpy(half, buf, sizeof half);
+    ck_assert_int_eq(tu_write(tu_path(d, LRVM__LOG_NAME), half, 40,
+                              (uint64_t)!slot * LRVM__LOG_SLOT_SIZE), 0);
+    read_header(d, &now, &now_slot);
+    ck_assert_int_eq(now_slot, slot);
+    expect_opens_with(d, t.last, "the thread's header torn");
+
+    /* The retiring generation's last record gone: damage (V8). */
+    d = copy_of(root, &t, "short");
+    int fd = open(tu_path(d, LRVM__LOG_NAME), O_RDONLY);
+    struct lrvm__scan_cb cb = { .end_txno = h.lh_next_txno - 1 };
+    struct lrvm__scan_result res;
+    struct lrvm__log_pos from = { h.lh_start, h.lh_first_txno };
+    ck_assert_int_eq(lrvm__log_scan_from(fd, &h, &from, &cb, &res), 0);
+    close(fd);
+    ck_assert_uint_eq(res.sr_txs, h.lh_next_txno - 1 - h.lh_first_txno);
+    static const unsigned char zeros[64];
+    ck_assert_int_eq(tu_write(tu_path(d, LRVM__LOG_NAME), zeros, sizeof zeros, res.sr_end), 0);
+    struct snapshot snap;
+    snap_take(d, &snap);
+    ck_assert_int_eq(check_log(d, &c), LRVM_ECORRUPT);
+    ck_assert_int_eq(open_close(d), LRVM_ECORRUPT);
+    snap_same(d, &snap, "a retiring generation short of its count");
+
+    tu_rmrf(root);
+    free(root);
+}
+END_TEST
+
+/* A log of format 2 (header CRC at 32, no starts) from an older liblrvm
+ * opens: its records are replayed and the next generation is written in
+ * format 3. */
+START_TEST(test_trunc_format2_log_opens)
+{
+    struct hostile hs;
+    hostile_setup(&hs);
+    struct lrvm__log_header v2 = { 2, hs.h.lh_generation + 3, 77, 0, 0, 0 };
+    unsigned char slot[LRVM__LOG_SLOT_SIZE] = { 0 }, none[LRVM__LOG_SLOT_SIZE] = { 0 };
+    lrvm__log_header_encode(slot, &v2);
+    ck_assert_int_eq(tu_write(hs.log, slot, sizeof slot, 0), 0);
+    ck_assert_int_eq(tu_write(hs.log, none, sizeof none, LRVM__LOG_SLOT_SIZE), 0);
+    struct pl p = { .n = 0 };
+    pl_define(&p, "a");
+    pl_byte(&p, LRVM__ENT_RANGE);
+    pl_varint(&p, 0);
+    pl_varint(&p, 100);
+    pl_varint(&p, 5);
+    memcpy(p.b + p.n, "older", 5);
+    p.n += 5;
+    uint64_t end = put_record(hs.log, LRVM__LOG_HEADER_SIZE, v2.lh_generation, 77, 0,
+                              LRVM__REC_COMMIT, &p);
+    ck_assert_int_eq(tu_write(hs.log, (unsigned char[64]){ 0 }, 64, end), 0);
+
+    struct lrvm__log_header h;
+    int at;
+    read_header(hs.store, &h, &at);
+    ck_assert_uint_eq(h.lh_version, 2);
+    ck_assert_uint_eq(h.lh_start, LRVM__LOG_HEADER_SIZE);
+    ck_assert_int_eq(open_close(hs.store), 0);
+    char got[5];
+    ck_assert_int_eq(tu_read(tu_path(hs.store, "a.seg"), got, 5, 100), 0);
+    ck_assert_mem_eq(got, "older", 5);
+    read_header(hs.store, &h, &at);
+    ck_assert_uint_eq(h.lh_version, LRVM__LOG_VERSION);
+    ck_assert_uint_gt(h.lh_generation, v2.lh_generation);
+    ck_assert_uint_eq(h.lh_first_txno, 78);
+    hostile_free(&hs);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("trunc");
+    TCase *tc = tu_tcase("trunc", 120);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_trunc_commits_go_on_while_segment_sync_held);
+    tcase_add_test(tc, test_trunc_lrvm_truncate_waits_for_the_running_one);
+    tcase_add_test(tc, test_trunc_crash_states_recover);
+    tcase_add_test(tc, test_trunc_format2_log_opens);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
