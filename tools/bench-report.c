@@ -234,7 +234,7 @@ static void compute_large(struct bench *b)
 static void compute_stall(struct bench *b)
 {
     double txs[MAX_RUNS], med[MAX_RUNS], p99[MAX_RUNS], max[MAX_RUNS], tx[MAX_RUNS],
-        tr[MAX_RUNS];
+        tr[MAX_RUNS], wt[MAX_RUNS];
     for (int f = 0; f < 2; f++) {
         struct stall_row *row = &b->st_rows[f];
         int nv = 0;
@@ -248,6 +248,7 @@ static void compute_stall(struct bench *b)
             p99[nv] = r->p99_us;
             max[nv] = r->max_us;
             tx[nv] = (double)r->tx;
+            wt[nv] = (double)r->waits;
             tr[nv++] = (double)r->truncations;
             row->capped += r->capped;
         }
@@ -258,6 +259,7 @@ static void compute_stall(struct bench *b)
         row->max_us = summarize(max, nv);
         row->tx = median(tx, nv);
         row->truncations = median(tr, nv);
+        row->waits = median(wt, nv);
     }
 }
 
@@ -584,9 +586,9 @@ static void print_stall(const struct bench *b, FILE *o)
     fprintf(o, "  latency: each lrvm_commit on CLOCK_MONOTONIC; tx/s: transactions over the "
                "wall time of the whole loop, truncations (and a no-flush run's final "
                "lrvm_flush) included\n");
-    fprintf(o, "  %-8s %-5s %-24s %-24s %-24s %-26s %8s %6s\n", "commit", "runs",
+    fprintf(o, "  %-8s %-5s %-24s %-24s %-24s %-26s %8s %6s %6s\n", "commit", "runs",
             "tx/s median (min-max)", "median us (min-max)", "p99 us (min-max)",
-            "worst us (min-max)", "tx", "trunc");
+            "worst us (min-max)", "tx", "trunc", "waits");
     for (int f = 1; f >= 0; f--) {
         const struct stall_row *r = &b->st_rows[f];
         snprintf(d, sizeof d, "%d/%d", r->ok, b->runs);
@@ -594,10 +596,11 @@ static void print_stall(const struct bench *b, FILE *o)
             fprintf(o, "  %-8s %-5s FAILED\n", bench_flush_name(f), d);
             continue;
         }
-        fprintf(o, "  %-8s %-5s %-24s %-24s %-24s %-26s %8.0f %6.0f%s\n", bench_flush_name(f),
-                d, fmt_sum(s, sizeof s, r->txs, 0), fmt_sum(u, sizeof u, r->med_us, 1),
-                fmt_sum(v, sizeof v, r->p99_us, 1), fmt_sum(w, sizeof w, r->max_us, 0), r->tx,
-                r->truncations, r->capped ? "  (stopped by the cap)" : "");
+        fprintf(o, "  %-8s %-5s %-24s %-24s %-24s %-26s %8.0f %6.0f %6.0f%s\n",
+                bench_flush_name(f), d, fmt_sum(s, sizeof s, r->txs, 0),
+                fmt_sum(u, sizeof u, r->med_us, 1), fmt_sum(v, sizeof v, r->p99_us, 1),
+                fmt_sum(w, sizeof w, r->max_us, 0), r->tx, r->truncations, r->waits,
+                r->capped ? "  (stopped by the cap)" : "");
     }
 }
 

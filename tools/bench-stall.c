@@ -107,6 +107,7 @@ static void child_stall(const struct bench *b, const void *argp, void *outp)
     size_t p99 = (size_t)((n * 99 + 99) / 100);     /* ceil(0.99 n), 1-based */
     r->tx = n;
     r->truncations = truncs;
+    r->waits = s1.commit_waits - s0.commit_waits;
     r->capped = truncs < (uint64_t)b->stall_truncs;
     r->med_us = (n % 2 ? (double)lat[n / 2] : ((double)lat[n / 2 - 1] + (double)lat[n / 2]) / 2)
                 / 1e3;

@@ -160,6 +160,7 @@ struct large_result {
 struct stall_result {
     uint64_t tx;              /* transactions committed (0: the run failed) */
     uint64_t truncations;     /* during the loop */
+    uint64_t waits;           /* commits that waited for a truncation (commit_waits) */
     double   secs;            /* wall time of the loop, truncations included */
     double   med_us, p99_us, max_us;   /* lrvm_commit latency */
     int      capped;          /* stopped by the cap before its truncations */
@@ -194,7 +195,7 @@ struct stall_row {
     int            ok;
     struct summary txs;            /* sustained tx/s */
     struct summary med_us, p99_us, max_us;
-    double         tx, truncations;   /* medians */
+    double         tx, truncations, waits;   /* medians */
     int            capped;         /* runs stopped by the cap */
 };
 
