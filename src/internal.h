@@ -577,9 +577,8 @@ int  lrvm__truncate_due(const lrvm_t *s);
 extern _Thread_local int lrvm__in_truncation;
 /* Give back the memory of recovery's cache (lrvm_close). */
 void lrvm__recover_release(lrvm_t *s);
-/* 4 KiB blocks recovery holds in memory before writing them (tests only). */
+/* Ranges recovery holds before writing them, at most (tests only). */
 extern uint32_t lrvm__apply_max;
-extern uint32_t lrvm__apply_direct;
 
 /* Callbacks of a log scan, for recovery and for lrvmutl. */
 struct lrvm__scan_cb {
@@ -854,8 +853,8 @@ struct lrvm {
     size_t               res_private;      /* resident.c's: pages kept (I2), */
     size_t               res_spare;        /*   and second copies kept */
     size_t               res_kept;         /* tx.c's: pages left after the last release */
-    unsigned char       *apply_mem;        /* recover.c's: its cache, kept between */
-    uint32_t             apply_blocks;     /*   truncations; the running one's */
+    unsigned char       *apply_mem;        /* recover.c's: its batch, kept between */
+    size_t               apply_size;       /*   truncations; the running one's */
     struct lrvm__trunc_job trunc;          /* recover.c's: the truncation beside the
                                               commits */
     uint64_t             discard_after;    /* api.c's, for recovery at open: 0, or

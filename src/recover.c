@@ -16,14 +16,14 @@
  *           generation, sequence); every range of a valid record is
  *           checked against the segment it names (the file exists, the
  *           range lies inside) and, once its transaction is known
- *           complete, copied into the apply cache. A header naming two
+ *           complete, added to the batch. A header naming two
  *           generations (logfmt.c) is two spans: the retiring one from
  *           its start, exactly its count of transactions (V8), then the
  *           current one from its start
  *   fdatasync the log, when recovery at open found records: a process
  *           that died before its commit's sync may have left them in the
  *           page cache only
- *   write the cache to the segment files; fdatasync every one written
+ *   write the batch to the segment files; fdatasync every one written
  *   write the new generation's header slot (at 4096); fdatasync the log
  *
  * Order of a truncation beside the commits (lrvm__truncate_start, after a
@@ -32,8 +32,8 @@
  *   the switch (log.c): flush + fdatasync; the header naming both
  *           generations + fdatasync; the writer goes on in the next one
  *   the thread: scan the retiring generation, from its start to its
- *           known end and count, copying into the apply cache; write the
- *           cache to the segment files; fdatasync every one written;
+ *           known end and count, adding to the batch; write the
+ *           batch to the segment files; fdatasync every one written;
  *           log.c writes the header of the next generation alone into
  *           the other slot + fdatasync; the job is marked done
  *   a store-locked call reaps it (lrvm__trunc_reap): joins the thread,
@@ -41,35 +41,33 @@
  *           the syncs; a failed job leaves both generations, and a later
  *           commit starts it again
  *
- * The cache is written out when it is full as well. If that happens
+ * The batch is written out when it is full as well. If that happens
  * before the scan has reached the end of the log, the rest of the log is
- * checked first, from the transaction being copied on (check_rest), and
+ * checked first, from the transaction being added on (check_rest), and
  * the log synced: a hostile record at the end must find nothing written.
- * So a log is read once whenever its changes fit the cache, instead of
+ * So a log is read once whenever its changes fit the batch, instead of
  * a checking pass and an applying one.
  *
- * The apply cache holds 4 KiB blocks of the segment files in memory. A log
- * names the same bytes many times over, and a log of small transactions
- * names millions of ranges of a few bytes, far too many for a pwrite
- * each. A range is copied
- * into its blocks instead (a block it covers only in part is read from
- * the file first); the blocks go out in file order, consecutive ones in one
- * pwritev, when the cache is full (lrvm__apply_max blocks, 64 MiB) and at
- * the end. So each block is written once per 64 MiB of distinct blocks the
- * log names, however many ranges named it. A segment file's blocks are
- * found through a table indexed by block number (a hash for huge files).
- * Copies wait in a ring of COPY_AHEAD, their target line prefetched, and
- * are made in log order as the ring turns over: a small range's copy
- * misses the CPU cache, and this way 32 misses overlap instead of one
- * after the other. The copies' sources are in the scan's window,
- * so the ring is drained before the window is refilled (the scan's
- * release hook). A range that covers a whole block is not copied at all:
- * the block points at the range's bytes in the log, mapped, until a later
- * range changes part of it, and is written from there: a log of large
- * transactions goes from the log's pages to the file's in one copy. The
- * parts of a
- * transaction in several records are copied from the mapping too, when
- * its last part has been found valid.
+ * The batch. A log names the same bytes many times over, and a log of
+ * small transactions names millions of ranges of a few bytes, scattered:
+ * far too many for a pwrite each, when one write call costs as much as
+ * writing some twenty blocks in a larger one (doc/architecture.md has
+ * the figures). So the ranges of complete transactions are gathered, in
+ * log order, each clipped to a region of its segment file (REGION_MAX
+ * blocks at most); a small range carries its bytes, a larger one points
+ * at them in the mapped log. When the batch is full, and at the end, a
+ * stable radix sort groups it by region, and each region is written in
+ * turn (write_region): the blocks its ranges change are read from the
+ * file first, in one pread a run, when the first range on them covers
+ * them only in part; the ranges are copied into the region's buffer in
+ * log order; a block that a range covers whole is not copied but written
+ * from the log, unless a later range changes part of it (a log of large
+ * transactions goes from the log's pages to the file's in one copy); the
+ * changed blocks, with the gaps of at most APPLY_GAP unchanged blocks
+ * between them (I8), go out in one pwritev a run. So each block is read
+ * and written at most once a batch, however many ranges named it. The
+ * parts of a transaction in several records are gathered from the
+ * mapping, when its last part has been found valid.
  *
  * lrvmutl runs the same scan, read-only: lrvm__recover_check makes
  * recovery's checks, and lrvm__recover_ranges also hands over each range
@@ -83,25 +81,27 @@
  *   I2 The log is reset only after the segment files are durable; a crash
  *      at any step leaves the old generation current, and replaying it
  *      again is harmless because redo is physical.
- *   I3 A cached block holds the file's bytes overlaid with every range
- *      copied into it since it was read, in log order, so writing it back
- *      writes exactly what replaying those ranges one by one would have.
- *      A block whose last whole-block range is later than any partial one
- *      holds that range's bytes, in the log (apply_key.src).
+ *   I3 A block a region writes holds the file's bytes (when the first
+ *      range of the batch on it covers it only in part) overlaid with
+ *      every range of the batch on it, in log order, so writing it writes
+ *      exactly what replaying those ranges one by one would have. A block
+ *      whose last whole-block range is later than any partial one is
+ *      written from that range's bytes, in the log (apply.whole).
  *   I4 A segment file is written only from records that are durable in
  *      the log, so it is never ahead of what a power cut leaves there.
- *   I5 No copy is queued when cached blocks are written back or given to
- *      other blocks, or when the scan's window moves (apply_write and the
- *      release hook drain the ring first), so I3 holds for
- *      the bytes written.
+ *   I5 The sort is stable and a range is clipped to its region, so a
+ *      region's ranges reach write_region whole and in log order (I3).
  *   I6 One truncation at a time: the switch happens only with no job
  *      running, and lrvm__truncate and lrvm_close wait for the job first;
- *      so the apply cache (s->apply_mem) is the running one's alone.
+ *      so the batch's memory (s->apply_mem) is the running one's alone.
  *   I7 The thread reads of the store only what stays constant while it
  *      is open (its directory, the log's descriptor, the resident limit)
  *      and the job, handed over under the store lock with tj_state;
  *      what it would count it leaves in the job (tj_fsyncs), folded into
  *      the store's stats by the reaping call.
+ *   I8 A block a write spans that no range of the batch changes is
+ *      written with the bytes read from its file just before, by the one
+ *      thread that writes segment files (I6), so it does not change there.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -124,64 +124,52 @@ struct replay_seg {
     uint64_t size;
     uint64_t ranges, bytes; /* named by valid records (lrvmutl verify) */
     uint64_t part_blocks;   /* ranges' blocks covered in part */
-    uint32_t *held;         /* recovery: cache index + 1 of each block, or 0;
-                               NULL for a file too large (the hash finds those) */
     int      read_ahead;    /* the file is being read ahead */
     int      written;
 };
 
 #define APPLY_BLOCK  4096u
 #define APPLY_IOV    1024               /* IOV_MAX on Linux */
+#define APPLY_GAP    8                  /* blocks not changed that a write may span */
+#define REGION_MAX   1024u              /* blocks of a region: 4 MiB at most */
+#define REGION_MIN   16u
+#define RADIX_BITS   11
+#define PREFETCH     16
 
-/* Blocks the apply cache holds at most: 64 MiB. Tests make it small to
- * crash recovery between its writes. */
-uint32_t lrvm__apply_max = 16384;
+/* Ranges a batch holds at most, before the memory bound lowers it. Tests
+ * make it small to crash recovery between its writes. */
+uint32_t lrvm__apply_max = 1u << 20;
 
-/* Files of up to this many blocks (16 GiB) find their cached blocks in a
- * table indexed by block number: one look in a small array instead of a
- * probe into a large hash, a cache miss less per range. Larger files use
- * the hash. Tests lower it to reach the hash. */
-uint32_t lrvm__apply_direct = 1u << 22;
-
-struct apply_slot {
-    uint64_t block;     /* block number in its segment file */
-    uint32_t seg;       /* index in replay.segs + 1; 0: the slot is empty */
-    uint32_t buf;       /* index of the block's bytes in apply.mem */
+/* A range to write, clipped to one region. A small one carries its
+ * bytes: the sort takes ranges out of log order, and reading them back
+ * from all over the log would cost a cache miss each. A larger one's
+ * bytes stay in the mapped log until its region is written. */
+#define INLINE_MAX 16
+struct apply_range {
+    union {
+        const unsigned char *src;
+        unsigned char        bytes[INLINE_MAX];     /* len <= INLINE_MAX */
+    } u;
+    uint64_t off;           /* in its segment file */
+    uint32_t len;
+    uint32_t seg;           /* index in replay.segs */
 };
 
-/* What cache entry buf holds, by buf index. A range that covers the whole
- * block is not copied: the entry points at its bytes in the mapped log
- * instead (src), and they are copied into mem only when a later range
- * covers part of the block, or written out from the log when none does.
- * A log of large transactions so goes from the log's pages to the file's
- * in one copy, by pwritev. */
-struct apply_key {
-    uint32_t seg;       /* index in replay.segs */
-    uint64_t block;
-    const unsigned char *src;   /* the block's bytes in the log, or NULL: in mem */
-};
-
-/* A copy into the cache, made COPY_AHEAD copies after it was queued
- * (apply_range). */
-struct pending_copy {
-    unsigned char       *dst;
-    const unsigned char *src;
-    size_t               len;
-};
-
-#define COPY_AHEAD 32
+/* What a region's write does with each of its blocks. */
+enum { BLK_UNTOUCHED, BLK_READ, BLK_WHOLE };
 
 struct apply {
-    struct pending_copy queued[COPY_AHEAD];  /* a ring */
-    uint64_t           nqueued;             /* copies queued since the last drain */
-    unsigned char     *mem;     /* max blocks; NULL until apply_init */
-    struct apply_slot *slots;   /* hash table of 1 << bits, never over half full */
-    struct apply_key  *keys;    /* which block each one held is, by buf index */
-    uint64_t          *in_log;  /* bit buf: keys[buf].src is set. A small range
-                                   looks here, in 2 KiB, not in keys (384 KiB) */
-    uint32_t           nused, max;
-    unsigned           bits;
-    int                hashed;  /* some block held is in slots */
+    struct apply_range *ranges; /* the batch, in log order: max */
+    struct apply_range *sorted; /* and by region, log order within: max */
+    unsigned char      *buf;    /* one region's bytes */
+    unsigned char      *mem;    /* the mapping all three live in */
+    size_t              size;   /*   and its length */
+    const unsigned char **whole; /* per block of the region: its bytes in the
+                                    log, when the last range on it covers it */
+    unsigned char      *state;  /* per block of the region: BLK_* */
+    uint32_t            n, max;
+    uint32_t            rblocks; /* blocks of a region */
+    int                 keep;   /* the memory stays with the store after */
 };
 
 /* A generation of the log to apply: the retiring one, then the current
@@ -198,7 +186,7 @@ struct span {
 struct replay {
     int                dirfd;
     int                rdonly;      /* lrvmutl verify: open segments read-only */
-    int                apply;       /* copy ranges into the cache, not only check them */
+    int                apply;       /* add ranges to the batch, not only check them */
     lrvm_t            *store;       /* recovery: */
     struct lrvm__log_state log;     /*   the log, once flushed */
     const unsigned char *img;       /*   the log, mapped whole */
@@ -208,6 +196,7 @@ struct replay {
     struct span        span[2];     /*   the generations to apply, in order */
     int                nspans, cur; /*   and the one being scanned */
     struct lrvm__log_pos tx;        /*   the transaction whose records come in */
+    size_t             room;        /*   bytes its batch may take */
     int                checked;     /*   the whole log passed its checks (I1) */
     int                durable;     /*   and is synced (I4) */
     uint64_t           fsyncs;      /*   segment files synced */
@@ -217,7 +206,7 @@ struct replay {
     size_t             nsegs, cap;
     struct replay_seg *last;        /* the segment of the last range */
     const char        *why;         /* what made a record fail its check */
-    struct apply       cache;
+    struct apply       batch;
 };
 
 /* The segment file named by the N bytes at NAME, opened on first use. */
@@ -261,14 +250,8 @@ static int replay_seg(struct replay *r, const char *name, size_t n, struct repla
     seg->name_len = n;
     seg->fd = fd;
     seg->ranges = seg->bytes = seg->part_blocks = 0;
-    seg->held = NULL;
     seg->read_ahead = seg->written = 0;
     r->nsegs++;
-    /* A file small enough finds its cached blocks through a table. */
-    uint64_t nblocks = (seg->size + APPLY_BLOCK - 1) / APPLY_BLOCK;
-    if (r->store != NULL && nblocks <= lrvm__apply_direct &&
-        (seg->held = calloc(nblocks ? nblocks : 1, sizeof *seg->held)) == NULL)
-        return LRVM_ENOMEM;
     *out = r->last = seg;
     return 0;
 }
@@ -277,269 +260,291 @@ static void replay_free(struct replay *r)
 {
     for (size_t i = 0; i < r->nsegs; i++) {
         lrvm__io_close(r->segs[i]->fd);
-        free(r->segs[i]->held);
         free(r->segs[i]);
     }
     free(r->segs);
 }
 
-/* ------------------------------------------------------------ the apply cache */
+/* ------------------------------------------------------------ the batch */
 
 /*
- * The cache's memory stays with the store from one truncation to the
+ * The batch's memory stays with the store from one truncation to the
  * next, handed back with MADV_FREE, so that a store that truncates often
- * does not pay each time for the page faults of the blocks it fills and
- * for unmapping them (doc/architecture.md has the figures). The kernel takes
- * the pages back when it needs them; the cache never reads a block it
- * has not filled.
+ * does not pay each time for the page faults of the memory it fills and
+ * for unmapping it. The kernel takes the pages back when it needs them;
+ * the batch never reads what it has not written.
  */
-static int apply_init(struct apply *c, lrvm_t *s)
+static int apply_init(struct apply *c, lrvm_t *s, size_t room)
 {
-    /* The cache stays with the store between truncations, so it counts
-     * against the store's memory: a quarter of the resident limit at most. */
-    size_t room = s->resident_limit / 4 / APPLY_BLOCK;
-    c->max = lrvm__apply_max > 0 ? lrvm__apply_max : 1;
-    if (room > 0 && room < c->max)
-        c->max = (uint32_t)room;
-    for (c->bits = 1; (1u << c->bits) < 2 * c->max; c->bits++)
-        ;
-    if (s->apply_mem != NULL && s->apply_blocks == c->max) {
+    /* ROOM: half for a region's bytes, the rest for the ranges (twice:
+     * the sort's two arrays). */
+    size_t rblocks = room / 2 / APPLY_BLOCK;
+    rblocks = rblocks > REGION_MAX ? REGION_MAX : rblocks < REGION_MIN ? REGION_MIN : rblocks;
+    size_t rbytes = rblocks * APPLY_BLOCK;
+    size_t max = room > rbytes ? (room - rbytes) / (2 * sizeof(struct apply_range)) : 0;
+    max = max > lrvm__apply_max ? lrvm__apply_max : max > 0 ? max : 1;
+    c->rblocks = (uint32_t)rblocks;
+    c->max = (uint32_t)max;
+    c->size = rbytes + 2 * max * sizeof(struct apply_range);
+    c->keep = room == s->resident_limit / 4;
+    if (s->apply_mem != NULL && s->apply_size == c->size) {
         c->mem = s->apply_mem;
         s->apply_mem = NULL;
     } else {
         lrvm__recover_release(s);
-        c->mem = mmap(NULL, (size_t)c->max * APPLY_BLOCK, PROT_READ | PROT_WRITE,
+        c->mem = mmap(NULL, c->size, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (c->mem == MAP_FAILED) {
             c->mem = NULL;
             return LRVM_ENOMEM;
         }
     }
-    c->slots = calloc((size_t)1 << c->bits, sizeof *c->slots);
-    c->keys = malloc(c->max * sizeof *c->keys);
-    c->in_log = calloc((c->max + 63) / 64, sizeof *c->in_log);
-    if (c->slots == NULL || c->keys == NULL || c->in_log == NULL)
-        return LRVM_ENOMEM;
-    c->nused = 0;
-    c->hashed = 0;
-    return 0;
+    c->buf = c->mem;
+    c->ranges = (struct apply_range *)(void *)(c->mem + rbytes);
+    c->sorted = c->ranges + max;
+    c->whole = malloc(rblocks * sizeof *c->whole);
+    c->state = malloc(rblocks);
+    c->n = 0;
+    return c->whole == NULL || c->state == NULL ? LRVM_ENOMEM : 0;
 }
 
 static void apply_free(struct apply *c, lrvm_t *s)
 {
-    if (c->mem != NULL) {
+    if (c->mem != NULL && !c->keep) {
+        munmap(c->mem, c->size);            /* recovery's larger batch */
+    } else if (c->mem != NULL) {
         lrvm__recover_release(s);
-        (void)madvise(c->mem, (size_t)c->max * APPLY_BLOCK, MADV_FREE);
+        (void)madvise(c->mem, c->size, MADV_FREE);
         s->apply_mem = c->mem;
-        s->apply_blocks = c->max;
+        s->apply_size = c->size;
     }
-    free(c->slots);
-    free(c->keys);
-    free(c->in_log);
+    free(c->whole);
+    free(c->state);
 }
 
-static size_t apply_hash(const struct apply *c, uint32_t seg, uint64_t block)
-{
-    return (size_t)((block * 0x9e3779b97f4a7c15ull + seg * 0xc2b2ae3d27d4eb4full) >>
-                    (64 - c->bits));
-}
-
-struct held {
-    uint32_t seg;
-    uint64_t block;
-    unsigned char *bytes;
-    int in_log;         /* bytes point into the mapped log */
-};
-
-static int held_order(const void *a, const void *b)
-{
-    const struct held *x = a, *y = b;
-    if (x->seg != y->seg)
-        return x->seg < y->seg ? -1 : 1;
-    return (x->block > y->block) - (x->block < y->block);
-}
-
-/* Bytes of block B that lie inside SEG: APPLY_BLOCK but in the last block. */
+/* Bytes of block B of SEG that lie inside it: APPLY_BLOCK but in the last. */
 static size_t block_len(const struct replay_seg *seg, uint64_t b)
 {
     uint64_t left = seg->size - b * APPLY_BLOCK;
     return left < APPLY_BLOCK ? (size_t)left : APPLY_BLOCK;
 }
 
-/* Write every block held, in file order, and empty the cache. */
-/* Make the copies still queued, oldest first. */
-static void apply_drain(struct apply *c)
+/* The batch by region: a stable radix sort of the ranges on their
+ * region's number among all the segments' regions, so each region's
+ * ranges stay in log order. Returns the array that holds the result. */
+static struct apply_range *apply_sort(struct replay *r)
 {
-    uint64_t n = c->nqueued < COPY_AHEAD ? c->nqueued : COPY_AHEAD;
-    for (uint64_t k = c->nqueued - n; k < c->nqueued; k++) {
-        const struct pending_copy *q = &c->queued[k % COPY_AHEAD];
-        memcpy(q->dst, q->src, q->len);
+    struct apply *c = &r->batch;
+    uint64_t rbytes = (uint64_t)c->rblocks * APPLY_BLOCK, total = 0;
+    uint64_t *first = malloc(r->nsegs * sizeof *first);
+    if (first == NULL)
+        return NULL;
+    for (size_t i = 0; i < r->nsegs; i++) {
+        first[i] = total;
+        total += r->segs[i]->size / rbytes + 1;
     }
-    c->nqueued = 0;
+    int bits = 1;
+    while (bits < 64 && (total - 1) >> bits != 0)
+        bits++;
+    struct apply_range *from = c->ranges, *to = c->sorted, *t;
+    for (int shift = 0; shift < bits; shift += RADIX_BITS) {
+        uint32_t at[1u << RADIX_BITS] = { 0 };
+        const uint64_t mask = (1u << RADIX_BITS) - 1;
+#define DIGIT(e) (((first[(e).seg] + (e).off / rbytes) >> shift) & mask)
+        for (uint32_t k = 0; k < c->n; k++)
+            at[DIGIT(from[k])]++;
+        for (uint32_t d = 0, sum = 0; d <= mask; d++) {
+            uint32_t here = at[d];
+            at[d] = sum;
+            sum += here;
+        }
+        for (uint32_t k = 0; k < c->n; k++)
+            to[at[DIGIT(from[k])]++] = from[k];
+#undef DIGIT
+        t = from;
+        from = to;
+        to = t;
+    }
+    free(first);
+    return from;
+}
+
+/* Copy range E (offsets LO to HI of the region at BASE) into the region:
+ * the blocks it covers whole are written from the log (c->whole), the
+ * others get its bytes in c->buf, over what earlier ranges left there. */
+static void region_copy(struct apply *c, const struct replay_seg *seg, uint64_t base,
+                        const struct apply_range *e)
+{
+    uint64_t lo = e->off - base, hi = lo + e->len;
+    const unsigned char *src = e->len <= INLINE_MAX ? e->u.bytes : e->u.src;
+    for (uint64_t b = lo / APPLY_BLOCK; b * APPLY_BLOCK < hi; b++) {
+        uint64_t bs = b * APPLY_BLOCK, be = bs + block_len(seg, base / APPLY_BLOCK + b);
+        uint64_t s0 = lo > bs ? lo : bs, s1 = hi < be ? hi : be;
+        if (s0 == bs && s1 == be) {
+            c->whole[b] = src + (bs - lo);
+            continue;
+        }
+        if (c->whole[b] != NULL) {      /* the block comes from the log, then changes */
+            memcpy(c->buf + bs, c->whole[b], (size_t)(be - bs));
+            c->whole[b] = NULL;
+        }
+        if (s1 - s0 == 8)               /* a word: no call */
+            memcpy(c->buf + s0, src + (s0 - lo), 8);
+        else
+            memcpy(c->buf + s0, src + (s0 - lo), (size_t)(s1 - s0));
+    }
+}
+
+/* Write the M ranges of RG, all in one region of SEG, in log order: the
+ * blocks they change and the gaps of at most APPLY_GAP blocks between
+ * them go out in runs of one pwritev each (keeps I3 and I8). */
+static int write_region(struct replay *r, struct replay_seg *seg,
+                        const struct apply_range *rg, uint32_t m)
+{
+    struct apply *c = &r->batch;
+    struct iovec iov[APPLY_IOV];
+    uint64_t rbytes = (uint64_t)c->rblocks * APPLY_BLOCK, base = rg[0].off / rbytes * rbytes;
+    uint64_t left = (seg->size - base + APPLY_BLOCK - 1) / APPLY_BLOCK;
+    uint32_t nb = left < c->rblocks ? (uint32_t)left : c->rblocks;
+    unsigned char *st = c->state;
+
+    /* The first range on a block says whether it must be read first. */
+    memset(st, BLK_UNTOUCHED, nb);
+    memset(c->whole, 0, nb * sizeof *c->whole);
+    for (uint32_t k = 0; k < m; k++) {
+        uint64_t lo = rg[k].off - base, hi = lo + rg[k].len;
+        for (uint64_t b = lo / APPLY_BLOCK; b * APPLY_BLOCK < hi; b++) {
+            uint64_t bs = b * APPLY_BLOCK, be = bs + block_len(seg, base / APPLY_BLOCK + b);
+            if (st[b] == BLK_UNTOUCHED)
+                st[b] = lo <= bs && hi >= be ? BLK_WHOLE : BLK_READ;
+        }
+    }
+    /* Short gaps join the runs around them; their bytes come from the file. */
+    for (uint32_t b = 0, last = UINT32_MAX; b < nb; b++) {
+        if (st[b] == BLK_UNTOUCHED)
+            continue;
+        if (last != UINT32_MAX && b - last - 1 <= APPLY_GAP)
+            memset(st + last + 1, BLK_READ, b - last - 1);
+        last = b;
+    }
+    /* Each run's blocks to be read, in one pread from its first to its last. */
+    for (uint32_t a = 0; a < nb;) {
+        uint32_t z = a, fr = UINT32_MAX, lr = 0;
+        if (st[a] == BLK_UNTOUCHED) {
+            a++;
+            continue;
+        }
+        for (; z < nb && st[z] != BLK_UNTOUCHED; z++)
+            if (st[z] == BLK_READ) {
+                fr = fr == UINT32_MAX ? z : fr;
+                lr = z;
+            }
+        if (fr != UINT32_MAX) {
+            size_t len = (size_t)(lr - fr) * APPLY_BLOCK + block_len(seg, base / APPLY_BLOCK + lr);
+            ssize_t got = lrvm__io_pread(seg->fd, c->buf + (size_t)fr * APPLY_BLOCK, len,
+                                         base + (uint64_t)fr * APPLY_BLOCK);
+            if (got < 0)
+                return (int)got;
+            if ((size_t)got < len)              /* the file shrank under us */
+                return LRVM_EIO;
+        }
+        a = z;
+    }
+    /* Small ranges land all over the region: each copy's line is fetched
+     * PREFETCH copies ahead, so the misses overlap. */
+    for (uint32_t k = 0; k < m; k++) {
+        if (k + PREFETCH < m)
+            __builtin_prefetch(c->buf + (rg[k + PREFETCH].off - base), 1);
+        region_copy(c, seg, base, &rg[k]);
+    }
+    /* Each run in one pwritev: from c->buf, or from the log. */
+    for (uint32_t a = 0; a < nb;) {
+        if (st[a] == BLK_UNTOUCHED) {
+            a++;
+            continue;
+        }
+        int n = 0;
+        uint32_t z = a;
+        for (; z < nb && st[z] != BLK_UNTOUCHED; z++) {
+            unsigned char *p = c->whole[z] != NULL ? (unsigned char *)c->whole[z]
+                                                   : c->buf + (size_t)z * APPLY_BLOCK;
+            size_t len = block_len(seg, base / APPLY_BLOCK + z);
+            if (n > 0 && (unsigned char *)iov[n - 1].iov_base + iov[n - 1].iov_len == p) {
+                iov[n - 1].iov_len += len;
+            } else {
+                iov[n].iov_base = p;
+                iov[n].iov_len = len;
+                n++;
+            }
+        }
+        /* The log's pages the scan read with pread are cached but not
+         * mapped: a pwritev that meets them unmapped takes a slow path
+         * page by page, several times slower. Map them in one call first. */
+        for (int i = 0; i < n; i++) {
+            unsigned char *p = iov[i].iov_base;
+            if (p < c->buf || p >= c->buf + rbytes)
+                lrvm__io_map_populate(p, iov[i].iov_len);
+        }
+        int rc = lrvm__io_pwritev_all(seg->fd, iov, n, base + (uint64_t)a * APPLY_BLOCK);
+        seg->written = 1;
+        if (rc < 0)
+            return rc;
+        a = z;
+    }
+    return 0;
 }
 
 static int check_rest(struct replay *r);
 
+/* Write the batch, region by region, and empty it (keeps I5). */
 static int apply_write(struct replay *r)
 {
-    struct apply *c = &r->cache;
-    struct iovec iov[APPLY_IOV];
-    struct held *h;
+    struct apply *c = &r->batch;
     int rc = 0;
-
-    apply_drain(c);                 /* keeps I5 */
-
-    if (c->nused == 0)
+    if (c->n == 0)
         return 0;
     if (!r->checked && (rc = check_rest(r)) < 0)    /* keeps I1 and I4 */
         return rc;
-    if ((h = malloc(c->nused * sizeof *h)) == NULL)
+    const struct apply_range *e = apply_sort(r);
+    if (e == NULL)
         return LRVM_ENOMEM;
-    for (uint32_t i = 0; i < c->nused; i++) {
-        const struct apply_key *k = &c->keys[i];
-        unsigned char *bytes = k->src != NULL ? (unsigned char *)k->src
-                                              : c->mem + (size_t)i * APPLY_BLOCK;
-        h[i] = (struct held){ k->seg, k->block, bytes, k->src != NULL };
-        if (r->segs[k->seg]->held != NULL)
-            r->segs[k->seg]->held[k->block] = 0;
+    uint64_t rbytes = (uint64_t)c->rblocks * APPLY_BLOCK;
+    for (uint32_t i = 0, j; i < c->n && rc == 0; i = j) {
+        for (j = i + 1; j < c->n && e[j].seg == e[i].seg &&
+                        e[j].off / rbytes == e[i].off / rbytes; j++)
+            ;
+        rc = write_region(r, r->segs[e[i].seg], e + i, j - i);
     }
-    qsort(h, c->nused, sizeof *h, held_order);
-    for (uint32_t i = 0; i < c->nused && rc == 0;) {
-        struct replay_seg *seg = r->segs[h[i].seg];
-        uint32_t j = i;
-        int n = 0;
-        do {
-            iov[n].iov_base = h[j].bytes;
-            iov[n].iov_len = block_len(seg, h[j].block);
-            n++;
-            j++;
-        } while (j < c->nused && n < APPLY_IOV && h[j].seg == h[i].seg &&
-                 h[j].block == h[j - 1].block + 1);
-        /* The log's pages the scan read with pread are cached but not
-         * mapped: a pwritev that meets them unmapped takes a slow path
-         * page by page, several times slower. Map each
-         * run of them in one call first. */
-        for (uint32_t k = i; k < j;) {
-            uint32_t e = k + 1;
-            if (h[k].in_log) {
-                while (e < j && h[e].in_log && h[e].bytes == h[e - 1].bytes + APPLY_BLOCK)
-                    e++;
-                lrvm__io_map_populate(h[k].bytes, (size_t)(h[e - 1].bytes - h[k].bytes) +
-                                                  block_len(seg, h[e - 1].block));
-            }
-            k = e;
-        }
-        rc = lrvm__io_pwritev_all(seg->fd, iov, n, h[i].block * APPLY_BLOCK);
-        seg->written = 1;
-        i = j;
-    }
-    free(h);
-    if (c->hashed)
-        memset(c->slots, 0, ((size_t)1 << c->bits) * sizeof *c->slots);
-    memset(c->in_log, 0, (c->max + 63) / 64 * sizeof *c->in_log);
-    c->nused = 0;
-    c->hashed = 0;
+    c->n = 0;
     return rc;
 }
 
-/* Set *OUT to the cache entry of block B of SEG, made on first use.
- * WHOLE: the caller replaces all of the block's bytes, so a new entry need
- * not read them from the file first (keeps I3). */
-static int apply_block(struct replay *r, struct replay_seg *seg, uint64_t b, int whole,
-                       uint32_t *out)
+/* Add the N bytes DATA of the record being walked, at OFF of SEG, to the
+ * batch, a piece per region; a full batch is written first. */
+static int apply_add(struct replay *r, struct replay_seg *seg, uint64_t off,
+                     const unsigned char *data, uint64_t n)
 {
-    struct apply *c = &r->cache;
-    uint32_t segno = seg->index + 1;
-    size_t i = 0, mask = ((size_t)1 << c->bits) - 1;
-    int rc;
-
-    if (seg->held != NULL) {
-        if (seg->held[b] != 0) {
-            *out = seg->held[b] - 1;
-            return 0;
-        }
-    } else {
-        for (i = apply_hash(c, segno, b);; i = (i + 1) & mask) {
-            struct apply_slot *sl = &c->slots[i];
-            if (sl->seg == segno && sl->block == b) {
-                *out = sl->buf;
-                return 0;
-            }
-            if (sl->seg == 0)
-                break;
-        }
-    }
-    if (c->nused == c->max) {
-        if ((rc = apply_write(r)) < 0)
-            return rc;
-        i = apply_hash(c, segno, b);    /* the table is empty now */
-    }
-    if (seg->held != NULL) {
-        seg->held[b] = c->nused + 1;
-    } else {
-        c->slots[i] = (struct apply_slot){ b, segno, c->nused };
-        c->hashed = 1;
-    }
-    c->keys[c->nused] = (struct apply_key){ segno - 1, b, NULL };
-    if (!whole) {
-        size_t len = block_len(seg, b);
-        ssize_t got = lrvm__io_pread(seg->fd, c->mem + (size_t)c->nused * APPLY_BLOCK, len,
-                                     b * APPLY_BLOCK);
-        if (got < 0)
-            return (int)got;
-        if ((size_t)got < len)                  /* the file shrank under us */
-            return LRVM_EIO;
-    }
-    *out = c->nused++;
-    return 0;
-}
-
-/* Queue the copy of N bytes from SRC to DST. A small range lands in a
- * random block of the cache, most likely a cache miss. Its copy waits
- * while COPY_AHEAD later ones are queued, its line prefetched, so the
- * misses overlap. */
-static void apply_copy(struct apply *c, unsigned char *dst, const unsigned char *src, size_t n)
-{
-    struct pending_copy *q = &c->queued[c->nqueued % COPY_AHEAD];
-    if (c->nqueued >= COPY_AHEAD)
-        memcpy(q->dst, q->src, q->len);
-    __builtin_prefetch(dst, 1);
-    *q = (struct pending_copy){ dst, src, n };
-    c->nqueued++;
-}
-
-static int apply_range(struct replay *r, struct replay_seg *seg, uint64_t off,
-                       const unsigned char *data, uint64_t n)
-{
-    struct apply *c = &r->cache;
+    struct apply *c = &r->batch;
+    uint64_t rbytes = (uint64_t)c->rblocks * APPLY_BLOCK;
     while (n > 0) {
-        uint64_t b = off / APPLY_BLOCK;
-        size_t in = (size_t)(off % APPLY_BLOCK), len = block_len(seg, b);
-        size_t chunk = n < len - in ? (size_t)n : len - in;
-        int whole = in == 0 && chunk == len;
-        uint32_t buf = 0;
-        int rc = apply_block(r, seg, b, whole, &buf);
-        if (rc < 0)
+        uint64_t room = rbytes - off % rbytes;
+        uint32_t len = (uint32_t)(n < room ? n : room);
+        int rc;
+        if (c->n == c->max && (rc = apply_write(r)) < 0)
             return rc;
-        uint64_t bit = 1ull << (buf % 64), *word = &c->in_log[buf / 64];
-        unsigned char *bytes = c->mem + (size_t)buf * APPLY_BLOCK;
-        if (whole) {
-            /* The bytes in the mapped log: the scan's window moves on.
-             * Copies still queued into the block are overwritten by the
-             * one below before they count, or never written out. */
-            c->keys[buf].src = r->img + r->payload_off + (size_t)(data - r->payload);
-            *word |= bit;
-        } else {
-            if (*word & bit) {          /* the block comes into mem, then changes */
-                apply_copy(c, bytes, c->keys[buf].src, len);
-                c->keys[buf].src = NULL;
-                *word &= ~bit;
-            }
-            apply_copy(c, bytes + in, data, chunk);
-        }
-        off += chunk;
-        data += chunk;
-        n -= chunk;
+        struct apply_range *e = &c->ranges[c->n++];
+        e->off = off;
+        e->len = len;
+        e->seg = seg->index;
+        if (len == 8)
+            memcpy(e->u.bytes, data, 8);
+        else if (len <= INLINE_MAX)
+            memcpy(e->u.bytes, data, len);
+        else            /* in the mapped log: the scan's window moves on */
+            e->u.src = r->img + r->payload_off + (size_t)(data - r->payload);
+        off += len;
+        data += len;
+        n -= len;
     }
     return 0;
 }
@@ -572,10 +577,10 @@ static int on_range(void *arg, const char *name, size_t name_len, uint64_t off,
         seg->read_ahead = 1;
         lrvm__io_will_read(seg->fd, seg->size);
     }
-    return apply_range(r, seg, off, data, n);
+    return apply_add(r, seg, off, data, n);
 }
 
-/* Check the ranges of the record at OFF, and copy them into the cache in
+/* Check the ranges of the record at OFF, and add them to the batch in
  * apply mode. */
 static int walk_record(struct replay *r, uint64_t off, const struct lrvm__rec_header *h,
                        const unsigned char *payload, int apply)
@@ -600,9 +605,9 @@ static int on_part(void *arg, uint64_t off, const struct lrvm__rec_header *h,
     return walk_record(arg, off, h, payload, 1);
 }
 
-/* Recovery's scan: check every valid record, and copy those of complete
- * transactions into the cache, in log order. The parts of a transaction
- * in several are copied once its last part is found valid, from the
+/* Recovery's scan: check every valid record, and add those of complete
+ * transactions to the batch, in log order. The parts of a transaction
+ * in several are added once its last part is found valid, from the
  * mapped log. */
 static int on_record(void *arg, uint64_t off, const struct lrvm__rec_header *h,
                      const unsigned char *payload)
@@ -623,14 +628,6 @@ static int on_check_only(void *arg, uint64_t off, const struct lrvm__rec_header 
                          const unsigned char *payload)
 {
     return walk_record(arg, off, h, payload, 0);
-}
-
-/* The scan's window is about to be refilled or freed: copies queued from
- * it first. */
-static void on_release(void *arg)
-{
-    struct replay *r = arg;
-    apply_drain(&r->cache);
 }
 
 /* The scan found its stop proven damaged (logfmt.c V7): refuse the log,
@@ -691,7 +688,7 @@ static void span_cb(struct replay *r, const struct span *sp, struct lrvm__scan_c
                                   .limit = sp->limit, .end_txno = sp->end_txno };
 }
 
-/* The cache is full before the scan has reached the end of the log: check
+/* The batch is full before the scan has reached the end of the log: check
  * the rest of it, from the transaction being copied on, and the spans
  * after, before anything is written. */
 static int check_rest(struct replay *r)
@@ -711,7 +708,7 @@ static int check_rest(struct replay *r)
     return 0;
 }
 
-/* Scan every span of R, applying as it goes, and write what the cache
+/* Scan every span of R, applying as it goes, and write what the batch
  * still holds; sync the segment files written. *LAST: the last span's
  * scan; *EMPTY: no span held a record. */
 static int replay_spans(struct replay *r, struct lrvm__scan_result *last, int *empty)
@@ -724,14 +721,13 @@ static int replay_spans(struct replay *r, struct lrvm__scan_result *last, int *e
         r->img = NULL;
         return rc;
     }
-    if ((rc = apply_init(&r->cache, r->store)) < 0)
+    if ((rc = apply_init(&r->batch, r->store, r->room)) < 0)
         return rc;
     struct lrvm__scan_result res[2];
     for (r->cur = 0; r->cur < r->nspans; r->cur++) {
         const struct span *sp = &r->span[r->cur];
         struct lrvm__scan_cb cb;
         span_cb(r, sp, &cb, on_record);
-        cb.release = on_release;
         if ((rc = lrvm__log_scan_from(r->log.ls_fd, &sp->head, NULL, &cb, &res[r->cur])) < 0 ||
             (rc = span_ended(sp, &res[r->cur])) < 0)                /* keeps I1 */
             return rc;
@@ -757,7 +753,7 @@ static int replay_spans(struct replay *r, struct lrvm__scan_result *last, int *e
 
 static void replay_end(struct replay *r)
 {
-    apply_free(&r->cache, r->store);
+    apply_free(&r->batch, r->store);
     if (r->img != NULL)
         lrvm__io_unmap(r->img, r->img_size);
     replay_free(r);
@@ -778,7 +774,12 @@ static int trunc_wait(lrvm_t *s);
 
 int lrvm__truncate(lrvm_t *s)
 {
-    struct replay r = { .dirfd = s->dirfd, .apply = 1, .store = s };
+    /* The batch counts against the store's memory: a quarter of the
+     * resident limit (the memory of truncations, which the limit's
+     * checks leave room for), or all of it while no segment is mapped
+     * (recovery at open), when no page is kept. */
+    struct replay r = { .dirfd = s->dirfd, .apply = 1, .store = s,
+                        .room = s->nsegs == 0 ? s->resident_limit : s->resident_limit / 4 };
     struct lrvm__scan_result res;
     int rc, empty;
 
@@ -856,13 +857,14 @@ enum { JOB_IDLE, JOB_RUNNING, JOB_DONE };
  * sync the files written, have log.c write the header that retires it.
  * It never takes the store lock: what it reads of the store is constant
  * while the store is open (its directory, the log's descriptor, the
- * resident limit), or handed to it with the job (the apply cache: only
+ * resident limit), or handed to it with the job (the batch's memory: only
  * one truncation runs at a time, and lrvm__truncate waits for this one). */
 static void *trunc_main(void *arg)                                  /* keeps I7 */
 {
     lrvm_t *s = arg;
     struct lrvm__trunc_job *j = &s->trunc;
-    struct replay r = { .dirfd = s->dirfd, .apply = 1, .store = s, .durable = 1 };
+    struct replay r = { .dirfd = s->dirfd, .apply = 1, .store = s, .durable = 1,
+                        .room = s->resident_limit / 4 };
     struct lrvm__scan_result res;
     int empty;
 
@@ -1021,7 +1023,7 @@ int lrvm__truncate_due(const lrvm_t *s)
 void lrvm__recover_release(lrvm_t *s)
 {
     if (s->apply_mem != NULL)
-        munmap(s->apply_mem, (size_t)s->apply_blocks * APPLY_BLOCK);
+        munmap(s->apply_mem, s->apply_size);
     s->apply_mem = NULL;
 }
 

@@ -1,9 +1,9 @@
 /*
- * check_apply.c -- recovery's apply cache: the same history recovered
- * with caches of many sizes (one block, a few, more than the largest
- * file, the default) must leave the same files, written no more often
- * than the cache size allows; and a cache that fills in the middle of a
- * multi-part record still applies it whole.
+ * check_apply.c -- recovery's batch of ranges: the same history recovered
+ * with batches of many sizes (one range, a few, more, the default) must
+ * leave the same files, written no more often than the batch size allows;
+ * and a batch that fills in the middle of a multi-part record still
+ * applies it whole.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -24,19 +24,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* ------------------------------------------------------- the apply cache */
+/* ------------------------------------------------------- the batch */
 
-/* Segments whose sizes end mid-block, so the cache's last blocks are short. */
+/* Segments whose sizes end mid-block, so their last blocks are short;
+ * w spans three regions of 4 MiB (many more under a small resident
+ * limit), and its ranges lie far enough apart that some writes join the
+ * blocks between them and some do not. */
+#define REGION (4u << 20)
 static const struct { const char *name; size_t size; } cache_segs[] = {
-    { "x", 5 * 4096 + 123 }, { "y", 1000 }, { "z", 70000 },
+    { "x", 5 * 4096 + 123 }, { "y", 1000 }, { "z", 70000 }, { "w", 3 * REGION + 777 },
 };
-#define NCACHE_SEGS 3
+#define NCACHE_SEGS 4
 #define CACHE_TXS   400
 
 /* The history: transaction t writes 1-4 ranges into the images IMG; a
  * range is 1-9000 bytes (block-sized and block-aligned one time in four),
- * so ranges cover blocks in part, whole (the cache then points into the
- * log), and across their edges, in every order. When TX
+ * so ranges cover blocks in part, whole (the block is then written from
+ * the log), and across their edges, in every order; in w, one time in
+ * four, across the edge of a region of 4 MiB. When TX
  * is not NULL the same ranges are declared and written through BASES. */
 static void cache_history(unsigned char **img, lrvm_tx_t *tx, void **bases, uint64_t t)
 {
@@ -45,7 +50,12 @@ static void cache_history(unsigned char **img, lrvm_tx_t *tx, void **bases, uint
     for (unsigned k = 0; k < nranges; k++) {
         unsigned sg = (unsigned)(tu_rand(&rng) % NCACHE_SEGS);
         size_t size = cache_segs[sg].size, off, len;
-        if (tu_rand(&rng) % 4 == 0 && size >= 4096) {
+        if (sg == 3 && tu_rand(&rng) % 4 == 0) {
+            len = 1 + (size_t)(tu_rand(&rng) % 9000);
+            off = REGION * (1 + (size_t)(tu_rand(&rng) % 3)) - 1 - (size_t)(tu_rand(&rng) % len);
+            if (off + len > size)
+                len = size - off;
+        } else if (tu_rand(&rng) % 4 == 0 && size >= 4096) {
             len = 4096;
             off = 4096 * (size_t)(tu_rand(&rng) % (size / 4096));
         } else {
@@ -86,26 +96,24 @@ static void cache_build_child(void *arg)
     kill(getpid(), SIGKILL);                /* the log keeps every record */
 }
 
-/* Recover a copy of the store BUILT with a cache of SIZE blocks and block
- * tables for files of up to DIRECT blocks; check every segment against the
- * images IMG. Returns the writes recovery made. */
+/* Recover a copy of the store BUILT with a batch of SIZE ranges, under
+ * resident limit LIMIT (0: the default; it sets the regions' size); check
+ * every segment against the images IMG. Returns the writes recovery made. */
 static unsigned long cache_recover(const char *built, unsigned char **img, uint32_t size,
-                                   uint32_t direct)
+                                   size_t limit)
 {
-    uint32_t saved_max = lrvm__apply_max, saved_direct = lrvm__apply_direct;
+    uint32_t saved_max = lrvm__apply_max;
     char *dir = tu_tmpdir();
     ck_assert_int_eq(tu_copy_dir(built, dir), 0);
     lrvm__apply_max = size;
-    lrvm__apply_direct = direct;
     lrvm__io_inject(LRVM__IO_WRITE, 0, 0, 0);   /* count, never fail */
-    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .resident_limit = limit };
     lrvm_t *s;
     int rc = lrvm_open(dir, &o, &s);
     unsigned long calls = lrvm__io_calls();
     lrvm__io_inject(0, 0, 0, 0);
     lrvm__apply_max = saved_max;
-    lrvm__apply_direct = saved_direct;
-    ck_assert_msg(rc == 0, "cache of %u blocks, tables up to %u: lrvm_open: %s", size, direct,
+    ck_assert_msg(rc == 0, "batch of %u ranges, limit %zu: lrvm_open: %s", size, limit,
                   lrvm_strerror(rc));
     ck_assert_int_eq(lrvm_close(s), 0);
     for (int i = 0; i < NCACHE_SEGS; i++) {
@@ -119,8 +127,8 @@ static unsigned long cache_recover(const char *built, unsigned char **img, uint3
         while (j < cache_segs[i].size && got[j] == img[i][j])
             j++;
         ck_assert_msg(j == cache_segs[i].size,
-                      "cache of %u blocks, tables up to %u: %s differs from the history at "
-                      "byte %zu", size, direct, name, j);
+                      "batch of %u ranges, limit %zu: %s differs from the history at byte %zu",
+                      size, limit, name, j);
         free(got);
     }
     tu_rmrf(dir);
@@ -130,14 +138,12 @@ static unsigned long cache_recover(const char *built, unsigned char **img, uint3
 
 START_TEST(test_recover_apply_cache_sizes)
 {
-    /* Recovery's result does not depend on how many blocks its cache
-     * holds: one (it writes before almost every range), a few, more than
-     * z's 18 blocks but fewer than all 25, the default (it writes once at
-     * the end); nor on how it finds them: by hash for every file, for the
-     * large one only (z), or by block table for all. A smaller cache must
-     * write more often, or the knob tests nothing. */
+    /* Recovery's result does not depend on how many ranges its batch
+     * holds: one (it writes after every range), a few, some tens, the
+     * default (it writes once at the end, the history's 1,000 ranges or
+     * so all in one batch). A smaller batch must write more often, or the
+     * knob tests nothing. */
     static const uint32_t sizes[] = { 1, 3, 20, 16384 };
-    static const uint32_t directs[] = { 0, 6, 1u << 22 };
     unsigned char *img[NCACHE_SEGS];
     for (int i = 0; i < NCACHE_SEGS; i++)
         ck_assert_ptr_nonnull(img[i] = calloc(1, cache_segs[i].size));
@@ -147,14 +153,17 @@ START_TEST(test_recover_apply_cache_sizes)
     char *built = tu_tmpdir();
     int st = tu_in_child(cache_build_child, built);
     ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "build: status 0x%x", st);
-    for (int d = 0; d < 3; d++) {
-        unsigned long writes[4];
-        for (int k = 0; k < 4; k++)
-            writes[k] = cache_recover(built, img, sizes[k], directs[d]);
-        ck_assert_msg(writes[0] > writes[1] && writes[1] > writes[2] && writes[2] > writes[3],
-                      "tables up to %u: writes by cache size 1, 3, 20, 16384: %lu, %lu, %lu, %lu",
-                      directs[d], writes[0], writes[1], writes[2], writes[3]);
-    }
+    unsigned long writes[4];
+    for (int k = 0; k < 4; k++)
+        writes[k] = cache_recover(built, img, sizes[k], 0);
+    ck_assert_msg(writes[0] > writes[1] && writes[1] > writes[2] && writes[2] > writes[3],
+                  "writes by batch size 1, 3, 20, 16384: %lu, %lu, %lu, %lu", writes[0],
+                  writes[1], writes[2], writes[3]);
+    /* Under the smallest limit a region is 32 blocks: w's ranges cross
+     * region edges all over, and more regions means more writes. */
+    unsigned long small = cache_recover(built, img, 16384, (size_t)1 << 20);
+    ck_assert_msg(small > writes[3], "writes with regions of 32 blocks: %lu, of 1024: %lu",
+                  small, writes[3]);
     for (int i = 0; i < NCACHE_SEGS; i++)
         free(img[i]);
     tu_rmrf(built);
@@ -187,8 +196,8 @@ static void pause_build_child(void *arg)
 
 START_TEST(test_recover_cache_full_mid_record)
 {
-    /* With a cache of one block, the first record's whole-block range finds
-     * the cache full: the rest of the log is checked (check_rest) in the
+    /* With a batch of one range, the first record's whole-block range finds
+     * the batch full: the rest of the log is checked (check_rest) in the
      * middle of that record's walk, and the range must still be taken
      * from its own bytes in the log (no later record writes its block). */
     char *built = tu_tmpdir(), *dir = tu_tmpdir();

@@ -803,7 +803,7 @@ static void recover_child(void *arg)
     lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = BIG_THRESHOLD };
     lrvm_t *s;
     alarm(60);
-    /* Two blocks in recovery's cache: it writes every few ranges, so the
+    /* Two ranges in recovery's batch: it writes every two ranges, so the
      * kills land between the writes of a half-applied log. */
     lrvm__apply_max = 2;
     lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_SYNC, ra->nth, EIO, ra->mode);
@@ -846,7 +846,7 @@ START_TEST(test_crash_during_recovery)
     ck_assert_uint_eq(log_txs(copy), 0);
     tu_rmrf(copy);
     free(copy);
-    /* About one write a transaction (a two-block cache), then the syncs
+    /* About one write a transaction (a batch of two ranges), then the syncs
      * and the header. */
     ck_assert_uint_gt(total, REC_TXS + 3);
 
@@ -911,7 +911,7 @@ struct tail_arg {
     uint64_t             off;
     unsigned long        nth;       /* the sync call the power fails at */
     uint64_t             seed;
-    uint32_t             cache;     /* blocks in recovery's cache; 0: the default */
+    uint32_t             cache;     /* ranges in recovery's batch; 0: the default */
 };
 
 static void tail_build_child(void *arg)
@@ -984,8 +984,8 @@ START_TEST(test_crash_powercut_recovering_unsynced_tail)
     ck_assert_uint_eq(log_txs(dir), TAIL_SYNCED);
 
     /* Each sync of the recovery (the log's, each segment's, the new
-     * header's), under many power cuts; with the default cache, and with
-     * one of two blocks, full long before the end of the log: its first
+     * header's), under many power cuts; with the default batch, and with
+     * one of two ranges, full long before the end of the log: its first
      * write must come after the log's sync as well. */
     uint64_t seed = tu_test_seed();
     unsigned cuts = 0;

@@ -3,7 +3,7 @@
  * payload is hostile: a range past the end of its segment, an offset that
  * overflows, a missing segment, a name that escapes the store, an
  * undefined segment id, malformed entries, a bad record after good ones
- * or after the apply cache filled. lrvm_open must fail with
+ * or after recovery's batch filled. lrvm_open must fail with
  * LRVM_ECORRUPT and write or create nothing; a good hand-made record
  * applies, and the scan reports hand-made records as it should.
  */
@@ -320,12 +320,13 @@ static void append_hostile(const char *dir, const struct scan *sc)
 
 START_TEST(test_recover_hostile_after_cache_fills)
 {
-    /* Recovery copies records into its cache as it checks them, and
-     * writes the cache out when it is full: before that write it must
-     * have checked the rest of the log, from the transaction being copied
-     * on. A cache of one block or three fills long before the hostile
-     * record at the end; nothing may be written all the same. Transaction
-     * 6 comes in parts, which are copied only when the last is found. */
+    /* Recovery gathers the ranges of records into its batch as it checks
+     * them, and writes the batch out when it is full: before that write it
+     * must have checked the rest of the log, from the transaction being
+     * gathered on. A batch of one range or three fills long before the
+     * hostile record at the end; nothing may be written all the same.
+     * Transaction 6 comes in parts, which are gathered only when the last
+     * is found. */
     static const uint32_t sizes[] = { 1, 3 };
     struct fixture f;
     fixture_build(&f, (struct build){ .k = 12, .log_buffer = 4096, .big = 6 });
@@ -342,7 +343,7 @@ START_TEST(test_recover_hostile_after_cache_fills)
         lrvm__apply_max = sizes[k];
         int rc = open_close(w);
         lrvm__apply_max = saved;
-        snprintf(what, sizeof what, "cache of %u blocks, hostile last record", sizes[k]);
+        snprintf(what, sizeof what, "batch of %u ranges, hostile last record", sizes[k]);
         ck_assert_msg(rc == LRVM_ECORRUPT, "%s: lrvm_open: %s", what, lrvm_strerror(rc));
         snap_same(w, &snap, what);
 
@@ -352,7 +353,7 @@ START_TEST(test_recover_hostile_after_cache_fills)
         lrvm__apply_max = sizes[k];
         rc = open_close(w);
         lrvm__apply_max = saved;
-        snprintf(what, sizeof what, "cache of %u blocks", sizes[k]);
+        snprintf(what, sizeof what, "batch of %u ranges", sizes[k]);
         ck_assert_msg(rc == 0, "%s: lrvm_open: %s", what, lrvm_strerror(rc));
         expect_state(w, 12, 6, what);
     }

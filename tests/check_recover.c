@@ -6,7 +6,7 @@
  * makes lrvm_open fail with LRVM_ECORRUPT, writing nothing (logfmt.c V7);
  * a torn tail opens with exactly the transactions before it;
  * LRVM_EVERSION writes nothing either. Hand-made hostile records are in
- * check_hostile_log.c, the apply cache in check_apply.c.
+ * check_hostile_log.c, the batch of ranges in check_apply.c.
  *
  * Crash model: a forked child commits K transactions (recover_util.h has
  * the history) with automatic truncation out of reach, then dies of

@@ -33,9 +33,9 @@
  * (I1 of recover.c); when it succeeds, the segment files hold what the
  * ranges lrvm__recover_ranges handed over make of them, applied in turn
  * (what lrvmutl cat shows), and a second open finds nothing left to
- * replay. Inputs of odd length are recovered with a cache of one block,
+ * replay. Inputs of odd length are recovered with a batch of one range,
  * so that recovery writes it out long before the end of the log, after
- * checking the rest (check_rest); the others with 64 blocks, and the
+ * checking the rest (check_rest); the others with 64 ranges, and the
  * store gets the smallest log buffer: the defaults would cost more than
  * these logs do.
  */
