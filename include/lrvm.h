@@ -394,10 +394,13 @@ int lrvm_flush(lrvm_t *rvm);
  * truncate_threshold (or the pages kept pass resident_limit): the part of
  * the log written so far is applied by a thread of the store's while
  * commits go on in another part, and no commit waits for a segment
- * file's write or sync, unless commits outrun it: when the log in use
- * reaches its limit (about a threshold more than the part being
- * applied) or the pages kept pass twice resident_limit, a commit waits
- * for it (lrvm_stats commit_waits). lrvm_close waits for it too.
+ * file's write or sync, unless commits outrun it: a commit that finds
+ * the log in use ahead of the truncation's progress sleeps 200
+ * microseconds after it, so that commits slow to the truncation's pace;
+ * when the log in use still reaches its limit (about a threshold more
+ * than the part being applied), or the pages kept pass twice
+ * resident_limit, a commit waits for it. lrvm_stats commit_waits counts
+ * both. lrvm_close waits for it too.
  * Errors: LRVM_EIO, LRVM_ENOSPC, LRVM_ECORRUPT.
  */
 int lrvm_truncate(lrvm_t *rvm);
@@ -470,9 +473,10 @@ typedef struct lrvm_stats {
     uint64_t pages_shadow;           /* second copies kept with them: before-images
                                         (mprotect tracker) or images (userfaultfd tracker) */
     uint64_t pages_released;         /* pages given back to the kernel, both kinds */
-    uint64_t commit_waits;           /* commits that waited for a truncation running beside
-                                        them: the log in use reached its limit (a
-                                        generation being applied lay in the way) */
+    uint64_t commit_waits;           /* commits slowed or made to wait by a truncation
+                                        running beside them: the log in use ahead of its
+                                        progress, or at its limit (a generation being
+                                        applied lay in the way) */
 } lrvm_stats_t;
 
 /* lrvm_stats -- copy the store's counters. Errors: LRVM_EINVAL. The

@@ -96,6 +96,9 @@ struct lrvm__io_methods {
     /* Advice: start reading ahead / writing back; never fail. */
     void    (*will_read)(int fd, uint64_t off, uint64_t len);
     void    (*start_writeback)(int fd, uint64_t off, uint64_t len);
+    /* A pace, not a sync: return once the range's writeback, started
+     * or not, has reached the disk (its cache is not flushed). */
+    void    (*wait_writeback)(int fd, uint64_t off, uint64_t len);
 };
 extern const struct lrvm__io_methods lrvm__io_posix;
 /* Put M in front (NULL: the posix methods again) while no store is open;
@@ -136,6 +139,7 @@ void    lrvm__io_will_read(int fd, uint64_t len);
 /* Start writing [OFF, OFF+LEN) of FD back to disk without waiting (advice;
  * never fails, durable only after a sync). */
 void    lrvm__io_start_writeback(int fd, uint64_t off, uint64_t len);
+void    lrvm__io_wait_writeback(int fd, uint64_t off, uint64_t len);
 int     lrvm__io_fdatasync(int fd);
 int     lrvm__io_fsync(int fd);
 int     lrvm__io_ftruncate(int fd, uint64_t len);
@@ -464,6 +468,9 @@ void lrvm__log_retired(struct lrvm__log *lg);
 /* Does the log hold records: a generation retiring, or any in the
  * current one (written or buffered)? */
 int  lrvm__log_holds_records(const struct lrvm__log *lg);
+/* How much of the room before the wall the current generation has
+ * taken, in 1/65536ths; -1 while there is no wall. */
+int  lrvm__log_wall_fill(const struct lrvm__log *lg);
 /* Bytes the current generation's records and a header take: what
  * truncate_threshold is compared with. */
 uint64_t lrvm__log_gen_size(const struct lrvm__log *lg);
@@ -555,6 +562,7 @@ struct lrvm__trunc_job {
     uint64_t        tj_fsyncs;      /* done: syncs it made, for the store's stats */
     int             tj_reaped;      /* store lock: a job ended well since tx.c last
                                        gave pages back (tx.c clears it) */
+    _Atomic uint32_t tj_progress;   /* the thread's: its work done, 1/65536ths */
 };
 void lrvm__trunc_init(lrvm_t *s);
 void lrvm__trunc_fini(lrvm_t *s);
@@ -570,6 +578,10 @@ void lrvm__truncate_start(lrvm_t *s);
 /* The memory's hard limit (tx.c): start a truncation unless one runs,
  * and wait for it; counted in commit_waits. */
 void lrvm__truncate_wait(lrvm_t *s);
+/* Microseconds a commit that just ended should sleep, once it let the
+ * store lock go, because it outruns the truncation running beside it;
+ * 0 mostly. Counted in commit_waits. Store lock held. */
+unsigned lrvm__truncate_pace(lrvm_t *s);
 /* Has the current generation passed truncate_threshold, or is one
  * retiring that a failed job left behind? */
 int  lrvm__truncate_due(const lrvm_t *s);

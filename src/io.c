@@ -216,6 +216,12 @@ static void px_start_writeback(int fd, uint64_t off, uint64_t len)
     (void)sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
 }
 
+static void px_wait_writeback(int fd, uint64_t off, uint64_t len)
+{
+    (void)sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WAIT_BEFORE |
+                          SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+}
+
 const struct lrvm__io_methods lrvm__io_posix = {
     .openat = px_openat,
     .close = px_close,
@@ -236,6 +242,7 @@ const struct lrvm__io_methods lrvm__io_posix = {
     .read_small = px_read_small,
     .will_read = px_will_read,
     .start_writeback = px_start_writeback,
+    .wait_writeback = px_wait_writeback,
 };
 
 static const struct lrvm__io_methods *io = &lrvm__io_posix;
@@ -412,6 +419,11 @@ void lrvm__io_map_populate(const unsigned char *p, size_t len)
 void lrvm__io_start_writeback(int fd, uint64_t off, uint64_t len)
 {
     io->start_writeback(fd, off, len);
+}
+
+void lrvm__io_wait_writeback(int fd, uint64_t off, uint64_t len)
+{
+    io->wait_writeback(fd, off, len);
 }
 
 int lrvm__io_fdatasync(int fd)

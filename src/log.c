@@ -188,6 +188,14 @@ int lrvm__log_holds_records(const struct lrvm__log *lg)
     return lg->lg_retiring || lrvm__log_size(lg) > lg->lg_start;
 }
 
+int lrvm__log_wall_fill(const struct lrvm__log *lg)
+{
+    if (lg->lg_wall == 0 || lg->lg_wall <= lg->lg_start)
+        return -1;
+    uint64_t used = lrvm__log_size(lg) - lg->lg_start, room = lg->lg_wall - lg->lg_start;
+    return used >= room ? 65536 : (int)(used * 65536 / room);
+}
+
 void lrvm__log_state(const struct lrvm__log *lg, struct lrvm__log_state *st)
 {
     *st = (struct lrvm__log_state){ lg->lg_fd, lg->lg_version, lg->lg_generation,

@@ -98,7 +98,8 @@
  *      is open (its directory, the log's descriptor, the resident limit)
  *      and the job, handed over under the store lock with tj_state;
  *      what it would count it leaves in the job (tj_fsyncs), folded into
- *      the store's stats by the reaping call.
+ *      the store's stats by the reaping call; its progress it stores in
+ *      the job's atomic tj_progress, which commits read.
  *   I8 A block a write spans that no range of the batch changes is
  *      written with the bytes read from its file just before, by the one
  *      thread that writes segment files (I6), so it does not change there.
@@ -131,7 +132,7 @@ struct replay_seg {
 #define APPLY_BLOCK  4096u
 #define APPLY_IOV    1024               /* IOV_MAX on Linux */
 #define APPLY_GAP    8                  /* blocks not changed that a write may span */
-#define REGION_MAX   1024u              /* blocks of a region: 4 MiB at most */
+#define REGION_MAX   256u               /* blocks of a region: 1 MiB at most */
 #define REGION_MIN   16u
 #define RADIX_BITS   11
 #define PREFETCH     16
@@ -170,6 +171,8 @@ struct apply {
     uint32_t            n, max;
     uint32_t            rblocks; /* blocks of a region */
     int                 keep;   /* the memory stays with the store after */
+    int                 wb_fd;  /* the region written last: its writeback */
+    uint64_t            wb_off, wb_len;     /*   is waited for after the next */
 };
 
 /* A generation of the log to apply: the retiring one, then the current
@@ -197,6 +200,8 @@ struct replay {
     int                nspans, cur; /*   and the one being scanned */
     struct lrvm__log_pos tx;        /*   the transaction whose records come in */
     size_t             room;        /*   bytes its batch may take */
+    _Atomic uint32_t  *progress;    /*   the thread's: where it publishes */
+    uint64_t           added, written;  /* ranges into the batch, and out */
     int                checked;     /*   the whole log passed its checks (I1) */
     int                durable;     /*   and is synced (I4) */
     uint64_t           fsyncs;      /*   segment files synced */
@@ -305,6 +310,7 @@ static int apply_init(struct apply *c, lrvm_t *s, size_t room)
     c->whole = malloc(rblocks * sizeof *c->whole);
     c->state = malloc(rblocks);
     c->n = 0;
+    c->wb_len = 0;
     return c->whole == NULL || c->state == NULL ? LRVM_ENOMEM : 0;
 }
 
@@ -491,10 +497,43 @@ static int write_region(struct replay *r, struct replay_seg *seg,
             return rc;
         a = z;
     }
+    /* Beside the commits, the disk starts on the region now, and the one
+     * written before must have reached it: at most two regions' writes
+     * are in flight. A commit's sync of the log then waits behind those
+     * alone, not behind all of a truncation's writes, and the fdatasync
+     * at the end finds little left (doc/architecture.md has the figures).
+     * With no commit to make room for, the writes go out as fast as the
+     * kernel takes them. */
+    if (r->progress == NULL)
+        return 0;
+    lrvm__io_start_writeback(seg->fd, base, (uint64_t)nb * APPLY_BLOCK);
+    if (c->wb_len > 0)
+        lrvm__io_wait_writeback(c->wb_fd, c->wb_off, c->wb_len);
+    c->wb_fd = seg->fd;
+    c->wb_off = base;
+    c->wb_len = (uint64_t)nb * APPLY_BLOCK;
     return 0;
 }
 
 static int check_rest(struct replay *r);
+
+/* The truncation thread's progress, for the commits that pace
+ * themselves on it (lrvm__truncate_pace): a fifth for the scan of its
+ * generation, three quarters for the writes, by ranges, a twentieth for
+ * the syncs at the end. The one thing the thread writes of the store's
+ * (I7), an atomic. */
+static void publish(struct replay *r)
+{
+    if (r->progress == NULL)
+        return;
+    const struct span *sp = &r->span[r->cur];
+    uint64_t len = sp->end > sp->head.lh_start ? sp->end - sp->head.lh_start : 1;
+    uint64_t at = r->payload_off > sp->head.lh_start ? r->payload_off - sp->head.lh_start : 0;
+    double scanned = r->checked ? 1.0 : at >= len ? 1.0 : (double)at / (double)len;
+    double out = r->added > 0 ? (double)r->written / (double)r->added : 0.0;
+    double done = 0.2 * scanned + 0.75 * scanned * out;
+    atomic_store_explicit(r->progress, (uint32_t)(done * 65536.0), memory_order_relaxed);
+}
 
 /* Write the batch, region by region, and empty it (keeps I5). */
 static int apply_write(struct replay *r)
@@ -514,6 +553,8 @@ static int apply_write(struct replay *r)
                         e[j].off / rbytes == e[i].off / rbytes; j++)
             ;
         rc = write_region(r, r->segs[e[i].seg], e + i, j - i);
+        r->written += j - i;
+        publish(r);
     }
     c->n = 0;
     return rc;
@@ -545,6 +586,8 @@ static int apply_add(struct replay *r, struct replay_seg *seg, uint64_t off,
         off += len;
         data += len;
         n -= len;
+        if (++r->added % 4096 == 0)
+            publish(r);
     }
     return 0;
 }
@@ -864,7 +907,7 @@ static void *trunc_main(void *arg)                                  /* keeps I7 
     lrvm_t *s = arg;
     struct lrvm__trunc_job *j = &s->trunc;
     struct replay r = { .dirfd = s->dirfd, .apply = 1, .store = s, .durable = 1,
-                        .room = s->resident_limit / 4 };
+                        .room = s->resident_limit / 4, .progress = &j->tj_progress };
     struct lrvm__scan_result res;
     int empty;
 
@@ -908,6 +951,7 @@ static int job_start(lrvm_t *s)
     j->tj_fd = s->log.lg_fd;
     j->tj_rc = 0;
     j->tj_fsyncs = 0;
+    atomic_store(&j->tj_progress, 0);
     j->tj_state = JOB_RUNNING;
     /* No signal for the thread: a program's handlers expect its own. */
     sigset_t all, old;
@@ -988,6 +1032,31 @@ static int wall_wait(void *arg)
     if (rc == 0)
         rc = trunc_wait(s);
     return rc < 0 ? rc : s->log.lg_retiring ? LRVM_EIO : 0;
+}
+
+/* Commits that outrun the truncation would fill the room before the wall
+ * and then one of them would wait there for all the rest of it. Instead a
+ * commit that has taken more of the room than the thread has done of its
+ * work sleeps a little, and the commits slow to the truncation's pace,
+ * each by a fraction of a millisecond. They may run PACE_SLACK ahead of
+ * the thread at its start, and must stay as far short of the wall when
+ * its work is done, so that its syncs at the end have room left. */
+#define PACE_SLACK 6554u                    /* a tenth of the room */
+#define PACE_US    200u
+
+unsigned lrvm__truncate_pace(lrvm_t *s)
+{
+    if (atomic_load(&s->trunc.tj_state) != JOB_RUNNING)
+        return 0;
+    int fill = lrvm__log_wall_fill(&s->log);
+    if (fill < 0)
+        return 0;
+    uint64_t done = atomic_load_explicit(&s->trunc.tj_progress, memory_order_relaxed);
+    uint64_t allowed = PACE_SLACK + done * (65536 - 2 * PACE_SLACK) / 65536;
+    if ((uint64_t)fill <= allowed)
+        return 0;
+    __atomic_fetch_add(&s->stats.commit_waits, 1, __ATOMIC_RELAXED);   /* as wall_wait */
+    return PACE_US;
 }
 
 void lrvm__truncate_wait(lrvm_t *s)

@@ -185,9 +185,9 @@ static void fast_leave(void)
     atomic_store_explicit(&my_slot->os_in, NULL, memory_order_release);
 }
 
-static void pause_ms(long ms)
+static void pause_us(long us)
 {
-    struct timespec ts = { 0, ms * 1000000L };
+    struct timespec ts = { us / 1000000L, us % 1000000L * 1000L };
     nanosleep(&ts, NULL);
 }
 
@@ -206,7 +206,7 @@ void lrvm__tx_claim(lrvm_tx_t *tx)
          * time to become visible before trusting the slot. */
         atomic_store(&bias_ready, 0);
         do
-            pause_ms(10);
+            pause_us(10000);
         while (atomic_load_explicit(&owner->os_in, memory_order_acquire) == tx);
     }
 }
@@ -529,8 +529,10 @@ static void release_pages(lrvm_t *s)
  * past twice the limit wait for the truncation (commit_waits), as
  * commits wait at the log's wall. The pages that could not go are not
  * held against the limit again until it has been passed once more, so a
- * store whose pages are all held does not truncate at every commit. */
-static void after_commit(lrvm_t *s)
+ * store whose pages are all held does not truncate at every commit.
+ * Returns the microseconds the caller sleeps once it let the store lock
+ * go, when the commits outrun the truncation (lrvm__truncate_pace). */
+static unsigned after_commit(lrvm_t *s)
 {
     (void)lrvm__trunc_reap(s);
     size_t pages = lrvm__res_pages(s);
@@ -548,6 +550,7 @@ static void after_commit(lrvm_t *s)
     }
     if (extra > s->resident_limit || lrvm__truncate_due(s))
         lrvm__truncate_start(s);
+    return lrvm__truncate_pace(s);
 }
 
 int lrvm_commit(lrvm_tx_t *tx, int flags)
@@ -561,12 +564,15 @@ int lrvm_commit(lrvm_tx_t *tx, int flags)
     tx->tx_committing = 1;
     rc = commit_epoch(s, tx, flags | LRVM__COMMIT_GROUP);
     tx->tx_committing = 0;
+    unsigned pace = 0;
     if (rc == 0) {
         s->stats.commits++;
         tx_free(tx);
-        after_commit(s);
+        pace = after_commit(s);
     }
     pthread_mutex_unlock(&s->mu);
+    if (pace > 0)                   /* outside the lock: others commit meanwhile */
+        pause_us(pace);
     return rc;
 }
 
@@ -580,11 +586,14 @@ int lrvm_sync(lrvm_t *s)
     /* No group commit: the ambient pages stay sealed until the sync ends,
      * and the store's lock must not be let go meanwhile. */
     int rc = commit_epoch(s, NULL, 0);
+    unsigned pace = 0;
     if (rc == 0) {
         s->stats.syncs++;
-        after_commit(s);
+        pace = after_commit(s);
     }
     pthread_mutex_unlock(&s->mu);
+    if (pace > 0)
+        pause_us(pace);
     return rc;
 }
 

@@ -1,8 +1,9 @@
 /*
  * check_trunc.c -- truncation beside the commits: while a generation of
  * the log is applied to the segment files, commits go on in the next one
- * and never wait for a segment file, but at the wall, where they wait
- * and are counted (commit_waits); every state a crash leaves on the way
+ * and never wait for a segment file: commits that outrun it are slowed a
+ * little before the wall, and wait at the wall, and both are counted
+ * (commit_waits); every state a crash leaves on the way
  * recovers (both generations in the log, the thread's header written or
  * torn), a retiring generation short of its count is damage, and a log
  * of format 2 from an older liblrvm still opens. lrvmutl info names both
@@ -168,6 +169,39 @@ START_TEST(test_trunc_commits_go_on_while_segment_sync_held)
     seg = tu_map(s, "a", SEG);
     expect_history(seg, next - 1, "after the reopen");
     ck_assert_int_eq(((unsigned char *)seg)[8192 + 4095], (next - 1) & 0xff);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* Commits that outrun a truncation are slowed before they reach the
+ * wall. The thread is stopped at its first segment write, its scan done
+ * and nothing written (a fifth of its work): the commits may take a
+ * tenth of the room beyond what the thread has done, so small ones go on
+ * unslowed, and 4 KiB ones, still far from the wall, are each slowed a
+ * little and counted, while the thread stays where it is. */
+START_TEST(test_trunc_commits_paced_before_the_wall)
+{
+    lrvm_t *s = open_explicit(NULL);
+    uint64_t *seg = tu_map(s, "a", SEG), next = 1;
+    lrvm__io_hold(LRVM__IO_WRITE);
+    commit_until_held(s, seg, &next);
+    for (int k = 0; k < 10; k++)
+        ck_assert_int_eq(commit_i(s, seg, next++, 0), 0);
+    ck_assert_uint_eq(commit_waits_now(s), 0);
+    for (int k = 0; k < 8; k++)                     /* 32 KiB of a 64 KiB room */
+        ck_assert_int_eq(commit_i(s, seg, next++, 4096), 0);
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    ck_assert_uint_ge(st.commit_waits, 1);
+    ck_assert_uint_eq(st.truncations, 0);
+    ck_assert_uint_eq(lrvm__io_held(), 1);          /* none of them waited for it */
+    lrvm__io_hold(0);
+    st = tu_wait_truncations(s, 1);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = open_explicit(NULL);
+    seg = tu_map(s, "a", SEG);
+    expect_history(seg, next - 1, "after the reopen");
     ck_assert_int_eq(lrvm_close(s), 0);
 }
 END_TEST
@@ -444,6 +478,7 @@ int main(void)
     TCase *tc = tu_tcase("trunc", 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_trunc_commits_go_on_while_segment_sync_held);
+    tcase_add_test(tc, test_trunc_commits_paced_before_the_wall);
     tcase_add_test(tc, test_trunc_lrvm_truncate_waits_for_the_running_one);
     tcase_add_test(tc, test_trunc_crash_states_recover);
     tcase_add_test(tc, test_trunc_format2_log_opens);

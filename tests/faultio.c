@@ -785,6 +785,10 @@ static void f_start_writeback(int fd, uint64_t off, uint64_t len)
 {
     below->start_writeback(fd, off, len);
 }
+static void f_wait_writeback(int fd, uint64_t off, uint64_t len)
+{
+    below->wait_writeback(fd, off, len);
+}
 static int f_read_small(const char *path, char *buf, size_t n)
 {
     return below->read_small(path, buf, n);
@@ -814,6 +818,7 @@ static const struct lrvm__io_methods fault_layer = {
     .read_small = f_read_small,
     .will_read = f_will_read,
     .start_writeback = f_start_writeback,
+    .wait_writeback = f_wait_writeback,
 };
 
 __attribute__((constructor)) static void fault_layer_install(void)
