@@ -171,8 +171,9 @@ struct apply {
     uint32_t            n, max;
     uint32_t            rblocks; /* blocks of a region */
     int                 keep;   /* the memory stays with the store after */
-    int                 wb_fd;  /* the region written last: its writeback */
-    uint64_t            wb_off, wb_len;     /*   is waited for after the next */
+    int                 wb_fd;  /* the file being written beside the commits, */
+    uint64_t            wb_from, wb_bytes;  /*   where its writeback is not waited
+                                               for yet, and the bytes written since */
 };
 
 /* A generation of the log to apply: the retiring one, then the current
@@ -310,7 +311,7 @@ static int apply_init(struct apply *c, lrvm_t *s, size_t room)
     c->whole = malloc(rblocks * sizeof *c->whole);
     c->state = malloc(rblocks);
     c->n = 0;
-    c->wb_len = 0;
+    c->wb_fd = -1;
     return c->whole == NULL || c->state == NULL ? LRVM_ENOMEM : 0;
 }
 
@@ -464,6 +465,7 @@ static int write_region(struct replay *r, struct replay_seg *seg,
         region_copy(c, seg, base, &rg[k]);
     }
     /* Each run in one pwritev: from c->buf, or from the log. */
+    uint64_t written = 0;
     for (uint32_t a = 0; a < nb;) {
         if (st[a] == BLK_UNTOUCHED) {
             a++;
@@ -495,23 +497,33 @@ static int write_region(struct replay *r, struct replay_seg *seg,
         seg->written = 1;
         if (rc < 0)
             return rc;
+        written += (uint64_t)(z - a) * APPLY_BLOCK;
         a = z;
     }
-    /* Beside the commits, the disk starts on the region now, and the one
-     * written before must have reached it: at most two regions' writes
-     * are in flight. A commit's sync of the log then waits behind those
-     * alone, not behind all of a truncation's writes, and the fdatasync
-     * at the end finds little left (doc/architecture.md has the figures).
-     * With no commit to make room for, the writes go out as fast as the
-     * kernel takes them. */
+    /* Beside the commits, the disk starts on the region now, and once a
+     * region's worth has been written since the last wait, what was
+     * written before this region must have reached it: at most about two
+     * regions' writes are in flight. A commit's sync of the log then
+     * waits behind those alone, not behind all of a truncation's writes,
+     * and the fdatasync at the end finds little left (doc/architecture.md
+     * has the figures). Regions come in file order, so the wait is for the
+     * file below this region; a sparse truncation waits seldom. With no
+     * commit to make room for, the writes go out as fast as the kernel
+     * takes them. */
     if (r->progress == NULL)
         return 0;
     lrvm__io_start_writeback(seg->fd, base, (uint64_t)nb * APPLY_BLOCK);
-    if (c->wb_len > 0)
-        lrvm__io_wait_writeback(c->wb_fd, c->wb_off, c->wb_len);
-    c->wb_fd = seg->fd;
-    c->wb_off = base;
-    c->wb_len = (uint64_t)nb * APPLY_BLOCK;
+    if (c->wb_fd != seg->fd) {
+        c->wb_fd = seg->fd;
+        c->wb_from = 0;
+        c->wb_bytes = 0;
+    }
+    if (c->wb_bytes >= rbytes / 2 && base > c->wb_from) {
+        lrvm__io_wait_writeback(seg->fd, c->wb_from, base - c->wb_from);
+        c->wb_from = base;
+        c->wb_bytes = 0;
+    }
+    c->wb_bytes += written;
     return 0;
 }
 
