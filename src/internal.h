@@ -249,8 +249,6 @@ struct lrvm__res_pass {
     int   spare_in_file;
     /* May page P give back WHAT (one LRVM__RES_* bit) now? */
     int (*may)(void *arg, struct lrvm__seg *seg, size_t p, unsigned what);
-    /* Give back WHAT of pages [first, first+n); 0 or an LRVM_E* code. */
-    int (*give)(void *arg, struct lrvm__seg *seg, size_t first, size_t n, unsigned what);
     void *arg;
 };
 /* Give back every page of SEG that the file holds (and every dead second

@@ -3,11 +3,11 @@
  * commits, and which of it may be given back.
  *
  * Owns: each segment's residency bytes (sg_res, one per page) and the
- * store's counts of them (res_private, res_spare). Never: gives a page
- * back itself, or decides that one may go: only the tracker knows who may
- * store into a page at this moment, so it gives the pages back through
- * lrvm__res_release, with its own rules and its own way (doc/
- * architecture.md, "Bounded memory").
+ * store's counts of them (res_private, res_spare), and giving pages back.
+ * Never: decides that one may go: only the tracker knows who may store
+ * into a page at this moment, so it calls lrvm__res_release with its own
+ * rules, and holds off stores while the runs go (doc/architecture.md,
+ * "Bounded memory").
  *
  * A page a commit (or abort) changed is a private copy of the file's
  * page in the process, and the automatic trackers keep a second copy of
@@ -36,6 +36,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define RES_TAG   0x7fu
@@ -111,16 +112,17 @@ size_t lrvm__res_unapplied(lrvm_t *s)
     return n;
 }
 
-/* Give back run [first, first+n) of WHAT through the tracker, and forget
- * it here; 0 or an LRVM_E* code (then it stays). */
-static int give_run(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_pass *pass,
-                    size_t first, size_t n, unsigned what)
+/* Give back run [first, first+n) of WHAT, the private copies (the
+ * mapping falls back to the file's pages) or the second copies in
+ * sg_shadow, and forget it here; 0 or an LRVM_E* code (then it stays). */
+static int give_run(lrvm_t *s, struct lrvm__seg *seg, size_t first, size_t n, unsigned what)
 {
     if (n == 0)
         return 0;
-    int rc = pass->give(pass->arg, seg, first, n, what);
-    if (rc < 0)
-        return rc;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *from = what == LRVM__RES_PRIVATE ? seg->sg_base : seg->sg_shadow;
+    if (madvise(from + first * page, n * page, MADV_DONTNEED) != 0)
+        return LRVM_EFAULT;
     for (size_t p = first; p < first + n; p++) {
         unsigned char b = seg->sg_res[p];
         if ((what & LRVM__RES_PRIVATE) && (b & RES_TAG)) {
@@ -173,7 +175,7 @@ int lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_p
             }
             /* A run that could not go (the program unmapped part of it:
              * lrvm.h C11) stays counted; the others still go. */
-            int r = give_run(s, seg, pass, run[k], len[k], what[k]);
+            int r = give_run(s, seg, run[k], len[k], what[k]);
             rc = rc < 0 ? rc : r;
             len[k] = 0;
         }

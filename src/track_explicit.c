@@ -23,7 +23,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #define UNDO_KEEP   (1u << 20)   /* larger before-images are freed when a tx ends, */
@@ -203,18 +202,11 @@ static int ex_may(void *arg, struct lrvm__seg *seg, size_t p, unsigned what)
     return seg->sg_tx == NULL;
 }
 
-static int ex_give(void *arg, struct lrvm__seg *seg, size_t first, size_t n, unsigned what)
-{
-    (void)arg, (void)what;
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    return madvise(seg->sg_base + first * page, n * page, MADV_DONTNEED) == 0 ? 0 : LRVM_EFAULT;
-}
-
 static int ex_release(lrvm_t *s, struct lrvm__seg *seg)
 {
     if (seg->sg_tx != NULL)
         return 0;
-    struct lrvm__res_pass pass = { .may = ex_may, .give = ex_give };
+    struct lrvm__res_pass pass = { .may = ex_may };
     return lrvm__res_release(s, seg, &pass);
 }
 

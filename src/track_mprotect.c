@@ -671,16 +671,9 @@ static int mp_may(void *arg, struct lrvm__seg *seg, size_t p, unsigned what)
 /* A private copy given back reads the file again, still read-only, so
  * the next store to it is captured as a first one; a before-image given
  * back is a page of zeros until the next capture copies over it. */
-static int mp_give(void *arg, struct lrvm__seg *seg, size_t first, size_t n, unsigned what)
-{
-    (void)arg;
-    unsigned char *from = what == LRVM__RES_PRIVATE ? seg->sg_base : seg->sg_shadow;
-    return madvise(from + first * page_size, n * page_size, MADV_DONTNEED) == 0 ? 0 : LRVM_EFAULT;
-}
-
 static int mp_release(lrvm_t *s, struct lrvm__seg *seg)
 {
-    struct lrvm__res_pass pass = { .spare_in_file = 0, .may = mp_may, .give = mp_give };
+    struct lrvm__res_pass pass = { .spare_in_file = 0, .may = mp_may };
     freeze(seg);
     int rc = lrvm__res_release(s, seg, &pass);
     thaw(seg);

@@ -697,13 +697,6 @@ static int uf_may(void *arg, struct lrvm__seg *seg, size_t p, unsigned what)
 /* A page given back stays protected (a marker takes the place of its
  * entry), so its next store is listed as a first one; an image given back
  * reads the file. */
-static int uf_give(void *arg, struct lrvm__seg *seg, size_t first, size_t n, unsigned what)
-{
-    (void)arg;
-    unsigned char *from = what == LRVM__RES_PRIVATE ? seg->sg_base : seg->sg_shadow;
-    return madvise(from + first * page_size, n * page_size, MADV_DONTNEED) == 0 ? 0 : LRVM_EFAULT;
-}
-
 static int uf_release(lrvm_t *s, struct lrvm__seg *seg)
 {
     /* A signal handler of this thread could store in between, too. */
@@ -715,7 +708,7 @@ static int uf_release(lrvm_t *s, struct lrvm__seg *seg)
     sigdelset(&all, SIGILL);
     pthread_sigmask(SIG_BLOCK, &all, &was);
     int alone = own(seg) == 0 && threads_now() == 1 && scan(seg) == 0;
-    struct lrvm__res_pass pass = { .spare_in_file = 1, .may = uf_may, .give = uf_give, .arg = &alone };
+    struct lrvm__res_pass pass = { .spare_in_file = 1, .may = uf_may, .arg = &alone };
     int rc = lrvm__res_release(s, seg, &pass);
     pthread_sigmask(SIG_SETMASK, &was, NULL);
     return rc;
