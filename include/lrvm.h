@@ -73,7 +73,11 @@
  *      concurrent commits fails (group commit): every one of them fails,
  *      no-flush commits not yet durable are lost with them, and lrvm
  *      zeroes the log past its last durable record so that none of them
- *      comes back after a crash.
+ *      comes back after a crash. So too when a sync fails that covers
+ *      records no-flush commits already wrote to the log (a no-flush
+ *      commit that fills the log buffer writes the records before it and
+ *      leaves their sync to a thread of lrvm's own): the next commit,
+ *      flush or truncation reports the error.
  *   C5 Segment files must not be changed by anything but lrvm while the log
  *      holds records for them.
  *   C6 Kernel writes into a segment (the mprotect tracker): a system call
@@ -169,8 +173,9 @@
  *      limit bounds what is kept between transactions, not what one
  *      transaction may touch. Segments are mapped MAP_NORESERVE, so one
  *      larger than memory maps. Three exceptions: the userfaultfd tracker
- *      gives private copies back only while the process runs a single
- *      thread (the kernel resolves a store with no message, so another
+ *      gives private copies back only while the program runs a single
+ *      thread (lrvm's own threads, which never store into a segment, do
+ *      not count: the kernel resolves a store with no message, so another
  *      thread's store landing just as its page went would be lost), and
  *      with more threads only images: use the mprotect tracker (whose
  *      stores wait while pages go) to bound a multi-threaded program's
@@ -350,7 +355,9 @@ int lrvm_set_range(lrvm_tx_t *tx, void *addr, size_t len);
 /*
  * lrvm_commit -- commit TX. flags 0: durable when the call returns.
  * LRVM_NO_FLUSH: durable at the next lrvm_flush, flushing commit, close,
- * or when the log buffer fills; commit order is kept either way.
+ * or soon after the log buffer fills (the commit that fills it writes the
+ * records before it, and a thread of lrvm's own syncs them, C4); commit
+ * order is kept either way.
  * Group commit: flushing commits of several threads share fdatasyncs. A
  * commit that finds the log being synced writes its records and waits
  * (without the store's lock) for the next sync, which covers every commit

@@ -10,8 +10,9 @@
  * Locking: every field of struct lrvm and of the objects it owns is
  * guarded by lrvm.mu unless its comment says otherwise. The transaction
  * registry (tx.c) has its own lock, always taken after lrvm.mu; so do
- * the log's lg_sync_mu and the truncation job's tj_mu, which are never
- * held together (doc/architecture.md, "Concurrency").
+ * the log's lg_grow_mu, then lg_sync_mu, and the truncation job's tj_mu,
+ * which is never held with those; the log's lg_bg_mu is taken last of all
+ * (doc/architecture.md, "Concurrency").
  *
  * Ownership: each struct below says which part owns it. Only its owner
  * writes a field; where another part may read one, the field's section
@@ -156,6 +157,13 @@ int     lrvm__io_flock(int fd);
 /* Read a small file (under /proc) into BUF of N bytes, NUL-terminated;
  * its length. */
 int     lrvm__io_read_small(const char *path, char *buf, size_t n);
+/* Threads of lrvm's own, which never store into a segment: made by
+ * lrvm__io_thread_start (0 or LRVM_ENOMEM) with every signal blocked,
+ * each calling lrvm__io_thread_ends as its last act. Is the calling
+ * thread the program's only one, besides them? */
+int     lrvm__io_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+void    lrvm__io_thread_ends(void);
+int     lrvm__io_program_alone(void);
 /* PATH's directory and last name, each into PATH_MAX bytes. */
 int     lrvm__split_path(const char *path, char *parent, char *name);
 
@@ -368,7 +376,8 @@ struct lrvm__log {
     uint64_t        lg_durable;     /* records before this offset are synced */
     uint64_t        lg_written;     /* records before this offset are written;
                                        the buffer goes here */
-    uint64_t        lg_file_size;   /* preallocated size of lrvm.log */
+    _Atomic uint64_t lg_file_size;  /* preallocated size of lrvm.log; it only
+                                       grows, under lg_grow_mu */
     unsigned char  *lg_buf;         /* committed records not yet written */
     size_t          lg_buf_used;
     size_t          lg_buf_cap;
@@ -384,8 +393,29 @@ struct lrvm__log {
     int             lg_waiters;     /* commits waiting for a leader's sync */
     int             lg_group_rc;    /* LRVM_E* of a failed group sync; sticky */
     int             lg_sync_rc;     /* LRVM_E* of a failed sync made without the
-                                       store lock (a truncation's header); sticky,
-                                       under lg_sync_mu */
+                                       store lock (a truncation's header, the
+                                       syncer's); sticky, under lg_sync_mu */
+    /* The syncer (log.c): a thread that syncs what no-flush commits wrote
+     * when the buffer filled, and grows the file ahead of the writer. */
+    int             lg_bg_state;    /* 0 not started, 1 running, -1 cannot start */
+    int             lg_bg_asked;    /* work posted since the last bg_absorb */
+    uint64_t        lg_bg_owed;     /* end of the records handed to it to sync: those
+                                       past lg_durable left the buffer unsynced */
+    uint64_t        lg_bg_grow_asked;  /* the file size when growth was last posted */
+    pthread_t       lg_bg_thread;
+    pthread_mutex_t lg_grow_mu;     /* held by whoever grows the file */
+    pthread_mutex_t lg_bg_mu;       /* guards the lg_bg_* below; a leaf lock */
+    pthread_cond_t  lg_bg_cond;     /* work posted, or stop */
+    pthread_cond_t  lg_bg_idle;     /* it finished what it took, and has no more */
+    uint64_t        lg_bg_want;     /* sync posted: up to here, of lg_bg_want_gen */
+    uint64_t        lg_bg_want_gen;
+    uint64_t        lg_bg_grow;     /* growth posted: the file to hold this much */
+    uint64_t        lg_bg_done;     /* synced: up to here, of lg_bg_done_gen */
+    uint64_t        lg_bg_done_gen;
+    unsigned        lg_bg_fsyncs;   /* its syncs since the last bg_absorb */
+    int             lg_bg_rc;       /* LRVM_E* of a sync of its that failed */
+    int             lg_bg_busy;     /* it works on what it took */
+    int             lg_bg_stop;
 };
 
 /* 1 when the N bytes at NAME (no NUL needed) may name a segment in a
@@ -585,6 +615,12 @@ unsigned lrvm__truncate_pace(lrvm_t *s);
 int  lrvm__truncate_due(const lrvm_t *s);
 /* Non-zero in the truncation's thread (the tests' fault layer). */
 extern _Thread_local int lrvm__in_truncation;
+/* Non-zero in the log's syncer thread (log.c), for the same tests. */
+extern _Thread_local int lrvm__in_syncer;
+/* Test hook: non-zero makes each piece of work posted to the syncer end
+ * before the commit that posted it goes on, so the syncer's calls come
+ * in the same order in every run. */
+extern int lrvm__log_syncer_lockstep;
 /* Give back the memory of recovery's cache (lrvm_close). */
 void lrvm__recover_release(lrvm_t *s);
 /* Ranges recovery holds before writing them, at most (tests only). */

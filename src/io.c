@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -536,4 +537,55 @@ int lrvm__io_read_small(const char *path, char *buf, size_t n)
 {
     int rc = n > 0 ? io->read_small(path, buf, n) : -EINVAL;
     return rc < 0 ? code(rc) : rc;
+}
+
+/* ------------------------------------------------------------ threads */
+
+/*
+ * Threads of lrvm's own (a log's syncer, a truncation beside the commits)
+ * run beside the program's with every signal blocked (the program's
+ * handlers expect its own threads, and could store into a segment), and
+ * never store into a segment. The userfaultfd tracker gives private pages
+ * back only while no other thread of the program could store into them,
+ * and asks lrvm__io_program_alone: the process's threads, against the
+ * own ones alive. A thread is counted as it is made and uncounted as its
+ * last act, both under own_mu, so while the count is read under it no
+ * thread is counted that the kernel does not count: the answer errs only
+ * towards "not alone".
+ */
+static pthread_mutex_t own_mu = PTHREAD_MUTEX_INITIALIZER;
+static long            own_threads;
+
+int lrvm__io_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, was;
+    sigfillset(&all);
+    pthread_mutex_lock(&own_mu);
+    pthread_sigmask(SIG_SETMASK, &all, &was);
+    int err = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &was, NULL);
+    own_threads += err == 0;
+    pthread_mutex_unlock(&own_mu);
+    return err == 0 ? 0 : LRVM_ENOMEM;
+}
+
+void lrvm__io_thread_ends(void)
+{
+    pthread_mutex_lock(&own_mu);
+    own_threads--;
+    pthread_mutex_unlock(&own_mu);
+}
+
+int lrvm__io_program_alone(void)
+{
+    char buf[1024];
+    pthread_mutex_lock(&own_mu);
+    int n = lrvm__io_read_small("/proc/self/stat", buf, sizeof buf);
+    long own = own_threads;
+    pthread_mutex_unlock(&own_mu);
+    /* The 20th field, the 18th after the name in parentheses. */
+    const char *q = n > 0 ? strrchr(buf, ')') : NULL;
+    for (int field = 2; q != NULL && field < 20; field++)
+        q = strchr(q + 1, ' ');
+    return q != NULL && strtol(q + 1, NULL, 10) == 1 + own;
 }

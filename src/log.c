@@ -3,17 +3,19 @@
  * encoder, the write buffer, commit, group commit and flush, and new
  * generations.
  *
- * Owns: struct lrvm__log and every write to lrvm.log (its format and its
- * reader are logfmt.c's). Never: applies records to segment files
- * (recover.c does), or reports a commit durable before its fdatasync
- * returned.
+ * Owns: struct lrvm__log, its syncer thread, and every write to lrvm.log
+ * (its format and its reader are logfmt.c's). Never: applies records to
+ * segment files (recover.c does), or reports a commit durable before its
+ * fdatasync returned.
  *
  * Commit (flushing), in order:
- *   encode the records into the buffer (spilling parts with pwrite when
- *     the buffer is full, after first syncing the records of earlier
- *     no-flush commits that precede them);
+ *   encode the records into the buffer; when it is full, the records of
+ *     earlier no-flush commits ahead go first (written, their sync left
+ *     to the syncer), and a transaction still larger than half the
+ *     buffer spills its parts with pwrite;
  *   pwrite the buffer at the end of the log; fdatasync;
  *   only then is the commit reported.
+ * A no-flush commit that fits stays in the buffer: no call at all.
  * A transaction's commit does the last two steps as a group (group_flush):
  * while one fdatasync runs without the store lock, later commits encode
  * and wait, and the next sync covers them all.
@@ -36,20 +38,25 @@
  *      whole records of committed transactions and of commits waiting for
  *      their group's sync (and, during a commit, the committing one's
  *      parts) and is written at lg_written.
- *   I2 lg_written == lg_durable except while a multi-part commit spills
- *      or a group leader's sync is under way. Bytes leave the buffer only
- *      once synced because Linux may drop dirty pages after a failed
- *      writeback and report it to one fdatasync only: bytes still
- *      buffered can be written again, bytes already let go could not, and
- *      the hole would end the log before later commits. So a no-flush
- *      commit that overflows the buffer syncs (doc/architecture.md says
- *      what that costs).
+ *   I2 lg_written == lg_durable except while a multi-part commit spills,
+ *      a group leader's sync is under way, or the syncer owes the sync of
+ *      records let go from the buffer (lg_written == lg_bg_owed). Linux
+ *      may drop dirty pages after a failed writeback and report it to one
+ *      fdatasync only: bytes still buffered can be written again, bytes
+ *      let go could not, and the hole would end the log before later
+ *      commits. So a sync that fails while such bytes are owed fails the
+ *      store (lg_sync_rc, then group_fail): no later commit can be
+ *      reported durable behind the hole. The syncer is at most BG_LAG
+ *      buffers behind.
  *   I3 The bytes after the last valid record are zero, stale (another
  *      generation), or out of sequence (logfmt.c V6) -- never a valid record.
  *   I4 The log file is preallocated with written zeros ahead of its end,
- *      so the fdatasync of a commit is that of an in-place overwrite.
+ *      so the fdatasync of a commit is that of an in-place overwrite. It
+ *      only grows, under lg_grow_mu, and a record is written only below
+ *      the size published after the zeros were synced.
  *   I5 One fdatasync of the log at a time: each holds lg_sync_mu. A
- *      failed one made without the store lock fails every later one
+ *      failed one made without the store lock (a truncation's header,
+ *      the syncer's), or while the syncer is owed, fails every later one
  *      (lg_sync_rc): it may have taken the error that a commit's pages
  *      were lost, which no later fdatasync reports again.
  *   I6 A header slot names a next generation only once every record of
@@ -70,6 +77,8 @@
 #include <unistd.h>
 
 #define LOG_GROW_CHUNK   (1u << 20)
+#define LOG_AHEAD        ((uint64_t)4 << 20)  /* the syncer's step of growth */
+#define BG_LAG           4          /* buffers written that the syncer may owe */
 #define LOG_NEW_NAME     "lrvm.log.new"
 
 /* ------------------------------------------------------------ the file */
@@ -118,6 +127,10 @@ int lrvm__log_open(struct lrvm__log *lg, int dirfd, pthread_mutex_t *mu, lrvm_st
     lg->lg_buf_cap = buf_cap & ~(size_t)7;
     pthread_mutex_init(&lg->lg_sync_mu, NULL);
     pthread_cond_init(&lg->lg_synced, NULL);
+    pthread_mutex_init(&lg->lg_grow_mu, NULL);
+    pthread_mutex_init(&lg->lg_bg_mu, NULL);
+    pthread_cond_init(&lg->lg_bg_cond, NULL);
+    pthread_cond_init(&lg->lg_bg_idle, NULL);
     lg->lg_buf = malloc(lg->lg_buf_cap);
     lg->lg_spare = malloc(lg->lg_buf_cap);
     if (lg->lg_buf == NULL || lg->lg_spare == NULL)
@@ -136,8 +149,10 @@ int lrvm__log_open(struct lrvm__log *lg, int dirfd, pthread_mutex_t *mu, lrvm_st
     lg->lg_fd = fd;
     if ((rc = lrvm__log_read_header(fd, &h, &lg->lg_slot)) < 0)
         return rc;
-    if ((rc = lrvm__io_fstat_size(fd, &lg->lg_file_size)) < 0)
+    uint64_t size;
+    if ((rc = lrvm__io_fstat_size(fd, &size)) < 0)
         return rc;
+    atomic_store(&lg->lg_file_size, size);
     lg->lg_version = h.lh_version;
     lg->lg_generation = h.lh_generation;
     lg->lg_first_txno = h.lh_first_txno;
@@ -158,10 +173,13 @@ int lrvm__log_open(struct lrvm__log *lg, int dirfd, pthread_mutex_t *mu, lrvm_st
     return 0;
 }
 
+static void bg_stop(struct lrvm__log *lg);
+
 void lrvm__log_close(struct lrvm__log *lg)
 {
     if (lg->lg_buf_cap == 0)
         return;                             /* zeroed: lrvm__log_open never ran */
+    bg_stop(lg);
     if (lg->lg_fd >= 0)
         lrvm__io_close(lg->lg_fd);
     lg->lg_fd = -1;
@@ -170,6 +188,10 @@ void lrvm__log_close(struct lrvm__log *lg)
     lg->lg_buf = lg->lg_spare = NULL;
     pthread_cond_destroy(&lg->lg_synced);
     pthread_mutex_destroy(&lg->lg_sync_mu);
+    pthread_cond_destroy(&lg->lg_bg_cond);
+    pthread_cond_destroy(&lg->lg_bg_idle);
+    pthread_mutex_destroy(&lg->lg_bg_mu);
+    pthread_mutex_destroy(&lg->lg_grow_mu);
     lg->lg_buf_cap = 0;
 }
 
@@ -243,6 +265,7 @@ int lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs)
     lg->lg_first_txno = h.lh_first_txno;
     lg->lg_start = LRVM__LOG_HEADER_SIZE;
     lg->lg_durable = lg->lg_written = LRVM__LOG_HEADER_SIZE;
+    lg->lg_bg_owed = 0;
     lg->lg_retiring = 0;
     lg->lg_wall = 0;
     return 0;
@@ -272,16 +295,12 @@ int lrvm__log_switch(struct lrvm__log *lg, uint64_t room, int (*wait)(void *arg)
     if (lg->lg_failed)
         return LRVM_EFAILED;
     LRVM__ASSERT(!lg->lg_retiring && lg->lg_version == LRVM__LOG_VERSION);
+    /* Every record durable, a leader's batch and what the syncer owes
+     * too, before the header names the next generation. */
     if ((rc = lrvm__log_flush(lg)) < 0)
         return rc;
-    if (lg->lg_durable < lg->lg_written) {
-        /* A group leader's batch, its sync under way: the header must
-         * come after it is durable. */
-        if ((rc = lrvm__log_sync(lg)) < 0)
-            return rc;
-        lg->lg_stats->fsyncs++;
-        lg->lg_durable = lg->lg_written;
-    }
+    LRVM__ASSERT(lg->lg_durable == lg->lg_written);
+    lg->lg_bg_owed = 0;                 /* offsets start again elsewhere */
     uint64_t end = lg->lg_written, next, wall;
     if (end == lg->lg_start)
         return 1;
@@ -343,7 +362,25 @@ void lrvm__log_retired(struct lrvm__log *lg)
     lg->lg_wall = 0;
 }
 
-/* Keeps I4: grow the file with written zeros so END fits. Keeps I7: a
+/* The size the file grows to so that END fits, from HAVE: a quarter
+ * more, at least LOG_GROW_CHUNK, so a log grows in few steps. */
+static uint64_t grown_size(uint64_t have, uint64_t end)
+{
+    uint64_t grow = have / 4 > LOG_GROW_CHUNK ? have / 4 : LOG_GROW_CHUNK;
+    return (end + grow + LOG_GROW_CHUNK - 1) & ~(uint64_t)(LOG_GROW_CHUNK - 1);
+}
+
+static int bg_start(struct lrvm__log *lg);
+static void bg_post(struct lrvm__log *lg, uint64_t sync_to, uint64_t grow_to);
+static int bg_wait_idle(struct lrvm__log *lg);
+static void bg_wait_quiet(struct lrvm__log *lg);
+
+/* Keeps I4: the file holds END, grown with written zeros. The syncer grows
+ * it ahead of the writer, once the writer is within a quarter of the file
+ * or LOG_AHEAD of its end, LOG_AHEAD at a time (a step's zeros are what the
+ * next sync of the log may have to carry), so that a commit does not
+ * grow it and sync the zeros itself; without a syncer, a commit grows it
+ * by a quarter (grown_size). Keeps I7: a
  * write past the wall first waits until the generation retiring is
  * applied (the wall then goes), or fails with what made that fail. */
 static int reserve(struct lrvm__log *lg, uint64_t end)
@@ -354,20 +391,37 @@ static int reserve(struct lrvm__log *lg, uint64_t end)
             return rc;
         LRVM__ASSERT(lg->lg_wall == 0);
     }
-    if (end <= lg->lg_file_size)
+    uint64_t have = atomic_load(&lg->lg_file_size);
+    if (end <= have) {
+        uint64_t near = have / 4 < LOG_AHEAD ? have / 4 : LOG_AHEAD;
+        if (end + near > have && lg->lg_bg_grow_asked < have && bg_start(lg)) {
+            bg_post(lg, 0, have + LOG_AHEAD);
+            lg->lg_bg_grow_asked = have;
+        }
         return 0;
-    uint64_t grow = lg->lg_file_size / 4;
-    if (grow < LOG_GROW_CHUNK)
-        grow = LOG_GROW_CHUNK;
-    uint64_t size = (end + grow + LOG_GROW_CHUNK - 1) & ~(uint64_t)(LOG_GROW_CHUNK - 1);
-    int rc = lrvm__io_pwrite_zeros(lg->lg_fd, lg->lg_file_size, size - lg->lg_file_size);
-    if (rc == 0)
-        rc = lrvm__log_sync(lg);
-    if (rc < 0)
-        return rc;
-    lg->lg_stats->fsyncs++;
-    lg->lg_file_size = size;
-    return 0;
+    }
+    int rc = 0;
+    if (lg->lg_bg_state > 0) {
+        /* The syncer grows it (a failed growth is tried here, below, to
+         * report why). */
+        uint64_t ahead = (end + LOG_AHEAD + LOG_GROW_CHUNK - 1) & ~(uint64_t)(LOG_GROW_CHUNK - 1);
+        bg_post(lg, 0, ahead);
+        lg->lg_bg_grow_asked = have;
+        if ((rc = bg_wait_idle(lg)) < 0)
+            return rc;
+    }
+    pthread_mutex_lock(&lg->lg_grow_mu);
+    have = atomic_load(&lg->lg_file_size);
+    if (end > have) {
+        uint64_t size = grown_size(have, end);
+        if ((rc = lrvm__io_pwrite_zeros(lg->lg_fd, have, size - have)) == 0 &&
+            (rc = lrvm__log_sync(lg)) == 0) {
+            lg->lg_stats->fsyncs++;
+            atomic_store(&lg->lg_file_size, size);
+        }
+    }
+    pthread_mutex_unlock(&lg->lg_grow_mu);
+    return rc;
 }
 
 #ifdef LRVM_DEBUG
@@ -375,10 +429,11 @@ void lrvm__log_check(const struct lrvm__log *lg)
 {
     LRVM__ASSERT(lg->lg_durable >= LRVM__LOG_HEADER_SIZE);               /* I1 */
     LRVM__ASSERT(lg->lg_durable <= lg->lg_written);
-    LRVM__ASSERT(lg->lg_written == lg->lg_durable || lg->lg_syncing);   /* I2 */
+    LRVM__ASSERT(lg->lg_written == lg->lg_durable || lg->lg_syncing ||  /* I2 */
+                 lg->lg_written == lg->lg_bg_owed);
     LRVM__ASSERT(lg->lg_buf_used <= lg->lg_buf_cap);
     LRVM__ASSERT(lg->lg_written % 8 == 0 && lg->lg_buf_used % 8 == 0);
-    LRVM__ASSERT(lg->lg_written <= lg->lg_file_size);                   /* I4 */
+    LRVM__ASSERT(lg->lg_written <= atomic_load(&lg->lg_file_size));     /* I4 */
     LRVM__ASSERT(lg->lg_next_txno >= lg->lg_first_txno);
     LRVM__ASSERT(lg->lg_start >= LRVM__LOG_HEADER_SIZE && lg->lg_written >= lg->lg_start);
     LRVM__ASSERT(lg->lg_wall == 0 || (lg->lg_retiring && lg->lg_written <= lg->lg_wall)); /* I7 */
@@ -401,9 +456,12 @@ void lrvm__log_check(const struct lrvm__log *lg)
  */
 int lrvm__log_sync(struct lrvm__log *lg)
 {
+    int owed = lg->lg_bg_owed > lg->lg_durable;
     pthread_mutex_lock(&lg->lg_sync_mu);
     int rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc
            : lg->lg_group_rc != 0 ? lg->lg_group_rc : lrvm__io_fdatasync(lg->lg_fd);
+    if (rc < 0 && owed)
+        lg->lg_sync_rc = rc;            /* it may have been theirs: see the syncer */
     pthread_mutex_unlock(&lg->lg_sync_mu);
     return rc;
 }
@@ -435,6 +493,178 @@ static int group_fail(struct lrvm__log *lg, int rc)
     lg->lg_buf_used = 0;
     pthread_cond_broadcast(&lg->lg_synced);
     return rc;
+}
+
+/* ------------------------------------------------------------ the syncer */
+
+/*
+ * A thread of the log's own, started by the first work posted to it, takes
+ * two syncs off the commits' path (doc/architecture.md, "The syncer",
+ * says what they cost a commit there):
+ *   - a no-flush commit that finds the buffer full writes the records of
+ *     the no-flush commits before it and goes on; the syncer syncs them
+ *     (pass_prefix);
+ *   - the writer coming near the file's end, the syncer grows it, writes
+ *     the zeros out and syncs them (reserve).
+ * It never takes the store's lock: what it did is taken in by the
+ * committing threads (bg_absorb), under it. A commit never does its work
+ * beside it: one that finds it too far behind, or the file not yet grown,
+ * waits for it (bg_wait_idle). A sync of its that fails fails the store
+ * as a group's does (group_fail): the records it covered were let go
+ * from the buffer and cannot be written again (I2).
+ */
+
+/* One fdatasync of the log made without the store lock (keeps I5). */
+static int sync_unlocked(struct lrvm__log *lg)
+{
+    pthread_mutex_lock(&lg->lg_sync_mu);
+    int rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc : lrvm__io_fdatasync(lg->lg_fd);
+    if (rc < 0)
+        lg->lg_sync_rc = rc;
+    pthread_mutex_unlock(&lg->lg_sync_mu);
+    return rc;
+}
+
+/* The syncer's growth: the file to hold END, its zeros on the disk before
+ * the sync that makes the size durable, so that sync is short for the
+ * commits that wait behind it. A write that fails (the disk is full)
+ * leaves the growth to the writer, which then reports it. *SYNCS counts. */
+static int grow_ahead(struct lrvm__log *lg, uint64_t end, unsigned *syncs)
+{
+    int rc = 0;
+    pthread_mutex_lock(&lg->lg_grow_mu);
+    uint64_t have = atomic_load(&lg->lg_file_size);
+    if (end > have && lrvm__io_pwrite_zeros(lg->lg_fd, have, end - have) == 0) {
+        lrvm__io_wait_writeback(lg->lg_fd, have, end - have);
+        if ((rc = sync_unlocked(lg)) == 0) {
+            ++*syncs;
+            atomic_store(&lg->lg_file_size, end);
+        }
+    }
+    pthread_mutex_unlock(&lg->lg_grow_mu);
+    return rc;
+}
+
+_Thread_local int lrvm__in_syncer;
+int lrvm__log_syncer_lockstep;
+
+static void *syncer_main(void *arg)
+{
+    struct lrvm__log *lg = arg;
+    lrvm__in_syncer = 1;
+    pthread_mutex_lock(&lg->lg_bg_mu);
+    for (;;) {
+        if (lg->lg_bg_want == 0 && lg->lg_bg_grow == 0) {
+            lg->lg_bg_busy = 0;
+            pthread_cond_broadcast(&lg->lg_bg_idle);
+            if (lg->lg_bg_stop)
+                break;
+            pthread_cond_wait(&lg->lg_bg_cond, &lg->lg_bg_mu);
+            continue;
+        }
+        uint64_t to = lg->lg_bg_want, gen = lg->lg_bg_want_gen, grow = lg->lg_bg_grow;
+        lg->lg_bg_want = lg->lg_bg_grow = 0;
+        lg->lg_bg_busy = 1;
+        pthread_mutex_unlock(&lg->lg_bg_mu);
+
+        unsigned syncs = 0;
+        int rc = grow != 0 ? grow_ahead(lg, grow, &syncs) : 0;
+        if (rc == 0 && to != 0 && (rc = sync_unlocked(lg)) == 0)
+            syncs++;
+
+        pthread_mutex_lock(&lg->lg_bg_mu);
+        lg->lg_bg_fsyncs += syncs;
+        if (rc < 0 && lg->lg_bg_rc == 0)
+            lg->lg_bg_rc = rc;
+        if (rc == 0 && to != 0) {
+            lg->lg_bg_done = to;
+            lg->lg_bg_done_gen = gen;
+        }
+    }
+    pthread_mutex_unlock(&lg->lg_bg_mu);
+    lrvm__io_thread_ends();
+    return NULL;
+}
+
+/* Is the syncer running? It is started at the first call. Store lock held. */
+static int bg_start(struct lrvm__log *lg)
+{
+    if (lg->lg_bg_state == 0)
+        lg->lg_bg_state = lrvm__io_thread_start(&lg->lg_bg_thread, syncer_main, lg) == 0 ? 1 : -1;
+    return lg->lg_bg_state > 0;
+}
+
+/* Post work to the running syncer: a sync of the generation's records up
+ * to SYNC_TO, the file grown to GROW_TO (either 0: none). Store lock held. */
+static void bg_post(struct lrvm__log *lg, uint64_t sync_to, uint64_t grow_to)
+{
+    pthread_mutex_lock(&lg->lg_bg_mu);
+    if (sync_to != 0) {
+        lg->lg_bg_want = sync_to;
+        lg->lg_bg_want_gen = lg->lg_generation;
+    }
+    if (grow_to > lg->lg_bg_grow)
+        lg->lg_bg_grow = grow_to;
+    pthread_cond_signal(&lg->lg_bg_cond);
+    pthread_mutex_unlock(&lg->lg_bg_mu);
+    lg->lg_bg_asked = 1;
+    if (lrvm__log_syncer_lockstep)
+        bg_wait_quiet(lg);
+}
+
+/* Take in what the syncer did: its syncs (lg_durable, when the generation
+ * is still the one it synced, and the count), or its failure, which fails
+ * the store. 0 or the failure's code. Store lock held. */
+static int bg_absorb(struct lrvm__log *lg)
+{
+    if (!lg->lg_bg_asked)
+        return 0;
+    pthread_mutex_lock(&lg->lg_bg_mu);
+    uint64_t done = lg->lg_bg_done, gen = lg->lg_bg_done_gen;
+    unsigned syncs = lg->lg_bg_fsyncs;
+    int rc = lg->lg_bg_rc;
+    lg->lg_bg_fsyncs = 0;
+    if (lg->lg_bg_want == 0 && lg->lg_bg_grow == 0 && !lg->lg_bg_busy)
+        lg->lg_bg_asked = 0;
+    pthread_mutex_unlock(&lg->lg_bg_mu);
+    lg->lg_stats->fsyncs += syncs;
+    if (rc < 0)
+        return lg->lg_failed ? LRVM_EFAILED : group_fail(lg, rc);
+    if (gen == lg->lg_generation && done > lg->lg_durable && done <= lg->lg_written)
+        lg->lg_durable = done;
+    return 0;
+}
+
+/* Wait until the syncer has done all it was given, then take it in: a
+ * commit waits so rather than do the syncer's work beside it, which would
+ * make the calls of each thread depend on the other's pace. Store lock
+ * held; the syncer never takes it. */
+static void bg_wait_quiet(struct lrvm__log *lg)
+{
+    pthread_mutex_lock(&lg->lg_bg_mu);
+    while (lg->lg_bg_want != 0 || lg->lg_bg_grow != 0 || lg->lg_bg_busy)
+        pthread_cond_wait(&lg->lg_bg_idle, &lg->lg_bg_mu);
+    pthread_mutex_unlock(&lg->lg_bg_mu);
+}
+
+static int bg_wait_idle(struct lrvm__log *lg)
+{
+    bg_wait_quiet(lg);
+    return bg_absorb(lg);
+}
+
+/* Close: the syncer finishes what it took and ends. */
+static void bg_stop(struct lrvm__log *lg)
+{
+    if (lg->lg_bg_state != 1)
+        return;
+    pthread_mutex_lock(&lg->lg_bg_mu);
+    lg->lg_bg_stop = 1;
+    pthread_cond_signal(&lg->lg_bg_cond);
+    pthread_mutex_unlock(&lg->lg_bg_mu);
+    pthread_join(lg->lg_bg_thread, NULL);
+    lg->lg_bg_state = 0;
+    lg->lg_bg_stop = 0;
 }
 
 /*
@@ -476,7 +706,8 @@ static int group_flush(struct lrvm__log *lg, void (*in_flight)(void *), void *ar
 
     uint64_t start = lg->lg_written;
     size_t n = lg->lg_buf_used;
-    int alone = lg->lg_waiters == 0 && end == start + n;
+    int owed = lg->lg_bg_owed > lg->lg_durable;
+    int alone = lg->lg_waiters == 0 && end == start + n && !owed;
     if ((rc = reserve(lg, start + n)) < 0 ||
         (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, n, start)) < 0)
         return alone ? rc : group_fail(lg, rc);
@@ -495,6 +726,8 @@ static int group_flush(struct lrvm__log *lg, void (*in_flight)(void *), void *ar
     rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc : lrvm__io_fdatasync(lg->lg_fd);
     if (rc < 0)
         lg->lg_group_rc = rc;
+    if (rc < 0 && owed)
+        lg->lg_sync_rc = rc;
     pthread_mutex_unlock(&lg->lg_sync_mu);
     pthread_mutex_lock(lg->lg_mu);
     lg->lg_syncing = 0;
@@ -545,11 +778,48 @@ static int flush_prefix(struct lrvm__log *lg, size_t n, void (*in_flight)(void *
     return 0;
 }
 
+/* The buffer is full, and its first N bytes are records of no-flush
+ * commits before the committing one: they go, to be synced by the syncer,
+ * unless it is BG_LAG buffers behind (the store then keeps no more bytes
+ * unsynced than that) or cannot run: then they are synced here. */
+static int pass_prefix(struct lrvm__log *lg, size_t n)
+{
+    int rc;
+    if (!bg_start(lg))
+        return flush_prefix(lg, n, NULL, NULL);
+    if ((rc = bg_absorb(lg)) < 0)
+        return rc;
+    if (lg->lg_written + n - lg->lg_durable > BG_LAG * (uint64_t)lg->lg_buf_cap &&
+        (rc = bg_wait_idle(lg)) < 0)
+        return rc;
+    if ((rc = reserve(lg, lg->lg_written + n)) < 0 ||
+        (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, n, lg->lg_written)) < 0)
+        return rc;
+    lrvm__io_start_writeback(lg->lg_fd, lg->lg_written, n);
+    lg->lg_written += n;
+    lg->lg_bg_owed = lg->lg_written;
+    bg_post(lg, lg->lg_written, 0);
+    memmove(lg->lg_buf, lg->lg_buf + n, lg->lg_buf_used - n);
+    lg->lg_buf_used -= n;
+    return 0;
+}
+
 int lrvm__log_flush(struct lrvm__log *lg)
 {
     if (lg->lg_failed)
         return LRVM_EFAILED;
-    return flush_prefix(lg, lg->lg_buf_used, NULL, NULL);
+    int rc = bg_absorb(lg);
+    if (rc == 0 && lg->lg_buf_used > 0)
+        rc = flush_prefix(lg, lg->lg_buf_used, NULL, NULL);
+    else if (rc == 0 && lg->lg_durable < lg->lg_written) {
+        /* What the syncer has yet to sync, or a leader's batch whose sync
+         * runs now: this one begins after it (I5) and covers it. */
+        if ((rc = lrvm__log_sync(lg)) == 0) {
+            lg->lg_stats->fsyncs++;
+            lg->lg_durable = lg->lg_written;
+        }
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------ encoder */
@@ -593,20 +863,34 @@ static void part_close(struct lrvm__enc *e, int final)
     e->en_open = 0;
 }
 
+/* Records of earlier no-flush commits ahead of this transaction leave the
+ * buffer (pass_prefix); its open part, if any, moves to the front. */
+static int pass_earlier(struct lrvm__enc *e)
+{
+    struct lrvm__log *lg = e->en_log;
+    size_t n = e->en_mark;
+    int rc;
+    if (e->en_spilled || n == 0)
+        return 0;
+    if ((rc = pass_prefix(lg, n)) < 0)
+        return rc;
+    e->en_mark = 0;
+    e->en_tx_start = lg->lg_written;
+    if (e->en_open)
+        e->en_rec_start -= n;
+    return 0;
+}
+
 /* Empty the buffer for the next part: records of earlier no-flush commits
- * ahead of this transaction are synced first, then this transaction's
- * closed parts are written (keeps I1, I2). */
+ * ahead of this transaction go first, then this transaction's closed
+ * parts are written (keeps I1, I2). */
 static int make_room(struct lrvm__enc *e)
 {
     struct lrvm__log *lg = e->en_log;
     int rc;
 
-    if (!e->en_spilled && e->en_mark > 0) {
-        if ((rc = flush_prefix(lg, e->en_mark, NULL, NULL)) < 0)
-            return rc;
-        e->en_mark = 0;
-        e->en_tx_start = lg->lg_written;
-    }
+    if ((rc = pass_earlier(e)) < 0)
+        return rc;
     if (lg->lg_buf_used == 0)
         return 0;                           /* nothing of this transaction yet */
     e->en_spilled = 1;
@@ -618,9 +902,18 @@ static int make_room(struct lrvm__enc *e)
     return 0;
 }
 
-/* The buffer is full: close the open part and write it out. */
-static int spill(struct lrvm__enc *e)
+/* The buffer is full, or the open part may take no more (MUST_CLOSE).
+ * A transaction that half the buffer holds stays there, whole, once the
+ * records before it have gone: it then costs no sync of its own when it
+ * commits without a flush. Else the open part is closed and written out. */
+static int spill(struct lrvm__enc *e, int must_close)
 {
+    struct lrvm__log *lg = e->en_log;
+    if (!must_close && e->en_mark > 0 && !e->en_spilled) {
+        int rc = pass_earlier(e);
+        if (rc < 0 || lg->lg_buf_used <= lg->lg_buf_cap / 2)
+            return rc;
+    }
     if (e->en_part == 0xffff)
         return LRVM_ENOMEM;                 /* over 65535 parts: too large */
     part_close(e, 0);
@@ -656,10 +949,10 @@ int lrvm__enc_range(struct lrvm__enc *e, const void *seg, const char *name, size
         size_t need_def = id < 0 ? 1 + lrvm__varint_len(namelen) + namelen : 0;
         size_t need_hdr = 1 + lrvm__varint_len(e->en_ndefined) + lrvm__varint_len(off) + 10;
         size_t room = lg->lg_buf_cap - PAD_RESERVE - lg->lg_buf_used;
-        if ((id < 0 && e->en_ndefined == LRVM__REC_MAX_SEGS) ||
-            room < need_def + need_hdr + 1 ||
-            lg->lg_buf_used - e->en_rec_start >= LRVM__REC_MAX_PAYLOAD) {
-            if ((rc = spill(e)) < 0)
+        int must_close = (id < 0 && e->en_ndefined == LRVM__REC_MAX_SEGS) ||
+                         lg->lg_buf_used - e->en_rec_start >= LRVM__REC_MAX_PAYLOAD;
+        if (must_close || room < need_def + need_hdr + 1) {
+            if ((rc = spill(e, must_close)) < 0)
                 return rc;
             continue;
         }
@@ -740,6 +1033,8 @@ int lrvm__log_commit(struct lrvm__log *lg, int (*redo)(void *arg, struct lrvm__e
 
     if (lg->lg_failed)
         return LRVM_EFAILED;
+    if ((rc = bg_absorb(lg)) < 0)
+        return rc;
     /* An older format's generation is replaced by recovery at open before
      * anything is committed (recover.c). */
     LRVM__ASSERT(lg->lg_version == LRVM__LOG_VERSION);

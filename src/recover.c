@@ -111,11 +111,11 @@
 #include <inttypes.h>
 #include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 struct replay_seg {
     char     name[LRVM__NAME_MAX];      /* name_len bytes, no NUL */
@@ -938,6 +938,7 @@ static void *trunc_main(void *arg)                                  /* keeps I7 
     j->tj_state = JOB_DONE;
     pthread_cond_broadcast(&j->tj_cond);
     pthread_mutex_unlock(&j->tj_mu);
+    lrvm__io_thread_ends();
     return NULL;
 }
 
@@ -965,13 +966,7 @@ static int job_start(lrvm_t *s)
     j->tj_fsyncs = 0;
     atomic_store(&j->tj_progress, 0);
     j->tj_state = JOB_RUNNING;
-    /* No signal for the thread: a program's handlers expect its own. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&j->tj_thread, NULL, trunc_main, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (err != 0) {
+    if (lrvm__io_thread_start(&j->tj_thread, trunc_main, s) < 0) {
         j->tj_state = JOB_IDLE;
         return LRVM_ENOMEM;                 /* no thread to be had: a later commit tries */
     }

@@ -663,27 +663,14 @@ static void uf_abort(lrvm_tx_t *tx)
 
 /* ------------------------------------------------- giving pages back */
 
-/* Threads in this process, from /proc/self/stat (its 20th field, the
- * 18th after the name in parentheses), or -1. */
-static long threads_now(void)
-{
-    char buf[1024];
-    if (lrvm__io_read_small("/proc/self/stat", buf, sizeof buf) <= 0)
-        return -1;
-    const char *q = strrchr(buf, ')');
-    for (int field = 2; q != NULL && field < 20; field++)
-        q = strchr(q + 1, ' ');
-    return q != NULL ? strtol(q + 1, NULL, 10) : -1;
-}
-
 /* An image holds committed bytes, and goes once the file holds them
  * (resident.c checks that); a private copy of the segment goes only when
  * the scan just before found it unwritten and nothing can write it until
  * it is gone: the kernel resolves stores by itself, with no message, so
  * another thread's store landing between the scan and the release would
- * be lost. So private copies go only while this is the process's one
- * thread (lrvm.h C14). A segment with runs set aside keeps both: its
- * pages and images hold ambient bytes the file does not. */
+ * be lost. So private copies go only while this is the program's one
+ * thread, lrvm's own aside (lrvm.h C14). A segment with runs set aside
+ * keeps both: its pages and images hold ambient bytes the file does not. */
 static int uf_may(void *arg, struct lrvm__seg *seg, size_t p, unsigned what)
 {
     const int *alone = arg;
@@ -707,7 +694,7 @@ static int uf_release(lrvm_t *s, struct lrvm__seg *seg)
     sigdelset(&all, SIGFPE);
     sigdelset(&all, SIGILL);
     pthread_sigmask(SIG_BLOCK, &all, &was);
-    int alone = own(seg) == 0 && threads_now() == 1 && scan(seg) == 0;
+    int alone = own(seg) == 0 && lrvm__io_program_alone() && scan(seg) == 0;
     struct lrvm__res_pass pass = { .spare_in_file = 1, .may = uf_may, .arg = &alone };
     int rc = lrvm__res_release(s, seg, &pass);
     pthread_sigmask(SIG_SETMASK, &was, NULL);

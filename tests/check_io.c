@@ -389,6 +389,68 @@ START_TEST(test_io_always_failing_commit)
 }
 END_TEST
 
+/* ---------------------------------------------------------- the syncer */
+
+/*
+ * No-flush commits of 1000 bytes fill a 4096-byte buffer: each that does
+ * writes the records before it and leaves their sync to the log's syncer.
+ * With that sync failing (EIO, ENOSPC), the records it covered may be
+ * lost and cannot be written again, so the store fails (lrvm.h C4): some
+ * later call reports the error, every call after it LRVM_EFAILED, and a
+ * reopened store holds the flushed commit before and a prefix of the
+ * no-flush ones. The syncer works in lockstep with the commits, so its
+ * first sync after the baseline is the one that fails.
+ */
+START_TEST(test_io_syncer_sync_fails_the_store)
+{
+    static const int errs[2] = { EIO, ENOSPC };
+    for (int e = 0; e < 2; e++) {
+        char what[100];
+        snprintf(what, sizeof what, "the syncer's sync fails (%s)", strerror(errs[e]));
+        lrvm_t *s;
+        char *a, *b;
+        lrvm__log_syncer_lockstep = 1;
+        tu_rmrf(cdir);
+        ck_assert_int_eq(store_open(4096, &s), 0);
+        ck_assert_int_eq(lrvm_map(s, "a", 4096, (void **)&a), 0);
+        ck_assert_int_eq(lrvm_map(s, "b", 16384, (void **)&b), 0);
+        ck_assert_int_eq(put(s, a, 0, BASE, 64, 0), 0);
+        struct tu_fault f = { .kinds = LRVM__IO_SYNC, .nth = 1, .err = errs[e],
+                              .mode = LRVM__IO_ONCE | LRVM__IO_SYNCER };
+        tu_fault_arm(&f);
+        int rc = 0, i, failed_at = -1;
+        for (i = 0; i < 12 && rc == 0; i++)
+            rc = put(s, b, (size_t)i * 1000, 'A' + i, 1000, LRVM_NO_FLUSH);
+        failed_at = i - 1;
+        if (rc == 0)
+            rc = lrvm_flush(s);
+        unsigned long calls = tu_fault_calls();
+        disarm();
+        ck_assert_msg(calls >= 1, "%s: the syncer made no sync", what);
+        ck_assert_msg(rc == code_of(errs[e]) || rc == LRVM_EFAILED,
+                      "%s: the store went on (%s, commit %d)", what, lrvm_strerror(rc), failed_at);
+        rc = put(s, a, 0, NEW, 64, 0);
+        ck_assert_msg(rc == LRVM_EFAILED, "%s: a commit after it returned %s", what,
+                      lrvm_strerror(rc));
+        ck_assert_int_eq(lrvm_flush(s), LRVM_EFAILED);
+        (void)lrvm_close(s);
+        lrvm__log_syncer_lockstep = 0;
+
+        ck_assert_msg((rc = store_open(4096, &s)) == 0, "%s: reopen: %s", what, lrvm_strerror(rc));
+        ck_assert_int_eq(lrvm_map(s, "a", 4096, (void **)&a), 0);
+        ck_assert_int_eq(lrvm_map(s, "b", 16384, (void **)&b), 0);
+        ck_assert_msg(first_diff(a, BASE, 64) < 0, "%s: the flushed commit is lost", what);
+        int k = 0;
+        while (k < 12 && first_diff(b + k * 1000, 'A' + k, 1000) < 0)
+            k++;
+        for (int j = k; j < 12; j++)
+            ck_assert_msg(first_diff(b + j * 1000, 0, 1000) < 0,
+                          "%s: no-flush commit %d is there after %d is not", what, j, k);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
 /* ---------------------------------------------------------- truncation */
 
 /* Three commits (two flushed, one no-flush) waiting in the log. */
@@ -572,6 +634,7 @@ int main(void)
     tcase_add_test(tc, test_io_large_tx_fails_nth_call_then_crash);
     tcase_add_test(tc, test_io_auto_large_tx_fails_nth_call_then_crash);
     tcase_add_test(tc, test_io_noflush_then_failed_commit_crash);
+    tcase_add_test(tc, test_io_syncer_sync_fails_the_store);
     tcase_add_test(tc, test_io_always_failing_commit);
     tcase_add_test(tc, test_io_truncate_fails_nth_call);
     tcase_add_test(tc, test_io_map_fails_nth_call);

@@ -558,6 +558,8 @@ static int fault(unsigned kind)
         return 0;
     if ((atomic_load(&fi_mode) & LRVM__IO_TRUNCATION) && !lrvm__in_truncation)
         return 0;
+    if (!(atomic_load(&fi_mode) & LRVM__IO_SYNCER) != !lrvm__in_syncer)
+        return 0;
     unsigned long n = atomic_fetch_add(&fi_count, 1) + 1;
     unsigned long nth = atomic_load(&fi_nth);
     if (nth == 0 || n < nth)

@@ -35,9 +35,13 @@ enum {
                                   until synced; at the Nth call the power
                                   fails: each unsynced write is kept, lost or
                                   torn, and the process dies of SIGKILL */
-    LRVM__IO_TRUNCATION = 16   /* flag: only the calls of a truncation beside
+    LRVM__IO_TRUNCATION = 16,  /* flag: only the calls of a truncation beside
                                   the commits count (its switch, in the
                                   committing thread, and its own thread) */
+    LRVM__IO_SYNCER = 32       /* flag: only the calls of the log's syncer
+                                  count; without it, none of them does (its
+                                  pace is its own, so the other threads'
+                                  calls are numbered the same in every run) */
 };
 /* Make the NTH (1-based) call of KINDS from now on fail with ERR (an
  * errno value); nth 0 only counts the calls. Process-wide. */

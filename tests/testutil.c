@@ -397,7 +397,8 @@ void tu_fault_each_call(const struct tu_fault_plan *plan,
 void tu_fault_arm(const struct tu_fault *f)
 {
     lrvm__io_powercut_seed(f->seed);
-    lrvm__io_inject(f->kinds, f->nth, f->err, f->nth == 0 ? 0 : f->mode);
+    /* A count (nth 0) keeps only the flag that says whose calls count. */
+    lrvm__io_inject(f->kinds, f->nth, f->err, f->nth == 0 ? f->mode & LRVM__IO_SYNCER : f->mode);
 }
 
 unsigned long tu_fault_calls(void)
