@@ -99,7 +99,7 @@ struct lrvm__io_methods {
     void    (*start_writeback)(int fd, uint64_t off, uint64_t len);
     /* A pace, not a sync: return once the range's writeback, started
      * or not, has reached the disk (its cache is not flushed). */
-    void    (*wait_writeback)(int fd, uint64_t off, uint64_t len);
+    int     (*wait_writeback)(int fd, uint64_t off, uint64_t len);
 };
 extern const struct lrvm__io_methods lrvm__io_posix;
 /* Put M in front (NULL: the posix methods again) while no store is open;
@@ -140,7 +140,11 @@ void    lrvm__io_will_read(int fd, uint64_t len);
 /* Start writing [OFF, OFF+LEN) of FD back to disk without waiting (advice;
  * never fails, durable only after a sync). */
 void    lrvm__io_start_writeback(int fd, uint64_t off, uint64_t len);
-void    lrvm__io_wait_writeback(int fd, uint64_t off, uint64_t len);
+/* Wait until [OFF, OFF+LEN) of FD is written back (a pace, not a sync: the
+ * disk may still cache it). 0, or the code of a failed writeback of any
+ * part of FD since the last sync or wait: it is reported once, so the
+ * caller must treat it as a failed sync of FD. */
+int     lrvm__io_wait_writeback(int fd, uint64_t off, uint64_t len);
 int     lrvm__io_fdatasync(int fd);
 int     lrvm__io_fsync(int fd);
 int     lrvm__io_ftruncate(int fd, uint64_t len);

@@ -217,10 +217,12 @@ static void px_start_writeback(int fd, uint64_t off, uint64_t len)
     (void)sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
 }
 
-static void px_wait_writeback(int fd, uint64_t off, uint64_t len)
+static int px_wait_writeback(int fd, uint64_t off, uint64_t len)
 {
-    (void)sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WAIT_BEFORE |
-                          SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    /* The wait reports a writeback error of any page of the file, and
+     * the file's next fdatasync then no longer does. */
+    return neg(sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WAIT_BEFORE |
+                               SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER));
 }
 
 const struct lrvm__io_methods lrvm__io_posix = {
@@ -422,9 +424,10 @@ void lrvm__io_start_writeback(int fd, uint64_t off, uint64_t len)
     io->start_writeback(fd, off, len);
 }
 
-void lrvm__io_wait_writeback(int fd, uint64_t off, uint64_t len)
+int lrvm__io_wait_writeback(int fd, uint64_t off, uint64_t len)
 {
-    io->wait_writeback(fd, off, len);
+    int rc = io->wait_writeback(fd, off, len);
+    return rc < 0 ? code(rc) : 0;
 }
 
 int lrvm__io_fdatasync(int fd)

@@ -535,8 +535,14 @@ static int grow_ahead(struct lrvm__log *lg, uint64_t end, unsigned *syncs)
     pthread_mutex_lock(&lg->lg_grow_mu);
     uint64_t have = atomic_load(&lg->lg_file_size);
     if (end > have && lrvm__io_pwrite_zeros(lg->lg_fd, have, end - have) == 0) {
-        lrvm__io_wait_writeback(lg->lg_fd, have, end - have);
-        if ((rc = sync_unlocked(lg)) == 0) {
+        /* A failed wait may be a commit's pages' failure, which no sync
+         * would report after it: the log's syncs fail from now on. */
+        if ((rc = lrvm__io_wait_writeback(lg->lg_fd, have, end - have)) < 0) {
+            pthread_mutex_lock(&lg->lg_sync_mu);
+            if (lg->lg_sync_rc == 0)
+                lg->lg_sync_rc = rc;
+            pthread_mutex_unlock(&lg->lg_sync_mu);
+        } else if ((rc = sync_unlocked(lg)) == 0) {
             ++*syncs;
             atomic_store(&lg->lg_file_size, end);
         }

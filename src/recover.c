@@ -519,7 +519,10 @@ static int write_region(struct replay *r, struct replay_seg *seg,
         c->wb_bytes = 0;
     }
     if (c->wb_bytes >= rbytes / 2 && base > c->wb_from) {
-        lrvm__io_wait_writeback(seg->fd, c->wb_from, base - c->wb_from);
+        /* Its failure is the segment's sync failing (io.c says why). */
+        int rc = lrvm__io_wait_writeback(seg->fd, c->wb_from, base - c->wb_from);
+        if (rc < 0)
+            return rc;
         c->wb_from = base;
         c->wb_bytes = 0;
     }

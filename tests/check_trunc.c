@@ -206,6 +206,53 @@ START_TEST(test_trunc_commits_paced_before_the_wall)
 }
 END_TEST
 
+/*
+ * The thread's wait for its writeback reports a failed writeback of the
+ * segment file, which the file's next fdatasync would not report again:
+ * it must fail the truncation as a failed sync does. With every wait
+ * failing, no truncation beside the commits completes, the commits go on
+ * (64 KiB ones, a 2 MiB threshold: each truncation writes two regions
+ * and waits; 3 MiB in all, short of the wall, where a commit would get
+ * the truncation's error), and lrvm_truncate, once the waits succeed,
+ * puts everything in the file. Reading the wait's error as success would let the log go
+ * while the file may lack its blocks.
+ */
+START_TEST(test_trunc_failed_writeback_wait_fails_the_truncation)
+{
+    enum { BIG = 4 << 20, CHUNK = 64 << 10, N = 48 };   /* 3 MiB: short of the wall */
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = (size_t)2 << 20 };
+    lrvm_t *s = tu_open(NULL, &o);
+    unsigned char *big = tu_map(s, "big", BIG);
+    lrvm__io_inject(LRVM__IO_WAIT, 1, EIO, LRVM__IO_ALWAYS | LRVM__IO_TRUNCATION);
+    for (int i = 0; i < N; i++) {
+        unsigned char *p = big + (size_t)i * CHUNK;
+        lrvm_tx_t *tx;
+        ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&big, &tx), 0);
+        ck_assert_int_eq(lrvm_set_range(tx, p, CHUNK), 0);
+        memset(p, 1 + i, CHUNK);
+        ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    }
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    unsigned long waits = lrvm__io_calls();
+    lrvm__io_inject(0, 0, 0, 0);
+    ck_assert_msg(waits >= 1, "no truncation waited for its writeback");
+    ck_assert_msg(st.truncations == 0, "%" PRIu64 " truncations completed with every wait failing",
+                  (uint64_t)st.truncations);
+    ck_assert_int_eq(lrvm_truncate(s), 0);
+    unsigned char *file = malloc(BIG);
+    ck_assert_ptr_nonnull(file);
+    ck_assert_int_eq(tu_read(tu_path(tu_dir, "big.seg"), file, BIG, 0), 0);
+    for (int c = 0; c < BIG / CHUNK; c++) {
+        int want = c < N ? 1 + c : 0;
+        ck_assert_msg(file[(size_t)c * CHUNK] == want && file[(size_t)c * CHUNK + CHUNK - 1] == want,
+                      "chunk %d of the file is not transaction %d's", c, c);
+    }
+    free(file);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 /* lrvm_truncate while a truncation runs beside the commits waits for it,
  * then applies the rest: when it returns, the files hold every commit
  * and the log is the header alone. */
@@ -479,6 +526,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_trunc_commits_go_on_while_segment_sync_held);
     tcase_add_test(tc, test_trunc_commits_paced_before_the_wall);
+    tcase_add_test(tc, test_trunc_failed_writeback_wait_fails_the_truncation);
     tcase_add_test(tc, test_trunc_lrvm_truncate_waits_for_the_running_one);
     tcase_add_test(tc, test_trunc_crash_states_recover);
     tcase_add_test(tc, test_trunc_format2_log_opens);

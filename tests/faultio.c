@@ -787,9 +787,10 @@ static void f_start_writeback(int fd, uint64_t off, uint64_t len)
 {
     below->start_writeback(fd, off, len);
 }
-static void f_wait_writeback(int fd, uint64_t off, uint64_t len)
+static int f_wait_writeback(int fd, uint64_t off, uint64_t len)
 {
-    below->wait_writeback(fd, off, len);
+    int err = fault(LRVM__IO_WAIT);
+    return err ? err : below->wait_writeback(fd, off, len);
 }
 static int f_read_small(const char *path, char *buf, size_t n)
 {

@@ -22,7 +22,9 @@ enum {
     LRVM__IO_TRUNC = 1 << 4,   /* ftruncate, and reserving blocks */
     LRVM__IO_UNLINK = 1 << 5,
     LRVM__IO_RENAME = 1 << 6,
-    LRVM__IO_ALL   = 0x7f
+    LRVM__IO_WAIT  = 1 << 7,   /* waiting for writeback, which reports a
+                                  failed writeback as a sync would */
+    LRVM__IO_ALL   = 0xff
 };
 /* How an injected fault behaves. */
 enum {
