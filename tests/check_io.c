@@ -451,6 +451,67 @@ START_TEST(test_io_syncer_sync_fails_the_store)
 }
 END_TEST
 
+/*
+ * The syncer grows the log file ahead of the writer (zeros written, their
+ * writeback waited for, then synced). Flushed commits of 64 KiB bring the
+ * writer near the end of a new log's first megabyte, and past it. A
+ * failed write of the zeros (the disk full for a moment) costs nothing:
+ * the writer asks again when it needs the room, and every commit
+ * succeeds. A failed wait or sync may have been a commit's pages' failure
+ * (io.c): the store fails, and keeps every commit that returned 0.
+ */
+START_TEST(test_io_syncer_growth_fails)
+{
+    static const struct {
+        unsigned kind;
+        int      err, fails_store;
+    } cases[] = {
+        { LRVM__IO_WRITE, ENOSPC, 0 },
+        { LRVM__IO_WAIT, EIO, 1 },
+        { LRVM__IO_SYNC, EIO, 1 },
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char what[100];
+        snprintf(what, sizeof what, "the syncer's growth: %s fails (%s)",
+                 cases[k].kind == LRVM__IO_WRITE ? "a write" :
+                 cases[k].kind == LRVM__IO_WAIT ? "the wait" : "the sync",
+                 strerror(cases[k].err));
+        lrvm_t *s;
+        char *a;
+        lrvm__log_syncer_lockstep = 1;
+        tu_rmrf(cdir);
+        ck_assert_int_eq(store_open(0, &s), 0);
+        ck_assert_int_eq(lrvm_map(s, "a", 2 << 20, (void **)&a), 0);
+        struct tu_fault f = { .kinds = cases[k].kind, .nth = 1, .err = cases[k].err,
+                              .mode = LRVM__IO_ONCE | LRVM__IO_SYNCER };
+        tu_fault_arm(&f);
+        int i, rc = 0, acked = 0;
+        for (i = 0; i < 24 && rc == 0; i++)
+            if ((rc = put(s, a, (size_t)i * 65536, 'A' + i, 65536, 0)) == 0)
+                acked = i + 1;
+        unsigned long calls = tu_fault_calls();
+        disarm();
+        ck_assert_msg(calls >= 1, "%s: the syncer never grew the log", what);
+        if (cases[k].fails_store) {
+            ck_assert_msg(rc == code_of(cases[k].err) || rc == LRVM_EFAILED,
+                          "%s: the store went on (%s)", what, lrvm_strerror(rc));
+            ck_assert_int_eq(put(s, a, 0, NEW, 16, 0), LRVM_EFAILED);
+        } else {
+            ck_assert_msg(rc == 0, "%s: commit %d returned %s", what, i, lrvm_strerror(rc));
+        }
+        (void)lrvm_close(s);
+        lrvm__log_syncer_lockstep = 0;
+
+        ck_assert_msg((rc = store_open(0, &s)) == 0, "%s: reopen: %s", what, lrvm_strerror(rc));
+        ck_assert_int_eq(lrvm_map(s, "a", 2 << 20, (void **)&a), 0);
+        for (int j = 0; j < acked; j++)
+            ck_assert_msg(first_diff(a + (size_t)j * 65536, 'A' + j, 65536) < 0,
+                          "%s: commit %d, which returned 0, is lost", what, j);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
 /* ---------------------------------------------------------- truncation */
 
 /* Three commits (two flushed, one no-flush) waiting in the log. */
@@ -635,6 +696,7 @@ int main(void)
     tcase_add_test(tc, test_io_auto_large_tx_fails_nth_call_then_crash);
     tcase_add_test(tc, test_io_noflush_then_failed_commit_crash);
     tcase_add_test(tc, test_io_syncer_sync_fails_the_store);
+    tcase_add_test(tc, test_io_syncer_growth_fails);
     tcase_add_test(tc, test_io_always_failing_commit);
     tcase_add_test(tc, test_io_truncate_fails_nth_call);
     tcase_add_test(tc, test_io_map_fails_nth_call);
