@@ -259,7 +259,8 @@ struct lrvm__res_pass {
     /* 1: the second copy holds committed bytes (an image), and may go only
      * when the file holds them; 0: it is dead once its epoch ended. */
     int   spare_in_file;
-    /* May page P give back WHAT (one LRVM__RES_* bit) now? */
+    /* May page P give back WHAT (one LRVM__RES_* bit) now? NULL: every
+     * page may. */
     int (*may)(void *arg, struct lrvm__seg *seg, size_t p, unsigned what);
     void *arg;
 };

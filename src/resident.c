@@ -163,9 +163,9 @@ int lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_p
          * bytes are in the file; a before-image whenever its epoch ended. */
         int in_file = tag != 0 && tag != keep[0] && tag != keep[1];
         int may[2] = {
-            in_file && pass->may(pass->arg, seg, p, LRVM__RES_PRIVATE),
+            in_file && (pass->may == NULL || pass->may(pass->arg, seg, p, LRVM__RES_PRIVATE)),
             (b & RES_SPARE) && (in_file || !pass->spare_in_file) &&
-                pass->may(pass->arg, seg, p, LRVM__RES_SPARE),
+                (pass->may == NULL || pass->may(pass->arg, seg, p, LRVM__RES_SPARE)),
         };
         for (int k = 0; k < 2; k++) {
             if (may[k]) {

@@ -196,18 +196,12 @@ static void ex_abort(lrvm_tx_t *tx)
  * the segment: a segment no transaction holds gives back every page the
  * file holds. (A store outside a transaction is the program's error; it
  * was never to be kept, and it is lost from memory too: lrvm.h C14.) */
-static int ex_may(void *arg, struct lrvm__seg *seg, size_t p, unsigned what)
-{
-    (void)arg, (void)p, (void)what;
-    return seg->sg_tx == NULL;
-}
-
 static int ex_release(lrvm_t *s, struct lrvm__seg *seg)
 {
     if (seg->sg_tx != NULL)
         return 0;
-    struct lrvm__res_pass pass = { .may = ex_may };
-    return lrvm__res_release(s, seg, &pass);
+    static const struct lrvm__res_pass every_page = { .may = NULL };
+    return lrvm__res_release(s, seg, &every_page);
 }
 
 #ifdef LRVM_DEBUG

@@ -555,16 +555,23 @@ START_TEST(test_crashtest_each_mode_passes)
     }
     /* Pages given back every few steps (resident_limit 1 MiB), in each
      * mode, on both automatic trackers, and with threads. */
-    for (size_t i = 0; i < 9; i++) {
-        const char *mode = modes[i < 4 ? i : i < 7 ? i - 3 : i - 7];
+    static const struct {
+        const char *mode, *tracker, *threads;
+    } limited[] = {
+        { "explicit", "auto", "1" }, { "auto", "auto", "1" }, { "ambient", "auto", "1" },
+        { "mixed", "auto", "1" }, { "auto", "mprotect", "1" }, { "ambient", "mprotect", "1" },
+        { "mixed", "mprotect", "1" }, { "explicit", "auto", "3" }, { "auto", "auto", "3" },
+    };
+    for (size_t i = 0; i < sizeof limited / sizeof limited[0]; i++) {
+        const char *mode = limited[i].mode;
         const char *argv[] = { crashtest(), "--rounds", "4", "--max-delay-ms", "60",
                                "--resident-limit", "1048576", "--mode", mode, "--tracker",
-                               i >= 4 && i < 7 ? "mprotect" : "auto", "--threads",
-                               i >= 7 ? "3" : "1", "--seed", seed, "--dir", base, NULL };
+                               limited[i].tracker, "--threads", limited[i].threads, "--seed",
+                               seed, "--dir", base, NULL };
         struct run r;
         run_argv(&r, argv);
-        ck_assert_msg(r.status == 0, "%s, resident limit (%zu): status %d:\n%s", mode, i,
-                      r.status, r.out);
+        ck_assert_msg(r.status == 0, "%s, %s tracker, %s threads, resident limit: status %d:\n%s",
+                      mode, limited[i].tracker, limited[i].threads, r.status, r.out);
         ck_assert_output_has(&r, "resident_limit 1048576");
         ck_assert_output_has(&r, "4 rounds passed");
     }
