@@ -454,9 +454,16 @@ void lrvm__log_check(const struct lrvm__log *lg)
  * go: it may be halfway through encoding a transaction into the buffer.
  * After a group's sync failed, every sync fails with its error.
  */
+/* Does the syncer owe the sync of records let go from the buffer (I2)?
+ * Store lock held. */
+static int bg_owes(const struct lrvm__log *lg)
+{
+    return lg->lg_bg_owed > lg->lg_durable;
+}
+
 int lrvm__log_sync(struct lrvm__log *lg)
 {
-    int owed = lg->lg_bg_owed > lg->lg_durable;
+    int owed = bg_owes(lg);
     pthread_mutex_lock(&lg->lg_sync_mu);
     int rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc
            : lg->lg_group_rc != 0 ? lg->lg_group_rc : lrvm__io_fdatasync(lg->lg_fd);
@@ -554,6 +561,12 @@ static int grow_ahead(struct lrvm__log *lg, uint64_t end, unsigned *syncs)
 _Thread_local int lrvm__in_syncer;
 int lrvm__log_syncer_lockstep;
 
+/* Has the syncer nothing posted and nothing under way? lg_bg_mu held. */
+static int bg_idle(const struct lrvm__log *lg)
+{
+    return lg->lg_bg_want == 0 && lg->lg_bg_grow == 0 && !lg->lg_bg_busy;
+}
+
 static void *syncer_main(void *arg)
 {
     struct lrvm__log *lg = arg;
@@ -630,7 +643,7 @@ static int bg_absorb(struct lrvm__log *lg)
     unsigned syncs = lg->lg_bg_fsyncs;
     int rc = lg->lg_bg_rc;
     lg->lg_bg_fsyncs = 0;
-    if (lg->lg_bg_want == 0 && lg->lg_bg_grow == 0 && !lg->lg_bg_busy)
+    if (bg_idle(lg))
         lg->lg_bg_asked = 0;
     pthread_mutex_unlock(&lg->lg_bg_mu);
     lg->lg_stats->fsyncs += syncs;
@@ -648,7 +661,7 @@ static int bg_absorb(struct lrvm__log *lg)
 static void bg_wait_quiet(struct lrvm__log *lg)
 {
     pthread_mutex_lock(&lg->lg_bg_mu);
-    while (lg->lg_bg_want != 0 || lg->lg_bg_grow != 0 || lg->lg_bg_busy)
+    while (!bg_idle(lg))
         pthread_cond_wait(&lg->lg_bg_idle, &lg->lg_bg_mu);
     pthread_mutex_unlock(&lg->lg_bg_mu);
 }
@@ -712,7 +725,7 @@ static int group_flush(struct lrvm__log *lg, void (*in_flight)(void *), void *ar
 
     uint64_t start = lg->lg_written;
     size_t n = lg->lg_buf_used;
-    int owed = lg->lg_bg_owed > lg->lg_durable;
+    int owed = bg_owes(lg);
     int alone = lg->lg_waiters == 0 && end == start + n && !owed;
     if ((rc = reserve(lg, start + n)) < 0 ||
         (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, n, start)) < 0)
@@ -762,6 +775,14 @@ static int group_flush(struct lrvm__log *lg, void (*in_flight)(void *), void *ar
  * buffered, to be written again: a failed fsync may have dropped them).
  * IN_FLIGHT(ARG), when given, runs while the disk writes them: the
  * writeback is started first, so its work hides in the sync's wait. */
+/* The first N buffered bytes, written at lg_written, leave the buffer. */
+static void drop_prefix(struct lrvm__log *lg, size_t n)
+{
+    lg->lg_written += n;
+    memmove(lg->lg_buf, lg->lg_buf + n, lg->lg_buf_used - n);
+    lg->lg_buf_used -= n;
+}
+
 static int flush_prefix(struct lrvm__log *lg, size_t n, void (*in_flight)(void *), void *arg)
 {
     int rc;
@@ -777,10 +798,8 @@ static int flush_prefix(struct lrvm__log *lg, size_t n, void (*in_flight)(void *
     if ((rc = lrvm__log_sync(lg)) < 0)
         return rc;
     lg->lg_stats->fsyncs++;
-    lg->lg_written += n;
+    drop_prefix(lg, n);
     lg->lg_durable = lg->lg_written;
-    memmove(lg->lg_buf, lg->lg_buf + n, lg->lg_buf_used - n);
-    lg->lg_buf_used -= n;
     return 0;
 }
 
@@ -802,11 +821,9 @@ static int pass_prefix(struct lrvm__log *lg, size_t n)
         (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, n, lg->lg_written)) < 0)
         return rc;
     lrvm__io_start_writeback(lg->lg_fd, lg->lg_written, n);
-    lg->lg_written += n;
+    drop_prefix(lg, n);
     lg->lg_bg_owed = lg->lg_written;
     bg_post(lg, lg->lg_written, 0);
-    memmove(lg->lg_buf, lg->lg_buf + n, lg->lg_buf_used - n);
-    lg->lg_buf_used -= n;
     return 0;
 }
 
