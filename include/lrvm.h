@@ -168,9 +168,11 @@
  *      gives back every page the files then hold and no open
  *      transaction or ambient epoch has changed since: the page reads the
  *      file again, and the kernel may evict it like any clean file page.
- *      Meanwhile the pages kept may pass the limit; past twice the limit
- *      a commit waits for the truncation (lrvm_stats commit_waits). The
- *      limit bounds what is kept between transactions, not what one
+ *      Meanwhile the pages kept may pass the limit: commits slow to the
+ *      truncation's pace, so that they pass it by at most a quarter, and
+ *      there a commit waits for the truncation (lrvm_stats commit_waits);
+ *      with the truncation's cache of a quarter of the limit, the store's
+ *      memory stays within one and a half times the limit. The limit bounds what is kept between transactions, not what one
  *      transaction may touch. Segments are mapped MAP_NORESERVE, so one
  *      larger than memory maps. Three exceptions: the userfaultfd tracker
  *      gives private copies back only while the program runs a single
@@ -404,10 +406,11 @@ int lrvm_flush(lrvm_t *rvm);
  * file's write or sync, unless commits outrun it: a commit that finds
  * the log in use ahead of the truncation's progress sleeps 200
  * microseconds after it, so that commits slow to the truncation's pace;
- * when the log in use still reaches its limit (about a threshold more
- * than the part being applied), or the pages kept pass twice
- * resident_limit, a commit waits for it. lrvm_stats commit_waits counts
- * both. lrvm_close waits for it too.
+ * the pages kept past resident_limit slow them the same way, against a
+ * quarter of the limit more; when the log in use still reaches its limit
+ * (about a threshold more than the part being applied), or the pages
+ * kept pass the limit by a quarter, a commit waits for it. lrvm_stats
+ * commit_waits counts both. lrvm_close waits for it too.
  * Errors: LRVM_EIO, LRVM_ENOSPC, LRVM_ECORRUPT.
  */
 int lrvm_truncate(lrvm_t *rvm);

@@ -267,6 +267,9 @@ struct lrvm__res_pass {
 /* Give back every page of SEG that the file holds (and every dead second
  * copy) and that PASS allows, in runs; under the store's lock. */
 int  lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_pass *pass);
+/* Test hook: nonzero, runs are given back one madvise each, as where the
+ * kernel refuses process_madvise. */
+extern int lrvm__res_one_by_one;
 #ifdef LRVM_DEBUG
 void lrvm__res_check(const lrvm_t *s);
 #endif
@@ -612,9 +615,12 @@ void lrvm__truncate_start(lrvm_t *s);
  * and wait for it; counted in commit_waits. */
 void lrvm__truncate_wait(lrvm_t *s);
 /* Microseconds a commit that just ended should sleep, once it let the
- * store lock go, because it outruns the truncation running beside it;
- * 0 mostly. Counted in commit_waits. Store lock held. */
-unsigned lrvm__truncate_pace(lrvm_t *s);
+ * store lock go, because it outruns the truncation running beside it:
+ * the log's room, or the memory's (MEM_FILL, how far the pages kept are
+ * into theirs, in 65536ths; -1 when within the limit), filled ahead of
+ * the truncation's progress; 0 mostly. Counted in commit_waits. Store
+ * lock held. */
+unsigned lrvm__truncate_pace(lrvm_t *s, int mem_fill);
 /* Has the current generation passed truncate_threshold, or is one
  * retiring that a failed job left behind? */
 int  lrvm__truncate_due(const lrvm_t *s);

@@ -1045,20 +1045,23 @@ static int wall_wait(void *arg)
 }
 
 /* Commits that outrun the truncation would fill the room before the wall
- * and then one of them would wait there for all the rest of it. Instead a
- * commit that has taken more of the room than the thread has done of its
- * work sleeps a little, and the commits slow to the truncation's pace,
+ * (the log's, or the memory's past the resident limit) and then one of
+ * them would wait there for all the rest of it. Instead a commit that
+ * has taken more of either room than the thread has done of its work
+ * sleeps a little, and the commits slow to the truncation's pace,
  * each by a fraction of a millisecond. They may run PACE_SLACK ahead of
  * the thread at its start, and must stay as far short of the wall when
  * its work is done, so that its syncs at the end have room left. */
 #define PACE_SLACK 6554u                    /* a tenth of the room */
 #define PACE_US    200u
 
-unsigned lrvm__truncate_pace(lrvm_t *s)
+unsigned lrvm__truncate_pace(lrvm_t *s, int mem_fill)
 {
     if (atomic_load(&s->trunc.tj_state) != JOB_RUNNING)
         return 0;
     int fill = lrvm__log_wall_fill(&s->log);
+    if (mem_fill > fill)
+        fill = mem_fill;
     if (fill < 0)
         return 0;
     uint64_t done = atomic_load_explicit(&s->trunc.tj_progress, memory_order_relaxed);

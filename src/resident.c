@@ -34,9 +34,13 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define RES_TAG   0x7fu
@@ -112,31 +116,112 @@ size_t lrvm__res_unapplied(lrvm_t *s)
     return n;
 }
 
-/* Give back run [first, first+n) of WHAT, the private copies (the
- * mapping falls back to the file's pages) or the second copies in
- * sg_shadow, and forget it here; 0 or an LRVM_E* code (then it stays). */
-static int give_run(lrvm_t *s, struct lrvm__seg *seg, size_t first, size_t n, unsigned what)
+/* Runs to give back, gathered so that the kernel takes many in one call:
+ * madvise run by run pays a TLB shootdown for each run, and random pages
+ * make a run of each page; process_madvise on the process itself (Linux
+ * 6.13 and later) pays one for a batch. Where it is refused, madvise
+ * takes them one by one. One of each kind of copy per pass. */
+#define GIVE_BATCH 256
+
+struct give {
+    lrvm_t *s;
+    struct lrvm__seg *seg;
+    unsigned what;                  /* one LRVM__RES_* bit */
+    int *pidfd;                     /* the pass's; -1 none yet, -2 refused */
+    size_t n;                       /* runs in iov */
+    struct iovec iov[GIVE_BATCH];
+};
+
+static atomic_int pm_refused;       /* process_madvise refused once: not asked again */
+int lrvm__res_one_by_one;
+
+/* Forget run IOV of G's pages here once it went (keeps I2). */
+static void forget_run(struct give *g, const struct iovec *iov)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const unsigned char *from = g->what == LRVM__RES_PRIVATE ? g->seg->sg_base
+                                                             : g->seg->sg_shadow;
+    size_t first = (size_t)((const unsigned char *)iov->iov_base - from) / page;
+    size_t n = iov->iov_len / page;
+    for (size_t p = first; p < first + n; p++) {
+        unsigned char b = g->seg->sg_res[p];
+        if (g->what == LRVM__RES_PRIVATE && (b & RES_TAG)) {
+            g->s->res_private--;
+            b &= (unsigned char)~RES_TAG;
+        }
+        if (g->what == LRVM__RES_SPARE && (b & RES_SPARE)) {
+            g->s->res_spare--;
+            b &= (unsigned char)~RES_SPARE;
+        }
+        g->seg->sg_res[p] = b;
+    }
+    g->s->stats.pages_released += n;
+}
+
+/* How many of the runs from I on the kernel gave back in one call, 0 if
+ * it gave back none of them or the call is refused. */
+static size_t give_many(struct give *g, size_t i)
+{
+#if defined(SYS_process_madvise) && defined(SYS_pidfd_open)
+    if (*g->pidfd == -1)
+        *g->pidfd = atomic_load_explicit(&pm_refused, memory_order_relaxed) ||
+                            lrvm__res_one_by_one
+                        ? -2 : (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (*g->pidfd < 0) {
+        *g->pidfd = -2;
+        return 0;
+    }
+    long r = syscall(SYS_process_madvise, *g->pidfd, g->iov + i, g->n - i, MADV_DONTNEED, 0);
+    if (r < 0 && errno != ENOMEM) {             /* ENOMEM: the first run is not mapped */
+        atomic_store_explicit(&pm_refused, 1, memory_order_relaxed);
+        close(*g->pidfd);
+        *g->pidfd = -2;
+    }
+    size_t done = 0;
+    for (; r > 0 && i + done < g->n && (size_t)r >= g->iov[i + done].iov_len; done++)
+        r -= (long)g->iov[i + done].iov_len;
+    return done;
+#else
+    (void)g;
+    (void)i;
+    return 0;
+#endif
+}
+
+/* Give back G's runs; 0 or an LRVM_E* code for a run that could not go
+ * (the program unmapped part of it: lrvm.h C11), which stays counted while
+ * the others go. */
+static int give_flush(struct give *g)
+{
+    int rc = 0;
+    for (size_t i = 0; i < g->n;) {
+        size_t done = give_many(g, i);
+        if (done == 0) {                        /* the next run alone */
+            if (madvise(g->iov[i].iov_base, g->iov[i].iov_len, MADV_DONTNEED) != 0) {
+                rc = LRVM_EFAULT;
+                i++;
+                continue;
+            }
+            done = 1;
+        }
+        for (size_t k = i; k < i + done; k++)
+            forget_run(g, &g->iov[k]);
+        i += done;
+    }
+    g->n = 0;
+    return rc;
+}
+
+/* Add run [first, first+n) of pages to G, giving the batch back when
+ * full; 0 or an LRVM_E* code (give_flush). */
+static int give_run(struct give *g, size_t first, size_t n)
 {
     if (n == 0)
         return 0;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    unsigned char *from = what == LRVM__RES_PRIVATE ? seg->sg_base : seg->sg_shadow;
-    if (madvise(from + first * page, n * page, MADV_DONTNEED) != 0)
-        return LRVM_EFAULT;
-    for (size_t p = first; p < first + n; p++) {
-        unsigned char b = seg->sg_res[p];
-        if ((what & LRVM__RES_PRIVATE) && (b & RES_TAG)) {
-            s->res_private--;
-            b &= (unsigned char)~RES_TAG;
-        }
-        if ((what & LRVM__RES_SPARE) && (b & RES_SPARE)) {
-            s->res_spare--;
-            b &= (unsigned char)~RES_SPARE;
-        }
-        seg->sg_res[p] = b;
-    }
-    s->stats.pages_released += n * (((what & LRVM__RES_PRIVATE) != 0) + ((what & LRVM__RES_SPARE) != 0));
-    return 0;
+    unsigned char *from = g->what == LRVM__RES_PRIVATE ? g->seg->sg_base : g->seg->sg_shadow;
+    g->iov[g->n++] = (struct iovec){ from + first * page, n * page };
+    return g->n == GIVE_BATCH ? give_flush(g) : 0;
 }
 
 int lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_pass *pass)
@@ -145,8 +230,10 @@ int lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_p
     tags_unapplied(s, keep);
     /* Runs of the private copies and of the spare ones are gathered apart:
      * a page may give back one and keep the other. */
+    int pidfd = -1;
+    struct give give[2] = { { s, seg, LRVM__RES_PRIVATE, &pidfd, 0, { { 0 } } },
+                            { s, seg, LRVM__RES_SPARE, &pidfd, 0, { { 0 } } } };
     size_t run[2] = { 0, 0 }, len[2] = { 0, 0 };
-    const unsigned what[2] = { LRVM__RES_PRIVATE, LRVM__RES_SPARE };
     int rc = 0;
     for (size_t p = 0; p <= seg->sg_res_n; p++) {
         if (len[0] == 0 && len[1] == 0 && p + 8 <= seg->sg_res_n) {
@@ -173,13 +260,17 @@ int lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_p
                     run[k] = p;
                 continue;
             }
-            /* A run that could not go (the program unmapped part of it:
-             * lrvm.h C11) stays counted; the others still go. */
-            int r = give_run(s, seg, run[k], len[k], what[k]);
+            int r = give_run(&give[k], run[k], len[k]);
             rc = rc < 0 ? rc : r;
             len[k] = 0;
         }
     }
+    for (int k = 0; k < 2; k++) {
+        int r = give_flush(&give[k]);
+        rc = rc < 0 ? rc : r;
+    }
+    if (pidfd >= 0)
+        close(pidfd);
     return rc;
 }
 

@@ -525,13 +525,17 @@ static void release_pages(lrvm_t *s)
  * no record (else none could: their bytes are only in the log); and when
  * the log passed its threshold, or the pages the limit, a truncation
  * starts beside the commits (recover.c), unless one runs. Nothing here
- * waits for a segment file, but at the memory's hard limit: pages kept
- * past twice the limit wait for the truncation (commit_waits), as
- * commits wait at the log's wall. The pages that could not go are not
- * held against the limit again until it has been passed once more, so a
- * store whose pages are all held does not truncate at every commit.
- * Returns the microseconds the caller sleeps once it let the store lock
- * go, when the commits outrun the truncation (lrvm__truncate_pace). */
+ * waits for a segment file, but at the memory's hard limit: while a
+ * truncation runs, the pages kept past the limit fill a quarter of it
+ * more at the truncation's pace (as the log fills its room: MEM_ROOM),
+ * and past that a commit waits for it (commit_waits), as commits wait at
+ * the log's wall. The pages that could not go are not held against the
+ * limit again until it has been passed once more, so a store whose pages
+ * are all held does not truncate at every commit. Returns the
+ * microseconds the caller sleeps once it let the store lock go, when the
+ * commits outrun the truncation (lrvm__truncate_pace). */
+#define MEM_ROOM(limit) ((limit) / 4)
+
 static unsigned after_commit(lrvm_t *s)
 {
     (void)lrvm__trunc_reap(s);
@@ -539,18 +543,22 @@ static unsigned after_commit(lrvm_t *s)
     if (pages < s->res_kept)
         s->res_kept = pages;        /* segments unmapped since */
     size_t extra = (pages - s->res_kept) * (size_t)sysconf(_SC_PAGESIZE);
+    size_t limit = s->resident_limit, room = MEM_ROOM(limit);
     int holds = lrvm__log_holds_records(&s->log);
-    if (extra > 2 * s->resident_limit && holds && !s->trunc.tj_reaped) {
+    if (extra > limit + room && holds && !s->trunc.tj_reaped) {
         lrvm__truncate_wait(s);
         holds = lrvm__log_holds_records(&s->log);
     }
-    if (extra > s->resident_limit && (s->trunc.tj_reaped || !holds)) {
+    if (extra > limit && (s->trunc.tj_reaped || !holds)) {
         release_pages(s);
         extra = 0;
     }
-    if (extra > s->resident_limit || lrvm__truncate_due(s))
+    if (extra > limit || lrvm__truncate_due(s))
         lrvm__truncate_start(s);
-    return lrvm__truncate_pace(s);
+    int mem_fill = extra <= limit ? -1
+                   : extra - limit >= room ? 65536
+                   : (int)((uint64_t)(extra - limit) * 65536 / room);
+    return lrvm__truncate_pace(s, mem_fill);
 }
 
 int lrvm_commit(lrvm_tx_t *tx, int flags)

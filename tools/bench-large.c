@@ -2,7 +2,8 @@
  * bench-large.c -- the large part: a segment larger than the store may
  * keep in memory (twice the machine's physical memory, at most 32 GiB;
  * 4 GiB with --quick), written by small no-flush transactions that each
- * store one 8-byte word at a random page, in explicit and auto mode,
+ * store one 8-byte word at a random page (the program says so with
+ * MADV_RANDOM, as README advises), in explicit and auto mode,
  * each with the default resident limit and with 64 MiB: transactions a
  * second, and the process's RssAnon (its anonymous memory resident: the
  * private copies of segment pages and the trackers' second copies) set
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
@@ -119,6 +121,11 @@ static void child_large(const struct bench *b, const void *argp, void *outp)
                          "refuses a private writable mapping larger than that, unless it is "
                          "made with MAP_NORESERVE" : "");
     CHECK(rc);
+    /* The program reads and writes its pages at random, and says so:
+     * without it each first touch of a page reads the device's whole
+     * readahead window around it into the page cache. */
+    if (madvise(base, b->large_seg, MADV_RANDOM) != 0)
+        bench_child_fail("madvise MADV_RANDOM: %s", strerror(errno));
     uint64_t *words = base;
     size_t npages = b->large_seg / b->page_size, wpp = b->page_size / 8;
     uint64_t seed = SEED, n = 0, peak = rss_anon_kb();
