@@ -337,6 +337,28 @@ int lrvm__log_switch(struct lrvm__log *lg, uint64_t room, int (*wait)(void *arg)
     return 0;
 }
 
+/* The log's syncs fail from now on with RC, the first error kept (I5). */
+static void fail_syncs(struct lrvm__log *lg, int rc)
+{
+    pthread_mutex_lock(&lg->lg_sync_mu);
+    if (lg->lg_sync_rc == 0)
+        lg->lg_sync_rc = rc;
+    pthread_mutex_unlock(&lg->lg_sync_mu);
+}
+
+/* One fdatasync of the log made without the store lock (keeps I5); its
+ * failure is for good: it may have taken the error of a commit's pages,
+ * which no later sync reports again. */
+static int sync_unlocked(struct lrvm__log *lg)
+{
+    pthread_mutex_lock(&lg->lg_sync_mu);
+    int rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc : lrvm__io_fdatasync(lg->lg_fd);
+    if (rc < 0)
+        lg->lg_sync_rc = rc;
+    pthread_mutex_unlock(&lg->lg_sync_mu);
+    return rc;
+}
+
 int lrvm__log_retire_header(struct lrvm__log *lg, const struct lrvm__log_retiring *ret)
 {
     struct lrvm__log_header h = { LRVM__LOG_VERSION, ret->lr_generation + 1, ret->lr_next_txno,
@@ -344,14 +366,7 @@ int lrvm__log_retire_header(struct lrvm__log *lg, const struct lrvm__log_retirin
     /* A torn or lost write leaves the slot that names both generations
      * current, which is as true as before: no wipe needed. */
     int rc = write_slot(lg->lg_fd, ret->lr_slot, &h);
-    if (rc < 0)
-        return rc;
-    pthread_mutex_lock(&lg->lg_sync_mu);                            /* keeps I5 */
-    rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc : lrvm__io_fdatasync(lg->lg_fd);
-    if (rc < 0)
-        lg->lg_sync_rc = rc;
-    pthread_mutex_unlock(&lg->lg_sync_mu);
-    return rc;
+    return rc < 0 ? rc : sync_unlocked(lg);
 }
 
 void lrvm__log_retired(struct lrvm__log *lg)
@@ -521,17 +536,6 @@ static int group_fail(struct lrvm__log *lg, int rc)
  * from the buffer and cannot be written again (I2).
  */
 
-/* One fdatasync of the log made without the store lock (keeps I5). */
-static int sync_unlocked(struct lrvm__log *lg)
-{
-    pthread_mutex_lock(&lg->lg_sync_mu);
-    int rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc : lrvm__io_fdatasync(lg->lg_fd);
-    if (rc < 0)
-        lg->lg_sync_rc = rc;
-    pthread_mutex_unlock(&lg->lg_sync_mu);
-    return rc;
-}
-
 /* The syncer's growth: the file to hold END, its zeros on the disk before
  * the sync that makes the size durable, so that sync is short for the
  * commits that wait behind it. A write that fails (the disk is full)
@@ -545,10 +549,7 @@ static int grow_ahead(struct lrvm__log *lg, uint64_t end, unsigned *syncs)
         /* A failed wait may be a commit's pages' failure, which no sync
          * would report after it: the log's syncs fail from now on. */
         if ((rc = lrvm__io_wait_writeback(lg->lg_fd, have, end - have)) < 0) {
-            pthread_mutex_lock(&lg->lg_sync_mu);
-            if (lg->lg_sync_rc == 0)
-                lg->lg_sync_rc = rc;
-            pthread_mutex_unlock(&lg->lg_sync_mu);
+            fail_syncs(lg, rc);
         } else if ((rc = sync_unlocked(lg)) == 0) {
             ++*syncs;
             atomic_store(&lg->lg_file_size, end);
