@@ -169,22 +169,27 @@
  *      transaction or ambient epoch has changed since: the page reads the
  *      file again, and the kernel may evict it like any clean file page.
  *      Meanwhile the pages kept may pass the limit: commits slow to the
- *      truncation's pace, so that they pass it by at most a quarter, and
- *      there a commit waits for the truncation (lrvm_stats commit_waits);
- *      with the truncation's cache of a quarter of the limit, the store's
- *      memory stays within one and a half times the limit. The limit bounds what is kept between transactions, not what one
- *      transaction may touch. Segments are mapped MAP_NORESERVE, so one
- *      larger than memory maps. Three exceptions: the userfaultfd tracker
- *      gives private copies back only while the program runs a single
- *      thread (lrvm's own threads, which never store into a segment, do
- *      not count: the kernel resolves a store with no message, so another
- *      thread's store landing just as its page went would be lost), and
- *      with more threads only images: use the mprotect tracker (whose
- *      stores wait while pages go) to bound a multi-threaded program's
- *      memory; a segment with ambient runs set aside by lrvm_begin keeps
- *      its pages until the next lrvm_sync; in explicit mode, a store into
- *      a segment outside any transaction, never logged, may also vanish
- *      from memory when its page goes back.
+ *      truncation's pace, so that they pass it by at most a quarter,
+ *      and there a commit waits for the truncation (lrvm_stats
+ *      commit_waits); with the truncation's cache of a quarter of the
+ *      limit, the store's memory stays within one and a half times the
+ *      limit. The limit bounds what is kept between transactions, not
+ *      what one transaction may touch. Segments are mapped
+ *      MAP_NORESERVE, so one larger than memory maps; a program that
+ *      touches one at random should advise MADV_RANDOM on it
+ *      (madvise(2)), or the first touch of each page reads the device's
+ *      readahead window around it. Three exceptions: the userfaultfd
+ *      tracker gives private copies back only while the program runs a
+ *      single thread (lrvm's own threads, which never store into a
+ *      segment, do not count: the kernel resolves a store with no
+ *      message, so another thread's store landing just as its page went
+ *      would be lost), and with more threads only images: use the
+ *      mprotect tracker (whose stores wait while pages go) to bound a
+ *      multi-threaded program's memory; a segment with ambient runs set
+ *      aside by lrvm_begin keeps its pages until the next lrvm_sync; in
+ *      explicit mode, a store into a segment outside any transaction,
+ *      never logged, may also vanish from memory when its page goes
+ *      back.
  */
 #ifndef LRVM_H
 #define LRVM_H
