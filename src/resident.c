@@ -127,6 +127,7 @@ struct give {
     lrvm_t *s;
     struct lrvm__seg *seg;
     unsigned what;                  /* one LRVM__RES_* bit */
+    unsigned char *from;            /* its pages: sg_base or sg_shadow */
     int *pidfd;                     /* the pass's; -1 none yet, -2 refused */
     size_t n;                       /* runs in iov */
     struct iovec iov[GIVE_BATCH];
@@ -139,9 +140,7 @@ int lrvm__res_one_by_one;
 static void forget_run(struct give *g, const struct iovec *iov)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    const unsigned char *from = g->what == LRVM__RES_PRIVATE ? g->seg->sg_base
-                                                             : g->seg->sg_shadow;
-    size_t first = (size_t)((const unsigned char *)iov->iov_base - from) / page;
+    size_t first = (size_t)((unsigned char *)iov->iov_base - g->from) / page;
     size_t n = iov->iov_len / page;
     for (size_t p = first; p < first + n; p++) {
         unsigned char b = g->seg->sg_res[p];
@@ -219,8 +218,7 @@ static int give_run(struct give *g, size_t first, size_t n)
     if (n == 0)
         return 0;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    unsigned char *from = g->what == LRVM__RES_PRIVATE ? g->seg->sg_base : g->seg->sg_shadow;
-    g->iov[g->n++] = (struct iovec){ from + first * page, n * page };
+    g->iov[g->n++] = (struct iovec){ g->from + first * page, n * page };
     return g->n == GIVE_BATCH ? give_flush(g) : 0;
 }
 
@@ -231,8 +229,8 @@ int lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_p
     /* Runs of the private copies and of the spare ones are gathered apart:
      * a page may give back one and keep the other. */
     int pidfd = -1;
-    struct give give[2] = { { s, seg, LRVM__RES_PRIVATE, &pidfd, 0, { { 0 } } },
-                            { s, seg, LRVM__RES_SPARE, &pidfd, 0, { { 0 } } } };
+    struct give give[2] = { { s, seg, LRVM__RES_PRIVATE, seg->sg_base, &pidfd, 0, { { 0 } } },
+                            { s, seg, LRVM__RES_SPARE, seg->sg_shadow, &pidfd, 0, { { 0 } } } };
     size_t run[2] = { 0, 0 }, len[2] = { 0, 0 };
     int rc = 0;
     for (size_t p = 0; p <= seg->sg_res_n; p++) {
