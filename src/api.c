@@ -53,7 +53,15 @@ static lrvm_t *store_new(void)
     if (s == NULL) {
         if ((s = malloc(sizeof *s)) == NULL)
             return NULL;
-        pthread_mutex_init(&s->mu, NULL);
+        /* Threads committing to one store each hold the lock briefly:
+         * a waiter spins a while before it sleeps in the kernel, since a
+         * sleep and its wake-up cost more than the holder's whole stay
+         * (doc/architecture.md, "Concurrency"). */
+        pthread_mutexattr_t ma;
+        pthread_mutexattr_init(&ma);
+        pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+        pthread_mutex_init(&s->mu, &ma);
+        pthread_mutexattr_destroy(&ma);
     }
     /* Everything but the lock, which another thread may still take
      * (keeps I3): zero the rest. */
