@@ -169,7 +169,8 @@ struct apply {
                                     log, when the last range on it covers it */
     unsigned char      *state;  /* per block of the region: BLK_* */
     uint32_t            n, max;
-    uint32_t            rblocks; /* blocks of a region */
+    uint32_t            rblocks; /* blocks of a region, a power of two: */
+    unsigned            rshift;  /*   a region is 1 << rshift bytes */
     int                 keep;   /* the memory stays with the store after */
     int                 wb_fd;  /* the file being written beside the commits, */
     uint64_t            wb_from, wb_bytes;  /*   where its writeback is not waited
@@ -211,6 +212,10 @@ struct replay {
                                        a copy holds a pointer to one */
     size_t             nsegs, cap;
     struct replay_seg *last;        /* the segment of the last range */
+    const char        *rec_name;    /* a name of the record being walked, */
+    struct replay_seg *rec_seg;     /*   and its segment: a record names each
+                                       of its segments once (logfmt.c), so its
+                                       ranges need not compare names again */
     const char        *why;         /* what made a record fail its check */
     struct apply       batch;
 };
@@ -275,10 +280,13 @@ static void replay_free(struct replay *r)
 
 /*
  * The batch's memory stays with the store from one truncation to the
- * next, handed back with MADV_FREE, so that a store that truncates often
- * does not pay each time for the page faults of the memory it fills and
- * for unmapping it. The kernel takes the pages back when it needs them;
- * the batch never reads what it has not written.
+ * next, as it is: a store that truncates often would otherwise pay each
+ * time for the page faults of the memory it fills. It counts within the
+ * resident limit (a quarter of it at most), so it is not handed to the
+ * kernel in between: on a virtual machine a page handed back with
+ * MADV_FREE cost half a first touch to write again (doc/architecture.md,
+ * "Measurements behind the code"). The batch never reads what it has not
+ * written.
  */
 static int apply_init(struct apply *c, lrvm_t *s, size_t room)
 {
@@ -286,10 +294,18 @@ static int apply_init(struct apply *c, lrvm_t *s, size_t room)
      * the sort's two arrays). */
     size_t rblocks = room / 2 / APPLY_BLOCK;
     rblocks = rblocks > REGION_MAX ? REGION_MAX : rblocks < REGION_MIN ? REGION_MIN : rblocks;
+    /* A power of two: a range's region is a shift away, where a division
+     * for each range, in the adding and the sort, was a measurable share
+     * of a truncation of small transactions. */
+    while ((rblocks & (rblocks - 1)) != 0)
+        rblocks &= rblocks - 1;
     size_t rbytes = rblocks * APPLY_BLOCK;
     size_t max = room > rbytes ? (room - rbytes) / (2 * sizeof(struct apply_range)) : 0;
     max = max > lrvm__apply_max ? lrvm__apply_max : max > 0 ? max : 1;
     c->rblocks = (uint32_t)rblocks;
+    c->rshift = 0;
+    while (((size_t)1 << c->rshift) < rbytes)
+        c->rshift++;
     c->max = (uint32_t)max;
     c->size = rbytes + 2 * max * sizeof(struct apply_range);
     c->keep = room == s->resident_limit / 4;
@@ -321,7 +337,6 @@ static void apply_free(struct apply *c, lrvm_t *s)
         munmap(c->mem, c->size);            /* recovery's larger batch */
     } else if (c->mem != NULL) {
         lrvm__recover_release(s);
-        (void)madvise(c->mem, c->size, MADV_FREE);
         s->apply_mem = c->mem;
         s->apply_size = c->size;
     }
@@ -342,13 +357,13 @@ static size_t block_len(const struct replay_seg *seg, uint64_t b)
 static struct apply_range *apply_sort(struct replay *r)
 {
     struct apply *c = &r->batch;
-    uint64_t rbytes = (uint64_t)c->rblocks * APPLY_BLOCK, total = 0;
+    uint64_t total = 0;
     uint64_t *first = malloc(r->nsegs * sizeof *first);
     if (first == NULL)
         return NULL;
     for (size_t i = 0; i < r->nsegs; i++) {
         first[i] = total;
-        total += r->segs[i]->size / rbytes + 1;
+        total += (r->segs[i]->size >> c->rshift) + 1;
     }
     int bits = 1;
     while (bits < 64 && (total - 1) >> bits != 0)
@@ -357,7 +372,7 @@ static struct apply_range *apply_sort(struct replay *r)
     for (int shift = 0; shift < bits; shift += RADIX_BITS) {
         uint32_t at[1u << RADIX_BITS] = { 0 };
         const uint64_t mask = (1u << RADIX_BITS) - 1;
-#define DIGIT(e) (((first[(e).seg] + (e).off / rbytes) >> shift) & mask)
+#define DIGIT(e) (((first[(e).seg] + ((e).off >> c->rshift)) >> shift) & mask)
         for (uint32_t k = 0; k < c->n; k++)
             at[DIGIT(from[k])]++;
         for (uint32_t d = 0, sum = 0; d <= mask; d++) {
@@ -410,7 +425,7 @@ static int write_region(struct replay *r, struct replay_seg *seg,
 {
     struct apply *c = &r->batch;
     struct iovec iov[APPLY_IOV];
-    uint64_t rbytes = (uint64_t)c->rblocks * APPLY_BLOCK, base = rg[0].off / rbytes * rbytes;
+    uint64_t rbytes = (uint64_t)c->rblocks * APPLY_BLOCK, base = rg[0].off >> c->rshift << c->rshift;
     uint64_t left = (seg->size - base + APPLY_BLOCK - 1) / APPLY_BLOCK;
     uint32_t nb = left < c->rblocks ? (uint32_t)left : c->rblocks;
     unsigned char *st = c->state;
@@ -562,10 +577,9 @@ static int apply_write(struct replay *r)
     const struct apply_range *e = apply_sort(r);
     if (e == NULL)
         return LRVM_ENOMEM;
-    uint64_t rbytes = (uint64_t)c->rblocks * APPLY_BLOCK;
     for (uint32_t i = 0, j; i < c->n && rc == 0; i = j) {
         for (j = i + 1; j < c->n && e[j].seg == e[i].seg &&
-                        e[j].off / rbytes == e[i].off / rbytes; j++)
+                        e[j].off >> c->rshift == e[i].off >> c->rshift; j++)
             ;
         rc = write_region(r, r->segs[e[i].seg], e + i, j - i);
         r->written += j - i;
@@ -583,7 +597,7 @@ static int apply_add(struct replay *r, struct replay_seg *seg, uint64_t off,
     struct apply *c = &r->batch;
     uint64_t rbytes = (uint64_t)c->rblocks * APPLY_BLOCK;
     while (n > 0) {
-        uint64_t room = rbytes - off % rbytes;
+        uint64_t room = rbytes - (off & (rbytes - 1));
         uint32_t len = (uint32_t)(n < room ? n : room);
         int rc;
         if (c->n == c->max && (rc = apply_write(r)) < 0)
@@ -613,10 +627,14 @@ static int on_range(void *arg, const char *name, size_t name_len, uint64_t off,
                     const unsigned char *data, uint64_t n)
 {
     struct replay *r = arg;
-    struct replay_seg *seg = NULL;
-    int rc = replay_seg(r, name, name_len, &seg);
-    if (rc < 0)
-        return rc;
+    struct replay_seg *seg = r->rec_seg;
+    if (name != r->rec_name) {
+        int rc = replay_seg(r, name, name_len, &seg);
+        if (rc < 0)
+            return rc;
+        r->rec_name = name;
+        r->rec_seg = seg;
+    }
     if (off > seg->size || n > seg->size - off) {                   /* keeps I1 */
         r->why = "it names bytes past the end of its segment file";
         return LRVM_ECORRUPT;
@@ -638,6 +656,21 @@ static int on_range(void *arg, const char *name, size_t name_len, uint64_t off,
     return apply_add(r, seg, off, data, n);
 }
 
+/* Hand each range of a record's PAYLOAD to on_range. A walk may run in
+ * the middle of another's (check_rest), so the record's names are
+ * forgotten before and the outer one's come back after: a name's address
+ * is the record's, and another record may come to lie at it. */
+static int walk_ranges(struct replay *r, const unsigned char *payload, size_t len)
+{
+    const char *was_name = r->rec_name;
+    struct replay_seg *was_seg = r->rec_seg;
+    r->rec_name = NULL;
+    int rc = lrvm__payload_walk(payload, len, on_range, r);
+    r->rec_name = was_name;
+    r->rec_seg = was_seg;
+    return rc;
+}
+
 /* Check the ranges of the record at OFF, and add them to the batch in
  * apply mode. */
 static int walk_record(struct replay *r, uint64_t off, const struct lrvm__rec_header *h,
@@ -652,7 +685,7 @@ static int walk_record(struct replay *r, uint64_t off, const struct lrvm__rec_he
         r->payload = payload;
         r->payload_off = off + h->rh_hsize;
     }
-    int rc = lrvm__payload_walk(payload, h->rh_payload_len, on_range, r);
+    int rc = walk_ranges(r, payload, h->rh_payload_len);
     r->apply = was;
     return rc;
 }
@@ -1125,7 +1158,7 @@ static int on_check_record(void *arg, uint64_t off, const struct lrvm__rec_heade
     a->at = off;
     if (a->progress != NULL)
         a->progress(a->progress_arg, off);
-    return lrvm__payload_walk(payload, h->rh_payload_len, on_range, a->r);
+    return walk_ranges(a->r, payload, h->rh_payload_len);
 }
 
 /* The ranges recovery would write, handed to the caller instead of
