@@ -95,9 +95,11 @@
  *      ambient epoch. lrvm_begin sets the segment's ambient changes aside
  *      (they survive its abort and are committed by the next lrvm_sync).
  *      Other threads may go on storing while lrvm_sync runs: each store is
- *      in that sync or the next one, and a store to a page being committed
- *      waits until the sync returns. A store that races with lrvm_commit
- *      on its own transaction's pages is a data race: it may be lost.
+ *      in that sync or the next one. (The mprotect tracker makes a store
+ *      to a page being committed wait until the sync returns; the
+ *      userfaultfd tracker lets it land, and the next sync takes it.) A
+ *      store that races with lrvm_commit on its own transaction's pages
+ *      is a data race: it may be lost.
  *   C8 Memory: the userfaultfd tracker keeps, per segment, an image of it
  *      (a second private mapping of its file): each page a commit changed
  *      since lrvm_map holds a private copy there. The mprotect tracker
