@@ -530,13 +530,32 @@ static size_t page_round(size_t n)
 
 /* Where a new heap goes: a free range the kernel picks near a hint drawn
  * from the name, far above the usual heap and libraries, so that the next
- * run of the program most likely finds it free again. */
+ * run of the program most likely finds it free again: 1 GiB apart from
+ * 16 TiB on. Under ThreadSanitizer that lies in its shadow, which a
+ * program cannot map: there the hints lie from 64 GiB on, in the part of
+ * the address space it leaves to the program below 512 GiB (a heap made
+ * so may be opened by any build; one made at 16 TiB not by that one). */
+#if defined(__SANITIZE_THREAD__)
+#define HEAP_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HEAP_UNDER_TSAN 1
+#endif
+#endif
+#ifdef HEAP_UNDER_TSAN
+#define HEAP_HINT_BASE  ((uintptr_t)1 << 36)
+#define HEAP_HINT_SLOTS 256
+#else
+#define HEAP_HINT_BASE  ((uintptr_t)1 << 44)
+#define HEAP_HINT_SLOTS 16384
+#endif
+
 static uint64_t pick_address(const char *name, size_t maplen)
 {
     uint64_t x = 0xcbf29ce484222325ull;
     for (const char *c = name; *c != '\0'; c++)
         x = (x ^ (unsigned char)*c) * 0x100000001b3ull;
-    uintptr_t hint = ((uintptr_t)1 << 44) + (uintptr_t)(x % 16384) * ((uintptr_t)1 << 30);
+    uintptr_t hint = HEAP_HINT_BASE + (uintptr_t)(x % HEAP_HINT_SLOTS) * ((uintptr_t)1 << 30);
     void *m = mmap((void *)hint, maplen, PROT_NONE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)

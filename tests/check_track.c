@@ -304,28 +304,33 @@ static void write_prot_none_in_segment_gap(void *arg)
     _exit(0);
 }
 
-/* Under AddressSanitizer, a fault that no lrvm handler declines (the
- * userfaultfd tracker installs none) reaches ASan's own handler, which
- * reports it and exits with status 1 instead of dying of the signal. */
+/* Under AddressSanitizer or ThreadSanitizer, a fault that no lrvm
+ * handler declines (the userfaultfd tracker installs none) reaches the
+ * sanitizer's own handler, which reports it and exits (ASan with status
+ * 1, TSan with 66) instead of dying of the signal. */
 #if defined(__SANITIZE_ADDRESS__)
-#define ASAN_REPORTS_FAULTS 1
+#define SANITIZER_FAULT_EXIT 1
+#elif defined(__SANITIZE_THREAD__)
+#define SANITIZER_FAULT_EXIT 66
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define ASAN_REPORTS_FAULTS 1
+#define SANITIZER_FAULT_EXIT 1
+#elif __has_feature(thread_sanitizer)
+#define SANITIZER_FAULT_EXIT 66
 #endif
 #endif
-#ifndef ASAN_REPORTS_FAULTS
-#define ASAN_REPORTS_FAULTS 0
+#ifndef SANITIZER_FAULT_EXIT
+#define SANITIZER_FAULT_EXIT 0
 #endif
 
 START_TEST(test_track_foreign_faults_still_kill)
 {
     void (*cases[])(void *) = { write_readonly_page, write_null, write_prot_none_in_segment_gap };
-    int asan_report = ASAN_REPORTS_FAULTS && tu_auto_tracker() == LRVM_TRACK_UFFD;
+    int report = SANITIZER_FAULT_EXIT != 0 && tu_auto_tracker() == LRVM_TRACK_UFFD;
     for (int i = 0; i < 3; i++) {
         int st = tu_in_child(cases[i], NULL);
         ck_assert_msg((WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV) ||
-                          (asan_report && WIFEXITED(st) && WEXITSTATUS(st) == 1),
+                          (report && WIFEXITED(st) && WEXITSTATUS(st) == SANITIZER_FAULT_EXIT),
                       "case %d: status %#x", i, st);
     }
 }

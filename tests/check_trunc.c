@@ -232,6 +232,10 @@ START_TEST(test_trunc_failed_writeback_wait_fails_the_truncation)
         memset(p, 1 + i, CHUNK);
         ck_assert_int_eq(lrvm_commit(tx, 0), 0);
     }
+    /* The thread may not have reached its first wait yet (under a
+     * sanitizer it is slow): give it ten seconds. */
+    for (int ms = 0; lrvm__io_calls() == 0 && ms < 10000; ms++)
+        usleep(1000);
     lrvm_stats_t st;
     ck_assert_int_eq(lrvm_stats(s, &st), 0);
     unsigned long waits = lrvm__io_calls();
