@@ -8,8 +8,9 @@
  * them.
  *
  * Locking: every field of struct lrvm and of the objects it owns is
- * guarded by lrvm.mu unless its comment says otherwise. The transaction
- * registry (tx.c) has its own lock, always taken after lrvm.mu; so do
+ * guarded by lrvm.mu unless its comment says otherwise. The pool of
+ * transaction handles (tx.c) has its own lock, always taken after
+ * lrvm.mu; so do
  * the log's lg_grow_mu, then lg_sync_mu, and the truncation job's tj_mu,
  * which is never held with those; the log's lg_bg_mu is taken last of all
  * (doc/architecture.md, "Concurrency").
@@ -870,6 +871,7 @@ struct lrvm_tx {
     /* Biased ownership (tx.c): the slot of the thread whose
      * lrvm_set_range calls may run without the store's lock, or NULL. */
     _Atomic(struct owner_slot *) tx_owner;
+    _Atomic(lrvm_t *)    tx_live;             /* its store while OPEN (tx.c I2) */
 };
 
 /* lrvm_set_range's work for a range the caller (heap.c) checked: TX's

@@ -2,9 +2,10 @@
  * tx.c -- transactions: begin, set_range, commit, abort.
  *
  * Owns: struct lrvm_tx, the store's list of open transactions, which
- * segment belongs to which transaction, and the process-wide registry of
- * live transaction handles (so that a finished or foreign handle gets
- * LRVM_ENOENT instead of a use after free).
+ * segment belongs to which transaction, and the handles: their blocks,
+ * each thread's spare and the pool, and which are live (so that a
+ * finished or foreign handle gets LRVM_ENOENT instead of a use after
+ * free).
  * Never: reports a commit before lrvm__log_commit returned success, or
  * frees a transaction that another thread may still be entering.
  *
@@ -17,22 +18,26 @@
  * Invariants
  *   I1 seg->sg_tx == tx exactly for the segments of an OPEN transaction;
  *      a segment is in at most one.
- *   I2 A handle is in the registry exactly while its transaction is OPEN;
- *      it is removed under the store's lock, so a caller that found it
- *      there after taking that lock may use it until it lets go. Taking
- *      the lock is safe even if the store was closed meanwhile: a store's
- *      memory is never freed (api.c I3).
+ *   I2 A handle is registered (tx_live names its store) exactly while
+ *      its transaction is OPEN; tx_live is cleared under the store's
+ *      lock, so a caller that found it set after taking that lock may use
+ *      the handle until it lets go. Taking the lock is safe even if the
+ *      store was closed meanwhile: a store's memory is never freed (api.c
+ *      I3).
  *   I3 A flushing commit may let the store's lock go while it waits for a
  *      shared log sync (group commit, log.c); tx_committing is set all
  *      along, so other calls on the handle get LRVM_EBUSY, and lrvm_close
  *      waits for such commits to end before it frees anything.
- *   I4 A handle's memory is never freed: a finished one goes to the pool
- *      and comes back from lrvm_begin. So a stale handle always points at
- *      a struct lrvm_tx, which the fast path below may read.
+ *   I4 A handle's memory is never freed: handles are made in blocks that
+ *      live as long as the process, and a finished one goes to its
+ *      thread's spare or the pool and comes back from lrvm_begin. So a
+ *      stale handle always points at a struct lrvm_tx, which the fast path
+ *      below may read, and a pointer is a handle exactly when it lies at
+ *      one's place in a block (is_handle).
  *   I5 At most one thread runs a call of TX without the store's lock: the
  *      owner, inside fast_enter/fast_leave. Whoever else touches TX's
  *      declared ranges holds the store's lock and has claimed TX first.
- *   Lock order: lrvm.mu, then reg_mu; lrvm.mu, then the log's lg_sync_mu;
+ *   Lock order: lrvm.mu, then pool_mu; lrvm.mu, then the log's lg_sync_mu;
  *   lrvm.mu, then the truncation job's tj_mu (recover.c).
  *
  * Biased ownership. lrvm_set_range is the call a program makes most: once
@@ -65,15 +70,17 @@
 #include <time.h>
 #include <unistd.h>
 
-struct reg_entry {
-    lrvm_tx_t *tx;
-    lrvm_t    *store;
+/* Handles, made BLOCK_TXS at a time (I4). Blocks are only ever added,
+ * at the head, so a reader walks them without a lock. */
+#define BLOCK_TXS 64
+struct tx_block {
+    struct tx_block *tb_next;
+    lrvm_tx_t        tb_txs[BLOCK_TXS];
 };
 
-static pthread_mutex_t   reg_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct reg_entry *reg;
-static size_t            reg_n, reg_cap;
-static lrvm_tx_t        *pool;          /* finished handles (I4), under reg_mu */
+static _Atomic(struct tx_block *) blocks;
+static pthread_mutex_t   pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static lrvm_tx_t        *pool;          /* finished handles (I4), under pool_mu */
 
 /* ------------------------------------------------- biased ownership */
 
@@ -88,13 +95,16 @@ struct owner_slot {
 static pthread_once_t      bias_once = PTHREAD_ONCE_INIT;
 static atomic_int          bias_ready;  /* registered for membarrier */
 static pthread_key_t       slot_key;    /* gives the slot back at thread exit */
+static pthread_key_t       spare_key;   /* a thread's spare handle, given back
+                                           to the pool at its exit */
+static int                 spare_ready;
 static pthread_mutex_t     slot_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct owner_slot  *free_slots;  /* under slot_mu */
 
 static __thread struct owner_slot *my_slot __attribute__((tls_model("initial-exec")));
 /* The transaction this thread began last and owns: the fast path reads a
  * handle only after finding it here, so a pointer that never was a handle
- * goes to the registry instead. */
+ * goes to reg_find instead. */
 static __thread lrvm_tx_t *owned_tx __attribute__((tls_model("initial-exec")));
 
 static int membarrier(int cmd)
@@ -128,8 +138,11 @@ static void slot_release(void *slot)
     pthread_mutex_unlock(&slot_mu);
 }
 
+static void spare_release(void *tx);
+
 static void bias_init(void)
 {
+    spare_ready = pthread_key_create(&spare_key, spare_release) == 0;
     if (pthread_key_create(&slot_key, slot_release) != 0)
         return;
     bias_register();
@@ -211,56 +224,87 @@ void lrvm__tx_claim(lrvm_tx_t *tx)
     }
 }
 
-/* ------------------------------------------------- the handle registry */
+/* ------------------------------------------------- live handles */
 
-static lrvm_t *reg_find(const lrvm_tx_t *tx)
+/* TX lies at a handle's place in a block (I4): a pointer that never was a
+ * handle is not read. */
+static int is_handle(const lrvm_tx_t *tx)
 {
-    lrvm_t *s = NULL;
-    pthread_mutex_lock(&reg_mu);
-    for (size_t i = 0; i < reg_n; i++) {
-        if (reg[i].tx == tx) {
-            s = reg[i].store;
-            break;
-        }
+    uintptr_t p = (uintptr_t)tx;
+    for (struct tx_block *b = atomic_load_explicit(&blocks, memory_order_acquire); b != NULL;
+         b = b->tb_next) {
+        uintptr_t lo = (uintptr_t)b->tb_txs;
+        if (p >= lo && p < lo + sizeof b->tb_txs)
+            return (p - lo) % sizeof(lrvm_tx_t) == 0;
     }
-    pthread_mutex_unlock(&reg_mu);
-    return s;
+    return 0;
 }
 
-/* A handle for store S, registered (I2): from the pool, or new. */
-static lrvm_tx_t *tx_new(lrvm_t *s)
+/* The store of the OPEN transaction TX, or NULL (I2). */
+static lrvm_t *reg_find(const lrvm_tx_t *tx)
 {
-    lrvm_tx_t *tx = NULL;
-    pthread_mutex_lock(&reg_mu);
-    struct reg_entry *r = lrvm__room_for(reg, reg_n, &reg_cap, sizeof *r);
-    if (r == NULL)
-        goto out;
-    reg = r;
-    if (pool != NULL) {
-        tx = pool;
+    return is_handle(tx) ? atomic_load_explicit(&tx->tx_live, memory_order_acquire) : NULL;
+}
+
+/* A finished handle from the pool, or a new block's first: NULL when out
+ * of memory. */
+static lrvm_tx_t *pool_take(void)
+{
+    pthread_mutex_lock(&pool_mu);
+    lrvm_tx_t *tx = pool;
+    if (tx != NULL) {
         pool = tx->tx_next;
-    } else if ((tx = calloc(1, sizeof *tx)) == NULL) {
-        goto out;
+    } else {
+        struct tx_block *b = calloc(1, sizeof *b);
+        if (b != NULL) {
+            for (int i = BLOCK_TXS - 1; i > 0; i--) {
+                b->tb_txs[i].tx_next = pool;
+                pool = &b->tb_txs[i];
+            }
+            tx = &b->tb_txs[0];
+            b->tb_next = atomic_load_explicit(&blocks, memory_order_relaxed);
+            atomic_store_explicit(&blocks, b, memory_order_release);
+        }
     }
-    reg[reg_n++] = (struct reg_entry){ tx, s };
-out:
-    pthread_mutex_unlock(&reg_mu);
+    pthread_mutex_unlock(&pool_mu);
     return tx;
 }
 
-/* Back to the pool with TX, unregistered (I2, I4). */
-static void tx_retire(lrvm_tx_t *tx)
+static void pool_give(lrvm_tx_t *tx)
 {
-    pthread_mutex_lock(&reg_mu);
-    for (size_t i = 0; i < reg_n; i++) {
-        if (reg[i].tx == tx) {
-            reg[i] = reg[--reg_n];
-            break;
-        }
-    }
+    pthread_mutex_lock(&pool_mu);
     tx->tx_next = pool;
     pool = tx;
-    pthread_mutex_unlock(&reg_mu);
+    pthread_mutex_unlock(&pool_mu);
+}
+
+static void spare_release(void *tx)
+{
+    pool_give(tx);
+}
+
+/* A handle for store S, registered (I2): the thread's spare, which keeps
+ * a thread that commits in a loop on one handle and off the pool's lock,
+ * or one from the pool. */
+static lrvm_tx_t *tx_new(lrvm_t *s)
+{
+    lrvm_tx_t *tx = spare_ready ? pthread_getspecific(spare_key) : NULL;
+    if (tx != NULL)
+        pthread_setspecific(spare_key, NULL);
+    else if ((tx = pool_take()) == NULL)
+        return NULL;
+    atomic_store_explicit(&tx->tx_live, s, memory_order_release);
+    return tx;
+}
+
+/* TX unregistered (I2), to the thread's spare or the pool (I4). */
+static void tx_retire(lrvm_tx_t *tx)
+{
+    atomic_store_explicit(&tx->tx_live, NULL, memory_order_release);
+    if (spare_ready && pthread_getspecific(spare_key) == NULL &&
+        pthread_setspecific(spare_key, tx) == 0)
+        return;
+    pool_give(tx);
 }
 
 /* Find TX's store and lock it; LRVM_ENOENT for a handle that is not OPEN.
@@ -270,7 +314,7 @@ static int tx_enter(lrvm_tx_t *tx, lrvm_t **out)
     if (owned_here(tx)) {
         /* Its owner: while tx_owner still names this thread under the
          * store's lock, no one has claimed, let alone finished, TX, so
-         * the registry need not be asked. */
+         * reg_find need not be asked. */
         lrvm_t *s = tx->tx_store;
         pthread_mutex_lock(&s->mu);
         if (atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) == my_slot) {

@@ -335,6 +335,38 @@ START_TEST(test_tx_finished_and_null_handles)
 }
 END_TEST
 
+/* Pointers that never were handles: into a segment, and into a live
+ * handle but not at its start. They are not read as handles, and the
+ * live one is left as it was. */
+START_TEST(test_tx_pointers_that_are_not_handles)
+{
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
+    uint64_t *seg = tu_map(s, "a", WORDS * 8);
+    void *base = seg;
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, &base, &tx), 0);
+    for (size_t k = 0; k < 16; k++)
+        seg[k] = ~(uint64_t)0;                  /* a handle's look: no NULL in it */
+    lrvm_tx_t *fakes[] = { (lrvm_tx_t *)(void *)seg, (lrvm_tx_t *)(void *)((char *)tx + 8),
+                           (lrvm_tx_t *)(void *)((char *)tx + 1) };
+    for (size_t i = 0; i < sizeof fakes / sizeof fakes[0]; i++) {
+        ck_assert_int_eq(lrvm_set_range(fakes[i], seg, 8), LRVM_ENOENT);
+        ck_assert_int_eq(lrvm_commit(fakes[i], 0), LRVM_ENOENT);
+        ck_assert_int_eq(lrvm_abort(fakes[i]), LRVM_ENOENT);
+    }
+    ck_assert_int_eq(lrvm_set_range(tx, &seg[20], 8), 0);
+    seg[20] = 20;
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
+    seg = tu_map(s, "a", WORDS * 8);
+    ck_assert_uint_eq(seg[20], 20);
+    ck_assert_uint_eq(seg[0], 0);               /* never declared */
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 /* Handles go back to a pool with their arrays; a transaction that
  * declared many ranges and many bytes leaves them too big to keep. The
  * next transactions on that memory must start empty. */
@@ -452,6 +484,7 @@ int main(void)
     tcase_add_test(tc, test_tx_close_aborts_a_transaction_of_another_thread);
     tcase_add_test(tc, test_tx_heap_allocates_inside_another_threads_transaction);
     tcase_add_test(tc, test_tx_finished_and_null_handles);
+    tcase_add_test(tc, test_tx_pointers_that_are_not_handles);
     tcase_add_test(tc, test_tx_pooled_handle_after_a_large_transaction);
     tcase_add_test(tc, test_tx_forked_child_commits_from_a_new_thread);
     suite_add_tcase(s, tc);
