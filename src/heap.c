@@ -535,14 +535,7 @@ static size_t page_round(size_t n)
  * program cannot map: there the hints lie from 64 GiB on, in the part of
  * the address space it leaves to the program below 512 GiB (a heap made
  * so may be opened by any build; one made at 16 TiB not by that one). */
-#if defined(__SANITIZE_THREAD__)
-#define HEAP_UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define HEAP_UNDER_TSAN 1
-#endif
-#endif
-#ifdef HEAP_UNDER_TSAN
+#if LRVM__TSAN
 #define HEAP_HINT_BASE  ((uintptr_t)1 << 36)
 #define HEAP_HINT_SLOTS 256
 #else

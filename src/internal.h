@@ -44,6 +44,30 @@ struct lrvm__enc;
 #define LRVM__ASSERT(x) ((void)0)
 #endif
 
+/* 1 when this file is built with AddressSanitizer (LRVM__ASAN) or
+ * ThreadSanitizer (LRVM__TSAN), 0 otherwise: gcc says so with
+ * __SANITIZE_*__, clang with __has_feature. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LRVM__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LRVM__ASAN 1
+#endif
+#endif
+#ifndef LRVM__ASAN
+#define LRVM__ASAN 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define LRVM__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LRVM__TSAN 1
+#endif
+#endif
+#ifndef LRVM__TSAN
+#define LRVM__TSAN 0
+#endif
+
 /* ARR, with room for element N (of ELEM bytes; *CAP held): the same
  * array or a larger one, or NULL (ARR untouched, still to be freed) when
  * memory runs out. The capacity doubles, so appending stays amortized O(1). */

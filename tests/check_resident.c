@@ -27,17 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-static const int sanitized = 1;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-static const int sanitized = 1;
-#else
-static const int sanitized = 0;
-#endif
-#else
-static const int sanitized = 0;
-#endif
+static const int sanitized = LRVM__ASAN || LRVM__TSAN;
 
 #define PAGE  4096
 #define LIMIT ((size_t)1 << 20)                 /* the least lrvm_open takes */

@@ -308,20 +308,7 @@ static void write_prot_none_in_segment_gap(void *arg)
  * handler declines (the userfaultfd tracker installs none) reaches the
  * sanitizer's own handler, which reports it and exits (ASan with status
  * 1, TSan with 66) instead of dying of the signal. */
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZER_FAULT_EXIT 1
-#elif defined(__SANITIZE_THREAD__)
-#define SANITIZER_FAULT_EXIT 66
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZER_FAULT_EXIT 1
-#elif __has_feature(thread_sanitizer)
-#define SANITIZER_FAULT_EXIT 66
-#endif
-#endif
-#ifndef SANITIZER_FAULT_EXIT
-#define SANITIZER_FAULT_EXIT 0
-#endif
+#define SANITIZER_FAULT_EXIT (LRVM__ASAN ? 1 : LRVM__TSAN ? 66 : 0)
 
 START_TEST(test_track_foreign_faults_still_kill)
 {
