@@ -192,6 +192,17 @@
  *      explicit mode, a store into a segment outside any transaction,
  *      never logged, may also vanish from memory when its page goes
  *      back.
+ *   C15 Shared transactions (lrvm_begin_shared, explicit mode): the
+ *      transactions that share a segment must declare disjoint bytes, as
+ *      Coda RVM's users promise. Each commit logs, and each abort puts
+ *      back, only its own declarations, so two transactions that both
+ *      changed a byte would log each other's values or undo each other's
+ *      work. The debug build (configure --enable-debug) checks it: a
+ *      declaration that overlaps one of another open transaction fails
+ *      with LRVM_EEXIST; the release build does not look. A segment held
+ *      by shared transactions keeps its pages in memory (C14) until the
+ *      last of them ends, and the persistent heap refuses to change a
+ *      heap whose segment they hold (LRVM_EBUSY).
  */
 #ifndef LRVM_H
 #define LRVM_H
@@ -206,7 +217,7 @@ extern "C" {
 /* The version of this header; configure.ac takes the package's version
  * from these lines, and the library's soname from the major number. */
 #define LRVM_VERSION_MAJOR 0
-#define LRVM_VERSION_MINOR 4
+#define LRVM_VERSION_MINOR 5
 #define LRVM_VERSION_PATCH 0
 
 /* lrvm_version -- "MAJOR.MINOR.PATCH" of the library the program runs on,
@@ -347,6 +358,19 @@ int lrvm_destroy(lrvm_t *rvm, const char *name);
 int lrvm_begin(lrvm_t *rvm, int nsegs, void *const *bases, lrvm_tx_t **tx);
 
 /*
+ * lrvm_begin_shared -- start a transaction over NSEGS mapped segments that
+ * other shared transactions may hold too, each declaring its own disjoint
+ * bytes (C15): threads that change separate records of one segment
+ * commit and abort them independently. A segment is held either by one
+ * lrvm_begin transaction or by any number of shared ones. Explicit mode
+ * only for now. The transaction is used like any other.
+ * Errors: those of lrvm_begin (LRVM_EEXIST: a segment is in an lrvm_begin
+ * transaction, and lrvm_begin gets it for a segment in a shared one),
+ * LRVM_EMODE (an automatic tracker).
+ */
+int lrvm_begin_shared(lrvm_t *rvm, int nsegs, void *const *bases, lrvm_tx_t **tx);
+
+/*
  * lrvm_set_range -- declare that [addr, addr+len) is about to change: its
  * before-image is saved and, at commit, its bytes are logged (explicit
  * mode), or its pages are captured now, without faults (auto mode).
@@ -357,7 +381,8 @@ int lrvm_begin(lrvm_t *rvm, int nsegs, void *const *bases, lrvm_tx_t **tx);
  * lrvm_close takes that right away for good, at the cost of one
  * membarrier(2).
  * Errors: LRVM_EINVAL (range not inside one segment of the transaction),
- * LRVM_ENOENT (transaction finished), LRVM_ENOMEM.
+ * LRVM_ENOENT (transaction finished), LRVM_ENOMEM, LRVM_EEXIST (a shared
+ * transaction's range overlaps another's, in the debug build: C15).
  */
 int lrvm_set_range(lrvm_tx_t *tx, void *addr, size_t len);
 
@@ -451,7 +476,8 @@ int lrvm_truncate(lrvm_t *rvm);
  * the smaller size; NULL p: malloc; size 0: free) return 16-byte aligned
  * blocks, or NULL with the reason in lrvm_last_error: LRVM_ENOMEM (no
  * free block fits), LRVM_EMODE, LRVM_EBUSY (the owning transaction is
- * being committed by another thread), LRVM_EINVAL (p is not a block),
+ * being committed by another thread, or shared transactions hold the
+ * heap segment: C15), LRVM_EINVAL (p is not a block),
  * LRVM_ECORRUPT (the program wrote over the heap's own words, e.g. a
  * store into a freed block: the call stores nothing).
  * lrvm_free ignores NULL; a pointer that is no block is left alone

@@ -226,7 +226,7 @@ int lrvm_unmap(lrvm_t *s, void *base)
     struct lrvm__seg *seg = lrvm__seg_by_base(s, base);
     if (seg == NULL) {
         rc = LRVM_ENOENT;
-    } else if (seg->sg_tx != NULL) {
+    } else if (lrvm__seg_held(seg)) {
         rc = LRVM_EBUSY;
     } else {
         lrvm__heap_forget(s, seg);      /* a heap's handle goes with its segment */

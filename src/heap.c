@@ -47,7 +47,10 @@
  * (explicit mode then logs exactly those; auto mode captures their pages
  * without faults), then stores. With no such transaction, auto mode's
  * ambient epoch captures the stores by faults, and explicit mode refuses
- * with LRVM_EMODE. Every call runs under the store's lock.
+ * with LRVM_EMODE. A heap whose segment shared transactions hold is
+ * refused with LRVM_EBUSY: their declarations must be disjoint (lrvm.h
+ * C15), and every operation stores into the header's bins. Every call
+ * runs under the store's lock.
  *
  * A program that writes over the heap's own words (a store after free, an
  * undeclared store in explicit mode that an abort then leaves behind)
@@ -253,6 +256,8 @@ static int decl_begin(const lrvm_heap_t *h, struct decl *d)
     d->tx = h->seg->sg_tx;
     d->n = 0;
     d->bad = 0;
+    if (h->seg->sg_shared > 0)
+        return LRVM_EBUSY;                  /* shared transactions: lrvm.h C15 */
     if (d->tx != NULL && d->tx->tx_committing)
         return LRVM_EBUSY;                  /* its commit is under way */
     if (d->tx != NULL)

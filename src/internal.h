@@ -228,8 +228,9 @@ struct lrvm__seg {
     unsigned char  *sg_base;    /* mapping, MAP_PRIVATE */
     size_t          sg_size;    /* bytes of the segment (== file size) */
     size_t          sg_maplen;  /* sg_size rounded up to pages */
-    lrvm_tx_t      *sg_tx;      /* open transaction that holds it, or NULL;
+    lrvm_tx_t      *sg_tx;      /* open transaction that holds it alone, or NULL;
                                    tx.c writes it, the trackers and heap.c read it */
+    int             sg_shared;  /* open shared transactions that hold it (tx.c) */
 
     /* The automatic trackers' (track_mprotect.c, track_uffd.c: a store has
      * one). The mprotect tracker's fault handler reads and writes only the
@@ -327,6 +328,11 @@ struct lrvm__seg *lrvm__seg_by_name(lrvm_t *s, const char *name);
  * or NULL. */
 struct lrvm__seg *lrvm__seg_by_addr(struct lrvm__seg *const *segs, size_t n, const void *addr,
                                     size_t len);
+/* An open transaction holds SEG, alone or shared (tx.c I1). */
+static inline int lrvm__seg_held(const struct lrvm__seg *seg)
+{
+    return seg->sg_tx != NULL || seg->sg_shared > 0;
+}
 
 /* ----------------------------------------------------- logfmt.c, log.c */
 
@@ -824,6 +830,7 @@ struct lrvm__tracker {
     int         mode;           /* the LRVM_TRACK_* it serves */
     int         ambient;        /* it has an ambient epoch (lrvm_sync) */
     int         owner_fast;     /* capture may run without the store's lock */
+    int         shared;         /* it serves lrvm_begin_shared */
     /* A segment is mapped / about to be unmapped (release its memory). */
     int   (*attach)(lrvm_t *s, struct lrvm__seg *seg);
     void  (*detach)(lrvm_t *s, struct lrvm__seg *seg);
@@ -883,6 +890,7 @@ struct lrvm_tx {
     struct lrvm__seg   **tx_segs;
     int                  tx_committing;       /* in lrvm_commit, maybe waiting
                                                  for a group sync unlocked */
+    int                  tx_shared;           /* begun by lrvm_begin_shared */
     /* The explicit tracker's (track_explicit.c). The arrays outlive the
      * transaction: a handle goes back to the pool with them, for the next
      * lrvm_begin. */

@@ -43,7 +43,7 @@ struct lrvm__seg *lrvm__epoch_seg(lrvm_t *s, lrvm_tx_t *tx, size_t i)
 {
     if (tx != NULL)
         return tx->tx_segs[i];
-    return s->segs[i]->sg_tx == NULL ? s->segs[i] : NULL;
+    return lrvm__seg_held(s->segs[i]) ? NULL : s->segs[i];
 }
 
 int lrvm__stash_add(void *arg, struct lrvm__seg *seg, size_t off, size_t len)

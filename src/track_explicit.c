@@ -18,6 +18,11 @@
  *      first leaves the oldest before-image of every byte.
  *   I2 Commit logs each declared byte once: the ranges are sorted by
  *      segment and offset and overlapping ones merged.
+ *   I3 Shared transactions declare disjoint bytes (lrvm.h C15): a range
+ *      of one overlaps no range of another open transaction. The program
+ *      promises it; the debug build checks it at each declaration, which
+ *      there runs under the store's lock (tx.c), so the others' arrays
+ *      hold still.
  */
 #include "internal.h"
 
@@ -47,8 +52,33 @@ static int ex_begin(lrvm_tx_t *tx)
     return 0;
 }
 
+#ifdef LRVM_DEBUG
+/* Does [off, off+len) of SEG overlap a range that another open shared
+ * transaction declared (I3)? Only shared transactions hold SEG if TX
+ * does, and only theirs are read: an owner may be adding to the arrays
+ * of a transaction begun alone, without the lock. */
+static int overlaps_other(const lrvm_tx_t *tx, const struct lrvm__seg *seg, size_t off,
+                          size_t len)
+{
+    for (const lrvm_tx_t *t = tx->tx_store->txs; t != NULL; t = t->tx_next) {
+        if (t == tx || !t->tx_shared)
+            continue;
+        for (size_t i = 0; i < t->tx_nranges; i++) {
+            const struct lrvm__range *r = &t->tx_ranges[i];
+            if (r->rg_seg == seg && off < r->rg_off + r->rg_len && r->rg_off < off + len)
+                return 1;
+        }
+    }
+    return 0;
+}
+#endif
+
 static int ex_capture(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len)
 {
+#ifdef LRVM_DEBUG
+    if (tx->tx_shared && overlaps_other(tx, seg, off, len))
+        return LRVM_EEXIST;
+#endif
     if (tx->tx_nranges > 0) {
         /* A loop that declares the same range again needs no new copy. */
         struct lrvm__range *last = &tx->tx_ranges[tx->tx_nranges - 1];
@@ -198,7 +228,7 @@ static void ex_abort(lrvm_tx_t *tx)
  * was never to be kept, and it is lost from memory too: lrvm.h C14.) */
 static int ex_release(lrvm_t *s, struct lrvm__seg *seg)
 {
-    if (seg->sg_tx != NULL)
+    if (lrvm__seg_held(seg))
         return 0;
     static const struct lrvm__res_pass every_page = { .may = NULL };
     return lrvm__res_release(s, seg, &every_page);
@@ -221,6 +251,7 @@ static void ex_check(lrvm_t *s, lrvm_tx_t *tx)
         LRVM__ASSERT(in_tx);
         LRVM__ASSERT(r->rg_off + r->rg_len <= r->rg_seg->sg_size);
         LRVM__ASSERT(r->rg_undo == undo);
+        LRVM__ASSERT(!tx->tx_shared || !overlaps_other(tx, r->rg_seg, r->rg_off, r->rg_len));
         undo += r->rg_len;
     }
     LRVM__ASSERT(undo == tx->tx_undo_len);
@@ -232,6 +263,7 @@ const struct lrvm__tracker lrvm__track_explicit = {
     .mode = LRVM_TRACK_EXPLICIT,
     .ambient = 0,
     .owner_fast = 1,
+    .shared = 1,
     .attach = ex_attach,
     .detach = ex_detach,
     .begin = ex_begin,

@@ -710,6 +710,7 @@ const struct lrvm__tracker lrvm__track_mprotect = {
     .mode = LRVM_TRACK_MPROTECT,
     .ambient = 1,
     .owner_fast = 0,
+    .shared = 0,
     .attach = mp_attach,
     .detach = mp_detach,
     .begin = mp_begin,

@@ -729,6 +729,7 @@ const struct lrvm__tracker lrvm__track_uffd = {
     .mode = LRVM_TRACK_UFFD,
     .ambient = 1,
     .owner_fast = 0,
+    .shared = 0,
     .attach = uf_attach,
     .detach = uf_detach,
     .begin = uf_begin,

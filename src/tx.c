@@ -16,8 +16,10 @@
  *                     \--lrvm_abort, lrvm_close--> (freed, ABORTED)
  *
  * Invariants
- *   I1 seg->sg_tx == tx exactly for the segments of an OPEN transaction;
- *      a segment is in at most one.
+ *   I1 seg->sg_tx == tx exactly for the segments of an OPEN transaction
+ *      begun alone (lrvm_begin), and seg->sg_shared counts the OPEN shared
+ *      transactions (lrvm_begin_shared) that hold seg. A segment is held
+ *      by one transaction alone, or by shared ones, or by none.
  *   I2 A handle is registered (tx_live names its store) exactly while
  *      its transaction is OPEN; tx_live is cleared under the store's
  *      lock, so a caller that found it set after taking that lock may use
@@ -58,6 +60,14 @@
  * holding a stale handle cannot disturb the next owner of that memory.
  * Ownership is only handed out once the process has registered for
  * membarrier; without it every call takes the lock.
+ *
+ * Shared transactions. lrvm_begin_shared lets several open transactions
+ * hold a segment, on the program's promise that they declare disjoint
+ * bytes (lrvm.h C15). Nothing here depends on which bytes: each
+ * transaction logs and restores its own declarations, so a commit of one
+ * takes none of another's bytes and an abort puts back only its own. The
+ * debug build checks the promise (track_explicit.c I3), under the store's
+ * lock, so there its shared transactions get no owner.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -345,8 +355,12 @@ static int tx_enter(lrvm_tx_t *tx, lrvm_t **out)
 static void tx_free(lrvm_tx_t *tx)
 {
     lrvm_t *s = tx->tx_store;
-    for (int i = 0; i < tx->tx_nsegs; i++)
-        tx->tx_segs[i]->sg_tx = NULL;               /* keeps I1 */
+    for (int i = 0; i < tx->tx_nsegs; i++) {        /* keeps I1 */
+        if (tx->tx_shared)
+            tx->tx_segs[i]->sg_shared--;
+        else
+            tx->tx_segs[i]->sg_tx = NULL;
+    }
     if (tx->tx_prev)
         tx->tx_prev->tx_next = tx->tx_next;
     else
@@ -359,10 +373,21 @@ static void tx_free(lrvm_tx_t *tx)
     tx_retire(tx);                                  /* keeps I2, I4 */
 }
 
-int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
+/* Shared transactions are checked for disjoint declarations under the
+ * store's lock in the debug build: no owner's fast path there. */
+#ifdef LRVM_DEBUG
+#define SHARED_OWNED 0
+#else
+#define SHARED_OWNED 1
+#endif
+
+/* lrvm_begin, and lrvm_begin_shared when SHARED. */
+static int begin(lrvm_t *s, int nsegs, void *const *bases, int shared, lrvm_tx_t **out)
 {
     if (s == NULL || nsegs < 1 || bases == NULL || out == NULL)
         return LRVM_EINVAL;
+    if (shared && !s->tracker->shared)
+        return LRVM_EMODE;
     pthread_once(&bias_once, bias_init);
     int rc = 0;
     pthread_mutex_lock(&s->mu);
@@ -385,7 +410,7 @@ int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
         segs[i] = lrvm__seg_by_base(s, bases[i]);
         if (segs[i] == NULL)
             rc = LRVM_ENOENT;
-        else if (segs[i]->sg_tx != NULL)
+        else if (shared ? segs[i]->sg_tx != NULL : lrvm__seg_held(segs[i]))
             rc = LRVM_EEXIST;
         for (int j = 0; j < i && rc == 0; j++)
             if (segs[j] == segs[i])
@@ -399,9 +424,14 @@ int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
     tx->tx_store = s;
     tx->tx_nsegs = nsegs;
     tx->tx_committing = 0;
+    tx->tx_shared = shared;
     tx->tx_nranges = tx->tx_undo_len = 0;
-    for (int i = 0; i < nsegs; i++)
-        segs[i]->sg_tx = tx;                        /* keeps I1 */
+    for (int i = 0; i < nsegs; i++) {               /* keeps I1 */
+        if (shared)
+            segs[i]->sg_shared++;
+        else
+            segs[i]->sg_tx = tx;
+    }
     tx->tx_prev = NULL;
     tx->tx_next = s->txs;
     if (s->txs)
@@ -412,7 +442,8 @@ int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
         pthread_mutex_unlock(&s->mu);
         return rc;
     }
-    struct owner_slot *me = s->tracker->owner_fast ? slot_get() : NULL;
+    int owned = s->tracker->owner_fast && (!shared || SHARED_OWNED);
+    struct owner_slot *me = owned ? slot_get() : NULL;
     if (me != NULL) {
         atomic_store_explicit(&tx->tx_owner, me, memory_order_relaxed);
         owned_tx = tx;
@@ -420,6 +451,16 @@ int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
     pthread_mutex_unlock(&s->mu);
     *out = tx;
     return 0;
+}
+
+int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
+{
+    return begin(s, nsegs, bases, 0, out);
+}
+
+int lrvm_begin_shared(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
+{
+    return begin(s, nsegs, bases, 1, out);
 }
 
 /* Where TX's [addr, addr+len) lies, for a declaration: *SEG and *OFF. */
@@ -476,13 +517,18 @@ int lrvm__tx_capture(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t le
 static void check_tx(lrvm_t *s, lrvm_tx_t *tx)
 {
     size_t held = 0, in_txs = 0;
-    for (size_t i = 0; i < s->nsegs; i++)
-        held += s->segs[i]->sg_tx != NULL;
+    for (size_t i = 0; i < s->nsegs; i++) {
+        const struct lrvm__seg *seg = s->segs[i];
+        LRVM__ASSERT(seg->sg_shared >= 0);
+        LRVM__ASSERT(seg->sg_tx == NULL || seg->sg_shared == 0);   /* alone or shared */
+        held += (seg->sg_tx != NULL) + (size_t)seg->sg_shared;
+    }
     for (lrvm_tx_t *t = s->txs; t != NULL; t = t->tx_next) {
         LRVM__ASSERT(t->tx_store == s);
         LRVM__ASSERT(t->tx_next == NULL || t->tx_next->tx_prev == t);
         for (int i = 0; i < t->tx_nsegs; i++)
-            LRVM__ASSERT(t->tx_segs[i]->sg_tx == t);
+            LRVM__ASSERT(t->tx_shared ? t->tx_segs[i]->sg_shared > 0
+                                      : t->tx_segs[i]->sg_tx == t);
         in_txs += (size_t)t->tx_nsegs;
     }
     LRVM__ASSERT(held == in_txs);           /* no segment held by a finished tx */

@@ -4,7 +4,11 @@
  * the store, and none of them comes back; a lone failure still leaves the
  * store usable; threads committing concurrently, killed at random moments
  * or stopped by a power cut at a sync, leave each thread's history a
- * prefix that holds every acknowledged commit, in both tracking modes.
+ * prefix that holds every acknowledged commit, in both tracking modes;
+ * and eight threads whose shared transactions move money between their
+ * own segments and their interleaved words of one segment they all hold,
+ * aborting some, killed and cut the same way, leave every thread's words
+ * of both as its acknowledged history left them.
  *
  * lrvm__io_sync_delay_us makes every sync slow, so that commits arrive
  * while one is under way whatever the disk.
@@ -78,6 +82,75 @@ static void model(int t, uint64_t c, uint64_t *img)
     img[0] = c;
     for (uint64_t i = 1; i <= c; i++)
         img[1 + i % 500] = value(t, i);
+}
+
+/* Shared transactions. Up to SHARE_THREADS threads hold one segment,
+ * SHARED_NAME, in lrvm_begin_shared transactions; thread T's words of it
+ * are T, T + SHARE_THREADS, ...: every page is every thread's, and no byte
+ * is two threads'. Transaction I of thread T does commit_step's work on
+ * its own segment and the same in its words of the shared one (count,
+ * value), and moves an amount from its own segment's account (word
+ * ACCOUNT) to its account in the shared one: the two sum to 0. */
+#define SHARE_THREADS 8
+#define SHARED_NAME "shared"
+#define ACCOUNT 501
+#define SHARED_WORD(t, k) ((size_t)(k) * SHARE_THREADS + (size_t)(t))
+
+static uint64_t amount(int t, uint64_t i)
+{
+    return value(t, i) % 1000;
+}
+
+static int shared_step(lrvm_t *s, int t, uint64_t *seg, uint64_t *sh, uint64_t i, int flags)
+{
+    void *bases[2] = { seg, sh };
+    lrvm_tx_t *tx;
+    int rc = lrvm_begin_shared(s, 2, bases, &tx);
+    if (rc != 0)
+        return rc;
+    uint64_t *w = &seg[1 + i % 500], *count = &sh[SHARED_WORD(t, 0)],
+             *sw = &sh[SHARED_WORD(t, 1 + i % 500)], *acct = &sh[SHARED_WORD(t, ACCOUNT)];
+    uint64_t *const words[] = { &seg[0], w, &seg[ACCOUNT], count, sw, acct };
+    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
+        if ((rc = lrvm_set_range(tx, words[k], 8)) != 0)
+            return rc;
+    if (i % 5 == 0) {
+        /* First a change that is aborted. It stays in memory a while, so
+         * that the other threads commit their bytes of the same pages
+         * meanwhile: they must log none of it, and keep theirs. */
+        for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
+            *words[k] = ~value(t, i);
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+        if ((rc = lrvm_abort(tx)) != 0 || (rc = lrvm_begin_shared(s, 2, bases, &tx)) != 0)
+            return rc;
+        for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
+            if ((rc = lrvm_set_range(tx, words[k], 8)) != 0)
+                return rc;
+    }
+    seg[0] = *count = i;
+    *w = *sw = value(t, i);
+    seg[ACCOUNT] -= amount(t, i);
+    *acct += amount(t, i);
+    return lrvm_commit(tx, flags);
+}
+
+/* Thread T's own segment after its shared transactions 1..C into IMG;
+ * then 0 if its words of the shared segment SH are what those left, else
+ * the first that is not (its index, plus 1). */
+static size_t shared_mismatch(int t, uint64_t c, const uint64_t *sh, uint64_t *img)
+{
+    model(t, c, img);
+    uint64_t moved = 0;
+    for (uint64_t i = 1; i <= c; i++)
+        moved += amount(t, i);
+    img[ACCOUNT] = -moved;
+    for (size_t k = 0; k < SEG_SIZE / 8 / SHARE_THREADS; k++) {
+        uint64_t want = k == ACCOUNT ? moved : img[k];
+        if (sh[SHARED_WORD(t, k)] != want)
+            return SHARED_WORD(t, k) + 1;
+    }
+    return 0;
 }
 
 static const char *seg_name(int t)
@@ -312,12 +385,13 @@ END_TEST
 
 /* ------------------------------------------------ kills */
 
-#define KILL_THREADS 4
+#define KILL_THREADS 4          /* and SHARE_THREADS in shared transactions */
 
 struct kill_worker {
     lrvm_t   *s;
     int       t;
     uint64_t *seg;
+    uint64_t *sh;               /* the shared segment, or NULL: none */
     int       explicit;
     int       fd;
 };
@@ -333,7 +407,9 @@ static void *kill_worker_run(void *arg)
     struct kill_worker *w = arg;
     for (uint64_t i = w->seg[0] + 1;; i++) {
         int flags = i % 3 == 0 ? LRVM_NO_FLUSH : 0;
-        if (commit_step(w->s, w->t, w->seg, i, flags, w->explicit) != 0)
+        int rc = w->sh ? shared_step(w->s, w->t, w->seg, w->sh, i, flags)
+                       : commit_step(w->s, w->t, w->seg, i, flags, w->explicit);
+        if (rc != 0)
             _exit(3);
         if (flags == 0) {
             struct ack a = { (uint32_t)w->t, 0, i };
@@ -352,6 +428,7 @@ struct kill_child {
                                    the commits that it dies at; 0: none */
     int           powercut;     /* there: the power fails (else SIGKILL) */
     uint64_t      seed;         /* of the power cut's choices */
+    int           shared;       /* SHARE_THREADS threads in shared transactions */
 };
 
 /* The truncation threshold of the kills at a truncation's calls: small,
@@ -375,15 +452,19 @@ static void kill_child_run(void *arg)
         lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_SYNC, k->trunc_call, EIO,
                         (k->powercut ? LRVM__IO_POWERCUT : LRVM__IO_KILL) | LRVM__IO_TRUNCATION);
     }
-    struct kill_worker w[KILL_THREADS];
-    pthread_t th[KILL_THREADS];
-    for (int t = 0; t < KILL_THREADS; t++) {
+    int threads = k->shared ? SHARE_THREADS : KILL_THREADS;
+    struct kill_worker w[SHARE_THREADS];
+    pthread_t th[SHARE_THREADS];
+    void *sh = NULL;
+    if (k->shared && lrvm_map(s, SHARED_NAME, SEG_SIZE, &sh) != 0)
+        _exit(2);
+    for (int t = 0; t < threads; t++) {
         void *base;
         if (lrvm_map(s, seg_name(t), SEG_SIZE, &base) != 0)
             _exit(2);
-        w[t] = (struct kill_worker){ s, t, base, k->tracking == LRVM_TRACK_EXPLICIT, k->fd };
+        w[t] = (struct kill_worker){ s, t, base, sh, k->tracking == LRVM_TRACK_EXPLICIT, k->fd };
     }
-    for (int t = 0; t < KILL_THREADS; t++)
+    for (int t = 0; t < threads; t++)
         if (pthread_create(&th[t], NULL, kill_worker_run, &w[t]) != 0)
             _exit(2);
     for (;;)
@@ -396,11 +477,13 @@ static void kill_child_run(void *arg)
  * once at each of the first TRUNC_CALLS writes and syncs of truncations
  * beside the commits (their switches and their threads': the segment
  * files and the header slots), by SIGKILL or by a power cut as POWERCUT
- * says. Each time check every thread's history. */
-static void kills(int tracking, int powercut, unsigned long trunc_calls)
+ * says. Each time check every thread's history: when SHARED, of its own
+ * segment and its words of the shared one. */
+static void kills(int tracking, int powercut, unsigned long trunc_calls, int shared)
 {
     uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x67726f7570u) | 1;
-    uint64_t floor[KILL_THREADS] = { 0 };
+    int threads = shared ? SHARE_THREADS : KILL_THREADS;
+    uint64_t floor[SHARE_THREADS] = { 0 };
     uint64_t *img = malloc(SEG_SIZE);
     ck_assert_ptr_nonnull(img);
     int two_generations = 0;
@@ -409,7 +492,7 @@ static void kills(int tracking, int powercut, unsigned long trunc_calls)
         int fd;
         pid_t pid = tu_fork_piped(&fd);
         if (pid == 0) {
-            struct kill_child k = { tracking, fd, 0, 0, powercut, 0 };
+            struct kill_child k = { tracking, fd, 0, 0, powercut, 0, shared };
             if (trunc_calls) {
                 k.trunc_call = (unsigned long)round + 1;
                 k.seed = tu_rand(&rng);
@@ -428,10 +511,10 @@ static void kills(int tracking, int powercut, unsigned long trunc_calls)
             tu_rand(&rng);                  /* the child's draws, in step */
             tu_rand(&rng);
         }
-        uint64_t acked[KILL_THREADS] = { 0 };
+        uint64_t acked[SHARE_THREADS] = { 0 };
         struct ack a;
         while (read(fd, &a, sizeof a) == (ssize_t)sizeof a)
-            if (a.t < KILL_THREADS && a.i > acked[a.t])
+            if (a.t < (uint32_t)threads && a.i > acked[a.t])
                 acked[a.t] = a.i;
         close(fd);
         int st = tu_wait(pid);
@@ -457,14 +540,19 @@ static void kills(int tracking, int powercut, unsigned long trunc_calls)
         }
 
         lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, (size_t)1 << 30);
-        for (int t = 0; t < KILL_THREADS; t++) {
+        const uint64_t *sh = shared ? tu_map(s, SHARED_NAME, SEG_SIZE) : NULL;
+        for (int t = 0; t < threads; t++) {
             uint64_t *seg = tu_map(s, seg_name(t), SEG_SIZE);
             uint64_t c = seg[0];
             ck_assert_msg(c >= acked[t] && c >= floor[t],
                           "round %d, thread %d (LRVM_TEST_SEED=%" PRIu64 "): the store holds "
                           "%" PRIu64 " transactions, %" PRIu64 " were acknowledged, %" PRIu64
                           " found before", round, t, seed, c, acked[t], floor[t]);
-            model(t, c, img);
+            size_t bad = sh ? shared_mismatch(t, c, sh, img) : (model(t, c, img), 0);
+            ck_assert_msg(bad == 0,
+                          "round %d, thread %d (LRVM_TEST_SEED=%" PRIu64 "): word %zu of the "
+                          "shared segment is not as its transactions 1..%" PRIu64 " left it",
+                          round, t, seed, bad - 1, c);
             ck_assert_msg(memcmp(seg, img, SEG_SIZE) == 0,
                           "round %d, thread %d (LRVM_TEST_SEED=%" PRIu64 "): not the state "
                           "after its transactions 1..%" PRIu64, round, t, seed, c);
@@ -472,7 +560,7 @@ static void kills(int tracking, int powercut, unsigned long trunc_calls)
         }
         ck_assert_int_eq(lrvm_close(s), 0);
     }
-    for (int t = 0; t < KILL_THREADS; t++)
+    for (int t = 0; t < threads; t++)
         ck_assert_uint_gt(floor[t], 0);
     /* Some cuts fell while a generation retired: recovery met both. */
     ck_assert(!trunc_calls || two_generations > 0);
@@ -481,13 +569,13 @@ static void kills(int tracking, int powercut, unsigned long trunc_calls)
 
 START_TEST(test_group_threads_killed_explicit)
 {
-    kills(LRVM_TRACK_EXPLICIT, 0, 0);
+    kills(LRVM_TRACK_EXPLICIT, 0, 0, 0);
 }
 END_TEST
 
 START_TEST(test_group_threads_killed_auto)
 {
-    kills(LRVM_TRACK_AUTO, 0, 0);
+    kills(LRVM_TRACK_AUTO, 0, 0, 0);
 }
 END_TEST
 
@@ -495,7 +583,15 @@ END_TEST
  * means its group's sync had returned, so it must be there. */
 START_TEST(test_group_threads_power_cut)
 {
-    kills(_i, 1, 0);
+    kills(_i, 1, 0, 0);
+}
+END_TEST
+
+/* Eight threads in shared transactions on one segment, killed (_i 0) or
+ * cut off by a power failure at a sync (_i 1). */
+START_TEST(test_group_shared_threads_killed)
+{
+    kills(LRVM_TRACK_EXPLICIT, _i, 0, 1);
 }
 END_TEST
 
@@ -507,7 +603,7 @@ END_TEST
 #define TRUNC_CALLS 28
 START_TEST(test_group_truncation_killed_at_each_call)
 {
-    kills(_i / 2 ? LRVM_TRACK_AUTO : LRVM_TRACK_EXPLICIT, _i % 2, TRUNC_CALLS);
+    kills(_i / 2 ? LRVM_TRACK_AUTO : LRVM_TRACK_EXPLICIT, _i % 2, TRUNC_CALLS, 0);
 }
 END_TEST
 
@@ -524,6 +620,7 @@ int main(void)
     tcase_add_test(tc, test_group_threads_killed_explicit);
     tcase_add_test(tc, test_group_threads_killed_auto);
     tcase_add_loop_test(tc, test_group_threads_power_cut, 0, 2);
+    tcase_add_loop_test(tc, test_group_shared_threads_killed, 0, 2);
     suite_add_tcase(s, tc);
     TCase *tr = tu_tcase("truncation", 240);
     tcase_add_checked_fixture(tr, setup, teardown);

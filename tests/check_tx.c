@@ -6,7 +6,11 @@
  * a heap inside it -- must first take that right away. These tests race
  * such a thread against an owner that is declaring, and check that a
  * commit holds exactly the declarations that returned 0. Also: handles
- * that go back to the pool with large arrays, and a forked child.
+ * that go back to the pool with large arrays, and a forked child; and
+ * shared transactions (lrvm_begin_shared): who may hold a segment with
+ * whom, each commit and abort taking only its own bytes of shared pages,
+ * and overlapping declarations refused by the debug build. (Shared
+ * transactions of many threads, killed and cut off: check_group.)
  */
 #define _GNU_SOURCE
 #include "lrvm.h"
@@ -367,6 +371,113 @@ START_TEST(test_tx_pointers_that_are_not_handles)
 }
 END_TEST
 
+/* ------------------------------------------------ shared transactions */
+
+/* A segment is held by one lrvm_begin transaction, or by shared ones. */
+START_TEST(test_tx_shared_holders)
+{
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
+    void *a = tu_map(s, "a", WORDS * 8), *b = tu_map(s, "b", WORDS * 8);
+    void *ab[2] = { a, b }, *aa[2] = { a, a };
+    lrvm_tx_t *t1, *t2, *t3, *t4;
+    ck_assert_int_eq(lrvm_begin_shared(NULL, 1, &a, &t1), LRVM_EINVAL);
+    ck_assert_int_eq(lrvm_begin_shared(s, 0, &a, &t1), LRVM_EINVAL);
+    ck_assert_int_eq(lrvm_begin_shared(s, 2, aa, &t1), LRVM_EINVAL);
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, (void *[]){ (char *)a + 8 }, &t1), LRVM_ENOENT);
+
+    ck_assert_int_eq(lrvm_begin(s, 1, &a, &t1), 0);
+    ck_assert_int_eq(lrvm_begin_shared(s, 2, ab, &t2), LRVM_EEXIST);
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &b, &t2), 0);
+    ck_assert_int_eq(lrvm_begin(s, 1, &b, &t3), LRVM_EEXIST);
+    ck_assert_int_eq(lrvm_commit(t1, 0), 0);
+    ck_assert_int_eq(lrvm_begin_shared(s, 2, ab, &t1), 0);
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &a, &t3), 0);
+    ck_assert_int_eq(lrvm_begin(s, 1, &a, &t4), LRVM_EEXIST);
+    ck_assert_int_eq(lrvm_unmap(s, a), LRVM_EBUSY);
+    ck_assert_int_eq(lrvm_commit(t1, 0), 0);
+    ck_assert_int_eq(lrvm_abort(t3), 0);
+    ck_assert_int_eq(lrvm_unmap(s, a), 0);          /* the last holder of a ended */
+    ck_assert_int_eq(lrvm_unmap(s, b), LRVM_EBUSY); /* t2 holds b still */
+    ck_assert_int_eq(lrvm_abort(t2), 0);
+    ck_assert_int_eq(lrvm_begin(s, 1, &b, &t3), 0);
+    ck_assert_int_eq(lrvm_commit(t3, 0), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    /* The automatic trackers serve no shared transaction yet. */
+    s = tu_open_mode(LRVM_TRACK_AUTO, 0);
+    a = tu_map(s, "a", WORDS * 8);
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &a, &t1), LRVM_EMODE);
+    ck_assert_int_eq(lrvm_begin(s, 1, &a, &t1), 0);
+    ck_assert_int_eq(lrvm_commit(t1, 0), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* Two shared transactions change words of the same page: an abort puts
+ * back only its own, a commit logs only its own. Overlapping declarations
+ * fail in the debug build (lrvm.h C15); the release build does not look. */
+START_TEST(test_tx_shared_own_bytes)
+{
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
+    uint64_t *seg = tu_map(s, "a", WORDS * 8);
+    void *base = seg;
+    lrvm_tx_t *t1, *t2;
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &t1), 0);
+    ck_assert_int_eq(lrvm_set_range(t1, &seg[0], 16), 0);
+    seg[0] = seg[1] = 1;
+    ck_assert_int_eq(lrvm_commit(t1, 0), 0);
+
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &t1), 0);
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &t2), 0);
+    ck_assert_int_eq(lrvm_set_range(t1, &seg[0], 8), 0);
+    ck_assert_int_eq(lrvm_set_range(t2, &seg[1], 8), 0);
+    seg[0] = 10;
+    seg[1] = 20;
+    ck_assert_int_eq(lrvm_set_range(t2, &seg[2], 8), 0);
+    seg[2] = 30;
+#ifdef LRVM_DEBUG
+    ck_assert_int_eq(lrvm_set_range(t1, &seg[1], 1), LRVM_EEXIST);
+    ck_assert_int_eq(lrvm_set_range(t2, (char *)&seg[0] + 7, 2), LRVM_EEXIST);
+#else
+    ck_assert_int_eq(lrvm_set_range(t1, &seg[3], 1), 0);
+#endif
+    ck_assert_int_eq(lrvm_abort(t1), 0);
+    ck_assert_uint_eq(seg[0], 1);                   /* t1's own word back */
+    ck_assert_uint_eq(seg[1], 20);                  /* t2's stays */
+    seg[0] = 99;                                    /* declared by no one: not logged */
+    ck_assert_int_eq(lrvm_commit(t2, 0), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
+    seg = tu_map(s, "a", WORDS * 8);
+    ck_assert_uint_eq(seg[0], 1);
+    ck_assert_uint_eq(seg[1], 20);
+    ck_assert_uint_eq(seg[2], 30);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* A heap's words are every transaction's: the heap refuses a change while
+ * shared transactions hold its segment, and takes it again after. */
+START_TEST(test_tx_shared_heap_refused)
+{
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
+    lrvm_heap_t *h;
+    ck_assert_int_eq(lrvm_heap_open(s, "heap", (size_t)1 << 20, &h), 0);
+    void *base = lrvm_heap_base(h);
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    ck_assert_ptr_null(lrvm_malloc(h, 64));
+    ck_assert_int_eq(lrvm_last_error(), LRVM_EBUSY);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_begin(s, 1, &base, &tx), 0);
+    void *p = lrvm_malloc(h, 64);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 /* Handles go back to a pool with their arrays; a transaction that
  * declared many ranges and many bytes leaves them too big to keep. The
  * next transactions on that memory must start empty. */
@@ -487,6 +598,9 @@ int main(void)
     tcase_add_test(tc, test_tx_pointers_that_are_not_handles);
     tcase_add_test(tc, test_tx_pooled_handle_after_a_large_transaction);
     tcase_add_test(tc, test_tx_forked_child_commits_from_a_new_thread);
+    tcase_add_test(tc, test_tx_shared_holders);
+    tcase_add_test(tc, test_tx_shared_own_bytes);
+    tcase_add_test(tc, test_tx_shared_heap_refused);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -529,6 +529,17 @@ START_TEST(test_crashtest_each_mode_passes)
         ck_assert_output_has(&r, "3 histories at once");
         ck_assert_output_has(&r, "4 rounds passed");
     }
+    /* Threads that share a segment in shared transactions. */
+    {
+        const char *argv[] = { crashtest(), "--rounds", "4", "--max-delay-ms", "40", "--mode",
+                               "explicit", "--threads", "4", "--shared", "--seed", seed,
+                               "--dir", base, NULL };
+        struct run r;
+        run_argv(&r, argv);
+        ck_assert_msg(r.status == 0, "shared: status %d:\n%s", r.status, r.out);
+        ck_assert_output_has(&r, "4 histories at once sharing segment b");
+        ck_assert_output_has(&r, "4 rounds passed");
+    }
     /* Histories on persistent heaps: lrvm_malloc and lrvm_free in every
      * step, in each mode, and two heaps at once. */
     for (size_t i = 0; i < 5; i++) {
@@ -586,15 +597,19 @@ END_TEST
  * naming the byte and keeping the store. */
 START_TEST(test_crashtest_catches_an_undeclared_write)
 {
-    /* On segments, and on a heap (the new block's bytes undeclared). */
-    for (int heap = 0; heap < 2; heap++) {
+    /* On segments, on a heap (the new block's bytes undeclared), and on a
+     * segment that three threads share. */
+    static const char *const variant[3][4] = {
+        { NULL }, { "--heap", NULL }, { "--threads", "3", "--shared", NULL },
+    };
+    for (int v = 0; v < 3; v++) {
         char *base = tu_tmpdir();
         const char *argv[] = { crashtest(), "--rounds", "20", "--max-delay-ms", "100", "--mode",
                                "explicit", "--undeclared", "--seed", "7", "--dir", base,
-                               heap ? "--heap" : NULL, NULL };
+                               variant[v][0], variant[v][1], variant[v][2], NULL };
         struct run r;
         run_argv(&r, argv);
-        ck_assert_msg(r.status == 1, "heap %d: status %d:\n%s", heap, r.status, r.out);
+        ck_assert_msg(r.status == 1, "variant %d: status %d:\n%s", v, r.status, r.out);
         ck_assert_output_has(&r, "not a prefix of the history");
         ck_assert_output_has(&r, "the store is kept in");
         tu_rmrf(base);
@@ -611,6 +626,7 @@ START_TEST(test_crashtest_usage)
     const char *threads_ambient[] = { crashtest(), "--threads", "2", "--mode", "ambient", NULL };
     const char *too_many[] = { crashtest(), "--threads", "17", NULL };
     const char *bad_tracker[] = { crashtest(), "--tracker", "signals", NULL };
+    const char *shared_auto[] = { crashtest(), "--threads", "2", "--shared", NULL };
     struct run r;
     run_argv(&r, bad_mode);
     ck_assert_int_eq(r.status, 2);
@@ -629,6 +645,9 @@ START_TEST(test_crashtest_usage)
     run_argv(&r, bad_tracker);
     ck_assert_int_eq(r.status, 2);
     ck_assert_output_has(&r, "auto, uffd or mprotect");
+    run_argv(&r, shared_auto);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_output_has(&r, "--shared needs --mode explicit");
 }
 END_TEST
 

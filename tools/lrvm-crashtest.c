@@ -17,7 +17,10 @@
  * With --threads N the worker runs N such histories at once, thread t on
  * segments "a<t>" and "b<t>" with a history of its own, so flushing
  * commits meet in group commits; each thread's segments must then hold a
- * prefix of its history.
+ * prefix of its history. With --shared (explicit mode) the threads share
+ * one segment "b" instead, in shared transactions (lrvm_begin_shared):
+ * thread t's image of b is its part of it, SHARED_SKEW + t * B_SIZE on,
+ * so neighbouring parts meet inside a page, and no byte is two threads'.
  *
  * With --heap a history lives on a persistent heap ("h", or "h<t>")
  * instead: its root object holds the step counter and a table of slots;
@@ -59,6 +62,7 @@
 #define B_SIZE   ((size_t)256 << 10)
 #define BIG_MAX  ((size_t)48 << 10)      /* largest range: a multi-part record */
 #define MAX_THREADS 16
+#define SHARED_SKEW ((size_t)2048)       /* --shared: where the parts of b start */
 #define HEAP_SIZE ((size_t)1 << 20)      /* --heap: each history's heap */
 #define HEAP_SLOTS 64
 #define HEAP_BLOCK_MAX 4096              /* largest block a step allocates */
@@ -83,6 +87,7 @@ struct config {
     int         keep;            /* keep the store after a clean run */
     int         undeclared;      /* self-test: leave a range undeclared */
     int         heap;            /* histories on persistent heaps */
+    int         shared;          /* the threads share segment b */
     int         tracker;         /* LRVM_TRACK_* of the automatic modes */
 };
 
@@ -203,14 +208,31 @@ struct heap_root {
 /* ------------------------------------------------------------ the worker */
 
 /* Thread T's segment "a" or "b": named so alone, with T appended when
- * the worker runs several threads. */
+ * the worker runs several threads (but b when they share it). */
 static const char *seg_name(const struct config *c, char which, int t, char buf[16])
 {
-    if (c->threads == 1)
+    if (c->threads == 1 || (c->shared && which == 'b'))
         snprintf(buf, 16, "%c", which);
     else
         snprintf(buf, 16, "%c%d", which, t);
     return buf;
+}
+
+/* --shared: the size of b, and where in it thread T's part starts (0
+ * when b is T's alone); its part of b mapped at BASE. */
+static size_t shared_b_size(const struct config *c)
+{
+    return SHARED_SKEW + (size_t)c->threads * B_SIZE;
+}
+
+static size_t part_off(const struct config *c, int t)
+{
+    return c->shared ? SHARED_SKEW + (size_t)t * B_SIZE : 0;
+}
+
+static unsigned char *shared_part(const struct config *c, void *base, int t)
+{
+    return (unsigned char *)base + part_off(c, t);
 }
 
 /* Messages on the pipe from worker to parent. */
@@ -224,7 +246,8 @@ struct msg {
 /* The worker's exit statuses: the call that failed. */
 enum { W_OPEN = 10, W_MAP, W_BEGIN, W_RANGE, W_COMMIT, W_ABORT, W_SYNC, W_PIPE, W_MALLOC };
 static const char *const worker_calls[] = {
-    "lrvm_open", "lrvm_map or lrvm_heap_open", "lrvm_begin", "lrvm_set_range", "lrvm_commit",
+    "lrvm_open", "lrvm_map or lrvm_heap_open", "lrvm_begin or lrvm_begin_shared",
+    "lrvm_set_range", "lrvm_commit",
     "lrvm_abort", "lrvm_sync", "a write to the parent",
     "lrvm_malloc (the heap is full: blocks leaked by earlier rounds?)",
 };
@@ -240,7 +263,8 @@ struct history_run {
     const struct config *c;
     lrvm_t              *s;
     int                  t, fd;
-    void                *bases[2];
+    void                *bases[2];      /* the segments its transactions hold */
+    unsigned char       *b;             /* its image of b: bases[1], or its part */
     lrvm_heap_t         *heap;          /* --heap: bases[0] is its base */
 };
 
@@ -293,8 +317,10 @@ static void *run_history(void *arg)
 {
     const struct history_run *h = arg;
     const struct config *c = h->c;
-    unsigned char *a = h->bases[0], *b = h->bases[1];
+    unsigned char *a = h->bases[0], *b = h->b;
     int nbases = c->heap ? 1 : 2;
+    int (*begin)(lrvm_t *, int, void *const *, lrvm_tx_t **) =
+        c->shared ? lrvm_begin_shared : lrvm_begin;
     struct heap_root *root = c->heap ? heap_root_of(h) : NULL;
     uint64_t i;
     if (root != NULL)
@@ -316,7 +342,7 @@ static void *run_history(void *arg)
         }
         for (int attempt = kind == STEP_ABORT_REDO ? 0 : 1; attempt < 2; attempt++) {
             lrvm_tx_t *tx;
-            if (lrvm_begin(h->s, nbases, h->bases, &tx) != 0)
+            if (begin(h->s, nbases, h->bases, &tx) != 0)
                 _exit(W_BEGIN);
             struct declarer d = {
                 c->mode == MODE_EXPLICIT ? tx : NULL,
@@ -355,16 +381,23 @@ static void worker(const struct config *c, int fd)
     lrvm_t *s;
     if (lrvm_open(c->dir, &o, &s) != 0)
         _exit(W_OPEN);
+    void *shared_b = NULL;
+    if (c->shared && lrvm_map(s, "b", shared_b_size(c), &shared_b) != 0)
+        _exit(W_MAP);
     for (int t = 0; t < c->threads; t++) {
-        h[t] = (struct history_run){ c, s, t, fd, { NULL, NULL }, NULL };
+        h[t] = (struct history_run){ c, s, t, fd, { NULL, NULL }, NULL, NULL };
         if (c->heap) {
             if (lrvm_heap_open(s, seg_name(c, 'h', t, name), HEAP_SIZE, &h[t].heap) != 0)
                 _exit(W_MAP);
             h[t].bases[0] = lrvm_heap_base(h[t].heap);
         } else if (lrvm_map(s, seg_name(c, 'a', t, name), A_SIZE, &h[t].bases[0]) != 0 ||
-                   lrvm_map(s, seg_name(c, 'b', t, name), B_SIZE, &h[t].bases[1]) != 0) {
+                   (!c->shared &&
+                    lrvm_map(s, seg_name(c, 'b', t, name), B_SIZE, &h[t].bases[1]) != 0)) {
             _exit(W_MAP);
         }
+        if (c->shared)
+            h[t].bases[1] = shared_b;
+        h[t].b = shared_part(c, h[t].bases[1], t);
     }
     for (int t = 1; t < c->threads; t++)
         if (pthread_create(&th[t], NULL, run_history, &h[t]) != 0)
@@ -486,9 +519,11 @@ static int verify_history(const struct config *c, int t, struct model *m, uint64
         return 0;
     size_t at = da != SIZE_MAX ? da : db;
     const unsigned char *got = da != SIZE_MAX ? a : b, *want = da != SIZE_MAX ? m->a : m->b;
-    fprintf(stderr, "%s: segment %s byte %zu is 0x%02x; steps 1..%" PRIu64 " of its history "
+    size_t in_seg = da != SIZE_MAX ? at : part_off(c, t) + at;
+    fprintf(stderr, "%s: segment %s byte %zu is 0x%02x; steps 1..%" PRIu64 " of history %d "
             "give 0x%02x: not a prefix of the history\n", prog,
-            seg_name(c, da != SIZE_MAX ? 'a' : 'b', t, name), at, got[at], *found, want[at]);
+            seg_name(c, da != SIZE_MAX ? 'a' : 'b', t, name), in_seg, got[at], *found, t,
+            want[at]);
     return 1;
 }
 
@@ -554,8 +589,13 @@ static int verify(const struct config *c, struct model *m, struct round_result *
         return 1;
     }
     int bad = 0;
+    void *shared_b = NULL;
+    if (c->shared && (rc = lrvm_map(s, "b", shared_b_size(c), &shared_b)) != 0) {
+        fprintf(stderr, "%s: lrvm_map after the kill: %s\n", prog, lrvm_strerror(rc));
+        bad = 1;
+    }
     for (int t = 0; t < c->threads && !bad; t++) {
-        void *a = NULL, *b = NULL;
+        void *a = NULL, *b = shared_b;
         lrvm_heap_t *heap = NULL;
         if (c->heap) {
             /* lrvm_heap_open checks the heap's structure. A worker killed
@@ -570,7 +610,8 @@ static int verify(const struct config *c, struct model *m, struct round_result *
                 break;
             }
         } else if ((rc = lrvm_map(s, seg_name(c, 'a', t, name), A_SIZE, &a)) != 0 ||
-                   (rc = lrvm_map(s, seg_name(c, 'b', t, name), B_SIZE, &b)) != 0) {
+                   (!c->shared &&
+                    (rc = lrvm_map(s, seg_name(c, 'b', t, name), B_SIZE, &b)) != 0)) {
             fprintf(stderr, "%s: lrvm_map after the kill: %s\n", prog, lrvm_strerror(rc));
             bad = 1;
             break;
@@ -583,7 +624,7 @@ static int verify(const struct config *c, struct model *m, struct round_result *
         if (c->heap)
             bad = verify_heap_history(c, t, &m[t], need, heap, &r->found[t]);
         else
-            bad = verify_history(c, t, &m[t], need, a, b, &r->found[t]);
+            bad = verify_history(c, t, &m[t], need, a, shared_part(c, b, t), &r->found[t]);
         if (!bad)
             m[t].floor = r->found[t];
     }
@@ -606,7 +647,7 @@ static void usage(FILE *o)
             "usage: lrvm-crashtest [--rounds N | --seconds S] [--mode M] [--dir DIR] [--seed X]\n"
             "                      [--max-delay-ms MS] [--threshold BYTES] [--noflush PCT]\n"
             "                      [--resident-limit BYTES] [--threads N] [--heap]\n"
-            "                      [--tracker T] [--keep] [--undeclared]\n"
+            "                      [--shared] [--tracker T] [--keep] [--undeclared]\n"
             "  --rounds N        kill the worker N times (default 100)\n"
             "  --seconds S       instead, go on for S seconds\n"
             "  --mode M          explicit (lrvm_set_range), auto (page faults), ambient\n"
@@ -625,6 +666,9 @@ static void usage(FILE *o)
             "  --threads N       the worker runs N histories at once, one a thread, each on\n"
             "                    segments of its own, so flushing commits meet in group\n"
             "                    commits (explicit and auto modes; at most 16; default 1)\n"
+            "  --shared          the threads share segment b in shared transactions\n"
+            "                    (lrvm_begin_shared), each changing its own part of it\n"
+            "                    (explicit mode)\n"
             "  --heap            each history on a persistent heap: every step frees a block\n"
             "                    and allocates another with lrvm_free and lrvm_malloc\n"
             "  --tracker T       the automatic modes' tracker: auto (the default: the one\n"
@@ -668,6 +712,8 @@ static void parse(int argc, char **argv, struct config *c, const char **base)
             c->undeclared = 1;
         } else if (strcmp(opt, "--heap") == 0) {
             c->heap = 1;
+        } else if (strcmp(opt, "--shared") == 0) {
+            c->shared = 1;
         } else if (!has_value) {
             usage(stderr);
             die("%s: unknown option, or its value is missing", opt);
@@ -725,6 +771,9 @@ static void parse(int argc, char **argv, struct config *c, const char **base)
     }
     if (c->rounds <= 0 && c->seconds <= 0)
         die("nothing to do: --rounds or --seconds must be positive");
+    if (c->shared && (c->mode != MODE_EXPLICIT || c->heap))
+        die("--shared needs --mode explicit, without --heap (lrvm_begin_shared is explicit "
+            "mode's, and a heap refuses shared transactions)");
     if (c->undeclared && c->mode != MODE_EXPLICIT)
         die("--undeclared needs --mode explicit (other modes capture every store)");
     if (c->threads > 1 && (c->mode == MODE_AMBIENT || c->mode == MODE_MIXED))
@@ -806,7 +855,8 @@ int main(int argc, char **argv)
     printf("%s: mode %s%s, %d histor%s%s, seed %" PRIu64 ", kills after 0..%u ms, "
            "truncate_threshold %zu, resident_limit %s, store %s\n", prog, mode_names[c.mode],
            c.mode == MODE_EXPLICIT ? "" : tracker_name(c.tracker), c.threads,
-           c.threads == 1 ? "y" : "ies at once", c.heap ? " on persistent heaps" : "", c.seed,
+           c.threads == 1 ? "y" : "ies at once",
+           c.heap ? " on persistent heaps" : c.shared ? " sharing segment b" : "", c.seed,
            c.max_delay_ms, c.threshold, limit_text, dir);
     fflush(stdout);
 
