@@ -16,7 +16,7 @@ case ${LRVM_QUICK_CHECK:-0} in
    exit 77 ;;
 esac
 status=0
-for suite in check_track check_crash check_heap check_hostile check_tx check_group; do
+for suite in check_track check_crash check_heap check_hostile check_tx check_group check_race; do
     log="$builddir/tests/mprotect-$suite.log"
     if LRVM_TEST_AUTO=mprotect "$builddir/tests/$suite" >"$log" 2>&1; then
         echo "mprotect: $suite passed with LRVM_TEST_AUTO=mprotect (AUTO on the mprotect tracker)"
