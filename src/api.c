@@ -45,11 +45,11 @@ static lrvm_t         *pool;
 /* A zeroed store with its lock ready: from the pool, or new. */
 static lrvm_t *store_new(void)
 {
-    pthread_mutex_lock(&pool_mu);
+    lrvm__lock(&pool_mu, LRVM__RANK_LEAF);
     lrvm_t *s = pool;
     if (s != NULL)
         pool = s->pool_next;
-    pthread_mutex_unlock(&pool_mu);
+    lrvm__unlock(&pool_mu);
     if (s == NULL) {
         if ((s = malloc(sizeof *s)) == NULL)
             return NULL;
@@ -86,10 +86,10 @@ static void store_free(lrvm_t *s)
     s->segs = NULL;
     s->nsegs = 0;
     s->dir = NULL;
-    pthread_mutex_lock(&pool_mu);
+    lrvm__lock(&pool_mu, LRVM__RANK_LEAF);
     s->pool_next = pool;                                        /* keeps I3 */
     pool = s;
-    pthread_mutex_unlock(&pool_mu);
+    lrvm__unlock(&pool_mu);
 }
 
 /* 256 MiB, or an eighth of the machine's memory when that is less
@@ -184,12 +184,12 @@ int lrvm_close(lrvm_t *s)
 {
     if (s == NULL)
         return LRVM_EINVAL;
-    pthread_mutex_lock(&s->mu);
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
     lrvm__log_quiesce(&s->log);
     lrvm__trunc_stop(s);        /* one that failed leaves both generations to recovery */
     lrvm__tx_abort_all(s);
     int rc = lrvm__log_flush(&s->log);
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     store_free(s);
     return rc;
 }
@@ -201,7 +201,7 @@ int lrvm_map(lrvm_t *s, const char *name, size_t size, void **base)
 
     if (s == NULL || base == NULL || !lrvm__name_ok(name) || size == 0)
         return LRVM_EINVAL;
-    pthread_mutex_lock(&s->mu);
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
     if (lrvm__seg_by_name(s, name) != NULL) {
         rc = LRVM_EEXIST;
         goto out;
@@ -213,7 +213,7 @@ int lrvm_map(lrvm_t *s, const char *name, size_t size, void **base)
     if ((rc = lrvm__seg_map(s, name, size, NULL, &seg)) == 0)
         *base = seg->sg_base;
 out:
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     return rc;
 }
 
@@ -222,7 +222,7 @@ int lrvm_unmap(lrvm_t *s, void *base)
     if (s == NULL)
         return LRVM_EINVAL;
     int rc = 0;
-    pthread_mutex_lock(&s->mu);
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
     struct lrvm__seg *seg = lrvm__seg_by_base(s, base);
     if (seg == NULL) {
         rc = LRVM_ENOENT;
@@ -232,7 +232,7 @@ int lrvm_unmap(lrvm_t *s, void *base)
         lrvm__heap_forget(s, seg);      /* a heap's handle goes with its segment */
         lrvm__seg_unmap(s, seg);
     }
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     return rc;
 }
 
@@ -240,14 +240,14 @@ int lrvm_destroy(lrvm_t *s, const char *name)
 {
     if (s == NULL || !lrvm__name_ok(name))
         return LRVM_EINVAL;
-    pthread_mutex_lock(&s->mu);
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
     /* The log may still hold records for NAME; replaying them into a new
      * segment of the same name after a crash would resurrect the data.
      * Fold the log into the files first (segment.c I6). */
     int rc = lrvm__seg_by_name(s, name) != NULL ? LRVM_EBUSY : lrvm__truncate_if_any(s);
     if (rc == 0)
         rc = lrvm__seg_destroy(s, name);
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     return rc;
 }
 
@@ -255,9 +255,9 @@ int lrvm_flush(lrvm_t *s)
 {
     if (s == NULL)
         return LRVM_EINVAL;
-    pthread_mutex_lock(&s->mu);
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
     int rc = lrvm__log_flush(&s->log);
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     return rc;
 }
 
@@ -265,9 +265,9 @@ int lrvm_truncate(lrvm_t *s)
 {
     if (s == NULL)
         return LRVM_EINVAL;
-    pthread_mutex_lock(&s->mu);
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
     int rc = lrvm__truncate(s);
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     return rc;
 }
 
@@ -275,7 +275,7 @@ int lrvm_stats(lrvm_t *s, lrvm_stats_t *out)
 {
     if (s == NULL || out == NULL)
         return LRVM_EINVAL;
-    pthread_mutex_lock(&s->mu);
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
     (void)lrvm__trunc_reap(s);          /* so truncations counts one that just ended */
     *out = s->stats;
     out->log_size = lrvm__log_size(&s->log);
@@ -284,7 +284,7 @@ int lrvm_stats(lrvm_t *s, lrvm_stats_t *out)
     out->tracking = s->tracker->mode;
     out->pages_private = s->res_private;
     out->pages_shadow = s->res_spare;
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     return 0;
 }
 

@@ -52,7 +52,7 @@ static int id_slot(trans_t id)
 static trans_t id_add(lrvm_tx_t *tx)
 {
     trans_t id = -1;
-    pthread_mutex_lock(&ids_mu);
+    lrvm__lock(&ids_mu, LRVM__RANK_COMPAT);
     struct id_entry *t = lrvm__room_for(ids, nids, &capids, sizeof *t);
     if (t == NULL)
         goto out;
@@ -63,28 +63,28 @@ static trans_t id_add(lrvm_tx_t *tx)
     } while (id_slot(id) >= 0);
     ids[nids++] = (struct id_entry){ id, tx };
 out:
-    pthread_mutex_unlock(&ids_mu);
+    lrvm__unlock(&ids_mu);
     return id;
 }
 
 static lrvm_tx_t *id_find(trans_t id)
 {
     lrvm_tx_t *tx = NULL;
-    pthread_mutex_lock(&ids_mu);
+    lrvm__lock(&ids_mu, LRVM__RANK_COMPAT);
     int i = id_slot(id);
     if (i >= 0)
         tx = ids[i].tx;
-    pthread_mutex_unlock(&ids_mu);
+    lrvm__unlock(&ids_mu);
     return tx;
 }
 
 static void id_remove(trans_t id)
 {
-    pthread_mutex_lock(&ids_mu);
+    lrvm__lock(&ids_mu, LRVM__RANK_COMPAT);
     int i = id_slot(id);
     if (i >= 0)
         ids[i] = ids[--nids];
-    pthread_mutex_unlock(&ids_mu);
+    lrvm__unlock(&ids_mu);
 }
 
 /* --- the classic calls ---------------------------------------------- */

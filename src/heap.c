@@ -253,6 +253,7 @@ struct decl {
  * store's lock. */
 static int decl_begin(const lrvm_heap_t *h, struct decl *d)
 {
+    LRVM__ASSERT_HELD(&h->store->mu);                   /* L1 */
     d->tx = h->seg->sg_tx;
     d->n = 0;
     d->bad = 0;
@@ -734,7 +735,7 @@ int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
     lrvm_heap_t *h = calloc(1, sizeof *h);
     if (h == NULL)
         return LRVM_ENOMEM;
-    pthread_mutex_lock(&s->mu);
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
     if (lrvm__seg_by_name(s, name) != NULL) {
         rc = LRVM_EEXIST;
         goto fail;
@@ -764,19 +765,19 @@ int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
         goto fail;
     }
     s->heaps = h;
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     if ((hi.version < HEAP_VERSION && (rc = heap_upgrade(h)) < 0) ||
         (want > hi.size && (rc = heap_grow(h, want)) < 0)) {
-        pthread_mutex_lock(&s->mu);
+        lrvm__lock(&s->mu, LRVM__RANK_STORE);
         lrvm__heap_forget(s, seg);          /* frees h */
         lrvm__seg_unmap(s, seg);
-        pthread_mutex_unlock(&s->mu);
+        lrvm__unlock(&s->mu);
         return rc;
     }
     *out = h;
     return 0;
 fail:
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     free(h);
     return rc;
 }
@@ -945,11 +946,11 @@ void *lrvm_malloc(lrvm_heap_t *h, size_t n)
         return NULL;
     }
     int err = 0;
-    pthread_mutex_lock(&h->store->mu);
+    lrvm__lock(&h->store->mu, LRVM__RANK_STORE);
     int held = debug_before(h);
     void *p = heap_malloc(h, n, &err);
     debug_after(h, held, p != NULL);
-    pthread_mutex_unlock(&h->store->mu);
+    lrvm__unlock(&h->store->mu);
     if (p == NULL)
         lrvm__note_error(err);
     return p;
@@ -962,7 +963,7 @@ void *lrvm_calloc(lrvm_heap_t *h, size_t n, size_t size)
         return NULL;
     }
     int err = 0;
-    pthread_mutex_lock(&h->store->mu);
+    lrvm__lock(&h->store->mu, LRVM__RANK_STORE);
     int held = debug_before(h);
     void *p = heap_malloc(h, n * size, &err);
     struct decl d;
@@ -976,7 +977,7 @@ void *lrvm_calloc(lrvm_heap_t *h, size_t n, size_t size)
         p = NULL;
     }
     debug_after(h, held, p != NULL);
-    pthread_mutex_unlock(&h->store->mu);
+    lrvm__unlock(&h->store->mu);
     if (p == NULL)
         lrvm__note_error(err);
     return p;
@@ -996,7 +997,7 @@ void *lrvm_realloc(lrvm_heap_t *h, void *p, size_t n)
     }
     int err = 0;
     void *q = NULL;
-    pthread_mutex_lock(&h->store->mu);
+    lrvm__lock(&h->store->mu, LRVM__RANK_STORE);
     int held = debug_before(h);
     uint64_t b = block_of(h, p);
     if (b == 0) {
@@ -1020,7 +1021,7 @@ void *lrvm_realloc(lrvm_heap_t *h, void *p, size_t n)
         }
     }
     debug_after(h, held, q != NULL);
-    pthread_mutex_unlock(&h->store->mu);
+    lrvm__unlock(&h->store->mu);
     if (q == NULL)
         lrvm__note_error(err);
     return q;
@@ -1030,11 +1031,11 @@ void lrvm_free(lrvm_heap_t *h, void *p)
 {
     if (h == NULL || p == NULL)
         return;
-    pthread_mutex_lock(&h->store->mu);
+    lrvm__lock(&h->store->mu, LRVM__RANK_STORE);
     int held = debug_before(h);
     int rc = heap_free(h, p);
     debug_after(h, held, rc == 0);
-    pthread_mutex_unlock(&h->store->mu);
+    lrvm__unlock(&h->store->mu);
     if (rc < 0)
         lrvm__note_error(rc);
 }
@@ -1043,9 +1044,9 @@ void *lrvm_heap_root(lrvm_heap_t *h)
 {
     if (h == NULL)
         return NULL;
-    pthread_mutex_lock(&h->store->mu);
+    lrvm__lock(&h->store->mu, LRVM__RANK_STORE);
     uint64_t root = header(h)->root;
-    pthread_mutex_unlock(&h->store->mu);
+    lrvm__unlock(&h->store->mu);
     return root != 0 ? h->base + root : NULL;
 }
 
@@ -1053,7 +1054,7 @@ int lrvm_heap_set_root(lrvm_heap_t *h, void *p)
 {
     if (h == NULL)
         return LRVM_EINVAL;
-    pthread_mutex_lock(&h->store->mu);
+    lrvm__lock(&h->store->mu, LRVM__RANK_STORE);
     uint64_t b = p != NULL ? block_of(h, p) : 0;
     struct decl d;
     int rc = p != NULL && b == 0 ? LRVM_EINVAL : decl_begin(h, &d);
@@ -1062,6 +1063,6 @@ int lrvm_heap_set_root(lrvm_heap_t *h, void *p)
         if ((rc = decl_done(h, &d)) == 0)
             header(h)->root = p != NULL ? b + 8 : 0;
     }
-    pthread_mutex_unlock(&h->store->mu);
+    lrvm__unlock(&h->store->mu);
     return rc;
 }

@@ -68,6 +68,47 @@ struct lrvm__enc;
 #define LRVM__TSAN 0
 #endif
 
+/* ------------------------------------------------------------- lock.c */
+
+/* Every mutex of liblrvm has a rank, and a thread takes mutexes in
+ * rising rank only: that is the lock order (doc/architecture.md "Locks",
+ * L2). Mutexes of rank LEAF are never held while another is taken. In
+ * the debug build lrvm__lock asserts the order, that none of lrvm's own
+ * threads takes a store's lock (L3), and lrvm__held tells whether this
+ * thread holds a mutex, for the asserts that cite L1. */
+enum lrvm__rank {
+    LRVM__RANK_COMPAT = 1,      /* compat.c's ids_mu */
+    LRVM__RANK_STORE,           /* a store's mu */
+    LRVM__RANK_LOG_GROW,        /* log.c's lg_grow_mu, */
+    LRVM__RANK_LOG_SYNC,        /*   lg_sync_mu, */
+    LRVM__RANK_LOG_BG,          /*   lg_bg_mu */
+    LRVM__RANK_TRUNC_JOB,       /* recover.c's tj_mu */
+    LRVM__RANK_LEAF             /* the pools', the trackers', io.c's */
+};
+#ifdef LRVM_DEBUG
+void lrvm__lock(pthread_mutex_t *m, enum lrvm__rank rank);
+void lrvm__unlock(pthread_mutex_t *m);
+int  lrvm__held(const pthread_mutex_t *m);
+/* The calling thread is one of lrvm's own (the syncer, the truncation
+ * thread), which never take a store's lock (L3). */
+void lrvm__lock_own_thread(void);
+#define LRVM__ASSERT_HELD(m) LRVM__ASSERT(lrvm__held(m))
+#else
+#define LRVM__ASSERT_HELD(m) ((void)0)
+static inline void lrvm__lock(pthread_mutex_t *m, enum lrvm__rank rank)
+{
+    (void)rank;
+    pthread_mutex_lock(m);
+}
+static inline void lrvm__unlock(pthread_mutex_t *m)
+{
+    pthread_mutex_unlock(m);
+}
+static inline void lrvm__lock_own_thread(void)
+{
+}
+#endif
+
 /* ARR, with room for element N (of ELEM bytes; *CAP held): the same
  * array or a larger one, or NULL (ARR untouched, still to be freed) when
  * memory runs out. The capacity doubles, so appending stays amortized O(1). */

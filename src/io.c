@@ -563,29 +563,29 @@ int lrvm__io_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 {
     sigset_t all, was;
     sigfillset(&all);
-    pthread_mutex_lock(&own_mu);
+    lrvm__lock(&own_mu, LRVM__RANK_LEAF);
     pthread_sigmask(SIG_SETMASK, &all, &was);
     int err = pthread_create(t, NULL, fn, arg);
     pthread_sigmask(SIG_SETMASK, &was, NULL);
     own_threads += err == 0;
-    pthread_mutex_unlock(&own_mu);
+    lrvm__unlock(&own_mu);
     return err == 0 ? 0 : LRVM_ENOMEM;
 }
 
 void lrvm__io_thread_ends(void)
 {
-    pthread_mutex_lock(&own_mu);
+    lrvm__lock(&own_mu, LRVM__RANK_LEAF);
     own_threads--;
-    pthread_mutex_unlock(&own_mu);
+    lrvm__unlock(&own_mu);
 }
 
 int lrvm__io_program_alone(void)
 {
     char buf[1024];
-    pthread_mutex_lock(&own_mu);
+    lrvm__lock(&own_mu, LRVM__RANK_LEAF);
     int n = lrvm__io_read_small("/proc/self/stat", buf, sizeof buf);
     long own = own_threads;
-    pthread_mutex_unlock(&own_mu);
+    lrvm__unlock(&own_mu);
     /* The 20th field, the 18th after the name in parentheses. */
     const char *q = n > 0 ? strrchr(buf, ')') : NULL;
     for (int field = 2; q != NULL && field < 20; field++)

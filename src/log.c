@@ -340,10 +340,10 @@ int lrvm__log_switch(struct lrvm__log *lg, uint64_t room, int (*wait)(void *arg)
 /* The log's syncs fail from now on with RC, the first error kept (I5). */
 static void fail_syncs(struct lrvm__log *lg, int rc)
 {
-    pthread_mutex_lock(&lg->lg_sync_mu);
+    lrvm__lock(&lg->lg_sync_mu, LRVM__RANK_LOG_SYNC);
     if (lg->lg_sync_rc == 0)
         lg->lg_sync_rc = rc;
-    pthread_mutex_unlock(&lg->lg_sync_mu);
+    lrvm__unlock(&lg->lg_sync_mu);
 }
 
 /* One fdatasync of the log made without the store lock (keeps I5); its
@@ -351,11 +351,11 @@ static void fail_syncs(struct lrvm__log *lg, int rc)
  * which no later sync reports again. */
 static int sync_unlocked(struct lrvm__log *lg)
 {
-    pthread_mutex_lock(&lg->lg_sync_mu);
+    lrvm__lock(&lg->lg_sync_mu, LRVM__RANK_LOG_SYNC);
     int rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc : lrvm__io_fdatasync(lg->lg_fd);
     if (rc < 0)
         lg->lg_sync_rc = rc;
-    pthread_mutex_unlock(&lg->lg_sync_mu);
+    lrvm__unlock(&lg->lg_sync_mu);
     return rc;
 }
 
@@ -425,7 +425,7 @@ static int reserve(struct lrvm__log *lg, uint64_t end)
         if ((rc = bg_wait_idle(lg)) < 0)
             return rc;
     }
-    pthread_mutex_lock(&lg->lg_grow_mu);
+    lrvm__lock(&lg->lg_grow_mu, LRVM__RANK_LOG_GROW);
     have = atomic_load(&lg->lg_file_size);
     if (end > have) {
         uint64_t size = grown_size(have, end);
@@ -435,7 +435,7 @@ static int reserve(struct lrvm__log *lg, uint64_t end)
             atomic_store(&lg->lg_file_size, size);
         }
     }
-    pthread_mutex_unlock(&lg->lg_grow_mu);
+    lrvm__unlock(&lg->lg_grow_mu);
     return rc;
 }
 
@@ -479,12 +479,12 @@ static int bg_owes(const struct lrvm__log *lg)
 int lrvm__log_sync(struct lrvm__log *lg)
 {
     int owed = bg_owes(lg);
-    pthread_mutex_lock(&lg->lg_sync_mu);
+    lrvm__lock(&lg->lg_sync_mu, LRVM__RANK_LOG_SYNC);
     int rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc
            : lg->lg_group_rc != 0 ? lg->lg_group_rc : lrvm__io_fdatasync(lg->lg_fd);
     if (rc < 0 && owed)
         lg->lg_sync_rc = rc;            /* it may have been theirs: see the syncer */
-    pthread_mutex_unlock(&lg->lg_sync_mu);
+    lrvm__unlock(&lg->lg_sync_mu);
     return rc;
 }
 
@@ -507,9 +507,9 @@ static int group_fail(struct lrvm__log *lg, int rc)
         lg->lg_group_rc = rc;
     if (end > lg->lg_durable &&
         lrvm__io_pwrite_zeros(lg->lg_fd, lg->lg_durable, end - lg->lg_durable) == 0) {
-        pthread_mutex_lock(&lg->lg_sync_mu);
+        lrvm__lock(&lg->lg_sync_mu, LRVM__RANK_LOG_SYNC);
         (void)lrvm__io_fdatasync(lg->lg_fd);
-        pthread_mutex_unlock(&lg->lg_sync_mu);
+        lrvm__unlock(&lg->lg_sync_mu);
     }
     lg->lg_written = lg->lg_durable;
     lg->lg_buf_used = 0;
@@ -543,7 +543,7 @@ static int group_fail(struct lrvm__log *lg, int rc)
 static int grow_ahead(struct lrvm__log *lg, uint64_t end, unsigned *syncs)
 {
     int rc = 0;
-    pthread_mutex_lock(&lg->lg_grow_mu);
+    lrvm__lock(&lg->lg_grow_mu, LRVM__RANK_LOG_GROW);
     uint64_t have = atomic_load(&lg->lg_file_size);
     if (end > have && lrvm__io_pwrite_zeros(lg->lg_fd, have, end - have) == 0) {
         /* A failed wait may be a commit's pages' failure, which no sync
@@ -555,7 +555,7 @@ static int grow_ahead(struct lrvm__log *lg, uint64_t end, unsigned *syncs)
             atomic_store(&lg->lg_file_size, end);
         }
     }
-    pthread_mutex_unlock(&lg->lg_grow_mu);
+    lrvm__unlock(&lg->lg_grow_mu);
     return rc;
 }
 
@@ -572,7 +572,8 @@ static void *syncer_main(void *arg)
 {
     struct lrvm__log *lg = arg;
     lrvm__in_syncer = 1;
-    pthread_mutex_lock(&lg->lg_bg_mu);
+    lrvm__lock_own_thread();
+    lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
     for (;;) {
         if (lg->lg_bg_want == 0 && lg->lg_bg_grow == 0) {
             lg->lg_bg_busy = 0;
@@ -585,14 +586,14 @@ static void *syncer_main(void *arg)
         uint64_t to = lg->lg_bg_want, gen = lg->lg_bg_want_gen, grow = lg->lg_bg_grow;
         lg->lg_bg_want = lg->lg_bg_grow = 0;
         lg->lg_bg_busy = 1;
-        pthread_mutex_unlock(&lg->lg_bg_mu);
+        lrvm__unlock(&lg->lg_bg_mu);
 
         unsigned syncs = 0;
         int rc = grow != 0 ? grow_ahead(lg, grow, &syncs) : 0;
         if (rc == 0 && to != 0 && (rc = sync_unlocked(lg)) == 0)
             syncs++;
 
-        pthread_mutex_lock(&lg->lg_bg_mu);
+        lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
         lg->lg_bg_fsyncs += syncs;
         if (rc < 0 && lg->lg_bg_rc == 0)
             lg->lg_bg_rc = rc;
@@ -601,7 +602,7 @@ static void *syncer_main(void *arg)
             lg->lg_bg_done_gen = gen;
         }
     }
-    pthread_mutex_unlock(&lg->lg_bg_mu);
+    lrvm__unlock(&lg->lg_bg_mu);
     lrvm__io_thread_ends();
     return NULL;
 }
@@ -618,7 +619,7 @@ static int bg_start(struct lrvm__log *lg)
  * to SYNC_TO, the file grown to GROW_TO (either 0: none). Store lock held. */
 static void bg_post(struct lrvm__log *lg, uint64_t sync_to, uint64_t grow_to)
 {
-    pthread_mutex_lock(&lg->lg_bg_mu);
+    lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
     if (sync_to != 0) {
         lg->lg_bg_want = sync_to;
         lg->lg_bg_want_gen = lg->lg_generation;
@@ -626,7 +627,7 @@ static void bg_post(struct lrvm__log *lg, uint64_t sync_to, uint64_t grow_to)
     if (grow_to > lg->lg_bg_grow)
         lg->lg_bg_grow = grow_to;
     pthread_cond_signal(&lg->lg_bg_cond);
-    pthread_mutex_unlock(&lg->lg_bg_mu);
+    lrvm__unlock(&lg->lg_bg_mu);
     lg->lg_bg_asked = 1;
     if (lrvm__log_syncer_lockstep)
         bg_wait_quiet(lg);
@@ -639,14 +640,14 @@ static int bg_absorb(struct lrvm__log *lg)
 {
     if (!lg->lg_bg_asked)
         return 0;
-    pthread_mutex_lock(&lg->lg_bg_mu);
+    lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
     uint64_t done = lg->lg_bg_done, gen = lg->lg_bg_done_gen;
     unsigned syncs = lg->lg_bg_fsyncs;
     int rc = lg->lg_bg_rc;
     lg->lg_bg_fsyncs = 0;
     if (bg_idle(lg))
         lg->lg_bg_asked = 0;
-    pthread_mutex_unlock(&lg->lg_bg_mu);
+    lrvm__unlock(&lg->lg_bg_mu);
     lg->lg_stats->fsyncs += syncs;
     if (rc < 0)
         return lg->lg_failed ? LRVM_EFAILED : group_fail(lg, rc);
@@ -661,10 +662,10 @@ static int bg_absorb(struct lrvm__log *lg)
  * held; the syncer never takes it. */
 static void bg_wait_quiet(struct lrvm__log *lg)
 {
-    pthread_mutex_lock(&lg->lg_bg_mu);
+    lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
     while (!bg_idle(lg))
         pthread_cond_wait(&lg->lg_bg_idle, &lg->lg_bg_mu);
-    pthread_mutex_unlock(&lg->lg_bg_mu);
+    lrvm__unlock(&lg->lg_bg_mu);
 }
 
 static int bg_wait_idle(struct lrvm__log *lg)
@@ -678,10 +679,10 @@ static void bg_stop(struct lrvm__log *lg)
 {
     if (lg->lg_bg_state != 1)
         return;
-    pthread_mutex_lock(&lg->lg_bg_mu);
+    lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
     lg->lg_bg_stop = 1;
     pthread_cond_signal(&lg->lg_bg_cond);
-    pthread_mutex_unlock(&lg->lg_bg_mu);
+    lrvm__unlock(&lg->lg_bg_mu);
     pthread_join(lg->lg_bg_thread, NULL);
     lg->lg_bg_state = 0;
     lg->lg_bg_stop = 0;
@@ -741,15 +742,15 @@ static int group_flush(struct lrvm__log *lg, void (*in_flight)(void *), void *ar
     lg->lg_buf_used = 0;
 
     lg->lg_syncing = 1;
-    pthread_mutex_lock(&lg->lg_sync_mu);
-    pthread_mutex_unlock(lg->lg_mu);
+    lrvm__lock(&lg->lg_sync_mu, LRVM__RANK_LOG_SYNC);
+    lrvm__unlock(lg->lg_mu);
     rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc : lrvm__io_fdatasync(lg->lg_fd);
     if (rc < 0)
         lg->lg_group_rc = rc;
     if (rc < 0 && owed)
         lg->lg_sync_rc = rc;
-    pthread_mutex_unlock(&lg->lg_sync_mu);
-    pthread_mutex_lock(lg->lg_mu);
+    lrvm__unlock(&lg->lg_sync_mu);
+    lrvm__lock(lg->lg_mu, LRVM__RANK_STORE);
     lg->lg_syncing = 0;
     pthread_cond_broadcast(&lg->lg_synced);
 
@@ -1055,6 +1056,7 @@ int lrvm__log_commit(struct lrvm__log *lg, int (*redo)(void *arg, struct lrvm__e
 {
     int rc;
 
+    LRVM__ASSERT_HELD(lg->lg_mu);                       /* L1 */
     if (lg->lg_failed)
         return LRVM_EFAILED;
     if ((rc = bg_absorb(lg)) < 0)

@@ -954,6 +954,7 @@ static void *trunc_main(void *arg)                                  /* keeps I7 
 {
     lrvm_t *s = arg;
     struct lrvm__trunc_job *j = &s->trunc;
+    lrvm__lock_own_thread();
     struct replay r = { .dirfd = s->dirfd, .apply = 1, .store = s, .durable = 1,
                         .room = s->resident_limit / 4, .progress = &j->tj_progress };
     struct lrvm__scan_result res;
@@ -968,12 +969,12 @@ static void *trunc_main(void *arg)                                  /* keeps I7 
     replay_end(&r);
     if (rc == 0 && (rc = lrvm__log_retire_header(&s->log, &j->tj_ret)) == 0)    /* keeps I2 */
         r.fsyncs++;
-    pthread_mutex_lock(&j->tj_mu);
+    lrvm__lock(&j->tj_mu, LRVM__RANK_TRUNC_JOB);
     j->tj_rc = rc;
     j->tj_fsyncs = r.fsyncs;
     j->tj_state = JOB_DONE;
     pthread_cond_broadcast(&j->tj_cond);
-    pthread_mutex_unlock(&j->tj_mu);
+    lrvm__unlock(&j->tj_mu);
     lrvm__io_thread_ends();
     return NULL;
 }
@@ -1015,9 +1016,9 @@ static int job_start(lrvm_t *s)
 static int reap(lrvm_t *s)
 {
     struct lrvm__trunc_job *j = &s->trunc;
-    pthread_mutex_lock(&j->tj_mu);
+    lrvm__lock(&j->tj_mu, LRVM__RANK_TRUNC_JOB);
     int done = j->tj_state == JOB_DONE, rc = j->tj_rc;
-    pthread_mutex_unlock(&j->tj_mu);
+    lrvm__unlock(&j->tj_mu);
     if (!done)
         return 0;
     pthread_join(j->tj_thread, NULL);
@@ -1049,10 +1050,10 @@ int lrvm__trunc_reap(lrvm_t *s)
 static int trunc_wait(lrvm_t *s)
 {
     struct lrvm__trunc_job *j = &s->trunc;
-    pthread_mutex_lock(&j->tj_mu);
+    lrvm__lock(&j->tj_mu, LRVM__RANK_TRUNC_JOB);
     while (j->tj_state == JOB_RUNNING)
         pthread_cond_wait(&j->tj_cond, &j->tj_mu);
-    pthread_mutex_unlock(&j->tj_mu);
+    lrvm__unlock(&j->tj_mu);
     return reap(s);
 }
 
@@ -1117,6 +1118,7 @@ void lrvm__truncate_wait(lrvm_t *s)
 void lrvm__truncate_start(lrvm_t *s)
 {
     struct lrvm__log_retiring ret;
+    LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
     (void)reap(s);
     if (s->trunc.tj_state != JOB_IDLE)
         return;                             /* one runs (keeps I6) */

@@ -224,6 +224,7 @@ static int give_run(struct give *g, size_t first, size_t n)
 
 int lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_pass *pass)
 {
+    LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
     unsigned keep[2];
     tags_unapplied(s, keep);
     /* Runs of the private copies and of the spare ones are gathered apart:

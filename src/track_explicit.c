@@ -60,6 +60,7 @@ static int ex_begin(lrvm_tx_t *tx)
 static int overlaps_other(const lrvm_tx_t *tx, const struct lrvm__seg *seg, size_t off,
                           size_t len)
 {
+    LRVM__ASSERT_HELD(&tx->tx_store->mu);               /* L1 */
     for (const lrvm_tx_t *t = tx->tx_store->txs; t != NULL; t = t->tx_next) {
         if (t == tx || !t->tx_shared)
             continue;

@@ -352,7 +352,7 @@ static int mp_attach(lrvm_t *s, struct lrvm__seg *seg)
         goto fail;
     if (mprotect(seg->sg_base, seg->sg_maplen, PROT_READ) != 0)
         goto fail;
-    pthread_mutex_lock(&areas_mu);
+    lrvm__lock(&areas_mu, LRVM__RANK_LEAF);
     int slot = -1, used = atomic_load(&areas_used);
     for (int i = 0; i < used && slot < 0; i++)
         if (atomic_load(&areas[i].seg) == NULL)
@@ -367,7 +367,7 @@ static int mp_attach(lrvm_t *s, struct lrvm__seg *seg)
             atomic_store(&areas_used, used + 1);
         atomic_fetch_add(&lrvm__tracked_areas, 1);
     }
-    pthread_mutex_unlock(&areas_mu);
+    lrvm__unlock(&areas_mu);
     if (slot < 0)
         goto fail;
     return 0;
@@ -379,7 +379,7 @@ fail:
 static void mp_detach(lrvm_t *s, struct lrvm__seg *seg)
 {
     (void)s;
-    pthread_mutex_lock(&areas_mu);
+    lrvm__lock(&areas_mu, LRVM__RANK_LEAF);
     int used = atomic_load(&areas_used);
     for (int i = 0; i < used; i++) {
         if (atomic_load(&areas[i].seg) == seg) {
@@ -387,7 +387,7 @@ static void mp_detach(lrvm_t *s, struct lrvm__seg *seg)
             atomic_fetch_sub(&lrvm__tracked_areas, 1);
         }
     }
-    pthread_mutex_unlock(&areas_mu);
+    lrvm__unlock(&areas_mu);
     while (atomic_load(&inflight) != 0)                                /* keeps I3 */
         sched_yield();
     if (seg->sg_shadow != NULL)

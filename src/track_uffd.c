@@ -141,9 +141,9 @@ static int uf_open_locked(void)
 
 static int uf_open(void)
 {
-    pthread_mutex_lock(&uf_mu);
+    lrvm__lock(&uf_mu, LRVM__RANK_LEAF);
     int rc = uf_open_locked();
-    pthread_mutex_unlock(&uf_mu);
+    lrvm__unlock(&uf_mu);
     return rc;
 }
 

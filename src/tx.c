@@ -142,10 +142,10 @@ static void bias_after_fork(void)
 static void slot_release(void *slot)
 {
     struct owner_slot *os = slot;
-    pthread_mutex_lock(&slot_mu);
+    lrvm__lock(&slot_mu, LRVM__RANK_LEAF);
     os->os_next = free_slots;
     free_slots = os;
-    pthread_mutex_unlock(&slot_mu);
+    lrvm__unlock(&slot_mu);
 }
 
 static void spare_release(void *tx);
@@ -166,11 +166,11 @@ static struct owner_slot *slot_get(void)
         return NULL;
     if (my_slot != NULL)
         return my_slot;
-    pthread_mutex_lock(&slot_mu);
+    lrvm__lock(&slot_mu, LRVM__RANK_LEAF);
     struct owner_slot *os = free_slots;
     if (os != NULL)
         free_slots = os->os_next;
-    pthread_mutex_unlock(&slot_mu);
+    lrvm__unlock(&slot_mu);
     if (os == NULL && (os = calloc(1, sizeof *os)) == NULL)
         return NULL;
     if (pthread_setspecific(slot_key, os) != 0) {
@@ -216,6 +216,7 @@ static void pause_us(long us)
 
 void lrvm__tx_claim(lrvm_tx_t *tx)
 {
+    LRVM__ASSERT_HELD(&tx->tx_store->mu);                /* L1 */
     struct owner_slot *owner = atomic_load_explicit(&tx->tx_owner, memory_order_relaxed);
     if (owner == NULL || owner == my_slot)
         return;
@@ -260,7 +261,7 @@ static lrvm_t *reg_find(const lrvm_tx_t *tx)
  * of memory. */
 static lrvm_tx_t *pool_take(void)
 {
-    pthread_mutex_lock(&pool_mu);
+    lrvm__lock(&pool_mu, LRVM__RANK_LEAF);
     lrvm_tx_t *tx = pool;
     if (tx != NULL) {
         pool = tx->tx_next;
@@ -276,16 +277,16 @@ static lrvm_tx_t *pool_take(void)
             atomic_store_explicit(&blocks, b, memory_order_release);
         }
     }
-    pthread_mutex_unlock(&pool_mu);
+    lrvm__unlock(&pool_mu);
     return tx;
 }
 
 static void pool_give(lrvm_tx_t *tx)
 {
-    pthread_mutex_lock(&pool_mu);
+    lrvm__lock(&pool_mu, LRVM__RANK_LEAF);
     tx->tx_next = pool;
     pool = tx;
-    pthread_mutex_unlock(&pool_mu);
+    lrvm__unlock(&pool_mu);
 }
 
 static void spare_release(void *tx)
@@ -326,23 +327,23 @@ static int tx_enter(lrvm_tx_t *tx, lrvm_t **out)
          * store's lock, no one has claimed, let alone finished, TX, so
          * reg_find need not be asked. */
         lrvm_t *s = tx->tx_store;
-        pthread_mutex_lock(&s->mu);
+        lrvm__lock(&s->mu, LRVM__RANK_STORE);
         if (atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) == my_slot) {
             *out = s;
             return 0;
         }
-        pthread_mutex_unlock(&s->mu);
+        lrvm__unlock(&s->mu);
     }
     lrvm_t *s = reg_find(tx);
     if (s == NULL)
         return LRVM_ENOENT;
-    pthread_mutex_lock(&s->mu);
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
     if (reg_find(tx) != s) {
-        pthread_mutex_unlock(&s->mu);
+        lrvm__unlock(&s->mu);
         return LRVM_ENOENT;
     }
     if (tx->tx_committing) {        /* another thread commits it right now */
-        pthread_mutex_unlock(&s->mu);
+        lrvm__unlock(&s->mu);
         return LRVM_EBUSY;
     }
     lrvm__tx_claim(tx);
@@ -355,6 +356,7 @@ static int tx_enter(lrvm_tx_t *tx, lrvm_t **out)
 static void tx_free(lrvm_tx_t *tx)
 {
     lrvm_t *s = tx->tx_store;
+    LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
     for (int i = 0; i < tx->tx_nsegs; i++) {        /* keeps I1 */
         if (tx->tx_shared)
             tx->tx_segs[i]->sg_shared--;
@@ -390,10 +392,10 @@ static int begin(lrvm_t *s, int nsegs, void *const *bases, int shared, lrvm_tx_t
         return LRVM_EMODE;
     pthread_once(&bias_once, bias_init);
     int rc = 0;
-    pthread_mutex_lock(&s->mu);
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
     lrvm_tx_t *tx = tx_new(s);
     if (tx == NULL) {
-        pthread_mutex_unlock(&s->mu);
+        lrvm__unlock(&s->mu);
         return LRVM_ENOMEM;
     }
     if (nsegs > tx->tx_segs_cap) {
@@ -418,7 +420,7 @@ static int begin(lrvm_t *s, int nsegs, void *const *bases, int shared, lrvm_tx_t
     }
     if (rc < 0) {
         tx_retire(tx);
-        pthread_mutex_unlock(&s->mu);
+        lrvm__unlock(&s->mu);
         return rc;
     }
     tx->tx_store = s;
@@ -439,7 +441,7 @@ static int begin(lrvm_t *s, int nsegs, void *const *bases, int shared, lrvm_tx_t
     s->txs = tx;
     if ((rc = s->tracker->begin(tx)) < 0) {
         tx_free(tx);
-        pthread_mutex_unlock(&s->mu);
+        lrvm__unlock(&s->mu);
         return rc;
     }
     int owned = s->tracker->owner_fast && (!shared || SHARED_OWNED);
@@ -448,7 +450,7 @@ static int begin(lrvm_t *s, int nsegs, void *const *bases, int shared, lrvm_tx_t
         atomic_store_explicit(&tx->tx_owner, me, memory_order_relaxed);
         owned_tx = tx;
     }
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     *out = tx;
     return 0;
 }
@@ -491,7 +493,7 @@ static inline int set_range(lrvm_tx_t *tx, const void *base, void *addr, size_t 
         return rc;
     if (len > 0 && (rc = range_in_tx(tx, base, addr, len, &seg, &off)) == 0)
         rc = s->tracker->capture(tx, seg, off, len);
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     return rc;
 }
 
@@ -577,6 +579,7 @@ static void epoch_seal(void *arg)
  * to the log, and learns how the commit ended. */
 static int commit_epoch(lrvm_t *s, lrvm_tx_t *tx, int flags)
 {
+    LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
     const struct lrvm__tracker *t = s->tracker;
     struct epoch ep = { s, tx };
     int rc = t->commit_start(s, tx);
@@ -628,6 +631,7 @@ static void release_pages(lrvm_t *s)
 
 static unsigned after_commit(lrvm_t *s)
 {
+    LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
     (void)lrvm__trunc_reap(s);
     size_t pages = lrvm__res_pages(s);
     if (pages < s->res_kept)
@@ -668,7 +672,7 @@ int lrvm_commit(lrvm_tx_t *tx, int flags)
         tx_free(tx);
         pace = after_commit(s);
     }
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     if (pace > 0)                   /* outside the lock: others commit meanwhile */
         pause_us(pace);
     return rc;
@@ -680,7 +684,7 @@ int lrvm_sync(lrvm_t *s)
         return LRVM_EINVAL;
     if (!s->tracker->ambient)
         return LRVM_EMODE;                  /* no ambient epoch without capture */
-    pthread_mutex_lock(&s->mu);
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
     /* No group commit: the ambient pages stay sealed until the sync ends,
      * and the store's lock must not be let go meanwhile. */
     int rc = commit_epoch(s, NULL, 0);
@@ -689,7 +693,7 @@ int lrvm_sync(lrvm_t *s)
         s->stats.syncs++;
         pace = after_commit(s);
     }
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     if (pace > 0)
         pause_us(pace);
     return rc;
@@ -711,7 +715,7 @@ int lrvm_abort(lrvm_tx_t *tx)
     if (rc < 0)
         return rc;
     abort_claimed(s, tx);
-    pthread_mutex_unlock(&s->mu);
+    lrvm__unlock(&s->mu);
     return 0;
 }
 
