@@ -395,6 +395,8 @@ static void worker(const struct config *c, int fd)
                     lrvm_map(s, seg_name(c, 'b', t, name), B_SIZE, &h[t].bases[1]) != 0)) {
             _exit(W_MAP);
         }
+        if (c->heap)
+            continue;
         if (c->shared)
             h[t].bases[1] = shared_b;
         h[t].b = shared_part(c, h[t].bases[1], t);
