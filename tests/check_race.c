@@ -56,16 +56,22 @@ struct racer {
     int          closed_seen;            /* phase 1: a call found the handle gone */
 };
 
-/* Note the first failure (every thread then stops) and say whether CALL
- * returned one of the codes it may. */
+/* Note the first failure, at LINE, as WHAT (every thread then stops). */
+static void note_failure(struct racer *w, int line, const char *what)
+{
+    int zero = 0;
+    if (atomic_compare_exchange_strong(&w->r->failed_line, &zero, line))
+        snprintf(w->r->why, sizeof w->r->why, "thread %d: %s", w->t, what);
+}
+
+/* Say whether CALL returned one of the codes it may; else a failure. */
 static int ok(struct racer *w, int line, const char *call, int rc, int allowed1, int allowed2)
 {
     if (rc == 0 || rc == allowed1 || rc == allowed2)
         return 1;
-    int zero = 0;
-    if (atomic_compare_exchange_strong(&w->r->failed_line, &zero, line))
-        snprintf(w->r->why, sizeof w->r->why, "thread %d: %s: %s", w->t, call,
-                 lrvm_strerror(rc));
+    char what[128];
+    snprintf(what, sizeof what, "%s: %s", call, lrvm_strerror(rc));
+    note_failure(w, line, what);
     return 0;
 }
 #define OK(w, call, rc, a1, a2) ok((w), __LINE__, (call), (rc), (a1), (a2))
@@ -109,7 +115,7 @@ static void tx_step(struct racer *w)
             w->aborts++;
         /* The thread's words are back as it last committed them. */
         if (seg[0] != w->img[0] || seg[1 + i % (WORDS - 1)] != w->img[1 + i % (WORDS - 1)])
-            OK(w, "the abort put back", LRVM_ECORRUPT, 0, 0);
+            note_failure(w, __LINE__, "the abort did not put its words back");
         return;
     }
     if (!OK(w, "lrvm_commit", lrvm_commit(tx, (x >> 16) % 3 == 0 ? LRVM_NO_FLUSH : 0), 0, 0))
