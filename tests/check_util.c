@@ -857,7 +857,8 @@ START_TEST(test_bench_quick_run_reports_every_part)
         "write floor: 128-byte in-place pwrite + fdatasync", "read floor: read()",
         "group commit: flushed small-tx", "heap: per no-flush transaction",
         "threads: no-flush small-tx", "threads explicit tx/s, 2 threads / 1 thread",
-        "threads auto (",
+        "threads auto (", "CPU us/tx  cores", "threads floor (no lrvm): T threads at once",
+        "(its floor's own here, pages/s, 2 threads / 1 thread: ",
         "recovery: lrvm_open of a store", "  64 KiB tx  warm   ", "  64 KiB tx  cold   ",
         "  small tx   warm   ", "  small tx   cold   ", "targets (from the medians",
         "mprotect ns/page, pages-256 no-flush / fault floor (copied, random P=256)",
@@ -879,6 +880,22 @@ START_TEST(test_bench_quick_run_reports_every_part)
         ck_assert_output_has(&r, "uffd ns/page / mprotect ns/page, pages-16 no-flush");
         ck_assert_output_has(&r, "uffd floor: the copied batches");
         ck_assert_output_has(&r, "threads uffd captured pages/s, 2 threads / 1 thread");
+        ck_assert_output_has(&r, "(the uffd floor's own here, 2 threads / 1 thread: ");
+    }
+    /* The threads floor: a row of pages/s measured for each count of
+     * threads and each tracker that runs here, mprotect's first. */
+    const char *fl = strstr(r.out, "  threads  floor     pages/s median (min-max)");
+    ck_assert_msg(fl != NULL, "no threads floor table:\n%s", r.out);
+    static const int counts[] = { 1, 2, 4, 8 };
+    for (int k = 0; k < (nmodes == 3 ? 8 : 4); k++) {
+        fl = strchr(fl, '\n') + 1;
+        int threads;
+        char kind[16];
+        double pages;
+        ck_assert_msg(sscanf(fl, "%d %15s %lf", &threads, kind, &pages) == 3 &&
+                          threads == counts[k % 4] && pages > 0 &&
+                          strcmp(kind, k < 4 ? "mprotect" : "uffd") == 0,
+                      "threads floor row %d: %.80s", k, fl);
     }
     ck_assert_msg(strstr(r.out, "small-tx explicit no-flush tx/s / libpmemobj tx/s") ||
                       strstr(r.out, "libpmemobj small-tx: not measured"),

@@ -6,7 +6,9 @@
  * mode, listed and protected again as that tracker does), the write
  * floor (small in-place pwrite + fdatasync) and the read floor (read() of
  * a recovery log), and what makes a store cold for the read floor and
- * recovery alike.
+ * recovery alike. The threads floor runs the fault and uffd floors' loop
+ * from several threads at once, each on a slice of its own, as the
+ * threads part's transactions run on segments of their own.
  *
  * Never calls lrvm: a floor that did would measure lrvm against itself.
  * Its children write only their own result.
@@ -18,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -91,11 +94,11 @@ struct batches {
     uint64_t  seed, nbatch;
 };
 
-static void batches_init(struct batches *k, const struct bench *b, const struct floor_spec *f,
+static void batches_init(struct batches *k, size_t seg_pages, const struct floor_spec *f,
                          int fresh)
 {
     *k = (struct batches){ .f = f, .in_order = fresh || f->contiguous,
-                           .seg_pages = b->seg_pages, .seed = SEED };
+                           .seg_pages = seg_pages, .seed = SEED };
     k->order = malloc(k->seg_pages * sizeof *k->order);
     k->stamp = calloc(k->seg_pages, sizeof *k->stamp);
     if (k->order == NULL || k->stamp == NULL)
@@ -142,13 +145,29 @@ static void batches_free(struct batches *k)
     free(k->stamp);
 }
 
-/* The floors' file, SEG_SIZE bytes, made anew. */
-static int floor_file(const char *path)
+/* The floors' file, SIZE bytes, made anew. */
+static int floor_file(const char *path, size_t size)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || ftruncate(fd, (off_t)SEG_SIZE) != 0)
+    if (fd < 0 || ftruncate(fd, (off_t)size) != 0)
         bench_child_fail("%s: %s", path, strerror(errno));
     return fd;
+}
+
+/* floor_handler, for the LEN bytes at BASE (set before the first fault
+ * it is meant for). */
+static void floor_handler_install(char *base, size_t len, size_t page_size)
+{
+    fl_page = page_size;
+    fl_len = len;
+    fl_base = base;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = floor_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, &sa, NULL) != 0)
+        bench_child_fail("sigaction: %s", strerror(errno));
 }
 
 static void child_fault_floor(const struct bench *b, const void *argp, void *outp)
@@ -158,15 +177,8 @@ static void child_fault_floor(const struct bench *b, const void *argp, void *out
     struct floor_result *r = outp;
     size_t batch = (size_t)f->pages, page_size = b->page_size, seg_pages = b->seg_pages;
 
-    int fd = floor_file(a->path);
-    fl_page = page_size;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = floor_handler;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGSEGV, &sa, NULL) != 0)
-        bench_child_fail("sigaction: %s", strerror(errno));
+    int fd = floor_file(a->path, SEG_SIZE);
+    floor_handler_install(NULL, SEG_SIZE, page_size);
 
     /* Bring the file's pages into the page cache, so that the fresh
      * faults below copy a cached page, as the segment's would. */
@@ -178,7 +190,6 @@ static void child_fault_floor(const struct bench *b, const void *argp, void *out
     munmap(m, SEG_SIZE);
 
     int fresh = a->state == FL_FRESH;
-    fl_len = SEG_SIZE;
     fl_base = map_file(fd);
     if (!fresh) {
         /* Warm-up: write every page once (private copies), re-protect. */
@@ -191,7 +202,7 @@ static void child_fault_floor(const struct bench *b, const void *argp, void *out
     }
 
     struct batches k;
-    batches_init(&k, b, f, fresh);
+    batches_init(&k, seg_pages, f, fresh);
     uint64_t target = fresh ? (uint64_t)b->fresh_passes * seg_pages : b->copied_pages;
     uint64_t pages = 0;
     double spent = 0, t0 = now();
@@ -247,6 +258,58 @@ static void uffd_protect(int uf, uintptr_t start, uintptr_t len)
         bench_child_fail("UFFDIO_WRITEPROTECT: %s", strerror(errno));
 }
 
+/* List the written pages of [START, END) with PAGEMAP_SCAN (on PM, the
+ * process's pagemap) and protect each written run again, as the tracker
+ * does; returns the pages it found. */
+static uint64_t uffd_reprotect(int uf, int pm, uintptr_t start, uintptr_t end, size_t page_size)
+{
+    struct page_region v[64];
+    struct pm_scan_arg s = {
+        .size = sizeof s, .flags = PM_SCAN_CHECK_WPASYNC, .start = start, .end = end,
+        .vec = (uintptr_t)v, .vec_len = 64,
+        .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
+    };
+    long n;
+    uint64_t found = 0;
+    do {
+        if ((n = ioctl(pm, PAGEMAP_SCAN, &s)) < 0)
+            bench_child_fail("PAGEMAP_SCAN: %s", strerror(errno));
+        for (long j = 0; j < n; j++) {
+            uffd_protect(uf, v[j].start, v[j].end - v[j].start);
+            found += (v[j].end - v[j].start) / page_size;
+        }
+        s.start = s.walk_end;
+    } while (n == 64 && s.start < s.end);
+    return found;
+}
+
+/* A private mapping of the LEN bytes of file FD, every page written once
+ * (private copies, as the copied floors and the workloads have them). */
+static char *map_copied(int fd, size_t len, size_t page_size)
+{
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED)
+        bench_child_fail("mmap: %s", strerror(errno));
+    for (size_t off = 0; off < len; off += page_size)
+        *(volatile uint64_t *)(m + off) ^= ALL_BYTES;
+    return m;
+}
+
+/* The LEN bytes at M registered with a new userfaultfd in async
+ * write-protect mode, and protected; the pagemap to scan them in *PM. */
+static int uffd_floor_register(char *m, size_t len, int *pm)
+{
+    int uf = uffd_floor_open();
+    struct uffdio_register reg = {
+        .range = { (uintptr_t)m, len }, .mode = UFFDIO_REGISTER_MODE_WP,
+    };
+    *pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (*pm < 0 || ioctl(uf, UFFDIO_REGISTER, &reg) != 0)
+        bench_child_fail("registering the mapping: %s", strerror(errno));
+    uffd_protect(uf, (uintptr_t)m, len);
+    return uf;
+}
+
 /* The copied fault floor's batches under userfaultfd: the kernel resolves
  * each store itself; after each batch, PAGEMAP_SCAN lists the written
  * runs of the batch's span and each run is protected again, as the
@@ -258,23 +321,12 @@ static void child_uffd_floor(const struct bench *b, const void *argp, void *outp
     struct floor_result *r = outp;
     size_t batch = (size_t)f->pages, page_size = b->page_size, seg_pages = b->seg_pages;
 
-    int fd = floor_file(a->path);
-    char *m = mmap(NULL, SEG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED)
-        bench_child_fail("mmap: %s", strerror(errno));
-    for (size_t p = 0; p < seg_pages; p++)      /* private copies, as copied */
-        *(volatile uint64_t *)(m + p * page_size) ^= ALL_BYTES;
-    int uf = uffd_floor_open(), pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-    struct uffdio_register reg = {
-        .range = { (uintptr_t)m, SEG_SIZE }, .mode = UFFDIO_REGISTER_MODE_WP,
-    };
-    if (pm < 0 || ioctl(uf, UFFDIO_REGISTER, &reg) != 0)
-        bench_child_fail("registering the mapping: %s", strerror(errno));
-    uffd_protect(uf, (uintptr_t)m, SEG_SIZE);
+    int fd = floor_file(a->path, SEG_SIZE);
+    char *m = map_copied(fd, SEG_SIZE, page_size);
+    int pm, uf = uffd_floor_register(m, SEG_SIZE, &pm);
 
     struct batches k;
-    batches_init(&k, b, f, 0);
-    struct page_region v[64];
+    batches_init(&k, seg_pages, f, 0);
     uint64_t pages = 0;
     double t0 = now();
     while (pages < b->copied_pages && now() - t0 < b->cap) {
@@ -282,23 +334,8 @@ static void child_uffd_floor(const struct bench *b, const void *argp, void *outp
             k.pos = 0;
         size_t lo, hi;
         batch_store(&k, m, batch, page_size, &lo, &hi);
-        struct pm_scan_arg s = {
-            .size = sizeof s, .flags = PM_SCAN_CHECK_WPASYNC,
-            .start = (uintptr_t)(m + lo * page_size), .end = (uintptr_t)(m + (hi + 1) * page_size),
-            .vec = (uintptr_t)v, .vec_len = 64,
-            .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
-        };
-        long n;
-        uint64_t found = 0;
-        do {
-            if ((n = ioctl(pm, PAGEMAP_SCAN, &s)) < 0)
-                bench_child_fail("PAGEMAP_SCAN: %s", strerror(errno));
-            for (long j = 0; j < n; j++) {
-                uffd_protect(uf, v[j].start, v[j].end - v[j].start);
-                found += (v[j].end - v[j].start) / page_size;
-            }
-            s.start = s.walk_end;
-        } while (n == 64 && s.start < s.end);
+        uint64_t found = uffd_reprotect(uf, pm, (uintptr_t)(m + lo * page_size),
+                                        (uintptr_t)(m + (hi + 1) * page_size), page_size);
         if (found != batch)
             bench_child_fail("the scan listed %llu pages of a batch of %zu",
                              (unsigned long long)found, batch);
@@ -309,6 +346,87 @@ static void child_uffd_floor(const struct bench *b, const void *argp, void *outp
     batches_free(&k);
     close(pm);
     close(uf);
+    close(fd);
+}
+
+/* ------------------------------------------------------------ threads floor */
+
+struct tfloor_arg {
+    int  threads;
+    int  kind;              /* TF_MPROTECT, TF_UFFD */
+    char path[PATH_LEN];
+};
+
+/* One thread of a threads floor, on a THREAD_SEG slice of its own. */
+struct tfloor_worker {
+    const struct bench *b;
+    char     *slice;
+    int       kind, uf, pm, index;
+    double    deadline;
+    uint64_t  pages;
+};
+
+/* Batches of P=4 random pages of the thread's slice (a small-tx's pages),
+ * each batch protected again after its stores as the floor of its kind
+ * does, until the deadline. */
+static void *tfloor_run(void *p)
+{
+    struct tfloor_worker *w = p;
+    const struct floor_spec *f = &bench_floors[FLOOR_P4];
+    size_t batch = (size_t)f->pages, page_size = w->b->page_size;
+    struct batches k;
+    batches_init(&k, THREAD_SEG / page_size, f, 0);
+    k.seed += (uint64_t)w->index;
+    do {
+        size_t lo, hi;
+        batch_store(&k, w->slice, batch, page_size, &lo, &hi);
+        char *from = w->slice + lo * page_size;
+        size_t len = (hi + 1 - lo) * page_size;
+        if (w->kind == TF_MPROTECT) {
+            if (mprotect(from, len, PROT_READ) != 0)
+                bench_child_fail("mprotect: %s", strerror(errno));
+        } else if (uffd_reprotect(w->uf, w->pm, (uintptr_t)from, (uintptr_t)(from + len),
+                                  page_size) != batch) {
+            bench_child_fail("the scan did not list a batch's %zu pages", batch);
+        }
+        w->pages += batch;
+    } while (w->pages % (64 * batch) != 0 || now() < w->deadline);
+    batches_free(&k);
+    return NULL;
+}
+
+static void child_threads_floor(const struct bench *b, const void *argp, void *outp)
+{
+    const struct tfloor_arg *a = argp;
+    struct tfloor_result *r = outp;
+    size_t len = (size_t)a->threads * THREAD_SEG, page_size = b->page_size;
+    int fd = floor_file(a->path, len), uf = -1, pm = -1;
+    char *m = map_copied(fd, len, page_size);
+    if (a->kind == TF_UFFD) {
+        uf = uffd_floor_register(m, len, &pm);
+    } else {
+        floor_handler_install(m, len, page_size);
+        if (mprotect(m, len, PROT_READ) != 0)
+            bench_child_fail("mprotect: %s", strerror(errno));
+    }
+
+    struct tfloor_worker w[8];
+    pthread_t th[8];
+    double c0 = bench_cpu_seconds(), t0 = now();
+    for (int t = 0; t < a->threads; t++) {
+        w[t] = (struct tfloor_worker){ .b = b, .slice = m + (size_t)t * THREAD_SEG,
+                                       .kind = a->kind, .uf = uf, .pm = pm, .index = t,
+                                       .deadline = t0 + b->cap };
+        if (pthread_create(&th[t], NULL, tfloor_run, &w[t]) != 0)
+            bench_child_fail("pthread_create failed");
+    }
+    r->pages = 0;
+    for (int t = 0; t < a->threads; t++) {
+        pthread_join(th[t], NULL);
+        r->pages += w[t].pages;
+    }
+    r->secs = now() - t0;
+    r->cpu = bench_cpu_seconds() - c0;
     close(fd);
 }
 
@@ -371,6 +489,21 @@ void bench_floors_round(struct bench *b, int i)
                 bench_add_failure(b, "%s: no page measured", what);
         }
     unlink(floor_path);
+    for (int g = 0; g < (bench_part_runs(b, PART_THREADS) ? NGROUP : 0); g++)
+        for (int kind = 0; kind < NTFLOORS; kind++) {
+            if (!bench_mode_runs(b, kind == TF_UFFD ? BM_UFFD : BM_MPROTECT))
+                continue;
+            struct tfloor_arg a = { .threads = bench_group_threads[g], .kind = kind };
+            memcpy(a.path, floor_path, sizeof a.path);
+            snprintf(what, sizeof what, "%s floor, %d thread%s",
+                     kind == TF_UFFD ? "uffd" : "fault", a.threads, a.threads == 1 ? "" : "s");
+            bench_progress("%s: run %d/%d...", what, i + 1, b->runs);
+            struct tfloor_result *r = &b->tf_res[g][kind][i];
+            if (bench_run_child(b, what, child_threads_floor, &a, r, sizeof *r) == 0 &&
+                r->pages == 0)
+                bench_add_failure(b, "%s: no page measured", what);
+            unlink(floor_path);
+        }
     if (bench_write_floor_runs(b)) {
         bench_progress("write floor: run %d/%d...", i + 1, b->runs);
         bench_run_child(b, "write floor", child_write_floor, write_path, &b->wf_res[i],

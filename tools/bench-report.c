@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ statistics */
 
@@ -123,17 +124,35 @@ static void compute_workloads(struct bench *b)
     }
     for (int g = 0; g < NGROUP; g++)
         for (int m = 0; m < NMODES; m++) {
-            double u[MAX_RUNS];
+            double u[MAX_RUNS], c[MAX_RUNS], k[MAX_RUNS];
             nv = 0;
             for (int i = 0; i < b->runs; i++) {
                 const struct threads_result *r = &b->th_res[g][m][i];
                 if (r->tx == 0 || r->secs <= 0)
                     continue;
                 u[nv] = (double)r->pages / r->secs;
+                c[nv] = r->cpu * 1e6 / (double)r->tx;
+                k[nv] = r->cpu / r->secs;
                 v[nv++] = (double)r->tx / r->secs;
             }
             b->threads_txs[g][m] = summarize(v, nv);
             b->threads_pgs[g][m] = summarize(u, m == BM_EXPLICIT ? 0 : nv);
+            b->threads_cpu[g][m] = summarize(c, nv);
+            b->threads_cores[g][m] = summarize(k, nv);
+        }
+    for (int g = 0; g < NGROUP; g++)
+        for (int kind = 0; kind < NTFLOORS; kind++) {
+            double k[MAX_RUNS];
+            nv = 0;
+            for (int i = 0; i < b->runs; i++) {
+                const struct tfloor_result *r = &b->tf_res[g][kind][i];
+                if (r->pages == 0 || r->secs <= 0)
+                    continue;
+                k[nv] = r->cpu / r->secs;
+                v[nv++] = (double)r->pages / r->secs;
+            }
+            b->tfloor_pgs[g][kind] = summarize(v, nv);
+            b->tfloor_cores[g][kind] = summarize(k, nv);
         }
     nv = 0;
     for (int i = 0; i < b->runs; i++)
@@ -430,18 +449,34 @@ static void print_threads(const struct bench *b, FILE *o)
     char s[80], t[80], q[40];
     fprintf(o, "\nthreads: no-flush small-tx (%d random 8-byte words) from T threads at once, "
                "each on its own %zu MiB segment of one store; captured pages/s: lrvm_stats' "
-               "pages_captured\n", TX_WORDS, THREAD_SEG >> 20);
-    fprintf(o, "  %-8s %-9s %-28s %-10s %-28s %s\n", "threads", "mode", "tx/s median (min-max)",
-            "/ 1 thread", "captured pages/s median", "/ 1 thread");
+               "pages_captured; CPU: user + system time of the whole process (lrvm's own "
+               "threads too) per transaction, and over the wall time (cores busy, of %ld)\n",
+            TX_WORDS, THREAD_SEG >> 20, sysconf(_SC_NPROCESSORS_ONLN));
+    fprintf(o, "  %-8s %-9s %-28s %-10s %-28s %-10s %-10s %s\n", "threads", "mode",
+            "tx/s median (min-max)", "/ 1 thread", "captured pages/s median", "/ 1 thread",
+            "CPU us/tx", "cores");
     for (int m = 0; m < NMODES; m++)
         for (int g = 0; g < NGROUP && bench_mode_runs(b, m); g++) {
             const struct summary *x = &b->threads_txs[g][m], *p = &b->threads_pgs[g][m];
             int ex = m == BM_EXPLICIT;      /* captures nothing: no pages column */
             snprintf(q, sizeof q, "%.2f", p->med / b->threads_pgs[0][m].med);
-            fprintf(o, "  %-8d %-9s %-28s %-10.2f %-28s %s\n", bench_group_threads[g],
-                    bench_mode_name(m), fmt_sum(s, sizeof s, *x, 0),
+            fprintf(o, "  %-8d %-9s %-28s %-10.2f %-28s %-10s %-10.2f %.2f\n",
+                    bench_group_threads[g], bench_mode_name(m), fmt_sum(s, sizeof s, *x, 0),
                     x->med / b->threads_txs[0][m].med, ex ? "-" : fmt_sum(t, sizeof t, *p, 0),
-                    ex ? "-" : q);
+                    ex ? "-" : q, b->threads_cpu[g][m].med, b->threads_cores[g][m].med);
+        }
+    fprintf(o, "  threads floor (no lrvm): T threads at once, each storing into %d random "
+               "pages of a %zu MiB slice of its own and protecting them again, as the fault "
+               "floor (mprotect) and the uffd floor (uffd) do\n", bench_floors[FLOOR_P4].pages,
+            THREAD_SEG >> 20);
+    fprintf(o, "  %-8s %-9s %-28s %-10s %s\n", "threads", "floor", "pages/s median (min-max)",
+            "/ 1 thread", "cores");
+    for (int kind = 0; kind < NTFLOORS; kind++)
+        for (int g = 0; g < NGROUP && b->tfloor_pgs[0][kind].n > 0; g++) {
+            const struct summary *p = &b->tfloor_pgs[g][kind];
+            fprintf(o, "  %-8d %-9s %-28s %-10.2f %.2f\n", bench_group_threads[g],
+                    kind == TF_UFFD ? "uffd" : "mprotect", fmt_sum(s, sizeof s, *p, 0),
+                    p->med / b->tfloor_pgs[0][kind].med, b->tfloor_cores[g][kind].med);
         }
 }
 
@@ -715,8 +750,11 @@ static void print_targets(const struct bench *b, FILE *o)
     if (bench_part_runs(b, PART_THREADS)) {
         const struct summary (*tx)[NMODES] = b->threads_txs, (*pg)[NMODES] = b->threads_pgs;
         if (b->uffd) {
+            const struct summary (*fl)[NTFLOORS] = b->tfloor_pgs;
             target_line(o, "threads uffd captured pages/s, 2 threads / 1 thread",
                         pg[1][BM_UFFD].med / pg[0][BM_UFFD].med, "x", 0, 1.5);
+            fprintf(o, "    (the uffd floor's own here, 2 threads / 1 thread: %.2fx)\n",
+                    fl[1][TF_UFFD].med / fl[0][TF_UFFD].med);
             target_line(o, "threads uffd captured pages/s, the lower of 4 and 8 threads / 2",
                         fmin(pg[2][BM_UFFD].med, pg[3][BM_UFFD].med) / pg[1][BM_UFFD].med,
                         "x", 0, 1.0);
@@ -728,6 +766,9 @@ static void print_targets(const struct bench *b, FILE *o)
                         tx[0][BM_EXPLICIT].med, "x", 0, 1.5);
         snprintf(what, sizeof what, "threads auto (%s) tx/s, 2 threads / 1 thread", an);
         target_line(o, what, tx[1][am].med / tx[0][am].med, "x", 0, 1.2);
+        int kind = am == BM_UFFD ? TF_UFFD : TF_MPROTECT;
+        fprintf(o, "    (its floor's own here, pages/s, 2 threads / 1 thread: %.2fx)\n",
+                b->tfloor_pgs[1][kind].med / b->tfloor_pgs[0][kind].med);
     }
     if (bench_part_runs(b, PART_SMALL_TX)) {
         target_line(o, "flushed small-tx explicit tx/s / write floor ops/s",

@@ -307,9 +307,11 @@ static void child_threads(const struct bench *b, const void *argp, void *outp)
     }
     CHECK(lrvm_flush(rvm));
     CHECK(lrvm_stats(rvm, &s0));
+    double c0 = bench_cpu_seconds();
     double t0 = run_workers(w, a->threads, threads_worker_run, b->cap, &r->tx);
     CHECK(lrvm_flush(rvm));           /* the no-flush commits become durable */
     r->secs = now() - t0;
+    r->cpu = bench_cpu_seconds() - c0;
     CHECK(lrvm_stats(rvm, &s1));
     r->pages = s1.pages_captured - s0.pages_captured;
     CHECK(lrvm_close(rvm));

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 #define SEG_SIZE      ((size_t)64 << 20)
 #define SEG_NAME      "bench"
@@ -76,6 +77,7 @@ struct floor_spec {
 extern const struct workload   bench_workloads[NWORK];     /* bench-workloads.c */
 extern const int               bench_group_threads[NGROUP];   /* and the threads part's */
 extern const struct floor_spec bench_floors[NFLOORS];      /* bench-floors.c */
+#define FLOOR_P4 1               /* bench_floors' "random P=4": a small-tx's pages */
 
 /* The fault floors' states: pages written before (private copies) or
  * fresh (the first store copies the file's page), and the userfaultfd
@@ -106,6 +108,15 @@ struct floor_result {
     double   secs;
 };
 
+/* The threads floor: T threads each storing into and protecting again
+ * pages of a slice of its own, without lrvm. */
+struct tfloor_result {
+    uint64_t pages;
+    double   secs;
+    double   cpu;         /* user + system seconds of the process over secs */
+};
+enum { TF_MPROTECT, TF_UFFD, NTFLOORS };    /* the fault floor's handler, the uffd floor's scan */
+
 struct wfloor_result {
     uint64_t ops;
     double   secs;
@@ -120,6 +131,7 @@ struct threads_result {
     uint64_t tx;          /* transactions committed, all threads */
     uint64_t pages;       /* pages_captured delta (automatic modes) */
     double   secs;
+    double   cpu;         /* user + system seconds of the process over secs */
 };
 
 struct heap_result {
@@ -252,6 +264,7 @@ struct bench {
     struct wfloor_result     wf_res[MAX_RUNS];
     struct group_result      gr_res[NGROUP][MAX_RUNS];       /* [threads][run] */
     struct threads_result    th_res[NGROUP][NMODES][MAX_RUNS];   /* [threads][mode][run] */
+    struct tfloor_result     tf_res[NGROUP][NTFLOORS][MAX_RUNS]; /* [threads][kind][run] */
     struct heap_result       hp_res[3][MAX_RUNS];  /* [auto, explicit, C library][run] */
     struct bench_pmem_result pm_res[MAX_RUNS];
     struct mklog_result      mk_res[NSHAPES][MAX_RUNS];           /* [shape][run] */
@@ -267,6 +280,9 @@ struct bench {
     struct summary group_sum[NGROUP];      /* tx/s */
     double         group_per_sync[NGROUP]; /* commits per fdatasync, all runs */
     struct summary threads_txs[NGROUP][NMODES], threads_pgs[NGROUP][NMODES];  /* per second */
+    struct summary threads_cpu[NGROUP][NMODES];     /* CPU microseconds per transaction */
+    struct summary threads_cores[NGROUP][NMODES];   /* CPU seconds per second */
+    struct summary tfloor_pgs[NGROUP][NTFLOORS], tfloor_cores[NGROUP][NTFLOORS];
     struct summary heap_sum[3];            /* ns per op: auto, explicit, C library */
     struct rec_row rec_rows[NSHAPES][NSTATES];
     double         rec_log_mb[NSHAPES], rec_commits[NSHAPES];  /* means of the logs made */
@@ -321,6 +337,17 @@ static inline int bench_auto_mode(const struct bench *b)
 static inline const char *bench_flush_name(int flush)
 {
     return flush ? "flush" : "no-flush";
+}
+
+/* The CPU time of the whole process, every thread included (lrvm's own
+ * too): what threads cost beside what they achieve. In a child. */
+static inline double bench_cpu_seconds(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 /* ------------------------------------------------------------ lrvm-bench.c: the harness */

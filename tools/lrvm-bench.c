@@ -26,10 +26,16 @@
  *   write      128-byte in-place pwrite + fdatasync in a preallocated file
  *   read       sequential read() of the recovery log in 1 MiB chunks, in
  *              the same page cache state as the recovery it is set against
+ *   threads    the fault and uffd floors' loop, 4 random pages a batch, from
+ *              T threads at once (T = 1, 2, 4, 8), each on a 16 MiB slice of
+ *              its own: pages/s, set against the threads part
  * Group commit:
  *   threads T  flushed small-tx in explicit mode from T threads at once
  *              (T = 1, 2, 4, 8), each on its own 1 MiB segment: tx/s
  *              and commits per fdatasync, against the write floor
+ *   threads    (the part) no-flush small-tx from T threads, each on its own
+ *              16 MiB segment, in each mode: tx/s, captured pages/s, and the
+ *              process's CPU time per transaction and cores busy
  * The heap:
  *   heap       per no-flush transaction, one lrvm_free and one lrvm_malloc
  *              (16-256 bytes) among 64K live blocks, and an 8-byte store
