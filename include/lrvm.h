@@ -201,8 +201,9 @@
  *      declaration that overlaps one of another open transaction fails
  *      with LRVM_EEXIST; the release build does not look. A segment held
  *      by shared transactions keeps its pages in memory (C14) until the
- *      last of them ends, and the persistent heap refuses to change a
- *      heap whose segment they hold (LRVM_EBUSY).
+ *      last of them ends. The persistent heap serves them (lrvm_heap_open
+ *      says how); a heap call from a thread that began no shared
+ *      transaction on the heap fails with LRVM_EBUSY.
  */
 #ifndef LRVM_H
 #define LRVM_H
@@ -217,7 +218,7 @@ extern "C" {
 /* The version of this header; configure.ac takes the package's version
  * from these lines, and the library's soname from the major number. */
 #define LRVM_VERSION_MAJOR 0
-#define LRVM_VERSION_MINOR 5
+#define LRVM_VERSION_MINOR 6
 #define LRVM_VERSION_PATCH 0
 
 /* lrvm_version -- "MAJOR.MINOR.PATCH" of the library the program runs on,
@@ -472,12 +473,26 @@ int lrvm_truncate(lrvm_t *rvm);
  * heap call outside such a transaction fails with LRVM_EMODE. Stores into
  * allocated blocks are the program's, declared by it in explicit mode.
  *
+ * Shared transactions (C15) that hold the heap segment use the heap at
+ * once, each from its own thread: a call acts for the shared transaction
+ * its thread began last on the heap. lrvm_malloc takes the block at
+ * once, in a transaction of the heap's own committed without a flush, and
+ * the block is the caller's when its transaction commits; its abort frees
+ * the block, and so does the next lrvm_heap_open after a crash that came
+ * first. lrvm_free takes effect at the caller's commit (its abort forgets
+ * it), but at once for a block its own transaction took. Freeing a block
+ * that another open transaction took, or one this transaction freed
+ * already, fails with LRVM_EINVAL. calloc's zeros, realloc's copy and
+ * lrvm_heap_set_root are declared in the caller's transaction (the root
+ * is one word: two transactions that set it overlap, C15).
+ *
  * lrvm_malloc, lrvm_calloc (zeroed), lrvm_realloc (contents kept up to
  * the smaller size; NULL p: malloc; size 0: free) return 16-byte aligned
  * blocks, or NULL with the reason in lrvm_last_error: LRVM_ENOMEM (no
  * free block fits), LRVM_EMODE, LRVM_EBUSY (the owning transaction is
  * being committed by another thread, or shared transactions hold the
- * heap segment: C15), LRVM_EINVAL (p is not a block),
+ * heap segment and the caller began none: C15), LRVM_EINVAL (p is not a
+ * block),
  * LRVM_ECORRUPT (the program wrote over the heap's own words, e.g. a
  * store into a freed block: the call stores nothing).
  * lrvm_free ignores NULL; a pointer that is no block is left alone
@@ -488,9 +503,10 @@ int lrvm_truncate(lrvm_t *rvm);
  * powers of two); malloc takes the first that fits from the smallest
  * list that has one, and freed blocks merge with free neighbours. A heap
  * made by an earlier version of liblrvm is brought to this one's heap
- * format (3), in one transaction, the first time lrvm_heap_open opens it
- * (format 1, one free list, is sorted into the lists); an earlier liblrvm
- * refuses a format 3 heap with LRVM_EVERSION.
+ * format (4), in one transaction, the first time lrvm_heap_open opens it
+ * (format 1, one free list, is sorted into the lists; formats 2 and 3
+ * need their version word only); an earlier liblrvm refuses a format 4
+ * heap with LRVM_EVERSION.
  */
 int   lrvm_heap_open(lrvm_t *rvm, const char *name, size_t size, lrvm_heap_t **heap);
 void *lrvm_heap_base(lrvm_heap_t *heap);

@@ -15,11 +15,12 @@
  *   4104   the first block; blocks follow one another up to the
  *          epilogue, a used block header of size 0 in the 8 bytes before
  *          the heap's size rounded down to 16
- * A block is a header word (size | USED | PREV_USED; the size a multiple
- * of 16, at least 32, header included) and its payload, 16-aligned. A
- * free block keeps the offsets of the next and previous free blocks of
- * its bin after its header, and its size again in its last word, so that
- * the block after it finds it (its PREV_USED bit is clear).
+ * A block is a header word (size | USED | PREV_USED | PENDING; the size a
+ * multiple of 16, at least 32, header included) and its payload,
+ * 16-aligned. A free block keeps the offsets of the next and previous
+ * free blocks of its bin after its header, and its size again in its
+ * last word, so that the block after it finds it (its PREV_USED bit is
+ * clear).
  *
  * Bins (versions 2 and 3): the header holds the heads of NBINS free
  * lists, one for each size from 32 to 512 bytes and then one for each
@@ -40,17 +41,43 @@
  * whose back links are all exact, is a version 3 heap once its version
  * word says so; lrvm_heap_open sets it, in a transaction, the first time
  * it opens one. An older liblrvm refuses a version 3 heap with
- * LRVM_EVERSION instead of misreading it.
+ * LRVM_EVERSION instead of misreading it. Version 4 adds the PENDING bit
+ * (below) and is otherwise version 3: lrvm_heap_open sets the version
+ * word of a version 2 or 3 heap, and an older liblrvm refuses version 4.
  *
  * Changes: an operation first declares every range it will store to with
  * lrvm__tx_capture in the transaction that holds the heap segment
  * (explicit mode then logs exactly those; auto mode captures their pages
  * without faults), then stores. With no such transaction, auto mode's
  * ambient epoch captures the stores by faults, and explicit mode refuses
- * with LRVM_EMODE. A heap whose segment shared transactions hold is
- * refused with LRVM_EBUSY: their declarations must be disjoint (lrvm.h
- * C15), and every operation stores into the header's bins. Every call
- * runs under the store's lock.
+ * with LRVM_EMODE. Every call runs under the store's lock.
+ *
+ * Shared transactions (lrvm_begin_shared, lrvm.h C15) declare disjoint
+ * bytes, and every operation stores into the header's bins, so the heap's
+ * own words cannot go with the caller's transaction: its abort would put
+ * back words that other transactions changed since. A call on a heap
+ * whose segment shared transactions hold acts for the caller's (the one
+ * this thread began last that holds it; none: LRVM_EBUSY), so:
+ *   - malloc changes the heap's words in a transaction of lrvm's own,
+ *     committed at once without a flush (logged before the caller's
+ *     commit), and marks the block PENDING: taken, but not yet the
+ *     caller's. The caller's commit clears the bit, in the caller's
+ *     records; its abort frees the block in another transaction of the
+ *     heap's own. A crash before the caller's commit leaves it PENDING,
+ *     and lrvm_heap_open frees every PENDING block it finds (none can be
+ *     any open transaction's then).
+ *   - free is done at the caller's commit, in its records; its abort
+ *     forgets it. A block freed in the transaction that took it goes at
+ *     once.
+ *   - calloc's zeros, realloc's copy and set_root's word are the
+ *     caller's, declared in its transaction.
+ * The caller's commit runs this under the store lock before its records
+ * are made (tx.c's hook), so its records hold its blocks' headers and its
+ * frees; a commit that fails puts them back. (A commit that waited for a
+ * group's sync without the store lock fails only with the store (lrvm.h
+ * C4): putting back then may undo heap words other calls changed
+ * meanwhile, in memory only; nothing is logged after, and the next open
+ * finds the heap the log left.)
  *
  * A program that writes over the heap's own words (a store after free, an
  * undeclared store in explicit mode that an abort then leaves behind)
@@ -72,6 +99,9 @@
  *      footer is its size.
  *   I3 allocated is the sum of the sizes of the used blocks; root is 0 or
  *      the payload of a used block.
+ *   I4 Only a used block is PENDING, and it is one that an open shared
+ *      transaction took (in its struct heap_tx) or one a crash left,
+ *      freed at the next lrvm_heap_open.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -85,12 +115,13 @@
 #include <unistd.h>
 
 #define HEAP_MAGIC    "LRVMHEAP"            /* 8 bytes, no NUL */
-#define HEAP_VERSION  3u
+#define HEAP_VERSION  4u
 #define NBINS         88u
 #define HEAP_HDR      4096u
 #define ARENA         ((uint64_t)HEAP_HDR + 8)
 #define USED          1u
 #define PREV_USED     2u
+#define PENDING       4u                    /* used, by an open shared transaction */
 #define MIN_BLOCK     32u
 #define HEAP_MIN_SIZE 8192u
 #define MAX_DECL      16
@@ -112,6 +143,8 @@ struct lrvm_heap {
     unsigned char    *base;
     struct lrvm_heap *next;     /* the store's heaps */
     unsigned          calls;    /* debug builds: calls made, to sample checks */
+    lrvm_tx_t        *in_tx;    /* store lock: where the declarations of a call
+                                   on a shared heap go, while it runs */
 };
 
 static uint64_t *word(const lrvm_heap_t *h, uint64_t off)
@@ -175,7 +208,7 @@ int lrvm__heap_check(const lrvm_heap_t *h)
             used += size;
             root_ok |= hd->root == b + 8;
         } else {
-            if (!prev_used || *word(h, b + size - 8) != size)
+            if (!prev_used || *word(h, b + size - 8) != size || (w & PENDING))  /* I4 */
                 return LRVM_ECORRUPT;
             nfree++;
         }
@@ -254,11 +287,13 @@ struct decl {
 static int decl_begin(const lrvm_heap_t *h, struct decl *d)
 {
     LRVM__ASSERT_HELD(&h->store->mu);                   /* L1 */
-    d->tx = h->seg->sg_tx;
+    d->tx = h->in_tx != NULL ? h->in_tx : h->seg->sg_tx;
     d->n = 0;
     d->bad = 0;
+    if (h->in_tx != NULL)
+        return 0;                           /* a call on a shared heap */
     if (h->seg->sg_shared > 0)
-        return LRVM_EBUSY;                  /* shared transactions: lrvm.h C15 */
+        return LRVM_EBUSY;                  /* no transaction of the caller's */
     if (d->tx != NULL && d->tx->tx_committing)
         return LRVM_EBUSY;                  /* its commit is under way */
     if (d->tx != NULL)
@@ -526,6 +561,178 @@ static int heap_free(lrvm_heap_t *h, void *p)
     return 0;
 }
 
+/* ------------------------------------------------------------ shared */
+
+/* What a shared transaction did on one heap, to be settled when it ends:
+ * the blocks it took (PENDING) and those it freed (done at its commit).
+ * Offsets of block headers. A transaction's list of them is its hook's
+ * argument (tx.c). */
+struct heap_tx {
+    lrvm_heap_t    *h;
+    uint64_t       *taken, *freed;
+    size_t          ntaken, nfreed, cap_taken, cap_freed;
+    struct heap_tx *next;
+};
+
+static int hook_commit(lrvm_tx_t *tx, void *arg);
+static void hook_end(lrvm_tx_t *tx, void *arg, int committed);
+static const struct lrvm__tx_hook heap_hook = { hook_commit, hook_end };
+
+/* Room for one more offset in *V (N of them, room for *CAP). */
+static int offsets_room(uint64_t **v, size_t n, size_t *cap)
+{
+    uint64_t *r = lrvm__room_for(*v, n, cap, sizeof **v);
+    if (r == NULL)
+        return LRVM_ENOMEM;
+    *v = r;
+    return 0;
+}
+
+/* TX's record for heap H, made (and the hook set) on its first call. */
+static struct heap_tx *heap_tx_of(lrvm_heap_t *h, lrvm_tx_t *tx)
+{
+    struct heap_tx *first = tx->tx_hook == &heap_hook ? tx->tx_hook_arg : NULL;
+    for (struct heap_tx *t = first; t != NULL; t = t->next)
+        if (t->h == h)
+            return t;
+    struct heap_tx *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->h = h;
+    t->next = first;
+    lrvm__tx_set_hook(tx, &heap_hook, t);
+    return t;
+}
+
+/* Where in V (N offsets) B is, or N. */
+static size_t offset_index(const uint64_t *v, size_t n, uint64_t b)
+{
+    size_t i = 0;
+    while (i < n && v[i] != b)
+        i++;
+    return i;
+}
+
+/* Free the blocks B[0..N) in a transaction of the heap's own (an abort's
+ * blocks, or one freed in the transaction that took it). */
+static int free_own(lrvm_heap_t *h, const uint64_t *b, size_t n)
+{
+    lrvm_tx_t *own;
+    int rc = lrvm__tx_begin_own(h->store, h->seg, &own);
+    if (rc < 0)
+        return rc;
+    h->in_tx = own;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = heap_free(h, h->base + b[i] + 8);
+    h->in_tx = NULL;
+    int crc = lrvm__tx_end_own(own, rc == 0);
+    return rc < 0 ? rc : crc;
+}
+
+/* lrvm_malloc for shared transaction TX (top of the file: the block is
+ * taken in the heap's own transaction and PENDING until TX ends). */
+static void *shared_malloc(lrvm_heap_t *h, lrvm_tx_t *tx, size_t n, int *err)
+{
+    struct heap_tx *t = heap_tx_of(h, tx);
+    lrvm_tx_t *own;
+    if (t == NULL || offsets_room(&t->taken, t->ntaken, &t->cap_taken) < 0) {
+        *err = LRVM_ENOMEM;
+        return NULL;
+    }
+    if ((*err = lrvm__tx_begin_own(h->store, h->seg, &own)) < 0)
+        return NULL;
+    h->in_tx = own;
+    unsigned char *p = heap_malloc(h, n, err);
+    h->in_tx = NULL;
+    if (p != NULL)
+        *word(h, (uint64_t)(p - h->base) - 8) |= PENDING;  /* its header: declared */
+    int rc = lrvm__tx_end_own(own, p != NULL);
+    if (p == NULL || rc < 0) {
+        if (rc < 0)
+            *err = rc;                      /* the abort put the words back */
+        return NULL;
+    }
+    t->taken[t->ntaken++] = (uint64_t)(p - h->base) - 8;
+    return p;
+}
+
+/* lrvm_free for shared transaction TX: done at its commit, unless TX took
+ * the block itself. A block another open transaction took, or one TX
+ * freed already, is no block of TX's to free (LRVM_EINVAL). */
+static int shared_free(lrvm_heap_t *h, lrvm_tx_t *tx, void *p)
+{
+    uint64_t b = block_of(h, p);
+    struct heap_tx *t = b != 0 ? heap_tx_of(h, tx) : NULL;
+    if (b == 0)
+        return LRVM_EINVAL;
+    if (t == NULL)
+        return LRVM_ENOMEM;
+    if (*word(h, b) & PENDING) {
+        size_t i = offset_index(t->taken, t->ntaken, b);
+        if (i == t->ntaken)
+            return LRVM_EINVAL;             /* another's, not yet committed */
+        int rc = free_own(h, &b, 1);
+        if (rc == 0)
+            t->taken[i] = t->taken[--t->ntaken];
+        return rc;
+    }
+    if (offset_index(t->freed, t->nfreed, b) < t->nfreed)
+        return LRVM_EINVAL;                 /* freed twice */
+    if (offsets_room(&t->freed, t->nfreed, &t->cap_freed) < 0)
+        return LRVM_ENOMEM;
+    t->freed[t->nfreed++] = b;
+    return 0;
+}
+
+/* TX commits: its blocks stop being PENDING and its frees are done, all
+ * declared in TX (a failure of its commit puts them back: tx.c). */
+static int hook_commit(lrvm_tx_t *tx, void *arg)
+{
+    int rc = 0;
+    for (struct heap_tx *t = arg; t != NULL && rc == 0; t = t->next) {
+        lrvm_heap_t *h = t->h;
+        h->in_tx = tx;
+        for (size_t i = 0; i < t->ntaken && rc == 0; i++) {
+            struct decl d;
+            (void)decl_begin(h, &d);
+            decl_add(&d, t->taken[i], 8);
+            if ((rc = decl_done(h, &d)) == 0)
+                *word(h, t->taken[i]) &= ~(uint64_t)PENDING;
+        }
+        for (size_t i = 0; i < t->nfreed && rc == 0; i++)
+            rc = heap_free(h, h->base + t->freed[i] + 8);
+        h->in_tx = NULL;
+    }
+    return rc;
+}
+
+/* TX ended: an abort frees the blocks it took. Either way its records go.
+ * (A failure to free leaves the blocks PENDING until the next
+ * lrvm_heap_open: lost room, no lost data.) */
+static void hook_end(lrvm_tx_t *tx, void *arg, int committed)
+{
+    (void)tx;
+    for (struct heap_tx *t = arg, *next; t != NULL; t = next) {
+        next = t->next;
+        if (!committed && t->ntaken > 0)
+            (void)free_own(t->h, t->taken, t->ntaken);
+        free(t->taken);
+        free(t->freed);
+        free(t);
+    }
+}
+
+/* The caller's shared transaction when shared transactions hold H's
+ * segment (*TX, NULL otherwise): LRVM_EBUSY if the caller began none. */
+static int shared_caller(const lrvm_heap_t *h, lrvm_tx_t **tx)
+{
+    *tx = NULL;
+    if (h->seg->sg_shared == 0)
+        return 0;
+    *tx = lrvm__tx_shared_here(h->store, h->seg);
+    return *tx != NULL ? 0 : LRVM_EBUSY;
+}
+
 /* ------------------------------------------------------------ open */
 
 static size_t page_round(size_t n)
@@ -700,7 +907,7 @@ static int heap_upgrade(lrvm_heap_t *h)
     if (rc < 0)
         return rc;
     rc = lrvm_set_range(tx, hd, sizeof *hd);
-    if (rc == 0 && hd->version == 2) {
+    if (rc == 0 && hd->version >= 2) {
         hd->version = HEAP_VERSION;
         rc = lrvm_commit(tx, 0);
         if (rc < 0)
@@ -721,6 +928,35 @@ static int heap_upgrade(lrvm_heap_t *h)
     }
     if (rc < 0)
         (void)lrvm_abort(tx);
+    return rc;
+}
+
+/* Free the blocks a crash left PENDING (I4): their transactions never
+ * committed. In one transaction; a crash in it leaves them to the next
+ * open. */
+static int heap_reclaim(lrvm_heap_t *h)
+{
+    uint64_t epi = epilogue_of(header(h)->size), *b = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (uint64_t o = ARENA; o < epi && rc == 0; o += bsize(*word(h, o)))
+        if ((*word(h, o) & PENDING) && (rc = offsets_room(&b, n, &cap)) == 0)
+            b[n++] = o;
+    if (rc == 0 && n > 0) {
+        void *base = h->base;
+        lrvm_tx_t *tx;
+        if ((rc = lrvm_begin(h->store, 1, &base, &tx)) == 0) {
+            lrvm__lock(&h->store->mu, LRVM__RANK_STORE);
+            for (size_t i = 0; i < n && rc == 0; i++)
+                rc = heap_free(h, h->base + b[i] + 8);
+            lrvm__unlock(&h->store->mu);
+            if (rc == 0)
+                rc = lrvm_commit(tx, 0);
+            if (rc < 0)
+                (void)lrvm_abort(tx);
+        }
+    }
+    free(b);
     return rc;
 }
 
@@ -767,7 +1003,7 @@ int lrvm_heap_open(lrvm_t *s, const char *name, size_t size, lrvm_heap_t **out)
     s->heaps = h;
     lrvm__unlock(&s->mu);
     if ((hi.version < HEAP_VERSION && (rc = heap_upgrade(h)) < 0) ||
-        (want > hi.size && (rc = heap_grow(h, want)) < 0)) {
+        (rc = heap_reclaim(h)) < 0 || (want > hi.size && (rc = heap_grow(h, want)) < 0)) {
         lrvm__lock(&s->mu, LRVM__RANK_STORE);
         lrvm__heap_forget(s, seg);          /* frees h */
         lrvm__seg_unmap(s, seg);
@@ -934,6 +1170,41 @@ static void debug_after(const lrvm_heap_t *h, int held, int ok)
 #define debug_after(h, held, ok) ((void)(held), (void)(ok))
 #endif
 
+/* heap_malloc, or shared_malloc for the caller's shared transaction. */
+static void *any_malloc(lrvm_heap_t *h, size_t n, int *err)
+{
+    lrvm_tx_t *tx;
+    if ((*err = shared_caller(h, &tx)) < 0)
+        return NULL;
+    return tx != NULL ? shared_malloc(h, tx, n, err) : heap_malloc(h, n, err);
+}
+
+/* heap_free, or shared_free for the caller's shared transaction. */
+static int any_free(lrvm_heap_t *h, void *p)
+{
+    lrvm_tx_t *tx;
+    int rc = shared_caller(h, &tx);
+    return rc < 0 ? rc : tx != NULL ? shared_free(h, tx, p) : heap_free(h, p);
+}
+
+/* Declare the LEN bytes at P in whatever the heap's changes go to now
+ * (the caller's transaction, when shared ones hold the heap). */
+static int decl_bytes(lrvm_heap_t *h, const void *p, size_t len)
+{
+    lrvm_tx_t *tx;
+    struct decl d;
+    int rc = shared_caller(h, &tx);
+    if (rc < 0)
+        return rc;
+    h->in_tx = tx;
+    if ((rc = decl_begin(h, &d)) == 0) {
+        decl_add(&d, (uint64_t)((const unsigned char *)p - h->base), len);
+        rc = decl_done(h, &d);
+    }
+    h->in_tx = NULL;
+    return rc;
+}
+
 void *lrvm_heap_base(lrvm_heap_t *h)
 {
     return h != NULL ? h->base : NULL;
@@ -948,7 +1219,7 @@ void *lrvm_malloc(lrvm_heap_t *h, size_t n)
     int err = 0;
     lrvm__lock(&h->store->mu, LRVM__RANK_STORE);
     int held = debug_before(h);
-    void *p = heap_malloc(h, n, &err);
+    void *p = any_malloc(h, n, &err);
     debug_after(h, held, p != NULL);
     lrvm__unlock(&h->store->mu);
     if (p == NULL)
@@ -965,15 +1236,11 @@ void *lrvm_calloc(lrvm_heap_t *h, size_t n, size_t size)
     int err = 0;
     lrvm__lock(&h->store->mu, LRVM__RANK_STORE);
     int held = debug_before(h);
-    void *p = heap_malloc(h, n * size, &err);
-    struct decl d;
-    if (p != NULL && (err = decl_begin(h, &d)) == 0) {
-        decl_add(&d, (uint64_t)((unsigned char *)p - h->base), n * size);
-        if ((err = decl_done(h, &d)) == 0)
-            memset(p, 0, n * size);
-    }
+    void *p = any_malloc(h, n * size, &err);
+    if (p != NULL && (err = decl_bytes(h, p, n * size)) == 0)
+        memset(p, 0, n * size);
     if (p != NULL && err < 0) {
-        (void)heap_free(h, p);
+        (void)any_free(h, p);
         p = NULL;
     }
     debug_after(h, held, p != NULL);
@@ -1004,19 +1271,14 @@ void *lrvm_realloc(lrvm_heap_t *h, void *p, size_t n)
         err = LRVM_EINVAL;
     } else if (n <= bsize(*word(h, b)) - 8) {
         q = p;                              /* it fits where it is */
-    } else if ((q = heap_malloc(h, n, &err)) != NULL) {
+    } else if ((q = any_malloc(h, n, &err)) != NULL) {
         size_t keep = (size_t)bsize(*word(h, b)) - 8;
-        struct decl d;
-        if ((err = decl_begin(h, &d)) == 0) {
-            decl_add(&d, (uint64_t)((unsigned char *)q - h->base), keep);
-            err = decl_done(h, &d);
-        }
-        if (err == 0) {
+        if ((err = decl_bytes(h, q, keep)) == 0) {
             memcpy(q, p, keep);
-            err = heap_free(h, p);
+            err = any_free(h, p);
         }
         if (err < 0) {
-            (void)heap_free(h, q);
+            (void)any_free(h, q);
             q = NULL;
         }
     }
@@ -1033,7 +1295,7 @@ void lrvm_free(lrvm_heap_t *h, void *p)
         return;
     lrvm__lock(&h->store->mu, LRVM__RANK_STORE);
     int held = debug_before(h);
-    int rc = heap_free(h, p);
+    int rc = any_free(h, p);
     debug_after(h, held, rc == 0);
     lrvm__unlock(&h->store->mu);
     if (rc < 0)
@@ -1056,13 +1318,9 @@ int lrvm_heap_set_root(lrvm_heap_t *h, void *p)
         return LRVM_EINVAL;
     lrvm__lock(&h->store->mu, LRVM__RANK_STORE);
     uint64_t b = p != NULL ? block_of(h, p) : 0;
-    struct decl d;
-    int rc = p != NULL && b == 0 ? LRVM_EINVAL : decl_begin(h, &d);
-    if (rc == 0) {
-        decl_add(&d, offsetof(struct heap_hdr, root), 8);
-        if ((rc = decl_done(h, &d)) == 0)
-            header(h)->root = p != NULL ? b + 8 : 0;
-    }
+    int rc = p != NULL && b == 0 ? LRVM_EINVAL : decl_bytes(h, &header(h)->root, 8);
+    if (rc == 0)
+        header(h)->root = p != NULL ? b + 8 : 0;
     lrvm__unlock(&h->store->mu);
     return rc;
 }

@@ -888,6 +888,10 @@ struct lrvm__tracker {
     void  (*commit_failed)(lrvm_t *s, lrvm_tx_t *tx);
     /* Put back every byte TX changed. */
     void  (*abort)(lrvm_tx_t *tx);
+    /* Put back the bytes TX declared since it had MARK ranges, and forget
+     * those declarations (a commit's hook that failed). Trackers that
+     * serve shared transactions only (the hook's one user), else NULL. */
+    void  (*rollback)(lrvm_tx_t *tx, size_t mark);
     /* Give back the pages of SEG kept after their commits that may go now
      * (lrvm__res_release); 0 or an LRVM_E* code. */
     int   (*release)(lrvm_t *s, struct lrvm__seg *seg);
@@ -932,11 +936,17 @@ struct lrvm_tx {
     int                  tx_committing;       /* in lrvm_commit, maybe waiting
                                                  for a group sync unlocked */
     int                  tx_shared;           /* begun by lrvm_begin_shared */
+    int                  tx_own;              /* lrvm's own (lrvm__tx_begin_own) */
+    pthread_t            tx_thread;           /* the thread that began it */
+    const struct lrvm__tx_hook *tx_hook;      /* a part above's state, or NULL */
+    void                *tx_hook_arg;
     /* The explicit tracker's (track_explicit.c). The arrays outlive the
      * transaction: a handle goes back to the pool with them, for the next
      * lrvm_begin. */
     struct lrvm__range  *tx_ranges;           /* in declaration order */
     size_t               tx_nranges, tx_cap;
+    size_t               tx_mark;             /* ranges before a hook's: never
+                                                 merged with a later one */
     unsigned char       *tx_undo;             /* before-images */
     size_t               tx_undo_len, tx_undo_cap;
     struct lrvm__range  *tx_sorted;           /* commit's scratch */
@@ -952,6 +962,30 @@ struct lrvm_tx {
 int  lrvm__tx_capture(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len);
 /* Abort every open transaction of S (close). */
 void lrvm__tx_abort_all(lrvm_t *s);
+/* A part above tx.c (the heap) that keeps state for a transaction is
+ * told, under the store lock, before the transaction's changes are
+ * logged (commit: it may declare and change more, in the transaction;
+ * its error fails the commit, and what it changed is put back) and when
+ * the transaction ends (end: COMMITTED 1, or 0 when aborted, after its
+ * declared bytes were put back). One hook a transaction; explicit mode's
+ * shared transactions only (the tracker's rollback). */
+struct lrvm__tx_hook {
+    int  (*commit)(lrvm_tx_t *tx, void *arg);
+    void (*end)(lrvm_tx_t *tx, void *arg, int committed);
+};
+void lrvm__tx_set_hook(lrvm_tx_t *tx, const struct lrvm__tx_hook *hook, void *arg);
+/* The open shared transaction that this thread began last and that holds
+ * SEG, not being committed; NULL if none. Store lock held. */
+lrvm_tx_t *lrvm__tx_shared_here(lrvm_t *s, const struct lrvm__seg *seg);
+/* A shared transaction of lrvm's own on SEG, begun and ended under the
+ * store lock (the heap changes its own words in it while shared
+ * transactions hold the segment): *OUT, or LRVM_ENOMEM, LRVM_EEXIST
+ * (an lrvm_begin transaction holds SEG). lrvm__tx_end_own commits it
+ * without a flush when COMMIT, else (or when the commit fails) aborts it;
+ * returns the commit's result. Neither counts as a commit or an abort in
+ * the store's stats (the records count, in bytes_logged and log_records). */
+int  lrvm__tx_begin_own(lrvm_t *s, struct lrvm__seg *seg, lrvm_tx_t **out);
+int  lrvm__tx_end_own(lrvm_tx_t *tx, int commit);
 /* The caller holds S's lock and is about to touch TX's declared ranges:
  * make sure no lock-free lrvm_set_range of TX's owner runs meanwhile. */
 void lrvm__tx_claim(lrvm_tx_t *tx);

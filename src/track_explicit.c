@@ -22,7 +22,10 @@
  *      of one overlaps no range of another open transaction. The program
  *      promises it; the debug build checks it at each declaration, which
  *      there runs under the store's lock (tx.c), so the others' arrays
- *      hold still.
+ *      hold still. A transaction whose commit waits for a group's sync is
+ *      past changing its bytes (its records are made), so it counts no
+ *      more: the heap's words that its commit declared go on changing
+ *      in the heap's own transactions meanwhile (heap.c).
  */
 #include "internal.h"
 
@@ -62,7 +65,7 @@ static int overlaps_other(const lrvm_tx_t *tx, const struct lrvm__seg *seg, size
 {
     LRVM__ASSERT_HELD(&tx->tx_store->mu);               /* L1 */
     for (const lrvm_tx_t *t = tx->tx_store->txs; t != NULL; t = t->tx_next) {
-        if (t == tx || !t->tx_shared)
+        if (t == tx || !t->tx_shared || t->tx_committing)
             continue;
         for (size_t i = 0; i < t->tx_nranges; i++) {
             const struct lrvm__range *r = &t->tx_ranges[i];
@@ -80,8 +83,10 @@ static int ex_capture(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t l
     if (tx->tx_shared && overlaps_other(tx, seg, off, len))
         return LRVM_EEXIST;
 #endif
-    if (tx->tx_nranges > 0) {
-        /* A loop that declares the same range again needs no new copy. */
+    if (tx->tx_nranges > tx->tx_mark) {
+        /* A loop that declares the same range again needs no new copy
+         * (but a hook's range is kept apart from the program's, so that
+         * a rollback to the mark puts back all the hook changed). */
         struct lrvm__range *last = &tx->tx_ranges[tx->tx_nranges - 1];
         if (last->rg_seg == seg && off >= last->rg_off &&
             off + len <= last->rg_off + last->rg_len)
@@ -223,6 +228,19 @@ static void ex_abort(lrvm_tx_t *tx)
     release_declared(tx);
 }
 
+static void ex_rollback(lrvm_tx_t *tx, size_t mark)
+{
+    LRVM__ASSERT(mark <= tx->tx_nranges);
+    if (mark == tx->tx_nranges)
+        return;
+    for (size_t i = tx->tx_nranges; i-- > mark;) {                  /* keeps I1 */
+        struct lrvm__range *r = &tx->tx_ranges[i];
+        memcpy(r->rg_seg->sg_base + r->rg_off, tx->tx_undo + r->rg_undo, r->rg_len);
+    }
+    tx->tx_undo_len = tx->tx_ranges[mark].rg_undo;
+    tx->tx_nranges = mark;
+}
+
 /* Only a transaction stores into a segment in explicit mode, and it holds
  * the segment: a segment no transaction holds gives back every page the
  * file holds. (A store outside a transaction is the program's error; it
@@ -275,6 +293,7 @@ const struct lrvm__tracker lrvm__track_explicit = {
     .committed = ex_committed,
     .commit_failed = ex_commit_failed,
     .abort = ex_abort,
+    .rollback = ex_rollback,
     .release = ex_release,
 #ifdef LRVM_DEBUG
     .check = ex_check,

@@ -375,6 +375,36 @@ static void tx_free(lrvm_tx_t *tx)
     tx_retire(tx);                                  /* keeps I2, I4 */
 }
 
+/* TX, new, takes its NSEGS segments (tx_segs) and joins the store's open
+ * transactions; its tracker is told. Store lock held. */
+static int tx_attach(lrvm_t *s, lrvm_tx_t *tx, int nsegs, int shared)
+{
+    tx->tx_store = s;
+    tx->tx_nsegs = nsegs;
+    tx->tx_committing = 0;
+    tx->tx_shared = shared;
+    tx->tx_own = 0;
+    tx->tx_thread = pthread_self();
+    tx->tx_hook = NULL;
+    tx->tx_hook_arg = NULL;
+    tx->tx_nranges = tx->tx_undo_len = tx->tx_mark = 0;
+    for (int i = 0; i < nsegs; i++) {               /* keeps I1 */
+        if (shared)
+            tx->tx_segs[i]->sg_shared++;
+        else
+            tx->tx_segs[i]->sg_tx = tx;
+    }
+    tx->tx_prev = NULL;
+    tx->tx_next = s->txs;
+    if (s->txs)
+        s->txs->tx_prev = tx;
+    s->txs = tx;
+    int rc = s->tracker->begin(tx);
+    if (rc < 0)
+        tx_free(tx);
+    return rc;
+}
+
 /* Shared transactions are checked for disjoint declarations under the
  * store's lock in the debug build: no owner's fast path there. */
 #ifdef LRVM_DEBUG
@@ -423,24 +453,7 @@ static int begin(lrvm_t *s, int nsegs, void *const *bases, int shared, lrvm_tx_t
         lrvm__unlock(&s->mu);
         return rc;
     }
-    tx->tx_store = s;
-    tx->tx_nsegs = nsegs;
-    tx->tx_committing = 0;
-    tx->tx_shared = shared;
-    tx->tx_nranges = tx->tx_undo_len = 0;
-    for (int i = 0; i < nsegs; i++) {               /* keeps I1 */
-        if (shared)
-            segs[i]->sg_shared++;
-        else
-            segs[i]->sg_tx = tx;
-    }
-    tx->tx_prev = NULL;
-    tx->tx_next = s->txs;
-    if (s->txs)
-        s->txs->tx_prev = tx;
-    s->txs = tx;
-    if ((rc = s->tracker->begin(tx)) < 0) {
-        tx_free(tx);
+    if ((rc = tx_attach(s, tx, nsegs, shared)) < 0) {
         lrvm__unlock(&s->mu);
         return rc;
     }
@@ -594,6 +607,56 @@ static int commit_epoch(lrvm_t *s, lrvm_tx_t *tx, int flags)
     return rc;
 }
 
+/* ------------------------------------------------------------ hooks */
+
+void lrvm__tx_set_hook(lrvm_tx_t *tx, const struct lrvm__tx_hook *hook, void *arg)
+{
+    LRVM__ASSERT(tx->tx_hook == NULL || tx->tx_hook == hook);
+    LRVM__ASSERT(tx->tx_store->tracker->rollback != NULL);
+    tx->tx_hook = hook;
+    tx->tx_hook_arg = arg;
+}
+
+lrvm_tx_t *lrvm__tx_shared_here(lrvm_t *s, const struct lrvm__seg *seg)
+{
+    LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
+    pthread_t me = pthread_self();
+    for (lrvm_tx_t *tx = s->txs; tx != NULL; tx = tx->tx_next) {
+        if (!tx->tx_shared || tx->tx_own || tx->tx_committing ||
+            !pthread_equal(tx->tx_thread, me))
+            continue;
+        for (int i = 0; i < tx->tx_nsegs; i++)
+            if (tx->tx_segs[i] == seg)
+                return tx;
+    }
+    return NULL;
+}
+
+/* Commit the epoch of TX (commit_epoch), its hook's changes first: if
+ * the commit fails, what the hook declared and changed is put back, so
+ * the transaction stays as the program left it (lrvm.h: a failed commit
+ * may be retried or aborted). */
+static int hooked_commit(lrvm_t *s, lrvm_tx_t *tx, int flags)
+{
+    if (tx->tx_hook == NULL)
+        return commit_epoch(s, tx, flags);
+    size_t mark = tx->tx_nranges;
+    tx->tx_mark = mark;
+    int rc = tx->tx_hook->commit(tx, tx->tx_hook_arg);
+    if (rc == 0)
+        rc = commit_epoch(s, tx, flags);
+    if (rc < 0)
+        s->tracker->rollback(tx, mark);
+    tx->tx_mark = 0;
+    return rc;
+}
+
+static void hook_end(lrvm_tx_t *tx, int committed)
+{
+    if (tx->tx_hook != NULL)
+        tx->tx_hook->end(tx, tx->tx_hook_arg, committed);
+}
+
 /* Give back every page the trackers keep that may go (resident.c). A
  * segment whose transaction's commit waits for a group's sync (the store
  * lock let go) is skipped: its pages are in flight, their images already
@@ -664,11 +727,12 @@ int lrvm_commit(lrvm_tx_t *tx, int flags)
     if (rc < 0)
         return rc;
     tx->tx_committing = 1;
-    rc = commit_epoch(s, tx, flags | LRVM__COMMIT_GROUP);
+    rc = hooked_commit(s, tx, flags | LRVM__COMMIT_GROUP);
     tx->tx_committing = 0;
     unsigned pace = 0;
     if (rc == 0) {
         s->stats.commits++;
+        hook_end(tx, 1);
         tx_free(tx);
         pace = after_commit(s);
     }
@@ -705,7 +769,56 @@ static void abort_claimed(lrvm_t *s, lrvm_tx_t *tx)
     check_tx(s, tx);
     s->tracker->abort(tx);
     s->stats.aborts++;
+    hook_end(tx, 0);
     tx_free(tx);
+}
+
+/* ------------------------------------------------- lrvm's own transactions */
+
+int lrvm__tx_begin_own(lrvm_t *s, struct lrvm__seg *seg, lrvm_tx_t **out)
+{
+    LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
+    LRVM__ASSERT(s->tracker->shared);
+    if (seg->sg_tx != NULL)
+        return LRVM_EEXIST;
+    pthread_once(&bias_once, bias_init);
+    lrvm_tx_t *tx = tx_new(s);
+    if (tx == NULL)
+        return LRVM_ENOMEM;
+    if (tx->tx_segs_cap < 1) {
+        struct lrvm__seg **segs = realloc(tx->tx_segs, sizeof *segs);
+        if (segs == NULL) {
+            tx_retire(tx);
+            return LRVM_ENOMEM;
+        }
+        tx->tx_segs = segs;
+        tx->tx_segs_cap = 1;
+    }
+    tx->tx_segs[0] = seg;
+    int rc = tx_attach(s, tx, 1, 1);        /* no owner: every call under the lock */
+    if (rc == 0) {
+        tx->tx_own = 1;
+        *out = tx;
+    }
+    return rc;
+}
+
+int lrvm__tx_end_own(lrvm_tx_t *tx, int commit)
+{
+    lrvm_t *s = tx->tx_store;
+    LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
+    int rc = 0;
+    if (commit) {
+        tx->tx_committing = 1;
+        rc = commit_epoch(s, tx, LRVM_NO_FLUSH);    /* never lets the lock go */
+        tx->tx_committing = 0;
+    }
+    if (!commit || rc < 0) {
+        check_tx(s, tx);
+        s->tracker->abort(tx);
+    }
+    tx_free(tx);
+    return rc;
 }
 
 int lrvm_abort(lrvm_tx_t *tx)

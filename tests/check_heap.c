@@ -7,7 +7,10 @@
  * processes killed in the middle of random
  * allocations or stopped by power cuts at a sync, after which the heap
  * must be consistent, hold exactly the committed allocations (every
- * acknowledged one) and leak nothing. Both tracking modes.
+ * acknowledged one) and leak nothing. Both tracking modes; and shared
+ * transactions on one heap (explicit mode): what each call does at once
+ * and at the caller's commit or abort, blocks a crash left taken freed at
+ * open, and the kills and power cuts with four threads at once.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -19,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +220,152 @@ START_TEST(test_heap_abort_takes_allocations_back)
     h = open_heap(s);
     ck_assert_uint_eq(free_bytes(h), before);
     ck_assert_ptr_eq(lrvm_heap_root(h), keep);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------ shared */
+
+/* A heap call made from another thread: which, on what, and its error. */
+struct other_call {
+    lrvm_t      *s;
+    lrvm_heap_t *h;
+    void        *p;             /* free: the block; malloc: NULL */
+    int          in_tx;         /* make it inside a shared transaction of its own */
+    int          err;
+};
+
+static void *other_call_run(void *arg)
+{
+    struct other_call *c = arg;
+    void *base = lrvm_heap_base(c->h);
+    lrvm_tx_t *tx = NULL;
+    if (c->in_tx && lrvm_begin_shared(c->s, 1, &base, &tx) != 0)
+        return NULL;
+    if (c->p != NULL) {
+        lrvm_free(c->h, c->p);
+    } else if (lrvm_malloc(c->h, 48) == NULL) {
+        c->err = lrvm_last_error();
+        return NULL;
+    }
+    c->err = c->p != NULL ? lrvm_last_error() : 0;
+    if (tx != NULL)
+        (void)lrvm_abort(tx);
+    return NULL;
+}
+
+static int other_thread_call(lrvm_t *s, lrvm_heap_t *h, void *p, int in_tx)
+{
+    struct other_call c = { s, h, p, in_tx, 1 };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, other_call_run, &c), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    return c.err;
+}
+
+static uint64_t used_blocks(lrvm_heap_t *h)
+{
+    uint64_t used, fr;
+    ck_assert_int_eq(lrvm__heap_check(h), 0);
+    lrvm__heap_usage(h, &used, &fr);
+    return used;
+}
+
+static int pending(const void *p)
+{
+    return (((const uint64_t *)p)[-1] & 4) != 0;
+}
+
+/* In shared transactions: malloc takes a block at once, PENDING until the
+ * caller ends (its commit keeps it, its abort frees it); free waits for
+ * the commit (its abort forgets it), but for a block the transaction took
+ * itself; a thread with no shared transaction of its own on the heap gets
+ * LRVM_EBUSY, and another's PENDING block is no block of its to free. */
+START_TEST(test_heap_shared_transactions)
+{
+    tracking = LRVM_TRACK_EXPLICIT;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    void *base = lrvm_heap_base(h);
+    lrvm_tx_t *tx;
+    lrvm_last_error();                      /* cleared */
+
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    char *p = lrvm_malloc(h, 64);
+    ck_assert_ptr_nonnull(p);
+    ck_assert(pending(p));
+    ck_assert_uint_eq(used_blocks(h), 1);
+    put(tx, p, "the caller's", 13);
+    char *q = lrvm_malloc(h, 32);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_uint_eq(used_blocks(h), 2);
+    lrvm_free(h, q);                        /* its own: freed at once */
+    ck_assert_int_eq(lrvm_last_error(), 0);
+    ck_assert_uint_eq(used_blocks(h), 1);
+    ck_assert_int_eq(other_thread_call(s, h, NULL, 0), LRVM_EBUSY);
+    ck_assert_int_eq(other_thread_call(s, h, NULL, 1), 0);     /* its own, aborted */
+    ck_assert_int_eq(other_thread_call(s, h, p, 1), LRVM_EINVAL);
+    ck_assert_uint_eq(used_blocks(h), 1);
+    ck_assert_int_eq(lrvm_heap_set_root(h, p), 0);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert(!pending(p));
+    ck_assert_uint_eq(used_blocks(h), 1);
+
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    lrvm_free(h, p);                        /* at the commit */
+    ck_assert_int_eq(lrvm_last_error(), 0);
+    ck_assert_str_eq(p, "the caller's");
+    lrvm_free(h, p);
+    ck_assert_int_eq(lrvm_last_error(), LRVM_EINVAL);
+    ck_assert_ptr_nonnull(lrvm_calloc(h, 10, 10));
+    ck_assert_ptr_nonnull(lrvm_realloc(h, lrvm_malloc(h, 20), 2000));
+    ck_assert_int_eq(lrvm_heap_set_root(h, NULL), 0);
+    ck_assert_uint_eq(used_blocks(h), 3);
+    ck_assert_int_eq(lrvm_abort(tx), 0);    /* takes back both kinds */
+    ck_assert_uint_eq(used_blocks(h), 1);
+    ck_assert_ptr_eq(lrvm_heap_root(h), p);
+    ck_assert_str_eq(p, "the caller's");
+
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    lrvm_free(h, p);
+    ck_assert_int_eq(lrvm_heap_set_root(h, NULL), 0);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_uint_eq(used_blocks(h), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_store();
+    h = open_heap(s);
+    ck_assert_uint_eq(used_blocks(h), 0);
+    ck_assert_ptr_null(lrvm_heap_root(h));
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* A block a crash left PENDING (its transaction never committed, the
+ * heap's own transaction that took it did) is freed by lrvm_heap_open. */
+START_TEST(test_heap_shared_pending_freed_at_open)
+{
+    tracking = LRVM_TRACK_EXPLICIT;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    uint64_t whole = free_bytes(h);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        s = open_store();
+        h = open_heap(s);
+        void *base = lrvm_heap_base(h);
+        lrvm_tx_t *tx;
+        if (lrvm_begin_shared(s, 1, &base, &tx) != 0 || lrvm_malloc(h, 500) == NULL ||
+            lrvm_malloc(h, 70) == NULL || lrvm_flush(s) != 0)
+            _exit(1);
+        raise(SIGKILL);
+    }
+    int st = tu_wait(pid);
+    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    s = open_store();
+    h = open_heap(s);
+    ck_assert_uint_eq(used_blocks(h), 0);
+    ck_assert_uint_eq(free_bytes(h), whole);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
 END_TEST
@@ -733,7 +883,7 @@ static void fill_old_heap(void)
 
 /* Rewrite the heap file as VERSION kept it: version 1, its free blocks in
  * one list, in address order, and no bins; version 2, the back link of
- * each bin's first block 0. */
+ * each bin's first block 0; version 3, as it is but for its version word. */
 static void make_old_version(uint64_t version)
 {
     const char *path = tu_path(tu_dir, "heap.seg");
@@ -742,11 +892,11 @@ static void make_old_version(uint64_t version)
     uint64_t *img = malloc((size_t)len);
     ck_assert_ptr_nonnull(img);
     ck_assert_int_eq(tu_read(path, img, (size_t)len, 0), 0);
-    if (version == 2) {
-        for (int k = 0; k < HDR_NBINS; k++)
+    if (version >= 2) {
+        for (int k = 0; k < HDR_NBINS && version == 2; k++)
             if (img[HDR_BINS / 8 + k] != 0)
                 img[img[HDR_BINS / 8 + k] / 8 + 2] = 0;
-        img[HDR_VERSION / 8] = 2;
+        img[HDR_VERSION / 8] = version;
         ck_assert_int_eq(tu_write(path, img, (size_t)len, 0), 0);
         free(img);
         return;
@@ -772,12 +922,12 @@ static void make_old_version(uint64_t version)
     free(img);
 }
 
-/* The heap holds what fill_old_heap left, at version 3; freeing every
+/* The heap holds what fill_old_heap left, at version 4; freeing every
  * block gives back the whole heap as one free block. */
 static void check_old_heap(lrvm_t *s, lrvm_heap_t *h)
 {
     const uint64_t *hdr = lrvm_heap_base(h);
-    ck_assert_uint_eq(hdr[HDR_VERSION / 8], 3);
+    ck_assert_uint_eq(hdr[HDR_VERSION / 8], 4);
     ck_assert_uint_eq(hdr[HDR_FREE_HEAD / 8], 0);
     uint64_t *root = lrvm_heap_root(h);
     ck_assert_ptr_nonnull(root);
@@ -806,19 +956,19 @@ START_TEST(test_heap_newer_version_refused)
     (void)open_heap(s);
     ck_assert_int_eq(lrvm_close(s), 0);
     const char *path = tu_path(tu_dir, "heap.seg");
-    uint64_t v = 4;
+    uint64_t v = 5;
     ck_assert_int_eq(tu_write(path, &v, 8, HDR_VERSION), 0);
     s = open_store();
     lrvm_heap_t *h;
     ck_assert_int_eq(lrvm_heap_open(s, "heap", HEAP_SIZE, &h), LRVM_EVERSION);
     ck_assert_int_eq(lrvm_close(s), 0);
     ck_assert_int_eq(tu_read(path, &v, 8, HDR_VERSION), 0);
-    ck_assert_uint_eq(v, 4);
+    ck_assert_uint_eq(v, 5);
 }
 END_TEST
 
 /* The old heap of loop test I: the tracking mode (bit 0) and the old
- * version (1 or 2), filled and rewritten as that version kept it. */
+ * version (1, 2 or 3), filled and rewritten as that version kept it. */
 static void make_old_heap(int i)
 {
     tracking = i % 2;
@@ -853,7 +1003,7 @@ static void check_upgraded(const struct tu_fault *f, void *arg)
 }
 
 /* Cut off at each call of the open that upgrades a heap of version 1
- * (sorted into bins) or 2, the heap opens whole, upgraded then or now,
+ * (sorted into bins), 2 or 3, the heap opens whole, upgraded then or now,
  * with every block. */
 START_TEST(test_heap_old_version_upgrade_power_cut_at_each_call)
 {
@@ -866,12 +1016,17 @@ END_TEST
 
 #define SLOTS 64
 
-/* The root object: the last committed step and a table of blocks. */
+/* A table of blocks, and the last step committed to it. The root object
+ * is one table; with shared, an array of SHARED_THREADS tables, one a
+ * thread, each changed in shared transactions (explicit mode). */
 struct table {
     uint64_t step;
     unsigned char *slot[SLOTS];
     uint64_t len[SLOTS];
 };
+
+#define SHARED_THREADS 4
+static int shared;
 
 /* Step I: slot I % SLOTS gets a new block of a size drawn from I, filled
  * with the byte I; its old block is freed. Every 5th step also frees the
@@ -884,16 +1039,13 @@ static void step_plan(uint64_t i, unsigned *k, size_t *len, int *clear_next)
     *clear_next = i % 5 == 0;
 }
 
-static int kill_step(lrvm_t *s, lrvm_heap_t *h, struct table *t, uint64_t i)
+/* Step I's changes, in TX. */
+static int step_body(lrvm_heap_t *h, lrvm_tx_t *tx, struct table *t, uint64_t i)
 {
     unsigned k;
     size_t len;
     int clear_next;
     step_plan(i, &k, &len, &clear_next);
-    void *base = lrvm_heap_base(h);
-    lrvm_tx_t *tx;
-    if (lrvm_begin(s, 1, &base, &tx) != 0)
-        return 2;
     int explicit = tracking == LRVM_TRACK_EXPLICIT;
     if (explicit && lrvm_set_range(tx, t, sizeof *t) != 0)
         return 3;
@@ -913,7 +1065,52 @@ static int kill_step(lrvm_t *s, lrvm_heap_t *h, struct table *t, uint64_t i)
         t->len[n] = 0;
     }
     t->step = i;
+    return 0;
+}
+
+/* Step I in a transaction of its own. Shared, every 7th is done once and
+ * aborted first, which must take back its blocks and its frees. */
+static int kill_step(lrvm_t *s, lrvm_heap_t *h, struct table *t, uint64_t i)
+{
+    void *base = lrvm_heap_base(h);
+    lrvm_tx_t *tx;
+    int rc;
+    if (shared && i % 7 == 3) {
+        if (lrvm_begin_shared(s, 1, &base, &tx) != 0)
+            return 2;
+        if ((rc = step_body(h, tx, t, i)) != 0)
+            return rc;
+        if (lrvm_abort(tx) != 0)
+            return 6;
+    }
+    if ((shared ? lrvm_begin_shared(s, 1, &base, &tx) : lrvm_begin(s, 1, &base, &tx)) != 0)
+        return 2;
+    if ((rc = step_body(h, tx, t, i)) != 0)
+        return rc;
     return lrvm_commit(tx, i % 4 == 0 ? LRVM_NO_FLUSH : 0) == 0 ? 0 : 5;
+}
+
+/* A thread of the child: table T (the J-th) from its next step on, each
+ * flushed step acknowledged on FD as J << 56 | step. */
+struct kill_thread {
+    lrvm_t       *s;
+    lrvm_heap_t  *h;
+    struct table *t;
+    int           fd, j;
+};
+
+static void *kill_thread_run(void *arg)
+{
+    struct kill_thread *a = arg;
+    for (uint64_t i = a->t->step + 1;; i++) {
+        int rc = kill_step(a->s, a->h, a->t, i);
+        if (rc != 0)
+            _exit(10 + rc);
+        uint64_t ack = (uint64_t)a->j << 56 | i;
+        if (i % 4 != 0 && write(a->fd, &ack, sizeof ack) != (ssize_t)sizeof ack)
+            _exit(4);
+    }
+    return NULL;
 }
 
 struct kill_arg {
@@ -935,21 +1132,37 @@ static void kill_child(const struct kill_arg *k)
         lrvm__io_powercut_seed(k->seed);
         lrvm__io_inject(LRVM__IO_SYNC, k->powercut_at, EIO, LRVM__IO_POWERCUT);
     }
-    struct table *t = lrvm_heap_root(h);
-    if (t == NULL) {
+    int ntables = shared ? SHARED_THREADS : 1;
+    struct table **tables = lrvm_heap_root(h), *one = (struct table *)tables;
+    if (tables == NULL) {
         void *base = lrvm_heap_base(h);
         lrvm_tx_t *tx;
-        if (lrvm_begin(s, 1, &base, &tx) != 0 || (t = lrvm_calloc(h, 1, sizeof *t)) == NULL ||
-            lrvm_heap_set_root(h, t) != 0 || lrvm_commit(tx, 0) != 0)
+        if (lrvm_begin(s, 1, &base, &tx) != 0)
+            _exit(3);
+        if (shared) {
+            if ((tables = lrvm_calloc(h, SHARED_THREADS, sizeof *tables)) == NULL)
+                _exit(3);
+            for (int j = 0; j < SHARED_THREADS; j++)
+                if ((tables[j] = lrvm_calloc(h, 1, sizeof **tables)) == NULL)
+                    _exit(3);
+        } else if ((tables = (void *)(one = lrvm_calloc(h, 1, sizeof *one))) == NULL) {
+            _exit(3);
+        }
+        if (lrvm_heap_set_root(h, tables) != 0 || lrvm_commit(tx, 0) != 0)
             _exit(3);
     }
-    for (uint64_t i = t->step + 1;; i++) {
-        int rc = kill_step(s, h, t, i);
-        if (rc != 0)
-            _exit(10 + rc);
-        if (i % 4 != 0 && write(fd, &i, sizeof i) != (ssize_t)sizeof i)
-            _exit(4);
+    struct kill_thread a[SHARED_THREADS];
+    pthread_t th[SHARED_THREADS];
+    for (int j = 0; j < ntables; j++) {
+        a[j] = (struct kill_thread){ s, h, shared ? tables[j] : one, fd, j };
+        if (!shared)
+            kill_thread_run(&a[0]);
+        if (pthread_create(&th[j], NULL, kill_thread_run, &a[j]) != 0)
+            _exit(5);
     }
+    for (int j = 0; j < ntables; j++)
+        pthread_join(th[j], NULL);
+    _exit(6);
 }
 
 /* The table after steps 1..C: which step wrote each slot last, and how
@@ -973,10 +1186,15 @@ static void model(uint64_t c, uint64_t *writer, size_t *len)
 }
 
 /* ROUNDS deaths in the middle of random allocations: SIGKILL after a
- * random delay, or (POWERCUT) a power cut at a sync call drawn at random. */
+ * random delay, or (POWERCUT) a power cut at a sync call drawn at random.
+ * With shared, SHARED_THREADS threads allocate and free at once, each in
+ * shared transactions on the one heap, and each table must hold its own
+ * last step (every acknowledged one) and nothing may leak: a block taken
+ * by a transaction that never committed is freed by lrvm_heap_open. */
 static void kills(int powercut)
 {
-    uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x68656170u) | 1, floor = 0;
+    uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x68656170u) | 1;
+    uint64_t floor[SHARED_THREADS] = { 0 };
     for (int round = 0; round < 10; round++) {
         int fd;
         pid_t pid = tu_fork_piped(&fd);
@@ -992,13 +1210,18 @@ static void kills(int powercut)
             tu_rand(&rng);                  /* the child's draws, in step */
             tu_rand(&rng);
         } else {
-            struct timespec ts = { 0, (long)(5 + tu_rand(&rng) % 60) * 1000000 };
+            /* Four threads share the time (and the sanitizers' cost):
+             * each must get a step in over the rounds. */
+            long ms = shared ? 20 + (long)(tu_rand(&rng) % 120) : 5 + (long)(tu_rand(&rng) % 60);
+            struct timespec ts = { 0, ms * 1000000 };
             nanosleep(&ts, NULL);
             kill(pid, SIGKILL);
         }
-        uint64_t acked = 0, a;
-        while (read(fd, &a, sizeof a) == (ssize_t)sizeof a)
-            acked = a > acked ? a : acked;
+        uint64_t acked[SHARED_THREADS] = { 0 }, a;
+        while (read(fd, &a, sizeof a) == (ssize_t)sizeof a) {
+            uint64_t *j = &acked[a >> 56], i = a & ((1ull << 56) - 1);
+            *j = i > *j ? i : *j;
+        }
         close(fd);
         int st = tu_wait(pid);
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
@@ -1009,29 +1232,37 @@ static void kills(int powercut)
         int rc = lrvm_heap_open(s, "heap", HEAP_SIZE, &h);
         ck_assert_msg(rc == 0, "round %d (LRVM_TEST_SEED=%" PRIu64 "): lrvm_heap_open: %s",
                       round, seed, lrvm_strerror(rc));
-        struct table *t = lrvm_heap_root(h);
-        if (t == NULL) {                /* killed before the table was made */
-            ck_assert_uint_eq(acked, 0);
+        struct table **tables = lrvm_heap_root(h);
+        if (tables == NULL) {           /* killed before the tables were made */
+            for (int j = 0; j < SHARED_THREADS; j++)
+                ck_assert_uint_eq(acked[j], 0);
             ck_assert_int_eq(lrvm_close(s), 0);
             continue;
         }
-        ck_assert_msg(t->step >= acked && t->step >= floor, "round %d (LRVM_TEST_SEED=%"
-                      PRIu64 "): the heap holds step %" PRIu64 ", %" PRIu64 " was acked, %"
-                      PRIu64 " seen before", round, seed, t->step, acked, floor);
-        floor = t->step;
-        uint64_t writer[SLOTS], used_blocks, fr, live = 1;     /* the table itself */
-        size_t len[SLOTS];
-        model(t->step, writer, len);
-        for (unsigned k = 0; k < SLOTS; k++) {
-            ck_assert_msg((t->slot[k] != NULL) == (writer[k] != 0) && t->len[k] == len[k],
-                          "round %d (LRVM_TEST_SEED=%" PRIu64 "): slot %u", round, seed, k);
-            if (t->slot[k] == NULL)
-                continue;
-            live++;
-            for (size_t j = 0; j < len[k]; j++)
-                ck_assert_msg(t->slot[k][j] == (unsigned char)writer[k],
-                              "round %d (LRVM_TEST_SEED=%" PRIu64 "): slot %u byte %zu", round,
-                              seed, k, j);
+        int ntables = shared ? SHARED_THREADS : 1;
+        uint64_t used_blocks, fr, live = shared ? 1 + SHARED_THREADS : 1;  /* the tables */
+        for (int j = 0; j < ntables; j++) {
+            struct table *t = shared ? tables[j] : (struct table *)tables;
+            ck_assert_msg(t->step >= acked[j] && t->step >= floor[j], "round %d "
+                          "(LRVM_TEST_SEED=%" PRIu64 "): table %d holds step %" PRIu64 ", %"
+                          PRIu64 " was acked, %" PRIu64 " seen before", round, seed, j,
+                          t->step, acked[j], floor[j]);
+            floor[j] = t->step;
+            uint64_t writer[SLOTS];
+            size_t len[SLOTS];
+            model(t->step, writer, len);
+            for (unsigned k = 0; k < SLOTS; k++) {
+                ck_assert_msg((t->slot[k] != NULL) == (writer[k] != 0) && t->len[k] == len[k],
+                              "round %d (LRVM_TEST_SEED=%" PRIu64 "): table %d slot %u",
+                              round, seed, j, k);
+                if (t->slot[k] == NULL)
+                    continue;
+                live++;
+                for (size_t b = 0; b < len[k]; b++)
+                    ck_assert_msg(t->slot[k][b] == (unsigned char)writer[k],
+                                  "round %d (LRVM_TEST_SEED=%" PRIu64 "): table %d slot %u "
+                                  "byte %zu", round, seed, j, k, b);
+            }
         }
         ck_assert_int_eq(lrvm__heap_check(h), 0);
         lrvm__heap_usage(h, &used_blocks, &fr);
@@ -1040,7 +1271,8 @@ static void kills(int powercut)
                       live);
         ck_assert_int_eq(lrvm_close(s), 0);
     }
-    ck_assert_uint_gt(floor, 0);
+    for (int j = 0; j < (shared ? SHARED_THREADS : 1); j++)
+        ck_assert_uint_gt(floor[j], 0);
 }
 
 START_TEST(test_heap_random_allocations_killed)
@@ -1054,6 +1286,16 @@ START_TEST(test_heap_random_allocations_power_cut)
 {
     tracking = _i;
     kills(1);
+}
+END_TEST
+
+/* _i: 0 SIGKILL, 1 power cut. */
+START_TEST(test_heap_shared_threads_killed)
+{
+    tracking = LRVM_TRACK_EXPLICIT;
+    shared = 1;
+    kills(_i);
+    shared = 0;
 }
 END_TEST
 
@@ -1076,9 +1318,12 @@ int main(void)
     tcase_add_loop_test(tc, test_heap_growth_power_cut_at_each_call, 0, 2);
     tcase_add_loop_test(tc, test_heap_creation_power_cut_at_each_call, 0, 2);
     tcase_add_test(tc, test_heap_newer_version_refused);
-    tcase_add_loop_test(tc, test_heap_old_version_is_upgraded, 0, 4);
-    tcase_add_loop_test(tc, test_heap_old_version_upgrade_power_cut_at_each_call, 0, 4);
+    tcase_add_loop_test(tc, test_heap_old_version_is_upgraded, 0, 6);
+    tcase_add_loop_test(tc, test_heap_old_version_upgrade_power_cut_at_each_call, 0, 6);
     tcase_add_loop_test(tc, test_heap_random_allocations_killed, 0, 2);
+    tcase_add_loop_test(tc, test_heap_shared_threads_killed, 0, 2);
+    tcase_add_test(tc, test_heap_shared_transactions);
+    tcase_add_test(tc, test_heap_shared_pending_freed_at_open);
     tcase_add_loop_test(tc, test_heap_random_allocations_power_cut, 0, 2);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

@@ -882,7 +882,7 @@ START_TEST(test_lrvmutl_heap_walks_the_recovered_heap)
     ck_assert_uint_eq(jnum(&d, "file_bytes"), HEAP_SIZE);
     ck_assert_uint_gt(jnum(&d, "log_ranges"), 0);            /* the log was needed */
     const struct jv *hd = jget(&d, "heap");
-    ck_assert_uint_eq(jnum(hd, "format"), 3);
+    ck_assert_uint_eq(jnum(hd, "format"), 4);
     ck_assert_uint_eq(jnum(hd, "size"), HEAP_SIZE);
 
     /* The library's view, from a recovered copy. */

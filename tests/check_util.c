@@ -667,12 +667,15 @@ START_TEST(test_bench_only_runs_the_parts_named)
     ck_assert_msg(r.status == 0, "status %d:\n%s", r.status, r.out);
     ck_assert_output_has(&r, "heap: per no-flush transaction");
     ck_assert_output_has(&r, "heap, C library: run 1/1");
+    ck_assert_output_has(&r, "heap, shared, 2 threads: run 1/1");
+    ck_assert_output_has(&r, "  shared heap: the same from T threads at once on one heap");
+    ck_assert_output_has(&r, "heap shared explicit ops/s, 2 threads / 1 thread");
     ck_assert_output_lacks(&r, "fault floor");
     ck_assert_output_lacks(&r, "write floor");
     ck_assert_output_lacks(&r, "small-tx");
     ck_assert_output_lacks(&r, "group commit");
     ck_assert_output_lacks(&r, "recovery");
-    ck_assert_output_lacks(&r, "targets");
+    ck_assert_output_lacks(&r, "threads explicit tx/s");
     ck_assert_output_lacks(&r, "FAILED");
     ck_assert_int_eq(rmdir(base), 0);       /* the bench left nothing behind */
     free(base);
@@ -1015,7 +1018,7 @@ START_TEST(test_example_kv_survives_kills)
     ck_assert_str_eq(r.out, "lrvm\n");
     run_tool(&r, "info", store, NULL);                  /* lrvmutl knows a heap */
     ck_assert_int_eq(r.status, 0);
-    ck_assert_output_has(&r, "a heap (format 3) mapped at 0x");
+    ck_assert_output_has(&r, "a heap (format 4) mapped at 0x");
     ck_assert_output_has(&r, "its blocks check: ");
     run_tool(&r, "verify", store, NULL);
     ck_assert_int_eq(r.status, 0);

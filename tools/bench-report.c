@@ -108,6 +108,13 @@ static void compute_workloads(struct bench *b)
                 v[nv++] = b->hp_res[k][i].secs * 1e9 / (double)b->hp_res[k][i].ops;
         b->heap_sum[k] = summarize(v, nv);
     }
+    for (int t = 0; t < 2; t++) {
+        nv = 0;
+        for (int i = 0; i < b->runs; i++)
+            if (b->hs_res[t][i].ops > 0 && b->hs_res[t][i].secs > 0)
+                v[nv++] = (double)b->hs_res[t][i].ops / b->hs_res[t][i].secs;
+        b->heap_shared_sum[t] = summarize(v, nv);
+    }
     for (int g = 0; g < NGROUP; g++) {
         double tx = 0, syncs = 0;
         nv = 0;
@@ -491,6 +498,12 @@ static void print_heap(const struct bench *b, FILE *o)
     for (int k = 0; k < 3; k++)
         fprintf(o, "  %-10s %-28s %.1fx\n", heap_rows[k],
                 fmt_sum(s, sizeof s, b->heap_sum[k], 0), b->heap_sum[k].med / b->heap_sum[2].med);
+    fprintf(o, "  shared heap: the same from T threads at once on one heap, explicit mode, each "
+               "in shared transactions of its own on its share of the blocks\n");
+    fprintf(o, "  %-10s %-28s %s\n", "threads", "ops/s median (min-max)", "/ 1 thread");
+    for (int t = 0; t < 2; t++)
+        fprintf(o, "  %-10d %-28s %.2f\n", t + 1, fmt_sum(s, sizeof s, b->heap_shared_sum[t], 0),
+                b->heap_shared_sum[t].med / b->heap_shared_sum[0].med);
 }
 
 static void print_recovery(const struct bench *b, FILE *o)
@@ -730,7 +743,7 @@ static void print_targets(const struct bench *b, FILE *o)
     if (!bench_part_runs(b, PART_SMALL_TX) && !bench_part_runs(b, PART_PAGES_256) &&
         !bench_part_runs(b, PART_PAGES_16) && !bench_part_runs(b, PART_THREADS) &&
         !bench_part_runs(b, PART_RECOVERY) && !bench_part_runs(b, PART_LARGE) &&
-        !bench_part_runs(b, PART_STALL))
+        !bench_part_runs(b, PART_STALL) && !bench_part_runs(b, PART_HEAP))
         return;                             /* no part with a target ran */
     fprintf(o, "\ntargets (from the medians above; with --only, those of the parts run)\n");
     if (bench_part_runs(b, PART_PAGES_256)) {
@@ -747,6 +760,9 @@ static void print_targets(const struct bench *b, FILE *o)
                 bench_floors[bench_workloads[PART_PAGES_16].floor].name,
                 fl[FL_UFFD].med / fl[FL_COPIED].med);
     }
+    if (bench_part_runs(b, PART_HEAP))
+        target_line(o, "heap shared explicit ops/s, 2 threads / 1 thread",
+                    b->heap_shared_sum[1].med / b->heap_shared_sum[0].med, "x", 0, 1.5);
     if (bench_part_runs(b, PART_THREADS)) {
         const struct summary (*tx)[NMODES] = b->threads_txs, (*pg)[NMODES] = b->threads_pgs;
         if (b->uffd) {

@@ -331,6 +331,26 @@ static size_t heap_size(uint64_t *seed)
     return 16 + (size_t)(xorshift64(seed) % 241);
 }
 
+/* The store DIR opened with O, its heap made and filled with HEAP_LIVE
+ * blocks (SLOT), every other one freed, in one transaction. */
+static void heap_fill(const char *dir, const lrvm_options_t *o, void **slot, uint64_t *seed,
+                      lrvm_t **rvm, lrvm_heap_t **h)
+{
+    lrvm_tx_t *tx;
+    CHECK(lrvm_open(dir, o, rvm));
+    CHECK(lrvm_heap_open(*rvm, "heap", HEAP_BYTES, h));
+    void *base = lrvm_heap_base(*h);
+    CHECK(lrvm_begin(*rvm, 1, &base, &tx));
+    for (unsigned i = 0; i < HEAP_LIVE; i++)
+        if ((slot[i] = lrvm_malloc(*h, heap_size(seed))) == NULL)
+            bench_child_fail("lrvm_malloc: %s", lrvm_strerror(lrvm_last_error()));
+    for (unsigned i = 0; i < HEAP_LIVE; i += 2) {
+        lrvm_free(*h, slot[i]);
+        slot[i] = NULL;
+    }
+    CHECK(lrvm_commit(tx, 0));
+}
+
 static void child_heap(const struct bench *b, const void *argp, void *outp)
 {
     const struct heap_arg *a = argp;
@@ -365,18 +385,8 @@ static void child_heap(const struct bench *b, const void *argp, void *outp)
     lrvm_t *rvm;
     lrvm_heap_t *h;
     lrvm_tx_t *tx;
-    CHECK(lrvm_open(a->dir, &o, &rvm));
-    CHECK(lrvm_heap_open(rvm, "heap", HEAP_BYTES, &h));
+    heap_fill(a->dir, &o, slot, &seed, &rvm, &h);
     void *base = lrvm_heap_base(h);
-    CHECK(lrvm_begin(rvm, 1, &base, &tx));
-    for (unsigned i = 0; i < HEAP_LIVE; i++)
-        if ((slot[i] = lrvm_malloc(h, heap_size(&seed))) == NULL)
-            bench_child_fail("lrvm_malloc: %s", lrvm_strerror(lrvm_last_error()));
-    for (unsigned i = 0; i < HEAP_LIVE; i += 2) {
-        lrvm_free(h, slot[i]);
-        slot[i] = NULL;
-    }
-    CHECK(lrvm_commit(tx, 0));
     double t0 = now(), deadline = t0 + b->cap;
     long n = 0;
     while (n < max_ops && (n % 1024 != 0 || now() < deadline)) {
@@ -394,6 +404,75 @@ static void child_heap(const struct bench *b, const void *argp, void *outp)
     CHECK(lrvm_flush(rvm));
     r->secs = now() - t0;
     r->ops = (uint64_t)n;
+    CHECK(lrvm_close(rvm));
+}
+
+/* The heap workload from T threads at once on one heap, explicit mode,
+ * each in shared transactions of its own over its share of the slots. */
+struct heap_shared_arg {
+    char dir[PATH_LEN];
+    int  threads;
+};
+
+struct heap_worker {
+    lrvm_t      *rvm;
+    lrvm_heap_t *h;
+    void       **slot;          /* its share of the slots */
+    unsigned     nslots;
+    uint64_t     seed;
+    double       deadline;
+    long         max_ops, ops;
+};
+
+static void *heap_worker_run(void *p)
+{
+    struct heap_worker *w = p;
+    void *base = lrvm_heap_base(w->h);
+    while (w->ops < w->max_ops && (w->ops % 1024 != 0 || now() < w->deadline)) {
+        uint64_t j = xorshift64(&w->seed) % w->nslots;
+        lrvm_tx_t *tx;
+        CHECK(lrvm_begin_shared(w->rvm, 1, &base, &tx));
+        lrvm_free(w->h, w->slot[j]);
+        if ((w->slot[j] = lrvm_malloc(w->h, heap_size(&w->seed))) == NULL)
+            bench_child_fail("lrvm_malloc: %s", lrvm_strerror(lrvm_last_error()));
+        CHECK(lrvm_set_range(tx, w->slot[j], 8));
+        memcpy(w->slot[j], &w->seed, 8);
+        CHECK(lrvm_commit(tx, LRVM_NO_FLUSH));
+        w->ops++;
+    }
+    return NULL;
+}
+
+static void child_heap_shared(const struct bench *b, const void *argp, void *outp)
+{
+    const struct heap_shared_arg *a = argp;
+    struct heap_result *r = outp;
+    void **slot = calloc(HEAP_LIVE, sizeof *slot);
+    uint64_t seed = SEED;
+    if (slot == NULL)
+        bench_child_fail("out of memory");
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *rvm;
+    lrvm_heap_t *h;
+    heap_fill(a->dir, &o, slot, &seed, &rvm, &h);
+    struct heap_worker w[2];
+    pthread_t th[2];
+    unsigned share = HEAP_LIVE / (unsigned)a->threads;
+    double t0 = now();
+    for (int t = 0; t < a->threads; t++) {
+        w[t] = (struct heap_worker){ rvm, h, slot + (size_t)t * share, share,
+                                     SEED + 1 + (uint64_t)t, t0 + b->cap,
+                                     200000 / b->tx_div / a->threads, 0 };
+        if (pthread_create(&th[t], NULL, heap_worker_run, &w[t]) != 0)
+            bench_child_fail("pthread_create failed");
+    }
+    r->ops = 0;
+    for (int t = 0; t < a->threads; t++) {
+        pthread_join(th[t], NULL);
+        r->ops += (uint64_t)w[t].ops;
+    }
+    CHECK(lrvm_flush(rvm));
+    r->secs = now() - t0;
     CHECK(lrvm_close(rvm));
 }
 
@@ -431,6 +510,17 @@ void bench_workloads_round(struct bench *b, int i)
         bench_rm_rf(path);
         struct heap_result *r = &b->hp_res[k][i];
         if (bench_run_child(b, what, child_heap, &a, r, sizeof *r) == 0 && r->ops == 0)
+            bench_add_failure(b, "%s: nothing measured", what);
+        bench_rm_rf(path);
+    }
+    for (int t = 1; t <= (bench_part_runs(b, PART_HEAP) ? 2 : 0); t++) {
+        struct heap_shared_arg a = { .threads = t };
+        memcpy(a.dir, path, sizeof a.dir);
+        snprintf(what, sizeof what, "heap, shared, %d thread%s", t, t == 1 ? "" : "s");
+        bench_progress("%s: run %d/%d...", what, i + 1, b->runs);
+        bench_rm_rf(path);
+        struct heap_result *r = &b->hs_res[t - 1][i];
+        if (bench_run_child(b, what, child_heap_shared, &a, r, sizeof *r) == 0 && r->ops == 0)
             bench_add_failure(b, "%s: nothing measured", what);
         bench_rm_rf(path);
     }

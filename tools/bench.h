@@ -266,6 +266,7 @@ struct bench {
     struct threads_result    th_res[NGROUP][NMODES][MAX_RUNS];   /* [threads][mode][run] */
     struct tfloor_result     tf_res[NGROUP][NTFLOORS][MAX_RUNS]; /* [threads][kind][run] */
     struct heap_result       hp_res[3][MAX_RUNS];  /* [auto, explicit, C library][run] */
+    struct heap_result       hs_res[2][MAX_RUNS];  /* shared heap: [1, 2 threads][run] */
     struct bench_pmem_result pm_res[MAX_RUNS];
     struct mklog_result      mk_res[NSHAPES][MAX_RUNS];           /* [shape][run] */
     struct recover_result    rc_res[NSHAPES][NSTATES][MAX_RUNS];  /* [shape][state][run] */
@@ -284,6 +285,7 @@ struct bench {
     struct summary threads_cores[NGROUP][NMODES];   /* CPU seconds per second */
     struct summary tfloor_pgs[NGROUP][NTFLOORS], tfloor_cores[NGROUP][NTFLOORS];
     struct summary heap_sum[3];            /* ns per op: auto, explicit, C library */
+    struct summary heap_shared_sum[2];     /* ops/s of 1 and 2 threads, shared heap */
     struct rec_row rec_rows[NSHAPES][NSTATES];
     double         rec_log_mb[NSHAPES], rec_commits[NSHAPES];  /* means of the logs made */
     double         rec_cached;  /* cold runs: largest fraction of a file left cached,

@@ -40,7 +40,9 @@
  *   heap       per no-flush transaction, one lrvm_free and one lrvm_malloc
  *              (16-256 bytes) among 64K live blocks, and an 8-byte store
  *              into the new block; both modes, against the same loop on
- *              the C library's malloc and free (the heap floor)
+ *              the C library's malloc and free (the heap floor); and from
+ *              1 and 2 threads on one heap in shared transactions
+ *              (explicit mode): ops/s
  * Memory and truncation, run only when --only names them (issue 18):
  *   large      a segment of twice the physical memory or 32 GiB, the smaller
  *              (--quick: 4 GiB), 1,000,000 no-flush transactions (--quick:
