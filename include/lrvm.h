@@ -364,7 +364,12 @@ int lrvm_begin(lrvm_t *rvm, int nsegs, void *const *bases, lrvm_tx_t **tx);
  * bytes (C15): threads that change separate records of one segment
  * commit and abort them independently. A segment is held either by one
  * lrvm_begin transaction or by any number of shared ones. Explicit mode
- * only for now. The transaction is used like any other.
+ * only: the automatic trackers cannot tell whose a store is (the kernel's
+ * page protection is the whole process's: a page made writable for one
+ * transaction's first store takes every thread's later stores silently,
+ * so another transaction's store to it could be neither waited for nor
+ * refused, and would commit or abort with the wrong transaction). The
+ * transaction is used like any other.
  * Errors: those of lrvm_begin (LRVM_EEXIST: a segment is in an lrvm_begin
  * transaction, and lrvm_begin gets it for a segment in a shared one),
  * LRVM_EMODE (an automatic tracker).
