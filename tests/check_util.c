@@ -861,6 +861,8 @@ START_TEST(test_bench_quick_run_reports_every_part)
         "group commit: flushed small-tx", "heap: per no-flush transaction",
         "threads: no-flush small-tx", "threads explicit tx/s, 2 threads / 1 thread",
         "threads auto (", "CPU us/tx  cores", "threads floor (no lrvm): T threads at once",
+        "explicit with the truncation held off (truncate_threshold 1024 MiB",
+        "(with the truncation held off: 2 threads / 1 thread ",
         "(its floor's own here, pages/s, 2 threads / 1 thread: ",
         "recovery: lrvm_open of a store", "  64 KiB tx  warm   ", "  64 KiB tx  cold   ",
         "  small tx   warm   ", "  small tx   cold   ", "targets (from the medians",
@@ -899,6 +901,19 @@ START_TEST(test_bench_quick_run_reports_every_part)
                           threads == counts[k % 4] && pages > 0 &&
                           strcmp(kind, k < 4 ? "mprotect" : "uffd") == 0,
                       "threads floor row %d: %.80s", k, fl);
+    }
+    /* Explicit mode with the truncation held off: a row of tx/s for each
+     * count of threads. */
+    const char *held = strstr(r.out, "explicit with the truncation held off");
+    ck_assert_msg(held != NULL, "no held-off table:\n%s", r.out);
+    held = strchr(strchr(held, '\n') + 1, '\n') + 1;      /* past its header */
+    for (int k = 0; k < 4; k++, held = strchr(held, '\n') + 1) {
+        int threads;
+        char mode[16];
+        double txs;
+        ck_assert_msg(sscanf(held, "%d %15s %lf", &threads, mode, &txs) == 3 &&
+                          threads == counts[k] && txs > 0 && strcmp(mode, "explicit") == 0,
+                      "held-off row %d: %.80s", k, held);
     }
     ck_assert_msg(strstr(r.out, "small-tx explicit no-flush tx/s / libpmemobj tx/s") ||
                       strstr(r.out, "libpmemobj small-tx: not measured"),

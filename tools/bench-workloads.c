@@ -253,9 +253,11 @@ static void child_group(const struct bench *b, const void *argp, void *outp)
 /* ------------------------------------------------------------ threads */
 
 struct threads_arg {
-    char dir[PATH_LEN];
-    int  threads, mode;
+    char   dir[PATH_LEN];
+    int    threads, mode;
+    size_t threshold;       /* truncate_threshold; 0: lrvm's default */
 };
+
 
 /* No-flush small transactions on one thread's segment until the deadline. */
 static void *threads_worker_run(void *p)
@@ -282,7 +284,8 @@ static void child_threads(const struct bench *b, const void *argp, void *outp)
 {
     const struct threads_arg *a = argp;
     struct threads_result *r = outp;
-    lrvm_options_t o = { .tracking = bench_mode_tracking(a->mode) };
+    lrvm_options_t o = { .tracking = bench_mode_tracking(a->mode),
+                         .truncate_threshold = a->threshold };
     size_t page_size = b->page_size, wpp = page_size / 8;
     struct worker w[8];
     lrvm_t *rvm;
@@ -555,6 +558,20 @@ void bench_workloads_round(struct bench *b, int i)
                 bench_add_failure(b, "%s: nothing measured", what);
             bench_rm_rf(path);
         }
+    /* And explicit mode with the truncation held off. */
+    for (int g = 0; g < (bench_part_runs(b, PART_THREADS) ? NGROUP : 0); g++) {
+        struct threads_arg a = { .threads = bench_group_threads[g], .mode = BM_EXPLICIT,
+                                 .threshold = HELD_OFF_THRESHOLD };
+        memcpy(a.dir, path, sizeof a.dir);
+        snprintf(what, sizeof what, "threads explicit, truncation held off, %d thread%s",
+                 a.threads, a.threads == 1 ? "" : "s");
+        bench_progress("%s: run %d/%d...", what, i + 1, b->runs);
+        bench_rm_rf(path);
+        struct threads_result *r = &b->th_held[g][i];
+        if (bench_run_child(b, what, child_threads, &a, r, sizeof *r) == 0 && r->tx == 0)
+            bench_add_failure(b, "%s: nothing measured", what);
+        bench_rm_rf(path);
+    }
 }
 
 /* ------------------------------------------------------------ PMDK comparison */

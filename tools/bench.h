@@ -28,6 +28,9 @@
 #define CHUNK         ((size_t)1 << 20)     /* read() size of the read floor */
 #define GROUP_SEG     ((size_t)1 << 20)     /* each group-commit thread's segment */
 #define THREAD_SEG    ((size_t)16 << 20)    /* each threads-workload thread's segment */
+/* A truncation threshold that no threads-workload loop of a second
+ * reaches: its commits alone, not paced to the truncation's disk work. */
+#define HELD_OFF_THRESHOLD ((size_t)1 << 30)
 #define HEAP_LIVE     65536u                /* blocks live in the heap workload */
 #define PATH_LEN      4200
 #define MAX_NOTES     64                    /* failed runs described at the end */
@@ -264,6 +267,7 @@ struct bench {
     struct wfloor_result     wf_res[MAX_RUNS];
     struct group_result      gr_res[NGROUP][MAX_RUNS];       /* [threads][run] */
     struct threads_result    th_res[NGROUP][NMODES][MAX_RUNS];   /* [threads][mode][run] */
+    struct threads_result    th_held[NGROUP][MAX_RUNS];  /* explicit, truncation held off */
     struct tfloor_result     tf_res[NGROUP][NTFLOORS][MAX_RUNS]; /* [threads][kind][run] */
     struct heap_result       hp_res[3][MAX_RUNS];  /* [auto, explicit, C library][run] */
     struct heap_result       hs_res[2][MAX_RUNS];  /* shared heap: [1, 2 threads][run] */
@@ -283,6 +287,7 @@ struct bench {
     struct summary threads_txs[NGROUP][NMODES], threads_pgs[NGROUP][NMODES];  /* per second */
     struct summary threads_cpu[NGROUP][NMODES];     /* CPU microseconds per transaction */
     struct summary threads_cores[NGROUP][NMODES];   /* CPU seconds per second */
+    struct summary held_txs[NGROUP], held_cpu[NGROUP], held_cores[NGROUP];   /* th_held's */
     struct summary tfloor_pgs[NGROUP][NTFLOORS], tfloor_cores[NGROUP][NTFLOORS];
     struct summary heap_sum[3];            /* ns per op: auto, explicit, C library */
     struct summary heap_shared_sum[2];     /* ops/s of 1 and 2 threads, shared heap */
