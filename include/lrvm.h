@@ -397,7 +397,11 @@ int lrvm_set_range(lrvm_tx_t *tx, void *addr, size_t len);
  * LRVM_NO_FLUSH: durable at the next lrvm_flush, flushing commit, close,
  * or soon after the log buffer fills (the commit that fills it writes the
  * records before it, and a thread of lrvm's own syncs them, C4); commit
- * order is kept either way.
+ * order is kept either way: lrvm_flush from any thread makes durable
+ * every commit whose call returned before it began. In explicit mode the
+ * thread that began TX commits a small transaction with LRVM_NO_FLUSH
+ * without taking the store's lock, and its next lrvm_begin of the same
+ * segments takes none either; nothing else changes for the program.
  * Group commit: flushing commits of several threads share fdatasyncs. A
  * commit that finds the log being synced writes its records and waits
  * (without the store's lock) for the next sync, which covers every commit

@@ -226,8 +226,8 @@ int lrvm_unmap(lrvm_t *s, void *base)
     struct lrvm__seg *seg = lrvm__seg_by_base(s, base);
     if (seg == NULL) {
         rc = LRVM_ENOENT;
-    } else if (lrvm__seg_held(seg)) {
-        rc = LRVM_EBUSY;
+    } else if (lrvm__seg_claim(s, seg) != NULL || lrvm__seg_held(seg)) {
+        rc = LRVM_EBUSY;                /* (a transaction its owner committed ends) */
     } else {
         lrvm__heap_forget(s, seg);      /* a heap's handle goes with its segment */
         lrvm__seg_unmap(s, seg);
@@ -276,6 +276,7 @@ int lrvm_stats(lrvm_t *s, lrvm_stats_t *out)
     if (s == NULL || out == NULL)
         return LRVM_EINVAL;
     lrvm__lock(&s->mu, LRVM__RANK_STORE);
+    lrvm__log_tail_shut(&s->log);       /* its commits are counted there */
     (void)lrvm__trunc_reap(s);          /* so truncations counts one that just ended */
     *out = s->stats;
     out->log_size = lrvm__log_size(&s->log);

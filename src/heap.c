@@ -287,17 +287,17 @@ struct decl {
 static int decl_begin(const lrvm_heap_t *h, struct decl *d)
 {
     LRVM__ASSERT_HELD(&h->store->mu);                   /* L1 */
-    d->tx = h->in_tx != NULL ? h->in_tx : h->seg->sg_tx;
+    d->tx = h->in_tx;
     d->n = 0;
     d->bad = 0;
     if (h->in_tx != NULL)
         return 0;                           /* a call on a shared heap */
     if (h->seg->sg_shared > 0)
         return LRVM_EBUSY;                  /* no transaction of the caller's */
-    if (d->tx != NULL && d->tx->tx_committing)
+    if (h->seg->sg_tx != NULL && h->seg->sg_tx->tx_committing)
         return LRVM_EBUSY;                  /* its commit is under way */
-    if (d->tx != NULL)
-        lrvm__tx_claim(d->tx);              /* its owner may be declaring */
+    /* Its owner may be declaring; one its owner committed ends here. */
+    d->tx = lrvm__seg_claim(h->store, h->seg);
     if (d->tx == NULL && !h->store->tracker->ambient)
         return LRVM_EMODE;                  /* explicit mode: no ambient epoch */
     return 0;

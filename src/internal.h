@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -125,6 +126,21 @@ static inline void *lrvm__room_for(void *arr, size_t n, size_t *cap, size_t elem
     if (t != NULL)
         *cap = c;
     return t;
+}
+
+/* What threads that write their own words keep apart by. */
+#define LRVM__CACHE_LINE 64
+/* The parts the count of the log's tail is kept in (log.c). */
+#define LRVM__TAIL_PARTS 4
+
+/* N zeroed bytes at a cache line's start (N a multiple of one), to be
+ * freed with free(); NULL when memory runs out. */
+static inline void *lrvm__zalloc_aligned(size_t n)
+{
+    void *p = aligned_alloc(LRVM__CACHE_LINE, n);
+    if (p != NULL)
+        memset(p, 0, n);
+    return p;
 }
 
 /* ---------------------------------------------------------------- io.c */
@@ -313,8 +329,13 @@ int  lrvm__res_attach(struct lrvm__seg *seg);
 void lrvm__res_detach(lrvm_t *s, struct lrvm__seg *seg);
 /* Pages [first, first+n) of SEG were changed by a commit or an abort that
  * ended just now: each is a private copy, and with SPARE the tracker keeps
- * a second copy too. Under the store's lock. */
+ * a second copy too. Under the store's lock; or without it, for pages
+ * that lrvm__res_counted found counted, by a commit at the log's tail
+ * whose transaction holds SEG (the counts do not change, and the tail
+ * holds the generation still: log.c T1). */
 void lrvm__res_mark(lrvm_t *s, struct lrvm__seg *seg, size_t first, size_t n, int spare);
+/* Is each of pages [first, first+n) of SEG counted as a private copy? */
+int  lrvm__res_counted(const struct lrvm__seg *seg, size_t first, size_t n);
 /* Pages kept, of both kinds. */
 size_t lrvm__res_pages(const lrvm_t *s);
 /* Of those, the pages whose committed bytes the files may not hold yet:
@@ -496,6 +517,18 @@ struct lrvm__log {
     int             lg_bg_rc;       /* LRVM_E* of a sync of its that failed */
     int             lg_bg_busy;     /* it works on what it took */
     int             lg_bg_stop;
+    /* The tail (log.c): while it is open, commits place records in the
+     * buffer past lg_buf_used without the store lock. The two words each
+     * of them changes have a cache line of their own. */
+    uint64_t        lg_tail_txno;   /* lg_next_txno when it opened */
+    char            lg_tail_pad0[LRVM__CACHE_LINE];
+    _Atomic uint64_t lg_tail;       /* places given: see log.c */
+    char            lg_tail_pad1[LRVM__CACHE_LINE];
+    struct {                        /* bytes of placed records written, in
+                                       parts each thread adds to one of */
+        _Atomic uint64_t td_bytes;
+        char             td_pad[LRVM__CACHE_LINE - sizeof(uint64_t)];
+    } lg_tail_done[LRVM__TAIL_PARTS];
 };
 
 /* 1 when the N bytes at NAME (no NUL needed) may name a segment in a
@@ -530,6 +563,19 @@ void lrvm__log_close(struct lrvm__log *lg);
 int  lrvm__log_commit(struct lrvm__log *lg, int (*redo)(void *arg, struct lrvm__enc *e),
                       void (*in_flight)(void *arg), void *arg, int flags);
 int  lrvm__log_flush(struct lrvm__log *lg);
+/* Commit at the log's tail, without the store lock and without a flush
+ * (log.c, "The tail"): the redo REDO(ARG, enc) produces becomes one
+ * record placed in the buffer, and PLACED(ARG) runs before the tail may
+ * be shut after it. 0, or LRVM__TAIL_NO when the tail is shut or full or
+ * the transaction too large or empty: nothing was done, commit with
+ * lrvm__log_commit. */
+#define LRVM__TAIL_NO 1
+int  lrvm__log_tail_commit(struct lrvm__log *lg, int (*redo)(void *arg, struct lrvm__enc *e),
+                           void (*placed)(void *arg), void *arg);
+/* Open the tail, if the log is well and the buffer has room; shut it,
+ * taking in what it placed. Store lock held. */
+void lrvm__log_tail_open(struct lrvm__log *lg);
+void lrvm__log_tail_shut(struct lrvm__log *lg);
 /* fdatasync the log with the store lock held (never alongside a group
  * leader's sync); an LRVM_E* code on failure. */
 int  lrvm__log_sync(struct lrvm__log *lg);
@@ -636,6 +682,8 @@ struct lrvm__enc {
                                                    unset: set every other) */
     uint64_t             en_bytes;      /* record bytes produced */
     uint64_t             en_records;
+    struct lrvm__tail_tx *en_tail;      /* not NULL: gather the ranges for
+                                           lrvm__log_tail_commit instead */
 };
 /* Log LEN bytes at SRC as written at OFF of the segment SEG (any pointer
  * that stands for it while the commit runs) named NAME. */
@@ -895,6 +943,12 @@ struct lrvm__tracker {
     /* Give back the pages of SEG kept after their commits that may go now
      * (lrvm__res_release); 0 or an LRVM_E* code. */
     int   (*release)(lrvm_t *s, struct lrvm__seg *seg);
+    /* May TX's commit be made at the log's tail (lrvm__log_tail_commit),
+     * by its owner without the store's lock? Then redo and committed run
+     * there too, and committed may touch nothing but TX's own arrays and
+     * its segments' residency (lrvm__res_counted pages). NULL: never,
+     * and the tail never opens. */
+    int   (*tail_ok)(lrvm_t *s, const lrvm_tx_t *tx);
 #ifdef LRVM_DEBUG
     /* Assert the tracker's invariants for the epoch, after commit_start. */
     void  (*check)(lrvm_t *s, lrvm_tx_t *tx);
@@ -927,8 +981,10 @@ extern const int lrvm__wrappers;      /* wrap.c is linked */
 struct owner_slot;
 
 /* A transaction handle: tx.c's, but for the explicit tracker's arrays. */
+/* Handles lie side by side in blocks, and each is written by the thread
+ * that runs it: one does not share a cache line with the next. */
 struct lrvm_tx {
-    lrvm_t              *tx_store;
+    _Alignas(LRVM__CACHE_LINE) lrvm_t *tx_store;
     struct lrvm_tx      *tx_next, *tx_prev;   /* store's open transactions,
                                                  or the pool's free list */
     int                  tx_nsegs, tx_segs_cap;
@@ -955,6 +1011,8 @@ struct lrvm_tx {
      * lrvm_set_range calls may run without the store's lock, or NULL. */
     _Atomic(struct owner_slot *) tx_owner;
     _Atomic(lrvm_t *)    tx_live;             /* its store while OPEN (tx.c I2) */
+    atomic_int           tx_parked;           /* PARKED: committed, its segments
+                                                 kept for its owner (tx.c) */
 };
 
 /* lrvm_set_range's work for a range the caller (heap.c) checked: TX's
@@ -986,6 +1044,9 @@ lrvm_tx_t *lrvm__tx_shared_here(lrvm_t *s, const struct lrvm__seg *seg);
  * the store's stats (the records count, in bytes_logged and log_records). */
 int  lrvm__tx_begin_own(lrvm_t *s, struct lrvm__seg *seg, lrvm_tx_t **out);
 int  lrvm__tx_end_own(lrvm_tx_t *tx, int commit);
+/* The transaction begun alone that holds SEG, claimed (lrvm__tx_claim),
+ * or NULL: one parked there is ended. Store lock held. */
+lrvm_tx_t *lrvm__seg_claim(lrvm_t *s, struct lrvm__seg *seg);
 /* The caller holds S's lock and is about to touch TX's declared ranges:
  * make sure no lock-free lrvm_set_range of TX's owner runs meanwhile. */
 void lrvm__tx_claim(lrvm_tx_t *tx);

@@ -22,6 +22,21 @@
  * A failed commit overwrites every byte its records may have reached with
  * zeros and syncs, so no crash can make it look committed (C4 in lrvm.h).
  *
+ * The tail. A no-flush commit of a small transaction needs only a place
+ * in the buffer and the next number, so while the store lock is let go
+ * the buffer's free end may be open to commits that take no lock at all
+ * (lrvm__log_tail_commit): one compare-and-swap of lg_tail places the
+ * record (its bytes and its number, in the one order of the log), the
+ * committer writes it there and adds its size to the bytes written
+ * (lg_tail_done). Whoever holds the store lock and touches the buffer
+ * shuts the tail first (tail_shut): no place is given after that, it
+ * waits until the bytes of every place given are written, and takes them
+ * in as buffered records. The tail opens (lrvm__log_tail_open) only
+ * where a commit lets the store lock go at its end, never while a commit
+ * has a part open: one that lets the lock go to wait for its group's
+ * sync has made all its records, and shuts the tail when it takes the
+ * lock back. So a transaction's parts always lie together.
+ *
  * The switch (lrvm__log_switch), in a committing thread, store lock held,
  * when a truncation is due and none runs; generation g began at S:
  *   pwrite the buffer; fdatasync                 g's records durable
@@ -62,6 +77,14 @@
  *   I6 A header slot names a next generation only once every record of
  *      its own is durable; the writer moves to the next generation only
  *      once that slot is durable.
+ *   T1 While the tail is open, lg_buf past lg_buf_used, lg_buf_used and
+ *      lg_next_txno are the tail's; lg_buf, lg_generation, lg_durable,
+ *      lg_version and lg_failed hold still. Every function below that
+ *      changes one of them shuts the tail first, under the store lock.
+ *   T2 A place is given only below lg_buf_cap and only while the tail is
+ *      open; lg_tail counts the places and their bytes from lg_tail_txno
+ *      and lg_buf_used on, and once shut, the sum of lg_tail_done's parts
+ *      reaches those bytes exactly when every placed record is whole.
  *   I7 While a generation retires, the current one lies apart from it:
  *      it began at 4096 and stays below the retiring one's start, or
  *      began past its end; no write of the log passes lg_wall (reserve
@@ -72,6 +95,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -80,6 +104,15 @@
 #define LOG_AHEAD        ((uint64_t)4 << 20)  /* the syncer's step of growth */
 #define BG_LAG           4          /* buffers written that the syncer may owe */
 #define LOG_NEW_NAME     "lrvm.log.new"
+
+/* lg_tail: the records placed (bits 32-62) and the buffer offset placed
+ * to (bits 0-31), or TAIL_SHUT. */
+#define TAIL_SHUT  ((uint64_t)1 << 63)
+#define TAIL_ONE   ((uint64_t)1 << 32)
+#define TAIL_OFF(w)   ((size_t)(uint32_t)(w))
+#define TAIL_COUNT(w) (((w) & ~TAIL_SHUT) >> 32)
+
+static void tail_shut(struct lrvm__log *lg);
 
 /* ------------------------------------------------------------ the file */
 
@@ -120,6 +153,7 @@ int lrvm__log_open(struct lrvm__log *lg, int dirfd, pthread_mutex_t *mu, lrvm_st
     int rc;
 
     memset(lg, 0, sizeof *lg);
+    atomic_store(&lg->lg_tail, TAIL_SHUT);
     lg->lg_fd = -1;
     lg->lg_dirfd = dirfd;
     lg->lg_mu = mu;
@@ -179,6 +213,7 @@ void lrvm__log_close(struct lrvm__log *lg)
 {
     if (lg->lg_buf_cap == 0)
         return;                             /* zeroed: lrvm__log_open never ran */
+    tail_shut(lg);
     bg_stop(lg);
     if (lg->lg_fd >= 0)
         lrvm__io_close(lg->lg_fd);
@@ -195,9 +230,18 @@ void lrvm__log_close(struct lrvm__log *lg)
     lg->lg_buf_cap = 0;
 }
 
+/* The buffer bytes in use: while the tail is open, with every place given
+ * (some may be half written; a reader under the store lock only counts
+ * them). */
+static size_t buf_in_use(const struct lrvm__log *lg)
+{
+    uint64_t w = atomic_load_explicit((_Atomic uint64_t *)&lg->lg_tail, memory_order_relaxed);
+    return w & TAIL_SHUT ? lg->lg_buf_used : TAIL_OFF(w);
+}
+
 uint64_t lrvm__log_size(const struct lrvm__log *lg)
 {
-    return lg->lg_written + lg->lg_buf_used;
+    return lg->lg_written + buf_in_use(lg);
 }
 
 uint64_t lrvm__log_gen_size(const struct lrvm__log *lg)
@@ -250,6 +294,7 @@ int lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs)
                                   LRVM__LOG_HEADER_SIZE, 0, 0 };
     int slot = !lg->lg_slot, rc;
 
+    tail_shut(lg);                                      /* keeps T1 */
     LRVM__ASSERT(lg->lg_buf_used == 0);
     if ((rc = write_slot(lg->lg_fd, slot, &h)) < 0 ||
         (rc = lrvm__log_sync(lg)) < 0) {
@@ -717,6 +762,7 @@ static int group_flush(struct lrvm__log *lg, void (*in_flight)(void *), void *ar
         }
         lg->lg_waiters++;
         pthread_cond_wait(&lg->lg_synced, lg->lg_mu);
+        tail_shut(lg);                  /* opened meanwhile (T1) */
         if (--lg->lg_waiters == 0)
             pthread_cond_broadcast(&lg->lg_synced);     /* lrvm__log_quiesce */
         if (lg->lg_generation != gen || lg->lg_durable >= end)
@@ -751,6 +797,7 @@ static int group_flush(struct lrvm__log *lg, void (*in_flight)(void *), void *ar
         lg->lg_sync_rc = rc;
     lrvm__unlock(&lg->lg_sync_mu);
     lrvm__lock(lg->lg_mu, LRVM__RANK_STORE);
+    tail_shut(lg);                      /* opened meanwhile (T1) */
     lg->lg_syncing = 0;
     pthread_cond_broadcast(&lg->lg_synced);
 
@@ -831,6 +878,7 @@ static int pass_prefix(struct lrvm__log *lg, size_t n)
 
 int lrvm__log_flush(struct lrvm__log *lg)
 {
+    tail_shut(lg);                                      /* keeps T1 */
     if (lg->lg_failed)
         return LRVM_EFAILED;
     int rc = bg_absorb(lg);
@@ -845,6 +893,90 @@ int lrvm__log_flush(struct lrvm__log *lg)
         }
     }
     return rc;
+}
+
+/* ------------------------------------------------------------ the tail */
+
+/* The least free buffer the tail opens with, and the largest record it
+ * places: a larger transaction is the locked path's. */
+#define TAIL_ROOM   ((size_t)4096)
+#define TAIL_MAX    ((size_t)4096)
+
+/* The bytes of placed records written, in parts: the first threads to
+ * commit at a tail get a part each, for good, which they add to with a
+ * plain store (a locked add would wait for the record's own stores to
+ * reach the cache, whose lines the records placed beside it share);
+ * later threads share the last part, with an atomic add. The parts go
+ * back to 0 only while the tail is shut, when no place is being written. */
+#define SHARED_PART (LRVM__TAIL_PARTS - 1)
+static atomic_uint next_part;
+static __thread unsigned my_part = LRVM__TAIL_PARTS;
+
+static void tail_written(struct lrvm__log *lg, size_t n)
+{
+    if (my_part == LRVM__TAIL_PARTS) {
+        my_part = atomic_fetch_add_explicit(&next_part, 1, memory_order_relaxed);
+        if (my_part > SHARED_PART)
+            my_part = SHARED_PART;
+    }
+    _Atomic uint64_t *part = &lg->lg_tail_done[my_part].td_bytes;
+    if (my_part == SHARED_PART)
+        atomic_fetch_add_explicit(part, n, memory_order_release);
+    else
+        atomic_store_explicit(part, atomic_load_explicit(part, memory_order_relaxed) + n,
+                              memory_order_release);
+}
+
+static uint64_t tail_done(struct lrvm__log *lg)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < LRVM__TAIL_PARTS; i++)
+        n += atomic_load_explicit(&lg->lg_tail_done[i].td_bytes, memory_order_acquire);
+    return n;
+}
+
+/* Shut the tail (keeps T1): once every placed record is whole, they are
+ * the buffer's, numbered and counted. Store lock held. */
+static void tail_shut(struct lrvm__log *lg)
+{
+    /* Only a holder of the store lock opens or shuts it. */
+    if (atomic_load_explicit(&lg->lg_tail, memory_order_relaxed) & TAIL_SHUT)
+        return;
+    uint64_t w = atomic_fetch_or_explicit(&lg->lg_tail, TAIL_SHUT, memory_order_acq_rel);
+    size_t end = TAIL_OFF(w), bytes = end - lg->lg_buf_used;
+    uint64_t n = TAIL_COUNT(w);
+    /* A placed record is written in a few hundred nanoseconds, unless its
+     * thread was preempted: then let it run. */
+    for (unsigned spins = 0; tail_done(lg) != bytes; spins++)
+        if (spins >= 64)
+            sched_yield();
+    LRVM__ASSERT(end <= lg->lg_buf_cap && end % 8 == 0);                 /* T2 */
+    lg->lg_buf_used = end;
+    lg->lg_next_txno += n;
+    /* Each record is a whole transaction's commit. */
+    lg->lg_stats->commits += n;
+    lg->lg_stats->log_records += n;
+    lg->lg_stats->bytes_logged += bytes;
+}
+
+void lrvm__log_tail_shut(struct lrvm__log *lg)
+{
+    LRVM__ASSERT_HELD(lg->lg_mu);                       /* L1 */
+    tail_shut(lg);
+}
+
+void lrvm__log_tail_open(struct lrvm__log *lg)
+{
+    LRVM__ASSERT_HELD(lg->lg_mu);                       /* L1 */
+    if (!(atomic_load_explicit(&lg->lg_tail, memory_order_relaxed) & TAIL_SHUT) ||
+        lg->lg_failed || lg->lg_version != LRVM__LOG_VERSION ||
+        lg->lg_buf_cap - lg->lg_buf_used < TAIL_ROOM)
+        return;
+    lg->lg_tail_txno = lg->lg_next_txno;
+    for (int i = 0; i < LRVM__TAIL_PARTS; i++)
+        atomic_store_explicit(&lg->lg_tail_done[i].td_bytes, 0, memory_order_relaxed);
+    /* Publishes the fields the tail's commits read (T1). */
+    atomic_store_explicit(&lg->lg_tail, (uint64_t)lg->lg_buf_used, memory_order_release);
 }
 
 /* ------------------------------------------------------------ encoder */
@@ -945,6 +1077,40 @@ static int spill(struct lrvm__enc *e, int must_close)
     return make_room(e);
 }
 
+/* A payload's entries (logfmt.c reads them): a DEFINE gives the next id
+ * to the segment NAME; a RANGE carries N bytes for OFF of segment ID. */
+static size_t define_size(size_t namelen)
+{
+    return 1 + lrvm__varint_len(namelen) + namelen;
+}
+
+static unsigned char *put_define(unsigned char *p, const char *name, size_t namelen)
+{
+    *p++ = LRVM__ENT_DEFINE;
+    p += lrvm__varint_put(p, namelen);
+    memcpy(p, name, namelen);
+    return p + namelen;
+}
+
+static size_t range_head_size(size_t id, size_t off, size_t n)
+{
+    return 1 + lrvm__varint_len(id) + lrvm__varint_len(off) + lrvm__varint_len(n);
+}
+
+static unsigned char *put_range(unsigned char *p, size_t id, size_t off, const void *src,
+                                size_t n)
+{
+    *p++ = LRVM__ENT_RANGE;
+    p += lrvm__varint_put(p, id);
+    p += lrvm__varint_put(p, off);
+    p += lrvm__varint_put(p, n);
+    memcpy(p, src, n);
+    return p + n;
+}
+
+static int tail_gather(struct lrvm__tail_tx *t, const void *seg, const char *name, size_t off,
+                       const void *src, size_t len);
+
 static int defined_id(struct lrvm__enc *e, const void *seg)
 {
     for (size_t i = 0; i < e->en_ndefined; i++)
@@ -956,6 +1122,8 @@ static int defined_id(struct lrvm__enc *e, const void *seg)
 int lrvm__enc_range(struct lrvm__enc *e, const void *seg, const char *name, size_t off,
                     const void *src, size_t len)
 {
+    if (e->en_tail != NULL)                 /* the tail's: no other field is set */
+        return tail_gather(e->en_tail, seg, name, off, src, len);
     struct lrvm__log *lg = e->en_log;
     const unsigned char *from = src;
     int rc;
@@ -971,7 +1139,7 @@ int lrvm__enc_range(struct lrvm__enc *e, const void *seg, const char *name, size
         }
         int id = defined_id(e, seg);
         size_t namelen = id < 0 ? strlen(name) : 0;
-        size_t need_def = id < 0 ? 1 + lrvm__varint_len(namelen) + namelen : 0;
+        size_t need_def = id < 0 ? define_size(namelen) : 0;
         size_t need_hdr = 1 + lrvm__varint_len(e->en_ndefined) + lrvm__varint_len(off) + 10;
         size_t room = lg->lg_buf_cap - PAD_RESERVE - lg->lg_buf_used;
         int must_close = (id < 0 && e->en_ndefined == LRVM__REC_MAX_SEGS) ||
@@ -997,25 +1165,110 @@ int lrvm__enc_range(struct lrvm__enc *e, const void *seg, const char *name, size
             }
             id = (int)e->en_ndefined;
             e->en_defined[e->en_ndefined++] = seg;
-            *p++ = LRVM__ENT_DEFINE;
-            p += lrvm__varint_put(p, namelen);
-            memcpy(p, name, namelen);
-            p += namelen;
+            p = put_define(p, name, namelen);
         }
         size_t chunk = room - need_def - need_hdr;
         if (chunk > len)
             chunk = len;
-        *p++ = LRVM__ENT_RANGE;
-        p += lrvm__varint_put(p, (uint64_t)id);
-        p += lrvm__varint_put(p, off);
-        p += lrvm__varint_put(p, chunk);
-        memcpy(p, from, chunk);
-        p += chunk;
+        p = put_range(p, (size_t)id, off, from, chunk);
         lg->lg_buf_used = (size_t)(p - lg->lg_buf);
         from += chunk;
         off += chunk;
         len -= chunk;
     }
+    return 0;
+}
+
+/* A transaction's redo, gathered for the tail: a few ranges of a few
+ * segments, ids given in order of first use. */
+#define TAIL_RANGES 16
+#define TAIL_SEGS   4
+struct lrvm__tail_tx {
+    size_t n, nsegs, payload;
+    int    over;                    /* too large for the tail */
+    struct { size_t id, off, len; const void *src; } r[TAIL_RANGES];
+    struct { const void *seg; const char *name; size_t namelen; } seg[TAIL_SEGS];
+};
+
+static int tail_gather(struct lrvm__tail_tx *t, const void *seg, const char *name, size_t off,
+                       const void *src, size_t len)
+{
+    size_t id = 0;
+    while (id < t->nsegs && t->seg[id].seg != seg)
+        id++;
+    if (t->over || t->n == TAIL_RANGES || (id == t->nsegs && id == TAIL_SEGS) || len > TAIL_MAX) {
+        t->over = 1;
+        return 0;
+    }
+    if (id == t->nsegs) {
+        t->seg[id].seg = seg;
+        t->seg[id].name = name;
+        t->seg[id].namelen = strlen(name);
+        t->payload += define_size(t->seg[id].namelen);
+        t->nsegs++;
+    }
+    t->r[t->n].id = id;
+    t->r[t->n].off = off;
+    t->r[t->n].len = len;
+    t->r[t->n].src = src;
+    t->n++;
+    t->payload += range_head_size(id, off, len) + len;
+    t->over = t->payload > TAIL_MAX;
+    return 0;
+}
+
+int lrvm__log_tail_commit(struct lrvm__log *lg, int (*redo)(void *arg, struct lrvm__enc *e),
+                          void (*placed)(void *arg), void *arg)
+{
+    struct lrvm__tail_tx t;
+    struct lrvm__enc e;
+    t.n = t.nsegs = t.payload = 0;
+    t.over = 0;
+    e.en_tail = &t;
+    if (redo(arg, &e) < 0 || t.over || t.n == 0)
+        return LRVM__TAIL_NO;
+
+    struct lrvm__rec_header h = {
+        .rh_payload_len = (uint32_t)t.payload,
+        .rh_part = 0,
+        .rh_flags = LRVM__REC_COMMIT,
+        .rh_hsize = LRVM__REC_HEADER_SIZE,
+    };
+    size_t size = (size_t)lrvm__rec_size(&h);
+    if (size > TAIL_MAX)
+        return LRVM__TAIL_NO;
+
+    /* Made here, then copied in one go: the buffer's lines at a place's
+     * ends are shared with the records placed beside it, by other
+     * threads, and each write to one there would wait for it. */
+    unsigned char rec[TAIL_MAX], *p = rec + LRVM__REC_HEADER_SIZE;
+    size_t defined = 0;
+    for (size_t i = 0; i < t.n; i++) {
+        if (t.r[i].id == defined) {
+            p = put_define(p, t.seg[defined].name, t.seg[defined].namelen);
+            defined++;
+        }
+        p = put_range(p, t.r[i].id, t.r[i].off, t.r[i].src, t.r[i].len);
+    }
+    LRVM__ASSERT((size_t)(p - rec) == LRVM__REC_HEADER_SIZE + t.payload);
+    memset(p, 0, size - (size_t)(p - rec));
+
+    uint64_t w = atomic_load_explicit(&lg->lg_tail, memory_order_relaxed);
+    do {
+        if ((w & TAIL_SHUT) || size > lg->lg_buf_cap - TAIL_OFF(w))
+            return LRVM__TAIL_NO;
+        /* Acquire: what lrvm__log_tail_open published (T1). */
+    } while (!atomic_compare_exchange_weak_explicit(&lg->lg_tail, &w, w + TAIL_ONE + size,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed));
+    h.rh_generation = lg->lg_generation;
+    h.rh_txno = lg->lg_tail_txno + TAIL_COUNT(w);
+    h.rh_durable = lg->lg_durable;
+    lrvm__rec_header_encode(rec, &h);
+    memcpy(lg->lg_buf + TAIL_OFF(w), rec, size);
+    if (placed != NULL)
+        placed(arg);
+    tail_written(lg, size);                             /* T2 */
     return 0;
 }
 
@@ -1057,6 +1310,7 @@ int lrvm__log_commit(struct lrvm__log *lg, int (*redo)(void *arg, struct lrvm__e
     int rc;
 
     LRVM__ASSERT_HELD(lg->lg_mu);                       /* L1 */
+    tail_shut(lg);                                      /* keeps T1 */
     if (lg->lg_failed)
         return LRVM_EFAILED;
     if ((rc = bg_absorb(lg)) < 0)
@@ -1081,6 +1335,7 @@ int lrvm__log_commit(struct lrvm__log *lg, int (*redo)(void *arg, struct lrvm__e
     e.en_defined_cap = sizeof e.en_defined_few / sizeof e.en_defined_few[0];
     e.en_bytes = 0;
     e.en_records = 0;
+    e.en_tail = NULL;
 
     rc = redo(arg, &e);
     if (rc == 0 && e.en_open)

@@ -75,10 +75,22 @@ void lrvm__res_mark(lrvm_t *s, struct lrvm__seg *seg, size_t first, size_t n, in
     unsigned tag = tag_of(s->log.lg_generation);                    /* keeps I1 */
     for (size_t p = first; p < first + n && p < seg->sg_res_n; p++) {
         unsigned char b = seg->sg_res[p];
-        s->res_private += (b & RES_TAG) == 0;
-        s->res_spare += spare && !(b & RES_SPARE);
+        /* The counts are written only when they change: a commit at the
+         * log's tail marks pages already counted, without the store lock. */
+        if ((b & RES_TAG) == 0)
+            s->res_private++;
+        if (spare && !(b & RES_SPARE))
+            s->res_spare++;
         seg->sg_res[p] = (unsigned char)(tag | (spare ? RES_SPARE : (b & RES_SPARE)));
     }
+}
+
+int lrvm__res_counted(const struct lrvm__seg *seg, size_t first, size_t n)
+{
+    for (size_t p = first; p < first + n && p < seg->sg_res_n; p++)
+        if ((seg->sg_res[p] & RES_TAG) == 0)
+            return 0;
+    return 1;
 }
 
 size_t lrvm__res_pages(const lrvm_t *s)

@@ -11,6 +11,8 @@
  *
  * capture may run without the store's lock, in the owner's fast path
  * (tx.c, "Biased ownership"): it touches only the transaction's arrays.
+ * So may redo and committed, in a commit at the log's tail (log.c): they
+ * touch the arrays and the residency of pages already counted.
  *
  * Invariants
  *   I1 tx_ranges holds every declared range in declaration order, and
@@ -206,6 +208,21 @@ static void mark_declared(lrvm_t *s, lrvm_tx_t *tx)
     }
 }
 
+/* A commit at the log's tail marks pages without the store lock: each
+ * must be counted already, so that no count changes (resident.c). */
+static int ex_tail_ok(lrvm_t *s, const lrvm_tx_t *tx)
+{
+    (void)s;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (size_t i = 0; i < tx->tx_nranges; i++) {
+        const struct lrvm__range *r = &tx->tx_ranges[i];
+        size_t first = r->rg_off / page;
+        if (!lrvm__res_counted(r->rg_seg, first, (r->rg_off + r->rg_len - 1) / page + 1 - first))
+            return 0;
+    }
+    return 1;
+}
+
 static void ex_committed(lrvm_t *s, lrvm_tx_t *tx)
 {
     mark_declared(s, tx);
@@ -295,6 +312,7 @@ const struct lrvm__tracker lrvm__track_explicit = {
     .abort = ex_abort,
     .rollback = ex_rollback,
     .release = ex_release,
+    .tail_ok = ex_tail_ok,
 #ifdef LRVM_DEBUG
     .check = ex_check,
 #endif

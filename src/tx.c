@@ -15,17 +15,30 @@
  *                     |  \--lrvm_commit fails--> OPEN (retry or abort)
  *                     \--lrvm_abort, lrvm_close--> (freed, ABORTED)
  *
+ * and, for a transaction begun alone whose owner (below) commits it:
+ *
+ *     OPEN --lrvm_commit ok--> PARKED --its owner's lrvm_begin of the
+ *                                |      same segments--> OPEN (the handle
+ *                                |      again)
+ *                                \--anyone else who needs a segment of it,
+ *                                   the owner's other lrvm_begin, close,
+ *                                   giving pages back--> (freed)
+ *
+ * A parked transaction is committed and over for the program (its handle
+ * gets LRVM_ENOENT), but keeps its segments and its place in the store,
+ * so its owner begins the next one without the store's lock.
  * Invariants
- *   I1 seg->sg_tx == tx exactly for the segments of an OPEN transaction
- *      begun alone (lrvm_begin), and seg->sg_shared counts the OPEN shared
+ *   I1 seg->sg_tx == tx exactly for the segments of an OPEN or PARKED
+ *      transaction begun alone (lrvm_begin), and seg->sg_shared counts the OPEN shared
  *      transactions (lrvm_begin_shared) that hold seg. A segment is held
  *      by one transaction alone, or by shared ones, or by none.
  *   I2 A handle is registered (tx_live names its store) exactly while
  *      its transaction is OPEN; tx_live is cleared under the store's
- *      lock, so a caller that found it set after taking that lock may use
- *      the handle until it lets go. Taking the lock is safe even if the
- *      store was closed meanwhile: a store's memory is never freed (api.c
- *      I3).
+ *      lock, or by the owner as it parks the transaction (I5), so a caller
+ *      that found it set after taking that lock may use the handle once
+ *      it claimed it and found it still set. Taking the lock is safe even
+ *      if the store was closed meanwhile: a store's memory is never freed
+ *      (api.c I3).
  *   I3 A flushing commit may let the store's lock go while it waits for a
  *      shared log sync (group commit, log.c); tx_committing is set all
  *      along, so other calls on the handle get LRVM_EBUSY, and lrvm_close
@@ -37,8 +50,11 @@
  *      below may read, and a pointer is a handle exactly when it lies at
  *      one's place in a block (is_handle).
  *   I5 At most one thread runs a call of TX without the store's lock: the
- *      owner, inside fast_enter/fast_leave. Whoever else touches TX's
- *      declared ranges holds the store's lock and has claimed TX first.
+ *      owner, inside fast_enter/fast_leave (a declaration, a commit at the
+ *      log's tail, which parks TX, a begin that opens it again). Whoever
+ *      else touches TX's declared ranges, or ends it, holds the store's
+ *      lock and has claimed TX first; only the owner changes tx_parked
+ *      while it owns TX.
  *   Lock order: lrvm.mu, then pool_mu; lrvm.mu, then the log's lg_sync_mu;
  *   lrvm.mu, then the truncation job's tj_mu (recover.c).
  *
@@ -60,6 +76,14 @@
  * holding a stale handle cannot disturb the next owner of that memory.
  * Ownership is only handed out once the process has registered for
  * membarrier; without it every call takes the lock.
+ *
+ * Commits at the log's tail. The owner commits a transaction begun alone
+ * without a flush and without the store's lock when the tracker allows
+ * it (tail_ok) and the log's tail is open (log.c, "The tail"): the
+ * records are placed by one atomic step, in the log's one order, and the
+ * transaction parks. Whatever holds the store's lock and reads what such
+ * a commit writes (the buffer, the residency of the pages) shuts the
+ * tail first; a commit that took the lock opens it again as it ends.
  *
  * Shared transactions. lrvm_begin_shared lets several open transactions
  * hold a segment, on the program's promise that they declare disjoint
@@ -100,7 +124,7 @@ static lrvm_tx_t        *pool;          /* finished handles (I4), under pool_mu 
 struct owner_slot {
     _Atomic(lrvm_tx_t *) os_in;
     struct owner_slot   *os_next;
-};
+} __attribute__((aligned(LRVM__CACHE_LINE)));  /* each thread writes its own */
 
 static pthread_once_t      bias_once = PTHREAD_ONCE_INIT;
 static atomic_int          bias_ready;  /* registered for membarrier */
@@ -171,7 +195,7 @@ static struct owner_slot *slot_get(void)
     if (os != NULL)
         free_slots = os->os_next;
     lrvm__unlock(&slot_mu);
-    if (os == NULL && (os = calloc(1, sizeof *os)) == NULL)
+    if (os == NULL && (os = lrvm__zalloc_aligned(sizeof *os)) == NULL)
         return NULL;
     if (pthread_setspecific(slot_key, os) != 0) {
         slot_release(os);
@@ -185,6 +209,11 @@ static int owned_here(const lrvm_tx_t *tx)
 {
     return tx != NULL && tx == owned_tx &&
            atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) == my_slot;
+}
+
+static int parked(const lrvm_tx_t *tx)
+{
+    return atomic_load_explicit(&tx->tx_parked, memory_order_relaxed);
 }
 
 /* The owner is about to run a call of TX without the lock: 1 if it may. */
@@ -266,7 +295,7 @@ static lrvm_tx_t *pool_take(void)
     if (tx != NULL) {
         pool = tx->tx_next;
     } else {
-        struct tx_block *b = calloc(1, sizeof *b);
+        struct tx_block *b = lrvm__zalloc_aligned(sizeof *b);
         if (b != NULL) {
             for (int i = BLOCK_TXS - 1; i > 0; i--) {
                 b->tb_txs[i].tx_next = pool;
@@ -318,6 +347,8 @@ static void tx_retire(lrvm_tx_t *tx)
     pool_give(tx);
 }
 
+static void tx_free(lrvm_tx_t *tx);
+
 /* Find TX's store and lock it; LRVM_ENOENT for a handle that is not OPEN.
  * Keeps I2: the second look happens under the store's lock. */
 static int tx_enter(lrvm_tx_t *tx, lrvm_t **out)
@@ -329,6 +360,10 @@ static int tx_enter(lrvm_tx_t *tx, lrvm_t **out)
         lrvm_t *s = tx->tx_store;
         lrvm__lock(&s->mu, LRVM__RANK_STORE);
         if (atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) == my_slot) {
+            if (parked(tx)) {           /* committed: over for the program */
+                lrvm__unlock(&s->mu);
+                return LRVM_ENOENT;
+            }
             *out = s;
             return 0;
         }
@@ -347,6 +382,11 @@ static int tx_enter(lrvm_tx_t *tx, lrvm_t **out)
         return LRVM_EBUSY;
     }
     lrvm__tx_claim(tx);
+    if (parked(tx)) {               /* its owner committed it meanwhile (I2) */
+        tx_free(tx);
+        lrvm__unlock(&s->mu);
+        return LRVM_ENOENT;
+    }
     *out = s;
     return 0;
 }
@@ -370,9 +410,50 @@ static void tx_free(lrvm_tx_t *tx)
     if (tx->tx_next)
         tx->tx_next->tx_prev = tx->tx_prev;
     atomic_store_explicit(&tx->tx_owner, NULL, memory_order_relaxed);
+    atomic_store_explicit(&tx->tx_parked, 0, memory_order_relaxed);
     if (owned_tx == tx)
         owned_tx = NULL;
     tx_retire(tx);                                  /* keeps I2, I4 */
+}
+
+/* TX, committed by its owner, keeps its segments for the owner's next
+ * begin of them (PARKED). The owner runs this in its fast path, or holds
+ * the store's lock. */
+static void park(lrvm_tx_t *tx)
+{
+    atomic_store_explicit(&tx->tx_parked, 1, memory_order_relaxed);
+    atomic_store_explicit(&tx->tx_live, NULL, memory_order_release);     /* keeps I2 */
+}
+
+/* May TX, just committed under the store's lock, park? Its owner's, and
+ * begun alone by the program. */
+static int may_park(const lrvm_tx_t *tx)
+{
+    return my_slot != NULL &&
+           atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) == my_slot &&
+           !tx->tx_shared && !tx->tx_own && tx->tx_hook == NULL;
+}
+
+lrvm_tx_t *lrvm__seg_claim(lrvm_t *s, struct lrvm__seg *seg)
+{
+    LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
+    (void)s;
+    lrvm_tx_t *tx = seg->sg_tx;
+    if (tx == NULL)
+        return NULL;
+    lrvm__tx_claim(tx);
+    if (!parked(tx))
+        return tx;
+    tx_free(tx);
+    return NULL;
+}
+
+/* A parked transaction that holds SEG ends, claimed first; an open one
+ * keeps its owner. Store lock held. */
+static void unpark(lrvm_t *s, struct lrvm__seg *seg)
+{
+    if (seg->sg_tx != NULL && parked(seg->sg_tx))
+        (void)lrvm__seg_claim(s, seg);
 }
 
 /* TX, new, takes its NSEGS segments (tx_segs) and joins the store's open
@@ -384,6 +465,7 @@ static int tx_attach(lrvm_t *s, lrvm_tx_t *tx, int nsegs, int shared)
     tx->tx_committing = 0;
     tx->tx_shared = shared;
     tx->tx_own = 0;
+    atomic_store_explicit(&tx->tx_parked, 0, memory_order_relaxed);
     tx->tx_thread = pthread_self();
     tx->tx_hook = NULL;
     tx->tx_hook_arg = NULL;
@@ -413,6 +495,8 @@ static int tx_attach(lrvm_t *s, lrvm_tx_t *tx, int nsegs, int shared)
 #define SHARED_OWNED 1
 #endif
 
+static void drop_parked_here(lrvm_t *s);
+
 /* lrvm_begin, and lrvm_begin_shared when SHARED. */
 static int begin(lrvm_t *s, int nsegs, void *const *bases, int shared, lrvm_tx_t **out)
 {
@@ -423,6 +507,7 @@ static int begin(lrvm_t *s, int nsegs, void *const *bases, int shared, lrvm_tx_t
     pthread_once(&bias_once, bias_init);
     int rc = 0;
     lrvm__lock(&s->mu, LRVM__RANK_STORE);
+    drop_parked_here(s);
     lrvm_tx_t *tx = tx_new(s);
     if (tx == NULL) {
         lrvm__unlock(&s->mu);
@@ -440,6 +525,8 @@ static int begin(lrvm_t *s, int nsegs, void *const *bases, int shared, lrvm_tx_t
     struct lrvm__seg **segs = tx->tx_segs;
     for (int i = 0; i < nsegs && rc == 0; i++) {
         segs[i] = lrvm__seg_by_base(s, bases[i]);
+        if (segs[i] != NULL)
+            unpark(s, segs[i]);
         if (segs[i] == NULL)
             rc = LRVM_ENOENT;
         else if (shared ? segs[i]->sg_tx != NULL : lrvm__seg_held(segs[i]))
@@ -468,8 +555,45 @@ static int begin(lrvm_t *s, int nsegs, void *const *bases, int shared, lrvm_tx_t
     return 0;
 }
 
+/* The owner's begin of the segments its parked transaction holds, in the
+ * same order: that transaction opens again, without the store's lock. */
+static lrvm_tx_t *begin_parked(lrvm_t *s, int nsegs, void *const *bases)
+{
+    lrvm_tx_t *tx = owned_tx;
+    if (tx == NULL || !fast_enter(tx))
+        return NULL;
+    int same = parked(tx) && tx->tx_store == s && tx->tx_nsegs == nsegs;
+    for (int i = 0; i < nsegs && same; i++)
+        same = tx->tx_segs[i]->sg_base == bases[i];
+    if (same) {
+        atomic_store_explicit(&tx->tx_parked, 0, memory_order_relaxed);
+        atomic_store_explicit(&tx->tx_live, s, memory_order_release);     /* keeps I2 */
+    }
+    fast_leave();
+    return same ? tx : NULL;
+}
+
+/* This thread's parked transaction in S, if any, ends: the begin about to
+ * be made takes its place as the one this thread owns. Store lock held. */
+static void drop_parked_here(lrvm_t *s)
+{
+    lrvm_tx_t *tx = owned_tx;
+    if (tx == NULL || !fast_enter(tx))
+        return;
+    int drop = parked(tx) && tx->tx_store == s;
+    fast_leave();
+    if (drop)
+        tx_free(tx);            /* in S's list: no one else claims it without S's lock */
+}
+
 int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
 {
+    lrvm_tx_t *tx;
+    if (s != NULL && nsegs >= 1 && bases != NULL && out != NULL &&
+        (tx = begin_parked(s, nsegs, bases)) != NULL) {
+        *out = tx;
+        return 0;
+    }
     return begin(s, nsegs, bases, 0, out);
 }
 
@@ -495,8 +619,8 @@ static inline int set_range(lrvm_tx_t *tx, const void *base, void *addr, size_t 
     size_t off;
     int rc;
     if (fast_enter(tx)) {               /* its owner, with an owner_fast tracker */
-        rc = 0;
-        if (len > 0 && (rc = range_in_tx(tx, base, addr, len, &seg, &off)) == 0)
+        rc = parked(tx) ? LRVM_ENOENT : 0;
+        if (rc == 0 && len > 0 && (rc = range_in_tx(tx, base, addr, len, &seg, &off)) == 0)
             rc = tx->tx_store->tracker->capture(tx, seg, off, len);
         fast_leave();
         return rc;
@@ -595,6 +719,8 @@ static int commit_epoch(lrvm_t *s, lrvm_tx_t *tx, int flags)
     LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
     const struct lrvm__tracker *t = s->tracker;
     struct epoch ep = { s, tx };
+    /* The tracker and the checks read residency the tail's commits write. */
+    lrvm__log_tail_shut(&s->log);
     int rc = t->commit_start(s, tx);
     if (rc == 0) {
         check_epoch(s, tx);
@@ -665,8 +791,10 @@ static void hook_end(lrvm_tx_t *tx, int committed)
  * against the limit again (res_kept). */
 static void release_pages(lrvm_t *s)
 {
+    lrvm__log_tail_shut(&s->log);       /* its commits mark pages */
     for (size_t i = 0; i < s->nsegs; i++) {
         struct lrvm__seg *seg = s->segs[i];
+        unpark(s, seg);                 /* a parked segment's pages may go too */
         if (seg->sg_tx != NULL && seg->sg_tx->tx_committing)
             continue;
         (void)s->tracker->release(s, seg);     /* a failure loses nothing: the pages stay */
@@ -718,11 +846,37 @@ static unsigned after_commit(lrvm_t *s)
     return lrvm__truncate_pace(s, mem_fill);
 }
 
+static void epoch_committed(void *arg)
+{
+    struct epoch *ep = arg;
+    ep->store->tracker->committed(ep->store, ep->tx);
+}
+
+/* The owner's no-flush commit of TX at the log's tail, without the store's
+ * lock: 1 when done (TX parked), 0 when it must take the lock. */
+static int commit_at_tail(lrvm_tx_t *tx)
+{
+    if (!fast_enter(tx))
+        return 0;
+    lrvm_t *s = tx->tx_store;
+    const struct lrvm__tracker *t = s->tracker;
+    struct epoch ep = { s, tx };
+    int done = !parked(tx) && !tx->tx_shared && tx->tx_hook == NULL && t->tail_ok != NULL &&
+               t->tail_ok(s, tx) &&
+               lrvm__log_tail_commit(&s->log, epoch_redo, epoch_committed, &ep) == 0;
+    if (done)
+        park(tx);
+    fast_leave();
+    return done;
+}
+
 int lrvm_commit(lrvm_tx_t *tx, int flags)
 {
     lrvm_t *s;
     if (flags & ~LRVM_NO_FLUSH)
         return LRVM_EINVAL;
+    if ((flags & LRVM_NO_FLUSH) && commit_at_tail(tx))
+        return 0;
     int rc = tx_enter(tx, &s);
     if (rc < 0)
         return rc;
@@ -733,9 +887,14 @@ int lrvm_commit(lrvm_tx_t *tx, int flags)
     if (rc == 0) {
         s->stats.commits++;
         hook_end(tx, 1);
-        tx_free(tx);
+        if (may_park(tx))
+            park(tx);
+        else
+            tx_free(tx);
         pace = after_commit(s);
     }
+    if (s->tracker->tail_ok != NULL)
+        lrvm__log_tail_open(&s->log);
     lrvm__unlock(&s->mu);
     if (pace > 0)                   /* outside the lock: others commit meanwhile */
         pause_us(pace);
@@ -836,6 +995,9 @@ void lrvm__tx_abort_all(lrvm_t *s)
 {
     while (s->txs != NULL) {
         lrvm__tx_claim(s->txs);
-        abort_claimed(s, s->txs);
+        if (parked(s->txs))
+            tx_free(s->txs);            /* committed */
+        else
+            abort_claimed(s, s->txs);
     }
 }

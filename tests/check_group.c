@@ -394,6 +394,8 @@ struct kill_worker {
     uint64_t *sh;               /* the shared segment, or NULL: none */
     int       explicit;
     int       fd;
+    _Atomic uint64_t *returned; /* or: every commit without a flush, the
+                                   last whose call returned published here */
 };
 
 struct ack {
@@ -406,12 +408,14 @@ static void *kill_worker_run(void *arg)
 {
     struct kill_worker *w = arg;
     for (uint64_t i = w->seg[0] + 1;; i++) {
-        int flags = i % 3 == 0 ? LRVM_NO_FLUSH : 0;
+        int flags = i % 3 == 0 || w->returned != NULL ? LRVM_NO_FLUSH : 0;
         int rc = w->sh ? shared_step(w->s, w->t, w->seg, w->sh, i, flags)
                        : commit_step(w->s, w->t, w->seg, i, flags, w->explicit);
         if (rc != 0)
             _exit(3);
-        if (flags == 0) {
+        if (w->returned != NULL) {
+            atomic_store(w->returned, i);
+        } else if (flags == 0) {
             struct ack a = { (uint32_t)w->t, 0, i };
             if (write(w->fd, &a, sizeof a) != (ssize_t)sizeof a)
                 _exit(4);
@@ -428,8 +432,41 @@ struct kill_child {
                                    the commits that it dies at; 0: none */
     int           powercut;     /* there: the power fails (else SIGKILL) */
     uint64_t      seed;         /* of the power cut's choices */
-    int           shared;       /* SHARE_THREADS threads in shared transactions */
+    int           kind;         /* KILL_OWN, KILL_SHARED: SHARE_THREADS threads
+                                   in shared transactions, KILL_FLUSHER */
 };
+
+/* The threads' commits: flushed but every third (each on its own segment,
+ * or in shared transactions), or none flushed, and a thread of the test's
+ * own that flushes the store over and over: each commit whose call had
+ * returned when a flush began is acknowledged once that flush returns. */
+#define KILL_OWN     0
+#define KILL_SHARED  1
+#define KILL_FLUSHER 2
+
+struct flusher {
+    lrvm_t           *s;
+    int               fd;
+    _Atomic uint64_t *returned;         /* KILL_THREADS of them */
+};
+
+static void *flusher_run(void *arg)
+{
+    struct flusher *f = arg;
+    for (;;) {
+        uint64_t before[KILL_THREADS];
+        for (int t = 0; t < KILL_THREADS; t++)
+            before[t] = atomic_load(&f->returned[t]);
+        if (lrvm_flush(f->s) != 0)
+            _exit(5);
+        for (int t = 0; t < KILL_THREADS; t++) {
+            struct ack a = { (uint32_t)t, 0, before[t] };
+            if (write(f->fd, &a, sizeof a) != (ssize_t)sizeof a)
+                _exit(4);
+        }
+    }
+    return NULL;
+}
 
 /* The truncation threshold of the kills at a truncation's calls: small,
  * so that the threads' commits start one every few hundred. */
@@ -452,21 +489,28 @@ static void kill_child_run(void *arg)
         lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_SYNC, k->trunc_call, EIO,
                         (k->powercut ? LRVM__IO_POWERCUT : LRVM__IO_KILL) | LRVM__IO_TRUNCATION);
     }
-    int threads = k->shared ? SHARE_THREADS : KILL_THREADS;
+    int threads = k->kind == KILL_SHARED ? SHARE_THREADS : KILL_THREADS;
     struct kill_worker w[SHARE_THREADS];
-    pthread_t th[SHARE_THREADS];
+    pthread_t th[SHARE_THREADS + 1];
+    static _Atomic uint64_t returned[KILL_THREADS];
     void *sh = NULL;
-    if (k->shared && lrvm_map(s, SHARED_NAME, SEG_SIZE, &sh) != 0)
+    if (k->kind == KILL_SHARED && lrvm_map(s, SHARED_NAME, SEG_SIZE, &sh) != 0)
         _exit(2);
     for (int t = 0; t < threads; t++) {
         void *base;
         if (lrvm_map(s, seg_name(t), SEG_SIZE, &base) != 0)
             _exit(2);
-        w[t] = (struct kill_worker){ s, t, base, sh, k->tracking == LRVM_TRACK_EXPLICIT, k->fd };
+        w[t] = (struct kill_worker){ s, t, base, sh, k->tracking == LRVM_TRACK_EXPLICIT, k->fd,
+                                     k->kind == KILL_FLUSHER ? &returned[t] : NULL };
+        if (k->kind == KILL_FLUSHER)
+            atomic_store(&returned[t], ((uint64_t *)base)[0]);
     }
     for (int t = 0; t < threads; t++)
         if (pthread_create(&th[t], NULL, kill_worker_run, &w[t]) != 0)
             _exit(2);
+    struct flusher f = { s, k->fd, returned };
+    if (k->kind == KILL_FLUSHER && pthread_create(&th[threads], NULL, flusher_run, &f) != 0)
+        _exit(2);
     for (;;)
         pause();
 }
@@ -477,12 +521,13 @@ static void kill_child_run(void *arg)
  * once at each of the first TRUNC_CALLS writes and syncs of truncations
  * beside the commits (their switches and their threads': the segment
  * files and the header slots), by SIGKILL or by a power cut as POWERCUT
- * says. Each time check every thread's history: when SHARED, of its own
- * segment and its words of the shared one. */
-static void kills(int tracking, int powercut, unsigned long trunc_calls, int shared)
+ * says. Each time check every thread's history (KIND: which commits,
+ * above): with KILL_SHARED, of its own segment and its words of the
+ * shared one. */
+static void kills(int tracking, int powercut, unsigned long trunc_calls, int kind)
 {
     uint64_t seed = tu_test_seed(), rng = tu_mix64(seed ^ 0x67726f7570u) | 1;
-    int threads = shared ? SHARE_THREADS : KILL_THREADS;
+    int shared = kind == KILL_SHARED, threads = shared ? SHARE_THREADS : KILL_THREADS;
     uint64_t floor[SHARE_THREADS] = { 0 };
     uint64_t *img = malloc(SEG_SIZE);
     ck_assert_ptr_nonnull(img);
@@ -492,7 +537,7 @@ static void kills(int tracking, int powercut, unsigned long trunc_calls, int sha
         int fd;
         pid_t pid = tu_fork_piped(&fd);
         if (pid == 0) {
-            struct kill_child k = { tracking, fd, 0, 0, powercut, 0, shared };
+            struct kill_child k = { tracking, fd, 0, 0, powercut, 0, kind };
             if (trunc_calls) {
                 k.trunc_call = (unsigned long)round + 1;
                 k.seed = tu_rand(&rng);
@@ -569,13 +614,13 @@ static void kills(int tracking, int powercut, unsigned long trunc_calls, int sha
 
 START_TEST(test_group_threads_killed_explicit)
 {
-    kills(LRVM_TRACK_EXPLICIT, 0, 0, 0);
+    kills(LRVM_TRACK_EXPLICIT, 0, 0, KILL_OWN);
 }
 END_TEST
 
 START_TEST(test_group_threads_killed_auto)
 {
-    kills(LRVM_TRACK_AUTO, 0, 0, 0);
+    kills(LRVM_TRACK_AUTO, 0, 0, KILL_OWN);
 }
 END_TEST
 
@@ -583,7 +628,7 @@ END_TEST
  * means its group's sync had returned, so it must be there. */
 START_TEST(test_group_threads_power_cut)
 {
-    kills(_i, 1, 0, 0);
+    kills(_i, 1, 0, KILL_OWN);
 }
 END_TEST
 
@@ -591,7 +636,18 @@ END_TEST
  * cut off by a power failure at a sync (_i 1). */
 START_TEST(test_group_shared_threads_killed)
 {
-    kills(LRVM_TRACK_EXPLICIT, _i, 0, 1);
+    kills(LRVM_TRACK_EXPLICIT, _i, 0, KILL_SHARED);
+}
+END_TEST
+
+/* Four threads commit without a flush (in explicit mode, mostly at the
+ * log's tail, without the store lock) and a fifth flushes the store over
+ * and over; killed (_i 0) or cut off by a power failure at a sync (_i 1):
+ * every commit whose call had returned when a flush began is there once
+ * that flush returned. */
+START_TEST(test_group_flusher_threads_killed)
+{
+    kills(LRVM_TRACK_EXPLICIT, _i, 0, KILL_FLUSHER);
 }
 END_TEST
 
@@ -603,7 +659,7 @@ END_TEST
 #define TRUNC_CALLS 28
 START_TEST(test_group_truncation_killed_at_each_call)
 {
-    kills(_i / 2 ? LRVM_TRACK_AUTO : LRVM_TRACK_EXPLICIT, _i % 2, TRUNC_CALLS, 0);
+    kills(_i / 2 ? LRVM_TRACK_AUTO : LRVM_TRACK_EXPLICIT, _i % 2, TRUNC_CALLS, KILL_OWN);
 }
 END_TEST
 
@@ -621,6 +677,7 @@ int main(void)
     tcase_add_test(tc, test_group_threads_killed_auto);
     tcase_add_loop_test(tc, test_group_threads_power_cut, 0, 2);
     tcase_add_loop_test(tc, test_group_shared_threads_killed, 0, 2);
+    tcase_add_loop_test(tc, test_group_flusher_threads_killed, 0, 2);
     suite_add_tcase(s, tc);
     TCase *tr = tu_tcase("truncation", 240);
     tcase_add_checked_fixture(tr, setup, teardown);

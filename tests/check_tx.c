@@ -339,6 +339,126 @@ START_TEST(test_tx_finished_and_null_handles)
 }
 END_TEST
 
+/* Begin on BASE in a thread of its own and commit there: 0, or the code. */
+struct other_begin {
+    lrvm_t *s;
+    void   *base;
+    int     rc;
+};
+
+static void *other_begin_run(void *arg)
+{
+    struct other_begin *o = arg;
+    lrvm_tx_t *tx;
+    if ((o->rc = lrvm_begin(o->s, 1, &o->base, &tx)) == 0 &&
+        (o->rc = lrvm_set_range(tx, o->base, 8)) == 0) {
+        *(uint64_t *)o->base += 1;
+        o->rc = lrvm_commit(tx, LRVM_NO_FLUSH);
+    }
+    return NULL;
+}
+
+/* lrvm_set_range, lrvm_commit and lrvm_abort of a finished handle from
+ * another thread: each must give LRVM_ENOENT. */
+struct other_finished {
+    lrvm_tx_t *tx;
+    void      *addr;
+    int        rc[3];
+};
+
+static void *other_finished_run(void *arg)
+{
+    struct other_finished *o = arg;
+    o->rc[0] = lrvm_set_range(o->tx, o->addr, 8);
+    o->rc[1] = lrvm_commit(o->tx, LRVM_NO_FLUSH);
+    o->rc[2] = lrvm_abort(o->tx);
+    return NULL;
+}
+
+static void finished_in_other_thread(lrvm_tx_t *tx, void *addr)
+{
+    struct other_finished o = { tx, addr, { 0, 0, 0 } };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, other_finished_run, &o), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(o.rc[i], LRVM_ENOENT);
+}
+
+static int begin_in_other_thread(lrvm_t *s, void *base)
+{
+    struct other_begin o = { s, base, -1 };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, other_begin_run, &o), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    return o.rc;
+}
+
+/* A transaction its owner committed keeps its segment for the owner's next
+ * begin (parked, tx.c) and, without a flush, may be committed at the log's
+ * tail without the store lock (log.c): for the program it is over all the
+ * same. Its handle gets LRVM_ENOENT from every thread; another thread's
+ * begin, an unmap and a close find the segment free; the commits are all
+ * counted and all kept. */
+START_TEST(test_tx_committed_by_owner_is_over)
+{
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
+    uint64_t *seg = tu_map(s, "a", WORDS * 8), *seg2 = tu_map(s, "b", WORDS * 8);
+    void *base = seg, *bases[2] = { seg2, seg };
+    lrvm_stats_t st0, st1;
+    ck_assert_int_eq(lrvm_stats(s, &st0), 0);
+    for (long i = 0; i < WORDS; i++) {          /* the first makes the pages private */
+        lrvm_tx_t *tx;
+        ck_assert_int_eq(lrvm_begin(s, 1, &base, &tx), 0);
+        ck_assert_int_eq(lrvm_set_range(tx, &seg[i], 8), 0);
+        seg[i] = mark(1, i);
+        ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
+        if (i % 1000 == 7) {
+            ck_assert_int_eq(lrvm_set_range(tx, seg, 8), LRVM_ENOENT);
+            ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), LRVM_ENOENT);
+            ck_assert_int_eq(lrvm_abort(tx), LRVM_ENOENT);
+            finished_in_other_thread(tx, seg);
+        }
+    }
+    ck_assert_int_eq(lrvm_stats(s, &st1), 0);
+    ck_assert_uint_eq(st1.commits - st0.commits, WORDS);
+    ck_assert_uint_eq(st1.log_records - st0.log_records, WORDS);
+
+    /* Another thread takes the segment the owner's last commit kept. */
+    ck_assert_int_eq(begin_in_other_thread(s, seg), 0);
+    ck_assert_uint_eq(seg[0], mark(1, 0) + 1);
+    /* The owner again, on two segments, then on the first alone. */
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 2, bases, &tx), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, seg2, 8), 0);
+    seg2[0] = 5;
+    ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
+    ck_assert_int_eq(begin_in_other_thread(s, seg), 0);
+    ck_assert_int_eq(lrvm_begin(s, 1, &base, &tx), 0);
+    ck_assert_int_eq(begin_in_other_thread(s, seg), LRVM_EEXIST);     /* open: held */
+    ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
+    ck_assert_int_eq(lrvm_unmap(s, seg2), 0);
+    ck_assert_int_eq(lrvm_unmap(s, seg), 0);
+    seg = tu_map(s, "a", WORDS * 8);
+    ck_assert_int_eq(lrvm_begin(s, 1, (void *[]){ seg }, &tx), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, &seg[1], 8), 0);
+    seg[1] = 9;
+    ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);                 /* flushes them */
+
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
+    seg = tu_map(s, "a", WORDS * 8);
+    seg2 = tu_map(s, "b", WORDS * 8);
+    ck_assert_uint_eq(seg[0], mark(1, 0) + 2);
+    ck_assert_uint_eq(seg[1], 9);
+    seg[0] -= 2;
+    seg[1] = mark(1, 1);
+    ck_assert_int_eq(first_bad_word(seg, 1, WORDS), -1);
+    ck_assert_uint_eq(seg2[0], 5);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 /* Pointers that never were handles: into a segment, and into a live
  * handle but not at its start. They are not read as handles, and the
  * live one is left as it was. */
@@ -596,6 +716,7 @@ int main(void)
     tcase_add_test(tc, test_tx_close_aborts_a_transaction_of_another_thread);
     tcase_add_test(tc, test_tx_heap_allocates_inside_another_threads_transaction);
     tcase_add_test(tc, test_tx_finished_and_null_handles);
+    tcase_add_test(tc, test_tx_committed_by_owner_is_over);
     tcase_add_test(tc, test_tx_pointers_that_are_not_handles);
     tcase_add_test(tc, test_tx_pooled_handle_after_a_large_transaction);
     tcase_add_test(tc, test_tx_forked_child_commits_from_a_new_thread);
