@@ -518,8 +518,8 @@ struct lrvm__log {
     int             lg_bg_busy;     /* it works on what it took */
     int             lg_bg_stop;
     /* The tail (log.c): while it is open, commits place records in the
-     * buffer past lg_buf_used without the store lock. The two words each
-     * of them changes have a cache line of their own. */
+     * buffer past lg_buf_used without the store lock. The word each of
+     * them changes, and each part of the count, have a line of their own. */
     uint64_t        lg_tail_txno;   /* lg_next_txno when it opened */
     char            lg_tail_pad0[LRVM__CACHE_LINE];
     _Atomic uint64_t lg_tail;       /* places given: see log.c */
@@ -980,8 +980,8 @@ extern const int lrvm__wrappers;      /* wrap.c is linked */
 
 struct owner_slot;
 
-/* A transaction handle: tx.c's, but for the explicit tracker's arrays. */
-/* Handles lie side by side in blocks, and each is written by the thread
+/* A transaction handle: tx.c's, but for the explicit tracker's arrays.
+ * Handles lie side by side in blocks, and each is written by the thread
  * that runs it: one does not share a cache line with the next. */
 struct lrvm_tx {
     _Alignas(LRVM__CACHE_LINE) lrvm_t *tx_store;
