@@ -5,10 +5,14 @@
  * store usable; threads committing concurrently, killed at random moments
  * or stopped by a power cut at a sync, leave each thread's history a
  * prefix that holds every acknowledged commit, in both tracking modes;
- * and eight threads whose shared transactions move money between their
- * own segments and their interleaved words of one segment they all hold,
+ * eight threads whose shared transactions move money between their own
+ * segments and their interleaved words of one segment they all hold, and
+ * each take a block of one heap they share and free the one before,
  * aborting some, killed and cut the same way, leave every thread's words
- * of both as its acknowledged history left them.
+ * of both as its acknowledged history left them, and the heap whole,
+ * holding each thread's last block and no other; and four threads that
+ * commit without a flush beside one that flushes, killed and cut, keep
+ * every commit that returned before a flush that returned.
  *
  * lrvm__io_sync_delay_us makes every sync slow, so that commits arrive
  * while one is under way whatever the disk.
@@ -101,33 +105,76 @@ static uint64_t amount(int t, uint64_t i)
     return value(t, i) % 1000;
 }
 
-static int shared_step(lrvm_t *s, int t, uint64_t *seg, uint64_t *sh, uint64_t i, int flags)
+/* And the heap they share: each thread's transaction I takes a block of
+ * it holding {T, I} and frees the one its transaction I-1 took; the
+ * thread's word BLOCK of the shared segment holds the block's offset. */
+#define HEAP_NAME "heap"
+#define HEAP_SIZE ((size_t)1 << 20)
+#define BLOCK 502
+
+static int declare_all(lrvm_tx_t *tx, uint64_t *const *words, size_t n)
 {
-    void *bases[2] = { seg, sh };
+    int rc = 0;
+    for (size_t k = 0; k < n && rc == 0; k++)
+        rc = lrvm_set_range(tx, words[k], 8);
+    return rc;
+}
+
+/* Thread T's block for its transaction I, in TX, in place of the one *AT
+ * names: 0, or an lrvm error. */
+static int swap_block(lrvm_heap_t *heap, lrvm_tx_t *tx, int t, uint64_t i, uint64_t *at)
+{
+    unsigned char *base = lrvm_heap_base(heap);
+    uint64_t *b = lrvm_malloc(heap, 2 * sizeof(uint64_t));
+    int rc;
+    if (b == NULL)
+        return lrvm_last_error();
+    if ((rc = lrvm_set_range(tx, b, 2 * sizeof *b)) != 0)
+        return rc;
+    b[0] = (uint64_t)t;
+    b[1] = i;
+    lrvm_free(heap, *at != 0 ? base + *at : NULL);  /* a failure leaks: the check finds it */
+    *at = (uint64_t)((unsigned char *)b - base);
+    return 0;
+}
+
+static int shared_step(lrvm_t *s, lrvm_heap_t *heap, int t, uint64_t *seg, uint64_t *sh,
+                       uint64_t i, int flags)
+{
+    void *bases[3] = { seg, sh, lrvm_heap_base(heap) };
     lrvm_tx_t *tx;
-    int rc = lrvm_begin_shared(s, 2, bases, &tx);
+    int rc = lrvm_begin_shared(s, 3, bases, &tx);
     if (rc != 0)
         return rc;
     uint64_t *w = &seg[1 + i % 500], *count = &sh[SHARED_WORD(t, 0)],
-             *sw = &sh[SHARED_WORD(t, 1 + i % 500)], *acct = &sh[SHARED_WORD(t, ACCOUNT)];
-    uint64_t *const words[] = { &seg[0], w, &seg[ACCOUNT], count, sw, acct };
-    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
-        if ((rc = lrvm_set_range(tx, words[k], 8)) != 0)
-            return rc;
+             *sw = &sh[SHARED_WORD(t, 1 + i % 500)], *acct = &sh[SHARED_WORD(t, ACCOUNT)],
+             *block = &sh[SHARED_WORD(t, BLOCK)];
+    uint64_t *const words[] = { &seg[0], w, &seg[ACCOUNT], count, sw, acct, block };
+    size_t n = sizeof words / sizeof words[0];
+    if ((rc = declare_all(tx, words, n)) != 0)
+        return rc;
     if (i % 5 == 0) {
         /* First a change that is aborted. It stays in memory a while, so
          * that the other threads commit their bytes of the same pages
-         * meanwhile: they must log none of it, and keep theirs. */
-        for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
+         * meanwhile: they must log none of it, and keep theirs; and the
+         * abort takes back its block and its free. */
+        uint64_t old = *block;
+        if ((rc = swap_block(heap, tx, t, i, block)) != 0)
+            return rc;
+        for (size_t k = 0; k + 1 < n; k++)
             *words[k] = ~value(t, i);
         struct timespec ts = { 0, 100000 };
         nanosleep(&ts, NULL);
-        if ((rc = lrvm_abort(tx)) != 0 || (rc = lrvm_begin_shared(s, 2, bases, &tx)) != 0)
+        if ((rc = lrvm_abort(tx)) != 0)
             return rc;
-        for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
-            if ((rc = lrvm_set_range(tx, words[k], 8)) != 0)
-                return rc;
+        if (*block != old)
+            return LRVM_ECORRUPT;           /* the abort put the word back */
+        if ((rc = lrvm_begin_shared(s, 3, bases, &tx)) != 0 ||
+            (rc = declare_all(tx, words, n)) != 0)
+            return rc;
     }
+    if ((rc = swap_block(heap, tx, t, i, block)) != 0)
+        return rc;
     seg[0] = *count = i;
     *w = *sw = value(t, i);
     seg[ACCOUNT] -= amount(t, i);
@@ -146,6 +193,8 @@ static size_t shared_mismatch(int t, uint64_t c, const uint64_t *sh, uint64_t *i
         moved += amount(t, i);
     img[ACCOUNT] = -moved;
     for (size_t k = 0; k < SEG_SIZE / 8 / SHARE_THREADS; k++) {
+        if (k == BLOCK)
+            continue;                       /* the heap's check reads it */
         uint64_t want = k == ACCOUNT ? moved : img[k];
         if (sh[SHARED_WORD(t, k)] != want)
             return SHARED_WORD(t, k) + 1;
@@ -392,6 +441,7 @@ struct kill_worker {
     int       t;
     uint64_t *seg;
     uint64_t *sh;               /* the shared segment, or NULL: none */
+    lrvm_heap_t *heap;          /* with it, the shared heap */
     int       explicit;
     int       fd;
     _Atomic uint64_t *returned; /* or: every commit without a flush, the
@@ -409,7 +459,7 @@ static void *kill_worker_run(void *arg)
     struct kill_worker *w = arg;
     for (uint64_t i = w->seg[0] + 1;; i++) {
         int flags = i % 3 == 0 || w->returned != NULL ? LRVM_NO_FLUSH : 0;
-        int rc = w->sh ? shared_step(w->s, w->t, w->seg, w->sh, i, flags)
+        int rc = w->sh ? shared_step(w->s, w->heap, w->t, w->seg, w->sh, i, flags)
                        : commit_step(w->s, w->t, w->seg, i, flags, w->explicit);
         if (rc != 0)
             _exit(3);
@@ -494,14 +544,16 @@ static void kill_child_run(void *arg)
     pthread_t th[SHARE_THREADS + 1];
     static _Atomic uint64_t returned[KILL_THREADS];
     void *sh = NULL;
-    if (k->kind == KILL_SHARED && lrvm_map(s, SHARED_NAME, SEG_SIZE, &sh) != 0)
+    lrvm_heap_t *heap = NULL;
+    if (k->kind == KILL_SHARED && (lrvm_map(s, SHARED_NAME, SEG_SIZE, &sh) != 0 ||
+                                   lrvm_heap_open(s, HEAP_NAME, HEAP_SIZE, &heap) != 0))
         _exit(2);
     for (int t = 0; t < threads; t++) {
         void *base;
         if (lrvm_map(s, seg_name(t), SEG_SIZE, &base) != 0)
             _exit(2);
-        w[t] = (struct kill_worker){ s, t, base, sh, k->tracking == LRVM_TRACK_EXPLICIT, k->fd,
-                                     k->kind == KILL_FLUSHER ? &returned[t] : NULL };
+        w[t] = (struct kill_worker){ s, t, base, sh, heap, k->tracking == LRVM_TRACK_EXPLICIT,
+                                     k->fd, k->kind == KILL_FLUSHER ? &returned[t] : NULL };
         if (k->kind == KILL_FLUSHER)
             atomic_store(&returned[t], ((uint64_t *)base)[0]);
     }
@@ -603,6 +655,30 @@ static void kills(int tracking, int powercut, unsigned long trunc_calls, int kin
                           "after its transactions 1..%" PRIu64, round, t, seed, c);
             floor[t] = c;
         }
+        if (shared) {
+            /* The heap: each thread's block is its last transaction's,
+             * and no other block is used (opening it freed the blocks of
+             * transactions the kill left open). */
+            lrvm_heap_t *h;
+            ck_assert_int_eq(lrvm_heap_open(s, HEAP_NAME, HEAP_SIZE, &h), 0);
+            const unsigned char *hb = lrvm_heap_base(h);
+            uint64_t live = 0, used, free_bytes;
+            for (int t = 0; t < threads; t++) {
+                uint64_t at = sh[SHARED_WORD(t, BLOCK)];
+                const uint64_t *b = (const uint64_t *)(hb + at);
+                ck_assert_msg(at == 0 ? floor[t] == 0
+                                      : at < HEAP_SIZE && b[0] == (uint64_t)t && b[1] == floor[t],
+                              "round %d, thread %d (LRVM_TEST_SEED=%" PRIu64 "): its block at "
+                              "%" PRIu64 " is not its transaction %" PRIu64 "'s", round, t,
+                              seed, at, floor[t]);
+                live += at != 0;
+            }
+            ck_assert_int_eq(lrvm__heap_check(h), 0);
+            lrvm__heap_usage(h, &used, &free_bytes);
+            ck_assert_msg(used == live, "round %d (LRVM_TEST_SEED=%" PRIu64 "): %" PRIu64
+                          " blocks used, %" PRIu64 " the threads': a leak", round, seed, used,
+                          live);
+        }
         ck_assert_int_eq(lrvm_close(s), 0);
     }
     for (int t = 0; t < threads; t++)
@@ -632,8 +708,8 @@ START_TEST(test_group_threads_power_cut)
 }
 END_TEST
 
-/* Eight threads in shared transactions on one segment, killed (_i 0) or
- * cut off by a power failure at a sync (_i 1). */
+/* Eight threads in shared transactions on one segment and one heap,
+ * killed (_i 0) or cut off by a power failure at a sync (_i 1). */
 START_TEST(test_group_shared_threads_killed)
 {
     kills(LRVM_TRACK_EXPLICIT, _i, 0, KILL_SHARED);
