@@ -196,15 +196,21 @@ static void release_declared(lrvm_tx_t *tx)
     }
 }
 
+/* The pages range R lies on: *FIRST, and how many. */
+static size_t range_pages(const struct lrvm__range *r, size_t *first)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    *first = r->rg_off / page;
+    return (r->rg_off + r->rg_len - 1) / page + 1 - *first;
+}
+
 /* The pages of TX's ranges are private copies now, which the store keeps
  * until they may go (resident.c). */
 static void mark_declared(lrvm_t *s, lrvm_tx_t *tx)
 {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     for (size_t i = 0; i < tx->tx_nranges; i++) {
-        const struct lrvm__range *r = &tx->tx_ranges[i];
-        size_t first = r->rg_off / page;
-        lrvm__res_mark(s, r->rg_seg, first, (r->rg_off + r->rg_len - 1) / page + 1 - first, 0);
+        size_t first, n = range_pages(&tx->tx_ranges[i], &first);
+        lrvm__res_mark(s, tx->tx_ranges[i].rg_seg, first, n, 0);
     }
 }
 
@@ -213,11 +219,9 @@ static void mark_declared(lrvm_t *s, lrvm_tx_t *tx)
 static int ex_tail_ok(lrvm_t *s, const lrvm_tx_t *tx)
 {
     (void)s;
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     for (size_t i = 0; i < tx->tx_nranges; i++) {
-        const struct lrvm__range *r = &tx->tx_ranges[i];
-        size_t first = r->rg_off / page;
-        if (!lrvm__res_counted(r->rg_seg, first, (r->rg_off + r->rg_len - 1) / page + 1 - first))
+        size_t first, n = range_pages(&tx->tx_ranges[i], &first);
+        if (!lrvm__res_counted(tx->tx_ranges[i].rg_seg, first, n))
             return 0;
     }
     return 1;
