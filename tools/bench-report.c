@@ -39,6 +39,30 @@ static struct summary summarize(const double *v, int n)
     return s;
 }
 
+/* The RUNS threads-workload results RS as transactions a second, pages
+ * captured a second (none counted unless CAPTURES: explicit mode captures
+ * none), CPU microseconds a transaction and cores busy. */
+static void summarize_threads(const struct threads_result *rs, int runs, int captures,
+                              struct summary *txs, struct summary *pgs, struct summary *cpu,
+                              struct summary *cores)
+{
+    double v[MAX_RUNS], u[MAX_RUNS], c[MAX_RUNS], k[MAX_RUNS];
+    int nv = 0;
+    for (int i = 0; i < runs; i++) {
+        const struct threads_result *r = &rs[i];
+        if (r->tx == 0 || r->secs <= 0)
+            continue;
+        u[nv] = (double)r->pages / r->secs;
+        c[nv] = r->cpu * 1e6 / (double)r->tx;
+        k[nv] = r->cpu / r->secs;
+        v[nv++] = (double)r->tx / r->secs;
+    }
+    *txs = summarize(v, nv);
+    *pgs = summarize(u, captures ? nv : 0);
+    *cpu = summarize(c, nv);
+    *cores = summarize(k, nv);
+}
+
 /* Failed runs were zeroed by bench_run_child; only completed runs are
  * counted. */
 static void compute_workloads(struct bench *b)
@@ -129,38 +153,14 @@ static void compute_workloads(struct bench *b)
         b->group_sum[g] = summarize(v, nv);
         b->group_per_sync[g] = syncs > 0 ? tx / syncs : NAN;
     }
-    for (int g = 0; g < NGROUP; g++)
-        for (int m = 0; m < NMODES; m++) {
-            double u[MAX_RUNS], c[MAX_RUNS], k[MAX_RUNS];
-            nv = 0;
-            for (int i = 0; i < b->runs; i++) {
-                const struct threads_result *r = &b->th_res[g][m][i];
-                if (r->tx == 0 || r->secs <= 0)
-                    continue;
-                u[nv] = (double)r->pages / r->secs;
-                c[nv] = r->cpu * 1e6 / (double)r->tx;
-                k[nv] = r->cpu / r->secs;
-                v[nv++] = (double)r->tx / r->secs;
-            }
-            b->threads_txs[g][m] = summarize(v, nv);
-            b->threads_pgs[g][m] = summarize(u, m == BM_EXPLICIT ? 0 : nv);
-            b->threads_cpu[g][m] = summarize(c, nv);
-            b->threads_cores[g][m] = summarize(k, nv);
-        }
     for (int g = 0; g < NGROUP; g++) {
-        double c[MAX_RUNS], k[MAX_RUNS];
-        nv = 0;
-        for (int i = 0; i < b->runs; i++) {
-            const struct threads_result *r = &b->th_held[g][i];
-            if (r->tx == 0 || r->secs <= 0)
-                continue;
-            c[nv] = r->cpu * 1e6 / (double)r->tx;
-            k[nv] = r->cpu / r->secs;
-            v[nv++] = (double)r->tx / r->secs;
-        }
-        b->held_txs[g] = summarize(v, nv);
-        b->held_cpu[g] = summarize(c, nv);
-        b->held_cores[g] = summarize(k, nv);
+        for (int m = 0; m < NMODES; m++)
+            summarize_threads(b->th_res[g][m], b->runs, m != BM_EXPLICIT, &b->threads_txs[g][m],
+                              &b->threads_pgs[g][m], &b->threads_cpu[g][m],
+                              &b->threads_cores[g][m]);
+        struct summary none;
+        summarize_threads(b->th_held[g], b->runs, 0, &b->held_txs[g], &none, &b->held_cpu[g],
+                          &b->held_cores[g]);
     }
     for (int g = 0; g < NGROUP; g++)
         for (int kind = 0; kind < NTFLOORS; kind++) {

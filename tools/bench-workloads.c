@@ -258,7 +258,6 @@ struct threads_arg {
     size_t threshold;       /* truncate_threshold; 0: lrvm's default */
 };
 
-
 /* No-flush small transactions on one thread's segment until the deadline. */
 static void *threads_worker_run(void *p)
 {
@@ -318,6 +317,25 @@ static void child_threads(const struct bench *b, const void *argp, void *outp)
     CHECK(lrvm_stats(rvm, &s1));
     r->pages = s1.pages_captured - s0.pages_captured;
     CHECK(lrvm_close(rvm));
+}
+
+/* One run of the threads workload in a fresh store at PATH: G's count of
+ * threads, mode M, truncate_threshold THRESHOLD (0: lrvm's default), into
+ * R; round I. */
+static void threads_round(struct bench *b, const char *path, int g, int m, size_t threshold,
+                          struct threads_result *r, int i)
+{
+    char what[160];
+    struct threads_arg a = { .threads = bench_group_threads[g], .mode = m,
+                             .threshold = threshold };
+    memcpy(a.dir, path, sizeof a.dir);
+    snprintf(what, sizeof what, "threads %s%s, %d thread%s", bench_mode_name(m),
+             threshold ? ", truncation held off" : "", a.threads, a.threads == 1 ? "" : "s");
+    bench_progress("%s: run %d/%d...", what, i + 1, b->runs);
+    bench_rm_rf(path);
+    if (bench_run_child(b, what, child_threads, &a, r, sizeof *r) == 0 && r->tx == 0)
+        bench_add_failure(b, "%s: nothing measured", what);
+    bench_rm_rf(path);
 }
 
 /* ------------------------------------------------------------ the heap */
@@ -542,35 +560,13 @@ void bench_workloads_round(struct bench *b, int i)
         bench_rm_rf(path);
     }
 
-    /* Threads: no-flush small transactions of 1..8 threads, each mode. */
-    for (int g = 0; g < (bench_part_runs(b, PART_THREADS) ? NGROUP : 0); g++)
-        for (int m = 0; m < NMODES; m++) {
-            if (!bench_mode_runs(b, m))
-                continue;
-            struct threads_arg a = { .threads = bench_group_threads[g], .mode = m };
-            memcpy(a.dir, path, sizeof a.dir);
-            snprintf(what, sizeof what, "threads %s, %d thread%s", bench_mode_name(m),
-                     a.threads, a.threads == 1 ? "" : "s");
-            bench_progress("%s: run %d/%d...", what, i + 1, b->runs);
-            bench_rm_rf(path);
-            struct threads_result *r = &b->th_res[g][m][i];
-            if (bench_run_child(b, what, child_threads, &a, r, sizeof *r) == 0 && r->tx == 0)
-                bench_add_failure(b, "%s: nothing measured", what);
-            bench_rm_rf(path);
-        }
-    /* And explicit mode with the truncation held off. */
+    /* Threads: no-flush small transactions of 1..8 threads, each mode,
+     * and explicit mode once more with the truncation held off. */
     for (int g = 0; g < (bench_part_runs(b, PART_THREADS) ? NGROUP : 0); g++) {
-        struct threads_arg a = { .threads = bench_group_threads[g], .mode = BM_EXPLICIT,
-                                 .threshold = HELD_OFF_THRESHOLD };
-        memcpy(a.dir, path, sizeof a.dir);
-        snprintf(what, sizeof what, "threads explicit, truncation held off, %d thread%s",
-                 a.threads, a.threads == 1 ? "" : "s");
-        bench_progress("%s: run %d/%d...", what, i + 1, b->runs);
-        bench_rm_rf(path);
-        struct threads_result *r = &b->th_held[g][i];
-        if (bench_run_child(b, what, child_threads, &a, r, sizeof *r) == 0 && r->tx == 0)
-            bench_add_failure(b, "%s: nothing measured", what);
-        bench_rm_rf(path);
+        for (int m = 0; m < NMODES; m++)
+            if (bench_mode_runs(b, m))
+                threads_round(b, path, g, m, 0, &b->th_res[g][m][i], i);
+        threads_round(b, path, g, BM_EXPLICIT, HELD_OFF_THRESHOLD, &b->th_held[g][i], i);
     }
 }
 
