@@ -359,7 +359,7 @@ struct tfloor_arg {
 
 /* One thread of a threads floor, on a THREAD_SEG slice of its own. */
 struct tfloor_worker {
-    const struct bench *b;
+    WORKER_LINE const struct bench *b;
     char     *slice;
     int       kind, uf, pm, index;
     double    deadline;

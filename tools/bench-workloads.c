@@ -176,7 +176,7 @@ struct group_arg {
 
 /* One thread of the group commit or threads part, on its own segment. */
 struct worker {
-    lrvm_t  *rvm;
+    WORKER_LINE lrvm_t *rvm;
     void    *base;
     int      index;
     int      explicit;        /* threads: declare with lrvm_set_range */
@@ -436,7 +436,7 @@ struct heap_shared_arg {
 };
 
 struct heap_worker {
-    lrvm_t      *rvm;
+    WORKER_LINE lrvm_t *rvm;
     lrvm_heap_t *h;
     void       **slot;          /* its share of the slots */
     unsigned     nslots;

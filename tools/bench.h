@@ -31,6 +31,12 @@
 /* A truncation threshold that no threads-workload loop of a second
  * reaches: its commits alone, not paced to the truncation's disk work. */
 #define HELD_OFF_THRESHOLD ((size_t)1 << 30)
+/* Bytes of a cache line, or more: each thread's state of a threaded part
+ * begins one (WORKER_LINE before its first field), so that no thread's
+ * counting waits for a line another writes, which would be counted
+ * against lrvm. */
+#define CACHE_LINE    64
+#define WORKER_LINE   _Alignas(CACHE_LINE)
 #define HEAP_LIVE     65536u                /* blocks live in the heap workload */
 #define PATH_LEN      4200
 #define MAX_NOTES     64                    /* failed runs described at the end */
