@@ -285,6 +285,8 @@ struct lrvm__seg {
     unsigned char  *sg_base;    /* mapping, MAP_PRIVATE */
     size_t          sg_size;    /* bytes of the segment (== file size) */
     size_t          sg_maplen;  /* sg_size rounded up to pages */
+    unsigned        sg_page_shift; /* log2 of the page size: a commit finds
+                                      each range's pages with a shift */
     lrvm_tx_t      *sg_tx;      /* open transaction that holds it alone, or NULL;
                                    tx.c writes it, the trackers and heap.c read it */
     int             sg_shared;  /* open shared transactions that hold it (tx.c) */

@@ -167,6 +167,8 @@ int lrvm__seg_map(lrvm_t *s, const char *name, size_t size, void *fixed,
     seg->sg_fd = fd;
     seg->sg_size = (size_t)cur;
     seg->sg_maplen = page_round(seg->sg_size);
+    while (((size_t)1 << seg->sg_page_shift) < (size_t)sysconf(_SC_PAGESIZE))
+        seg->sg_page_shift++;
     void *base;
     if ((rc = lrvm__io_map_segment(fd, seg->sg_maplen, fixed, &base)) < 0) {
         free(seg);

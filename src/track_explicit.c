@@ -33,7 +33,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define UNDO_KEEP   (1u << 20)   /* larger before-images are freed when a tx ends, */
 #define RANGES_KEEP 4096         /* and range arrays longer than this */
@@ -199,9 +198,9 @@ static void release_declared(lrvm_tx_t *tx)
 /* The pages range R lies on: *FIRST, and how many. */
 static size_t range_pages(const struct lrvm__range *r, size_t *first)
 {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    *first = r->rg_off / page;
-    return (r->rg_off + r->rg_len - 1) / page + 1 - *first;
+    unsigned shift = r->rg_seg->sg_page_shift;
+    *first = r->rg_off >> shift;
+    return ((r->rg_off + r->rg_len - 1) >> shift) + 1 - *first;
 }
 
 /* The pages of TX's ranges are private copies now, which the store keeps
