@@ -312,7 +312,7 @@ struct lrvm__seg {
     long                    sg_uffd_pid; /* uffd: the process it is registered in */
     int                     sg_hole_told;/* uffd: a commit failed for an unmapped page */
     long                    sg_quiet;    /* uffd: the process's faults as its last scan began */
-    size_t                  sg_seen;     /* uffd: pages ever listed (PG_SEEN) */
+    size_t                  sg_seen;     /* uffd: pages listed (PG_SEEN) */
     int                     sg_whole;    /* uffd: protected whole, scanned by the fast walk */
 
     /* resident.c's: what is kept of each page after its commits. */
@@ -352,6 +352,9 @@ struct lrvm__res_pass {
     /* May page P give back WHAT (one LRVM__RES_* bit) now? NULL: every
      * page may. */
     int (*may)(void *arg, struct lrvm__seg *seg, size_t p, unsigned what);
+    /* Called with each run of N private copies from page FIRST just
+     * before it is given back; NULL: none. */
+    void (*giving)(void *arg, struct lrvm__seg *seg, size_t first, size_t n);
     void *arg;
 };
 /* Give back every page of SEG that the file holds (and every dead second

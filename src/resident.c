@@ -138,6 +138,7 @@ size_t lrvm__res_unapplied(lrvm_t *s)
 struct give {
     lrvm_t *s;
     struct lrvm__seg *seg;
+    const struct lrvm__res_pass *pass;
     unsigned what;                  /* one LRVM__RES_* bit */
     unsigned char *from;            /* its pages: sg_base or sg_shadow */
     int *pidfd;                     /* the pass's; -1 none yet, -2 refused */
@@ -229,6 +230,8 @@ static int give_run(struct give *g, size_t first, size_t n)
 {
     if (n == 0)
         return 0;
+    if (g->what == LRVM__RES_PRIVATE && g->pass->giving != NULL)
+        g->pass->giving(g->pass->arg, g->seg, first, n);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     g->iov[g->n++] = (struct iovec){ g->from + first * page, n * page };
     return g->n == GIVE_BATCH ? give_flush(g) : 0;
@@ -242,8 +245,10 @@ int lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_p
     /* Runs of the private copies and of the spare ones are gathered apart:
      * a page may give back one and keep the other. */
     int pidfd = -1;
-    struct give give[2] = { { s, seg, LRVM__RES_PRIVATE, seg->sg_base, &pidfd, 0, { { 0 } } },
-                            { s, seg, LRVM__RES_SPARE, seg->sg_shadow, &pidfd, 0, { { 0 } } } };
+    struct give give[2] = {
+        { s, seg, pass, LRVM__RES_PRIVATE, seg->sg_base, &pidfd, 0, { { 0 } } },
+        { s, seg, pass, LRVM__RES_SPARE, seg->sg_shadow, &pidfd, 0, { { 0 } } },
+    };
     size_t run[2] = { 0, 0 }, len[2] = { 0, 0 };
     int rc = 0;
     for (size_t p = 0; p <= seg->sg_res_n; p++) {

@@ -22,8 +22,9 @@
  *
  * Two ways to walk: while few of a segment's pages have been touched, a
  * scan asks for written pages that are present or swapped, and the
- * kernel skips the page tables never made; once half the pages have
- * been listed (PG_SEEN), the segment is protected whole, every page then
+ * kernel skips the page tables never made, or freed since with the
+ * pages given back (uf_giving); once half the pages have been listed
+ * (PG_SEEN), the segment is protected whole, every page then
  * has an entry, and a scan asks for written pages alone, which the
  * kernel walks about three times faster (doc/architecture.md).
  *
@@ -45,7 +46,8 @@
  *   I1 A page that differs from its image is written since the last scan
  *      (the kernel marks it) or on its segment's list.
  *   I2 The list holds each page once, and PG_LISTED marks exactly the
- *      listed pages; PG_SEEN every page ever listed, sg_seen of them.
+ *      listed pages; PG_SEEN every page listed since it last went back
+ *      with no entry left (uf_giving), sg_seen of them.
  *   I3 sg_undo holds sg_undo_n saved images only between a commit's redo
  *      and its end (committed or commit_failed).
  *   I4 A segment registered in another process (a child of fork inherits
@@ -681,9 +683,36 @@ static int uf_may(void *arg, struct lrvm__seg *seg, size_t p, unsigned what)
     return *alone && !(atomic_load_explicit(&seg->sg_state[p], memory_order_relaxed) & PG_LISTED);
 }
 
-/* A page given back stays protected (a marker takes the place of its
- * entry), so its next store is listed as a first one; an image given back
- * reads the file. */
+/* A private copy given back while protected leaves a marker in its
+ * entry, so a page table once made stays, and every later scan walks it.
+ * Its protection is taken off first (uf_may allows only pages protected
+ * by the scan just before, nothing stores meanwhile): the entry goes
+ * with the page, a page table left empty goes too (Linux 6.14 and later
+ * free it at MADV_DONTNEED), and the page is as one never touched, whose
+ * first store makes a private copy the next scan lists. Not in a segment
+ * protected whole, whose scan takes a page with no entry for written; if
+ * the call fails, the marker stays, which is safe. */
+static void uf_giving(void *arg, struct lrvm__seg *seg, size_t first, size_t n)
+{
+    (void)arg;
+    if (seg->sg_whole)
+        return;
+    struct uffdio_writeprotect wp = {
+        .range = { (uintptr_t)seg->sg_base + first * page_size, n * page_size }, .mode = 0,
+    };
+    if (ioctl(uf_fd, UFFDIO_WRITEPROTECT, &wp) != 0)
+        return;
+    for (size_t p = first; p < first + n; p++) {          /* keeps I2 */
+        if (atomic_load_explicit(&seg->sg_state[p], memory_order_relaxed) & PG_SEEN) {
+            atomic_store_explicit(&seg->sg_state[p], 0, memory_order_relaxed);
+            seg->sg_seen--;
+        }
+    }
+}
+
+/* A page given back leaves no entry (uf_giving), or a marker in a
+ * segment protected whole, so its next store is listed as a first one;
+ * an image given back reads the file. */
 static int uf_release(lrvm_t *s, struct lrvm__seg *seg)
 {
     /* A signal handler of this thread could store in between, too. */
@@ -695,7 +724,8 @@ static int uf_release(lrvm_t *s, struct lrvm__seg *seg)
     sigdelset(&all, SIGILL);
     pthread_sigmask(SIG_BLOCK, &all, &was);
     int alone = own(seg) == 0 && lrvm__io_program_alone() && scan(seg) == 0;
-    struct lrvm__res_pass pass = { .spare_in_file = 1, .may = uf_may, .arg = &alone };
+    struct lrvm__res_pass pass = { .spare_in_file = 1, .may = uf_may, .giving = uf_giving,
+                                   .arg = &alone };
     int rc = lrvm__res_release(s, seg, &pass);
     pthread_sigmask(SIG_SETMASK, &was, NULL);
     return rc;

@@ -98,6 +98,19 @@ static int private_copy(const void *addr)
     return (e >> 63 & 1) && !(e >> 61 & 1);
 }
 
+/* Does the entry of the page at ADDR say write-protected by userfaultfd
+ * (bit 57), as a marker left in place of a page does? */
+static int uffd_marked(const void *addr)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    uint64_t e = 0;
+    off_t at = (off_t)((uintptr_t)addr / PAGE * sizeof e);
+    ck_assert_int_eq(pread(fd, &e, sizeof e, at), (ssize_t)sizeof e);
+    close(fd);
+    return (int)(e >> 57 & 1);
+}
+
 static size_t kept(lrvm_t *s)
 {
     lrvm_stats_t st;
@@ -167,6 +180,41 @@ START_TEST(test_resident_released_page_reads_the_file)
             ck_assert_uint_eq(word_at(a, i * PAGE + 8), i + 1);
         ck_assert_int_eq(lrvm_close(s), 0);
     }
+}
+END_TEST
+
+/* The userfaultfd tracker gives a page back with no marker left in its
+ * entry, so that a page table of a part of the segment no longer used
+ * goes too, and the scans walk only what the program touched since
+ * (track_uffd.c, uf_giving); a store to the page is captured as a first
+ * one and committed. */
+START_TEST(test_resident_uffd_release_leaves_no_entry)
+{
+    if (!offered(LRVM_TRACK_UFFD))
+        return;
+    lrvm_t *s = open_limited(LRVM_TRACK_UFFD);
+    unsigned char *a = tu_map(s, "a", (size_t)16 << 20);
+    for (size_t i = 0; i < 3 * LIMIT_PAGES; i++)
+        store_tx(s, LRVM_TRACK_UFFD, a, i * PAGE + 8, i + 1);
+    ck_assert_uint_gt(released(s), 0);
+    size_t gone = 0;
+    for (size_t i = 0; i < 3 * LIMIT_PAGES; i++) {
+        if (private_copy(a + i * PAGE))
+            continue;
+        gone++;
+        ck_assert_msg(!uffd_marked(a + i * PAGE), "page %zu given back left a marker", i);
+    }
+    ck_assert_uint_gt(gone, LIMIT_PAGES);
+    ck_assert(!private_copy(a));
+    store_tx(s, LRVM_TRACK_UFFD, a, 8, 4242);
+    ck_assert(private_copy(a));
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = open_limited(LRVM_TRACK_UFFD);
+    a = tu_map(s, "a", (size_t)16 << 20);
+    ck_assert_uint_eq(word_at(a, 8), 4242);
+    for (size_t i = 1; i < 3 * LIMIT_PAGES; i++)
+        ck_assert_uint_eq(word_at(a, i * PAGE + 8), i + 1);
+    ck_assert_int_eq(lrvm_close(s), 0);
 }
 END_TEST
 
@@ -545,6 +593,7 @@ int main(void)
     tcase_add_test(tc, test_resident_released_page_reads_the_file);
     tcase_add_test(tc, test_resident_open_epochs_keep_their_pages);
     tcase_add_test(tc, test_resident_abort_after_release_restores);
+    tcase_add_test(tc, test_resident_uffd_release_leaves_no_entry);
     tcase_add_test(tc, test_resident_retiring_generation_keeps_pages);
     tcase_add_test(tc, test_resident_limit_bounds_memory);
     tcase_add_test(tc, test_resident_ambient_stores_during_release);
