@@ -84,10 +84,8 @@ static void setup(void)
     lrvm__io_hold(0);
 }
 
-/* Is the page at ADDR in memory as a copy of this process's own (not the
- * file's page in the page cache)? Bits 63 (present) and 61 (file page or
- * shared) of its pagemap entry. */
-static int private_copy(const void *addr)
+/* The pagemap entry of the page at ADDR. */
+static uint64_t pagemap_entry(const void *addr)
 {
     int fd = open("/proc/self/pagemap", O_RDONLY);
     ck_assert_int_ge(fd, 0);
@@ -95,6 +93,15 @@ static int private_copy(const void *addr)
     off_t at = (off_t)((uintptr_t)addr / PAGE * sizeof e);
     ck_assert_int_eq(pread(fd, &e, sizeof e, at), (ssize_t)sizeof e);
     close(fd);
+    return e;
+}
+
+/* Is the page at ADDR in memory as a copy of this process's own (not the
+ * file's page in the page cache)? Bits 63 (present) and 61 (file page or
+ * shared) of its pagemap entry. */
+static int private_copy(const void *addr)
+{
+    uint64_t e = pagemap_entry(addr);
     return (e >> 63 & 1) && !(e >> 61 & 1);
 }
 
@@ -102,13 +109,7 @@ static int private_copy(const void *addr)
  * (bit 57), as a marker left in place of a page does? */
 static int uffd_marked(const void *addr)
 {
-    int fd = open("/proc/self/pagemap", O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    uint64_t e = 0;
-    off_t at = (off_t)((uintptr_t)addr / PAGE * sizeof e);
-    ck_assert_int_eq(pread(fd, &e, sizeof e, at), (ssize_t)sizeof e);
-    close(fd);
-    return (int)(e >> 57 & 1);
+    return (int)(pagemap_entry(addr) >> 57 & 1);
 }
 
 static size_t kept(lrvm_t *s)
