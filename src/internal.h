@@ -312,7 +312,12 @@ struct lrvm__seg {
     long                    sg_uffd_pid; /* uffd: the process it is registered in */
     int                     sg_hole_told;/* uffd: a commit failed for an unmapped page */
     long                    sg_quiet;    /* uffd: the process's faults as its last scan began */
+    long                    sg_quiet_mine; /* uffd: and the scanning thread's, then */
+    int                     sg_image_new;/* uffd: its last commit made image pages */
     size_t                  sg_seen;     /* uffd: pages listed (PG_SEEN) */
+    uint16_t               *sg_table_seen; /* uffd: of them, in each page table's span */
+    size_t                  sg_tables;   /* uffd: spans with a page listed: the scans' walk */
+    size_t                  sg_tables_kept; /* uffd: sg_tables after its last release */
     int                     sg_whole;    /* uffd: protected whole, scanned by the fast walk */
 
     /* resident.c's: what is kept of each page after its commits. */
@@ -338,6 +343,8 @@ void lrvm__res_detach(lrvm_t *s, struct lrvm__seg *seg);
 void lrvm__res_mark(lrvm_t *s, struct lrvm__seg *seg, size_t first, size_t n, int spare);
 /* Is each of pages [first, first+n) of SEG counted as a private copy? */
 int  lrvm__res_counted(const struct lrvm__seg *seg, size_t first, size_t n);
+/* Is the second copy of page P of SEG kept (and so already made)? */
+int  lrvm__res_spare(const struct lrvm__seg *seg, size_t p);
 /* Pages kept, of both kinds. */
 size_t lrvm__res_pages(const lrvm_t *s);
 /* Of those, the pages whose committed bytes the files may not hold yet:
@@ -355,6 +362,12 @@ struct lrvm__res_pass {
     /* Called with each run of N private copies from page FIRST just
      * before it is given back; NULL: none. */
     void (*giving)(void *arg, struct lrvm__seg *seg, size_t first, size_t n);
+    /* Pages a page table maps (its span, aligned in the address space),
+     * or 0. With it, a page with no copy of a kind kept, in a span where
+     * some page keeps one, joins the runs of that kind too when MAY allows
+     * it, so that the runs cover whole spans: the kernel frees a page
+     * table only when a range given back covers all it maps. */
+    size_t span;
     void *arg;
 };
 /* Give back every page of SEG that the file holds (and every dead second
@@ -948,6 +961,10 @@ struct lrvm__tracker {
     /* Give back the pages of SEG kept after their commits that may go now
      * (lrvm__res_release); 0 or an LRVM_E* code. */
     int   (*release)(lrvm_t *s, struct lrvm__seg *seg);
+    /* Does the tracker ask for a release (a truncation, then release) for
+     * its own cost, though the pages kept are under the resident limit?
+     * NULL: never. */
+    int   (*crowded)(const lrvm_t *s);
     /* May TX's commit be made at the log's tail (lrvm__log_tail_commit),
      * by its owner without the store's lock? Then redo and committed run
      * there too, and committed may touch nothing but TX's own arrays and
@@ -969,6 +986,9 @@ int lrvm__uffd_usable(void);
  * non-zero makes LRVM_TRACK_AUTO take the mprotect tracker even where
  * the userfaultfd one is usable. */
 extern int lrvm__uffd_disabled;
+/* Test hook: called in a commit's quiet window, with signals blocked
+ * (track_uffd.c), before it closes. */
+extern void (*lrvm__uffd_in_window)(void);
 extern int lrvm__track_auto_mprotect;
 /* The tracker for lrvm_options.tracking MODE in *OUT: 0, LRVM_EINVAL
  * (no such mode) or LRVM_EMODE (a mode this build or kernel cannot serve). */

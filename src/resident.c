@@ -93,9 +93,29 @@ int lrvm__res_counted(const struct lrvm__seg *seg, size_t first, size_t n)
     return 1;
 }
 
+int lrvm__res_spare(const struct lrvm__seg *seg, size_t p)
+{
+    return p < seg->sg_res_n && (seg->sg_res[p] & RES_SPARE);
+}
+
 size_t lrvm__res_pages(const lrvm_t *s)
 {
     return s->res_private + s->res_spare;
+}
+
+/* Do the N residency bytes from RES keep nothing? */
+static int none_kept(const unsigned char *res, size_t n)
+{
+    size_t i = 0;
+    for (uint64_t word; i + sizeof word <= n; i += sizeof word) {
+        memcpy(&word, res + i, sizeof word);
+        if (word != 0)
+            return 0;
+    }
+    for (; i < n; i++)
+        if (res[i] != 0)
+            return 0;
+    return 1;
 }
 
 /* The tags whose pages the files may not hold yet, or 0: the generation
@@ -119,6 +139,10 @@ size_t lrvm__res_unapplied(lrvm_t *s)
     for (size_t i = 0; i < s->nsegs; i++) {
         const struct lrvm__seg *seg = s->segs[i];
         for (size_t p = 0; p < seg->sg_res_n; p++) {
+            if (p % 64 == 0 && p + 64 <= seg->sg_res_n && none_kept(seg->sg_res + p, 64)) {
+                p += 63;                    /* most pages hold nothing */
+                continue;
+            }
             unsigned tag = seg->sg_res[p] & RES_TAG;
             n += (tag != 0 && (tag == keep[0] || tag == keep[1])) +
                  (tag != 0 && (tag == keep[0] || tag == keep[1]) &&
@@ -149,7 +173,8 @@ struct give {
 static atomic_int pm_refused;       /* process_madvise refused once: not asked again */
 int lrvm__res_one_by_one;
 
-/* Forget run IOV of G's pages here once it went (keeps I2). */
+/* Forget run IOV of G's pages here once it went (keeps I2); a page with
+ * no copy kept (untouched) is no release. */
 static void forget_run(struct give *g, const struct iovec *iov)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -159,15 +184,16 @@ static void forget_run(struct give *g, const struct iovec *iov)
         unsigned char b = g->seg->sg_res[p];
         if (g->what == LRVM__RES_PRIVATE && (b & RES_TAG)) {
             g->s->res_private--;
+            g->s->stats.pages_released++;
             b &= (unsigned char)~RES_TAG;
         }
         if (g->what == LRVM__RES_SPARE && (b & RES_SPARE)) {
             g->s->res_spare--;
+            g->s->stats.pages_released++;
             b &= (unsigned char)~RES_SPARE;
         }
         g->seg->sg_res[p] = b;
     }
-    g->s->stats.pages_released += n;
 }
 
 /* How many of the runs from I on the kernel gave back in one call, 0 if
@@ -250,9 +276,25 @@ int lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_p
         { s, seg, pass, LRVM__RES_SPARE, seg->sg_shadow, &pidfd, 0, { { 0 } } },
     };
     size_t run[2] = { 0, 0 }, len[2] = { 0, 0 };
+    size_t span = pass->span, page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t lead = span ? ((uintptr_t)seg->sg_base / page) % span : 0;
     int rc = 0;
     for (size_t p = 0; p <= seg->sg_res_n; p++) {
-        if (len[0] == 0 && len[1] == 0 && p + 8 <= seg->sg_res_n) {
+        if (span && p < seg->sg_res_n && (p == 0 || (p + lead) % span == 0)) {
+            size_t end = p + span - (p + lead) % span;
+            if (end > seg->sg_res_n)
+                end = seg->sg_res_n;
+            if (none_kept(seg->sg_res + p, end - p)) {      /* nothing to free here */
+                for (int k = 0; k < 2; k++) {
+                    int r = give_run(&give[k], run[k], len[k]);
+                    rc = rc < 0 ? rc : r;
+                    len[k] = 0;
+                }
+                p = end - 1;
+                continue;
+            }
+        }
+        if (!span && len[0] == 0 && len[1] == 0 && p + 8 <= seg->sg_res_n) {
             uint64_t word;                  /* most pages hold nothing */
             memcpy(&word, seg->sg_res + p, sizeof word);
             if (word == 0) {
@@ -265,9 +307,11 @@ int lrvm__res_release(lrvm_t *s, struct lrvm__seg *seg, const struct lrvm__res_p
         /* Keeps I3: a private copy, or an image, only once its committed
          * bytes are in the file; a before-image whenever its epoch ended. */
         int in_file = tag != 0 && tag != keep[0] && tag != keep[1];
+        int none = span && p < seg->sg_res_n;
         int may[2] = {
-            in_file && (pass->may == NULL || pass->may(pass->arg, seg, p, LRVM__RES_PRIVATE)),
-            (b & RES_SPARE) && (in_file || !pass->spare_in_file) &&
+            (in_file || (none && tag == 0)) &&
+                (pass->may == NULL || pass->may(pass->arg, seg, p, LRVM__RES_PRIVATE)),
+            ((b & RES_SPARE) ? in_file || !pass->spare_in_file : none) &&
                 (pass->may == NULL || pass->may(pass->arg, seg, p, LRVM__RES_SPARE)),
         };
         for (int k = 0; k < 2; k++) {

@@ -23,8 +23,9 @@
  * Two ways to walk: while few of a segment's pages have been touched, a
  * scan asks for written pages that are present or swapped, and the
  * kernel skips the page tables never made, or freed since with the
- * pages given back (uf_giving); once half the pages have been listed
- * (PG_SEEN), the segment is protected whole, every page then
+ * pages given back (uf_giving; the tracker asks for a release once its
+ * pages lie in too many tables, uf_crowded); once half the pages have
+ * been listed (PG_SEEN), the segment is protected whole, every page then
  * has an entry, and a scan asks for written pages alone, which the
  * kernel walks about three times faster (doc/architecture.md).
  *
@@ -47,17 +48,20 @@
  *      (the kernel marks it) or on its segment's list.
  *   I2 The list holds each page once, and PG_LISTED marks exactly the
  *      listed pages; PG_SEEN every page listed since it last went back
- *      with no entry left (uf_giving), sg_seen of them.
+ *      with no entry left (uf_giving), sg_seen of them, sg_table_seen[t]
+ *      of them in the span of page table t, and sg_tables spans hold any.
  *   I3 sg_undo holds sg_undo_n saved images only between a commit's redo
  *      and its end (committed or commit_failed).
  *   I4 A segment registered in another process (a child of fork inherits
  *      no registration) lists every page before its next use: the child's
  *      stores until then were not tracked.
  *   I5 sg_quiet is -1 or the process's fault count read before the
- *      segment's last scan that succeeded began: a page written since
- *      then faulted after it was read (the scan found it, or the count
- *      has moved). A store that races with lrvm_begin may so fall into
- *      the transaction, as any ordering of the two allows.
+ *      segment's last scan that succeeded began, or later while only
+ *      lrvm's own copies faulted since (a commit's quiet window), and
+ *      sg_quiet_mine the scanning thread's count read with it: a page
+ *      written since then faulted after it was read (the scan found it,
+ *      or the count has moved). A store that races with lrvm_begin may
+ *      so fall into the transaction, as any ordering of the two allows.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -76,6 +80,7 @@
 
 #define SCAN_VEC 64              /* regions one scan call returns at most */
 #define UNDO_KEEP 256            /* saved images kept from one commit to the next */
+#define CROWD_TABLES 128         /* spans listed since a release that ask for another */
 
 enum { PG_LISTED = 1, PG_SEEN = 2 };    /* sg_state bits */
 
@@ -252,6 +257,28 @@ int lrvm__uffd_usable(void)
 
 /* ------------------------------------------------- the written pages */
 
+/* The page table whose span holds page P of SEG, counted from the
+ * segment's first: a table maps an aligned span of page_size / 8 pages. */
+static size_t table_of(const struct lrvm__seg *seg, size_t p)
+{
+    size_t span = page_size * (page_size / sizeof(uint64_t));
+    uintptr_t base = (uintptr_t)seg->sg_base;
+    return (base + p * page_size) / span - base / span;
+}
+
+/* Page P of SEG is seen (PG_SEEN), or seen no more (keep I2). */
+static void seen_add(struct lrvm__seg *seg, size_t p)
+{
+    seg->sg_seen++;
+    seg->sg_tables += seg->sg_table_seen[table_of(seg, p)]++ == 0;
+}
+
+static void seen_drop(struct lrvm__seg *seg, size_t p)
+{
+    seg->sg_seen--;
+    seg->sg_tables -= --seg->sg_table_seen[table_of(seg, p)] == 0;
+}
+
 /* List page P of SEG; COUNTED: in the store's faults and captures (a page
  * a scan found, not one listed only to be safe). */
 static void list_page_as(struct lrvm__seg *seg, size_t p, int counted)
@@ -259,7 +286,8 @@ static void list_page_as(struct lrvm__seg *seg, size_t p, int counted)
     unsigned char st = atomic_load_explicit(&seg->sg_state[p], memory_order_relaxed);
     if (!(st & PG_LISTED)) {
         atomic_store_explicit(&seg->sg_state[p], PG_LISTED | PG_SEEN, memory_order_relaxed);
-        seg->sg_seen += !(st & PG_SEEN);
+        if (!(st & PG_SEEN))
+            seen_add(seg, p);
         seg->sg_dirty[atomic_fetch_add(&seg->sg_ndirty, 1)] = (uint32_t)p;
         if (counted) {
             atomic_fetch_add(&seg->sg_store->faults, 1);
@@ -277,10 +305,34 @@ static void list_page(struct lrvm__seg *seg, size_t p)
  * a protected page faults before it lands, and the kernel counts the
  * fault before the store resumes, so while this count stands still no
  * page can have been written. */
-static long faults_so_far(void)
+static long faults_of(int who)
 {
     struct rusage ru;
-    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_minflt + ru.ru_majflt : -1;
+    return getrusage(who, &ru) == 0 ? ru.ru_minflt + ru.ru_majflt : -1;
+}
+
+static long faults_so_far(void)
+{
+    return faults_of(RUSAGE_SELF);
+}
+
+/* The quiet window of the commit this thread is in, if any (below). */
+static __thread int      win_open;
+static __thread sigset_t win_was;
+
+void (*lrvm__uffd_in_window)(void);
+
+/* Every signal that can wait: a handler of this thread that stores into a
+ * segment while lrvm runs in it must not pass for lrvm's own doing. */
+static void block_signals(sigset_t *was)
+{
+    sigset_t all;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    pthread_sigmask(SIG_BLOCK, &all, was);
 }
 
 static int protect_whole(struct lrvm__seg *seg)
@@ -305,7 +357,7 @@ static int own(struct lrvm__seg *seg)
         return LRVM_EMODE;
     }
     seg->sg_uffd_pid = uf_pid;
-    seg->sg_quiet = -1;
+    seg->sg_quiet = seg->sg_quiet_mine = -1;
     for (size_t p = 0; p < seg->sg_npages; p++)
         list_page(seg, p);
     return 0;
@@ -351,9 +403,11 @@ static int scan(struct lrvm__seg *seg)
     long faults = faults_so_far();
     if (faults >= 0 && faults == seg->sg_quiet)
         return 0;
+    long mine = win_open ? faults_of(RUSAGE_THREAD) : -1;
     uintptr_t base = (uintptr_t)seg->sg_base;
     long err = scan_range(seg, base, base + seg->sg_maplen);
     seg->sg_quiet = err == 0 ? faults : -1;
+    seg->sg_quiet_mine = mine;
     /* Half the pages touched: the rest get their entries now. The whole
      * protection takes the marks of pages written since the walk, so
      * every page is listed, once (as after a fork). */
@@ -434,6 +488,22 @@ static size_t page_len(const struct lrvm__seg *seg, size_t p)
 
 static void uf_detach(lrvm_t *s, struct lrvm__seg *seg);
 
+/* Where to map SEG's image: at the segment's place in a page table's
+ * span, so that a run given back covers the same tables in both mappings
+ * (resident.c frees whole tables). NULL: anywhere. A mapping made by
+ * another thread between the look and the map takes the place first;
+ * then the image goes anywhere. */
+static void *image_place(const struct lrvm__seg *seg)
+{
+    size_t span = page_size * (page_size / sizeof(uint64_t)), len = seg->sg_maplen + 2 * span;
+    void *r = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED)
+        return NULL;
+    munmap(r, len);
+    uintptr_t at = ((uintptr_t)r + span - 1) / span * span;
+    return (void *)(at + (uintptr_t)seg->sg_base % span);
+}
+
 static int uf_attach(lrvm_t *s, struct lrvm__seg *seg)
 {
     int rc = uf_open();
@@ -444,16 +514,20 @@ static int uf_attach(lrvm_t *s, struct lrvm__seg *seg)
         return LRVM_EINVAL;
     seg->sg_state = calloc(seg->sg_npages, 1);
     seg->sg_dirty = malloc(seg->sg_npages * sizeof *seg->sg_dirty);
+    seg->sg_table_seen = calloc(seg->sg_npages ? table_of(seg, seg->sg_npages - 1) + 1 : 1,
+                                sizeof *seg->sg_table_seen);
     seg->sg_uffd_pid = 0;
     seg->sg_hole_told = 0;
-    seg->sg_quiet = -1;
-    seg->sg_seen = 0;
+    seg->sg_quiet = seg->sg_quiet_mine = -1;
+    seg->sg_image_new = 0;
+    seg->sg_seen = seg->sg_tables = seg->sg_tables_kept = 0;
     seg->sg_whole = 0;
     rc = LRVM_ENOMEM;
-    if (seg->sg_state == NULL || seg->sg_dirty == NULL)
+    if (seg->sg_state == NULL || seg->sg_dirty == NULL || seg->sg_table_seen == NULL)
         goto fail;
     void *image;
-    if ((rc = lrvm__io_map_segment(seg->sg_fd, seg->sg_maplen, NULL, &image)) < 0)
+    if ((rc = lrvm__io_map_segment(seg->sg_fd, seg->sg_maplen, image_place(seg), &image)) < 0 &&
+        (rc = lrvm__io_map_segment(seg->sg_fd, seg->sg_maplen, NULL, &image)) < 0)
         goto fail;
     seg->sg_shadow = image;
     if (register_range(seg->sg_base, seg->sg_maplen) != 0) {
@@ -479,16 +553,59 @@ static void uf_detach(lrvm_t *s, struct lrvm__seg *seg)
         lrvm__io_unmap(seg->sg_shadow, seg->sg_maplen);
     free(seg->sg_state);
     free(seg->sg_dirty);
+    free(seg->sg_table_seen);
     free(seg->sg_undo);
     lrvm__stash_free(seg);
     seg->sg_shadow = seg->sg_undo = NULL;
     seg->sg_state = NULL;
     seg->sg_dirty = NULL;
+    seg->sg_table_seen = NULL;
     seg->sg_undo_cap = seg->sg_undo_n = 0;
     seg->sg_uffd_pid = 0;
 }
 
 /* ------------------------------------------------- the epochs */
+
+/* A commit's quiet window. A commit copies each page it found written
+ * into the page's image, and the first copy into an image page faults (a
+ * private copy is made), which moves the fault count that the next scan
+ * reads: lrvm_begin would walk the segment again though no page of the
+ * program's was written. So a commit whose segment made image pages last
+ * time blocks this thread's signals from before its scans to the end of
+ * its copies, and then, if every fault since a segment's scan began was
+ * this thread's, lrvm's own, takes the counts of now for the segment's
+ * quiet ones (I5). The window costs four system calls; a commit that
+ * made no image page opens none. */
+static void window_open(lrvm_t *s, lrvm_tx_t *tx)
+{
+    struct lrvm__seg *seg;
+    int want = 0;
+    LRVM__EPOCH_FOR_EACH(s, tx, i, seg)
+        want |= seg->sg_image_new;
+    if (want && !win_open) {
+        block_signals(&win_was);
+        win_open = 1;
+    }
+}
+
+static void window_close(lrvm_t *s, lrvm_tx_t *tx, int quiet)
+{
+    if (!win_open)
+        return;
+    if (lrvm__uffd_in_window != NULL)
+        lrvm__uffd_in_window();
+    long all = quiet ? faults_so_far() : -1, mine = quiet ? faults_of(RUSAGE_THREAD) : -1;
+    struct lrvm__seg *seg;
+    LRVM__EPOCH_FOR_EACH(s, tx, i, seg) {
+        if (all >= 0 && mine >= 0 && seg->sg_quiet >= 0 && seg->sg_quiet_mine >= 0 &&
+            all - seg->sg_quiet == mine - seg->sg_quiet_mine) {
+            seg->sg_quiet = all;
+            seg->sg_quiet_mine = mine;
+        }
+    }
+    win_open = 0;
+    pthread_sigmask(SIG_SETMASK, &win_was, NULL);
+}
 
 /* lrvm_begin: the segments' ambient runs are set aside, and their images
  * take them, so that the transaction's diff holds its own bytes only. */
@@ -532,6 +649,7 @@ static int uf_commit_start(lrvm_t *s, lrvm_tx_t *tx)
 {
     struct lrvm__seg *seg;
     int rc = 0;
+    window_open(s, tx);
     LRVM__EPOCH_FOR_EACH(s, tx, i, seg) {
         int r = scan(seg);
         if (r == 0 && !seg_mapped(seg))
@@ -581,9 +699,11 @@ static int redo_seg(struct lrvm__seg *seg, struct emit_to *to)
         memcpy(seg->sg_undo + k * page_size, seg->sg_shadow + p * page_size, page_len(seg, p));
     }
     seg->sg_undo_n = n;
+    seg->sg_image_new = 0;
     for (size_t k = 0; k < n; k++) {
         size_t p = seg->sg_dirty[k];
         unsigned char *img = seg->sg_shadow + p * page_size;
+        seg->sg_image_new |= !lrvm__res_spare(seg, p);
         memcpy(img, seg->sg_base + p * page_size, page_len(seg, p));
         int rc = lrvm__page_diff(seg, p * page_size, img, seg->sg_undo + k * page_size,
                                  page_len(seg, p), emit_image, to);
@@ -601,6 +721,7 @@ static int uf_redo(lrvm_t *s, lrvm_tx_t *tx, lrvm__emit_fn *emit, void *arg)
     LRVM__EPOCH_FOR_EACH(s, tx, i, seg)
         if (rc == 0)
             rc = redo_seg(seg, &to);
+    window_close(s, tx, rc == 0);
     return rc;
 }
 
@@ -630,6 +751,7 @@ static void uf_committed(lrvm_t *s, lrvm_tx_t *tx)
  * pages stay listed, for a commit again or an abort. */
 static void uf_commit_failed(lrvm_t *s, lrvm_tx_t *tx)
 {
+    window_close(s, tx, 0);
     struct lrvm__seg *seg;
     LRVM__EPOCH_FOR_EACH(s, tx, i, seg) {
         for (size_t k = 0; k < seg->sg_undo_n; k++) {
@@ -705,7 +827,7 @@ static void uf_giving(void *arg, struct lrvm__seg *seg, size_t first, size_t n)
     for (size_t p = first; p < first + n; p++) {          /* keeps I2 */
         if (atomic_load_explicit(&seg->sg_state[p], memory_order_relaxed) & PG_SEEN) {
             atomic_store_explicit(&seg->sg_state[p], 0, memory_order_relaxed);
-            seg->sg_seen--;
+            seen_drop(seg, p);
         }
     }
 }
@@ -716,19 +838,34 @@ static void uf_giving(void *arg, struct lrvm__seg *seg, size_t first, size_t n)
 static int uf_release(lrvm_t *s, struct lrvm__seg *seg)
 {
     /* A signal handler of this thread could store in between, too. */
-    sigset_t all, was;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_BLOCK, &all, &was);
+    sigset_t was;
+    block_signals(&was);
     int alone = own(seg) == 0 && lrvm__io_program_alone() && scan(seg) == 0;
     struct lrvm__res_pass pass = { .spare_in_file = 1, .may = uf_may, .giving = uf_giving,
+                                   .span = seg->sg_whole ? 0 : page_size / sizeof(uint64_t),
                                    .arg = &alone };
     int rc = lrvm__res_release(s, seg, &pass);
     pthread_sigmask(SIG_SETMASK, &was, NULL);
+    seg->sg_tables_kept = seg->sg_tables;
     return rc;
+}
+
+/* Every scan walks each page table that holds an entry, whether or not a
+ * page in it was written: a program that touches pages far apart makes a
+ * table for nearly each, and its commits slow with every one. Pages that
+ * went back with their tables take that walk away (uf_giving), so once
+ * CROWD_TABLES more spans than the last release left hold pages, the
+ * tracker asks for a truncation and a release, though the pages are well
+ * under the resident limit. A segment protected whole keeps its tables. */
+static int uf_crowded(const lrvm_t *s)
+{
+    size_t more = 0;
+    for (size_t i = 0; i < s->nsegs; i++) {
+        const struct lrvm__seg *seg = s->segs[i];
+        if (!seg->sg_whole && seg->sg_tables > seg->sg_tables_kept)
+            more += seg->sg_tables - seg->sg_tables_kept;
+    }
+    return more > CROWD_TABLES;
 }
 
 #ifdef LRVM_DEBUG
@@ -746,6 +883,17 @@ static void uf_check(lrvm_t *s, lrvm_tx_t *tx)
             LRVM__ASSERT(!(st & PG_LISTED) || (st & PG_SEEN));
         }
         LRVM__ASSERT(marked == n && seen == seg->sg_seen);
+        size_t spans = seg->sg_npages ? table_of(seg, seg->sg_npages - 1) + 1 : 0, tables = 0;
+        size_t *in = calloc(spans ? spans : 1, sizeof *in);
+        LRVM__ASSERT(in != NULL);
+        for (size_t p = 0; p < seg->sg_npages; p++)
+            in[table_of(seg, p)] += (atomic_load(&seg->sg_state[p]) & PG_SEEN) != 0;
+        for (size_t t = 0; t < spans; t++) {
+            LRVM__ASSERT(in[t] == seg->sg_table_seen[t]);
+            tables += in[t] > 0;
+        }
+        free(in);
+        LRVM__ASSERT(tables == seg->sg_tables);
         for (size_t k = 0; k < n; k++)
             LRVM__ASSERT(seg->sg_dirty[k] < seg->sg_npages &&
                          (atomic_load(&seg->sg_state[seg->sg_dirty[k]]) & PG_LISTED));
@@ -771,6 +919,7 @@ const struct lrvm__tracker lrvm__track_uffd = {
     .commit_failed = uf_commit_failed,
     .abort = uf_abort,
     .release = uf_release,
+    .crowded = uf_crowded,
 #ifdef LRVM_DEBUG
     .check = uf_check,
 #endif

@@ -804,7 +804,8 @@ static void release_pages(lrvm_t *s)
 }
 
 /* After an epoch's commit. A truncation that ended is folded in. When the
- * pages kept passed the resident limit, every page that may go is given
+ * pages kept passed the resident limit, or the tracker asks for it (its
+ * own cost: lrvm__tracker.crowded), every page that may go is given
  * back, if a truncation ended well since the last time or the log holds
  * no record (else none could: their bytes are only in the log); and when
  * the log passed its threshold, or the pages the limit, a truncation
@@ -834,11 +835,13 @@ static unsigned after_commit(lrvm_t *s)
         lrvm__truncate_wait(s);
         holds = lrvm__log_holds_records(&s->log);
     }
-    if (extra > limit && (s->trunc.tj_reaped || !holds)) {
+    int over = extra > limit || (s->tracker->crowded != NULL && s->tracker->crowded(s));
+    if (over && (s->trunc.tj_reaped || !holds)) {
         release_pages(s);
         extra = 0;
+        over = 0;
     }
-    if (extra > limit || lrvm__truncate_due(s))
+    if (over || lrvm__truncate_due(s))
         lrvm__truncate_start(s);
     int mem_fill = extra <= limit ? -1
                    : extra - limit >= room ? 65536

@@ -40,18 +40,24 @@ static const char *tracker_name(int t)
     return t == LRVM_TRACK_EXPLICIT ? "explicit" : t == LRVM_TRACK_MPROTECT ? "mprotect" : "uffd";
 }
 
-/* Threads in this process (/proc/self/status). */
-static long threads_now(void)
+/* A number of this process's /proc/self/status, read with FORMAT (its
+ * name, then %ld), or -1. */
+static long status_field(const char *format)
 {
     char buf[256];
     long n = -1;
     FILE *f = fopen("/proc/self/status", "r");
     ck_assert_ptr_nonnull(f);
     while (n < 0 && fgets(buf, sizeof buf, f) != NULL)
-        if (sscanf(buf, "Threads: %ld", &n) != 1)
+        if (sscanf(buf, format, &n) != 1)
             n = -1;
     fclose(f);
     return n;
+}
+
+static long threads_now(void)
+{
+    return status_field("Threads: %ld");
 }
 
 /* Can tracker T run the tests that expect every page to go back? The
@@ -215,6 +221,47 @@ START_TEST(test_resident_uffd_release_leaves_no_entry)
     ck_assert_uint_eq(word_at(a, 8), 4242);
     for (size_t i = 1; i < 3 * LIMIT_PAGES; i++)
         ck_assert_uint_eq(word_at(a, i * PAGE + 8), i + 1);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* Kilobytes of page tables in this process. */
+static long page_tables_kb(void)
+{
+    return status_field("VmPTE: %ld kB");
+}
+
+/* Pages far apart, one in each page table's span (2 MiB here), far under
+ * the resident limit: every scan of the userfaultfd tracker walks each
+ * table that holds a page, so past some hundreds of them the tracker asks
+ * for a truncation and a release (track_uffd.c, uf_crowded), and the
+ * pages go back with their tables, the segment's and its images' (the
+ * runs given back cover each table whole). Without either, the 600
+ * tables of each mapping stay. */
+START_TEST(test_resident_uffd_far_pages_free_their_tables)
+{
+    if (!offered(LRVM_TRACK_UFFD))
+        return;
+    const size_t span = (size_t)2 << 20, n = 600;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_UFFD, .truncate_threshold = (size_t)1 << 34,
+                         .resident_limit = (size_t)1 << 30 };
+    lrvm_t *s = tu_open(NULL, &o);
+    unsigned char *a = tu_map(s, "far", n * span);
+    long before = page_tables_kb();
+    for (size_t i = 0; i < n; i++)
+        store_tx(s, LRVM_TRACK_UFFD, a, i * span + 8, i + 1);
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    ck_assert_msg(st.truncations > 0, "no truncation, %zu pages kept", kept(s));
+    ck_assert_uint_gt(st.pages_released, n / 2);
+    long grown = page_tables_kb() - before, all = (long)(2 * n * PAGE / 1024);
+    ck_assert_msg(grown < all / 2, "page tables grew by %ld kB (%ld kB if none went)", grown,
+                  all);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = tu_open(NULL, &o);
+    a = tu_map(s, "far", n * span);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_uint_eq(word_at(a, i * span + 8), i + 1);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
 END_TEST
@@ -595,6 +642,7 @@ int main(void)
     tcase_add_test(tc, test_resident_open_epochs_keep_their_pages);
     tcase_add_test(tc, test_resident_abort_after_release_restores);
     tcase_add_test(tc, test_resident_uffd_release_leaves_no_entry);
+    tcase_add_test(tc, test_resident_uffd_far_pages_free_their_tables);
     tcase_add_test(tc, test_resident_retiring_generation_keeps_pages);
     tcase_add_test(tc, test_resident_limit_bounds_memory);
     tcase_add_test(tc, test_resident_ambient_stores_during_release);

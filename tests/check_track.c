@@ -1069,6 +1069,67 @@ START_TEST(test_track_own_sigsegv_handler_under_uffd)
 }
 END_TEST
 
+/* A signal handler that stores into a segment while a commit of the
+ * userfaultfd tracker copies pages into their images is not taken for
+ * lrvm's own doing: the commit's quiet window (track_uffd.c) holds the
+ * signal until it closes, so the store faults after the window and the
+ * next lrvm_sync scans the segment and commits it. The hook raises the
+ * signal inside the window; the child ends without lrvm_close, as a
+ * crash would, so only what lrvm_sync and lrvm_flush made durable is
+ * read back. */
+static char *volatile window_page;
+
+static void window_store(int sig)
+{
+    (void)sig;
+    window_page[16] = 42;
+}
+
+static void raise_in_window(void)
+{
+    raise(SIGUSR1);
+}
+
+static void window_child(void *arg)
+{
+    (void)arg;
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_UFFD, (size_t)1 << 34);
+    char *a = tu_map(s, "win", 16 * PAGE);
+    for (int p = 0; p < 2; p++) {       /* fresh pages: the commits make images */
+        lrvm_tx_t *tx = begin1(s, a);
+        a[p * PAGE] = 'x';
+        if (lrvm_commit(tx, LRVM_NO_FLUSH) != 0)
+            _exit(2);
+    }
+    window_page = a + PAGE;             /* protected by the last commit */
+    struct sigaction sa = { .sa_handler = window_store };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGUSR1, &sa, NULL) != 0)
+        _exit(3);
+    lrvm_tx_t *tx = begin1(s, a);
+    a[2 * PAGE] = 'y';
+    lrvm__uffd_in_window = raise_in_window;
+    int rc = lrvm_commit(tx, LRVM_NO_FLUSH);
+    lrvm__uffd_in_window = NULL;
+    if (rc != 0 || window_page[16] != 42)
+        _exit(4);
+    _exit(lrvm_sync(s) == 0 && lrvm_flush(s) == 0 ? 0 : 5);
+}
+
+START_TEST(test_track_uffd_signal_store_in_commit_window)
+{
+    if (!tu_uffd_offered())
+        return;
+    int st = tu_in_child(window_child, NULL);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_UFFD, (size_t)1 << 34);
+    char *a = tu_map(s, "win", 16 * PAGE);
+    ck_assert_int_eq(a[2 * PAGE], 'y');
+    ck_assert_msg(a[PAGE + 16] == 42, "the handler's store was not committed by lrvm_sync");
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 int main(void)
 {
     if (tu_quick_skip("track"))   /* long: not in the quick subset */
@@ -1080,6 +1141,7 @@ int main(void)
     tcase_add_test(tc, test_track_env_explicit_switches_classic);
     tcase_add_test(tc, test_track_abort_and_empty_tx);
     tcase_add_test(tc, test_track_own_sigsegv_handler_under_uffd);
+    tcase_add_test(tc, test_track_uffd_signal_store_in_commit_window);
     tcase_add_test(tc, test_track_byte_diff_logs_little);
     tcase_add_test(tc, test_track_set_range_captures_without_fault);
     tcase_add_test(tc, test_track_sequential_writer_captured_ahead);
