@@ -89,6 +89,7 @@ static pthread_mutex_t uf_mu = PTHREAD_MUTEX_INITIALIZER;
 static int             uf_fd = -1, pm_fd = -1;
 static long            uf_pid;
 static size_t          page_size;
+static size_t          span_pages;      /* pages one page table maps */
 
 int lrvm__uffd_disabled;
 
@@ -132,6 +133,7 @@ static int uf_open_locked(void)
     if (pm_fd >= 0)
         close(pm_fd);
     page_size = (size_t)sysconf(_SC_PAGESIZE);
+    span_pages = page_size / sizeof(uint64_t);
     uf_pid = pid;
     uf_fd = uffd_new();
     pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -258,10 +260,10 @@ int lrvm__uffd_usable(void)
 /* ------------------------------------------------- the written pages */
 
 /* The page table whose span holds page P of SEG, counted from the
- * segment's first: a table maps an aligned span of page_size / 8 pages. */
+ * segment's first: a table maps an aligned span of span_pages pages. */
 static size_t table_of(const struct lrvm__seg *seg, size_t p)
 {
-    size_t span = page_size * (page_size / sizeof(uint64_t));
+    size_t span = span_pages * page_size;
     uintptr_t base = (uintptr_t)seg->sg_base;
     return (base + p * page_size) / span - base / span;
 }
@@ -495,7 +497,7 @@ static void uf_detach(lrvm_t *s, struct lrvm__seg *seg);
  * then the image goes anywhere. */
 static void *image_place(const struct lrvm__seg *seg)
 {
-    size_t span = page_size * (page_size / sizeof(uint64_t)), len = seg->sg_maplen + 2 * span;
+    size_t span = span_pages * page_size, len = seg->sg_maplen + 2 * span;
     void *r = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (r == MAP_FAILED)
         return NULL;
@@ -842,7 +844,7 @@ static int uf_release(lrvm_t *s, struct lrvm__seg *seg)
     block_signals(&was);
     int alone = own(seg) == 0 && lrvm__io_program_alone() && scan(seg) == 0;
     struct lrvm__res_pass pass = { .spare_in_file = 1, .may = uf_may, .giving = uf_giving,
-                                   .span = seg->sg_whole ? 0 : page_size / sizeof(uint64_t),
+                                   .span = seg->sg_whole ? 0 : span_pages,
                                    .arg = &alone };
     int rc = lrvm__res_release(s, seg, &pass);
     pthread_sigmask(SIG_SETMASK, &was, NULL);
