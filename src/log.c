@@ -102,6 +102,7 @@
 
 #define LOG_GROW_CHUNK   (1u << 20)
 #define LOG_AHEAD        ((uint64_t)4 << 20)  /* the syncer's step of growth */
+#define LOG_GROW_PACE    (256u << 10)          /* zeros it has in flight at most */
 #define BG_LAG           4          /* buffers written that the syncer may owe */
 #define LOG_NEW_NAME     "lrvm.log.new"
 
@@ -583,22 +584,30 @@ static int group_fail(struct lrvm__log *lg, int rc)
 
 /* The syncer's growth: the file to hold END, its zeros on the disk before
  * the sync that makes the size durable, so that sync is short for the
- * commits that wait behind it. A write that fails (the disk is full)
- * leaves the growth to the writer, which then reports it. *SYNCS counts. */
+ * commits that wait behind it. The zeros go out LOG_GROW_PACE at a time,
+ * each step on the disk before the next is written: a commit's sync of
+ * the log carries every dirty page of the file, so it finds at most one
+ * step's zeros in its way, not the whole growth's. A write that fails
+ * (the disk is full) leaves the growth to the writer, which then reports
+ * it. *SYNCS counts. */
 static int grow_ahead(struct lrvm__log *lg, uint64_t end, unsigned *syncs)
 {
     int rc = 0;
     lrvm__lock(&lg->lg_grow_mu, LRVM__RANK_LOG_GROW);
-    uint64_t have = atomic_load(&lg->lg_file_size);
-    if (end > have && lrvm__io_pwrite_zeros(lg->lg_fd, have, end - have) == 0) {
+    uint64_t have = atomic_load(&lg->lg_file_size), at = have;
+    while (rc == 0 && at < end) {
+        uint64_t n = end - at < LOG_GROW_PACE ? end - at : LOG_GROW_PACE;
+        if (lrvm__io_pwrite_zeros(lg->lg_fd, at, n) < 0)
+            break;
         /* A failed wait may be a commit's pages' failure, which no sync
          * would report after it: the log's syncs fail from now on. */
-        if ((rc = lrvm__io_wait_writeback(lg->lg_fd, have, end - have)) < 0) {
+        if ((rc = lrvm__io_wait_writeback(lg->lg_fd, at, n)) < 0)
             fail_syncs(lg, rc);
-        } else if ((rc = sync_unlocked(lg)) == 0) {
-            ++*syncs;
-            atomic_store(&lg->lg_file_size, end);
-        }
+        at += n;
+    }
+    if (rc == 0 && at == end && end > have && (rc = sync_unlocked(lg)) == 0) {
+        ++*syncs;
+        atomic_store(&lg->lg_file_size, end);
     }
     lrvm__unlock(&lg->lg_grow_mu);
     return rc;

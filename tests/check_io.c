@@ -452,9 +452,10 @@ START_TEST(test_io_syncer_sync_fails_the_store)
 END_TEST
 
 /*
- * The syncer grows the log file ahead of the writer (zeros written, their
- * writeback waited for, then synced). Flushed commits of 64 KiB bring the
- * writer near the end of a new log's first megabyte, and past it. A
+ * The syncer grows the log file ahead of the writer (zeros written and
+ * their writeback waited for a step at a time, then synced). Flushed
+ * commits of 64 KiB bring the writer near the end of a new log's first
+ * megabyte, and past it; a fault hits the first step or a later one. A
  * failed write of the zeros (the disk full for a moment) costs nothing:
  * the writer asks again when it needs the room, and every commit
  * succeeds. A failed wait or sync may have been a commit's pages' failure
@@ -465,16 +466,19 @@ START_TEST(test_io_syncer_growth_fails)
     static const struct {
         unsigned kind;
         int      err, fails_store;
+        unsigned long nth;      /* 3: a later step of a growth (LOG_GROW_PACE) */
     } cases[] = {
-        { LRVM__IO_WRITE, ENOSPC, 0 },
-        { LRVM__IO_WAIT, EIO, 1 },
-        { LRVM__IO_SYNC, EIO, 1 },
+        { LRVM__IO_WRITE, ENOSPC, 0, 1 },
+        { LRVM__IO_WAIT, EIO, 1, 1 },
+        { LRVM__IO_SYNC, EIO, 1, 1 },
+        { LRVM__IO_WRITE, ENOSPC, 0, 3 },
+        { LRVM__IO_WAIT, EIO, 1, 3 },
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         char what[100];
-        snprintf(what, sizeof what, "the syncer's growth: %s fails (%s)",
-                 cases[k].kind == LRVM__IO_WRITE ? "a write" :
-                 cases[k].kind == LRVM__IO_WAIT ? "the wait" : "the sync",
+        snprintf(what, sizeof what, "the syncer's growth: %s %lu fails (%s)",
+                 cases[k].kind == LRVM__IO_WRITE ? "write" :
+                 cases[k].kind == LRVM__IO_WAIT ? "wait" : "sync", cases[k].nth,
                  strerror(cases[k].err));
         lrvm_t *s;
         char *a;
@@ -482,8 +486,8 @@ START_TEST(test_io_syncer_growth_fails)
         tu_rmrf(cdir);
         ck_assert_int_eq(store_open(0, &s), 0);
         ck_assert_int_eq(lrvm_map(s, "a", 2 << 20, (void **)&a), 0);
-        struct tu_fault f = { .kinds = cases[k].kind, .nth = 1, .err = cases[k].err,
-                              .mode = LRVM__IO_ONCE | LRVM__IO_SYNCER };
+        struct tu_fault f = { .kinds = cases[k].kind, .nth = cases[k].nth,
+                              .err = cases[k].err, .mode = LRVM__IO_ONCE | LRVM__IO_SYNCER };
         tu_fault_arm(&f);
         int i, rc = 0, acked = 0;
         for (i = 0; i < 24 && rc == 0; i++)
@@ -491,7 +495,7 @@ START_TEST(test_io_syncer_growth_fails)
                 acked = i + 1;
         unsigned long calls = tu_fault_calls();
         disarm();
-        ck_assert_msg(calls >= 1, "%s: the syncer never grew the log", what);
+        ck_assert_msg(calls >= cases[k].nth, "%s: the syncer made %lu such calls", what, calls);
         if (cases[k].fails_store) {
             ck_assert_msg(rc == code_of(cases[k].err) || rc == LRVM_EFAILED,
                           "%s: the store went on (%s)", what, lrvm_strerror(rc));
