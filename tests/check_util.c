@@ -691,8 +691,9 @@ START_TEST(test_bench_only_runs_the_parts_named)
 END_TEST
 
 /* The stall part, which only --only runs: its section, both kinds of
- * commit with its truncations (3 with --quick), and its
- * target lines. Nothing is checked against a speed or a latency. */
+ * commit with its truncations (3 with --quick), the floor beside the
+ * flushed run (as many syncs as it made commits), and its target lines.
+ * Nothing is checked against a speed or a latency. */
 START_TEST(test_bench_stall_runs_when_named)
 {
     char *base = tu_tmpdir();
@@ -706,9 +707,12 @@ START_TEST(test_bench_stall_runs_when_named)
     ck_assert_output_has(&r, "truncate_threshold 8 MiB (--quick");
     ck_assert_output_has(&r, "stall flush: run 1/1");
     ck_assert_output_has(&r, "stall no-flush: run 1/1");
-    for (int f = 0; f < 2; f++) {
-        const char *row = strstr(r.out, f ? "\n  flush    1/1 " : "\n  no-flush 1/1 ");
-        ck_assert_msg(row != NULL, "no %s row:\n%s", f ? "flush" : "no-flush", r.out);
+    char flushed_tx[32] = "";
+    for (int f = 0; f < 3; f++) {
+        static const char *const name[] = { "no-flush", "flush", "floor" };
+        const char *row = strstr(r.out, f == 2 ? "\n  floor    1/1 " :
+                                        f ? "\n  flush    1/1 " : "\n  no-flush 1/1 ");
+        ck_assert_msg(row != NULL, "no %s row:\n%s", name[f], r.out);
         /* The row ends "tx trunc waits": the truncations are the
          * second field from the end; the waits depend on the disk. */
         char line[512];
@@ -720,9 +724,19 @@ START_TEST(test_bench_stall_runs_when_named)
         int nf = 0;
         for (char *t = strtok(line, " "); t != NULL && nf < 32; t = strtok(NULL, " "))
             field[nf++] = t;
-        ck_assert_msg(nf >= 2 && strcmp(field[nf - 2], "3") == 0,
+        if (f == 2) {
+            /* The floor made as many syncs as the flushed run commits. */
+            ck_assert_msg(strcmp(field[nf - 1], flushed_tx) == 0,
+                          "the floor's %s syncs, the flushed run's %s commits",
+                          field[nf - 1], flushed_tx);
+            continue;
+        }
+        ck_assert_msg(nf >= 3 && strcmp(field[nf - 2], "3") == 0,
                       "not 3 truncations: %.*s", (int)len, row + 1);
+        if (f == 1)
+            snprintf(flushed_tx, sizeof flushed_tx, "%s", field[nf - 3]);
     }
+    ck_assert_output_has(&r, "(the floor's worst overwrite + fdatasync in the same runs: ");
     ck_assert_output_has(&r, "stall worst lrvm_commit latency, flush (worst of 1 run)");
     ck_assert_output_has(&r, "stall worst lrvm_commit latency, no-flush (worst of 1 run)");
     ck_assert_output_has(&r, "stall sustained no-flush tx/s: ");

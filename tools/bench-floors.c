@@ -432,42 +432,69 @@ static void child_threads_floor(const struct bench *b, const void *argp, void *o
 
 /* ------------------------------------------------------------ write floor */
 
+struct wfloor_arg {
+    char     path[PATH_LEN];
+    size_t   op;                /* bytes per overwrite */
+    uint64_t ops;               /* overwrites, each timed; 0: as many as the cap allows */
+};
+
 static void child_write_floor(const struct bench *b, const void *argp, void *outp)
 {
-    const char *path = argp;
+    const struct wfloor_arg *a = argp;
     struct wfloor_result *r = outp;
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = open(a->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
-        bench_child_fail("%s: %s", path, strerror(errno));
+        bench_child_fail("%s: %s", a->path, strerror(errno));
     char *zeros = calloc(1, CHUNK);
-    if (zeros == NULL)
+    unsigned char *buf = malloc(a->op);
+    uint64_t *lat = a->ops ? malloc(a->ops * sizeof *lat) : NULL;
+    if (zeros == NULL || buf == NULL || (a->ops && lat == NULL))
         bench_child_fail("out of memory");
     for (size_t off = 0; off < WFLOOR_SIZE; off += CHUNK)
         if (pwrite(fd, zeros, CHUNK, (off_t)off) != (ssize_t)CHUNK)
-            bench_child_fail("preallocating %s: %s", path, strerror(errno));
+            bench_child_fail("preallocating %s: %s", a->path, strerror(errno));
     if (fdatasync(fd) != 0)
         bench_child_fail("fdatasync: %s", strerror(errno));
 
-    unsigned char buf[WFLOOR_OP];
     uint64_t ops = 0;
     size_t off = 0;
     double t0 = now(), deadline = t0 + b->cap;
     for (;;) {
-        memset(buf, (int)(ops % 255) + 1, sizeof buf);
+        memset(buf, (int)(ops % 255) + 1, a->op);
         memcpy(buf, &ops, sizeof ops);
-        if (pwrite(fd, buf, sizeof buf, (off_t)off) != (ssize_t)sizeof buf)
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_MONOTONIC, &c0);
+        if (pwrite(fd, buf, a->op, (off_t)off) != (ssize_t)a->op)
             bench_child_fail("pwrite: %s", strerror(errno));
         if (fdatasync(fd) != 0)
             bench_child_fail("fdatasync: %s", strerror(errno));
+        clock_gettime(CLOCK_MONOTONIC, &c1);
+        if (lat != NULL)
+            lat[ops] = (uint64_t)((c1.tv_sec - c0.tv_sec) * 1000000000LL +
+                                  (c1.tv_nsec - c0.tv_nsec));
         ops++;
-        off = (off + WFLOOR_OP) % WFLOOR_SIZE;
-        if (now() >= deadline)
+        off = off + 2 * a->op <= WFLOOR_SIZE ? off + a->op : 0;
+        if (a->ops ? ops == a->ops : now() >= deadline)
             break;
     }
     r->secs = now() - t0;
     r->ops = ops;
+    if (lat != NULL)
+        bench_latencies(lat, ops, &r->med_us, &r->p99_us, &r->max_us);
+    free(lat);
+    free(buf);
     free(zeros);
     close(fd);
+}
+
+int bench_write_floor_timed(struct bench *b, const char *what, const char *path, size_t op,
+                            uint64_t ops, struct wfloor_result *r)
+{
+    struct wfloor_arg a = { .op = op, .ops = ops };
+    snprintf(a.path, sizeof a.path, "%s", path);
+    int rc = bench_run_child(b, what, child_write_floor, &a, r, sizeof *r);
+    unlink(path);
+    return rc;
 }
 
 void bench_floors_round(struct bench *b, int i)
@@ -506,7 +533,9 @@ void bench_floors_round(struct bench *b, int i)
         }
     if (bench_write_floor_runs(b)) {
         bench_progress("write floor: run %d/%d...", i + 1, b->runs);
-        bench_run_child(b, "write floor", child_write_floor, write_path, &b->wf_res[i],
+        struct wfloor_arg a = { .op = WFLOOR_OP };
+        memcpy(a.path, write_path, sizeof a.path);
+        bench_run_child(b, "write floor", child_write_floor, &a, &b->wf_res[i],
                         sizeof b->wf_res[0]);
         unlink(write_path);
     }

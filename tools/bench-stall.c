@@ -5,7 +5,10 @@
  * offsets, with flushed and with no-flush commits, until the log has
  * been truncated a number of times (or a cap): every lrvm_commit timed on
  * CLOCK_MONOTONIC, and the transactions a second sustained over the
- * whole loop, truncations included.
+ * whole loop, truncations included. Beside each flushed run, the write
+ * floor timed one by one: as many overwrites + fdatasync of as many bytes
+ * as its commits wrote, with no truncation beside them: the disk's own
+ * tail, measured in the same run.
  *
  * Each run is a child on a store of its own. It stores results in struct
  * bench and prints nothing but progress.
@@ -24,12 +27,6 @@ struct stall_arg {
     char dir[PATH_LEN];
     int  flush;              /* 1: flushed commits, 0: LRVM_NO_FLUSH */
 };
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
 
 static uint64_t ns_between(const struct timespec *a, const struct timespec *b)
 {
@@ -103,16 +100,12 @@ static void child_stall(const struct bench *b, const void *argp, void *outp)
         CHECK(lrvm_flush(rvm));       /* the no-flush commits become durable */
     r->secs = now() - t0;
 
-    qsort(lat, n, sizeof *lat, cmp_u64);
-    size_t p99 = (size_t)((n * 99 + 99) / 100);     /* ceil(0.99 n), 1-based */
+    bench_latencies(lat, n, &r->med_us, &r->p99_us, &r->max_us);
     r->tx = n;
     r->truncations = truncs;
     r->waits = s1.commit_waits - s0.commit_waits;
+    r->bytes_per_tx = (double)(s1.bytes_logged - s0.bytes_logged) / (double)n;
     r->capped = truncs < (uint64_t)b->stall_truncs;
-    r->med_us = (n % 2 ? (double)lat[n / 2] : ((double)lat[n / 2 - 1] + (double)lat[n / 2]) / 2)
-                / 1e3;
-    r->p99_us = (double)lat[p99 - 1] / 1e3;
-    r->max_us = (double)lat[n - 1] / 1e3;
     free(lat);
     CHECK(lrvm_close(rvm));
 }
@@ -141,5 +134,15 @@ void bench_stall_runs(struct bench *b)
                                    r->capped ? " (stopped by the cap)" : "");
             }
             bench_rm_rf(path);
+            if (f == 1 && r->tx > 0) {
+                /* The disk's own tail: as many syncs of as many bytes as
+                 * the flushed commits made, with nothing beside them. */
+                char floor_path[PATH_LEN];
+                bench_path_join(b, floor_path, b->root, "stall-floor.dat");
+                bench_progress("stall floor: run %d/%d, %" PRIu64 " overwrites of %.0f bytes, "
+                               "each synced...", i + 1, b->runs, r->tx, r->bytes_per_tx);
+                bench_write_floor_timed(b, "stall floor", floor_path, (size_t)r->bytes_per_tx,
+                                        r->tx, &b->st_floor[i]);
+            }
         }
 }

@@ -129,6 +129,7 @@ enum { TF_MPROTECT, TF_UFFD, NTFLOORS };    /* the fault floor's handler, the uf
 struct wfloor_result {
     uint64_t ops;
     double   secs;
+    double   med_us, p99_us, max_us;   /* per overwrite + fdatasync, when timed one by one */
 };
 
 struct group_result {
@@ -182,6 +183,7 @@ struct stall_result {
     uint64_t tx;              /* transactions committed (0: the run failed) */
     uint64_t truncations;     /* during the loop */
     uint64_t waits;           /* commits that waited for a truncation (commit_waits) */
+    double   bytes_per_tx;    /* of the log, records' headers included */
     double   secs;            /* wall time of the loop, truncations included */
     double   med_us, p99_us, max_us;   /* lrvm_commit latency */
     int      capped;          /* stopped by the cap before its truncations */
@@ -283,6 +285,7 @@ struct bench {
     struct rfloor_result     rf_res[NSHAPES][NSTATES][MAX_RUNS];  /* [shape][state][run] */
     struct large_result      lg_res[LARGE_MODES][2][MAX_RUNS];  /* [mode][default, 64 MiB][run] */
     struct stall_result      st_res[2][MAX_RUNS];     /* [no-flush, flush][run] */
+    struct wfloor_result     st_floor[MAX_RUNS];      /* beside each flushed run */
 
     /* Their summaries, made by bench_compute. */
     struct row     rows[NWORK][NMODES][2];
@@ -303,6 +306,7 @@ struct bench {
                                    NAN when none was measured */
     struct large_row lg_rows[LARGE_MODES][2];
     struct stall_row st_rows[2];
+    struct stall_row st_floor_row;   /* the timed write floor beside the flushed runs */
 };
 
 static inline int bench_part_runs(const struct bench *b, int part)
@@ -398,6 +402,16 @@ void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* bench-floors.c: run I of every fault floor and of the write floor, for
  * the parts that are set against them. */
 void bench_floors_round(struct bench *b, int i);
+
+/* bench-floors.c: one run of the write floor timed op by op: OPS
+ * overwrites of OP bytes, one after another through a preallocated file
+ * at PATH, each followed by fdatasync. Returns as bench_run_child. */
+int bench_write_floor_timed(struct bench *b, const char *what, const char *path, size_t op,
+                            uint64_t ops, struct wfloor_result *r);
+
+/* lrvm-bench.c: the median, p99 and largest of N latencies in ns (sorted
+ * in place), in us. */
+void bench_latencies(uint64_t *lat, uint64_t n, double *med_us, double *p99_us, double *max_us);
 
 /* bench-floors.c, in a child before its clock starts: drop every file of
  * the store DIR from the page cache, as after a machine crash. Returns the

@@ -54,7 +54,8 @@
  *   stall      explicit mode, a 256 MiB segment, transactions of 64 ranges of
  *              64 bytes, flushed and no-flush, until the 5th truncation (3rd
  *              with --quick, whose threshold is 8 MiB): each lrvm_commit's
- *              latency (median, p99, worst) and tx/s over the whole loop
+ *              latency (median, p99, worst) and tx/s over the whole loop;
+ *              beside each flushed run, the write floor timed one by one
  * Comparison, when built with PMDK's libpmemobj (bench-pmem.c):
  *   pmemobj    small-tx as libpmemobj transactions, pmem forced and CPU
  *              cache flushes off (PMEM_IS_PMEM_FORCE=1, PMEM_NO_FLUSH=1)
@@ -121,6 +122,26 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 void bench_rm_rf(const char *path)
 {
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void bench_latencies(uint64_t *lat, uint64_t n, double *med_us, double *p99_us, double *max_us)
+{
+    if (n == 0) {
+        *med_us = *p99_us = *max_us = 0;
+        return;
+    }
+    qsort(lat, n, sizeof *lat, cmp_u64);
+    uint64_t p99 = (n * 99 + 99) / 100;     /* ceil(0.99 n), 1-based */
+    *med_us = (n % 2 ? (double)lat[n / 2] : ((double)lat[n / 2 - 1] + (double)lat[n / 2]) / 2)
+              / 1e3;
+    *p99_us = (double)lat[p99 - 1] / 1e3;
+    *max_us = (double)lat[n - 1] / 1e3;
 }
 
 void bench_die(const struct bench *b, const char *fmt, ...)
