@@ -455,6 +455,8 @@ static void child_write_floor(const struct bench *b, const void *argp, void *out
             bench_child_fail("preallocating %s: %s", a->path, strerror(errno));
     if (fdatasync(fd) != 0)
         bench_child_fail("fdatasync: %s", strerror(errno));
+    if (a->ops)
+        bench_settle(b->stall_settle);
 
     uint64_t ops = 0;
     size_t off = 0;

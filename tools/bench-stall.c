@@ -8,7 +8,10 @@
  * whole loop, truncations included. Beside each flushed run, the write
  * floor timed one by one: as many overwrites + fdatasync of as many bytes
  * as its commits wrote, with no truncation beside them: the disk's own
- * tail, measured in the same run.
+ * tail, measured in the same run. Before either's clock starts, the disk
+ * is left alone for a few seconds (bench_settle): on the development VM
+ * the writeback of the store just set up, or of the one removed before
+ * it, made syncs wait 40 to 70 ms for seconds after.
  *
  * Each run is a child on a store of its own. It stores results in struct
  * bench and prints nothing but progress.
@@ -70,6 +73,7 @@ static void child_stall(const struct bench *b, const void *argp, void *outp)
     }
     CHECK(lrvm_flush(rvm));
     CHECK(lrvm_truncate(rvm));
+    bench_settle(b->stall_settle);
     CHECK(lrvm_stats(rvm, &s0));
 
     uint64_t seed = SEED, n = 0, truncs = 0;

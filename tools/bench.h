@@ -255,6 +255,7 @@ struct bench {
     size_t      stall_threshold;  /* stall: truncate_threshold (0: the default) */
     uint64_t    stall_max_tx;  /* stall: transactions at most per run */
     double      stall_cap;     /* stall: seconds at most per run */
+    unsigned    stall_settle;  /* stall: seconds the disk is left alone before a timed loop */
 
     size_t page_size, seg_pages;
     uint64_t phys_bytes;       /* physical memory */
@@ -405,9 +406,15 @@ void bench_floors_round(struct bench *b, int i);
 
 /* bench-floors.c: one run of the write floor timed op by op: OPS
  * overwrites of OP bytes, one after another through a preallocated file
- * at PATH, each followed by fdatasync. Returns as bench_run_child. */
+ * at PATH, each followed by fdatasync, the disk first left alone for
+ * stall_settle seconds, as stall's runs do. Returns as bench_run_child. */
 int bench_write_floor_timed(struct bench *b, const char *what, const char *path, size_t op,
                             uint64_t ops, struct wfloor_result *r);
+
+/* lrvm-bench.c: sync every file system, then leave the disk alone for
+ * SECS seconds, so that what a run's set-up (or the store removed before
+ * it) left for the disk is done before its clock starts. */
+void bench_settle(unsigned secs);
 
 /* lrvm-bench.c: the median, p99 and largest of N latencies in ns (sorted
  * in place), in us. */

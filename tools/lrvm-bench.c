@@ -124,6 +124,13 @@ void bench_rm_rf(const char *path)
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void bench_settle(unsigned secs)
+{
+    sync();
+    for (unsigned left = secs; left > 0;)
+        left = sleep(left);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -333,6 +340,7 @@ static void set_sizes(struct bench *b, int runs)
         b->stall_threshold = (size_t)8 << 20;
         b->stall_max_tx = 50000;
         b->stall_cap = 60;
+        b->stall_settle = 2;
     } else {
         b->runs = runs ? runs : 5;
         b->rec_runs = b->runs;
@@ -347,6 +355,7 @@ static void set_sizes(struct bench *b, int runs)
         b->stall_threshold = 0;             /* lrvm's default, 32 MiB */
         b->stall_max_tx = 200000;
         b->stall_cap = 300;
+        b->stall_settle = 5;
     }
 }
 
