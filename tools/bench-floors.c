@@ -492,7 +492,8 @@ static void child_write_floor(const struct bench *b, const void *argp, void *out
 int bench_write_floor_timed(struct bench *b, const char *what, const char *path, size_t op,
                             uint64_t ops, struct wfloor_result *r)
 {
-    struct wfloor_arg a = { .op = op, .ops = ops };
+    /* Each overwrite starts with its number: 8 bytes at least. */
+    struct wfloor_arg a = { .op = op < sizeof(uint64_t) ? sizeof(uint64_t) : op, .ops = ops };
     snprintf(a.path, sizeof a.path, "%s", path);
     int rc = bench_run_child(b, what, child_write_floor, &a, r, sizeof *r);
     unlink(path);
