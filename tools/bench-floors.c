@@ -472,8 +472,7 @@ static void child_write_floor(const struct bench *b, const void *argp, void *out
             bench_child_fail("fdatasync: %s", strerror(errno));
         clock_gettime(CLOCK_MONOTONIC, &c1);
         if (lat != NULL)
-            lat[ops] = (uint64_t)((c1.tv_sec - c0.tv_sec) * 1000000000LL +
-                                  (c1.tv_nsec - c0.tv_nsec));
+            lat[ops] = bench_ns_between(&c0, &c1);
         ops++;
         off = off + 2 * a->op <= WFLOOR_SIZE ? off + a->op : 0;
         if (a->ops ? ops == a->ops : now() >= deadline)

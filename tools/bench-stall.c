@@ -31,11 +31,6 @@ struct stall_arg {
     int  flush;              /* 1: flushed commits, 0: LRVM_NO_FLUSH */
 };
 
-static uint64_t ns_between(const struct timespec *a, const struct timespec *b)
-{
-    return (uint64_t)((b->tv_sec - a->tv_sec) * 1000000000LL + (b->tv_nsec - a->tv_nsec));
-}
-
 static void child_stall(const struct bench *b, const void *argp, void *outp)
 {
     const struct stall_arg *a = argp;
@@ -92,7 +87,7 @@ static void child_stall(const struct bench *b, const void *argp, void *outp)
         int rc = lrvm_commit(tx, cflags);
         clock_gettime(CLOCK_MONOTONIC, &c1);
         CHECK(rc);
-        lat[n++] = ns_between(&c0, &c1);
+        lat[n++] = bench_ns_between(&c0, &c1);
         CHECK(lrvm_stats(rvm, &s1));
         truncs = s1.truncations - s0.truncations;
         if (truncs >= (uint64_t)b->stall_truncs)

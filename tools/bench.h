@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #define SEG_SIZE      ((size_t)64 << 20)
 #define SEG_NAME      "bench"
@@ -415,6 +416,9 @@ int bench_write_floor_timed(struct bench *b, const char *what, const char *path,
  * SECS seconds, so that what a run's set-up (or the store removed before
  * it) left for the disk is done before its clock starts. */
 void bench_settle(unsigned secs);
+
+/* lrvm-bench.c: nanoseconds from A to B (CLOCK_MONOTONIC readings). */
+uint64_t bench_ns_between(const struct timespec *a, const struct timespec *b);
 
 /* lrvm-bench.c: the median, p99 and largest of N latencies in ns (sorted
  * in place), in us. */
