@@ -883,6 +883,7 @@ START_TEST(test_bench_quick_run_reports_every_part)
         "mprotect ns/page, pages-256 no-flush / fault floor (copied, random P=256)",
         "flushed small-tx explicit tx/s / write floor ops/s",
         "flushed small-tx auto (",
+        "(the most its floors allow here, per transaction a write floor op and 4 pages",
         "small-tx explicit log bytes/tx (no-flush run)",
         "small-tx auto (",
         "auto mode's tracker: ",

@@ -845,6 +845,13 @@ static void print_targets(const struct bench *b, FILE *o)
                     sx_f->txs.med / wfloor, "x", 0, 0.9);
         snprintf(what, sizeof what, "flushed small-tx auto (%s) tx/s / write floor ops/s", an);
         target_line(o, what, sa_f->txs.med / wfloor, "x", 0, 0.9);
+        /* A flushed commit of the auto mode pays the write floor's op and
+         * its tracker's fault floor for each page it captures, so no
+         * tracker on this machine can do better than this ratio. */
+        double bound = 1.0 / (1.0 + sa_n->pages_per_tx * sa_n->floor_ns * 1e-9 * wfloor);
+        fprintf(o, "    (the most its floors allow here, per transaction a write floor op and "
+                   "%.0f pages at its tracker's floor, %.0f ns each: %.2fx)\n",
+                sa_n->pages_per_tx, sa_n->floor_ns, bound);
     }
     if (bench_part_runs(b, PART_SMALL_TX) && bench_part_runs(b, PART_PMEMOBJ))
         target_line(o, "small-tx explicit no-flush tx/s / libpmemobj tx/s",
