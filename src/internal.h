@@ -86,6 +86,8 @@ enum lrvm__rank {
     LRVM__RANK_TRUNC_JOB,       /* recover.c's tj_mu */
     LRVM__RANK_LEAF             /* the pools', the trackers', io.c's */
 };
+/* Take a store's lock M (lock.c says how it waits). */
+void lrvm__lock_store(pthread_mutex_t *m);
 #ifdef LRVM_DEBUG
 void lrvm__lock(pthread_mutex_t *m, enum lrvm__rank rank);
 void lrvm__unlock(pthread_mutex_t *m);
@@ -98,8 +100,10 @@ void lrvm__lock_own_thread(void);
 #define LRVM__ASSERT_HELD(m) ((void)0)
 static inline void lrvm__lock(pthread_mutex_t *m, enum lrvm__rank rank)
 {
-    (void)rank;
-    pthread_mutex_lock(m);
+    if (rank == LRVM__RANK_STORE)
+        lrvm__lock_store(m);
+    else
+        pthread_mutex_lock(m);
 }
 static inline void lrvm__unlock(pthread_mutex_t *m)
 {
