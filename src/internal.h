@@ -88,6 +88,15 @@ enum lrvm__rank {
 };
 /* Take a store's lock M (lock.c says how it waits). */
 void lrvm__lock_store(pthread_mutex_t *m);
+/* Take M, of RANK: a store's lock as lrvm__lock_store waits for it, any
+ * other with pthread's own wait. Both builds' lrvm__lock end here. */
+static inline void lrvm__lock_take(pthread_mutex_t *m, enum lrvm__rank rank)
+{
+    if (rank == LRVM__RANK_STORE)
+        lrvm__lock_store(m);
+    else
+        pthread_mutex_lock(m);
+}
 #ifdef LRVM_DEBUG
 void lrvm__lock(pthread_mutex_t *m, enum lrvm__rank rank);
 void lrvm__unlock(pthread_mutex_t *m);
@@ -100,10 +109,7 @@ void lrvm__lock_own_thread(void);
 #define LRVM__ASSERT_HELD(m) ((void)0)
 static inline void lrvm__lock(pthread_mutex_t *m, enum lrvm__rank rank)
 {
-    if (rank == LRVM__RANK_STORE)
-        lrvm__lock_store(m);
-    else
-        pthread_mutex_lock(m);
+    lrvm__lock_take(m, rank);
 }
 static inline void lrvm__unlock(pthread_mutex_t *m)
 {

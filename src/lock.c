@@ -87,10 +87,7 @@ void lrvm__lock(pthread_mutex_t *m, enum lrvm__rank rank)
     for (int i = 0; i < nheld; i++)
         LRVM__ASSERT(held[i].rank < rank);                       /* L2 */
     LRVM__ASSERT(nheld < HELD_MAX);
-    if (rank == LRVM__RANK_STORE)
-        lrvm__lock_store(m);
-    else
-        pthread_mutex_lock(m);
+    lrvm__lock_take(m, rank);
     held[nheld].m = m;
     held[nheld].rank = rank;
     nheld++;
