@@ -579,12 +579,23 @@ static int fault(unsigned kind)
 static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t  hold_cv = PTHREAD_COND_INITIALIZER;
 static _Atomic unsigned hold_kinds;
+static _Atomic int      hold_syncer;
 static unsigned         hold_waiting;
 
 void lrvm__io_hold(unsigned kinds)
 {
     pthread_mutex_lock(&hold_mu);
     atomic_store(&hold_kinds, kinds);
+    if (kinds == 0)
+        atomic_store(&hold_syncer, 0);
+    pthread_cond_broadcast(&hold_cv);
+    pthread_mutex_unlock(&hold_mu);
+}
+
+void lrvm__io_hold_syncer(int on)
+{
+    pthread_mutex_lock(&hold_mu);
+    atomic_store(&hold_syncer, on);
     pthread_cond_broadcast(&hold_cv);
     pthread_mutex_unlock(&hold_mu);
 }
@@ -606,16 +617,26 @@ static int is_segment(int fd)
     return n > 4 && memcmp(path + n - 4, ".seg", 4) == 0;
 }
 
-/* A call of KIND on FD: wait while a hold names it (a truncation's
- * thread's, on a segment file). */
+/* Does a hold name a call of KIND on FD now: a truncation's thread's on
+ * a segment file, or the syncer's sync? */
+static int held(int fd, unsigned kind)
+{
+    if (lrvm__in_syncer)
+        return kind == LRVM__IO_SYNC && atomic_load(&hold_syncer);
+    return (atomic_load(&hold_kinds) & kind) && lrvm__in_truncation && is_segment(fd);
+}
+
+/* A call of KIND on FD: wait while a hold names it. */
 static void hold(int fd, unsigned kind)
 {
-    if (!(atomic_load_explicit(&hold_kinds, memory_order_relaxed) & kind) ||
-        !lrvm__in_truncation || !is_segment(fd))
+    if (!(atomic_load_explicit(&hold_kinds, memory_order_relaxed) & kind) &&
+        !atomic_load_explicit(&hold_syncer, memory_order_relaxed))
+        return;
+    if (!held(fd, kind))
         return;
     pthread_mutex_lock(&hold_mu);
     hold_waiting++;
-    while (atomic_load(&hold_kinds) & kind)
+    while (held(fd, kind))
         pthread_cond_wait(&hold_cv, &hold_mu);
     hold_waiting--;
     pthread_mutex_unlock(&hold_mu);
