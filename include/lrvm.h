@@ -544,7 +544,9 @@ typedef struct lrvm_stats {
     uint64_t commit_waits;           /* commits slowed or made to wait by a truncation
                                         running beside them: the log in use ahead of its
                                         progress, or at its limit (a generation being
-                                        applied lay in the way) */
+                                        applied lay in the way); and no-flush commits
+                                        slowed because the disk had not yet taken the
+                                        log's earlier records */
 } lrvm_stats_t;
 
 /* lrvm_stats -- copy the store's counters. Errors: LRVM_EINVAL. The

@@ -167,7 +167,8 @@ int lrvm__open_discarding(const char *dir, const lrvm_options_t *opts, uint64_t 
     if ((rc = lrvm__io_flock(s->lockfd)) < 0)
         goto fail;
     if ((rc = lrvm__log_open(&s->log, s->dirfd, &s->mu, &s->stats,
-                             o.log_buffer_size ? o.log_buffer_size : DEFAULT_LOG_BUFFER)) < 0)
+                             o.log_buffer_size ? o.log_buffer_size : DEFAULT_LOG_BUFFER,
+                             s->truncate_threshold)) < 0)
         goto fail;
     s->discard_after = discard_after;
     if ((rc = lrvm__truncate(s)) < 0)                       /* keeps I2 */

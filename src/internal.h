@@ -510,6 +510,7 @@ struct lrvm__log {
     unsigned char  *lg_buf;         /* committed records not yet written */
     size_t          lg_buf_used;
     size_t          lg_buf_cap;
+    uint64_t        lg_room;        /* a generation's bytes: truncate_threshold */
     int             lg_failed;      /* sticky: an invalidation or a group failed (C4) */
     int             lg_clean;       /* every record of the generation was written by
                                        this process: it is new, or began here */
@@ -580,9 +581,11 @@ int      lrvm__varint_get(const unsigned char **p, const unsigned char *end, uin
 #define LRVM__COMMIT_GROUP 0x100
 
 /* Open or create lrvm.log in DIRFD with a write buffer of BUF_CAP bytes;
- * MU is the store's lock, held by every caller, and STATS its counters. */
+ * MU is the store's lock, held by every caller, and STATS its counters.
+ * ROOM is what a generation takes before it is switched (lrvm__log_switch
+ * is given the same): the file grows ahead toward what two take. */
 int  lrvm__log_open(struct lrvm__log *lg, int dirfd, pthread_mutex_t *mu, lrvm_stats_t *stats,
-                    size_t buf_cap);
+                    size_t buf_cap, uint64_t room);
 /* Let go of the log; a zeroed struct, whose open never ran, is left be. */
 void lrvm__log_close(struct lrvm__log *lg);
 /* Commit the redo that REDO(ARG, enc) produces as one transaction. When
@@ -653,6 +656,10 @@ int  lrvm__log_holds_records(const struct lrvm__log *lg);
 /* How much of the room before the wall the current generation has
  * taken, in 1/65536ths; -1 while there is no wall. */
 int  lrvm__log_wall_fill(const struct lrvm__log *lg);
+/* The microseconds a commit sleeps, once it let the store lock go,
+ * because the log's syncer is behind (counted in commit_waits); 0 when
+ * it is not. Store lock held. */
+unsigned lrvm__log_pace(struct lrvm__log *lg);
 /* Bytes the current generation's records and a header take: what
  * truncate_threshold is compared with. */
 uint64_t lrvm__log_gen_size(const struct lrvm__log *lg);

@@ -61,8 +61,8 @@
  *      let go could not, and the hole would end the log before later
  *      commits. So a sync that fails while such bytes are owed fails the
  *      store (lg_sync_rc, then group_fail): no later commit can be
- *      reported durable behind the hole. The syncer is at most BG_LAG
- *      buffers behind.
+ *      reported durable behind the hole. The syncer is at most
+ *      BG_LAG_HARD buffers behind.
  *   I3 The bytes after the last valid record are zero, stale (another
  *      generation), or out of sequence (logfmt.c V6) -- never a valid record.
  *   I4 The log file is preallocated with written zeros ahead of its end,
@@ -103,7 +103,9 @@
 #define LOG_GROW_CHUNK   (1u << 20)
 #define LOG_AHEAD        ((uint64_t)4 << 20)  /* the syncer's step of growth */
 #define LOG_GROW_PACE    (256u << 10)          /* zeros it has in flight at most */
-#define BG_LAG           4          /* buffers written that the syncer may owe */
+#define BG_LAG_SOFT      4          /* buffers the syncer may owe before commits slow */
+#define BG_LAG_HARD      16         /* ... and before a commit waits for it */
+#define BG_PACE_US       200u       /* a slowed commit's sleep, as a truncation's pace */
 #define LOG_NEW_NAME     "lrvm.log.new"
 
 /* lg_tail: the records placed (bits 32-62) and the buffer offset placed
@@ -148,7 +150,7 @@ fail:
 }
 
 int lrvm__log_open(struct lrvm__log *lg, int dirfd, pthread_mutex_t *mu, lrvm_stats_t *stats,
-                   size_t buf_cap)
+                   size_t buf_cap, uint64_t room)
 {
     struct lrvm__log_header h;
     int rc;
@@ -160,6 +162,7 @@ int lrvm__log_open(struct lrvm__log *lg, int dirfd, pthread_mutex_t *mu, lrvm_st
     lg->lg_mu = mu;
     lg->lg_stats = stats;
     lg->lg_buf_cap = buf_cap & ~(size_t)7;
+    lg->lg_room = room;
     pthread_mutex_init(&lg->lg_sync_mu, NULL);
     pthread_cond_init(&lg->lg_synced, NULL);
     pthread_mutex_init(&lg->lg_grow_mu, NULL);
@@ -436,6 +439,26 @@ static void bg_post(struct lrvm__log *lg, uint64_t sync_to, uint64_t grow_to);
 static int bg_wait_idle(struct lrvm__log *lg);
 static void bg_wait_quiet(struct lrvm__log *lg);
 
+/* The size the file will need once truncations run beside the commits,
+ * or 0 while that is not known yet. A generation that began at 4096
+ * is followed by one past its end (lrvm__log_switch), which takes a room
+ * more; one that began past another is followed by one at 4096; half a
+ * room more (4 MiB at most) for the commits past the threshold. Growing
+ * toward it only once the generation has taken half its room keeps a
+ * small store's log small, and growing then, while no truncation runs,
+ * finds the disk free: the same growth while the generation after it is
+ * written meets the truncation's writes, its syncs wait behind them, and
+ * commits that reach the file's end wait for all of it (tens of
+ * milliseconds: doc/architecture.md, "The syncer"). */
+static uint64_t steady_size(const struct lrvm__log *lg, uint64_t end)
+{
+    if (lg->lg_room == 0 || end - lg->lg_start < lg->lg_room / 2)
+        return 0;
+    uint64_t gens = lg->lg_start == LRVM__LOG_HEADER_SIZE ? 2 : 1;
+    uint64_t over = lg->lg_room / 2 < LOG_AHEAD ? lg->lg_room / 2 : LOG_AHEAD;
+    return lg->lg_start + gens * lg->lg_room + over;
+}
+
 /* Keeps I4: the file holds END, grown with written zeros. The syncer grows
  * it ahead of the writer, once the writer is within a quarter of the file
  * or LOG_AHEAD of its end, LOG_AHEAD at a time (a step's zeros are what the
@@ -455,7 +478,8 @@ static int reserve(struct lrvm__log *lg, uint64_t end)
     uint64_t have = atomic_load(&lg->lg_file_size);
     if (end <= have) {
         uint64_t near = have / 4 < LOG_AHEAD ? have / 4 : LOG_AHEAD;
-        if (end + near > have && lg->lg_bg_grow_asked < have && bg_start(lg)) {
+        if ((end + near > have || have < steady_size(lg, end)) &&
+            lg->lg_bg_grow_asked < have && bg_start(lg)) {
             bg_post(lg, 0, have + LOG_AHEAD);
             lg->lg_bg_grow_asked = have;
         }
@@ -863,8 +887,11 @@ static int flush_prefix(struct lrvm__log *lg, size_t n, void (*in_flight)(void *
 
 /* The buffer is full, and its first N bytes are records of no-flush
  * commits before the committing one: they go, to be synced by the syncer,
- * unless it is BG_LAG buffers behind (the store then keeps no more bytes
- * unsynced than that) or cannot run: then they are synced here. */
+ * unless it cannot run (they are synced here) or it is BG_LAG_HARD
+ * buffers behind: the commit waits for it, and the store keeps no more
+ * bytes unsynced than that. Commits are slowed long before that
+ * (lrvm__log_pace), so only a disk that stops for a long while makes one
+ * wait here. */
 static int pass_prefix(struct lrvm__log *lg, size_t n)
 {
     int rc;
@@ -872,7 +899,7 @@ static int pass_prefix(struct lrvm__log *lg, size_t n)
         return flush_prefix(lg, n, NULL, NULL);
     if ((rc = bg_absorb(lg)) < 0)
         return rc;
-    if (lg->lg_written + n - lg->lg_durable > BG_LAG * (uint64_t)lg->lg_buf_cap &&
+    if (lg->lg_written + n - lg->lg_durable > BG_LAG_HARD * (uint64_t)lg->lg_buf_cap &&
         (rc = bg_wait_idle(lg)) < 0)
         return rc;
     if ((rc = reserve(lg, lg->lg_written + n)) < 0 ||
@@ -883,6 +910,28 @@ static int pass_prefix(struct lrvm__log *lg, size_t n)
     lg->lg_bg_owed = lg->lg_written;
     bg_post(lg, lg->lg_written, 0);
     return 0;
+}
+
+/* The syncer's syncs wait behind everything else the disk has been given
+ * (a truncation's writes above all), and when the commits write faster
+ * than it syncs, the one that found it BG_LAG_HARD buffers behind would
+ * wait for all of it at once: a commit slowed a little each time instead
+ * keeps the pace of the disk without a long wait. lg_durable may be
+ * behind what the syncer did (bg_absorb takes that in at the next full
+ * buffer), so its own figure decides when the first looks late. */
+unsigned lrvm__log_pace(struct lrvm__log *lg)
+{
+    uint64_t soft = BG_LAG_SOFT * (uint64_t)lg->lg_buf_cap, done = lg->lg_durable;
+    if (lg->lg_bg_state <= 0 || lg->lg_written - done <= soft)
+        return 0;
+    lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
+    if (lg->lg_bg_done_gen == lg->lg_generation && lg->lg_bg_done > done)
+        done = lg->lg_bg_done;
+    lrvm__unlock(&lg->lg_bg_mu);
+    if (lg->lg_written - done <= soft)
+        return 0;
+    __atomic_fetch_add(&lg->lg_stats->commit_waits, 1, __ATOMIC_RELAXED);  /* as wall_wait */
+    return BG_PACE_US;
 }
 
 int lrvm__log_flush(struct lrvm__log *lg)

@@ -818,7 +818,8 @@ static void release_pages(lrvm_t *s)
  * limit again until it has been passed once more, so a store whose pages
  * are all held does not truncate at every commit. Returns the
  * microseconds the caller sleeps once it let the store lock go, when the
- * commits outrun the truncation (lrvm__truncate_pace). */
+ * commits outrun the truncation (lrvm__truncate_pace) or the log's
+ * syncer (lrvm__log_pace). */
 #define MEM_ROOM(limit) ((limit) / 4)
 
 static unsigned after_commit(lrvm_t *s)
@@ -846,7 +847,8 @@ static unsigned after_commit(lrvm_t *s)
     int mem_fill = extra <= limit ? -1
                    : extra - limit >= room ? 65536
                    : (int)((uint64_t)(extra - limit) * 65536 / room);
-    return lrvm__truncate_pace(s, mem_fill);
+    unsigned us = lrvm__truncate_pace(s, mem_fill);
+    return us > 0 ? us : lrvm__log_pace(&s->log);
 }
 
 static void epoch_committed(void *arg)

@@ -14,7 +14,9 @@
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -516,6 +518,110 @@ START_TEST(test_io_syncer_growth_fails)
 }
 END_TEST
 
+/* No-flush commits of 1000 bytes each, from a thread of their own. */
+struct nf_run {
+    lrvm_t     *s;
+    char       *b;
+    int         n, rc;
+    _Atomic int done;
+};
+
+static void *nf_commits(void *arg)
+{
+    struct nf_run *r = arg;
+    for (int i = 0; i < r->n && r->rc == 0; i++)
+        if ((r->rc = put(r->s, r->b, (size_t)i * 1000, 'A' + i % 26, 1000, LRVM_NO_FLUSH)) == 0)
+            atomic_store(&r->done, i + 1);
+    return NULL;
+}
+
+/*
+ * The syncer behind: its syncs held, no-flush commits of 1000 bytes into
+ * a 4096-byte buffer go on, each full buffer left for it to sync. Past
+ * four buffers owed they are slowed a little and counted (commit_waits),
+ * and go on; at sixteen, about 60 commits, one waits for the syncer,
+ * however long the disk takes. Let go, every commit is there after a
+ * flush and a reopen.
+ */
+START_TEST(test_io_syncer_behind_slows_commits_then_waits)
+{
+    lrvm_t *s;
+    char *b;
+    tu_rmrf(cdir);
+    ck_assert_int_eq(store_open(4096, &s), 0);
+    ck_assert_int_eq(lrvm_map(s, "b", 102400, (void **)&b), 0);
+    lrvm__io_hold_syncer(1);
+    struct nf_run r = { .s = s, .b = b, .n = 100 };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, nf_commits, &r), 0);
+    for (int k = 0; atomic_load(&r.done) < 40 && r.rc == 0; k++) {
+        ck_assert_msg(k < 30000, "the commits stopped at %d of 100 with the syncer held "
+                      "(its first sync %s)", atomic_load(&r.done),
+                      lrvm__io_held() ? "waits" : "not reached");
+        usleep(1000);
+    }
+    /* They stop short of 100: wait until they have for a while. */
+    for (int last = -1; last != atomic_load(&r.done);) {
+        last = atomic_load(&r.done);
+        usleep(300000);
+    }
+    int done = atomic_load(&r.done);
+    ck_assert_msg(done < 100, "all 100 commits went on with the syncer held");
+    ck_assert_uint_eq(lrvm__io_held(), 1);
+    ck_assert_uint_ge(__atomic_load_n(&s->stats.commit_waits, __ATOMIC_RELAXED), 1);
+    lrvm__io_hold_syncer(0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_int_eq(lrvm_flush(s), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    ck_assert_int_eq(store_open(4096, &s), 0);
+    ck_assert_int_eq(lrvm_map(s, "b", 102400, (void **)&b), 0);
+    for (int i = 0; i < 100; i++)
+        ck_assert_msg(first_diff(b + i * 1000, 'A' + i % 26, 1000) < 0,
+                      "no-flush commit %d is lost (%d went on while the syncer was held)", i, done);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+static uint64_t log_file_size(void)
+{
+    struct stat st;
+    ck_assert_int_eq(stat(tu_path(cdir, "lrvm.log"), &st), 0);
+    return (uint64_t)st.st_size;
+}
+
+/*
+ * The log grows ahead toward what two generations take once the first
+ * has taken half its room (a 1 MiB threshold here): then no truncation
+ * writes beside the growth. Before that it grows only near its end, so a
+ * store that writes little keeps a small log.
+ */
+START_TEST(test_io_log_grows_toward_two_generations)
+{
+    const size_t room = 1 << 20;
+    lrvm_options_t o = { .tracking = tracking, .truncate_threshold = room };
+    lrvm_t *s;
+    char *a;
+    lrvm__log_syncer_lockstep = 1;      /* each growth done before the commit goes on */
+    tu_rmrf(cdir);
+    ck_assert_int_eq(lrvm_open(cdir, &o, &s), 0);
+    ck_assert_int_eq(lrvm_map(s, "a", room, (void **)&a), 0);
+    uint64_t first = log_file_size();
+    int i = 0;
+    for (; (i + 1) * 65536 < (int)room / 2 - 16384; i++)
+        ck_assert_int_eq(put(s, a, (size_t)i * 65536, 'A' + i, 65536, 0), 0);
+    ck_assert_uint_eq(log_file_size(), first);
+    for (int k = 0; k < 2; k++, i++)
+        ck_assert_int_eq(put(s, a, (size_t)i * 65536, 'A' + i, 65536, 0), 0);
+    ck_assert_msg(log_file_size() >= LRVM__LOG_HEADER_SIZE + 2 * room,
+                  "the log is %llu bytes after half a generation (%llu at first)",
+                  (unsigned long long)log_file_size(), (unsigned long long)first);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    lrvm__log_syncer_lockstep = 0;
+}
+END_TEST
+
 /* ---------------------------------------------------------- truncation */
 
 /* Three commits (two flushed, one no-flush) waiting in the log. */
@@ -701,6 +807,8 @@ int main(void)
     tcase_add_test(tc, test_io_noflush_then_failed_commit_crash);
     tcase_add_test(tc, test_io_syncer_sync_fails_the_store);
     tcase_add_test(tc, test_io_syncer_growth_fails);
+    tcase_add_test(tc, test_io_syncer_behind_slows_commits_then_waits);
+    tcase_add_test(tc, test_io_log_grows_toward_two_generations);
     tcase_add_test(tc, test_io_always_failing_commit);
     tcase_add_test(tc, test_io_truncate_fails_nth_call);
     tcase_add_test(tc, test_io_map_fails_nth_call);
