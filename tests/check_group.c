@@ -449,10 +449,11 @@ struct kill_worker {
 };
 
 struct ack {
-    uint32_t t;
+    uint32_t t;                 /* the thread, or READY: the threads run */
     uint32_t pad;
     uint64_t i;
 };
+#define READY UINT32_MAX
 
 static void *kill_worker_run(void *arg)
 {
@@ -531,10 +532,7 @@ static void kill_child_run(void *arg)
     lrvm_t *s;
     if (lrvm_open(tu_dir, &o, &s) != 0)
         _exit(2);
-    if (k->powercut_at != 0) {
-        lrvm__io_powercut_seed(k->seed);
-        lrvm__io_inject(LRVM__IO_SYNC, k->powercut_at, EIO, LRVM__IO_POWERCUT);
-    } else if (k->trunc_call != 0) {
+    if (k->trunc_call != 0) {
         lrvm__io_powercut_seed(k->seed);
         lrvm__io_inject(LRVM__IO_WRITE | LRVM__IO_SYNC, k->trunc_call, EIO,
                         (k->powercut ? LRVM__IO_POWERCUT : LRVM__IO_KILL) | LRVM__IO_TRUNCATION);
@@ -557,18 +555,29 @@ static void kill_child_run(void *arg)
         if (k->kind == KILL_FLUSHER)
             atomic_store(&returned[t], ((uint64_t *)base)[0]);
     }
+    /* The power cut counts the threads' syncs alone, and the kill's delay
+     * starts once they run: on a slow machine (ThreadSanitizer) the
+     * set-up above took all of it, and some thread never committed. */
+    if (k->powercut_at != 0) {
+        lrvm__io_powercut_seed(k->seed);
+        lrvm__io_inject(LRVM__IO_SYNC, k->powercut_at, EIO, LRVM__IO_POWERCUT);
+    }
     for (int t = 0; t < threads; t++)
         if (pthread_create(&th[t], NULL, kill_worker_run, &w[t]) != 0)
             _exit(2);
     struct flusher f = { s, k->fd, returned };
     if (k->kind == KILL_FLUSHER && pthread_create(&th[threads], NULL, flusher_run, &f) != 0)
         _exit(2);
+    struct ack ready = { READY, 0, 0 };
+    if (write(k->fd, &ready, sizeof ready) != (ssize_t)sizeof ready)
+        _exit(4);
     for (;;)
         pause();
 }
 
-/* Kill the threads' process 12 times, with SIGKILL after a random delay
- * or, when POWERCUT, by a power cut at a sync call drawn at random (every
+/* Kill the threads' process 12 times, with SIGKILL a random delay after
+ * its threads started or, when POWERCUT, by a power cut at one of their
+ * sync calls drawn at random (every
  * write not synced then is kept, undone or torn); or, when TRUNC_CALLS,
  * once at each of the first TRUNC_CALLS writes and syncs of truncations
  * beside the commits (their switches and their threads': the segment
@@ -599,17 +608,20 @@ static void kills(int tracking, int powercut, unsigned long trunc_calls, int kin
             }
             kill_child_run(&k);
         }
+        uint64_t acked[SHARE_THREADS] = { 0 };
+        struct ack a = { 0, 0, 0 };
         if (trunc_calls) {
             tu_rand(&rng);                  /* the child's draw, in step */
         } else if (!powercut) {
+            while (a.t != READY && read(fd, &a, sizeof a) == (ssize_t)sizeof a)
+                if (a.t < (uint32_t)threads && a.i > acked[a.t])
+                    acked[a.t] = a.i;
             sleep_ms(20 + (unsigned)(tu_rand(&rng) % 60));
             kill(pid, SIGKILL);
         } else {
             tu_rand(&rng);                  /* the child's draws, in step */
             tu_rand(&rng);
         }
-        uint64_t acked[SHARE_THREADS] = { 0 };
-        struct ack a;
         while (read(fd, &a, sizeof a) == (ssize_t)sizeof a)
             if (a.t < (uint32_t)threads && a.i > acked[a.t])
                 acked[a.t] = a.i;
