@@ -582,8 +582,8 @@ int      lrvm__varint_get(const unsigned char **p, const unsigned char *end, uin
 
 /* Open or create lrvm.log in DIRFD with a write buffer of BUF_CAP bytes;
  * MU is the store's lock, held by every caller, and STATS its counters.
- * ROOM is what a generation takes before it is switched (lrvm__log_switch
- * is given the same): the file grows ahead toward what two take. */
+ * ROOM is what a generation may take while the one before it is applied
+ * (lrvm__log_switch): the file grows ahead toward what two take. */
 int  lrvm__log_open(struct lrvm__log *lg, int dirfd, pthread_mutex_t *mu, lrvm_stats_t *stats,
                     size_t buf_cap, uint64_t room);
 /* Let go of the log; a zeroed struct, whose open never ran, is left be. */
@@ -635,12 +635,13 @@ void lrvm__log_state(const struct lrvm__log *lg, struct lrvm__log_state *st);
 int  lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs);
 /* The switch (log.c): make the generation's records durable, name the
  * next generation in the header, and go on writing in it, while the
- * caller has *OUT applied. ROOM: bytes the next generation may take while
- * that runs, at least; past its wall a write calls WAIT(ARG), which must
- * return once *OUT is applied (lrvm__log_retired) or fail. 0, 1 when the
+ * caller has *OUT applied. The next generation may take the log's room
+ * (lrvm__log_open) while that runs, at least; past its wall a write
+ * calls WAIT(ARG), which must return once *OUT is applied
+ * (lrvm__log_retired) or fail. 0, 1 when the
  * generation holds no record (nothing done), or an LRVM_E* code (the
  * store goes on in the generation, nothing lost). Store lock held. */
-int  lrvm__log_switch(struct lrvm__log *lg, uint64_t room, int (*wait)(void *arg), void *arg,
+int  lrvm__log_switch(struct lrvm__log *lg, int (*wait)(void *arg), void *arg,
                       struct lrvm__log_retiring *out);
 /* Write the header that retires RET (its next generation alone) and sync
  * it. The one call of log.c made without the store lock: it touches the
@@ -769,6 +770,11 @@ void lrvm__truncate_start(lrvm_t *s);
 /* The memory's hard limit (tx.c): start a truncation unless one runs,
  * and wait for it; counted in commit_waits. */
 void lrvm__truncate_wait(lrvm_t *s);
+/* A slowed commit's sleep, in microseconds, whichever background work it
+ * outruns (lrvm__truncate_pace, lrvm__log_pace): a fraction of a
+ * millisecond, so that the commits keep that work's pace without one
+ * long wait. */
+#define LRVM__PACE_US 200u
 /* Microseconds a commit that just ended should sleep, once it let the
  * store lock go, because it outruns the truncation running beside it:
  * the log's room, or the memory's (MEM_FILL, how far the pages kept are

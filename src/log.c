@@ -105,7 +105,6 @@
 #define LOG_GROW_PACE    (256u << 10)          /* zeros it has in flight at most */
 #define BG_LAG_SOFT      4          /* buffers the syncer may owe before commits slow */
 #define BG_LAG_HARD      16         /* ... and before a commit waits for it */
-#define BG_PACE_US       200u       /* a slowed commit's sleep, as a truncation's pace */
 #define LOG_NEW_NAME     "lrvm.log.new"
 
 /* lg_tail: the records placed (bits 32-62) and the buffer offset placed
@@ -323,7 +322,8 @@ int lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs)
 /*
  * The switch: the generation's records are made durable, then the slot
  * that is not current names the next generation (keeps I6), then the
- * writer goes on there. Where the next generation begins (keeps I7): at
+ * writer goes on there. Where the next generation begins (keeps I7),
+ * ROOM being the log's room (lg_room, truncate_threshold): at
  * 4096 when this one's start leaves below it half of ROOM, or as much as
  * this one took; its wall then this one's start or ROOM past 4096, the
  * nearer. Else past this one's end, rounded up to 4096, its wall ROOM
@@ -337,7 +337,7 @@ int lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs)
  * whatever room lies below, or always going on past the end, would let
  * each round start higher than the last.)
  */
-int lrvm__log_switch(struct lrvm__log *lg, uint64_t room, int (*wait)(void *arg), void *arg,
+int lrvm__log_switch(struct lrvm__log *lg, int (*wait)(void *arg), void *arg,
                      struct lrvm__log_retiring *out)
 {
     int rc;
@@ -353,7 +353,7 @@ int lrvm__log_switch(struct lrvm__log *lg, uint64_t room, int (*wait)(void *arg)
     uint64_t end = lg->lg_written, next, wall;
     if (end == lg->lg_start)
         return 1;
-    room = (room + 7) & ~(uint64_t)7;
+    uint64_t room = (lg->lg_room + 7) & ~(uint64_t)7;
     uint64_t below = lg->lg_start - LRVM__LOG_HEADER_SIZE, took = end - lg->lg_start;
     if (below > 0 && (below >= room / 2 || below >= took)) {
         next = LRVM__LOG_HEADER_SIZE;
@@ -711,15 +711,23 @@ static void bg_post(struct lrvm__log *lg, uint64_t sync_to, uint64_t grow_to)
         bg_wait_quiet(lg);
 }
 
-/* Take in what the syncer did: its syncs (lg_durable, when the generation
- * is still the one it synced, and the count), or its failure, which fails
- * the store. 0 or the failure's code. Store lock held. */
+/* The offset before which the syncer has synced the current generation,
+ * 0 when it synced none of it: its syncs of a generation switched away
+ * say nothing of this one's offsets. lg_bg_mu and the store lock held. */
+static uint64_t bg_synced(const struct lrvm__log *lg)
+{
+    return lg->lg_bg_done_gen == lg->lg_generation ? lg->lg_bg_done : 0;
+}
+
+/* Take in what the syncer did: its syncs (lg_durable, and the count), or
+ * its failure, which fails the store. 0 or the failure's code. Store
+ * lock held. */
 static int bg_absorb(struct lrvm__log *lg)
 {
     if (!lg->lg_bg_asked)
         return 0;
     lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
-    uint64_t done = lg->lg_bg_done, gen = lg->lg_bg_done_gen;
+    uint64_t done = bg_synced(lg);
     unsigned syncs = lg->lg_bg_fsyncs;
     int rc = lg->lg_bg_rc;
     lg->lg_bg_fsyncs = 0;
@@ -729,7 +737,7 @@ static int bg_absorb(struct lrvm__log *lg)
     lg->lg_stats->fsyncs += syncs;
     if (rc < 0)
         return lg->lg_failed ? LRVM_EFAILED : group_fail(lg, rc);
-    if (gen == lg->lg_generation && done > lg->lg_durable && done <= lg->lg_written)
+    if (done > lg->lg_durable && done <= lg->lg_written)
         lg->lg_durable = done;
     return 0;
 }
@@ -925,13 +933,13 @@ unsigned lrvm__log_pace(struct lrvm__log *lg)
     if (lg->lg_bg_state <= 0 || lg->lg_written - done <= soft)
         return 0;
     lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
-    if (lg->lg_bg_done_gen == lg->lg_generation && lg->lg_bg_done > done)
-        done = lg->lg_bg_done;
+    if (bg_synced(lg) > done)
+        done = bg_synced(lg);
     lrvm__unlock(&lg->lg_bg_mu);
     if (lg->lg_written - done <= soft)
         return 0;
     __atomic_fetch_add(&lg->lg_stats->commit_waits, 1, __ATOMIC_RELAXED);  /* as wall_wait */
-    return BG_PACE_US;
+    return LRVM__PACE_US;
 }
 
 int lrvm__log_flush(struct lrvm__log *lg)

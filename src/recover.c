@@ -1087,7 +1087,6 @@ static int wall_wait(void *arg)
  * the thread at its start, and must stay as far short of the wall when
  * its work is done, so that its syncs at the end have room left. */
 #define PACE_SLACK 6554u                    /* a tenth of the room */
-#define PACE_US    200u
 
 unsigned lrvm__truncate_pace(lrvm_t *s, int mem_fill)
 {
@@ -1103,7 +1102,7 @@ unsigned lrvm__truncate_pace(lrvm_t *s, int mem_fill)
     if ((uint64_t)fill <= allowed)
         return 0;
     __atomic_fetch_add(&s->stats.commit_waits, 1, __ATOMIC_RELAXED);   /* as wall_wait */
-    return PACE_US;
+    return LRVM__PACE_US;
 }
 
 void lrvm__truncate_wait(lrvm_t *s)
@@ -1125,8 +1124,7 @@ void lrvm__truncate_start(lrvm_t *s)
     /* A failure loses nothing: the log keeps the records and a later
      * commit tries again. */
     lrvm__in_truncation = 1;
-    int rc = s->log.lg_retiring ? 0 : lrvm__log_switch(&s->log, s->truncate_threshold,
-                                                       wall_wait, s, &ret);
+    int rc = s->log.lg_retiring ? 0 : lrvm__log_switch(&s->log, wall_wait, s, &ret);
     lrvm__in_truncation = 0;
     if (rc == 0)
         (void)job_start(s);
