@@ -594,6 +594,19 @@ static uint64_t log_file_size(void)
     return (uint64_t)st.st_size;
 }
 
+/* A new store whose threshold is ROOM (and log buffer BUF, 0: the
+ * default), its segment "a" as large, with the syncer in step with the
+ * commits: each growth is done before the commit that asked goes on. */
+static void growth_store(size_t room, size_t buf, lrvm_t **s, char **a)
+{
+    lrvm_options_t o = { .tracking = tracking, .truncate_threshold = room,
+                         .log_buffer_size = buf };
+    lrvm__log_syncer_lockstep = 1;
+    tu_rmrf(cdir);
+    ck_assert_int_eq(lrvm_open(cdir, &o, s), 0);
+    ck_assert_int_eq(lrvm_map(*s, "a", room, (void **)a), 0);
+}
+
 /*
  * The log grows ahead toward what two generations take once the first
  * has taken half its room (a 1 MiB threshold here): then no truncation
@@ -603,13 +616,9 @@ static uint64_t log_file_size(void)
 START_TEST(test_io_log_grows_toward_two_generations)
 {
     const size_t room = 1 << 20;
-    lrvm_options_t o = { .tracking = tracking, .truncate_threshold = room };
     lrvm_t *s;
     char *a;
-    lrvm__log_syncer_lockstep = 1;      /* each growth done before the commit goes on */
-    tu_rmrf(cdir);
-    ck_assert_int_eq(lrvm_open(cdir, &o, &s), 0);
-    ck_assert_int_eq(lrvm_map(s, "a", room, (void **)&a), 0);
+    growth_store(room, 0, &s, &a);
     uint64_t first = log_file_size();
     int i = 0;
     for (; (i + 1) * 65536 < (int)room / 2 - 16384; i++)
@@ -620,6 +629,43 @@ START_TEST(test_io_log_grows_toward_two_generations)
     ck_assert_msg(log_file_size() >= LRVM__LOG_HEADER_SIZE + 2 * room,
                   "the log is %llu bytes after half a generation (%llu at first)",
                   (unsigned long long)log_file_size(), (unsigned long long)first);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    lrvm__log_syncer_lockstep = 0;
+}
+END_TEST
+
+/*
+ * A generation placed past another, because a truncation began, grows
+ * the file at once toward what it takes when the one before it left that
+ * undone. Here the syncer grows the file one 4 MiB step at each full
+ * 2 MiB buffer, so the first generation passes its 16 MiB threshold
+ * before its growth is done; the next must go on with it at its first
+ * buffers, not wait until it has taken half its room (or come near the
+ * file's end): that growth would run beside the truncation, where its
+ * syncs wait behind the truncation's writes and a commit at the file's
+ * end waits for them.
+ */
+START_TEST(test_io_log_growth_goes_on_in_the_next_generation)
+{
+    const size_t room = 16 << 20, chunk = 256 << 10;
+    lrvm_t *s;
+    char *a;
+    growth_store(room, 2 << 20, &s, &a);
+    uint64_t gen = s->log.lg_generation;
+    int i = 0;
+    for (; s->log.lg_generation == gen; i++) {
+        ck_assert_int_lt(i, 200);
+        ck_assert_int_eq(put(s, a, (size_t)(i % 64) * chunk, 'A' + i % 26, chunk, LRVM_NO_FLUSH), 0);
+    }
+    uint64_t at_switch = log_file_size();
+    ck_assert_msg(at_switch < LRVM__LOG_HEADER_SIZE + 2 * room + (4 << 20),
+                  "the first generation's growth is done (%llu bytes): nothing to go on with",
+                  (unsigned long long)at_switch);
+    for (int k = 0; k < 16; k++, i++)       /* two buffers */
+        ck_assert_int_eq(put(s, a, (size_t)(i % 64) * chunk, 'A' + i % 26, chunk, LRVM_NO_FLUSH), 0);
+    ck_assert_msg(log_file_size() > at_switch,
+                  "the log stayed %llu bytes in the generation after the switch",
+                  (unsigned long long)at_switch);
     ck_assert_int_eq(lrvm_close(s), 0);
     lrvm__log_syncer_lockstep = 0;
 }
@@ -812,6 +858,7 @@ int main(void)
     tcase_add_test(tc, test_io_syncer_growth_fails);
     tcase_add_test(tc, test_io_syncer_behind_slows_commits_then_waits);
     tcase_add_test(tc, test_io_log_grows_toward_two_generations);
+    tcase_add_test(tc, test_io_log_growth_goes_on_in_the_next_generation);
     tcase_add_test(tc, test_io_always_failing_commit);
     tcase_add_test(tc, test_io_truncate_fails_nth_call);
     tcase_add_test(tc, test_io_map_fails_nth_call);
