@@ -755,6 +755,12 @@ struct lrvm__trunc_job {
     int             tj_reaped;      /* store lock: a job ended well since tx.c last
                                        gave pages back (tx.c clears it) */
     _Atomic uint32_t tj_progress;   /* the thread's: its work done, 1/65536ths */
+    _Atomic uint32_t tj_fill;       /* the commits': how far into its room the next
+                                       generation (or the pages kept) is, 1/65536ths */
+    _Atomic uint32_t tj_commits;    /* the commits': one more at each tj_fill */
+    _Atomic int      tj_hurry;      /* a store-locked call waits for the job */
+    int             tj_paced;       /* handed over: the job keeps the commits' pace
+                                       (its generation passed the threshold) */
 };
 void lrvm__trunc_init(lrvm_t *s);
 void lrvm__trunc_fini(lrvm_t *s);
@@ -779,8 +785,9 @@ void lrvm__truncate_wait(lrvm_t *s);
  * store lock go, because it outruns the truncation running beside it:
  * the log's room, or the memory's (MEM_FILL, how far the pages kept are
  * into theirs, in 65536ths; -1 when within the limit), filled ahead of
- * the truncation's progress; 0 mostly. Counted in commit_waits. Store
- * lock held. */
+ * the truncation's progress; 0 mostly. Counted in commit_waits. It
+ * tells the truncation's thread how far the commits are, which keeps
+ * its pace to theirs. Store lock held. */
 unsigned lrvm__truncate_pace(lrvm_t *s, int mem_fill);
 /* Has the current generation passed truncate_threshold, or is one
  * retiring that a failed job left behind? */

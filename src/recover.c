@@ -33,7 +33,8 @@
  *           generations + fdatasync; the writer goes on in the next one
  *   the thread: scan the retiring generation, from its start to its
  *           known end and count, adding to the batch; write the
- *           batch to the segment files; fdatasync every one written;
+ *           batch to the segment files, at most a quarter of the room
+ *           ahead of the commits (keep_pace); fdatasync every one written;
  *           log.c writes the header of the next generation alone into
  *           the other slot + fdatasync; the job is marked done
  *   a store-locked call reaps it (lrvm__trunc_reap): joins the thread,
@@ -99,7 +100,9 @@
  *      and the job, handed over under the store lock with tj_state;
  *      what it would count it leaves in the job (tj_fsyncs), folded into
  *      the store's stats by the reaping call; its progress it stores in
- *      the job's atomic tj_progress, which commits read.
+ *      the job's atomic tj_progress, which commits read, and theirs it
+ *      reads in the atomics they store (tj_fill, tj_commits) and in
+ *      tj_hurry, which a waiting call sets.
  *   I8 A block a write spans that no range of the batch changes is
  *      written with the bytes read from its file just before, by the one
  *      thread that writes segment files (I6), so it does not change there.
@@ -115,6 +118,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 struct replay_seg {
@@ -203,6 +207,7 @@ struct replay {
     struct lrvm__log_pos tx;        /*   the transaction whose records come in */
     size_t             room;        /*   bytes its batch may take */
     _Atomic uint32_t  *progress;    /*   the thread's: where it publishes */
+    struct lrvm__trunc_job *job;    /*   the thread's: the commits' pace */
     uint64_t           added, written;  /* ranges into the batch, and out */
     int                checked;     /*   the whole log passed its checks (I1) */
     int                durable;     /*   and is synced (I4) */
@@ -565,6 +570,40 @@ static void publish(struct replay *r)
     atomic_store_explicit(r->progress, (uint32_t)(done * 65536.0), memory_order_relaxed);
 }
 
+/* The truncation beside the commits keeps at most TRUNC_AHEAD of its
+ * work ahead of theirs (its progress against how far the generation
+ * after it is into its room), when its generation passed the threshold:
+ * one started for the memory's sake (the resident limit, the tracker's
+ * crowding) would wait for commits whose log does not measure its need.
+ * Run at the disk's full speed, it wrote a generation's segment blocks
+ * in a quarter of the time the flushed commits of stall took to fill the
+ * next one, and each commit's sync waited behind those writes
+ * (doc/architecture.md, "Recovery and truncation"). It naps TRUNC_NAP_US at a time, and goes on as fast as
+ * it can once a caller waits for it; and a region goes out after a nap
+ * in which no commit came (they stopped, or a caller holds the store
+ * lock to wait for it, or the commits wait for a sync): one nap a
+ * region at most then. Giving up the pace for the rest of the job
+ * instead gave it up in most jobs of stall's flushed commits, whose
+ * syncs often outlast a nap. */
+#define TRUNC_AHEAD   16384u                /* a quarter of the room */
+#define TRUNC_NAP_US  1000
+
+static void keep_pace(struct replay *r)
+{
+    struct lrvm__trunc_job *j = r->job;
+    if (j == NULL || !j->tj_paced)
+        return;
+    while (!atomic_load(&j->tj_hurry) &&
+           atomic_load_explicit(r->progress, memory_order_relaxed) >
+               atomic_load_explicit(&j->tj_fill, memory_order_relaxed) + TRUNC_AHEAD) {
+        uint32_t seen = atomic_load(&j->tj_commits);
+        struct timespec ts = { 0, TRUNC_NAP_US * 1000L };
+        nanosleep(&ts, NULL);
+        if (atomic_load(&j->tj_commits) == seen)
+            return;
+    }
+}
+
 /* Write the batch, region by region, and empty it (keeps I5). */
 static int apply_write(struct replay *r)
 {
@@ -578,6 +617,7 @@ static int apply_write(struct replay *r)
     if (e == NULL)
         return LRVM_ENOMEM;
     for (uint32_t i = 0, j; i < c->n && rc == 0; i = j) {
+        keep_pace(r);
         for (j = i + 1; j < c->n && e[j].seg == e[i].seg &&
                         e[j].off >> c->rshift == e[i].off >> c->rshift; j++)
             ;
@@ -956,7 +996,7 @@ static void *trunc_main(void *arg)                                  /* keeps I7 
     struct lrvm__trunc_job *j = &s->trunc;
     lrvm__lock_own_thread();
     struct replay r = { .dirfd = s->dirfd, .apply = 1, .store = s, .durable = 1,
-                        .room = s->resident_limit / 4, .progress = &j->tj_progress };
+                        .room = s->resident_limit / 4, .progress = &j->tj_progress, .job = j };
     struct lrvm__scan_result res;
     int empty;
 
@@ -992,8 +1032,10 @@ void lrvm__trunc_fini(lrvm_t *s)
     pthread_mutex_destroy(&s->trunc.tj_mu);
 }
 
-/* Start the thread on the log's retiring generation. Store lock held. */
-static int job_start(lrvm_t *s)
+/* Start the thread on the log's retiring generation; PACED when the
+ * generation passed its threshold, so that the commits filling the next
+ * one set the thread's pace (keep_pace). Store lock held. */
+static int job_start(lrvm_t *s, int paced)
 {
     struct lrvm__trunc_job *j = &s->trunc;
     LRVM__ASSERT(j->tj_state == JOB_IDLE && s->log.lg_retiring);
@@ -1002,6 +1044,9 @@ static int job_start(lrvm_t *s)
     j->tj_rc = 0;
     j->tj_fsyncs = 0;
     atomic_store(&j->tj_progress, 0);
+    atomic_store(&j->tj_fill, 0);
+    atomic_store(&j->tj_hurry, 0);
+    j->tj_paced = paced;
     j->tj_state = JOB_RUNNING;
     if (lrvm__io_thread_start(&j->tj_thread, trunc_main, s) < 0) {
         j->tj_state = JOB_IDLE;
@@ -1050,6 +1095,7 @@ int lrvm__trunc_reap(lrvm_t *s)
 static int trunc_wait(lrvm_t *s)
 {
     struct lrvm__trunc_job *j = &s->trunc;
+    atomic_store(&j->tj_hurry, 1);                      /* keep_pace */
     lrvm__lock(&j->tj_mu, LRVM__RANK_TRUNC_JOB);
     while (j->tj_state == JOB_RUNNING)
         pthread_cond_wait(&j->tj_cond, &j->tj_mu);
@@ -1072,7 +1118,7 @@ static int wall_wait(void *arg)
     __atomic_fetch_add(&s->stats.commit_waits, 1, __ATOMIC_RELAXED);
     int rc = 0;
     if (s->trunc.tj_state == JOB_IDLE)
-        rc = job_start(s);                  /* a failed one, tried again */
+        rc = job_start(s, 0);               /* a failed one, tried again */
     if (rc == 0)
         rc = trunc_wait(s);
     return rc < 0 ? rc : s->log.lg_retiring ? LRVM_EIO : 0;
@@ -1095,6 +1141,9 @@ unsigned lrvm__truncate_pace(lrvm_t *s, int mem_fill)
     int fill = lrvm__log_wall_fill(&s->log);
     if (mem_fill > fill)
         fill = mem_fill;
+    atomic_store_explicit(&s->trunc.tj_fill, fill < 0 ? 0 : (uint32_t)fill,
+                          memory_order_relaxed);
+    atomic_fetch_add(&s->trunc.tj_commits, 1);         /* the thread's keep_pace */
     if (fill < 0)
         return 0;
     uint64_t done = atomic_load_explicit(&s->trunc.tj_progress, memory_order_relaxed);
@@ -1123,11 +1172,12 @@ void lrvm__truncate_start(lrvm_t *s)
         return;                             /* one runs (keeps I6) */
     /* A failure loses nothing: the log keeps the records and a later
      * commit tries again. */
+    int paced = !s->log.lg_retiring && lrvm__log_gen_size(&s->log) >= s->truncate_threshold;
     lrvm__in_truncation = 1;
     int rc = s->log.lg_retiring ? 0 : lrvm__log_switch(&s->log, wall_wait, s, &ret);
     lrvm__in_truncation = 0;
     if (rc == 0)
-        (void)job_start(s);
+        (void)job_start(s, paced);
 }
 
 int lrvm__truncate_due(const lrvm_t *s)

@@ -290,6 +290,44 @@ START_TEST(test_trunc_lrvm_truncate_waits_for_the_running_one)
 }
 END_TEST
 
+/* The truncation's thread keeps pace with the commits, at most a quarter
+ * of the room ahead of them; when they stop it must not wait for them.
+ * Here the generation's 64 KiB commits lie in four regions of the
+ * segment, so after the first the thread is ahead of commits that made
+ * none since the switch: it must still reach its segment sync (held
+ * there), then everything is in the file. */
+START_TEST(test_trunc_thread_ends_when_the_commits_stop)
+{
+    const size_t chunk = 64 << 10, seg_size = 4 << 20;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .truncate_threshold = 1 << 20 };
+    lrvm_t *s = tu_open(NULL, &o);
+    unsigned char *seg = tu_map(s, "a", seg_size);
+    lrvm__io_hold(LRVM__IO_SYNC);
+    int i = 0;
+    for (; !s->log.lg_retiring; i++) {      /* only this thread commits */
+        ck_assert_int_lt(i, 64);
+        unsigned char *p = seg + (size_t)(i * 4 % 64) * chunk;
+        lrvm_tx_t *tx;
+        ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&seg, &tx), 0);
+        ck_assert_int_eq(lrvm_set_range(tx, p, chunk), 0);
+        memset(p, 'A' + i % 26, chunk);
+        ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
+    }
+    for (int k = 0; lrvm__io_held() == 0; k++) {
+        ck_assert_msg(k < 10000, "the truncation waits for commits that stopped");
+        usleep(1000);
+    }
+    lrvm__io_hold(0);
+    ck_assert_int_eq(lrvm_truncate(s), 0);
+    unsigned char *file = malloc(seg_size);
+    ck_assert_ptr_nonnull(file);
+    ck_assert_int_eq(tu_read(tu_path(tu_dir, "a.seg"), file, seg_size, 0), 0);
+    ck_assert_int_eq(memcmp(file, seg, seg_size), 0);
+    free(file);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 /* ------------------------------------------------ crash states by hand */
 
 /* A child that commits until the truncation's thread is held at its
@@ -540,6 +578,7 @@ int main(void)
     tcase_add_test(tc, test_trunc_commits_paced_before_the_wall);
     tcase_add_test(tc, test_trunc_failed_writeback_wait_fails_the_truncation);
     tcase_add_test(tc, test_trunc_lrvm_truncate_waits_for_the_running_one);
+    tcase_add_test(tc, test_trunc_thread_ends_when_the_commits_stop);
     tcase_add_test(tc, test_trunc_crash_states_recover);
     tcase_add_test(tc, test_trunc_format2_log_opens);
     suite_add_tcase(s, tc);
