@@ -445,13 +445,14 @@ static void bg_wait_quiet(struct lrvm__log *lg);
  * more; one that began past another is followed by one at 4096; half a
  * room more (4 MiB at most) for the commits past the threshold. Growing
  * toward it only once a generation that began at 4096 has taken half
- * its room keeps a small store's log small, and growing then, while no truncation
- * runs, finds the disk free: the same growth while the generation after
- * it is written meets the truncation's writes, its syncs wait behind
- * them, and commits that reach the file's end wait for all of it (tens
- * of milliseconds: doc/architecture.md, "The syncer"). A generation
- * that began past another exists because a truncation runs, so it goes
- * on at once with what the one before it left undone. */
+ * its room keeps a small store's log small, and growing then, while no
+ * truncation runs, finds the disk free: the same growth while the
+ * generation after it is written meets the truncation's writes, its
+ * syncs wait behind them, and commits that reach the file's end wait
+ * for all of it (tens of milliseconds: doc/architecture.md, "The
+ * syncer"). A generation that began past another exists because a
+ * truncation runs, so it goes on at once with what the one before it
+ * left undone. */
 static uint64_t steady_size(const struct lrvm__log *lg, uint64_t end)
 {
     int at_head = lg->lg_start == LRVM__LOG_HEADER_SIZE;

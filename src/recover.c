@@ -581,7 +581,8 @@ static void publish(struct replay *r)
  * (doc/architecture.md, "Recovery and truncation"). It naps TRUNC_NAP_US at a time, and goes on as fast as
  * it can once a caller waits for it; and a region goes out after a nap
  * in which no commit came (they stopped, or a caller holds the store
- * lock to wait for it, or the commits wait for a sync): one nap a
+ * lock to wait for it, or the commits wait for a sync; those at the
+ * log's tail, which take no lock, do not count): one nap a
  * region at most then. Giving up the pace for the rest of the job
  * instead gave it up in most jobs of stall's flushed commits, whose
  * syncs often outlast a nap. */
