@@ -1173,7 +1173,7 @@ void lrvm__truncate_start(lrvm_t *s)
         return;                             /* one runs (keeps I6) */
     /* A failure loses nothing: the log keeps the records and a later
      * commit tries again. */
-    int paced = !s->log.lg_retiring && lrvm__log_gen_size(&s->log) >= s->truncate_threshold;
+    int paced = !s->log.lg_retiring && lrvm__truncate_due(s);
     lrvm__in_truncation = 1;
     int rc = s->log.lg_retiring ? 0 : lrvm__log_switch(&s->log, wall_wait, s, &ret);
     lrvm__in_truncation = 0;
