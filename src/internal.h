@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #define LRVM__NAME_MAX 200
 
@@ -781,6 +782,13 @@ void lrvm__truncate_wait(lrvm_t *s);
  * millisecond, so that the commits keep that work's pace without one
  * long wait. */
 #define LRVM__PACE_US 200u
+/* Sleep US microseconds (a slowed commit, a waiting claim, the
+ * truncation's nap). */
+static inline void lrvm__pause_us(long us)
+{
+    struct timespec ts = { us / 1000000L, us % 1000000L * 1000L };
+    nanosleep(&ts, NULL);
+}
 /* Microseconds a commit that just ended should sleep, once it let the
  * store lock go, because it outruns the truncation running beside it:
  * the log's room, or the memory's (MEM_FILL, how far the pages kept are

@@ -118,7 +118,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 struct replay_seg {
@@ -609,8 +608,7 @@ static void keep_pace(struct replay *r)
            atomic_load_explicit(r->progress, memory_order_relaxed) >
                atomic_load_explicit(&j->tj_fill, memory_order_relaxed) + TRUNC_AHEAD) {
         uint32_t seen = atomic_load(&j->tj_commits);
-        struct timespec ts = { 0, TRUNC_NAP_US * 1000L };
-        nanosleep(&ts, NULL);
+        lrvm__pause_us(TRUNC_NAP_US);
         if (atomic_load(&j->tj_commits) == seen)
             return;
     }

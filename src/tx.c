@@ -237,12 +237,6 @@ static void fast_leave(void)
     atomic_store_explicit(&my_slot->os_in, NULL, memory_order_release);
 }
 
-static void pause_us(long us)
-{
-    struct timespec ts = { us / 1000000L, us % 1000000L * 1000L };
-    nanosleep(&ts, NULL);
-}
-
 void lrvm__tx_claim(lrvm_tx_t *tx)
 {
     LRVM__ASSERT_HELD(&tx->tx_store->mu);                /* L1 */
@@ -259,7 +253,7 @@ void lrvm__tx_claim(lrvm_tx_t *tx)
          * time to become visible before trusting the slot. */
         atomic_store(&bias_ready, 0);
         do
-            pause_us(10000);
+            lrvm__pause_us(10000);
         while (atomic_load_explicit(&owner->os_in, memory_order_acquire) == tx);
     }
 }
@@ -902,7 +896,7 @@ int lrvm_commit(lrvm_tx_t *tx, int flags)
         lrvm__log_tail_open(&s->log);
     lrvm__unlock(&s->mu);
     if (pace > 0)                   /* outside the lock: others commit meanwhile */
-        pause_us(pace);
+        lrvm__pause_us(pace);
     return rc;
 }
 
@@ -923,7 +917,7 @@ int lrvm_sync(lrvm_t *s)
     }
     lrvm__unlock(&s->mu);
     if (pace > 0)
-        pause_us(pace);
+        lrvm__pause_us(pace);
     return rc;
 }
 
