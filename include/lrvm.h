@@ -485,13 +485,18 @@ int lrvm_truncate(lrvm_t *rvm);
  * Shared transactions (C15) that hold the heap segment use the heap at
  * once, each from its own thread: a call acts for the shared transaction
  * its thread began last on the heap. lrvm_malloc takes the block at
- * once, in a transaction of the heap's own committed without a flush, and
- * the block is the caller's when its transaction commits; its abort frees
- * the block, and so does the next lrvm_heap_open after a crash that came
- * first. lrvm_free takes effect at the caller's commit (its abort forgets
- * it), but at once for a block its own transaction took. Freeing a block
- * that another open transaction took, or one this transaction freed
- * already, fails with LRVM_EINVAL. calloc's zeros, realloc's copy and
+ * once, and the block is the caller's when its transaction commits; its
+ * abort gives the block back, and the next lrvm_heap_open after a crash
+ * that came first frees it. lrvm_free takes effect at the caller's commit
+ * (its abort forgets it), but at once for a block its own transaction
+ * took. Freeing a block that another open transaction took, or one this
+ * transaction freed already, fails with LRVM_EINVAL. Blocks of up to 512
+ * bytes that these transactions free or give back are kept for their next
+ * allocations, at most 32 of each size (taken 8 at a time, in
+ * transactions of the heap's own committed without a flush); larger ones
+ * go back to the heap's lists. The next lrvm_heap_open frees the kept
+ * ones, and until then freeing one outside a shared transaction fails
+ * with LRVM_EINVAL. calloc's zeros, realloc's copy and
  * lrvm_heap_set_root are declared in the caller's transaction (the root
  * is one word: two transactions that set it overlap, C15).
  *

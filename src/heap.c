@@ -58,17 +58,28 @@
  * back words that other transactions changed since. A call on a heap
  * whose segment shared transactions hold acts for the caller's (the one
  * this thread began last that holds it; none: LRVM_EBUSY), so:
- *   - malloc changes the heap's words in a transaction of lrvm's own,
- *     committed at once without a flush (logged before the caller's
- *     commit), and marks the block PENDING: taken, but not yet the
- *     caller's. The caller's commit clears the bit, in the caller's
- *     records; its abort frees the block in another transaction of the
- *     heap's own. A crash before the caller's commit leaves it PENDING,
- *     and lrvm_heap_open frees every PENDING block it finds (none can be
- *     any open transaction's then).
+ *   - malloc hands the caller a block marked PENDING: taken, but not yet
+ *     the caller's. The caller's commit clears the bit, in the caller's
+ *     records; its abort gives the block back. A crash before the
+ *     caller's commit leaves it PENDING, and lrvm_heap_open frees every
+ *     PENDING block it finds (none can be any open transaction's then).
  *   - free is done at the caller's commit, in its records; its abort
- *     forgets it. A block freed in the transaction that took it goes at
- *     once.
+ *     forgets it. A block freed in the transaction that took it goes back
+ *     at once.
+ *   - A block of up to 512 bytes comes from the heap's cache (I5): blocks
+ *     of each exact bin's size that are USED and PENDING and no
+ *     transaction's. A class that runs dry takes eight blocks, made
+ *     PENDING, in one transaction of lrvm's own committed at once
+ *     without a flush (logged before any commit of a caller that holds
+ *     one); a small block that a commit frees is made PENDING in its
+ *     records and goes to the cache, and one given back goes there too;
+ *     a class that would pass 32 blocks gives half back to the bins in
+ *     one transaction of the heap's own. So most operations change no
+ *     word of the heap's but the header of the caller's own block: no
+ *     transaction of the heap's own, no bin, no neighbour. A crash leaves
+ *     the cache's blocks PENDING, freed at the next open like the rest.
+ *     A larger block is taken in a transaction of the heap's own and
+ *     freed into the bins, at the caller's commit or when given back.
  *   - calloc's zeros, realloc's copy and set_root's word are the
  *     caller's, declared in its transaction.
  * The caller's commit runs this under the store lock before its records
@@ -100,8 +111,17 @@
  *   I3 allocated is the sum of the sizes of the used blocks; root is 0 or
  *      the payload of a used block.
  *   I4 Only a used block is PENDING, and it is one that an open shared
- *      transaction took (in its struct heap_tx) or one a crash left,
+ *      transaction took (in its struct heap_tx), one the cache holds, one
+ *      a committed free made the cache's and its hook_end has not put
+ *      there yet, or one a crash left (or whose giving back failed),
  *      freed at the next lrvm_heap_open.
+ *   I5 A block in the cache is USED and PENDING, in no transaction's
+ *      list, in the class of its size or of one less than MIN_BLOCK below
+ *      it (a filling leaves a block too small to split whole); the totals
+ *      count its blocks and their bytes (cache_check, debug builds, at
+ *      each change). lrvm__heap_usage counts them free: the program's to
+ *      take. With no shared transaction on the heap, freeing one is
+ *      refused (LRVM_EINVAL).
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -137,6 +157,21 @@ struct heap_hdr {
     uint64_t bins[NBINS];   /* first free block of each bin, 0: none */
 };
 
+/* The cache (top of the file, I5): blocks of each exact bin's size, 32 to
+ * 512 bytes, that are USED and PENDING and no transaction's. A class
+ * that runs dry takes CACHE_FILL blocks in one transaction of the heap's
+ * own; one that would pass CACHE_MAX gives half back in one. */
+#define CACHE_CLASSES 31u                   /* bins 0 to 30 */
+#define CACHE_LARGEST 512u
+#define CACHE_FILL    8u
+#define CACHE_MAX     32u
+
+struct heap_cache {
+    uint64_t blk[CACHE_CLASSES][CACHE_MAX];
+    unsigned n[CACHE_CLASSES];
+    uint64_t blocks, bytes;                 /* all classes: for lrvm__heap_usage */
+};
+
 struct lrvm_heap {
     lrvm_t           *store;
     struct lrvm__seg *seg;
@@ -145,6 +180,8 @@ struct lrvm_heap {
     unsigned          calls;    /* debug builds: calls made, to sample checks */
     lrvm_tx_t        *in_tx;    /* store lock: where the declarations of a call
                                    on a shared heap go, while it runs */
+    struct heap_cache *cache;   /* store lock: small blocks kept for shared
+                                   transactions (I5), made on first use */
 };
 
 static uint64_t *word(const lrvm_heap_t *h, uint64_t off)
@@ -251,6 +288,10 @@ void lrvm__heap_usage(const lrvm_heap_t *h, uint64_t *used_blocks, uint64_t *fre
             ++*used_blocks;
         else
             *free_bytes += bsize(*word(h, b));
+    }
+    if (h->cache != NULL) {             /* the program's to take: free to it */
+        *used_blocks -= h->cache->blocks;
+        *free_bytes += h->cache->bytes;
     }
 }
 
@@ -440,6 +481,13 @@ static uint64_t block_of(const lrvm_heap_t *h, const void *p)
     return b;
 }
 
+/* The size of the block that holds N bytes (N at most the heap's size). */
+static uint64_t block_need(size_t n)
+{
+    uint64_t need = ((uint64_t)n + 8 + 15) & ~(uint64_t)15;
+    return need < MIN_BLOCK ? MIN_BLOCK : need;
+}
+
 static void *heap_malloc(lrvm_heap_t *h, size_t n, int *err)
 {
     struct heap_hdr *hd = header(h);
@@ -450,9 +498,7 @@ static void *heap_malloc(lrvm_heap_t *h, size_t n, int *err)
         *err = LRVM_ENOMEM;
         return NULL;
     }
-    uint64_t need = ((uint64_t)n + 8 + 15) & ~(uint64_t)15;
-    if (need < MIN_BLOCK)
-        need = MIN_BLOCK;
+    uint64_t need = block_need(n);
     /* The first block that fits in NEED's own bin, else the head of the
      * next bin that has one. A bin longer than the heap can hold blocks
      * is a cycle: the program wrote over the heap's own words. */
@@ -564,13 +610,13 @@ static int heap_free(lrvm_heap_t *h, void *p)
 /* ------------------------------------------------------------ shared */
 
 /* What a shared transaction did on one heap, to be settled when it ends:
- * the blocks it took (PENDING) and those it freed (done at its commit).
- * Offsets of block headers. A transaction's list of them is its hook's
- * argument (tx.c). */
+ * the blocks it took (PENDING) and those it freed (done at its commit;
+ * the first NCACHED of them go to the cache then). Offsets of block
+ * headers. A transaction's list of them is its hook's argument (tx.c). */
 struct heap_tx {
     lrvm_heap_t    *h;
     uint64_t       *taken, *freed;
-    size_t          ntaken, nfreed, cap_taken, cap_freed;
+    size_t          ntaken, nfreed, ncached, cap_taken, cap_freed;
     struct heap_tx *next;
 };
 
@@ -629,36 +675,173 @@ static int free_own(lrvm_heap_t *h, const uint64_t *b, size_t n)
     return rc < 0 ? rc : crc;
 }
 
+/* Does block B (used) go to the cache when it is freed or given back? */
+static int cacheable(const lrvm_heap_t *h, uint64_t b)
+{
+    return bsize(*word(h, b)) <= CACHE_LARGEST;
+}
+
+#ifdef LRVM_DEBUG
+/* I5, checked at each change of the cache: O(blocks it holds). */
+static void cache_check(const lrvm_heap_t *h)
+{
+    const struct heap_cache *c = h->cache;
+    uint64_t blocks = 0, bytes = 0, epi = heap_epi(h);
+    for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+        LRVM__ASSERT(c->n[k] <= CACHE_MAX);
+        for (unsigned i = 0; i < c->n[k]; i++) {
+            uint64_t b = c->blk[k][i], w = *word(h, b);
+            LRVM__ASSERT(block_place_ok(b, epi) && (w & USED) && (w & PENDING));
+            LRVM__ASSERT(bsize(w) >= (k + 2) * 16 && bsize(w) < (k + 2) * 16 + MIN_BLOCK);
+            blocks++;
+            bytes += bsize(w);
+        }
+    }
+    LRVM__ASSERT(blocks == c->blocks && bytes == c->bytes);
+}
+#else
+#define cache_check(h) ((void)0)
+#endif
+
+/* Give half of class K back to the heap, in a transaction of its own. */
+static int cache_drain(lrvm_heap_t *h, unsigned k)
+{
+    struct heap_cache *c = h->cache;
+    unsigned keep = CACHE_MAX / 2;
+    uint64_t bytes = 0;
+    for (unsigned i = keep; i < c->n[k]; i++)
+        bytes += bsize(*word(h, c->blk[k][i]));
+    int rc = free_own(h, c->blk[k] + keep, c->n[k] - keep);
+    if (rc == 0) {
+        c->blocks -= c->n[k] - keep;
+        c->bytes -= bytes;
+        c->n[k] = keep;
+    }
+    return rc;
+}
+
+/* Put block B (USED and PENDING, no transaction's) in the cache: the
+ * class of its size, which it fits. */
+static int cache_put(lrvm_heap_t *h, uint64_t b)
+{
+    struct heap_cache *c = h->cache;
+    uint64_t size = bsize(*word(h, b));
+    unsigned k = bin_of(size);
+    int rc;
+    LRVM__ASSERT(size <= CACHE_LARGEST && (*word(h, b) & PENDING));
+    if (c->n[k] == CACHE_MAX && (rc = cache_drain(h, k)) < 0)
+        return rc;
+    c->blk[k][c->n[k]++] = b;
+    c->blocks++;
+    c->bytes += size;
+    cache_check(h);
+    return 0;
+}
+
+/* Fill class K, empty, with up to CACHE_FILL blocks of NEED bytes or a
+ * little more (a block too small to split stays whole), taken and made
+ * PENDING in one transaction of the heap's own. */
+static int cache_fill(lrvm_heap_t *h, unsigned k, uint64_t need)
+{
+    struct heap_cache *c = h->cache;
+    uint64_t got[CACHE_FILL];
+    unsigned n = 0;
+    lrvm_tx_t *own;
+    int err = lrvm__tx_begin_own(h->store, h->seg, &own);
+    if (err < 0)
+        return err;
+    h->in_tx = own;
+    for (; n < CACHE_FILL; n++) {
+        unsigned char *p = heap_malloc(h, (size_t)need - 8, &err);
+        if (p == NULL)
+            break;
+        got[n] = (uint64_t)(p - h->base) - 8;
+        *word(h, got[n]) |= PENDING;        /* its header: declared */
+    }
+    h->in_tx = NULL;
+    int rc = lrvm__tx_end_own(own, n > 0);
+    if (n == 0 || rc < 0)
+        return rc < 0 ? rc : err;           /* an abort put the words back */
+    for (unsigned i = 0; i < n; i++) {
+        c->blk[k][c->n[k]++] = got[i];
+        c->blocks++;
+        c->bytes += bsize(*word(h, got[i]));
+    }
+    cache_check(h);
+    return 0;
+}
+
+/* H's cache, made on first use; NULL when there is no memory for it. */
+static struct heap_cache *cache_of(lrvm_heap_t *h)
+{
+    if (h->cache == NULL)
+        h->cache = calloc(1, sizeof *h->cache);
+    return h->cache;
+}
+
+/* A block of NEED bytes (at most CACHE_LARGEST) from the cache: *B. */
+static int cache_take(lrvm_heap_t *h, uint64_t need, uint64_t *b)
+{
+    unsigned k = bin_of(need);
+    int rc;
+    struct heap_cache *c = cache_of(h);
+    if (c == NULL)
+        return LRVM_ENOMEM;
+    if (c->n[k] == 0 && (rc = cache_fill(h, k, need)) < 0)
+        return rc;
+    *b = c->blk[k][--c->n[k]];
+    c->blocks--;
+    c->bytes -= bsize(*word(h, *b));
+    cache_check(h);
+    return 0;
+}
+
 /* lrvm_malloc for shared transaction TX (top of the file: the block is
- * taken in the heap's own transaction and PENDING until TX ends). */
+ * PENDING until TX ends; a small one comes from the cache, a larger one
+ * is taken in the heap's own transaction). */
 static void *shared_malloc(lrvm_heap_t *h, lrvm_tx_t *tx, size_t n, int *err)
 {
     struct heap_tx *t = heap_tx_of(h, tx);
-    lrvm_tx_t *own;
     if (t == NULL || offsets_room(&t->taken, t->ntaken, &t->cap_taken) < 0) {
         *err = LRVM_ENOMEM;
         return NULL;
     }
-    if ((*err = lrvm__tx_begin_own(h->store, h->seg, &own)) < 0)
-        return NULL;
-    h->in_tx = own;
-    unsigned char *p = heap_malloc(h, n, err);
-    h->in_tx = NULL;
-    if (p != NULL)
-        *word(h, (uint64_t)(p - h->base) - 8) |= PENDING;  /* its header: declared */
-    int rc = lrvm__tx_end_own(own, p != NULL);
-    if (p == NULL || rc < 0) {
-        if (rc < 0)
-            *err = rc;                      /* the abort put the words back */
-        return NULL;
+    uint64_t b;
+    if (n <= CACHE_LARGEST - 8) {
+        if ((*err = cache_take(h, block_need(n), &b)) < 0)
+            return NULL;
+    } else {
+        lrvm_tx_t *own;
+        if ((*err = lrvm__tx_begin_own(h->store, h->seg, &own)) < 0)
+            return NULL;
+        h->in_tx = own;
+        unsigned char *p = heap_malloc(h, n, err);
+        h->in_tx = NULL;
+        if (p != NULL)
+            *word(h, (uint64_t)(p - h->base) - 8) |= PENDING;  /* its header: declared */
+        int rc = lrvm__tx_end_own(own, p != NULL);
+        if (p == NULL || rc < 0) {
+            if (rc < 0)
+                *err = rc;                  /* the abort put the words back */
+            return NULL;
+        }
+        b = (uint64_t)(p - h->base) - 8;
     }
-    t->taken[t->ntaken++] = (uint64_t)(p - h->base) - 8;
-    return p;
+    t->taken[t->ntaken++] = b;
+    return h->base + b + 8;
+}
+
+/* Give back block B, which a shared transaction took and no longer
+ * holds: to the cache, or freed in the heap's own transaction. */
+static int give_back(lrvm_heap_t *h, uint64_t b)
+{
+    return cacheable(h, b) && cache_of(h) != NULL ? cache_put(h, b) : free_own(h, &b, 1);
 }
 
 /* lrvm_free for shared transaction TX: done at its commit, unless TX took
- * the block itself. A block another open transaction took, or one TX
- * freed already, is no block of TX's to free (LRVM_EINVAL). */
+ * the block itself. A block another open transaction took (or the cache
+ * holds), or one TX freed already, is no block of TX's to free
+ * (LRVM_EINVAL). */
 static int shared_free(lrvm_heap_t *h, lrvm_tx_t *tx, void *p)
 {
     uint64_t b = block_of(h, p);
@@ -671,7 +854,7 @@ static int shared_free(lrvm_heap_t *h, lrvm_tx_t *tx, void *p)
         size_t i = offset_index(t->taken, t->ntaken, b);
         if (i == t->ntaken)
             return LRVM_EINVAL;             /* another's, not yet committed */
-        int rc = free_own(h, &b, 1);
+        int rc = give_back(h, b);
         if (rc == 0)
             t->taken[i] = t->taken[--t->ntaken];
         return rc;
@@ -684,38 +867,63 @@ static int shared_free(lrvm_heap_t *h, lrvm_tx_t *tx, void *p)
     return 0;
 }
 
+/* Declare header word B in the transaction the heap's changes go to, and
+ * set or clear its PENDING bit. */
+static int mark_pending(lrvm_heap_t *h, uint64_t b, int pending)
+{
+    struct decl d;
+    (void)decl_begin(h, &d);
+    decl_add(&d, b, 8);
+    int rc = decl_done(h, &d);
+    if (rc == 0 && pending)
+        *word(h, b) |= PENDING;
+    else if (rc == 0)
+        *word(h, b) &= ~(uint64_t)PENDING;
+    return rc;
+}
+
 /* TX commits: its blocks stop being PENDING and its frees are done, all
- * declared in TX (a failure of its commit puts them back: tx.c). */
+ * declared in TX (a failure of its commit puts them back: tx.c). A small
+ * block it freed becomes PENDING instead, and goes to the cache once the
+ * commit is done (hook_end); the others are freed into the heap here. */
 static int hook_commit(lrvm_tx_t *tx, void *arg)
 {
     int rc = 0;
     for (struct heap_tx *t = arg; t != NULL && rc == 0; t = t->next) {
         lrvm_heap_t *h = t->h;
         h->in_tx = tx;
-        for (size_t i = 0; i < t->ntaken && rc == 0; i++) {
-            struct decl d;
-            (void)decl_begin(h, &d);
-            decl_add(&d, t->taken[i], 8);
-            if ((rc = decl_done(h, &d)) == 0)
-                *word(h, t->taken[i]) &= ~(uint64_t)PENDING;
+        for (size_t i = 0; i < t->ntaken && rc == 0; i++)
+            rc = mark_pending(h, t->taken[i], 0);
+        t->ncached = 0;
+        for (size_t i = 0; i < t->nfreed && rc == 0; i++) {
+            uint64_t b = t->freed[i];
+            if (cacheable(h, b) && cache_of(h) != NULL) {
+                if ((rc = mark_pending(h, b, 1)) == 0) {
+                    t->freed[i] = t->freed[t->ncached];
+                    t->freed[t->ncached++] = b;
+                }
+            } else {
+                rc = heap_free(h, h->base + b + 8);
+            }
         }
-        for (size_t i = 0; i < t->nfreed && rc == 0; i++)
-            rc = heap_free(h, h->base + t->freed[i] + 8);
         h->in_tx = NULL;
     }
     return rc;
 }
 
-/* TX ended: an abort frees the blocks it took. Either way its records go.
- * (A failure to free leaves the blocks PENDING until the next
- * lrvm_heap_open: lost room, no lost data.) */
+/* TX ended. A commit's small frees go to the cache; an abort gives back
+ * the blocks it took. Either way its records go. (A failure to give a
+ * block back leaves it PENDING until the next lrvm_heap_open: lost room,
+ * no lost data.) */
 static void hook_end(lrvm_tx_t *tx, void *arg, int committed)
 {
     (void)tx;
     for (struct heap_tx *t = arg, *next; t != NULL; t = next) {
         next = t->next;
-        if (!committed && t->ntaken > 0)
-            (void)free_own(t->h, t->taken, t->ntaken);
+        for (size_t i = 0; committed && i < t->ncached; i++)
+            (void)cache_put(t->h, t->freed[i]);
+        for (size_t i = 0; !committed && i < t->ntaken; i++)
+            (void)give_back(t->h, t->taken[i]);
         free(t->taken);
         free(t->freed);
         free(t);
@@ -1025,6 +1233,7 @@ void lrvm__heap_forget(lrvm_t *s, const struct lrvm__seg *seg)
         if (seg == NULL || (*p)->seg == seg) {
             lrvm_heap_t *h = *p;
             *p = h->next;
+            free(h->cache);
             free(h);
         } else {
             p = &(*p)->next;
@@ -1179,12 +1388,19 @@ static void *any_malloc(lrvm_heap_t *h, size_t n, int *err)
     return tx != NULL ? shared_malloc(h, tx, n, err) : heap_malloc(h, n, err);
 }
 
-/* heap_free, or shared_free for the caller's shared transaction. */
+/* heap_free, or shared_free for the caller's shared transaction. With
+ * no shared transaction on the heap, a PENDING block is the cache's (or
+ * one whose giving back failed): no block of the program's (I5). */
 static int any_free(lrvm_heap_t *h, void *p)
 {
     lrvm_tx_t *tx;
     int rc = shared_caller(h, &tx);
-    return rc < 0 ? rc : tx != NULL ? shared_free(h, tx, p) : heap_free(h, p);
+    if (rc < 0)
+        return rc;
+    if (tx != NULL)
+        return shared_free(h, tx, p);
+    uint64_t b = block_of(h, p);
+    return b != 0 && (*word(h, b) & PENDING) ? LRVM_EINVAL : heap_free(h, p);
 }
 
 /* Declare the LEN bytes at P in whatever the heap's changes go to now

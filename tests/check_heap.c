@@ -10,7 +10,9 @@
  * acknowledged one) and leak nothing. Both tracking modes; and shared
  * transactions on one heap (explicit mode): what each call does at once
  * and at the caller's commit or abort, blocks a crash left taken freed at
- * open, and the kills and power cuts with four threads at once.
+ * open, the small blocks they keep for their next allocations (reused
+ * without a transaction of the heap's, bounded, freed at open and after
+ * a kill), and the kills and power cuts with four threads at once.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -340,11 +342,10 @@ START_TEST(test_heap_shared_transactions)
 }
 END_TEST
 
-/* A block a crash left PENDING (its transaction never committed, the
- * heap's own transaction that took it did) is freed by lrvm_heap_open. */
-START_TEST(test_heap_shared_pending_freed_at_open)
+/* Run WORK(s, h) in a child on the test's store and heap (it _exits 1
+ * when a call fails), then kill it; the heap's free bytes before. */
+static uint64_t heap_killed_after(void (*work)(lrvm_t *s, lrvm_heap_t *h))
 {
-    tracking = LRVM_TRACK_EXPLICIT;
     lrvm_t *s = open_store();
     lrvm_heap_t *h = open_heap(s);
     uint64_t whole = free_bytes(h);
@@ -352,20 +353,182 @@ START_TEST(test_heap_shared_pending_freed_at_open)
     pid_t pid = fork();
     if (pid == 0) {
         s = open_store();
-        h = open_heap(s);
-        void *base = lrvm_heap_base(h);
-        lrvm_tx_t *tx;
-        if (lrvm_begin_shared(s, 1, &base, &tx) != 0 || lrvm_malloc(h, 500) == NULL ||
-            lrvm_malloc(h, 70) == NULL || lrvm_flush(s) != 0)
-            _exit(1);
+        work(s, open_heap(s));
         raise(SIGKILL);
     }
     int st = tu_wait(pid);
     ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    return whole;
+}
+
+static void take_two_and_flush(lrvm_t *s, lrvm_heap_t *h)
+{
+    void *base = lrvm_heap_base(h);
+    lrvm_tx_t *tx;
+    if (lrvm_begin_shared(s, 1, &base, &tx) != 0 || lrvm_malloc(h, 500) == NULL ||
+        lrvm_malloc(h, 70) == NULL || lrvm_flush(s) != 0)
+        _exit(1);
+}
+
+/* A block a crash left PENDING (its transaction never committed, the
+ * heap's own transaction that took it did) is freed by lrvm_heap_open. */
+START_TEST(test_heap_shared_pending_freed_at_open)
+{
+    tracking = LRVM_TRACK_EXPLICIT;
+    uint64_t whole = heap_killed_after(take_two_and_flush);
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    ck_assert_uint_eq(used_blocks(h), 0);
+    ck_assert_uint_eq(free_bytes(h), whole);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* The records the log holds so far. */
+static uint64_t log_records(lrvm_t *s)
+{
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    return st.log_records;
+}
+
+static unsigned count_pending(void *const *p, unsigned n)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++)
+        k += pending(p[i]);
+    return k;
+}
+
+/* Small blocks that shared transactions free, or take and abort, stay
+ * USED and PENDING in a cache of the heap's, and the next lrvm_malloc of
+ * their size takes one back with no transaction of the heap's own; the
+ * usage counts them free. A class past its bound gives half back to the
+ * heap. With no shared transaction, a cached block is no block of the
+ * program's to free (LRVM_EINVAL), and the next open frees them all. */
+START_TEST(test_heap_shared_cache)
+{
+    tracking = LRVM_TRACK_EXPLICIT;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    void *base = lrvm_heap_base(h);
+    lrvm_tx_t *tx;
+
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    char *p = lrvm_malloc(h, 100);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    lrvm_free(h, p);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert(pending(p));                  /* the commit made it the cache's */
+    ck_assert_uint_eq(used_blocks(h), 0);
+    ck_assert_uint_eq(free_bytes(h), WHOLE + 8);
+
+    uint64_t r0 = log_records(s);
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    ck_assert_ptr_eq(lrvm_malloc(h, 100), p);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_uint_eq(log_records(s), r0 + 1);  /* the caller's record alone */
+    ck_assert(!pending(p));
+    ck_assert_uint_eq(used_blocks(h), 1);
+
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    char *q = lrvm_malloc(h, 100);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_int_eq(lrvm_abort(tx), 0);    /* back to the cache */
+    ck_assert(pending(q));
+    ck_assert_uint_eq(used_blocks(h), 1);
+    r0 = log_records(s);
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    ck_assert_ptr_eq(lrvm_malloc(h, 100), q);
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_uint_eq(log_records(s), r0);
+
+    enum { MANY = 40 };
+    void *b[MANY];
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    for (unsigned i = 0; i < MANY; i++)
+        ck_assert_ptr_nonnull(b[i] = lrvm_malloc(h, 40));
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_uint_eq(count_pending(b, MANY), 0);
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    for (unsigned i = 0; i < MANY; i++)
+        lrvm_free(h, b[i]);
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    unsigned kept = count_pending(b, MANY);
+    ck_assert_msg(kept > 0 && kept < MANY, "%u of %u freed blocks kept", kept, MANY);
+    ck_assert_uint_eq(used_blocks(h), 1);
+    ck_assert_uint_eq(free_bytes(h), WHOLE + 8 - 112);
+
+    tx = begin_heap(s, h);
+    lrvm_free(h, q);
+    ck_assert_int_eq(lrvm_last_error(), LRVM_EINVAL);
+    ck_assert(pending(q));
+    lrvm_free(h, p);                        /* the program's: freed */
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_uint_eq(used_blocks(h), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
     s = open_store();
     h = open_heap(s);
     ck_assert_uint_eq(used_blocks(h), 0);
-    ck_assert_uint_eq(free_bytes(h), whole);
+    ck_assert_uint_eq(free_bytes(h), WHOLE + 8);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* Blocks taken eight at a time, freed back into the cache by a commit,
+ * some taken from it again by the next: KEEP, the root, names those. */
+static void cache_then_taken(lrvm_t *s, lrvm_heap_t *h)
+{
+    void *base = lrvm_heap_base(h), *b[20];
+    lrvm_tx_t *tx;
+    char **keep;
+    if (lrvm_begin_shared(s, 1, &base, &tx) != 0 ||
+        (keep = lrvm_malloc(h, 3 * sizeof *keep)) == NULL ||
+        lrvm_heap_set_root(h, keep) != 0 || lrvm_commit(tx, 0) != 0)
+        _exit(1);
+    if (lrvm_begin_shared(s, 1, &base, &tx) != 0)
+        _exit(1);
+    for (int i = 0; i < 20; i++)
+        if ((b[i] = lrvm_malloc(h, 64)) == NULL)
+            _exit(1);
+    if (lrvm_commit(tx, 0) != 0 || lrvm_begin_shared(s, 1, &base, &tx) != 0)
+        _exit(1);
+    for (int i = 0; i < 20; i++)
+        lrvm_free(h, b[i]);
+    if (lrvm_last_error() != 0 || lrvm_commit(tx, 0) != 0 ||
+        lrvm_begin_shared(s, 1, &base, &tx) != 0 ||
+        lrvm_set_range(tx, keep, 3 * sizeof *keep) != 0)
+        _exit(1);
+    for (int i = 0; i < 3; i++) {
+        if ((keep[i] = lrvm_malloc(h, 64)) == NULL || lrvm_set_range(tx, keep[i], 6) != 0)
+            _exit(1);
+        memcpy(keep[i], "kept", 5);
+        keep[i][4] = (char)('0' + i);
+    }
+    if (lrvm_commit(tx, 0) != 0)
+        _exit(1);
+}
+
+/* A process killed with blocks in the cache: the next open leaves exactly
+ * the committed blocks, with their bytes. */
+START_TEST(test_heap_shared_cache_killed)
+{
+    tracking = LRVM_TRACK_EXPLICIT;
+    uint64_t whole = heap_killed_after(cache_then_taken);
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    ck_assert_uint_eq(used_blocks(h), 4);
+    ck_assert_uint_eq(free_bytes(h), whole - 32 - 3 * 80);
+    char **keep = lrvm_heap_root(h);
+    ck_assert_ptr_nonnull(keep);
+    for (int i = 0; i < 3; i++) {
+        char want[6] = { 'k', 'e', 'p', 't', (char)('0' + i), 0 };
+        ck_assert(!pending(keep[i]));
+        ck_assert_str_eq(keep[i], want);
+    }
     ck_assert_int_eq(lrvm_close(s), 0);
 }
 END_TEST
@@ -1324,6 +1487,8 @@ int main(void)
     tcase_add_loop_test(tc, test_heap_shared_threads_killed, 0, 2);
     tcase_add_test(tc, test_heap_shared_transactions);
     tcase_add_test(tc, test_heap_shared_pending_freed_at_open);
+    tcase_add_test(tc, test_heap_shared_cache);
+    tcase_add_test(tc, test_heap_shared_cache_killed);
     tcase_add_loop_test(tc, test_heap_random_allocations_power_cut, 0, 2);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
