@@ -654,6 +654,7 @@ static void *syncer_main(void *arg)
 {
     struct lrvm__log *lg = arg;
     lrvm__in_syncer = 1;
+    (void)pthread_setname_np(pthread_self(), "lrvm-sync");     /* top -H, perf */
     lrvm__lock_own_thread();
     lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
     for (;;) {

@@ -1004,6 +1004,7 @@ static void *trunc_main(void *arg)                                  /* keeps I7 
 {
     lrvm_t *s = arg;
     struct lrvm__trunc_job *j = &s->trunc;
+    (void)pthread_setname_np(pthread_self(), "lrvm-trunc");    /* top -H, perf */
     lrvm__lock_own_thread();
     struct replay r = { .dirfd = s->dirfd, .apply = 1, .store = s, .durable = 1,
                         .room = s->resident_limit / 4, .progress = &j->tj_progress, .job = j };

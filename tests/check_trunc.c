@@ -7,7 +7,8 @@
  * recovers (both generations in the log, the thread's header written or
  * torn), a retiring generation short of its count is damage, and a log
  * of format 2 from an older liblrvm still opens. lrvmutl info names both
- * generations of a log caught in the middle.
+ * generations of a log caught in the middle. The truncation's thread and
+ * the log's syncer carry their names (lrvm-trunc, lrvm-sync).
  *
  * The fault layer's hold (lrvm__io_hold) stops the truncation's thread at
  * its first segment sync, so what commits do meanwhile is seen without
@@ -23,6 +24,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -178,6 +180,73 @@ START_TEST(test_trunc_commits_go_on_while_segment_sync_held)
     expect_history(seg, next - 1, "after the reopen");
     ck_assert_int_eq(((unsigned char *)seg)[8192 + 4095], (next - 1) & 0xff);
     ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* How many threads of this process are named NAME. */
+static int threads_named(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[300], comm[32] = "";
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;                       /* it ended meanwhile */
+        if (fgets(comm, sizeof comm, f) != NULL)
+            comm[strcspn(comm, "\n")] = 0;
+        fclose(f);
+        n += strcmp(comm, name) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Wait until no thread is named NAME: a joined thread leaves the
+ * kernel's list of the process's threads a moment after its join. */
+static void wait_unnamed(const char *name)
+{
+    for (int k = 0; threads_named(name) > 0; k++) {
+        ck_assert_msg(k < 10000, "a thread named %s 10 s after its store closed", name);
+        usleep(1000);
+    }
+}
+
+/* lrvm's own threads carry names that top -H, ps and perf show: the
+ * truncation's, held at its segment sync, and the log's syncer. */
+START_TEST(test_trunc_threads_are_named)
+{
+    lrvm_t *s = open_explicit(NULL);
+    uint64_t *seg = tu_map(s, "a", SEG), next = 1;
+    ck_assert_int_eq(threads_named("lrvm-trunc"), 0);
+    lrvm__io_hold(LRVM__IO_SYNC);
+    commit_until_held(s, seg, &next);
+    ck_assert_int_eq(threads_named("lrvm-trunc"), 1);
+    lrvm__io_hold(0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    wait_unnamed("lrvm-trunc");
+
+    /* The syncer starts when no-flush records fill the log's buffer, in
+     * a generation too large to be switched meanwhile. */
+    s = tu_open_mode(LRVM_TRACK_EXPLICIT, (size_t)1 << 30);
+    seg = tu_map(s, "a", SEG);
+    unsigned char *bulk = (unsigned char *)seg + 8192;
+    for (int k = 0; threads_named("lrvm-sync") == 0; k++) {
+        lrvm_tx_t *tx;
+        ck_assert_msg(k < 10000, "no syncer after %d no-flush commits of 4 KiB", k);
+        ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&seg, &tx), 0);
+        ck_assert_int_eq(lrvm_set_range(tx, bulk, 4096), 0);
+        memset(bulk, k & 0xff, 4096);
+        ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
+    }
+    ck_assert_int_eq(threads_named("lrvm-sync"), 1);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    wait_unnamed("lrvm-sync");
 }
 END_TEST
 
@@ -575,6 +644,7 @@ int main(void)
     TCase *tc = tu_tcase("trunc", 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_trunc_commits_go_on_while_segment_sync_held);
+    tcase_add_test(tc, test_trunc_threads_are_named);
     tcase_add_test(tc, test_trunc_commits_paced_before_the_wall);
     tcase_add_test(tc, test_trunc_failed_writeback_wait_fails_the_truncation);
     tcase_add_test(tc, test_trunc_lrvm_truncate_waits_for_the_running_one);
