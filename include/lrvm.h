@@ -494,9 +494,10 @@ int lrvm_truncate(lrvm_t *rvm);
  * bytes that these transactions free or give back are kept for their next
  * allocations, at most 32 of each size (taken 8 at a time, in
  * transactions of the heap's own committed without a flush); larger ones
- * go back to the heap's lists. The next lrvm_heap_open frees the kept
- * ones, and until then freeing one outside a shared transaction fails
- * with LRVM_EINVAL. calloc's zeros, realloc's copy and
+ * go back to the heap's lists, and so do the kept ones when a request
+ * finds the heap too full. The next lrvm_heap_open frees the kept ones,
+ * and until then freeing one outside a shared transaction fails with
+ * LRVM_EINVAL. calloc's zeros, realloc's copy and
  * lrvm_heap_set_root are declared in the caller's transaction (the root
  * is one word: two transactions that set it overlap, C15).
  *

@@ -74,7 +74,8 @@
  *     one); a small block that a commit frees is made PENDING in its
  *     records and goes to the cache, and one given back goes there too;
  *     a class that would pass 32 blocks gives half back to the bins in
- *     one transaction of the heap's own. So most operations change no
+ *     one transaction of the heap's own, and a request the heap is too
+ *     full for gives the whole cache back and is tried again. So most operations change no
  *     word of the heap's but the header of the caller's own block: no
  *     transaction of the heap's own, no bin, no neighbour. A crash leaves
  *     the cache's blocks PENDING, freed at the next open like the rest.
@@ -157,10 +158,7 @@ struct heap_hdr {
     uint64_t bins[NBINS];   /* first free block of each bin, 0: none */
 };
 
-/* The cache (top of the file, I5): blocks of each exact bin's size, 32 to
- * 512 bytes, that are USED and PENDING and no transaction's. A class
- * that runs dry takes CACHE_FILL blocks in one transaction of the heap's
- * own; one that would pass CACHE_MAX gives half back in one. */
+/* The cache (top of the file, I5). */
 #define CACHE_CLASSES 31u                   /* bins 0 to 30 */
 #define CACHE_LARGEST 512u
 #define CACHE_FILL    8u
@@ -720,6 +718,25 @@ static int cache_drain(lrvm_heap_t *h, unsigned k)
     return rc;
 }
 
+/* Give every block of the cache back to the heap, in one transaction of
+ * its own: a heap too full for a request may hold what it needs there. */
+static int cache_empty(lrvm_heap_t *h)
+{
+    struct heap_cache *c = h->cache;
+    uint64_t *all = c != NULL && c->blocks > 0 ? malloc(c->blocks * sizeof *all) : NULL;
+    size_t n = 0;
+    if (all == NULL)
+        return c != NULL && c->blocks > 0 ? LRVM_ENOMEM : 0;
+    for (unsigned k = 0; k < CACHE_CLASSES; k++)
+        for (unsigned i = 0; i < c->n[k]; i++)
+            all[n++] = c->blk[k][i];
+    int rc = free_own(h, all, n);
+    free(all);
+    if (rc == 0)
+        memset(c, 0, sizeof *c);
+    return rc;
+}
+
 /* Put block B (USED and PENDING, no transaction's) in the cache: the
  * class of its size, which it fits. */
 static int cache_put(lrvm_heap_t *h, uint64_t b)
@@ -779,20 +796,44 @@ static struct heap_cache *cache_of(lrvm_heap_t *h)
     return h->cache;
 }
 
-/* A block of NEED bytes (at most CACHE_LARGEST) from the cache: *B. */
+/* A block of NEED bytes (at most CACHE_LARGEST) from the cache: *B. A
+ * class that cannot be filled empties the cache into the heap first. */
 static int cache_take(lrvm_heap_t *h, uint64_t need, uint64_t *b)
 {
     unsigned k = bin_of(need);
-    int rc;
+    int rc = 0;
     struct heap_cache *c = cache_of(h);
     if (c == NULL)
         return LRVM_ENOMEM;
-    if (c->n[k] == 0 && (rc = cache_fill(h, k, need)) < 0)
+    if (c->n[k] == 0 && (rc = cache_fill(h, k, need)) == LRVM_ENOMEM && c->blocks > 0 &&
+        (rc = cache_empty(h)) == 0)
+        rc = cache_fill(h, k, need);
+    if (rc < 0)
         return rc;
     *b = c->blk[k][--c->n[k]];
     c->blocks--;
     c->bytes -= bsize(*word(h, *b));
     cache_check(h);
+    return 0;
+}
+
+/* Take a block of N bytes, PENDING, in a transaction of the heap's own:
+ * *B. */
+static int take_own(lrvm_heap_t *h, size_t n, uint64_t *b)
+{
+    lrvm_tx_t *own;
+    int err = lrvm__tx_begin_own(h->store, h->seg, &own);
+    if (err < 0)
+        return err;
+    h->in_tx = own;
+    unsigned char *p = heap_malloc(h, n, &err);
+    h->in_tx = NULL;
+    if (p != NULL)
+        *word(h, (uint64_t)(p - h->base) - 8) |= PENDING;  /* its header: declared */
+    int rc = lrvm__tx_end_own(own, p != NULL);
+    if (p == NULL || rc < 0)
+        return rc < 0 ? rc : err;           /* an abort put the words back */
+    *b = (uint64_t)(p - h->base) - 8;
     return 0;
 }
 
@@ -810,23 +851,12 @@ static void *shared_malloc(lrvm_heap_t *h, lrvm_tx_t *tx, size_t n, int *err)
     if (n <= CACHE_LARGEST - 8) {
         if ((*err = cache_take(h, block_need(n), &b)) < 0)
             return NULL;
-    } else {
-        lrvm_tx_t *own;
-        if ((*err = lrvm__tx_begin_own(h->store, h->seg, &own)) < 0)
-            return NULL;
-        h->in_tx = own;
-        unsigned char *p = heap_malloc(h, n, err);
-        h->in_tx = NULL;
-        if (p != NULL)
-            *word(h, (uint64_t)(p - h->base) - 8) |= PENDING;  /* its header: declared */
-        int rc = lrvm__tx_end_own(own, p != NULL);
-        if (p == NULL || rc < 0) {
-            if (rc < 0)
-                *err = rc;                  /* the abort put the words back */
-            return NULL;
-        }
-        b = (uint64_t)(p - h->base) - 8;
+    } else if ((*err = take_own(h, n, &b)) == LRVM_ENOMEM && h->cache != NULL &&
+               h->cache->blocks > 0 && (*err = cache_empty(h)) == 0) {
+        *err = take_own(h, n, &b);
     }
+    if (*err < 0)
+        return NULL;
     t->taken[t->ntaken++] = b;
     return h->base + b + 8;
 }

@@ -342,6 +342,41 @@ START_TEST(test_heap_shared_transactions)
 }
 END_TEST
 
+/* A heap too full for a shared transaction's request gives the cache's
+ * blocks back first, for a small request and a large one. */
+START_TEST(test_heap_shared_cache_emptied_when_full)
+{
+    tracking = LRVM_TRACK_EXPLICIT;
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    void *base = lrvm_heap_base(h);
+    lrvm_tx_t *tx;
+    const size_t whole = WHOLE + 8, small = 8 * 48;     /* block bytes */
+
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    ck_assert_ptr_nonnull(lrvm_malloc(h, 40));          /* takes eight blocks of 48 */
+    ck_assert_int_eq(lrvm_abort(tx), 0);
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    void *q = lrvm_malloc(h, whole - small - 8);        /* the rest, exactly */
+    ck_assert_ptr_nonnull(q);
+    void *r = lrvm_malloc(h, 100);                      /* only the cached bytes are left */
+    ck_assert_msg(r != NULL, "lrvm_malloc(100): %s", lrvm_strerror(lrvm_last_error()));
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_uint_eq(used_blocks(h), 2);
+
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    lrvm_free(h, q);
+    lrvm_free(h, r);                                    /* to the cache */
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
+    void *big = lrvm_malloc(h, whole - 8 - 224);        /* more than is free outside it */
+    ck_assert_msg(big != NULL, "lrvm_malloc(big): %s", lrvm_strerror(lrvm_last_error()));
+    ck_assert_int_eq(lrvm_commit(tx, 0), 0);
+    ck_assert_uint_eq(used_blocks(h), 1);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 /* Run WORK(s, h) in a child on the test's store and heap (it _exits 1
  * when a call fails), then kill it; the heap's free bytes before. */
 static uint64_t heap_killed_after(void (*work)(lrvm_t *s, lrvm_heap_t *h))
@@ -1489,6 +1524,7 @@ int main(void)
     tcase_add_test(tc, test_heap_shared_pending_freed_at_open);
     tcase_add_test(tc, test_heap_shared_cache);
     tcase_add_test(tc, test_heap_shared_cache_killed);
+    tcase_add_test(tc, test_heap_shared_cache_emptied_when_full);
     tcase_add_loop_test(tc, test_heap_random_allocations_power_cut, 0, 2);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
