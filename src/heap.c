@@ -75,10 +75,11 @@
  *     records and goes to the cache, and one given back goes there too;
  *     a class that would pass 32 blocks gives half back to the bins in
  *     one transaction of the heap's own, and a request the heap is too
- *     full for gives the whole cache back and is tried again. So most operations change no
- *     word of the heap's but the header of the caller's own block: no
- *     transaction of the heap's own, no bin, no neighbour. A crash leaves
- *     the cache's blocks PENDING, freed at the next open like the rest.
+ *     full for gives the whole cache back and is tried again. So most
+ *     operations change no word of the heap's but the header of the
+ *     caller's own block: no transaction of the heap's own, no bin, no
+ *     neighbour. A crash leaves the cache's blocks PENDING, freed at the
+ *     next open like the rest.
  *     A larger block is taken in a transaction of the heap's own and
  *     freed into the bins, at the caller's commit or when given back.
  *   - calloc's zeros, realloc's copy and set_root's word are the

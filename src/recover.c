@@ -151,9 +151,9 @@ uint32_t lrvm__apply_max = 1u << 21;
  * bytes: the sort takes ranges out of log order, and reading them back
  * from all over the log would cost a cache miss each. A larger one's
  * bytes stay in the mapped log until its region is written, and are
- * prefetched with its target. Carrying up to 16 bytes made a range 32
- * bytes, not 24, and a batch of the same memory too small for a
- * generation of 4-word transactions (doc/architecture.md, "The batch"). */
+ * prefetched with its target. A word, not more: a batch of a quarter of
+ * the default resident limit then holds a generation of 4-word
+ * transactions (doc/architecture.md, "The batch"). */
 #define INLINE_MAX 8
 struct apply_range {
     union {
@@ -585,17 +585,14 @@ static void publish(struct replay *r)
  * after it is into its room), when its generation passed the threshold:
  * one started for the memory's sake (the resident limit, the tracker's
  * crowding) would wait for commits whose log does not measure its need.
- * Run at the disk's full speed, it wrote a generation's segment blocks
- * in a quarter of the time the flushed commits of stall took to fill the
- * next one, and each commit's sync waited behind those writes
- * (doc/architecture.md, "Recovery and truncation"). It naps TRUNC_NAP_US at a time, and goes on as fast as
- * it can once a caller waits for it; and a region goes out after a nap
- * in which no commit came (they stopped, or a caller holds the store
- * lock to wait for it, or the commits wait for a sync; those at the
- * log's tail, which take no lock, do not count): one nap a
- * region at most then. Giving up the pace for the rest of the job
- * instead gave it up in most jobs of stall's flushed commits, whose
- * syncs often outlast a nap. */
+ * At the disk's full speed its writes would sit in front of each
+ * commit's sync (doc/architecture.md, "Recovery and truncation", has
+ * the figures and what else was tried). It naps TRUNC_NAP_US at a time,
+ * and goes on as fast as it can once a caller waits for it; and a region
+ * goes out after a nap in which no commit came (they stopped, or a
+ * caller holds the store lock to wait for it, or the commits wait for a
+ * sync; those at the log's tail, which take no lock, do not count): one
+ * nap a region at most then. */
 #define TRUNC_AHEAD   16384u                /* a quarter of the room */
 #define TRUNC_NAP_US  1000
 
