@@ -230,6 +230,7 @@ START_TEST(test_trunc_threads_are_named)
     lrvm__io_hold(0);
     ck_assert_int_eq(lrvm_close(s), 0);
     wait_unnamed("lrvm-trunc");
+    wait_unnamed("lrvm-sync");              /* the first store's, if it ran */
 
     /* The syncer starts when no-flush records fill the log's buffer, in
      * a generation too large to be switched meanwhile. */
