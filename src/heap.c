@@ -702,11 +702,13 @@ static void cache_check(const lrvm_heap_t *h)
 #define cache_check(h) ((void)0)
 #endif
 
-/* Give half of class K back to the heap, in a transaction of its own. */
-static int cache_drain(lrvm_heap_t *h, unsigned k)
+/* Give class K's blocks past the first KEEP back to the heap, in a
+ * transaction of its own. */
+static int cache_trim(lrvm_heap_t *h, unsigned k, unsigned keep)
 {
     struct heap_cache *c = h->cache;
-    unsigned keep = CACHE_MAX / 2;
+    if (c->n[k] <= keep)
+        return 0;
     uint64_t bytes = 0;
     for (unsigned i = keep; i < c->n[k]; i++)
         bytes += bsize(*word(h, c->blk[k][i]));
@@ -719,23 +721,22 @@ static int cache_drain(lrvm_heap_t *h, unsigned k)
     return rc;
 }
 
-/* Give every block of the cache back to the heap, in one transaction of
- * its own: a heap too full for a request may hold what it needs there. */
+/* Give every block of the cache back to the heap: a heap too full for a
+ * request may hold what it needs there. */
 static int cache_empty(lrvm_heap_t *h)
 {
-    struct heap_cache *c = h->cache;
-    uint64_t *all = c != NULL && c->blocks > 0 ? malloc(c->blocks * sizeof *all) : NULL;
-    size_t n = 0;
-    if (all == NULL)
-        return c != NULL && c->blocks > 0 ? LRVM_ENOMEM : 0;
-    for (unsigned k = 0; k < CACHE_CLASSES; k++)
-        for (unsigned i = 0; i < c->n[k]; i++)
-            all[n++] = c->blk[k][i];
-    int rc = free_own(h, all, n);
-    free(all);
-    if (rc == 0)
-        memset(c, 0, sizeof *c);
+    int rc = 0;
+    for (unsigned k = 0; k < CACHE_CLASSES && rc == 0; k++)
+        rc = cache_trim(h, k, 0);
     return rc;
+}
+
+/* Add block B of SIZE bytes to class K, which has room. */
+static void cache_add(struct heap_cache *c, unsigned k, uint64_t b, uint64_t size)
+{
+    c->blk[k][c->n[k]++] = b;
+    c->blocks++;
+    c->bytes += size;
 }
 
 /* Put block B (USED and PENDING, no transaction's) in the cache: the
@@ -747,11 +748,9 @@ static int cache_put(lrvm_heap_t *h, uint64_t b)
     unsigned k = bin_of(size);
     int rc;
     LRVM__ASSERT(size <= CACHE_LARGEST && (*word(h, b) & PENDING));
-    if (c->n[k] == CACHE_MAX && (rc = cache_drain(h, k)) < 0)
+    if (c->n[k] == CACHE_MAX && (rc = cache_trim(h, k, CACHE_MAX / 2)) < 0)
         return rc;
-    c->blk[k][c->n[k]++] = b;
-    c->blocks++;
-    c->bytes += size;
+    cache_add(c, k, b, size);
     cache_check(h);
     return 0;
 }
@@ -780,11 +779,8 @@ static int cache_fill(lrvm_heap_t *h, unsigned k, uint64_t need)
     int rc = lrvm__tx_end_own(own, n > 0);
     if (n == 0 || rc < 0)
         return rc < 0 ? rc : err;           /* an abort put the words back */
-    for (unsigned i = 0; i < n; i++) {
-        c->blk[k][c->n[k]++] = got[i];
-        c->blocks++;
-        c->bytes += bsize(*word(h, got[i]));
-    }
+    for (unsigned i = 0; i < n; i++)
+        cache_add(c, k, got[i], bsize(*word(h, got[i])));
     cache_check(h);
     return 0;
 }
