@@ -161,6 +161,8 @@ static void compute_workloads(struct bench *b)
         struct summary none;
         summarize_threads(b->th_held[g], b->runs, 0, &b->held_txs[g], &none, &b->held_cpu[g],
                           &b->held_cores[g]);
+        summarize_threads(b->th_shared[g], b->runs, 0, &b->shared_txs[g], &none,
+                          &b->shared_cpu[g], &b->shared_cores[g]);
     }
     for (int g = 0; g < NGROUP; g++)
         for (int kind = 0; kind < NTFLOORS; kind++) {
@@ -508,6 +510,16 @@ static void print_threads(const struct bench *b, FILE *o)
         fprintf(o, "  %-8d %-9s %-28s %-10.2f %-10.2f %.2f\n", bench_group_threads[g], "explicit",
                 fmt_sum(s, sizeof s, *x, 0), x->med / b->held_txs[0].med, b->held_cpu[g].med,
                 b->held_cores[g].med);
+    }
+    fprintf(o, "  explicit on one segment the threads share (lrvm_begin_shared), each "
+               "changing words of its own %zu MiB part of it\n", THREAD_SEG >> 20);
+    fprintf(o, "  %-8s %-9s %-28s %-10s %-10s %s\n", "threads", "mode", "tx/s median (min-max)",
+            "/ 1 thread", "CPU us/tx", "cores");
+    for (int g = 0; g < NGROUP && b->shared_txs[0].n > 0; g++) {
+        const struct summary *x = &b->shared_txs[g];
+        fprintf(o, "  %-8d %-9s %-28s %-10.2f %-10.2f %.2f\n", bench_group_threads[g], "shared",
+                fmt_sum(s, sizeof s, *x, 0), x->med / b->shared_txs[0].med,
+                b->shared_cpu[g].med, b->shared_cores[g].med);
     }
     fprintf(o, "  threads floor (no lrvm): T threads at once, each storing into %d random "
                "pages of a %zu MiB slice of its own and protecting them again, as the fault "

@@ -174,12 +174,15 @@ struct group_arg {
     int  threads;
 };
 
-/* One thread of the group commit or threads part, on its own segment. */
+/* One thread of the group commit or threads part, on its own segment
+ * (or its own part of one segment that the threads share). */
 struct worker {
     WORKER_LINE lrvm_t *rvm;
-    void    *base;
+    void    *base;            /* its words */
+    void    *seg;             /* threads: the segment they are in */
     int      index;
     int      explicit;        /* threads: declare with lrvm_set_range */
+    int      shared;          /* threads: lrvm_begin_shared */
     double   deadline;
     long     max_tx;          /* group commit: at most this many */
     uint64_t tx;              /* committed */
@@ -256,9 +259,16 @@ struct threads_arg {
     char   dir[PATH_LEN];
     int    threads, mode;
     size_t threshold;       /* truncate_threshold; 0: lrvm's default */
+    int    shared;          /* explicit: one segment, THREAD_SEG a thread, shared */
 };
 
-/* No-flush small transactions on one thread's segment until the deadline. */
+/* Begin W's transaction on its segment. */
+static void threads_begin(struct worker *w, lrvm_tx_t **tx)
+{
+    CHECK((w->shared ? lrvm_begin_shared : lrvm_begin)(w->rvm, 1, &w->seg, tx));
+}
+
+/* No-flush small transactions on one thread's words until the deadline. */
 static void *threads_worker_run(void *p)
 {
     struct worker *w = p;
@@ -266,7 +276,7 @@ static void *threads_worker_run(void *p)
     size_t nwords = THREAD_SEG / 8;
     do {
         lrvm_tx_t *tx;
-        CHECK(lrvm_begin(w->rvm, 1, &w->base, &tx));
+        threads_begin(w, &tx);
         for (int i = 0; i < TX_WORDS; i++) {
             uint64_t *wp = words + xorshift64(&seed) % nwords;
             if (w->explicit)
@@ -291,15 +301,23 @@ static void child_threads(const struct bench *b, const void *argp, void *outp)
     lrvm_stats_t s0, s1;
 
     CHECK(lrvm_open(a->dir, &o, &rvm));
+    void *one = NULL;
+    if (a->shared)
+        CHECK(lrvm_map(rvm, "shared", THREAD_SEG * (size_t)a->threads, &one));
     for (int t = 0; t < a->threads; t++) {
         char name[24];                  /* "thread" and any int */
         snprintf(name, sizeof name, "thread%d", t);
-        w[t] = (struct worker){ .rvm = rvm, .index = t, .explicit = a->mode == BM_EXPLICIT };
-        CHECK(lrvm_map(rvm, name, THREAD_SEG, &w[t].base));
+        w[t] = (struct worker){ .rvm = rvm, .index = t, .explicit = a->mode == BM_EXPLICIT,
+                                .shared = a->shared };
+        if (a->shared)
+            w[t].base = (char *)one + THREAD_SEG * (size_t)t;
+        else
+            CHECK(lrvm_map(rvm, name, THREAD_SEG, &w[t].base));
+        w[t].seg = a->shared ? one : w[t].base;
         /* Every page a private copy before timing, as in small-tx. */
         lrvm_tx_t *tx;
         uint64_t *words = w[t].base;
-        CHECK(lrvm_begin(rvm, 1, &w[t].base, &tx));
+        threads_begin(&w[t], &tx);
         for (size_t p = 0; p < THREAD_SEG / page_size; p++) {
             if (w[t].explicit)
                 CHECK(lrvm_set_range(tx, words + p * wpp, 8));
@@ -320,17 +338,18 @@ static void child_threads(const struct bench *b, const void *argp, void *outp)
 }
 
 /* One run of the threads workload in a fresh store at PATH: G's count of
- * threads, mode M, truncate_threshold THRESHOLD (0: lrvm's default), into
- * R; round I. */
+ * threads, mode M, truncate_threshold THRESHOLD (0: lrvm's default), on
+ * one segment in shared transactions when SHARED, into R; round I. */
 static void threads_round(struct bench *b, const char *path, int g, int m, size_t threshold,
-                          struct threads_result *r, int i)
+                          int shared, struct threads_result *r, int i)
 {
     char what[160];
     struct threads_arg a = { .threads = bench_group_threads[g], .mode = m,
-                             .threshold = threshold };
+                             .threshold = threshold, .shared = shared };
     memcpy(a.dir, path, sizeof a.dir);
-    snprintf(what, sizeof what, "threads %s%s, %d thread%s", bench_mode_name(m),
-             threshold ? ", truncation held off" : "", a.threads, a.threads == 1 ? "" : "s");
+    snprintf(what, sizeof what, "threads %s%s%s, %d thread%s", bench_mode_name(m),
+             threshold ? ", truncation held off" : "", shared ? ", one shared segment" : "",
+             a.threads, a.threads == 1 ? "" : "s");
     bench_progress("%s: run %d/%d...", what, i + 1, b->runs);
     bench_rm_rf(path);
     if (bench_run_child(b, what, child_threads, &a, r, sizeof *r) == 0 && r->tx == 0)
@@ -565,8 +584,9 @@ void bench_workloads_round(struct bench *b, int i)
     for (int g = 0; g < (bench_part_runs(b, PART_THREADS) ? NGROUP : 0); g++) {
         for (int m = 0; m < NMODES; m++)
             if (bench_mode_runs(b, m))
-                threads_round(b, path, g, m, 0, &b->th_res[g][m][i], i);
-        threads_round(b, path, g, BM_EXPLICIT, HELD_OFF_THRESHOLD, &b->th_held[g][i], i);
+                threads_round(b, path, g, m, 0, 0, &b->th_res[g][m][i], i);
+        threads_round(b, path, g, BM_EXPLICIT, HELD_OFF_THRESHOLD, 0, &b->th_held[g][i], i);
+        threads_round(b, path, g, BM_EXPLICIT, 0, 1, &b->th_shared[g][i], i);
     }
 }
 

@@ -278,6 +278,7 @@ struct bench {
     struct group_result      gr_res[NGROUP][MAX_RUNS];       /* [threads][run] */
     struct threads_result    th_res[NGROUP][NMODES][MAX_RUNS];   /* [threads][mode][run] */
     struct threads_result    th_held[NGROUP][MAX_RUNS];  /* explicit, truncation held off */
+    struct threads_result    th_shared[NGROUP][MAX_RUNS];    /* explicit, one shared segment */
     struct tfloor_result     tf_res[NGROUP][NTFLOORS][MAX_RUNS]; /* [threads][kind][run] */
     struct heap_result       hp_res[3][MAX_RUNS];  /* [auto, explicit, C library][run] */
     struct heap_result       hs_res[2][MAX_RUNS];  /* shared heap: [1, 2 threads][run] */
@@ -299,6 +300,7 @@ struct bench {
     struct summary threads_cpu[NGROUP][NMODES];     /* CPU microseconds per transaction */
     struct summary threads_cores[NGROUP][NMODES];   /* CPU seconds per second */
     struct summary held_txs[NGROUP], held_cpu[NGROUP], held_cores[NGROUP];   /* th_held's */
+    struct summary shared_txs[NGROUP], shared_cpu[NGROUP], shared_cores[NGROUP];  /* th_shared's */
     struct summary tfloor_pgs[NGROUP][NTFLOORS], tfloor_cores[NGROUP][NTFLOORS];
     struct summary heap_sum[3];            /* ns per op: auto, explicit, C library */
     struct summary heap_shared_sum[2];     /* ops/s of 1 and 2 threads, shared heap */

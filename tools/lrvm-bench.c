@@ -35,7 +35,9 @@
  *              and commits per fdatasync, against the write floor
  *   threads    (the part) no-flush small-tx from T threads, each on its own
  *              16 MiB segment, in each mode: tx/s, captured pages/s, and the
- *              process's CPU time per transaction and cores busy
+ *              process's CPU time per transaction and cores busy; explicit
+ *              mode again with the truncation held off, and on one segment
+ *              the threads share (lrvm_begin_shared), 16 MiB of it each
  * The heap:
  *   heap       per no-flush transaction, one lrvm_free and one lrvm_malloc
  *              (16-256 bytes) among 64K live blocks, and an 8-byte store
