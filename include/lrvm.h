@@ -400,7 +400,8 @@ int lrvm_set_range(lrvm_tx_t *tx, void *addr, size_t len);
  * order is kept either way: lrvm_flush from any thread makes durable
  * every commit whose call returned before it began. In explicit mode the
  * thread that began TX commits a small transaction with LRVM_NO_FLUSH
- * without taking the store's lock, and its next lrvm_begin of the same
+ * without taking the store's lock (unless TX called the heap), and its
+ * next lrvm_begin (or lrvm_begin_shared, for a shared TX) of the same
  * segments takes none either; nothing else changes for the program.
  * Group commit: flushing commits of several threads share fdatasyncs. A
  * commit that finds the log being synced writes its records and waits

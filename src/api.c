@@ -227,8 +227,8 @@ int lrvm_unmap(lrvm_t *s, void *base)
     struct lrvm__seg *seg = lrvm__seg_by_base(s, base);
     if (seg == NULL) {
         rc = LRVM_ENOENT;
-    } else if (lrvm__seg_claim(s, seg) != NULL || lrvm__seg_held(seg)) {
-        rc = LRVM_EBUSY;                /* (a transaction its owner committed ends) */
+    } else if ((lrvm__seg_unpark(s, seg), lrvm__seg_held(seg))) {
+        rc = LRVM_EBUSY;                /* (the transactions their owners committed end) */
     } else {
         lrvm__heap_forget(s, seg);      /* a heap's handle goes with its segment */
         lrvm__seg_unmap(s, seg);

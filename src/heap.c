@@ -964,8 +964,10 @@ static int shared_caller(const lrvm_heap_t *h, lrvm_tx_t **tx)
     *tx = NULL;
     if (h->seg->sg_shared == 0)
         return 0;
-    *tx = lrvm__tx_shared_here(h->store, h->seg);
-    return *tx != NULL ? 0 : LRVM_EBUSY;
+    if ((*tx = lrvm__tx_shared_here(h->store, h->seg)) != NULL)
+        return 0;
+    lrvm__seg_unpark(h->store, h->seg);     /* those committed count no more */
+    return h->seg->sg_shared == 0 ? 0 : LRVM_EBUSY;
 }
 
 /* ------------------------------------------------------------ open */

@@ -1110,6 +1110,9 @@ int  lrvm__tx_end_own(lrvm_tx_t *tx, int commit);
 /* The transaction begun alone that holds SEG, claimed (lrvm__tx_claim),
  * or NULL: one parked there is ended. Store lock held. */
 lrvm_tx_t *lrvm__seg_claim(lrvm_t *s, struct lrvm__seg *seg);
+/* Every transaction its owner committed and parked that holds SEG ends
+ * (shared ones too): what stays holds it open. Store lock held. */
+void lrvm__seg_unpark(lrvm_t *s, struct lrvm__seg *seg);
 /* The caller holds S's lock and is about to touch TX's declared ranges:
  * make sure no lock-free lrvm_set_range of TX's owner runs meanwhile. */
 void lrvm__tx_claim(lrvm_tx_t *tx);

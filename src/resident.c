@@ -74,21 +74,25 @@ void lrvm__res_mark(lrvm_t *s, struct lrvm__seg *seg, size_t first, size_t n, in
 {
     unsigned tag = tag_of(s->log.lg_generation);                    /* keeps I1 */
     for (size_t p = first; p < first + n && p < seg->sg_res_n; p++) {
-        unsigned char b = seg->sg_res[p];
+        unsigned char b = __atomic_load_n(&seg->sg_res[p], __ATOMIC_RELAXED);
         /* The counts are written only when they change: a commit at the
-         * log's tail marks pages already counted, without the store lock. */
+         * log's tail marks pages already counted, without the store lock,
+         * and two such commits of shared transactions may mark one page
+         * at once (to the same byte: one generation while the tail is
+         * open). */
         if ((b & RES_TAG) == 0)
             s->res_private++;
         if (spare && !(b & RES_SPARE))
             s->res_spare++;
-        seg->sg_res[p] = (unsigned char)(tag | (spare ? RES_SPARE : (b & RES_SPARE)));
+        unsigned char now = (unsigned char)(tag | (spare ? RES_SPARE : (b & RES_SPARE)));
+        __atomic_store_n(&seg->sg_res[p], now, __ATOMIC_RELAXED);
     }
 }
 
 int lrvm__res_counted(const struct lrvm__seg *seg, size_t first, size_t n)
 {
     for (size_t p = first; p < first + n && p < seg->sg_res_n; p++)
-        if ((seg->sg_res[p] & RES_TAG) == 0)
+        if ((__atomic_load_n(&seg->sg_res[p], __ATOMIC_RELAXED) & RES_TAG) == 0)
             return 0;
     return 1;
 }

@@ -15,23 +15,30 @@
  *                     |  \--lrvm_commit fails--> OPEN (retry or abort)
  *                     \--lrvm_abort, lrvm_close--> (freed, ABORTED)
  *
- * and, for a transaction begun alone whose owner (below) commits it:
+ * and, for a transaction that its owner (below) commits:
  *
- *     OPEN --lrvm_commit ok--> PARKED --its owner's lrvm_begin of the
- *                                |      same segments--> OPEN (the handle
- *                                |      again)
- *                                \--anyone else who needs a segment of it,
- *                                   the owner's other lrvm_begin, close,
- *                                   giving pages back--> (freed)
+ *     OPEN --lrvm_commit ok--> PARKED --its owner's begin of the same
+ *                                |      kind (lrvm_begin or
+ *                                |      lrvm_begin_shared) of the same
+ *                                |      segments--> OPEN (the handle again)
+ *                                \--anyone else who needs a segment of it
+ *                                   (to begin on it alone, to unmap it; a
+ *                                   heap call outside shared transactions,
+ *                                   for a shared one), the owner's other
+ *                                   begin, close, giving pages back-->
+ *                                   (freed)
  *
  * A parked transaction is committed and over for the program (its handle
  * gets LRVM_ENOENT), but keeps its segments and its place in the store,
- * so its owner begins the next one without the store's lock.
+ * so its owner begins the next one without the store's lock. A parked
+ * shared transaction keeps its segments shared: others' shared
+ * transactions begin beside it as beside an open one.
  * Invariants
  *   I1 seg->sg_tx == tx exactly for the segments of an OPEN or PARKED
- *      transaction begun alone (lrvm_begin), and seg->sg_shared counts the OPEN shared
- *      transactions (lrvm_begin_shared) that hold seg. A segment is held
- *      by one transaction alone, or by shared ones, or by none.
+ *      transaction begun alone (lrvm_begin), and seg->sg_shared counts the
+ *      OPEN and PARKED shared transactions (lrvm_begin_shared) that hold
+ *      seg. A segment is held by one transaction alone, or by shared ones,
+ *      or by none.
  *   I2 A handle is registered (tx_live names its store) exactly while
  *      its transaction is OPEN; tx_live is cleared under the store's
  *      lock, or by the owner as it parks the transaction (I5), so a caller
@@ -77,9 +84,10 @@
  * Ownership is only handed out once the process has registered for
  * membarrier; without it every call takes the lock.
  *
- * Commits at the log's tail. The owner commits a transaction begun alone
- * without a flush and without the store's lock when the tracker allows
- * it (tail_ok) and the log's tail is open (log.c, "The tail"): the
+ * Commits at the log's tail. The owner commits a transaction without a
+ * flush and without the store's lock when the tracker allows it
+ * (tail_ok), no part above set a hook on it (the heap's words change
+ * under the lock), and the log's tail is open (log.c, "The tail"): the
  * records are placed by one atomic step, in the log's one order, and the
  * transaction parks. Whatever holds the store's lock and reads what such
  * a commit writes (the buffer, the residency of the pages) shuts the
@@ -89,9 +97,12 @@
  * hold a segment, on the program's promise that they declare disjoint
  * bytes (lrvm.h C15). Nothing here depends on which bytes: each
  * transaction logs and restores its own declarations, so a commit of one
- * takes none of another's bytes and an abort puts back only its own. The
- * debug build checks the promise (track_explicit.c I3), under the store's
- * lock, so there its shared transactions get no owner.
+ * takes none of another's bytes and an abort puts back only its own; so
+ * the owner's commit at the log's tail serves them as it serves one
+ * begun alone (two such commits may mark one page's residency at once,
+ * with the same byte: resident.c). The debug build checks the promise
+ * (track_explicit.c I3), under the store's lock, so there its shared
+ * transactions get no owner.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -420,12 +431,12 @@ static void park(lrvm_tx_t *tx)
 }
 
 /* May TX, just committed under the store's lock, park? Its owner's, and
- * begun alone by the program. */
+ * begun by the program (its hook, if it had one, is done). */
 static int may_park(const lrvm_tx_t *tx)
 {
     return my_slot != NULL &&
            atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) == my_slot &&
-           !tx->tx_shared && !tx->tx_own && tx->tx_hook == NULL;
+           !tx->tx_own && tx->tx_hook == NULL;
 }
 
 lrvm_tx_t *lrvm__seg_claim(lrvm_t *s, struct lrvm__seg *seg)
@@ -442,12 +453,36 @@ lrvm_tx_t *lrvm__seg_claim(lrvm_t *s, struct lrvm__seg *seg)
     return NULL;
 }
 
-/* A parked transaction that holds SEG ends, claimed first; an open one
- * keeps its owner. Store lock held. */
-static void unpark(lrvm_t *s, struct lrvm__seg *seg)
+static int holds(const lrvm_tx_t *tx, const struct lrvm__seg *seg)
+{
+    for (int i = 0; i < tx->tx_nsegs; i++)
+        if (tx->tx_segs[i] == seg)
+            return 1;
+    return 0;
+}
+
+/* A parked transaction begun alone that holds SEG ends, claimed first;
+ * an open one keeps its owner. With SHARED, so do the parked shared ones
+ * (a walk of the store's transactions, when SEG has any). Store lock
+ * held. */
+static void unpark(lrvm_t *s, struct lrvm__seg *seg, int shared)
 {
     if (seg->sg_tx != NULL && parked(seg->sg_tx))
         (void)lrvm__seg_claim(s, seg);
+    for (lrvm_tx_t *tx = s->txs, *next; shared && seg->sg_shared > 0 && tx != NULL; tx = next) {
+        next = tx->tx_next;
+        if (!tx->tx_shared || !parked(tx) || !holds(tx, seg))
+            continue;
+        lrvm__tx_claim(tx);
+        if (parked(tx))             /* not begun again by its owner meanwhile */
+            tx_free(tx);
+    }
+}
+
+void lrvm__seg_unpark(lrvm_t *s, struct lrvm__seg *seg)
+{
+    LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
+    unpark(s, seg, 1);
 }
 
 /* TX, new, takes its NSEGS segments (tx_segs) and joins the store's open
@@ -520,7 +555,7 @@ static int begin(lrvm_t *s, int nsegs, void *const *bases, int shared, lrvm_tx_t
     for (int i = 0; i < nsegs && rc == 0; i++) {
         segs[i] = lrvm__seg_by_base(s, bases[i]);
         if (segs[i] != NULL)
-            unpark(s, segs[i]);
+            unpark(s, segs[i], !shared);
         if (segs[i] == NULL)
             rc = LRVM_ENOENT;
         else if (shared ? segs[i]->sg_tx != NULL : lrvm__seg_held(segs[i]))
@@ -550,13 +585,15 @@ static int begin(lrvm_t *s, int nsegs, void *const *bases, int shared, lrvm_tx_t
 }
 
 /* The owner's begin of the segments its parked transaction holds, in the
- * same order: that transaction opens again, without the store's lock. */
-static lrvm_tx_t *begin_parked(lrvm_t *s, int nsegs, void *const *bases)
+ * same order and of the same kind (SHARED): that transaction opens again,
+ * without the store's lock. */
+static lrvm_tx_t *begin_parked(lrvm_t *s, int nsegs, void *const *bases, int shared)
 {
     lrvm_tx_t *tx = owned_tx;
     if (tx == NULL || !fast_enter(tx))
         return NULL;
-    int same = parked(tx) && tx->tx_store == s && tx->tx_nsegs == nsegs;
+    int same = parked(tx) && tx->tx_store == s && tx->tx_nsegs == nsegs &&
+               tx->tx_shared == shared;
     for (int i = 0; i < nsegs && same; i++)
         same = tx->tx_segs[i]->sg_base == bases[i];
     if (same) {
@@ -584,7 +621,7 @@ int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
 {
     lrvm_tx_t *tx;
     if (s != NULL && nsegs >= 1 && bases != NULL && out != NULL &&
-        (tx = begin_parked(s, nsegs, bases)) != NULL) {
+        (tx = begin_parked(s, nsegs, bases, 0)) != NULL) {
         *out = tx;
         return 0;
     }
@@ -593,6 +630,12 @@ int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
 
 int lrvm_begin_shared(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
 {
+    lrvm_tx_t *tx;
+    if (s != NULL && nsegs >= 1 && bases != NULL && out != NULL &&
+        (tx = begin_parked(s, nsegs, bases, 1)) != NULL) {
+        *out = tx;
+        return 0;
+    }
     return begin(s, nsegs, bases, 1, out);
 }
 
@@ -742,12 +785,9 @@ lrvm_tx_t *lrvm__tx_shared_here(lrvm_t *s, const struct lrvm__seg *seg)
     LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
     pthread_t me = pthread_self();
     for (lrvm_tx_t *tx = s->txs; tx != NULL; tx = tx->tx_next) {
-        if (!tx->tx_shared || tx->tx_own || tx->tx_committing ||
-            !pthread_equal(tx->tx_thread, me))
-            continue;
-        for (int i = 0; i < tx->tx_nsegs; i++)
-            if (tx->tx_segs[i] == seg)
-                return tx;
+        if (tx->tx_shared && !tx->tx_own && !tx->tx_committing && !parked(tx) &&
+            pthread_equal(tx->tx_thread, me) && holds(tx, seg))
+            return tx;
     }
     return NULL;
 }
@@ -775,6 +815,8 @@ static void hook_end(lrvm_tx_t *tx, int committed)
 {
     if (tx->tx_hook != NULL)
         tx->tx_hook->end(tx, tx->tx_hook_arg, committed);
+    tx->tx_hook = NULL;             /* done with TX: it may park */
+    tx->tx_hook_arg = NULL;
 }
 
 /* Give back every page the trackers keep that may go (resident.c). A
@@ -788,7 +830,7 @@ static void release_pages(lrvm_t *s)
     lrvm__log_tail_shut(&s->log);       /* its commits mark pages */
     for (size_t i = 0; i < s->nsegs; i++) {
         struct lrvm__seg *seg = s->segs[i];
-        unpark(s, seg);                 /* a parked segment's pages may go too */
+        unpark(s, seg, 1);              /* a parked segment's pages may go too */
         if (seg->sg_tx != NULL && seg->sg_tx->tx_committing)
             continue;
         (void)s->tracker->release(s, seg);     /* a failure loses nothing: the pages stay */
@@ -860,7 +902,7 @@ static int commit_at_tail(lrvm_tx_t *tx)
     lrvm_t *s = tx->tx_store;
     const struct lrvm__tracker *t = s->tracker;
     struct epoch ep = { s, tx };
-    int done = !parked(tx) && !tx->tx_shared && tx->tx_hook == NULL && t->tail_ok != NULL &&
+    int done = !parked(tx) && tx->tx_hook == NULL && t->tail_ok != NULL &&
                t->tail_ok(s, tx) &&
                lrvm__log_tail_commit(&s->log, epoch_redo, epoch_committed, &ep) == 0;
     if (done)

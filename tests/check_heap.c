@@ -333,6 +333,12 @@ START_TEST(test_heap_shared_transactions)
     ck_assert_int_eq(lrvm_heap_set_root(h, NULL), 0);
     ck_assert_int_eq(lrvm_commit(tx, 0), 0);
     ck_assert_uint_eq(used_blocks(h), 0);
+    /* Committed, it is over, though it keeps the segment for this thread's
+     * next lrvm_begin_shared (tx.c): a call outside a transaction is one
+     * (explicit mode: LRVM_EMODE). */
+    ck_assert_ptr_null(lrvm_malloc(h, 16));
+    ck_assert_int_eq(lrvm_last_error(), LRVM_EMODE);
+    ck_assert_uint_eq(used_blocks(h), 0);
     ck_assert_int_eq(lrvm_close(s), 0);
     s = open_store();
     h = open_heap(s);

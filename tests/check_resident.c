@@ -133,10 +133,14 @@ static uint64_t released(lrvm_t *s)
 }
 
 /* One transaction on SEG (mapped at BASE) that stores V at byte OFF. */
+/* How store_tx begins: lrvm_begin, or lrvm_begin_shared for a test that
+ * says so (explicit mode). */
+static int (*begin_tx)(lrvm_t *, int, void *const *, lrvm_tx_t **) = lrvm_begin;
+
 static void store_tx(lrvm_t *s, int tracking, unsigned char *base, size_t off, uint64_t v)
 {
     lrvm_tx_t *tx;
-    ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&base, &tx), 0);
+    ck_assert_int_eq(begin_tx(s, 1, (void *const *)&base, &tx), 0);
     if (tracking == LRVM_TRACK_EXPLICIT)
         ck_assert_int_eq(lrvm_set_range(tx, base + off, sizeof v), 0);
     memcpy(base + off, &v, sizeof v);
@@ -414,13 +418,17 @@ static size_t rss_anon(void)
 /* Random pages of a 64 MiB segment under a 1 MiB limit: the process's
  * memory grows by a few times the limit at most (unbounded, each page
  * would stay: 8,000 pages, 31 MiB, or twice that with a second copy),
- * and every committed word is there, in memory and after a reopen. */
+ * and every committed word is there, in memory and after a reopen. Loop:
+ * transactions begun alone (0), shared ones (1, explicit mode: the one
+ * its owner committed keeps the segment for its next, tx.c, until pages
+ * go back). */
 START_TEST(test_resident_limit_bounds_memory)
 {
     enum { NTX = 8000 };
     const size_t size = (size_t)64 << 20;
+    begin_tx = _i ? lrvm_begin_shared : lrvm_begin;
     for (size_t t = 0; t < sizeof trackers / sizeof trackers[0]; t++) {
-        if (!offered(trackers[t]))
+        if (!offered(trackers[t]) || (_i && trackers[t] != LRVM_TRACK_EXPLICIT))
             continue;
         tu_rmrf(tu_dir);
         lrvm_t *s = open_limited(trackers[t]);
@@ -453,6 +461,7 @@ START_TEST(test_resident_limit_bounds_memory)
         ck_assert_int_eq(lrvm_close(s), 0);
         free(model);
     }
+    begin_tx = lrvm_begin;
 }
 END_TEST
 
@@ -644,7 +653,7 @@ int main(void)
     tcase_add_test(tc, test_resident_uffd_release_leaves_no_entry);
     tcase_add_test(tc, test_resident_uffd_far_pages_free_their_tables);
     tcase_add_test(tc, test_resident_retiring_generation_keeps_pages);
-    tcase_add_test(tc, test_resident_limit_bounds_memory);
+    tcase_add_loop_test(tc, test_resident_limit_bounds_memory, 0, 2);
     tcase_add_test(tc, test_resident_ambient_stores_during_release);
     tcase_add_test(tc, test_resident_commit_in_flight_keeps_its_pages);
     tcase_add_test(tc, test_resident_unmapped_run_keeps_the_rest);

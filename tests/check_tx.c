@@ -13,11 +13,13 @@
  * transactions of many threads, killed and cut off: check_group.)
  */
 #define _GNU_SOURCE
+#include "internal.h"
 #include "lrvm.h"
 #include "testutil.h"
 
 #include <check.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -394,14 +396,20 @@ static int begin_in_other_thread(lrvm_t *s, void *base)
     return o.rc;
 }
 
+/* The owner's begins of both kinds: the loop tests' _i. */
+typedef int begin_fn(lrvm_t *, int, void *const *, lrvm_tx_t **);
+static begin_fn *const begin_kind[2] = { lrvm_begin, lrvm_begin_shared };
+
 /* A transaction its owner committed keeps its segment for the owner's next
- * begin (parked, tx.c) and, without a flush, may be committed at the log's
- * tail without the store lock (log.c): for the program it is over all the
- * same. Its handle gets LRVM_ENOENT from every thread; another thread's
- * begin, an unmap and a close find the segment free; the commits are all
- * counted and all kept. */
+ * begin of the same kind (parked, tx.c) and, without a flush, may be
+ * committed at the log's tail without the store lock (log.c): for the
+ * program it is over all the same. Its handle gets LRVM_ENOENT from every
+ * thread; another thread's begin, an unmap and a close find the segment
+ * free; the commits are all counted and all kept. Loop: begun alone (0),
+ * shared (1). */
 START_TEST(test_tx_committed_by_owner_is_over)
 {
+    begin_fn *begin = begin_kind[_i];
     lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
     uint64_t *seg = tu_map(s, "a", WORDS * 8), *seg2 = tu_map(s, "b", WORDS * 8);
     void *base = seg, *bases[2] = { seg2, seg };
@@ -409,7 +417,7 @@ START_TEST(test_tx_committed_by_owner_is_over)
     ck_assert_int_eq(lrvm_stats(s, &st0), 0);
     for (long i = 0; i < WORDS; i++) {          /* the first makes the pages private */
         lrvm_tx_t *tx;
-        ck_assert_int_eq(lrvm_begin(s, 1, &base, &tx), 0);
+        ck_assert_int_eq(begin(s, 1, &base, &tx), 0);
         ck_assert_int_eq(lrvm_set_range(tx, &seg[i], 8), 0);
         seg[i] = mark(1, i);
         ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
@@ -429,18 +437,18 @@ START_TEST(test_tx_committed_by_owner_is_over)
     ck_assert_uint_eq(seg[0], mark(1, 0) + 1);
     /* The owner again, on two segments, then on the first alone. */
     lrvm_tx_t *tx;
-    ck_assert_int_eq(lrvm_begin(s, 2, bases, &tx), 0);
+    ck_assert_int_eq(begin(s, 2, bases, &tx), 0);
     ck_assert_int_eq(lrvm_set_range(tx, seg2, 8), 0);
     seg2[0] = 5;
     ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
     ck_assert_int_eq(begin_in_other_thread(s, seg), 0);
-    ck_assert_int_eq(lrvm_begin(s, 1, &base, &tx), 0);
+    ck_assert_int_eq(begin(s, 1, &base, &tx), 0);
     ck_assert_int_eq(begin_in_other_thread(s, seg), LRVM_EEXIST);     /* open: held */
     ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
     ck_assert_int_eq(lrvm_unmap(s, seg2), 0);
     ck_assert_int_eq(lrvm_unmap(s, seg), 0);
     seg = tu_map(s, "a", WORDS * 8);
-    ck_assert_int_eq(lrvm_begin(s, 1, (void *[]){ seg }, &tx), 0);
+    ck_assert_int_eq(begin(s, 1, (void *[]){ seg }, &tx), 0);
     ck_assert_int_eq(lrvm_set_range(tx, &seg[1], 8), 0);
     seg[1] = 9;
     ck_assert_int_eq(lrvm_commit(tx, LRVM_NO_FLUSH), 0);
@@ -455,6 +463,70 @@ START_TEST(test_tx_committed_by_owner_is_over)
     seg[1] = mark(1, 1);
     ck_assert_int_eq(first_bad_word(seg, 1, WORDS), -1);
     ck_assert_uint_eq(seg2[0], 5);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* The owner's steady state takes no store lock: with the lock held by
+ * the test, a thread whose transaction is parked begins it again,
+ * declares, stores and commits without a flush, over and over. Loop:
+ * begun alone (0), shared (1: the debug build gives shared transactions
+ * no owner, track_explicit.c I3). */
+struct lockless {
+    lrvm_t     *s;
+    uint64_t   *seg;
+    begin_fn   *begin;
+    atomic_int  ready, go, done, rc;
+};
+
+static void *lockless_run(void *arg)
+{
+    struct lockless *l = arg;
+    void *base = l->seg;
+    for (int i = 0; i <= 100; i++) {
+        lrvm_tx_t *tx;
+        int rc = l->begin(l->s, 1, &base, &tx);
+        if (rc == 0 && (rc = lrvm_set_range(tx, &l->seg[i], 8)) == 0) {
+            l->seg[i] = (uint64_t)i + 1;
+            rc = lrvm_commit(tx, LRVM_NO_FLUSH);
+        }
+        if (rc != 0) {
+            atomic_store(&l->rc, rc);
+            break;
+        }
+        if (i == 0)                         /* the first commit takes the lock */
+            atomic_store(&l->ready, 1);
+        while (i == 0 && !atomic_load(&l->go))
+            sched_yield();
+        if (i > 0)
+            atomic_fetch_add(&l->done, 1);
+    }
+    return NULL;
+}
+
+START_TEST(test_tx_owner_takes_no_lock)
+{
+    struct lockless l = { .s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0), .begin = begin_kind[_i] };
+    l.seg = tu_map(l.s, "a", WORDS * 8);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, lockless_run, &l), 0);
+    while (!atomic_load(&l.ready) && atomic_load(&l.rc) == 0)
+        sched_yield();
+    lrvm__lock(&l.s->mu, LRVM__RANK_STORE);
+    atomic_store(&l.go, 1);
+    for (int ms = 0; ms < 10000 && atomic_load(&l.done) < 100 && atomic_load(&l.rc) == 0; ms++)
+        lrvm__pause_us(1000);
+    int done = atomic_load(&l.done);
+    lrvm__unlock(&l.s->mu);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(atomic_load(&l.rc), 0);
+    ck_assert_int_eq(done, 100);                    /* all of them while the lock was held */
+    ck_assert_int_eq(lrvm_close(l.s), 0);
+
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
+    uint64_t *seg = tu_map(s, "a", WORDS * 8);
+    for (int i = 0; i <= 100; i++)
+        ck_assert_uint_eq(seg[i], (uint64_t)i + 1);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
 END_TEST
@@ -716,7 +788,12 @@ int main(void)
     tcase_add_test(tc, test_tx_close_aborts_a_transaction_of_another_thread);
     tcase_add_test(tc, test_tx_heap_allocates_inside_another_threads_transaction);
     tcase_add_test(tc, test_tx_finished_and_null_handles);
-    tcase_add_test(tc, test_tx_committed_by_owner_is_over);
+    tcase_add_loop_test(tc, test_tx_committed_by_owner_is_over, 0, 2);
+#ifdef LRVM_DEBUG
+    tcase_add_loop_test(tc, test_tx_owner_takes_no_lock, 0, 1);
+#else
+    tcase_add_loop_test(tc, test_tx_owner_takes_no_lock, 0, 2);
+#endif
     tcase_add_test(tc, test_tx_pointers_that_are_not_handles);
     tcase_add_test(tc, test_tx_pooled_handle_after_a_large_transaction);
     tcase_add_test(tc, test_tx_forked_child_commits_from_a_new_thread);
