@@ -132,11 +132,11 @@ static uint64_t released(lrvm_t *s)
     return st.pages_released;
 }
 
-/* One transaction on SEG (mapped at BASE) that stores V at byte OFF. */
 /* How store_tx begins: lrvm_begin, or lrvm_begin_shared for a test that
  * says so (explicit mode). */
 static int (*begin_tx)(lrvm_t *, int, void *const *, lrvm_tx_t **) = lrvm_begin;
 
+/* One transaction on SEG (mapped at BASE) that stores V at byte OFF. */
 static void store_tx(lrvm_t *s, int tracking, unsigned char *base, size_t off, uint64_t v)
 {
     lrvm_tx_t *tx;
