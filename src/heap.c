@@ -755,30 +755,53 @@ static int cache_put(lrvm_heap_t *h, uint64_t b)
     return 0;
 }
 
+/* Take up to WANT blocks for requests of N bytes (the last may be a
+ * little larger: a block too small to split stays whole), made PENDING,
+ * in one transaction of the heap's own: GOT[0..*TAKEN), at least one, or
+ * the error (an abort put the words back). */
+static int take_once(lrvm_heap_t *h, size_t n, unsigned want, uint64_t *got, unsigned *taken)
+{
+    lrvm_tx_t *own;
+    int err = lrvm__tx_begin_own(h->store, h->seg, &own);
+    *taken = 0;
+    if (err < 0)
+        return err;
+    h->in_tx = own;
+    for (; *taken < want; ++*taken) {
+        unsigned char *p = heap_malloc(h, n, &err);
+        if (p == NULL)
+            break;
+        got[*taken] = (uint64_t)(p - h->base) - 8;
+        *word(h, got[*taken]) |= PENDING;   /* its header: declared */
+    }
+    h->in_tx = NULL;
+    int rc = lrvm__tx_end_own(own, *taken > 0);
+    if (*taken == 0 || rc < 0)
+        return rc < 0 ? rc : err;
+    return 0;
+}
+
+/* take_once; a heap too full for the first block gives the cache back
+ * (it may hold what the request needs) and is tried again. */
+static int take_own(lrvm_heap_t *h, size_t n, unsigned want, uint64_t *got, unsigned *taken)
+{
+    int rc = take_once(h, n, want, got, taken);
+    if (rc == LRVM_ENOMEM && h->cache != NULL && h->cache->blocks > 0 &&
+        (rc = cache_empty(h)) == 0)
+        rc = take_once(h, n, want, got, taken);
+    return rc;
+}
+
 /* Fill class K, empty, with up to CACHE_FILL blocks of NEED bytes or a
- * little more (a block too small to split stays whole), taken and made
- * PENDING in one transaction of the heap's own. */
+ * little more, taken in one transaction of the heap's own. */
 static int cache_fill(lrvm_heap_t *h, unsigned k, uint64_t need)
 {
     struct heap_cache *c = h->cache;
     uint64_t got[CACHE_FILL];
-    unsigned n = 0;
-    lrvm_tx_t *own;
-    int err = lrvm__tx_begin_own(h->store, h->seg, &own);
-    if (err < 0)
-        return err;
-    h->in_tx = own;
-    for (; n < CACHE_FILL; n++) {
-        unsigned char *p = heap_malloc(h, (size_t)need - 8, &err);
-        if (p == NULL)
-            break;
-        got[n] = (uint64_t)(p - h->base) - 8;
-        *word(h, got[n]) |= PENDING;        /* its header: declared */
-    }
-    h->in_tx = NULL;
-    int rc = lrvm__tx_end_own(own, n > 0);
-    if (n == 0 || rc < 0)
-        return rc < 0 ? rc : err;           /* an abort put the words back */
+    unsigned n;
+    int rc = take_own(h, (size_t)need - 8, CACHE_FILL, got, &n);
+    if (rc < 0)
+        return rc;
     for (unsigned i = 0; i < n; i++)
         cache_add(c, k, got[i], bsize(*word(h, got[i])));
     cache_check(h);
@@ -793,44 +816,20 @@ static struct heap_cache *cache_of(lrvm_heap_t *h)
     return h->cache;
 }
 
-/* A block of NEED bytes (at most CACHE_LARGEST) from the cache: *B. A
- * class that cannot be filled empties the cache into the heap first. */
+/* A block of NEED bytes (at most CACHE_LARGEST) from the cache: *B. */
 static int cache_take(lrvm_heap_t *h, uint64_t need, uint64_t *b)
 {
     unsigned k = bin_of(need);
-    int rc = 0;
+    int rc;
     struct heap_cache *c = cache_of(h);
     if (c == NULL)
         return LRVM_ENOMEM;
-    if (c->n[k] == 0 && (rc = cache_fill(h, k, need)) == LRVM_ENOMEM && c->blocks > 0 &&
-        (rc = cache_empty(h)) == 0)
-        rc = cache_fill(h, k, need);
-    if (rc < 0)
+    if (c->n[k] == 0 && (rc = cache_fill(h, k, need)) < 0)
         return rc;
     *b = c->blk[k][--c->n[k]];
     c->blocks--;
     c->bytes -= bsize(*word(h, *b));
     cache_check(h);
-    return 0;
-}
-
-/* Take a block of N bytes, PENDING, in a transaction of the heap's own:
- * *B. */
-static int take_own(lrvm_heap_t *h, size_t n, uint64_t *b)
-{
-    lrvm_tx_t *own;
-    int err = lrvm__tx_begin_own(h->store, h->seg, &own);
-    if (err < 0)
-        return err;
-    h->in_tx = own;
-    unsigned char *p = heap_malloc(h, n, &err);
-    h->in_tx = NULL;
-    if (p != NULL)
-        *word(h, (uint64_t)(p - h->base) - 8) |= PENDING;  /* its header: declared */
-    int rc = lrvm__tx_end_own(own, p != NULL);
-    if (p == NULL || rc < 0)
-        return rc < 0 ? rc : err;           /* an abort put the words back */
-    *b = (uint64_t)(p - h->base) - 8;
     return 0;
 }
 
@@ -845,13 +844,8 @@ static void *shared_malloc(lrvm_heap_t *h, lrvm_tx_t *tx, size_t n, int *err)
         return NULL;
     }
     uint64_t b;
-    if (n <= CACHE_LARGEST - 8) {
-        if ((*err = cache_take(h, block_need(n), &b)) < 0)
-            return NULL;
-    } else if ((*err = take_own(h, n, &b)) == LRVM_ENOMEM && h->cache != NULL &&
-               h->cache->blocks > 0 && (*err = cache_empty(h)) == 0) {
-        *err = take_own(h, n, &b);
-    }
+    unsigned one;
+    *err = n <= CACHE_LARGEST - 8 ? cache_take(h, block_need(n), &b) : take_own(h, n, 1, &b, &one);
     if (*err < 0)
         return NULL;
     t->taken[t->ntaken++] = b;
