@@ -526,18 +526,27 @@ static int tx_attach(lrvm_t *s, lrvm_tx_t *tx, int nsegs, int shared)
 
 static void drop_parked_here(lrvm_t *s);
 
-/* lrvm_begin, and lrvm_begin_shared when SHARED. */
+static lrvm_tx_t *begin_parked(lrvm_t *s, int nsegs, void *const *bases, int shared);
+
+/* lrvm_begin, and lrvm_begin_shared when SHARED: the owner's parked
+ * transaction of the same segments and kind opens again without the
+ * lock, or a new one begins under it. */
 static int begin(lrvm_t *s, int nsegs, void *const *bases, int shared, lrvm_tx_t **out)
 {
     if (s == NULL || nsegs < 1 || bases == NULL || out == NULL)
         return LRVM_EINVAL;
+    lrvm_tx_t *tx = begin_parked(s, nsegs, bases, shared);
+    if (tx != NULL) {
+        *out = tx;
+        return 0;
+    }
     if (shared && !s->tracker->shared)
         return LRVM_EMODE;
     pthread_once(&bias_once, bias_init);
     int rc = 0;
     lrvm__lock(&s->mu, LRVM__RANK_STORE);
     drop_parked_here(s);
-    lrvm_tx_t *tx = tx_new(s);
+    tx = tx_new(s);
     if (tx == NULL) {
         lrvm__unlock(&s->mu);
         return LRVM_ENOMEM;
@@ -619,23 +628,11 @@ static void drop_parked_here(lrvm_t *s)
 
 int lrvm_begin(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
 {
-    lrvm_tx_t *tx;
-    if (s != NULL && nsegs >= 1 && bases != NULL && out != NULL &&
-        (tx = begin_parked(s, nsegs, bases, 0)) != NULL) {
-        *out = tx;
-        return 0;
-    }
     return begin(s, nsegs, bases, 0, out);
 }
 
 int lrvm_begin_shared(lrvm_t *s, int nsegs, void *const *bases, lrvm_tx_t **out)
 {
-    lrvm_tx_t *tx;
-    if (s != NULL && nsegs >= 1 && bases != NULL && out != NULL &&
-        (tx = begin_parked(s, nsegs, bases, 1)) != NULL) {
-        *out = tx;
-        return 0;
-    }
     return begin(s, nsegs, bases, 1, out);
 }
 
