@@ -400,8 +400,9 @@ int lrvm_set_range(lrvm_tx_t *tx, void *addr, size_t len);
  * order is kept either way: lrvm_flush from any thread makes durable
  * every commit whose call returned before it began. In explicit mode the
  * thread that began TX commits a small transaction with LRVM_NO_FLUSH
- * without taking the store's lock (unless TX called the heap), and its
- * next lrvm_begin (or lrvm_begin_shared, for a shared TX) of the same
+ * without taking the store's lock (a shared TX that called the heap too,
+ * when the blocks it freed fit what it keeps, below), and its next
+ * lrvm_begin (or lrvm_begin_shared, for a shared TX) of the same
  * segments takes none either; nothing else changes for the program.
  * Group commit: flushing commits of several threads share fdatasyncs. A
  * commit that finds the log being synced writes its records and waits
@@ -493,12 +494,15 @@ int lrvm_truncate(lrvm_t *rvm);
  * took. Freeing a block that another open transaction took, or one this
  * transaction freed already, fails with LRVM_EINVAL. Blocks of up to 512
  * bytes that these transactions free or give back are kept for their next
- * allocations, at most 32 of each size (taken 8 at a time, in
+ * allocations: up to 16 of each size by the transaction that freed them
+ * (while its thread begins it again, lrvm_commit above), whose thread's
+ * lrvm_malloc and lrvm_free take no store lock while those serve, and
+ * at most 32 of each size by the heap for all (taken 8 at a time, in
  * transactions of the heap's own committed without a flush); larger ones
  * go back to the heap's lists, and so do the kept ones when a request
- * finds the heap too full. The next lrvm_heap_open frees the kept ones,
- * and until then freeing one outside a shared transaction fails with
- * LRVM_EINVAL. calloc's zeros, realloc's copy and
+ * finds the heap too full (those of transactions still open excepted).
+ * The next lrvm_heap_open frees the kept ones, and until then freeing
+ * one outside a shared transaction fails with LRVM_EINVAL. calloc's zeros, realloc's copy and
  * lrvm_heap_set_root are declared in the caller's transaction (the root
  * is one word: two transactions that set it overlap, C15).
  *

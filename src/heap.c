@@ -50,7 +50,8 @@
  * (explicit mode then logs exactly those; auto mode captures their pages
  * without faults), then stores. With no such transaction, auto mode's
  * ambient epoch captures the stores by faults, and explicit mode refuses
- * with LRVM_EMODE. Every call runs under the store's lock.
+ * with LRVM_EMODE. Every call runs under the store's lock, but those of a
+ * shared transaction's owner that its own cache serves (below).
  *
  * Shared transactions (lrvm_begin_shared, lrvm.h C15) declare disjoint
  * bytes, and every operation stores into the header's bins, so the heap's
@@ -66,16 +67,21 @@
  *   - free is done at the caller's commit, in its records; its abort
  *     forgets it. A block freed in the transaction that took it goes back
  *     at once.
- *   - A block of up to 512 bytes comes from the heap's cache (I5): blocks
- *     of each exact bin's size that are USED and PENDING and no
- *     transaction's. A class that runs dry takes eight blocks, made
- *     PENDING, in one transaction of lrvm's own committed at once
- *     without a flush (logged before any commit of a caller that holds
- *     one); a small block that a commit frees is made PENDING in its
- *     records and goes to the cache, and one given back goes there too;
- *     a class that would pass 32 blocks gives half back to the bins in
- *     one transaction of the heap's own, and a request the heap is too
- *     full for gives the whole cache back and is tried again. So most
+ *   - A block of up to 512 bytes comes from the transaction's own cache
+ *     (I6), which a class of the heap's cache (I5) fills with up to eight
+ *     when it runs dry: blocks of each exact bin's size that are USED and
+ *     PENDING and no transaction's. A class of the heap's that runs dry
+ *     takes eight blocks, made PENDING, in one transaction of lrvm's own
+ *     committed at once without a flush (logged before any commit of a
+ *     caller that holds one); a small block that a commit frees is made PENDING in its
+ *     records and goes to the transaction's own cache, and one given back
+ *     goes there too; an own class that would pass 16 gives its older
+ *     half to the heap's cache, whose class that would pass 32 gives half
+ *     back to the bins in one transaction of the heap's own; a
+ *     transaction's own cache goes to the heap's when its handle ends
+ *     (not when it parks: tx.c); and a request the heap is too full for
+ *     ends the parked shared transactions, gives the caller's own cache
+ *     and the heap's back to the bins, and is tried again. So most
  *     operations change no word of the heap's but the header of the
  *     caller's own block: no transaction of the heap's own, no bin, no
  *     neighbour. A crash leaves the cache's blocks PENDING, freed at the
@@ -91,6 +97,27 @@
  * C4): putting back then may undo heap words other calls changed
  * meanwhile, in memory only; nothing is logged after, and the next open
  * finds the heap the log left.)
+ *
+ * The owner's steady state takes no store lock. A shared transaction's
+ * owner (tx.c, "Biased ownership") runs lrvm_malloc and lrvm_free
+ * without it when its own cache serves them (a free is only noted), and
+ * its no-flush commit goes to the log's tail (tx.c) when every block it
+ * freed fits its own cache: then the commit changes no word of the heap's
+ * but its own blocks' headers (PENDING). Calls under the store lock
+ * change other bits of the same words (a neighbour's PREV_USED, logged in
+ * their transactions), and a record carries whole words: were a tail
+ * commit's record placed after such a call's but made before it, its
+ * word would put the neighbour's old bit back at replay. So the tail
+ * commit changes and logs its headers inside the hooks' gate (tx.c), and
+ * heap_malloc and heap_free shut the gate first, which waits for those
+ * inside; the gate opens again once their changes are logged, as the
+ * store lock is let go (lrvm__tx_tail_open). A change of a
+ * transaction's own blocks' headers under the lock (hook_commit's
+ * PENDING bits) meets no tail commit's words and leaves the gate open:
+ * shutting it there made two threads' commits alternate under the lock
+ * for good, each finding the gate shut by the other's. Every header
+ * word is stored whole (hdr_set), since the owners read theirs without
+ * the lock.
  *
  * A program that writes over the heap's own words (a store after free, an
  * undeclared store in explicit mode that an abort then leaves behind)
@@ -113,10 +140,10 @@
  *   I3 allocated is the sum of the sizes of the used blocks; root is 0 or
  *      the payload of a used block.
  *   I4 Only a used block is PENDING, and it is one that an open shared
- *      transaction took (in its struct heap_tx), one the cache holds, one
- *      a committed free made the cache's and its hook_end has not put
- *      there yet, or one a crash left (or whose giving back failed),
- *      freed at the next lrvm_heap_open.
+ *      transaction took (in its struct heap_tx), one a cache holds, one
+ *      a committed free made a cache's and its hook_end (or
+ *      hook_tail_end) has not put there yet, or one a crash left (or
+ *      whose giving back failed), freed at the next lrvm_heap_open.
  *   I5 A block in the cache is USED and PENDING, in no transaction's
  *      list, in the class of its size or of one less than MIN_BLOCK below
  *      it (a filling leaves a block too small to split whole); the totals
@@ -124,6 +151,11 @@
  *      each change). lrvm__heap_usage counts them free: the program's to
  *      take. With no shared transaction on the heap, freeing one is
  *      refused (LRVM_EINVAL).
+ *   I6 A block in a transaction's own cache is as one in the heap's (I5),
+ *      at most OWN_MAX a class, and counted in its totals (own_check,
+ *      debug builds, where the transaction settles); only the
+ *      transaction's owner, or a holder of the store's lock that claimed
+ *      the transaction (tx.c I5), reads or changes that cache.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -164,6 +196,8 @@ struct heap_hdr {
 #define CACHE_LARGEST 512u
 #define CACHE_FILL    8u
 #define CACHE_MAX     32u
+#define OWN_MAX       16u                   /* a transaction's own cache (I6): */
+#define OWN_FILL      8u                    /*   a class's bound, and a filling */
 
 struct heap_cache {
     uint64_t blk[CACHE_CLASSES][CACHE_MAX];
@@ -179,13 +213,31 @@ struct lrvm_heap {
     unsigned          calls;    /* debug builds: calls made, to sample checks */
     lrvm_tx_t        *in_tx;    /* store lock: where the declarations of a call
                                    on a shared heap go, while it runs */
-    struct heap_cache *cache;   /* store lock: small blocks kept for shared
-                                   transactions (I5), made on first use */
+    struct heap_cache cache;    /* store lock: small blocks kept for shared
+                                   transactions (I5) */
 };
+
+/* A not-an-error result of a call that the owner of a shared transaction
+ * makes without the store's lock: "take the lock and call again". */
+#define NOT_HERE 1
 
 static uint64_t *word(const lrvm_heap_t *h, uint64_t off)
 {
     return (uint64_t *)(void *)(h->base + off);
+}
+
+/* Block B's header word. The owner of a shared transaction reads its
+ * blocks' headers without the store's lock (I6) while calls under it
+ * change the PREV_USED bit of the same words, so every header is read
+ * there, and stored anywhere, whole. */
+static uint64_t hdr_get(const lrvm_heap_t *h, uint64_t b)
+{
+    return __atomic_load_n(word(h, b), __ATOMIC_RELAXED);
+}
+
+static void hdr_set(const lrvm_heap_t *h, uint64_t b, uint64_t w)
+{
+    __atomic_store_n(word(h, b), w, __ATOMIC_RELAXED);
 }
 
 static struct heap_hdr *header(const lrvm_heap_t *h)
@@ -276,22 +328,6 @@ int lrvm__heap_check(const lrvm_heap_t *h)
     if (!v1 && hd->free_head != 0)
         return LRVM_ECORRUPT;
     return seen == nfree ? 0 : LRVM_ECORRUPT;
-}
-
-void lrvm__heap_usage(const lrvm_heap_t *h, uint64_t *used_blocks, uint64_t *free_bytes)
-{
-    uint64_t epi = epilogue_of(header(h)->size);
-    *used_blocks = *free_bytes = 0;
-    for (uint64_t b = ARENA; b < epi; b += bsize(*word(h, b))) {
-        if (*word(h, b) & USED)
-            ++*used_blocks;
-        else
-            *free_bytes += bsize(*word(h, b));
-    }
-    if (h->cache != NULL) {             /* the program's to take: free to it */
-        *used_blocks -= h->cache->blocks;
-        *free_bytes += h->cache->bytes;
-    }
 }
 
 /* B is a place where a block may start, below EPI, the epilogue. A link
@@ -474,7 +510,7 @@ static uint64_t block_of(const lrvm_heap_t *h, const void *p)
     uint64_t b = (uint64_t)(a - base) - 8;
     if ((b - ARENA) % 16 != 0)
         return 0;
-    uint64_t w = *word(h, b);
+    uint64_t w = hdr_get(h, b);
     if (!(w & USED) || bsize(w) < MIN_BLOCK || bsize(w) > epi - b)
         return 0;
     return b;
@@ -487,12 +523,17 @@ static uint64_t block_need(size_t n)
     return need < MIN_BLOCK ? MIN_BLOCK : need;
 }
 
+/* heap_malloc and heap_free change the headers of blocks other than the
+ * one they hand out or take back (PREV_USED), which a commit at the log's
+ * tail may change at the same time: so they shut the hooks' gate first
+ * (top of the file). */
 static void *heap_malloc(lrvm_heap_t *h, size_t n, int *err)
 {
     struct heap_hdr *hd = header(h);
     struct decl d;
     if ((*err = decl_begin(h, &d)) < 0)
         return NULL;
+    lrvm__tx_gate_shut(h->store);
     if (n > hd->size) {
         *err = LRVM_ENOMEM;
         return NULL;
@@ -543,14 +584,14 @@ static void *heap_malloc(lrvm_heap_t *h, size_t n, int *err)
     unlink_free(h, b);
     if (rest >= MIN_BLOCK) {
         uint64_t r = b + need;
-        *word(h, b) = need | USED | (w & PREV_USED);
-        *word(h, r) = rest | PREV_USED;
+        hdr_set(h, b, need | USED | (w & PREV_USED));
+        hdr_set(h, r, rest | PREV_USED);
         *word(h, after - 8) = rest;
         push_free(h, r);
     } else {
         need = size;
-        *word(h, b) = size | USED | (w & PREV_USED);
-        *word(h, after) |= PREV_USED;
+        hdr_set(h, b, size | USED | (w & PREV_USED));
+        hdr_set(h, after, *word(h, after) | PREV_USED);
     }
     hd->allocated += need;
     return h->base + b + 8;
@@ -563,6 +604,7 @@ static int heap_free(lrvm_heap_t *h, void *p)
     int rc;
     if ((rc = decl_begin(h, &d)) < 0)
         return rc;
+    lrvm__tx_gate_shut(h->store);
     uint64_t b = block_of(h, p);
     if (b == 0)
         return LRVM_EINVAL;
@@ -598,9 +640,9 @@ static int heap_free(lrvm_heap_t *h, void *p)
         unlink_free(h, nb);
     if (pb != 0)
         unlink_free(h, pb);
-    *word(h, start) = total | PREV_USED;    /* a free block follows a used one (I1) */
+    hdr_set(h, start, total | PREV_USED);   /* a free block follows a used one (I1) */
     *word(h, start + total - 8) = total;
-    *word(h, start + total) &= ~(uint64_t)PREV_USED;
+    hdr_set(h, start + total, *word(h, start + total) & ~(uint64_t)PREV_USED);
     push_free(h, start);
     hd->allocated -= size;
     return 0;
@@ -608,20 +650,32 @@ static int heap_free(lrvm_heap_t *h, void *p)
 
 /* ------------------------------------------------------------ shared */
 
-/* What a shared transaction did on one heap, to be settled when it ends:
- * the blocks it took (PENDING) and those it freed (done at its commit;
- * the first NCACHED of them go to the cache then). Offsets of block
- * headers. A transaction's list of them is its hook's argument (tx.c). */
+/* What a shared transaction did on one heap, to be settled when it ends
+ * (the blocks it took, PENDING, and those it freed, done at its commit;
+ * the first NCACHED of them go to its cache then: offsets of block
+ * headers), and its own cache (I6), which stays with it while it is
+ * parked. A transaction's list of them is its hook's argument (tx.c);
+ * its owner changes them without the store's lock (tx.c I5), so the
+ * totals are read whole. */
 struct heap_tx {
-    lrvm_heap_t    *h;
-    uint64_t       *taken, *freed;
-    size_t          ntaken, nfreed, ncached, cap_taken, cap_freed;
-    struct heap_tx *next;
+    lrvm_heap_t     *h;
+    uint64_t        *taken, *freed;
+    size_t           ntaken, nfreed, ncached, cap_taken, cap_freed;
+    struct heap_tx  *next;
+    int              entered;               /* the first's: in the hooks' gate */
+    unsigned char    nown[CACHE_CLASSES];
+    uint64_t         own[CACHE_CLASSES][OWN_MAX];
+    _Atomic uint64_t own_blocks, own_bytes; /* for lrvm__heap_usage */
 };
 
 static int hook_commit(lrvm_tx_t *tx, void *arg);
 static void hook_end(lrvm_tx_t *tx, void *arg, int committed);
-static const struct lrvm__tx_hook heap_hook = { hook_commit, hook_end };
+static int hook_tail(lrvm_tx_t *tx, void *arg);
+static void hook_tail_end(lrvm_tx_t *tx, void *arg, int committed);
+static void hook_drop(lrvm_tx_t *tx, void *arg);
+static const struct lrvm__tx_hook heap_hook = {
+    hook_commit, hook_end, hook_tail, hook_tail_end, hook_drop
+};
 
 /* Room for one more offset in *V (N of them, room for *CAP). */
 static int offsets_room(uint64_t **v, size_t n, size_t *cap)
@@ -633,18 +687,26 @@ static int offsets_room(uint64_t **v, size_t n, size_t *cap)
     return 0;
 }
 
-/* TX's record for heap H, made (and the hook set) on its first call. */
+/* TX's record for heap H, or NULL. */
+static struct heap_tx *heap_tx_find(const lrvm_heap_t *h, const lrvm_tx_t *tx)
+{
+    struct heap_tx *t = tx->tx_hook == &heap_hook ? tx->tx_hook_arg : NULL;
+    while (t != NULL && t->h != h)
+        t = t->next;
+    return t;
+}
+
+/* TX's record for heap H, made (and the hook set) on its first call.
+ * Store lock held. */
 static struct heap_tx *heap_tx_of(lrvm_heap_t *h, lrvm_tx_t *tx)
 {
-    struct heap_tx *first = tx->tx_hook == &heap_hook ? tx->tx_hook_arg : NULL;
-    for (struct heap_tx *t = first; t != NULL; t = t->next)
-        if (t->h == h)
-            return t;
-    struct heap_tx *t = calloc(1, sizeof *t);
-    if (t == NULL)
+    struct heap_tx *t = heap_tx_find(h, tx);
+    if (t != NULL)
+        return t;
+    if ((t = calloc(1, sizeof *t)) == NULL)
         return NULL;
     t->h = h;
-    t->next = first;
+    t->next = tx->tx_hook == &heap_hook ? tx->tx_hook_arg : NULL;
     lrvm__tx_set_hook(tx, &heap_hook, t);
     return t;
 }
@@ -674,44 +736,66 @@ static int free_own(lrvm_heap_t *h, const uint64_t *b, size_t n)
     return rc < 0 ? rc : crc;
 }
 
-/* Does block B (used) go to the cache when it is freed or given back? */
+/* Does block B (used) go to a cache when it is freed or given back? */
 static int cacheable(const lrvm_heap_t *h, uint64_t b)
 {
-    return bsize(*word(h, b)) <= CACHE_LARGEST;
+    return bsize(hdr_get(h, b)) <= CACHE_LARGEST;
 }
 
 #ifdef LRVM_DEBUG
+/* A cached block: I5 and I6. */
+static void cached_check(const lrvm_heap_t *h, unsigned k, uint64_t b, uint64_t epi)
+{
+    uint64_t w = hdr_get(h, b);
+    LRVM__ASSERT(block_place_ok(b, epi) && (w & USED) && (w & PENDING));
+    LRVM__ASSERT(bsize(w) >= (k + 2) * 16 && bsize(w) < (k + 2) * 16 + MIN_BLOCK);
+}
+
 /* I5, checked at each change of the cache: O(blocks it holds). */
 static void cache_check(const lrvm_heap_t *h)
 {
-    const struct heap_cache *c = h->cache;
+    const struct heap_cache *c = &h->cache;
     uint64_t blocks = 0, bytes = 0, epi = heap_epi(h);
     for (unsigned k = 0; k < CACHE_CLASSES; k++) {
         LRVM__ASSERT(c->n[k] <= CACHE_MAX);
         for (unsigned i = 0; i < c->n[k]; i++) {
-            uint64_t b = c->blk[k][i], w = *word(h, b);
-            LRVM__ASSERT(block_place_ok(b, epi) && (w & USED) && (w & PENDING));
-            LRVM__ASSERT(bsize(w) >= (k + 2) * 16 && bsize(w) < (k + 2) * 16 + MIN_BLOCK);
+            cached_check(h, k, c->blk[k][i], epi);
             blocks++;
-            bytes += bsize(w);
+            bytes += bsize(hdr_get(h, c->blk[k][i]));
         }
     }
     LRVM__ASSERT(blocks == c->blocks && bytes == c->bytes);
 }
+
+/* I6, checked where a transaction's own cache settles. */
+static void own_check(const struct heap_tx *t)
+{
+    uint64_t blocks = 0, bytes = 0, epi = heap_epi(t->h);
+    for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+        LRVM__ASSERT(t->nown[k] <= OWN_MAX);
+        for (unsigned i = 0; i < t->nown[k]; i++) {
+            cached_check(t->h, k, t->own[k][i], epi);
+            blocks++;
+            bytes += bsize(hdr_get(t->h, t->own[k][i]));
+        }
+    }
+    LRVM__ASSERT(blocks == t->own_blocks && bytes == t->own_bytes);
+}
 #else
 #define cache_check(h) ((void)0)
+#define own_check(t)   ((void)0)
 #endif
 
 /* Give class K's blocks past the first KEEP back to the heap, in a
  * transaction of its own. */
 static int cache_trim(lrvm_heap_t *h, unsigned k, unsigned keep)
 {
-    struct heap_cache *c = h->cache;
+    struct heap_cache *c = &h->cache;
     if (c->n[k] <= keep)
         return 0;
     uint64_t bytes = 0;
     for (unsigned i = keep; i < c->n[k]; i++)
-        bytes += bsize(*word(h, c->blk[k][i]));
+        bytes += bsize(hdr_get(h, c->blk[k][i]));
     int rc = free_own(h, c->blk[k] + keep, c->n[k] - keep);
     if (rc == 0) {
         c->blocks -= c->n[k] - keep;
@@ -739,20 +823,105 @@ static void cache_add(struct heap_cache *c, unsigned k, uint64_t b, uint64_t siz
     c->bytes += size;
 }
 
-/* Put block B (USED and PENDING, no transaction's) in the cache: the
- * class of its size, which it fits. */
-static int cache_put(lrvm_heap_t *h, uint64_t b)
+/* Put block B (USED and PENDING, no transaction's) in class K of the
+ * cache: the class of its size, or the one it was taken for (a filling
+ * leaves a block too small to split whole: I5). */
+static int cache_put(lrvm_heap_t *h, unsigned k, uint64_t b)
 {
-    struct heap_cache *c = h->cache;
-    uint64_t size = bsize(*word(h, b));
-    unsigned k = bin_of(size);
+    struct heap_cache *c = &h->cache;
+    uint64_t size = bsize(hdr_get(h, b));
     int rc;
-    LRVM__ASSERT(size <= CACHE_LARGEST && (*word(h, b) & PENDING));
+    LRVM__ASSERT(k < CACHE_CLASSES && size >= (k + 2) * 16 && size < (k + 2) * 16 + MIN_BLOCK);
+    LRVM__ASSERT(hdr_get(h, b) & PENDING);
     if (c->n[k] == CACHE_MAX && (rc = cache_trim(h, k, CACHE_MAX / 2)) < 0)
         return rc;
     cache_add(c, k, b, size);
     cache_check(h);
     return 0;
+}
+
+/* Give back block B, which a transaction took and no longer holds: to
+ * the cache, or freed in the heap's own transaction. */
+static int give_back(lrvm_heap_t *h, uint64_t b)
+{
+    return cacheable(h, b) ? cache_put(h, bin_of(bsize(hdr_get(h, b))), b) : free_own(h, &b, 1);
+}
+
+/* Add block B (USED and PENDING, cacheable) to class K of T's own cache,
+ * which has room; only T's owner, or a holder of the store's lock that
+ * claimed T's transaction. */
+static void own_add(struct heap_tx *t, unsigned k, uint64_t b)
+{
+    t->own[k][t->nown[k]++] = b;
+    uint64_t size = bsize(hdr_get(t->h, b));
+    atomic_store_explicit(&t->own_blocks, t->own_blocks + 1, memory_order_relaxed);
+    atomic_store_explicit(&t->own_bytes, t->own_bytes + size, memory_order_relaxed);
+}
+
+/* Take the last block of class K of T's own cache, which holds one. */
+static uint64_t own_remove(struct heap_tx *t, unsigned k)
+{
+    uint64_t b = t->own[k][--t->nown[k]], size = bsize(hdr_get(t->h, b));
+    atomic_store_explicit(&t->own_blocks, t->own_blocks - 1, memory_order_relaxed);
+    atomic_store_explicit(&t->own_bytes, t->own_bytes - size, memory_order_relaxed);
+    return b;
+}
+
+/* Give class K of T's own cache to the heap's cache but for its KEEP
+ * newest blocks, the oldest first, so that the newest of them go on top
+ * there (the next to be taken: the most likely still in the CPU's cache).
+ * Store lock held. */
+static int own_spill(struct heap_tx *t, unsigned k, unsigned keep)
+{
+    unsigned n = t->nown[k], gone = 0;
+    int rc = 0;
+    for (; gone + keep < n && rc == 0; gone++) {
+        uint64_t b = t->own[k][gone], size = bsize(hdr_get(t->h, b));
+        if ((rc = cache_put(t->h, k, b)) < 0)
+            break;
+        atomic_store_explicit(&t->own_blocks, t->own_blocks - 1, memory_order_relaxed);
+        atomic_store_explicit(&t->own_bytes, t->own_bytes - size, memory_order_relaxed);
+    }
+    memmove(t->own[k], t->own[k] + gone, (n - gone) * sizeof t->own[k][0]);
+    t->nown[k] = (unsigned char)(n - gone);
+    return rc;
+}
+
+/* Give T's own cache to the heap's cache (its transaction ends), or,
+ * with TO_HEAP, everything to the heap (a heap too full for a request).
+ * Store lock held. */
+static int own_empty(struct heap_tx *t, int to_heap)
+{
+    int rc = 0;
+    for (unsigned k = 0; k < CACHE_CLASSES && rc == 0; k++)
+        rc = own_spill(t, k, 0);
+    return rc == 0 && to_heap ? cache_empty(t->h) : rc;
+}
+
+/* Put block B (USED and PENDING, no longer wanted by T's transaction)
+ * in T's own cache, the class of its size. Without the store's lock
+ * (LOCKED 0) only a class with room serves (else NOT_HERE); with it, a
+ * full class gives half to the heap's cache, and a block too large for
+ * a cache is freed in the heap's own transaction. */
+static int own_put(struct heap_tx *t, uint64_t b, int locked)
+{
+    if (!cacheable(t->h, b))
+        return locked ? free_own(t->h, &b, 1) : NOT_HERE;
+    unsigned k = bin_of(bsize(hdr_get(t->h, b)));
+    int rc = 0;
+    if (t->nown[k] == OWN_MAX && (!locked || (rc = own_spill(t, k, OWN_MAX / 2)) < 0))
+        return locked ? rc : NOT_HERE;
+    own_add(t, k, b);
+    return 0;
+}
+
+/* Every parked shared transaction on H ends, their own caches go to the
+ * heap's cache, and T's and the heap's go to the heap: what a request the
+ * heap is too full for does before it is tried again. Store lock held. */
+static int make_room(lrvm_heap_t *h, struct heap_tx *t)
+{
+    lrvm__seg_unpark(h->store, h->seg);
+    return t != NULL ? own_empty(t, 1) : cache_empty(h);
 }
 
 /* Take up to WANT blocks for requests of N bytes (the last may be a
@@ -772,7 +941,7 @@ static int take_once(lrvm_heap_t *h, size_t n, unsigned want, uint64_t *got, uns
         if (p == NULL)
             break;
         got[*taken] = (uint64_t)(p - h->base) - 8;
-        *word(h, got[*taken]) |= PENDING;   /* its header: declared */
+        hdr_set(h, got[*taken], hdr_get(h, got[*taken]) | PENDING);    /* declared */
     }
     h->in_tx = NULL;
     int rc = lrvm__tx_end_own(own, *taken > 0);
@@ -781,101 +950,104 @@ static int take_once(lrvm_heap_t *h, size_t n, unsigned want, uint64_t *got, uns
     return 0;
 }
 
-/* take_once; a heap too full for the first block gives the cache back
- * (it may hold what the request needs) and is tried again. */
-static int take_own(lrvm_heap_t *h, size_t n, unsigned want, uint64_t *got, unsigned *taken)
+/* take_once; a heap too full for the first block gives the caches back
+ * (they may hold what the request needs: make_room, for T's transaction)
+ * and is tried again. */
+static int take_own(lrvm_heap_t *h, struct heap_tx *t, size_t n, unsigned want, uint64_t *got,
+                    unsigned *taken)
 {
     int rc = take_once(h, n, want, got, taken);
-    if (rc == LRVM_ENOMEM && h->cache != NULL && h->cache->blocks > 0 &&
-        (rc = cache_empty(h)) == 0)
+    if (rc == LRVM_ENOMEM && (rc = make_room(h, t)) == 0)
         rc = take_once(h, n, want, got, taken);
     return rc;
 }
 
-/* Fill class K, empty, with up to CACHE_FILL blocks of NEED bytes or a
- * little more, taken in one transaction of the heap's own. */
-static int cache_fill(lrvm_heap_t *h, unsigned k, uint64_t need)
+/* Fill class K of the heap's cache, empty, with up to CACHE_FILL blocks
+ * of NEED bytes or a little more, taken in one transaction of the heap's
+ * own, for T's transaction. */
+static int cache_fill(lrvm_heap_t *h, struct heap_tx *t, unsigned k, uint64_t need)
 {
-    struct heap_cache *c = h->cache;
+    struct heap_cache *c = &h->cache;
     uint64_t got[CACHE_FILL];
     unsigned n;
-    int rc = take_own(h, (size_t)need - 8, CACHE_FILL, got, &n);
+    int rc = take_own(h, t, (size_t)need - 8, CACHE_FILL, got, &n);
     if (rc < 0)
         return rc;
     for (unsigned i = 0; i < n; i++)
-        cache_add(c, k, got[i], bsize(*word(h, got[i])));
+        cache_add(c, k, got[i], bsize(hdr_get(h, got[i])));
     cache_check(h);
     return 0;
 }
 
-/* H's cache, made on first use; NULL when there is no memory for it. */
-static struct heap_cache *cache_of(lrvm_heap_t *h)
+/* Bring class K of T's own cache, empty, to up to OWN_FILL blocks of NEED
+ * bytes (or a little more) from the heap's cache, which fills itself from
+ * the heap only when it has none: at least one, or the error. The newest of the
+ * heap's cache ends on top. Store lock held. */
+static int own_fill(struct heap_tx *t, unsigned k, uint64_t need)
 {
-    if (h->cache == NULL)
-        h->cache = calloc(1, sizeof *h->cache);
-    return h->cache;
-}
-
-/* A block of NEED bytes (at most CACHE_LARGEST) from the cache: *B. */
-static int cache_take(lrvm_heap_t *h, uint64_t need, uint64_t *b)
-{
-    unsigned k = bin_of(need);
-    int rc;
-    struct heap_cache *c = cache_of(h);
-    if (c == NULL)
-        return LRVM_ENOMEM;
-    if (c->n[k] == 0 && (rc = cache_fill(h, k, need)) < 0)
-        return rc;
-    *b = c->blk[k][--c->n[k]];
-    c->blocks--;
-    c->bytes -= bsize(*word(h, *b));
+    lrvm_heap_t *h = t->h;
+    struct heap_cache *c = &h->cache;
+    uint64_t got[OWN_FILL];
+    unsigned n = 0;
+    int rc = 0;
+    while (n < OWN_FILL) {
+        if (c->n[k] == 0 && (n > 0 || (rc = cache_fill(h, t, k, need)) < 0))
+            break;
+        got[n] = c->blk[k][--c->n[k]];
+        c->blocks--;
+        c->bytes -= bsize(hdr_get(h, got[n++]));
+    }
+    while (n > 0)
+        own_add(t, k, got[--n]);
     cache_check(h);
-    return 0;
+    return t->nown[k] > 0 ? 0 : rc;
 }
 
-/* lrvm_malloc for shared transaction TX (top of the file: the block is
- * PENDING until TX ends; a small one comes from the cache, a larger one
- * is taken in the heap's own transaction). */
-static void *shared_malloc(lrvm_heap_t *h, lrvm_tx_t *tx, size_t n, int *err)
+/* lrvm_malloc for T's shared transaction (top of the file: the block is
+ * PENDING until it ends; a small one comes from its own cache, a larger
+ * one is taken in the heap's own transaction). Without the store's lock
+ * (LOCKED 0: the owner, I6) only a class of its own cache that holds a
+ * block serves; else *ERR is NOT_HERE. */
+static void *shared_malloc(struct heap_tx *t, size_t n, int locked, int *err)
 {
-    struct heap_tx *t = heap_tx_of(h, tx);
-    if (t == NULL || offsets_room(&t->taken, t->ntaken, &t->cap_taken) < 0) {
+    lrvm_heap_t *h = t->h;
+    uint64_t b;
+    unsigned one;
+    if (offsets_room(&t->taken, t->ntaken, &t->cap_taken) < 0) {
         *err = LRVM_ENOMEM;
         return NULL;
     }
-    uint64_t b;
-    unsigned one;
-    *err = n <= CACHE_LARGEST - 8 ? cache_take(h, block_need(n), &b) : take_own(h, n, 1, &b, &one);
-    if (*err < 0)
+    if (n <= CACHE_LARGEST - 8) {
+        uint64_t need = block_need(n);
+        unsigned k = bin_of(need);
+        *err = t->nown[k] > 0 ? 0 : !locked ? NOT_HERE : own_fill(t, k, need);
+        if (*err != 0)
+            return NULL;
+        b = own_remove(t, k);
+    } else if (!locked) {
+        *err = NOT_HERE;
         return NULL;
+    } else if ((*err = take_own(h, t, n, 1, &b, &one)) < 0) {
+        return NULL;
+    }
     t->taken[t->ntaken++] = b;
     return h->base + b + 8;
 }
 
-/* Give back block B, which a shared transaction took and no longer
- * holds: to the cache, or freed in the heap's own transaction. */
-static int give_back(lrvm_heap_t *h, uint64_t b)
+/* lrvm_free for T's shared transaction: done at its commit, unless it
+ * took the block itself. A block another open transaction took (or a
+ * cache holds), or one it freed already, is no block of its to free
+ * (LRVM_EINVAL). LOCKED as for shared_malloc. */
+static int shared_free(struct heap_tx *t, void *p, int locked)
 {
-    return cacheable(h, b) && cache_of(h) != NULL ? cache_put(h, b) : free_own(h, &b, 1);
-}
-
-/* lrvm_free for shared transaction TX: done at its commit, unless TX took
- * the block itself. A block another open transaction took (or the cache
- * holds), or one TX freed already, is no block of TX's to free
- * (LRVM_EINVAL). */
-static int shared_free(lrvm_heap_t *h, lrvm_tx_t *tx, void *p)
-{
-    uint64_t b = block_of(h, p);
-    struct heap_tx *t = b != 0 ? heap_tx_of(h, tx) : NULL;
+    uint64_t b = block_of(t->h, p);
     if (b == 0)
         return LRVM_EINVAL;
-    if (t == NULL)
-        return LRVM_ENOMEM;
-    if (*word(h, b) & PENDING) {
+    if (hdr_get(t->h, b) & PENDING) {
         size_t i = offset_index(t->taken, t->ntaken, b);
         if (i == t->ntaken)
             return LRVM_EINVAL;             /* another's, not yet committed */
-        int rc = give_back(h, b);
+        int rc = own_put(t, b, locked);
         if (rc == 0)
             t->taken[i] = t->taken[--t->ntaken];
         return rc;
@@ -896,17 +1068,16 @@ static int mark_pending(lrvm_heap_t *h, uint64_t b, int pending)
     (void)decl_begin(h, &d);
     decl_add(&d, b, 8);
     int rc = decl_done(h, &d);
-    if (rc == 0 && pending)
-        *word(h, b) |= PENDING;
-    else if (rc == 0)
-        *word(h, b) &= ~(uint64_t)PENDING;
+    if (rc == 0)
+        hdr_set(h, b, pending ? hdr_get(h, b) | PENDING : hdr_get(h, b) & ~(uint64_t)PENDING);
     return rc;
 }
 
 /* TX commits: its blocks stop being PENDING and its frees are done, all
  * declared in TX (a failure of its commit puts them back: tx.c). A small
- * block it freed becomes PENDING instead, and goes to the cache once the
- * commit is done (hook_end); the others are freed into the heap here. */
+ * block it freed becomes PENDING instead, and goes to its own cache once
+ * the commit is done (hook_end); the others are freed into the heap here.
+ * Store lock held. */
 static int hook_commit(lrvm_tx_t *tx, void *arg)
 {
     int rc = 0;
@@ -918,7 +1089,7 @@ static int hook_commit(lrvm_tx_t *tx, void *arg)
         t->ncached = 0;
         for (size_t i = 0; i < t->nfreed && rc == 0; i++) {
             uint64_t b = t->freed[i];
-            if (cacheable(h, b) && cache_of(h) != NULL) {
+            if (cacheable(h, b)) {
                 if ((rc = mark_pending(h, b, 1)) == 0) {
                     t->freed[i] = t->freed[t->ncached];
                     t->freed[t->ncached++] = b;
@@ -932,19 +1103,93 @@ static int hook_commit(lrvm_tx_t *tx, void *arg)
     return rc;
 }
 
-/* TX ended. A commit's small frees go to the cache; an abort gives back
- * the blocks it took. Either way its records go. (A failure to give a
- * block back leaves it PENDING until the next lrvm_heap_open: lost room,
- * no lost data.) */
+/* TX ended. A commit's small frees go to its own cache; an abort puts
+ * back the blocks it took. (A failure to give a block back leaves it
+ * PENDING until the next lrvm_heap_open: lost room, no lost data.) Store
+ * lock held. */
 static void hook_end(lrvm_tx_t *tx, void *arg, int committed)
+{
+    (void)tx;
+    for (struct heap_tx *t = arg; t != NULL; t = t->next) {
+        for (size_t i = 0; committed && i < t->ncached; i++)
+            (void)own_put(t, t->freed[i], 1);
+        for (size_t i = 0; !committed && i < t->ntaken; i++)
+            (void)own_put(t, t->taken[i], 1);
+        t->ntaken = t->nfreed = t->ncached = 0;
+        own_check(t);
+    }
+}
+
+/* Declare header word B in TX, at the log's tail, and set or clear its
+ * PENDING bit: the owner, inside the hooks' gate. */
+static int tail_mark(struct heap_tx *t, lrvm_tx_t *tx, uint64_t b, int pending)
+{
+    int rc = lrvm__tx_capture(tx, t->h->seg, (size_t)b, 8);
+    if (rc == 0)
+        hdr_set(t->h, b, pending ? hdr_get(t->h, b) | PENDING
+                                 : hdr_get(t->h, b) & ~(uint64_t)PENDING);
+    return rc;
+}
+
+/* hook_commit, by TX's owner at the log's tail (tx.c): when every block
+ * it freed goes to a class of its own cache with room, so that nothing
+ * but its blocks' header words changes, inside the hooks' gate. */
+static int hook_tail(lrvm_tx_t *tx, void *arg)
+{
+    struct heap_tx *first = arg;
+    int work = 0;
+    for (struct heap_tx *t = first; t != NULL; t = t->next) {
+        unsigned char n[CACHE_CLASSES];
+        memcpy(n, t->nown, sizeof n);
+        for (size_t i = 0; i < t->nfreed; i++) {
+            uint64_t b = t->freed[i];
+            if (!cacheable(t->h, b) || n[bin_of(bsize(hdr_get(t->h, b)))]++ == OWN_MAX)
+                return 0;
+        }
+        work |= t->ntaken + t->nfreed > 0;
+    }
+    if (!work)
+        return 1;
+    if (!lrvm__tx_gate_enter(first->h->store))
+        return 0;
+    first->entered = 1;
+    int rc = 0;
+    for (struct heap_tx *t = first; t != NULL && rc == 0; t = t->next) {
+        for (size_t i = 0; i < t->ntaken && rc == 0; i++)
+            rc = tail_mark(t, tx, t->taken[i], 0);
+        for (size_t i = 0; i < t->nfreed && rc == 0; i++)
+            rc = tail_mark(t, tx, t->freed[i], 1);
+    }
+    return rc < 0 ? rc : 1;
+}
+
+/* hook_tail's commit went to the log's tail (COMMITTED), or its changes
+ * were put back for the store-locked commit. */
+static void hook_tail_end(lrvm_tx_t *tx, void *arg, int committed)
+{
+    (void)tx;
+    struct heap_tx *first = arg;
+    for (struct heap_tx *t = first; committed && t != NULL; t = t->next) {
+        for (size_t i = 0; i < t->nfreed; i++)
+            own_add(t, bin_of(bsize(hdr_get(t->h, t->freed[i]))), t->freed[i]);
+        t->ntaken = t->nfreed = 0;
+    }
+    if (first->entered) {
+        first->entered = 0;
+        lrvm__tx_gate_leave(first->h->store);
+    }
+}
+
+/* TX's handle ends: its own caches go to the heaps' caches. Store lock
+ * held. */
+static void hook_drop(lrvm_tx_t *tx, void *arg)
 {
     (void)tx;
     for (struct heap_tx *t = arg, *next; t != NULL; t = next) {
         next = t->next;
-        for (size_t i = 0; committed && i < t->ncached; i++)
-            (void)cache_put(t->h, t->freed[i]);
-        for (size_t i = 0; !committed && i < t->ntaken; i++)
+        for (size_t i = 0; i < t->ntaken; i++)     /* none once it ended */
             (void)give_back(t->h, t->taken[i]);
+        (void)own_empty(t, 0);
         free(t->taken);
         free(t->freed);
         free(t);
@@ -962,6 +1207,29 @@ static int shared_caller(const lrvm_heap_t *h, lrvm_tx_t **tx)
         return 0;
     lrvm__seg_unpark(h->store, h->seg);     /* those committed count no more */
     return h->seg->sg_shared == 0 ? 0 : LRVM_EBUSY;
+}
+
+void lrvm__heap_usage(const lrvm_heap_t *h, uint64_t *used_blocks, uint64_t *free_bytes)
+{
+    uint64_t epi = epilogue_of(header(h)->size);
+    *used_blocks = *free_bytes = 0;
+    for (uint64_t b = ARENA; b < epi; b += bsize(*word(h, b))) {
+        if (*word(h, b) & USED)
+            ++*used_blocks;
+        else
+            *free_bytes += bsize(*word(h, b));
+    }
+    /* The caches' blocks are the program's to take: free to it. */
+    *used_blocks -= h->cache.blocks;
+    *free_bytes += h->cache.bytes;
+    for (const lrvm_tx_t *tx = h->store != NULL ? h->store->txs : NULL; tx != NULL;
+         tx = tx->tx_next) {
+        const struct heap_tx *t = heap_tx_find(h, tx);
+        if (t != NULL) {
+            *used_blocks -= atomic_load_explicit(&t->own_blocks, memory_order_relaxed);
+            *free_bytes += atomic_load_explicit(&t->own_bytes, memory_order_relaxed);
+        }
+    }
 }
 
 /* ------------------------------------------------------------ open */
@@ -1256,7 +1524,6 @@ void lrvm__heap_forget(lrvm_t *s, const struct lrvm__seg *seg)
         if (seg == NULL || (*p)->seg == seg) {
             lrvm_heap_t *h = *p;
             *p = h->next;
-            free(h->cache);
             free(h);
         } else {
             p = &(*p)->next;
@@ -1402,13 +1669,30 @@ static void debug_after(const lrvm_heap_t *h, int held, int ok)
 #define debug_after(h, held, ok) ((void)(held), (void)(ok))
 #endif
 
+/* The end of a call under the store's lock: whatever it changed is
+ * logged (the heap's own transactions), or in a transaction that holds
+ * the heap alone, which no commit at the log's tail can meet; so the
+ * tail and the hooks' gate open again (tx.c). */
+static void unlock_call(lrvm_heap_t *h)
+{
+    lrvm__tx_tail_open(h->store);
+    lrvm__unlock(&h->store->mu);
+}
+
 /* heap_malloc, or shared_malloc for the caller's shared transaction. */
 static void *any_malloc(lrvm_heap_t *h, size_t n, int *err)
 {
     lrvm_tx_t *tx;
+    struct heap_tx *t;
     if ((*err = shared_caller(h, &tx)) < 0)
         return NULL;
-    return tx != NULL ? shared_malloc(h, tx, n, err) : heap_malloc(h, n, err);
+    if (tx == NULL)
+        return heap_malloc(h, n, err);
+    if ((t = heap_tx_of(h, tx)) == NULL) {
+        *err = LRVM_ENOMEM;
+        return NULL;
+    }
+    return shared_malloc(t, n, 1, err);
 }
 
 /* heap_free, or shared_free for the caller's shared transaction. With
@@ -1420,8 +1704,10 @@ static int any_free(lrvm_heap_t *h, void *p)
     int rc = shared_caller(h, &tx);
     if (rc < 0)
         return rc;
-    if (tx != NULL)
-        return shared_free(h, tx, p);
+    if (tx != NULL) {
+        struct heap_tx *t = heap_tx_of(h, tx);
+        return t != NULL ? shared_free(t, p, 1) : LRVM_ENOMEM;
+    }
     uint64_t b = block_of(h, p);
     return b != 0 && (*word(h, b) & PENDING) ? LRVM_EINVAL : heap_free(h, p);
 }
@@ -1449,6 +1735,24 @@ void *lrvm_heap_base(lrvm_heap_t *h)
     return h != NULL ? h->base : NULL;
 }
 
+/* The owner of the shared transaction that holds H runs lrvm_malloc
+ * (GONE NULL) or lrvm_free (of GONE) without the store's lock, when its
+ * own cache serves (I6): 1 when done, *P the block. */
+static int owner_call(lrvm_heap_t *h, size_t n, void *gone, void **p)
+{
+    lrvm_tx_t *tx = lrvm__tx_owned_enter(h->store);
+    if (tx == NULL)
+        return 0;
+    struct heap_tx *t = heap_tx_find(h, tx);
+    int err = NOT_HERE;
+    if (t != NULL && gone != NULL)
+        err = shared_free(t, gone, 0);
+    else if (t != NULL)
+        *p = shared_malloc(t, n, 0, &err);
+    lrvm__tx_owned_leave();
+    return err == 0;
+}
+
 void *lrvm_malloc(lrvm_heap_t *h, size_t n)
 {
     if (h == NULL) {
@@ -1456,11 +1760,14 @@ void *lrvm_malloc(lrvm_heap_t *h, size_t n)
         return NULL;
     }
     int err = 0;
+    void *p;
+    if (n <= CACHE_LARGEST - 8 && owner_call(h, n, NULL, &p))
+        return p;
     lrvm__lock(&h->store->mu, LRVM__RANK_STORE);
     int held = debug_before(h);
-    void *p = any_malloc(h, n, &err);
+    p = any_malloc(h, n, &err);
     debug_after(h, held, p != NULL);
-    lrvm__unlock(&h->store->mu);
+    unlock_call(h);
     if (p == NULL)
         lrvm__note_error(err);
     return p;
@@ -1483,7 +1790,7 @@ void *lrvm_calloc(lrvm_heap_t *h, size_t n, size_t size)
         p = NULL;
     }
     debug_after(h, held, p != NULL);
-    lrvm__unlock(&h->store->mu);
+    unlock_call(h);
     if (p == NULL)
         lrvm__note_error(err);
     return p;
@@ -1522,7 +1829,7 @@ void *lrvm_realloc(lrvm_heap_t *h, void *p, size_t n)
         }
     }
     debug_after(h, held, q != NULL);
-    lrvm__unlock(&h->store->mu);
+    unlock_call(h);
     if (q == NULL)
         lrvm__note_error(err);
     return q;
@@ -1530,13 +1837,13 @@ void *lrvm_realloc(lrvm_heap_t *h, void *p, size_t n)
 
 void lrvm_free(lrvm_heap_t *h, void *p)
 {
-    if (h == NULL || p == NULL)
+    if (h == NULL || p == NULL || owner_call(h, 0, p, NULL))
         return;
     lrvm__lock(&h->store->mu, LRVM__RANK_STORE);
     int held = debug_before(h);
     int rc = any_free(h, p);
     debug_after(h, held, rc == 0);
-    lrvm__unlock(&h->store->mu);
+    unlock_call(h);
     if (rc < 0)
         lrvm__note_error(rc);
 }

@@ -1079,7 +1079,8 @@ struct lrvm_tx {
 };
 
 /* lrvm_set_range's work for a range the caller (heap.c) checked: TX's
- * tracker captures [off, off+len) of SEG. Store lock held, TX claimed. */
+ * tracker captures [off, off+len) of SEG. Store lock held and TX claimed,
+ * or TX's owner in a hook's tail_commit. */
 int  lrvm__tx_capture(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t len);
 /* Abort every open transaction of S (close). */
 void lrvm__tx_abort_all(lrvm_t *s);
@@ -1088,13 +1089,41 @@ void lrvm__tx_abort_all(lrvm_t *s);
  * logged (commit: it may declare and change more, in the transaction;
  * its error fails the commit, and what it changed is put back) and when
  * the transaction ends (end: COMMITTED 1, or 0 when aborted, after its
- * declared bytes were put back). One hook a transaction; explicit mode's
- * shared transactions only (the tracker's rollback). */
+ * declared bytes were put back). Its state stays with the handle while
+ * the transaction is parked (tx.c) and goes when the handle ends (drop,
+ * store lock held). The owner's commit at the log's tail asks it first,
+ * without the lock (tail_commit: 1 when it declared and changed what
+ * commit would, 0 when it cannot there and changed nothing, <0 when it
+ * failed halfway), and tells it how that went (tail_end, after anything
+ * it declared was put back when the commit did not go to the tail). One
+ * hook a transaction; explicit mode's shared transactions only (the
+ * tracker's rollback). */
 struct lrvm__tx_hook {
     int  (*commit)(lrvm_tx_t *tx, void *arg);
     void (*end)(lrvm_tx_t *tx, void *arg, int committed);
+    int  (*tail_commit)(lrvm_tx_t *tx, void *arg);
+    void (*tail_end)(lrvm_tx_t *tx, void *arg, int committed);
+    void (*drop)(lrvm_tx_t *tx, void *arg);
 };
 void lrvm__tx_set_hook(lrvm_tx_t *tx, const struct lrvm__tx_hook *hook, void *arg);
+/* The hooks' gate (tx.c, "The hooks' gate"). A hook's tail_commit enters
+ * it before it reads or changes any word that calls under the store lock
+ * change too, and its tail_end leaves it once the commit's records are
+ * placed; whatever changes such words under the store lock shuts it
+ * first, which waits for those inside to leave. It opens again where
+ * the log's tail does (lrvm__tx_tail_open). */
+int  lrvm__tx_gate_enter(lrvm_t *s);
+void lrvm__tx_gate_leave(lrvm_t *s);
+void lrvm__tx_gate_shut(lrvm_t *s);
+/* A call about to let the store's lock go, with every change it made to
+ * the log's buffer or to words a hook changes at the tail logged, opens
+ * the log's tail (log.c) and the hooks' gate again. */
+void lrvm__tx_tail_open(lrvm_t *s);
+/* This thread's OPEN shared transaction in S, entered as its owner runs a
+ * call of it without the store's lock (tx.c I5), or NULL; the caller
+ * leaves with lrvm__tx_owned_leave. */
+lrvm_tx_t *lrvm__tx_owned_enter(lrvm_t *s);
+void lrvm__tx_owned_leave(void);
 /* The open shared transaction that this thread began last and that holds
  * SEG, not being committed; NULL if none. Store lock held. */
 lrvm_tx_t *lrvm__tx_shared_here(lrvm_t *s, const struct lrvm__seg *seg);
@@ -1137,6 +1166,7 @@ struct lrvm {
     struct lrvm__seg   **segs;             /* segment.c's table; the automatic */
     size_t               nsegs, segs_cap;  /*   trackers read it (the ambient epoch) */
     lrvm_tx_t           *txs;              /* tx.c's: the open transactions */
+    atomic_uint          hook_gate;        /* tx.c's: the hooks' gate */
     struct lrvm_heap    *heaps;            /* heap.c's: the heaps opened */
     lrvm_stats_t         stats;
     _Atomic uint64_t     faults;           /* (H) the mprotect tracker's: pages */

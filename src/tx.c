@@ -58,8 +58,9 @@
  *      one's place in a block (is_handle).
  *   I5 At most one thread runs a call of TX without the store's lock: the
  *      owner, inside fast_enter/fast_leave (a declaration, a commit at the
- *      log's tail, which parks TX, a begin that opens it again). Whoever
- *      else touches TX's declared ranges, or ends it, holds the store's
+ *      log's tail, which parks TX, a begin that opens it again, a heap
+ *      call of TX's: lrvm__tx_owned_enter). Whoever else touches TX's
+ *      declared ranges or its hook's state, or ends it, holds the store's
  *      lock and has claimed TX first; only the owner changes tx_parked
  *      while it owns TX.
  *   Lock order: lrvm.mu, then pool_mu; lrvm.mu, then the log's lg_sync_mu;
@@ -86,12 +87,15 @@
  *
  * Commits at the log's tail. The owner commits a transaction without a
  * flush and without the store's lock when the tracker allows it
- * (tail_ok), no part above set a hook on it (the heap's words change
- * under the lock), and the log's tail is open (log.c, "The tail"): the
- * records are placed by one atomic step, in the log's one order, and the
- * transaction parks. Whatever holds the store's lock and reads what such
- * a commit writes (the buffer, the residency of the pages) shuts the
- * tail first; a commit that took the lock opens it again as it ends.
+ * (tail_ok), a hook on it (a part above's state) can make its changes
+ * there (tail_commit, inside the hooks' gate: "hooks" below), and the
+ * log's tail is open (log.c, "The tail"): the records are placed by one
+ * atomic step, in the log's one order, and the transaction parks, its
+ * hook's state with it. Whatever holds the store's lock and reads what
+ * such a commit writes (the buffer, the residency of the pages) shuts the
+ * tail first, and whatever changes words a hook's tail_commit changes
+ * shuts the gate first; a call that took the lock opens both again as it
+ * ends (lrvm__tx_tail_open).
  *
  * Shared transactions. lrvm_begin_shared lets several open transactions
  * hold a segment, on the program's promise that they declare disjoint
@@ -402,6 +406,11 @@ static void tx_free(lrvm_tx_t *tx)
 {
     lrvm_t *s = tx->tx_store;
     LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
+    if (tx->tx_hook != NULL) {
+        tx->tx_hook->drop(tx, tx->tx_hook_arg);
+        tx->tx_hook = NULL;
+        tx->tx_hook_arg = NULL;
+    }
     for (int i = 0; i < tx->tx_nsegs; i++) {        /* keeps I1 */
         if (tx->tx_shared)
             tx->tx_segs[i]->sg_shared--;
@@ -431,12 +440,12 @@ static void park(lrvm_tx_t *tx)
 }
 
 /* May TX, just committed under the store's lock, park? Its owner's, and
- * begun by the program (its hook, if it had one, is done). */
+ * begun by the program (a hook's state parks with it). */
 static int may_park(const lrvm_tx_t *tx)
 {
     return my_slot != NULL &&
            atomic_load_explicit(&tx->tx_owner, memory_order_relaxed) == my_slot &&
-           !tx->tx_own && tx->tx_hook == NULL;
+           !tx->tx_own;
 }
 
 lrvm_tx_t *lrvm__seg_claim(lrvm_t *s, struct lrvm__seg *seg)
@@ -769,6 +778,72 @@ static int commit_epoch(lrvm_t *s, lrvm_tx_t *tx, int flags)
 
 /* ------------------------------------------------------------ hooks */
 
+/* The hooks' gate (internal.h): hook_gate counts the tail commits inside
+ * it, and GATE_SHUT lets none in. Entering and shutting change the one
+ * word, so a commit either got in before the shutter, who then waits for
+ * it, or finds the gate shut. Only a holder of the store's lock shuts or
+ * opens it, and it opens where the log's tail does, as a call that
+ * changed what they guard lets the lock go, its changes logged
+ * (lrvm__tx_tail_open): an entrant then sees them (its acquire pairs with
+ * the opening's release), and its records follow theirs in the log. */
+#define GATE_SHUT 0x80000000u
+
+int lrvm__tx_gate_enter(lrvm_t *s)
+{
+    unsigned w = atomic_load_explicit(&s->hook_gate, memory_order_relaxed);
+    do {
+        if (w & GATE_SHUT)
+            return 0;
+    } while (!atomic_compare_exchange_weak_explicit(&s->hook_gate, &w, w + 1,
+                                                    memory_order_acquire, memory_order_relaxed));
+    return 1;
+}
+
+void lrvm__tx_gate_leave(lrvm_t *s)
+{
+    atomic_fetch_sub_explicit(&s->hook_gate, 1, memory_order_release);
+}
+
+void lrvm__tx_gate_shut(lrvm_t *s)
+{
+    LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
+    if (atomic_load_explicit(&s->hook_gate, memory_order_acquire) == GATE_SHUT)
+        return;                             /* shut, and no one inside */
+    atomic_fetch_or_explicit(&s->hook_gate, GATE_SHUT, memory_order_relaxed);
+    /* One inside runs a hook and places a record: a few hundred
+     * nanoseconds, unless it was preempted: then let it run. */
+    for (unsigned spins = 0;
+         atomic_load_explicit(&s->hook_gate, memory_order_acquire) != GATE_SHUT; spins++)
+        if (spins >= 64)
+            sched_yield();
+}
+
+void lrvm__tx_tail_open(lrvm_t *s)
+{
+    LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
+    if (s->tracker->tail_ok == NULL)
+        return;
+    lrvm__log_tail_open(&s->log);
+    if (atomic_load_explicit(&s->hook_gate, memory_order_relaxed) & GATE_SHUT)
+        atomic_store_explicit(&s->hook_gate, 0, memory_order_release);
+}
+
+lrvm_tx_t *lrvm__tx_owned_enter(lrvm_t *s)
+{
+    lrvm_tx_t *tx = owned_tx;
+    if (tx == NULL || !fast_enter(tx))
+        return NULL;
+    if (!parked(tx) && tx->tx_store == s && tx->tx_shared)
+        return tx;
+    fast_leave();
+    return NULL;
+}
+
+void lrvm__tx_owned_leave(void)
+{
+    fast_leave();
+}
+
 void lrvm__tx_set_hook(lrvm_tx_t *tx, const struct lrvm__tx_hook *hook, void *arg)
 {
     LRVM__ASSERT(tx->tx_hook == NULL || tx->tx_hook == hook);
@@ -802,8 +877,14 @@ static int hooked_commit(lrvm_t *s, lrvm_tx_t *tx, int flags)
     int rc = tx->tx_hook->commit(tx, tx->tx_hook_arg);
     if (rc == 0)
         rc = commit_epoch(s, tx, flags);
-    if (rc < 0)
+    if (rc < 0) {
+        /* Putting back may change words a commit at the tail changes
+         * too (a neighbour's header, when the hook freed into the heap's
+         * lists), and a commit that waited for a group's sync let the
+         * lock go meanwhile: the gate may be open. */
+        lrvm__tx_gate_shut(s);
         s->tracker->rollback(tx, mark);
+    }
     tx->tx_mark = 0;
     return rc;
 }
@@ -812,8 +893,6 @@ static void hook_end(lrvm_tx_t *tx, int committed)
 {
     if (tx->tx_hook != NULL)
         tx->tx_hook->end(tx, tx->tx_hook_arg, committed);
-    tx->tx_hook = NULL;             /* done with TX: it may park */
-    tx->tx_hook_arg = NULL;
 }
 
 /* Give back every page the trackers keep that may go (resident.c). A
@@ -890,6 +969,25 @@ static void epoch_committed(void *arg)
     ep->store->tracker->committed(ep->store, ep->tx);
 }
 
+/* The owner's commit of TX, which has a hook, at the log's tail: the
+ * hook's changes there too, put back when the records could not be
+ * placed (the commit then takes the store's lock, and the hook's commit
+ * makes them again). */
+static int hooked_tail(lrvm_t *s, lrvm_tx_t *tx, struct epoch *ep)
+{
+    const struct lrvm__tx_hook *hook = tx->tx_hook;
+    size_t mark = tx->tx_nranges;
+    tx->tx_mark = mark;
+    int rc = hook->tail_commit(tx, tx->tx_hook_arg);
+    int done = rc > 0 && lrvm__log_tail_commit(&s->log, epoch_redo, epoch_committed, ep) == 0;
+    if (rc != 0 && !done)
+        s->tracker->rollback(tx, mark);
+    if (rc != 0)
+        hook->tail_end(tx, tx->tx_hook_arg, done);
+    tx->tx_mark = 0;
+    return done;
+}
+
 /* The owner's no-flush commit of TX at the log's tail, without the store's
  * lock: 1 when done (TX parked), 0 when it must take the lock. */
 static int commit_at_tail(lrvm_tx_t *tx)
@@ -899,9 +997,10 @@ static int commit_at_tail(lrvm_tx_t *tx)
     lrvm_t *s = tx->tx_store;
     const struct lrvm__tracker *t = s->tracker;
     struct epoch ep = { s, tx };
-    int done = !parked(tx) && tx->tx_hook == NULL && t->tail_ok != NULL &&
-               t->tail_ok(s, tx) &&
-               lrvm__log_tail_commit(&s->log, epoch_redo, epoch_committed, &ep) == 0;
+    int done = 0;
+    if (!parked(tx) && t->tail_ok != NULL && t->tail_ok(s, tx))
+        done = tx->tx_hook != NULL ? hooked_tail(s, tx, &ep)
+               : lrvm__log_tail_commit(&s->log, epoch_redo, epoch_committed, &ep) == 0;
     if (done)
         park(tx);
     fast_leave();
@@ -931,8 +1030,7 @@ int lrvm_commit(lrvm_tx_t *tx, int flags)
             tx_free(tx);
         pace = after_commit(s);
     }
-    if (s->tracker->tail_ok != NULL)
-        lrvm__log_tail_open(&s->log);
+    lrvm__tx_tail_open(s);
     lrvm__unlock(&s->mu);
     if (pace > 0)                   /* outside the lock: others commit meanwhile */
         lrvm__pause_us(pace);

@@ -442,10 +442,10 @@ static unsigned count_pending(void *const *p, unsigned n)
 }
 
 /* Small blocks that shared transactions free, or take and abort, stay
- * USED and PENDING in a cache of the heap's, and the next lrvm_malloc of
- * their size takes one back with no transaction of the heap's own; the
- * usage counts them free. A class past its bound gives half back to the
- * heap. With no shared transaction, a cached block is no block of the
+ * USED and PENDING in a cache (the transaction's own, then the heap's),
+ * and the next lrvm_malloc of their size takes one back with no
+ * transaction of the heap's own; the usage counts them free. A class past
+ * its bound in both gives half back to the heap. With no shared transaction, a cached block is no block of the
  * program's to free (LRVM_EINVAL), and the next open frees them all. */
 START_TEST(test_heap_shared_cache)
 {
@@ -486,7 +486,7 @@ START_TEST(test_heap_shared_cache)
     ck_assert_int_eq(lrvm_abort(tx), 0);
     ck_assert_uint_eq(log_records(s), r0);
 
-    enum { MANY = 40 };
+    enum { MANY = 64 };              /* past a class of its own cache and of the heap's */
     void *b[MANY];
     ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
     for (unsigned i = 0; i < MANY; i++)
@@ -515,6 +515,86 @@ START_TEST(test_heap_shared_cache)
     h = open_heap(s);
     ck_assert_uint_eq(used_blocks(h), 0);
     ck_assert_uint_eq(free_bytes(h), WHOLE + 8);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* The owner's steady state on a shared heap takes no store lock: with
+ * the lock held by the test, a thread whose shared transaction is parked
+ * begins it again, frees its last block, takes another from its own
+ * cache, declares and stores into it, and commits without a flush, over
+ * and over; each commit's records hold its blocks' headers (after a
+ * reopen the last block alone is used). Once the test shuts the hooks'
+ * gate, as a call that changes the heap's words does, the next such
+ * commit cannot go to the log's tail: it waits for the lock. */
+struct heap_lockless {
+    lrvm_t          *s;
+    lrvm_heap_t     *h;
+    struct tu_steady st;
+    int              done_shut;
+};
+
+static void *heap_lockless_run(void *arg)
+{
+    struct heap_lockless *l = arg;
+    void *base = lrvm_heap_base(l->h);
+    uint64_t *p = NULL;
+    for (int i = 0; i <= 101; i++) {
+        lrvm_tx_t *tx;
+        int rc = lrvm_begin_shared(l->s, 1, &base, &tx);
+        if (rc == 0) {
+            lrvm_free(l->h, p);
+            rc = lrvm_last_error();
+        }
+        if (rc == 0 && (p = lrvm_malloc(l->h, 64)) == NULL)
+            rc = lrvm_last_error();
+        if (rc == 0 && (rc = lrvm_set_range(tx, p, 8)) == 0) {
+            *p = (uint64_t)i;
+            rc = lrvm_commit(tx, LRVM_NO_FLUSH);
+        }
+        if (rc != 0) {
+            atomic_store(&l->st.rc, rc);
+            break;
+        }
+        if (i == 0)                         /* the first calls take the lock */
+            atomic_store(&l->st.ready, 1);
+        else
+            atomic_fetch_add(&l->st.done, 1);
+        while ((i == 0 && atomic_load(&l->st.go) < 1) || (i == 100 && atomic_load(&l->st.go) < 2))
+            sched_yield();
+    }
+    return NULL;
+}
+
+/* With the lock still held: shut the gate, let the thread make its last
+ * round, and count what it did meanwhile. */
+static void shut_and_wait(void *arg)
+{
+    struct heap_lockless *l = arg;
+    lrvm__tx_gate_shut(l->s);
+    atomic_store(&l->st.go, 2);
+    lrvm__pause_us(200000);
+    l->done_shut = atomic_load(&l->st.done);
+}
+
+START_TEST(test_heap_owner_takes_no_lock)
+{
+    tracking = LRVM_TRACK_EXPLICIT;
+    struct heap_lockless l = { .s = open_store() };
+    l.h = open_heap(l.s);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, heap_lockless_run, &l), 0);
+    int done = tu_steady_under_lock(l.s, &l.st, 100, shut_and_wait, &l);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(atomic_load(&l.st.rc), 0);
+    ck_assert_int_eq(done, 100);            /* all of them while the lock was held */
+    ck_assert_int_eq(l.done_shut, 100);     /* not the one after the gate shut */
+    ck_assert_int_eq(atomic_load(&l.st.done), 101);
+    ck_assert_int_eq(lrvm_close(l.s), 0);
+
+    lrvm_t *s = open_store();
+    lrvm_heap_t *h = open_heap(s);
+    ck_assert_uint_eq(used_blocks(h), 1);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
 END_TEST
@@ -1531,6 +1611,10 @@ int main(void)
     tcase_add_test(tc, test_heap_shared_cache);
     tcase_add_test(tc, test_heap_shared_cache_killed);
     tcase_add_test(tc, test_heap_shared_cache_emptied_when_full);
+#ifndef LRVM_DEBUG
+    /* The debug build gives shared transactions no owner (track_explicit.c I3). */
+    tcase_add_test(tc, test_heap_owner_takes_no_lock);
+#endif
     tcase_add_loop_test(tc, test_heap_random_allocations_power_cut, 0, 2);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

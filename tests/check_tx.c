@@ -473,10 +473,10 @@ END_TEST
  * begun alone (0), shared (1: the debug build gives shared transactions
  * no owner, track_explicit.c I3). */
 struct lockless {
-    lrvm_t     *s;
-    uint64_t   *seg;
-    begin_fn   *begin;
-    atomic_int  ready, go, done, rc;
+    lrvm_t          *s;
+    uint64_t        *seg;
+    begin_fn        *begin;
+    struct tu_steady st;
 };
 
 static void *lockless_run(void *arg)
@@ -491,15 +491,15 @@ static void *lockless_run(void *arg)
             rc = lrvm_commit(tx, LRVM_NO_FLUSH);
         }
         if (rc != 0) {
-            atomic_store(&l->rc, rc);
+            atomic_store(&l->st.rc, rc);
             break;
         }
         if (i == 0)                         /* the first commit takes the lock */
-            atomic_store(&l->ready, 1);
-        while (i == 0 && !atomic_load(&l->go))
+            atomic_store(&l->st.ready, 1);
+        while (i == 0 && !atomic_load(&l->st.go))
             sched_yield();
         if (i > 0)
-            atomic_fetch_add(&l->done, 1);
+            atomic_fetch_add(&l->st.done, 1);
     }
     return NULL;
 }
@@ -510,16 +510,9 @@ START_TEST(test_tx_owner_takes_no_lock)
     l.seg = tu_map(l.s, "a", WORDS * 8);
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, lockless_run, &l), 0);
-    while (!atomic_load(&l.ready) && atomic_load(&l.rc) == 0)
-        sched_yield();
-    lrvm__lock(&l.s->mu, LRVM__RANK_STORE);
-    atomic_store(&l.go, 1);
-    for (int ms = 0; ms < 10000 && atomic_load(&l.done) < 100 && atomic_load(&l.rc) == 0; ms++)
-        lrvm__pause_us(1000);
-    int done = atomic_load(&l.done);
-    lrvm__unlock(&l.s->mu);
+    int done = tu_steady_under_lock(l.s, &l.st, 100, NULL, NULL);
     ck_assert_int_eq(pthread_join(th, NULL), 0);
-    ck_assert_int_eq(atomic_load(&l.rc), 0);
+    ck_assert_int_eq(atomic_load(&l.st.rc), 0);
     ck_assert_int_eq(done, 100);                    /* all of them while the lock was held */
     ck_assert_int_eq(lrvm_close(l.s), 0);
 

@@ -11,8 +11,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,6 +308,22 @@ lrvm_stats_t tu_wait_truncations(lrvm_t *s, uint64_t n)
                       st.truncations, n);
         usleep(1000);
     }
+}
+
+int tu_steady_under_lock(lrvm_t *s, struct tu_steady *st, int n,
+                         void (*while_held)(void *arg), void *arg)
+{
+    while (!atomic_load(&st->ready) && atomic_load(&st->rc) == 0)
+        sched_yield();
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
+    atomic_store(&st->go, 1);
+    for (int ms = 0; ms < 10000 && atomic_load(&st->done) < n && atomic_load(&st->rc) == 0; ms++)
+        lrvm__pause_us(1000);
+    int done = atomic_load(&st->done);
+    if (while_held != NULL)
+        while_held(arg);
+    lrvm__unlock(&s->mu);
+    return done;
 }
 
 void *tu_map(lrvm_t *s, const char *name, size_t size)

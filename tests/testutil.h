@@ -103,6 +103,18 @@ lrvm_stats_t tu_wait_truncations(lrvm_t *s, uint64_t n);
 /* lrvm_map that fails the test (Check) when the map fails. */
 void *tu_map(lrvm_t *s, const char *name, size_t size);
 
+/* The lock-free steady state, checked: a thread of the test makes its
+ * first round (which may take the store lock), sets READY and waits for
+ * GO; tu_steady_under_lock then takes S's lock, sets GO to 1 and waits
+ * (10 s at most) until the thread counted N more rounds in DONE or put
+ * an error in RC, runs WHILE_HELD(ARG) (when not NULL) still holding the
+ * lock, lets it go, and returns the rounds done before WHILE_HELD. */
+struct tu_steady {
+    _Atomic int ready, go, done, rc;
+};
+int tu_steady_under_lock(lrvm_t *s, struct tu_steady *st, int n,
+                         void (*while_held)(void *arg), void *arg);
+
 /* ------------------------------------------------ the fault harness
  *
  * One way to die at each call: a test counts the io calls of the kinds it
