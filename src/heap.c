@@ -840,13 +840,6 @@ static int cache_put(lrvm_heap_t *h, unsigned k, uint64_t b)
     return 0;
 }
 
-/* Give back block B, which a transaction took and no longer holds: to
- * the cache, or freed in the heap's own transaction. */
-static int give_back(lrvm_heap_t *h, uint64_t b)
-{
-    return cacheable(h, b) ? cache_put(h, bin_of(bsize(hdr_get(h, b))), b) : free_own(h, &b, 1);
-}
-
 /* Add block B (USED and PENDING, cacheable) to class K of T's own cache,
  * which has room; only T's owner, or a holder of the store's lock that
  * claimed T's transaction. */
@@ -1187,8 +1180,7 @@ static void hook_drop(lrvm_tx_t *tx, void *arg)
     (void)tx;
     for (struct heap_tx *t = arg, *next; t != NULL; t = next) {
         next = t->next;
-        for (size_t i = 0; i < t->ntaken; i++)     /* none once it ended */
-            (void)give_back(t->h, t->taken[i]);
+        LRVM__ASSERT(t->ntaken == 0 && t->nfreed == 0);    /* settled as it ended */
         (void)own_empty(t, 0);
         free(t->taken);
         free(t->freed);
