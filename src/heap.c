@@ -974,8 +974,8 @@ static int cache_fill(lrvm_heap_t *h, struct heap_tx *t, unsigned k, uint64_t ne
 
 /* Bring class K of T's own cache, empty, to up to OWN_FILL blocks of NEED
  * bytes (or a little more) from the heap's cache, which fills itself from
- * the heap only when it has none: at least one, or the error. The newest of the
- * heap's cache ends on top. Store lock held. */
+ * the heap only when it has none: at least one, or the error. The newest
+ * of the heap's cache ends on top. Store lock held. */
 static int own_fill(struct heap_tx *t, unsigned k, uint64_t need)
 {
     lrvm_heap_t *h = t->h;
@@ -1661,10 +1661,12 @@ static void debug_after(const lrvm_heap_t *h, int held, int ok)
 #define debug_after(h, held, ok) ((void)(held), (void)(ok))
 #endif
 
-/* The end of a call under the store's lock: whatever it changed is
- * logged (the heap's own transactions), or in a transaction that holds
- * the heap alone, which no commit at the log's tail can meet; so the
- * tail and the hooks' gate open again (tx.c). */
+/* The end of a call under the store's lock: whatever it changed of the
+ * heap's words is logged (the heap's own transactions), or in a
+ * transaction that holds the heap alone, which no commit at the log's
+ * tail can meet (calloc's zeros and realloc's copy are the program's
+ * bytes, which no hook changes); so the tail and the hooks' gate open
+ * again (tx.c). */
 static void unlock_call(lrvm_heap_t *h)
 {
     lrvm__tx_tail_open(h->store);

@@ -445,8 +445,9 @@ static unsigned count_pending(void *const *p, unsigned n)
  * USED and PENDING in a cache (the transaction's own, then the heap's),
  * and the next lrvm_malloc of their size takes one back with no
  * transaction of the heap's own; the usage counts them free. A class past
- * its bound in both gives half back to the heap. With no shared transaction, a cached block is no block of the
- * program's to free (LRVM_EINVAL), and the next open frees them all. */
+ * its bound in both gives half back to the heap. With no shared
+ * transaction, a cached block is no block of the program's to free
+ * (LRVM_EINVAL), and the next open frees them all. */
 START_TEST(test_heap_shared_cache)
 {
     tracking = LRVM_TRACK_EXPLICIT;
