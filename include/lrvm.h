@@ -494,17 +494,18 @@ int lrvm_truncate(lrvm_t *rvm);
  * took. Freeing a block that another open transaction took, or one this
  * transaction freed already, fails with LRVM_EINVAL. Blocks of up to 512
  * bytes that these transactions free or give back are kept for their next
- * allocations: up to 16 of each size by the transaction that freed them
- * (while its thread begins it again, lrvm_commit above), whose thread's
- * lrvm_malloc and lrvm_free take no store lock while those serve, and
- * at most 32 of each size by the heap for all (taken 8 at a time, in
- * transactions of the heap's own committed without a flush); larger ones
- * go back to the heap's lists, and so do the kept ones when a request
- * finds the heap too full (those of transactions still open excepted).
- * The next lrvm_heap_open frees the kept ones, and until then freeing
- * one outside a shared transaction fails with LRVM_EINVAL. calloc's zeros, realloc's copy and
- * lrvm_heap_set_root are declared in the caller's transaction (the root
- * is one word: two transactions that set it overlap, C15).
+ * allocations: up to 16 of each size by the transaction that freed them,
+ * kept as long as its thread begins it again (lrvm_commit above), and
+ * while those serve, that thread's lrvm_malloc and lrvm_free take no
+ * store lock; and at most 32 of each size by the heap for all (taken 8
+ * at a time, in transactions of the heap's own committed without a
+ * flush). Larger ones go back to the heap's lists, and so do the kept
+ * ones when a request finds the heap too full (but those of transactions
+ * still open). The next lrvm_heap_open frees the kept ones, and until
+ * then freeing one outside a shared transaction fails with LRVM_EINVAL.
+ * calloc's zeros, realloc's copy and lrvm_heap_set_root are declared in
+ * the caller's transaction (the root is one word: two transactions that
+ * set it overlap, C15).
  *
  * lrvm_malloc, lrvm_calloc (zeroed), lrvm_realloc (contents kept up to
  * the smaller size; NULL p: malloc; size 0: free) return 16-byte aligned
