@@ -240,6 +240,13 @@ static void hdr_set(const lrvm_heap_t *h, uint64_t b, uint64_t w)
     __atomic_store_n(word(h, b), w, __ATOMIC_RELAXED);
 }
 
+/* Set or clear the PENDING bit of block B's header, declared. */
+static void set_pending(const lrvm_heap_t *h, uint64_t b, int pending)
+{
+    uint64_t w = hdr_get(h, b);
+    hdr_set(h, b, pending ? w | PENDING : w & ~(uint64_t)PENDING);
+}
+
 static struct heap_hdr *header(const lrvm_heap_t *h)
 {
     return (struct heap_hdr *)(void *)h->base;
@@ -840,23 +847,33 @@ static int cache_put(lrvm_heap_t *h, unsigned k, uint64_t b)
     return 0;
 }
 
+/* Count block B in T's own cache's totals (IN 1) or out of them (-1):
+ * stored whole, since lrvm__heap_usage reads them under the store lock
+ * while the owner changes them without it. */
+static void own_count(struct heap_tx *t, uint64_t b, int in)
+{
+    uint64_t size = bsize(hdr_get(t->h, b));
+    uint64_t blocks = atomic_load_explicit(&t->own_blocks, memory_order_relaxed);
+    uint64_t bytes = atomic_load_explicit(&t->own_bytes, memory_order_relaxed);
+    atomic_store_explicit(&t->own_blocks, in > 0 ? blocks + 1 : blocks - 1, memory_order_relaxed);
+    atomic_store_explicit(&t->own_bytes, in > 0 ? bytes + size : bytes - size,
+                          memory_order_relaxed);
+}
+
 /* Add block B (USED and PENDING, cacheable) to class K of T's own cache,
  * which has room; only T's owner, or a holder of the store's lock that
  * claimed T's transaction. */
 static void own_add(struct heap_tx *t, unsigned k, uint64_t b)
 {
     t->own[k][t->nown[k]++] = b;
-    uint64_t size = bsize(hdr_get(t->h, b));
-    atomic_store_explicit(&t->own_blocks, t->own_blocks + 1, memory_order_relaxed);
-    atomic_store_explicit(&t->own_bytes, t->own_bytes + size, memory_order_relaxed);
+    own_count(t, b, 1);
 }
 
 /* Take the last block of class K of T's own cache, which holds one. */
 static uint64_t own_remove(struct heap_tx *t, unsigned k)
 {
-    uint64_t b = t->own[k][--t->nown[k]], size = bsize(hdr_get(t->h, b));
-    atomic_store_explicit(&t->own_blocks, t->own_blocks - 1, memory_order_relaxed);
-    atomic_store_explicit(&t->own_bytes, t->own_bytes - size, memory_order_relaxed);
+    uint64_t b = t->own[k][--t->nown[k]];
+    own_count(t, b, -1);
     return b;
 }
 
@@ -869,11 +886,9 @@ static int own_spill(struct heap_tx *t, unsigned k, unsigned keep)
     unsigned n = t->nown[k], gone = 0;
     int rc = 0;
     for (; gone + keep < n && rc == 0; gone++) {
-        uint64_t b = t->own[k][gone], size = bsize(hdr_get(t->h, b));
-        if ((rc = cache_put(t->h, k, b)) < 0)
+        if ((rc = cache_put(t->h, k, t->own[k][gone])) < 0)
             break;
-        atomic_store_explicit(&t->own_blocks, t->own_blocks - 1, memory_order_relaxed);
-        atomic_store_explicit(&t->own_bytes, t->own_bytes - size, memory_order_relaxed);
+        own_count(t, t->own[k][gone], -1);
     }
     memmove(t->own[k], t->own[k] + gone, (n - gone) * sizeof t->own[k][0]);
     t->nown[k] = (unsigned char)(n - gone);
@@ -934,7 +949,7 @@ static int take_once(lrvm_heap_t *h, size_t n, unsigned want, uint64_t *got, uns
         if (p == NULL)
             break;
         got[*taken] = (uint64_t)(p - h->base) - 8;
-        hdr_set(h, got[*taken], hdr_get(h, got[*taken]) | PENDING);    /* declared */
+        set_pending(h, got[*taken], 1);     /* its header: declared */
     }
     h->in_tx = NULL;
     int rc = lrvm__tx_end_own(own, *taken > 0);
@@ -1062,7 +1077,7 @@ static int mark_pending(lrvm_heap_t *h, uint64_t b, int pending)
     decl_add(&d, b, 8);
     int rc = decl_done(h, &d);
     if (rc == 0)
-        hdr_set(h, b, pending ? hdr_get(h, b) | PENDING : hdr_get(h, b) & ~(uint64_t)PENDING);
+        set_pending(h, b, pending);
     return rc;
 }
 
@@ -1119,8 +1134,7 @@ static int tail_mark(struct heap_tx *t, lrvm_tx_t *tx, uint64_t b, int pending)
 {
     int rc = lrvm__tx_capture(tx, t->h->seg, (size_t)b, 8);
     if (rc == 0)
-        hdr_set(t->h, b, pending ? hdr_get(t->h, b) | PENDING
-                                 : hdr_get(t->h, b) & ~(uint64_t)PENDING);
+        set_pending(t->h, b, pending);
     return rc;
 }
 
@@ -1164,7 +1178,7 @@ static void hook_tail_end(lrvm_tx_t *tx, void *arg, int committed)
     struct heap_tx *first = arg;
     for (struct heap_tx *t = first; committed && t != NULL; t = t->next) {
         for (size_t i = 0; i < t->nfreed; i++)
-            own_add(t, bin_of(bsize(hdr_get(t->h, t->freed[i]))), t->freed[i]);
+            (void)own_put(t, t->freed[i], 0);       /* hook_tail found it room */
         t->ntaken = t->nfreed = 0;
     }
     if (first->entered) {
