@@ -479,6 +479,23 @@ static void print_group(const struct bench *b, FILE *o)
                 b->group_sum[g].med / b->wfloor_sum.med);
 }
 
+/* A table of the threads part's explicit runs beside the main one (held
+ * off, one shared segment): TITLE, then a row for each count of threads,
+ * MODE in its mode column. */
+static void print_explicit_rows(FILE *o, const char *title, const char *mode,
+                                const struct summary *txs, const struct summary *cpu,
+                                const struct summary *cores)
+{
+    char s[80];
+    fprintf(o, "  %s\n", title);
+    fprintf(o, "  %-8s %-9s %-28s %-10s %-10s %s\n", "threads", "mode", "tx/s median (min-max)",
+            "/ 1 thread", "CPU us/tx", "cores");
+    for (int g = 0; g < NGROUP && txs[0].n > 0; g++)
+        fprintf(o, "  %-8d %-9s %-28s %-10.2f %-10.2f %.2f\n", bench_group_threads[g], mode,
+                fmt_sum(s, sizeof s, txs[g], 0), txs[g].med / txs[0].med, cpu[g].med,
+                cores[g].med);
+}
+
 static void print_threads(const struct bench *b, FILE *o)
 {
     char s[80], t[80], q[40];
@@ -500,27 +517,15 @@ static void print_threads(const struct bench *b, FILE *o)
                     x->med / b->threads_txs[0][m].med, ex ? "-" : fmt_sum(t, sizeof t, *p, 0),
                     ex ? "-" : q, b->threads_cpu[g][m].med, b->threads_cores[g][m].med);
         }
-    fprintf(o, "  explicit with the truncation held off (truncate_threshold %zu MiB: none "
-               "starts in the timed loop, so the commits are not paced to its disk work)\n",
-            HELD_OFF_THRESHOLD >> 20);
-    fprintf(o, "  %-8s %-9s %-28s %-10s %-10s %s\n", "threads", "mode", "tx/s median (min-max)",
-            "/ 1 thread", "CPU us/tx", "cores");
-    for (int g = 0; g < NGROUP && b->held_txs[0].n > 0; g++) {
-        const struct summary *x = &b->held_txs[g];
-        fprintf(o, "  %-8d %-9s %-28s %-10.2f %-10.2f %.2f\n", bench_group_threads[g], "explicit",
-                fmt_sum(s, sizeof s, *x, 0), x->med / b->held_txs[0].med, b->held_cpu[g].med,
-                b->held_cores[g].med);
-    }
-    fprintf(o, "  explicit on one segment the threads share (lrvm_begin_shared), each "
-               "changing words of its own %zu MiB part of it\n", THREAD_SEG >> 20);
-    fprintf(o, "  %-8s %-9s %-28s %-10s %-10s %s\n", "threads", "mode", "tx/s median (min-max)",
-            "/ 1 thread", "CPU us/tx", "cores");
-    for (int g = 0; g < NGROUP && b->shared_txs[0].n > 0; g++) {
-        const struct summary *x = &b->shared_txs[g];
-        fprintf(o, "  %-8d %-9s %-28s %-10.2f %-10.2f %.2f\n", bench_group_threads[g], "shared",
-                fmt_sum(s, sizeof s, *x, 0), x->med / b->shared_txs[0].med,
-                b->shared_cpu[g].med, b->shared_cores[g].med);
-    }
+    char title[200];
+    snprintf(title, sizeof title, "explicit with the truncation held off (truncate_threshold "
+             "%zu MiB: none starts in the timed loop, so the commits are not paced to its disk "
+             "work)", HELD_OFF_THRESHOLD >> 20);
+    print_explicit_rows(o, title, "explicit", b->held_txs, b->held_cpu, b->held_cores);
+    snprintf(title, sizeof title, "explicit on one segment the threads share "
+             "(lrvm_begin_shared), each changing words of its own %zu MiB part of it",
+             THREAD_SEG >> 20);
+    print_explicit_rows(o, title, "shared", b->shared_txs, b->shared_cpu, b->shared_cores);
     fprintf(o, "  threads floor (no lrvm): T threads at once, each storing into %d random "
                "pages of a %zu MiB slice of its own and protecting them again, as the fault "
                "floor (mprotect) and the uffd floor (uffd) do\n", bench_floors[FLOOR_P4].pages,
