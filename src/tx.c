@@ -95,7 +95,12 @@
  * such a commit writes (the buffer, the residency of the pages) shuts the
  * tail first, and whatever changes words a hook's tail_commit changes
  * shuts the gate first; a call that took the lock opens both again as it
- * ends (lrvm__tx_tail_open).
+ * ends (lrvm__tx_tail_open). A commit that found the tail or the gate
+ * shut tries the tail again once it holds the lock, which the call that
+ * shut them let go only after opening them: committing under the lock
+ * would shut the tail in turn for the other threads' commits, and those
+ * would then queue for the lock behind it, each shutting the tail for the
+ * next: a convoy (doc/architecture.md, "The store lock and the rest").
  *
  * Shared transactions. lrvm_begin_shared lets several open transactions
  * hold a segment, on the program's promise that they declare disjoint
@@ -1017,6 +1022,10 @@ int lrvm_commit(lrvm_tx_t *tx, int flags)
     int rc = tx_enter(tx, &s);
     if (rc < 0)
         return rc;
+    if ((flags & LRVM_NO_FLUSH) && commit_at_tail(tx)) {        /* the convoy, above */
+        lrvm__unlock(&s->mu);
+        return 0;
+    }
     tx->tx_committing = 1;
     rc = hooked_commit(s, tx, flags | LRVM__COMMIT_GROUP);
     tx->tx_committing = 0;

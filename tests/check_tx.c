@@ -524,6 +524,93 @@ START_TEST(test_tx_owner_takes_no_lock)
 }
 END_TEST
 
+/* A commit that found the log's tail shut, and so waited for the store
+ * lock, tries the tail again once it holds the lock (tx.c, "Commits at
+ * the log's tail"). The test holds the lock with the tail shut while a
+ * thread commits without a flush, waits until that thread sleeps on the
+ * lock, opens the tail and lets the lock go. A commit made under the lock
+ * would shut the tail and move the buffer's taken part past its record;
+ * one placed at the tail leaves it where it was. Loop: begun alone (0),
+ * shared (1: release build only, as above). */
+struct waiter {
+    lrvm_t     *s;
+    uint64_t   *seg;
+    begin_fn   *begin;
+    _Atomic int ready, go, rc, done;
+};
+
+static void *waiter_run(void *arg)
+{
+    struct waiter *w = arg;
+    void *base = w->seg;
+    int rc = 0;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        lrvm_tx_t *tx;
+        if ((rc = w->begin(w->s, 1, &base, &tx)) == 0 &&
+            (rc = lrvm_set_range(tx, &w->seg[i], 8)) == 0) {
+            w->seg[i] = (uint64_t)i + 1;
+            rc = lrvm_commit(tx, LRVM_NO_FLUSH);
+        }
+        if (i == 0 && rc == 0) {            /* parked: the next begin is its owner's */
+            atomic_store(&w->ready, 1);
+            while (!atomic_load(&w->go))
+                sched_yield();
+        }
+    }
+    atomic_store(&w->rc, rc);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+/* Does a thread sleep on M? glibc marks a mutex that a thread waits on
+ * with 2 before the thread sleeps. Elsewhere, give the thread a while. */
+static void wait_for_sleeper(pthread_mutex_t *m, _Atomic int *done)
+{
+#ifdef __GLIBC__
+    for (int ms = 0; ms < 10000 && !atomic_load(done); ms++) {
+        if (__atomic_load_n(&m->__data.__lock, __ATOMIC_ACQUIRE) == 2)
+            return;
+        lrvm__pause_us(1000);
+    }
+#else
+    (void)m;
+    (void)done;
+    lrvm__pause_us(200000);
+#endif
+}
+
+START_TEST(test_tx_waiter_commits_at_tail)
+{
+    struct waiter w = { .s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0), .begin = begin_kind[_i] };
+    w.seg = tu_map(w.s, "a", WORDS * 8);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, waiter_run, &w), 0);
+    while (!atomic_load(&w.ready) && !atomic_load(&w.done))
+        sched_yield();
+    lrvm__lock(&w.s->mu, LRVM__RANK_STORE);
+    lrvm__log_tail_shut(&w.s->log);
+    size_t taken = w.s->log.lg_buf_used;
+    atomic_store(&w.go, 1);
+    wait_for_sleeper(&w.s->mu, &w.done);
+    ck_assert_msg(!atomic_load(&w.done), "the commit did not wait for the lock");
+    lrvm__tx_tail_open(w.s);
+    lrvm__unlock(&w.s->mu);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(atomic_load(&w.rc), 0);
+    lrvm__lock(&w.s->mu, LRVM__RANK_STORE);
+    size_t now = w.s->log.lg_buf_used;
+    lrvm__unlock(&w.s->mu);
+    ck_assert_uint_eq(now, taken);          /* its record lies at the tail */
+    ck_assert_int_eq(lrvm_close(w.s), 0);
+
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
+    uint64_t *seg = tu_map(s, "a", WORDS * 8);
+    ck_assert_uint_eq(seg[0], 1);
+    ck_assert_uint_eq(seg[1], 2);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 /* Pointers that never were handles: into a segment, and into a live
  * handle but not at its start. They are not read as handles, and the
  * live one is left as it was. */
@@ -784,8 +871,10 @@ int main(void)
     tcase_add_loop_test(tc, test_tx_committed_by_owner_is_over, 0, 2);
 #ifdef LRVM_DEBUG
     tcase_add_loop_test(tc, test_tx_owner_takes_no_lock, 0, 1);
+    tcase_add_loop_test(tc, test_tx_waiter_commits_at_tail, 0, 1);
 #else
     tcase_add_loop_test(tc, test_tx_owner_takes_no_lock, 0, 2);
+    tcase_add_loop_test(tc, test_tx_waiter_commits_at_tail, 0, 2);
 #endif
     tcase_add_test(tc, test_tx_pointers_that_are_not_handles);
     tcase_add_test(tc, test_tx_pooled_handle_after_a_large_transaction);
