@@ -75,17 +75,20 @@ void lrvm__res_mark(lrvm_t *s, struct lrvm__seg *seg, size_t first, size_t n, in
     unsigned tag = tag_of(s->log.lg_generation);                    /* keeps I1 */
     for (size_t p = first; p < first + n && p < seg->sg_res_n; p++) {
         unsigned char b = __atomic_load_n(&seg->sg_res[p], __ATOMIC_RELAXED);
-        /* The counts are written only when they change: a commit at the
-         * log's tail marks pages already counted, without the store lock,
-         * and two such commits of shared transactions may mark one page
-         * at once (to the same byte: one generation while the tail is
-         * open). */
+        /* The counts and the byte are written only when they change: a
+         * commit at the log's tail marks pages already counted, without
+         * the store lock, and two such commits of shared transactions may
+         * mark one page at once (to the same byte: one generation while
+         * the tail is open). A byte stored again, unchanged, would still
+         * take its line from the other threads, which read it at each
+         * commit (lrvm__res_counted). */
         if ((b & RES_TAG) == 0)
             s->res_private++;
         if (spare && !(b & RES_SPARE))
             s->res_spare++;
         unsigned char now = (unsigned char)(tag | (spare ? RES_SPARE : (b & RES_SPARE)));
-        __atomic_store_n(&seg->sg_res[p], now, __ATOMIC_RELAXED);
+        if (now != b)
+            __atomic_store_n(&seg->sg_res[p], now, __ATOMIC_RELAXED);
     }
 }
 
