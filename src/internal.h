@@ -1166,7 +1166,10 @@ struct lrvm {
     struct lrvm__seg   **segs;             /* segment.c's table; the automatic */
     size_t               nsegs, segs_cap;  /*   trackers read it (the ambient epoch) */
     lrvm_tx_t           *txs;              /* tx.c's: the open transactions */
-    atomic_uint          hook_gate;        /* tx.c's: the hooks' gate */
+    char                 gate_pad0[LRVM__CACHE_LINE];
+    atomic_uint          hook_gate;        /* tx.c's: the hooks' gate, 1 while shut; */
+    char                 gate_pad1[LRVM__CACHE_LINE];  /* read at each commit at the
+                                              tail, so on a line of its own */
     struct lrvm_heap    *heaps;            /* heap.c's: the heaps opened */
     lrvm_stats_t         stats;
     _Atomic uint64_t     faults;           /* (H) the mprotect tracker's: pages */

@@ -138,13 +138,18 @@ static lrvm_tx_t        *pool;          /* finished handles (I4), under pool_mu 
 
 /* ------------------------------------------------- biased ownership */
 
-/* A thread's slot: which transaction it runs a lock-free call of. Slots
- * are never freed (a claimer may read the slot of a thread that exited);
- * a thread's slot goes back to the list when it exits. */
+/* A thread's slot: which transaction it runs a lock-free call of, and
+ * which store's hooks' gate it is inside ("hooks" below). Slots are never
+ * freed (a claimer or a gate's shutter may read the slot of a thread that
+ * exited); a thread's slot goes back to the free list when it exits, and
+ * stays on the list of every slot made. */
 struct owner_slot {
     _Atomic(lrvm_tx_t *) os_in;
-    struct owner_slot   *os_next;
+    _Atomic(lrvm_t *)    os_gate;   /* the store whose hooks' gate it is inside */
+    struct owner_slot   *os_next;   /* free_slots */
+    struct owner_slot   *os_all;    /* all_slots */
 } __attribute__((aligned(LRVM__CACHE_LINE)));  /* each thread writes its own */
+static _Atomic(struct owner_slot *) all_slots;  /* every slot made: pushed only */
 
 static pthread_once_t      bias_once = PTHREAD_ONCE_INIT;
 static atomic_int          bias_ready;  /* registered for membarrier */
@@ -215,8 +220,13 @@ static struct owner_slot *slot_get(void)
     if (os != NULL)
         free_slots = os->os_next;
     lrvm__unlock(&slot_mu);
-    if (os == NULL && (os = lrvm__zalloc_aligned(sizeof *os)) == NULL)
-        return NULL;
+    if (os == NULL) {
+        if ((os = lrvm__zalloc_aligned(sizeof *os)) == NULL)
+            return NULL;
+        os->os_all = atomic_load(&all_slots);
+        while (!atomic_compare_exchange_weak(&all_slots, &os->os_all, os))
+            ;
+    }
     if (pthread_setspecific(slot_key, os) != 0) {
         slot_release(os);
         return NULL;
@@ -783,44 +793,48 @@ static int commit_epoch(lrvm_t *s, lrvm_tx_t *tx, int flags)
 
 /* ------------------------------------------------------------ hooks */
 
-/* The hooks' gate (internal.h): hook_gate counts the tail commits inside
- * it, and GATE_SHUT lets none in. Entering and shutting change the one
- * word, so a commit either got in before the shutter, who then waits for
- * it, or finds the gate shut. Only a holder of the store's lock shuts or
- * opens it, and it opens where the log's tail does, as a call that
- * changed what they guard lets the lock go, its changes logged
- * (lrvm__tx_tail_open): an entrant then sees them (its acquire pairs with
- * the opening's release), and its records follow theirs in the log. */
-#define GATE_SHUT 0x80000000u
-
+/* The hooks' gate (internal.h): hook_gate is 1 while it is shut, and
+ * each thread's slot names the store whose gate it is inside. An entrant
+ * names the store, then looks at the flag; the shutter sets the flag,
+ * then waits while any slot names the store. Both orders are sequentially
+ * consistent, so an entrant either sees the flag and goes, or is seen
+ * and waited for. Only the entrant's own line is written at each commit:
+ * a count in one word took that word from the other CPU twice a commit.
+ * Only a holder of the store's lock shuts or opens it, and it opens where
+ * the log's tail does, as a call that changed what they guard lets the
+ * lock go, its changes logged (lrvm__tx_tail_open): an entrant then sees
+ * them (its load of the flag pairs with the opening's release), and its
+ * records follow theirs in the log. */
 int lrvm__tx_gate_enter(lrvm_t *s)
 {
-    unsigned w = atomic_load_explicit(&s->hook_gate, memory_order_relaxed);
-    do {
-        if (w & GATE_SHUT)
-            return 0;
-    } while (!atomic_compare_exchange_weak_explicit(&s->hook_gate, &w, w + 1,
-                                                    memory_order_acquire, memory_order_relaxed));
-    return 1;
+    struct owner_slot *me = my_slot;    /* the owner's, in its fast path */
+    LRVM__ASSERT(me != NULL);
+    atomic_store_explicit(&me->os_gate, s, memory_order_seq_cst);
+    if (!atomic_load_explicit(&s->hook_gate, memory_order_seq_cst))
+        return 1;
+    atomic_store_explicit(&me->os_gate, NULL, memory_order_relaxed);
+    return 0;
 }
 
 void lrvm__tx_gate_leave(lrvm_t *s)
 {
-    atomic_fetch_sub_explicit(&s->hook_gate, 1, memory_order_release);
+    (void)s;
+    atomic_store_explicit(&my_slot->os_gate, NULL, memory_order_release);
 }
 
 void lrvm__tx_gate_shut(lrvm_t *s)
 {
     LRVM__ASSERT_HELD(&s->mu);                          /* L1 */
-    if (atomic_load_explicit(&s->hook_gate, memory_order_acquire) == GATE_SHUT)
-        return;                             /* shut, and no one inside */
-    atomic_fetch_or_explicit(&s->hook_gate, GATE_SHUT, memory_order_relaxed);
+    if (atomic_load_explicit(&s->hook_gate, memory_order_relaxed))
+        return;                             /* shut: no one got in since */
+    atomic_store_explicit(&s->hook_gate, 1, memory_order_seq_cst);
     /* One inside runs a hook and places a record: a few hundred
      * nanoseconds, unless it was preempted: then let it run. */
-    for (unsigned spins = 0;
-         atomic_load_explicit(&s->hook_gate, memory_order_acquire) != GATE_SHUT; spins++)
-        if (spins >= 64)
-            sched_yield();
+    for (struct owner_slot *os = atomic_load(&all_slots); os != NULL; os = os->os_all)
+        for (unsigned spins = 0; atomic_load_explicit(&os->os_gate, memory_order_acquire) == s;
+             spins++)
+            if (spins >= 64)
+                sched_yield();
 }
 
 void lrvm__tx_tail_open(lrvm_t *s)
@@ -829,7 +843,7 @@ void lrvm__tx_tail_open(lrvm_t *s)
     if (s->tracker->tail_ok == NULL)
         return;
     lrvm__log_tail_open(&s->log);
-    if (atomic_load_explicit(&s->hook_gate, memory_order_relaxed) & GATE_SHUT)
+    if (atomic_load_explicit(&s->hook_gate, memory_order_relaxed))
         atomic_store_explicit(&s->hook_gate, 0, memory_order_release);
 }
 

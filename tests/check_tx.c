@@ -611,6 +611,71 @@ START_TEST(test_tx_waiter_commits_at_tail)
 }
 END_TEST
 
+/* The hooks' gate (tx.c): a shutter waits for the thread inside to
+ * leave, and while it is shut no one gets in; the tail's opening opens
+ * it again. The thread inside is the test's own, in the gate as a hook's
+ * tail_commit would be, with the slot its transaction gave it. */
+struct gated {
+    lrvm_t     *s;
+    uint64_t   *seg;
+    _Atomic int inside, left, shut, tried, opened;
+    int         in_shut, in_open, rc;
+};
+
+static void wait_for(_Atomic int *flag)
+{
+    while (!atomic_load(flag))
+        sched_yield();
+}
+
+static void *gated_run(void *arg)
+{
+    struct gated *g = arg;
+    void *base = g->seg;
+    lrvm_tx_t *tx;
+    int rc = lrvm_begin(g->s, 1, &base, &tx);      /* the thread's slot */
+    int in = rc == 0 && lrvm__tx_gate_enter(g->s);
+    atomic_store(&g->inside, 1);
+    if (in) {
+        lrvm__pause_us(50000);                      /* the shutter waits meanwhile */
+        atomic_store(&g->left, 1);
+        lrvm__tx_gate_leave(g->s);
+    }
+    wait_for(&g->shut);
+    if ((g->in_shut = in && lrvm__tx_gate_enter(g->s)))
+        lrvm__tx_gate_leave(g->s);
+    atomic_store(&g->tried, 1);
+    wait_for(&g->opened);
+    if ((g->in_open = in && lrvm__tx_gate_enter(g->s)))
+        lrvm__tx_gate_leave(g->s);
+    g->rc = rc == 0 ? lrvm_commit(tx, 0) : rc;
+    return NULL;
+}
+
+START_TEST(test_tx_gate_shut_waits_for_those_inside)
+{
+    struct gated g = { .s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0) };
+    g.seg = tu_map(g.s, "a", WORDS * 8);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, gated_run, &g), 0);
+    wait_for(&g.inside);
+    lrvm__lock(&g.s->mu, LRVM__RANK_STORE);
+    lrvm__tx_gate_shut(g.s);
+    int left = atomic_load(&g.left);
+    atomic_store(&g.shut, 1);
+    wait_for(&g.tried);
+    lrvm__tx_tail_open(g.s);
+    lrvm__unlock(&g.s->mu);
+    atomic_store(&g.opened, 1);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(g.rc, 0);
+    ck_assert_int_eq(left, 1);                      /* the shut waited for it */
+    ck_assert_int_eq(g.in_shut, 0);                 /* shut, it let no one in */
+    ck_assert_int_eq(g.in_open, 1);
+    ck_assert_int_eq(lrvm_close(g.s), 0);
+}
+END_TEST
+
 /* Pointers that never were handles: into a segment, and into a live
  * handle but not at its start. They are not read as handles, and the
  * live one is left as it was. */
@@ -876,6 +941,7 @@ int main(void)
     tcase_add_loop_test(tc, test_tx_owner_takes_no_lock, 0, 2);
     tcase_add_loop_test(tc, test_tx_waiter_commits_at_tail, 0, 2);
 #endif
+    tcase_add_test(tc, test_tx_gate_shut_waits_for_those_inside);
     tcase_add_test(tc, test_tx_pointers_that_are_not_handles);
     tcase_add_test(tc, test_tx_pooled_handle_after_a_large_transaction);
     tcase_add_test(tc, test_tx_forked_child_commits_from_a_new_thread);
