@@ -487,7 +487,7 @@ START_TEST(test_heap_shared_cache)
     ck_assert_int_eq(lrvm_abort(tx), 0);
     ck_assert_uint_eq(log_records(s), r0);
 
-    enum { MANY = 64 };              /* past a class of its own cache and of the heap's */
+    enum { MANY = 128 };             /* past a class of its own cache and of the heap's */
     void *b[MANY];
     ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
     for (unsigned i = 0; i < MANY; i++)
