@@ -472,6 +472,36 @@ END_TEST
  * declares, stores and commits without a flush, over and over. Loop:
  * begun alone (0), shared (1: the debug build gives shared transactions
  * no owner, track_explicit.c I3). */
+/* Word I of SEG (the segment "a" of S) made I + 1 in a transaction of
+ * BEGIN's kind, committed without a flush. */
+static int commit_word(lrvm_t *s, begin_fn *begin, uint64_t *seg, int i)
+{
+    void *base = seg;
+    lrvm_tx_t *tx;
+    int rc = begin(s, 1, &base, &tx);
+    if (rc == 0 && (rc = lrvm_set_range(tx, &seg[i], 8)) == 0) {
+        seg[i] = (uint64_t)i + 1;
+        rc = lrvm_commit(tx, LRVM_NO_FLUSH);
+    }
+    return rc;
+}
+
+/* After a reopen, words 0 to N - 1 of segment "a" hold 1 to N. */
+static void check_words(int n)
+{
+    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
+    uint64_t *seg = tu_map(s, "a", WORDS * 8);
+    for (int i = 0; i < n; i++)
+        ck_assert_uint_eq(seg[i], (uint64_t)i + 1);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+
+static void wait_for(_Atomic int *flag)
+{
+    while (!atomic_load(flag))
+        sched_yield();
+}
+
 struct lockless {
     lrvm_t          *s;
     uint64_t        *seg;
@@ -482,22 +512,16 @@ struct lockless {
 static void *lockless_run(void *arg)
 {
     struct lockless *l = arg;
-    void *base = l->seg;
     for (int i = 0; i <= 100; i++) {
-        lrvm_tx_t *tx;
-        int rc = l->begin(l->s, 1, &base, &tx);
-        if (rc == 0 && (rc = lrvm_set_range(tx, &l->seg[i], 8)) == 0) {
-            l->seg[i] = (uint64_t)i + 1;
-            rc = lrvm_commit(tx, LRVM_NO_FLUSH);
-        }
+        int rc = commit_word(l->s, l->begin, l->seg, i);
         if (rc != 0) {
             atomic_store(&l->st.rc, rc);
             break;
         }
-        if (i == 0)                         /* the first commit takes the lock */
+        if (i == 0) {                       /* the first commit takes the lock */
             atomic_store(&l->st.ready, 1);
-        while (i == 0 && !atomic_load(&l->st.go))
-            sched_yield();
+            wait_for(&l->st.go);
+        }
         if (i > 0)
             atomic_fetch_add(&l->st.done, 1);
     }
@@ -515,12 +539,7 @@ START_TEST(test_tx_owner_takes_no_lock)
     ck_assert_int_eq(atomic_load(&l.st.rc), 0);
     ck_assert_int_eq(done, 100);                    /* all of them while the lock was held */
     ck_assert_int_eq(lrvm_close(l.s), 0);
-
-    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
-    uint64_t *seg = tu_map(s, "a", WORDS * 8);
-    for (int i = 0; i <= 100; i++)
-        ck_assert_uint_eq(seg[i], (uint64_t)i + 1);
-    ck_assert_int_eq(lrvm_close(s), 0);
+    check_words(101);
 }
 END_TEST
 
@@ -542,19 +561,12 @@ struct waiter {
 static void *waiter_run(void *arg)
 {
     struct waiter *w = arg;
-    void *base = w->seg;
     int rc = 0;
     for (int i = 0; i < 2 && rc == 0; i++) {
-        lrvm_tx_t *tx;
-        if ((rc = w->begin(w->s, 1, &base, &tx)) == 0 &&
-            (rc = lrvm_set_range(tx, &w->seg[i], 8)) == 0) {
-            w->seg[i] = (uint64_t)i + 1;
-            rc = lrvm_commit(tx, LRVM_NO_FLUSH);
-        }
+        rc = commit_word(w->s, w->begin, w->seg, i);
         if (i == 0 && rc == 0) {            /* parked: the next begin is its owner's */
             atomic_store(&w->ready, 1);
-            while (!atomic_load(&w->go))
-                sched_yield();
+            wait_for(&w->go);
         }
     }
     atomic_store(&w->rc, rc);
@@ -602,12 +614,7 @@ START_TEST(test_tx_waiter_commits_at_tail)
     lrvm__unlock(&w.s->mu);
     ck_assert_uint_eq(now, taken);          /* its record lies at the tail */
     ck_assert_int_eq(lrvm_close(w.s), 0);
-
-    lrvm_t *s = tu_open_mode(LRVM_TRACK_EXPLICIT, 0);
-    uint64_t *seg = tu_map(s, "a", WORDS * 8);
-    ck_assert_uint_eq(seg[0], 1);
-    ck_assert_uint_eq(seg[1], 2);
-    ck_assert_int_eq(lrvm_close(s), 0);
+    check_words(2);
 }
 END_TEST
 
@@ -621,12 +628,6 @@ struct gated {
     _Atomic int inside, left, shut, tried, opened;
     int         in_shut, in_open, rc;
 };
-
-static void wait_for(_Atomic int *flag)
-{
-    while (!atomic_load(flag))
-        sched_yield();
-}
 
 static void *gated_run(void *arg)
 {
