@@ -153,8 +153,13 @@ uint32_t lrvm__apply_max = 1u << 21;
  * bytes stay in the mapped log until its region is written, and are
  * prefetched with its target. A word, not more: a batch of a quarter of
  * the default resident limit then holds a generation of 4-word
- * transactions (doc/architecture.md, "The batch"). */
+ * transactions (doc/architecture.md, "The batch"). A range of up to
+ * two words goes in as two, each carrying its bytes (SPLIT_MAX): a
+ * block's header word and the program's first word after it, which a
+ * shared heap's commit logs as one, are half of that log's ranges, and
+ * their bytes fetched from the log were its truncation's largest cost. */
 #define INLINE_MAX 8
+#define SPLIT_MAX  (2 * INLINE_MAX)
 struct apply_range {
     union {
         const unsigned char *src;
@@ -637,7 +642,8 @@ static int apply_write(struct replay *r)
 }
 
 /* Add the N bytes DATA of the record being walked, at OFF of SEG, to the
- * batch, a piece per region; a full batch is written first. */
+ * batch, a piece per region (and two for a range of up to SPLIT_MAX);
+ * a full batch is written first. */
 static int apply_add(struct replay *r, struct replay_seg *seg, uint64_t off,
                      const unsigned char *data, uint64_t n)
 {
@@ -646,6 +652,8 @@ static int apply_add(struct replay *r, struct replay_seg *seg, uint64_t off,
     while (n > 0) {
         uint64_t room = rbytes - (off & (rbytes - 1));
         uint32_t len = (uint32_t)(n < room ? n : room);
+        if (n <= SPLIT_MAX && len > INLINE_MAX)
+            len = INLINE_MAX;
         int rc;
         if (c->n == c->max && (rc = apply_write(r)) < 0)
             return rc;

@@ -37,11 +37,19 @@ static const struct { const char *name; size_t size; } cache_segs[] = {
 #define NCACHE_SEGS 4
 #define CACHE_TXS   400
 
+/* A range's length: 1-9000 bytes, or one time in three 1-24, so that
+ * ranges of a word or less, of two (added to the batch as two pieces),
+ * and just over two all come often. */
+static size_t cache_len(uint64_t *rng)
+{
+    return 1 + (size_t)(tu_rand(rng) % 3 == 0 ? tu_rand(rng) % 24 : tu_rand(rng) % 9000);
+}
+
 /* The history: transaction t writes 1-4 ranges into the images IMG; a
- * range is 1-9000 bytes (block-sized and block-aligned one time in four),
- * so ranges cover blocks in part, whole (the block is then written from
- * the log), and across their edges, in every order; in w, one time in
- * four, across the edge of a region of 4 MiB. When TX
+ * range is cache_len long (block-sized and block-aligned one time in
+ * four), so ranges cover blocks in part, whole (the block is then
+ * written from the log), and across their edges, in every order; in w,
+ * one time in four, across the edge of a region of 4 MiB. When TX
  * is not NULL the same ranges are declared and written through BASES. */
 static void cache_history(unsigned char **img, lrvm_tx_t *tx, void **bases, uint64_t t)
 {
@@ -51,7 +59,7 @@ static void cache_history(unsigned char **img, lrvm_tx_t *tx, void **bases, uint
         unsigned sg = (unsigned)(tu_rand(&rng) % NCACHE_SEGS);
         size_t size = cache_segs[sg].size, off, len;
         if (sg == 3 && tu_rand(&rng) % 4 == 0) {
-            len = 1 + (size_t)(tu_rand(&rng) % 9000);
+            len = cache_len(&rng);
             off = REGION * (1 + (size_t)(tu_rand(&rng) % 3)) - 1 - (size_t)(tu_rand(&rng) % len);
             if (off + len > size)
                 len = size - off;
@@ -59,7 +67,7 @@ static void cache_history(unsigned char **img, lrvm_tx_t *tx, void **bases, uint
             len = 4096;
             off = 4096 * (size_t)(tu_rand(&rng) % (size / 4096));
         } else {
-            len = 1 + (size_t)(tu_rand(&rng) % 9000);
+            len = cache_len(&rng);
             if (len > size)
                 len = size;
             off = (size_t)(tu_rand(&rng) % (size - len + 1));
