@@ -494,10 +494,10 @@ int lrvm_truncate(lrvm_t *rvm);
  * took. Freeing a block that another open transaction took, or one this
  * transaction freed already, fails with LRVM_EINVAL. Blocks of up to 512
  * bytes that these transactions free or give back are kept for their next
- * allocations: up to 32 of each size by the transaction that freed them,
+ * allocations: up to 64 of each size by the transaction that freed them,
  * kept as long as its thread begins it again (lrvm_commit above), and
  * while those serve, that thread's lrvm_malloc and lrvm_free take no
- * store lock; and at most 64 of each size by the heap for all (taken 8
+ * store lock; and at most 128 of each size by the heap for all (taken 32
  * at a time, in transactions of the heap's own committed without a
  * flush). Larger ones go back to the heap's lists, and so do the kept
  * ones when a request finds the heap too full (but those of transactions

@@ -68,15 +68,15 @@
  *     forgets it. A block freed in the transaction that took it goes back
  *     at once.
  *   - A block of up to 512 bytes comes from the transaction's own cache
- *     (I6), which a class of the heap's cache (I5) fills with up to 16
+ *     (I6), which a class of the heap's cache (I5) fills with up to 32
  *     when it runs dry: blocks of each exact bin's size that are USED and
  *     PENDING and no transaction's. A class of the heap's that runs dry
- *     takes eight blocks, made PENDING, in one transaction of lrvm's own
+ *     takes 32 blocks, made PENDING, in one transaction of lrvm's own
  *     committed at once without a flush (logged before any commit of a
  *     caller that holds one); a small block that a commit frees is made PENDING in its
  *     records and goes to the transaction's own cache, and one given back
- *     goes there too; an own class that would pass 32 gives its older
- *     half to the heap's cache, whose class that would pass 64 gives half
+ *     goes there too; an own class that would pass 64 gives its older
+ *     half to the heap's cache, whose class that would pass 128 gives half
  *     back to the bins in one transaction of the heap's own; a
  *     transaction's own cache goes to the heap's when its handle ends
  *     (not when it parks: tx.c); and a request the heap is too full for
@@ -194,10 +194,10 @@ struct heap_hdr {
 /* The cache (top of the file, I5). */
 #define CACHE_CLASSES 31u                   /* bins 0 to 30 */
 #define CACHE_LARGEST 512u
-#define CACHE_FILL    8u
-#define CACHE_MAX     64u
-#define OWN_MAX       32u                   /* a transaction's own cache (I6): */
-#define OWN_FILL      16u                   /*   a class's bound, and a filling */
+#define CACHE_FILL    32u
+#define CACHE_MAX     128u
+#define OWN_MAX       64u                   /* a transaction's own cache (I6): */
+#define OWN_FILL      32u                   /*   a class's bound, and a filling */
 
 struct heap_cache {
     uint64_t blk[CACHE_CLASSES][CACHE_MAX];

@@ -357,10 +357,10 @@ START_TEST(test_heap_shared_cache_emptied_when_full)
     lrvm_heap_t *h = open_heap(s);
     void *base = lrvm_heap_base(h);
     lrvm_tx_t *tx;
-    const size_t whole = WHOLE + 8, small = 8 * 48;     /* block bytes */
+    const size_t whole = WHOLE + 8, small = 32 * 48;    /* block bytes */
 
     ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
-    ck_assert_ptr_nonnull(lrvm_malloc(h, 40));          /* takes eight blocks of 48 */
+    ck_assert_ptr_nonnull(lrvm_malloc(h, 40));          /* takes 32 blocks of 48 */
     ck_assert_int_eq(lrvm_abort(tx), 0);
     ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
     void *q = lrvm_malloc(h, whole - small - 8);        /* the rest, exactly */
@@ -487,7 +487,7 @@ START_TEST(test_heap_shared_cache)
     ck_assert_int_eq(lrvm_abort(tx), 0);
     ck_assert_uint_eq(log_records(s), r0);
 
-    enum { MANY = 128 };             /* past a class of its own cache and of the heap's */
+    enum { MANY = 256 };             /* past a class of its own cache and of the heap's */
     void *b[MANY];
     ck_assert_int_eq(lrvm_begin_shared(s, 1, &base, &tx), 0);
     for (unsigned i = 0; i < MANY; i++)
