@@ -467,11 +467,6 @@ START_TEST(test_tx_committed_by_owner_is_over)
 }
 END_TEST
 
-/* The owner's steady state takes no store lock: with the lock held by
- * the test, a thread whose transaction is parked begins it again,
- * declares, stores and commits without a flush, over and over. Loop:
- * begun alone (0), shared (1: the debug build gives shared transactions
- * no owner, track_explicit.c I3). */
 /* Word I of SEG (the segment "a" of S) made I + 1 in a transaction of
  * BEGIN's kind, committed without a flush. */
 static int commit_word(lrvm_t *s, begin_fn *begin, uint64_t *seg, int i)
@@ -496,12 +491,18 @@ static void check_words(int n)
     ck_assert_int_eq(lrvm_close(s), 0);
 }
 
+/* Until another thread sets FLAG. */
 static void wait_for(_Atomic int *flag)
 {
     while (!atomic_load(flag))
         sched_yield();
 }
 
+/* The owner's steady state takes no store lock: with the lock held by
+ * the test, a thread whose transaction is parked begins it again,
+ * declares, stores and commits without a flush, over and over. Loop:
+ * begun alone (0), shared (1: the debug build gives shared transactions
+ * no owner, track_explicit.c I3). */
 struct lockless {
     lrvm_t          *s;
     uint64_t        *seg;
