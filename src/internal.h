@@ -26,6 +26,7 @@
 #include "lrvm.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -788,6 +789,15 @@ static inline void lrvm__pause_us(long us)
 {
     struct timespec ts = { us / 1000000L, us % 1000000L * 1000L };
     nanosleep(&ts, NULL);
+}
+/* Turn SPINS of a store-lock holder's wait for work another thread does
+ * in a few hundred nanoseconds (a record placed at the log's tail, a
+ * hook inside the hooks' gate), unless that thread was preempted: past
+ * the first few turns, let it run. */
+static inline void lrvm__wait_turn(unsigned spins)
+{
+    if (spins >= 64)
+        sched_yield();
 }
 /* Microseconds a commit that just ended should sleep, once it let the
  * store lock go, because it outruns the truncation running beside it:

@@ -95,7 +95,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -1016,11 +1015,8 @@ static void tail_shut(struct lrvm__log *lg)
     uint64_t w = atomic_fetch_or_explicit(&lg->lg_tail, TAIL_SHUT, memory_order_acq_rel);
     size_t end = TAIL_OFF(w), bytes = end - lg->lg_buf_used;
     uint64_t n = TAIL_COUNT(w);
-    /* A placed record is written in a few hundred nanoseconds, unless its
-     * thread was preempted: then let it run. */
     for (unsigned spins = 0; tail_done(lg) != bytes; spins++)
-        if (spins >= 64)
-            sched_yield();
+        lrvm__wait_turn(spins);
     LRVM__ASSERT(end <= lg->lg_buf_cap && end % 8 == 0);                 /* T2 */
     lg->lg_buf_used = end;
     lg->lg_next_txno += n;

@@ -828,13 +828,10 @@ void lrvm__tx_gate_shut(lrvm_t *s)
     if (atomic_load_explicit(&s->hook_gate, memory_order_relaxed))
         return;                             /* shut: no one got in since */
     atomic_store_explicit(&s->hook_gate, 1, memory_order_seq_cst);
-    /* One inside runs a hook and places a record: a few hundred
-     * nanoseconds, unless it was preempted: then let it run. */
     for (struct owner_slot *os = atomic_load(&all_slots); os != NULL; os = os->os_all)
         for (unsigned spins = 0; atomic_load_explicit(&os->os_gate, memory_order_acquire) == s;
              spins++)
-            if (spins >= 64)
-                sched_yield();
+            lrvm__wait_turn(spins);
 }
 
 void lrvm__tx_tail_open(lrvm_t *s)
