@@ -53,12 +53,12 @@
  * small transactions names millions of ranges of a few bytes, scattered:
  * far too many for a pwrite each, when one write call costs as much as
  * writing some twenty blocks in a larger one (doc/architecture.md has
- * the figures). So the ranges of complete transactions are gathered, in
- * log order, each clipped to a region of its segment file (REGION_MAX
- * blocks at most); a small range carries its bytes, a larger one points
- * at them in the mapped log. When the batch is full, and at the end, a
- * stable radix sort groups it by region, and each region is written in
- * turn (write_region): the blocks its ranges change are read from the
+ * the figures). So the ranges of complete transactions are gathered,
+ * each clipped to a region of its segment file (REGION_MAX blocks at
+ * most) and added to that region's bucket, in log order; a small range
+ * carries its bytes, a larger one points at them in the mapped log. When
+ * the batch is full, and at the end, each region is written in turn, in
+ * file order (write_region): the blocks its ranges change are read from the
  * file first, in one pread a run, when the first range on them covers
  * them only in part; the ranges are copied into the region's buffer in
  * log order; a block that a range covers whole is not copied but written
@@ -90,8 +90,9 @@
  *      written from that range's bytes, in the log (apply.whole).
  *   I4 A segment file is written only from records that are durable in
  *      the log, so it is never ahead of what a power cut leaves there.
- *   I5 The sort is stable and a range is clipped to its region, so a
- *      region's ranges reach write_region whole and in log order (I3).
+ *   I5 A range is clipped to its region and added at the end of that
+ *      region's bucket, so a region's ranges reach write_region whole
+ *      and in log order (I3).
  *   I6 One truncation at a time: the switch happens only with no job
  *      running, and lrvm__truncate and lrvm_close wait for the job first;
  *      so the batch's memory (s->apply_mem) is the running one's alone.
@@ -137,8 +138,9 @@ struct replay_seg {
 #define APPLY_GAP    8                  /* blocks not changed that a write may span */
 #define REGION_MAX   256u               /* blocks of a region: 1 MiB at most */
 #define REGION_MIN   16u
-#define RADIX_BITS   11
 #define PREFETCH     16
+#define CHUNK_FIRST  16u                /* ranges of a region's first chunk, */
+#define CHUNK_MAX    4096u              /*   doubling up to this */
 
 /* Ranges a batch holds at most, before the memory bound lowers it: more
  * than a generation of 4-word transactions at the default threshold
@@ -148,7 +150,7 @@ struct replay_seg {
 uint32_t lrvm__apply_max = 1u << 21;
 
 /* A range to write, clipped to one region. A word or less carries its
- * bytes: the sort takes ranges out of log order, and reading them back
+ * bytes: the buckets take ranges out of log order, and reading them back
  * from all over the log would cost a cache miss each. A larger one's
  * bytes stay in the mapped log until its region is written, and are
  * prefetched with its target. A word, not more: a batch of a quarter of
@@ -165,24 +167,48 @@ struct apply_range {
         const unsigned char *src;
         unsigned char        bytes[INLINE_MAX];     /* len <= INLINE_MAX */
     } u;
-    uint64_t off;           /* in its segment file */
+    uint64_t off;           /* in its segment file (its bucket's) */
     uint32_t len;
-    uint32_t seg;           /* index in replay.segs */
 };
 
 /* What a region's write does with each of its blocks. */
 enum { BLK_UNTOUCHED, BLK_READ, BLK_WHOLE };
 
+/* A run of the batch's ranges that belong to one region. */
+struct apply_chunk {
+    uint32_t at, len;       /* in apply.ranges */
+    uint32_t next;          /* the region's next chunk */
+};
+
+/* The ranges of the batch in one region, in log order: a chain of
+ * chunks, each twice as long as the one before, up to chunk_max. */
+struct apply_bucket {
+    uint64_t region;        /* in its file: the range's offset >> rshift */
+    uint32_t seg;           /* index in replay.segs */
+    uint32_t slot;          /* in apply.table */
+    uint32_t head, tail;    /* its first and last chunk */
+    uint32_t tail_n;        /* ranges in the last */
+    uint32_t n;             /* ranges in all */
+};
+
 struct apply {
-    struct apply_range *ranges; /* the batch, in log order: max */
-    struct apply_range *sorted; /* and by region, log order within: max */
+    struct apply_range *ranges; /* the batch: max, in chunks */
+    struct apply_chunk *chunks; /* the chunks taken: nchunks of chunk_cap */
+    struct apply_bucket *buckets; /* the regions the batch holds, in the
+                                     order first named: nbuckets of chunk_cap */
+    uint32_t           *table;  /* a region's bucket, found by hash: 1 + its
+                                   index, 0 for none; tbits bits of slots */
+    unsigned            tbits;
     unsigned char      *buf;    /* one region's bytes */
-    unsigned char      *mem;    /* the mapping all three live in */
+    unsigned char      *mem;    /* the mapping buf and ranges live in */
     size_t              size;   /*   and its length */
     const unsigned char **whole; /* per block of the region: its bytes in the
                                     log, when the last range on it covers it */
     unsigned char      *state;  /* per block of the region: BLK_* */
-    uint32_t            n, max;
+    uint32_t            n, max; /* ranges in the batch, and room for */
+    uint32_t            used;   /* ranges taken by chunks */
+    uint32_t            nchunks, nbuckets, chunk_cap;
+    uint32_t            chunk_first, chunk_max; /* a chunk's ranges */
     uint32_t            rblocks; /* blocks of a region, a power of two: */
     unsigned            rshift;  /*   a region is 1 << rshift bytes */
     int                 keep;   /* the memory stays with the store after */
@@ -305,24 +331,35 @@ static void replay_free(struct replay *r)
  */
 static int apply_init(struct apply *c, lrvm_t *s, size_t room)
 {
-    /* ROOM: half for a region's bytes, the rest for the ranges (twice:
-     * the sort's two arrays). */
+    /* ROOM: half for a region's bytes, the rest for the ranges. */
     size_t rblocks = room / 2 / APPLY_BLOCK;
     rblocks = rblocks > REGION_MAX ? REGION_MAX : rblocks < REGION_MIN ? REGION_MIN : rblocks;
     /* A power of two: a range's region is a shift away, where a division
-     * for each range, in the adding and the sort, was a measurable share
+     * for each range, in the adding and the writing, was a measurable share
      * of a truncation of small transactions. */
     while ((rblocks & (rblocks - 1)) != 0)
         rblocks &= rblocks - 1;
     size_t rbytes = rblocks * APPLY_BLOCK;
-    size_t max = room > rbytes ? (room - rbytes) / (2 * sizeof(struct apply_range)) : 0;
+    size_t max = room > rbytes ? (room - rbytes) / sizeof(struct apply_range) : 0;
     max = max > lrvm__apply_max ? lrvm__apply_max : max > 0 ? max : 1;
+    /* A region's chunks grow from a few ranges: a batch holds as many
+     * regions as it has room for chunks, and wastes at most half a region's
+     * ranges on it. A batch of few ranges takes them one at a time, so that
+     * it holds as many regions as ranges. */
+    size_t most = max / 256;
+    most = most > CHUNK_MAX ? CHUNK_MAX : most > 0 ? most : 1;
+    c->chunk_max = (uint32_t)most;
+    c->chunk_first = most < CHUNK_FIRST ? (uint32_t)most : CHUNK_FIRST;
+    c->chunk_cap = (uint32_t)(max / c->chunk_first + 1);   /* one short, when the room ends */
+    c->tbits = 1;
+    while (((size_t)1 << c->tbits) < 2 * (size_t)c->chunk_cap)     /* half empty at most */
+        c->tbits++;
     c->rblocks = (uint32_t)rblocks;
     c->rshift = 0;
     while (((size_t)1 << c->rshift) < rbytes)
         c->rshift++;
     c->max = (uint32_t)max;
-    c->size = rbytes + 2 * max * sizeof(struct apply_range);
+    c->size = rbytes + max * sizeof(struct apply_range);
     c->keep = room == s->resident_limit / 4;
     if (s->apply_mem != NULL && s->apply_size == c->size) {
         c->mem = s->apply_mem;
@@ -338,12 +375,16 @@ static int apply_init(struct apply *c, lrvm_t *s, size_t room)
     }
     c->buf = c->mem;
     c->ranges = (struct apply_range *)(void *)(c->mem + rbytes);
-    c->sorted = c->ranges + max;
+    c->chunks = malloc(c->chunk_cap * sizeof *c->chunks);
+    c->buckets = malloc(c->chunk_cap * sizeof *c->buckets);
+    c->table = calloc((size_t)1 << c->tbits, sizeof *c->table);
     c->whole = malloc(rblocks * sizeof *c->whole);
     c->state = malloc(rblocks);
-    c->n = 0;
+    c->n = c->used = c->nchunks = c->nbuckets = 0;
     c->wb_fd = -1;
-    return c->whole == NULL || c->state == NULL ? LRVM_ENOMEM : 0;
+    return c->chunks == NULL || c->buckets == NULL || c->table == NULL || c->whole == NULL ||
+                   c->state == NULL
+               ? LRVM_ENOMEM : 0;
 }
 
 static void apply_free(struct apply *c, lrvm_t *s)
@@ -355,6 +396,9 @@ static void apply_free(struct apply *c, lrvm_t *s)
         s->apply_mem = c->mem;
         s->apply_size = c->size;
     }
+    free(c->chunks);
+    free(c->buckets);
+    free(c->table);
     free(c->whole);
     free(c->state);
 }
@@ -366,44 +410,37 @@ static size_t block_len(const struct replay_seg *seg, uint64_t b)
     return left < APPLY_BLOCK ? (size_t)left : APPLY_BLOCK;
 }
 
-/* The batch by region: a stable radix sort of the ranges on their
- * region's number among all the segments' regions, so each region's
- * ranges stay in log order. Returns the array that holds the result. */
-static struct apply_range *apply_sort(struct replay *r)
+/* A walk over a bucket's ranges, in log order. */
+struct bucket_walk {
+    const struct apply        *c;
+    const struct apply_bucket *b;
+    uint32_t                   ch, k, m;    /* the chunk, the next in it, its ranges */
+};
+
+static void walk_start(struct bucket_walk *w, const struct apply *c, const struct apply_bucket *b)
 {
-    struct apply *c = &r->batch;
-    uint64_t total = 0;
-    uint64_t *first = malloc(r->nsegs * sizeof *first);
-    if (first == NULL)
-        return NULL;
-    for (size_t i = 0; i < r->nsegs; i++) {
-        first[i] = total;
-        total += (r->segs[i]->size >> c->rshift) + 1;
+    w->c = c;
+    w->b = b;
+    w->ch = b->head;
+    w->k = 0;
+    w->m = b->head == b->tail ? b->tail_n : c->chunks[b->head].len;
+}
+
+/* The walk's next range, or NULL after the last. */
+static inline const struct apply_range *walk_next(struct bucket_walk *w)
+{
+    if (w->k == w->m) {
+        if (w->ch == w->b->tail)
+            return NULL;
+        w->ch = w->c->chunks[w->ch].next;
+        w->k = 0;
+        w->m = w->ch == w->b->tail ? w->b->tail_n : w->c->chunks[w->ch].len;
     }
-    int bits = 1;
-    while (bits < 64 && (total - 1) >> bits != 0)
-        bits++;
-    struct apply_range *from = c->ranges, *to = c->sorted, *t;
-    for (int shift = 0; shift < bits; shift += RADIX_BITS) {
-        uint32_t at[1u << RADIX_BITS] = { 0 };
-        const uint64_t mask = (1u << RADIX_BITS) - 1;
-#define DIGIT(e) (((first[(e).seg] + ((e).off >> c->rshift)) >> shift) & mask)
-        for (uint32_t k = 0; k < c->n; k++)
-            at[DIGIT(from[k])]++;
-        for (uint32_t d = 0, sum = 0; d <= mask; d++) {
-            uint32_t here = at[d];
-            at[d] = sum;
-            sum += here;
-        }
-        for (uint32_t k = 0; k < c->n; k++)
-            to[at[DIGIT(from[k])]++] = from[k];
-#undef DIGIT
-        t = from;
-        from = to;
-        to = t;
-    }
-    free(first);
-    return from;
+    /* The ranges were written long before, and the sequence of their
+     * lines breaks at each chunk: fetched well ahead, or each is a miss. */
+    const struct apply_range *e = &w->c->ranges[w->c->chunks[w->ch].at + w->k++];
+    __builtin_prefetch((const void *)((uintptr_t)e + 64 * sizeof *e));
+    return e;
 }
 
 /* Copy range E (offsets LO to HI of the region at BASE) into the region:
@@ -432,15 +469,16 @@ static void region_copy(struct apply *c, const struct replay_seg *seg, uint64_t 
     }
 }
 
-/* Write the M ranges of RG, all in one region of SEG, in log order: the
- * blocks they change and the gaps of at most APPLY_GAP blocks between
+/* Write the ranges of bucket B, all in one region of SEG, in log order:
+ * the blocks they change and the gaps of at most APPLY_GAP blocks between
  * them go out in runs of one pwritev each (keeps I3 and I8). */
-static int write_region(struct replay *r, struct replay_seg *seg,
-                        const struct apply_range *rg, uint32_t m)
+static int write_region(struct replay *r, struct replay_seg *seg, const struct apply_bucket *b)
 {
     struct apply *c = &r->batch;
     struct iovec iov[APPLY_IOV];
-    uint64_t rbytes = (uint64_t)c->rblocks * APPLY_BLOCK, base = rg[0].off >> c->rshift << c->rshift;
+    struct bucket_walk w, ahead;
+    const struct apply_range *e;
+    uint64_t rbytes = (uint64_t)c->rblocks * APPLY_BLOCK, base = (uint64_t)b->region << c->rshift;
     uint64_t left = (seg->size - base + APPLY_BLOCK - 1) / APPLY_BLOCK;
     uint32_t nb = left < c->rblocks ? (uint32_t)left : c->rblocks;
     unsigned char *st = c->state;
@@ -448,8 +486,9 @@ static int write_region(struct replay *r, struct replay_seg *seg,
     /* The first range on a block says whether it must be read first. */
     memset(st, BLK_UNTOUCHED, nb);
     memset(c->whole, 0, nb * sizeof *c->whole);
-    for (uint32_t k = 0; k < m; k++) {
-        uint64_t lo = rg[k].off - base, hi = lo + rg[k].len;
+    for (walk_start(&w, c, b); (e = walk_next(&w)) != NULL;) {
+        uint64_t lo = e->off - base, hi = lo + e->len;
+        LRVM__ASSERT(e->off >= base && hi <= rbytes);                  /* I5 */
         for (uint64_t b = lo / APPLY_BLOCK; b * APPLY_BLOCK < hi; b++) {
             uint64_t bs = b * APPLY_BLOCK, be = bs + block_len(seg, base / APPLY_BLOCK + b);
             if (st[b] == BLK_UNTOUCHED)
@@ -490,14 +529,17 @@ static int write_region(struct replay *r, struct replay_seg *seg,
     /* Small ranges land all over the region: each copy's line, and the
      * source of one not carried, is fetched PREFETCH copies ahead, so the
      * misses overlap. */
-    for (uint32_t k = 0; k < m; k++) {
-        if (k + PREFETCH < m) {
-            const struct apply_range *next = &rg[k + PREFETCH];
+    walk_start(&ahead, c, b);
+    for (int k = 0; k < PREFETCH && walk_next(&ahead) != NULL; k++)
+        ;
+    for (walk_start(&w, c, b); (e = walk_next(&w)) != NULL;) {
+        const struct apply_range *next = walk_next(&ahead);
+        if (next != NULL) {
             __builtin_prefetch(c->buf + (next->off - base), 1);
             if (next->len > INLINE_MAX)
                 __builtin_prefetch(next->u.src);
         }
-        region_copy(c, seg, base, &rg[k]);
+        region_copy(c, seg, base, e);
     }
     /* Each run in one pwritev: from c->buf, or from the log. */
     uint64_t written = 0;
@@ -616,7 +658,16 @@ static void keep_pace(struct replay *r)
     }
 }
 
-/* Write the batch, region by region, and empty it (keeps I5). */
+static int bucket_cmp(const void *a, const void *b)
+{
+    const struct apply_bucket *x = a, *y = b;
+    if (x->seg != y->seg)
+        return x->seg < y->seg ? -1 : 1;
+    return x->region < y->region ? -1 : x->region > y->region;
+}
+
+/* Write the batch, region by region in file order (write_region's waits
+ * for writeback count on it), and empty it. */
 static int apply_write(struct replay *r)
 {
     struct apply *c = &r->batch;
@@ -625,20 +676,73 @@ static int apply_write(struct replay *r)
         return 0;
     if (!r->checked && (rc = check_rest(r)) < 0)    /* keeps I1 and I4 */
         return rc;
-    const struct apply_range *e = apply_sort(r);
-    if (e == NULL)
-        return LRVM_ENOMEM;
-    for (uint32_t i = 0, j; i < c->n && rc == 0; i = j) {
+    for (uint32_t i = 0; i < c->nbuckets; i++)
+        c->table[c->buckets[i].slot] = 0;
+    qsort(c->buckets, c->nbuckets, sizeof *c->buckets, bucket_cmp);
+    for (uint32_t i = 0; i < c->nbuckets && rc == 0; i++) {
         keep_pace(r);
-        for (j = i + 1; j < c->n && e[j].seg == e[i].seg &&
-                        e[j].off >> c->rshift == e[i].off >> c->rshift; j++)
-            ;
-        rc = write_region(r, r->segs[e[i].seg], e + i, j - i);
-        r->written += j - i;
+        rc = write_region(r, r->segs[c->buckets[i].seg], &c->buckets[i]);
+        r->written += c->buckets[i].n;
         publish(r);
     }
-    c->n = 0;
+    c->n = c->used = c->nchunks = c->nbuckets = 0;
     return rc;
+}
+
+/* The slot of C's table that holds the bucket of region REGION of segment
+ * SEG, or the empty one where it would go. */
+static uint32_t *table_slot(const struct apply *c, uint32_t seg, uint64_t region)
+{
+    uint64_t h = (region ^ (uint64_t)seg << 44) * 0x9e3779b97f4a7c15ull;
+    uint32_t mask = (1u << c->tbits) - 1, i = (uint32_t)(h >> (64 - c->tbits));
+    for (;; i = (i + 1) & mask) {
+        uint32_t t = c->table[i];
+        if (t == 0 || (c->buckets[t - 1].region == region && c->buckets[t - 1].seg == seg))
+            return &c->table[i];
+    }
+}
+
+/* *OUT: room in the batch for one range of region REGION of SEG, at the
+ * end of its bucket (keeps I5); a batch with no room left for it is
+ * written first. */
+static int apply_slot(struct replay *r, struct replay_seg *seg, uint64_t region,
+                      struct apply_range **out)
+{
+    struct apply *c = &r->batch;
+    uint32_t *slot = table_slot(c, seg->index, region);
+    struct apply_bucket *b = *slot != 0 ? &c->buckets[*slot - 1] : NULL;
+    if (b == NULL || b->tail_n == c->chunks[b->tail].len) {
+        int rc;
+        if (c->used == c->max) {
+            if ((rc = apply_write(r)) < 0)
+                return rc;
+            b = NULL;                   /* every bucket went with it */
+            slot = table_slot(c, seg->index, region);
+        }
+        /* Every chunk but the one the room ends in has chunk_first ranges
+         * or more, so the room runs out before chunk_cap does. */
+        LRVM__ASSERT(c->nchunks < c->chunk_cap);
+        uint32_t want = b == NULL ? c->chunk_first : 2 * c->chunks[b->tail].len;
+        want = want < c->chunk_max ? want : c->chunk_max;
+        uint32_t ch = c->nchunks++;
+        c->chunks[ch].at = c->used;
+        c->chunks[ch].len = want < c->max - c->used ? want : c->max - c->used;
+        c->used += c->chunks[ch].len;
+        if (b == NULL) {
+            b = &c->buckets[c->nbuckets++];
+            *b = (struct apply_bucket){ .region = region, .seg = seg->index,
+                                        .slot = (uint32_t)(slot - c->table), .head = ch };
+            *slot = c->nbuckets;
+        } else {
+            c->chunks[b->tail].next = ch;
+        }
+        b->tail = ch;
+        b->tail_n = 0;
+    }
+    b->n++;
+    c->n++;
+    *out = &c->ranges[c->chunks[b->tail].at + b->tail_n++];
+    return 0;
 }
 
 /* Add the N bytes DATA of the record being walked, at OFF of SEG, to the
@@ -654,13 +758,12 @@ static int apply_add(struct replay *r, struct replay_seg *seg, uint64_t off,
         uint32_t len = (uint32_t)(n < room ? n : room);
         if (n <= SPLIT_MAX && len > INLINE_MAX)
             len = INLINE_MAX;
-        int rc;
-        if (c->n == c->max && (rc = apply_write(r)) < 0)
+        struct apply_range *e;
+        int rc = apply_slot(r, seg, off >> c->rshift, &e);
+        if (rc < 0)
             return rc;
-        struct apply_range *e = &c->ranges[c->n++];
         e->off = off;
         e->len = len;
-        e->seg = seg->index;
         if (len == 8)
             memcpy(e->u.bytes, data, 8);
         else if (len <= INLINE_MAX)

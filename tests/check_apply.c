@@ -172,6 +172,13 @@ START_TEST(test_recover_apply_cache_sizes)
     unsigned long small = cache_recover(built, img, 16384, (size_t)1 << 20);
     ck_assert_msg(small > writes[3], "writes with regions of 32 blocks: %lu, of 1024: %lu",
                   small, writes[3]);
+    /* A batch of 512 ranges there takes a region's ranges two at a
+     * time, and fills with the ranges of some hundred regions, in chains
+     * of chunks: it writes more often than one of 16384, from the same
+     * ranges. */
+    unsigned long crowded = cache_recover(built, img, 512, (size_t)1 << 20);
+    ck_assert_msg(crowded > small, "writes by a batch of 512 ranges: %lu, of 16384: %lu",
+                  crowded, small);
     for (int i = 0; i < NCACHE_SEGS; i++)
         free(img[i]);
     tu_rmrf(built);
