@@ -107,6 +107,9 @@
  *   I8 A block a write spans that no range of the batch changes is
  *      written with the bytes read from its file just before, by the one
  *      thread that writes segment files (I6), so it does not change there.
+ *   I9 The batch's hash table is empty but while a batch fills: writing
+ *      the batch empties it, and so does handing the memory back to the
+ *      store, so the next truncation finds it empty without clearing it.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -340,7 +343,14 @@ static int apply_init(struct apply *c, lrvm_t *s, size_t room)
     while ((rblocks & (rblocks - 1)) != 0)
         rblocks &= rblocks - 1;
     size_t rbytes = rblocks * APPLY_BLOCK;
-    size_t max = room > rbytes ? (room - rbytes) / sizeof(struct apply_range) : 0;
+    /* A range takes its own bytes and its share of the chunks, the buckets
+     * and the table: a chunk, a bucket and up to four slots for every
+     * CHUNK_FIRST ranges (a smaller first chunk comes only with a batch
+     * smaller than lrvm__apply_max makes it). */
+    size_t per = sizeof(struct apply_range) +
+                 (sizeof(struct apply_chunk) + sizeof(struct apply_bucket) + 4 * sizeof(uint32_t) +
+                  CHUNK_FIRST - 1) / CHUNK_FIRST;
+    size_t max = room > rbytes ? (room - rbytes) / per : 0;
     max = max > lrvm__apply_max ? lrvm__apply_max : max > 0 ? max : 1;
     /* A region's chunks grow from a few ranges: a batch holds as many
      * regions as it has room for chunks, and wastes at most half a region's
@@ -359,7 +369,12 @@ static int apply_init(struct apply *c, lrvm_t *s, size_t room)
     while (((size_t)1 << c->rshift) < rbytes)
         c->rshift++;
     c->max = (uint32_t)max;
-    c->size = rbytes + max * sizeof(struct apply_range);
+    /* One mapping, kept with the store as a whole: buf, ranges, buckets
+     * (8-byte aligned, after 24-byte ranges), chunks, table. */
+    size_t tsize = (size_t)1 << c->tbits;
+    c->size = rbytes + max * sizeof(struct apply_range) +
+              c->chunk_cap * (sizeof(struct apply_bucket) + sizeof(struct apply_chunk)) +
+              tsize * sizeof(uint32_t);
     c->keep = room == s->resident_limit / 4;
     if (s->apply_mem != NULL && s->apply_size == c->size) {
         c->mem = s->apply_mem;
@@ -375,30 +390,37 @@ static int apply_init(struct apply *c, lrvm_t *s, size_t room)
     }
     c->buf = c->mem;
     c->ranges = (struct apply_range *)(void *)(c->mem + rbytes);
-    c->chunks = malloc(c->chunk_cap * sizeof *c->chunks);
-    c->buckets = malloc(c->chunk_cap * sizeof *c->buckets);
-    c->table = calloc((size_t)1 << c->tbits, sizeof *c->table);
+    c->buckets = (struct apply_bucket *)(void *)(c->ranges + max);
+    c->chunks = (struct apply_chunk *)(void *)(c->buckets + c->chunk_cap);
+    c->table = (uint32_t *)(void *)(c->chunks + c->chunk_cap);
+#ifdef LRVM_DEBUG
+    for (size_t i = 0; i < tsize; i++)
+        LRVM__ASSERT(c->table[i] == 0);                                 /* I9 */
+#endif
     c->whole = malloc(rblocks * sizeof *c->whole);
     c->state = malloc(rblocks);
     c->n = c->used = c->nchunks = c->nbuckets = 0;
     c->wb_fd = -1;
-    return c->chunks == NULL || c->buckets == NULL || c->table == NULL || c->whole == NULL ||
-                   c->state == NULL
-               ? LRVM_ENOMEM : 0;
+    return c->whole == NULL || c->state == NULL ? LRVM_ENOMEM : 0;
+}
+
+/* Empty the table of the buckets the batch holds (keeps I9). */
+static void apply_clear(struct apply *c)
+{
+    for (uint32_t i = 0; i < c->nbuckets; i++)
+        c->table[c->buckets[i].slot] = 0;
 }
 
 static void apply_free(struct apply *c, lrvm_t *s)
 {
     if (c->mem != NULL && !c->keep) {
-        munmap(c->mem, c->size);            /* recovery's larger batch */
+        munmap(c->mem, c->size);            /* recovery's, sized by all of the limit */
     } else if (c->mem != NULL) {
+        apply_clear(c);                     /* a failed truncation's batch */
         lrvm__recover_release(s);
         s->apply_mem = c->mem;
         s->apply_size = c->size;
     }
-    free(c->chunks);
-    free(c->buckets);
-    free(c->table);
     free(c->whole);
     free(c->state);
 }
@@ -676,8 +698,7 @@ static int apply_write(struct replay *r)
         return 0;
     if (!r->checked && (rc = check_rest(r)) < 0)    /* keeps I1 and I4 */
         return rc;
-    for (uint32_t i = 0; i < c->nbuckets; i++)
-        c->table[c->buckets[i].slot] = 0;
+    apply_clear(c);
     qsort(c->buckets, c->nbuckets, sizeof *c->buckets, bucket_cmp);
     for (uint32_t i = 0; i < c->nbuckets && rc == 0; i++) {
         keep_pace(r);
