@@ -195,15 +195,15 @@ struct apply_bucket {
 };
 
 struct apply {
+    unsigned char      *buf;    /* one region's bytes */
     struct apply_range *ranges; /* the batch: max, in chunks */
-    struct apply_chunk *chunks; /* the chunks taken: nchunks of chunk_cap */
     struct apply_bucket *buckets; /* the regions the batch holds, in the
                                      order first named: nbuckets of chunk_cap */
+    struct apply_chunk *chunks; /* the chunks taken: nchunks of chunk_cap */
     uint32_t           *table;  /* a region's bucket, found by hash: 1 + its
-                                   index, 0 for none; tbits bits of slots */
+                                   index, 0 for none (I9); 1 << tbits slots */
     unsigned            tbits;
-    unsigned char      *buf;    /* one region's bytes */
-    unsigned char      *mem;    /* the mapping buf and ranges live in */
+    unsigned char      *mem;    /* the mapping these five lie in, in this order */
     size_t              size;   /*   and its length */
     const unsigned char **whole; /* per block of the region: its bytes in the
                                     log, when the last range on it covers it */
@@ -353,9 +353,10 @@ static int apply_init(struct apply *c, lrvm_t *s, size_t room)
     size_t max = room > rbytes ? (room - rbytes) / per : 0;
     max = max > lrvm__apply_max ? lrvm__apply_max : max > 0 ? max : 1;
     /* A region's chunks grow from a few ranges: a batch holds as many
-     * regions as it has room for chunks, and wastes at most half a region's
-     * ranges on it. A batch of few ranges takes them one at a time, so that
-     * it holds as many regions as ranges. */
+     * regions as it has room for first chunks, and a region's chunks
+     * leave unused at most about as much room as its ranges take (a
+     * chunk_max once they stop growing). A batch of few ranges takes
+     * them one at a time, so that it holds as many regions as ranges. */
     size_t most = max / 256;
     most = most > CHUNK_MAX ? CHUNK_MAX : most > 0 ? most : 1;
     c->chunk_max = (uint32_t)most;
