@@ -847,6 +847,20 @@ static void print_targets(const struct bench *b, FILE *o)
         target_line(o, "threads explicit tx/s, the lower of 4 and 8 threads / 1 thread",
                     fmin(tx[2][BM_EXPLICIT].med, tx[3][BM_EXPLICIT].med) /
                         tx[0][BM_EXPLICIT].med, "x", 0, 1.5);
+        /* One thread's transactions keep more than a core busy (the
+         * truncation's and the syncer's work is theirs too), so at one
+         * thread's CPU a transaction the cores here cap what any count
+         * of threads can reach. Whether the ratio falls short of that
+         * cap, or the cap short of the target, says which cost to work
+         * on: a transaction's at more threads, or one thread's. */
+        const struct summary (*cpu)[NMODES] = b->threads_cpu, (*cores)[NMODES] = b->threads_cores;
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        fprintf(o, "    (one thread keeps %.2f cores busy; 2 threads %.2f, at %.2fx the CPU a "
+                   "transaction; at one thread's CPU a transaction, the %ld cores here allow "
+                   "at most %.2fx)\n",
+                cores[0][BM_EXPLICIT].med, cores[1][BM_EXPLICIT].med,
+                cpu[1][BM_EXPLICIT].med / cpu[0][BM_EXPLICIT].med, ncpu,
+                (double)ncpu / cores[0][BM_EXPLICIT].med);
         const struct summary *h = b->held_txs;
         fprintf(o, "    (with the truncation held off: 2 threads / 1 thread %.2fx, the lower "
                    "of 4 and 8 threads / 1 thread %.2fx)\n", h[1].med / h[0].med,
