@@ -877,6 +877,8 @@ START_TEST(test_bench_quick_run_reports_every_part)
         "threads auto (", "CPU us/tx  cores", "threads floor (no lrvm): T threads at once",
         "explicit with the truncation held off (truncate_threshold 1024 MiB",
         "(one thread keeps ", "the CPU a transaction; at one thread's CPU a transaction, the ",
+        "the CPU an operation; at one thread's CPU an operation, the ",
+        "threads    ops/s median (min-max)       / 1 thread CPU us/op  cores",
         "(with the truncation held off: 2 threads / 1 thread ",
         "(its floor's own here, pages/s, 2 threads / 1 thread: ",
         "recovery: lrvm_open of a store", "  64 KiB tx  warm   ", "  64 KiB tx  cold   ",

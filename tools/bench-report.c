@@ -133,11 +133,19 @@ static void compute_workloads(struct bench *b)
         b->heap_sum[k] = summarize(v, nv);
     }
     for (int t = 0; t < 2; t++) {
+        double c[MAX_RUNS], k[MAX_RUNS];
         nv = 0;
-        for (int i = 0; i < b->runs; i++)
-            if (b->hs_res[t][i].ops > 0 && b->hs_res[t][i].secs > 0)
-                v[nv++] = (double)b->hs_res[t][i].ops / b->hs_res[t][i].secs;
+        for (int i = 0; i < b->runs; i++) {
+            const struct heap_result *r = &b->hs_res[t][i];
+            if (r->ops == 0 || r->secs <= 0)
+                continue;
+            c[nv] = r->cpu * 1e6 / (double)r->ops;
+            k[nv] = r->cpu / r->secs;
+            v[nv++] = (double)r->ops / r->secs;
+        }
         b->heap_shared_sum[t] = summarize(v, nv);
+        b->heap_shared_cpu[t] = summarize(c, nv);
+        b->heap_shared_cores[t] = summarize(k, nv);
     }
     for (int g = 0; g < NGROUP; g++) {
         double tx = 0, syncs = 0;
@@ -553,11 +561,15 @@ static void print_heap(const struct bench *b, FILE *o)
         fprintf(o, "  %-10s %-28s %.1fx\n", heap_rows[k],
                 fmt_sum(s, sizeof s, b->heap_sum[k], 0), b->heap_sum[k].med / b->heap_sum[2].med);
     fprintf(o, "  shared heap: the same from T threads at once on one heap, explicit mode, each "
-               "in shared transactions of its own on its share of the blocks\n");
-    fprintf(o, "  %-10s %-28s %s\n", "threads", "ops/s median (min-max)", "/ 1 thread");
+               "in shared transactions of its own on its share of the blocks; CPU: user + system "
+               "time of the whole process per operation, and cores busy\n");
+    fprintf(o, "  %-10s %-28s %-10s %-10s %s\n", "threads", "ops/s median (min-max)",
+            "/ 1 thread", "CPU us/op", "cores");
     for (int t = 0; t < 2; t++)
-        fprintf(o, "  %-10d %-28s %.2f\n", t + 1, fmt_sum(s, sizeof s, b->heap_shared_sum[t], 0),
-                b->heap_shared_sum[t].med / b->heap_shared_sum[0].med);
+        fprintf(o, "  %-10d %-28s %-10.2f %-10.2f %.2f\n", t + 1,
+                fmt_sum(s, sizeof s, b->heap_shared_sum[t], 0),
+                b->heap_shared_sum[t].med / b->heap_shared_sum[0].med,
+                b->heap_shared_cpu[t].med, b->heap_shared_cores[t].med);
 }
 
 static void print_recovery(const struct bench *b, FILE *o)
@@ -794,6 +806,24 @@ static void print_targets_18(const struct bench *b, FILE *o)
         }
 }
 
+/* Under a target of two threads against one: the cores one thread keeps
+ * busy, two threads' cores and CPU for each UNIT (CPU1, CPU2, CORES1,
+ * CORES2), and the cap the cores here put on any count of threads at one
+ * thread's CPU for each UNIT. One thread keeps more than a core busy when
+ * lrvm's own threads work for it (the truncation, the syncer). Whether
+ * the ratio falls short of the cap, or the cap short of the target, says
+ * which cost to work on: a UNIT's at more threads, or one thread's. */
+static void cores_cap(FILE *o, const char *unit, const struct summary *cpu1,
+                      const struct summary *cpu2, const struct summary *cores1,
+                      const struct summary *cores2)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    fprintf(o, "    (one thread keeps %.2f cores busy; 2 threads %.2f, at %.2fx the CPU %s; "
+               "at one thread's CPU %s, the %ld cores here allow at most %.2fx)\n",
+            cores1->med, cores2->med, cpu2->med / cpu1->med, unit, unit, ncpu,
+            (double)ncpu / cores1->med);
+}
+
 static void print_targets(const struct bench *b, FILE *o)
 {
     int am = bench_auto_mode(b);           /* the tracker AUTO takes here */
@@ -827,9 +857,12 @@ static void print_targets(const struct bench *b, FILE *o)
                 bench_floors[bench_workloads[PART_PAGES_16].floor].name,
                 fl[FL_UFFD].med / fl[FL_COPIED].med);
     }
-    if (bench_part_runs(b, PART_HEAP))
+    if (bench_part_runs(b, PART_HEAP)) {
         target_line(o, "heap shared explicit ops/s, 2 threads / 1 thread",
                     b->heap_shared_sum[1].med / b->heap_shared_sum[0].med, "x", 0, 1.5);
+        cores_cap(o, "an operation", &b->heap_shared_cpu[0], &b->heap_shared_cpu[1],
+                  &b->heap_shared_cores[0], &b->heap_shared_cores[1]);
+    }
     if (bench_part_runs(b, PART_THREADS)) {
         const struct summary (*tx)[NMODES] = b->threads_txs, (*pg)[NMODES] = b->threads_pgs;
         if (b->uffd) {
@@ -847,20 +880,9 @@ static void print_targets(const struct bench *b, FILE *o)
         target_line(o, "threads explicit tx/s, the lower of 4 and 8 threads / 1 thread",
                     fmin(tx[2][BM_EXPLICIT].med, tx[3][BM_EXPLICIT].med) /
                         tx[0][BM_EXPLICIT].med, "x", 0, 1.5);
-        /* One thread's transactions keep more than a core busy (the
-         * truncation's and the syncer's work is theirs too), so at one
-         * thread's CPU a transaction the cores here cap what any count
-         * of threads can reach. Whether the ratio falls short of that
-         * cap, or the cap short of the target, says which cost to work
-         * on: a transaction's at more threads, or one thread's. */
-        const struct summary (*cpu)[NMODES] = b->threads_cpu, (*cores)[NMODES] = b->threads_cores;
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        fprintf(o, "    (one thread keeps %.2f cores busy; 2 threads %.2f, at %.2fx the CPU a "
-                   "transaction; at one thread's CPU a transaction, the %ld cores here allow "
-                   "at most %.2fx)\n",
-                cores[0][BM_EXPLICIT].med, cores[1][BM_EXPLICIT].med,
-                cpu[1][BM_EXPLICIT].med / cpu[0][BM_EXPLICIT].med, ncpu,
-                (double)ncpu / cores[0][BM_EXPLICIT].med);
+        cores_cap(o, "a transaction", &b->threads_cpu[0][BM_EXPLICIT],
+                  &b->threads_cpu[1][BM_EXPLICIT], &b->threads_cores[0][BM_EXPLICIT],
+                  &b->threads_cores[1][BM_EXPLICIT]);
         const struct summary *h = b->held_txs;
         fprintf(o, "    (with the truncation held off: 2 threads / 1 thread %.2fx, the lower "
                    "of 4 and 8 threads / 1 thread %.2fx)\n", h[1].med / h[0].med,

@@ -498,7 +498,7 @@ static void child_heap_shared(const struct bench *b, const void *argp, void *out
     struct heap_worker w[2];
     pthread_t th[2];
     unsigned share = HEAP_LIVE / (unsigned)a->threads;
-    double t0 = now();
+    double c0 = bench_cpu_seconds(), t0 = now();
     for (int t = 0; t < a->threads; t++) {
         w[t] = (struct heap_worker){ rvm, h, slot + (size_t)t * share, share,
                                      SEED + 1 + (uint64_t)t, t0 + b->cap,
@@ -513,6 +513,7 @@ static void child_heap_shared(const struct bench *b, const void *argp, void *out
     }
     CHECK(lrvm_flush(rvm));
     r->secs = now() - t0;
+    r->cpu = bench_cpu_seconds() - c0;
     CHECK(lrvm_close(rvm));
 }
 

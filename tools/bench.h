@@ -148,6 +148,7 @@ struct threads_result {
 struct heap_result {
     uint64_t ops;
     double   secs;
+    double   cpu;               /* shared heap: the process's CPU seconds meanwhile */
 };
 
 struct mklog_result {
@@ -304,6 +305,8 @@ struct bench {
     struct summary tfloor_pgs[NGROUP][NTFLOORS], tfloor_cores[NGROUP][NTFLOORS];
     struct summary heap_sum[3];            /* ns per op: auto, explicit, C library */
     struct summary heap_shared_sum[2];     /* ops/s of 1 and 2 threads, shared heap */
+    struct summary heap_shared_cpu[2];     /* ... CPU us/op */
+    struct summary heap_shared_cores[2];   /* ... cores busy */
     struct rec_row rec_rows[NSHAPES][NSTATES];
     double         rec_log_mb[NSHAPES], rec_commits[NSHAPES];  /* means of the logs made */
     double         rec_cached;  /* cold runs: largest fraction of a file left cached,
