@@ -878,6 +878,7 @@ START_TEST(test_bench_quick_run_reports_every_part)
         "explicit with the truncation held off (truncate_threshold 1024 MiB",
         "(one thread keeps ", "the CPU a transaction; at one thread's CPU a transaction, the ",
         "the CPU an operation; at one thread's CPU an operation, the ",
+        "disk B/tx", "  disk floor (no lrvm): ", "(two threads wrote ",
         "threads    ops/s median (min-max)       / 1 thread CPU us/op  cores",
         "(with the truncation held off: 2 threads / 1 thread ",
         "(its floor's own here, pages/s, 2 threads / 1 thread: ",

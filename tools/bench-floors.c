@@ -488,6 +488,44 @@ static void child_write_floor(const struct bench *b, const void *argp, void *out
     close(fd);
 }
 
+/* ------------------------------------------------------------ disk floor */
+
+struct dfloor_arg {
+    char   path[PATH_LEN];
+    size_t bytes;
+};
+
+/* What the disk takes from one writer: BYTES in 1 MiB pwrites to a new
+ * file, an fdatasync after each DFLOOR_SYNC, timed to the last sync. A
+ * store's commits and truncation write less evenly than this, so it is
+ * a bound, not a target. */
+static void child_disk_floor(const struct bench *b, const void *argp, void *outp)
+{
+    const struct dfloor_arg *a = argp;
+    struct dfloor_result *r = outp;
+    (void)b;
+    int fd = open(a->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        bench_child_fail("%s: %s", a->path, strerror(errno));
+    unsigned char *buf = malloc(CHUNK);
+    if (buf == NULL)
+        bench_child_fail("out of memory");
+    memset(buf, 0x5a, CHUNK);           /* not zeros: nothing may skip them */
+    double t0 = now();
+    for (size_t off = 0; off < a->bytes; off += CHUNK) {
+        if (pwrite(fd, buf, CHUNK, (off_t)off) != (ssize_t)CHUNK)
+            bench_child_fail("pwrite: %s", strerror(errno));
+        if ((off + CHUNK) % DFLOOR_SYNC == 0 && fdatasync(fd) != 0)
+            bench_child_fail("fdatasync: %s", strerror(errno));
+    }
+    if (fdatasync(fd) != 0)
+        bench_child_fail("fdatasync: %s", strerror(errno));
+    r->secs = now() - t0;
+    r->bytes = a->bytes;
+    free(buf);
+    close(fd);
+}
+
 int bench_write_floor_timed(struct bench *b, const char *what, const char *path, size_t op,
                             uint64_t ops, struct wfloor_result *r)
 {
@@ -533,6 +571,15 @@ void bench_floors_round(struct bench *b, int i)
                 bench_add_failure(b, "%s: no page measured", what);
             unlink(floor_path);
         }
+    if (bench_part_runs(b, PART_THREADS)) {
+        struct dfloor_arg a = { .bytes = bench_dfloor_size(b) };
+        bench_path_join(b, a.path, b->root, "disk-floor.dat");
+        bench_progress("disk floor: run %d/%d...", i + 1, b->runs);
+        if (bench_run_child(b, "disk floor", child_disk_floor, &a, &b->df_res[i],
+                            sizeof b->df_res[i]) == 0 && b->df_res[i].bytes == 0)
+            bench_add_failure(b, "disk floor: nothing measured");
+        unlink(a.path);
+    }
     if (bench_write_floor_runs(b)) {
         bench_progress("write floor: run %d/%d...", i + 1, b->runs);
         struct wfloor_arg a = { .op = WFLOOR_OP };

@@ -41,13 +41,15 @@ static struct summary summarize(const double *v, int n)
 
 /* The RUNS threads-workload results RS as transactions a second, pages
  * captured a second (none counted unless CAPTURES: explicit mode captures
- * none), CPU microseconds a transaction and cores busy. */
+ * none), CPU microseconds a transaction, cores busy and, when DISK is
+ * not NULL, bytes written toward storage a transaction (of the runs that
+ * could count them). */
 static void summarize_threads(const struct threads_result *rs, int runs, int captures,
                               struct summary *txs, struct summary *pgs, struct summary *cpu,
-                              struct summary *cores)
+                              struct summary *cores, struct summary *disk)
 {
-    double v[MAX_RUNS], u[MAX_RUNS], c[MAX_RUNS], k[MAX_RUNS];
-    int nv = 0;
+    double v[MAX_RUNS], u[MAX_RUNS], c[MAX_RUNS], k[MAX_RUNS], d[MAX_RUNS];
+    int nv = 0, nd = 0;
     for (int i = 0; i < runs; i++) {
         const struct threads_result *r = &rs[i];
         if (r->tx == 0 || r->secs <= 0)
@@ -56,11 +58,15 @@ static void summarize_threads(const struct threads_result *rs, int runs, int cap
         c[nv] = r->cpu * 1e6 / (double)r->tx;
         k[nv] = r->cpu / r->secs;
         v[nv++] = (double)r->tx / r->secs;
+        if (r->disk >= 0)
+            d[nd++] = r->disk / (double)r->tx;
     }
     *txs = summarize(v, nv);
     *pgs = summarize(u, captures ? nv : 0);
     *cpu = summarize(c, nv);
     *cores = summarize(k, nv);
+    if (disk != NULL)
+        *disk = summarize(d, nd);
 }
 
 /* Failed runs were zeroed by bench_run_child; only completed runs are
@@ -125,6 +131,11 @@ static void compute_workloads(struct bench *b)
         if (b->wf_res[i].ops > 0 && b->wf_res[i].secs > 0)
             v[nv++] = (double)b->wf_res[i].ops / b->wf_res[i].secs;
     b->wfloor_sum = summarize(v, nv);
+    nv = 0;
+    for (int i = 0; i < b->runs; i++)
+        if (b->df_res[i].bytes > 0 && b->df_res[i].secs > 0)
+            v[nv++] = (double)b->df_res[i].bytes / b->df_res[i].secs / 1e6;
+    b->dfloor_sum = summarize(v, nv);
     for (int k = 0; k < 3; k++) {
         nv = 0;
         for (int i = 0; i < b->runs; i++)
@@ -165,12 +176,12 @@ static void compute_workloads(struct bench *b)
         for (int m = 0; m < NMODES; m++)
             summarize_threads(b->th_res[g][m], b->runs, m != BM_EXPLICIT, &b->threads_txs[g][m],
                               &b->threads_pgs[g][m], &b->threads_cpu[g][m],
-                              &b->threads_cores[g][m]);
+                              &b->threads_cores[g][m], &b->threads_disk[g][m]);
         struct summary none;
         summarize_threads(b->th_held[g], b->runs, 0, &b->held_txs[g], &none, &b->held_cpu[g],
-                          &b->held_cores[g]);
+                          &b->held_cores[g], NULL);
         summarize_threads(b->th_shared[g], b->runs, 0, &b->shared_txs[g], &none,
-                          &b->shared_cpu[g], &b->shared_cores[g]);
+                          &b->shared_cpu[g], &b->shared_cores[g], NULL);
     }
     for (int g = 0; g < NGROUP; g++)
         for (int kind = 0; kind < NTFLOORS; kind++) {
@@ -506,24 +517,29 @@ static void print_explicit_rows(FILE *o, const char *title, const char *mode,
 
 static void print_threads(const struct bench *b, FILE *o)
 {
-    char s[80], t[80], q[40];
+    char s[80], t[80], q[40], u[40];
     fprintf(o, "\nthreads: no-flush small-tx (%d random 8-byte words) from T threads at once, "
                "each on its own %zu MiB segment of one store; captured pages/s: lrvm_stats' "
                "pages_captured; CPU: user + system time of the whole process (lrvm's own "
-               "threads too) per transaction, and over the wall time (cores busy, of %ld)\n",
+               "threads too) per transaction, and over the wall time (cores busy, of %ld); "
+               "disk: bytes the process wrote toward storage (/proc/self/io write_bytes) "
+               "per transaction\n",
             TX_WORDS, THREAD_SEG >> 20, sysconf(_SC_NPROCESSORS_ONLN));
-    fprintf(o, "  %-8s %-9s %-28s %-10s %-28s %-10s %-10s %s\n", "threads", "mode",
+    fprintf(o, "  %-8s %-9s %-28s %-10s %-28s %-10s %-10s %-10s %s\n", "threads", "mode",
             "tx/s median (min-max)", "/ 1 thread", "captured pages/s median", "/ 1 thread",
-            "CPU us/tx", "cores");
+            "CPU us/tx", "cores", "disk B/tx");
     for (int m = 0; m < NMODES; m++)
         for (int g = 0; g < NGROUP && bench_mode_runs(b, m); g++) {
             const struct summary *x = &b->threads_txs[g][m], *p = &b->threads_pgs[g][m];
             int ex = m == BM_EXPLICIT;      /* captures nothing: no pages column */
+            const struct summary *d = &b->threads_disk[g][m];
             snprintf(q, sizeof q, "%.2f", p->med / b->threads_pgs[0][m].med);
-            fprintf(o, "  %-8d %-9s %-28s %-10.2f %-28s %-10s %-10.2f %.2f\n",
+            snprintf(u, sizeof u, "%.0f", d->med);
+            fprintf(o, "  %-8d %-9s %-28s %-10.2f %-28s %-10s %-10.2f %-10.2f %s\n",
                     bench_group_threads[g], bench_mode_name(m), fmt_sum(s, sizeof s, *x, 0),
                     x->med / b->threads_txs[0][m].med, ex ? "-" : fmt_sum(t, sizeof t, *p, 0),
-                    ex ? "-" : q, b->threads_cpu[g][m].med, b->threads_cores[g][m].med);
+                    ex ? "-" : q, b->threads_cpu[g][m].med, b->threads_cores[g][m].med,
+                    d->n > 0 ? u : "-");
         }
     char title[200];
     snprintf(title, sizeof title, "explicit with the truncation held off (truncate_threshold "
@@ -547,6 +563,9 @@ static void print_threads(const struct bench *b, FILE *o)
                     kind == TF_UFFD ? "uffd" : "mprotect", fmt_sum(s, sizeof s, *p, 0),
                     p->med / b->tfloor_pgs[0][kind].med, b->tfloor_cores[g][kind].med);
         }
+    fprintf(o, "  disk floor (no lrvm): %zu MiB in 1 MiB pwrites to a new file, an fdatasync "
+               "after each %zu MiB: %s MB/s\n", bench_dfloor_size(b) >> 20,
+            DFLOOR_SYNC >> 20, fmt_sum(s, sizeof s, b->dfloor_sum, 0));
 }
 
 static void print_heap(const struct bench *b, FILE *o)
@@ -883,6 +902,17 @@ static void print_targets(const struct bench *b, FILE *o)
         cores_cap(o, "a transaction", &b->threads_cpu[0][BM_EXPLICIT],
                   &b->threads_cpu[1][BM_EXPLICIT], &b->threads_cores[0][BM_EXPLICIT],
                   &b->threads_cores[1][BM_EXPLICIT]);
+        /* Each generation rewrites the blocks its random words fell on,
+         * nearly all of every thread's segment, so the bytes a
+         * transaction writes grow with the threads: at two threads' bytes
+         * a transaction, the disk floor's rate is a bound on their rate. */
+        const struct summary *d2 = &b->threads_disk[1][BM_EXPLICIT];
+        if (d2->n > 0 && b->dfloor_sum.n > 0)
+            fprintf(o, "    (two threads wrote %.0f bytes a transaction toward the disk, one "
+                       "%.0f; at the disk floor's %.0f MB/s, two threads' bytes allow at most "
+                       "%.2fx)\n", d2->med, b->threads_disk[0][BM_EXPLICIT].med,
+                    b->dfloor_sum.med,
+                    b->dfloor_sum.med * 1e6 / d2->med / tx[0][BM_EXPLICIT].med);
         const struct summary *h = b->held_txs;
         fprintf(o, "    (with the truncation held off: 2 threads / 1 thread %.2fx, the lower "
                    "of 4 and 8 threads / 1 thread %.2fx)\n", h[1].med / h[0].med,

@@ -327,11 +327,13 @@ static void child_threads(const struct bench *b, const void *argp, void *outp)
     }
     CHECK(lrvm_flush(rvm));
     CHECK(lrvm_stats(rvm, &s0));
-    double c0 = bench_cpu_seconds();
+    double c0 = bench_cpu_seconds(), d0 = bench_write_bytes();
     double t0 = run_workers(w, a->threads, threads_worker_run, b->cap, &r->tx);
     CHECK(lrvm_flush(rvm));           /* the no-flush commits become durable */
     r->secs = now() - t0;
     r->cpu = bench_cpu_seconds() - c0;
+    double d1 = bench_write_bytes();
+    r->disk = d0 < 0 || d1 < 0 ? -1 : d1 - d0;
     CHECK(lrvm_stats(rvm, &s1));
     r->pages = s1.pages_captured - s0.pages_captured;
     CHECK(lrvm_close(rvm));

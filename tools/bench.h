@@ -27,6 +27,8 @@
 #define WFLOOR_SIZE   ((size_t)16 << 20)    /* preallocated file of the write floor */
 #define WFLOOR_OP     128                   /* bytes per write-floor overwrite */
 #define CHUNK         ((size_t)1 << 20)     /* read() size of the read floor */
+#define DFLOOR_SIZE   ((size_t)256 << 20)   /* written by the disk floor (bench_dfloor_size) */
+#define DFLOOR_SYNC   ((size_t)16 << 20)    /* ... with an fdatasync after each this many */
 #define GROUP_SEG     ((size_t)1 << 20)     /* each group-commit thread's segment */
 #define THREAD_SEG    ((size_t)16 << 20)    /* each threads-workload thread's segment */
 /* A truncation threshold that no threads-workload loop of a second
@@ -127,6 +129,12 @@ struct tfloor_result {
 };
 enum { TF_MPROTECT, TF_UFFD, NTFLOORS };    /* the fault floor's handler, the uffd floor's scan */
 
+/* The disk floor: sequential writes to a new file, synced in steps. */
+struct dfloor_result {
+    uint64_t bytes;
+    double   secs;
+};
+
 struct wfloor_result {
     uint64_t ops;
     double   secs;
@@ -143,6 +151,7 @@ struct threads_result {
     uint64_t pages;       /* pages_captured delta (automatic modes) */
     double   secs;
     double   cpu;         /* user + system seconds of the process over secs */
+    double   disk;        /* bytes it had written toward storage meanwhile, -1 unknown */
 };
 
 struct heap_result {
@@ -276,6 +285,7 @@ struct bench {
     struct wl_result         wl_res[NWORK][NMODES][2][MAX_RUNS];  /* [w][mode][flush][run] */
     struct floor_result      fl_res[NFLOORS][NFLSTATES][MAX_RUNS];   /* [floor][state][run] */
     struct wfloor_result     wf_res[MAX_RUNS];
+    struct dfloor_result     df_res[MAX_RUNS];
     struct group_result      gr_res[NGROUP][MAX_RUNS];       /* [threads][run] */
     struct threads_result    th_res[NGROUP][NMODES][MAX_RUNS];   /* [threads][mode][run] */
     struct threads_result    th_held[NGROUP][MAX_RUNS];  /* explicit, truncation held off */
@@ -300,6 +310,8 @@ struct bench {
     struct summary threads_txs[NGROUP][NMODES], threads_pgs[NGROUP][NMODES];  /* per second */
     struct summary threads_cpu[NGROUP][NMODES];     /* CPU microseconds per transaction */
     struct summary threads_cores[NGROUP][NMODES];   /* CPU seconds per second */
+    struct summary threads_disk[NGROUP][NMODES];    /* bytes written toward storage per tx */
+    struct summary dfloor_sum;                      /* MB/s */
     struct summary held_txs[NGROUP], held_cpu[NGROUP], held_cores[NGROUP];   /* th_held's */
     struct summary shared_txs[NGROUP], shared_cpu[NGROUP], shared_cores[NGROUP];  /* th_shared's */
     struct summary tfloor_pgs[NGROUP][NTFLOORS], tfloor_cores[NGROUP][NTFLOORS];
@@ -358,6 +370,12 @@ static inline int bench_auto_mode(const struct bench *b)
     return b->auto_tracker == LRVM_TRACK_UFFD ? BM_UFFD : BM_MPROTECT;
 }
 
+/* The bytes the disk floor writes: a quarter of DFLOOR_SIZE with --quick. */
+static inline size_t bench_dfloor_size(const struct bench *b)
+{
+    return DFLOOR_SIZE / (b->tx_div > 1 ? 4 : 1);
+}
+
 static inline const char *bench_flush_name(int flush)
 {
     return flush ? "flush" : "no-flush";
@@ -372,6 +390,25 @@ static inline double bench_cpu_seconds(void)
         return 0;
     return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* The bytes the process has caused to be written toward storage
+ * (write_bytes of /proc/self/io: counted as pages are dirtied, the
+ * zeros ahead of a growing log and the truncation's blocks included), or
+ * -1 where the kernel does not count them. In a child. */
+static inline double bench_write_bytes(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    char line[128];
+    unsigned long long v;
+    double got = -1;
+    if (f == NULL)
+        return -1;
+    while (got < 0 && fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "write_bytes: %llu", &v) == 1)
+            got = (double)v;
+    fclose(f);
+    return got;
 }
 
 /* ------------------------------------------------------------ lrvm-bench.c: the harness */
