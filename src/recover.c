@@ -146,11 +146,13 @@ struct replay_seg {
 #define CHUNK_MAX    4096u              /*   doubling up to this */
 
 /* Ranges a batch holds at most, before the memory bound lowers it: more
- * than a generation of 4-word transactions at the default threshold
- * names, so that the truncation beside the commits reads and writes each
- * block once a generation. Tests make it small to crash recovery between
+ * than a quarter of the default resident limit has room for, so that
+ * beside the commits the memory alone bounds the batch (a generation of
+ * 4-word transactions up to 64 MiB of log, so that each block is read and
+ * written once a generation); recovery at open, which may take all of
+ * the limit, stops here. Tests make it small to crash recovery between
  * its writes. */
-uint32_t lrvm__apply_max = 1u << 21;
+uint32_t lrvm__apply_max = 1u << 22;
 
 /* A range to write, clipped to one region. A word or less carries its
  * bytes: the buckets take ranges out of log order, and reading them back
@@ -170,9 +172,11 @@ struct apply_range {
         const unsigned char *src;
         unsigned char        bytes[INLINE_MAX];     /* len <= INLINE_MAX */
     } u;
-    uint64_t off;           /* in its segment file (its bucket's) */
+    uint32_t off;           /* in its bucket's region: 16 bytes a range */
     uint32_t len;
 };
+_Static_assert((uint64_t)REGION_MAX * APPLY_BLOCK <= UINT32_MAX,
+               "a range's offset in its region fits its 32 bits");
 
 /* What a region's write does with each of its blocks. */
 enum { BLK_UNTOUCHED, BLK_READ, BLK_WHOLE };
@@ -371,7 +375,7 @@ static int apply_init(struct apply *c, lrvm_t *s, size_t room)
         c->rshift++;
     c->max = (uint32_t)max;
     /* One mapping, kept with the store as a whole: buf, ranges, buckets
-     * (8-byte aligned, after 24-byte ranges), chunks, table. */
+     * (8-byte aligned, after 16-byte ranges), chunks, table. */
     size_t tsize = (size_t)1 << c->tbits;
     c->size = rbytes + max * sizeof(struct apply_range) +
               c->chunk_cap * (sizeof(struct apply_bucket) + sizeof(struct apply_chunk)) +
@@ -472,7 +476,7 @@ static inline const struct apply_range *walk_next(struct bucket_walk *w)
 static void region_copy(struct apply *c, const struct replay_seg *seg, uint64_t base,
                         const struct apply_range *e)
 {
-    uint64_t lo = e->off - base, hi = lo + e->len;
+    uint64_t lo = e->off, hi = lo + e->len;
     const unsigned char *src = e->len <= INLINE_MAX ? e->u.bytes : e->u.src;
     for (uint64_t b = lo / APPLY_BLOCK; b * APPLY_BLOCK < hi; b++) {
         uint64_t bs = b * APPLY_BLOCK, be = bs + block_len(seg, base / APPLY_BLOCK + b);
@@ -510,8 +514,8 @@ static int write_region(struct replay *r, struct replay_seg *seg, const struct a
     memset(st, BLK_UNTOUCHED, nb);
     memset(c->whole, 0, nb * sizeof *c->whole);
     for (walk_start(&w, c, b); (e = walk_next(&w)) != NULL;) {
-        uint64_t lo = e->off - base, hi = lo + e->len;
-        LRVM__ASSERT(e->off >= base && hi <= rbytes);                  /* I5 */
+        uint64_t lo = e->off, hi = lo + e->len;
+        LRVM__ASSERT(hi <= rbytes);                                     /* I5 */
         for (uint64_t b = lo / APPLY_BLOCK; b * APPLY_BLOCK < hi; b++) {
             uint64_t bs = b * APPLY_BLOCK, be = bs + block_len(seg, base / APPLY_BLOCK + b);
             if (st[b] == BLK_UNTOUCHED)
@@ -558,7 +562,7 @@ static int write_region(struct replay *r, struct replay_seg *seg, const struct a
     for (walk_start(&w, c, b); (e = walk_next(&w)) != NULL;) {
         const struct apply_range *next = walk_next(&ahead);
         if (next != NULL) {
-            __builtin_prefetch(c->buf + (next->off - base), 1);
+            __builtin_prefetch(c->buf + next->off, 1);
             if (next->len > INLINE_MAX)
                 __builtin_prefetch(next->u.src);
         }
@@ -784,7 +788,7 @@ static int apply_add(struct replay *r, struct replay_seg *seg, uint64_t off,
         int rc = apply_slot(r, seg, off >> c->rshift, &e);
         if (rc < 0)
             return rc;
-        e->off = off;
+        e->off = (uint32_t)(off & (rbytes - 1));
         e->len = len;
         if (len == 8)
             memcpy(e->u.bytes, data, 8);
