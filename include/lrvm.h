@@ -275,9 +275,15 @@ typedef struct lrvm_options {
     size_t truncate_threshold; /* bytes of log (a generation's records and the
                                   header) past which a commit starts a
                                   truncation, which runs beside the commits
-                                  (lrvm_truncate); 0: 32 MiB. Honoured
-                                  from 4 KiB; smaller values are refused
-                                  with LRVM_EINVAL. */
+                                  (lrvm_truncate); 0: the bytes of the
+                                  segments mapped, at least 32 MiB and at
+                                  most 64 MiB or a quarter of
+                                  resident_limit, the less (each
+                                  truncation may write every block of
+                                  every segment: a log as large keeps
+                                  those writes within the log's own).
+                                  Honoured from 4 KiB; smaller values
+                                  are refused with LRVM_EINVAL. */
     size_t log_buffer_size;    /* bytes of committed records buffered in memory
                                   before a write; 0: 1 MiB. A transaction
                                   larger than this is written in parts.

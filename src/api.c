@@ -29,7 +29,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DEFAULT_TRUNCATE_THRESHOLD ((size_t)32 << 20)
 #define MIN_TRUNCATE_THRESHOLD     ((size_t)4096)
 #define DEFAULT_RESIDENT_LIMIT     ((size_t)256 << 20)
 #define MIN_RESIDENT_LIMIT         ((size_t)1 << 20)
@@ -138,7 +137,7 @@ int lrvm__open_discarding(const char *dir, const lrvm_options_t *opts, uint64_t 
     s->dirfd = s->lockfd = -1;
     lrvm__trunc_init(s);
     s->tracker = tracker;
-    s->truncate_threshold = o.truncate_threshold ? o.truncate_threshold : DEFAULT_TRUNCATE_THRESHOLD;
+    s->truncate_threshold = o.truncate_threshold;
     s->resident_limit = o.resident_limit ? o.resident_limit : default_resident_limit();
     if ((s->dir = strdup(dir)) == NULL) {
         rc = LRVM_ENOMEM;
@@ -168,7 +167,7 @@ int lrvm__open_discarding(const char *dir, const lrvm_options_t *opts, uint64_t 
         goto fail;
     if ((rc = lrvm__log_open(&s->log, s->dirfd, &s->mu, &s->stats,
                              o.log_buffer_size ? o.log_buffer_size : DEFAULT_LOG_BUFFER,
-                             s->truncate_threshold)) < 0)
+                             lrvm__truncate_threshold(s))) < 0)
         goto fail;
     s->discard_after = discard_after;
     if ((rc = lrvm__truncate(s)) < 0)                       /* keeps I2 */

@@ -512,7 +512,8 @@ struct lrvm__log {
     unsigned char  *lg_buf;         /* committed records not yet written */
     size_t          lg_buf_used;
     size_t          lg_buf_cap;
-    uint64_t        lg_room;        /* a generation's bytes: truncate_threshold */
+    uint64_t        lg_room;        /* a generation's bytes: the threshold at
+                                       its start (lrvm__truncate_threshold) */
     int             lg_failed;      /* sticky: an invalidation or a group failed (C4) */
     int             lg_clean;       /* every record of the generation was written by
                                        this process: it is new, or began here */
@@ -637,13 +638,14 @@ void lrvm__log_state(const struct lrvm__log *lg, struct lrvm__log_state *st);
 int  lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs);
 /* The switch (log.c): make the generation's records durable, name the
  * next generation in the header, and go on writing in it, while the
- * caller has *OUT applied. The next generation may take the log's room
- * (lrvm__log_open) while that runs, at least; past its wall a write
+ * caller has *OUT applied. The next generation may take ROOM, the log's
+ * room from now on (lrvm__log_open), while that runs, at least; past its
+ * wall a write
  * calls WAIT(ARG), which must return once *OUT is applied
  * (lrvm__log_retired) or fail. 0, 1 when the
  * generation holds no record (nothing done), or an LRVM_E* code (the
  * store goes on in the generation, nothing lost). Store lock held. */
-int  lrvm__log_switch(struct lrvm__log *lg, int (*wait)(void *arg), void *arg,
+int  lrvm__log_switch(struct lrvm__log *lg, uint64_t room, int (*wait)(void *arg), void *arg,
                       struct lrvm__log_retiring *out);
 /* Write the header that retires RET (its next generation alone) and sync
  * it. The one call of log.c made without the store lock: it touches the
@@ -664,7 +666,7 @@ int  lrvm__log_wall_fill(const struct lrvm__log *lg);
  * it is not. Store lock held. */
 unsigned lrvm__log_pace(struct lrvm__log *lg);
 /* Bytes the current generation's records and a header take: what
- * truncate_threshold is compared with. */
+ * the truncation threshold is compared with. */
 uint64_t lrvm__log_gen_size(const struct lrvm__log *lg);
 /* The offset just past the last record of the current generation
  * (written or buffered): lrvm_stats log_size. */
@@ -807,7 +809,14 @@ static inline void lrvm__wait_turn(unsigned spins)
  * tells the truncation's thread how far the commits are, which keeps
  * its pace to theirs. Store lock held. */
 unsigned lrvm__truncate_pace(lrvm_t *s, int mem_fill);
-/* Has the current generation passed truncate_threshold, or is one
+/* The log's size past which a commit starts a truncation: the option
+ * truncate_threshold, or when it is 0 the bytes of the segments mapped,
+ * at least lrvm__truncate_default and at most lrvm__truncate_most or a
+ * quarter of the resident limit (recover.c says why). Store lock held. */
+size_t lrvm__truncate_threshold(const lrvm_t *s);
+/* The default's floor and ceiling (tests make them small). */
+extern size_t lrvm__truncate_default, lrvm__truncate_most;
+/* Has the current generation passed the threshold, or is one
  * retiring that a failed job left behind? */
 int  lrvm__truncate_due(const lrvm_t *s);
 /* Non-zero in the truncation's thread (the tests' fault layer). */
@@ -1171,10 +1180,12 @@ struct lrvm {
     int                  dirfd;
     int                  lockfd;
     const struct lrvm__tracker *tracker;   /* chosen at open, for good */
-    size_t               truncate_threshold;
+    size_t               truncate_threshold; /* the option: 0 for lrvm's default */
     struct lrvm__log     log;              /* log.c's */
     struct lrvm__seg   **segs;             /* segment.c's table; the automatic */
     size_t               nsegs, segs_cap;  /*   trackers read it (the ambient epoch) */
+    size_t               seg_bytes;        /* segment.c's: the bytes of the segments
+                                              mapped */
     lrvm_tx_t           *txs;              /* tx.c's: the open transactions */
     char                 gate_pad0[LRVM__CACHE_LINE];
     atomic_uint          hook_gate;        /* tx.c's: the hooks' gate, 1 while shut; */

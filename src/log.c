@@ -322,7 +322,7 @@ int lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs)
  * The switch: the generation's records are made durable, then the slot
  * that is not current names the next generation (keeps I6), then the
  * writer goes on there. Where the next generation begins (keeps I7),
- * ROOM being the log's room (lg_room, truncate_threshold): at
+ * ROOM being the room the caller gives (the threshold, kept in lg_room): at
  * 4096 when this one's start leaves below it half of ROOM, or as much as
  * this one took; its wall then this one's start or ROOM past 4096, the
  * nearer. Else past this one's end, rounded up to 4096, its wall ROOM
@@ -330,13 +330,14 @@ int lrvm__log_new_generation(struct lrvm__log *lg, uint64_t avoid, uint64_t txs)
  * crosses its wall once the wall is gone) while the one before it is
  * applied, and one placed past another began below 4096 plus the less
  * of half ROOM and its own size: the log in use stays within two
- * generations, and the file within 2.5 ROOM, two commits and 8 KiB
- * (or three of its largest generations, when a small resident limit
- * starts them), however far commits outrun the truncation. (Taking
+ * generations, and the file within 2.5 ROOM (the largest given), two
+ * commits and 8 KiB (or three of its largest generations, when a small
+ * resident limit starts them), however far commits outrun the
+ * truncation. (Taking
  * whatever room lies below, or always going on past the end, would let
  * each round start higher than the last.)
  */
-int lrvm__log_switch(struct lrvm__log *lg, int (*wait)(void *arg), void *arg,
+int lrvm__log_switch(struct lrvm__log *lg, uint64_t room, int (*wait)(void *arg), void *arg,
                      struct lrvm__log_retiring *out)
 {
     int rc;
@@ -352,7 +353,8 @@ int lrvm__log_switch(struct lrvm__log *lg, int (*wait)(void *arg), void *arg,
     uint64_t end = lg->lg_written, next, wall;
     if (end == lg->lg_start)
         return 1;
-    uint64_t room = (lg->lg_room + 7) & ~(uint64_t)7;
+    lg->lg_room = room;
+    room = (room + 7) & ~(uint64_t)7;
     uint64_t below = lg->lg_start - LRVM__LOG_HEADER_SIZE, took = end - lg->lg_start;
     if (below > 0 && (below >= room / 2 || below >= took)) {
         next = LRVM__LOG_HEADER_SIZE;

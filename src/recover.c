@@ -1319,15 +1319,39 @@ void lrvm__truncate_start(lrvm_t *s)
      * commit tries again. */
     int paced = !s->log.lg_retiring && lrvm__truncate_due(s);
     lrvm__in_truncation = 1;
-    int rc = s->log.lg_retiring ? 0 : lrvm__log_switch(&s->log, wall_wait, s, &ret);
+    int rc = s->log.lg_retiring ? 0 : lrvm__log_switch(&s->log, lrvm__truncate_threshold(s),
+                                                        wall_wait, s, &ret);
     lrvm__in_truncation = 0;
     if (rc == 0)
         (void)job_start(s, paced);
 }
 
+/* By default a generation grows to the bytes of the segments mapped,
+ * from 32 to 64 MiB: each generation the truncation writes every block
+ * its ranges touch, up to all of every segment, so a log as large as
+ * the segments keeps those writes within the log's own (doc/architecture.md,
+ * "The threshold follows the segments", has the figures). The ceiling
+ * bounds the log's file (two generations and a half) and recovery's
+ * work, and a quarter of the resident limit is the truncation's batch,
+ * which holds a 64 MiB generation of small transactions at the default
+ * limit: past it a generation is written in several batches, each
+ * rewriting the blocks. */
+size_t lrvm__truncate_default = (size_t)32 << 20;
+size_t lrvm__truncate_most = (size_t)64 << 20;
+
+size_t lrvm__truncate_threshold(const lrvm_t *s)
+{
+    if (s->truncate_threshold != 0)
+        return s->truncate_threshold;           /* options are honoured */
+    size_t most = s->resident_limit / 4 < lrvm__truncate_most ? s->resident_limit / 4
+                                                                : lrvm__truncate_most;
+    size_t t = s->seg_bytes < most ? s->seg_bytes : most;
+    return t > lrvm__truncate_default ? t : lrvm__truncate_default;
+}
+
 int lrvm__truncate_due(const lrvm_t *s)
 {
-    return s->log.lg_retiring || lrvm__log_gen_size(&s->log) >= s->truncate_threshold;
+    return s->log.lg_retiring || lrvm__log_gen_size(&s->log) >= lrvm__truncate_threshold(s);
 }
 
 void lrvm__recover_release(lrvm_t *s)

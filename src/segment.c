@@ -3,7 +3,9 @@
  * DIR/NAME.seg files; the only part that knows how a segment's file is
  * named.
  *
- * Owns: the store's table of mapped segments and the mappings themselves.
+ * Owns: the store's table of mapped segments, the sum of their sizes
+ * (seg_bytes, which the truncation's threshold follows) and the mappings
+ * themselves.
  * Never: maps a segment MAP_SHARED or writes a .seg file through its
  * mapping; only truncation (recover.c) writes .seg files, with pwrite.
  *
@@ -30,6 +32,7 @@
  *      reserved on the disk before its mapping is handed out (where the
  *      file system can reserve), so no commit, truncation or recovery
  *      needs a new block of a segment file: a full disk fails the map.
+ *   I9 seg_bytes is the sum of sg_size over the table.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -89,6 +92,18 @@ static size_t page_round(size_t n)
     return (n + page - 1) & ~(page - 1);
 }
 
+static void check_bytes(const lrvm_t *s)
+{
+#ifdef LRVM_DEBUG
+    size_t sum = 0;
+    for (size_t i = 0; i < s->nsegs; i++)
+        sum += s->segs[i]->sg_size;
+    LRVM__ASSERT(sum == s->seg_bytes);                                  /* I9 */
+#else
+    (void)s;
+#endif
+}
+
 static int table_add(lrvm_t *s, struct lrvm__seg *seg)
 {
     struct lrvm__seg **t = lrvm__room_for(s->segs, s->nsegs, &s->segs_cap, sizeof *t);
@@ -96,6 +111,8 @@ static int table_add(lrvm_t *s, struct lrvm__seg *seg)
         return LRVM_ENOMEM;
     s->segs = t;
     s->segs[s->nsegs++] = seg;
+    s->seg_bytes += seg->sg_size;
+    check_bytes(s);
     return 0;
 }
 
@@ -104,6 +121,8 @@ static void table_remove(lrvm_t *s, struct lrvm__seg *seg)
     for (size_t i = 0; i < s->nsegs; i++) {
         if (s->segs[i] == seg) {
             s->segs[i] = s->segs[--s->nsegs];
+            s->seg_bytes -= seg->sg_size;
+            check_bytes(s);
             return;
         }
     }

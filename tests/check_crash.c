@@ -273,7 +273,26 @@ struct variant {
     unsigned            truncate_every;  /* lrvm_truncate after these; 0: never */
     const struct shape *sh;
     int                 expect_truncations;
+    size_t              follow;          /* 0, or the threshold left to lrvm (a
+                                            small floor) and a segment of this
+                                            size mapped and unmapped in turn */
 };
+
+/* The follow variant's third segment, mapped every other 16 commits: the
+ * threshold lrvm chooses rises with it (after the full truncation a map
+ * makes) and falls when it goes, in the middle of a generation, so that
+ * switches give the log a room larger or smaller than the last. */
+static void follow_toggle(struct child_store *cs, size_t size)
+{
+    static void *c;
+    if (c != NULL) {
+        if (lrvm_unmap(cs->s, c) != 0)
+            _exit(CHILD_MAP);
+        c = NULL;
+    } else if (lrvm_map(cs->s, "c", size, &c) != 0) {
+        _exit(CHILD_MAP);
+    }
+}
 
 /* Commit the history from the store's counter on, forever; ack every
  * flushing commit. The first message (txno = the counter found) says the
@@ -282,6 +301,10 @@ static void random_child(const char *dir, const struct variant *v, int fd)
 {
     struct child_store cs;
     alarm(60);                      /* never outlive a test that timed out */
+    if (v->follow != 0) {
+        lrvm__truncate_default = (size_t)64 << 10;
+        lrvm__truncate_most = (size_t)1 << 20;
+    }
     child_open(dir, v->log_buffer, v->threshold, &cs);
     uint64_t c0;
     memcpy(&c0, cs.a, 8);
@@ -294,6 +317,8 @@ static void random_child(const char *dir, const struct variant *v, int fd)
             send_ack(fd, i, child_truncations(&cs) - t0);
         if (v->truncate_every != 0 && i % v->truncate_every == 0 && lrvm_truncate(cs.s) != 0)
             _exit(CHILD_TRUNCATE);
+        if (v->follow != 0 && i % 16 == 0)
+            follow_toggle(&cs, v->follow);
     }
     _exit(CHILD_RAN_OUT);
 }
@@ -374,6 +399,7 @@ static const struct variant variants[] = {
     { "smallbuf", 4096, 0,                   1, 0,  &LARGE, 0 },
     { "threshold", 0,   (size_t)1 << 20,     1, 0,  &XL,    1 },
     { "truncate", 0,    0,                   1, 10, &SMALL, 1 },
+    { "follow",   0,    0,                   1, 0,  &XL,    1, (size_t)512 << 10 },
 };
 
 START_TEST(test_crash_random_flushing_commits)
@@ -403,6 +429,15 @@ END_TEST
 START_TEST(test_crash_random_explicit_truncate)
 {
     random_kills(&variants[4], 4, KILLS);
+}
+END_TEST
+
+/* The threshold left to lrvm, rising and falling with a third segment
+ * (follow_toggle): truncations beside the commits start at each, with
+ * the log's room changed at their switches. */
+START_TEST(test_crash_random_threshold_following)
+{
+    random_kills(&variants[5], 5, KILLS);
 }
 END_TEST
 
@@ -1051,6 +1086,7 @@ int main(void)
     tcase_add_test(tc, test_crash_random_noflush_commits);
     tcase_add_test(tc, test_crash_random_multipart_small_buffer);
     tcase_add_test(tc, test_crash_random_tiny_truncate_threshold);
+    tcase_add_test(tc, test_crash_random_threshold_following);
     tcase_add_test(tc, test_crash_random_explicit_truncate);
     tcase_add_test(tc, test_crash_auto_random_flushing_commits);
     tcase_add_test(tc, test_crash_auto_random_noflush_commits);

@@ -509,6 +509,7 @@ struct kill_child {
 #define KILL_OWN     0
 #define KILL_SHARED  1
 #define KILL_FLUSHER 2
+#define KILL_FOLLOW  3          /* KILL_OWN, the threshold left to lrvm */
 
 struct flusher {
     lrvm_t           *s;
@@ -544,6 +545,14 @@ static void kill_child_run(void *arg)
     alarm(60);
     lrvm_options_t o = { .tracking = k->tracking,
                          .truncate_threshold = k->trunc_call ? TRUNC_THRESHOLD : (size_t)1 << 20 };
+    if (k->kind == KILL_FOLLOW) {
+        /* The default's floor the same, its ceiling twice that: the
+         * threads' segments take the log's room from its floor, at open,
+         * to the ceiling at the first switch. */
+        lrvm__truncate_default = TRUNC_THRESHOLD;
+        lrvm__truncate_most = 2 * TRUNC_THRESHOLD;
+        o.truncate_threshold = 0;
+    }
     lrvm_t *s;
     if (lrvm_open(tu_dir, &o, &s) != 0)
         _exit(2);
@@ -767,6 +776,15 @@ START_TEST(test_group_truncation_killed_at_each_call)
 }
 END_TEST
 
+/* The same with the threshold left to lrvm, which the segments mapped
+ * raise from its floor at open: the first switch gives the log a larger
+ * room than the one it was opened with. */
+START_TEST(test_group_truncation_following_killed_at_each_call)
+{
+    kills(LRVM_TRACK_EXPLICIT, _i, TRUNC_CALLS, KILL_FOLLOW);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("group");
@@ -786,6 +804,7 @@ int main(void)
     TCase *tr = tu_tcase("truncation", 240);
     tcase_add_checked_fixture(tr, setup, teardown);
     tcase_add_loop_test(tr, test_group_truncation_killed_at_each_call, 0, 4);
+    tcase_add_loop_test(tr, test_group_truncation_following_killed_at_each_call, 0, 2);
     suite_add_tcase(s, tr);
     return tu_run_suite(s);
 }

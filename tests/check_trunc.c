@@ -639,6 +639,107 @@ START_TEST(test_trunc_format2_log_opens)
 }
 END_TEST
 
+/* The threshold left to lrvm follows the bytes of the segments mapped,
+ * from 32 MiB up to 64 MiB or a quarter of the resident limit, the less;
+ * an option is kept as given. */
+static size_t threshold_of(lrvm_t *s)
+{
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
+    size_t t = lrvm__truncate_threshold(s);
+    lrvm__unlock(&s->mu);
+    return t;
+}
+
+static uint64_t room_of(lrvm_t *s)
+{
+    lrvm__lock(&s->mu, LRVM__RANK_STORE);
+    uint64_t r = s->log.lg_room;
+    lrvm__unlock(&s->mu);
+    return r;
+}
+
+START_TEST(test_trunc_threshold_follows_segments)
+{
+    const size_t MiB = (size_t)1 << 20;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s = tu_open(NULL, &o);
+    ck_assert_uint_eq(threshold_of(s), 32 * MiB);
+    (void)tu_map(s, "a", 16 * MiB);
+    ck_assert_uint_eq(threshold_of(s), 32 * MiB);
+    void *b = tu_map(s, "b", 40 * MiB);
+    ck_assert_uint_eq(threshold_of(s), 56 * MiB);
+    (void)tu_map(s, "c", 16 * MiB);
+    ck_assert_uint_eq(threshold_of(s), 64 * MiB);
+    ck_assert_int_eq(lrvm_unmap(s, b), 0);
+    ck_assert_uint_eq(threshold_of(s), 32 * MiB);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    const struct { size_t limit, threshold, want; } cases[] = {
+        { 200 * MiB, 0, 50 * MiB },     /* a quarter of the limit */
+        { 64 * MiB, 0, 32 * MiB },      /* a quarter below the floor: the floor */
+        { 0, MiB, MiB },                /* the option, as given */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        o.resident_limit = cases[i].limit;
+        o.truncate_threshold = cases[i].threshold;
+        s = tu_open(NULL, &o);
+        (void)tu_map(s, "b", 100 * MiB);
+        ck_assert_uint_eq(threshold_of(s), cases[i].want);
+        ck_assert_int_eq(lrvm_close(s), 0);
+    }
+}
+END_TEST
+
+/* The same, in the commits: with the floor at 64 KiB, a 512 KiB segment
+ * lets the log grow to 512 KiB before a truncation starts, and the file
+ * stays within two and a half of that room; once a 16 KiB segment is all
+ * that is mapped, truncations come every 64 KiB again. Every commit is
+ * there after a reopen. */
+START_TEST(test_trunc_threshold_follows_segments_in_commits)
+{
+    const size_t floor = (size_t)64 << 10, big = (size_t)512 << 10, chunk = (size_t)16 << 10;
+    lrvm__truncate_default = floor;
+    lrvm__truncate_most = (size_t)1 << 20;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_t *s = tu_open(NULL, &o);
+    uint64_t *a = tu_map(s, "a", big), *b = tu_map(s, "b", chunk);
+    ck_assert_uint_eq(threshold_of(s), big + chunk);
+    uint64_t i = 1, most = 0;
+    lrvm_stats_t st;
+    /* 24 commits of 16 KiB: some 400 KiB of log, past the floor six times */
+    for (; i <= 24; i++) {
+        ck_assert_int_eq(commit_i(s, a, i, chunk), 0);
+        ck_assert_int_eq(lrvm_stats(s, &st), 0);
+        ck_assert_msg(st.truncations == 0, "a truncation after %" PRIu64 " KiB of log",
+                      st.log_size >> 10);
+    }
+    for (; i <= 120; i++) {
+        ck_assert_int_eq(commit_i(s, a, i, chunk), 0);
+        ck_assert_int_eq(lrvm_stats(s, &st), 0);
+        most = st.log_size > most ? st.log_size : most;
+    }
+    st = tu_wait_truncations(s, 2);
+    ck_assert_uint_le(most, 5 * (big + chunk) / 2 + 2 * (chunk + 512) + 8192);
+    ck_assert_uint_eq(room_of(s), big + chunk);     /* the switches gave the log its room */
+    /* B alone: the floor again */
+    ck_assert_int_eq(lrvm_unmap(s, a), 0);
+    ck_assert_uint_eq(threshold_of(s), floor);
+    uint64_t before = st.truncations;
+    for (uint64_t j = 1; j <= 40; j++)
+        ck_assert_int_eq(commit_i(s, b, j, 4096), 0);
+    st = tu_wait_truncations(s, before + 2);
+    ck_assert_uint_eq(room_of(s), floor);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    s = tu_open(NULL, &o);
+    a = tu_map(s, "a", big);
+    b = tu_map(s, "b", chunk);
+    expect_history(a, i - 1, "segment a after a reopen");
+    expect_history(b, 40, "segment b after a reopen");
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("trunc");
@@ -652,6 +753,8 @@ int main(void)
     tcase_add_test(tc, test_trunc_thread_ends_when_the_commits_stop);
     tcase_add_test(tc, test_trunc_crash_states_recover);
     tcase_add_test(tc, test_trunc_format2_log_opens);
+    tcase_add_test(tc, test_trunc_threshold_follows_segments);
+    tcase_add_test(tc, test_trunc_threshold_follows_segments_in_commits);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -707,14 +707,17 @@ static void print_large(const struct bench *b, FILE *o)
 
 static void print_stall(const struct bench *b, FILE *o)
 {
-    char s[80], u[80], v[80], w[80], d[24];
+    char s[80], u[80], v[80], w[80], d[24], threshold[120] =
+        "lrvm's default (the segment's bytes, held within 32 to 64 MiB and a quarter of the "
+        "resident limit)";
+    if (b->stall_threshold != 0)
+        snprintf(threshold, sizeof threshold, "%zu MiB (--quick)", b->stall_threshold >> 20);
     fprintf(o, "\nstall: explicit mode, a %zu MiB segment, transactions of %d ranges of %d "
                "bytes (random %d-byte-aligned offsets: lrvm_set_range, then the stores); "
-               "truncate_threshold %zu MiB%s; each run stops at truncation %d "
+               "truncate_threshold %s; each run stops at truncation %d "
                "(or %" PRIu64 " transactions, or %.0f s)\n",
             STALL_SEG >> 20, STALL_RANGES, STALL_RANGE, STALL_RANGE,
-            b->stall_threshold ? b->stall_threshold >> 20 : (size_t)32,
-            b->stall_threshold ? " (--quick; lrvm's default is 32 MiB)" : " (lrvm's default)",
+            threshold,
             b->stall_truncs, b->stall_max_tx, b->stall_cap);
     fprintf(o, "  latency: each lrvm_commit on CLOCK_MONOTONIC; tx/s: transactions over the "
                "wall time of the whole loop, truncations (and a no-flush run's final "

@@ -359,7 +359,7 @@ static void set_sizes(struct bench *b, int runs)
         b->large_tx = 1000000;
         b->large_cap = 600;
         b->stall_truncs = 5;
-        b->stall_threshold = 0;             /* lrvm's default, 32 MiB */
+        b->stall_threshold = 0;             /* lrvm's default */
         b->stall_max_tx = 200000;
         b->stall_cap = 300;
         b->stall_settle = 5;
