@@ -660,8 +660,10 @@ static uint64_t room_of(lrvm_t *s)
 
 START_TEST(test_trunc_threshold_follows_segments)
 {
+    /* The default resident limit is less on a machine of less than 2 GiB:
+     * 256 MiB here, whose quarter is the ceiling's 64 MiB. */
     const size_t MiB = (size_t)1 << 20;
-    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .resident_limit = 256 * MiB };
     lrvm_t *s = tu_open(NULL, &o);
     ck_assert_uint_eq(threshold_of(s), 32 * MiB);
     (void)tu_map(s, "a", 16 * MiB);
@@ -677,7 +679,7 @@ START_TEST(test_trunc_threshold_follows_segments)
     const struct { size_t limit, threshold, want; } cases[] = {
         { 200 * MiB, 0, 50 * MiB },     /* a quarter of the limit */
         { 64 * MiB, 0, 32 * MiB },      /* a quarter below the floor: the floor */
-        { 0, MiB, MiB },                /* the option, as given */
+        { 256 * MiB, MiB, MiB },        /* the option, as given */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         o.resident_limit = cases[i].limit;
@@ -700,7 +702,7 @@ START_TEST(test_trunc_threshold_follows_segments_in_commits)
     const size_t floor = (size_t)64 << 10, big = (size_t)512 << 10, chunk = (size_t)16 << 10;
     lrvm__truncate_default = floor;
     lrvm__truncate_most = (size_t)1 << 20;
-    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT };
+    lrvm_options_t o = { .tracking = LRVM_TRACK_EXPLICIT, .resident_limit = (size_t)64 << 20 };
     lrvm_t *s = tu_open(NULL, &o);
     uint64_t *a = tu_map(s, "a", big), *b = tu_map(s, "b", chunk);
     ck_assert_uint_eq(threshold_of(s), big + chunk);
