@@ -276,9 +276,9 @@ typedef struct lrvm_options {
                                   header) past which a commit starts a
                                   truncation, which runs beside the commits
                                   (lrvm_truncate); 0: the bytes of the
-                                  segments mapped, at least 32 MiB and at
-                                  most 64 MiB or a quarter of
-                                  resident_limit, the less (each
+                                  segments mapped, held to at most 64 MiB
+                                  or a quarter of resident_limit, the
+                                  less, and to at least 32 MiB (each
                                   truncation may write every block of
                                   every segment: a log as large keeps
                                   those writes within the log's own).

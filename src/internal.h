@@ -811,8 +811,9 @@ static inline void lrvm__wait_turn(unsigned spins)
 unsigned lrvm__truncate_pace(lrvm_t *s, int mem_fill);
 /* The log's size past which a commit starts a truncation: the option
  * truncate_threshold, or when it is 0 the bytes of the segments mapped,
- * at least lrvm__truncate_default and at most lrvm__truncate_most or a
- * quarter of the resident limit (recover.c says why). Store lock held. */
+ * held to at most lrvm__truncate_most or a quarter of the resident limit,
+ * the less, and to at least lrvm__truncate_default (recover.c says why).
+ * Store lock held. */
 size_t lrvm__truncate_threshold(const lrvm_t *s);
 /* The default's floor and ceiling (tests make them small). */
 extern size_t lrvm__truncate_default, lrvm__truncate_most;
