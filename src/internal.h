@@ -586,7 +586,8 @@ int      lrvm__varint_get(const unsigned char **p, const unsigned char *end, uin
 /* Open or create lrvm.log in DIRFD with a write buffer of BUF_CAP bytes;
  * MU is the store's lock, held by every caller, and STATS its counters.
  * ROOM is what a generation may take while the one before it is applied
- * (lrvm__log_switch): the file grows ahead toward what two take. */
+ * (lrvm__log_switch), until a switch gives the log another: the file
+ * grows ahead toward what two take. */
 int  lrvm__log_open(struct lrvm__log *lg, int dirfd, pthread_mutex_t *mu, lrvm_stats_t *stats,
                     size_t buf_cap, uint64_t room);
 /* Let go of the log; a zeroed struct, whose open never ran, is left be. */
