@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -657,6 +658,29 @@ END_TEST
     ck_assert_msg(strstr((r)->out, (text)) == NULL, "\"%s\" in the output:\n%s", (text), \
                   (r)->out)
 
+/* The line floor runs on two CPUs: may this process use two? */
+static int two_cpus(void)
+{
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) >= 2;
+}
+
+/* The line floor's line and the bound it puts under a thread target, or
+ * the word that it was not measured. */
+static void assert_line_floor(const struct run *r)
+{
+    if (two_cpus()) {
+        ck_assert_output_has(r, "  line floor (no lrvm): two threads on two CPUs, each doing "
+                                "200 dependent steps");
+        ck_assert_output_has(r, ": a line taken from the other CPU adds ");
+        ck_assert_output_has(r, "    (one order in the log: while two threads' commits "
+                                "alternate, each takes its place from the other's CPU; at "
+                                "one thread's CPU ");
+    } else {
+        ck_assert_output_has(r, "  line floor (no lrvm): not measured");
+    }
+}
+
 START_TEST(test_bench_only_runs_the_parts_named)
 {
     char *base = tu_tmpdir();
@@ -670,6 +694,7 @@ START_TEST(test_bench_only_runs_the_parts_named)
     ck_assert_output_has(&r, "heap, shared, 2 threads: run 1/1");
     ck_assert_output_has(&r, "  shared heap: the same from T threads at once on one heap");
     ck_assert_output_has(&r, "heap shared explicit ops/s, 2 threads / 1 thread");
+    assert_line_floor(&r);
     ck_assert_output_lacks(&r, "fault floor");
     ck_assert_output_lacks(&r, "write floor");
     ck_assert_output_lacks(&r, "small-tx");
@@ -896,6 +921,7 @@ START_TEST(test_bench_quick_run_reports_every_part)
     };
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
         ck_assert_output_has(&r, sections[i]);
+    assert_line_floor(&r);
     /* large and stall run only when --only names them. */
     ck_assert_output_lacks(&r, "large: a ");
     ck_assert_output_lacks(&r, "stall: explicit mode");

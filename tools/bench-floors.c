@@ -8,7 +8,9 @@
  * a recovery log), and what makes a store cold for the read floor and
  * recovery alike. The threads floor runs the fault and uffd floors' loop
  * from several threads at once, each on a slice of its own, as the
- * threads part's transactions run on segments of their own.
+ * threads part's transactions run on segments of their own. The line
+ * floor is what the log's one order costs each commit of two threads:
+ * a cache line taken from the other CPU.
  *
  * Never calls lrvm: a floor that did would measure lrvm against itself.
  * Its children write only their own result.
@@ -20,8 +22,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -527,6 +532,101 @@ static void child_disk_floor(const struct bench *b, const void *argp, void *outp
     close(fd);
 }
 
+/* ------------------------------------------------------------ line floor */
+
+/* One thread of the line floor: OPS operations, each LFLOOR_WORK steps of
+ * work of its own and then one compare-and-swap of *WORD, on CPU. */
+struct lfloor_worker {
+    WORKER_LINE _Atomic uint64_t own;   /* its word, when it has a line of its own */
+    _Atomic uint64_t  *word;
+    pthread_barrier_t *start;
+    int                cpu;
+    uint64_t           ops, sink;
+    double             secs;
+};
+
+static void *lfloor_run(void *p)
+{
+    struct lfloor_worker *w = p;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(w->cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0)
+        bench_child_fail("pinning a thread to CPU %d failed", w->cpu);
+    pthread_barrier_wait(w->start);
+    uint64_t x = (uint64_t)w->cpu + 1;
+    double t0 = now();
+    for (uint64_t n = 0; n < w->ops; n++) {
+        /* A chain of dependent steps: work no core can hurry, and that
+         * the compiler may not fold. */
+        for (int k = 0; k < LFLOOR_WORK; k++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            __asm__ __volatile__("" : "+r"(x));
+        }
+        uint64_t v = atomic_load_explicit(w->word, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak_explicit(w->word, &v, v + 1, memory_order_acq_rel,
+                                                      memory_order_relaxed))
+            ;
+    }
+    w->secs = now() - t0;
+    w->sink = x;
+    return NULL;
+}
+
+/* Two threads at once, on the first two CPUs this process may run on,
+ * their words on one line (SHARED) or on lines of their own: the mean of
+ * their nanoseconds an operation. */
+static double lfloor_pair(const cpu_set_t *allowed, uint64_t ops, int shared)
+{
+    struct lfloor_worker *w = aligned_alloc(CACHE_LINE, 2 * sizeof *w);
+    _Atomic uint64_t *one = aligned_alloc(CACHE_LINE, CACHE_LINE);
+    pthread_barrier_t start;
+    pthread_t th[2];
+    if (w == NULL || one == NULL)
+        bench_child_fail("out of memory");
+    atomic_init(one, 0);
+    pthread_barrier_init(&start, NULL, 2);
+    for (int t = 0, cpu = 0; t < 2; t++, cpu++) {
+        while (!CPU_ISSET(cpu, allowed))
+            cpu++;
+        w[t] = (struct lfloor_worker){ .start = &start, .cpu = cpu, .ops = ops };
+        atomic_init(&w[t].own, 0);
+        w[t].word = shared ? one : &w[t].own;
+        if (pthread_create(&th[t], NULL, lfloor_run, &w[t]) != 0)
+            bench_child_fail("pthread_create failed");
+    }
+    double ns = 0;
+    for (int t = 0; t < 2; t++) {
+        pthread_join(th[t], NULL);
+        ns += w[t].secs * 1e9 / (double)ops / 2;
+    }
+    if (atomic_load(one) != (shared ? 2 * ops : 0))
+        bench_child_fail("the shared word counted %" PRIu64 " swaps", (uint64_t)atomic_load(one));
+    pthread_barrier_destroy(&start);
+    free(one);
+    free(w);
+    return ns;
+}
+
+/* What taking a cache line from another CPU adds to an operation: a
+ * commit that must come after the other thread's last one in the log's
+ * one order takes the word that orders them from that thread's CPU. Not
+ * run (ops 0) on fewer than two CPUs. */
+static void child_line_floor(const struct bench *b, const void *argp, void *outp)
+{
+    struct lfloor_result *r = outp;
+    (void)argp;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
+        bench_child_fail("sched_getaffinity: %s", strerror(errno));
+    if (CPU_COUNT(&allowed) < 2)
+        return;
+    uint64_t ops = LFLOOR_OPS / (uint64_t)b->tx_div;
+    r->shared_ns = lfloor_pair(&allowed, ops, 1);
+    r->own_ns = lfloor_pair(&allowed, ops, 0);
+    r->ops = ops;
+}
+
 int bench_write_floor_timed(struct bench *b, const char *what, const char *path, size_t op,
                             uint64_t ops, struct wfloor_result *r)
 {
@@ -580,6 +680,11 @@ void bench_floors_round(struct bench *b, int i)
                             sizeof b->df_res[i]) == 0 && b->df_res[i].bytes == 0)
             bench_add_failure(b, "disk floor: nothing measured");
         unlink(a.path);
+    }
+    if (bench_part_runs(b, PART_THREADS) || bench_part_runs(b, PART_HEAP)) {
+        bench_progress("line floor: run %d/%d...", i + 1, b->runs);
+        bench_run_child(b, "line floor", child_line_floor, NULL, &b->lf_res[i],
+                        sizeof b->lf_res[i]);
     }
     if (bench_write_floor_runs(b)) {
         bench_progress("write floor: run %d/%d...", i + 1, b->runs);

@@ -136,6 +136,19 @@ static void compute_workloads(struct bench *b)
         if (b->df_res[i].bytes > 0 && b->df_res[i].secs > 0)
             v[nv++] = (double)b->df_res[i].bytes / b->df_res[i].secs / 1e6;
     b->dfloor_sum = summarize(v, nv);
+    double d[MAX_RUNS];
+    nv = 0;
+    for (int i = 0; i < b->runs; i++) {
+        const struct lfloor_result *r = &b->lf_res[i];
+        if (r->ops > 0) {
+            u[nv] = r->shared_ns;
+            v[nv] = r->own_ns;
+            d[nv++] = r->shared_ns - r->own_ns;
+        }
+    }
+    b->lfloor_shared = summarize(u, nv);
+    b->lfloor_own = summarize(v, nv);
+    b->lfloor_sum = summarize(d, nv);
     for (int k = 0; k < 3; k++) {
         nv = 0;
         for (int i = 0; i < b->runs; i++)
@@ -515,6 +528,23 @@ static void print_explicit_rows(FILE *o, const char *title, const char *mode,
                 cores[g].med);
 }
 
+/* The line floor, under the threads part, or the heap's when that ran
+ * alone: the targets of both read it. */
+static void print_line_floor(const struct bench *b, FILE *o)
+{
+    char s[80], t[80], u[80];
+    if (b->lfloor_sum.n == 0) {
+        fprintf(o, "  line floor (no lrvm): not measured (it needs two CPUs; a failed run is named at the end)\n");
+        return;
+    }
+    fprintf(o, "  line floor (no lrvm): two threads on two CPUs, each doing %d dependent steps "
+               "of work of its own and then one compare-and-swap an operation; ns an operation "
+               "with one word both swap %s, with words on lines of their own %s: a line taken "
+               "from the other CPU adds %s\n", LFLOOR_WORK,
+            fmt_sum(s, sizeof s, b->lfloor_shared, 0), fmt_sum(t, sizeof t, b->lfloor_own, 0),
+            fmt_sum(u, sizeof u, b->lfloor_sum, 0));
+}
+
 static void print_threads(const struct bench *b, FILE *o)
 {
     char s[80], t[80], q[40], u[40];
@@ -566,6 +596,7 @@ static void print_threads(const struct bench *b, FILE *o)
     fprintf(o, "  disk floor (no lrvm): %zu MiB in 1 MiB pwrites to a new file, an fdatasync "
                "after each %zu MiB: %s MB/s\n", bench_dfloor_size(b) >> 20,
             DFLOOR_SYNC >> 20, fmt_sum(s, sizeof s, b->dfloor_sum, 0));
+    print_line_floor(b, o);
 }
 
 static void print_heap(const struct bench *b, FILE *o)
@@ -589,6 +620,8 @@ static void print_heap(const struct bench *b, FILE *o)
                 fmt_sum(s, sizeof s, b->heap_shared_sum[t], 0),
                 b->heap_shared_sum[t].med / b->heap_shared_sum[0].med,
                 b->heap_shared_cpu[t].med, b->heap_shared_cores[t].med);
+    if (!bench_part_runs(b, PART_THREADS))
+        print_line_floor(b, o);
 }
 
 static void print_recovery(const struct bench *b, FILE *o)
@@ -835,15 +868,25 @@ static void print_targets_18(const struct bench *b, FILE *o)
  * lrvm's own threads work for it (the truncation, the syncer). Whether
  * the ratio falls short of the cap, or the cap short of the target, says
  * which cost to work on: a UNIT's at more threads, or one thread's. */
-static void cores_cap(FILE *o, const char *unit, const struct summary *cpu1,
-                      const struct summary *cpu2, const struct summary *cores1,
-                      const struct summary *cores2)
+static void cores_cap(const struct bench *b, FILE *o, const char *unit,
+                      const struct summary *cpu1, const struct summary *cpu2,
+                      const struct summary *cores1, const struct summary *cores2)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    double cap = (double)ncpu / cores1->med;
     fprintf(o, "    (one thread keeps %.2f cores busy; 2 threads %.2f, at %.2fx the CPU %s; "
                "at one thread's CPU %s, the %ld cores here allow at most %.2fx)\n",
-            cores1->med, cores2->med, cpu2->med / cpu1->med, unit, unit, ncpu,
-            (double)ncpu / cores1->med);
+            cores1->med, cores2->med, cpu2->med / cpu1->med, unit, unit, ncpu, cap);
+    /* The log's one order: while two threads' commits alternate, each
+     * takes the word that orders them from the other's CPU, which no
+     * design of one order avoids. So an operation of two threads costs
+     * at least one thread's CPU and the line floor's line. */
+    if (b->lfloor_sum.n > 0)
+        fprintf(o, "    (one order in the log: while two threads' commits alternate, each "
+                   "takes its place from the other's CPU; at one thread's CPU %s and the line "
+                   "floor's %.0f ns, the %ld cores here allow at most %.2fx)\n",
+                unit, b->lfloor_sum.med, ncpu,
+                cap * cpu1->med / (cpu1->med + b->lfloor_sum.med / 1e3));
 }
 
 static void print_targets(const struct bench *b, FILE *o)
@@ -882,7 +925,7 @@ static void print_targets(const struct bench *b, FILE *o)
     if (bench_part_runs(b, PART_HEAP)) {
         target_line(o, "heap shared explicit ops/s, 2 threads / 1 thread",
                     b->heap_shared_sum[1].med / b->heap_shared_sum[0].med, "x", 0, 1.5);
-        cores_cap(o, "an operation", &b->heap_shared_cpu[0], &b->heap_shared_cpu[1],
+        cores_cap(b, o, "an operation", &b->heap_shared_cpu[0], &b->heap_shared_cpu[1],
                   &b->heap_shared_cores[0], &b->heap_shared_cores[1]);
     }
     if (bench_part_runs(b, PART_THREADS)) {
@@ -902,7 +945,7 @@ static void print_targets(const struct bench *b, FILE *o)
         target_line(o, "threads explicit tx/s, the lower of 4 and 8 threads / 1 thread",
                     fmin(tx[2][BM_EXPLICIT].med, tx[3][BM_EXPLICIT].med) /
                         tx[0][BM_EXPLICIT].med, "x", 0, 1.5);
-        cores_cap(o, "a transaction", &b->threads_cpu[0][BM_EXPLICIT],
+        cores_cap(b, o, "a transaction", &b->threads_cpu[0][BM_EXPLICIT],
                   &b->threads_cpu[1][BM_EXPLICIT], &b->threads_cores[0][BM_EXPLICIT],
                   &b->threads_cores[1][BM_EXPLICIT]);
         /* Each generation rewrites the blocks its random words fell on,

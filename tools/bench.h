@@ -29,6 +29,8 @@
 #define CHUNK         ((size_t)1 << 20)     /* read() size of the read floor */
 #define DFLOOR_SIZE   ((size_t)256 << 20)   /* written by the disk floor (bench_dfloor_size) */
 #define DFLOOR_SYNC   ((size_t)16 << 20)    /* ... with an fdatasync after each this many */
+#define LFLOOR_OPS    1000000u              /* the line floor's operations a thread */
+#define LFLOOR_WORK   200                   /* ... and the steps of work of each */
 #define GROUP_SEG     ((size_t)1 << 20)     /* each group-commit thread's segment */
 #define THREAD_SEG    ((size_t)16 << 20)    /* each threads-workload thread's segment */
 /* A truncation threshold that no threads-workload loop of a second
@@ -133,6 +135,14 @@ enum { TF_MPROTECT, TF_UFFD, NTFLOORS };    /* the fault floor's handler, the uf
 struct dfloor_result {
     uint64_t bytes;
     double   secs;
+};
+
+/* The line floor: two threads on two CPUs, each doing LFLOOR_WORK steps
+ * of work of its own and then one compare-and-swap an operation, of one
+ * word on a shared cache line, then of words on lines of their own. */
+struct lfloor_result {
+    uint64_t ops;                 /* each thread's, in each half (0: not run) */
+    double   shared_ns, own_ns;   /* an operation, the two threads' mean */
 };
 
 struct wfloor_result {
@@ -286,6 +296,7 @@ struct bench {
     struct floor_result      fl_res[NFLOORS][NFLSTATES][MAX_RUNS];   /* [floor][state][run] */
     struct wfloor_result     wf_res[MAX_RUNS];
     struct dfloor_result     df_res[MAX_RUNS];
+    struct lfloor_result     lf_res[MAX_RUNS];
     struct group_result      gr_res[NGROUP][MAX_RUNS];       /* [threads][run] */
     struct threads_result    th_res[NGROUP][NMODES][MAX_RUNS];   /* [threads][mode][run] */
     struct threads_result    th_held[NGROUP][MAX_RUNS];  /* explicit, truncation held off */
@@ -312,6 +323,8 @@ struct bench {
     struct summary threads_cores[NGROUP][NMODES];   /* CPU seconds per second */
     struct summary threads_disk[NGROUP][NMODES];    /* bytes written toward storage per tx */
     struct summary dfloor_sum;                      /* MB/s */
+    struct summary lfloor_shared, lfloor_own;       /* ns an operation */
+    struct summary lfloor_sum;                      /* ... the difference: a line's */
     struct summary held_txs[NGROUP], held_cpu[NGROUP], held_cores[NGROUP];   /* th_held's */
     struct summary shared_txs[NGROUP], shared_cpu[NGROUP], shared_cores[NGROUP];  /* th_shared's */
     struct summary tfloor_pgs[NGROUP][NTFLOORS], tfloor_cores[NGROUP][NTFLOORS];

@@ -29,6 +29,12 @@
  *   threads    the fault and uffd floors' loop, 4 random pages a batch, from
  *              T threads at once (T = 1, 2, 4, 8), each on a 16 MiB slice of
  *              its own: pages/s, set against the threads part
+ *   disk       256 MiB in 1 MiB pwrites to a new file, synced every 16 MiB
+ *   line       two threads pinned to two CPUs, each doing 200 dependent
+ *              steps of work and one compare-and-swap an operation, of one
+ *              shared word, then of words on lines of their own: what
+ *              taking a cache line from the other CPU adds to an operation,
+ *              as the log's one order does to each of two threads' commits
  * Group commit:
  *   threads T  flushed small-tx in explicit mode from T threads at once
  *              (T = 1, 2, 4, 8), each on its own 1 MiB segment: tx/s
