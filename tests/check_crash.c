@@ -394,11 +394,11 @@ static void random_kills(const struct variant *v, unsigned vindex, int kills)
 #define KILLS 40
 
 static const struct variant variants[] = {
-    { "flush",    0,    0,                   1, 0,  &SMALL, 0 },
-    { "noflush",  0,    0,                   7, 0,  &SMALL, 0 },
-    { "smallbuf", 4096, 0,                   1, 0,  &LARGE, 0 },
-    { "threshold", 0,   (size_t)1 << 20,     1, 0,  &XL,    1 },
-    { "truncate", 0,    0,                   1, 10, &SMALL, 1 },
+    { "flush",    0,    0,                   1, 0,  &SMALL, 0, 0 },
+    { "noflush",  0,    0,                   7, 0,  &SMALL, 0, 0 },
+    { "smallbuf", 4096, 0,                   1, 0,  &LARGE, 0, 0 },
+    { "threshold", 0,   (size_t)1 << 20,     1, 0,  &XL,    1, 0 },
+    { "truncate", 0,    0,                   1, 10, &SMALL, 1, 0 },
     { "follow",   0,    0,                   1, 0,  &XL,    1, (size_t)512 << 10 },
 };
 
