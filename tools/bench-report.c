@@ -534,7 +534,8 @@ static void print_line_floor(const struct bench *b, FILE *o)
 {
     char s[80], t[80], u[80];
     if (b->lfloor_sum.n == 0) {
-        fprintf(o, "  line floor (no lrvm): not measured (it needs two CPUs; a failed run is named at the end)\n");
+        fprintf(o, "  line floor (no lrvm): not measured (it needs two CPUs; a failed run is "
+                   "named at the end)\n");
         return;
     }
     fprintf(o, "  line floor (no lrvm): two threads on two CPUs, each doing %d dependent steps "
@@ -878,9 +879,9 @@ static void cores_cap(const struct bench *b, FILE *o, const char *unit,
                "at one thread's CPU %s, the %ld cores here allow at most %.2fx)\n",
             cores1->med, cores2->med, cpu2->med / cpu1->med, unit, unit, ncpu, cap);
     /* The log's one order: while two threads' commits alternate, each
-     * takes the word that orders them from the other's CPU, which no
-     * design of one order avoids. So an operation of two threads costs
-     * at least one thread's CPU and the line floor's line. */
+     * takes the word that orders them from the other's CPU, as any log
+     * of one order must. So an operation of two threads costs at least
+     * one thread's CPU and the line floor's line. */
     if (b->lfloor_sum.n > 0)
         fprintf(o, "    (one order in the log: while two threads' commits alternate, each "
                    "takes its place from the other's CPU; at one thread's CPU %s and the line "
