@@ -519,7 +519,8 @@ struct lrvm__log {
                                        this process: it is new, or began here */
     /* Group commit (log.c): one fdatasync at a time, the leader's without
      * the store lock. */
-    unsigned char  *lg_spare;       /* a second buffer: the batch being synced */
+    unsigned char  *lg_spare;       /* a second buffer: a group's batch being
+                                       synced, or records the syncer writes */
     pthread_mutex_t lg_sync_mu;     /* held across every fdatasync of the log */
     pthread_cond_t  lg_synced;      /* with the store lock: a leader's sync ended */
     int             lg_syncing;     /* a leader is in fdatasync */
@@ -528,8 +529,9 @@ struct lrvm__log {
     int             lg_sync_rc;     /* LRVM_E* of a failed sync made without the
                                        store lock (a truncation's header, the
                                        syncer's); sticky, under lg_sync_mu */
-    /* The syncer (log.c): a thread that syncs what no-flush commits wrote
-     * when the buffer filled, and grows the file ahead of the writer. */
+    /* The syncer (log.c): a thread that writes and syncs the records
+     * no-flush commits left when the buffer filled, and grows the file
+     * ahead of the writer. */
     int             lg_bg_state;    /* 0 not started, 1 running, -1 cannot start */
     int             lg_bg_asked;    /* work posted since the last bg_absorb */
     uint64_t        lg_bg_owed;     /* end of the records handed to it to sync: those
@@ -549,6 +551,10 @@ struct lrvm__log {
     int             lg_bg_rc;       /* LRVM_E* of a sync of its that failed */
     int             lg_bg_busy;     /* it works on what it took */
     int             lg_bg_stop;
+    const unsigned char *lg_bg_wbuf;    /* a write posted: the spare's first */
+    size_t          lg_bg_wlen;         /*   lg_bg_wlen bytes, at lg_bg_wat of the */
+    uint64_t        lg_bg_wat;          /*   file; NULL once it took it */
+    int             lg_bg_writing;  /* it writes what it took: the spare is its */
     /* The tail (log.c): while it is open, commits place records in the
      * buffer past lg_buf_used without the store lock. The word each of
      * them changes, and each part of the count, have a line of their own. */

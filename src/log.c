@@ -49,10 +49,12 @@
  * Two syncs of the log and no segment I/O in the commit that switches.
  *
  * Invariants
- *   I1 Records in [header, lg_durable) are synced; the buffer holds only
- *      whole records of committed transactions and of commits waiting for
- *      their group's sync (and, during a commit, the committing one's
- *      parts) and is written at lg_written.
+ *   I1 Records in [header, lg_durable) are synced; those in
+ *      [lg_durable, lg_written) are in the file, or in the spare while
+ *      the syncer writes them (I8); the buffer holds only whole records
+ *      of committed transactions and of commits waiting for their group's
+ *      sync (and, during a commit, the committing one's parts) and is
+ *      written at lg_written.
  *   I2 lg_written == lg_durable except while a multi-part commit spills,
  *      a group leader's sync is under way, or the syncer owes the sync of
  *      records let go from the buffer (lg_written == lg_bg_owed). Linux
@@ -89,6 +91,11 @@
  *      it began at 4096 and stays below the retiring one's start, or
  *      began past its end; no write of the log passes lg_wall (reserve
  *      waits until the retiring generation is applied).
+ *   I8 While a write of the syncer's is posted or under way (lg_bg_wbuf,
+ *      lg_bg_writing), the spare is its: no one else reads or changes
+ *      it, and its bytes lie in [lg_durable, lg_written). Every sync of
+ *      the log but the syncer's own first waits until that write is done
+ *      (bg_wait_written), and so does whoever uses the spare next.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -439,6 +446,7 @@ static int bg_start(struct lrvm__log *lg);
 static void bg_post(struct lrvm__log *lg, uint64_t sync_to, uint64_t grow_to);
 static int bg_wait_idle(struct lrvm__log *lg);
 static void bg_wait_quiet(struct lrvm__log *lg);
+static void bg_wait_written(struct lrvm__log *lg);
 
 /* The size the file will need once truncations run beside the commits,
  * or 0 while that is not known yet. A generation that began at 4096
@@ -553,6 +561,7 @@ static int bg_owes(const struct lrvm__log *lg)
 
 int lrvm__log_sync(struct lrvm__log *lg)
 {
+    bg_wait_written(lg);
     int owed = bg_owes(lg);
     lrvm__lock(&lg->lg_sync_mu, LRVM__RANK_LOG_SYNC);
     int rc = lg->lg_sync_rc != 0 ? lg->lg_sync_rc
@@ -574,6 +583,7 @@ void lrvm__log_quiesce(struct lrvm__log *lg)
  * durable so no crash brings back a failed commit, wake the waiters. */
 static int group_fail(struct lrvm__log *lg, int rc)
 {
+    bg_wait_written(lg);                /* its bytes are among those zeroed */
     uint64_t end = lg->lg_written + lg->lg_buf_used;
     if (lg->lg_wall != 0 && end > lg->lg_wall)
         end = lg->lg_wall;                  /* nothing was written past it (I7) */
@@ -596,19 +606,24 @@ static int group_fail(struct lrvm__log *lg, int rc)
 
 /*
  * A thread of the log's own, started by the first work posted to it, takes
- * two syncs off the commits' path (doc/architecture.md, "The syncer",
- * says what they cost a commit there):
- *   - a no-flush commit that finds the buffer full writes the records of
- *     the no-flush commits before it and goes on; the syncer syncs them
- *     (pass_prefix);
+ * writes and syncs off the commits' path (doc/architecture.md, "The
+ * syncer", says what they cost a commit there):
+ *   - a no-flush commit that finds the buffer full hands the records of
+ *     the no-flush commits before it to the syncer, which writes and
+ *     syncs them, and goes on in the spare buffer (pass_prefix); while
+ *     the syncer still writes the spare, the commit writes them itself
+ *     and the syncer syncs them;
  *   - the writer coming near the file's end, the syncer grows it, writes
  *     the zeros out and syncs them (reserve).
  * It never takes the store's lock: what it did is taken in by the
  * committing threads (bg_absorb), under it. A commit never does its work
  * beside it: one that finds it too far behind, or the file not yet grown,
- * waits for it (bg_wait_idle). A sync of its that fails fails the store
- * as a group's does (group_fail): the records it covered were let go
- * from the buffer and cannot be written again (I2).
+ * waits for it (bg_wait_idle). Every sync of the log but its own first
+ * waits for the write it was handed (bg_wait_written), so a sync never
+ * passes records that are not in the file yet. A write or sync of its
+ * that fails fails the store as a group's does (group_fail): the records
+ * it covered were let go from the buffer and cannot be written again
+ * (I2).
  */
 
 /* The syncer's growth: the file to hold END, its zeros on the disk before
@@ -648,7 +663,22 @@ int lrvm__log_syncer_lockstep;
 /* Has the syncer nothing posted and nothing under way? lg_bg_mu held. */
 static int bg_idle(const struct lrvm__log *lg)
 {
-    return lg->lg_bg_want == 0 && lg->lg_bg_grow == 0 && !lg->lg_bg_busy;
+    return lg->lg_bg_want == 0 && lg->lg_bg_grow == 0 && lg->lg_bg_wbuf == NULL &&
+           !lg->lg_bg_busy;
+}
+
+/* Write what the syncer took: LEN bytes of the spare at AT, their
+ * writeback started. A failed write may leave a hole below records that
+ * later syncs would call durable: the log's syncs fail from then on. */
+static int bg_write(struct lrvm__log *lg, const unsigned char *buf, size_t len, uint64_t at)
+{
+    int rc = lrvm__io_pwrite_all(lg->lg_fd, buf, len, at);
+    if (rc < 0) {
+        fail_syncs(lg, rc);
+        return rc;
+    }
+    lrvm__io_start_writeback(lg->lg_fd, at, len);
+    return 0;
 }
 
 static void *syncer_main(void *arg)
@@ -659,7 +689,7 @@ static void *syncer_main(void *arg)
     lrvm__lock_own_thread();
     lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
     for (;;) {
-        if (lg->lg_bg_want == 0 && lg->lg_bg_grow == 0) {
+        if (lg->lg_bg_want == 0 && lg->lg_bg_grow == 0 && lg->lg_bg_wbuf == NULL) {
             lg->lg_bg_busy = 0;
             pthread_cond_broadcast(&lg->lg_bg_idle);
             if (lg->lg_bg_stop)
@@ -668,12 +698,28 @@ static void *syncer_main(void *arg)
             continue;
         }
         uint64_t to = lg->lg_bg_want, gen = lg->lg_bg_want_gen, grow = lg->lg_bg_grow;
+        const unsigned char *wbuf = lg->lg_bg_wbuf;
+        size_t wlen = lg->lg_bg_wlen;
+        uint64_t wat = lg->lg_bg_wat;
         lg->lg_bg_want = lg->lg_bg_grow = 0;
+        lg->lg_bg_wbuf = NULL;
+        lg->lg_bg_writing = wbuf != NULL;
         lg->lg_bg_busy = 1;
         lrvm__unlock(&lg->lg_bg_mu);
 
+        /* The write first: the sync posted with it covers it, and the
+         * spare goes back to the commits as soon as it is written. */
+        int rc = 0;
+        if (wbuf != NULL) {
+            rc = bg_write(lg, wbuf, wlen, wat);
+            lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
+            lg->lg_bg_writing = 0;
+            pthread_cond_broadcast(&lg->lg_bg_idle);
+            lrvm__unlock(&lg->lg_bg_mu);
+        }
         unsigned syncs = 0;
-        int rc = grow != 0 ? grow_ahead(lg, grow, &syncs) : 0;
+        if (rc == 0 && grow != 0)
+            rc = grow_ahead(lg, grow, &syncs);
         if (rc == 0 && to != 0 && (rc = sync_unlocked(lg)) == 0)
             syncs++;
 
@@ -699,11 +745,22 @@ static int bg_start(struct lrvm__log *lg)
     return lg->lg_bg_state > 0;
 }
 
-/* Post work to the running syncer: a sync of the generation's records up
- * to SYNC_TO, the file grown to GROW_TO (either 0: none). Store lock held. */
-static void bg_post(struct lrvm__log *lg, uint64_t sync_to, uint64_t grow_to)
+/* Post work to the running syncer: the write of the spare's first N
+ * bytes at lg_written (N 0: none), which the spare holds until it is
+ * written; a sync of the generation's records up to SYNC_TO, the file
+ * grown to GROW_TO (either 0: none). Posted together, under one hold of
+ * lg_bg_mu, a write is taken no later than the sync that covers it.
+ * Store lock held. */
+static void bg_post_write(struct lrvm__log *lg, size_t n, uint64_t sync_to, uint64_t grow_to)
 {
     lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
+    if (n != 0) {
+        LRVM__ASSERT(lg->lg_bg_wbuf == NULL && !lg->lg_bg_writing);       /* I8 */
+        LRVM__ASSERT(lg->lg_written >= lg->lg_durable);
+        lg->lg_bg_wbuf = lg->lg_spare;
+        lg->lg_bg_wlen = n;
+        lg->lg_bg_wat = lg->lg_written;
+    }
     if (sync_to != 0) {
         lg->lg_bg_want = sync_to;
         lg->lg_bg_want_gen = lg->lg_generation;
@@ -715,6 +772,36 @@ static void bg_post(struct lrvm__log *lg, uint64_t sync_to, uint64_t grow_to)
     lg->lg_bg_asked = 1;
     if (lrvm__log_syncer_lockstep)
         bg_wait_quiet(lg);
+}
+
+static void bg_post(struct lrvm__log *lg, uint64_t sync_to, uint64_t grow_to)
+{
+    bg_post_write(lg, 0, sync_to, grow_to);
+}
+
+/* Is the spare free: no write of the syncer's posted or under way? */
+static int bg_spare_free(struct lrvm__log *lg)
+{
+    if (lg->lg_bg_state <= 0)
+        return 1;
+    lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
+    int free_ = lg->lg_bg_wbuf == NULL && !lg->lg_bg_writing;
+    lrvm__unlock(&lg->lg_bg_mu);
+    return free_;
+}
+
+/* Wait until the write the syncer was handed is in the file (or failed,
+ * which fails the log's syncs): before a sync that is to cover it, and
+ * before the spare is used again. Any thread; the syncer never waits
+ * for another. */
+static void bg_wait_written(struct lrvm__log *lg)
+{
+    if (lrvm__in_syncer)
+        return;
+    lrvm__lock(&lg->lg_bg_mu, LRVM__RANK_LOG_BG);
+    while (lg->lg_bg_wbuf != NULL || lg->lg_bg_writing)
+        pthread_cond_wait(&lg->lg_bg_idle, &lg->lg_bg_mu);
+    lrvm__unlock(&lg->lg_bg_mu);
 }
 
 /* The offset before which the syncer has synced the current generation,
@@ -818,6 +905,10 @@ static int group_flush(struct lrvm__log *lg, void (*in_flight)(void *), void *ar
             return lg->lg_group_rc != 0 ? lg->lg_group_rc : LRVM_EFAILED;
     }
 
+    /* Its sync covers what the syncer was handed, and it swaps in the
+     * spare. */
+    bg_wait_written(lg);
+    LRVM__ASSERT(bg_spare_free(lg));                    /* I8 */
     uint64_t start = lg->lg_written;
     size_t n = lg->lg_buf_used;
     int owed = bg_owes(lg);
@@ -916,13 +1007,30 @@ static int pass_prefix(struct lrvm__log *lg, size_t n)
     if (lg->lg_written + n - lg->lg_durable > BG_LAG_HARD * (uint64_t)lg->lg_buf_cap &&
         (rc = bg_wait_idle(lg)) < 0)
         return rc;
-    if ((rc = reserve(lg, lg->lg_written + n)) < 0 ||
-        (rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, n, lg->lg_written)) < 0)
+    if ((rc = reserve(lg, lg->lg_written + n)) < 0)
         return rc;
-    lrvm__io_start_writeback(lg->lg_fd, lg->lg_written, n);
-    drop_prefix(lg, n);
+    if (!bg_spare_free(lg)) {
+        /* The syncer still writes the last one: this one is written here. */
+        if ((rc = lrvm__io_pwrite_all(lg->lg_fd, lg->lg_buf, n, lg->lg_written)) < 0)
+            return rc;
+        lrvm__io_start_writeback(lg->lg_fd, lg->lg_written, n);
+        drop_prefix(lg, n);
+        lg->lg_bg_owed = lg->lg_written;
+        bg_post(lg, lg->lg_written, 0);
+        return 0;
+    }
+    /* The spare takes what follows (this transaction's open part), and
+     * the syncer writes the first N bytes from the full one: the store
+     * lock is held only for the copy, and commits at the log's tail go on
+     * while the syncer writes (doc/architecture.md, "The syncer"). */
+    unsigned char *full = lg->lg_buf;
+    lg->lg_buf = lg->lg_spare;
+    lg->lg_spare = full;
+    memcpy(lg->lg_buf, full + n, lg->lg_buf_used - n);
+    lg->lg_buf_used -= n;
+    bg_post_write(lg, n, lg->lg_written + n, 0);
+    lg->lg_written += n;
     lg->lg_bg_owed = lg->lg_written;
-    bg_post(lg, lg->lg_written, 0);
     return 0;
 }
 

@@ -395,20 +395,28 @@ END_TEST
 
 /*
  * No-flush commits of 1000 bytes fill a 4096-byte buffer: each that does
- * writes the records before it and leaves their sync to the log's syncer.
- * With that sync failing (EIO, ENOSPC), the records it covered may be
- * lost and cannot be written again, so the store fails (lrvm.h C4): some
- * later call reports the error, every call after it LRVM_EFAILED, and a
- * reopened store holds the flushed commit before and a prefix of the
- * no-flush ones. The syncer works in lockstep with the commits, so its
- * first sync after the baseline is the one that fails.
+ * hands the records before it to the log's syncer, which writes and syncs
+ * them. With that write or sync failing (EIO, ENOSPC), the records it
+ * covered may be lost and cannot be written again, so the store fails
+ * (lrvm.h C4): some later call reports the error, every call after it
+ * LRVM_EFAILED, and a reopened store holds the flushed commit before and
+ * a prefix of the no-flush ones. The syncer works in lockstep with the
+ * commits, so its first write or sync after the baseline is the one that
+ * fails.
  */
-START_TEST(test_io_syncer_sync_fails_the_store)
+START_TEST(test_io_syncer_fails_the_store)
 {
-    static const int errs[2] = { EIO, ENOSPC };
-    for (int e = 0; e < 2; e++) {
+    static const struct {
+        unsigned kind;
+        int      err;
+    } cases[] = {
+        { LRVM__IO_SYNC, EIO }, { LRVM__IO_SYNC, ENOSPC },
+        { LRVM__IO_WRITE, EIO }, { LRVM__IO_WRITE, ENOSPC },
+    };
+    for (size_t e = 0; e < sizeof cases / sizeof cases[0]; e++) {
         char what[100];
-        snprintf(what, sizeof what, "the syncer's sync fails (%s)", strerror(errs[e]));
+        snprintf(what, sizeof what, "the syncer's %s fails (%s)",
+                 cases[e].kind == LRVM__IO_SYNC ? "sync" : "write", strerror(cases[e].err));
         lrvm_t *s;
         char *a, *b;
         lrvm__log_syncer_lockstep = 1;
@@ -417,7 +425,7 @@ START_TEST(test_io_syncer_sync_fails_the_store)
         ck_assert_int_eq(lrvm_map(s, "a", 4096, (void **)&a), 0);
         ck_assert_int_eq(lrvm_map(s, "b", 16384, (void **)&b), 0);
         ck_assert_int_eq(put(s, a, 0, BASE, 64, 0), 0);
-        struct tu_fault f = { .kinds = LRVM__IO_SYNC, .nth = 1, .err = errs[e],
+        struct tu_fault f = { .kinds = cases[e].kind, .nth = 1, .err = cases[e].err,
                               .mode = LRVM__IO_ONCE | LRVM__IO_SYNCER };
         tu_fault_arm(&f);
         int rc = 0, i, failed_at = -1;
@@ -428,8 +436,8 @@ START_TEST(test_io_syncer_sync_fails_the_store)
             rc = lrvm_flush(s);
         unsigned long calls = tu_fault_calls();
         disarm();
-        ck_assert_msg(calls >= 1, "%s: the syncer made no sync", what);
-        ck_assert_msg(rc == code_of(errs[e]) || rc == LRVM_EFAILED,
+        ck_assert_msg(calls >= 1, "%s: the syncer made no such call", what);
+        ck_assert_msg(rc == code_of(cases[e].err) || rc == LRVM_EFAILED,
                       "%s: the store went on (%s, commit %d)", what, lrvm_strerror(rc), failed_at);
         rc = put(s, a, 0, NEW, 64, 0);
         ck_assert_msg(rc == LRVM_EFAILED, "%s: a commit after it returned %s", what,
@@ -553,7 +561,7 @@ START_TEST(test_io_syncer_behind_slows_commits_then_waits)
     tu_rmrf(cdir);
     ck_assert_int_eq(store_open(4096, &s), 0);
     ck_assert_int_eq(lrvm_map(s, "b", 102400, (void **)&b), 0);
-    lrvm__io_hold_syncer(1);
+    lrvm__io_hold_syncer(LRVM__IO_SYNC);
     struct nf_run r = { .s = s, .b = b, .n = 100 };
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, nf_commits, &r), 0);
@@ -583,6 +591,62 @@ START_TEST(test_io_syncer_behind_slows_commits_then_waits)
     for (int i = 0; i < 100; i++)
         ck_assert_msg(first_diff(b + i * 1000, 'A' + i % 26, 1000) < 0,
                       "no-flush commit %d is lost (%d went on while the syncer was held)", i, done);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+struct flush_run {
+    lrvm_t     *s;
+    _Atomic int rc, done;       /* read while the thread runs */
+};
+
+static void *flush_thread(void *arg)
+{
+    struct flush_run *r = arg;
+    atomic_store(&r->rc, lrvm_flush(r->s));
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+/*
+ * The syncer writes the records a no-flush commit hands it when the
+ * buffer fills, while the commits go on. A flush made meanwhile syncs the
+ * log only once that write is in the file, or it would call durable
+ * records that are not there yet: with the syncer's writes held, five
+ * no-flush commits of 1000 bytes fill a 4096-byte buffer, and a flush
+ * from another thread does not return while the write waits. Let go, it
+ * returns 0, and a reopened store holds every commit.
+ */
+START_TEST(test_io_flush_waits_for_the_syncers_write)
+{
+    lrvm_t *s;
+    char *b;
+    tu_rmrf(cdir);
+    ck_assert_int_eq(store_open(4096, &s), 0);
+    ck_assert_int_eq(lrvm_map(s, "b", 16384, (void **)&b), 0);
+    lrvm__io_hold_syncer(LRVM__IO_WRITE);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(put(s, b, (size_t)i * 1000, 'A' + i, 1000, LRVM_NO_FLUSH), 0);
+    for (int k = 0; lrvm__io_held() == 0; k++) {
+        ck_assert_msg(k < 10000, "the syncer never came to write the full buffer");
+        usleep(1000);
+    }
+    struct flush_run r = { .s = s };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, flush_thread, &r), 0);
+    usleep(200000);
+    int early = atomic_load(&r.done);
+    lrvm__io_hold_syncer(0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_msg(!early, "the flush returned (%s) while the syncer's write of the records "
+                  "before it waited", lrvm_strerror(atomic_load(&r.rc)));
+    ck_assert_int_eq(atomic_load(&r.rc), 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+
+    ck_assert_int_eq(store_open(4096, &s), 0);
+    ck_assert_int_eq(lrvm_map(s, "b", 16384, (void **)&b), 0);
+    for (int i = 0; i < 5; i++)
+        ck_assert_msg(first_diff(b + i * 1000, 'A' + i, 1000) < 0, "no-flush commit %d is lost", i);
     ck_assert_int_eq(lrvm_close(s), 0);
 }
 END_TEST
@@ -854,9 +918,10 @@ int main(void)
     tcase_add_test(tc, test_io_large_tx_fails_nth_call_then_crash);
     tcase_add_test(tc, test_io_auto_large_tx_fails_nth_call_then_crash);
     tcase_add_test(tc, test_io_noflush_then_failed_commit_crash);
-    tcase_add_test(tc, test_io_syncer_sync_fails_the_store);
+    tcase_add_test(tc, test_io_syncer_fails_the_store);
     tcase_add_test(tc, test_io_syncer_growth_fails);
     tcase_add_test(tc, test_io_syncer_behind_slows_commits_then_waits);
+    tcase_add_test(tc, test_io_flush_waits_for_the_syncers_write);
     tcase_add_test(tc, test_io_log_grows_toward_two_generations);
     tcase_add_test(tc, test_io_log_growth_goes_on_in_the_next_generation);
     tcase_add_test(tc, test_io_always_failing_commit);

@@ -579,7 +579,7 @@ static int fault(unsigned kind)
 static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t  hold_cv = PTHREAD_COND_INITIALIZER;
 static _Atomic unsigned hold_kinds;
-static _Atomic int      hold_syncer;
+static _Atomic unsigned hold_syncer;
 static unsigned         hold_waiting;
 
 void lrvm__io_hold(unsigned kinds)
@@ -592,10 +592,10 @@ void lrvm__io_hold(unsigned kinds)
     pthread_mutex_unlock(&hold_mu);
 }
 
-void lrvm__io_hold_syncer(int on)
+void lrvm__io_hold_syncer(unsigned kinds)
 {
     pthread_mutex_lock(&hold_mu);
-    atomic_store(&hold_syncer, on);
+    atomic_store(&hold_syncer, kinds);
     pthread_cond_broadcast(&hold_cv);
     pthread_mutex_unlock(&hold_mu);
 }
@@ -618,11 +618,11 @@ static int is_segment(int fd)
 }
 
 /* Does a hold name a call of KIND on FD now: a truncation's thread's on
- * a segment file, or the syncer's sync? */
+ * a segment file, or the syncer's? */
 static int held(int fd, unsigned kind)
 {
     if (lrvm__in_syncer)
-        return kind == LRVM__IO_SYNC && atomic_load(&hold_syncer);
+        return (atomic_load(&hold_syncer) & kind) != 0;
     return (atomic_load(&hold_kinds) & kind) && lrvm__in_truncation && is_segment(fd);
 }
 

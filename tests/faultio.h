@@ -76,9 +76,10 @@ extern _Atomic unsigned lrvm__io_sync_delay_us;
  * LRVM__IO_SYNC) on a segment file made by a truncation's thread wait
  * until KINDS no longer names them (lrvm__io_hold(0) lets all go). */
 void     lrvm__io_hold(unsigned kinds);
-/* Hold the log's syncer: while ON, each fdatasync its thread makes waits
- * (lrvm__io_hold(0) lets it go too). */
-void     lrvm__io_hold_syncer(int on);
+/* Hold the log's syncer: from now on, its calls of KINDS (LRVM__IO_WRITE,
+ * LRVM__IO_SYNC) wait until KINDS no longer names them
+ * (lrvm__io_hold_syncer(0), or lrvm__io_hold(0), lets all go). */
+void     lrvm__io_hold_syncer(unsigned kinds);
 /* Calls waiting in a hold now. */
 unsigned lrvm__io_held(void);
 
