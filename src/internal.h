@@ -548,12 +548,12 @@ struct lrvm__log {
     uint64_t        lg_bg_done;     /* synced: up to here, of lg_bg_done_gen */
     uint64_t        lg_bg_done_gen;
     unsigned        lg_bg_fsyncs;   /* its syncs since the last bg_absorb */
-    int             lg_bg_rc;       /* LRVM_E* of a sync of its that failed */
+    int             lg_bg_rc;       /* LRVM_E* of a write or sync of its that failed */
     int             lg_bg_busy;     /* it works on what it took */
     int             lg_bg_stop;
-    const unsigned char *lg_bg_wbuf;    /* a write posted: the spare's first */
-    size_t          lg_bg_wlen;         /*   lg_bg_wlen bytes, at lg_bg_wat of the */
-    uint64_t        lg_bg_wat;          /*   file; NULL once it took it */
+    const unsigned char *lg_bg_wbuf;    /* a write posted, NULL once it took it: */
+    size_t          lg_bg_wlen;         /*   the spare's first lg_bg_wlen bytes, */
+    uint64_t        lg_bg_wat;          /*   at lg_bg_wat of the file (log.c I8) */
     int             lg_bg_writing;  /* it writes what it took: the spare is its */
     /* The tail (log.c): while it is open, commits place records in the
      * buffer past lg_buf_used without the store lock. The word each of
