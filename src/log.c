@@ -93,9 +93,12 @@
  *      waits until the retiring generation is applied).
  *   I8 While a write of the syncer's is posted or under way (lg_bg_wbuf,
  *      lg_bg_writing), the spare is its: no one else reads or changes
- *      it, and its bytes lie in [lg_durable, lg_written). Every sync of
- *      the log but the syncer's own first waits until that write is done
- *      (bg_wait_written), and so does whoever uses the spare next.
+ *      it, and its bytes lie in [lg_durable, lg_written). Every sync
+ *      that makes records durable (lrvm__log_sync, a group leader's)
+ *      first waits until that write is done (bg_wait_written), and so
+ *      do group_fail's zeros and whoever uses the spare next. (The
+ *      syncer's own syncs follow its writes; a truncation's header sync
+ *      makes no record of the current generation durable.)
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -618,9 +621,9 @@ static int group_fail(struct lrvm__log *lg, int rc)
  * It never takes the store's lock: what it did is taken in by the
  * committing threads (bg_absorb), under it. A commit never does its work
  * beside it: one that finds it too far behind, or the file not yet grown,
- * waits for it (bg_wait_idle). Every sync of the log but its own first
- * waits for the write it was handed (bg_wait_written), so a sync never
- * passes records that are not in the file yet. A write or sync of its
+ * waits for it (bg_wait_idle). Every other sync that makes records
+ * durable first waits for the write it was handed (bg_wait_written), so
+ * none passes records that are not in the file yet (I8). A write or sync of its
  * that fails fails the store as a group's does (group_fail): the records
  * it covered were let go from the buffer and cannot be written again
  * (I2).
