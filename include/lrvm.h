@@ -73,11 +73,11 @@
  *      concurrent commits fails (group commit): every one of them fails,
  *      no-flush commits not yet durable are lost with them, and lrvm
  *      zeroes the log past its last durable record so that none of them
- *      comes back after a crash. So too when a sync fails that covers
- *      records no-flush commits already wrote to the log (a no-flush
- *      commit that fills the log buffer writes the records before it and
- *      leaves their sync to a thread of lrvm's own): the next commit,
- *      flush or truncation reports the error.
+ *      comes back after a crash. So too when a write or sync fails of
+ *      records no-flush commits already handed to the log (a no-flush
+ *      commit that fills the log buffer leaves the records before it to
+ *      a thread of lrvm's own, which writes and syncs them): the next
+ *      commit, flush or truncation reports the error.
  *   C5 Segment files must not be changed by anything but lrvm while the log
  *      holds records for them.
  *   C6 Kernel writes into a segment (the mprotect tracker): a system call
@@ -401,8 +401,8 @@ int lrvm_set_range(lrvm_tx_t *tx, void *addr, size_t len);
 /*
  * lrvm_commit -- commit TX. flags 0: durable when the call returns.
  * LRVM_NO_FLUSH: durable at the next lrvm_flush, flushing commit, close,
- * or soon after the log buffer fills (the commit that fills it writes the
- * records before it, and a thread of lrvm's own syncs them, C4); commit
+ * or soon after the log buffer fills (a thread of lrvm's own writes and
+ * syncs the records before the commit that fills it, C4); commit
  * order is kept either way: lrvm_flush from any thread makes durable
  * every commit whose call returned before it began. In explicit mode the
  * thread that began TX commits a small transaction with LRVM_NO_FLUSH
