@@ -12,7 +12,9 @@
  * steps 1..c of the history, c is at least every step reported durable and
  * never less than the round before. Then the next round's worker goes on
  * from c. Kills land anywhere: in a commit, a truncation, a fault handler,
- * or the worker's own recovery at open.
+ * or the worker's own recovery at open. Every other round's delay counts
+ * from the worker's report of its open, so that rounds kill it in the
+ * middle of its steps however long its open takes.
  *
  * With --threads N the worker runs N such histories at once, thread t on
  * segments "a<t>" and "b<t>" with a history of its own, so flushing
@@ -433,10 +435,12 @@ static uint64_t pick_delay_us(const struct config *c, uint64_t *rng)
 }
 
 /* Read every message the worker sent before TIMEOUT_MS passed (-1: until
- * it closes the pipe). */
-static void read_msgs(int fd, int timeout_ms, struct round_result *r)
+ * it closes the pipe); with FROM_OPEN, TIMEOUT_MS counts from the
+ * worker's first report of its open (OPEN_GUARD_MS at most before it). */
+#define OPEN_GUARD_MS 60000
+static void read_msgs(int fd, int timeout_ms, int from_open, struct round_result *r)
 {
-    double end = now() + timeout_ms / 1000.0;
+    double end = now() + (from_open ? OPEN_GUARD_MS : timeout_ms) / 1000.0;
     for (;;) {
         int wait_ms = -1;
         if (timeout_ms >= 0) {
@@ -457,6 +461,10 @@ static void read_msgs(int fd, int timeout_ms, struct round_result *r)
             return;
         if (got != (ssize_t)sizeof m || m.thread >= MAX_THREADS)
             die("bad message from the worker");
+        if (m.type == MSG_OPEN && from_open) {
+            from_open = 0;
+            end = now() + timeout_ms / 1000.0;
+        }
         if (m.type == MSG_OPEN)
             r->opened_at[m.thread] = m.step;
         else if (m.step > r->durable[m.thread])
@@ -464,7 +472,11 @@ static void read_msgs(int fd, int timeout_ms, struct round_result *r)
     }
 }
 
-static void run_worker_round(const struct config *c, uint64_t delay_us, struct round_result *r)
+/* One round: the worker killed DELAY_US after its start, or with
+ * FROM_OPEN after its first report of its open (a worker slowed down, as
+ * by a sanitizer, would else be killed in its open every time). */
+static void run_worker_round(const struct config *c, uint64_t delay_us, int from_open,
+                             struct round_result *r)
 {
     int p[2];
     if (pipe(p) != 0)
@@ -478,9 +490,9 @@ static void run_worker_round(const struct config *c, uint64_t delay_us, struct r
         worker(c, p[1]);
     }
     close(p[1]);
-    read_msgs(p[0], (int)(delay_us / 1000), r);
+    read_msgs(p[0], (int)(delay_us / 1000), from_open, r);
     kill(pid, SIGKILL);
-    read_msgs(p[0], -1, r);
+    read_msgs(p[0], -1, 0, r);
     close(p[0]);
     while (waitpid(pid, &r->worker_status, 0) < 0 && errno == EINTR)
         ;
@@ -854,8 +866,9 @@ int main(int argc, char **argv)
     char limit_text[32] = "default";
     if (c.resident_limit != 0)
         snprintf(limit_text, sizeof limit_text, "%zu", c.resident_limit);
-    printf("%s: mode %s%s, %d histor%s%s, seed %" PRIu64 ", kills after 0..%u ms, "
-           "truncate_threshold %zu, resident_limit %s, store %s\n", prog, mode_names[c.mode],
+    printf("%s: mode %s%s, %d histor%s%s, seed %" PRIu64 ", kills after 0..%u ms "
+           "(from the open in every other round), truncate_threshold %zu, resident_limit %s, "
+           "store %s\n", prog, mode_names[c.mode],
            c.mode == MODE_EXPLICIT ? "" : tracker_name(c.tracker), c.threads,
            c.threads == 1 ? "y" : "ies at once",
            c.heap ? " on persistent heaps" : c.shared ? " sharing segment b" : "", c.seed,
@@ -872,7 +885,7 @@ int main(int argc, char **argv)
         memset(&r, 0, sizeof r);
         for (int t = 0; t < MAX_THREADS; t++)
             r.opened_at[t] = UINT64_MAX;
-        run_worker_round(&c, pick_delay_us(&c, &rng), &r);
+        run_worker_round(&c, pick_delay_us(&c, &rng), round % 2 == 0, &r);
         if (!WIFSIGNALED(r.worker_status) || WTERMSIG(r.worker_status) != SIGKILL) {
             int code = WIFEXITED(r.worker_status) ? WEXITSTATUS(r.worker_status) : -1;
             fprintf(stderr, "%s: round %d: the worker %s %d instead of being killed%s%s\n",
