@@ -434,10 +434,11 @@ static uint64_t pick_delay_us(const struct config *c, uint64_t *rng)
     return *rng % ((uint64_t)c->max_delay_ms * 1000 + 1);
 }
 
+#define OPEN_GUARD_MS 60000
+
 /* Read every message the worker sent before TIMEOUT_MS passed (-1: until
  * it closes the pipe); with FROM_OPEN, TIMEOUT_MS counts from the
  * worker's first report of its open (OPEN_GUARD_MS at most before it). */
-#define OPEN_GUARD_MS 60000
 static void read_msgs(int fd, int timeout_ms, int from_open, struct round_result *r)
 {
     double end = now() + (from_open ? OPEN_GUARD_MS : timeout_ms) / 1000.0;
@@ -461,13 +462,13 @@ static void read_msgs(int fd, int timeout_ms, int from_open, struct round_result
             return;
         if (got != (ssize_t)sizeof m || m.thread >= MAX_THREADS)
             die("bad message from the worker");
-        if (m.type == MSG_OPEN && from_open) {
-            from_open = 0;
-            end = now() + timeout_ms / 1000.0;
-        }
-        if (m.type == MSG_OPEN)
+        if (m.type == MSG_OPEN) {
             r->opened_at[m.thread] = m.step;
-        else if (m.step > r->durable[m.thread])
+            if (from_open) {
+                from_open = 0;
+                end = now() + timeout_ms / 1000.0;
+            }
+        } else if (m.step > r->durable[m.thread])
             r->durable[m.thread] = m.step;
     }
 }
