@@ -1095,7 +1095,7 @@ struct lrvm_tx {
                                                  merged with a later one */
     unsigned char       *tx_undo;             /* before-images */
     size_t               tx_undo_len, tx_undo_cap;
-    struct lrvm__range  *tx_sorted;           /* commit's scratch */
+    struct lrvm__range  *tx_sorted;           /* commit's scratch: the sort and its merges */
     size_t               tx_sorted_cap;
     /* Biased ownership (tx.c): the slot of the thread whose
      * lrvm_set_range calls may run without the store's lock, or NULL. */

@@ -4,8 +4,9 @@
  *
  * Owns: a transaction's declared ranges (tx_ranges, in declaration order)
  * and their before-images end to end in tx_undo; commit's sorted copy
- * (tx_sorted). The arrays stay with the handle when it goes back to
- * tx.c's pool, so a steady stream of small transactions allocates nothing.
+ * and the merge sort's room beside it (tx_sorted). The arrays stay with
+ * the handle when it goes back to tx.c's pool, so a steady stream of
+ * small transactions allocates nothing.
  * Never: touches a page's protection, or keeps anything past the end of a
  * transaction but the (bounded) arrays. It has no ambient epoch.
  *
@@ -108,31 +109,64 @@ static int ex_capture(lrvm_tx_t *tx, struct lrvm__seg *seg, size_t off, size_t l
     return 0;
 }
 
-static int range_cmp(const void *a, const void *b)
+/* Does X come before Y: by segment, then offset? */
+static inline int range_before(const struct lrvm__range *x, const struct lrvm__range *y)
 {
-    const struct lrvm__range *x = a, *y = b;
     if (x->rg_seg != y->rg_seg)
-        return (uintptr_t)x->rg_seg < (uintptr_t)y->rg_seg ? -1 : 1;
-    if (x->rg_off != y->rg_off)
-        return x->rg_off < y->rg_off ? -1 : 1;
-    return 0;
+        return (uintptr_t)x->rg_seg < (uintptr_t)y->rg_seg;
+    return x->rg_off < y->rg_off;
 }
 
-/* Sort N ranges by segment and offset: by insertion while there are as
- * few as a small transaction declares, where qsort costs more. */
-static void sort_ranges(struct lrvm__range *r, size_t n)
+#define SORT_RUN 16     /* ranges a run is sorted by insertion */
+
+/* Sort the N ranges at R by insertion: the fastest way for as few as a
+ * run holds. */
+static void insertion_sort(struct lrvm__range *r, size_t n)
 {
-    if (n > 16) {
-        qsort(r, n, sizeof *r, range_cmp);
-        return;
-    }
     for (size_t i = 1; i < n; i++) {
         struct lrvm__range x = r[i];
         size_t j = i;
-        for (; j > 0 && range_cmp(&r[j - 1], &x) > 0; j--)
+        for (; j > 0 && range_before(&x, &r[j - 1]); j--)
             r[j] = r[j - 1];
         r[j] = x;
     }
+}
+
+/* Merge the sorted runs A[0, NA) and B[0, NB) into OUT. */
+static void merge_runs(const struct lrvm__range *a, size_t na, const struct lrvm__range *b,
+                       size_t nb, struct lrvm__range *out)
+{
+    size_t i = 0, j = 0;
+    while (i < na && j < nb)
+        *out++ = range_before(&b[j], &a[i]) ? b[j++] : a[i++];
+    memcpy(out, a + i, (na - i) * sizeof *a);
+    memcpy(out + (na - i), b + j, (nb - j) * sizeof *b);
+}
+
+/* Sort the N ranges at R by segment and offset, with room for N more at
+ * TMP; returns where the sorted ranges are, R or TMP. A merge sort from
+ * the bottom, with the comparison inline: the heap's own transactions
+ * declare over a hundred ranges, and qsort's calls through a pointer
+ * made their sort a third of their commit (doc/architecture.md, "The
+ * persistent heap"). Runs already in order are copied, not merged. */
+static struct lrvm__range *sort_ranges(struct lrvm__range *r, struct lrvm__range *tmp, size_t n)
+{
+    for (size_t i = 0; i < n; i += SORT_RUN)
+        insertion_sort(r + i, n - i < SORT_RUN ? n - i : SORT_RUN);
+    struct lrvm__range *from = r, *to = tmp;
+    for (size_t w = SORT_RUN; w < n; w *= 2) {
+        for (size_t i = 0; i < n; i += 2 * w) {
+            size_t na = n - i < w ? n - i : w, nb = n - i - na < w ? n - i - na : w;
+            if (nb == 0 || !range_before(&from[i + na], &from[i + na - 1]))
+                memcpy(to + i, from + i, (na + nb) * sizeof *from);
+            else
+                merge_runs(from + i, na, from + i + na, nb, to + i);
+        }
+        struct lrvm__range *t = from;
+        from = to;
+        to = t;
+    }
+    return from;
 }
 
 static int ex_commit_start(lrvm_t *s, lrvm_tx_t *tx)
@@ -149,13 +183,14 @@ static int ex_redo(lrvm_t *s, lrvm_tx_t *tx, lrvm__emit_fn *emit, void *arg)
     size_t n = tx->tx_nranges;
     if (n == 0)
         return 0;
-    struct lrvm__range *sorted = lrvm__room_for(tx->tx_sorted, n - 1, &tx->tx_sorted_cap,
+    /* The copy to sort, and as much again for the merges. */
+    struct lrvm__range *sorted = lrvm__room_for(tx->tx_sorted, 2 * n - 1, &tx->tx_sorted_cap,
                                                 sizeof *sorted);
     if (sorted == NULL)
         return LRVM_ENOMEM;
     tx->tx_sorted = sorted;
     memcpy(sorted, tx->tx_ranges, n * sizeof *sorted);       /* keeps I1 */
-    sort_ranges(sorted, n);
+    sorted = sort_ranges(sorted, sorted + n, n);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0;) {
         struct lrvm__seg *seg = sorted[i].rg_seg;
