@@ -535,7 +535,8 @@ static void child_disk_floor(const struct bench *b, const void *argp, void *outp
 /* ------------------------------------------------------------ line floor */
 
 /* One thread of the line floor: OPS operations, each LFLOOR_WORK steps of
- * work of its own and then one compare-and-swap of *WORD, on CPU. */
+ * work of its own and then one compare-and-swap of *WORD, on CPU; the
+ * next operation's steps need the word swapped. */
 struct lfloor_worker {
     WORKER_LINE _Atomic uint64_t own;   /* its word, when it has a line of its own */
     _Atomic uint64_t  *word;
@@ -567,6 +568,10 @@ static void *lfloor_run(void *p)
         while (!atomic_compare_exchange_weak_explicit(w->word, &v, v + 1, memory_order_acq_rel,
                                                       memory_order_relaxed))
             ;
+        /* The next operation's work needs the word swapped, as a commit's
+         * copy needs the place it took: else the core runs the chain
+         * ahead while the line comes, and the floor hides its cost. */
+        x ^= v & 1;
     }
     w->secs = now() - t0;
     w->sink = x;

@@ -539,7 +539,8 @@ static void print_line_floor(const struct bench *b, FILE *o)
         return;
     }
     fprintf(o, "  line floor (no lrvm): two threads on two CPUs, each doing %d dependent steps "
-               "of work of its own and then one compare-and-swap an operation; ns an operation "
+               "of work of its own and then one compare-and-swap, whose result the next steps "
+               "need, an operation; ns an operation "
                "with one word both swap %s, with words on lines of their own %s: a line taken "
                "from the other CPU adds %s\n", LFLOOR_WORK,
             fmt_sum(s, sizeof s, b->lfloor_shared, 0), fmt_sum(t, sizeof t, b->lfloor_own, 0),

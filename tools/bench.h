@@ -138,8 +138,9 @@ struct dfloor_result {
 };
 
 /* The line floor: two threads on two CPUs, each doing LFLOOR_WORK steps
- * of work of its own and then one compare-and-swap an operation, of one
- * word on a shared cache line, then of words on lines of their own. */
+ * of work of its own and then one compare-and-swap an operation, whose
+ * result the next steps need, of one word on a shared cache line, then
+ * of words on lines of their own. */
 struct lfloor_result {
     uint64_t ops;                 /* each thread's, in each half (0: not run) */
     double   shared_ns, own_ns;   /* an operation, the two threads' mean */

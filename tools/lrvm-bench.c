@@ -31,8 +31,9 @@
  *              its own: pages/s, set against the threads part
  *   disk       256 MiB in 1 MiB pwrites to a new file, synced every 16 MiB
  *   line       two threads pinned to two CPUs, each doing 200 dependent
- *              steps of work and one compare-and-swap an operation, of one
- *              shared word, then of words on lines of their own: what
+ *              steps of work and one compare-and-swap an operation (the
+ *              next steps need its result), of one shared word, then of
+ *              words on lines of their own: what
  *              taking a cache line from the other CPU adds to an operation,
  *              as the log's one order does to each of two threads' commits
  * Group commit:
