@@ -36,7 +36,7 @@
 #include <string.h>
 
 #define UNDO_KEEP   (1u << 20)   /* larger before-images are freed when a tx ends, */
-#define RANGES_KEEP 4096         /* and range arrays longer than this */
+#define RANGES_KEEP 4096         /* and the ranges of more declarations than this */
 
 static int ex_attach(lrvm_t *s, struct lrvm__seg *seg)
 {
