@@ -148,7 +148,7 @@ static void merge_runs(const struct lrvm__range *a, size_t na, const struct lrvm
  * the bottom, with the comparison inline: the heap's own transactions
  * declare over a hundred ranges, and qsort's calls through a pointer
  * made their sort a third of their commit (doc/architecture.md, "The
- * persistent heap"). Runs already in order are copied, not merged. */
+ * sort of a take"). Runs already in order are copied, not merged. */
 static struct lrvm__range *sort_ranges(struct lrvm__range *r, struct lrvm__range *tmp, size_t n)
 {
     for (size_t i = 0; i < n; i += SORT_RUN)

@@ -33,9 +33,9 @@
  *   line       two threads pinned to two CPUs, each doing 200 dependent
  *              steps of work and one compare-and-swap an operation (the
  *              next steps need its result), of one shared word, then of
- *              words on lines of their own: what
- *              taking a cache line from the other CPU adds to an operation,
- *              as the log's one order does to each of two threads' commits
+ *              words on lines of their own: what taking a cache line from
+ *              the other CPU adds to an operation, as the log's one order
+ *              does to each of two threads' commits
  * Group commit:
  *   threads T  flushed small-tx in explicit mode from T threads at once
  *              (T = 1, 2, 4, 8), each on its own 1 MiB segment: tx/s
