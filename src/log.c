@@ -623,10 +623,10 @@ static int group_fail(struct lrvm__log *lg, int rc)
  * beside it: one that finds it too far behind, or the file not yet grown,
  * waits for it (bg_wait_idle). Every other sync that makes records
  * durable first waits for the write it was handed (bg_wait_written), so
- * none passes records that are not in the file yet (I8). A write or sync of its
- * that fails fails the store as a group's does (group_fail): the records
- * it covered were let go from the buffer and cannot be written again
- * (I2).
+ * none passes records that are not in the file yet (I8). A write or
+ * sync of its that fails fails the store as a group's does (group_fail):
+ * the records it covered were let go from the buffer and cannot be
+ * written again (I2).
  */
 
 /* The syncer's growth: the file to hold END, its zeros on the disk before

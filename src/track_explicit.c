@@ -147,8 +147,8 @@ static void merge_runs(const struct lrvm__range *a, size_t na, const struct lrvm
  * TMP; returns where the sorted ranges are, R or TMP. A merge sort from
  * the bottom, with the comparison inline: the heap's own transactions
  * declare over a hundred ranges, and qsort's calls through a pointer
- * made their sort a third of their commit (doc/architecture.md, "The
- * sort of a take"). Runs already in order are copied, not merged. */
+ * made their sort two fifths of a take of blocks (doc/architecture.md,
+ * "The sort of a take"). Runs already in order are copied, not merged. */
 static struct lrvm__range *sort_ranges(struct lrvm__range *r, struct lrvm__range *tmp, size_t n)
 {
     for (size_t i = 0; i < n; i += SORT_RUN)

@@ -500,7 +500,7 @@ static void any_order(lrvm_tx_t *tx, char *base[2], int n)
     size_t off = 0, len = 1;
     int seg = 0;
     for (int i = 0; i < n; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        tu_rand(&x);
         if (i == 0 || i % 7 != 3) {         /* else the last range again */
             seg = n % 2 == 0 ? 0 : (int)(x & 1);
             len = 1 + (size_t)(x >> 1) % 48;
