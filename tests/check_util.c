@@ -541,6 +541,18 @@ START_TEST(test_crashtest_each_mode_passes)
         ck_assert_output_has(&r, "4 histories at once sharing segment b");
         ck_assert_output_has(&r, "4 rounds passed");
     }
+    /* Threads that share one heap, each in shared transactions: the
+     * heap's words and caches pass between them. */
+    {
+        const char *argv[] = { crashtest(), "--rounds", "4", "--max-delay-ms", "40", "--mode",
+                               "explicit", "--threads", "4", "--shared", "--heap", "--seed",
+                               seed, "--dir", base, NULL };
+        struct run r;
+        run_argv(&r, argv);
+        ck_assert_msg(r.status == 0, "shared heap: status %d:\n%s", r.status, r.out);
+        ck_assert_output_has(&r, "4 histories at once sharing heap h");
+        ck_assert_output_has(&r, "4 rounds passed");
+    }
     /* Histories on persistent heaps: lrvm_malloc and lrvm_free in every
      * step, in each mode, and two heaps at once. */
     for (size_t i = 0; i < 5; i++) {
@@ -598,16 +610,18 @@ END_TEST
  * naming the byte and keeping the store. */
 START_TEST(test_crashtest_catches_an_undeclared_write)
 {
-    /* On segments, on a heap (the new block's bytes undeclared), and on a
-     * segment that three threads share. */
-    static const char *const variant[3][4] = {
+    /* On segments, on a heap (the new block's bytes undeclared), on a
+     * segment that three threads share, and on a heap they share. */
+    static const char *const variant[4][5] = {
         { NULL }, { "--heap", NULL }, { "--threads", "3", "--shared", NULL },
+        { "--threads", "3", "--shared", "--heap", NULL },
     };
-    for (int v = 0; v < 3; v++) {
+    for (int v = 0; v < 4; v++) {
         char *base = tu_tmpdir();
         const char *argv[] = { crashtest(), "--rounds", "20", "--max-delay-ms", "100", "--mode",
                                "explicit", "--undeclared", "--seed", "7", "--dir", base,
-                               variant[v][0], variant[v][1], variant[v][2], NULL };
+                               variant[v][0], variant[v][1], variant[v][2], variant[v][3],
+                               NULL };
         struct run r;
         run_argv(&r, argv);
         ck_assert_msg(r.status == 1, "variant %d: status %d:\n%s", v, r.status, r.out);

@@ -33,7 +33,10 @@
  * c that wrote it, byte for byte. An aborted attempt frees and allocates
  * too, and its abort must undo both. A block leaked by a partial step
  * shows as a heap that runs out: its size leaves room for the live blocks
- * and their fragments, not for leaks over many rounds.
+ * and their fragments, not for leaks over many rounds. With --shared as
+ * well the threads share one heap "h", each in shared transactions of its
+ * own: the heap's root is a table of the histories' roots, made with the
+ * heap, and each history's steps change only its own root and blocks.
  *
  * The parent keeps each history's image in memory, advanced step by step,
  * so a round costs what its steps cost, however long the run.
@@ -65,7 +68,8 @@
 #define BIG_MAX  ((size_t)48 << 10)      /* largest range: a multi-part record */
 #define MAX_THREADS 16
 #define SHARED_SKEW ((size_t)2048)       /* --shared: where the parts of b start */
-#define HEAP_SIZE ((size_t)1 << 20)      /* --heap: each history's heap */
+#define HEAP_SIZE ((size_t)1 << 20)      /* --heap: each history's heap (with
+                                            --shared, each history's share) */
 #define HEAP_SLOTS 64
 #define HEAP_BLOCK_MAX 4096              /* largest block a step allocates */
 
@@ -148,15 +152,16 @@ static enum step_kind step_kind(const struct config *c, int t, uint64_t i)
 struct declarer {
     lrvm_tx_t *tx;
     int        skip_last;       /* --undeclared: this step's last range */
-    int        failed;
+    int        failed;          /* the first lrvm_set_range error, or 0 */
 };
 
 static void declare(struct declarer *d, void *p, size_t len, int last)
 {
     if (d == NULL || d->tx == NULL || (last && d->skip_last))
         return;
-    if (lrvm_set_range(d->tx, p, len) != 0)
-        d->failed = 1;
+    int rc = lrvm_set_range(d->tx, p, len);
+    if (rc != 0 && d->failed == 0)
+        d->failed = rc;
 }
 
 /* Write step I (or, with GARBLE, other bytes at the same places: what an
@@ -207,13 +212,20 @@ struct heap_root {
     unsigned char *slot[HEAP_SLOTS];
 };
 
+/* --heap --shared: the root object of the one heap, the histories'
+ * roots. */
+struct heap_roots {
+    struct heap_root *of[MAX_THREADS];
+};
+
 /* ------------------------------------------------------------ the worker */
 
-/* Thread T's segment "a" or "b": named so alone, with T appended when
- * the worker runs several threads (but b when they share it). */
+/* Thread T's segment "a", "b" or "h": named so alone, with T appended
+ * when the worker runs several threads (but b and h when they share
+ * them). */
 static const char *seg_name(const struct config *c, char which, int t, char buf[16])
 {
-    if (c->threads == 1 || (c->shared && which == 'b'))
+    if (c->threads == 1 || (c->shared && which != 'a'))
         snprintf(buf, 16, "%c", which);
     else
         snprintf(buf, 16, "%c%d", which, t);
@@ -237,6 +249,13 @@ static unsigned char *shared_part(const struct config *c, void *base, int t)
     return (unsigned char *)base + part_off(c, t);
 }
 
+/* The size of a heap: a history's, or with --shared the one all share
+ * (a share each, and one more for the caches the threads keep). */
+static size_t heap_size(const struct config *c)
+{
+    return c->shared ? (size_t)(c->threads + 1) * HEAP_SIZE : HEAP_SIZE;
+}
+
 /* Messages on the pipe from worker to parent. */
 enum { MSG_OPEN = 1, MSG_DURABLE = 2 };
 struct msg {
@@ -254,6 +273,22 @@ static const char *const worker_calls[] = {
     "lrvm_malloc (the heap is full: blocks leaked by earlier rounds?)",
 };
 
+/* The worker's call WHAT failed with ERR (an LRVM_E* code): say which
+ * error on stderr, since the exit status names only the call, and exit. */
+static void worker_fail(int what, int err)
+{
+    fprintf(stderr, "%s: worker: %s: %s\n", prog, worker_calls[what - W_OPEN],
+            lrvm_strerror(err));
+    _exit(what);
+}
+
+/* RC of the worker's call WHAT: go on when it is 0. */
+static void worker_check(int what, int rc)
+{
+    if (rc != 0)
+        worker_fail(what, rc);
+}
+
 static void send_msg(int fd, uint32_t type, int t, uint64_t step)
 {
     struct msg m = { type, (uint32_t)t, step };
@@ -268,6 +303,7 @@ struct history_run {
     void                *bases[2];      /* the segments its transactions hold */
     unsigned char       *b;             /* its image of b: bases[1], or its part */
     lrvm_heap_t         *heap;          /* --heap: bases[0] is its base */
+    struct heap_root    *root;          /* --heap --shared: its root, made with the heap */
 };
 
 /* --heap: carry out step I (or, with GARBLE, an attempt to be aborted) on
@@ -279,7 +315,7 @@ static void heap_apply(const struct history_run *h, struct heap_root *root, uint
     lrvm_free(h->heap, root->slot[st.slot]);
     unsigned char *p = lrvm_malloc(h->heap, st.size);
     if (p == NULL)
-        _exit(W_MALLOC);                    /* a leak fills the heap: see the top */
+        worker_fail(W_MALLOC, lrvm_last_error());   /* a leak fills the heap: see the top */
     /* --undeclared leaves the block's bytes out, but not in an attempt to
      * be aborted: there they would overwrite words of the heap that the
      * abort does not restore (a merged neighbour's header), and the heap
@@ -294,22 +330,21 @@ static void heap_apply(const struct history_run *h, struct heap_root *root, uint
     root->step = garble ? ~i : i;
 }
 
-/* --heap: the root of H's heap, made in a transaction of its own when the
- * heap is new. */
+/* --heap: the root of H's history, on a heap of its own made in a
+ * transaction of its own when the heap is new. */
 static struct heap_root *heap_root_of(const struct history_run *h)
 {
+    if (h->root != NULL)
+        return h->root;
     struct heap_root *root = lrvm_heap_root(h->heap);
     if (root != NULL)
         return root;
     lrvm_tx_t *tx;
-    if (lrvm_begin(h->s, 1, h->bases, &tx) != 0)
-        _exit(W_BEGIN);
+    worker_check(W_BEGIN, lrvm_begin(h->s, 1, h->bases, &tx));
     if ((root = lrvm_calloc(h->heap, 1, sizeof *root)) == NULL)
-        _exit(W_MALLOC);
-    if (lrvm_heap_set_root(h->heap, root) != 0)
-        _exit(W_MALLOC);
-    if (lrvm_commit(tx, 0) != 0)
-        _exit(W_COMMIT);
+        worker_fail(W_MALLOC, lrvm_last_error());
+    worker_check(W_MALLOC, lrvm_heap_set_root(h->heap, root));
+    worker_check(W_COMMIT, lrvm_commit(tx, 0));
     return root;
 }
 
@@ -337,15 +372,13 @@ static void *run_history(void *arg)
                 heap_apply(h, root, i, NULL, 0);
             else
                 apply_step(c, h->t, i, a, b, NULL, 0);
-            if (lrvm_sync(h->s) != 0)
-                _exit(W_SYNC);
+            worker_check(W_SYNC, lrvm_sync(h->s));
             send_msg(h->fd, MSG_DURABLE, h->t, i);
             continue;
         }
         for (int attempt = kind == STEP_ABORT_REDO ? 0 : 1; attempt < 2; attempt++) {
             lrvm_tx_t *tx;
-            if (begin(h->s, nbases, h->bases, &tx) != 0)
-                _exit(W_BEGIN);
+            worker_check(W_BEGIN, begin(h->s, nbases, h->bases, &tx));
             struct declarer d = {
                 c->mode == MODE_EXPLICIT ? tx : NULL,
                 c->undeclared && i % 7 == 0, 0
@@ -354,20 +387,40 @@ static void *run_history(void *arg)
                 heap_apply(h, root, i, &d, attempt == 0);
             else
                 apply_step(c, h->t, i, a, b, &d, attempt == 0);
-            if (d.failed)
-                _exit(W_RANGE);
+            worker_check(W_RANGE, d.failed);
             if (attempt == 0) {
-                if (lrvm_abort(tx) != 0)
-                    _exit(W_ABORT);
+                worker_check(W_ABORT, lrvm_abort(tx));
                 continue;
             }
-            if (lrvm_commit(tx, kind == STEP_NOFLUSH ? LRVM_NO_FLUSH : 0) != 0)
-                _exit(W_COMMIT);
+            worker_check(W_COMMIT, lrvm_commit(tx, kind == STEP_NOFLUSH ? LRVM_NO_FLUSH : 0));
             if (kind != STEP_NOFLUSH)
                 send_msg(h->fd, MSG_DURABLE, h->t, i);
         }
     }
     return NULL;
+}
+
+/* --heap --shared: the table of the roots of THREADS histories on HEAP,
+ * made with a root each in one transaction when the heap is new. */
+static struct heap_roots *heap_roots_of(lrvm_t *s, lrvm_heap_t *heap, int threads)
+{
+    struct heap_roots *roots = lrvm_heap_root(heap);
+    if (roots != NULL)
+        return roots;
+    void *base = lrvm_heap_base(heap);
+    lrvm_tx_t *tx;
+    worker_check(W_BEGIN, lrvm_begin(s, 1, &base, &tx));
+    if ((roots = lrvm_calloc(heap, 1, sizeof *roots)) == NULL)
+        worker_fail(W_MALLOC, lrvm_last_error());
+    for (int t = 0; t < threads; t++) {
+        struct heap_root *root = lrvm_calloc(heap, 1, sizeof *root);
+        if (root == NULL)
+            worker_fail(W_MALLOC, lrvm_last_error());
+        roots->of[t] = root;                /* lrvm_calloc declared its zeros */
+    }
+    worker_check(W_MALLOC, lrvm_heap_set_root(heap, roots));
+    worker_check(W_COMMIT, lrvm_commit(tx, 0));
+    return roots;
 }
 
 static void worker(const struct config *c, int fd)
@@ -381,21 +434,34 @@ static void worker(const struct config *c, int fd)
     pthread_t th[MAX_THREADS];
     char name[16];
     lrvm_t *s;
-    if (lrvm_open(c->dir, &o, &s) != 0)
-        _exit(W_OPEN);
+    worker_check(W_OPEN, lrvm_open(c->dir, &o, &s));
     void *shared_b = NULL;
-    if (c->shared && lrvm_map(s, "b", shared_b_size(c), &shared_b) != 0)
-        _exit(W_MAP);
+    lrvm_heap_t *shared_heap = NULL;
+    struct heap_roots *roots = NULL;
+    if (c->shared && c->heap) {
+        worker_check(W_MAP, lrvm_heap_open(s, "h", heap_size(c), &shared_heap));
+        roots = heap_roots_of(s, shared_heap, c->threads);
+    } else if (c->shared) {
+        worker_check(W_MAP, lrvm_map(s, "b", shared_b_size(c), &shared_b));
+    }
     for (int t = 0; t < c->threads; t++) {
-        h[t] = (struct history_run){ c, s, t, fd, { NULL, NULL }, NULL, NULL };
+        h[t] = (struct history_run){ c, s, t, fd, { NULL, NULL }, NULL, NULL, NULL };
         if (c->heap) {
-            if (lrvm_heap_open(s, seg_name(c, 'h', t, name), HEAP_SIZE, &h[t].heap) != 0)
-                _exit(W_MAP);
+            if (roots != NULL) {
+                h[t].heap = shared_heap;
+                h[t].root = roots->of[t];
+                if (h[t].root == NULL)      /* made for fewer threads */
+                    worker_fail(W_MAP, LRVM_EINVAL);
+            } else {
+                worker_check(W_MAP, lrvm_heap_open(s, seg_name(c, 'h', t, name), HEAP_SIZE,
+                                                   &h[t].heap));
+            }
             h[t].bases[0] = lrvm_heap_base(h[t].heap);
-        } else if (lrvm_map(s, seg_name(c, 'a', t, name), A_SIZE, &h[t].bases[0]) != 0 ||
-                   (!c->shared &&
-                    lrvm_map(s, seg_name(c, 'b', t, name), B_SIZE, &h[t].bases[1]) != 0)) {
-            _exit(W_MAP);
+        } else {
+            worker_check(W_MAP, lrvm_map(s, seg_name(c, 'a', t, name), A_SIZE, &h[t].bases[0]));
+            if (!c->shared)
+                worker_check(W_MAP, lrvm_map(s, seg_name(c, 'b', t, name), B_SIZE,
+                                             &h[t].bases[1]));
         }
         if (c->heap)
             continue;
@@ -404,8 +470,10 @@ static void worker(const struct config *c, int fd)
         h[t].b = shared_part(c, h[t].bases[1], t);
     }
     for (int t = 1; t < c->threads; t++)
-        if (pthread_create(&th[t], NULL, run_history, &h[t]) != 0)
+        if (pthread_create(&th[t], NULL, run_history, &h[t]) != 0) {
+            fprintf(stderr, "%s: worker: pthread_create failed\n", prog);
             _exit(W_OPEN);
+        }
     run_history(&h[0]);
 }
 
@@ -542,14 +610,20 @@ static int verify_history(const struct config *c, int t, struct model *m, uint64
     return 1;
 }
 
-/* --heap: compare thread T's heap at BASE (NULL: none yet) with its
- * history M, after checking that it holds at least NEED steps; 0 when it
- * does. */
+/* --heap: compare the root ROOT of thread T's history (NULL: none yet)
+ * on HEAP with the history M, after checking that it holds at least
+ * NEED steps; 0 when it does. */
 static int verify_heap_history(const struct config *c, int t, struct model *m, uint64_t need,
-                               lrvm_heap_t *heap, uint64_t *found)
+                               lrvm_heap_t *heap, const struct heap_root *root,
+                               uint64_t *found)
 {
-    const struct heap_root *root = heap != NULL ? lrvm_heap_root(heap) : NULL;
     const unsigned char *base = heap != NULL ? lrvm_heap_base(heap) : NULL;
+    if (root != NULL && ((const unsigned char *)root < base ||
+                         (const unsigned char *)root > base + heap_size(c) - sizeof *root)) {
+        fprintf(stderr, "%s: history %d: its root points outside the heap (%p; the heap is at "
+                "%p)\n", prog, t, (const void *)root, (const void *)base);
+        return 1;
+    }
     *found = root != NULL ? root->step : 0;
     if (!enough_steps(t, *found, need))
         return 1;
@@ -572,7 +646,7 @@ static int verify_heap_history(const struct config *c, int t, struct model *m, u
                     "there: not a prefix of the history\n", prog, t, j, m->slot_step[j]);
             return 1;
         }
-        if (p < base || p > base + HEAP_SIZE - st.size) {
+        if (p < base || p > base + heap_size(c) - st.size) {
             fprintf(stderr, "%s: history %d: slot %u points outside its heap (%p; the heap is "
                     "at %p): not a prefix of the history\n", prog, t, j, (const void *)p,
                     (const void *)base);
@@ -587,6 +661,23 @@ static int verify_heap_history(const struct config *c, int t, struct model *m, u
             }
     }
     return 0;
+}
+
+/* --heap: open thread T's heap in S after a kill into *HEAP (NULL: there
+ * is none yet); lrvm_heap_open checks its structure. 1 when it fails. */
+static int open_heap(const struct config *c, lrvm_t *s, int t, lrvm_heap_t **heap)
+{
+    char path[4200], name[16];
+    *heap = NULL;
+    /* A worker killed before its open finished may have left no heap. */
+    snprintf(path, sizeof path, "%s/%s.seg", c->dir, seg_name(c, 'h', t, name));
+    if (access(path, F_OK) != 0)
+        return 0;
+    int rc = lrvm_heap_open(s, seg_name(c, 'h', t, name), heap_size(c), heap);
+    if (rc == 0)
+        return 0;
+    fprintf(stderr, "%s: lrvm_heap_open after the kill: %s\n", prog, lrvm_strerror(rc));
+    return 1;
 }
 
 /* Open the store (recovery), compare every history; 0 when each holds a
@@ -605,25 +696,16 @@ static int verify(const struct config *c, struct model *m, struct round_result *
     }
     int bad = 0;
     void *shared_b = NULL;
-    if (c->shared && (rc = lrvm_map(s, "b", shared_b_size(c), &shared_b)) != 0) {
+    if (c->shared && !c->heap && (rc = lrvm_map(s, "b", shared_b_size(c), &shared_b)) != 0) {
         fprintf(stderr, "%s: lrvm_map after the kill: %s\n", prog, lrvm_strerror(rc));
         bad = 1;
     }
+    lrvm_heap_t *heap = NULL;
     for (int t = 0; t < c->threads && !bad; t++) {
         void *a = NULL, *b = shared_b;
-        lrvm_heap_t *heap = NULL;
         if (c->heap) {
-            /* lrvm_heap_open checks the heap's structure. A worker killed
-             * before its open finished may have left no heap at all. */
-            char path[4200];
-            snprintf(path, sizeof path, "%s/%s.seg", c->dir, seg_name(c, 'h', t, name));
-            if (access(path, F_OK) == 0 &&
-                (rc = lrvm_heap_open(s, seg_name(c, 'h', t, name), HEAP_SIZE, &heap)) != 0) {
-                fprintf(stderr, "%s: lrvm_heap_open after the kill: %s\n", prog,
-                        lrvm_strerror(rc));
-                bad = 1;
+            if ((t == 0 || !c->shared) && (bad = open_heap(c, s, t, &heap)) != 0)
                 break;
-            }
         } else if ((rc = lrvm_map(s, seg_name(c, 'a', t, name), A_SIZE, &a)) != 0 ||
                    (!c->shared &&
                     (rc = lrvm_map(s, seg_name(c, 'b', t, name), B_SIZE, &b)) != 0)) {
@@ -636,10 +718,14 @@ static int verify(const struct config *c, struct model *m, struct round_result *
         uint64_t need = r->durable[t] > m[t].floor ? r->durable[t] : m[t].floor;
         if (r->opened_at[t] != UINT64_MAX && r->opened_at[t] > need)
             need = r->opened_at[t];
-        if (c->heap)
-            bad = verify_heap_history(c, t, &m[t], need, heap, &r->found[t]);
-        else
+        if (c->heap) {
+            const void *root = heap != NULL ? lrvm_heap_root(heap) : NULL;
+            if (c->shared && root != NULL)
+                root = ((const struct heap_roots *)root)->of[t];
+            bad = verify_heap_history(c, t, &m[t], need, heap, root, &r->found[t]);
+        } else {
             bad = verify_history(c, t, &m[t], need, a, shared_part(c, b, t), &r->found[t]);
+        }
         if (!bad)
             m[t].floor = r->found[t];
     }
@@ -683,7 +769,7 @@ static void usage(FILE *o)
             "                    commits (explicit and auto modes; at most 16; default 1)\n"
             "  --shared          the threads share segment b in shared transactions\n"
             "                    (lrvm_begin_shared), each changing its own part of it\n"
-            "                    (explicit mode)\n"
+            "                    (explicit mode); with --heap, one heap h instead\n"
             "  --heap            each history on a persistent heap: every step frees a block\n"
             "                    and allocates another with lrvm_free and lrvm_malloc\n"
             "  --tracker T       the automatic modes' tracker: auto (the default: the one\n"
@@ -786,9 +872,8 @@ static void parse(int argc, char **argv, struct config *c, const char **base)
     }
     if (c->rounds <= 0 && c->seconds <= 0)
         die("nothing to do: --rounds or --seconds must be positive");
-    if (c->shared && (c->mode != MODE_EXPLICIT || c->heap))
-        die("--shared needs --mode explicit, without --heap (lrvm_begin_shared is explicit "
-            "mode's, and a heap refuses shared transactions)");
+    if (c->shared && c->mode != MODE_EXPLICIT)
+        die("--shared needs --mode explicit (lrvm_begin_shared is explicit mode's)");
     if (c->undeclared && c->mode != MODE_EXPLICIT)
         die("--undeclared needs --mode explicit (other modes capture every store)");
     if (c->threads > 1 && (c->mode == MODE_AMBIENT || c->mode == MODE_MIXED))
@@ -872,7 +957,8 @@ int main(int argc, char **argv)
            "store %s\n", prog, mode_names[c.mode],
            c.mode == MODE_EXPLICIT ? "" : tracker_name(c.tracker), c.threads,
            c.threads == 1 ? "y" : "ies at once",
-           c.heap ? " on persistent heaps" : c.shared ? " sharing segment b" : "", c.seed,
+           c.heap && c.shared ? " sharing heap h" : c.heap ? " on persistent heaps" :
+           c.shared ? " sharing segment b" : "", c.seed,
            c.max_delay_ms, c.threshold, limit_text, dir);
     fflush(stdout);
 
