@@ -707,6 +707,7 @@ START_TEST(test_bench_only_runs_the_parts_named)
     ck_assert_output_has(&r, "heap, C library: run 1/1");
     ck_assert_output_has(&r, "heap, shared, 2 threads: run 1/1");
     ck_assert_output_has(&r, "  shared heap: the same from T threads at once on one heap");
+    ck_assert_output_has(&r, "  cold: the first window, from the heap as lrvm_heap_open leaves");
     ck_assert_output_has(&r, "heap shared explicit ops/s, 2 threads / 1 thread");
     assert_line_floor(&r);
     ck_assert_output_lacks(&r, "fault floor");

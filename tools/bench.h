@@ -169,6 +169,8 @@ struct heap_result {
     uint64_t ops;
     double   secs;
     double   cpu;               /* shared heap: the process's CPU seconds meanwhile */
+    uint64_t cold_ops;          /* shared heap: the first window, from cold caches */
+    double   cold_secs;
 };
 
 struct mklog_result {
@@ -333,6 +335,7 @@ struct bench {
     struct summary heap_shared_sum[2];     /* ops/s of 1 and 2 threads, shared heap */
     struct summary heap_shared_cpu[2];     /* ... CPU us/op */
     struct summary heap_shared_cores[2];   /* ... cores busy */
+    struct summary heap_shared_cold[2];    /* ... ops/s of the first window, cold */
     struct rec_row rec_rows[NSHAPES][NSTATES];
     double         rec_log_mb[NSHAPES], rec_commits[NSHAPES];  /* means of the logs made */
     double         rec_cached;  /* cold runs: largest fraction of a file left cached,
