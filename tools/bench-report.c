@@ -630,7 +630,7 @@ static void print_heap(const struct bench *b, FILE *o)
                "of shared transactions empty, filled from the bins under the store lock as "
                "the threads go)\n");
     for (int t = 0; t < 2; t++)
-        fprintf(o, "  %-10d %-28s %-10.2f\n", t + 1,
+        fprintf(o, "  %-10d %-28s %.2f\n", t + 1,
                 fmt_sum(s, sizeof s, b->heap_shared_cold[t], 0),
                 b->heap_shared_cold[t].med / b->heap_shared_cold[0].med);
     if (!bench_part_runs(b, PART_THREADS))
