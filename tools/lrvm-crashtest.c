@@ -439,7 +439,8 @@ static void worker(const struct config *c, int fd)
     lrvm_heap_t *shared_heap = NULL;
     struct heap_roots *roots = NULL;
     if (c->shared && c->heap) {
-        worker_check(W_MAP, lrvm_heap_open(s, "h", heap_size(c), &shared_heap));
+        worker_check(W_MAP, lrvm_heap_open(s, seg_name(c, 'h', 0, name), heap_size(c),
+                                           &shared_heap));
         roots = heap_roots_of(s, shared_heap, c->threads);
     } else if (c->shared) {
         worker_check(W_MAP, lrvm_map(s, "b", shared_b_size(c), &shared_b));
@@ -453,7 +454,7 @@ static void worker(const struct config *c, int fd)
                 if (h[t].root == NULL)      /* made for fewer threads */
                     worker_fail(W_MAP, LRVM_EINVAL);
             } else {
-                worker_check(W_MAP, lrvm_heap_open(s, seg_name(c, 'h', t, name), HEAP_SIZE,
+                worker_check(W_MAP, lrvm_heap_open(s, seg_name(c, 'h', t, name), heap_size(c),
                                                    &h[t].heap));
             }
             h[t].bases[0] = lrvm_heap_base(h[t].heap);
