@@ -318,9 +318,9 @@ struct lrvm__seg {
     _Atomic int             sg_capturing;/* (H) captures under way */
     struct lrvm__stash_run *sg_stash;    /* ambient runs set aside by begin */
     size_t                  sg_nstash, sg_stash_cap;
-    unsigned char          *sg_undo;     /* uffd: images replaced by a commit */
-    size_t                  sg_undo_cap; /* uffd: pages sg_undo has room for */
-    size_t                  sg_undo_n;   /* uffd: pages it holds (track_uffd.c I3) */
+    unsigned char          *sg_undo;     /* uffd: image runs replaced by a commit */
+    size_t                  sg_undo_cap; /* uffd: bytes sg_undo has room for */
+    size_t                  sg_undo_n;   /* uffd: bytes it holds (track_uffd.c I3) */
     long                    sg_uffd_pid; /* uffd: the process it is registered in */
     int                     sg_hole_told;/* uffd: a commit failed for an unmapped page */
     long                    sg_quiet;    /* uffd: the process's faults as its last scan began */

@@ -5,7 +5,7 @@
  *
  * Owns: the process's userfaultfd and /proc/self/pagemap descriptors, and
  * for each segment its image (sg_shadow), the list of pages found written
- * (sg_state, sg_dirty) and the images a commit replaced (sg_undo). Never:
+ * (sg_state, sg_dirty) and the image bytes a commit replaced (sg_undo). Never:
  * raises or handles a signal; holds a byte of the image that is not the
  * epoch's starting state once a commit or abort has ended.
  *
@@ -35,13 +35,15 @@
  * (lrvm_map truncates first, so the file holds every committed byte). The
  * image holds the page as the epoch that owns it began: what is
  * committed, plus the ambient runs lrvm_begin set aside when a transaction
- * took the segment. Commit scans the epoch's segments, saves the listed
- * pages' images (sg_undo), copies each page into the image and logs the
- * runs in which the new image differs from the saved one (from the image:
- * other threads may go on storing into an ambient page meanwhile, and the
- * log must hold exactly the bytes the image now has). A commit that fails
- * puts the saved images back; abort copies the images of the listed pages
- * back into the segment and scans again, to protect them.
+ * took the segment. Commit scans the epoch's segments and compares each
+ * listed page with its image; each run where they differ has the image's
+ * bytes saved (sg_undo), is copied into the image and logged from there
+ * (other threads may go on storing into an ambient page meanwhile, and
+ * the log must hold exactly the bytes the image now has; a store the
+ * comparison missed was made to a protected page, so the page is written
+ * again, I1). A commit that fails puts the saved runs back; abort copies
+ * the images of the listed pages back into the segment and scans again,
+ * to protect them.
  *
  * Invariants
  *   I1 A page that differs from its image is written since the last scan
@@ -50,8 +52,8 @@
  *      listed pages; PG_SEEN every page listed since it last went back
  *      with no entry left (uf_giving), sg_seen of them, sg_table_seen[t]
  *      of them in the span of page table t, and sg_tables spans hold any.
- *   I3 sg_undo holds sg_undo_n saved images only between a commit's redo
- *      and its end (committed or commit_failed).
+ *   I3 sg_undo holds saved runs (sg_undo_n bytes) only between a
+ *      commit's redo and its end (committed or commit_failed).
  *   I4 A segment registered in another process (a child of fork inherits
  *      no registration) lists every page before its next use: the child's
  *      stores until then were not tracked.
@@ -62,6 +64,8 @@
  *      written since then faulted after it was read (the scan found it,
  *      or the count has moved). A store that races with lrvm_begin may
  *      so fall into the transaction, as any ordering of the two allows.
+ *   I6 PG_IMAGE marks a listed page whose image the epoch wrote (a
+ *      private copy of the image page now exists).
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -79,10 +83,10 @@
 #include <unistd.h>
 
 #define SCAN_VEC 64              /* regions one scan call returns at most */
-#define UNDO_KEEP 256            /* saved images kept from one commit to the next */
+#define UNDO_KEEP (1u << 20)     /* bytes of saved runs kept from one commit to the next */
 #define CROWD_TABLES 128         /* spans listed since a release that ask for another */
 
-enum { PG_LISTED = 1, PG_SEEN = 2 };    /* sg_state bits */
+enum { PG_LISTED = 1, PG_SEEN = 2, PG_IMAGE = 4 };  /* sg_state bits */
 
 /* The process's descriptors, opened again in a child of fork. */
 static pthread_mutex_t uf_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -463,12 +467,27 @@ static int seg_mapped(struct lrvm__seg *seg)
 }
 
 /* The listed pages of SEG are private copies, which the store keeps;
- * with IMAGES, their images were written and are private too. */
-static void mark_listed(struct lrvm__seg *seg, int images)
+ * those whose images the epoch wrote have private images too (I6). */
+static void mark_listed(struct lrvm__seg *seg)
 {
     size_t n = atomic_load(&seg->sg_ndirty);
-    for (size_t k = 0; k < n; k++)
-        lrvm__res_mark(seg->sg_store, seg, seg->sg_dirty[k], 1, images);
+    for (size_t k = 0; k < n; k++) {
+        size_t p = seg->sg_dirty[k];
+        unsigned char st = atomic_load_explicit(&seg->sg_state[p], memory_order_relaxed);
+        lrvm__res_mark(seg->sg_store, seg, p, 1, (st & PG_IMAGE) != 0);
+    }
+}
+
+/* The epoch writes page P's image: it is private from now on (I6).
+ * Returns whether the write makes the private copy (the store does not
+ * count one yet), which faults. */
+static int image_written(struct lrvm__seg *seg, size_t p)
+{
+    unsigned char st = atomic_load_explicit(&seg->sg_state[p], memory_order_relaxed);
+    if (st & PG_IMAGE)
+        return 0;
+    atomic_store_explicit(&seg->sg_state[p], st | PG_IMAGE, memory_order_relaxed);
+    return !lrvm__res_spare(seg, p);
 }
 
 static void unlist_all(struct lrvm__seg *seg)
@@ -610,7 +629,9 @@ static void window_close(lrvm_t *s, lrvm_tx_t *tx, int quiet)
 }
 
 /* lrvm_begin: the segments' ambient runs are set aside, and their images
- * take them, so that the transaction's diff holds its own bytes only. */
+ * take them as set aside, so that the transaction's diff holds its own
+ * bytes only (a store after the comparison was made to a protected page,
+ * and falls into the transaction, I1). */
 static int uf_begin(lrvm_tx_t *tx)
 {
     for (int i = 0; i < tx->tx_nsegs; i++) {
@@ -630,11 +651,12 @@ static int uf_begin(lrvm_tx_t *tx)
             lrvm__stash_drop(seg, had);     /* the pages stay ambient and listed */
             return rc;
         }
-        for (size_t k = 0; k < n; k++) {
-            size_t p = seg->sg_dirty[k];
-            memcpy(seg->sg_shadow + p * page_size, seg->sg_base + p * page_size, page_len(seg, p));
+        for (size_t k = had; k < seg->sg_nstash; k++) {
+            const struct lrvm__stash_run *r = &seg->sg_stash[k];
+            (void)image_written(seg, r->sr_off / page_size);
+            memcpy(seg->sg_shadow + r->sr_off, r->sr_data, r->sr_len);
         }
-        mark_listed(seg, 1);
+        mark_listed(seg);
         unlist_all(seg);
     }
     return 0;
@@ -667,13 +689,7 @@ struct emit_to {
     void          *arg;
 };
 
-static int emit_image(void *arg, struct lrvm__seg *seg, size_t off, size_t len)
-{
-    const struct emit_to *to = arg;
-    return to->emit(to->arg, seg, off, seg->sg_shadow + off, len);
-}
-
-/* The saved images of a large commit are not kept for the next one: the
+/* The saved runs of a large commit are not kept for the next one: the
  * store's memory between transactions is bounded (resident.c). */
 static void forget_undo(struct lrvm__seg *seg)
 {
@@ -684,31 +700,64 @@ static void forget_undo(struct lrvm__seg *seg)
     }
 }
 
-/* Save the listed pages' images (keeps I3), take the pages into the
- * images, and emit where they changed. */
-static int redo_seg(struct lrvm__seg *seg, struct emit_to *to)
+/* A run of image bytes a commit replaced: where, then its bytes, padded
+ * so that the next header is aligned. */
+struct undo_run {
+    size_t ur_off, ur_len;
+};
+
+static size_t undo_size(size_t len)
 {
-    size_t n = atomic_load(&seg->sg_ndirty);
-    if (n > seg->sg_undo_cap) {
-        unsigned char *u = realloc(seg->sg_undo, n * page_size);
+    size_t a = sizeof(struct undo_run);
+    return sizeof(struct undo_run) + (len + a - 1) / a * a;
+}
+
+/* Save the image's bytes at [OFF, OFF + LEN) of SEG (keeps I3). */
+static int undo_save(struct lrvm__seg *seg, size_t off, size_t len)
+{
+    size_t need = seg->sg_undo_n + undo_size(len);
+    if (need > seg->sg_undo_cap) {
+        size_t cap = seg->sg_undo_cap ? seg->sg_undo_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        unsigned char *u = realloc(seg->sg_undo, cap);
         if (u == NULL)
             return LRVM_ENOMEM;
         seg->sg_undo = u;
-        seg->sg_undo_cap = n;
+        seg->sg_undo_cap = cap;
     }
-    for (size_t k = 0; k < n; k++) {
-        size_t p = seg->sg_dirty[k];
-        memcpy(seg->sg_undo + k * page_size, seg->sg_shadow + p * page_size, page_len(seg, p));
-    }
-    seg->sg_undo_n = n;
+    struct undo_run *r = (struct undo_run *)(void *)(seg->sg_undo + seg->sg_undo_n);
+    r->ur_off = off;
+    r->ur_len = len;
+    memcpy(r + 1, seg->sg_shadow + off, len);
+    seg->sg_undo_n = need;
+    return 0;
+}
+
+/* A run where a listed page differs from its image: the image's bytes
+ * saved, the page's copied in, and logged from the image. A copy that
+ * makes an image page faults, which the next commit's quiet window must
+ * hear of (sg_image_new). */
+static int take_run(void *arg, struct lrvm__seg *seg, size_t off, size_t len)
+{
+    const struct emit_to *to = arg;
+    int rc = undo_save(seg, off, len);
+    if (rc < 0)
+        return rc;
+    seg->sg_image_new |= image_written(seg, off / page_size);
+    memcpy(seg->sg_shadow + off, seg->sg_base + off, len);
+    return to->emit(to->arg, seg, off, seg->sg_shadow + off, len);
+}
+
+/* Take the runs of SEG's listed pages into their images, and emit them. */
+static int redo_seg(struct lrvm__seg *seg, struct emit_to *to)
+{
+    size_t n = atomic_load(&seg->sg_ndirty);
     seg->sg_image_new = 0;
     for (size_t k = 0; k < n; k++) {
         size_t p = seg->sg_dirty[k];
-        unsigned char *img = seg->sg_shadow + p * page_size;
-        seg->sg_image_new |= !lrvm__res_spare(seg, p);
-        memcpy(img, seg->sg_base + p * page_size, page_len(seg, p));
-        int rc = lrvm__page_diff(seg, p * page_size, img, seg->sg_undo + k * page_size,
-                                 page_len(seg, p), emit_image, to);
+        int rc = lrvm__page_diff(seg, p * page_size, seg->sg_base + p * page_size,
+                                 seg->sg_shadow + p * page_size, page_len(seg, p), take_run, to);
         if (rc < 0)
             return rc;
     }
@@ -744,7 +793,7 @@ static void uf_committed(lrvm_t *s, lrvm_tx_t *tx)
             lrvm__stash_refresh(seg);
         seg->sg_undo_n = 0;
         forget_undo(seg);
-        mark_listed(seg, 1);
+        mark_listed(seg);
         unlist_all(seg);
     }
 }
@@ -756,10 +805,10 @@ static void uf_commit_failed(lrvm_t *s, lrvm_tx_t *tx)
     window_close(s, tx, 0);
     struct lrvm__seg *seg;
     LRVM__EPOCH_FOR_EACH(s, tx, i, seg) {
-        for (size_t k = 0; k < seg->sg_undo_n; k++) {
-            size_t p = seg->sg_dirty[k];
-            memcpy(seg->sg_shadow + p * page_size, seg->sg_undo + k * page_size,
-                   page_len(seg, p));
+        for (size_t at = 0; at < seg->sg_undo_n;) {
+            const struct undo_run *r = (const void *)(seg->sg_undo + at);
+            memcpy(seg->sg_shadow + r->ur_off, r + 1, r->ur_len);
+            at += undo_size(r->ur_len);
         }
         seg->sg_undo_n = 0;
         forget_undo(seg);
@@ -782,7 +831,7 @@ static void uf_abort(lrvm_tx_t *tx)
                        page_len(seg, p));
         }
         (void)scan(seg);                /* protect what the copies wrote */
-        mark_listed(seg, 0);
+        mark_listed(seg);
         unlist_all(seg);
     }
 }
@@ -883,6 +932,7 @@ static void uf_check(lrvm_t *s, lrvm_tx_t *tx)
             marked += (st & PG_LISTED) != 0;
             seen += (st & PG_SEEN) != 0;
             LRVM__ASSERT(!(st & PG_LISTED) || (st & PG_SEEN));
+            LRVM__ASSERT(!(st & PG_IMAGE) || (st & PG_LISTED));          /* I6 */
         }
         LRVM__ASSERT(marked == n && seen == seg->sg_seen);
         size_t spans = seg->sg_npages ? table_of(seg, seg->sg_npages - 1) + 1 : 0, tables = 0;

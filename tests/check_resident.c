@@ -280,6 +280,37 @@ START_TEST(test_resident_uffd_far_pages_free_their_tables)
 }
 END_TEST
 
+/* A page the userfaultfd tracker lists but finds unchanged gets no image
+ * copy: once half a segment's pages have been written, the segment is
+ * protected whole, which lists every page once (track_uffd.c, scan), and
+ * the commit that finds them writes into the images only the runs that
+ * changed. The images kept are those of the pages written. */
+START_TEST(test_resident_uffd_unchanged_pages_keep_no_image)
+{
+    if (!tu_uffd_offered())
+        return;
+    const size_t n = 256, written = n / 2 + 16;
+    lrvm_options_t o = { .tracking = LRVM_TRACK_UFFD, .truncate_threshold = (size_t)1 << 34,
+                         .resident_limit = (size_t)1 << 30 };
+    lrvm_t *s = tu_open(NULL, &o);
+    unsigned char *a = tu_map(s, "a", n * PAGE);
+    for (size_t i = 0; i < written; i++)
+        store_tx(s, LRVM_TRACK_UFFD, a, i * PAGE + 8, i + 1);
+    ck_assert_msg(s->segs[0]->sg_whole, "the segment was not protected whole");
+    lrvm_stats_t st;
+    ck_assert_int_eq(lrvm_stats(s, &st), 0);
+    ck_assert_uint_eq(st.pages_released, 0);
+    ck_assert_msg(st.pages_shadow == written, "%" PRIu64 " images kept for %zu pages written",
+                  st.pages_shadow, written);
+    ck_assert_int_eq(lrvm_close(s), 0);
+    s = tu_open(NULL, &o);
+    a = tu_map(s, "a", n * PAGE);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_uint_eq(word_at(a, i * PAGE + 8), i < written ? i + 1 : 0);
+    ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
 /* While other transactions go past the limit again and again, a page an
  * open transaction wrote, and (automatic trackers) a page the ambient
  * epoch wrote, stay private and keep their bytes; both commit after. */
@@ -662,6 +693,7 @@ int main(void)
     tcase_add_test(tc, test_resident_abort_after_release_restores);
     tcase_add_test(tc, test_resident_uffd_release_leaves_no_entry);
     tcase_add_test(tc, test_resident_uffd_far_pages_free_their_tables);
+    tcase_add_test(tc, test_resident_uffd_unchanged_pages_keep_no_image);
     tcase_add_test(tc, test_resident_retiring_generation_keeps_pages);
     tcase_add_loop_test(tc, test_resident_limit_bounds_memory, 0, 2);
     tcase_add_test(tc, test_resident_ambient_stores_during_release);
