@@ -124,7 +124,13 @@
  *      files; a store shared on purpose (a group's directory) is opened
  *      with lrvm_options.shared. The lock is taken on the directory
  *      itself, so removing lrvm.lock while a store is open lets no second
- *      process in.
+ *      process in. A store whose directory or log is removed while it is
+ *      open keeps its files only in the process's descriptors, where no
+ *      commit is durable: the next sync of the log fails (a flushed commit
+ *      or lrvm_flush with LRVM_EIO and errno ENOENT, the calls after it as
+ *      C4 says). A segment file removed so fails the truncation that would
+ *      write it the same way; the log keeps its records, and lrvm_open
+ *      refuses them (LRVM_ECORRUPT) until the file is back.
  *   C11 Mappings changed by the program: a segment's pages belong to lrvm
  *      while the segment is mapped. If the program unmaps a page that a
  *      transaction wrote (the mprotect tracker), or any page of a segment

@@ -170,8 +170,10 @@ int lrvm__open_discarding(const char *dir, const lrvm_options_t *opts, uint64_t 
                              lrvm__truncate_threshold(s))) < 0)
         goto fail;
     s->discard_after = discard_after;
+    s->recovering = 1;
     if ((rc = lrvm__truncate(s)) < 0)                       /* keeps I2 */
         goto fail;
+    s->recovering = 0;
     s->discard_after = 0;
     *out = s;
     return 0;

@@ -1214,6 +1214,7 @@ struct lrvm {
                                               commits */
     uint64_t             discard_after;    /* api.c's, for recovery at open: 0, or
                                               where the log is to end on purpose */
+    int                  recovering;       /* api.c's: lrvm_open's recovery runs */
     struct lrvm         *pool_next;        /* api.c's: the pool of closed stores */
 };
 

@@ -430,16 +430,32 @@ int lrvm__io_wait_writeback(int fd, uint64_t off, uint64_t len)
     return rc < 0 ? code(rc) : 0;
 }
 
+/* A sync of FD that returned RC is void if FD's last link is gone (the
+ * store's directory or the file removed while the store is open): the
+ * bytes live only as long as the descriptor, and no crash leaves them to
+ * recovery, so the sync fails (LRVM_EIO, errno ENOENT) rather than let a
+ * commit call them durable. Not LRVM_ENOENT: from lrvm_commit that means
+ * a finished transaction, which the caller must not abort. */
+static int synced(int fd, int rc)
+{
+    struct stat st;
+    if (rc == 0 && (rc = io->fstat(fd, &st)) == 0 && st.st_nlink == 0) {
+        LRVM__TRACE("a file of the store was removed while the store is open: its sync makes "
+                    "nothing durable");
+        errno = ENOENT;
+        return LRVM_EIO;
+    }
+    return rc < 0 ? code(rc) : 0;
+}
+
 int lrvm__io_fdatasync(int fd)
 {
-    int rc = io->fdatasync(fd);
-    return rc < 0 ? code(rc) : 0;
+    return synced(fd, io->fdatasync(fd));
 }
 
 int lrvm__io_fsync(int fd)
 {
-    int rc = io->fsync(fd);
-    return rc < 0 ? code(rc) : 0;
+    return synced(fd, io->fsync(fd));
 }
 
 int lrvm__io_ftruncate(int fd, uint64_t len)

@@ -286,6 +286,14 @@ static int replay_seg(struct replay *r, const char *name, size_t n, struct repla
         return LRVM_ENOMEM;
     r->segs = t;
     int fd = lrvm__seg_open_file(r->dirfd, name, n, r->rdonly ? O_RDONLY : O_RDWR);
+    if (fd == LRVM_ENOENT && r->store != NULL && !r->store->recovering) {
+        /* This process wrote or checked the record: the file was removed
+         * while the store is open. LRVM_EIO with errno ENOENT, as io.c's
+         * syncs of a removed file. */
+        LRVM__TRACE("segment file %.*s was removed while the store is open: truncation "
+                    "refused", (int)n, name);
+        return LRVM_EIO;
+    }
     if (fd == LRVM_ENOENT) {        /* a record names a segment that is gone */
         r->why = "it names a segment file that does not exist";
         return LRVM_ECORRUPT;

@@ -2,8 +2,9 @@
  * check_hostile.c -- a store directory turned against its owner, and a
  * careless administrator: a segment file, the log or the lock file that is
  * a symbolic link, a FIFO or a directory; a store directory anyone may
- * write to or another user owns; the lock file removed while the store is
- * open; a missing parent directory; segment names with control characters;
+ * write to or another user owns; the lock file, the log, a segment file or
+ * the whole store removed while the store is open; a missing parent
+ * directory; segment names with control characters;
  * LRVM_TRACKING spelled in capitals or wrong; a thread that blocks SIGSEGV;
  * a segment page the program unmapped; a full disk. Each gets a clear error code,
  * writes nowhere it must not, and loses nothing.
@@ -192,6 +193,76 @@ START_TEST(test_hostile_removed_lock_file_keeps_the_lock)
     lrvm_t *again;
     ck_assert_int_eq(open_explicit(tu_dir, 0, &again), LRVM_EBUSY);   /* this process too */
     ck_assert_int_eq(lrvm_close(s), 0);
+}
+END_TEST
+
+/* One transaction that stores V at A's first word, committed with FLAGS. */
+static int store_word(lrvm_t *s, char *a, int v, int flags)
+{
+    lrvm_tx_t *tx;
+    ck_assert_int_eq(lrvm_begin(s, 1, (void *const *)&a, &tx), 0);
+    ck_assert_int_eq(lrvm_set_range(tx, a, sizeof v), 0);
+    memcpy(a, &v, sizeof v);
+    return lrvm_commit(tx, flags);
+}
+
+/* The store's directory removed while the store is open: its files live
+ * on in the open descriptors, and a sync of them makes nothing durable.
+ * A no-flush commit may return 0 (it promises nothing yet), but the next
+ * flushed commit fails with LRVM_EIO, errno ENOENT (not LRVM_ENOENT,
+ * which from lrvm_commit means a finished transaction), and the store
+ * then refuses flushes (lrvm.h C4). Before, every commit returned 0. */
+START_TEST(test_hostile_removed_store_fails_the_flushed_commit)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/store", tu_dir);
+    lrvm_t *s;
+    ck_assert_int_eq(open_explicit(dir, 0, &s), 0);
+    char *a = tu_map(s, "a", 4096);
+    ck_assert_int_eq(store_word(s, a, 1, 0), 0);
+    tu_rmrf(dir);
+    ck_assert_int_eq(store_word(s, a, 2, LRVM_NO_FLUSH), 0);
+    int rc = store_word(s, a, 3, 0);
+    ck_assert_msg(rc == LRVM_EIO, "flushed commit into a removed store: %s",
+                  rc ? lrvm_strerror(rc) : "returned 0");
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_eq(lrvm_flush(s), LRVM_EFAILED);
+    ck_assert_int_ne(lrvm_close(s), 0);
+}
+END_TEST
+
+/* The log alone removed: the same. */
+START_TEST(test_hostile_removed_log_fails_the_flushed_commit)
+{
+    lrvm_t *s;
+    ck_assert_int_eq(open_explicit(tu_dir, 0, &s), 0);
+    char *a = tu_map(s, "a", 4096);
+    ck_assert_int_eq(store_word(s, a, 1, 0), 0);
+    ck_assert_int_eq(unlink(tu_path(tu_dir, "lrvm.log")), 0);
+    int rc = store_word(s, a, 2, 0);
+    ck_assert_msg(rc == LRVM_EIO, "flushed commit into a removed log: %s",
+                  rc ? lrvm_strerror(rc) : "returned 0");
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_ne(lrvm_close(s), 0);
+}
+END_TEST
+
+/* A segment file removed while the store is open: the truncation that
+ * would write it fails with LRVM_EIO, errno ENOENT, not as a corrupt log,
+ * which is what the same record means to recovery at open (lrvm_open).
+ * The log keeps the commit, and lrvm_open refuses it until the file is
+ * back. */
+START_TEST(test_hostile_removed_segment_file_fails_the_truncation)
+{
+    lrvm_t *s;
+    ck_assert_int_eq(open_explicit(tu_dir, 0, &s), 0);
+    char *a = tu_map(s, "a", 4096);
+    ck_assert_int_eq(store_word(s, a, 1, 0), 0);
+    ck_assert_int_eq(unlink(tu_path(tu_dir, "a.seg")), 0);
+    ck_assert_int_eq(lrvm_truncate(s), LRVM_EIO);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_eq(lrvm_close(s), 0);                         /* the log holds it */
+    ck_assert_int_eq(open_explicit(tu_dir, 0, &s), LRVM_ECORRUPT);
 }
 END_TEST
 
@@ -517,6 +588,9 @@ int main(void)
     tcase_add_test(tc, test_hostile_foreign_owner_needs_shared);
     tcase_add_test(tc, test_hostile_removed_lock_file_keeps_the_lock);
     tcase_add_test(tc, test_hostile_missing_parent_says_so);
+    tcase_add_test(tc, test_hostile_removed_store_fails_the_flushed_commit);
+    tcase_add_test(tc, test_hostile_removed_log_fails_the_flushed_commit);
+    tcase_add_test(tc, test_hostile_removed_segment_file_fails_the_truncation);
     tcase_add_test(tc, test_hostile_control_characters_in_names);
     tcase_add_test(tc, test_hostile_tracking_env_any_case_or_refused);
     tcase_add_test(tc, test_hostile_tracking_modes_honoured_or_refused);
