@@ -175,6 +175,8 @@ struct lrvm__io_methods {
      * cannot, which leaves the file sparse). */
     int     (*allocate)(int fd, uint64_t off, uint64_t len);
     int     (*fstat)(int fd, struct stat *st);
+    /* The file's links: 0 once its last name went. */
+    int     (*links)(int fd);
     int     (*unlinkat)(int dirfd, const char *path);
     int     (*renameat)(int dirfd, const char *from, const char *to);
     int     (*mkdir)(const char *path, mode_t mode);

@@ -801,6 +801,7 @@ static int f_map_log(int fd, size_t len, const unsigned char **out)
 /* Calls that no test fails, handed down as they are. */
 static int f_close(int fd) { return below->close(fd); }
 static int f_fstat(int fd, struct stat *st) { return below->fstat(fd, st); }
+static int f_links(int fd) { return below->links(fd); }
 static int f_flock(int fd) { return below->flock(fd); }
 static int f_unmap(void *addr, size_t len) { return below->unmap(addr, len); }
 static void f_will_read(int fd, uint64_t off, uint64_t len) { below->will_read(fd, off, len); }
@@ -832,6 +833,7 @@ static const struct lrvm__io_methods fault_layer = {
     .ftruncate = f_ftruncate,
     .allocate = f_allocate,
     .fstat = f_fstat,
+    .links = f_links,
     .unlinkat = f_unlinkat,
     .renameat = f_renameat,
     .mkdir = f_mkdir,
